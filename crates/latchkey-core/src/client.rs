@@ -1,0 +1,443 @@
+//! Registered clients (RFC 6749 §2) and client authentication (§2.3).
+//!
+//! Confidential clients hold a generated high-entropy secret, stored only as its SHA-256
+//! digest and checked in constant time. Public clients hold none and authenticate with `none`.
+
+use crate::clock::UnixTime;
+use crate::entropy::{Entropy, random_hex, random_token};
+use crate::error::OAuthError;
+use crate::http::HttpRequest;
+use crate::params::Params;
+use crate::scope::ScopeSet;
+use crate::secret::{Digest, Secret};
+use base64::Engine as _;
+use std::collections::BTreeSet;
+
+/// A client identifier as registered.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientId(String);
+
+impl ClientId {
+    /// Accepts an identifier of 1 to 255 printable ASCII characters (RFC 6749 App. A.1: VSCHAR).
+    pub fn parse(raw: &str) -> Result<Self, OAuthError> {
+        if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
+            return Err(OAuthError::invalid_client("malformed client_id"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The identifier.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for ClientId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a client can keep a secret (RFC 6749 §2.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ClientType {
+    /// Holds a secret and authenticates with it.
+    Confidential,
+    /// Cannot keep a secret (browser and native apps); authenticates with `none`.
+    Public,
+}
+
+/// The grant types a client may be allowed, named as in RFC 7591 §2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum GrantType {
+    /// `authorization_code` (RFC 6749 §4.1).
+    AuthorizationCode,
+    /// `implicit` (RFC 6749 §4.2); off unless a client is allowed it (RFC 9700 §2.1.2).
+    Implicit,
+    /// `password`, the resource owner password credentials grant (RFC 6749 §4.3); off unless
+    /// a client is allowed it (RFC 9700 §2.4).
+    Password,
+    /// `client_credentials` (RFC 6749 §4.4).
+    ClientCredentials,
+    /// `refresh_token` (RFC 6749 §6).
+    RefreshToken,
+}
+
+impl GrantType {
+    /// Every grant type, in a stable order.
+    pub const ALL: [GrantType; 5] = [
+        Self::AuthorizationCode,
+        Self::Implicit,
+        Self::Password,
+        Self::ClientCredentials,
+        Self::RefreshToken,
+    ];
+
+    /// The name used on the wire and in settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::AuthorizationCode => "authorization_code",
+            Self::Implicit => "implicit",
+            Self::Password => "password",
+            Self::ClientCredentials => "client_credentials",
+            Self::RefreshToken => "refresh_token",
+        }
+    }
+
+    /// Parses a grant type name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for GrantType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A registered client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Client {
+    /// The client identifier.
+    pub id: ClientId,
+    /// A human-readable name, shown on consent pages.
+    pub name: String,
+    /// SHA-256 of the client secret; `None` for public clients.
+    pub secret_digest: Option<Digest>,
+    /// Registered redirect URIs, matched exactly.
+    pub redirect_uris: Vec<String>,
+    /// The grants this client may use.
+    pub grant_types: BTreeSet<GrantType>,
+    /// The scopes this client may be granted; `None` means the server's available scopes.
+    pub scopes: Option<ScopeSet>,
+    /// Scopes granted when a request names none; `None` means the server's defaults.
+    pub default_scopes: Option<ScopeSet>,
+    /// Access-token lifetime for this client in seconds; `None` means the server's.
+    pub access_token_ttl: Option<u64>,
+    /// Refresh-token lifetime for this client in seconds; `None` means the server's.
+    pub refresh_token_ttl: Option<u64>,
+    /// When the client was registered.
+    pub created_at: UnixTime,
+}
+
+impl Client {
+    /// Confidential when it has a secret, public otherwise.
+    pub fn client_type(&self) -> ClientType {
+        if self.secret_digest.is_some() {
+            ClientType::Confidential
+        } else {
+            ClientType::Public
+        }
+    }
+
+    /// Whether the client may use `grant`.
+    pub fn allows(&self, grant: GrantType) -> bool {
+        self.grant_types.contains(&grant)
+    }
+}
+
+/// A builder for new clients, which generates the identifier and secret.
+#[derive(Clone, Debug)]
+pub struct NewClient {
+    name: String,
+    client_type: ClientType,
+    id: Option<String>,
+    redirect_uris: Vec<String>,
+    grant_types: Option<BTreeSet<GrantType>>,
+    scopes: Option<ScopeSet>,
+    default_scopes: Option<ScopeSet>,
+}
+
+impl NewClient {
+    /// A confidential client; by default allowed `client_credentials`, `authorization_code`
+    /// and `refresh_token`.
+    pub fn confidential(name: impl Into<String>) -> Self {
+        Self::with_type(name, ClientType::Confidential)
+    }
+
+    /// A public client; by default allowed `authorization_code` and `refresh_token`.
+    pub fn public(name: impl Into<String>) -> Self {
+        Self::with_type(name, ClientType::Public)
+    }
+
+    fn with_type(name: impl Into<String>, client_type: ClientType) -> Self {
+        Self {
+            name: name.into(),
+            client_type,
+            id: None,
+            redirect_uris: Vec::new(),
+            grant_types: None,
+            scopes: None,
+            default_scopes: None,
+        }
+    }
+
+    /// Uses a chosen identifier instead of a generated one.
+    pub fn id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
+
+    /// The grants the client may use.
+    pub fn grant_types(mut self, grants: impl IntoIterator<Item = GrantType>) -> Self {
+        self.grant_types = Some(grants.into_iter().collect());
+        self
+    }
+
+    /// The redirect URIs the client registers.
+    pub fn redirect_uris<S: Into<String>>(mut self, uris: impl IntoIterator<Item = S>) -> Self {
+        self.redirect_uris = uris.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The scopes the client may be granted.
+    pub fn scopes(mut self, scopes: ScopeSet) -> Self {
+        self.scopes = Some(scopes);
+        self
+    }
+
+    /// The scopes granted when a request names none.
+    pub fn default_scopes(mut self, scopes: ScopeSet) -> Self {
+        self.default_scopes = Some(scopes);
+        self
+    }
+
+    /// Creates the client. The secret (for confidential clients) is returned once and never
+    /// stored: only its digest is in the [`Client`].
+    pub fn build(self, entropy: &dyn Entropy, now: UnixTime) -> (Client, Option<Secret>) {
+        let secret = match self.client_type {
+            ClientType::Confidential => Some(Secret::new(random_token(entropy, 32))),
+            ClientType::Public => None,
+        };
+        let grant_types = self.grant_types.unwrap_or_else(|| match self.client_type {
+            ClientType::Confidential => [
+                GrantType::ClientCredentials,
+                GrantType::AuthorizationCode,
+                GrantType::RefreshToken,
+            ]
+            .into(),
+            ClientType::Public => [GrantType::AuthorizationCode, GrantType::RefreshToken].into(),
+        });
+        let client = Client {
+            id: ClientId(self.id.unwrap_or_else(|| random_hex(entropy, 16))),
+            name: self.name,
+            secret_digest: secret.as_ref().map(Secret::digest),
+            redirect_uris: self.redirect_uris,
+            grant_types,
+            scopes: self.scopes,
+            default_scopes: self.default_scopes,
+            access_token_ttl: None,
+            refresh_token_ttl: None,
+            created_at: now,
+        };
+        (client, secret)
+    }
+}
+
+/// The credentials a request presented, before they are checked against a client.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credentials {
+    /// `client_secret_basic`: the `Authorization: Basic` header (RFC 6749 §2.3.1).
+    Basic {
+        /// The form-decoded client identifier.
+        id: String,
+        /// The form-decoded secret.
+        secret: Secret,
+    },
+    /// `client_secret_post`: `client_id` and `client_secret` in the body.
+    Post {
+        /// The client identifier.
+        id: String,
+        /// The secret.
+        secret: Secret,
+    },
+    /// `none`: a public client names itself with `client_id` only.
+    None {
+        /// The client identifier.
+        id: String,
+    },
+}
+
+impl Credentials {
+    /// The identifier the client claims.
+    pub fn client_id(&self) -> &str {
+        match self {
+            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+        }
+    }
+
+    /// Reads the credentials of a request. `Ok(None)` when it presents none at all.
+    ///
+    /// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
+    /// request": a Basic header together with `client_secret` in the body is refused.
+    pub fn from_request(req: &HttpRequest, params: &Params) -> Result<Option<Self>, OAuthError> {
+        if req.header_count("authorization") > 1 {
+            return Err(OAuthError::invalid_request("repeated Authorization header"));
+        }
+        if let Some(header) = req.header("authorization") {
+            let (id, secret) = decode_basic(header)?;
+            if params.contains("client_secret") {
+                return Err(OAuthError::invalid_request(
+                    "more than one client authentication method used",
+                ));
+            }
+            if params.get("client_id").is_some_and(|body_id| body_id != id) {
+                return Err(OAuthError::invalid_request(
+                    "client_id in the body differs from the Authorization header",
+                ));
+            }
+            return Ok(Some(Self::Basic { id, secret }));
+        }
+        match (params.get("client_id"), params.get("client_secret")) {
+            (Some(id), Some(secret)) => Ok(Some(Self::Post {
+                id: id.to_owned(),
+                secret: Secret::new(secret),
+            })),
+            (Some(id), None) => Ok(Some(Self::None { id: id.to_owned() })),
+            (None, Some(_)) => Err(OAuthError::invalid_request(
+                "client_secret sent without client_id",
+            )),
+            (None, None) => Ok(None),
+        }
+    }
+
+    /// Checks these credentials against the registered `client`.
+    pub fn verify(&self, client: &Client) -> Result<(), OAuthError> {
+        match (self, &client.secret_digest) {
+            (Self::Basic { secret, .. } | Self::Post { secret, .. }, Some(digest)) => {
+                if digest.matches(secret) {
+                    Ok(())
+                } else {
+                    Err(OAuthError::invalid_client("client authentication failed"))
+                }
+            }
+            (Self::None { .. }, None) => Ok(()),
+            // A public client has no secret to check: presenting one is a misconfiguration
+            // we refuse rather than ignore.
+            (Self::Basic { .. } | Self::Post { .. }, None) => {
+                Err(OAuthError::invalid_client("client authentication failed"))
+            }
+            (Self::None { .. }, Some(_)) => {
+                Err(OAuthError::invalid_client("client authentication required"))
+            }
+        }
+    }
+}
+
+/// Decodes `Authorization: Basic`, form-decoding id and secret as RFC 6749 §2.3.1 requires
+/// ("encoded using the application/x-www-form-urlencoded encoding algorithm").
+fn decode_basic(header: &str) -> Result<(String, Secret), OAuthError> {
+    let bad = || OAuthError::invalid_client("malformed Basic authorization header");
+    let (scheme, value) = header.trim().split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(OAuthError::invalid_client(
+            "unsupported authorization scheme at this endpoint",
+        ));
+    }
+    let raw = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| bad())?;
+    let text = String::from_utf8(raw).map_err(|_| bad())?;
+    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id).ok_or_else(bad)?;
+    let secret = form_decode(secret).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((id, Secret::new(secret)))
+}
+
+fn form_decode(raw: &str) -> Option<String> {
+    let spaced = raw.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::entropy::SeededEntropy;
+    use crate::error::ErrorCode;
+
+    fn basic(id: &str, secret: &str) -> String {
+        let raw = format!("{id}:{secret}");
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(raw)
+        )
+    }
+
+    fn creds(req: HttpRequest) -> Result<Option<Credentials>, OAuthError> {
+        let params = Params::parse(&req.body)?;
+        Credentials::from_request(&req, &params)
+    }
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let req = HttpRequest::post_form("/token", "grant_type=x")
+            .with_header("authorization", basic("my%20app", "p%3Ass+word"));
+        let Ok(Some(Credentials::Basic { id, secret })) = creds(req) else {
+            panic!("expected Basic credentials");
+        };
+        assert_eq!(id, "my app");
+        assert_eq!(secret.expose(), "p:ss word");
+    }
+
+    #[test]
+    fn two_methods_at_once_are_refused() {
+        let req = HttpRequest::post_form("/token", "client_secret=x")
+            .with_header("authorization", basic("a", "b"));
+        assert_eq!(
+            creds(req).expect_err("two methods").code(),
+            ErrorCode::InvalidRequest
+        );
+    }
+
+    #[test]
+    fn malformed_basic_header_is_invalid_client() {
+        for header in ["Basic !!!", "Basic", "Bearer abc", &basic("", "x")] {
+            let req = HttpRequest::post_form("/token", "").with_header("authorization", header);
+            assert_eq!(
+                creds(req).expect_err(header).code(),
+                ErrorCode::InvalidClient
+            );
+        }
+    }
+
+    #[test]
+    fn secret_check_distinguishes_client_types() {
+        let e = SeededEntropy::new(1);
+        let (conf, secret) = NewClient::confidential("c").build(&e, UnixTime(0));
+        let secret = secret.expect("confidential clients get a secret");
+        let (public, none) = NewClient::public("p").build(&e, UnixTime(0));
+        assert!(none.is_none());
+        let good = Credentials::Post {
+            id: conf.id.to_string(),
+            secret: secret.clone(),
+        };
+        assert!(good.verify(&conf).is_ok());
+        let wrong = Credentials::Post {
+            id: conf.id.to_string(),
+            secret: Secret::new("nope"),
+        };
+        assert!(wrong.verify(&conf).is_err());
+        assert!(
+            Credentials::None {
+                id: conf.id.to_string()
+            }
+            .verify(&conf)
+            .is_err()
+        );
+        assert!(
+            Credentials::None {
+                id: public.id.to_string()
+            }
+            .verify(&public)
+            .is_ok()
+        );
+        assert!(good.verify(&public).is_err());
+    }
+}

@@ -1,0 +1,148 @@
+//! Provider configuration, with RFC 9700 defaults, validated once when the provider is built.
+
+use crate::scope::ScopeSet;
+
+/// Server-wide settings of a [`crate::provider::Provider`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// The issuer identifier (RFC 8414 §2): an `https` URL, or `http` on loopback for
+    /// development, with no query or fragment.
+    pub issuer: String,
+    /// Access-token lifetime in seconds (default one hour).
+    pub access_token_ttl: u64,
+    /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one.
+    pub refresh_token_ttl: u64,
+    /// Scopes a client may request when it has no list of its own.
+    pub available_scopes: ScopeSet,
+    /// Scopes granted when a request names none and the client has no defaults of its own.
+    pub default_scopes: ScopeSet,
+    /// A page explaining errors, sent as `error_uri` (Flask-OAuthlib's `OAUTH2_PROVIDER_ERROR_URI`).
+    pub error_uri: Option<String>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            issuer: "http://127.0.0.1:8080".into(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            available_scopes: ScopeSet::empty(),
+            default_scopes: ScopeSet::empty(),
+            error_uri: None,
+        }
+    }
+}
+
+/// A configuration that cannot be served.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ConfigError {
+    /// The issuer is not a valid issuer identifier.
+    #[error("issuer must be an https URL (or http on localhost) without query or fragment: {0}")]
+    Issuer(String),
+    /// A lifetime is zero or absurdly long.
+    #[error("{0} must be between 1 second and 10 years")]
+    Lifetime(&'static str),
+    /// Default scopes that no client could be granted.
+    #[error("default scopes {0:?} are not among the available scopes")]
+    DefaultScopes(String),
+    /// The error URI is not an absolute http(s) URL.
+    #[error("error_uri must be an absolute http(s) URL: {0}")]
+    ErrorUri(String),
+}
+
+impl Config {
+    /// Checks the configuration; the provider refuses to start on an error.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        validate_issuer(&self.issuer)?;
+        const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
+        if !(1..=TEN_YEARS).contains(&self.access_token_ttl) {
+            return Err(ConfigError::Lifetime("access_token_ttl"));
+        }
+        if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
+            return Err(ConfigError::Lifetime("refresh_token_ttl"));
+        }
+        if !self.default_scopes.is_subset(&self.available_scopes) {
+            return Err(ConfigError::DefaultScopes(
+                self.default_scopes.missing_from(&self.available_scopes),
+            ));
+        }
+        if let Some(uri) = &self.error_uri {
+            if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains(' ') {
+                return Err(ConfigError::ErrorUri(uri.clone()));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
+    let bad = || ConfigError::Issuer(issuer.to_owned());
+    let rest = if let Some(rest) = issuer.strip_prefix("https://") {
+        rest
+    } else if let Some(rest) = issuer.strip_prefix("http://") {
+        // Plain HTTP only for development on this machine.
+        let host = if rest.starts_with("[::1]") {
+            "[::1]"
+        } else {
+            rest.split(['/', ':']).next().unwrap_or("")
+        };
+        if !(host == "localhost" || host == "[::1]" || host.starts_with("127.")) {
+            return Err(bad());
+        }
+        rest
+    } else {
+        return Err(bad());
+    };
+    if rest.is_empty() || rest.contains(['?', '#', ' ']) || issuer.ends_with('/') {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_configuration_is_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn issuer_rules() {
+        for good in [
+            "https://auth.example.com",
+            "https://a.example/tenant",
+            "http://localhost:8080",
+            "http://[::1]:9",
+        ] {
+            let c = Config {
+                issuer: good.into(),
+                ..Config::default()
+            };
+            assert_eq!(c.validate(), Ok(()), "{good}");
+        }
+        for bad in [
+            "http://auth.example.com",
+            "https://a.example?x=1",
+            "https://a.example/",
+            "ftp://x",
+            "https://",
+        ] {
+            let c = Config {
+                issuer: bad.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn defaults_must_be_available() {
+        let c = Config {
+            default_scopes: ["read"].into_iter().collect(),
+            ..Config::default()
+        };
+        assert!(matches!(c.validate(), Err(ConfigError::DefaultScopes(_))));
+    }
+}

@@ -1,0 +1,136 @@
+//! The token endpoint (RFC 6749 §3.2): method and content checks, parameter parsing, client
+//! authentication (§2.3), then the grant.
+
+use crate::client::{ClientType, Credentials, GrantType};
+use crate::error::{ErrorCode, OAuthError};
+use crate::events::Event;
+use crate::grant;
+use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::params::Params;
+use crate::proto::{TokenRequest, TokenResponse};
+use crate::provider::Provider;
+use crate::store::{ClientStore, TokenStore};
+use crate::user::UserAuthenticator;
+
+/// Answers one token request.
+pub async fn handle<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> HttpResponse
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    match exchange(p, req).await {
+        Ok(response) => response.to_http(),
+        Err(err) => {
+            log_refusal(&err);
+            err.to_response(p.config().error_uri.as_deref())
+        }
+    }
+}
+
+async fn exchange<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> Result<TokenResponse, OAuthError>
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method when making access token
+    // requests."
+    if req.method != Method::Post {
+        return Err(
+            OAuthError::invalid_request("the token endpoint accepts only POST")
+                .with_status(405)
+                .with_header("allow", "POST"),
+        );
+    }
+    // RFC 6749 §4.4.2 and siblings: parameters use "application/x-www-form-urlencoded".
+    if !req.has_form_body() {
+        return Err(OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
+    }
+    let params = Params::parse(&req.body)?;
+    // RFC 6749 §2.3.1: the client secret "MUST NOT be included in the request URI".
+    if req.query.contains("client_secret=") || req.query.contains("password=") {
+        return Err(OAuthError::invalid_request(
+            "credentials must not be sent in the query string",
+        ));
+    }
+    let request = TokenRequest::from_params(&params)?;
+    let client = authenticate_client(p, req, &params).await?;
+    let grant_type = request.grant_type();
+    // RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
+    // clients."
+    if grant_type == GrantType::ClientCredentials && client.client_type() == ClientType::Public {
+        return Err(OAuthError::unauthorized_client(
+            "public clients may not use client_credentials",
+        ));
+    }
+    if !client.allows(grant_type) {
+        return Err(OAuthError::unauthorized_client(format!(
+            "this client is not allowed the {grant_type} grant"
+        )));
+    }
+    match request {
+        TokenRequest::ClientCredentials { scope } => {
+            grant::client_credentials::exchange(p, &client, scope.as_ref()).await
+        }
+        TokenRequest::Password {
+            username,
+            password,
+            scope,
+        } => grant::password::exchange(p, &client, &username, &password, scope.as_ref()).await,
+        TokenRequest::RefreshToken {
+            refresh_token,
+            scope,
+        } => grant::refresh_token::exchange(p, &client, &refresh_token, scope.as_ref()).await,
+    }
+}
+
+/// Finds the client the request names and checks its credentials (RFC 6749 §2.3).
+pub async fn authenticate_client<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+    params: &Params,
+) -> Result<crate::client::Client, OAuthError>
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    let fail = |id: Option<&str>, err: OAuthError| {
+        p.emit(Event::ClientAuthFailed {
+            client_id: id.map(str::to_owned),
+        });
+        err
+    };
+    let credentials = match Credentials::from_request(req, params) {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return Err(fail(
+                None,
+                OAuthError::invalid_client("client authentication required"),
+            ));
+        }
+        Err(e) if e.code() == ErrorCode::InvalidClient => return Err(fail(None, e)),
+        Err(e) => return Err(e),
+    };
+    let id = credentials.client_id();
+    let Some(client) = p.store().get_client(id).await? else {
+        return Err(fail(Some(id), OAuthError::invalid_client("unknown client")));
+    };
+    credentials.verify(&client).map_err(|e| fail(Some(id), e))?;
+    Ok(client)
+}
+
+fn log_refusal(err: &OAuthError) {
+    match err.code() {
+        ErrorCode::ServerError | ErrorCode::TemporarilyUnavailable => tracing::error!(
+            error = err.code().as_str(),
+            detail = err.detail().unwrap_or(""),
+            "token request failed"
+        ),
+        code => tracing::debug!(
+            error = code.as_str(),
+            description = err.description().unwrap_or(""),
+            "token request refused"
+        ),
+    }
+}

@@ -1,0 +1,53 @@
+//! Audit events. The core emits them through an [`EventSink`]; nothing comes back, and no
+//! event carries a secret, a token value or a password.
+
+use crate::client::GrantType;
+
+/// Something an operator may want in an audit trail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Tokens were issued by a grant.
+    TokenIssued {
+        /// The client.
+        client_id: String,
+        /// The grant used.
+        grant_type: GrantType,
+        /// The resource owner, if any.
+        subject: Option<String>,
+        /// Whether a refresh token was included.
+        with_refresh: bool,
+    },
+    /// A refresh token was presented again after rotation; its family was revoked.
+    RefreshReuseDetected {
+        /// The client that presented it.
+        client_id: String,
+        /// The revoked family.
+        family: String,
+    },
+    /// A client failed to authenticate.
+    ClientAuthFailed {
+        /// The identifier it claimed, if any.
+        client_id: Option<String>,
+    },
+    /// A resource owner's password was wrong or the user unknown.
+    UserAuthFailed {
+        /// The client that asked.
+        client_id: String,
+        /// The user name tried (not secret, but may be mistyped passwords: log with care).
+        username: String,
+    },
+}
+
+/// Where events go: a log, a queue, a metrics counter.
+pub trait EventSink: Send + Sync + 'static {
+    /// Receives one event. Must not block for long: it runs on the request path.
+    fn emit(&self, event: &Event);
+}
+
+/// Drops every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoEvents;
+
+impl EventSink for NoEvents {
+    fn emit(&self, _event: &Event) {}
+}

@@ -1,0 +1,39 @@
+//! The client credentials grant (RFC 6749 §4.4).
+
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::proto::TokenResponse;
+use crate::provider::Provider;
+use crate::scope::{ScopeSet, resolve};
+use crate::store::{ClientStore, TokenStore};
+use crate::token::{FamilyId, Grant};
+use crate::user::UserAuthenticator;
+
+/// Issues an access token to an authenticated confidential client.
+pub async fn exchange<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    requested: Option<&ScopeSet>,
+) -> Result<TokenResponse, OAuthError>
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    let scope = resolve(
+        requested,
+        p.allowed_scopes(client),
+        p.default_scopes(client),
+    )?;
+    p.issue(Grant {
+        client_id: client.id.clone(),
+        subject: None,
+        username: None,
+        scope,
+        grant_type: GrantType::ClientCredentials,
+        family: FamilyId::generate(p.entropy()),
+        access_ttl: p.access_ttl(client),
+        // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
+        refresh_ttl: None,
+    })
+    .await
+}

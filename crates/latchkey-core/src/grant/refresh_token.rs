@@ -1,0 +1,108 @@
+//! The refresh token grant (RFC 6749 §6) with rotation and reuse detection (RFC 9700 §4.14.2).
+//!
+//! Every exchange consumes the presented refresh token and issues a new one in the same
+//! family. Presenting a consumed token again means two parties hold it: the whole family is
+//! revoked, so the thief's tokens and the victim's stop working together.
+
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::events::Event;
+use crate::proto::TokenResponse;
+use crate::provider::Provider;
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+use crate::store::{ClientStore, Rotation, TokenStore};
+use crate::token::{Grant, TokenKind, mint};
+use crate::user::UserAuthenticator;
+
+/// Exchanges a refresh token for a new access token and a new refresh token.
+pub async fn exchange<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    refresh_token: &Secret,
+    requested: Option<&ScopeSet>,
+) -> Result<TokenResponse, OAuthError>
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
+    let digest = refresh_token.digest();
+    let now = p.clock().now();
+    let Some(record) = p.store().find_token(&digest).await? else {
+        return Err(invalid());
+    };
+    // RFC 6749 §6: "validate the refresh token ... ensure that the refresh token was issued to
+    // the authenticated client". Another client's token is simply invalid here.
+    if record.kind != TokenKind::Refresh || record.client_id != client.id {
+        return Err(invalid());
+    }
+    if record.rotated {
+        let revoked = p.store().revoke_family(&record.family).await?;
+        report_reuse(p, client, &record.family.0, revoked);
+        return Err(invalid());
+    }
+    if !record.is_active(now) {
+        return Err(invalid());
+    }
+    // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
+    // the resource owner, and if omitted is treated as equal to the scope originally granted".
+    let scope = match requested {
+        None => record.scope.clone(),
+        Some(req) if req.is_subset(&record.scope) => req.clone(),
+        Some(req) => {
+            return Err(OAuthError::invalid_scope(format!(
+                "scope was not originally granted: {}",
+                req.missing_from(&record.scope)
+            )));
+        }
+    };
+    let grant = Grant {
+        client_id: client.id.clone(),
+        subject: record.subject.clone(),
+        username: record.username.clone(),
+        scope,
+        grant_type: record.grant_type,
+        family: record.family.clone(),
+        access_ttl: p.access_ttl(client),
+        refresh_ttl: Some(p.refresh_ttl(client)),
+    };
+    let minted = mint(&grant, p.entropy(), now);
+    match p
+        .store()
+        .rotate_refresh(&digest, &minted.records, now)
+        .await?
+    {
+        Rotation::Rotated => {}
+        Rotation::Reused { family } => {
+            // Another request rotated this token between our read and our write.
+            report_reuse(p, client, &family.0, 0);
+            return Err(invalid());
+        }
+        Rotation::Invalid => return Err(invalid()),
+    }
+    p.emit(Event::TokenIssued {
+        client_id: client.id.to_string(),
+        grant_type: GrantType::RefreshToken,
+        subject: grant.subject.clone(),
+        with_refresh: true,
+    });
+    Ok(TokenResponse {
+        access_token: minted.access_token,
+        expires_in: grant.access_ttl,
+        refresh_token: minted.refresh_token,
+        scope: grant.scope,
+    })
+}
+
+fn report_reuse<S, U>(p: &Provider<S, U>, client: &Client, family: &str, revoked: u64)
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    tracing::warn!(client_id = %client.id, family, revoked, "refresh token reuse detected; family revoked");
+    p.emit(Event::RefreshReuseDetected {
+        client_id: client.id.to_string(),
+        family: family.to_owned(),
+    });
+}

@@ -1,0 +1,165 @@
+//! The framework-agnostic HTTP request and response: the only types an adapter touches.
+//!
+//! An adapter copies what the core needs out of its framework's request (method, query,
+//! headers, body, peer address, whether TLS was used) into an owned [`HttpRequest`], and
+//! turns the [`HttpResponse`] it gets back into its framework's response. Owning the types
+//! keeps the core free of `http` crate versions (actix-web is on `http` 0.2, axum on 1.x).
+
+use std::net::SocketAddr;
+
+/// An HTTP request method, as far as OAuth endpoints care.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// `GET`
+    Get,
+    /// `POST`
+    Post,
+    /// `HEAD`
+    Head,
+    /// `OPTIONS`
+    Options,
+    /// Any other method, by name.
+    Other(String),
+}
+
+impl Method {
+    /// Parses a method name as sent on the wire.
+    pub fn parse(name: &str) -> Self {
+        match name {
+            "GET" => Self::Get,
+            "POST" => Self::Post,
+            "HEAD" => Self::Head,
+            "OPTIONS" => Self::Options,
+            other => Self::Other(other.to_owned()),
+        }
+    }
+}
+
+/// An HTTP request, owned, as the core sees it.
+#[derive(Clone, Debug)]
+pub struct HttpRequest {
+    /// The request method.
+    pub method: Method,
+    /// The path, without the query string.
+    pub path: String,
+    /// The raw query string, without the leading `?`.
+    pub query: String,
+    /// Header names in lowercase, values as received; repeated headers appear repeatedly.
+    pub headers: Vec<(String, String)>,
+    /// The raw body.
+    pub body: Vec<u8>,
+    /// The peer's socket address, when the adapter knows it.
+    pub peer: Option<SocketAddr>,
+    /// Whether the request arrived over TLS (as decided by the adapter or a trusted proxy).
+    pub tls: bool,
+}
+
+impl HttpRequest {
+    /// An empty request to `path`; mostly for tests and examples.
+    pub fn new(method: Method, path: impl Into<String>) -> Self {
+        Self {
+            method,
+            path: path.into(),
+            query: String::new(),
+            headers: Vec::new(),
+            body: Vec::new(),
+            peer: None,
+            tls: false,
+        }
+    }
+
+    /// A `POST` with an `application/x-www-form-urlencoded` body.
+    pub fn post_form(path: impl Into<String>, body: impl Into<String>) -> Self {
+        Self::new(Method::Post, path)
+            .with_header("content-type", "application/x-www-form-urlencoded")
+            .with_body(body.into().into_bytes())
+    }
+
+    /// Adds a header (the name is lowercased).
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Replaces the body.
+    pub fn with_body(mut self, body: Vec<u8>) -> Self {
+        self.body = body;
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// How many times header `name` was sent; a repeated `Authorization` is an error.
+    pub fn header_count(&self, name: &str) -> usize {
+        self.headers
+            .iter()
+            .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+            .count()
+    }
+
+    /// Whether the body is declared as `application/x-www-form-urlencoded` (parameters such
+    /// as `charset=utf-8` allowed).
+    pub fn has_form_body(&self) -> bool {
+        self.header("content-type").is_some_and(|ct| {
+            ct.split(';').next().is_some_and(|mime| {
+                mime.trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+            })
+        })
+    }
+}
+
+/// An HTTP response from the core, for the adapter to send as it is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HttpResponse {
+    /// The status code.
+    pub status: u16,
+    /// Headers, in the order they should be sent.
+    pub headers: Vec<(String, String)>,
+    /// The body bytes.
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    /// A response with a JSON body.
+    pub fn json(status: u16, body: &serde_json::Value) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: body.to_string().into_bytes(),
+        }
+    }
+
+    /// A JSON response that must never be cached: token responses and their errors
+    /// (RFC 6749 §5.1: `Cache-Control: no-store` and `Pragma: no-cache`).
+    pub fn json_no_store(status: u16, body: &serde_json::Value) -> Self {
+        Self::json(status, body)
+            .with_header("cache-control", "no-store")
+            .with_header("pragma", "no-cache")
+    }
+
+    /// Adds a header.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    /// The first value of header `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body parsed as JSON; `Value::Null` if it is not JSON. For tests and clients.
+    pub fn json_body(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}

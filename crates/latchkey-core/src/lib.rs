@@ -1,0 +1,73 @@
+//! # latchkey-core
+//!
+//! The protocol core of Latchkey, an OAuth 2.0 authorization server (RFC 6749, RFC 9700).
+//!
+//! This crate does no I/O, knows no web framework and owns no clock or random source: an
+//! adapter turns a framework request into an [`http::HttpRequest`], calls an endpoint on a
+//! [`provider::Provider`], and turns the [`http::HttpResponse`] back. Storage is reached only
+//! through the traits in [`store`]; [`store::memory`] is the reference implementation.
+//!
+//! ```
+//! use latchkey_core::prelude::*;
+//!
+//! # tokio_test_block_on(async {
+//! let store = MemoryStore::new();
+//! let provider = Provider::builder(store.clone(), NoUsers)
+//!     .issuer("https://auth.example.com")
+//!     .build()
+//!     .expect("valid configuration");
+//!
+//! // Register a confidential client allowed the client_credentials grant.
+//! let (client, secret) = NewClient::confidential("inventory-sync")
+//!     .grant_types([GrantType::ClientCredentials])
+//!     .build(provider.entropy(), provider.clock().now());
+//! store.put_client(&client).await.expect("memory store accepts the client");
+//!
+//! let request = HttpRequest::post_form(
+//!     "/token",
+//!     format!("grant_type=client_credentials&client_id={}&client_secret={}",
+//!         client.id, secret.expect("confidential clients get a secret").expose()),
+//! );
+//! let response = provider.token(&request).await;
+//! assert_eq!(response.status, 200);
+//! # });
+//! # fn tokio_test_block_on<F: std::future::Future>(f: F) -> F::Output {
+//! #     tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(f)
+//! # }
+//! ```
+
+pub mod client;
+pub mod clock;
+pub mod config;
+pub mod endpoint;
+pub mod entropy;
+pub mod error;
+pub mod events;
+pub mod grant;
+pub mod http;
+pub mod params;
+pub mod password;
+pub mod proto;
+pub mod provider;
+pub mod scope;
+pub mod secret;
+pub mod store;
+pub mod token;
+pub mod user;
+
+/// The names most embedders need, in one import.
+pub mod prelude {
+    pub use crate::client::{Client, ClientId, ClientType, GrantType, NewClient};
+    pub use crate::clock::{Clock, ManualClock, SystemClock, UnixTime};
+    pub use crate::config::{Config, ConfigError};
+    pub use crate::entropy::{Entropy, OsEntropy, SeededEntropy};
+    pub use crate::error::{ErrorCode, OAuthError};
+    pub use crate::events::{Event, EventSink, NoEvents};
+    pub use crate::http::{HttpRequest, HttpResponse, Method};
+    pub use crate::provider::{Provider, ProviderBuilder};
+    pub use crate::scope::ScopeSet;
+    pub use crate::secret::Secret;
+    pub use crate::store::memory::MemoryStore;
+    pub use crate::store::{ClientStore, StoreError, StoreErrorKind, TokenStore, UserStore};
+    pub use crate::user::{AuthenticatedUser, NoUsers, User, UserAuthenticator};
+}

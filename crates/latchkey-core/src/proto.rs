@@ -1,0 +1,97 @@
+//! Wire types of the token endpoint, parsed once at the edge (RFC 6749 §4.3-§4.4, §5, §6).
+
+use crate::error::OAuthError;
+use crate::params::{Params, printable};
+use crate::scope::ScopeSet;
+use crate::secret::Secret;
+
+/// A token request, by `grant_type`.
+#[derive(Clone, Debug)]
+pub enum TokenRequest {
+    /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
+    ClientCredentials {
+        /// The requested scope, if any.
+        scope: Option<ScopeSet>,
+    },
+    /// `grant_type=password` (RFC 6749 §4.3.2).
+    Password {
+        /// The resource owner's user name.
+        username: String,
+        /// The resource owner's password.
+        password: Secret,
+        /// The requested scope, if any.
+        scope: Option<ScopeSet>,
+    },
+    /// `grant_type=refresh_token` (RFC 6749 §6).
+    RefreshToken {
+        /// The refresh token presented.
+        refresh_token: Secret,
+        /// A narrower scope, if requested.
+        scope: Option<ScopeSet>,
+    },
+}
+
+impl TokenRequest {
+    /// Parses the body parameters of a token request.
+    pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
+        let grant_type = params.require("grant_type")?;
+        let scope = params.get("scope").map(ScopeSet::parse).transpose()?;
+        match grant_type {
+            "client_credentials" => Ok(Self::ClientCredentials { scope }),
+            "password" => Ok(Self::Password {
+                username: params.require("username")?.to_owned(),
+                password: Secret::new(params.require("password")?),
+                scope,
+            }),
+            "refresh_token" => Ok(Self::RefreshToken {
+                refresh_token: Secret::new(params.require("refresh_token")?),
+                scope,
+            }),
+            other => Err(OAuthError::new(
+                crate::error::ErrorCode::UnsupportedGrantType,
+                format!("grant_type '{}' is not supported", printable(other)),
+            )),
+        }
+    }
+
+    /// The grant type this request uses.
+    pub fn grant_type(&self) -> crate::client::GrantType {
+        use crate::client::GrantType;
+        match self {
+            Self::ClientCredentials { .. } => GrantType::ClientCredentials,
+            Self::Password { .. } => GrantType::Password,
+            Self::RefreshToken { .. } => GrantType::RefreshToken,
+        }
+    }
+}
+
+/// A successful token response (RFC 6749 §5.1).
+#[derive(Debug)]
+pub struct TokenResponse {
+    /// The access token.
+    pub access_token: Secret,
+    /// Seconds until the access token expires.
+    pub expires_in: u64,
+    /// The refresh token, if issued.
+    pub refresh_token: Option<Secret>,
+    /// The granted scope.
+    pub scope: ScopeSet,
+}
+
+impl TokenResponse {
+    /// The JSON response, with `Cache-Control: no-store` and `Pragma: no-cache`.
+    pub fn to_http(&self) -> crate::http::HttpResponse {
+        let mut body = serde_json::json!({
+            "access_token": self.access_token.expose(),
+            "token_type": "Bearer",
+            "expires_in": self.expires_in,
+        });
+        if let Some(refresh) = &self.refresh_token {
+            body["refresh_token"] = refresh.expose().into();
+        }
+        if !self.scope.is_empty() {
+            body["scope"] = self.scope.to_string().into();
+        }
+        crate::http::HttpResponse::json_no_store(200, &body)
+    }
+}

@@ -1,0 +1,228 @@
+//! The [`Provider`]: configuration, store, user authenticator, clock, randomness and event
+//! sink in one cheap-to-clone handle, with one method per endpoint.
+
+use crate::client::Client;
+use crate::clock::{Clock, SystemClock};
+use crate::config::{Config, ConfigError};
+use crate::entropy::{Entropy, OsEntropy};
+use crate::error::OAuthError;
+use crate::events::{Event, EventSink, NoEvents};
+use crate::http::{HttpRequest, HttpResponse};
+use crate::proto::TokenResponse;
+use crate::scope::ScopeSet;
+use crate::store::{ClientStore, TokenStore};
+use crate::token::{Grant, mint};
+use crate::user::UserAuthenticator;
+use std::sync::Arc;
+
+/// An OAuth 2.0 authorization server, ready to answer requests.
+///
+/// Build one with [`Provider::builder`], share it (cloning is cheap), and call an endpoint
+/// such as [`Provider::token`] with each [`HttpRequest`].
+pub struct Provider<S, U> {
+    inner: Arc<Inner<S, U>>,
+}
+
+impl<S, U> Clone for Provider<S, U> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S, U> {
+    config: Config,
+    store: S,
+    users: U,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    events: Arc<dyn EventSink>,
+}
+
+impl<S: ClientStore + TokenStore, U: UserAuthenticator> Provider<S, U> {
+    /// Starts building a provider on `store`, checking resource owners with `users`.
+    pub fn builder(store: S, users: U) -> ProviderBuilder<S, U> {
+        ProviderBuilder {
+            config: Config::default(),
+            store,
+            users,
+            clock: Arc::new(SystemClock),
+            entropy: Arc::new(OsEntropy),
+            events: Arc::new(NoEvents),
+        }
+    }
+
+    /// The token endpoint (RFC 6749 §3.2): answers every request, valid or not, with the
+    /// RFC response; never panics.
+    pub async fn token(&self, req: &HttpRequest) -> HttpResponse {
+        crate::endpoint::token::handle(self, req).await
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.inner.config
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.inner.store
+    }
+
+    /// The resource-owner authenticator.
+    pub fn users(&self) -> &U {
+        &self.inner.users
+    }
+
+    /// The clock.
+    pub fn clock(&self) -> &dyn Clock {
+        self.inner.clock.as_ref()
+    }
+
+    /// The random source.
+    pub fn entropy(&self) -> &dyn Entropy {
+        self.inner.entropy.as_ref()
+    }
+
+    /// Sends an audit event to the sink.
+    pub fn emit(&self, event: Event) {
+        self.inner.events.emit(&event);
+    }
+
+    /// The scopes `client` may be granted.
+    pub fn allowed_scopes<'a>(&'a self, client: &'a Client) -> &'a ScopeSet {
+        client
+            .scopes
+            .as_ref()
+            .unwrap_or(&self.inner.config.available_scopes)
+    }
+
+    /// The scopes `client` gets when it asks for none.
+    pub fn default_scopes<'a>(&'a self, client: &'a Client) -> &'a ScopeSet {
+        client
+            .default_scopes
+            .as_ref()
+            .unwrap_or(&self.inner.config.default_scopes)
+    }
+
+    /// Access-token lifetime for `client`.
+    pub fn access_ttl(&self, client: &Client) -> u64 {
+        client
+            .access_token_ttl
+            .unwrap_or(self.inner.config.access_token_ttl)
+    }
+
+    /// Refresh-token lifetime for `client`.
+    pub fn refresh_ttl(&self, client: &Client) -> u64 {
+        client
+            .refresh_token_ttl
+            .unwrap_or(self.inner.config.refresh_token_ttl)
+    }
+
+    /// Mints the tokens of `grant`, stores them durably, and only then builds the response:
+    /// a token the client sees is a token the store holds.
+    pub async fn issue(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
+        let now = self.clock().now();
+        let minted = mint(&grant, self.entropy(), now);
+        self.store().save_tokens(&minted.records, now).await?;
+        self.emit(Event::TokenIssued {
+            client_id: grant.client_id.to_string(),
+            grant_type: grant.grant_type,
+            subject: grant.subject.clone(),
+            with_refresh: minted.refresh_token.is_some(),
+        });
+        Ok(TokenResponse {
+            access_token: minted.access_token,
+            expires_in: grant.access_ttl,
+            refresh_token: minted.refresh_token,
+            scope: grant.scope,
+        })
+    }
+}
+
+/// Builds a [`Provider`]; every setting has a secure default.
+pub struct ProviderBuilder<S, U> {
+    config: Config,
+    store: S,
+    users: U,
+    clock: Arc<dyn Clock>,
+    entropy: Arc<dyn Entropy>,
+    events: Arc<dyn EventSink>,
+}
+
+impl<S: ClientStore + TokenStore, U: UserAuthenticator> ProviderBuilder<S, U> {
+    /// Replaces the whole configuration.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// The issuer identifier (RFC 8414 §2).
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.config.issuer = issuer.into();
+        self
+    }
+
+    /// Access-token lifetime in seconds.
+    pub fn access_token_ttl(mut self, secs: u64) -> Self {
+        self.config.access_token_ttl = secs;
+        self
+    }
+
+    /// Refresh-token lifetime in seconds.
+    pub fn refresh_token_ttl(mut self, secs: u64) -> Self {
+        self.config.refresh_token_ttl = secs;
+        self
+    }
+
+    /// Scopes clients may request unless they have their own list.
+    pub fn available_scopes(mut self, scopes: ScopeSet) -> Self {
+        self.config.available_scopes = scopes;
+        self
+    }
+
+    /// Scopes granted when a request names none.
+    pub fn default_scopes(mut self, scopes: ScopeSet) -> Self {
+        self.config.default_scopes = scopes;
+        self
+    }
+
+    /// A page explaining errors, sent as `error_uri`.
+    pub fn error_uri(mut self, uri: impl Into<String>) -> Self {
+        self.config.error_uri = Some(uri.into());
+        self
+    }
+
+    /// The clock (default: the system clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// The random source (default: the operating system's).
+    pub fn entropy(mut self, entropy: Arc<dyn Entropy>) -> Self {
+        self.entropy = entropy;
+        self
+    }
+
+    /// Where audit events go (default: nowhere).
+    pub fn events(mut self, events: Arc<dyn EventSink>) -> Self {
+        self.events = events;
+        self
+    }
+
+    /// Validates the configuration and builds the provider.
+    pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
+        self.config.validate()?;
+        Ok(Provider {
+            inner: Arc::new(Inner {
+                config: self.config,
+                store: self.store,
+                users: self.users,
+                clock: self.clock,
+                entropy: self.entropy,
+                events: self.events,
+            }),
+        })
+    }
+}

@@ -1,0 +1,221 @@
+//! The in-memory store: the reference implementation of every store trait.
+//!
+//! It is bounded: each write first forgets the tokens that have expired, found through an
+//! index ordered by expiry, so memory stays flat under a constant load. All state sits behind
+//! one mutex, held only for map operations (never across an `await`), which makes every
+//! method trivially atomic.
+
+use super::{ClientStore, Rotation, StoreError, StoreErrorKind, TokenStore, UserStore};
+use crate::client::Client;
+use crate::clock::UnixTime;
+use crate::secret::Digest;
+use crate::token::{FamilyId, NewTokens, TokenKind, TokenRecord};
+use crate::user::User;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// A store that lives in process memory; cloning shares it. Lost on restart.
+#[derive(Clone, Debug, Default)]
+pub struct MemoryStore {
+    state: Arc<Mutex<State>>,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    clients: BTreeMap<String, Client>,
+    users: BTreeMap<String, User>,
+    tokens: HashMap<[u8; 32], TokenRecord>,
+    by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
+    families: HashMap<FamilyId, Vec<[u8; 32]>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// How many token records are held, expired ones not yet swept included.
+    pub fn token_count(&self) -> usize {
+        self.lock().tokens.len()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while holding the lock cannot leave a map half-updated (each update is a
+        // single insert or remove), so a poisoned lock is safe to keep using.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+impl State {
+    fn sweep(&mut self, now: UnixTime) {
+        while let Some(&(expiry, key)) = self.by_expiry.first() {
+            if expiry > now {
+                break;
+            }
+            self.by_expiry.pop_first();
+            if let Some(record) = self.tokens.remove(&key) {
+                if let Some(members) = self.families.get_mut(&record.family) {
+                    members.retain(|k| *k != key);
+                    if members.is_empty() {
+                        self.families.remove(&record.family);
+                    }
+                }
+            }
+        }
+    }
+
+    fn insert(&mut self, record: &TokenRecord) {
+        let key = *record.digest.as_bytes();
+        self.by_expiry.insert((record.expires_at, key));
+        self.families
+            .entry(record.family.clone())
+            .or_default()
+            .push(key);
+        self.tokens.insert(key, record.clone());
+    }
+
+    fn revoke_family(&mut self, family: &FamilyId) -> u64 {
+        let mut revoked = 0;
+        for key in self.families.get(family).into_iter().flatten() {
+            if let Some(record) = self.tokens.get_mut(key) {
+                if !record.revoked {
+                    record.revoked = true;
+                    revoked += 1;
+                }
+            }
+        }
+        revoked
+    }
+
+    fn remove_tokens_where(&mut self, pred: impl Fn(&TokenRecord) -> bool) {
+        let doomed: Vec<[u8; 32]> = self
+            .tokens
+            .iter()
+            .filter(|(_, r)| pred(r))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in doomed {
+            if let Some(record) = self.tokens.remove(&key) {
+                self.by_expiry.remove(&(record.expires_at, key));
+                if let Some(members) = self.families.get_mut(&record.family) {
+                    members.retain(|k| *k != key);
+                }
+            }
+        }
+        self.families.retain(|_, members| !members.is_empty());
+    }
+}
+
+impl ClientStore for MemoryStore {
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        Ok(self.lock().clients.get(id).cloned())
+    }
+
+    async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        self.lock()
+            .clients
+            .insert(client.id.as_str().to_owned(), client.clone());
+        Ok(())
+    }
+
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let existed = state.clients.remove(id).is_some();
+        state.remove_tokens_where(|r| r.client_id.as_str() == id);
+        Ok(existed)
+    }
+
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        Ok(self.lock().clients.values().cloned().collect())
+    }
+}
+
+impl UserStore for MemoryStore {
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.get(username).cloned())
+    }
+
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        if let Some(existing) = state.users.get(&user.username) {
+            if existing.id != user.id {
+                return Err(StoreError::new(
+                    StoreErrorKind::Conflict,
+                    "user name already taken",
+                ));
+            }
+        }
+        // A rename keeps the id: drop the entry under the old name.
+        state.users.retain(|_, u| u.id != user.id);
+        state.users.insert(user.username.clone(), user.clone());
+        Ok(())
+    }
+
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(user) = state.users.remove(username) else {
+            return Ok(false);
+        };
+        state.remove_tokens_where(|r| r.subject.as_deref() == Some(user.id.as_str()));
+        Ok(true)
+    }
+
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        Ok(self.lock().users.values().cloned().collect())
+    }
+}
+
+impl TokenStore for MemoryStore {
+    async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.sweep(now);
+        for record in tokens.records() {
+            state.insert(record);
+        }
+        Ok(())
+    }
+
+    async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
+        Ok(self.lock().tokens.get(digest.as_bytes()).cloned())
+    }
+
+    async fn rotate_refresh(
+        &self,
+        old: &Digest,
+        new: &NewTokens,
+        now: UnixTime,
+    ) -> Result<Rotation, StoreError> {
+        let mut state = self.lock();
+        state.sweep(now);
+        let Some(record) = state.tokens.get_mut(old.as_bytes()) else {
+            return Ok(Rotation::Invalid);
+        };
+        if record.kind != TokenKind::Refresh || record.revoked || now >= record.expires_at {
+            return Ok(Rotation::Invalid);
+        }
+        if record.rotated {
+            let family = record.family.clone();
+            state.revoke_family(&family);
+            return Ok(Rotation::Reused { family });
+        }
+        record.rotated = true;
+        for record in new.records() {
+            state.insert(record);
+        }
+        Ok(Rotation::Rotated)
+    }
+
+    async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
+        Ok(self.lock().revoke_family(family))
+    }
+
+    async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(record) = state.tokens.get_mut(digest.as_bytes()) else {
+            return Ok(false);
+        };
+        record.revoked = true;
+        Ok(true)
+    }
+}

@@ -1,0 +1,164 @@
+//! The store traits: everything Latchkey persists goes through them.
+//!
+//! Method names state their atomicity: [`TokenStore::rotate_refresh`] checks, consumes and
+//! replaces a refresh token in one step, and revokes the family when the token was already
+//! consumed; [`TokenStore::revoke_family`] revokes every token of a grant family. A store
+//! never needs a janitor: it forgets expired records itself (TTL, or a sweep it runs while
+//! writing), using the `now` the core passes in.
+//!
+//! Backends report failures as a [`StoreError`] whose [`StoreErrorKind`] the endpoints map to
+//! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
+
+pub mod memory;
+
+use crate::client::Client;
+use crate::clock::UnixTime;
+use crate::secret::Digest;
+use crate::token::{FamilyId, NewTokens, TokenRecord};
+use crate::user::User;
+use std::future::Future;
+
+/// What went wrong in a store, as far as the protocol cares.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// The backend cannot be reached or timed out; retrying later may work.
+    Unavailable,
+    /// A uniqueness rule was violated (e.g. a user name already taken).
+    Conflict,
+    /// Stored data could not be understood.
+    Corrupt,
+    /// Anything else.
+    Other,
+}
+
+/// A store failure, with a message for the log (never for the client).
+#[derive(Clone, Debug, thiserror::Error)]
+#[error("{kind:?} store error: {message}")]
+pub struct StoreError {
+    kind: StoreErrorKind,
+    message: String,
+}
+
+impl StoreError {
+    /// A store error of `kind`.
+    pub fn new(kind: StoreErrorKind, message: impl std::fmt::Display) -> Self {
+        Self {
+            kind,
+            message: message.to_string(),
+        }
+    }
+
+    /// The kind, which decides the RFC error the client sees.
+    pub fn kind(&self) -> StoreErrorKind {
+        self.kind
+    }
+}
+
+impl From<StoreError> for crate::error::OAuthError {
+    fn from(err: StoreError) -> Self {
+        match err.kind() {
+            StoreErrorKind::Unavailable => Self::temporarily_unavailable().with_detail(&err),
+            _ => Self::server_error().with_detail(&err),
+        }
+    }
+}
+
+/// The outcome of [`TokenStore::rotate_refresh`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Rotation {
+    /// The old refresh token was consumed and the new tokens stored.
+    Rotated,
+    /// The old refresh token had already been consumed: a replay. Its whole family has been
+    /// revoked in the same step, and nothing new was stored.
+    Reused {
+        /// The family that was revoked.
+        family: FamilyId,
+    },
+    /// The old refresh token is unknown, expired or revoked; nothing was stored.
+    Invalid,
+}
+
+/// Registered clients.
+pub trait ClientStore: Send + Sync + 'static {
+    /// The client with identifier `id`.
+    fn get_client(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<Client>, StoreError>> + Send;
+
+    /// Inserts or replaces a client.
+    fn put_client(&self, client: &Client) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a client and every token issued to it; `false` if there was none.
+    fn delete_client(&self, id: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every client, ordered by identifier.
+    fn list_clients(&self) -> impl Future<Output = Result<Vec<Client>, StoreError>> + Send;
+}
+
+/// Built-in users.
+pub trait UserStore: Send + Sync + 'static {
+    /// The user who logs in as `username`.
+    fn get_user(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
+
+    /// Inserts a new user, or replaces the user with the same `id`; a different user with the
+    /// same `username` is a [`StoreErrorKind::Conflict`].
+    fn put_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Deletes a user and every token issued for them; `false` if there was none.
+    fn delete_user(&self, username: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every user, ordered by user name.
+    fn list_users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+}
+
+/// Issued tokens, by digest.
+pub trait TokenStore: Send + Sync + 'static {
+    /// Stores the tokens of one issuance, all or nothing, durably before returning.
+    fn save_tokens(
+        &self,
+        tokens: &NewTokens,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The record of the token with `digest`, whatever its state; `None` if unknown or
+    /// already forgotten after expiry.
+    fn find_token(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<TokenRecord>, StoreError>> + Send;
+
+    /// In one atomic step: if the refresh token `old` is active, mark it rotated and store
+    /// `new`; if it was already rotated, revoke its whole family (reuse detection, RFC 9700
+    /// §4.14.2).
+    fn rotate_refresh(
+        &self,
+        old: &Digest,
+        new: &NewTokens,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Rotation, StoreError>> + Send;
+
+    /// Revokes every token of `family`; returns how many were active.
+    fn revoke_family(
+        &self,
+        family: &FamilyId,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
+    /// Revokes one token; `false` if it was unknown.
+    fn revoke_token(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Checks that the backend answers, for readiness probes.
+    fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
+        async { Ok(()) }
+    }
+}
+
+/// A store that keeps everything: what the `latchkey` server runs on.
+pub trait Store: ClientStore + UserStore + TokenStore + Clone {}
+impl<T: ClientStore + UserStore + TokenStore + Clone> Store for T {}

@@ -1,0 +1,171 @@
+//! Token records and minting.
+//!
+//! A token value is 256 random bits, base64url-encoded, handed to the client once. The store
+//! keeps a [`TokenRecord`] keyed by the value's SHA-256 [`Digest`], never the value: a leaked
+//! database yields no usable token.
+
+use crate::client::{ClientId, GrantType};
+use crate::clock::UnixTime;
+use crate::entropy::{Entropy, random_hex, random_token};
+use crate::scope::ScopeSet;
+use crate::secret::{Digest, Secret};
+
+/// Bytes of randomness in every token value (256 bits).
+pub const TOKEN_BYTES: usize = 32;
+
+/// What a token lets its holder do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TokenKind {
+    /// A bearer access token (RFC 6750).
+    Access,
+    /// A refresh token (RFC 6749 §6).
+    Refresh,
+}
+
+impl TokenKind {
+    /// The name used in stores and in `token_type_hint` (RFC 7009 §2.1).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Access => "access_token",
+            Self::Refresh => "refresh_token",
+        }
+    }
+
+    /// Parses [`TokenKind::as_str`].
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "access_token" => Some(Self::Access),
+            "refresh_token" => Some(Self::Refresh),
+            _ => None,
+        }
+    }
+}
+
+/// The identifier of a grant family: every token descended from one authorization (one code,
+/// one password grant, one chain of refreshes) shares it, so a detected replay can revoke
+/// them all at once (RFC 9700 §4.14.2).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FamilyId(pub String);
+
+impl FamilyId {
+    /// A fresh random family identifier.
+    pub fn generate(entropy: &dyn Entropy) -> Self {
+        Self(random_hex(entropy, 16))
+    }
+}
+
+/// What a store keeps about one token.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TokenRecord {
+    /// SHA-256 of the token value.
+    pub digest: Digest,
+    /// Access or refresh.
+    pub kind: TokenKind,
+    /// The client the token was issued to.
+    pub client_id: ClientId,
+    /// The resource owner's stable identifier; `None` for `client_credentials`.
+    pub subject: Option<String>,
+    /// The resource owner's user name at issue time, for introspection.
+    pub username: Option<String>,
+    /// The granted scope.
+    pub scope: ScopeSet,
+    /// The grant that issued the family.
+    pub grant_type: GrantType,
+    /// The grant family.
+    pub family: FamilyId,
+    /// When the token was issued.
+    pub issued_at: UnixTime,
+    /// When the token stops working; stores may forget it after this.
+    pub expires_at: UnixTime,
+    /// Revoked tokens are kept until expiry so their family stays traceable.
+    pub revoked: bool,
+    /// A refresh token that was already exchanged; presenting it again is a replay.
+    pub rotated: bool,
+}
+
+impl TokenRecord {
+    /// Whether the token may be used at `now`.
+    pub fn is_active(&self, now: UnixTime) -> bool {
+        !self.revoked && !self.rotated && now < self.expires_at
+    }
+}
+
+/// The tokens of one issuance, written to a store together.
+#[derive(Clone, Debug)]
+pub struct NewTokens {
+    /// The access token.
+    pub access: TokenRecord,
+    /// The refresh token, when one is issued.
+    pub refresh: Option<TokenRecord>,
+}
+
+impl NewTokens {
+    /// The records, access first.
+    pub fn records(&self) -> impl Iterator<Item = &TokenRecord> {
+        std::iter::once(&self.access).chain(self.refresh.as_ref())
+    }
+}
+
+/// Everything a grant decided, from which tokens are minted.
+#[derive(Clone, Debug)]
+pub struct Grant {
+    /// The client.
+    pub client_id: ClientId,
+    /// The resource owner, if any.
+    pub subject: Option<String>,
+    /// The resource owner's user name, if any.
+    pub username: Option<String>,
+    /// The granted scope.
+    pub scope: ScopeSet,
+    /// The grant type that started the family.
+    pub grant_type: GrantType,
+    /// The family the tokens join.
+    pub family: FamilyId,
+    /// Access-token lifetime in seconds.
+    pub access_ttl: u64,
+    /// Refresh-token lifetime in seconds, when a refresh token is issued.
+    pub refresh_ttl: Option<u64>,
+}
+
+/// Token values to send to the client, with the records to store.
+#[derive(Debug)]
+pub struct Minted {
+    /// The access-token value.
+    pub access_token: Secret,
+    /// The refresh-token value, if one was issued.
+    pub refresh_token: Option<Secret>,
+    /// The records, to store before anything is sent.
+    pub records: NewTokens,
+}
+
+/// Mints the values and records for `grant` at `now`.
+pub fn mint(grant: &Grant, entropy: &dyn Entropy, now: UnixTime) -> Minted {
+    let record = |kind, value: &Secret, ttl: u64| TokenRecord {
+        digest: value.digest(),
+        kind,
+        client_id: grant.client_id.clone(),
+        subject: grant.subject.clone(),
+        username: grant.username.clone(),
+        scope: grant.scope.clone(),
+        grant_type: grant.grant_type,
+        family: grant.family.clone(),
+        issued_at: now,
+        expires_at: now.plus(ttl),
+        revoked: false,
+        rotated: false,
+    };
+    let access_token = Secret::new(random_token(entropy, TOKEN_BYTES));
+    let refresh_token = grant
+        .refresh_ttl
+        .map(|_| Secret::new(random_token(entropy, TOKEN_BYTES)));
+    let access = record(TokenKind::Access, &access_token, grant.access_ttl);
+    let refresh = refresh_token
+        .as_ref()
+        .zip(grant.refresh_ttl)
+        .map(|(value, ttl)| record(TokenKind::Refresh, value, ttl));
+    Minted {
+        access_token,
+        refresh_token,
+        records: NewTokens { access, refresh },
+    }
+}
