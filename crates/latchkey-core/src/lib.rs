@@ -69,5 +69,7 @@ pub mod prelude {
     pub use crate::secret::Secret;
     pub use crate::store::memory::MemoryStore;
     pub use crate::store::{ClientStore, StoreError, StoreErrorKind, TokenStore, UserStore};
-    pub use crate::user::{AuthenticatedUser, NoUsers, User, UserAuthenticator};
+    pub use crate::user::{
+        AuthenticatedUser, Blocking, Inline, NoUsers, StoreUsers, User, UserAuthenticator,
+    };
 }

@@ -55,3 +55,69 @@ impl UserAuthenticator for NoUsers {
         Ok(None)
     }
 }
+
+/// Runs CPU-heavy work (Argon2) off the async executor. The core owns no runtime, so the
+/// adapter supplies one: `latchkey-axum` runs it on tokio's blocking pool behind a
+/// semaphore; [`Inline`] runs it in place, for tests and single-threaded tools.
+pub trait Blocking: Send + Sync + 'static {
+    /// Runs `f` and returns its result, or `None` if it could not be run (pool shut down).
+    fn run<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> impl Future<Output = Option<T>> + Send;
+}
+
+/// Runs blocking work in place, on the calling task.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Inline;
+
+impl Blocking for Inline {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        Some(f())
+    }
+}
+
+/// The built-in user authenticator: users from a [`crate::store::UserStore`], passwords
+/// checked with Argon2id on `B`. An unknown user costs a dummy verification, so timing does
+/// not tell which user names exist.
+#[derive(Clone, Debug)]
+pub struct StoreUsers<S, B> {
+    store: S,
+    blocking: B,
+}
+
+impl<S, B> StoreUsers<S, B> {
+    /// Authenticates against `store`, hashing on `blocking`.
+    pub fn new(store: S, blocking: B) -> Self {
+        Self { store, blocking }
+    }
+}
+
+impl<S: crate::store::UserStore, B: Blocking> UserAuthenticator for StoreUsers<S, B> {
+    async fn authenticate(
+        &self,
+        username: &str,
+        password: &Secret,
+    ) -> Result<Option<AuthenticatedUser>, StoreError> {
+        let user = self.store.get_user(username).await?;
+        let password = password.clone();
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let ok = self
+            .blocking
+            .run(move || match phc {
+                Some(phc) => crate::password::verify(&phc, &password),
+                None => crate::password::verify_dummy(&password),
+            })
+            .await
+            .ok_or_else(|| {
+                StoreError::new(
+                    crate::store::StoreErrorKind::Unavailable,
+                    "password verification pool unavailable",
+                )
+            })?;
+        Ok(user.filter(|_| ok).map(|u| AuthenticatedUser {
+            subject: u.id,
+            username: u.username,
+        }))
+    }
+}

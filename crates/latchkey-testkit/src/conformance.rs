@@ -1,0 +1,472 @@
+//! The store conformance suite: one set of behaviours every backend must show, run once
+//! per backend by [`crate::store_conformance!`].
+//!
+//! Each check takes a fresh, empty store (the backend's test isolates it by database, schema
+//! or key prefix) and the current time as the backend sees it.
+
+use latchkey_core::client::{ClientId, GrantType, NewClient};
+use latchkey_core::clock::{Clock, SystemClock, UnixTime};
+use latchkey_core::entropy::{OsEntropy, random_token};
+use latchkey_core::scope::ScopeSet;
+use latchkey_core::secret::{Digest, Secret};
+use latchkey_core::store::{Rotation, Store, StoreErrorKind};
+use latchkey_core::token::{FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::user::User;
+
+/// Runs the whole conformance suite against the store built by `$make` (an async
+/// expression evaluated once per test, yielding a fresh store).
+///
+/// ```ignore
+/// latchkey_testkit::store_conformance!(async { MyStore::connect(url).await.unwrap() });
+/// ```
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@tests $make;
+            clients_round_trip,
+            deleting_a_client_deletes_its_tokens,
+            users_round_trip,
+            user_names_are_unique,
+            saved_tokens_read_back_exactly,
+            unknown_tokens_are_none,
+            rotation_consumes_once_and_reuse_revokes_the_family,
+            rotation_refuses_what_is_not_an_active_refresh_token,
+            concurrent_rotation_has_exactly_one_winner,
+            revoke_family_touches_only_that_family,
+            revoke_token_revokes_one,
+            expired_tokens_are_forgotten,
+            large_and_unicode_values_survive,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let store = $make.await;
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+fn now() -> UnixTime {
+    SystemClock.now()
+}
+
+/// A token record of `kind` in `family`, issued now and living `ttl` seconds.
+pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Secret, TokenRecord) {
+    let value = Secret::new(random_token(&OsEntropy, 32));
+    let now = now();
+    let record = TokenRecord {
+        digest: value.digest(),
+        kind,
+        client_id: ClientId::parse(client).expect("valid test client id"),
+        subject: Some("user-ünïcødé".into()),
+        username: Some("ünïcødé".into()),
+        scope: ScopeSet::parse("read write").expect("valid"),
+        grant_type: GrantType::Password,
+        family: family.clone(),
+        issued_at: now,
+        expires_at: now.plus(ttl),
+        revoked: false,
+        rotated: false,
+    };
+    (value, record)
+}
+
+/// An access + refresh pair in `family`.
+pub fn pair(client: &str, family: &FamilyId) -> NewTokens {
+    NewTokens {
+        access: record(TokenKind::Access, client, family, 3600).1,
+        refresh: Some(record(TokenKind::Refresh, client, family, 86_400).1),
+    }
+}
+
+fn family() -> FamilyId {
+    FamilyId::generate(&OsEntropy)
+}
+
+/// Clients can be put, read, listed and deleted.
+pub async fn clients_round_trip<S: Store>(store: S) {
+    let (client, _) = NewClient::confidential("Round Trip")
+        .redirect_uris(["https://app.example/cb"])
+        .scopes(ScopeSet::parse("read").expect("valid"))
+        .build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(client.clone())
+    );
+    let mut changed = client.clone();
+    changed.name = "Renamed".into();
+    store.put_client(&changed).await.expect("replace");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(changed)
+    );
+    assert_eq!(store.list_clients().await.expect("list").len(), 1);
+    assert!(
+        store
+            .delete_client(client.id.as_str())
+            .await
+            .expect("delete")
+    );
+    assert!(
+        !store
+            .delete_client(client.id.as_str())
+            .await
+            .expect("delete twice")
+    );
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        None
+    );
+}
+
+/// Deleting a client takes its tokens with it.
+pub async fn deleting_a_client_deletes_its_tokens<S: Store>(store: S) {
+    let (client, _) = NewClient::confidential("Doomed").build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    let tokens = pair(client.id.as_str(), &family());
+    store.save_tokens(&tokens, now()).await.expect("save");
+    store
+        .delete_client(client.id.as_str())
+        .await
+        .expect("delete");
+    let left = store.find_token(&tokens.access.digest).await.expect("find");
+    assert!(
+        left.is_none_or(|r| r.revoked),
+        "token of a deleted client still usable"
+    );
+}
+
+/// Users can be put, read, renamed, listed and deleted.
+pub async fn users_round_trip<S: Store>(store: S) {
+    let user = User {
+        id: "u-1".into(),
+        username: "Zoë".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now(),
+    };
+    store.put_user(&user).await.expect("put");
+    assert_eq!(
+        store.get_user("Zoë").await.expect("get"),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.get_user("zoë").await.expect("get"),
+        None,
+        "user names are exact"
+    );
+    let renamed = User {
+        username: "zoe".into(),
+        ..user.clone()
+    };
+    store.put_user(&renamed).await.expect("rename");
+    assert_eq!(store.get_user("Zoë").await.expect("get"), None);
+    assert_eq!(
+        store.list_users().await.expect("list"),
+        vec![renamed.clone()]
+    );
+    assert!(store.delete_user("zoe").await.expect("delete"));
+    assert!(!store.delete_user("zoe").await.expect("delete twice"));
+}
+
+/// Two users cannot share a user name.
+pub async fn user_names_are_unique<S: Store>(store: S) {
+    let first = User {
+        id: "u-a".into(),
+        username: "alice".into(),
+        password_hash: "x".into(),
+        created_at: now(),
+    };
+    store.put_user(&first).await.expect("put");
+    let second = User {
+        id: "u-b".into(),
+        ..first.clone()
+    };
+    let err = store
+        .put_user(&second)
+        .await
+        .expect_err("duplicate user name");
+    assert_eq!(err.kind(), StoreErrorKind::Conflict);
+    assert_eq!(store.get_user("alice").await.expect("get"), Some(first));
+}
+
+/// What is saved reads back field for field.
+pub async fn saved_tokens_read_back_exactly<S: Store>(store: S) {
+    let tokens = pair("client-a", &family());
+    store.save_tokens(&tokens, now()).await.expect("save");
+    for record in tokens.records() {
+        assert_eq!(
+            store
+                .find_token(&record.digest)
+                .await
+                .expect("find")
+                .as_ref(),
+            Some(record)
+        );
+    }
+    let cc = NewTokens {
+        access: TokenRecord {
+            subject: None,
+            username: None,
+            scope: ScopeSet::empty(),
+            grant_type: GrantType::ClientCredentials,
+            ..record(TokenKind::Access, "client-b", &family(), 60).1
+        },
+        refresh: None,
+    };
+    store.save_tokens(&cc, now()).await.expect("save");
+    assert_eq!(
+        store.find_token(&cc.access.digest).await.expect("find"),
+        Some(cc.access.clone())
+    );
+}
+
+/// Unknown digests are `None`, not errors.
+pub async fn unknown_tokens_are_none<S: Store>(store: S) {
+    assert_eq!(
+        store
+            .find_token(&Digest::of(b"nothing"))
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(
+        !store
+            .revoke_token(&Digest::of(b"nothing"))
+            .await
+            .expect("revoke")
+    );
+    let outcome = store
+        .rotate_refresh(&Digest::of(b"nothing"), &pair("c", &family()), now())
+        .await
+        .expect("rotate");
+    assert_eq!(outcome, Rotation::Invalid);
+}
+
+/// A refresh token rotates once; presenting it again revokes everything in its family.
+pub async fn rotation_consumes_once_and_reuse_revokes_the_family<S: Store>(store: S) {
+    let fam = family();
+    let first = pair("client-r", &fam);
+    store.save_tokens(&first, now()).await.expect("save");
+    let old = first
+        .refresh
+        .as_ref()
+        .expect("pair has a refresh token")
+        .digest;
+    let second = pair("client-r", &fam);
+    assert_eq!(
+        store
+            .rotate_refresh(&old, &second, now())
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    let consumed = store
+        .find_token(&old)
+        .await
+        .expect("find")
+        .expect("still known");
+    assert!(consumed.rotated && !consumed.is_active(now()));
+    assert!(
+        store
+            .find_token(&second.access.digest)
+            .await
+            .expect("find")
+            .expect("new")
+            .is_active(now())
+    );
+
+    let third = pair("client-r", &fam);
+    let outcome = store
+        .rotate_refresh(&old, &third, now())
+        .await
+        .expect("rotate again");
+    assert_eq!(
+        outcome,
+        Rotation::Reused {
+            family: fam.clone()
+        }
+    );
+    for record in first.records().chain(second.records()) {
+        let stored = store
+            .find_token(&record.digest)
+            .await
+            .expect("find")
+            .expect("known");
+        assert!(
+            stored.revoked,
+            "{:?} of the family survived reuse",
+            stored.kind
+        );
+    }
+    assert_eq!(
+        store.find_token(&third.access.digest).await.expect("find"),
+        None,
+        "reuse stored new tokens"
+    );
+}
+
+/// Access tokens, revoked and expired refresh tokens cannot be rotated.
+pub async fn rotation_refuses_what_is_not_an_active_refresh_token<S: Store>(store: S) {
+    let tokens = pair("client-x", &family());
+    store.save_tokens(&tokens, now()).await.expect("save");
+    let access = tokens.access.digest;
+    assert_eq!(
+        store
+            .rotate_refresh(&access, &pair("client-x", &family()), now())
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+    let refresh = tokens.refresh.as_ref().expect("refresh").digest;
+    store.revoke_token(&refresh).await.expect("revoke");
+    assert_eq!(
+        store
+            .rotate_refresh(&refresh, &pair("client-x", &family()), now())
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+
+    let short = NewTokens {
+        access: record(TokenKind::Access, "client-x", &family(), 1).1,
+        refresh: Some(record(TokenKind::Refresh, "client-x", &family(), 1).1),
+    };
+    store.save_tokens(&short, now()).await.expect("save");
+    let later = now().plus(5);
+    let short_refresh = short.refresh.as_ref().expect("refresh").digest;
+    assert_eq!(
+        store
+            .rotate_refresh(&short_refresh, &pair("client-x", &family()), later)
+            .await
+            .expect("rotate"),
+        Rotation::Invalid
+    );
+}
+
+/// Eight concurrent rotations of one refresh token: exactly one wins.
+pub async fn concurrent_rotation_has_exactly_one_winner<S: Store>(store: S) {
+    let fam = family();
+    let first = pair("client-c", &fam);
+    store.save_tokens(&first, now()).await.expect("save");
+    let old = first.refresh.as_ref().expect("refresh").digest;
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let next = pair("client-c", &fam);
+        tasks.push(tokio::spawn(async move {
+            store.rotate_refresh(&old, &next, now()).await
+        }));
+    }
+    let mut rotated = 0;
+    for task in tasks {
+        if task.await.expect("task ran").expect("rotate") == Rotation::Rotated {
+            rotated += 1;
+        }
+    }
+    assert_eq!(rotated, 1, "exactly one concurrent rotation must win");
+}
+
+/// Revoking a family leaves other families alone.
+pub async fn revoke_family_touches_only_that_family<S: Store>(store: S) {
+    let (a, b) = (family(), family());
+    let (ta, tb) = (pair("client-f", &a), pair("client-f", &b));
+    store.save_tokens(&ta, now()).await.expect("save");
+    store.save_tokens(&tb, now()).await.expect("save");
+    assert_eq!(store.revoke_family(&a).await.expect("revoke"), 2);
+    for r in ta.records() {
+        assert!(
+            store
+                .find_token(&r.digest)
+                .await
+                .expect("find")
+                .expect("known")
+                .revoked
+        );
+    }
+    for r in tb.records() {
+        assert!(
+            !store
+                .find_token(&r.digest)
+                .await
+                .expect("find")
+                .expect("known")
+                .revoked
+        );
+    }
+}
+
+/// Revoking one token leaves its sibling alone, and is visible to the next read.
+pub async fn revoke_token_revokes_one<S: Store>(store: S) {
+    let tokens = pair("client-t", &family());
+    store.save_tokens(&tokens, now()).await.expect("save");
+    assert!(
+        store
+            .revoke_token(&tokens.access.digest)
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        store
+            .find_token(&tokens.access.digest)
+            .await
+            .expect("find")
+            .expect("known")
+            .revoked
+    );
+    let refresh = tokens.refresh.as_ref().expect("refresh").digest;
+    assert!(
+        !store
+            .find_token(&refresh)
+            .await
+            .expect("find")
+            .expect("known")
+            .revoked
+    );
+}
+
+/// A store forgets expired tokens by itself: after later writes, they are gone.
+pub async fn expired_tokens_are_forgotten<S: Store>(store: S) {
+    let short = NewTokens {
+        access: record(TokenKind::Access, "client-e", &family(), 1).1,
+        refresh: None,
+    };
+    store.save_tokens(&short, now()).await.expect("save");
+    // Time passes well beyond expiry; any later write may sweep.
+    let later = now().plus(120);
+    store
+        .save_tokens(&pair("client-e", &family()), later)
+        .await
+        .expect("save later");
+    let found = store.find_token(&short.access.digest).await.expect("find");
+    assert!(found.is_none(), "expired token still stored: {found:?}");
+}
+
+/// Long and non-ASCII values are stored intact.
+pub async fn large_and_unicode_values_survive<S: Store>(store: S) {
+    let uris: Vec<String> = (0..200)
+        .map(|i| format!("https://app.example/callback/{i}?ü=✓"))
+        .collect();
+    let (client, _) = NewClient::public("Приложение 🚀 アプリ")
+        .redirect_uris(uris)
+        .build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(client)
+    );
+    let user = User {
+        id: "u-ü".into(),
+        username: "用户名".repeat(40),
+        password_hash: "h".repeat(500),
+        created_at: now(),
+    };
+    store.put_user(&user).await.expect("put");
+    assert_eq!(
+        store.get_user(&user.username).await.expect("get"),
+        Some(user)
+    );
+}
