@@ -1,1 +1,174 @@
-// placeholder
+//! # latchkey-axum
+//!
+//! The axum adapter for Latchkey. It has three steps and no more: extract an owned
+//! [`HttpRequest`] from axum's request ([`Extract`]), call the [`Provider`], and convert the
+//! [`HttpResponse`] back ([`Reply`]). [`router`] mounts the endpoints so any axum application
+//! can `merge` or `nest` them.
+//!
+//! ```no_run
+//! use latchkey_axum::{TokioBlocking, router};
+//! use latchkey_core::prelude::*;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let users = StoreUsers::new(store.clone(), TokioBlocking::default());
+//! let provider = Provider::builder(store, users)
+//!     .issuer("https://auth.example.com")
+//!     .build()?;
+//! let app = axum::Router::new().nest("/oauth2", router(provider));
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
+//! axum::serve(listener, app).await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, FromRequest, Request};
+use axum::http::{HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::params::MAX_FORM_BYTES;
+use latchkey_core::prelude::{OAuthError, Provider};
+use latchkey_core::store::{ClientStore, TokenStore};
+use latchkey_core::user::{Blocking, UserAuthenticator};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// Marks a request as received over TLS. A server that terminates TLS (or trusts a proxy
+/// that did) inserts it as a request extension; the core then knows the transport was safe.
+#[derive(Clone, Copy, Debug)]
+pub struct Tls;
+
+/// The owned, framework-free request, extracted from axum's.
+///
+/// The body is read up to [`MAX_FORM_BYTES`]; a larger one is refused with an RFC 6749
+/// `invalid_request` (413), never buffered.
+#[derive(Debug)]
+pub struct Extract(pub HttpRequest);
+
+impl<S: Send + Sync> FromRequest<S> for Extract {
+    type Rejection = Reply;
+
+    async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
+        let (parts, body) = req.into_parts();
+        let headers = parts
+            .headers
+            .iter()
+            .filter_map(|(name, value)| {
+                // Headers that are not visible ASCII cannot carry anything we accept.
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
+            })
+            .collect();
+        let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
+            .await
+            .map_err(|_| {
+                Reply(
+                    OAuthError::invalid_request("request body is too large")
+                        .with_status(413)
+                        .to_response(None),
+                )
+            })?;
+        Ok(Self(HttpRequest {
+            method: Method::parse(parts.method.as_str()),
+            path: parts.uri.path().to_owned(),
+            query: parts.uri.query().unwrap_or("").to_owned(),
+            headers,
+            body: body.to_vec(),
+            peer: parts
+                .extensions
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|ConnectInfo(addr)| *addr),
+            tls: parts.extensions.get::<Tls>().is_some(),
+        }))
+    }
+}
+
+/// The core's response, as an axum response.
+#[derive(Debug)]
+pub struct Reply(pub HttpResponse);
+
+impl IntoResponse for Reply {
+    fn into_response(self) -> Response {
+        let HttpResponse {
+            status,
+            headers,
+            body,
+        } = self.0;
+        let mut response = Response::new(Body::from(body));
+        *response.status_mut() =
+            StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let map = response.headers_mut();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                map.append(name, value);
+            }
+        }
+        response
+    }
+}
+
+/// A router with the OAuth endpoints: `/token`. Mount it with `nest` or `merge`.
+pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    axum::Router::new()
+        .route("/token", any(token::<S, U>))
+        .with_state(provider)
+}
+
+async fn token<S, U>(
+    axum::extract::State(p): axum::extract::State<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply
+where
+    S: ClientStore + TokenStore,
+    U: UserAuthenticator,
+{
+    Reply(p.token(&req).await)
+}
+
+/// Runs Argon2 verifications on tokio's blocking pool, at most `permits` at a time, so a
+/// burst of password logins can neither stall the async workers nor exhaust memory
+/// (each verification holds 19 MiB).
+#[derive(Clone, Debug)]
+pub struct TokioBlocking {
+    permits: Arc<Semaphore>,
+}
+
+impl TokioBlocking {
+    /// Allows `permits` concurrent blocking jobs.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+        }
+    }
+}
+
+impl Default for TokioBlocking {
+    /// One job per core, at least two.
+    fn default() -> Self {
+        Self::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        )
+    }
+}
+
+impl Blocking for TokioBlocking {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _permit = self.permits.acquire().await.ok()?;
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+}
