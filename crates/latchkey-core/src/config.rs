@@ -66,10 +66,10 @@ impl Config {
                 self.default_scopes.missing_from(&self.available_scopes),
             ));
         }
-        if let Some(uri) = &self.error_uri {
-            if !(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains(' ') {
-                return Err(ConfigError::ErrorUri(uri.clone()));
-            }
+        if let Some(uri) = &self.error_uri
+            && (!(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains(' '))
+        {
+            return Err(ConfigError::ErrorUri(uri.clone()));
         }
         Ok(())
     }

@@ -38,7 +38,7 @@ impl std::fmt::Debug for Secret {
 ///
 /// Comparison is constant-time, so checking a presented secret against a stored digest leaks
 /// nothing through timing.
-#[derive(Clone, Copy, Hash)]
+#[derive(Clone, Copy)]
 pub struct Digest([u8; 32]);
 
 impl Digest {
@@ -95,6 +95,12 @@ impl PartialEq for Digest {
     }
 }
 impl Eq for Digest {}
+
+impl std::hash::Hash for Digest {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state);
+    }
+}
 
 impl std::fmt::Debug for Digest {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

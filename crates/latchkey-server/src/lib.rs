@@ -1,1 +1,14 @@
-// placeholder
+//! # latchkey-server
+//!
+//! The `latchkey` binary as a library: settings, store selection, the HTTP application and
+//! [`run`], which serves on a listener until a shutdown future resolves (the shape of
+//! mini-redis's `run(listener, shutdown)`), so tests start the real server on port 0.
+
+pub mod app;
+pub mod audit;
+pub mod cli;
+pub mod settings;
+pub mod store;
+
+pub use app::{AppProvider, app, build_provider, run};
+pub use settings::Settings;

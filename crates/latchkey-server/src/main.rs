@@ -1,1 +1,87 @@
-fn main() {}
+//! The `latchkey` binary: parses the command line, sets up logging, and hands over to the
+//! library.
+
+use clap::Parser;
+use latchkey_server::cli::{self, Cli, Command};
+use latchkey_server::settings::{LogFormat, Settings};
+use std::io::IsTerminal;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let settings = match cli.settings() {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("latchkey: invalid settings: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
+    init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
+    let result = match cli.command {
+        Command::Serve { .. } => serve(settings).await,
+        Command::Client(cmd) => cli::client(cmd, &settings).await,
+        Command::User(cmd) => cli::user(cmd, &settings).await,
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("latchkey: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(settings: Settings) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(&settings.listen)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
+    latchkey_server::run(listener, settings, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutdown requested; draining requests");
+}
+
+fn init_logging(settings: &Settings, serving: bool) {
+    use tracing_subscriber::EnvFilter;
+    let default = if serving {
+        settings.log.filter.as_str()
+    } else {
+        "warn"
+    };
+    let filter = EnvFilter::try_from_default_env()
+        .or_else(|_| EnvFilter::try_new(default))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match settings.log.format {
+        LogFormat::Json => true,
+        LogFormat::Text => false,
+        LogFormat::Auto => !std::io::stderr().is_terminal(),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}

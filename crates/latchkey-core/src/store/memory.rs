@@ -54,12 +54,12 @@ impl State {
                 break;
             }
             self.by_expiry.pop_first();
-            if let Some(record) = self.tokens.remove(&key) {
-                if let Some(members) = self.families.get_mut(&record.family) {
-                    members.retain(|k| *k != key);
-                    if members.is_empty() {
-                        self.families.remove(&record.family);
-                    }
+            if let Some(record) = self.tokens.remove(&key)
+                && let Some(members) = self.families.get_mut(&record.family)
+            {
+                members.retain(|k| *k != key);
+                if members.is_empty() {
+                    self.families.remove(&record.family);
                 }
             }
         }
@@ -78,11 +78,11 @@ impl State {
     fn revoke_family(&mut self, family: &FamilyId) -> u64 {
         let mut revoked = 0;
         for key in self.families.get(family).into_iter().flatten() {
-            if let Some(record) = self.tokens.get_mut(key) {
-                if !record.revoked {
-                    record.revoked = true;
-                    revoked += 1;
-                }
+            if let Some(record) = self.tokens.get_mut(key)
+                && !record.revoked
+            {
+                record.revoked = true;
+                revoked += 1;
             }
         }
         revoked
@@ -138,13 +138,13 @@ impl UserStore for MemoryStore {
 
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
         let mut state = self.lock();
-        if let Some(existing) = state.users.get(&user.username) {
-            if existing.id != user.id {
-                return Err(StoreError::new(
-                    StoreErrorKind::Conflict,
-                    "user name already taken",
-                ));
-            }
+        if let Some(existing) = state.users.get(&user.username)
+            && existing.id != user.id
+        {
+            return Err(StoreError::new(
+                StoreErrorKind::Conflict,
+                "user name already taken",
+            ));
         }
         // A rename keeps the id: drop the entry under the old name.
         state.users.retain(|_, u| u.id != user.id);

@@ -1,0 +1,201 @@
+//! Settings: built-in defaults, then a TOML file, then `LATCHKEY_*` environment variables
+//! (`LATCHKEY_SECTION__KEY` for nested keys), then command-line flags. Zero configuration
+//! gives a working server on the embedded store in `./latchkey-data`.
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Everything the `latchkey` binary can be told.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    /// Address to listen on, e.g. `127.0.0.1:8080` (port 0 picks a free port).
+    pub listen: String,
+    /// Directory of the embedded store.
+    pub data_dir: PathBuf,
+    /// The issuer URL; derived from the listen address on loopback when unset.
+    pub issuer: Option<String>,
+    /// Which store to use.
+    pub store: StoreSettings,
+    /// Token lifetimes.
+    pub tokens: TokenSettings,
+    /// Scope policy.
+    pub scopes: ScopeSettings,
+    /// A page explaining errors, sent as `error_uri` in error responses.
+    pub error_uri: Option<String>,
+    /// Logging.
+    pub log: LogSettings,
+}
+
+/// Store selection.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreSettings {
+    /// `sqlite:///path/to/file.db`, or `memory:` (lost on exit). Unset: the embedded SQLite
+    /// store at `<data_dir>/latchkey.db`.
+    pub url: Option<String>,
+}
+
+/// Token lifetimes, in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TokenSettings {
+    /// Access-token lifetime.
+    pub access_ttl: u64,
+    /// Refresh-token lifetime.
+    pub refresh_ttl: u64,
+}
+
+impl Default for TokenSettings {
+    fn default() -> Self {
+        let core = latchkey_core::config::Config::default();
+        Self {
+            access_ttl: core.access_token_ttl,
+            refresh_ttl: core.refresh_token_ttl,
+        }
+    }
+}
+
+/// Scope policy (python-oauth2's available/default sets).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ScopeSettings {
+    /// Scopes any client may request unless it has its own list.
+    pub available: Vec<String>,
+    /// Scopes granted when a request names none.
+    pub default: Vec<String>,
+}
+
+/// Log output.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogSettings {
+    /// `auto` (text on a terminal, JSON otherwise), `json` or `text`.
+    pub format: LogFormat,
+    /// A `RUST_LOG`-style filter; `RUST_LOG` itself wins when set.
+    pub filter: String,
+}
+
+impl Default for LogSettings {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::Auto,
+            filter: "info".into(),
+        }
+    }
+}
+
+/// How log lines are written.
+#[derive(Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Text on a terminal, JSON lines otherwise.
+    Auto,
+    /// JSON lines.
+    Json,
+    /// Human-readable text.
+    Text,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("latchkey-data"),
+            issuer: None,
+            store: StoreSettings::default(),
+            tokens: TokenSettings::default(),
+            scopes: ScopeSettings::default(),
+            error_uri: None,
+            log: LogSettings::default(),
+        }
+    }
+}
+
+/// Values given on the command line, which override every other source.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// `--listen`
+    pub listen: Option<String>,
+    /// `--data-dir`
+    pub data_dir: Option<PathBuf>,
+}
+
+impl Settings {
+    /// Loads the settings. `config` is a TOML file that must exist; without it,
+    /// `./latchkey.toml` is read if present.
+    pub fn load(config: Option<&Path>, overrides: &Overrides) -> Result<Self, Box<figment::Error>> {
+        let mut figment = Figment::from(Serialized::defaults(Settings::default()));
+        figment = match config {
+            Some(path) => figment.merge(Toml::file_exact(path)),
+            None => figment.merge(Toml::file("latchkey.toml")),
+        };
+        // LATCHKEY_TEST_* variables select backends for the test suite, not settings.
+        figment = figment.merge(
+            Env::prefixed("LATCHKEY_")
+                .split("__")
+                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+        );
+        if let Some(listen) = &overrides.listen {
+            figment = figment.merge(Serialized::default("listen", listen));
+        }
+        if let Some(dir) = &overrides.data_dir {
+            figment = figment.merge(Serialized::default("data_dir", dir));
+        }
+        figment.extract().map_err(Box::new)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment's test jail returns its own large error type
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_then_env_then_flags() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "latchkey.toml",
+                "listen = \"127.0.0.1:9000\"\n[tokens]\naccess_ttl = 60\n[scopes]\navailable = [\"read\"]\n",
+            )?;
+            jail.set_env("LATCHKEY_TOKENS__REFRESH_TTL", "120");
+            jail.set_env("LATCHKEY_TEST_POSTGRES", "postgres://ignored");
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(s.listen, "127.0.0.1:9000");
+            assert_eq!(s.tokens.access_ttl, 60);
+            assert_eq!(s.tokens.refresh_ttl, 120);
+            assert_eq!(s.scopes.available, vec!["read".to_string()]);
+            let flags = Overrides {
+                listen: Some("127.0.0.1:0".into()),
+                data_dir: Some("/tmp/x".into()),
+            };
+            let s = Settings::load(None, &flags).expect("loads");
+            assert_eq!(s.listen, "127.0.0.1:0");
+            assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_are_errors_not_silence() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("latchkey.toml", "[tokens]\naccess_tll = 60\n")?;
+            let err = Settings::load(None, &Overrides::default()).expect_err("typo refused");
+            assert!(err.to_string().contains("access_tll"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn explicit_config_file_must_exist() {
+        assert!(
+            Settings::load(
+                Some(Path::new("/nonexistent/latchkey.toml")),
+                &Overrides::default()
+            )
+            .is_err()
+        );
+    }
+}

@@ -1,0 +1,287 @@
+//! End-to-end: the real `latchkey` binary, its CLI and HTTP, on the embedded store.
+
+mod common;
+
+use common::{Server, add_user, cli, create_client, data_dir, post_token};
+use latchkey_core::secret::Secret;
+use latchkey_core::store::TokenStore;
+
+#[tokio::test]
+async fn first_start_says_what_to_do_next() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l.contains("latchkey client create")),
+        "banner: {:?}",
+        server.banner
+    );
+    let health = reqwest::get(server.url("/healthz")).await.expect("answers");
+    assert_eq!(health.status(), 200);
+}
+
+#[tokio::test]
+async fn cli_client_gets_tokens_with_basic_and_with_post() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &["--scope", "read write"]);
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+
+    let (status, headers, body) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials&scope=read",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["token_type"], "Bearer");
+    assert_eq!(body["scope"], "read");
+    assert_eq!(headers["cache-control"], "no-store");
+    assert_eq!(headers["pragma"], "no-cache");
+
+    let form = format!(
+        "grant_type=client_credentials&scope=read+write&client_id={}&client_secret={}",
+        client.id, client.secret
+    );
+    let (status, _, body) = post_token(&http, &server, None, &form).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["scope"], "read write");
+
+    let listed = cli(dir.path(), &["client", "list"], None);
+    assert!(listed.contains(&client.id));
+    assert!(
+        !listed.contains(&client.secret),
+        "list must never show a secret"
+    );
+}
+
+#[tokio::test]
+async fn password_grant_then_rotation_then_reuse_revokes_the_family() {
+    let dir = data_dir();
+    let client = create_client(
+        dir.path(),
+        &["--grant-type", "password", "--grant-type", "refresh_token"],
+    );
+    add_user(dir.path(), "alice", "correct horse battery");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let auth = client.basic();
+
+    let (status, _, first) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        "grant_type=password&username=alice&password=correct+horse+battery",
+    )
+    .await;
+    assert_eq!(status, 200, "{first}");
+    let rt1 = first["refresh_token"].as_str().expect("refresh token");
+
+    let (status, _, second) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        &format!("grant_type=refresh_token&refresh_token={rt1}"),
+    )
+    .await;
+    assert_eq!(status, 200, "{second}");
+    let rt2 = second["refresh_token"]
+        .as_str()
+        .expect("rotated refresh token");
+    assert_ne!(rt1, rt2);
+
+    // Replaying the first refresh token is refused and revokes the family...
+    let (status, _, replay) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        &format!("grant_type=refresh_token&refresh_token={rt1}"),
+    )
+    .await;
+    assert_eq!(
+        (status, replay["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    // ...so the legitimate successor stops working too.
+    let (status, _, after) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        &format!("grant_type=refresh_token&refresh_token={rt2}"),
+    )
+    .await;
+    assert_eq!(
+        (status, after["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    let store = latchkey_sql::SqliteStore::open(dir.path().join("latchkey.db"))
+        .await
+        .expect("open store");
+    let access = Secret::new(second["access_token"].as_str().expect("token")).digest();
+    let record = store
+        .find_token(&access)
+        .await
+        .expect("find")
+        .expect("known");
+    assert!(
+        record.revoked,
+        "the access token of the replayed family is revoked"
+    );
+}
+
+#[tokio::test]
+async fn concurrent_use_of_one_refresh_token_yields_exactly_one_pair() {
+    let dir = data_dir();
+    let client = create_client(
+        dir.path(),
+        &["--grant-type", "password", "--grant-type", "refresh_token"],
+    );
+    add_user(dir.path(), "bob", "pw-of-bob");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let auth = client.basic();
+    let (_, _, tokens) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        "grant_type=password&username=bob&password=pw-of-bob",
+    )
+    .await;
+    let rt = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh token")
+        .to_owned();
+    let body = format!("grant_type=refresh_token&refresh_token={rt}");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let (http, url, auth, body) = (
+            http.clone(),
+            server.url("/token"),
+            auth.clone(),
+            body.clone(),
+        );
+        tasks.push(tokio::spawn(async move {
+            http.post(url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .header("authorization", auth)
+                .body(body)
+                .send()
+                .await
+                .expect("answers")
+                .status()
+                .as_u16()
+        }));
+    }
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.expect("task"));
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 400).count(),
+        7,
+        "{statuses:?}"
+    );
+}
+
+#[tokio::test]
+async fn sigkill_right_after_an_answer_loses_nothing() {
+    let dir = data_dir();
+    let client = create_client(
+        dir.path(),
+        &[
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--grant-type",
+            "client_credentials",
+        ],
+    );
+    add_user(dir.path(), "carol", "pw-of-carol");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let auth = client.basic();
+    let (_, _, cc) = post_token(&http, &server, Some(&auth), "grant_type=client_credentials").await;
+    let (status, _, pw) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        "grant_type=password&username=carol&password=pw-of-carol",
+    )
+    .await;
+    assert_eq!(status, 200, "{pw}");
+    server.kill();
+
+    let server = Server::start(dir.path());
+    let store = latchkey_sql::SqliteStore::open(dir.path().join("latchkey.db"))
+        .await
+        .expect("open store");
+    let now = latchkey_core::clock::Clock::now(&latchkey_core::clock::SystemClock);
+    for token in [
+        &cc["access_token"],
+        &pw["access_token"],
+        &pw["refresh_token"],
+    ] {
+        let digest = Secret::new(token.as_str().expect("token")).digest();
+        let record = store.find_token(&digest).await.expect("find");
+        assert!(
+            record.is_some_and(|r| r.is_active(now)),
+            "a token answered before SIGKILL was lost"
+        );
+    }
+    let rt = pw["refresh_token"].as_str().expect("refresh token");
+    let (status, _, body) = post_token(
+        &http,
+        &server,
+        Some(&auth),
+        &format!("grant_type=refresh_token&refresh_token={rt}"),
+    )
+    .await;
+    assert_eq!(status, 200, "refresh after restart: {body}");
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_server_cleanly() {
+    let dir = data_dir();
+    let server = Server::start(dir.path());
+    let status = server.terminate();
+    assert!(status.success(), "exit status {status:?}");
+}
+
+#[tokio::test]
+async fn deleting_a_client_with_the_cli_invalidates_it() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &[]);
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let (status, _, _) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let shown = cli(dir.path(), &["client", "show", &client.id], None);
+    assert!(shown.contains("confidential") && !shown.contains(&client.secret));
+    cli(dir.path(), &["client", "delete", &client.id], None);
+    let (status, _, body) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+}

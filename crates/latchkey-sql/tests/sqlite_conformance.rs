@@ -1,0 +1,179 @@
+//! The SQLite store against the shared store conformance suite, plus what only a durable,
+//! group-committing store must show: data survives a reopen, and concurrent writes share
+//! commits.
+
+#![cfg(feature = "sqlite")]
+
+use latchkey_core::client::NewClient;
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::entropy::OsEntropy;
+use latchkey_core::store::{ClientStore, Rotation, StoreErrorKind, TokenStore, UserStore};
+use latchkey_core::token::FamilyId;
+use latchkey_core::user::User;
+use latchkey_sql::SqliteStore;
+use latchkey_testkit::conformance::pair;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+/// A path no other test uses, under cargo's scratch directory for integration tests.
+fn fresh_path() -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("latchkey-sql");
+    std::fs::create_dir_all(&dir).expect("create the scratch directory");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    dir.join(format!(
+        "{}-{nanos}-{}.db",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ))
+}
+
+async fn fresh_store() -> SqliteStore {
+    SqliteStore::open(fresh_path())
+        .await
+        .expect("open a fresh SQLite store")
+}
+
+latchkey_testkit::store_conformance!(fresh_store());
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn data_survives_closing_and_reopening_the_file() {
+    let path = fresh_path();
+    let now = SystemClock.now();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let (client, _) = NewClient::confidential("Durable")
+        .redirect_uris(["https://app.example/cb"])
+        .build(&OsEntropy, now);
+    store.put_client(&client).await.expect("put client");
+    let user = User {
+        id: "u-durable".into(),
+        username: "durable".into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now,
+    };
+    store.put_user(&user).await.expect("put user");
+    let family = FamilyId::generate(&OsEntropy);
+    let first = pair(client.id.as_str(), &family);
+    store.save_tokens(&first, now).await.expect("save");
+    let old = first.refresh.as_ref().expect("refresh").digest;
+    let second = pair(client.id.as_str(), &family);
+    assert_eq!(
+        store
+            .rotate_refresh(&old, &second, now)
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    store.close().await;
+
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(client)
+    );
+    assert_eq!(store.get_user("durable").await.expect("get"), Some(user));
+    let rotated = store.find_token(&old).await.expect("find").expect("kept");
+    assert!(rotated.rotated, "the rotated flag was lost");
+    for record in second.records() {
+        assert_eq!(
+            store
+                .find_token(&record.digest)
+                .await
+                .expect("find")
+                .as_ref(),
+            Some(record)
+        );
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_share_commits() {
+    let store = fresh_store().await;
+    let now = SystemClock.now();
+    let mut tasks = Vec::new();
+    for _ in 0..200 {
+        let store = store.clone();
+        let tokens = pair("client-g", &FamilyId::generate(&OsEntropy));
+        tasks.push(tokio::spawn(async move {
+            store.save_tokens(&tokens, now).await.map(|()| tokens)
+        }));
+    }
+    let mut saved = Vec::new();
+    for task in tasks {
+        saved.push(task.await.expect("task ran").expect("save"));
+    }
+    for tokens in &saved {
+        for record in tokens.records() {
+            assert_eq!(
+                store
+                    .find_token(&record.digest)
+                    .await
+                    .expect("find")
+                    .as_ref(),
+                Some(record)
+            );
+        }
+    }
+    let stats = store.stats();
+    assert_eq!(stats.ops, 200);
+    assert!(
+        stats.batches < stats.ops,
+        "no writes were grouped: {stats:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_write_fails_alone() {
+    let store = fresh_store().await;
+    let now = SystemClock.now();
+    let taken = pair("client-d", &FamilyId::generate(&OsEntropy));
+    store.save_tokens(&taken, now).await.expect("save");
+    let mut tasks = Vec::new();
+    for i in 0..50 {
+        let store = store.clone();
+        // One of them reuses a digest that is already stored.
+        let tokens = if i == 25 {
+            taken.clone()
+        } else {
+            pair("client-d", &FamilyId::generate(&OsEntropy))
+        };
+        tasks.push(tokio::spawn(async move {
+            store.save_tokens(&tokens, now).await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let outcome = task.await.expect("task ran");
+        if i == 25 {
+            assert_eq!(
+                outcome.expect_err("duplicate digest").kind(),
+                StoreErrorKind::Conflict
+            );
+        } else {
+            outcome.expect("the others are unaffected");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_after_close_are_unavailable() {
+    let store = fresh_store().await;
+    store.close().await;
+    let err = store
+        .save_tokens(
+            &pair("client-z", &FamilyId::generate(&OsEntropy)),
+            SystemClock.now(),
+        )
+        .await
+        .expect_err("closed");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    assert_eq!(
+        store.ping().await.expect_err("closed").kind(),
+        StoreErrorKind::Unavailable
+    );
+    // Closing twice is harmless.
+    store.close().await;
+}
