@@ -130,6 +130,61 @@ async fn password_grant_then_rotation_then_reuse_revokes_the_family() {
         record.revoked,
         "the access token of the replayed family is revoked"
     );
+
+    // The audit trail saw all of it, and the log holds no secret of any kind.
+    server.terminate();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("server log");
+    assert!(log.contains("refresh_reuse_detected"), "reuse not audited");
+    for secret in [
+        client.secret.as_str(),
+        "correct horse battery",
+        "correct+horse+battery",
+        rt1,
+        rt2,
+        first["access_token"].as_str().expect("token"),
+        second["access_token"].as_str().expect("token"),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}
+
+#[tokio::test]
+async fn user_passwd_and_delete_take_effect_on_a_running_server() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &["--grant-type", "password"]);
+    add_user(dir.path(), "frank", "old-password");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let auth = client.basic();
+    let login = |pw: &str| format!("grant_type=password&username=frank&password={pw}");
+    assert_eq!(
+        post_token(&http, &server, Some(&auth), &login("old-password"))
+            .await
+            .0,
+        200
+    );
+
+    cli(
+        dir.path(),
+        &["user", "passwd", "frank", "--password-stdin"],
+        Some("new-password\n"),
+    );
+    let (status, _, body) = post_token(&http, &server, Some(&auth), &login("old-password")).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+    assert_eq!(
+        post_token(&http, &server, Some(&auth), &login("new-password"))
+            .await
+            .0,
+        200
+    );
+
+    assert!(cli(dir.path(), &["user", "list"], None).contains("frank"));
+    cli(dir.path(), &["user", "delete", "frank"], None);
+    let (status, _, _) = post_token(&http, &server, Some(&auth), &login("new-password")).await;
+    assert_eq!(status, 400);
 }
 
 #[tokio::test]
