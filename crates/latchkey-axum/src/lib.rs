@@ -30,7 +30,7 @@ use axum::routing::any;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
-use latchkey_core::store::{ClientStore, TokenStore};
+use latchkey_core::store::ProviderStore;
 use latchkey_core::user::{Blocking, UserAuthenticator};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -115,10 +115,10 @@ impl IntoResponse for Reply {
     }
 }
 
-/// A router with the OAuth endpoints: `/token`. Mount it with `nest` or `merge`.
+/// A router with the token endpoint, `/token`. Mount it with `nest` or `merge`.
 pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     axum::Router::new()
@@ -131,7 +131,7 @@ async fn token<S, U>(
     Extract(req): Extract,
 ) -> Reply
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     Reply(p.token(&req).await)
@@ -171,4 +171,44 @@ impl Blocking for TokioBlocking {
         let _permit = self.permits.acquire().await.ok()?;
         tokio::task::spawn_blocking(f).await.ok()
     }
+}
+
+/// A router with the authorization endpoint and its pages: `/authorize` (GET and POST),
+/// `/login` (POST) and `/logout`. Mount it beside [`router`]; when nesting both under a
+/// prefix, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
+pub fn authorize_router<S, U, L>(ui: latchkey_ui::Ui<S, U, L>) -> axum::Router
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: latchkey_ui::Login,
+{
+    use axum::extract::State;
+    use axum::routing::{get, post};
+    type St<S, U, L> = State<latchkey_ui::Ui<S, U, L>>;
+    axum::Router::new()
+        .route(
+            "/authorize",
+            get(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.authorize(&req).await)
+            })
+            .post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.authorize(&req).await)
+            }),
+        )
+        .route(
+            "/login",
+            post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.login(&req).await)
+            }),
+        )
+        .route(
+            "/logout",
+            get(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.logout(&req).await)
+            })
+            .post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.logout(&req).await)
+            }),
+        )
+        .with_state(ui)
 }

@@ -17,7 +17,15 @@ pub struct Config {
     /// Scopes granted when a request names none and the client has no defaults of its own.
     pub default_scopes: ScopeSet,
     /// A page explaining errors, sent as `error_uri` (Flask-OAuthlib's `OAUTH2_PROVIDER_ERROR_URI`).
+    /// Authorization errors that must not go back to the client are redirected there.
     pub error_uri: Option<String>,
+    /// Authorization-code lifetime in seconds (default 60; RFC 6749 §4.1.2 recommends at
+    /// most ten minutes, RFC 9700 far less).
+    pub code_ttl: u64,
+    /// Require PKCE from confidential clients too (public clients always need it).
+    pub require_pkce: bool,
+    /// Accept the `plain` PKCE method (off: only `S256`, RFC 9700 §2.1.1).
+    pub allow_plain_pkce: bool,
 }
 
 impl Default for Config {
@@ -29,6 +37,9 @@ impl Default for Config {
             available_scopes: ScopeSet::empty(),
             default_scopes: ScopeSet::empty(),
             error_uri: None,
+            code_ttl: 60,
+            require_pkce: false,
+            allow_plain_pkce: false,
         }
     }
 }
@@ -40,7 +51,7 @@ pub enum ConfigError {
     #[error("issuer must be an https URL (or http on localhost) without query or fragment: {0}")]
     Issuer(String),
     /// A lifetime is zero or absurdly long.
-    #[error("{0} must be between 1 second and 10 years")]
+    #[error("{0} must be at least 1 second and at most 10 years")]
     Lifetime(&'static str),
     /// Default scopes that no client could be granted.
     #[error("default scopes {0:?} are not among the available scopes")]
@@ -57,6 +68,9 @@ impl Config {
         const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
         if !(1..=TEN_YEARS).contains(&self.access_token_ttl) {
             return Err(ConfigError::Lifetime("access_token_ttl"));
+        }
+        if !(1..=600).contains(&self.code_ttl) {
+            return Err(ConfigError::Lifetime("code_ttl (at most 600)"));
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));

@@ -33,6 +33,10 @@ pub enum ErrorCode {
     InsufficientScope,
     /// The token type cannot be revoked (RFC 7009 §2.2.1).
     UnsupportedTokenType,
+    /// `prompt=none` was sent but the user is not logged in (OpenID Connect Core §3.1.2.6).
+    LoginRequired,
+    /// `prompt=none` was sent but the user has not consented (OpenID Connect Core §3.1.2.6).
+    ConsentRequired,
 }
 
 impl ErrorCode {
@@ -52,6 +56,8 @@ impl ErrorCode {
             Self::InvalidToken => "invalid_token",
             Self::InsufficientScope => "insufficient_scope",
             Self::UnsupportedTokenType => "unsupported_token_type",
+            Self::LoginRequired => "login_required",
+            Self::ConsentRequired => "consent_required",
         }
     }
 
@@ -173,6 +179,11 @@ impl OAuthError {
     /// The private detail, for the log.
     pub fn detail(&self) -> Option<&str> {
         self.detail.as_deref()
+    }
+
+    /// Extra response headers (`WWW-Authenticate`, `Allow`, `Retry-After`).
+    pub fn headers(&self) -> &[(String, String)] {
+        &self.headers
     }
 
     /// The HTTP status this error is answered with.

@@ -24,6 +24,29 @@ pub enum Event {
         /// The revoked family.
         family: String,
     },
+    /// An authorization code was presented again; the tokens issued from it were revoked.
+    CodeReplayed {
+        /// The client that presented it.
+        client_id: String,
+        /// The revoked family.
+        family: String,
+    },
+    /// A resource owner approved a client's authorization request.
+    ConsentGranted {
+        /// The client.
+        client_id: String,
+        /// The resource owner.
+        subject: String,
+        /// The approved scope, space-delimited.
+        scope: String,
+    },
+    /// A resource owner denied a client's authorization request.
+    ConsentDenied {
+        /// The client.
+        client_id: String,
+        /// The resource owner.
+        subject: String,
+    },
     /// A client failed to authenticate.
     ClientAuthFailed {
         /// The identifier it claimed, if any.

@@ -47,8 +47,10 @@ pub mod grant;
 pub mod http;
 pub mod params;
 pub mod password;
+pub mod pkce;
 pub mod proto;
 pub mod provider;
+pub mod redirect;
 pub mod scope;
 pub mod secret;
 pub mod store;
@@ -60,6 +62,7 @@ pub mod prelude {
     pub use crate::client::{Client, ClientId, ClientType, GrantType, NewClient};
     pub use crate::clock::{Clock, ManualClock, SystemClock, UnixTime};
     pub use crate::config::{Config, ConfigError};
+    pub use crate::endpoint::authorize::{AuthorizeOutcome, Decision};
     pub use crate::entropy::{Entropy, OsEntropy, SeededEntropy};
     pub use crate::error::{ErrorCode, OAuthError};
     pub use crate::events::{Event, EventSink, NoEvents};
@@ -68,7 +71,10 @@ pub mod prelude {
     pub use crate::scope::ScopeSet;
     pub use crate::secret::Secret;
     pub use crate::store::memory::MemoryStore;
-    pub use crate::store::{ClientStore, StoreError, StoreErrorKind, TokenStore, UserStore};
+    pub use crate::store::{
+        AuthorizationStore, ClientStore, ProviderStore, StoreError, StoreErrorKind, TokenStore,
+        UserStore,
+    };
     pub use crate::user::{
         AuthenticatedUser, Blocking, Inline, NoUsers, StoreUsers, User, UserAuthenticator,
     };

@@ -67,6 +67,11 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter '{name}'")))
     }
 
+    /// Every parameter, sorted by name: for re-posting a request in a form.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// Whether `name` is present.
     pub fn contains(&self, name: &str) -> bool {
         self.0.contains_key(name)

@@ -8,6 +8,15 @@ use crate::secret::Secret;
 /// A token request, by `grant_type`.
 #[derive(Clone, Debug)]
 pub enum TokenRequest {
+    /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
+    AuthorizationCode {
+        /// The code from the authorization response.
+        code: Secret,
+        /// The redirect URI, which must repeat the one of the authorization request.
+        redirect_uri: Option<String>,
+        /// The PKCE verifier.
+        code_verifier: Option<String>,
+    },
     /// `grant_type=client_credentials` (RFC 6749 §4.4.2).
     ClientCredentials {
         /// The requested scope, if any.
@@ -37,6 +46,11 @@ impl TokenRequest {
         let grant_type = params.require("grant_type")?;
         let scope = params.get("scope").map(ScopeSet::parse).transpose()?;
         match grant_type {
+            "authorization_code" => Ok(Self::AuthorizationCode {
+                code: Secret::new(params.require("code")?),
+                redirect_uri: params.get("redirect_uri").map(str::to_owned),
+                code_verifier: params.get("code_verifier").map(str::to_owned),
+            }),
             "client_credentials" => Ok(Self::ClientCredentials { scope }),
             "password" => Ok(Self::Password {
                 username: params.require("username")?.to_owned(),
@@ -58,6 +72,7 @@ impl TokenRequest {
     pub fn grant_type(&self) -> crate::client::GrantType {
         use crate::client::GrantType;
         match self {
+            Self::AuthorizationCode { .. } => GrantType::AuthorizationCode,
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
             Self::RefreshToken { .. } => GrantType::RefreshToken,

@@ -10,7 +10,7 @@ use crate::events::{Event, EventSink, NoEvents};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::proto::TokenResponse;
 use crate::scope::ScopeSet;
-use crate::store::{ClientStore, TokenStore};
+use crate::store::ProviderStore;
 use crate::token::{Grant, mint};
 use crate::user::UserAuthenticator;
 use std::sync::Arc;
@@ -40,7 +40,7 @@ struct Inner<S, U> {
     events: Arc<dyn EventSink>,
 }
 
-impl<S: ClientStore + TokenStore, U: UserAuthenticator> Provider<S, U> {
+impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// Starts building a provider on `store`, checking resource owners with `users`.
     pub fn builder(store: S, users: U) -> ProviderBuilder<S, U> {
         ProviderBuilder {
@@ -57,6 +57,24 @@ impl<S: ClientStore + TokenStore, U: UserAuthenticator> Provider<S, U> {
     /// RFC response; never panics.
     pub async fn token(&self, req: &HttpRequest) -> HttpResponse {
         crate::endpoint::token::handle(self, req).await
+    }
+
+    /// The authorization endpoint (RFC 6749 §3.1): validates the request and either
+    /// redirects, asks for an error page, or asks the embedder to log the user in or to get
+    /// their consent. See [`crate::endpoint::authorize`].
+    pub async fn authorize(
+        &self,
+        req: &HttpRequest,
+        user: Option<&crate::user::AuthenticatedUser>,
+        decision: Option<crate::endpoint::authorize::Decision>,
+    ) -> crate::endpoint::authorize::AuthorizeOutcome {
+        crate::endpoint::authorize::handle(self, req, user, decision).await
+    }
+
+    /// A response for an authorization error that must not go back to the client: a
+    /// redirect to the configured `error_uri`, or a minimal HTML page.
+    pub fn error_page(&self, err: &OAuthError) -> HttpResponse {
+        crate::endpoint::authorize::error_page(self.inner.config.error_uri.as_deref(), err)
     }
 
     /// The configuration in force.
@@ -150,7 +168,7 @@ pub struct ProviderBuilder<S, U> {
     events: Arc<dyn EventSink>,
 }
 
-impl<S: ClientStore + TokenStore, U: UserAuthenticator> ProviderBuilder<S, U> {
+impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
     /// Replaces the whole configuration.
     pub fn config(mut self, config: Config) -> Self {
         self.config = config;

@@ -90,6 +90,37 @@ impl TokenRecord {
     }
 }
 
+/// An authorization code (RFC 6749 §4.1.2), as a store keeps it: by digest, single use,
+/// bound to its client, redirect URI and PKCE challenge.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeRecord {
+    /// SHA-256 of the code value.
+    pub digest: Digest,
+    /// The client the code was issued to.
+    pub client_id: ClientId,
+    /// The redirect URI the code was delivered to.
+    pub redirect_uri: String,
+    /// Whether the authorization request carried `redirect_uri` (then the token request must
+    /// repeat it, RFC 6749 §4.1.3).
+    pub redirect_uri_sent: bool,
+    /// The resource owner who approved.
+    pub subject: String,
+    /// The resource owner's user name.
+    pub username: String,
+    /// The approved scope.
+    pub scope: ScopeSet,
+    /// The PKCE challenge, when one was sent.
+    pub challenge: Option<crate::pkce::Challenge>,
+    /// The OpenID Connect `nonce`, when one was sent.
+    pub nonce: Option<String>,
+    /// The family the tokens from this code will join; a replayed code revokes it.
+    pub family: FamilyId,
+    /// When the code was issued.
+    pub issued_at: UnixTime,
+    /// When the code stops working (at most a minute later by default).
+    pub expires_at: UnixTime,
+}
+
 /// The tokens of one issuance, written to a store together.
 #[derive(Clone, Debug)]
 pub struct NewTokens {

@@ -29,6 +29,29 @@ impl EventSink for LogEvents {
                 client_id,
                 family,
             ),
+            Event::CodeReplayed { client_id, family } => tracing::warn!(
+                target: "latchkey::audit",
+                event = "code_replayed",
+                client_id,
+                family,
+            ),
+            Event::ConsentGranted {
+                client_id,
+                subject,
+                scope,
+            } => tracing::info!(
+                target: "latchkey::audit",
+                event = "consent_granted",
+                client_id,
+                subject,
+                scope,
+            ),
+            Event::ConsentDenied { client_id, subject } => tracing::info!(
+                target: "latchkey::audit",
+                event = "consent_denied",
+                client_id,
+                subject,
+            ),
             Event::ClientAuthFailed { client_id } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "client_auth_failed",

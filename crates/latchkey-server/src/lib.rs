@@ -10,5 +10,5 @@ pub mod cli;
 pub mod settings;
 pub mod store;
 
-pub use app::{AppProvider, app, build_provider, run};
+pub use app::{AppProvider, AppUi, app, build_provider, build_ui, run};
 pub use settings::Settings;

@@ -27,6 +27,47 @@ pub struct Settings {
     pub error_uri: Option<String>,
     /// Logging.
     pub log: LogSettings,
+    /// PKCE policy.
+    pub pkce: PkceSettings,
+    /// Login and consent pages.
+    pub ui: UiSettings,
+}
+
+/// PKCE policy (RFC 7636, RFC 9700 §2.1.1). Public clients always need S256.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct PkceSettings {
+    /// Require PKCE from confidential clients too.
+    pub require_all: bool,
+    /// Accept the `plain` method (not recommended).
+    pub allow_plain: bool,
+}
+
+/// Login and consent pages.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct UiSettings {
+    /// A directory whose `login.html`, `consent.html`, `error.html`, `logged_out.html` or
+    /// `base.html` replace the built-in templates.
+    pub templates_dir: Option<PathBuf>,
+    /// How long a login lasts, in seconds.
+    pub session_ttl: u64,
+    /// The file holding the 32-byte key that signs session cookies; created on first start.
+    /// Default: `<data_dir>/session.key`. Several nodes must share one.
+    pub session_key_file: Option<PathBuf>,
+    /// Descriptions shown next to scopes on the consent page.
+    pub scope_descriptions: std::collections::BTreeMap<String, String>,
+}
+
+impl Default for UiSettings {
+    fn default() -> Self {
+        Self {
+            templates_dir: None,
+            session_ttl: 12 * 3600,
+            session_key_file: None,
+            scope_descriptions: std::collections::BTreeMap::new(),
+        }
+    }
 }
 
 /// Store selection.
@@ -46,6 +87,8 @@ pub struct TokenSettings {
     pub access_ttl: u64,
     /// Refresh-token lifetime.
     pub refresh_ttl: u64,
+    /// Authorization-code lifetime (at most 600).
+    pub code_ttl: u64,
 }
 
 impl Default for TokenSettings {
@@ -54,6 +97,7 @@ impl Default for TokenSettings {
         Self {
             access_ttl: core.access_token_ttl,
             refresh_ttl: core.refresh_token_ttl,
+            code_ttl: core.code_ttl,
         }
     }
 }
@@ -110,6 +154,8 @@ impl Default for Settings {
             scopes: ScopeSettings::default(),
             error_uri: None,
             log: LogSettings::default(),
+            pkce: PkceSettings::default(),
+            ui: UiSettings::default(),
         }
     }
 }

@@ -3,10 +3,13 @@
 
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
+use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::memory::MemoryStore;
-use latchkey_core::store::{ClientStore, Rotation, StoreError, TokenStore, UserStore};
-use latchkey_core::token::{FamilyId, NewTokens, TokenRecord};
+use latchkey_core::store::{
+    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, TokenStore, UserStore,
+};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
 use latchkey_sql::SqliteStore;
 use std::path::Path;
@@ -118,5 +121,33 @@ impl TokenStore for AnyStore {
     }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)
+    }
+}
+
+impl AuthorizationStore for AnyStore {
+    async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
+        delegate!(self, s => s.save_code(code, now).await)
+    }
+    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+        delegate!(self, s => s.take_code(digest, now).await)
+    }
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        delegate!(self, s => s.get_consent(subject, client_id).await)
+    }
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        delegate!(self, s => s.put_consent(subject, client_id, scope, now).await)
+    }
+    async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+        delegate!(self, s => s.revoke_consent(subject, client_id).await)
     }
 }

@@ -2,7 +2,7 @@
 //!
 //! - `sqlite` (default): [`SqliteStore`], the embedded, crash-safe store that `latchkey serve`
 //!   runs on with no setup. Concurrent writes are batched into one commit (group commit), and
-//!   expired tokens are swept while writing, so no janitor is needed.
+//!   expired tokens and authorization codes are swept while writing, so no janitor is needed.
 //!
 //! Every backend implements the store traits of [`latchkey_core::store`] and passes the
 //! conformance suite of `latchkey-testkit`. Each embeds its own migrations

@@ -1,18 +1,23 @@
 //! The SQLite store against the shared store conformance suite, plus what only a durable,
-//! group-committing store must show: data survives a reopen, and concurrent writes share
-//! commits.
+//! group-committing store must show: data survives a reopen, concurrent writes share commits,
+//! expired codes are swept, undecodable rows are reported as corrupt, and a database from an
+//! older schema is upgraded in place.
 
 #![cfg(feature = "sqlite")]
 
 use latchkey_core::client::NewClient;
 use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::entropy::OsEntropy;
-use latchkey_core::store::{ClientStore, Rotation, StoreErrorKind, TokenStore, UserStore};
+use latchkey_core::scope::ScopeSet;
+use latchkey_core::store::{
+    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreErrorKind, TokenStore, UserStore,
+};
 use latchkey_core::token::FamilyId;
 use latchkey_core::user::User;
 use latchkey_sql::SqliteStore;
-use latchkey_testkit::conformance::pair;
-use std::path::PathBuf;
+use latchkey_testkit::conformance::{code, pair};
+use sqlx::{ConnectOptions, Connection, SqliteConnection};
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// A path no other test uses, under cargo's scratch directory for integration tests.
@@ -175,5 +180,138 @@ async fn writes_after_close_are_unavailable() {
         StoreErrorKind::Unavailable
     );
     // Closing twice is harmless.
+    store.close().await;
+}
+
+/// A second, raw connection to the store's file, to look at or damage rows directly.
+async fn raw(path: &Path) -> SqliteConnection {
+    sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(path)
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .connect()
+        .await
+        .expect("open a raw connection")
+}
+
+async fn code_rows(path: &Path) -> i64 {
+    let mut conn = raw(path).await;
+    let count = sqlx::query_scalar("SELECT count(*) FROM codes")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count codes");
+    conn.close().await.expect("close");
+    count
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
+    let path = fresh_path();
+    let now = SystemClock.now();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let (_, used) = code("client-sweep", 60);
+    let (_, short) = code("client-sweep", 1);
+    store.save_code(&used, now).await.expect("save");
+    store.save_code(&short, now).await.expect("save");
+    assert!(matches!(
+        store.take_code(&used.digest, now).await.expect("take"),
+        CodeTake::Taken(_)
+    ));
+    store.close().await;
+
+    let store = SqliteStore::open(&path).await.expect("reopen");
+    assert_eq!(
+        store.take_code(&used.digest, now).await.expect("replay"),
+        CodeTake::Replayed {
+            family: used.family.clone()
+        }
+    );
+    assert_eq!(code_rows(&path).await, 2);
+    // A write whose `now` is past the short code's expiry sweeps it; the used one stays.
+    let (_, later) = code("client-sweep", 60);
+    store.save_code(&later, now.plus(5)).await.expect("save");
+    assert_eq!(code_rows(&path).await, 2);
+    assert_eq!(
+        store.take_code(&short.digest, now).await.expect("take"),
+        CodeTake::Invalid
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn undecodable_code_and_consent_rows_are_corrupt() {
+    let path = fresh_path();
+    let now = SystemClock.now();
+    let store = SqliteStore::open(&path).await.expect("open");
+    let (_, record) = code("client-bad", 60);
+    store.save_code(&record, now).await.expect("save");
+    let scope = ScopeSet::parse("read").expect("valid");
+    store
+        .put_consent("user-bad", "client-bad", &scope, now)
+        .await
+        .expect("put");
+    let mut conn = raw(&path).await;
+    sqlx::query("UPDATE codes SET challenge_method = 'bogus'")
+        .execute(&mut conn)
+        .await
+        .expect("damage the code");
+    sqlx::query("UPDATE consents SET scope = 'no\"quotes'")
+        .execute(&mut conn)
+        .await
+        .expect("damage the consent");
+    conn.close().await.expect("close");
+    assert_eq!(
+        store
+            .take_code(&record.digest, now)
+            .await
+            .expect_err("corrupt code")
+            .kind(),
+        StoreErrorKind::Corrupt
+    );
+    assert_eq!(
+        store
+            .get_consent("user-bad", "client-bad")
+            .await
+            .expect_err("corrupt consent")
+            .kind(),
+        StoreErrorKind::Corrupt
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_schema_1_database_is_upgraded_in_place() {
+    let path = fresh_path();
+    let now = SystemClock.now();
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .expect("create");
+    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
+        .execute(&mut conn)
+        .await
+        .expect("schema 1");
+    sqlx::raw_sql(
+        "CREATE TABLE latchkey_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         );
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0);
+         INSERT INTO users VALUES ('u-old', 'old', 'x', 0);",
+    )
+    .execute(&mut conn)
+    .await
+    .expect("record schema 1");
+    conn.close().await.expect("close");
+
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    assert!(store.get_user("old").await.expect("get").is_some());
+    let (_, record) = code("client-up", 60);
+    store.save_code(&record, now).await.expect("save");
+    assert_eq!(
+        store.take_code(&record.digest, now).await.expect("take"),
+        CodeTake::Taken(record)
+    );
     store.close().await;
 }

@@ -7,10 +7,11 @@
 use latchkey_core::client::{ClientId, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
 use latchkey_core::entropy::{OsEntropy, random_token};
+use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
-use latchkey_core::store::{Rotation, Store, StoreErrorKind};
-use latchkey_core::token::{FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::store::{CodeTake, Rotation, Store, StoreErrorKind};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 
 /// Runs the whole conformance suite against the store built by `$make` (an async
@@ -36,6 +37,11 @@ macro_rules! store_conformance {
             revoke_token_revokes_one,
             expired_tokens_are_forgotten,
             large_and_unicode_values_survive,
+            codes_read_back_exactly_and_are_single_use,
+            concurrent_code_redemption_has_exactly_one_winner,
+            expired_codes_are_invalid,
+            consent_is_remembered_replaced_and_revoked,
+            deleting_users_and_clients_forgets_their_consent,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -468,5 +474,195 @@ pub async fn large_and_unicode_values_survive<S: Store>(store: S) {
     assert_eq!(
         store.get_user(&user.username).await.expect("get"),
         Some(user)
+    );
+}
+
+/// An authorization code record living `ttl` seconds, with a PKCE challenge and a nonce.
+pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
+    let value = Secret::new(random_token(&OsEntropy, 32));
+    let now = now();
+    let record = CodeRecord {
+        digest: value.digest(),
+        client_id: ClientId::parse(client).expect("valid test client id"),
+        redirect_uri: "https://app.example/cb?x=ü".into(),
+        redirect_uri_sent: true,
+        subject: "user-ü".into(),
+        username: "ü".into(),
+        scope: ScopeSet::parse("read").expect("valid"),
+        challenge: Some(Challenge {
+            method: Method::S256,
+            value: "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM".into(),
+        }),
+        nonce: Some("n-0S6_WzA2Mj".into()),
+        family: family(),
+        issued_at: now,
+        expires_at: now.plus(ttl),
+    };
+    (value, record)
+}
+
+/// A code reads back field for field, once; the second take is a recognised replay.
+pub async fn codes_read_back_exactly_and_are_single_use<S: Store>(store: S) {
+    let (_, record) = code("client-code", 60);
+    store.save_code(&record, now()).await.expect("save");
+    let plain = CodeRecord {
+        challenge: None,
+        nonce: None,
+        redirect_uri_sent: false,
+        ..code("client-code", 60).1
+    };
+    store.save_code(&plain, now()).await.expect("save");
+    assert_eq!(
+        store.take_code(&record.digest, now()).await.expect("take"),
+        CodeTake::Taken(record.clone())
+    );
+    assert_eq!(
+        store
+            .take_code(&record.digest, now())
+            .await
+            .expect("take again"),
+        CodeTake::Replayed {
+            family: record.family.clone()
+        }
+    );
+    assert_eq!(
+        store.take_code(&plain.digest, now()).await.expect("take"),
+        CodeTake::Taken(plain)
+    );
+    assert_eq!(
+        store
+            .take_code(&Digest::of(b"no code"), now())
+            .await
+            .expect("take"),
+        CodeTake::Invalid
+    );
+}
+
+/// Eight concurrent redemptions of one code: exactly one wins.
+pub async fn concurrent_code_redemption_has_exactly_one_winner<S: Store>(store: S) {
+    let (_, record) = code("client-race", 60);
+    store.save_code(&record, now()).await.expect("save");
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        let digest = record.digest;
+        tasks.push(tokio::spawn(async move {
+            store.take_code(&digest, now()).await
+        }));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        if matches!(
+            task.await.expect("task ran").expect("take"),
+            CodeTake::Taken(_)
+        ) {
+            taken += 1;
+        }
+    }
+    assert_eq!(taken, 1, "exactly one concurrent redemption must win");
+}
+
+/// A code past its expiry is invalid, never taken.
+pub async fn expired_codes_are_invalid<S: Store>(store: S) {
+    let (_, record) = code("client-late", 1);
+    store.save_code(&record, now()).await.expect("save");
+    let later = now().plus(5);
+    assert_eq!(
+        store.take_code(&record.digest, later).await.expect("take"),
+        CodeTake::Invalid
+    );
+}
+
+/// Consent per (subject, client) can be remembered, replaced and revoked.
+pub async fn consent_is_remembered_replaced_and_revoked<S: Store>(store: S) {
+    assert_eq!(
+        store.get_consent("user-1", "client-1").await.expect("get"),
+        None
+    );
+    let read = ScopeSet::parse("read").expect("valid");
+    let both = ScopeSet::parse("read write").expect("valid");
+    store
+        .put_consent("user-1", "client-1", &read, now())
+        .await
+        .expect("put");
+    store
+        .put_consent("user-2", "client-1", &both, now())
+        .await
+        .expect("put");
+    assert_eq!(
+        store.get_consent("user-1", "client-1").await.expect("get"),
+        Some(read)
+    );
+    store
+        .put_consent("user-1", "client-1", &both, now())
+        .await
+        .expect("replace");
+    assert_eq!(
+        store.get_consent("user-1", "client-1").await.expect("get"),
+        Some(both.clone())
+    );
+    assert_eq!(
+        store.get_consent("user-1", "client-2").await.expect("get"),
+        None
+    );
+    assert!(
+        store
+            .revoke_consent("user-1", "client-1")
+            .await
+            .expect("revoke")
+    );
+    assert!(
+        !store
+            .revoke_consent("user-1", "client-1")
+            .await
+            .expect("revoke twice")
+    );
+    assert_eq!(
+        store.get_consent("user-2", "client-1").await.expect("get"),
+        Some(both)
+    );
+}
+
+/// Deleting a user or a client deletes the consent that named them.
+pub async fn deleting_users_and_clients_forgets_their_consent<S: Store>(store: S) {
+    let (client, _) = NewClient::public("Consented").build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    let user = User {
+        id: "u-consent".into(),
+        username: "consenting".into(),
+        password_hash: "x".into(),
+        created_at: now(),
+    };
+    store.put_user(&user).await.expect("put");
+    let scope = ScopeSet::parse("read").expect("valid");
+    store
+        .put_consent(&user.id, client.id.as_str(), &scope, now())
+        .await
+        .expect("put");
+    store
+        .put_consent("someone-else", client.id.as_str(), &scope, now())
+        .await
+        .expect("put");
+    store
+        .delete_user(&user.username)
+        .await
+        .expect("delete user");
+    assert_eq!(
+        store
+            .get_consent(&user.id, client.id.as_str())
+            .await
+            .expect("get"),
+        None
+    );
+    store
+        .delete_client(client.id.as_str())
+        .await
+        .expect("delete client");
+    assert_eq!(
+        store
+            .get_consent("someone-else", client.id.as_str())
+            .await
+            .expect("get"),
+        None
     );
 }

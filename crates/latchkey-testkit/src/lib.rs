@@ -7,13 +7,14 @@ pub mod conformance;
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};
 use latchkey_core::clock::{Clock, ManualClock, UnixTime};
+use latchkey_core::endpoint::authorize::{AuthorizeOutcome, Decision};
 use latchkey_core::entropy::SeededEntropy;
 use latchkey_core::http::{HttpRequest, HttpResponse};
 use latchkey_core::password;
 use latchkey_core::prelude::{ClientStore, MemoryStore, Provider, UserStore};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
-use latchkey_core::user::{Inline, StoreUsers, User};
+use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers, User};
 use std::sync::Arc;
 
 /// The instant every [`TestKit`] clock starts at: 2026-01-01T00:00:00Z.
@@ -152,6 +153,106 @@ impl TestKit {
             .token(&HttpRequest::post_form("/token", body))
             .await
     }
+}
+
+/// The redirect URI every kit client registers.
+pub const REDIRECT_URI: &str = "https://app.example.test/callback";
+
+/// A PKCE verifier for tests (RFC 7636 Appendix B).
+pub const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+impl TestKit {
+    /// Registers a confidential web client with [`REDIRECT_URI`], allowed the code and
+    /// refresh grants.
+    pub async fn web_client(&self) -> TestClient {
+        self.register(
+            NewClient::confidential("Web App")
+                .redirect_uris([REDIRECT_URI])
+                .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken]),
+        )
+        .await
+    }
+
+    /// Registers a public single-page app with [`REDIRECT_URI`], allowed the code and refresh
+    /// grants.
+    pub async fn spa_client(&self) -> TestClient {
+        self.register(
+            NewClient::public("Single Page App")
+                .redirect_uris([REDIRECT_URI])
+                .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken]),
+        )
+        .await
+    }
+
+    /// A logged-in user (no store record needed for the authorization endpoint).
+    pub fn alice(&self) -> AuthenticatedUser {
+        AuthenticatedUser {
+            subject: "user-alice".into(),
+            username: "alice".into(),
+        }
+    }
+
+    /// GETs `/authorize?{query}` as `user`, with the consent `decision`.
+    pub async fn authorize(
+        &self,
+        query: &str,
+        user: Option<&AuthenticatedUser>,
+        decision: Option<Decision>,
+    ) -> AuthorizeOutcome {
+        let mut req = HttpRequest::new(latchkey_core::http::Method::Get, "/authorize");
+        req.query = query.to_owned();
+        self.provider.authorize(&req, user, decision).await
+    }
+
+    /// Runs a code request for `client` through login and consent (approving), and returns
+    /// the code. `extra` is appended to the query (e.g. `&scope=write`).
+    pub async fn code_for(&self, client: &TestClient, extra: &str) -> String {
+        let query = format!(
+            "response_type=code&client_id={}&state=xyz&code_challenge={}&code_challenge_method=S256{extra}",
+            form_encode(client.id()),
+            latchkey_core::pkce::s256_challenge(VERIFIER),
+        );
+        let outcome = self
+            .authorize(
+                &query,
+                Some(&self.alice()),
+                Some(Decision::Allow { remember: false }),
+            )
+            .await;
+        let params = redirect_params(&outcome);
+        assert_eq!(params.get("state").map(String::as_str), Some("xyz"));
+        params
+            .get("code")
+            .cloned()
+            .unwrap_or_else(|| panic!("no code in {params:?}"))
+    }
+}
+
+/// The parameters of a redirect outcome, from its query or fragment; panics if the outcome
+/// is not a redirect (tests only).
+pub fn redirect_params(outcome: &AuthorizeOutcome) -> std::collections::BTreeMap<String, String> {
+    let AuthorizeOutcome::Redirect(resp) = outcome else {
+        panic!("expected a redirect, got {outcome:?}");
+    };
+    location_params(resp)
+}
+
+/// The parameters in a response's `Location`, from its query or fragment.
+pub fn location_params(resp: &HttpResponse) -> std::collections::BTreeMap<String, String> {
+    let location = resp.header("location").expect("a Location header");
+    let url = url::Url::parse(location).expect("an absolute Location");
+    let mut params: std::collections::BTreeMap<String, String> =
+        url.query_pairs().into_owned().collect();
+    if let Some(fragment) = url.fragment() {
+        params.extend(form_urlencoded_pairs(fragment));
+    }
+    params
+}
+
+fn form_urlencoded_pairs(raw: &str) -> Vec<(String, String)> {
+    url::form_urlencoded::parse(raw.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 /// Parses a space-delimited scope string; panics on a malformed one (tests only).

@@ -9,13 +9,13 @@ use crate::http::{HttpRequest, HttpResponse, Method};
 use crate::params::Params;
 use crate::proto::{TokenRequest, TokenResponse};
 use crate::provider::Provider;
-use crate::store::{ClientStore, TokenStore};
+use crate::store::ProviderStore;
 use crate::user::UserAuthenticator;
 
 /// Answers one token request.
 pub async fn handle<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> HttpResponse
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     match exchange(p, req).await {
@@ -29,7 +29,7 @@ where
 
 async fn exchange<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> Result<TokenResponse, OAuthError>
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     // RFC 6749 §3.2: "The client MUST use the HTTP "POST" method when making access token
@@ -70,6 +70,20 @@ where
         )));
     }
     match request {
+        TokenRequest::AuthorizationCode {
+            code,
+            redirect_uri,
+            code_verifier,
+        } => {
+            grant::authorization_code::exchange(
+                p,
+                &client,
+                &code,
+                redirect_uri.as_deref(),
+                code_verifier.as_deref(),
+            )
+            .await
+        }
         TokenRequest::ClientCredentials { scope } => {
             grant::client_credentials::exchange(p, &client, scope.as_ref()).await
         }
@@ -92,7 +106,7 @@ pub async fn authenticate_client<S, U>(
     params: &Params,
 ) -> Result<crate::client::Client, OAuthError>
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     let fail = |id: Option<&str>, err: OAuthError| {

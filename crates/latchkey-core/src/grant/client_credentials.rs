@@ -5,7 +5,7 @@ use crate::error::OAuthError;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
-use crate::store::{ClientStore, TokenStore};
+use crate::store::ProviderStore;
 use crate::token::{FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
@@ -16,7 +16,7 @@ pub async fn exchange<S, U>(
     requested: Option<&ScopeSet>,
 ) -> Result<TokenResponse, OAuthError>
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     let scope = resolve(

@@ -10,7 +10,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
-use crate::store::{ClientStore, TokenStore};
+use crate::store::ProviderStore;
 use crate::token::{FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
@@ -23,7 +23,7 @@ pub async fn exchange<S, U>(
     requested: Option<&ScopeSet>,
 ) -> Result<TokenResponse, OAuthError>
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     // Scope first: a bad scope should not cost an Argon2 verification.

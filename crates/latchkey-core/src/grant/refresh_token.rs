@@ -11,7 +11,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
-use crate::store::{ClientStore, Rotation, TokenStore};
+use crate::store::{ProviderStore, Rotation};
 use crate::token::{Grant, TokenKind, mint};
 use crate::user::UserAuthenticator;
 
@@ -23,7 +23,7 @@ pub async fn exchange<S, U>(
     requested: Option<&ScopeSet>,
 ) -> Result<TokenResponse, OAuthError>
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     let invalid = || OAuthError::invalid_grant("the refresh token is invalid, expired or revoked");
@@ -97,7 +97,7 @@ where
 
 fn report_reuse<S, U>(p: &Provider<S, U>, client: &Client, family: &str, revoked: u64)
 where
-    S: ClientStore + TokenStore,
+    S: ProviderStore,
     U: UserAuthenticator,
 {
     tracing::warn!(client_id = %client.id, family, revoked, "refresh token reuse detected; family revoked");

@@ -5,11 +5,15 @@
 //! one mutex, held only for map operations (never across an `await`), which makes every
 //! method trivially atomic.
 
-use super::{ClientStore, Rotation, StoreError, StoreErrorKind, TokenStore, UserStore};
+use super::{
+    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenStore,
+    UserStore,
+};
 use crate::client::Client;
 use crate::clock::UnixTime;
+use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{FamilyId, NewTokens, TokenKind, TokenRecord};
+use crate::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use crate::user::User;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -27,6 +31,11 @@ struct State {
     tokens: HashMap<[u8; 32], TokenRecord>,
     by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
     families: HashMap<FamilyId, Vec<[u8; 32]>>,
+    /// Codes with a "used" flag; used codes stay until expiry so replays are recognised.
+    codes: HashMap<[u8; 32], (CodeRecord, bool)>,
+    codes_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
+    /// Remembered consent by (subject, client id).
+    consents: HashMap<(String, String), ScopeSet>,
 }
 
 impl MemoryStore {
@@ -62,6 +71,29 @@ impl State {
                     self.families.remove(&record.family);
                 }
             }
+        }
+    }
+
+    fn sweep_codes(&mut self, now: UnixTime) {
+        while let Some(&(expiry, key)) = self.codes_by_expiry.first() {
+            if expiry > now {
+                break;
+            }
+            self.codes_by_expiry.pop_first();
+            self.codes.remove(&key);
+        }
+    }
+
+    fn remove_codes_where(&mut self, pred: impl Fn(&CodeRecord) -> bool) {
+        let doomed: Vec<(UnixTime, [u8; 32])> = self
+            .codes
+            .iter()
+            .filter(|(_, (c, _))| pred(c))
+            .map(|(k, (c, _))| (c.expires_at, *k))
+            .collect();
+        for (expiry, key) in doomed {
+            self.codes.remove(&key);
+            self.codes_by_expiry.remove(&(expiry, key));
         }
     }
 
@@ -123,6 +155,8 @@ impl ClientStore for MemoryStore {
         let mut state = self.lock();
         let existed = state.clients.remove(id).is_some();
         state.remove_tokens_where(|r| r.client_id.as_str() == id);
+        state.remove_codes_where(|c| c.client_id.as_str() == id);
+        state.consents.retain(|(_, client), _| client != id);
         Ok(existed)
     }
 
@@ -158,6 +192,8 @@ impl UserStore for MemoryStore {
             return Ok(false);
         };
         state.remove_tokens_where(|r| r.subject.as_deref() == Some(user.id.as_str()));
+        state.remove_codes_where(|c| c.subject == user.id);
+        state.consents.retain(|(subject, _), _| *subject != user.id);
         Ok(true)
     }
 
@@ -217,5 +253,67 @@ impl TokenStore for MemoryStore {
         };
         record.revoked = true;
         Ok(true)
+    }
+}
+
+impl AuthorizationStore for MemoryStore {
+    async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.sweep_codes(now);
+        let key = *code.digest.as_bytes();
+        state.codes_by_expiry.insert((code.expires_at, key));
+        state.codes.insert(key, (code.clone(), false));
+        Ok(())
+    }
+
+    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+        let mut state = self.lock();
+        state.sweep_codes(now);
+        let Some((code, used)) = state.codes.get_mut(digest.as_bytes()) else {
+            return Ok(CodeTake::Invalid);
+        };
+        if now >= code.expires_at {
+            return Ok(CodeTake::Invalid);
+        }
+        if *used {
+            return Ok(CodeTake::Replayed {
+                family: code.family.clone(),
+            });
+        }
+        *used = true;
+        Ok(CodeTake::Taken(code.clone()))
+    }
+
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        Ok(self
+            .lock()
+            .consents
+            .get(&(subject.to_owned(), client_id.to_owned()))
+            .cloned())
+    }
+
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        _now: UnixTime,
+    ) -> Result<(), StoreError> {
+        self.lock()
+            .consents
+            .insert((subject.to_owned(), client_id.to_owned()), scope.clone());
+        Ok(())
+    }
+
+    async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .consents
+            .remove(&(subject.to_owned(), client_id.to_owned()))
+            .is_some())
     }
 }

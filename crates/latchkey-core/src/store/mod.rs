@@ -13,8 +13,9 @@ pub mod memory;
 
 use crate::client::Client;
 use crate::clock::UnixTime;
+use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{FamilyId, NewTokens, TokenRecord};
+use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 use std::future::Future;
 
@@ -159,6 +160,68 @@ pub trait TokenStore: Send + Sync + 'static {
     }
 }
 
+/// The outcome of [`AuthorizationStore::take_code`].
+#[allow(clippy::large_enum_variant)] // returned once per exchange, never stored in bulk
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CodeTake {
+    /// The code was unused and is now consumed; here is what it stood for.
+    Taken(CodeRecord),
+    /// The code had already been consumed: a replay (RFC 6749 §4.1.2). The caller revokes
+    /// the tokens of `family`.
+    Replayed {
+        /// The family of the tokens issued from the code.
+        family: FamilyId,
+    },
+    /// Unknown or expired.
+    Invalid,
+}
+
+/// Authorization codes and remembered consent.
+pub trait AuthorizationStore: Send + Sync + 'static {
+    /// Stores a new authorization code, durably before returning.
+    fn save_code(
+        &self,
+        code: &CodeRecord,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// In one atomic step: consumes the code with `digest` if it is unused and unexpired at
+    /// `now`. A consumed code is remembered until it expires, so a replay is recognised.
+    fn take_code(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<CodeTake, StoreError>> + Send;
+
+    /// The scopes `subject` has already approved for `client_id`.
+    fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<Option<ScopeSet>, StoreError>> + Send;
+
+    /// Remembers that `subject` approved `scope` for `client_id` (replacing what was there).
+    fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Forgets a remembered consent; `false` if there was none.
+    fn revoke_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+}
+
+/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes and
+/// consent (users come through the separate [`crate::user::UserAuthenticator`]).
+pub trait ProviderStore: ClientStore + TokenStore + AuthorizationStore {}
+impl<T: ClientStore + TokenStore + AuthorizationStore> ProviderStore for T {}
+
 /// A store that keeps everything: what the `latchkey` server runs on.
-pub trait Store: ClientStore + UserStore + TokenStore + Clone {}
-impl<T: ClientStore + UserStore + TokenStore + Clone> Store for T {}
+pub trait Store: ClientStore + UserStore + TokenStore + AuthorizationStore + Clone {}
+impl<T: ClientStore + UserStore + TokenStore + AuthorizationStore + Clone> Store for T {}

@@ -11,11 +11,18 @@ use latchkey_core::store::StoreError;
 use sqlx::{Connection, SqliteConnection};
 
 /// Every SQLite migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/sqlite/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/sqlite/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "codes_and_consent",
+        sql: include_str!("../../migrations/sqlite/0002_codes_and_consent.sql"),
+    },
+];
 
 /// Brings the schema of the database behind `conn` up to date.
 pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {

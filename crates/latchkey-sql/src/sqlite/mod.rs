@@ -14,11 +14,13 @@ mod writer;
 use crate::error::{from_sqlx, unavailable};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
+use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    ClientStore, Rotation, StoreError, StoreErrorKind, TokenStore, UserStore,
+    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenStore,
+    UserStore,
 };
-use latchkey_core::token::{FamilyId, NewTokens, TokenRecord};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
 use rows::{ClientRow, client_columns, token_columns, user_columns};
 use sqlx::ConnectOptions;
@@ -314,6 +316,62 @@ impl TokenStore for SqliteStore {
     }
 }
 
+impl AuthorizationStore for SqliteStore {
+    async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
+        done(self.write(Op::SaveCode(code.clone(), now)).await?)
+    }
+
+    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+        match self.write(Op::TakeCode(*digest, now)).await? {
+            Outcome::Code(take) => Ok(*take),
+            other => Err(mismatch(other)),
+        }
+    }
+
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        let scope: Option<String> =
+            sqlx::query_scalar("SELECT scope FROM consents WHERE subject = ? AND client_id = ?")
+                .bind(subject)
+                .bind(client_id)
+                .fetch_optional(&self.inner.readers)
+                .await
+                .map_err(from_sqlx)?;
+        scope.as_deref().map(rows::scope).transpose()
+    }
+
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        done(
+            self.write(Op::PutConsent {
+                subject: subject.to_owned(),
+                client_id: client_id.to_owned(),
+                scope: scope.to_string(),
+                now,
+            })
+            .await?,
+        )
+    }
+
+    async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+        existed(
+            self.write(Op::RevokeConsent {
+                subject: subject.to_owned(),
+                client_id: client_id.to_owned(),
+            })
+            .await?,
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,7 +408,7 @@ mod tests {
                 .fetch_all(&store.inner.readers)
                 .await
                 .expect("versions");
-        assert_eq!(versions, vec![1]);
+        assert_eq!(versions, vec![1, 2]);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

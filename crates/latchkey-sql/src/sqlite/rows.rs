@@ -1,18 +1,20 @@
 //! Rows of the SQLite schema, to and from the core's types.
 //!
-//! Parse at the edge: a row is decoded once, here, into a [`Client`], [`User`] or
-//! [`TokenRecord`]; a value that does not decode (a digest of the wrong length, an unknown
-//! grant type, a scope that does not parse) is [`StoreErrorKind::Corrupt`], never a panic.
+//! Parse at the edge: a row is decoded once, here, into a [`Client`], [`User`],
+//! [`TokenRecord`], [`CodeRecord`] or consented [`ScopeSet`]; a value that does not decode (a
+//! digest of the wrong length, an unknown grant type or PKCE method, a scope that does not
+//! parse) is [`StoreErrorKind::Corrupt`], never a panic.
 //!
 //! [`StoreErrorKind::Corrupt`]: latchkey_core::store::StoreErrorKind::Corrupt
 
 use crate::error::corrupt;
 use latchkey_core::client::{Client, ClientId, GrantType};
 use latchkey_core::clock::UnixTime;
+use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
-use latchkey_core::token::{FamilyId, TokenKind, TokenRecord};
+use latchkey_core::token::{CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{Decode, Row, Type};
@@ -41,7 +43,16 @@ macro_rules! token_columns {
     };
 }
 
-pub(crate) use {client_columns, token_columns, user_columns};
+/// The columns of `codes` that make a [`CodeRecord`] (not `used`), in the order `insert_code`
+/// binds them.
+macro_rules! code_columns {
+    () => {
+        "digest, client_id, redirect_uri, redirect_uri_sent, subject, username, scope, \
+         challenge_method, challenge, nonce, family, issued_at, expires_at"
+    };
+}
+
+pub(crate) use {client_columns, code_columns, token_columns, user_columns};
 
 /// A client encoded for the `clients` table, built before the write is queued so that the
 /// writer only runs SQL.
@@ -147,6 +158,46 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
     })
 }
 
+/// Decodes a row selected with [`code_columns`].
+pub(crate) fn code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
+    let digest_bytes: Vec<u8> = get(row, "digest")?;
+    let client_id: String = get(row, "client_id")?;
+    let scope_text: String = get(row, "scope")?;
+    let method: Option<String> = get(row, "challenge_method")?;
+    let challenge: Option<String> = get(row, "challenge")?;
+    Ok(CodeRecord {
+        digest: digest(&digest_bytes)?,
+        client_id: ClientId::parse(&client_id)
+            .map_err(|_| corrupt("stored code client id is malformed"))?,
+        redirect_uri: get(row, "redirect_uri")?,
+        redirect_uri_sent: get(row, "redirect_uri_sent")?,
+        subject: get(row, "subject")?,
+        username: get(row, "username")?,
+        scope: scope(&scope_text)?,
+        challenge: pkce_challenge(method, challenge)?,
+        nonce: get(row, "nonce")?,
+        family: FamilyId(get(row, "family")?),
+        issued_at: UnixTime(get(row, "issued_at")?),
+        expires_at: UnixTime(get(row, "expires_at")?),
+    })
+}
+
+/// A stored PKCE challenge: method and value are both present or both absent.
+fn pkce_challenge(
+    method: Option<String>,
+    value: Option<String>,
+) -> Result<Option<Challenge>, StoreError> {
+    match (method, value) {
+        (None, None) => Ok(None),
+        (Some(method), Some(value)) => Ok(Some(Challenge {
+            method: Method::parse(&method)
+                .ok_or_else(|| corrupt(format_args!("unknown PKCE method {method:?}")))?,
+            value,
+        })),
+        _ => Err(corrupt("stored PKCE challenge lacks its method or value")),
+    }
+}
+
 /// Reads one column; a missing column or a value of the wrong type is corruption.
 pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
 where
@@ -170,10 +221,33 @@ fn grant_type(name: &str) -> Result<GrantType, StoreError> {
     GrantType::parse(name).ok_or_else(|| corrupt(format_args!("unknown grant type {name:?}")))
 }
 
-fn scope(text: &str) -> Result<ScopeSet, StoreError> {
+/// A stored space-separated scope.
+pub(crate) fn scope(text: &str) -> Result<ScopeSet, StoreError> {
     ScopeSet::parse(text).map_err(|_| corrupt(format_args!("stored scope {text:?} is invalid")))
 }
 
 fn seconds(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt("stored token lifetime is negative"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_challenge_needs_both_halves_and_a_known_method() {
+        assert_eq!(pkce_challenge(None, None).expect("none"), None);
+        let both = pkce_challenge(Some("S256".into()), Some("abc".into())).expect("both");
+        assert_eq!(both.map(|c| c.method), Some(Method::S256));
+        for (method, value) in [
+            (Some("S256".to_owned()), None),
+            (None, Some("abc".to_owned())),
+            (Some("s256".to_owned()), Some("abc".to_owned())),
+        ] {
+            assert_eq!(
+                pkce_challenge(method, value).expect_err("corrupt").kind(),
+                StoreErrorKind::Corrupt
+            );
+        }
+    }
 }

@@ -6,24 +6,28 @@
 //! commits, and only then answers each op: a token is acknowledged once it is durable, and one
 //! fsync pays for the whole batch.
 //!
-//! Because one task runs every write in order, multi-step operations such as
-//! `rotate_refresh` (read, check, mark, insert) are atomic without any lock of ours; the
-//! SQLite write lock keeps other processes (the CLI) out for the length of a batch.
+//! The ops are the writes of the store traits: clients and users (put, delete; deleting one
+//! also deletes its tokens, codes and consent), tokens (save, rotate, revoke one or a family),
+//! authorization codes (save, take) and consent (put, revoke). Because one task runs every
+//! write in order, multi-step operations such as `rotate_refresh` (read, check, mark, insert)
+//! and `take_code` (read, check, mark used) are atomic without any lock of ours; the SQLite
+//! write lock keeps other processes (the CLI) out for the length of a batch.
 //!
 //! Each op's outcome is computed inside the batch. A logical refusal (a user name taken) writes
 //! nothing and does not disturb the batch. If a statement fails, the batch is rolled back and
 //! each op is re-run in its own transaction, so one bad op fails alone. If the transaction
 //! itself cannot begin or commit, every op of the batch gets that error.
 //!
-//! Expiry lives here too: each batch that carries a `now` deletes up to [`SWEEP_LIMIT`] rows
-//! that expired by the largest `now` of the batch, so the table stays flat without a janitor.
+//! Expiry lives here too: each batch that carries a `now` deletes up to [`SWEEP_LIMIT`] tokens
+//! and up to [`SWEEP_LIMIT`] codes that expired by the largest `now` of the batch, so the tables
+//! stay flat without a janitor. Used codes are kept until then, so a replay is recognised.
 
 use super::rows::{self, ClientRow};
 use crate::error::{from_sqlx, kind_of};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{Rotation, StoreError, StoreErrorKind};
-use latchkey_core::token::{FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use sqlx::{Connection, SqliteConnection};
 use std::sync::Arc;
@@ -33,7 +37,7 @@ use tokio::sync::{mpsc, oneshot};
 /// The most ops committed together; bounds the time one batch holds the write lock.
 pub(crate) const MAX_BATCH: usize = 512;
 
-/// The most expired rows one batch deletes, so a backlog never stalls a batch.
+/// The most expired rows of each table one batch deletes, so a backlog never stalls a batch.
 pub(crate) const SWEEP_LIMIT: i64 = 1000;
 
 /// One write, as the store traits describe it.
@@ -51,13 +55,30 @@ pub(crate) enum Op {
     },
     RevokeFamily(FamilyId),
     RevokeToken(Digest),
+    SaveCode(CodeRecord, UnixTime),
+    TakeCode(Digest, UnixTime),
+    PutConsent {
+        subject: String,
+        client_id: String,
+        /// The scope, already in its stored (space-separated) form.
+        scope: String,
+        now: UnixTime,
+    },
+    RevokeConsent {
+        subject: String,
+        client_id: String,
+    },
 }
 
 impl Op {
     /// The caller's `now`, for ops that carry one: the sweep of a batch uses the largest.
     fn now(&self) -> Option<UnixTime> {
         match self {
-            Self::SaveTokens(_, now) | Self::RotateRefresh { now, .. } => Some(*now),
+            Self::SaveTokens(_, now)
+            | Self::RotateRefresh { now, .. }
+            | Self::SaveCode(_, now)
+            | Self::TakeCode(_, now)
+            | Self::PutConsent { now, .. } => Some(*now),
             _ => None,
         }
     }
@@ -74,6 +95,8 @@ pub(crate) enum Outcome {
     Count(u64),
     /// The outcome of a refresh-token rotation.
     Rotation(Rotation),
+    /// The outcome of redeeming an authorization code (boxed: a taken code is large).
+    Code(Box<CodeTake>),
 }
 
 /// The answer to one op, sent after its batch committed (or failed).
@@ -233,9 +256,10 @@ async fn rollback(tx: sqlx::Transaction<'_, sqlx::Sqlite>) {
     }
 }
 
-/// Deletes up to [`SWEEP_LIMIT`] tokens that expired by `now`, through the expiry index.
+/// Deletes up to [`SWEEP_LIMIT`] tokens and up to [`SWEEP_LIMIT`] codes that expired by
+/// `now`, through the expiry indexes.
 async fn sweep(conn: &mut SqliteConnection, now: UnixTime) -> Result<(), sqlx::Error> {
-    let done = sqlx::query(
+    let tokens = sqlx::query(
         "DELETE FROM tokens WHERE rowid IN
              (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ?)",
     )
@@ -243,10 +267,19 @@ async fn sweep(conn: &mut SqliteConnection, now: UnixTime) -> Result<(), sqlx::E
     .bind(SWEEP_LIMIT)
     .execute(&mut *conn)
     .await?;
-    if done.rows_affected() > 0 {
+    let codes = sqlx::query(
+        "DELETE FROM codes WHERE rowid IN
+             (SELECT rowid FROM codes WHERE expires_at <= ? LIMIT ?)",
+    )
+    .bind(now.0)
+    .bind(SWEEP_LIMIT)
+    .execute(&mut *conn)
+    .await?;
+    if tokens.rows_affected() > 0 || codes.rows_affected() > 0 {
         tracing::debug!(
-            deleted = done.rows_affected(),
-            "swept expired tokens from SQLite"
+            tokens = tokens.rows_affected(),
+            codes = codes.rows_affected(),
+            "swept expired tokens and codes from SQLite"
         );
     }
     Ok(())
@@ -261,10 +294,13 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
             Ok(Ok(Outcome::Done))
         }
         Op::DeleteClient(id) => {
-            sqlx::query("DELETE FROM tokens WHERE client_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
+            for sql in [
+                "DELETE FROM tokens WHERE client_id = ?",
+                "DELETE FROM codes WHERE client_id = ?",
+                "DELETE FROM consents WHERE client_id = ?",
+            ] {
+                sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+            }
             let done = sqlx::query("DELETE FROM clients WHERE id = ?")
                 .bind(id)
                 .execute(&mut *conn)
@@ -280,10 +316,13 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
             let Some(id) = id else {
                 return Ok(Ok(Outcome::Existed(false)));
             };
-            sqlx::query("DELETE FROM tokens WHERE subject = ?")
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
+            for sql in [
+                "DELETE FROM tokens WHERE subject = ?",
+                "DELETE FROM codes WHERE subject = ?",
+                "DELETE FROM consents WHERE subject = ?",
+            ] {
+                sqlx::query(sql).bind(&id).execute(&mut *conn).await?;
+            }
             sqlx::query("DELETE FROM users WHERE id = ?")
                 .bind(&id)
                 .execute(&mut *conn)
@@ -308,6 +347,39 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
         Op::RevokeToken(digest) => {
             let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE digest = ?")
                 .bind(digest.as_bytes().as_slice())
+                .execute(&mut *conn)
+                .await?;
+            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+        }
+        Op::SaveCode(code, _) => {
+            insert_code(conn, code).await?;
+            Ok(Ok(Outcome::Done))
+        }
+        Op::TakeCode(digest, now) => take_code(conn, digest, *now).await,
+        Op::PutConsent {
+            subject,
+            client_id,
+            scope,
+            now,
+        } => {
+            sqlx::query(
+                "INSERT INTO consents (subject, client_id, scope, granted_at) VALUES (?, ?, ?, ?)
+                 ON CONFLICT (subject, client_id) DO UPDATE SET
+                     scope = excluded.scope,
+                     granted_at = excluded.granted_at",
+            )
+            .bind(subject)
+            .bind(client_id)
+            .bind(scope)
+            .bind(now.0)
+            .execute(&mut *conn)
+            .await?;
+            Ok(Ok(Outcome::Done))
+        }
+        Op::RevokeConsent { subject, client_id } => {
+            let done = sqlx::query("DELETE FROM consents WHERE subject = ? AND client_id = ?")
+                .bind(subject)
+                .bind(client_id)
                 .execute(&mut *conn)
                 .await?;
             Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
@@ -452,4 +524,67 @@ async fn rotate_refresh(
         insert_token(conn, record).await?;
     }
     Ok(Ok(Outcome::Rotation(Rotation::Rotated)))
+}
+
+async fn insert_code(conn: &mut SqliteConnection, code: &CodeRecord) -> Result<(), sqlx::Error> {
+    sqlx::query(concat!(
+        "INSERT INTO codes (",
+        rows::code_columns!(),
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    ))
+    .bind(code.digest.as_bytes().as_slice())
+    .bind(code.client_id.as_str())
+    .bind(&code.redirect_uri)
+    .bind(code.redirect_uri_sent)
+    .bind(&code.subject)
+    .bind(&code.username)
+    .bind(code.scope.to_string())
+    .bind(code.challenge.as_ref().map(|c| c.method.as_str()))
+    .bind(code.challenge.as_ref().map(|c| c.value.as_str()))
+    .bind(code.nonce.as_deref())
+    .bind(&code.family.0)
+    .bind(code.issued_at.0)
+    .bind(code.expires_at.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Single-use redemption of an authorization code (RFC 6749 §4.1.2); atomic because the
+/// writer runs one op at a time inside the batch's transaction. A used code stays (until the
+/// sweep forgets it after expiry) so that a second redemption is reported as a replay.
+async fn take_code(
+    conn: &mut SqliteConnection,
+    digest: &Digest,
+    now: UnixTime,
+) -> Result<Reply, sqlx::Error> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        rows::code_columns!(),
+        ", used FROM codes WHERE digest = ?"
+    ))
+    .bind(digest.as_bytes().as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
+    let Some(row) = row else {
+        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
+    };
+    let (code, used) =
+        match rows::code(&row).and_then(|code| Ok((code, rows::get::<bool>(&row, "used")?))) {
+            Ok(decoded) => decoded,
+            Err(err) => return Ok(Err(err)),
+        };
+    if now >= code.expires_at {
+        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
+    }
+    if used {
+        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Replayed {
+            family: code.family,
+        }))));
+    }
+    sqlx::query("UPDATE codes SET used = 1 WHERE digest = ?")
+        .bind(digest.as_bytes().as_slice())
+        .execute(&mut *conn)
+        .await?;
+    Ok(Ok(Outcome::Code(Box::new(CodeTake::Taken(code)))))
 }

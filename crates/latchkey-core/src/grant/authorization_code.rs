@@ -1,0 +1,96 @@
+//! The authorization code grant at the token endpoint (RFC 6749 §4.1.3) with PKCE
+//! (RFC 7636 §4.6).
+//!
+//! The code is consumed first, atomically, whatever follows: a code that reaches this
+//! function is never usable again. A code presented a second time revokes every token issued
+//! from it (RFC 6749 §4.1.2: "the authorization server ... SHOULD revoke (when possible) all
+//! tokens previously issued based on that authorization code").
+
+use crate::client::{Client, GrantType};
+use crate::error::OAuthError;
+use crate::events::Event;
+use crate::proto::TokenResponse;
+use crate::provider::Provider;
+use crate::secret::Secret;
+use crate::store::{CodeTake, ProviderStore};
+use crate::token::Grant;
+use crate::user::UserAuthenticator;
+
+/// Exchanges an authorization code for tokens.
+pub async fn exchange<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    code: &Secret,
+    redirect_uri: Option<&str>,
+    code_verifier: Option<&str>,
+) -> Result<TokenResponse, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let invalid = |why: &'static str| OAuthError::invalid_grant(why);
+    let now = p.clock().now();
+    let record = match p.store().take_code(&code.digest(), now).await? {
+        CodeTake::Taken(record) => record,
+        CodeTake::Invalid => return Err(invalid("the authorization code is invalid or expired")),
+        CodeTake::Replayed { family } => {
+            let revoked = p.store().revoke_family(&family).await?;
+            tracing::warn!(client_id = %client.id, family = %family.0, revoked, "authorization code replayed; tokens revoked");
+            p.emit(Event::CodeReplayed {
+                client_id: client.id.to_string(),
+                family: family.0,
+            });
+            return Err(invalid("the authorization code was already used"));
+        }
+    };
+    // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
+    // confidential client, or if the client is public, ensure that the code was issued to
+    // "client_id" in the request".
+    if record.client_id != client.id {
+        return Err(invalid(
+            "the authorization code was issued to another client",
+        ));
+    }
+    // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
+    // "redirect_uri" parameter was included in the initial authorization request ... and if
+    // included ensure that their values are identical."
+    match redirect_uri {
+        Some(sent) if sent != record.redirect_uri => {
+            return Err(invalid(
+                "redirect_uri differs from the authorization request",
+            ));
+        }
+        None if record.redirect_uri_sent => {
+            return Err(OAuthError::invalid_grant(
+                "redirect_uri is required because the authorization request had one",
+            ));
+        }
+        _ => {}
+    }
+    // RFC 7636 §4.6, and RFC 9700 §2.1.1: a verifier without a challenge is refused too, so a
+    // PKCE downgrade cannot pass.
+    match (&record.challenge, code_verifier) {
+        (Some(challenge), Some(verifier)) if challenge.verify(verifier) => {}
+        (Some(_), Some(_)) => return Err(invalid("code_verifier does not match the challenge")),
+        (Some(_), None) => return Err(invalid("code_verifier is required")),
+        (None, Some(_)) => {
+            return Err(invalid(
+                "code_verifier sent but the authorization request had no code_challenge",
+            ));
+        }
+        (None, None) => {}
+    }
+    p.issue(Grant {
+        client_id: client.id.clone(),
+        subject: Some(record.subject),
+        username: Some(record.username),
+        scope: record.scope,
+        grant_type: GrantType::AuthorizationCode,
+        family: record.family,
+        access_ttl: p.access_ttl(client),
+        refresh_ttl: client
+            .allows(GrantType::RefreshToken)
+            .then(|| p.refresh_ttl(client)),
+    })
+    .await
+}

@@ -1,0 +1,471 @@
+//! The authorization endpoint and the authorization code grant, on the memory store.
+
+use latchkey_core::client::{GrantType, NewClient};
+use latchkey_core::endpoint::authorize::{AuthorizeOutcome, Decision};
+use latchkey_core::error::ErrorCode;
+use latchkey_core::pkce::s256_challenge;
+use latchkey_core::secret::Secret;
+use latchkey_core::store::TokenStore;
+use latchkey_testkit::{
+    REDIRECT_URI, ResponseExt, TestKit, VERIFIER, form_encode, redirect_params, scopes,
+};
+
+const ALLOW: Option<Decision> = Some(Decision::Allow { remember: false });
+
+fn code_query(client_id: &str, extra: &str) -> String {
+    format!(
+        "response_type=code&client_id={}&state=s1&code_challenge={}&code_challenge_method=S256{extra}",
+        form_encode(client_id),
+        s256_challenge(VERIFIER)
+    )
+}
+
+fn exchange_body(code: &str, client_id: &str, verifier: &str) -> String {
+    format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={}&code_verifier={verifier}",
+        form_encode(REDIRECT_URI),
+        form_encode(client_id)
+    )
+}
+
+#[tokio::test]
+async fn public_client_runs_code_flow_with_pkce_through_login_and_consent() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let query = code_query(spa.id(), "&scope=read+write");
+    assert!(matches!(
+        kit.authorize(&query, None, None).await,
+        AuthorizeOutcome::Login(_)
+    ));
+    let AuthorizeOutcome::Consent(request) = kit.authorize(&query, Some(&kit.alice()), None).await
+    else {
+        panic!("expected the consent step");
+    };
+    assert_eq!(request.scope.to_string(), "read write");
+    assert_eq!(request.client.name, "Single Page App");
+
+    let params = redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await);
+    assert_eq!(params["state"], "s1");
+    assert_eq!(params["iss"], "https://auth.example.test");
+    let code = &params["code"];
+
+    let tokens = kit
+        .token_post(&exchange_body(code, spa.id(), VERIFIER))
+        .await
+        .expect_ok();
+    assert_eq!(tokens["scope"], "read write");
+    let record = kit
+        .store
+        .find_token(&Secret::new(tokens["access_token"].as_str().expect("token")).digest())
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(record.subject.as_deref(), Some("user-alice"));
+    let rt = tokens["refresh_token"].as_str().expect("refresh token");
+    kit.token_post(&format!(
+        "grant_type=refresh_token&refresh_token={rt}&client_id={}",
+        spa.id()
+    ))
+    .await
+    .expect_ok();
+}
+
+#[tokio::test]
+async fn confidential_client_exchanges_with_basic_auth() {
+    let kit = TestKit::new();
+    let web = kit.web_client().await;
+    let code = kit.code_for(&web, "").await;
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={VERIFIER}",
+        form_encode(REDIRECT_URI)
+    );
+    let tokens = kit.token(&web, &body).await.expect_ok();
+    assert_eq!(tokens["scope"], "read", "default scope applies");
+}
+
+#[tokio::test]
+async fn public_client_without_pkce_is_refused_by_redirect() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let query = format!("response_type=code&client_id={}&state=s2", spa.id());
+    let params = redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await);
+    assert_eq!(params["error"], "invalid_request");
+    assert_eq!(params["state"], "s2");
+    assert_eq!(params["iss"], "https://auth.example.test");
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn plain_pkce_is_refused_unless_enabled() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let query = format!(
+        "response_type=code&client_id={}&code_challenge={VERIFIER}&code_challenge_method=plain",
+        spa.id()
+    );
+    let params = redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await);
+    assert_eq!(params["error"], "invalid_request");
+}
+
+#[tokio::test]
+async fn wrong_missing_or_unexpected_verifier_is_invalid_grant() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let wrong = "x".repeat(43);
+    let code = kit.code_for(&spa, "").await;
+    kit.token_post(&exchange_body(&code, spa.id(), &wrong))
+        .await
+        .expect_error("invalid_grant");
+
+    let code = kit.code_for(&spa, "").await;
+    let no_verifier = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={}",
+        form_encode(REDIRECT_URI),
+        spa.id()
+    );
+    kit.token_post(&no_verifier)
+        .await
+        .expect_error("invalid_grant");
+
+    // A confidential client that sent no challenge cannot add a verifier later (downgrade).
+    let web = kit.web_client().await;
+    let query = format!("response_type=code&client_id={}", web.id());
+    let code =
+        redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await)["code"].clone();
+    let body = format!("grant_type=authorization_code&code={code}&code_verifier={VERIFIER}");
+    kit.token(&web, &body).await.expect_error("invalid_grant");
+}
+
+#[tokio::test]
+async fn reused_code_is_refused_and_revokes_the_tokens_it_produced() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let code = kit.code_for(&spa, "").await;
+    let first = kit
+        .token_post(&exchange_body(&code, spa.id(), VERIFIER))
+        .await
+        .expect_ok();
+    kit.token_post(&exchange_body(&code, spa.id(), VERIFIER))
+        .await
+        .expect_error("invalid_grant");
+    for token in [&first["access_token"], &first["refresh_token"]] {
+        let digest = Secret::new(token.as_str().expect("token")).digest();
+        let record = kit
+            .store
+            .find_token(&digest)
+            .await
+            .expect("find")
+            .expect("known");
+        assert!(record.revoked, "a token from a replayed code survived");
+    }
+}
+
+#[tokio::test]
+async fn code_presented_by_another_client_is_invalid_grant() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let other = kit.spa_client().await;
+    let code = kit.code_for(&spa, "").await;
+    kit.token_post(&exchange_body(&code, other.id(), VERIFIER))
+        .await
+        .expect_error("invalid_grant");
+}
+
+#[tokio::test]
+async fn redirect_uri_at_the_token_endpoint_must_repeat_the_authorization_request() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let explicit = format!("&redirect_uri={}", form_encode(REDIRECT_URI));
+    let code = kit.code_for(&spa, &explicit).await;
+    let wrong = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={}&code_verifier={VERIFIER}",
+        form_encode("https://app.example.test/other"),
+        spa.id()
+    );
+    kit.token_post(&wrong).await.expect_error("invalid_grant");
+
+    let code = kit.code_for(&spa, &explicit).await;
+    let missing = format!(
+        "grant_type=authorization_code&code={code}&client_id={}&code_verifier={VERIFIER}",
+        spa.id()
+    );
+    kit.token_post(&missing).await.expect_error("invalid_grant");
+}
+
+#[tokio::test]
+async fn codes_expire_after_a_minute() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let code = kit.code_for(&spa, "").await;
+    kit.clock.advance(61);
+    kit.token_post(&exchange_body(&code, spa.id(), VERIFIER))
+        .await
+        .expect_error("invalid_grant");
+}
+
+#[tokio::test]
+async fn untrustworthy_requests_show_an_error_page_and_never_redirect() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let cases = [
+        ("unknown client", code_query("no-such-client", "")),
+        ("missing client_id", "response_type=code&state=x".to_owned()),
+        (
+            "unregistered redirect",
+            code_query(spa.id(), "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb"),
+        ),
+        (
+            "redirect with extra path",
+            code_query(
+                spa.id(),
+                "&redirect_uri=https%3A%2F%2Fapp.example.test%2Fcallback%2Fx",
+            ),
+        ),
+        (
+            "duplicated parameter",
+            code_query(spa.id(), &format!("&client_id={}", spa.id())),
+        ),
+    ];
+    for (name, query) in cases {
+        match kit.authorize(&query, Some(&alice), ALLOW).await {
+            AuthorizeOutcome::ErrorPage(err) => {
+                assert_eq!(err.code(), ErrorCode::InvalidRequest, "{name}")
+            }
+            other => panic!("{name}: expected an error page, got {other:?}"),
+        }
+    }
+    // With several registered URIs, one must be named.
+    let multi = kit
+        .register(
+            NewClient::public("multi")
+                .redirect_uris(["https://a.example/cb", "https://b.example/cb"])
+                .grant_types([GrantType::AuthorizationCode]),
+        )
+        .await;
+    assert!(matches!(
+        kit.authorize(&code_query(multi.id(), ""), Some(&alice), ALLOW)
+            .await,
+        AuthorizeOutcome::ErrorPage(_)
+    ));
+}
+
+#[tokio::test]
+async fn error_page_goes_to_the_configured_error_uri() {
+    let store = latchkey_core::store::memory::MemoryStore::new();
+    let provider = latchkey_core::provider::Provider::builder(store, latchkey_core::user::NoUsers)
+        .error_uri("https://docs.example/oauth-errors")
+        .build()
+        .expect("valid");
+    let mut req =
+        latchkey_core::http::HttpRequest::new(latchkey_core::http::Method::Get, "/authorize");
+    req.query = "response_type=code&client_id=ghost".into();
+    let AuthorizeOutcome::ErrorPage(err) = provider.authorize(&req, None, None).await else {
+        panic!("expected an error page");
+    };
+    let resp = provider.error_page(&err);
+    assert_eq!(resp.status, 302);
+    assert!(
+        resp.header("location").is_some_and(
+            |l| l.starts_with("https://docs.example/oauth-errors?error=invalid_request")
+        )
+    );
+}
+
+#[tokio::test]
+async fn denied_consent_redirects_access_denied_with_state() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let params = redirect_params(
+        &kit.authorize(
+            &code_query(spa.id(), ""),
+            Some(&kit.alice()),
+            Some(Decision::Deny),
+        )
+        .await,
+    );
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "s1");
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn remembered_consent_skips_the_question_for_the_same_or_fewer_scopes() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let rw = code_query(spa.id(), "&scope=read+write");
+    let remember = Some(Decision::Allow { remember: true });
+    assert!(
+        redirect_params(&kit.authorize(&rw, Some(&alice), remember).await).contains_key("code")
+    );
+    assert!(matches!(
+        kit.authorize(&rw, Some(&alice), None).await,
+        AuthorizeOutcome::Redirect(_)
+    ));
+    let read = code_query(spa.id(), "&scope=read");
+    assert!(matches!(
+        kit.authorize(&read, Some(&alice), None).await,
+        AuthorizeOutcome::Redirect(_)
+    ));
+    let admin = code_query(spa.id(), "&scope=read+admin");
+    assert!(matches!(
+        kit.authorize(&admin, Some(&alice), None).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+    let forced = code_query(spa.id(), "&scope=read&prompt=consent");
+    assert!(matches!(
+        kit.authorize(&forced, Some(&alice), None).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+}
+
+#[tokio::test]
+async fn prompt_none_never_interacts() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let query = code_query(spa.id(), "&prompt=none");
+    assert_eq!(
+        redirect_params(&kit.authorize(&query, None, None).await)["error"],
+        "login_required"
+    );
+    assert_eq!(
+        redirect_params(&kit.authorize(&query, Some(&kit.alice()), None).await)["error"],
+        "consent_required"
+    );
+}
+
+#[tokio::test]
+async fn client_errors_after_redirect_validation_go_back_to_the_client() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    for (extra, error) in [
+        ("&scope=superuser", "invalid_scope"),
+        ("&response_mode=form_post", "invalid_request"),
+    ] {
+        let params = redirect_params(
+            &kit.authorize(&code_query(spa.id(), extra), Some(&alice), ALLOW)
+                .await,
+        );
+        assert_eq!(params["error"], error, "{extra}");
+        assert_eq!(params["state"], "s1");
+    }
+    let bad_type = format!(
+        "response_type=code+id_token&client_id={}&state=s1",
+        spa.id()
+    );
+    assert_eq!(
+        redirect_params(&kit.authorize(&bad_type, Some(&alice), ALLOW).await)["error"],
+        "unsupported_response_type"
+    );
+    let missing = format!("client_id={}&state=s1", spa.id());
+    assert_eq!(
+        redirect_params(&kit.authorize(&missing, Some(&alice), ALLOW).await)["error"],
+        "invalid_request"
+    );
+}
+
+#[tokio::test]
+async fn implicit_is_off_unless_the_client_is_allowed_it() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let query = format!("response_type=token&client_id={}&state=i1", spa.id());
+    let AuthorizeOutcome::Redirect(resp) = kit.authorize(&query, Some(&alice), ALLOW).await else {
+        panic!("expected a redirect");
+    };
+    let location = resp.header("location").expect("location");
+    assert!(
+        location.contains("#error=unauthorized_client"),
+        "{location}"
+    );
+
+    let legacy = kit
+        .register(
+            NewClient::public("legacy spa")
+                .redirect_uris([REDIRECT_URI])
+                .grant_types([GrantType::Implicit])
+                .scopes(scopes("read")),
+        )
+        .await;
+    let query = format!("response_type=token&client_id={}&state=i2", legacy.id());
+    let AuthorizeOutcome::Redirect(resp) = kit.authorize(&query, Some(&alice), ALLOW).await else {
+        panic!("expected a redirect");
+    };
+    let location = resp.header("location").expect("location");
+    assert!(
+        location.starts_with(&format!("{REDIRECT_URI}#access_token=")),
+        "{location}"
+    );
+    let params = redirect_params(&AuthorizeOutcome::Redirect(resp.clone()));
+    assert_eq!(params["token_type"], "Bearer");
+    assert_eq!(params["state"], "i2");
+    assert!(
+        !params.contains_key("refresh_token"),
+        "RFC 6749 §4.2.2: no refresh token"
+    );
+    let q = format!(
+        "response_type=token&response_mode=query&client_id={}",
+        legacy.id()
+    );
+    assert_eq!(
+        redirect_params(&kit.authorize(&q, Some(&alice), ALLOW).await)["error"],
+        "invalid_request"
+    );
+}
+
+#[tokio::test]
+async fn native_apps_may_use_any_loopback_port() {
+    let kit = TestKit::new();
+    let native = kit
+        .register(
+            NewClient::public("cli tool")
+                .redirect_uris(["http://127.0.0.1/callback"])
+                .grant_types([GrantType::AuthorizationCode]),
+        )
+        .await;
+    let redirect = "http://127.0.0.1:49152/callback";
+    let query = code_query(
+        native.id(),
+        &format!("&redirect_uri={}", form_encode(redirect)),
+    );
+    let AuthorizeOutcome::Redirect(resp) = kit.authorize(&query, Some(&kit.alice()), ALLOW).await
+    else {
+        panic!("expected a redirect");
+    };
+    assert!(
+        resp.header("location")
+            .is_some_and(|l| l.starts_with(redirect))
+    );
+    let code = redirect_params(&AuthorizeOutcome::Redirect(resp))["code"].clone();
+    let body = format!(
+        "grant_type=authorization_code&code={code}&redirect_uri={}&client_id={}&code_verifier={VERIFIER}",
+        form_encode(redirect),
+        native.id()
+    );
+    kit.token_post(&body).await.expect_ok();
+}
+
+#[tokio::test]
+async fn concurrent_redemptions_of_one_code_have_one_winner() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let code = kit.code_for(&spa, "").await;
+    let body = exchange_body(&code, spa.id(), VERIFIER);
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let provider = kit.provider.clone();
+        let req = latchkey_core::http::HttpRequest::post_form("/token", body.clone());
+        tasks.push(tokio::spawn(
+            async move { provider.token(&req).await.status },
+        ));
+    }
+    let mut ok = 0;
+    for t in tasks {
+        if t.await.expect("task") == 200 {
+            ok += 1;
+        }
+    }
+    assert_eq!(ok, 1);
+}

@@ -1,0 +1,408 @@
+//! # latchkey-ui
+//!
+//! Login and consent for the authorization endpoint, the seeds' "site adapter" done without
+//! callbacks. The core answers an authorization request with an outcome ("log the user in",
+//! "ask for consent"); [`Ui`] turns each outcome into a page, and each page's form post into
+//! the next call to the core. It works on the core's framework-free [`HttpRequest`] and
+//! [`HttpResponse`], so every web adapter mounts the same three handlers:
+//!
+//! | route | handler |
+//! |---|---|
+//! | `GET`/`POST /authorize` | [`Ui::authorize`] (the consent form posts here) |
+//! | `POST /login` | [`Ui::login`] (the built-in login form) |
+//! | `GET`/`POST /logout` | [`Ui::logout`] |
+//!
+//! Pages are server-rendered, work without JavaScript, escape everything, carry signed CSRF
+//! tokens and a strict Content-Security-Policy. An embedder with its own login implements
+//! [`Login`] and keeps the built-in consent page.
+
+pub mod pages;
+pub mod session;
+
+use latchkey_core::endpoint::authorize::{AuthorizationRequest, AuthorizeOutcome, Decision};
+use latchkey_core::error::OAuthError;
+use latchkey_core::events::Event;
+use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::params::Params;
+use latchkey_core::provider::Provider;
+use latchkey_core::secret::Secret;
+use latchkey_core::store::ProviderStore;
+use latchkey_core::user::{AuthenticatedUser, UserAuthenticator};
+use minijinja::context;
+use pages::Pages;
+use session::Cookies;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use pages::PagesError;
+pub use session::SessionKey;
+
+/// How the authorization endpoint learns who is logged in.
+pub trait Login: Send + Sync + 'static {
+    /// The logged-in user of `req`, if any. `builtin` is Latchkey's own session, which the
+    /// built-in login page sets; an embedder with its own session ignores it.
+    fn current_user(
+        &self,
+        req: &HttpRequest,
+        builtin: Option<AuthenticatedUser>,
+    ) -> impl Future<Output = Option<AuthenticatedUser>> + Send;
+
+    /// Where to send a user who must log in. `return_to` is the path to come back to once
+    /// logged in. `None` shows the built-in login page.
+    fn login_redirect(&self, return_to: &str) -> Option<HttpResponse> {
+        let _ = return_to;
+        None
+    }
+}
+
+/// Latchkey's own login: the built-in page, users from the provider's authenticator, and a
+/// signed session cookie.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BuiltinLogin;
+
+impl Login for BuiltinLogin {
+    async fn current_user(
+        &self,
+        _req: &HttpRequest,
+        builtin: Option<AuthenticatedUser>,
+    ) -> Option<AuthenticatedUser> {
+        builtin
+    }
+}
+
+/// The login and consent user interface over a [`Provider`].
+pub struct Ui<S, U, L = BuiltinLogin> {
+    inner: Arc<Inner<S, U, L>>,
+}
+
+impl<S, U, L> Clone for Ui<S, U, L> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+struct Inner<S, U, L> {
+    provider: Provider<S, U>,
+    pages: Pages,
+    cookies: Cookies,
+    login: L,
+    base_path: String,
+    scope_descriptions: BTreeMap<String, String>,
+}
+
+/// Settings of a [`Ui`].
+#[derive(Debug)]
+pub struct UiConfig {
+    /// Signs the session and CSRF cookies.
+    pub key: SessionKey,
+    /// Send cookies with `Secure` and the `__Host-` prefix; turn off only for plain-HTTP
+    /// development on loopback.
+    pub secure_cookies: bool,
+    /// How long a login lasts, in seconds.
+    pub session_ttl: u64,
+    /// Where the routes are mounted (e.g. `/oauth2`), for redirects after login.
+    pub base_path: String,
+    /// Human descriptions of scopes, shown on the consent page.
+    pub scope_descriptions: BTreeMap<String, String>,
+}
+
+impl UiConfig {
+    /// Defaults: secure cookies, 12-hour sessions, mounted at the root.
+    pub fn new(key: SessionKey) -> Self {
+        Self {
+            key,
+            secure_cookies: true,
+            session_ttl: 12 * 3600,
+            base_path: String::new(),
+            scope_descriptions: BTreeMap::new(),
+        }
+    }
+}
+
+const RESERVED: [&str; 5] = ["csrf_token", "decision", "remember", "request", "password"];
+
+impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
+    /// A user interface for `provider`, rendering `pages`, authenticating with `login`.
+    pub fn new(provider: Provider<S, U>, pages: Pages, login: L, config: UiConfig) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                provider,
+                pages,
+                cookies: Cookies::new(config.key, config.secure_cookies, config.session_ttl),
+                login,
+                base_path: config.base_path.trim_end_matches('/').to_owned(),
+                scope_descriptions: config.scope_descriptions,
+            }),
+        }
+    }
+
+    /// The provider behind the pages.
+    pub fn provider(&self) -> &Provider<S, U> {
+        &self.inner.provider
+    }
+
+    async fn user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
+        let now = self.inner.provider.clock().now();
+        let builtin = self.inner.cookies.session(req, now);
+        self.inner.login.current_user(req, builtin).await
+    }
+
+    /// `GET /authorize` starts (or resumes) an authorization; `POST /authorize` is the
+    /// consent form's answer.
+    pub async fn authorize(&self, req: &HttpRequest) -> HttpResponse {
+        if req.method == Method::Post {
+            return self.decide(req).await;
+        }
+        let user = self.user(req).await;
+        let outcome = self
+            .inner
+            .provider
+            .authorize(req, user.as_ref(), None)
+            .await;
+        self.render(req, outcome, user.as_ref(), None).await
+    }
+
+    async fn decide(&self, req: &HttpRequest) -> HttpResponse {
+        let form = match self.checked_form(req) {
+            Ok(form) => form,
+            Err(page) => return page,
+        };
+        let decision = match form.get("decision") {
+            Some("allow") => Decision::Allow {
+                remember: form.get("remember").is_some(),
+            },
+            Some("deny") => Decision::Deny,
+            _ => return self.error(req, &OAuthError::invalid_request("no decision was made")),
+        };
+        let original = original_request(&form);
+        let user = self.user(req).await;
+        let outcome = self
+            .inner
+            .provider
+            .authorize(&original, user.as_ref(), user.as_ref().map(|_| decision))
+            .await;
+        self.render(req, outcome, user.as_ref(), None).await
+    }
+
+    /// `POST /login`: checks the built-in login form and, on success, sets the session and
+    /// returns to the authorization request.
+    pub async fn login(&self, req: &HttpRequest) -> HttpResponse {
+        let form = match self.checked_form(req) {
+            Ok(form) => form,
+            Err(page) => return page,
+        };
+        let original = original_request(&form);
+        let username = form.get("username").unwrap_or("");
+        let password = Secret::new(form.get("password").unwrap_or(""));
+        let p = &self.inner.provider;
+        let user = if username.is_empty() || password.expose().is_empty() {
+            None
+        } else {
+            match p.users().authenticate(username, &password).await {
+                Ok(user) => user,
+                Err(err) => return self.error(req, &err.into()),
+            }
+        };
+        let Some(user) = user else {
+            p.emit(Event::UserAuthFailed {
+                client_id: original_client_id(&form),
+                username: username.to_owned(),
+            });
+            let outcome = p.authorize(&original, None, None).await;
+            let failure = LoginFailure {
+                username: username.to_owned(),
+            };
+            return self.render(req, outcome, None, Some(failure)).await;
+        };
+        let session = self.inner.cookies.login(&user, p.clock().now());
+        HttpResponse {
+            status: 303,
+            headers: vec![
+                (
+                    "location".into(),
+                    self.authorize_path(form.get("request").unwrap_or("")),
+                ),
+                ("set-cookie".into(), session),
+                ("cache-control".into(), "no-store".into()),
+            ],
+            body: Vec::new(),
+        }
+    }
+
+    /// `GET`/`POST /logout`: ends the built-in session.
+    pub async fn logout(&self, _req: &HttpRequest) -> HttpResponse {
+        let p = &self.inner.provider;
+        let mut page = self
+            .inner
+            .pages
+            .render("logged_out.html", 200, context! {}, p.entropy());
+        page.headers
+            .push(("set-cookie".into(), self.inner.cookies.logout()));
+        page
+    }
+
+    fn authorize_path(&self, query: &str) -> String {
+        format!("{}/authorize?{query}", self.inner.base_path)
+    }
+
+    /// Parses a posted form and checks its CSRF token; the error is the page to answer.
+    fn checked_form(&self, req: &HttpRequest) -> Result<Params, HttpResponse> {
+        if req.method != Method::Post || !req.has_form_body() {
+            return Err(self.error(
+                req,
+                &OAuthError::invalid_request("expected a form post").with_status(400),
+            ));
+        }
+        let form = Params::parse(&req.body).map_err(|e| self.error(req, &e))?;
+        if !self.inner.cookies.csrf_ok(req, form.get("csrf_token")) {
+            return Err(self.error(
+                req,
+                &OAuthError::invalid_request(
+                    "the form expired or did not come from this site; go back and try again",
+                )
+                .with_status(403),
+            ));
+        }
+        Ok(form)
+    }
+
+    async fn render(
+        &self,
+        req: &HttpRequest,
+        outcome: AuthorizeOutcome,
+        user: Option<&AuthenticatedUser>,
+        failure: Option<LoginFailure>,
+    ) -> HttpResponse {
+        let p = &self.inner.provider;
+        match outcome {
+            AuthorizeOutcome::Redirect(response) => response,
+            AuthorizeOutcome::ErrorPage(err) => self.error(req, &err),
+            AuthorizeOutcome::Login(request) => {
+                let query = serialize(&request.params);
+                if let Some(redirect) = self
+                    .inner
+                    .login
+                    .login_redirect(&self.authorize_path(&query))
+                {
+                    return redirect;
+                }
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
+                let (status, error, username) = match failure {
+                    Some(f) => (401, Some("Incorrect user name or password."), f.username),
+                    None => (200, None, String::new()),
+                };
+                let ctx = context! {
+                    client_name => request.client.name.clone(),
+                    csrf_token => csrf,
+                    request => query,
+                    login_action => format!("{}/login", self.inner.base_path),
+                    error => error,
+                    username => username,
+                };
+                with_cookie(
+                    self.inner
+                        .pages
+                        .render("login.html", status, ctx, p.entropy()),
+                    set_cookie,
+                )
+            }
+            AuthorizeOutcome::Consent(request) => {
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
+                let ctx = self.consent_context(&request, user, csrf);
+                with_cookie(
+                    self.inner
+                        .pages
+                        .render("consent.html", 200, ctx, p.entropy()),
+                    set_cookie,
+                )
+            }
+        }
+    }
+
+    fn consent_context(
+        &self,
+        request: &AuthorizationRequest,
+        user: Option<&AuthenticatedUser>,
+        csrf: String,
+    ) -> minijinja::Value {
+        let scopes: Vec<minijinja::Value> = request
+            .scope
+            .iter()
+            .map(|s| {
+                context! {
+                    name => s,
+                    description => self.inner.scope_descriptions.get(s),
+                }
+            })
+            .collect();
+        let redirect_host = url_host(&request.redirect_uri);
+        context! {
+            client_name => request.client.name.clone(),
+            client_id => request.client.id.as_str(),
+            username => user.map(|u| u.username.as_str()).unwrap_or(""),
+            scopes => scopes,
+            csrf_token => csrf,
+            request => serialize(&request.params),
+            authorize_action => format!("{}/authorize", self.inner.base_path),
+            redirect_host => redirect_host,
+        }
+    }
+
+    fn error(&self, _req: &HttpRequest, err: &OAuthError) -> HttpResponse {
+        let p = &self.inner.provider;
+        if p.config().error_uri.is_some() && err.status() < 500 {
+            return p.error_page(err);
+        }
+        let ctx = context! {
+            error => err.code().as_str(),
+            description => err.description(),
+        };
+        let mut page = self
+            .inner
+            .pages
+            .render("error.html", err.status(), ctx, p.entropy());
+        page.headers.extend(err.headers().iter().cloned());
+        page
+    }
+}
+
+struct LoginFailure {
+    username: String,
+}
+
+/// The original authorization request carried in a form's `request` field, as a POST to the
+/// authorization endpoint (so the core validates it again, and answers with 303).
+fn original_request(form: &Params) -> HttpRequest {
+    HttpRequest::post_form("/authorize", form.get("request").unwrap_or(""))
+}
+
+fn original_client_id(form: &Params) -> String {
+    Params::parse(form.get("request").unwrap_or("").as_bytes())
+        .ok()
+        .and_then(|p| p.get("client_id").map(str::to_owned))
+        .unwrap_or_default()
+}
+
+/// The request's parameters, minus anything the pages use themselves.
+fn serialize(params: &Params) -> String {
+    form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params.iter().filter(|(k, _)| !RESERVED.contains(k)))
+        .finish()
+}
+
+fn url_host(uri: &str) -> String {
+    uri.split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or(rest))
+        .unwrap_or(uri)
+        .to_owned()
+}
+
+fn with_cookie(mut response: HttpResponse, set_cookie: Option<String>) -> HttpResponse {
+    if let Some(cookie) = set_cookie {
+        response.headers.push(("set-cookie".into(), cookie));
+    }
+    response
+}
