@@ -1,0 +1,450 @@
+//! The authorization code flow through the real server with a scripted user agent: log in,
+//! consent, follow the redirect, exchange the code with PKCE, refresh. Plus the page rules:
+//! CSRF, error pages that never redirect, denial, security headers.
+
+mod common;
+
+use common::{Server, add_user, cli, data_dir};
+use latchkey_core::pkce::s256_challenge;
+use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use std::collections::BTreeMap;
+
+const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
+
+/// A user agent that keeps cookies and never follows redirects by itself.
+struct Agent {
+    http: reqwest::Client,
+    cookies: BTreeMap<String, String>,
+}
+
+struct Page {
+    status: u16,
+    headers: HeaderMap,
+    body: String,
+}
+
+impl Page {
+    fn location(&self) -> &str {
+        self.headers
+            .get(LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    }
+
+    /// The value of the hidden input `name` in the page.
+    fn field(&self, name: &str) -> String {
+        let marker = format!("name=\"{name}\" value=\"");
+        let start = self
+            .body
+            .find(&marker)
+            .unwrap_or_else(|| panic!("no field {name} in {}", self.body))
+            + marker.len();
+        let end = self.body[start..].find('"').expect("closing quote") + start;
+        html_unescape(&self.body[start..end])
+    }
+}
+
+fn html_unescape(s: &str) -> String {
+    s.replace("&amp;", "&")
+        .replace("&quot;", "\"")
+        .replace("&#x27;", "'")
+        .replace("&#39;", "'")
+        .replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&#x2f;", "/")
+}
+
+impl Agent {
+    fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("client");
+        Self {
+            http,
+            cookies: BTreeMap::new(),
+        }
+    }
+
+    fn cookie_header(&self) -> String {
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
+
+    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
+        let resp = req
+            .header("cookie", self.cookie_header())
+            .send()
+            .await
+            .expect("server answers");
+        for value in resp.headers().get_all(SET_COOKIE) {
+            let pair = value
+                .to_str()
+                .expect("ascii")
+                .split(';')
+                .next()
+                .expect("pair");
+            let (name, value) = pair.split_once('=').expect("name=value");
+            if value.is_empty() {
+                self.cookies.remove(name);
+            } else {
+                self.cookies.insert(name.to_owned(), value.to_owned());
+            }
+        }
+        Page {
+            status: resp.status().as_u16(),
+            headers: resp.headers().clone(),
+            body: resp.text().await.expect("body"),
+        }
+    }
+
+    async fn get(&mut self, url: &str) -> Page {
+        let req = self.http.get(url);
+        self.send(req).await
+    }
+
+    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
+        let req = self.http.post(url).form(form);
+        self.send(req).await
+    }
+}
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    server: Server,
+    client_id: String,
+    redirect: String,
+}
+
+fn setup() -> Setup {
+    let dir = data_dir();
+    let out = cli(
+        dir.path(),
+        &[
+            "client",
+            "create",
+            "--name",
+            "Photo <App>",
+            "--public",
+            "--json",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "photos:read photos:write",
+        ],
+        None,
+    );
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("json");
+    add_user(dir.path(), "alice", "alice-password");
+    let server = Server::start(dir.path());
+    Setup {
+        client_id: json["client_id"].as_str().expect("id").to_owned(),
+        redirect: "http://127.0.0.1:41234/callback".into(),
+        server,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    fn authorize_url(&self, extra: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair("response_type", "code")
+            .append_pair("client_id", &self.client_id)
+            .append_pair("redirect_uri", &self.redirect)
+            .append_pair("scope", "photos:read")
+            .append_pair("state", "st-42")
+            .append_pair("code_challenge", &s256_challenge(VERIFIER))
+            .append_pair("code_challenge_method", "S256")
+            .finish();
+        self.server.url(&format!("/authorize?{query}{extra}"))
+    }
+
+    /// Logs in through the login page; returns the consent page.
+    async fn login(&self, agent: &mut Agent, extra: &str) -> Page {
+        let login = agent.get(&self.authorize_url(extra)).await;
+        assert_eq!(login.status, 200, "{}", login.body);
+        assert!(login.body.contains("Sign in"));
+        let after = agent
+            .post(
+                &self.server.url("/login"),
+                &[
+                    ("csrf_token", &login.field("csrf_token")),
+                    ("request", &login.field("request")),
+                    ("username", "alice"),
+                    ("password", "alice-password"),
+                ],
+            )
+            .await;
+        assert_eq!(after.status, 303, "{}", after.body);
+        let session = after
+            .headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .find_map(|v| v.to_str().ok().filter(|c| c.starts_with("lk_session=")))
+            .expect("a session cookie")
+            .to_owned();
+        assert!(
+            session.contains("HttpOnly") && session.contains("SameSite=Lax"),
+            "{session}"
+        );
+        assert!(
+            !session.contains("Secure"),
+            "plain-HTTP loopback development has no Secure flag"
+        );
+        agent.get(&self.server.url(after.location())).await
+    }
+}
+
+fn query_of(location: &str) -> BTreeMap<String, String> {
+    let url = url::Url::parse(location).expect("absolute");
+    url.query_pairs().into_owned().collect()
+}
+
+#[tokio::test]
+async fn public_client_runs_the_code_flow_with_pkce_end_to_end() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    assert_eq!(consent.status, 200);
+    assert!(
+        consent.body.contains("Photo &lt;App&gt;"),
+        "client name is escaped"
+    );
+    assert!(consent.body.contains("photos:read"));
+    let csp = consent.headers["content-security-policy"]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        csp.contains("frame-ancestors 'none'") && csp.contains("default-src 'none'"),
+        "{csp}"
+    );
+    assert_eq!(consent.headers["x-frame-options"], "DENY");
+
+    let done = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303);
+    assert!(
+        done.location().starts_with(&s.redirect),
+        "{}",
+        done.location()
+    );
+    let params = query_of(done.location());
+    assert_eq!(params["state"], "st-42");
+    assert_eq!(params["iss"], s.server.base);
+
+    let http = reqwest::Client::new();
+    let exchange = [
+        ("grant_type", "authorization_code"),
+        ("code", params["code"].as_str()),
+        ("redirect_uri", s.redirect.as_str()),
+        ("client_id", s.client_id.as_str()),
+        ("code_verifier", VERIFIER),
+    ];
+    let tokens: serde_json::Value = http
+        .post(s.server.url("/token"))
+        .form(&exchange)
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(tokens["scope"], "photos:read", "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    let refreshed = http
+        .post(s.server.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &s.client_id),
+        ])
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(refreshed.status(), 200);
+
+    // The same code again: refused, and the tokens it produced are revoked.
+    let replay = http
+        .post(s.server.url("/token"))
+        .form(&exchange)
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(replay.status(), 400);
+    let after: serde_json::Value = http
+        .post(s.server.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &s.client_id),
+        ])
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(after["error"], "invalid_grant");
+}
+
+#[tokio::test]
+async fn remembered_consent_skips_the_page_next_time() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    let first = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+                ("remember", "yes"),
+            ],
+        )
+        .await;
+    assert_eq!(first.status, 303);
+    let second = agent.get(&s.authorize_url("")).await;
+    assert_eq!(
+        second.status, 302,
+        "no page the second time: {}",
+        second.body
+    );
+    assert!(query_of(second.location()).contains_key("code"));
+}
+
+#[tokio::test]
+async fn consent_post_without_csrf_token_is_refused() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    for token in ["", "forged-token"] {
+        let page = agent
+            .post(
+                &s.server.url("/authorize"),
+                &[
+                    ("csrf_token", token),
+                    ("request", &consent.field("request")),
+                    ("decision", "allow"),
+                ],
+            )
+            .await;
+        assert_eq!(page.status, 403, "token {token:?}");
+        assert!(page.location().is_empty(), "a refused form never redirects");
+    }
+    // A login form posted from elsewhere (no CSRF cookie) is refused as well.
+    let mut stranger = Agent::new();
+    let page = stranger
+        .post(
+            &s.server.url("/login"),
+            &[
+                ("csrf_token", "x"),
+                ("request", ""),
+                ("username", "alice"),
+                ("password", "alice-password"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 403);
+    assert!(!stranger.cookies.contains_key("lk_session"));
+}
+
+#[tokio::test]
+async fn denied_consent_returns_access_denied_with_state() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    let denied = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "deny"),
+            ],
+        )
+        .await;
+    assert_eq!(denied.status, 303);
+    let params = query_of(denied.location());
+    assert_eq!(params["error"], "access_denied");
+    assert_eq!(params["state"], "st-42");
+    assert!(!params.contains_key("code"));
+}
+
+#[tokio::test]
+async fn mismatched_redirect_uri_shows_an_error_page_and_does_not_redirect() {
+    let s = setup();
+    let mut agent = Agent::new();
+    for extra in [
+        "&redirect_uri=https%3A%2F%2Fevil.example%2Fcallback",
+        "&client_id=someone-else",
+    ] {
+        let page = agent.get(&s.authorize_url(extra)).await;
+        assert_eq!(page.status, 400, "{extra}");
+        assert!(page.location().is_empty(), "{extra}: must not redirect");
+        assert!(page.body.contains("invalid_request"));
+        assert!(
+            !page.body.contains("evil.example/callback?"),
+            "no link back to the bad URI"
+        );
+    }
+    let unknown = agent.get(&s.server.url("/authorize?response_type=code&client_id=nobody&redirect_uri=https%3A%2F%2Fevil.example%2F")).await;
+    assert_eq!(unknown.status, 400);
+    assert!(unknown.location().is_empty());
+}
+
+#[tokio::test]
+async fn wrong_password_keeps_the_user_on_the_login_page() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let login = agent.get(&s.authorize_url("")).await;
+    let page = agent
+        .post(
+            &s.server.url("/login"),
+            &[
+                ("csrf_token", &login.field("csrf_token")),
+                ("request", &login.field("request")),
+                ("username", "alice"),
+                ("password", "wrong"),
+            ],
+        )
+        .await;
+    assert_eq!(page.status, 401);
+    assert!(page.body.contains("Incorrect user name or password"));
+    assert!(!agent.cookies.contains_key("lk_session"));
+    assert_eq!(
+        page.field("request"),
+        login.field("request"),
+        "the request survives a failed login"
+    );
+}
+
+#[tokio::test]
+async fn logout_ends_the_session() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    assert!(consent.body.contains("Signed in as"));
+    let out = agent.get(&s.server.url("/logout")).await;
+    assert_eq!(out.status, 200);
+    let again = agent.get(&s.authorize_url("")).await;
+    assert!(
+        again.body.contains("Sign in"),
+        "logged out users see the login page"
+    );
+}
