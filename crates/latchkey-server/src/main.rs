@@ -32,33 +32,37 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn serve(settings: Settings) -> anyhow::Result<()> {
+    // Handlers go in before the listener is announced, so a signal that arrives right after
+    // start-up still drains and exits cleanly instead of killing the process.
+    let shutdown = shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(&settings.listen)
         .await
         .map_err(|e| anyhow::anyhow!("cannot listen on {}: {e}", settings.listen))?;
-    latchkey_server::run(listener, settings, shutdown_signal()).await
+    latchkey_server::run(listener, settings, shutdown).await
 }
 
-/// Resolves on SIGINT or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Installs the SIGINT and SIGTERM handlers now; the returned future resolves on either.
+#[cfg(unix)]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {},
+            _ = terminate.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
-    }
-    tracing::info!("shutdown requested; draining requests");
+        tracing::info!("shutdown requested; draining requests");
+    })
+}
+
+/// Installs the Ctrl-C handler; the returned future resolves on it.
+#[cfg(not(unix))]
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutdown requested; draining requests");
+    })
 }
 
 fn init_logging(settings: &Settings, serving: bool) {
