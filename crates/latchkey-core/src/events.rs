@@ -47,6 +47,15 @@ pub enum Event {
         /// The resource owner.
         subject: String,
     },
+    /// A client revoked a token (RFC 7009).
+    TokenRevoked {
+        /// The client.
+        client_id: String,
+        /// What was presented.
+        kind: crate::token::TokenKind,
+        /// How many tokens stopped working (a refresh token takes its family).
+        revoked: u64,
+    },
     /// A client failed to authenticate.
     ClientAuthFailed {
         /// The identifier it claimed, if any.

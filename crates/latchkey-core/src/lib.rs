@@ -51,6 +51,7 @@ pub mod pkce;
 pub mod proto;
 pub mod provider;
 pub mod redirect;
+pub mod resource;
 pub mod scope;
 pub mod secret;
 pub mod store;

@@ -77,6 +77,29 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::authorize::error_page(self.inner.config.error_uri.as_deref(), err)
     }
 
+    /// The revocation endpoint (RFC 7009).
+    pub async fn revoke(&self, req: &HttpRequest) -> HttpResponse {
+        crate::endpoint::revoke::handle(self, req).await
+    }
+
+    /// The introspection endpoint (RFC 7662).
+    pub async fn introspect(&self, req: &HttpRequest) -> HttpResponse {
+        crate::endpoint::introspect::handle(self, req).await
+    }
+
+    /// The metadata document (RFC 8414).
+    pub fn metadata(&self) -> HttpResponse {
+        crate::endpoint::metadata::handle(self)
+    }
+
+    /// A verifier of this provider's access tokens, for in-process bearer guards.
+    pub fn verifier(&self) -> crate::resource::StoreVerifier<S>
+    where
+        S: Clone,
+    {
+        crate::resource::StoreVerifier::new(self.inner.store.clone(), Arc::clone(&self.inner.clock))
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -2,4 +2,7 @@
 //! [`crate::http::HttpResponse`]; none panics on any input.
 
 pub mod authorize;
+pub mod introspect;
+pub mod metadata;
+pub mod revoke;
 pub mod token;

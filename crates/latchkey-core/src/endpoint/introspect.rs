@@ -1,0 +1,79 @@
+//! Token introspection (RFC 7662).
+//!
+//! Resource servers ask whether a token is active and what it allows. The endpoint requires
+//! client authentication by a confidential client (§2.1: "the endpoint MUST also require some
+//! form of authorization"), so tokens cannot be probed anonymously. Expired, revoked, rotated
+//! and unknown tokens all get the same `{"active": false}` (§2.2), and nothing else.
+
+use crate::client::ClientType;
+use crate::endpoint::revoke::form_post;
+use crate::endpoint::token::authenticate_client;
+use crate::error::OAuthError;
+use crate::http::{HttpRequest, HttpResponse};
+use crate::provider::Provider;
+use crate::secret::Secret;
+use crate::store::ProviderStore;
+use crate::token::{TokenKind, TokenRecord};
+use crate::user::UserAuthenticator;
+use serde_json::json;
+
+/// Answers one introspection request.
+pub async fn handle<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> HttpResponse
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    match introspect(p, req).await {
+        Ok(body) => HttpResponse::json_no_store(200, &body),
+        Err(err) => err.to_response(p.config().error_uri.as_deref()),
+    }
+}
+
+async fn introspect<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+) -> Result<serde_json::Value, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let params = form_post(req, "the introspection endpoint accepts only POST")?;
+    let client = authenticate_client(p, req, &params).await?;
+    if client.client_type() == ClientType::Public {
+        return Err(OAuthError::unauthorized_client(
+            "public clients may not introspect tokens",
+        ));
+    }
+    let token = Secret::new(params.require("token")?);
+    let now = p.clock().now();
+    Ok(match p.store().find_token(&token.digest()).await? {
+        Some(record) if record.is_active(now) => describe(&record, &p.config().issuer),
+        _ => json!({ "active": false }),
+    })
+}
+
+/// The RFC 7662 §2.2 description of an active token.
+pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
+    let mut body = json!({
+        "active": true,
+        "client_id": record.client_id.as_str(),
+        "exp": record.expires_at.0,
+        "iat": record.issued_at.0,
+        "iss": issuer,
+    });
+    if !record.scope.is_empty() {
+        body["scope"] = record.scope.to_string().into();
+    }
+    if let Some(sub) = &record.subject {
+        body["sub"] = sub.as_str().into();
+    }
+    if let Some(username) = &record.username {
+        body["username"] = username.as_str().into();
+    }
+    match record.kind {
+        TokenKind::Access => body["token_type"] = "Bearer".into(),
+        // Not an RFC 6749 §7.1 access token type, so the hint name says what it is.
+        TokenKind::Refresh => body["token_type"] = "refresh_token".into(),
+    }
+    body
+}
