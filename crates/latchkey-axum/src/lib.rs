@@ -115,26 +115,43 @@ impl IntoResponse for Reply {
     }
 }
 
-/// A router with the token endpoint, `/token`. Mount it with `nest` or `merge`.
+pub mod guard;
+
+pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
+
+/// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
+/// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`). Mount it with
+/// `nest` or `merge`.
 pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
 where
     S: ProviderStore,
     U: UserAuthenticator,
 {
+    use axum::extract::State;
+    use latchkey_core::endpoint::metadata::{
+        INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH,
+    };
+    type St<S, U> = State<Provider<S, U>>;
     axum::Router::new()
-        .route("/token", any(token::<S, U>))
+        .route(
+            TOKEN_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move { Reply(p.token(&req).await) }),
+        )
+        .route(
+            REVOKE_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move { Reply(p.revoke(&req).await) }),
+        )
+        .route(
+            INTROSPECT_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move {
+                Reply(p.introspect(&req).await)
+            }),
+        )
+        .route(
+            METADATA_PATH,
+            axum::routing::get(|State(p): St<S, U>| async move { Reply(p.metadata()) }),
+        )
         .with_state(provider)
-}
-
-async fn token<S, U>(
-    axum::extract::State(p): axum::extract::State<Provider<S, U>>,
-    Extract(req): Extract,
-) -> Reply
-where
-    S: ProviderStore,
-    U: UserAuthenticator,
-{
-    Reply(p.token(&req).await)
 }
 
 /// Runs Argon2 verifications on tokio's blocking pool, at most `permits` at a time, so a

@@ -3,6 +3,7 @@
 //! every backend runs ([`store_conformance!`]).
 
 pub mod conformance;
+pub mod http_cases;
 
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};

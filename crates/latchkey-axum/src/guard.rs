@@ -1,0 +1,182 @@
+//! Bearer-token protection for axum routes (RFC 6750).
+//!
+//! * [`Authenticated`]: an extractor that yields the request's [`AccessToken`] (or answers
+//!   with the RFC 6750 challenge), for handlers that need the token's subject and scopes.
+//! * [`RequireScopesLayer`]: a `tower::Layer` that refuses requests without a valid token
+//!   carrying the given scopes, for whole routers; handlers behind it extract the checked
+//!   token with [`Authenticated`] at no extra cost.
+//!
+//! Both use a [`BearerGuard`] from the application state (`FromRef`), which wraps any core
+//! [`Guard`]: in-process on the same store, or remote through cached introspection.
+
+use crate::Reply;
+use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use latchkey_core::http::{HttpRequest, Method};
+use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
+use latchkey_core::scope::ScopeSet;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, GuardError>> + Send>>;
+type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
+
+/// A type-erased [`Guard`], cheap to clone, to keep in axum state.
+#[derive(Clone)]
+pub struct BearerGuard {
+    check: Arc<CheckFn>,
+    realm: Arc<str>,
+}
+
+impl BearerGuard {
+    /// Wraps a core guard.
+    pub fn new<V: TokenVerifier, H: GuardHooks>(guard: Guard<V, H>) -> Self {
+        let realm: Arc<str> = guard.realm().into();
+        let guard = Arc::new(guard);
+        Self {
+            check: Arc::new(move |req, scopes| {
+                let guard = Arc::clone(&guard);
+                Box::pin(async move { guard.authenticate(&req, &scopes).await })
+            }),
+            realm,
+        }
+    }
+
+    /// Checks the request described by `parts`, requiring `scopes`.
+    pub async fn check(&self, parts: &Parts, scopes: &ScopeSet) -> Result<AccessToken, Response> {
+        (self.check)(head_request(parts), scopes.clone())
+            .await
+            .map_err(|err| Reply(err.to_response(&self.realm)).into_response())
+    }
+
+    /// A layer requiring a valid token with every scope in `scopes` (space-delimited).
+    ///
+    /// # Panics
+    /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
+    pub fn require(&self, scopes: &str) -> RequireScopesLayer {
+        let scopes =
+            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        RequireScopesLayer {
+            guard: self.clone(),
+            scopes,
+        }
+    }
+}
+
+impl std::fmt::Debug for BearerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerGuard")
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+/// The request's head as the core sees it: no body is read to check a bearer token.
+fn head_request(parts: &Parts) -> HttpRequest {
+    HttpRequest {
+        method: Method::parse(parts.method.as_str()),
+        path: parts.uri.path().to_owned(),
+        query: parts.uri.query().unwrap_or("").to_owned(),
+        headers: parts
+            .headers
+            .iter()
+            .filter_map(|(n, v)| {
+                v.to_str()
+                    .ok()
+                    .map(|v| (n.as_str().to_owned(), v.to_owned()))
+            })
+            .collect(),
+        body: Vec::new(),
+        peer: parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0),
+        tls: parts.extensions.get::<crate::Tls>().is_some(),
+    }
+}
+
+/// The access token of an authenticated request.
+///
+/// Behind a [`RequireScopesLayer`] it is the token the layer checked; elsewhere the
+/// extractor checks the token itself (no scope required) with the state's [`BearerGuard`].
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub AccessToken);
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    BearerGuard: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(token) = parts.extensions.get::<AccessToken>() {
+            return Ok(Self(token.clone()));
+        }
+        let guard = BearerGuard::from_ref(state);
+        guard.check(parts, &ScopeSet::empty()).await.map(Self)
+    }
+}
+
+/// A layer that lets through only requests with a valid token carrying the scopes.
+#[derive(Clone, Debug)]
+pub struct RequireScopesLayer {
+    guard: BearerGuard,
+    scopes: ScopeSet,
+}
+
+impl<Svc> tower::Layer<Svc> for RequireScopesLayer {
+    type Service = RequireScopes<Svc>;
+
+    fn layer(&self, inner: Svc) -> Self::Service {
+        RequireScopes {
+            inner,
+            guard: self.guard.clone(),
+            scopes: self.scopes.clone(),
+        }
+    }
+}
+
+/// The service of [`RequireScopesLayer`].
+#[derive(Clone, Debug)]
+pub struct RequireScopes<Svc> {
+    inner: Svc,
+    guard: BearerGuard,
+    scopes: ScopeSet,
+}
+
+impl<Svc> tower::Service<Request> for RequireScopes<Svc>
+where
+    Svc: tower::Service<Request, Response = Response> + Clone + Send + 'static,
+    Svc::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Svc::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Svc::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        // The clone that was polled ready serves this call; a fresh clone takes its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let guard = self.guard.clone();
+        let scopes = self.scopes.clone();
+        Box::pin(async move {
+            let (mut parts, body) = req.into_parts();
+            match guard.check(&parts, &scopes).await {
+                Ok(token) => {
+                    parts.extensions.insert(token);
+                    inner.call(Request::from_parts(parts, body)).await
+                }
+                Err(refusal) => Ok(refusal),
+            }
+        })
+    }
+}

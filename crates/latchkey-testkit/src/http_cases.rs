@@ -1,0 +1,305 @@
+//! One table of HTTP cases for every web adapter: the token, revocation, introspection and
+//! metadata endpoints, and the bearer guard's RFC 6750 answers. An adapter's test serves
+//! [`Fixture::provider`] with these routes, then calls [`run`] with its base URL:
+//!
+//! | route | protection |
+//! |---|---|
+//! | the provider's `/token`, `/revoke`, `/introspect`, `/.well-known/oauth-authorization-server` | |
+//! | `GET /api/me` | any valid token, via the adapter's extractor; answers [`me_json`] |
+//! | `GET /api/read` | a layer or middleware requiring `read`; answers [`me_json`] |
+//! | `GET /api/admin` | a layer or middleware requiring `admin`; answers [`me_json`] |
+//!
+//! The guard's realm must be [`REALM`].
+
+use crate::{ResponseExt, TestClient, TestKit, form_encode};
+use latchkey_core::resource::AccessToken;
+
+/// The realm every adapter's test guard uses.
+pub const REALM: &str = "latchkey-test";
+
+/// The JSON a protected test route answers with.
+pub fn me_json(token: &AccessToken) -> serde_json::Value {
+    serde_json::json!({
+        "sub": token.subject,
+        "client_id": token.client_id,
+        "scope": token.scope.to_string(),
+    })
+}
+
+/// A provider with a client and tokens to test with.
+pub struct Fixture {
+    /// The kit (memory store, fixed clock); serve `kit.provider`.
+    pub kit: TestKit,
+    /// A confidential client allowed every grant but implicit.
+    pub client: TestClient,
+    /// An access token with scope `read` for user `alice`.
+    pub read_token: String,
+    /// An access token with scope `read write`.
+    pub rw_token: String,
+    /// A refresh token (never a valid bearer token).
+    pub refresh_token: String,
+}
+
+impl Fixture {
+    /// Issues the tokens through the provider itself.
+    pub async fn new() -> Self {
+        let kit = TestKit::new();
+        let client = kit.confidential_client().await;
+        kit.user("alice", "alice-pw").await;
+        let read = kit
+            .token(
+                &client,
+                "grant_type=password&username=alice&password=alice-pw&scope=read",
+            )
+            .await
+            .expect_ok();
+        let rw = kit
+            .token(
+                &client,
+                "grant_type=password&username=alice&password=alice-pw&scope=read+write",
+            )
+            .await
+            .expect_ok();
+        let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        Self {
+            read_token: text(&read, "access_token"),
+            rw_token: text(&rw, "access_token"),
+            refresh_token: text(&read, "refresh_token"),
+            client,
+            kit,
+        }
+    }
+
+    /// The provider to serve.
+    pub fn provider(&self) -> crate::TestProvider {
+        self.kit.provider.clone()
+    }
+}
+
+struct Answer {
+    status: u16,
+    www: String,
+    body: serde_json::Value,
+}
+
+async fn send(req: reqwest::RequestBuilder) -> Answer {
+    let resp = req.send().await.expect("the server answers");
+    let status = resp.status().as_u16();
+    let www = resp
+        .headers()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    let body = resp.json().await.unwrap_or(serde_json::Value::Null);
+    Answer { status, www, body }
+}
+
+/// Runs every case against the server at `base` (e.g. `http://127.0.0.1:PORT`); panics
+/// listing every case that failed.
+pub async fn run(base: &str, fx: &Fixture) {
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("{base}{path}");
+    let bearer = |t: &str| format!("Bearer {t}");
+    let mut failures: Vec<String> = Vec::new();
+    let mut expect = |name: &str, ok: bool, detail: String| {
+        if !ok {
+            failures.push(format!("{name}: {detail}"));
+        }
+    };
+
+    // RFC 6750 §3.1: no credentials, a bare challenge with the realm and no error code.
+    let a = send(http.get(url("/api/me"))).await;
+    expect(
+        "no token",
+        a.status == 401 && a.www == format!("Bearer realm=\"{REALM}\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer("not-a-token")),
+    )
+    .await;
+    expect(
+        "unknown token",
+        a.status == 401
+            && a.www.contains("error=\"invalid_token\"")
+            && a.body["error"] == "invalid_token",
+        format!("{} {:?} {}", a.status, a.www, a.body),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", "Bearer two words"),
+    )
+    .await;
+    expect(
+        "malformed header",
+        a.status == 400 && a.www.contains("error=\"invalid_request\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer(&fx.refresh_token)),
+    )
+    .await;
+    expect(
+        "refresh token as bearer",
+        a.status == 401 && a.www.contains("invalid_token"),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer(&fx.read_token)),
+    )
+    .await;
+    expect(
+        "valid token via extractor",
+        a.status == 200 && a.body["sub"] == "user-alice" && a.body["scope"] == "read",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.get(url("/api/read"))
+            .header("authorization", bearer(&fx.read_token)),
+    )
+    .await;
+    expect(
+        "scope present via layer",
+        a.status == 200 && a.body["client_id"] == fx.client.id(),
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(http.get(url("/api/read"))).await;
+    expect(
+        "layer without token",
+        a.status == 401 && a.www == format!("Bearer realm=\"{REALM}\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.get(url("/api/admin"))
+            .header("authorization", bearer(&fx.rw_token)),
+    )
+    .await;
+    expect(
+        "insufficient scope",
+        a.status == 403
+            && a.www.contains("error=\"insufficient_scope\"")
+            && a.www.contains("scope=\"admin\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+
+    // The endpoints.
+    let a = send(http.get(url("/.well-known/oauth-authorization-server"))).await;
+    expect(
+        "metadata",
+        a.status == 200
+            && a.body["issuer"] == "https://auth.example.test"
+            && a.body["token_endpoint"].is_string(),
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(http.get(url("/token"))).await;
+    expect(
+        "token endpoint refuses GET",
+        a.status == 405 && a.body["error"] == "invalid_request",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.post(url("/token"))
+            .header("authorization", fx.client.basic())
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    expect(
+        "client_credentials",
+        a.status == 200 && a.body["token_type"] == "Bearer",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(http.post(url("/token")).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", fx.client.id()),
+        ("client_secret", "wrong"),
+    ]))
+    .await;
+    expect(
+        "wrong secret",
+        a.status == 401 && a.www.starts_with("Basic") && a.body["error"] == "invalid_client",
+        format!("{} {:?} {}", a.status, a.www, a.body),
+    );
+    let introspect = |token: &str| {
+        http.post(url("/introspect"))
+            .header("authorization", fx.client.basic())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("token={}", form_encode(token)))
+    };
+    let a = send(introspect(&fx.rw_token)).await;
+    expect(
+        "introspect active",
+        a.status == 200
+            && a.body["active"] == true
+            && a.body["scope"] == "read write"
+            && a.body["username"] == "alice",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.post(url("/introspect"))
+            .form(&[("token", fx.rw_token.as_str())]),
+    )
+    .await;
+    expect(
+        "introspect needs client auth",
+        a.status == 401 && a.body["error"] == "invalid_client",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.post(url("/revoke"))
+            .header("authorization", fx.client.basic())
+            .form(&[
+                ("token", fx.rw_token.as_str()),
+                ("token_type_hint", "access_token"),
+            ]),
+    )
+    .await;
+    expect("revoke", a.status == 200, format!("{}", a.status));
+    let a = send(
+        http.post(url("/revoke"))
+            .header("authorization", fx.client.basic())
+            .form(&[("token", "never-issued")]),
+    )
+    .await;
+    expect(
+        "revoke unknown token",
+        a.status == 200,
+        format!("{}", a.status),
+    );
+    let a = send(introspect(&fx.rw_token)).await;
+    expect(
+        "introspect revoked",
+        a.status == 200 && a.body == serde_json::json!({"active": false}),
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer(&fx.rw_token)),
+    )
+    .await;
+    expect(
+        "revoked token refused by extractor",
+        a.status == 401 && a.www.contains("invalid_token"),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.get(url("/api/read"))
+            .header("authorization", bearer(&fx.rw_token)),
+    )
+    .await;
+    expect(
+        "revoked token refused by layer",
+        a.status == 401 && a.www.contains("invalid_token"),
+        format!("{} {:?}", a.status, a.www),
+    );
+
+    assert!(
+        failures.is_empty(),
+        "{} HTTP cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
