@@ -52,6 +52,17 @@ impl EventSink for LogEvents {
                 client_id,
                 subject,
             ),
+            Event::TokenRevoked {
+                client_id,
+                kind,
+                revoked,
+            } => tracing::info!(
+                target: "latchkey::audit",
+                event = "token_revoked",
+                client_id,
+                kind = kind.as_str(),
+                revoked,
+            ),
             Event::ClientAuthFailed { client_id } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "client_auth_failed",
