@@ -64,21 +64,19 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                     .map(|v| (name.as_str().to_owned(), v.to_owned()))
             })
             .collect();
-        let body = axum::body::to_bytes(body, MAX_FORM_BYTES)
-            .await
-            .map_err(|_| {
-                Reply(
-                    OAuthError::invalid_request("request body is too large")
-                        .with_status(413)
-                        .to_response(None),
-                )
-            })?;
+        let body = read_body(body).await.map_err(|status| {
+            Reply(
+                OAuthError::invalid_request("request body is too large or unreadable")
+                    .with_status(status)
+                    .to_response(None),
+            )
+        })?;
         Ok(Self(HttpRequest {
             method: Method::parse(parts.method.as_str()),
             path: parts.uri.path().to_owned(),
             query: parts.uri.query().unwrap_or("").to_owned(),
             headers,
-            body: body.to_vec(),
+            body,
             peer: parts
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
@@ -86,6 +84,35 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
             tls: parts.extensions.get::<Tls>().is_some(),
         }))
     }
+}
+
+/// How much of an oversized body is read and thrown away before answering 413, so that a
+/// client still sending gets the answer instead of a reset connection.
+const DRAIN_BYTES: usize = 1024 * 1024;
+
+/// Reads a body of at most [`MAX_FORM_BYTES`]; the error is the status to answer (413 when too
+/// large, 400 when unreadable).
+async fn read_body(mut body: Body) -> Result<Vec<u8>, u16> {
+    use http_body_util::BodyExt as _;
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| 400u16)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        seen = seen.saturating_add(data.len());
+        if seen > DRAIN_BYTES {
+            return Err(413);
+        }
+        if seen <= MAX_FORM_BYTES {
+            kept.extend_from_slice(&data);
+        }
+    }
+    if seen > MAX_FORM_BYTES {
+        return Err(413);
+    }
+    Ok(kept)
 }
 
 /// The core's response, as an axum response.

@@ -117,6 +117,9 @@ pub struct Client {
     pub access_token_ttl: Option<u64>,
     /// Refresh-token lifetime for this client in seconds; `None` means the server's.
     pub refresh_token_ttl: Option<u64>,
+    /// Bind this client's tokens to the User-Agent and IP address they were issued to
+    /// (basic_oauth): a token used from elsewhere is revoked.
+    pub bind_tokens: bool,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -147,6 +150,7 @@ pub struct NewClient {
     grant_types: Option<BTreeSet<GrantType>>,
     scopes: Option<ScopeSet>,
     default_scopes: Option<ScopeSet>,
+    bind_tokens: bool,
 }
 
 impl NewClient {
@@ -170,7 +174,14 @@ impl NewClient {
             grant_types: None,
             scopes: None,
             default_scopes: None,
+            bind_tokens: false,
         }
+    }
+
+    /// Binds the client's tokens to the User-Agent and IP address they were issued to.
+    pub fn bind_tokens(mut self, bind: bool) -> Self {
+        self.bind_tokens = bind;
+        self
     }
 
     /// Uses a chosen identifier instead of a generated one.
@@ -229,6 +240,7 @@ impl NewClient {
             default_scopes: self.default_scopes,
             access_token_ttl: None,
             refresh_token_ttl: None,
+            bind_tokens: self.bind_tokens,
             created_at: now,
         };
         (client, secret)

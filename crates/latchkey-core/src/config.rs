@@ -26,6 +26,8 @@ pub struct Config {
     pub require_pkce: bool,
     /// Accept the `plain` PKCE method (off: only `S256`, RFC 9700 §2.1.1).
     pub allow_plain_pkce: bool,
+    /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are believed.
+    pub trusted_proxies: crate::net::TrustedProxies,
 }
 
 impl Default for Config {
@@ -40,6 +42,7 @@ impl Default for Config {
             code_ttl: 60,
             require_pkce: false,
             allow_plain_pkce: false,
+            trusted_proxies: crate::net::TrustedProxies::default(),
         }
     }
 }

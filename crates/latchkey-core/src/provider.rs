@@ -100,6 +100,19 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::resource::StoreVerifier::new(self.inner.store.clone(), Arc::clone(&self.inner.clock))
     }
 
+    /// An in-process bearer guard for `realm` over this provider's tokens, believing the
+    /// configured trusted proxies.
+    pub fn guard(
+        &self,
+        realm: impl Into<String>,
+    ) -> crate::resource::Guard<crate::resource::StoreVerifier<S>>
+    where
+        S: Clone,
+    {
+        crate::resource::Guard::new(self.verifier(), realm)
+            .trusted_proxies(self.inner.config.trusted_proxies.clone())
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config

@@ -54,6 +54,29 @@ impl FamilyId {
     }
 }
 
+/// Where a bound token may be used: the User-Agent (as a SHA-256 hex digest) and client IP
+/// address seen when it was issued.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Binding {
+    /// SHA-256 of the `User-Agent` header (empty header when absent), lowercase hex.
+    pub user_agent: String,
+    /// The client IP address, as text.
+    pub ip: String,
+}
+
+impl Binding {
+    /// The binding of a request, with the client address found through `proxies`.
+    pub fn of(req: &crate::http::HttpRequest, proxies: &crate::net::TrustedProxies) -> Self {
+        Self {
+            user_agent: Digest::of(req.header("user-agent").unwrap_or("").as_bytes()).to_hex(),
+            ip: proxies
+                .client_ip(req)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
+        }
+    }
+}
+
 /// What a store keeps about one token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -81,6 +104,8 @@ pub struct TokenRecord {
     pub revoked: bool,
     /// A refresh token that was already exchanged; presenting it again is a replay.
     pub rotated: bool,
+    /// Where the token may be used, for clients that bind their tokens.
+    pub binding: Option<Binding>,
 }
 
 impl TokenRecord {
@@ -156,6 +181,8 @@ pub struct Grant {
     pub access_ttl: u64,
     /// Refresh-token lifetime in seconds, when a refresh token is issued.
     pub refresh_ttl: Option<u64>,
+    /// The binding of the tokens, for clients that bind them.
+    pub binding: Option<Binding>,
 }
 
 /// Token values to send to the client, with the records to store.
@@ -184,6 +211,7 @@ pub fn mint(grant: &Grant, entropy: &dyn Entropy, now: UnixTime) -> Minted {
         expires_at: now.plus(ttl),
         revoked: false,
         rotated: false,
+        binding: grant.binding.clone(),
     };
     let access_token = Secret::new(random_token(entropy, TOKEN_BYTES));
     let refresh_token = grant

@@ -1,11 +1,13 @@
-//! The HTTP application: the core's endpoints through the axum adapter, plus `/healthz`,
-//! wrapped in request ids, tracing spans that never record credentials, and panic capture.
+//! The HTTP application: the core's endpoints through the axum adapter, plus `/healthz` and
+//! the browser client `/js/latchkey.js`, wrapped in request ids, tracing spans that never
+//! record credentials, and panic capture; CORS on the endpoints browsers call, when configured.
 
 use crate::audit::LogEvents;
-use crate::settings::Settings;
+use crate::settings::{CorsSettings, Settings};
 use crate::store::AnyStore;
 use axum::Router;
-use axum::http::{HeaderName, header};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::IntoResponse;
 use latchkey_axum::TokioBlocking;
 use latchkey_core::config::Config;
 use latchkey_core::entropy::OsEntropy;
@@ -19,6 +21,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::catch_panic::CatchPanicLayer;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
@@ -55,6 +58,10 @@ pub fn build_provider(
         code_ttl: settings.tokens.code_ttl,
         require_pkce: settings.pkce.require_all,
         allow_plain_pkce: settings.pkce.allow_plain,
+        trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|bad| {
+                anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")
+            })?,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users)
@@ -116,13 +123,121 @@ fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SessionKey> {
     }
 }
 
-/// The router of the whole server.
+/// The browser client for single-page apps, served at [`JS_CLIENT_PATH`].
+pub const JS_CLIENT: &str = include_str!("../assets/latchkey.js");
+
+/// Where [`JS_CLIENT`] is served.
+pub const JS_CLIENT_PATH: &str = "/js/latchkey.js";
+
+/// `GET /js/latchkey.js`: the ES module, importable from pages on any origin (it holds no
+/// secret), cached briefly so that an upgraded server is picked up soon.
+async fn js_client() -> axum::response::Response {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+            (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
+            (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
+            (
+                HeaderName::from_static("cross-origin-resource-policy"),
+                "cross-origin",
+            ),
+        ],
+        JS_CLIENT,
+    )
+        .into_response()
+}
+
+/// The router of the whole server, without CORS; see [`app_with_cors`].
 pub fn app(provider: AppProvider, ui: AppUi) -> Router {
+    wrap(Router::new().merge(latchkey_axum::router(provider)), ui)
+}
+
+/// The router of the whole server; pages on `cors.allowed_origins` may call the token,
+/// revocation and metadata endpoints. Fails on an origin that is not `scheme://host[:port]`.
+pub fn app_with_cors(
+    provider: AppProvider,
+    ui: AppUi,
+    cors: &CorsSettings,
+) -> anyhow::Result<Router> {
+    Ok(wrap(oauth_routes(provider, cors)?, ui))
+}
+
+/// The OAuth endpoints, with CORS on those a browser app calls (never on introspection,
+/// which only resource servers use, nor on the pages, which are navigated to).
+fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Router> {
+    use latchkey_core::endpoint::metadata::{METADATA_PATH, REVOKE_PATH, TOKEN_PATH};
+    let oauth = latchkey_axum::router(provider);
+    let Some(layer) = cors_layer(cors)? else {
+        return Ok(oauth);
+    };
+    // A router is served as a service here (axum refuses a bare `Router` in
+    // `route_service`): each path below is matched again inside it.
+    let with_cors = oauth
+        .clone()
+        .layer(layer)
+        .into_service::<axum::body::Body>();
+    // The other routes (introspection, and any the adapter adds) go to the plain router.
+    Ok(Router::new()
+        .route_service(TOKEN_PATH, with_cors.clone())
+        .route_service(REVOKE_PATH, with_cors.clone())
+        .route_service(METADATA_PATH, with_cors)
+        .fallback_service(oauth))
+}
+
+/// The CORS policy for `cors`, `None` when no origin is allowed. Requests carry no
+/// credentials (no cookies), so none are allowed.
+fn cors_layer(cors: &CorsSettings) -> anyhow::Result<Option<CorsLayer>> {
+    if cors.allowed_origins.is_empty() {
+        return Ok(None);
+    }
+    let origins = cors
+        .allowed_origins
+        .iter()
+        .map(|origin| {
+            let origin = normalize_origin(origin)
+                .map_err(|why| anyhow::anyhow!("cors.allowed_origins: {origin:?} {why}"))?;
+            Ok(HeaderValue::try_from(origin)?)
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    Ok(Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .max_age(std::time::Duration::from_secs(600)),
+    ))
+}
+
+/// An origin as browsers send it in `Origin`: lower-case `scheme://host[:port]`, without the
+/// scheme's default port or a trailing slash.
+fn normalize_origin(origin: &str) -> Result<String, &'static str> {
+    let lower = origin.trim().trim_end_matches('/').to_ascii_lowercase();
+    if lower == "*" || lower == "null" {
+        return Err("is not allowed: name each origin");
+    }
+    let (scheme, rest) = lower
+        .split_once("://")
+        .ok_or("must look like https://app.example.com")?;
+    let default_port = match scheme {
+        "https" => ":443",
+        "http" => ":80",
+        _ => return Err("must be an http or https origin"),
+    };
+    if rest.is_empty() || rest.contains(['/', '?', '#', '@', '*', ' ']) {
+        return Err("must be scheme://host[:port] only, without path or user");
+    }
+    let host = rest.strip_suffix(default_port).unwrap_or(rest);
+    Ok(format!("{scheme}://{host}"))
+}
+
+/// The routes every configuration has, around `oauth`, and the outer layers.
+fn wrap(oauth: Router, ui: AppUi) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
-    Router::new()
-        .merge(latchkey_axum::router(provider))
+    oauth
         .merge(latchkey_axum::authorize_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(JS_CLIENT_PATH, axum::routing::get(js_client))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())
         .layer(SetSensitiveRequestHeadersLayer::new([
@@ -144,6 +259,7 @@ pub async fn run(
     let store = AnyStore::open(settings.store.url.as_deref(), &settings.data_dir).await?;
     let provider = build_provider(&settings, store.clone(), Some(local))?;
     let ui = build_ui(&settings, provider.clone())?;
+    let app = app_with_cors(provider.clone(), ui, &settings.cors)?;
     if latchkey_core::store::ClientStore::list_clients(&store)
         .await?
         .is_empty()
@@ -156,11 +272,48 @@ pub async fn run(
     tracing::info!(%local, issuer = %provider.config().issuer, "latchkey listening");
     let served = axum::serve(
         listener,
-        app(provider, ui).into_make_service_with_connect_info::<SocketAddr>(),
+        app.into_make_service_with_connect_info::<SocketAddr>(),
     )
     .with_graceful_shutdown(shutdown)
     .await;
     store.close().await;
     tracing::info!("latchkey stopped");
     Ok(served?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::normalize_origin;
+
+    #[test]
+    fn origins_are_normalized_as_browsers_send_them() {
+        assert_eq!(
+            normalize_origin("https://App.Example.com/"),
+            Ok("https://app.example.com".into())
+        );
+        assert_eq!(
+            normalize_origin("https://app.example.com:443"),
+            Ok("https://app.example.com".into())
+        );
+        assert_eq!(
+            normalize_origin("http://127.0.0.1:5173"),
+            Ok("http://127.0.0.1:5173".into())
+        );
+        assert_eq!(
+            normalize_origin("http://[::1]:80"),
+            Ok("http://[::1]".into())
+        );
+        for bad in [
+            "*",
+            "null",
+            "app.example.com",
+            "ftp://app.example.com",
+            "https://app.example.com/path",
+            "https://user@app.example.com",
+            "https://*.example.com",
+            "https://",
+        ] {
+            assert!(normalize_origin(bad).is_err(), "{bad}");
+        }
+    }
 }

@@ -25,12 +25,49 @@ pub struct Settings {
     pub scopes: ScopeSettings,
     /// A page explaining errors, sent as `error_uri` in error responses.
     pub error_uri: Option<String>,
+    /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose
+    /// `X-Forwarded-For`/`Forwarded` headers are believed; nobody else's are.
+    pub trusted_proxies: Vec<String>,
     /// Logging.
     pub log: LogSettings,
     /// PKCE policy.
     pub pkce: PkceSettings,
     /// Login and consent pages.
     pub ui: UiSettings,
+    /// Cross-origin access for browser apps served from other origins.
+    pub cors: CorsSettings,
+}
+
+/// Cross-origin resource sharing, for single-page apps on other origins than this server
+/// (their `fetch` calls to `/token` and `/revoke` need it).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct CorsSettings {
+    /// Origins (`https://app.example.com`, scheme, host and port only) whose pages may call
+    /// the token, revocation and metadata endpoints. Empty (the default): no CORS headers.
+    /// In the environment: `LATCHKEY_CORS__ALLOWED_ORIGINS='[https://a.example, https://b.example]'`
+    /// (a single origin may be given without brackets).
+    #[serde(deserialize_with = "one_or_many")]
+    pub allowed_origins: Vec<String>,
+}
+
+/// A list, or one string holding comma-separated items (as an environment variable is apt to).
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(String),
+        Many(Vec<String>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::Many(list) => list,
+        OneOrMany::One(text) => text
+            .split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .collect(),
+    })
 }
 
 /// PKCE policy (RFC 7636, RFC 9700 §2.1.1). Public clients always need S256.
@@ -153,9 +190,11 @@ impl Default for Settings {
             tokens: TokenSettings::default(),
             scopes: ScopeSettings::default(),
             error_uri: None,
+            trusted_proxies: Vec::new(),
             log: LogSettings::default(),
             pkce: PkceSettings::default(),
             ui: UiSettings::default(),
+            cors: CorsSettings::default(),
         }
     }
 }
@@ -220,6 +259,38 @@ mod tests {
             let s = Settings::load(None, &flags).expect("loads");
             assert_eq!(s.listen, "127.0.0.1:0");
             assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn cors_origins_from_file_and_env() {
+        figment::Jail::expect_with(|jail| {
+            assert!(
+                Settings::load(None, &Overrides::default())
+                    .expect("loads")
+                    .cors
+                    .allowed_origins
+                    .is_empty()
+            );
+            jail.create_file(
+                "latchkey.toml",
+                "[cors]\nallowed_origins = [\"https://app.example\"]\n",
+            )?;
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(s.cors.allowed_origins, vec!["https://app.example"]);
+            jail.set_env(
+                "LATCHKEY_CORS__ALLOWED_ORIGINS",
+                "[http://127.0.0.1:5173, https://b.example]",
+            );
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(
+                s.cors.allowed_origins,
+                vec!["http://127.0.0.1:5173", "https://b.example"]
+            );
+            jail.set_env("LATCHKEY_CORS__ALLOWED_ORIGINS", "https://c.example");
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(s.cors.allowed_origins, vec!["https://c.example"]);
             Ok(())
         });
     }

@@ -11,7 +11,7 @@ use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::store::{CodeTake, Rotation, Store, StoreErrorKind};
-use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 
 /// Runs the whole conformance suite against the store built by `$make` (an async
@@ -76,6 +76,7 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
         expires_at: now.plus(ttl),
         revoked: false,
         rotated: false,
+        binding: None,
     };
     (value, record)
 }
@@ -97,6 +98,7 @@ pub async fn clients_round_trip<S: Store>(store: S) {
     let (client, _) = NewClient::confidential("Round Trip")
         .redirect_uris(["https://app.example/cb"])
         .scopes(ScopeSet::parse("read").expect("valid"))
+        .bind_tokens(true)
         .build(&OsEntropy, now());
     store.put_client(&client).await.expect("put");
     assert_eq!(
@@ -213,6 +215,21 @@ pub async fn saved_tokens_read_back_exactly<S: Store>(store: S) {
             Some(record)
         );
     }
+    let bound = NewTokens {
+        access: TokenRecord {
+            binding: Some(Binding {
+                user_agent: Digest::of(b"Mozilla/5.0").to_hex(),
+                ip: "2001:db8::7".into(),
+            }),
+            ..record(TokenKind::Access, "client-bound", &family(), 60).1
+        },
+        refresh: None,
+    };
+    store.save_tokens(&bound, now()).await.expect("save");
+    assert_eq!(
+        store.find_token(&bound.access.digest).await.expect("find"),
+        Some(bound.access.clone())
+    );
     let cc = NewTokens {
         access: TokenRecord {
             subject: None,

@@ -70,12 +70,22 @@ impl Default for TestKit {
 impl TestKit {
     /// A kit with scopes `read write admin` available and `read` by default.
     pub fn new() -> Self {
+        Self::with_config(|_| {})
+    }
+
+    /// A kit whose configuration `adjust` changes after the defaults above are set.
+    pub fn with_config(adjust: impl FnOnce(&mut latchkey_core::config::Config)) -> Self {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(START));
+        let mut config = latchkey_core::config::Config {
+            issuer: "https://auth.example.test".into(),
+            available_scopes: scopes("read write admin"),
+            default_scopes: scopes("read"),
+            ..latchkey_core::config::Config::default()
+        };
+        adjust(&mut config);
         let provider = Provider::builder(store.clone(), StoreUsers::new(store.clone(), Inline))
-            .issuer("https://auth.example.test")
-            .available_scopes(scopes("read write admin"))
-            .default_scopes(scopes("read"))
+            .config(config)
             .clock(clock.clone())
             .entropy(Arc::new(SeededEntropy::new(42)))
             .build()

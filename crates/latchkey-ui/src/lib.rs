@@ -177,7 +177,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             Some("deny") => Decision::Deny,
             _ => return self.error(req, &OAuthError::invalid_request("no decision was made")),
         };
-        let original = original_request(&form);
+        let original = original_request(&form, req);
         let user = self.user(req).await;
         let outcome = self
             .inner
@@ -194,7 +194,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             Ok(form) => form,
             Err(page) => return page,
         };
-        let original = original_request(&form);
+        let original = original_request(&form, req);
         let username = form.get("username").unwrap_or("");
         let password = Secret::new(form.get("password").unwrap_or(""));
         let p = &self.inner.provider;
@@ -374,9 +374,20 @@ struct LoginFailure {
 }
 
 /// The original authorization request carried in a form's `request` field, as a POST to the
-/// authorization endpoint (so the core validates it again, and answers with 303).
-fn original_request(form: &Params) -> HttpRequest {
-    HttpRequest::post_form("/authorize", form.get("request").unwrap_or(""))
+/// authorization endpoint (so the core validates it again, and answers with 303), seen from
+/// the same browser: its headers (User-Agent, forwarding), address and transport.
+fn original_request(form: &Params, posted: &HttpRequest) -> HttpRequest {
+    let mut req = HttpRequest::post_form("/authorize", form.get("request").unwrap_or(""));
+    req.headers.extend(
+        posted
+            .headers
+            .iter()
+            .filter(|(n, _)| !matches!(n.as_str(), "content-type" | "content-length"))
+            .cloned(),
+    );
+    req.peer = posted.peer;
+    req.tls = posted.tls;
+    req
 }
 
 fn original_client_id(form: &Params) -> String {

@@ -25,7 +25,7 @@ use crate::redirect::{ResponseMode, matches_registered, redirect};
 use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
-use crate::token::{CodeRecord, FamilyId, Grant, TOKEN_BYTES};
+use crate::token::{Binding, CodeRecord, FamilyId, Grant, TOKEN_BYTES};
 use crate::user::{AuthenticatedUser, UserAuthenticator};
 
 /// What the client asked to receive.
@@ -62,6 +62,8 @@ pub struct AuthorizationRequest {
     pub prompt: Vec<String>,
     /// The request's own parameters, to carry through login and consent forms unchanged.
     pub params: Params,
+    /// Where implicit-grant tokens may be used, for clients that bind their tokens.
+    pub binding: Option<Binding>,
     see_other: bool,
 }
 
@@ -287,6 +289,7 @@ where
             })
             .unwrap_or_default(),
         params: Params::default(),
+        binding: None,
         see_other: req.method == Method::Post,
     };
     let fail = |request: &AuthorizationRequest, err: OAuthError| error_redirect(p, request, &err);
@@ -399,6 +402,10 @@ where
         ));
     }
     request.params = params;
+    request.binding = request
+        .client
+        .bind_tokens
+        .then(|| Binding::of(req, &p.config().trusted_proxies));
     Ok(request)
 }
 
@@ -457,6 +464,7 @@ where
                 access_ttl: p.access_ttl(&request.client),
                 // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
                 refresh_ttl: None,
+                binding: request.binding.clone(),
             };
             let token = match p.issue(grant).await {
                 Ok(token) => token,

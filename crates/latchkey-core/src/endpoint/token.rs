@@ -10,6 +10,7 @@ use crate::params::Params;
 use crate::proto::{TokenRequest, TokenResponse};
 use crate::provider::Provider;
 use crate::store::ProviderStore;
+use crate::token::Binding;
 use crate::user::UserAuthenticator;
 
 /// Answers one token request.
@@ -69,6 +70,11 @@ where
             "this client is not allowed the {grant_type} grant"
         )));
     }
+    // basic_oauth: tokens of a binding client work only from the User-Agent and address
+    // they were issued to.
+    let binding = client
+        .bind_tokens
+        .then(|| Binding::of(req, &p.config().trusted_proxies));
     match request {
         TokenRequest::AuthorizationCode {
             code,
@@ -81,21 +87,28 @@ where
                 &code,
                 redirect_uri.as_deref(),
                 code_verifier.as_deref(),
+                binding,
             )
             .await
         }
         TokenRequest::ClientCredentials { scope } => {
-            grant::client_credentials::exchange(p, &client, scope.as_ref()).await
+            grant::client_credentials::exchange(p, &client, scope.as_ref(), binding).await
         }
         TokenRequest::Password {
             username,
             password,
             scope,
-        } => grant::password::exchange(p, &client, &username, &password, scope.as_ref()).await,
+        } => {
+            grant::password::exchange(p, &client, &username, &password, scope.as_ref(), binding)
+                .await
+        }
         TokenRequest::RefreshToken {
             refresh_token,
             scope,
-        } => grant::refresh_token::exchange(p, &client, &refresh_token, scope.as_ref()).await,
+        } => {
+            grant::refresh_token::exchange(p, &client, &refresh_token, scope.as_ref(), binding)
+                .await
+        }
     }
 }
 

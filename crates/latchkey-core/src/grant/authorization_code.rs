@@ -13,7 +13,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::store::{CodeTake, ProviderStore};
-use crate::token::Grant;
+use crate::token::{Binding, Grant};
 use crate::user::UserAuthenticator;
 
 /// Exchanges an authorization code for tokens.
@@ -23,6 +23,7 @@ pub async fn exchange<S, U>(
     code: &Secret,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
+    binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -91,6 +92,7 @@ where
         refresh_ttl: client
             .allows(GrantType::RefreshToken)
             .then(|| p.refresh_ttl(client)),
+        binding,
     })
     .await
 }

@@ -6,7 +6,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
-use crate::token::{FamilyId, Grant};
+use crate::token::{Binding, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
 /// Issues an access token to an authenticated confidential client.
@@ -14,6 +14,7 @@ pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     requested: Option<&ScopeSet>,
+    binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -34,6 +35,7 @@ where
         access_ttl: p.access_ttl(client),
         // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
         refresh_ttl: None,
+        binding,
     })
     .await
 }

@@ -11,7 +11,7 @@ use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
-use crate::token::{FamilyId, Grant};
+use crate::token::{Binding, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
 /// Checks the resource owner's credentials and issues tokens.
@@ -21,6 +21,7 @@ pub async fn exchange<S, U>(
     username: &str,
     password: &Secret,
     requested: Option<&ScopeSet>,
+    binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -53,6 +54,7 @@ where
         refresh_ttl: client
             .allows(GrantType::RefreshToken)
             .then(|| p.refresh_ttl(client)),
+        binding,
     })
     .await
 }

@@ -12,7 +12,7 @@ use crate::provider::Provider;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{ProviderStore, Rotation};
-use crate::token::{Grant, TokenKind, mint};
+use crate::token::{Binding, Grant, TokenKind, mint};
 use crate::user::UserAuthenticator;
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -21,6 +21,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     refresh_token: &Secret,
     requested: Option<&ScopeSet>,
+    binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -45,6 +46,15 @@ where
     if !record.is_active(now) {
         return Err(invalid());
     }
+    // basic_oauth: "a mismatch destroys the session". A bound refresh token presented from
+    // another User-Agent or address is treated as stolen.
+    if let Some(bound) = &record.binding
+        && binding.as_ref() != Some(bound)
+    {
+        let revoked = p.store().revoke_family(&record.family).await?;
+        tracing::warn!(client_id = %client.id, revoked, "bound refresh token used from elsewhere; family revoked");
+        return Err(invalid());
+    }
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
     // the resource owner, and if omitted is treated as equal to the scope originally granted".
     let scope = match requested {
@@ -66,6 +76,7 @@ where
         family: record.family.clone(),
         access_ttl: p.access_ttl(client),
         refresh_ttl: Some(p.refresh_ttl(client)),
+        binding,
     };
     let minted = mint(&grant, p.entropy(), now);
     match p

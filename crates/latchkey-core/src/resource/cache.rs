@@ -80,4 +80,10 @@ impl<V: TokenVerifier> TokenVerifier for CachedVerifier<V> {
         }
         Ok(verdict)
     }
+
+    async fn revoke(&self, token: &Secret) -> Result<(), StoreError> {
+        let key = token.digest();
+        self.lock().map.remove(&key);
+        self.inner.revoke(token).await
+    }
 }

@@ -17,10 +17,11 @@ pub mod remote;
 
 use crate::clock::{Clock, UnixTime};
 use crate::http::{HttpRequest, HttpResponse};
+use crate::net::TrustedProxies;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{StoreError, TokenStore};
-use crate::token::{TokenKind, TokenRecord};
+use crate::token::{Binding, TokenKind, TokenRecord};
 use crate::user::AuthenticatedUser;
 use std::future::Future;
 use std::sync::Arc;
@@ -38,6 +39,8 @@ pub struct AccessToken {
     pub scope: ScopeSet,
     /// When the token expires.
     pub expires_at: UnixTime,
+    /// Where the token may be used, when its client binds tokens.
+    pub binding: Option<Binding>,
 }
 
 impl AccessToken {
@@ -55,6 +58,7 @@ impl From<&TokenRecord> for AccessToken {
             client_id: r.client_id.to_string(),
             scope: r.scope.clone(),
             expires_at: r.expires_at,
+            binding: r.binding.clone(),
         }
     }
 }
@@ -72,6 +76,13 @@ pub enum Verified {
 pub trait TokenVerifier: Send + Sync + 'static {
     /// Looks `token` up. `Err` only when the answer could not be had (store or network down).
     fn verify(&self, token: &Secret) -> impl Future<Output = Result<Verified, StoreError>> + Send;
+
+    /// Revokes `token`, when this verifier can (a bound token used from elsewhere). The
+    /// default does nothing: a remote resource server cannot revoke another client's token.
+    fn revoke(&self, token: &Secret) -> impl Future<Output = Result<(), StoreError>> + Send {
+        let _ = token;
+        async { Ok(()) }
+    }
 }
 
 /// Verifies tokens against the store the authorization server writes to.
@@ -97,6 +108,10 @@ impl<S: TokenStore> TokenVerifier for StoreVerifier<S> {
             }
             _ => Verified::Inactive,
         })
+    }
+
+    async fn revoke(&self, token: &Secret) -> Result<(), StoreError> {
+        self.store.revoke_token(&token.digest()).await.map(|_| ())
     }
 }
 
@@ -227,6 +242,7 @@ pub struct Guard<V, H = NoHooks> {
     verifier: Arc<V>,
     hooks: Arc<H>,
     realm: Arc<str>,
+    proxies: Arc<TrustedProxies>,
 }
 
 impl<V: TokenVerifier> Guard<V, NoHooks> {
@@ -236,6 +252,7 @@ impl<V: TokenVerifier> Guard<V, NoHooks> {
             verifier: Arc::new(verifier),
             hooks: Arc::new(NoHooks),
             realm: realm.into().into(),
+            proxies: Arc::new(TrustedProxies::default()),
         }
     }
 }
@@ -247,7 +264,14 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             verifier: self.verifier,
             hooks: Arc::new(hooks),
             realm: self.realm,
+            proxies: self.proxies,
         }
+    }
+
+    /// Believes forwarding headers from these proxies when checking token bindings.
+    pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
+        self.proxies = Arc::new(proxies);
+        self
     }
 
     /// The realm named in challenges.
@@ -303,6 +327,16 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         let Verified::Active(access) = verified else {
             return Err(GuardError::InvalidToken);
         };
+        // basic_oauth: a bound token used from another User-Agent or address is revoked.
+        if let Some(bound) = &access.binding
+            && *bound != Binding::of(req, &self.proxies)
+        {
+            tracing::warn!(client_id = %access.client_id, "bound token used from elsewhere; revoked");
+            if let Err(err) = self.verifier.revoke(token).await {
+                tracing::error!(error = %err, "revoking a misused bound token failed");
+            }
+            return Err(GuardError::InvalidToken);
+        }
         if !required.is_subset(&access.scope) {
             return Err(GuardError::InsufficientScope(required.clone()));
         }
@@ -331,9 +365,10 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
     }
     let token = token.trim();
     // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
-    let valid = !token.is_empty()
+    let body = token.trim_end_matches('=');
+    let valid = !body.is_empty()
         && token.len() <= 4096
-        && token.trim_end_matches('=').bytes().all(|b| {
+        && body.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
         });
     if !valid {

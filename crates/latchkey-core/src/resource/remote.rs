@@ -68,6 +68,7 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
         client_id: text("client_id").unwrap_or_default(),
         scope,
         expires_at: UnixTime(exp),
+        binding: None,
     }))
 }
 

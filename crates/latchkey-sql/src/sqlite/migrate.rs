@@ -22,6 +22,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "codes_and_consent",
         sql: include_str!("../../migrations/sqlite/0002_codes_and_consent.sql"),
     },
+    Migration {
+        version: 3,
+        name: "token_binding",
+        sql: include_str!("../../migrations/sqlite/0003_token_binding.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -408,7 +408,7 @@ mod tests {
                 .fetch_all(&store.inner.readers)
                 .await
                 .expect("versions");
-        assert_eq!(versions, vec![1, 2]);
+        assert_eq!(versions, vec![1, 2, 3]);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -14,7 +14,7 @@ use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
-use latchkey_core::token::{CodeRecord, FamilyId, TokenKind, TokenRecord};
+use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use sqlx::sqlite::{Sqlite, SqliteRow};
 use sqlx::{Decode, Row, Type};
@@ -24,7 +24,7 @@ use std::collections::BTreeSet;
 macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
-         access_token_ttl, refresh_token_ttl, created_at"
+         access_token_ttl, refresh_token_ttl, created_at, bind_tokens"
     };
 }
 
@@ -39,7 +39,7 @@ macro_rules! user_columns {
 macro_rules! token_columns {
     () => {
         "digest, kind, client_id, subject, username, scope, grant_type, family, issued_at, \
-         expires_at, revoked, rotated"
+         expires_at, revoked, rotated, bound_user_agent, bound_ip"
     };
 }
 
@@ -68,6 +68,7 @@ pub(crate) struct ClientRow {
     pub(crate) access_token_ttl: Option<i64>,
     pub(crate) refresh_token_ttl: Option<i64>,
     pub(crate) created_at: i64,
+    pub(crate) bind_tokens: bool,
 }
 
 impl ClientRow {
@@ -92,6 +93,7 @@ impl ClientRow {
             access_token_ttl: ttl(client.access_token_ttl)?,
             refresh_token_ttl: ttl(client.refresh_token_ttl)?,
             created_at: client.created_at.0,
+            bind_tokens: client.bind_tokens,
         })
     }
 }
@@ -122,6 +124,7 @@ pub(crate) fn client(row: &SqliteRow) -> Result<Client, StoreError> {
         access_token_ttl: access_token_ttl.map(seconds).transpose()?,
         refresh_token_ttl: refresh_token_ttl.map(seconds).transpose()?,
         created_at: UnixTime(get(row, "created_at")?),
+        bind_tokens: get(row, "bind_tokens")?,
     })
 }
 
@@ -155,6 +158,14 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
         expires_at: UnixTime(get(row, "expires_at")?),
         revoked: get(row, "revoked")?,
         rotated: get(row, "rotated")?,
+        binding: match (
+            get::<Option<String>>(row, "bound_user_agent")?,
+            get::<Option<String>>(row, "bound_ip")?,
+        ) {
+            (Some(user_agent), Some(ip)) => Some(Binding { user_agent, ip }),
+            (None, None) => None,
+            _ => return Err(corrupt("stored token binding is half set")),
+        },
     })
 }
 

@@ -391,8 +391,9 @@ async fn put_client(conn: &mut SqliteConnection, row: &ClientRow) -> Result<(), 
     sqlx::query(concat!(
         "INSERT INTO clients (",
         rows::client_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (id) DO UPDATE SET
+             bind_tokens = excluded.bind_tokens,
              name = excluded.name,
              secret_digest = excluded.secret_digest,
              redirect_uris = excluded.redirect_uris,
@@ -413,6 +414,7 @@ async fn put_client(conn: &mut SqliteConnection, row: &ClientRow) -> Result<(), 
     .bind(row.access_token_ttl)
     .bind(row.refresh_token_ttl)
     .bind(row.created_at)
+    .bind(row.bind_tokens)
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -455,7 +457,7 @@ async fn insert_token(
     sqlx::query(concat!(
         "INSERT INTO tokens (",
         rows::token_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     ))
     .bind(record.digest.as_bytes().as_slice())
     .bind(record.kind.as_str())
@@ -469,6 +471,8 @@ async fn insert_token(
     .bind(record.expires_at.0)
     .bind(record.revoked)
     .bind(record.rotated)
+    .bind(record.binding.as_ref().map(|b| b.user_agent.as_str()))
+    .bind(record.binding.as_ref().map(|b| b.ip.as_str()))
     .execute(&mut *conn)
     .await?;
     Ok(())

@@ -1,0 +1,187 @@
+//! Bearer-token protection for actix-web routes (RFC 6750).
+//!
+//! * [`Authenticated`]: an extractor that yields the request's [`AccessToken`] (or answers
+//!   with the RFC 6750 challenge), for handlers that need the token's subject and scopes.
+//! * [`RequireScopes`]: a middleware (`.wrap(guard.require("read"))` on a resource or
+//!   scope) that refuses requests without a valid token carrying the given scopes; handlers
+//!   behind it extract the checked token with [`Authenticated`] at no extra cost.
+//!
+//! Both use a [`BearerGuard`], which wraps any core [`Guard`]: in-process on the same store,
+//! or remote through cached introspection. The extractor finds it in the application data
+//! as `web::Data<BearerGuard>`; the middleware carries its own. Only the request head is
+//! read: a bearer check never consumes the body.
+
+use crate::{Reply, head_request, rejection};
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
+use actix_web::{FromRequest, HttpMessage, web};
+use latchkey_core::error::OAuthError;
+use latchkey_core::http::HttpRequest;
+use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
+use latchkey_core::scope::ScopeSet;
+use std::future::{Future, Ready, ready};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+
+type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, GuardError>> + Send>>;
+type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
+
+/// A type-erased [`Guard`], cheap to clone, to keep as `web::Data<BearerGuard>`.
+#[derive(Clone)]
+pub struct BearerGuard {
+    check: Arc<CheckFn>,
+    realm: Arc<str>,
+}
+
+impl BearerGuard {
+    /// Wraps a core guard.
+    pub fn new<V: TokenVerifier, H: GuardHooks>(guard: Guard<V, H>) -> Self {
+        let realm: Arc<str> = guard.realm().into();
+        let guard = Arc::new(guard);
+        Self {
+            check: Arc::new(move |req, scopes| {
+                let guard = Arc::clone(&guard);
+                Box::pin(async move { guard.authenticate(&req, &scopes).await })
+            }),
+            realm,
+        }
+    }
+
+    /// Checks the head of `req`, requiring `scopes`; a refusal is the RFC 6750 answer.
+    pub async fn check(
+        &self,
+        req: &actix_web::HttpRequest,
+        scopes: &ScopeSet,
+    ) -> Result<AccessToken, actix_web::HttpResponse> {
+        (self.check)(head_request(req), scopes.clone())
+            .await
+            .map_err(|err| Reply(err.to_response(&self.realm)).into_actix())
+    }
+
+    /// A middleware requiring a valid token with every scope in `scopes` (space-delimited).
+    ///
+    /// # Panics
+    /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
+    pub fn require(&self, scopes: &str) -> RequireScopes {
+        let scopes =
+            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        RequireScopes {
+            guard: self.clone(),
+            scopes,
+        }
+    }
+}
+
+impl std::fmt::Debug for BearerGuard {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BearerGuard")
+            .field("realm", &self.realm)
+            .finish()
+    }
+}
+
+/// The access token of an authenticated request.
+///
+/// Behind a [`RequireScopes`] middleware it is the token the middleware checked; elsewhere
+/// the extractor checks the token itself (no scope required) with the application's
+/// `web::Data<BearerGuard>`.
+#[derive(Clone, Debug)]
+pub struct Authenticated(pub AccessToken);
+
+impl FromRequest for Authenticated {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &actix_web::HttpRequest, _payload: &mut Payload) -> Self::Future {
+        if let Some(token) = req.extensions().get::<AccessToken>() {
+            let token = token.clone();
+            return Box::pin(ready(Ok(Self(token))));
+        }
+        let Some(guard) = req.app_data::<web::Data<BearerGuard>>().cloned() else {
+            // A wiring mistake, not the client's: the application forgot the guard.
+            return Box::pin(ready(Err(rejection(
+                OAuthError::server_error()
+                    .with_detail("no web::Data<BearerGuard> in the application data")
+                    .to_response(None),
+            ))));
+        };
+        let req = req.clone();
+        Box::pin(async move {
+            match guard.check(&req, &ScopeSet::empty()).await {
+                Ok(token) => Ok(Self(token)),
+                Err(refusal) => Err(actix_web::error::InternalError::from_response(
+                    "bearer token refused",
+                    refusal,
+                )
+                .into()),
+            }
+        })
+    }
+}
+
+/// A middleware that lets through only requests with a valid token carrying the scopes,
+/// made by [`BearerGuard::require`].
+#[derive(Clone, Debug)]
+pub struct RequireScopes {
+    guard: BearerGuard,
+    scopes: ScopeSet,
+}
+
+impl<Svc, B> Transform<Svc, ServiceRequest> for RequireScopes
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = RequireScopesMiddleware<Svc>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: Svc) -> Self::Future {
+        ready(Ok(RequireScopesMiddleware {
+            service: Rc::new(service),
+            guard: self.guard.clone(),
+            scopes: self.scopes.clone(),
+        }))
+    }
+}
+
+/// The service of [`RequireScopes`], wrapping the protected service.
+#[derive(Debug)]
+pub struct RequireScopesMiddleware<Svc> {
+    service: Rc<Svc>,
+    guard: BearerGuard,
+    scopes: ScopeSet,
+}
+
+impl<Svc, B> Service<ServiceRequest> for RequireScopesMiddleware<Svc>
+where
+    Svc: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Self::Error>>>>;
+
+    forward_ready!(service);
+
+    fn call(&self, req: ServiceRequest) -> Self::Future {
+        let service = Rc::clone(&self.service);
+        let guard = self.guard.clone();
+        let scopes = self.scopes.clone();
+        Box::pin(async move {
+            match guard.check(req.request(), &scopes).await {
+                Ok(token) => {
+                    req.extensions_mut().insert(token);
+                    service
+                        .call(req)
+                        .await
+                        .map(ServiceResponse::map_into_left_body)
+                }
+                Err(refusal) => Ok(req.into_response(refusal).map_into_right_body()),
+            }
+        })
+    }
+}

@@ -1,0 +1,285 @@
+//! # latchkey-actix
+//!
+//! The actix-web adapter for Latchkey. actix-web 4 is built on `http` 0.2 while axum is on
+//! 1.x, which is why the core speaks only its own [`HttpRequest`] and [`HttpResponse`]. This
+//! crate has the same three steps as `latchkey-axum` and no more: extract an owned
+//! [`HttpRequest`] from actix's request ([`Extract`]), call the [`Provider`], and convert the
+//! [`HttpResponse`] back ([`Reply`]). [`configure`] and [`configure_authorize`] mount the
+//! endpoints so any actix application can `configure` them, at the root or in a `web::scope`.
+//!
+//! ```no_run
+//! use actix_web::{App, HttpServer, web};
+//! use latchkey_actix::{TokioBlocking, configure};
+//! use latchkey_core::prelude::*;
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let store = MemoryStore::new();
+//! let users = StoreUsers::new(store.clone(), TokioBlocking::default());
+//! let provider = Provider::builder(store, users)
+//!     .issuer("https://auth.example.com")
+//!     .build()?;
+//! HttpServer::new(move || {
+//!     App::new().service(web::scope("/oauth2").configure(configure(provider.clone())))
+//! })
+//! .bind("127.0.0.1:8080")?
+//! .run()
+//! .await?;
+//! # Ok(())
+//! # }
+//! ```
+
+use actix_web::dev::Payload;
+use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::{FromRequest, HttpMessage, Responder, web};
+use latchkey_core::endpoint::metadata::{INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH};
+use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::params::MAX_FORM_BYTES;
+use latchkey_core::prelude::{OAuthError, Provider};
+use latchkey_core::store::ProviderStore;
+use latchkey_core::user::{Blocking, UserAuthenticator};
+use latchkey_ui::{Login, Ui};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+pub mod guard;
+
+pub use guard::{Authenticated, BearerGuard, RequireScopes, RequireScopesMiddleware};
+
+/// Marks a request as received over TLS. A server that terminates TLS (or trusts a proxy
+/// that did) inserts it as a request extension, or as connection data from
+/// `HttpServer::on_connect`; the core then knows the transport was safe.
+#[derive(Clone, Copy, Debug)]
+pub struct Tls;
+
+/// The owned, framework-free request, extracted from actix's.
+///
+/// The body is read up to [`MAX_FORM_BYTES`]; a larger one is refused with an RFC 6749
+/// `invalid_request` (413), never buffered.
+#[derive(Debug)]
+pub struct Extract(pub HttpRequest);
+
+impl FromRequest for Extract {
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &actix_web::HttpRequest, payload: &mut Payload) -> Self::Future {
+        let mut request = head_request(req);
+        let body = web::Payload::from_request(req, payload);
+        Box::pin(async move {
+            let body = body.await?;
+            request.body = match body.to_bytes_limited(MAX_FORM_BYTES).await {
+                Ok(Ok(bytes)) => bytes.to_vec(),
+                Ok(Err(_)) => {
+                    return Err(rejection(
+                        OAuthError::invalid_request("the request body could not be read")
+                            .to_response(None),
+                    ));
+                }
+                Err(_) => {
+                    return Err(rejection(
+                        OAuthError::invalid_request("request body is too large")
+                            .with_status(413)
+                            .to_response(None),
+                    ));
+                }
+            };
+            Ok(Self(request))
+        })
+    }
+}
+
+/// The request's head as the core sees it, with an empty body: all a bearer check needs.
+pub(crate) fn head_request(req: &actix_web::HttpRequest) -> HttpRequest {
+    HttpRequest {
+        method: Method::parse(req.method().as_str()),
+        path: req.path().to_owned(),
+        query: req.query_string().to_owned(),
+        headers: req
+            .headers()
+            .iter()
+            .filter_map(|(name, value)| {
+                // Headers that are not visible ASCII cannot carry anything we accept.
+                value
+                    .to_str()
+                    .ok()
+                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
+            })
+            .collect(),
+        body: Vec::new(),
+        peer: req.peer_addr(),
+        tls: req.extensions().get::<Tls>().is_some() || req.conn_data::<Tls>().is_some(),
+    }
+}
+
+/// The core's response, as an actix response.
+#[derive(Debug)]
+pub struct Reply(pub HttpResponse);
+
+impl Reply {
+    /// The actix response, outside of a handler (middleware, extractor rejections).
+    pub fn into_actix(self) -> actix_web::HttpResponse {
+        let HttpResponse {
+            status,
+            headers,
+            body,
+        } = self.0;
+        let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let mut response = actix_web::HttpResponse::with_body(status, body);
+        let map = response.headers_mut();
+        for (name, value) in headers {
+            if let (Ok(name), Ok(value)) = (
+                HeaderName::try_from(name.as_str()),
+                HeaderValue::try_from(value.as_str()),
+            ) {
+                map.append(name, value);
+            }
+        }
+        response.map_into_boxed_body()
+    }
+}
+
+impl Responder for Reply {
+    type Body = actix_web::body::BoxBody;
+
+    fn respond_to(self, _req: &actix_web::HttpRequest) -> actix_web::HttpResponse {
+        self.into_actix()
+    }
+}
+
+/// An extractor's refusal that answers with the core's response as it is.
+pub(crate) fn rejection(response: HttpResponse) -> actix_web::Error {
+    let status = response.status;
+    actix_web::error::InternalError::from_response(
+        format!("request refused with {status}"),
+        Reply(response).into_actix(),
+    )
+    .into()
+}
+
+/// Mounts the token endpoint (`/token`), revocation (`/revoke`), introspection
+/// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`), for
+/// `App::configure` or `web::scope(..).configure`. The endpoints take any method: the core
+/// answers a wrong one with 405 itself.
+pub fn configure<S, U>(provider: Provider<S, U>) -> impl FnOnce(&mut web::ServiceConfig)
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    move |cfg| {
+        cfg.app_data(web::Data::new(provider))
+            .route(TOKEN_PATH, web::route().to(token::<S, U>))
+            .route(REVOKE_PATH, web::route().to(revoke::<S, U>))
+            .route(INTROSPECT_PATH, web::route().to(introspect::<S, U>))
+            .route(METADATA_PATH, web::get().to(metadata::<S, U>));
+    }
+}
+
+async fn token<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(p.token(&req).await)
+}
+
+async fn revoke<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(p.revoke(&req).await)
+}
+
+async fn introspect<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(p.introspect(&req).await)
+}
+
+async fn metadata<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U>>) -> Reply {
+    Reply(p.metadata())
+}
+
+/// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST), `/login`
+/// (POST) and `/logout` (GET and POST). Configure it beside [`configure`]; when both sit in a
+/// `web::scope`, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
+pub fn configure_authorize<S, U, L>(ui: Ui<S, U, L>) -> impl FnOnce(&mut web::ServiceConfig)
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+{
+    move |cfg| {
+        cfg.app_data(web::Data::new(ui))
+            .service(
+                web::resource("/authorize")
+                    .route(web::get().to(authorize::<S, U, L>))
+                    .route(web::post().to(authorize::<S, U, L>)),
+            )
+            .service(web::resource("/login").route(web::post().to(login::<S, U, L>)))
+            .service(
+                web::resource("/logout")
+                    .route(web::get().to(logout::<S, U, L>))
+                    .route(web::post().to(logout::<S, U, L>)),
+            );
+    }
+}
+
+async fn authorize<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.authorize(&req).await)
+}
+
+async fn login<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.login(&req).await)
+}
+
+async fn logout<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.logout(&req).await)
+}
+
+/// Runs Argon2 verifications on the blocking pool of the tokio runtime under actix, at most
+/// `permits` at a time, so a burst of password logins can neither stall the (single-threaded)
+/// actix workers nor exhaust memory (each verification holds 19 MiB).
+#[derive(Clone, Debug)]
+pub struct TokioBlocking {
+    permits: Arc<Semaphore>,
+}
+
+impl TokioBlocking {
+    /// Allows `permits` concurrent blocking jobs.
+    pub fn new(permits: usize) -> Self {
+        Self {
+            permits: Arc::new(Semaphore::new(permits.max(1))),
+        }
+    }
+}
+
+impl Default for TokioBlocking {
+    /// One job per core, at least two.
+    fn default() -> Self {
+        Self::new(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(2)
+                .max(2),
+        )
+    }
+}
+
+impl Blocking for TokioBlocking {
+    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
+        let _permit = self.permits.acquire().await.ok()?;
+        tokio::task::spawn_blocking(f).await.ok()
+    }
+}

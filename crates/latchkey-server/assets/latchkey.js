@@ -1,0 +1,452 @@
+/**
+ * latchkey.js: a small, dependency-free browser client for Latchkey, for single-page apps.
+ * An ES module served by every Latchkey server at `/js/latchkey.js`; no build step.
+ *
+ *   import { LatchkeyClient } from "https://auth.example.com/js/latchkey.js";
+ *
+ *   const auth = new LatchkeyClient({
+ *     issuer: "https://auth.example.com",          // the server's `issuer`
+ *     clientId: "…",                                // a public client (`client create --public`)
+ *     redirectUri: "https://app.example.com/callback",  // registered with the client
+ *     scope: "profile",
+ *   });
+ *
+ *   loginButton.onclick = () => auth.login();      // to Latchkey's login and consent pages
+ *
+ *   // On the redirect page:
+ *   await auth.handleRedirect();                   // checks state and iss, gets the tokens
+ *   const me = await (await auth.fetch("/api/me")).json();
+ *   await auth.logout();                           // revokes the grant, forgets the tokens
+ *
+ * The flow is the authorization code grant with PKCE (S256), as RFC 9700 and the OAuth
+ * browser-based-apps BCP ask of public clients:
+ *
+ * - `login(options)` makes a PKCE verifier and a random `state`, keeps them in
+ *   `sessionStorage` for the round trip only, and navigates to the authorization endpoint.
+ *   `options`: `prompt` ("none", "login", "consent"), `loginHint`, `params` (extra query
+ *   parameters), `appState` (any JSON value, handed back by `handleRedirect`).
+ *   `createLoginUrl(options)` does the same without navigating and returns the URL.
+ * - `handleRedirect(url = location.href)` checks `state` (and `iss`, which must equal the
+ *   issuer), removes the OAuth parameters from the address bar, throws a `LatchkeyError` for an `error`
+ *   answer (e.g. `access_denied`), and exchanges the code at the token endpoint. It resolves
+ *   to `{ appState }`, or to `null` when the URL carries no authorization response.
+ * - `fetch(input, init)` is `window.fetch` with `Authorization: Bearer …`; it refreshes the
+ *   access token shortly before it expires, and when the resource server still answers 401
+ *   `invalid_token` it refreshes once and retries once; if that refresh fails, the 401 is
+ *   returned. Without tokens it throws
+ *   `LatchkeyError("login_required")`. It sends the token wherever `input` points: call it
+ *   only for your own APIs.
+ * - `refresh()` uses the refresh token (Latchkey rotates it: the new one is kept). Concurrent
+ *   calls share one request, as a rotated refresh token must not be used twice. A refused
+ *   refresh (`invalid_grant`) forgets the tokens.
+ * - `logout()` revokes the refresh token (and with it every token of the grant) at the
+ *   revocation endpoint, then forgets the tokens. The user's login session at Latchkey
+ *   itself stays; send the browser to `logoutUrl` to end it too.
+ * - `isAuthenticated`, `accessToken`, `expiresAt` (ms since the epoch), `scope`: the state.
+ *
+ * Tokens live in this object's memory only, never in localStorage or sessionStorage: a page
+ * reload logs the app out (a new `login()` goes through quickly while the Latchkey session
+ * lasts, and `login({ prompt: "none" })` does it without showing a page).
+ *
+ * Endpoints are `${issuer}/authorize`, `/token` and `/revoke`; with `discover: true` they
+ * are read from `${issuer}/.well-known/oauth-authorization-server` instead (RFC 8414).
+ * An app on another origin than Latchkey needs its origin in the server's
+ * `cors.allowed_origins`. Errors are `LatchkeyError`s with the OAuth `error` code, or a
+ * network `TypeError` from `fetch`.
+ */
+
+const STORAGE_PREFIX = "latchkey.pending:";
+const METADATA_PATH = "/.well-known/oauth-authorization-server";
+const FORM = "application/x-www-form-urlencoded;charset=UTF-8";
+const OAUTH_PARAMS = ["code", "state", "iss", "error", "error_description", "error_uri"];
+
+/** An OAuth error (`error` is its code, e.g. `invalid_grant`) or a failed check. */
+export class LatchkeyError extends Error {
+  /**
+   * @param {string} error the OAuth error code
+   * @param {string} [description] a human-readable explanation
+   * @param {{status?: number, uri?: string}} [details]
+   */
+  constructor(error, description, details = {}) {
+    super(description ? `${error}: ${description}` : error);
+    this.name = "LatchkeyError";
+    this.error = error;
+    this.description = description || "";
+    this.status = details.status;
+    this.uri = details.uri;
+  }
+}
+
+function base64url(bytes) {
+  let binary = "";
+  for (const b of bytes) binary += String.fromCharCode(b);
+  return btoa(binary).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+}
+
+function randomString(byteLength) {
+  return base64url(crypto.getRandomValues(new Uint8Array(byteLength)));
+}
+
+async function s256(verifier) {
+  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(verifier));
+  return base64url(new Uint8Array(digest));
+}
+
+/** Reads an error answer of an OAuth endpoint, whatever its body. */
+async function errorFrom(response, fallback) {
+  let body = {};
+  try {
+    body = await response.json();
+  } catch {
+    // Not JSON: keep the fallback.
+  }
+  return new LatchkeyError(
+    typeof body.error === "string" ? body.error : fallback,
+    typeof body.error_description === "string"
+      ? body.error_description
+      : `HTTP ${response.status}`,
+    { status: response.status, uri: body.error_uri },
+  );
+}
+
+/** Whether a resource server's 401 says the access token is no good (RFC 6750 §3.1). */
+async function isInvalidToken(response) {
+  if (response.status !== 401) return false;
+  const challenge = response.headers.get("WWW-Authenticate");
+  if (challenge !== null) return /error\s*=\s*"?invalid_token/i.test(challenge);
+  // Cross-origin APIs may not expose WWW-Authenticate; Latchkey's guards also say it in JSON.
+  try {
+    const body = await response.clone().json();
+    return body && body.error === "invalid_token";
+  } catch {
+    return false;
+  }
+}
+
+/** An OAuth 2.0 public client for a single-page app, talking to one Latchkey server. */
+export class LatchkeyClient {
+  #issuer;
+  #clientId;
+  #redirectUri;
+  #scope;
+  #discover;
+  #refreshMargin;
+  #fetchImpl;
+  #storage;
+  #endpoints = null;
+  #tokens = null;
+  #refreshing = null;
+
+  /**
+   * @param {object} options
+   * @param {string} options.issuer the Latchkey server's issuer URL
+   * @param {string} options.clientId the public client's id
+   * @param {string} options.redirectUri a redirect URI registered for the client
+   * @param {string} [options.scope] space-separated scopes to ask for (default: the client's)
+   * @param {boolean} [options.discover] read the endpoints from the server's metadata
+   * @param {number} [options.refreshMargin] refresh this many seconds before expiry (30)
+   * @param {typeof fetch} [options.fetch] the fetch used for the OAuth endpoints
+   * @param {Storage} [options.storage] where the login round trip is kept (sessionStorage)
+   */
+  constructor({
+    issuer,
+    clientId,
+    redirectUri,
+    scope = "",
+    discover = false,
+    refreshMargin = 30,
+    fetch: fetchImpl,
+    storage,
+  } = {}) {
+    if (!issuer || !clientId || !redirectUri) {
+      throw new TypeError("LatchkeyClient needs issuer, clientId and redirectUri");
+    }
+    this.#issuer = String(issuer).replace(/\/+$/, "");
+    this.#clientId = String(clientId);
+    this.#redirectUri = String(redirectUri);
+    this.#scope = String(scope);
+    this.#discover = Boolean(discover);
+    this.#refreshMargin = Number(refreshMargin);
+    this.#fetchImpl = fetchImpl || ((...args) => globalThis.fetch(...args));
+    this.#storage = storage || globalThis.sessionStorage;
+  }
+
+  /** The issuer this client talks to. */
+  get issuer() {
+    return this.#issuer;
+  }
+
+  /** Whether an access token is held (it may have expired; `fetch` refreshes it). */
+  get isAuthenticated() {
+    return this.#tokens !== null;
+  }
+
+  /** The current access token, or `null`. */
+  get accessToken() {
+    return this.#tokens ? this.#tokens.accessToken : null;
+  }
+
+  /** When the access token expires, in milliseconds since the epoch, or `null`. */
+  get expiresAt() {
+    return this.#tokens ? this.#tokens.expiresAt : null;
+  }
+
+  /** The scope granted, or `null`. */
+  get scope() {
+    return this.#tokens ? this.#tokens.scope : null;
+  }
+
+  /** Latchkey's logout page, which ends the user's login session at the server. */
+  get logoutUrl() {
+    return `${this.#issuer}/logout`;
+  }
+
+  get #storageKey() {
+    return `${STORAGE_PREFIX}${this.#issuer} ${this.#clientId}`;
+  }
+
+  /** The authorization, token and revocation endpoints. */
+  async endpoints() {
+    if (this.#endpoints) return this.#endpoints;
+    let endpoints = {
+      authorization_endpoint: `${this.#issuer}/authorize`,
+      token_endpoint: `${this.#issuer}/token`,
+      revocation_endpoint: `${this.#issuer}/revoke`,
+    };
+    if (this.#discover) {
+      const response = await this.#fetchImpl(`${this.#issuer}${METADATA_PATH}`, {
+        headers: { Accept: "application/json" },
+      });
+      if (!response.ok) throw await errorFrom(response, "discovery_failed");
+      const metadata = await response.json();
+      // RFC 8414 §3.3: the document must name the issuer it was fetched from.
+      if (metadata.issuer !== this.#issuer) {
+        throw new LatchkeyError("discovery_failed", "the metadata names another issuer");
+      }
+      endpoints = { ...endpoints, ...pick(metadata, Object.keys(endpoints)) };
+    }
+    this.#endpoints = endpoints;
+    return endpoints;
+  }
+
+  /**
+   * Prepares a login (PKCE verifier and state kept in sessionStorage) and returns the URL of
+   * the authorization request.
+   */
+  async createLoginUrl({ prompt, loginHint, params = {}, appState } = {}) {
+    const { authorization_endpoint } = await this.endpoints();
+    const verifier = randomString(32);
+    const state = randomString(16);
+    const url = new URL(authorization_endpoint);
+    const query = {
+      ...params,
+      response_type: "code",
+      client_id: this.#clientId,
+      redirect_uri: this.#redirectUri,
+      state,
+      code_challenge: await s256(verifier),
+      code_challenge_method: "S256",
+    };
+    if (this.#scope) query.scope = this.#scope;
+    if (prompt) query.prompt = prompt;
+    if (loginHint) query.login_hint = loginHint;
+    for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
+    this.#storage.setItem(
+      this.#storageKey,
+      JSON.stringify({ state, verifier, redirectUri: this.#redirectUri, appState }),
+    );
+    return url.toString();
+  }
+
+  /** Starts a login: navigates to Latchkey's authorization endpoint. */
+  async login(options = {}) {
+    const url = await this.createLoginUrl(options);
+    globalThis.location.assign(url);
+  }
+
+  /**
+   * Completes a login on the redirect page: checks the answer, removes it from the address
+   * bar and exchanges the code for tokens. Resolves to `{ appState }`, or `null` when `url`
+   * holds no authorization response.
+   */
+  async handleRedirect(url = globalThis.location.href) {
+    const current = new URL(url);
+    const query = current.searchParams;
+    if (!query.has("code") && !query.has("error")) return null;
+    // The code must not stay in the address bar, the history or a Referer.
+    if (globalThis.history && globalThis.location && current.href === location.href) {
+      const clean = new URL(current);
+      for (const name of OAUTH_PARAMS) clean.searchParams.delete(name);
+      globalThis.history.replaceState(globalThis.history.state, "", clean.toString());
+    }
+    const pending = this.#takePending(query.get("state"));
+    const iss = query.get("iss");
+    if (iss !== null && iss !== this.#issuer) {
+      // RFC 9207: an answer from another server (mix-up attack).
+      throw new LatchkeyError("invalid_issuer", "the answer comes from another issuer");
+    }
+    if (query.has("error")) {
+      throw new LatchkeyError(
+        query.get("error"),
+        query.get("error_description") || "",
+        { uri: query.get("error_uri") || undefined },
+      );
+    }
+    this.#tokens = await this.#tokenRequest(
+      {
+        grant_type: "authorization_code",
+        code: query.get("code"),
+        redirect_uri: pending.redirectUri,
+        code_verifier: pending.verifier,
+      },
+      null,
+    );
+    return { appState: pending.appState };
+  }
+
+  /** The login round trip kept by `createLoginUrl`, if `state` matches it; then forgotten. */
+  #takePending(state) {
+    const key = this.#storageKey;
+    let pending = null;
+    try {
+      pending = JSON.parse(this.#storage.getItem(key) || "null");
+    } catch {
+      pending = null;
+    }
+    if (!pending || typeof state !== "string" || pending.state !== state) {
+      // Not the answer to our request (CSRF, or a stale tab): leave any login in progress.
+      throw new LatchkeyError("invalid_state", "the answer does not match a login started here");
+    }
+    this.#storage.removeItem(key);
+    return pending;
+  }
+
+  /** Gets new tokens with the refresh token; concurrent calls share one request. */
+  refresh() {
+    if (!this.#refreshing) {
+      this.#refreshing = this.#refreshNow().finally(() => {
+        this.#refreshing = null;
+      });
+    }
+    return this.#refreshing;
+  }
+
+  async #refreshNow() {
+    const before = this.#tokens;
+    if (!before || !before.refreshToken) {
+      throw new LatchkeyError("login_required", "no refresh token");
+    }
+    let tokens;
+    try {
+      tokens = await this.#tokenRequest(
+        { grant_type: "refresh_token", refresh_token: before.refreshToken },
+        before,
+      );
+    } catch (err) {
+      const refused = err instanceof LatchkeyError && err.error === "invalid_grant";
+      if (refused && this.#tokens === before) this.#tokens = null;
+      throw err;
+    }
+    // A logout or a new login while the request was out wins over its answer.
+    if (this.#tokens !== before) throw new LatchkeyError("login_required", "logged out");
+    this.#tokens = tokens;
+  }
+
+  /** One token request; resolves to the tokens of the answer (`previous` for what it lacks). */
+  async #tokenRequest(params, previous) {
+    const { token_endpoint } = await this.endpoints();
+    const response = await this.#fetchImpl(token_endpoint, {
+      method: "POST",
+      headers: { "Content-Type": FORM, Accept: "application/json" },
+      body: new URLSearchParams({ ...params, client_id: this.#clientId }),
+      credentials: "omit",
+      cache: "no-store",
+    });
+    if (!response.ok) throw await errorFrom(response, "server_error");
+    const body = await response.json();
+    if (typeof body.access_token !== "string" || !/^bearer$/i.test(body.token_type || "")) {
+      throw new LatchkeyError("invalid_response", "the token endpoint sent no bearer token");
+    }
+    const lifetime = Number(body.expires_in) > 0 ? Number(body.expires_in) : 3600;
+    return {
+      accessToken: body.access_token,
+      // A rotated refresh token replaces the old one, which is now spent.
+      refreshToken: body.refresh_token || (previous && previous.refreshToken) || null,
+      expiresAt: Date.now() + lifetime * 1000,
+      lifetime,
+      scope: typeof body.scope === "string" ? body.scope : (previous ? previous.scope : this.#scope),
+    };
+  }
+
+  /** Whether the access token expires within the refresh margin (at most half its life). */
+  #expiresSoon() {
+    const t = this.#tokens;
+    const margin = Math.min(this.#refreshMargin, t.lifetime / 2) * 1000;
+    return t.expiresAt - Date.now() <= margin;
+  }
+
+  /**
+   * `fetch` with the access token, refreshed when it is about to expire or is refused.
+   * @param {RequestInfo | URL} input
+   * @param {RequestInit} [init]
+   * @returns {Promise<Response>}
+   */
+  async fetch(input, init) {
+    if (!this.#tokens) throw new LatchkeyError("login_required", "not logged in");
+    if (this.#tokens.refreshToken && this.#expiresSoon()) {
+      try {
+        await this.refresh();
+      } catch (err) {
+        if (!this.#tokens) throw err;
+        // Keep using the current token while it lasts; the server has the last word.
+      }
+    }
+    if (!this.#tokens) throw new LatchkeyError("login_required", "not logged in");
+    const original = new Request(input, init);
+    const send = (request, token) => {
+      const headers = new Headers(request.headers);
+      headers.set("Authorization", `Bearer ${token}`);
+      return globalThis.fetch(new Request(request, { headers }));
+    };
+    const sentWith = this.#tokens.accessToken;
+    const response = await send(original.clone(), sentWith);
+    if (!this.#tokens || !this.#tokens.refreshToken) return response;
+    if (!(await isInvalidToken(response))) return response;
+    try {
+      // Another call may have refreshed meanwhile; otherwise refresh now.
+      if (this.#tokens.accessToken === sentWith) await this.refresh();
+    } catch {
+      return response;
+    }
+    if (!this.#tokens) return response;
+    return send(original, this.#tokens.accessToken);
+  }
+
+  /** Revokes the grant at the server (best effort) and forgets the tokens. */
+  async logout() {
+    const tokens = this.#tokens;
+    this.#tokens = null;
+    this.#storage.removeItem(this.#storageKey);
+    if (!tokens) return;
+    const [token, hint] = tokens.refreshToken
+      ? [tokens.refreshToken, "refresh_token"]
+      : [tokens.accessToken, "access_token"];
+    const { revocation_endpoint } = await this.endpoints();
+    const response = await this.#fetchImpl(revocation_endpoint, {
+      method: "POST",
+      headers: { "Content-Type": FORM },
+      body: new URLSearchParams({ token, token_type_hint: hint, client_id: this.#clientId }),
+      credentials: "omit",
+      cache: "no-store",
+    });
+    if (!response.ok) throw await errorFrom(response, "server_error");
+  }
+}
+
+function pick(object, keys) {
+  const out = {};
+  for (const key of keys) {
+    if (typeof object[key] === "string") out[key] = object[key];
+  }
+  return out;
+}
