@@ -74,8 +74,8 @@ pub mod prelude {
     pub use crate::secret::Secret;
     pub use crate::store::memory::MemoryStore;
     pub use crate::store::{
-        AuthorizationStore, ClientStore, ProviderStore, StoreError, StoreErrorKind, TokenStore,
-        UserStore,
+        ClientStore, CodeStore, ConsentStore, ProviderStore, StoreError, StoreErrorKind,
+        TokenStore, UserStore,
     };
     pub use crate::user::{
         AuthenticatedUser, Blocking, Inline, NoUsers, StoreUsers, User, UserAuthenticator,

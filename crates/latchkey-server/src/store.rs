@@ -7,7 +7,8 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::{
-    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, TokenOwner, TokenStore,
+    UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -119,18 +120,24 @@ impl TokenStore for AnyStore {
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         delegate!(self, s => s.revoke_token(digest).await)
     }
+    async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
+        delegate!(self, s => s.delete_tokens_of(owner).await)
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         delegate!(self, s => s.ping().await)
     }
 }
 
-impl AuthorizationStore for AnyStore {
+impl CodeStore for AnyStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
         delegate!(self, s => s.save_code(code, now).await)
     }
     async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
         delegate!(self, s => s.take_code(digest, now).await)
     }
+}
+
+impl ConsentStore for AnyStore {
     async fn get_consent(
         &self,
         subject: &str,

@@ -10,7 +10,7 @@ use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::entropy::OsEntropy;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::store::{
-    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreErrorKind, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreErrorKind, TokenStore, UserStore,
 };
 use latchkey_core::token::FamilyId;
 use latchkey_core::user::User;

@@ -10,7 +10,7 @@ use latchkey_core::entropy::{OsEntropy, random_token};
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
-use latchkey_core::store::{CodeTake, Rotation, Store, StoreErrorKind};
+use latchkey_core::store::{CodeTake, Rotation, Store, StoreErrorKind, TokenOwner};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 
@@ -42,6 +42,7 @@ macro_rules! store_conformance {
             expired_codes_are_invalid,
             consent_is_remembered_replaced_and_revoked,
             deleting_users_and_clients_forgets_their_consent,
+            tokens_of_an_owner_can_be_deleted_without_touching_others,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -681,5 +682,68 @@ pub async fn deleting_users_and_clients_forgets_their_consent<S: Store>(store: S
             .await
             .expect("get"),
         None
+    );
+}
+
+/// Deleting the tokens of a client or a subject (when clients and users live in another store)
+/// leaves every other token and code alone.
+pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: Store>(store: S) {
+    let mine = pair("client-owner", &family());
+    let theirs = pair("client-other", &family());
+    store.save_tokens(&mine, now()).await.expect("save");
+    store.save_tokens(&theirs, now()).await.expect("save");
+    let (_, my_code) = code("client-owner", 60);
+    let (_, their_code) = code("client-other", 60);
+    store.save_code(&my_code, now()).await.expect("save code");
+    store
+        .save_code(&their_code, now())
+        .await
+        .expect("save code");
+    store
+        .delete_tokens_of(&TokenOwner::Client("client-owner".into()))
+        .await
+        .expect("delete");
+    for r in mine.records() {
+        let left = store.find_token(&r.digest).await.expect("find");
+        assert!(
+            left.is_none_or(|r| !r.is_active(now())),
+            "a deleted client's token still works"
+        );
+    }
+    assert_eq!(
+        store.take_code(&my_code.digest, now()).await.expect("take"),
+        CodeTake::Invalid
+    );
+    for r in theirs.records() {
+        assert!(
+            store
+                .find_token(&r.digest)
+                .await
+                .expect("find")
+                .is_some_and(|r| r.is_active(now()))
+        );
+    }
+
+    // By subject: `pair` issues for "user-ünïcødé", `code` for "user-ü".
+    store
+        .delete_tokens_of(&TokenOwner::Subject("user-ünïcødé".into()))
+        .await
+        .expect("delete");
+    for r in theirs.records() {
+        let left = store.find_token(&r.digest).await.expect("find");
+        assert!(
+            left.is_none_or(|r| !r.is_active(now())),
+            "a deleted user's token still works"
+        );
+    }
+    assert!(
+        matches!(
+            store
+                .take_code(&their_code.digest, now())
+                .await
+                .expect("take"),
+            CodeTake::Taken(_)
+        ),
+        "codes of other subjects survive"
     );
 }

@@ -6,8 +6,8 @@
 //! method trivially atomic.
 
 use super::{
-    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenStore,
-    UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, StoreErrorKind,
+    TokenOwner, TokenStore, UserStore,
 };
 use crate::client::Client;
 use crate::clock::UnixTime;
@@ -246,6 +246,22 @@ impl TokenStore for MemoryStore {
         Ok(self.lock().revoke_family(family))
     }
 
+    async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let before = state.tokens.len();
+        match owner {
+            TokenOwner::Client(id) => {
+                state.remove_tokens_where(|r| r.client_id.as_str() == id);
+                state.remove_codes_where(|c| c.client_id.as_str() == id);
+            }
+            TokenOwner::Subject(id) => {
+                state.remove_tokens_where(|r| r.subject.as_deref() == Some(id.as_str()));
+                state.remove_codes_where(|c| c.subject == *id);
+            }
+        }
+        Ok(u64::try_from(before - state.tokens.len()).unwrap_or(u64::MAX))
+    }
+
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let Some(record) = state.tokens.get_mut(digest.as_bytes()) else {
@@ -256,7 +272,7 @@ impl TokenStore for MemoryStore {
     }
 }
 
-impl AuthorizationStore for MemoryStore {
+impl CodeStore for MemoryStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
         let mut state = self.lock();
         state.sweep_codes(now);
@@ -283,7 +299,9 @@ impl AuthorizationStore for MemoryStore {
         *used = true;
         Ok(CodeTake::Taken(code.clone()))
     }
+}
 
+impl ConsentStore for MemoryStore {
     async fn get_consent(
         &self,
         subject: &str,

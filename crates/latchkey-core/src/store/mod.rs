@@ -116,6 +116,15 @@ pub trait UserStore: Send + Sync + 'static {
     fn list_users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
 }
 
+/// Whose tokens to delete: a client's, or a resource owner's.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenOwner {
+    /// Every token issued to this client id.
+    Client(String),
+    /// Every token issued for this subject (user id).
+    Subject(String),
+}
+
 /// Issued tokens, by digest.
 pub trait TokenStore: Send + Sync + 'static {
     /// Stores the tokens of one issuance, all or nothing, durably before returning.
@@ -154,13 +163,21 @@ pub trait TokenStore: Send + Sync + 'static {
         digest: &Digest,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
+    /// Deletes (or makes unusable) every token and code of `owner`: used when a client or user
+    /// is deleted, also when clients and users live in another store. Returns how many tokens
+    /// went, where the backend can count them.
+    fn delete_tokens_of(
+        &self,
+        owner: &TokenOwner,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+
     /// Checks that the backend answers, for readiness probes.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
     }
 }
 
-/// The outcome of [`AuthorizationStore::take_code`].
+/// The outcome of [`CodeStore::take_code`].
 #[allow(clippy::large_enum_variant)] // returned once per exchange, never stored in bulk
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CodeTake {
@@ -176,8 +193,8 @@ pub enum CodeTake {
     Invalid,
 }
 
-/// Authorization codes and remembered consent.
-pub trait AuthorizationStore: Send + Sync + 'static {
+/// Authorization codes: short-lived, single use. A fast store (Redis, memcached) may keep them.
+pub trait CodeStore: Send + Sync + 'static {
     /// Stores a new authorization code, durably before returning.
     fn save_code(
         &self,
@@ -192,7 +209,10 @@ pub trait AuthorizationStore: Send + Sync + 'static {
         digest: &Digest,
         now: UnixTime,
     ) -> impl Future<Output = Result<CodeTake, StoreError>> + Send;
+}
 
+/// Remembered consent: long-lived, belongs with clients and users in a durable store.
+pub trait ConsentStore: Send + Sync + 'static {
     /// The scopes `subject` has already approved for `client_id`.
     fn get_consent(
         &self,
@@ -219,9 +239,9 @@ pub trait AuthorizationStore: Send + Sync + 'static {
 
 /// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes and
 /// consent (users come through the separate [`crate::user::UserAuthenticator`]).
-pub trait ProviderStore: ClientStore + TokenStore + AuthorizationStore {}
-impl<T: ClientStore + TokenStore + AuthorizationStore> ProviderStore for T {}
+pub trait ProviderStore: ClientStore + TokenStore + CodeStore + ConsentStore {}
+impl<T: ClientStore + TokenStore + CodeStore + ConsentStore> ProviderStore for T {}
 
 /// A store that keeps everything: what the `latchkey` server runs on.
-pub trait Store: ClientStore + UserStore + TokenStore + AuthorizationStore + Clone {}
-impl<T: ClientStore + UserStore + TokenStore + AuthorizationStore + Clone> Store for T {}
+pub trait Store: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + Clone {}
+impl<T: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + Clone> Store for T {}

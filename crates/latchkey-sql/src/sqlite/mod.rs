@@ -17,8 +17,8 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    AuthorizationStore, ClientStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenStore,
-    UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, StoreErrorKind,
+    TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -304,6 +304,13 @@ impl TokenStore for SqliteStore {
         existed(self.write(Op::RevokeToken(*digest)).await?)
     }
 
+    async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
+        match self.write(Op::DeleteTokensOf(owner.clone())).await? {
+            Outcome::Count(count) => Ok(count),
+            other => Err(mismatch(other)),
+        }
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         if self.inner.writes.is_closed() {
             return Err(unavailable("the SQLite store is closed"));
@@ -316,7 +323,7 @@ impl TokenStore for SqliteStore {
     }
 }
 
-impl AuthorizationStore for SqliteStore {
+impl CodeStore for SqliteStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
         done(self.write(Op::SaveCode(code.clone(), now)).await?)
     }
@@ -327,7 +334,9 @@ impl AuthorizationStore for SqliteStore {
             other => Err(mismatch(other)),
         }
     }
+}
 
+impl ConsentStore for SqliteStore {
     async fn get_consent(
         &self,
         subject: &str,

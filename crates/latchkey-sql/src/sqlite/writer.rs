@@ -26,7 +26,7 @@ use super::rows::{self, ClientRow};
 use crate::error::{from_sqlx, kind_of};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind};
+use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner};
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use sqlx::{Connection, SqliteConnection};
@@ -47,6 +47,7 @@ pub(crate) enum Op {
     DeleteClient(String),
     PutUser(User),
     DeleteUser(String),
+    DeleteTokensOf(TokenOwner),
     SaveTokens(NewTokens, UnixTime),
     RotateRefresh {
         old: Digest,
@@ -328,6 +329,23 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                 .execute(&mut *conn)
                 .await?;
             Ok(Ok(Outcome::Existed(true)))
+        }
+        Op::DeleteTokensOf(owner) => {
+            let (tokens, codes, value) = match owner {
+                TokenOwner::Client(id) => (
+                    "DELETE FROM tokens WHERE client_id = ?",
+                    "DELETE FROM codes WHERE client_id = ?",
+                    id,
+                ),
+                TokenOwner::Subject(id) => (
+                    "DELETE FROM tokens WHERE subject = ?",
+                    "DELETE FROM codes WHERE subject = ?",
+                    id,
+                ),
+            };
+            let done = sqlx::query(tokens).bind(value).execute(&mut *conn).await?;
+            sqlx::query(codes).bind(value).execute(&mut *conn).await?;
+            Ok(Ok(Outcome::Count(done.rows_affected())))
         }
         Op::SaveTokens(tokens, _) => {
             for record in tokens.records() {
