@@ -231,12 +231,39 @@ fn normalize_origin(origin: &str) -> Result<String, &'static str> {
     Ok(format!("{scheme}://{host}"))
 }
 
+/// Readiness: 200 when the store answers a ping within two seconds, 503 otherwise, so a load
+/// balancer stops sending traffic to a node whose store is down and resumes by itself.
+async fn readyz(store: AnyStore) -> (axum::http::StatusCode, axum::Json<serde_json::Value>) {
+    use axum::http::StatusCode;
+    use latchkey_core::store::TokenStore;
+    let ping = tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Err(err)) => {
+            tracing::warn!(error = %err, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({ "status": "unavailable" })),
+            )
+        }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            axum::Json(serde_json::json!({ "status": "unavailable", "reason": "timeout" })),
+        ),
+    }
+}
+
 /// The routes every configuration has, around `oauth`, and the outer layers.
 fn wrap(oauth: Router, ui: AppUi) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
+    let store = ui.provider().store().clone();
     oauth
         .merge(latchkey_axum::authorize_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
+        .route(
+            "/readyz",
+            axum::routing::get(move || readyz(store.clone())),
+        )
         .route(JS_CLIENT_PATH, axum::routing::get(js_client))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())

@@ -40,6 +40,9 @@ pub enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<String>,
     },
+    /// Bring the store's schema up to date and print its version (the server does this at
+    /// start-up too; run it first when several nodes share a database).
+    Migrate,
     /// Manage OAuth clients.
     #[command(subcommand)]
     Client(ClientCommand),
@@ -356,4 +359,12 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {
         anyhow::bail!("the password must not be empty");
     }
     Ok(Secret::new(password))
+}
+
+/// Opens the store, which runs its pending migrations, and closes it again.
+pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
+    let store = AnyStore::open(settings.store.url.as_deref(), &settings.data_dir).await?;
+    store.close().await;
+    println!("The store's schema is up to date.");
+    Ok(())
 }

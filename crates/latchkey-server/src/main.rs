@@ -19,6 +19,7 @@ async fn main() -> std::process::ExitCode {
     init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
     let result = match cli.command {
         Command::Serve { .. } => serve(settings).await,
+        Command::Migrate => cli::migrate(&settings).await,
         Command::Client(cmd) => cli::client(cmd, &settings).await,
         Command::User(cmd) => cli::user(cmd, &settings).await,
     };

@@ -340,3 +340,16 @@ async fn deleting_a_client_with_the_cli_invalidates_it() {
         (401, Some("invalid_client"))
     );
 }
+
+#[tokio::test]
+async fn migrate_prepares_the_store_and_readyz_reports_it() {
+    let dir = data_dir();
+    let out = cli(dir.path(), &["migrate"], None);
+    assert!(out.contains("up to date"), "{out}");
+    assert!(dir.path().join("latchkey.db").exists(), "migrate created the embedded store");
+    let server = Server::start(dir.path());
+    let ready = reqwest::get(server.url("/readyz")).await.expect("answers");
+    assert_eq!(ready.status(), 200);
+    let body: serde_json::Value = ready.json().await.expect("json");
+    assert_eq!(body["status"], "ready");
+}
