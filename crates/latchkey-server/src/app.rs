@@ -238,7 +238,10 @@ async fn readyz(store: AnyStore) -> (axum::http::StatusCode, axum::Json<serde_js
     use latchkey_core::store::TokenStore;
     let ping = tokio::time::timeout(std::time::Duration::from_secs(2), store.ping()).await;
     match ping {
-        Ok(Ok(())) => (StatusCode::OK, axum::Json(serde_json::json!({ "status": "ready" }))),
+        Ok(Ok(())) => (
+            StatusCode::OK,
+            axum::Json(serde_json::json!({ "status": "ready" })),
+        ),
         Ok(Err(err)) => {
             tracing::warn!(error = %err, "readiness check failed");
             (
@@ -260,10 +263,7 @@ fn wrap(oauth: Router, ui: AppUi) -> Router {
     oauth
         .merge(latchkey_axum::authorize_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
-        .route(
-            "/readyz",
-            axum::routing::get(move || readyz(store.clone())),
-        )
+        .route("/readyz", axum::routing::get(move || readyz(store.clone())))
         .route(JS_CLIENT_PATH, axum::routing::get(js_client))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
         .layer(TraceLayer::new_for_http())

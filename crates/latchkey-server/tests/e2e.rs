@@ -346,7 +346,10 @@ async fn migrate_prepares_the_store_and_readyz_reports_it() {
     let dir = data_dir();
     let out = cli(dir.path(), &["migrate"], None);
     assert!(out.contains("up to date"), "{out}");
-    assert!(dir.path().join("latchkey.db").exists(), "migrate created the embedded store");
+    assert!(
+        dir.path().join("latchkey.db").exists(),
+        "migrate created the embedded store"
+    );
     let server = Server::start(dir.path());
     let ready = reqwest::get(server.url("/readyz")).await.expect("answers");
     assert_eq!(ready.status(), 200);

@@ -3,18 +3,41 @@
 //! - `sqlite` (default): [`SqliteStore`], the embedded, crash-safe store that `latchkey serve`
 //!   runs on with no setup. Concurrent writes are batched into one commit (group commit), and
 //!   expired tokens and authorization codes are swept while writing, so no janitor is needed.
+//! - `postgres`: `PgStore`, for several server nodes sharing one PostgreSQL database (or a
+//!   PostgreSQL-compatible distributed one).
+//! - `mysql`: `MySqlStore`, the same for MySQL 8 and MariaDB 10.6 or later.
+//!
+//! The two server databases take no single writer: every node writes, so atomicity comes from
+//! the database itself (a single `UPDATE`, or a transaction holding `SELECT … FOR UPDATE` on
+//! the row), and each write that carries a `now` deletes a bounded number of expired rows.
+//! Their connection pools are bounded and give up after a few seconds, so an outage is reported
+//! as [`StoreErrorKind::Unavailable`](latchkey_core::store::StoreErrorKind::Unavailable)
+//! rather than a hang.
 //!
 //! Every backend implements the store traits of [`latchkey_core::store`] and passes the
 //! conformance suite of `latchkey-testkit`. Each embeds its own migrations
 //! (`migrations/<dialect>/`), applied by a small runner on open; the dialect-independent part
-//! lives in `migrate`. PostgreSQL and MySQL modules go beside `sqlite`, each with its own SQL.
+//! lives in `migrate`, the row decoding they share in `rows`.
 
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod error;
-#[cfg(feature = "sqlite")]
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod pool;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod rows;
+
+#[cfg(feature = "mysql")]
+mod mysql;
+#[cfg(feature = "postgres")]
+mod postgres;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(feature = "mysql")]
+pub use mysql::MySqlStore;
+#[cfg(feature = "postgres")]
+pub use postgres::PgStore;
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, WriterStats};

@@ -10,7 +10,9 @@ use latchkey_core::entropy::{OsEntropy, random_token};
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
-use latchkey_core::store::{CodeTake, Rotation, Store, StoreErrorKind, TokenOwner};
+use latchkey_core::store::{
+    CodeStore, CodeTake, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
+};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 
@@ -55,6 +57,54 @@ macro_rules! store_conformance {
         )*
     };
 }
+
+/// Runs every token and code check of the suite against a fast store: one that keeps only
+/// tokens and codes (Redis, memcached), while clients, users and consent live elsewhere.
+///
+/// `$make` is an async expression evaluated once per test, yielding `Option<store>`: `None`
+/// skips the test (the backend is not configured here; the expression prints why). Such stores
+/// expire records with native TTLs on the server's clock, which the injected `now` cannot move,
+/// so [`expired_tokens_are_forgotten`] is replaced by [`tokens_and_codes_expire_by_themselves`],
+/// which sleeps past a real two-second lifetime.
+///
+/// ```ignore
+/// latchkey_testkit::fast_store_conformance!(async { Some(MyFastStore::connect(url).await.unwrap()) });
+/// ```
+#[macro_export]
+macro_rules! fast_store_conformance {
+    ($make:expr) => {
+        $crate::fast_store_conformance!(@tests $make;
+            saved_tokens_read_back_exactly,
+            unknown_tokens_are_none,
+            rotation_consumes_once_and_reuse_revokes_the_family,
+            rotation_refuses_what_is_not_an_active_refresh_token,
+            concurrent_rotation_has_exactly_one_winner,
+            revoke_family_touches_only_that_family,
+            revoke_token_revokes_one,
+            codes_read_back_exactly_and_are_single_use,
+            concurrent_code_redemption_has_exactly_one_winner,
+            expired_codes_are_invalid,
+            tokens_of_an_owner_can_be_deleted_without_touching_others,
+            tokens_and_codes_expire_by_themselves,
+        );
+    };
+    (@tests $make:expr; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                let Some(store) = $make.await else {
+                    return;
+                };
+                $crate::conformance::$name(store).await;
+            }
+        )*
+    };
+}
+
+/// What the token and code checks need: the two traits a fast store implements, and `Clone`
+/// to share it between concurrent tasks. Every full [`Store`] is one.
+pub trait FastStore: TokenStore + CodeStore + Clone {}
+impl<T: TokenStore + CodeStore + Clone> FastStore for T {}
 
 fn now() -> UnixTime {
     SystemClock.now()
@@ -203,7 +253,7 @@ pub async fn user_names_are_unique<S: Store>(store: S) {
 }
 
 /// What is saved reads back field for field.
-pub async fn saved_tokens_read_back_exactly<S: Store>(store: S) {
+pub async fn saved_tokens_read_back_exactly<S: FastStore>(store: S) {
     let tokens = pair("client-a", &family());
     store.save_tokens(&tokens, now()).await.expect("save");
     for record in tokens.records() {
@@ -249,7 +299,7 @@ pub async fn saved_tokens_read_back_exactly<S: Store>(store: S) {
 }
 
 /// Unknown digests are `None`, not errors.
-pub async fn unknown_tokens_are_none<S: Store>(store: S) {
+pub async fn unknown_tokens_are_none<S: FastStore>(store: S) {
     assert_eq!(
         store
             .find_token(&Digest::of(b"nothing"))
@@ -271,7 +321,7 @@ pub async fn unknown_tokens_are_none<S: Store>(store: S) {
 }
 
 /// A refresh token rotates once; presenting it again revokes everything in its family.
-pub async fn rotation_consumes_once_and_reuse_revokes_the_family<S: Store>(store: S) {
+pub async fn rotation_consumes_once_and_reuse_revokes_the_family<S: FastStore>(store: S) {
     let fam = family();
     let first = pair("client-r", &fam);
     store.save_tokens(&first, now()).await.expect("save");
@@ -334,7 +384,7 @@ pub async fn rotation_consumes_once_and_reuse_revokes_the_family<S: Store>(store
 }
 
 /// Access tokens, revoked and expired refresh tokens cannot be rotated.
-pub async fn rotation_refuses_what_is_not_an_active_refresh_token<S: Store>(store: S) {
+pub async fn rotation_refuses_what_is_not_an_active_refresh_token<S: FastStore>(store: S) {
     let tokens = pair("client-x", &family());
     store.save_tokens(&tokens, now()).await.expect("save");
     let access = tokens.access.digest;
@@ -372,7 +422,7 @@ pub async fn rotation_refuses_what_is_not_an_active_refresh_token<S: Store>(stor
 }
 
 /// Eight concurrent rotations of one refresh token: exactly one wins.
-pub async fn concurrent_rotation_has_exactly_one_winner<S: Store>(store: S) {
+pub async fn concurrent_rotation_has_exactly_one_winner<S: FastStore>(store: S) {
     let fam = family();
     let first = pair("client-c", &fam);
     store.save_tokens(&first, now()).await.expect("save");
@@ -395,7 +445,7 @@ pub async fn concurrent_rotation_has_exactly_one_winner<S: Store>(store: S) {
 }
 
 /// Revoking a family leaves other families alone.
-pub async fn revoke_family_touches_only_that_family<S: Store>(store: S) {
+pub async fn revoke_family_touches_only_that_family<S: FastStore>(store: S) {
     let (a, b) = (family(), family());
     let (ta, tb) = (pair("client-f", &a), pair("client-f", &b));
     store.save_tokens(&ta, now()).await.expect("save");
@@ -424,7 +474,7 @@ pub async fn revoke_family_touches_only_that_family<S: Store>(store: S) {
 }
 
 /// Revoking one token leaves its sibling alone, and is visible to the next read.
-pub async fn revoke_token_revokes_one<S: Store>(store: S) {
+pub async fn revoke_token_revokes_one<S: FastStore>(store: S) {
     let tokens = pair("client-t", &family());
     store.save_tokens(&tokens, now()).await.expect("save");
     assert!(
@@ -520,7 +570,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
 }
 
 /// A code reads back field for field, once; the second take is a recognised replay.
-pub async fn codes_read_back_exactly_and_are_single_use<S: Store>(store: S) {
+pub async fn codes_read_back_exactly_and_are_single_use<S: FastStore>(store: S) {
     let (_, record) = code("client-code", 60);
     store.save_code(&record, now()).await.expect("save");
     let plain = CodeRecord {
@@ -557,7 +607,7 @@ pub async fn codes_read_back_exactly_and_are_single_use<S: Store>(store: S) {
 }
 
 /// Eight concurrent redemptions of one code: exactly one wins.
-pub async fn concurrent_code_redemption_has_exactly_one_winner<S: Store>(store: S) {
+pub async fn concurrent_code_redemption_has_exactly_one_winner<S: FastStore>(store: S) {
     let (_, record) = code("client-race", 60);
     store.save_code(&record, now()).await.expect("save");
     let mut tasks = Vec::new();
@@ -581,7 +631,7 @@ pub async fn concurrent_code_redemption_has_exactly_one_winner<S: Store>(store: 
 }
 
 /// A code past its expiry is invalid, never taken.
-pub async fn expired_codes_are_invalid<S: Store>(store: S) {
+pub async fn expired_codes_are_invalid<S: FastStore>(store: S) {
     let (_, record) = code("client-late", 1);
     store.save_code(&record, now()).await.expect("save");
     let later = now().plus(5);
@@ -687,7 +737,7 @@ pub async fn deleting_users_and_clients_forgets_their_consent<S: Store>(store: S
 
 /// Deleting the tokens of a client or a subject (when clients and users live in another store)
 /// leaves every other token and code alone.
-pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: Store>(store: S) {
+pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: FastStore>(store: S) {
     let mine = pair("client-owner", &family());
     let theirs = pair("client-other", &family());
     store.save_tokens(&mine, now()).await.expect("save");
@@ -746,4 +796,52 @@ pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: Store>
         ),
         "codes of other subjects survive"
     );
+}
+
+/// A store with native TTLs forgets tokens and codes by itself once their lifetime has passed
+/// on the real clock: no later write, sweep or injected `now` is needed.
+pub async fn tokens_and_codes_expire_by_themselves<S: FastStore>(store: S) {
+    let short = NewTokens {
+        access: record(TokenKind::Access, "client-ttl", &family(), 2).1,
+        refresh: Some(record(TokenKind::Refresh, "client-ttl", &family(), 2).1),
+    };
+    store.save_tokens(&short, now()).await.expect("save");
+    let (_, short_code) = code("client-ttl", 2);
+    store
+        .save_code(&short_code, now())
+        .await
+        .expect("save code");
+    let lasting = pair("client-ttl", &family());
+    store.save_tokens(&lasting, now()).await.expect("save");
+    assert_eq!(
+        store.find_token(&short.access.digest).await.expect("find"),
+        Some(short.access.clone()),
+        "a live token must read back before it expires"
+    );
+
+    // Two whole seconds of lifetime (so at least one is left for the read above), plus slack
+    // for a server clock that ticks once a second.
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+
+    for r in short.records() {
+        let found = store.find_token(&r.digest).await.expect("find");
+        assert!(found.is_none(), "expired token still stored: {found:?}");
+    }
+    assert_eq!(
+        store
+            .take_code(&short_code.digest, now())
+            .await
+            .expect("take"),
+        CodeTake::Invalid
+    );
+    for r in lasting.records() {
+        assert!(
+            store
+                .find_token(&r.digest)
+                .await
+                .expect("find")
+                .is_some_and(|r| r.is_active(now())),
+            "a token that has not expired vanished"
+        );
+    }
 }

@@ -8,10 +8,10 @@
 //! file while the server runs.
 
 mod migrate;
-mod rows;
 mod writer;
 
 use crate::error::{from_sqlx, unavailable};
+use crate::rows::{self, ClientRow, client_columns, token_columns, user_columns};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
@@ -22,7 +22,6 @@ use latchkey_core::store::{
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
-use rows::{ClientRow, client_columns, token_columns, user_columns};
 use sqlx::ConnectOptions;
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,

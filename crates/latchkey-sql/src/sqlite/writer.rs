@@ -22,8 +22,8 @@
 //! and up to [`SWEEP_LIMIT`] codes that expired by the largest `now` of the batch, so the tables
 //! stay flat without a janitor. Used codes are kept until then, so a replay is recognised.
 
-use super::rows::{self, ClientRow};
 use crate::error::{from_sqlx, kind_of};
+use crate::rows::{self, ClientRow, Columns};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner};
@@ -515,11 +515,11 @@ async fn rotate_refresh(
     };
     let state = (|| -> Result<_, StoreError> {
         Ok((
-            rows::token_kind(&rows::get::<String>(&row, "kind")?)?,
-            rows::get::<bool>(&row, "revoked")?,
-            rows::get::<bool>(&row, "rotated")?,
-            UnixTime(rows::get::<i64>(&row, "expires_at")?),
-            FamilyId(rows::get::<String>(&row, "family")?),
+            rows::token_kind(&row.text("kind")?)?,
+            row.flag("revoked")?,
+            row.flag("rotated")?,
+            UnixTime(row.int("expires_at")?),
+            FamilyId(row.text("family")?),
         ))
     })();
     let (kind, revoked, rotated, expires_at, family) = match state {
@@ -591,11 +591,10 @@ async fn take_code(
     let Some(row) = row else {
         return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
     };
-    let (code, used) =
-        match rows::code(&row).and_then(|code| Ok((code, rows::get::<bool>(&row, "used")?))) {
-            Ok(decoded) => decoded,
-            Err(err) => return Ok(Err(err)),
-        };
+    let (code, used) = match rows::code(&row).and_then(|code| Ok((code, row.flag("used")?))) {
+        Ok(decoded) => decoded,
+        Err(err) => return Ok(Err(err)),
+    };
     if now >= code.expires_at {
         return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
     }

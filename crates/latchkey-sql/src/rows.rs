@@ -1,9 +1,14 @@
-//! Rows of the SQLite schema, to and from the core's types.
+//! Rows of the Latchkey schema, to and from the core's types, for every SQL backend.
 //!
 //! Parse at the edge: a row is decoded once, here, into a [`Client`], [`User`],
 //! [`TokenRecord`], [`CodeRecord`] or consented [`ScopeSet`]; a value that does not decode (a
 //! digest of the wrong length, an unknown grant type or PKCE method, a scope that does not
 //! parse) is [`StoreErrorKind::Corrupt`], never a panic.
+//!
+//! The three dialects name their columns alike and store the same shapes (text, bytes, 64-bit
+//! integers, booleans), so one decoder serves them all: each backend's row type only says how
+//! to read those shapes, through [`Columns`]. The SQL that selects and writes rows stays in
+//! each backend's module, because placeholders, upserts and `RETURNING` differ.
 //!
 //! [`StoreErrorKind::Corrupt`]: latchkey_core::store::StoreErrorKind::Corrupt
 
@@ -16,9 +21,73 @@ use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use sqlx::sqlite::{Sqlite, SqliteRow};
-use sqlx::{Decode, Row, Type};
 use std::collections::BTreeSet;
+
+/// Reads the column shapes the schema uses out of one backend's row type; a missing column or
+/// a value of the wrong type is corruption.
+pub(crate) trait Columns {
+    /// A `NOT NULL` text column.
+    fn text(&self, column: &str) -> Result<String, StoreError>;
+    /// A nullable text column.
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError>;
+    /// A `NOT NULL` byte column.
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError>;
+    /// A nullable byte column.
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// A `NOT NULL` 64-bit integer column.
+    fn int(&self, column: &str) -> Result<i64, StoreError>;
+    /// A nullable 64-bit integer column.
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError>;
+    /// A `NOT NULL` boolean column.
+    fn flag(&self, column: &str) -> Result<bool, StoreError>;
+}
+
+/// Implements [`Columns`] for a sqlx row type whose database decodes every shape.
+macro_rules! columns_for {
+    ($row:ty) => {
+        impl $crate::rows::Columns for $row {
+            fn text(&self, column: &str) -> Result<String, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn int(&self, column: &str) -> Result<i64, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+                $crate::rows::read(self, column)
+            }
+            fn flag(&self, column: &str) -> Result<bool, StoreError> {
+                $crate::rows::read(self, column)
+            }
+        }
+    };
+}
+
+#[cfg(feature = "sqlite")]
+columns_for!(sqlx::sqlite::SqliteRow);
+#[cfg(feature = "postgres")]
+columns_for!(sqlx::postgres::PgRow);
+#[cfg(feature = "mysql")]
+columns_for!(sqlx::mysql::MySqlRow);
+
+/// Reads one column of any backend's row.
+pub(crate) fn read<'r, R, T>(row: &'r R, column: &str) -> Result<T, StoreError>
+where
+    R: sqlx::Row,
+    T: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+    for<'c> &'c str: sqlx::ColumnIndex<R>,
+{
+    row.try_get(column)
+        .map_err(|err| corrupt(format_args!("column {column}: {err}")))
+}
 
 /// The columns of `clients`, in the order [`client`] reads them.
 macro_rules! client_columns {
@@ -54,8 +123,8 @@ macro_rules! code_columns {
 
 pub(crate) use {client_columns, code_columns, token_columns, user_columns};
 
-/// A client encoded for the `clients` table, built before the write is queued so that the
-/// writer only runs SQL.
+/// A client encoded for the `clients` table (built before a SQLite write is queued, so that
+/// the writer only runs SQL).
 #[derive(Debug)]
 pub(crate) struct ClientRow {
     pub(crate) id: String,
@@ -72,7 +141,7 @@ pub(crate) struct ClientRow {
 }
 
 impl ClientRow {
-    /// Encodes `client`; fails only for a lifetime beyond what SQLite's 64-bit integer holds.
+    /// Encodes `client`; fails only for a lifetime beyond what a signed 64-bit integer holds.
     pub(crate) fn encode(client: &Client) -> Result<Self, StoreError> {
         let ttl = |ttl: Option<u64>| {
             ttl.map(i64::try_from).transpose().map_err(|_| {
@@ -99,18 +168,18 @@ impl ClientRow {
 }
 
 /// Decodes a row selected with [`client_columns`].
-pub(crate) fn client(row: &SqliteRow) -> Result<Client, StoreError> {
-    let id: String = get(row, "id")?;
-    let secret_digest: Option<Vec<u8>> = get(row, "secret_digest")?;
-    let redirect_uris: String = get(row, "redirect_uris")?;
-    let grant_types: String = get(row, "grant_types")?;
-    let scopes: Option<String> = get(row, "scopes")?;
-    let default_scopes: Option<String> = get(row, "default_scopes")?;
-    let access_token_ttl: Option<i64> = get(row, "access_token_ttl")?;
-    let refresh_token_ttl: Option<i64> = get(row, "refresh_token_ttl")?;
+pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
+    let id = row.text("id")?;
+    let secret_digest = row.opt_bytes("secret_digest")?;
+    let redirect_uris = row.text("redirect_uris")?;
+    let grant_types = row.text("grant_types")?;
+    let scopes = row.opt_text("scopes")?;
+    let default_scopes = row.opt_text("default_scopes")?;
+    let access_token_ttl = row.opt_int("access_token_ttl")?;
+    let refresh_token_ttl = row.opt_int("refresh_token_ttl")?;
     Ok(Client {
         id: ClientId::parse(&id).map_err(|_| corrupt("stored client id is malformed"))?,
-        name: get(row, "name")?,
+        name: row.text("name")?,
         secret_digest: secret_digest.as_deref().map(digest).transpose()?,
         redirect_uris: serde_json::from_str(&redirect_uris)
             .map_err(|err| corrupt(format_args!("stored redirect URIs: {err}")))?,
@@ -123,45 +192,42 @@ pub(crate) fn client(row: &SqliteRow) -> Result<Client, StoreError> {
         default_scopes: default_scopes.as_deref().map(scope).transpose()?,
         access_token_ttl: access_token_ttl.map(seconds).transpose()?,
         refresh_token_ttl: refresh_token_ttl.map(seconds).transpose()?,
-        created_at: UnixTime(get(row, "created_at")?),
-        bind_tokens: get(row, "bind_tokens")?,
+        created_at: UnixTime(row.int("created_at")?),
+        bind_tokens: row.flag("bind_tokens")?,
     })
 }
 
 /// Decodes a row selected with [`user_columns`].
-pub(crate) fn user(row: &SqliteRow) -> Result<User, StoreError> {
+pub(crate) fn user(row: &impl Columns) -> Result<User, StoreError> {
     Ok(User {
-        id: get(row, "id")?,
-        username: get(row, "username")?,
-        password_hash: get(row, "password_hash")?,
-        created_at: UnixTime(get(row, "created_at")?),
+        id: row.text("id")?,
+        username: row.text("username")?,
+        password_hash: row.text("password_hash")?,
+        created_at: UnixTime(row.int("created_at")?),
     })
 }
 
 /// Decodes a row selected with [`token_columns`].
-pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
-    let digest_bytes: Vec<u8> = get(row, "digest")?;
-    let client_id: String = get(row, "client_id")?;
-    let scope_text: String = get(row, "scope")?;
-    let grant: String = get(row, "grant_type")?;
+pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
+    let digest_bytes = row.bytes("digest")?;
+    let client_id = row.text("client_id")?;
+    let scope_text = row.text("scope")?;
+    let grant = row.text("grant_type")?;
     Ok(TokenRecord {
         digest: digest(&digest_bytes)?,
-        kind: token_kind(&get::<String>(row, "kind")?)?,
+        kind: token_kind(&row.text("kind")?)?,
         client_id: ClientId::parse(&client_id)
             .map_err(|_| corrupt("stored token client id is malformed"))?,
-        subject: get(row, "subject")?,
-        username: get(row, "username")?,
+        subject: row.opt_text("subject")?,
+        username: row.opt_text("username")?,
         scope: scope(&scope_text)?,
         grant_type: grant_type(&grant)?,
-        family: FamilyId(get(row, "family")?),
-        issued_at: UnixTime(get(row, "issued_at")?),
-        expires_at: UnixTime(get(row, "expires_at")?),
-        revoked: get(row, "revoked")?,
-        rotated: get(row, "rotated")?,
-        binding: match (
-            get::<Option<String>>(row, "bound_user_agent")?,
-            get::<Option<String>>(row, "bound_ip")?,
-        ) {
+        family: FamilyId(row.text("family")?),
+        issued_at: UnixTime(row.int("issued_at")?),
+        expires_at: UnixTime(row.int("expires_at")?),
+        revoked: row.flag("revoked")?,
+        rotated: row.flag("rotated")?,
+        binding: match (row.opt_text("bound_user_agent")?, row.opt_text("bound_ip")?) {
             (Some(user_agent), Some(ip)) => Some(Binding { user_agent, ip }),
             (None, None) => None,
             _ => return Err(corrupt("stored token binding is half set")),
@@ -170,26 +236,26 @@ pub(crate) fn token(row: &SqliteRow) -> Result<TokenRecord, StoreError> {
 }
 
 /// Decodes a row selected with [`code_columns`].
-pub(crate) fn code(row: &SqliteRow) -> Result<CodeRecord, StoreError> {
-    let digest_bytes: Vec<u8> = get(row, "digest")?;
-    let client_id: String = get(row, "client_id")?;
-    let scope_text: String = get(row, "scope")?;
-    let method: Option<String> = get(row, "challenge_method")?;
-    let challenge: Option<String> = get(row, "challenge")?;
+pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
+    let digest_bytes = row.bytes("digest")?;
+    let client_id = row.text("client_id")?;
+    let scope_text = row.text("scope")?;
+    let method = row.opt_text("challenge_method")?;
+    let challenge = row.opt_text("challenge")?;
     Ok(CodeRecord {
         digest: digest(&digest_bytes)?,
         client_id: ClientId::parse(&client_id)
             .map_err(|_| corrupt("stored code client id is malformed"))?,
-        redirect_uri: get(row, "redirect_uri")?,
-        redirect_uri_sent: get(row, "redirect_uri_sent")?,
-        subject: get(row, "subject")?,
-        username: get(row, "username")?,
+        redirect_uri: row.text("redirect_uri")?,
+        redirect_uri_sent: row.flag("redirect_uri_sent")?,
+        subject: row.text("subject")?,
+        username: row.text("username")?,
         scope: scope(&scope_text)?,
         challenge: pkce_challenge(method, challenge)?,
-        nonce: get(row, "nonce")?,
-        family: FamilyId(get(row, "family")?),
-        issued_at: UnixTime(get(row, "issued_at")?),
-        expires_at: UnixTime(get(row, "expires_at")?),
+        nonce: row.opt_text("nonce")?,
+        family: FamilyId(row.text("family")?),
+        issued_at: UnixTime(row.int("issued_at")?),
+        expires_at: UnixTime(row.int("expires_at")?),
     })
 }
 
@@ -207,15 +273,6 @@ fn pkce_challenge(
         })),
         _ => Err(corrupt("stored PKCE challenge lacks its method or value")),
     }
-}
-
-/// Reads one column; a missing column or a value of the wrong type is corruption.
-pub(crate) fn get<'r, T>(row: &'r SqliteRow, column: &str) -> Result<T, StoreError>
-where
-    T: Decode<'r, Sqlite> + Type<Sqlite>,
-{
-    row.try_get(column)
-        .map_err(|err| corrupt(format_args!("column {column}: {err}")))
 }
 
 /// A stored digest: exactly 32 bytes.

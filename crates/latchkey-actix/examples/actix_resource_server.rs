@@ -1,6 +1,6 @@
 //! An actix-web application that is its own authorization server and resource server.
 //!
-//! Run it with `cargo run -p latchkey-actix --example resource_server`, then use the printed
+//! Run it with `cargo run -p latchkey-actix --example actix_resource_server`, then use the printed
 //! `curl` commands: the first gets a token from `/oauth2/token`, the second reads the
 //! protected `/api/photos`, which requires scope `photos:read`. Swap `MemoryStore` for
 //! `latchkey_sql::SqliteStore` to keep tokens across restarts.

@@ -1,0 +1,179 @@
+//! The MySQL/MariaDB store against the shared store conformance suite, each test on a database of
+//! its own, plus what only a database shared by several server nodes must show: two stores on
+//! one database see each other's writes at once and race fairly, a closed store and an
+//! unreachable server answer `Unavailable` within seconds; and, because MySQL collations
+//! ignore trailing spaces, that names still match exactly.
+//!
+//! Set `LATCHKEY_TEST_MYSQL` to a server URL (e.g. `mysql://root@127.0.0.1:3306/test`)
+//! to run them; unset, each test that needs the server prints a note and passes.
+
+#![cfg(feature = "mysql")]
+
+mod common;
+
+use common::mysql::{drop_database, fresh_database};
+use latchkey_core::client::NewClient;
+use latchkey_core::clock::{Clock, SystemClock};
+use latchkey_core::entropy::OsEntropy;
+use latchkey_core::store::{
+    ClientStore, CodeStore, CodeTake, Rotation, StoreErrorKind, TokenStore, UserStore,
+};
+use latchkey_core::token::FamilyId;
+use latchkey_core::user::User;
+use latchkey_sql::MySqlStore;
+use latchkey_testkit::conformance::{code, pair};
+use std::time::{Duration, Instant};
+
+/// A store on a fresh database, or `None` when no server is configured.
+async fn fresh_store() -> Option<MySqlStore> {
+    let (_, db) = fresh_database().await?;
+    Some(
+        MySqlStore::open(&db.url)
+            .await
+            .unwrap_or_else(|err| panic!("open a MySQL/MariaDB store on {}: {err}", db.url)),
+    )
+}
+
+// `return` leaves the test itself: with no server configured, it passes without running.
+latchkey_testkit::store_conformance!(std::future::ready(match fresh_store().await {
+    Some(store) => store,
+    None => return,
+}));
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_on_one_database_see_each_others_writes() {
+    let Some((server, db)) = fresh_database().await else {
+        return;
+    };
+    // Both nodes start at once: the migration lock lets exactly one of them migrate.
+    let (a, b) = tokio::join!(MySqlStore::open(&db.url), MySqlStore::open(&db.url));
+    let (a, b) = (a.expect("open node a"), b.expect("open node b"));
+    let now = SystemClock.now();
+
+    let family = FamilyId::generate(&OsEntropy);
+    let first = pair("client-nodes", &family);
+    a.save_tokens(&first, now).await.expect("save on a");
+    assert_eq!(
+        b.find_token(&first.access.digest).await.expect("find on b"),
+        Some(first.access.clone()),
+        "a token saved on one node is found on the other"
+    );
+    assert!(
+        a.revoke_token(&first.access.digest)
+            .await
+            .expect("revoke on a")
+    );
+    assert!(
+        b.find_token(&first.access.digest)
+            .await
+            .expect("find on b")
+            .expect("known")
+            .revoked,
+        "a revoke on one node is seen on the other"
+    );
+    let old = first.refresh.as_ref().expect("refresh").digest;
+    assert_eq!(
+        a.rotate_refresh(&old, &pair("client-nodes", &family), now)
+            .await
+            .expect("rotate on a"),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        b.rotate_refresh(&old, &pair("client-nodes", &family), now)
+            .await
+            .expect("rotate again on b"),
+        Rotation::Reused { family },
+        "a refresh token rotated on one node is a reuse on the other"
+    );
+
+    // Eight takers spread over both nodes: exactly one gets the code.
+    let (_, record) = code("client-nodes", 60);
+    a.save_code(&record, now).await.expect("save code on a");
+    let mut tasks = Vec::new();
+    for i in 0..8 {
+        let node = if i % 2 == 0 { a.clone() } else { b.clone() };
+        let digest = record.digest;
+        tasks.push(tokio::spawn(
+            async move { node.take_code(&digest, now).await },
+        ));
+    }
+    let mut taken = 0;
+    for task in tasks {
+        match task.await.expect("task ran").expect("take") {
+            CodeTake::Taken(_) => taken += 1,
+            CodeTake::Replayed { family } => assert_eq!(family, record.family),
+            CodeTake::Invalid => panic!("a saved, unexpired code was invalid"),
+        }
+    }
+    assert_eq!(taken, 1, "exactly one node redeems the code");
+
+    a.close().await;
+    b.close().await;
+    drop_database(&server, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn calls_after_close_are_unavailable() {
+    let Some((server, db)) = fresh_database().await else {
+        return;
+    };
+    let store = MySqlStore::open(&db.url).await.expect("open");
+    store.close().await;
+    assert_eq!(
+        store.ping().await.expect_err("closed").kind(),
+        StoreErrorKind::Unavailable
+    );
+    let err = store
+        .save_tokens(
+            &pair("client-z", &FamilyId::generate(&OsEntropy)),
+            SystemClock.now(),
+        )
+        .await
+        .expect_err("closed");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    drop_database(&server, &db).await;
+}
+
+/// Needs no server: nothing listens on port 1 of the loopback address.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_is_unavailable_within_seconds() {
+    let started = Instant::now();
+    let err = MySqlStore::open("mysql://latchkey@127.0.0.1:1/latchkey")
+        .await
+        .expect_err("nothing listens on port 1");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable, "{err}");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn names_match_exactly_despite_trailing_space_padding() {
+    let Some((server, db)) = fresh_database().await else {
+        return;
+    };
+    let store = MySqlStore::open(&db.url).await.expect("open");
+    let now = SystemClock.now();
+    let user = User {
+        id: "u-pad".into(),
+        username: "alice".into(),
+        password_hash: "x".into(),
+        created_at: now,
+    };
+    store.put_user(&user).await.expect("put user");
+    assert_eq!(store.get_user("alice ").await.expect("get"), None);
+    assert!(!store.delete_user("alice ").await.expect("delete"));
+    assert_eq!(store.get_user("alice").await.expect("get"), Some(user));
+    let (client, _) = NewClient::public("Padded").build(&OsEntropy, now);
+    store.put_client(&client).await.expect("put client");
+    let padded = format!("{} ", client.id);
+    assert_eq!(store.get_client(&padded).await.expect("get"), None);
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(client)
+    );
+    store.close().await;
+    drop_database(&server, &db).await;
+}
