@@ -283,7 +283,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
-    let store = AnyStore::open(settings.store.url.as_deref(), &settings.data_dir).await?;
+    let store = AnyStore::from_settings(&settings).await?;
     let provider = build_provider(&settings, store.clone(), Some(local))?;
     let ui = build_ui(&settings, provider.clone())?;
     let app = app_with_cors(provider.clone(), ui, &settings.cors)?;

@@ -108,12 +108,28 @@ impl Default for UiSettings {
 }
 
 /// Store selection.
-#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct StoreSettings {
-    /// `sqlite:///path/to/file.db`, or `memory:` (lost on exit). Unset: the embedded SQLite
-    /// store at `<data_dir>/latchkey.db`.
+    /// The durable store of clients, users and consent (and of tokens, unless `tokens_url`
+    /// says otherwise): `sqlite:///path/to/file.db`, `postgres://…`, `mysql://…` (MariaDB too),
+    /// or `memory:` (lost on exit). Unset: the embedded SQLite store at `<data_dir>/latchkey.db`.
     pub url: Option<String>,
+    /// A fast store for tokens and authorization codes: `redis://host:6379` or
+    /// `memcache://host:11211`. Unset: tokens live in the durable store.
+    pub tokens_url: Option<String>,
+    /// The key prefix in the fast store, so several deployments can share one server.
+    pub key_prefix: String,
+}
+
+impl Default for StoreSettings {
+    fn default() -> Self {
+        Self {
+            url: None,
+            tokens_url: None,
+            key_prefix: "latchkey".into(),
+        }
+    }
 }
 
 /// Token lifetimes, in seconds.

@@ -1,5 +1,9 @@
-//! Store selection: one enum over the backends, delegating by `match` (static dispatch on
-//! the hot path, DESIGN.md), chosen by the `store.url` setting.
+//! Store selection: a durable store for clients, users and consent (SQLite, PostgreSQL,
+//! MySQL/MariaDB or memory), optionally with a fast store for tokens and codes (Redis or
+//! memcached). Enums delegate by `match`: static dispatch on the hot path (DESIGN.md).
+//!
+//! With a fast store, deleting a client or a user in the durable store also deletes its
+//! tokens and codes in the fast one, so nothing issued to them keeps working.
 
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
@@ -12,99 +16,185 @@ use latchkey_core::store::{
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
-use latchkey_sql::SqliteStore;
+use latchkey_memcached::MemcachedStore;
+use latchkey_redis::RedisStore;
+use latchkey_sql::{MySqlStore, PgStore, SqliteStore};
 use std::path::Path;
 
-/// The store the server runs on.
+/// Where clients, users and consent live.
 #[derive(Clone, Debug)]
-pub enum AnyStore {
-    /// The embedded, durable SQLite store (the default).
+pub enum Durable {
+    /// The embedded SQLite store (the default).
     Sqlite(SqliteStore),
-    /// Process memory: fast, and lost on exit.
+    /// PostgreSQL: several server nodes can share it.
+    Postgres(PgStore),
+    /// MySQL or MariaDB.
+    MySql(MySqlStore),
+    /// Process memory: lost on exit.
     Memory(MemoryStore),
 }
 
+/// Where tokens and codes live when a fast store is configured.
+#[derive(Clone, Debug)]
+pub enum Fast {
+    /// Redis, with native expiry.
+    Redis(RedisStore),
+    /// memcached: evictions can end sessions early (see the crate's documentation).
+    Memcached(MemcachedStore),
+}
+
+/// The store the server runs on.
+#[derive(Clone, Debug)]
+pub struct AnyStore {
+    durable: Durable,
+    fast: Option<Fast>,
+}
+
 impl AnyStore {
-    /// Opens the store named by `url`, or the embedded store in `data_dir` when `url` is unset.
-    pub async fn open(url: Option<&str>, data_dir: &Path) -> anyhow::Result<Self> {
-        match url {
+    /// Opens the durable store named by `url` (the embedded store in `data_dir` when unset)
+    /// and the fast store named by `tokens_url`, if any.
+    pub async fn open(
+        url: Option<&str>,
+        tokens_url: Option<&str>,
+        key_prefix: &str,
+        data_dir: &Path,
+    ) -> anyhow::Result<Self> {
+        let durable = match url {
             None => {
                 std::fs::create_dir_all(data_dir).map_err(|e| {
                     anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
                 })?;
-                Ok(Self::Sqlite(
-                    SqliteStore::open(data_dir.join("latchkey.db")).await?,
-                ))
+                Durable::Sqlite(SqliteStore::open(data_dir.join("latchkey.db")).await?)
             }
-            Some("memory:") => Ok(Self::Memory(MemoryStore::new())),
+            Some("memory:") => Durable::Memory(MemoryStore::new()),
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                Durable::Postgres(PgStore::open(url).await?)
+            }
+            Some(url) if url.starts_with("mysql://") || url.starts_with("mariadb://") => {
+                Durable::MySql(MySqlStore::open(&url.replacen("mariadb://", "mysql://", 1)).await?)
+            }
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) if !path.is_empty() => {
                     if let Some(parent) = Path::new(path).parent() {
                         std::fs::create_dir_all(parent)?;
                     }
-                    Ok(Self::Sqlite(SqliteStore::open(path).await?))
+                    Durable::Sqlite(SqliteStore::open(path).await?)
                 }
                 _ => anyhow::bail!(
-                    "unsupported store URL {url:?}: use sqlite:///path/to/file.db or memory:"
+                    "unsupported store.url {url:?}: use sqlite:///path, postgres://…, mysql://… or memory:"
                 ),
             },
-        }
+        };
+        let prefix = format!("{}:", key_prefix.trim_end_matches(':'));
+        let fast = match tokens_url {
+            None => None,
+            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
+                Some(Fast::Redis(RedisStore::connect(url, &prefix).await?))
+            }
+            Some(url) => match url
+                .strip_prefix("memcache://")
+                .or_else(|| url.strip_prefix("memcached://"))
+            {
+                Some(addr) if !addr.is_empty() => Some(Fast::Memcached(
+                    MemcachedStore::connect(addr, &prefix, 8).await?,
+                )),
+                _ => anyhow::bail!(
+                    "unsupported store.tokens_url {url:?}: use redis://host:port or memcache://host:port"
+                ),
+            },
+        };
+        Ok(Self { durable, fast })
+    }
+
+    /// Opens the stores the settings name.
+    pub async fn from_settings(settings: &crate::settings::Settings) -> anyhow::Result<Self> {
+        Self::open(
+            settings.store.url.as_deref(),
+            settings.store.tokens_url.as_deref(),
+            &settings.store.key_prefix,
+            &settings.data_dir,
+        )
+        .await
     }
 
     /// Finishes pending writes and closes connections.
     pub async fn close(&self) {
-        match self {
-            Self::Sqlite(s) => s.close().await,
-            Self::Memory(_) => {}
+        match &self.durable {
+            Durable::Sqlite(s) => s.close().await,
+            Durable::Postgres(s) => s.close().await,
+            Durable::MySql(s) => s.close().await,
+            Durable::Memory(_) => {}
         }
     }
 }
 
-macro_rules! delegate {
-    ($self:ident, $store:ident => $call:expr) => {
-        match $self {
-            AnyStore::Sqlite($store) => $call,
-            AnyStore::Memory($store) => $call,
+macro_rules! durable {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.durable {
+            Durable::Sqlite($s) => $call,
+            Durable::Postgres($s) => $call,
+            Durable::MySql($s) => $call,
+            Durable::Memory($s) => $call,
+        }
+    };
+}
+
+/// Tokens and codes go to the fast store when there is one, else to the durable store.
+macro_rules! tokens {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.fast {
+            Some(Fast::Redis($s)) => $call,
+            Some(Fast::Memcached($s)) => $call,
+            None => durable!($self, $s => $call),
         }
     };
 }
 
 impl ClientStore for AnyStore {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        delegate!(self, s => s.get_client(id).await)
+        durable!(self, s => s.get_client(id).await)
     }
     async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        delegate!(self, s => s.put_client(client).await)
+        durable!(self, s => s.put_client(client).await)
     }
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.delete_client(id).await)
+        if self.fast.is_some() {
+            self.delete_tokens_of(&TokenOwner::Client(id.to_owned()))
+                .await?;
+        }
+        durable!(self, s => s.delete_client(id).await)
     }
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        delegate!(self, s => s.list_clients().await)
+        durable!(self, s => s.list_clients().await)
     }
 }
 
 impl UserStore for AnyStore {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        delegate!(self, s => s.get_user(username).await)
+        durable!(self, s => s.get_user(username).await)
     }
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        delegate!(self, s => s.put_user(user).await)
+        durable!(self, s => s.put_user(user).await)
     }
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.delete_user(username).await)
+        if self.fast.is_some()
+            && let Some(user) = self.get_user(username).await?
+        {
+            self.delete_tokens_of(&TokenOwner::Subject(user.id)).await?;
+        }
+        durable!(self, s => s.delete_user(username).await)
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        delegate!(self, s => s.list_users().await)
+        durable!(self, s => s.list_users().await)
     }
 }
 
 impl TokenStore for AnyStore {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
-        delegate!(self, s => s.save_tokens(tokens, now).await)
+        tokens!(self, s => s.save_tokens(tokens, now).await)
     }
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        delegate!(self, s => s.find_token(digest).await)
+        tokens!(self, s => s.find_token(digest).await)
     }
     async fn rotate_refresh(
         &self,
@@ -112,28 +202,33 @@ impl TokenStore for AnyStore {
         new: &NewTokens,
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
-        delegate!(self, s => s.rotate_refresh(old, new, now).await)
+        tokens!(self, s => s.rotate_refresh(old, new, now).await)
     }
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
-        delegate!(self, s => s.revoke_family(family).await)
+        tokens!(self, s => s.revoke_family(family).await)
     }
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        delegate!(self, s => s.revoke_token(digest).await)
+        tokens!(self, s => s.revoke_token(digest).await)
     }
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        delegate!(self, s => s.delete_tokens_of(owner).await)
+        tokens!(self, s => s.delete_tokens_of(owner).await)
     }
     async fn ping(&self) -> Result<(), StoreError> {
-        delegate!(self, s => s.ping().await)
+        durable!(self, s => s.ping().await)?;
+        match &self.fast {
+            Some(Fast::Redis(s)) => s.ping().await,
+            Some(Fast::Memcached(s)) => s.ping().await,
+            None => Ok(()),
+        }
     }
 }
 
 impl CodeStore for AnyStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
-        delegate!(self, s => s.save_code(code, now).await)
+        tokens!(self, s => s.save_code(code, now).await)
     }
     async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
-        delegate!(self, s => s.take_code(digest, now).await)
+        tokens!(self, s => s.take_code(digest, now).await)
     }
 }
 
@@ -143,7 +238,7 @@ impl ConsentStore for AnyStore {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
-        delegate!(self, s => s.get_consent(subject, client_id).await)
+        durable!(self, s => s.get_consent(subject, client_id).await)
     }
     async fn put_consent(
         &self,
@@ -152,9 +247,9 @@ impl ConsentStore for AnyStore {
         scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        delegate!(self, s => s.put_consent(subject, client_id, scope, now).await)
+        durable!(self, s => s.put_consent(subject, client_id, scope, now).await)
     }
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
-        delegate!(self, s => s.revoke_consent(subject, client_id).await)
+        durable!(self, s => s.revoke_consent(subject, client_id).await)
     }
 }
