@@ -148,7 +148,7 @@ impl Cli {
 
 /// Runs a client command against the store.
 pub async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = AnyStore::from_settings(&settings).await?;
+    let store = AnyStore::from_settings(settings).await?;
     let result = client_inner(cmd, &store).await;
     store.close().await;
     result
@@ -278,7 +278,7 @@ fn grants(c: &Client) -> String {
 
 /// Runs a user command against the store.
 pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
-    let store = AnyStore::from_settings(&settings).await?;
+    let store = AnyStore::from_settings(settings).await?;
     let result = user_inner(cmd, &store).await;
     store.close().await;
     result
@@ -363,7 +363,7 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {
 
 /// Opens the store, which runs its pending migrations, and closes it again.
 pub async fn migrate(settings: &Settings) -> anyhow::Result<()> {
-    let store = AnyStore::from_settings(&settings).await?;
+    let store = AnyStore::from_settings(settings).await?;
     store.close().await;
     println!("The store's schema is up to date.");
     Ok(())
