@@ -7,8 +7,10 @@
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod tls;
 
 pub use app::{AppProvider, AppUi, app, build_provider, build_ui, run};
 pub use settings::Settings;

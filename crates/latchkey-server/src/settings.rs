@@ -36,6 +36,85 @@ pub struct Settings {
     pub ui: UiSettings,
     /// Cross-origin access for browser apps served from other origins.
     pub cors: CorsSettings,
+    /// HTTPS and the plain-HTTP rule.
+    pub tls: TlsSettings,
+    /// Request rates and password backoff.
+    pub limits: LimitSettings,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
+    pub shutdown_grace: u64,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
+}
+
+/// HTTPS. With `cert_file` and `key_file` the server speaks only HTTPS; without them it
+/// speaks plain HTTP, and OAuth endpoints answer only loopback clients, requests a trusted
+/// proxy forwarded from HTTPS, or anyone when `allow_insecure_http` is set.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the leaf certificate.
+    pub key_file: Option<PathBuf>,
+    /// Seconds between checks of the files for a new certificate (0: only on SIGHUP).
+    pub reload_interval: u64,
+    /// Development only: answer OAuth requests over plain HTTP from any address
+    /// (pyramid_oauth2_provider's `require_ssl = false`).
+    pub allow_insecure_http: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval: 10,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// Request rates on the token, revocation and introspection endpoints, and backoff on failed
+/// password checks (password grant and login page). A limit of 0 turns it off.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Where counts are kept: `memory` (this process), or `redis://host:6379` so that every
+    /// node shares them.
+    pub store: String,
+    /// Requests per client per `window`.
+    pub per_client: u64,
+    /// Requests per client address per `window`.
+    pub per_ip: u64,
+    /// The window of the two request rates, in seconds.
+    pub window: u64,
+    /// Failures per user name before attempts must wait 1, 2, 4… seconds.
+    pub login_slow_after: u64,
+    /// The longest such wait, in seconds.
+    pub login_max_delay: u64,
+    /// Failures per user name before attempts are refused for the rest of the window.
+    pub login_max_failures: u64,
+    /// Failures from one address (any user names) before it is refused.
+    pub login_max_failures_per_ip: u64,
+    /// How long failures are remembered, in seconds.
+    pub login_window: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let backoff = latchkey_core::limits::Backoff::default();
+        Self {
+            store: "memory".into(),
+            per_client: 6000,
+            per_ip: 6000,
+            window: 60,
+            login_slow_after: backoff.slow_after,
+            login_max_delay: backoff.max_delay,
+            login_max_failures: backoff.max_failures,
+            login_max_failures_per_ip: backoff.max_failures_per_ip,
+            login_window: backoff.window,
+        }
+    }
 }
 
 /// Cross-origin resource sharing, for single-page apps on other origins than this server
@@ -211,6 +290,10 @@ impl Default for Settings {
             pkce: PkceSettings::default(),
             ui: UiSettings::default(),
             cors: CorsSettings::default(),
+            tls: TlsSettings::default(),
+            limits: LimitSettings::default(),
+            shutdown_grace: 10,
+            metrics: true,
         }
     }
 }
