@@ -10,7 +10,7 @@
 //! - **Request rates**: at most `n` requests to the token, revocation and introspection endpoints per window per client and per address,
 //!   in fixed windows. Past the limit the endpoint answers 429 with `Retry-After`.
 //! - **Failure backoff**: failed password checks are counted per user name and per address.
-//!   After `slow_after` failures a user must wait 1, 2, 4… seconds (up to `max_delay`) between
+//!   After `slow_after` failures a user must wait 2, 4, 8… seconds (up to `max_delay`) between
 //!   attempts; after `max_failures` (or `max_failures_per_ip` from one address) every attempt
 //!   is refused until the window ends. A success clears the user's count.
 
@@ -63,7 +63,7 @@ pub struct Rate {
 /// The failure backoff policy for password checks.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
-    /// Failures per user name after which each attempt waits 1, 2, 4… seconds.
+    /// Failures per user name after which each attempt waits 2, 4, 8… seconds.
     pub slow_after: u64,
     /// The longest wait between attempts, in seconds.
     pub max_delay: u64,
@@ -202,8 +202,10 @@ impl Limits {
             return Ok(Err(until(now, w.resets_at)));
         }
         if w.count >= policy.slow_after {
+            // 2, 4, 8… seconds: never less than 2, so a retry within the same clock second
+            // is never let through by rounding.
             let doublings = u32::try_from(w.count - policy.slow_after).unwrap_or(u32::MAX);
-            let delay = 1u64
+            let delay = 2u64
                 .checked_shl(doublings)
                 .unwrap_or(u64::MAX)
                 .min(policy.max_delay);
@@ -404,15 +406,18 @@ mod tests {
         let may = |t: i64| block(limits.may_try_password("alice", ip, UnixTime(t))).expect("ok");
         fail(0);
         fail(0);
-        // Two failures: the third attempt waits 1 s after the last failure.
-        assert_eq!(may(0), Err(Throttled { retry_after: 1 }));
-        assert_eq!(may(1), Ok(()));
-        fail(1);
-        // Three failures: 2 s.
-        assert_eq!(may(2), Err(Throttled { retry_after: 1 }));
-        assert_eq!(may(3), Ok(()));
-        fail(3);
-        fail(7);
+        // Two failures: the third attempt waits 2 s after the last failure.
+        assert_eq!(may(0), Err(Throttled { retry_after: 2 }));
+        assert_eq!(may(1), Err(Throttled { retry_after: 1 }));
+        assert_eq!(may(2), Ok(()));
+        fail(2);
+        // Three failures: 4 s.
+        assert_eq!(may(5), Err(Throttled { retry_after: 1 }));
+        assert_eq!(may(6), Ok(()));
+        fail(6);
+        // Four failures: 8 s, capped at max_delay.
+        assert_eq!(may(7), Err(Throttled { retry_after: 7 }));
+        fail(14);
         // Five failures: locked until the window (opened at 0) ends at 100.
         assert_eq!(may(50), Err(Throttled { retry_after: 50 }));
         assert_eq!(may(100), Ok(()));

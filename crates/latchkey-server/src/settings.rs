@@ -88,7 +88,7 @@ pub struct LimitSettings {
     pub per_ip: u64,
     /// The window of the two request rates, in seconds.
     pub window: u64,
-    /// Failures per user name before attempts must wait 1, 2, 4… seconds.
+    /// Failures per user name before attempts must wait 2, 4, 8… seconds.
     pub login_slow_after: u64,
     /// The longest such wait, in seconds.
     pub login_max_delay: u64,

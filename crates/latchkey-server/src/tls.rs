@@ -332,6 +332,87 @@ mod tests {
         v
     }
 
+    async fn status_from(
+        peer: &str,
+        policy: Transport,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> u16 {
+        use tower::ServiceExt as _;
+        let app = axum::Router::new()
+            .route("/token", axum::routing::post(|| async { "issued" }))
+            .route("/healthz", axum::routing::get(|| async { "ok" }))
+            .layer(axum::middleware::from_fn_with_state(
+                Arc::new(policy),
+                enforce,
+            ));
+        let method = if path == "/token" { "POST" } else { "GET" };
+        let mut req = axum::http::Request::builder().method(method).uri(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let mut req = req.body(axum::body::Body::empty()).expect("request");
+        let peer: SocketAddr = peer.parse().expect("address");
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.oneshot(req)
+            .await
+            .expect("infallible")
+            .status()
+            .as_u16()
+    }
+
+    fn plain(trusted: &[&str]) -> Transport {
+        Transport {
+            tls_listener: false,
+            trusted: TrustedProxies::parse(trusted).expect("networks"),
+            allow_insecure_http: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn plain_http_from_a_non_loopback_peer_is_refused() {
+        assert_eq!(
+            status_from("192.0.2.7:5000", plain(&[]), "/token", &[]).await,
+            403
+        );
+        // Its own claim of HTTPS is not believed.
+        let claim = [("x-forwarded-proto", "https")];
+        assert_eq!(
+            status_from("192.0.2.7:5000", plain(&[]), "/token", &claim).await,
+            403
+        );
+        // Probes are not OAuth endpoints.
+        assert_eq!(
+            status_from("192.0.2.7:5000", plain(&[]), "/healthz", &[]).await,
+            200
+        );
+        assert_eq!(
+            status_from("127.0.0.1:5000", plain(&[]), "/token", &[]).await,
+            200
+        );
+        assert_eq!(
+            status_from("[::1]:5000", plain(&[]), "/token", &[]).await,
+            200
+        );
+        // A trusted proxy that terminated TLS is believed.
+        let proxied = [
+            ("x-forwarded-proto", "https"),
+            ("x-forwarded-for", "198.51.100.4"),
+        ];
+        assert_eq!(
+            status_from("10.0.0.2:5000", plain(&["10.0.0.0/8"]), "/token", &proxied).await,
+            200
+        );
+        // The development switch serves everyone.
+        let mut dev = plain(&[]);
+        dev.allow_insecure_http = true;
+        assert_eq!(status_from("192.0.2.7:5000", dev, "/token", &[]).await, 200);
+        // A TLS listener is secure by itself.
+        let mut tls = plain(&[]);
+        tls.tls_listener = true;
+        assert_eq!(status_from("192.0.2.7:5000", tls, "/token", &[]).await, 200);
+    }
+
     #[test]
     fn forwarded_proto_is_read_from_the_edge_proxy() {
         assert!(forwarded_https(&view(&[("x-forwarded-proto", "https")])));
