@@ -394,12 +394,13 @@ pub async fn run(
     let counters = open_counters(&settings).await?;
     let provider = build_provider(&settings, store.clone(), Some(local), counters)?;
     let ui = build_ui(&settings, provider.clone())?;
+    let around_transport = Arc::new(Transport {
+        tls_listener: certs.is_some(),
+        trusted: provider.config().trusted_proxies.clone(),
+        allow_insecure_http: settings.tls.allow_insecure_http,
+    });
     let around = Surroundings {
-        transport: Arc::new(Transport {
-            tls_listener: certs.is_some(),
-            trusted: provider.config().trusted_proxies.clone(),
-            allow_insecure_http: settings.tls.allow_insecure_http,
-        }),
+        transport: Arc::clone(&around_transport),
         metrics: settings.metrics.then(crate::metrics::install).flatten(),
     };
     let app = app_with_cors(provider.clone(), ui, &settings.cors, around)?;
@@ -412,45 +413,55 @@ pub async fn run(
         );
     }
     let scheme = if certs.is_some() { "https" } else { "http" };
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace);
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
+    if let Some(certs) = &certs {
+        crate::tls::spawn_reloader(
+            Arc::clone(certs),
+            std::time::Duration::from_secs(settings.tls.reload_interval),
+        );
+    }
+    let admin = match &settings.admin.listen {
+        Some(addr) => {
+            let token = settings.admin.load_token()?;
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
+            let admin_local = tcp.local_addr()?;
+            let ops =
+                crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api");
+            let admin_app = crate::admin_api::router(ops, &token)
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&around_transport),
+                    crate::tls::enforce,
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span));
+            println!("latchkey admin API on {scheme}://{admin_local}");
+            tracing::info!(%admin_local, "admin API listening");
+            Some(tokio::spawn(serve_on(
+                tcp,
+                admin_app,
+                certs.clone(),
+                stopped.clone(),
+            )))
+        }
+        None => None,
+    };
     println!("latchkey listening on {scheme}://{local}");
     tracing::info!(%local, issuer = %provider.config().issuer, "latchkey listening");
-    let grace = std::time::Duration::from_secs(settings.shutdown_grace);
-    let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
-    let signal = async move {
-        shutdown.await;
-        let _ = stopping.send(());
-    };
-    let serving = async move {
-        match certs {
-            Some(certs) => {
-                crate::tls::spawn_reloader(
-                    Arc::clone(&certs),
-                    std::time::Duration::from_secs(settings.tls.reload_interval),
-                );
-                let listener = TlsListener::new(listener, certs)?;
-                let service = app
-                    .layer(axum::middleware::map_request(
-                        crate::tls::peer_as_socket_addr,
-                    ))
-                    .into_make_service_with_connect_info::<crate::tls::PeerAddr>();
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(signal)
-                    .await
-            }
-            None => {
-                let service = app.into_make_service_with_connect_info::<SocketAddr>();
-                axum::serve(listener, service)
-                    .with_graceful_shutdown(signal)
-                    .await
-            }
-        }
-    };
+    let serving = serve_on(listener, app, certs, stopped.clone());
     // After the signal, in-flight requests get `grace` to finish; one that never ends
     // cannot hold the process past it.
+    let mut signalled = stopped;
     let deadline = async move {
-        match stopped.await {
-            Ok(()) => tokio::time::sleep(grace).await,
-            Err(_) => std::future::pending().await,
+        if signalled.wait_for(|stop| *stop).await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
         }
     };
     let served = tokio::select! {
@@ -460,9 +471,43 @@ pub async fn run(
             Ok(())
         }
     };
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     store.close().await;
     tracing::info!("latchkey stopped");
     served
+}
+
+/// Serves `app` on `tcp` (over TLS with `certs`) until `stop` turns true, then drains.
+async fn serve_on(
+    tcp: TcpListener,
+    app: Router,
+    certs: Option<Arc<Certificates>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let signal = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    match certs {
+        Some(certs) => {
+            let listener = TlsListener::new(tcp, certs)?;
+            let service = app
+                .layer(axum::middleware::map_request(
+                    crate::tls::peer_as_socket_addr,
+                ))
+                .into_make_service_with_connect_info::<crate::tls::PeerAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+        None => {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(tcp, service)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

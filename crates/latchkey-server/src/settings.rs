@@ -44,6 +44,43 @@ pub struct Settings {
     pub shutdown_grace: u64,
     /// Serve Prometheus metrics at `/metrics`.
     pub metrics: bool,
+    /// The admin HTTP API.
+    pub admin: AdminSettings,
+}
+
+/// The admin HTTP API: clients, users, revocation and introspection, on a listener of its
+/// own (off unless `listen` is set), for callers holding the admin token.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Where the admin API listens, e.g. `127.0.0.1:8081`; unset: no admin API.
+    pub listen: Option<String>,
+    /// The bearer token admin calls must carry (at least 32 characters). Prefer
+    /// `token_file` or `LATCHKEY_ADMIN__TOKEN` to writing it in the settings file.
+    pub token: Option<String>,
+    /// A file holding the admin token (surrounding whitespace ignored).
+    pub token_file: Option<PathBuf>,
+}
+
+impl AdminSettings {
+    /// The admin token, from `token` or `token_file`; the API refuses to start without one.
+    pub fn load_token(&self) -> anyhow::Result<latchkey_core::secret::Secret> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("admin.token_file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+            (Some(_), Some(_)) => anyhow::bail!("set admin.token or admin.token_file, not both"),
+            (None, None) => anyhow::bail!(
+                "admin.listen is set but no admin.token or admin.token_file: the admin API needs a token"
+            ),
+        };
+        if token.len() < 32 {
+            anyhow::bail!("the admin token must be at least 32 characters");
+        }
+        Ok(latchkey_core::secret::Secret::new(token))
+    }
 }
 
 /// HTTPS. With `cert_file` and `key_file` the server speaks only HTTPS; without them it
@@ -294,6 +331,7 @@ impl Default for Settings {
             limits: LimitSettings::default(),
             shutdown_grace: 10,
             metrics: true,
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -329,6 +367,44 @@ impl Settings {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
         figment.extract().map_err(Box::new)
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `url` with the password of its user information replaced by `<redacted>`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let shown = if userinfo.contains(':') {
+                format!("{user}:{REDACTED}")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{shown}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// These settings as TOML, with every secret (admin token, passwords in store URLs)
+    /// replaced by `<redacted>`: what `latchkey config show` prints.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.store.url = shown.store.url.as_deref().map(redact_url);
+        shown.store.tokens_url = shown.store.tokens_url.as_deref().map(redact_url);
+        shown.limits.store = redact_url(&shown.limits.store);
+        if shown.admin.token.is_some() {
+            shown.admin.token = Some(REDACTED.into());
+        }
+        Ok(toml::to_string(&shown)?)
     }
 }
 
@@ -402,6 +478,30 @@ mod tests {
             assert!(err.to_string().contains("access_tll"), "{err}");
             Ok(())
         });
+    }
+
+    #[test]
+    fn config_show_redacts_every_secret() {
+        let mut s = Settings::default();
+        s.store.url = Some("postgres://latchkey:hunter2@db.internal:5432/auth".into());
+        s.store.tokens_url = Some("redis://:r3dis-pass@cache:6379/0".into());
+        s.limits.store = "redis://user:limits-pass@cache:6379".into();
+        s.admin.token = Some("an-admin-token-that-is-long-enough-xyz".into());
+        let shown = s.redacted_toml().expect("serializes");
+        for secret in ["hunter2", "r3dis-pass", "limits-pass", "an-admin-token"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        assert!(
+            shown.contains("postgres://latchkey:<redacted>@db.internal:5432/auth"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("redis://:<redacted>@cache:6379/0"),
+            "{shown}"
+        );
+        // What is shown reads back as settings.
+        let back: Settings = toml::from_str(&shown).expect("round trip");
+        assert_eq!(back.listen, s.listen);
     }
 
     #[test]

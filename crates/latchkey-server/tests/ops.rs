@@ -457,3 +457,265 @@ async fn sigterm_during_a_burst_answers_completely_and_exits_within_the_grace() 
         assert_eq!(json["active"], true, "an answered token was lost");
     }
 }
+
+const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+
+#[tokio::test]
+async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged() {
+    let dir = data_dir();
+    let server = start(
+        dir.path(),
+        &[
+            ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0".into()),
+            ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN.into()),
+        ],
+    );
+    let admin = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("latchkey admin API on "))
+        .expect("admin listener announced")
+        .to_owned();
+    let http = reqwest::Client::new();
+    let call = |method: reqwest::Method, path: &str, body: Option<serde_json::Value>| {
+        let mut req = http
+            .request(method, format!("{admin}{path}"))
+            .bearer_auth(ADMIN_TOKEN);
+        if let Some(body) = body {
+            req = req.json(&body);
+        }
+        async move {
+            let resp = req.send().await.expect("admin answers");
+            let status = resp.status().as_u16();
+            (
+                status,
+                resp.json::<serde_json::Value>().await.unwrap_or_default(),
+            )
+        }
+    };
+
+    // Without the token (or with a wrong one), nothing.
+    let anonymous = http
+        .get(format!("{admin}/admin/clients"))
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(anonymous.status().as_u16(), 401);
+    let wrong = http
+        .get(format!("{admin}/admin/clients"))
+        .bearer_auth("admin-token-for-tests-0123456789abcdeX")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(wrong.status().as_u16(), 401);
+    // The OAuth listener does not route admin calls.
+    let leaked = http
+        .get(server.url("/admin/clients"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(leaked.status().as_u16(), 404);
+
+    let (status, created) = call(
+        reqwest::Method::POST,
+        "/admin/clients",
+        Some(serde_json::json!({
+            "name": "API-made",
+            "grant_types": ["client_credentials", "password", "refresh_token"],
+            "scope": "read write",
+        })),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let client = common::CliClient {
+        id: created["client_id"].as_str().expect("id").to_owned(),
+        secret: created["client_secret"]
+            .as_str()
+            .expect("secret")
+            .to_owned(),
+    };
+    let (status, bad) = call(
+        reqwest::Method::POST,
+        "/admin/clients",
+        Some(serde_json::json!({ "name": "x", "grant_types": ["telepathy"] })),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, bad) = call(
+        reqwest::Method::POST,
+        "/admin/clients",
+        Some(serde_json::json!({ "nom": "x" })),
+    )
+    .await;
+    assert_eq!(status, 400, "{bad}");
+    let (status, shown) = call(
+        reqwest::Method::GET,
+        &format!("/admin/clients/{}", client.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["name"], "API-made");
+    assert!(shown.get("client_secret").is_none());
+    let (status, listed) = call(reqwest::Method::GET, "/admin/clients", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(listed.as_array().map(Vec::len), Some(1));
+
+    let (status, user) = call(
+        reqwest::Method::POST,
+        "/admin/users",
+        Some(serde_json::json!({ "username": "bob", "password": "first pass" })),
+    )
+    .await;
+    assert_eq!(status, 201, "{user}");
+    let (status, _) = call(
+        reqwest::Method::POST,
+        "/admin/users",
+        Some(serde_json::json!({ "username": "bob", "password": "again" })),
+    )
+    .await;
+    assert_eq!(status, 409);
+    let (status, _) = call(
+        reqwest::Method::PUT,
+        "/admin/users/bob/password",
+        Some(serde_json::json!({ "password": "second pass" })),
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _, tokens) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=password&username=bob&password=second+pass",
+    )
+    .await;
+    assert_eq!(status, 200, "{tokens}");
+    let access = tokens["access_token"].as_str().expect("access").to_owned();
+    let refresh = tokens["refresh_token"]
+        .as_str()
+        .expect("refresh")
+        .to_owned();
+
+    let (status, described) = call(
+        reqwest::Method::POST,
+        "/admin/tokens/introspect",
+        Some(serde_json::json!({ "token": access })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(described["active"], true);
+    assert_eq!(described["username"], "bob");
+    let (status, revoked) = call(
+        reqwest::Method::POST,
+        "/admin/tokens/revoke",
+        Some(serde_json::json!({ "token": refresh })),
+    )
+    .await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        revoked["revoked"], 2,
+        "the refresh token takes its access token"
+    );
+    let (_, described) = call(
+        reqwest::Method::POST,
+        "/admin/tokens/introspect",
+        Some(serde_json::json!({ "token": access })),
+    )
+    .await;
+    assert_eq!(described["active"], false);
+
+    let (status, _) = call(reqwest::Method::DELETE, "/admin/users/bob", None).await;
+    assert_eq!(status, 204);
+    let (status, _) = call(reqwest::Method::DELETE, "/admin/users/bob", None).await;
+    assert_eq!(status, 404);
+    let (status, _) = call(
+        reqwest::Method::DELETE,
+        &format!("/admin/clients/{}", client.id),
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _, _) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 401, "a deleted client is gone at once");
+
+    // The OpenAPI document describes every route, without authentication.
+    let doc: serde_json::Value = http
+        .get(format!("{admin}/openapi.json"))
+        .send()
+        .await
+        .expect("answer")
+        .json()
+        .await
+        .expect("JSON");
+    assert!(doc["openapi"].as_str().is_some_and(|v| v.starts_with("3.")));
+    for path in [
+        "/admin/clients",
+        "/admin/clients/{id}",
+        "/admin/users",
+        "/admin/users/{username}/password",
+        "/admin/tokens/revoke",
+        "/admin/tokens/introspect",
+    ] {
+        assert!(doc["paths"].get(path).is_some(), "{path} missing");
+    }
+
+    // The audit trail has the admin changes; no log line has a secret of any kind.
+    drop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    for action in [
+        "client_created",
+        "user_added",
+        "user_password_changed",
+        "user_deleted",
+        "client_deleted",
+    ] {
+        assert!(log.contains(action), "{action} not audited");
+    }
+    for secret in [
+        ADMIN_TOKEN,
+        client.secret.as_str(),
+        "first pass",
+        "second pass",
+        "second+pass",
+        access.as_str(),
+        refresh.as_str(),
+    ] {
+        assert!(!log.contains(secret), "a secret reached the log");
+    }
+}
+
+#[test]
+fn config_show_prints_effective_settings_without_secrets() {
+    let dir = data_dir();
+    let out = {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_latchkey"));
+        cmd.args(["--data-dir"])
+            .arg(dir.path())
+            .args(["config", "show"])
+            .env("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN)
+            .env(
+                "LATCHKEY_STORE__URL",
+                "postgres://latchkey:pg-secret@db:5432/auth",
+            )
+            .env("LATCHKEY_TOKENS__ACCESS_TTL", "120");
+        cmd.output().expect("runs")
+    };
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).expect("utf-8");
+    assert!(text.contains("access_ttl = 120"), "{text}");
+    assert!(
+        text.contains("postgres://latchkey:<redacted>@db:5432/auth"),
+        "{text}"
+    );
+    assert!(
+        !text.contains(ADMIN_TOKEN) && !text.contains("pg-secret"),
+        "{text}"
+    );
+}
