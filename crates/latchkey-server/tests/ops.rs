@@ -719,3 +719,102 @@ fn config_show_prints_effective_settings_without_secrets() {
         "{text}"
     );
 }
+
+#[tokio::test]
+async fn a_client_over_its_rate_gets_429_with_retry_after() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &[]);
+    let other = create_client(dir.path(), &[]);
+    let server = start(
+        dir.path(),
+        &[
+            ("LATCHKEY_LIMITS__PER_CLIENT", "3".into()),
+            ("LATCHKEY_LIMITS__WINDOW", "60".into()),
+        ],
+    );
+    let http = reqwest::Client::new();
+    for _ in 0..3 {
+        let (status, _, _) = post_token(
+            &http,
+            &server,
+            Some(&client.basic()),
+            "grant_type=client_credentials",
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    let (status, headers, body) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 429, "{body}");
+    assert_eq!(body["error"], "temporarily_unavailable");
+    let wait: u64 = headers["retry-after"]
+        .to_str()
+        .expect("ascii")
+        .parse()
+        .expect("seconds");
+    assert!((1..=60).contains(&wait));
+    assert_eq!(headers["cache-control"], "no-store");
+    // Another client keeps its own budget.
+    let (status, _, _) = post_token(
+        &http,
+        &server,
+        Some(&other.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 200);
+}
+
+/// With `limits.store` on Redis, failures seen by one node count on another.
+#[tokio::test]
+async fn failure_counts_in_redis_are_shared_by_two_nodes() {
+    let Ok(redis) = std::env::var("LATCHKEY_TEST_REDIS") else {
+        eprintln!("skipped: set LATCHKEY_TEST_REDIS to run the shared-counter test");
+        return;
+    };
+    let prefix = format!(
+        "latchkey-ops-test-{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_nanos()
+    );
+    let env = vec![
+        ("LATCHKEY_LIMITS__STORE", redis),
+        ("LATCHKEY_STORE__KEY_PREFIX", prefix),
+        ("LATCHKEY_LIMITS__LOGIN_MAX_FAILURES_PER_IP", "2".into()),
+        ("LATCHKEY_LIMITS__LOGIN_SLOW_AFTER", "100".into()),
+    ];
+    let (dir_a, dir_b) = (data_dir(), data_dir());
+    let flags = ["--grant-type", "password", "--id", "shared-app"];
+    let client = create_client(dir_a.path(), &flags);
+    // Each node has its own embedded store, with a client of the same id.
+    let client_b = create_client(dir_b.path(), &flags);
+    let node_a = start(dir_a.path(), &env);
+    let node_b = start(dir_b.path(), &env);
+    let http = reqwest::Client::new();
+    for _ in 0..2 {
+        let (status, _, _) = post_token(
+            &http,
+            &node_a,
+            Some(&client.basic()),
+            "grant_type=password&username=nobody&password=guess",
+        )
+        .await;
+        assert_eq!(status, 400);
+    }
+    let (status, headers, _) = post_token(
+        &http,
+        &node_b,
+        Some(&client_b.basic()),
+        "grant_type=password&username=someone-else&password=guess",
+    )
+    .await;
+    assert_eq!(status, 429, "node B saw node A's failures");
+    assert!(headers.contains_key("retry-after"));
+}
