@@ -505,6 +505,28 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_settings_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Settings")
+            .nth(1)
+            .expect("README has a Settings section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("latchkey.toml", example)?;
+            let s = Settings::load(None, &Overrides::default()).expect("the example loads");
+            assert_eq!(s.shutdown_grace, 10);
+            assert_eq!(s.limits.login_window, 900);
+            assert_eq!(s.admin.listen.as_deref(), Some("127.0.0.1:8081"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn explicit_config_file_must_exist() {
         assert!(
             Settings::load(
