@@ -1,0 +1,886 @@
+#!/usr/bin/env python3
+"""Latchkey benchmark harness: `python3 bench/run.py` (see BENCHMARKS.md).
+
+Builds in release, then for each path starts a server on a fresh data directory pinned to
+one core, drives it with `wrk` (one thread, 64 connections, Lua scripts in bench/lua) pinned
+to another core, and prints requests/s, p50/p99 latency, server CPU per request (utime+stime
+deltas from /proc/<pid>/stat), server RSS, and the ratio to a baseline: a bare axum handler
+(bench-baseline) answering a JSON body of the size of a real token response, measured in the
+same run. Then the growth runs (10^3, 10^5, 10^6 live tokens seeded directly into the store),
+the durability crash test (SIGKILL under load, then every acknowledged token must be on
+disk), the bounded-store check, and start-up time and idle RSS.
+
+Results go to bench/results/latest.{json,md} and bench/results/chart.svg, and the tables
+replace the part of BENCHMARKS.md between the `results` markers.
+
+Needs: wrk (`apt-get install -y wrk`), taskset, sqlite3, psql, redis-cli; PostgreSQL and
+Redis on 127.0.0.1 (a database `latchkey_bench` is dropped and created; Redis keys go to
+database 15 under the prefix `latchkey-bench:` and are removed afterwards).
+"""
+
+import argparse
+import base64
+import datetime
+import hashlib
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LUA = os.path.join(ROOT, "bench", "lua")
+RESULTS = os.path.join(ROOT, "bench", "results")
+TARGET = os.environ.get("CARGO_TARGET_DIR", os.path.join(ROOT, "target"))
+RELEASE = os.path.join(TARGET, "release")
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+ADMIN_TOKEN = "bench-admin-token-0123456789abcdef0123456789"
+PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
+PG_BENCH = "postgres://postgres@127.0.0.1:5432/latchkey_bench"
+REDIS_URL = "redis://127.0.0.1:6379/15"
+REDIS_PREFIX = "latchkey-bench"
+USER, PASSWORD = "bench-user", "bench-password-123"
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- processes and /proc
+
+
+def cpu_ticks(pid):
+    """utime + stime of the whole process (all threads), in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def rss_kib(pid, key="VmRSS"):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def dir_bytes(path):
+    total = 0
+    for dirpath, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(dirpath, name))
+            except OSError:
+                pass
+    return total
+
+
+class Server:
+    """A server process pinned to the server core; `lines` are its stdout lines."""
+
+    def __init__(self, name, argv, env, core, ready_pattern, workdir):
+        self.name = name
+        self.lines = []
+        self.stderr_path = os.path.join(workdir, f"{name}.stderr")
+        self.stderr = open(self.stderr_path, "wb")
+        full_env = dict(os.environ)
+        full_env.update(env)
+        started = time.monotonic()
+        self.proc = subprocess.Popen(
+            ["taskset", "-c", str(core)] + argv,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            env=full_env,
+            text=True,
+        )
+        self.pid = self.proc.pid
+        ready = threading.Event()
+
+        def reader():
+            for line in self.proc.stdout:
+                self.lines.append(line.rstrip("\n"))
+                if re.search(ready_pattern, line):
+                    ready.set()
+            ready.set()
+
+        threading.Thread(target=reader, daemon=True).start()
+        if not ready.wait(600) or self.proc.poll() is not None:
+            self.stop()
+            raise RuntimeError(f"{name} did not start: {self.tail()}")
+        self.startup_ms = (time.monotonic() - started) * 1000.0
+        self.base = self.find(r"(http://[0-9.:]+)", ready_pattern)
+
+    def find(self, regex, line_pattern=None):
+        for line in self.lines:
+            if line_pattern is None or re.search(line_pattern, line):
+                m = re.search(regex, line)
+                if m:
+                    return m.group(1)
+        return None
+
+    def tail(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read()[-2000:].decode(errors="replace")
+        except OSError:
+            return ""
+
+    def rss_mib(self):
+        return rss_kib(self.pid) / 1024.0
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.stderr.close()
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+
+def http(method, url, body=None, headers=None, timeout=30):
+    data = None
+    headers = dict(headers or {})
+    if isinstance(body, dict):
+        data = urllib.parse.urlencode(body).encode()
+        headers.setdefault("Content-Type", "application/x-www-form-urlencoded")
+    elif isinstance(body, (bytes, str)):
+        data = body.encode() if isinstance(body, str) else body
+    req = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            return resp.status, resp.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+
+
+def basic(client_id, secret):
+    q = urllib.parse.quote
+    raw = f"{q(client_id, safe='')}:{q(secret, safe='')}".encode()
+    return base64.b64encode(raw).decode()
+
+
+def admin_json(server, path, payload):
+    admin = server.find(r"(http://[0-9.:]+)", "admin API on")
+    status, body = http(
+        "POST",
+        admin + path,
+        json.dumps(payload),
+        {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/json"},
+    )
+    if status not in (200, 201):
+        raise RuntimeError(f"admin {path}: {status} {body[:300]!r}")
+    return json.loads(body) if body else {}
+
+
+def token(base, b64, form):
+    status, body = http("POST", base + "/token", form, {"Authorization": "Basic " + b64})
+    if status != 200:
+        raise RuntimeError(f"/token {form.get('grant_type')}: {status} {body[:300]!r}")
+    return json.loads(body), len(body)
+
+
+def wait_http(url, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if http("GET", url, timeout=2)[0] == 200:
+                return True
+        except OSError:
+            time.sleep(0.005)
+    return False
+
+
+# ---------------------------------------------------------------- load
+
+
+def parse_duration_ms(text):
+    m = re.match(r"([0-9.]+)(us|ms|s|m)", text)
+    if not m:
+        return None
+    value, unit = float(m.group(1)), m.group(2)
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def run_wrk(cfg, server, url, script, env, connections=None):
+    """Runs wrk against `url`; returns its figures plus the server's CPU and RSS."""
+    connections = connections or cfg.connections
+    full_env = dict(os.environ)
+    full_env.update(env)
+    argv = [
+        "taskset", "-c", str(cfg.load_core), "wrk", "-t1", f"-c{connections}",
+        f"-d{cfg.duration}s", "--latency", "--timeout", "10s",
+        "-s", os.path.join(LUA, script), url,
+    ]
+    before = cpu_ticks(server.pid)
+    t0 = time.monotonic()
+    out = subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
+    wall = time.monotonic() - t0
+    after = cpu_ticks(server.pid)
+    text = out.stdout
+    res = {"connections": connections, "wall_s": round(wall, 2)}
+    m = re.search(r"(\d+) requests in ([0-9.]+)(ms|s|m)", text)
+    res["requests"] = int(m.group(1)) if m else 0
+    m = re.search(r"Requests/sec:\s+([0-9.]+)", text)
+    res["rps"] = float(m.group(1)) if m else 0.0
+    for pct in ("50", "99"):
+        m = re.search(rf"^\s+{pct}(?:\.000)?%\s+(\S+)", text, re.M)
+        res[f"p{pct}_ms"] = parse_duration_ms(m.group(1)) if m else None
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    res["non2xx"] = int(m.group(1)) if m else 0
+    m = re.search(r"Socket errors: (.*)", text)
+    res["socket_errors"] = m.group(1).strip() if m else ""
+    cpu_s = (after - before) / CLK_TCK
+    res["cpu_s"] = cpu_s
+    res["cpu_us_per_req"] = cpu_s * 1e6 / res["requests"] if res["requests"] else None
+    res["rss_mib"] = round(server.rss_mib(), 1)
+    if out.returncode != 0 or res["requests"] == 0:
+        res["error"] = (out.stderr or text)[-500:]
+    return res
+
+
+# ---------------------------------------------------------------- servers
+
+
+def latchkey_env(data_dir, extra=None):
+    env = {
+        "LATCHKEY_LIMITS__PER_CLIENT": "0",
+        "LATCHKEY_LIMITS__PER_IP": "0",
+        "LATCHKEY_ADMIN__LISTEN": "127.0.0.1:0",
+        "LATCHKEY_ADMIN__TOKEN": ADMIN_TOKEN,
+        "LATCHKEY_SCOPES__AVAILABLE": "[read, write]",
+        "LATCHKEY_SCOPES__DEFAULT": "[read]",
+        "TOKIO_WORKER_THREADS": "1",
+    }
+    env.update(extra or {})
+    return env
+
+
+def start_latchkey(cfg, name, data_dir, extra_env=None):
+    os.makedirs(data_dir, exist_ok=True)
+    argv = [os.path.join(RELEASE, "latchkey"), "serve", "--listen", "127.0.0.1:0",
+            "--data-dir", data_dir]
+    return Server(name, argv, latchkey_env(data_dir, extra_env), cfg.server_core,
+                  r"latchkey listening on", cfg.workdir)
+
+
+def setup_clients(server):
+    """A confidential client for the token paths, a public one for the code flow, a user."""
+    conf = admin_json(server, "/admin/clients", {
+        "name": "bench", "grant_types": ["client_credentials", "refresh_token", "password"],
+    })
+    public = admin_json(server, "/admin/clients", {
+        "name": "bench app", "public": True,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "redirect_uris": ["http://127.0.0.1/callback"],
+    })
+    admin_json(server, "/admin/users", {"username": USER, "password": PASSWORD})
+    return {
+        "client_id": conf["client_id"],
+        "secret": conf["client_secret"],
+        "basic": basic(conf["client_id"], conf["client_secret"]),
+        "public_id": public["client_id"],
+    }
+
+
+def refresh_file(cfg, server, creds, count):
+    """`count` refresh tokens from the password grant, one per line."""
+    path = os.path.join(cfg.workdir, f"refresh-{server.name}.txt")
+    with open(path, "w") as f:
+        for _ in range(count):
+            body, _ = token(server.base, creds["basic"], {
+                "grant_type": "password", "username": USER, "password": PASSWORD,
+            })
+            f.write(body["refresh_token"] + "\n")
+    return path
+
+
+def start_baseline(cfg, size):
+    argv = [os.path.join(RELEASE, "bench-baseline"), "--listen", "127.0.0.1:0",
+            "--body-size", str(size)]
+    return Server("baseline", argv, {"TOKIO_WORKER_THREADS": "1"}, cfg.server_core,
+                  r"listening on", cfg.workdir)
+
+
+def start_guard(cfg, seed, ttl=3600):
+    argv = [os.path.join(RELEASE, "bench-guard"), "--listen", "127.0.0.1:0",
+            "--seed", str(seed), "--access-ttl", str(ttl)]
+    s = Server(f"guard-{seed}", argv, {"TOKIO_WORKER_THREADS": "1"}, cfg.server_core,
+               r"listening on", cfg.workdir)
+    cid = s.find(r"client_id=(\S+)")
+    secret = s.find(r"client_secret=(\S+)")
+    s.creds = {"client_id": cid, "secret": secret, "basic": basic(cid, secret)}
+    return s
+
+
+# ---------------------------------------------------------------- seeding
+
+
+def seed_sqlite(cfg, data_dir, n):
+    """Runs `latchkey migrate`, then inserts `n` live access tokens in one transaction."""
+    env = dict(os.environ)
+    env.update(latchkey_env(data_dir))
+    subprocess.run([os.path.join(RELEASE, "latchkey"), "migrate", "--data-dir", data_dir],
+                   env=env, check=True, capture_output=True)
+    db = os.path.join(data_dir, "latchkey.db")
+    t0 = time.monotonic()
+    sql = f"""
+PRAGMA journal_mode=WAL;
+BEGIN;
+WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < {n})
+INSERT INTO tokens (digest, kind, client_id, scope, grant_type, family, issued_at, expires_at)
+SELECT randomblob(32), 'access_token', 'seeded-client', 'read', 'client_credentials',
+       lower(hex(randomblob(16))), unixepoch(), unixepoch() + 86400 FROM c;
+COMMIT;
+PRAGMA wal_checkpoint(TRUNCATE);
+"""
+    subprocess.run(["sqlite3", db], input=sql, text=True, check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
+def psql(url, sql):
+    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+                          capture_output=True, text=True, check=True).stdout.strip()
+
+
+def reset_pg():
+    psql(PG_ADMIN, "DROP DATABASE IF EXISTS latchkey_bench WITH (FORCE)")
+    psql(PG_ADMIN, "CREATE DATABASE latchkey_bench")
+
+
+def clean_redis():
+    keys = subprocess.run(["redis-cli", "-n", "15", "--scan", "--pattern", f"{REDIS_PREFIX}:*"],
+                          capture_output=True, text=True, check=False).stdout.split()
+    for i in range(0, len(keys), 1000):
+        subprocess.run(["redis-cli", "-n", "15", "unlink"] + keys[i:i + 1000],
+                       capture_output=True, check=False)
+
+
+# ---------------------------------------------------------------- the runs
+
+
+def row(path, store, res, note=""):
+    r = dict(res)
+    r.update({"path": path, "store": store, "note": note})
+    log(f"  {path:<34} {store:<14} {r['rps']:>9.0f} req/s  p50 {fmt(r['p50_ms'])} ms"
+        f"  p99 {fmt(r['p99_ms'])} ms  cpu {fmt(r['cpu_us_per_req'])} us/req"
+        f"  rss {r['rss_mib']} MiB  non2xx {r['non2xx']} {r.get('error', '')}")
+    return r
+
+
+def fmt(v, digits=2):
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def token_paths(cfg, store_label, extra_env, results, refresh=True, introspect=True,
+                flow=False):
+    """client_credentials (and refresh, introspection, the code flow) on one store."""
+    data_dir = os.path.join(cfg.workdir, f"data-{store_label}")
+    s = start_latchkey(cfg, store_label, data_dir, extra_env)
+    try:
+        creds = setup_clients(s)
+        body, size = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+        env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+        results.append(row("client_credentials", store_label,
+                           run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)))
+        if introspect:
+            results.append(row("introspection", store_label,
+                               run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)))
+        if refresh:
+            env["BENCH_REFRESH_FILE"] = refresh_file(cfg, s, creds, cfg.connections + 8)
+            results.append(row("refresh (rotating)", store_label,
+                               run_wrk(cfg, s, s.base + "/token", "refresh.lua", env)))
+        if flow:
+            results.append(row("authorization code + PKCE flow", store_label,
+                               run_flow(cfg, s, creds)))
+        return size, s.rss_mib()
+    finally:
+        s.stop()
+
+
+def run_flow(cfg, server, creds):
+    argv = ["taskset", "-c", str(cfg.load_core), os.path.join(RELEASE, "bench-flow"),
+            "--base", server.base, "--client-id", creds["public_id"], "--username", USER,
+            "--password", PASSWORD, "--connections", str(cfg.flow_connections),
+            "--duration", str(cfg.duration)]
+    before = cpu_ticks(server.pid)
+    out = subprocess.run(argv, capture_output=True, text=True, check=False)
+    after = cpu_ticks(server.pid)
+    try:
+        data = json.loads(out.stdout.strip().splitlines()[-1])
+    except (IndexError, json.JSONDecodeError):
+        data = {"flows": 0, "flows_per_sec": 0.0, "errors": -1, "last_error": out.stderr[-300:]}
+    cpu_s = (after - before) / CLK_TCK
+    res = {
+        "connections": cfg.flow_connections, "requests": data["flows"],
+        "rps": data["flows_per_sec"], "p50_ms": data.get("p50_ms"),
+        "p99_ms": data.get("p99_ms"), "non2xx": data.get("errors", 0), "socket_errors": "",
+        "cpu_s": cpu_s, "cpu_us_per_req": cpu_s * 1e6 / data["flows"] if data["flows"] else None,
+        "rss_mib": round(server.rss_mib(), 1), "unit": "flows/s (5 requests each)",
+    }
+    if data.get("errors"):
+        res["error"] = data.get("last_error", "")
+    return res
+
+
+def guard_paths(cfg, results, seed=1000, store_label="memory (in-process)"):
+    s = start_guard(cfg, seed)
+    try:
+        creds = s.creds
+        body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+        env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+        out = {}
+        out["guard"] = row("bearer guard (in-process)", store_label,
+                           run_wrk(cfg, s, s.base + "/api/whoami", "guard.lua", env))
+        results.append(out["guard"])
+        return s, env, out
+    except Exception:
+        s.stop()
+        raise
+
+
+def crash_test(cfg):
+    """SIGKILLs the embedded-store server under client_credentials load; every token wrk
+    received must be in the database afterwards."""
+    data_dir = os.path.join(cfg.workdir, "data-crash")
+    s = start_latchkey(cfg, "crash", data_dir)
+    creds = setup_clients(s)
+    ack = os.path.join(cfg.workdir, "acked.txt")
+    open(ack, "w").close()
+    env = dict(os.environ)
+    env.update({"BENCH_BASIC": creds["basic"], "BENCH_ACK_FILE": ack})
+    load = subprocess.Popen(
+        ["taskset", "-c", str(cfg.load_core), "wrk", "-t1", f"-c{cfg.connections}",
+         "-d4s", "--timeout", "10s", "-s", os.path.join(LUA, "crash.lua"), s.base + "/token"],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(2.0)
+    os.kill(s.pid, signal.SIGKILL)
+    s.proc.wait()
+    s.stderr.close()
+    load.communicate()
+    with open(ack) as f:
+        acked = [line.strip() for line in f if line.strip()]
+    # Open the database as the next start would (recovering the WAL), read-only otherwise.
+    db = sqlite3.connect(os.path.join(data_dir, "latchkey.db"))
+    stored = {bytes(r[0]) for r in db.execute("SELECT digest FROM tokens")}
+    db.close()
+    missing = [t for t in acked if hashlib.sha256(t.encode()).digest() not in stored]
+    # And the server starts again on the same directory, with an acknowledged token working.
+    s2 = start_latchkey(cfg, "crash-restart", data_dir)
+    try:
+        status, body = http("POST", s2.base + "/introspect", {"token": acked[-1]} if acked else {},
+                            {"Authorization": "Basic " + creds["basic"]})
+        active = status == 200 and json.loads(body).get("active") is True
+    finally:
+        s2.stop()
+    res = {"acknowledged": len(acked), "stored_rows": len(stored), "missing": len(missing),
+           "last_acked_active_after_restart": active}
+    log(f"  crash test: {res}")
+    return res
+
+
+def bounded_test(cfg):
+    """Constant client_credentials load with a 2 s access-token TTL: the store must stop
+    growing once tokens expire as fast as they are issued."""
+    out = {}
+    short = {"LATCHKEY_TOKENS__ACCESS_TTL": "2"}
+    for label, extra in (("embedded (SQLite)", {}), ("memory", {"LATCHKEY_STORE__URL": "memory:"})):
+        env_extra = dict(short)
+        env_extra.update(extra)
+        data_dir = os.path.join(cfg.workdir, f"data-bounded-{len(out)}")
+        s = start_latchkey(cfg, f"bounded-{len(out)}", data_dir, env_extra)
+        try:
+            creds = setup_clients(s)
+            samples = []
+            for _ in range(cfg.bounded_rounds):
+                r = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua",
+                            {"BENCH_BASIC": creds["basic"]})
+                sample = {"issued": r["requests"], "rss_mib": s.rss_mib(),
+                          "disk_mib": dir_bytes(data_dir) / 2**20}
+                if "SQLite" in label:
+                    db = sqlite3.connect(os.path.join(data_dir, "latchkey.db"))
+                    sample["rows"] = db.execute("SELECT count(*) FROM tokens").fetchone()[0]
+                    db.close()
+                samples.append(sample)
+            out[label] = samples
+            log(f"  bounded {label}: {samples}")
+        finally:
+            s.stop()
+    return out
+
+
+def growth(cfg, sizes, results):
+    """The token paths with 10^3..10^6 live tokens seeded directly into the store."""
+    out = []
+    for n in sizes:
+        # Embedded store: seeded with SQL before the server starts.
+        data_dir = os.path.join(cfg.workdir, f"data-growth-{n}")
+        seed_s = seed_sqlite(cfg, data_dir, n)
+        disk = dir_bytes(data_dir)
+        s = start_latchkey(cfg, f"growth-sqlite-{n}", data_dir)
+        try:
+            creds = setup_clients(s)
+            body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+            env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+            idle = s.rss_mib()
+            cc = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)
+            intro = run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)
+        finally:
+            s.stop()
+        out.append({"store": "embedded (SQLite)", "tokens": n, "seed_s": round(seed_s, 2),
+                    "disk_mib": disk / 2**20, "idle_rss_mib": idle,
+                    "client_credentials": cc, "introspection": intro})
+        log(f"  growth sqlite {n}: cc {cc['rps']:.0f}/s {fmt(cc['cpu_us_per_req'])} us, "
+            f"introspect {intro['rps']:.0f}/s, disk {disk / 2**20:.1f} MiB")
+        # Memory store: seeded in-process by bench-guard.
+        t0 = time.monotonic()
+        g = start_guard(cfg, n)
+        seed_g = time.monotonic() - t0
+        try:
+            body, _ = token(g.base, g.creds["basic"], {"grant_type": "client_credentials"})
+            env = {"BENCH_BASIC": g.creds["basic"], "BENCH_TOKEN": body["access_token"]}
+            idle = g.rss_mib()
+            guard = run_wrk(cfg, g, g.base + "/api/whoami", "guard.lua", env)
+            intro = run_wrk(cfg, g, g.base + "/introspect", "introspect.lua", env)
+            cc = run_wrk(cfg, g, g.base + "/token", "client_credentials.lua", env)
+        finally:
+            g.stop()
+        out.append({"store": "memory (in-process)", "tokens": n, "seed_s": round(seed_g, 2),
+                    "idle_rss_mib": idle, "guard": guard, "introspection": intro,
+                    "client_credentials": cc})
+        log(f"  growth memory {n}: guard {guard['rps']:.0f}/s, introspect {intro['rps']:.0f}/s, "
+            f"cc {cc['rps']:.0f}/s, rss {idle:.1f} MiB")
+    return out
+
+
+def profile(cfg):
+    """A flat `perf` profile of the server (by shared object and by symbol) during
+    client_credentials on the memory and the embedded store: bench/results/profile-*.txt."""
+    out = {}
+    for label, extra in (("memory", {"LATCHKEY_STORE__URL": "memory:"}), ("sqlite", {})):
+        data_dir = os.path.join(cfg.workdir, f"data-profile-{label}")
+        s = start_latchkey(cfg, f"profile-{label}", data_dir, extra)
+        perf_data = os.path.join(cfg.workdir, f"perf-{label}.data")
+        try:
+            creds = setup_clients(s)
+            rec = subprocess.Popen(["perf", "record", "-F", "1999", "-o", perf_data, "-p",
+                                    str(s.pid)], stdout=subprocess.DEVNULL,
+                                   stderr=subprocess.DEVNULL)
+            run_wrk(cfg, s, s.base + "/token", "client_credentials.lua",
+                    {"BENCH_BASIC": creds["basic"]})
+            rec.send_signal(signal.SIGINT)
+            rec.wait(60)
+        finally:
+            s.stop()
+        text = []
+        for sort in ("dso", "symbol"):
+            rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
+                                  "--sort", sort, "--percent-limit", "0.7"],
+                                 capture_output=True, text=True, check=False).stdout
+            text.append("\n".join(l for l in rep.splitlines() if l and not l.startswith("#")))
+        path = os.path.join(RESULTS, f"profile-{label}.txt")
+        os.makedirs(RESULTS, exist_ok=True)
+        with open(path, "w") as f:
+            f.write(f"perf, client_credentials on the {label} store, by shared object:\n"
+                    + text[0] + "\n\nby symbol:\n" + text[1] + "\n")
+        out[label] = os.path.relpath(path, ROOT)
+        log(f"  profile {label}: {path}")
+    return out
+
+
+def startup(cfg):
+    """Start-up time (spawn to `/healthz` answering) and idle RSS, fresh and existing dir."""
+    out = {}
+    data_dir = os.path.join(cfg.workdir, "data-startup")
+    for label in ("fresh data dir (creates and migrates the database)", "existing data dir"):
+        times = []
+        for i in range(3 if label.startswith("existing") else 1):
+            t0 = time.monotonic()
+            s = start_latchkey(cfg, f"startup-{len(out)}-{i}", data_dir)
+            ok = wait_http(s.base + "/healthz")
+            times.append((time.monotonic() - t0) * 1000.0)
+            time.sleep(0.5)
+            rss = s.rss_mib()
+            s.stop()
+            if not ok:
+                raise RuntimeError("healthz never answered")
+        out[label] = {"startup_ms": round(min(times), 1), "idle_rss_mib": round(rss, 1)}
+    log(f"  start-up: {out}")
+    return out
+
+
+# ---------------------------------------------------------------- report
+
+
+def machine():
+    cpu = "?"
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo") as f:
+        mem = int(f.readline().split()[1]) // 1024
+    kernel = platform.release()
+    return f"{cpu}, {os.cpu_count()} cores, {mem} MiB RAM, Linux {kernel}"
+
+
+def loadavg():
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def table(results, baseline_rps):
+    lines = [
+        "| path | store | requests/s | ratio to baseline | p50 ms | p99 ms | server CPU µs/req "
+        "| server RSS MiB | errors |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        ratio = f"{r['rps'] / baseline_rps * 100:.0f}%" if baseline_rps and r["path"] != "baseline" else "100%" if r["path"] == "baseline" else "-"
+        rps = f"{r['rps']:,.0f}" if r["rps"] >= 100 else f"{r['rps']:.1f}"
+        if r.get("unit"):
+            rps += " flows"
+            ratio = "n/a"
+        errors = r["non2xx"] + (1 if r.get("error") else 0)
+        lines.append(
+            f"| {r['path']} | {r['store']} | {rps} | {ratio} | {fmt(r['p50_ms'])} | "
+            f"{fmt(r['p99_ms'])} | {fmt(r['cpu_us_per_req'], 1)} | {r['rss_mib']} | {errors} |")
+    return "\n".join(lines)
+
+
+def growth_table(rows):
+    lines = [
+        "| store | live tokens | path | requests/s | p99 ms | server CPU µs/req | RSS MiB after | disk MiB |",
+        "|---|---:|---|---:|---:|---:|---:|---:|",
+    ]
+    for g in rows:
+        for path in ("client_credentials", "introspection", "guard"):
+            if path not in g:
+                continue
+            r = g[path]
+            disk = f"{g['disk_mib']:.1f}" if "disk_mib" in g else "-"
+            lines.append(
+                f"| {g['store']} | {g['tokens']:,} | {path} | {r['rps']:,.0f} | {fmt(r['p99_ms'])} | "
+                f"{fmt(r['cpu_us_per_req'], 1)} | {r['rss_mib']} | {disk} |")
+    return "\n".join(lines)
+
+
+def svg_chart(results, baseline_rps, path):
+    """A horizontal bar chart of requests/s per path, with the baseline as a line."""
+    bars = [r for r in results if not r.get("unit")]
+    width, left, bar_h, gap, top = 860, 330, 20, 8, 40
+    height = top + len(bars) * (bar_h + gap) + 40
+    peak = max([r["rps"] for r in bars] + [baseline_rps, 1.0])
+    scale = (width - left - 90) / peak
+    out = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
+        f'font-family="sans-serif" font-size="12">',
+        f'<rect width="{width}" height="{height}" fill="white"/>',
+        f'<text x="10" y="22" font-size="15" font-weight="bold">Latchkey requests/s per path '
+        f'(64 connections; dashed line: baseline axum handler)</text>',
+    ]
+    for i, r in enumerate(bars):
+        y = top + i * (bar_h + gap)
+        w = max(r["rps"] * scale, 1)
+        colour = "#888" if r["path"] == "baseline" else "#2f6db3"
+        label = f"{r['path']} · {r['store']}"
+        ratio = f" ({r['rps'] / baseline_rps * 100:.0f}%)" if baseline_rps and r["path"] != "baseline" else ""
+        out.append(f'<text x="{left - 6}" y="{y + 14}" text-anchor="end">{esc(label)}</text>')
+        out.append(f'<rect x="{left}" y="{y}" width="{w:.1f}" height="{bar_h}" fill="{colour}"/>')
+        out.append(f'<text x="{left + w + 4:.1f}" y="{y + 14}">{r["rps"]:,.0f}{ratio}</text>')
+    bx = left + baseline_rps * scale
+    out.append(f'<line x1="{bx:.1f}" y1="{top - 6}" x2="{bx:.1f}" y2="{height - 30}" '
+               f'stroke="#c33" stroke-dasharray="4 3"/>')
+    out.append(f'<text x="{bx:.1f}" y="{height - 14}" text-anchor="middle" fill="#c33">'
+               f'baseline {baseline_rps:,.0f}/s</text>')
+    out.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(out) + "\n")
+
+
+def esc(s):
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def report_md(data):
+    b = data["baseline_rps"]
+    parts = [
+        f"Measured {data['date']} on {data['machine']}; load average at start "
+        f"{data['load_before']}, at end {data['load_after']}. wrk {data['wrk']}: one thread "
+        f"on core {data['load_core']}, {data['connections']} connections, {data['duration']} s "
+        f"per path; each server alone on core {data['server_core']} with one tokio worker. "
+        f"Token response: {data['token_size']} bytes (the baseline answers the same size).",
+        "",
+        table(data["results"], b),
+        "",
+    ]
+    if data.get("startup"):
+        parts.append("Start-up (spawn until `/healthz` answers) and idle RSS of `latchkey serve`:")
+        parts.append("")
+        for k, v in data["startup"].items():
+            parts.append(f"- {k}: {v['startup_ms']} ms, {v['idle_rss_mib']} MiB")
+        parts.append("")
+    if data.get("crash"):
+        c = data["crash"]
+        parts.append(
+            f"Crash test (embedded store, SIGKILL after 2 s of client_credentials load): "
+            f"{c['acknowledged']} tokens acknowledged, {c['missing']} missing from the "
+            f"database after the kill, {c['stored_rows']} rows stored; the last acknowledged "
+            f"token active after restart: {c['last_acked_active_after_restart']}.")
+        parts.append("")
+    if data.get("growth"):
+        parts.append("Growth (live tokens seeded directly into the store before the run):")
+        parts.append("")
+        parts.append(growth_table(data["growth"]))
+        parts.append("")
+    if data.get("bounded"):
+        parts.append(f"Bounded by expiry (access-token TTL 2 s, {data['bounded_rounds']} rounds "
+                     f"of {data['duration']} s of client_credentials load):")
+        parts.append("")
+        for label, samples in data["bounded"].items():
+            desc = "; ".join(
+                f"after round {i + 1}: {s['issued']} issued, RSS {s['rss_mib']:.1f} MiB, disk "
+                f"{s['disk_mib']:.1f} MiB" + (f", {s['rows']} rows" if "rows" in s else "")
+                for i, s in enumerate(samples))
+            parts.append(f"- {label}: {desc}")
+        parts.append("")
+    return "\n".join(parts)
+
+
+def update_doc(md):
+    doc = os.path.join(ROOT, "BENCHMARKS.md")
+    if not os.path.exists(doc):
+        return
+    with open(doc) as f:
+        text = f.read()
+    start, end = "<!-- results:start -->", "<!-- results:end -->"
+    if start in text and end in text:
+        head, rest = text.split(start, 1)
+        _, tail = rest.split(end, 1)
+        with open(doc, "w") as f:
+            f.write(f"{head}{start}\n{md}\n{end}{tail}")
+
+
+# ---------------------------------------------------------------- main
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=5, help="seconds per path (default 5)")
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--flow-connections", type=int, default=8)
+    ap.add_argument("--growth", default="1000,100000,1000000",
+                    help="live-token counts for the growth runs ('' to skip)")
+    ap.add_argument("--bounded-rounds", type=int, default=3)
+    ap.add_argument("--skip", default="", help="comma list of: build,stores,pg,redis,crash,"
+                                               "bounded,startup,growth,flow")
+    ap.add_argument("--profile", action="store_true",
+                    help="also record perf profiles of client_credentials (needs perf)")
+    ap.add_argument("--no-doc", action="store_true", help="do not update BENCHMARKS.md")
+    cfg = ap.parse_args()
+    skip = set(filter(None, cfg.skip.split(",")))
+    cores = os.cpu_count() or 1
+    cfg.server_core, cfg.load_core = (1, 0) if cores >= 2 else (0, 0)
+    for tool in ("wrk", "taskset", "sqlite3", "psql", "redis-cli"):
+        if not shutil.which(tool):
+            sys.exit(f"bench: {tool} is missing (apt-get install -y wrk sqlite3 "
+                     f"postgresql-client redis-tools)")
+    if "build" not in skip:
+        log("== cargo build --release")
+        subprocess.run(["cargo", "build", "--release", "--bin", "latchkey",
+                        "-p", "latchkey-bench", "--bins"], cwd=ROOT, check=True)
+    cfg.workdir = tempfile.mkdtemp(prefix="latchkey-bench-")
+    data = {
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(), "load_before": loadavg(),
+        "wrk": subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split()[1]
+        if subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout else "?",
+        "connections": cfg.connections, "duration": cfg.duration,
+        "server_core": cfg.server_core, "load_core": cfg.load_core,
+        "bounded_rounds": cfg.bounded_rounds,
+    }
+    results = []
+    try:
+        log("== memory store (latchkey serve, store.url = memory:)")
+        size, _ = token_paths(cfg, "memory", {"LATCHKEY_STORE__URL": "memory:"}, results)
+        data["token_size"] = size
+        log("== baseline")
+        b = start_baseline(cfg, size)
+        try:
+            res = run_wrk(cfg, b, b.base + "/token", "client_credentials.lua",
+                          {"BENCH_BASIC": basic("x", "y")})
+            results.insert(0, row("baseline", "none (bare axum handler)", res))
+            data["baseline_rps"] = res["rps"]
+        finally:
+            b.stop()
+        log("== in-process bearer guard (bench-guard, memory store)")
+        g, env, _ = guard_paths(cfg, results)
+        g.stop()
+        log("== embedded store (latchkey serve, SQLite, durable)")
+        token_paths(cfg, "embedded (SQLite)", {}, results, flow="flow" not in skip)
+        if "pg" not in skip:
+            log("== PostgreSQL")
+            reset_pg()
+            token_paths(cfg, "PostgreSQL", {"LATCHKEY_STORE__URL": PG_BENCH}, results,
+                        refresh=True)
+        if "redis" not in skip:
+            log("== Redis (tokens in Redis, clients in SQLite)")
+            clean_redis()
+            try:
+                token_paths(cfg, "Redis + SQLite", {
+                    "LATCHKEY_STORE__TOKENS_URL": REDIS_URL,
+                    "LATCHKEY_STORE__KEY_PREFIX": REDIS_PREFIX,
+                    "LATCHKEY_TOKENS__ACCESS_TTL": "300",
+                }, results)
+            finally:
+                clean_redis()
+        data["results"] = results
+        if "startup" not in skip:
+            log("== start-up and idle RSS")
+            data["startup"] = startup(cfg)
+        if "crash" not in skip:
+            log("== crash test")
+            data["crash"] = crash_test(cfg)
+        if "bounded" not in skip and cfg.bounded_rounds > 0:
+            log("== bounded by expiry")
+            data["bounded"] = bounded_test(cfg)
+        if cfg.profile:
+            log("== perf profiles")
+            data["profiles"] = profile(cfg)
+        sizes = [int(x) for x in cfg.growth.split(",") if x.strip()]
+        if sizes and "growth" not in skip:
+            log("== growth")
+            data["growth"] = growth(cfg, sizes, results)
+    finally:
+        data["results"] = results
+        data["load_after"] = loadavg()
+        shutil.rmtree(cfg.workdir, ignore_errors=True)
+    os.makedirs(RESULTS, exist_ok=True)
+    md = report_md(data)
+    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+        f.write(md + "\n")
+    svg_chart(results, data.get("baseline_rps", 0.0), os.path.join(RESULTS, "chart.svg"))
+    if not cfg.no_doc:
+        update_doc(md)
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
