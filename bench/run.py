@@ -578,11 +578,10 @@ def profile(cfg):
         try:
             creds = setup_clients(s)
             rec = subprocess.Popen(["perf", "record", "-F", "1999", "-o", perf_data, "-p",
-                                    str(s.pid)], stdout=subprocess.DEVNULL,
-                                   stderr=subprocess.DEVNULL)
+                                    str(s.pid), "--", "sleep", str(cfg.duration)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             run_wrk(cfg, s, s.base + "/token", "client_credentials.lua",
                     {"BENCH_BASIC": creds["basic"]})
-            rec.send_signal(signal.SIGINT)
             rec.wait(60)
         finally:
             s.stop()
@@ -591,7 +590,8 @@ def profile(cfg):
             rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
                                   "--sort", sort, "--percent-limit", "0.7"],
                                  capture_output=True, text=True, check=False).stdout
-            text.append("\n".join(l for l in rep.splitlines() if l and not l.startswith("#")))
+            text.append("\n".join(re.sub(r"\s+-\s+-\s*$", "", l).rstrip()
+                                   for l in rep.splitlines() if l and not l.startswith("#")))
         path = os.path.join(RESULTS, f"profile-{label}.txt")
         os.makedirs(RESULTS, exist_ok=True)
         with open(path, "w") as f:
