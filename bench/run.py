@@ -387,7 +387,7 @@ def fmt(v, digits=2):
 
 
 def token_paths(cfg, store_label, extra_env, results, refresh=True, introspect=True,
-                flow=False):
+                flow=False, audit_off=False):
     """client_credentials (and refresh, introspection, the code flow) on one store."""
     data_dir = os.path.join(cfg.workdir, f"data-{store_label}")
     s = start_latchkey(cfg, store_label, data_dir, extra_env)
@@ -397,6 +397,20 @@ def token_paths(cfg, store_label, extra_env, results, refresh=True, introspect=T
         env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
         results.append(row("client_credentials", store_label,
                            run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)))
+        if audit_off:
+            s.stop()
+            off = dict(extra_env or {})
+            off["LATCHKEY_LOG__FILTER"] = "info,latchkey::audit=warn"
+            s = start_latchkey(cfg, store_label + "-quiet", data_dir + "-quiet", off)
+            creds = setup_clients(s)
+            env["BENCH_BASIC"] = creds["basic"]
+            results.append(row("client_credentials, audit log off", store_label,
+                               run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)))
+            s.stop()
+            s = start_latchkey(cfg, store_label + "-2", data_dir + "-2", extra_env)
+            creds = setup_clients(s)
+            body, size = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+            env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
         if introspect:
             results.append(row("introspection", store_label,
                                run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)))
@@ -410,6 +424,8 @@ def token_paths(cfg, store_label, extra_env, results, refresh=True, introspect=T
         return size, s.rss_mib()
     finally:
         s.stop()
+        for d in (data_dir, data_dir + "-quiet", data_dir + "-2"):
+            shutil.rmtree(d, ignore_errors=True)
 
 
 def run_flow(cfg, server, creds):
@@ -541,6 +557,7 @@ def growth(cfg, sizes, results):
             intro = run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)
         finally:
             s.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
         out.append({"store": "embedded (SQLite)", "tokens": n, "seed_s": round(seed_s, 2),
                     "disk_mib": disk / 2**20, "idle_rss_mib": idle,
                     "client_credentials": cc, "introspection": intro})
@@ -562,8 +579,10 @@ def growth(cfg, sizes, results):
         out.append({"store": "memory (in-process)", "tokens": n, "seed_s": round(seed_g, 2),
                     "idle_rss_mib": idle, "guard": guard, "introspection": intro,
                     "client_credentials": cc})
-        log(f"  growth memory {n}: guard {guard['rps']:.0f}/s, introspect {intro['rps']:.0f}/s, "
-            f"cc {cc['rps']:.0f}/s, rss {idle:.1f} MiB")
+        log(f"  growth memory {n}: guard {guard['rps']:.0f}/s {fmt(guard['cpu_us_per_req'])} us "
+            f"(non-2xx {guard['non2xx']}), introspect {intro['rps']:.0f}/s "
+            f"{fmt(intro['cpu_us_per_req'])} us, cc {cc['rps']:.0f}/s "
+            f"{fmt(cc['cpu_us_per_req'])} us, rss {idle:.1f} MiB")
     return out
 
 
@@ -586,7 +605,7 @@ def profile(cfg):
         finally:
             s.stop()
         text = []
-        for sort in ("dso", "symbol"):
+        for sort in ("comm", "dso", "symbol"):
             rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
                                   "--sort", sort, "--percent-limit", "0.7"],
                                  capture_output=True, text=True, check=False).stdout
@@ -595,8 +614,8 @@ def profile(cfg):
         path = os.path.join(RESULTS, f"profile-{label}.txt")
         os.makedirs(RESULTS, exist_ok=True)
         with open(path, "w") as f:
-            f.write(f"perf, client_credentials on the {label} store, by shared object:\n"
-                    + text[0] + "\n\nby symbol:\n" + text[1] + "\n")
+            f.write(f"perf, client_credentials on the {label} store, by thread:\n" + text[0]
+                    + "\n\nby shared object:\n" + text[1] + "\n\nby symbol:\n" + text[2] + "\n")
         out[label] = os.path.relpath(path, ROOT)
         log(f"  profile {label}: {path}")
     return out
@@ -680,6 +699,30 @@ def growth_table(rows):
     return "\n".join(lines)
 
 
+def per_million(rows):
+    """RSS and disk per million live tokens, from the smallest and largest growth runs."""
+    lines = []
+    for store, key, what in (("memory (in-process)", "idle_rss_mib", "RSS"),
+                             ("embedded (SQLite)", "disk_mib", "disk (database + WAL)"),
+                             ("embedded (SQLite)", "idle_rss_mib", "RSS")):
+        runs = sorted((g for g in rows if g["store"] == store and key in g),
+                      key=lambda g: g["tokens"])
+        if len(runs) < 2 or runs[-1]["tokens"] == runs[0]["tokens"]:
+            continue
+        lo, hi = runs[0], runs[-1]
+        per = (hi[key] - lo[key]) / (hi["tokens"] - lo["tokens"]) * 1e6
+        lines.append(f"- {store}, {what}: {per:.0f} MiB per million live tokens "
+                     f"({lo[key]:.1f} MiB at {lo['tokens']:,}, {hi[key]:.1f} MiB at "
+                     f"{hi['tokens']:,}), {per * 2**20 / 1e6:.0f} bytes per token")
+        for path in ("client_credentials", "introspection", "guard"):
+            if path in lo and path in hi and lo[path]["rps"]:
+                lines.append(f"  - {path}: {hi[path]['rps'] / lo[path]['rps'] * 100:.0f}% of the "
+                             f"requests/s at {lo['tokens']:,}; CPU/req "
+                             f"{fmt(lo[path]['cpu_us_per_req'], 1)} -> "
+                             f"{fmt(hi[path]['cpu_us_per_req'], 1)} µs")
+    return lines + [""] if lines else []
+
+
 def svg_chart(results, baseline_rps, path):
     """A horizontal bar chart of requests/s per path, with the baseline as a line."""
     bars = [r for r in results if not r.get("unit")]
@@ -724,11 +767,14 @@ def report_md(data):
         f"{data['load_before']}, at end {data['load_after']}. wrk {data['wrk']}: one thread "
         f"on core {data['load_core']}, {data['connections']} connections, {data['duration']} s "
         f"per path; each server alone on core {data['server_core']} with one tokio worker. "
-        f"Token response: {data['token_size']} bytes (the baseline answers the same size).",
+        f"Token response: {data.get('token_size', '?')} bytes (the baseline answers the same size).",
         "",
         table(data["results"], b),
         "",
     ]
+    if data.get("errors"):
+        parts.append("Parts that failed in this run: " + "; ".join(data["errors"]))
+        parts.append("")
     if data.get("startup"):
         parts.append("Start-up (spawn until `/healthz` answers) and idle RSS of `latchkey serve`:")
         parts.append("")
@@ -748,6 +794,7 @@ def report_md(data):
         parts.append("")
         parts.append(growth_table(data["growth"]))
         parts.append("")
+        parts.extend(per_million(data["growth"]))
     if data.get("bounded"):
         parts.append(f"Bounded by expiry (access-token TTL 2 s, {data['bounded_rounds']} rounds "
                      f"of {data['duration']} s of client_credentials load):")
@@ -787,8 +834,8 @@ def main():
     ap.add_argument("--growth", default="1000,100000,1000000",
                     help="live-token counts for the growth runs ('' to skip)")
     ap.add_argument("--bounded-rounds", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma list of: build,stores,pg,redis,crash,"
-                                               "bounded,startup,growth,flow")
+    ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,"
+                    "guard,sqlite,flow,pg,redis,startup,crash,bounded,growth")
     ap.add_argument("--profile", action="store_true",
                     help="also record perf profiles of client_credentials (needs perf)")
     ap.add_argument("--no-doc", action="store_true", help="do not update BENCHMARKS.md")
@@ -815,12 +862,26 @@ def main():
         "bounded_rounds": cfg.bounded_rounds,
     }
     results = []
-    try:
-        log("== memory store (latchkey serve, store.url = memory:)")
-        size, _ = token_paths(cfg, "memory", {"LATCHKEY_STORE__URL": "memory:"}, results)
+    data["results"] = results
+    data["errors"] = []
+
+    def section(name, fn):
+        """Runs one part; a failure is reported and recorded, and the other parts still run."""
+        log(f"== {name}")
+        try:
+            return fn()
+        except Exception as e:  # noqa: BLE001 - one broken part must not lose the others
+            log(f"  FAILED: {e!r}")
+            data["errors"].append(f"{name}: {e!r}")
+            return None
+
+    def memory():
+        size, _ = token_paths(cfg, "memory", {"LATCHKEY_STORE__URL": "memory:"}, results,
+                              audit_off=True)
         data["token_size"] = size
-        log("== baseline")
-        b = start_baseline(cfg, size)
+
+    def baseline():
+        b = start_baseline(cfg, data.get("token_size", 120))
         try:
             res = run_wrk(cfg, b, b.base + "/token", "client_credentials.lua",
                           {"BENCH_BASIC": basic("x", "y")})
@@ -828,46 +889,53 @@ def main():
             data["baseline_rps"] = res["rps"]
         finally:
             b.stop()
-        log("== in-process bearer guard (bench-guard, memory store)")
-        g, env, _ = guard_paths(cfg, results)
+
+    def guard():
+        g, _, _ = guard_paths(cfg, results)
         g.stop()
-        log("== embedded store (latchkey serve, SQLite, durable)")
-        token_paths(cfg, "embedded (SQLite)", {}, results, flow="flow" not in skip)
-        if "pg" not in skip:
-            log("== PostgreSQL")
-            reset_pg()
-            token_paths(cfg, "PostgreSQL", {"LATCHKEY_STORE__URL": PG_BENCH}, results,
-                        refresh=True)
-        if "redis" not in skip:
-            log("== Redis (tokens in Redis, clients in SQLite)")
+
+    def postgres():
+        reset_pg()
+        token_paths(cfg, "PostgreSQL", {"LATCHKEY_STORE__URL": PG_BENCH}, results)
+
+    def redis():
+        clean_redis()
+        try:
+            token_paths(cfg, "Redis + SQLite", {
+                "LATCHKEY_STORE__TOKENS_URL": REDIS_URL,
+                "LATCHKEY_STORE__KEY_PREFIX": REDIS_PREFIX,
+                "LATCHKEY_TOKENS__ACCESS_TTL": "300",
+            }, results)
+        finally:
             clean_redis()
-            try:
-                token_paths(cfg, "Redis + SQLite", {
-                    "LATCHKEY_STORE__TOKENS_URL": REDIS_URL,
-                    "LATCHKEY_STORE__KEY_PREFIX": REDIS_PREFIX,
-                    "LATCHKEY_TOKENS__ACCESS_TTL": "300",
-                }, results)
-            finally:
-                clean_redis()
-        data["results"] = results
+
+    try:
+        if "memory" not in skip:
+            section("memory store (latchkey serve, store.url = memory:)", memory)
+        if "baseline" not in skip:
+            section("baseline (bench-baseline)", baseline)
+        if "guard" not in skip:
+            section("in-process bearer guard (bench-guard, memory store)", guard)
+        if "sqlite" not in skip:
+            section("embedded store (latchkey serve, SQLite, durable)",
+                    lambda: token_paths(cfg, "embedded (SQLite)", {}, results,
+                                        flow="flow" not in skip, audit_off=True))
+        if "pg" not in skip:
+            section("PostgreSQL", postgres)
+        if "redis" not in skip:
+            section("Redis (tokens in Redis, clients in SQLite)", redis)
         if "startup" not in skip:
-            log("== start-up and idle RSS")
-            data["startup"] = startup(cfg)
+            data["startup"] = section("start-up and idle RSS", lambda: startup(cfg))
         if "crash" not in skip:
-            log("== crash test")
-            data["crash"] = crash_test(cfg)
+            data["crash"] = section("crash test", lambda: crash_test(cfg))
         if "bounded" not in skip and cfg.bounded_rounds > 0:
-            log("== bounded by expiry")
-            data["bounded"] = bounded_test(cfg)
+            data["bounded"] = section("bounded by expiry", lambda: bounded_test(cfg))
         if cfg.profile:
-            log("== perf profiles")
-            data["profiles"] = profile(cfg)
+            data["profiles"] = section("perf profiles", lambda: profile(cfg))
         sizes = [int(x) for x in cfg.growth.split(",") if x.strip()]
         if sizes and "growth" not in skip:
-            log("== growth")
-            data["growth"] = growth(cfg, sizes, results)
+            data["growth"] = section("growth", lambda: growth(cfg, sizes, results))
     finally:
-        data["results"] = results
         data["load_after"] = loadavg()
         shutil.rmtree(cfg.workdir, ignore_errors=True)
     os.makedirs(RESULTS, exist_ok=True)
