@@ -634,10 +634,12 @@ def startup(cfg):
             times.append((time.monotonic() - t0) * 1000.0)
             time.sleep(0.5)
             rss = s.rss_mib()
+            anon = rss_kib(s.pid, "RssAnon") / 1024.0
             s.stop()
             if not ok:
                 raise RuntimeError("healthz never answered")
-        out[label] = {"startup_ms": round(min(times), 1), "idle_rss_mib": round(rss, 1)}
+        out[label] = {"startup_ms": round(min(times), 1), "idle_rss_mib": round(rss, 1),
+                      "idle_anon_mib": round(anon, 1)}
     log(f"  start-up: {out}")
     return out
 
@@ -701,7 +703,7 @@ def growth_table(rows):
 
 def per_million(rows):
     """RSS and disk per million live tokens, from the smallest and largest growth runs."""
-    lines = []
+    lines, seen = [], set()
     for store, key, what in (("memory (in-process)", "idle_rss_mib", "RSS"),
                              ("embedded (SQLite)", "disk_mib", "disk (database + WAL)"),
                              ("embedded (SQLite)", "idle_rss_mib", "RSS")):
@@ -714,6 +716,9 @@ def per_million(rows):
         lines.append(f"- {store}, {what}: {per:.0f} MiB per million live tokens "
                      f"({lo[key]:.1f} MiB at {lo['tokens']:,}, {hi[key]:.1f} MiB at "
                      f"{hi['tokens']:,}), {per * 2**20 / 1e6:.0f} bytes per token")
+        if store in seen:
+            continue
+        seen.add(store)
         for path in ("client_credentials", "introspection", "guard"):
             if path in lo and path in hi and lo[path]["rps"]:
                 lines.append(f"  - {path}: {hi[path]['rps'] / lo[path]['rps'] * 100:.0f}% of the "
@@ -779,7 +784,9 @@ def report_md(data):
         parts.append("Start-up (spawn until `/healthz` answers) and idle RSS of `latchkey serve`:")
         parts.append("")
         for k, v in data["startup"].items():
-            parts.append(f"- {k}: {v['startup_ms']} ms, {v['idle_rss_mib']} MiB")
+            parts.append(f"- {k}: {v['startup_ms']} ms; RSS {v['idle_rss_mib']} MiB, of which "
+                         f"{v.get('idle_anon_mib', '?')} MiB private (RssAnon), the rest "
+                         f"file-backed pages of the executable")
         parts.append("")
     if data.get("crash"):
         c = data["crash"]
