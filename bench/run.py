@@ -586,24 +586,72 @@ def growth(cfg, sizes, results):
     return out
 
 
+# Where a profile's samples go, by the first pattern a symbol (or its shared object) matches.
+CATEGORIES = [
+    ("kernel: scheduling, wake-ups, thread hand-offs", r"finish_task_switch|schedule|futex|"
+     r"try_to_wake|raw_spin_unlock_irq|__switch_to|enqueue_|dequeue_|pick_next|wake_up"),
+    ("kernel: network (TCP, loopback, epoll)", r"\btcp_|sock|skb|epoll|\bnet_|\bip_|"
+     r"__dev_|loopback|napi|inet|\bsk_|sendto|recvfrom|softirq"),
+    ("kernel: other (syscall entry, files, getrandom)", r"\[k\]"),
+    ("allocation (malloc, free, memmove)", r"malloc|free|_int_|realloc|memmove|memcpy|memset|"
+     r"unlink_chunk|consolidate|__rust_alloc|__rust_dealloc|raw_vec"),
+    ("formatting and logging (tracing, JSON lines)", r"tracing|fmt::|serde_json::ser|"
+     r"Write>::write|write_str|format_escaped|WriteAdaptor"),
+    ("SQLite (sqlx-sqlite, libsqlite3)", r"sqlite|sqlx|Vdbe|Btree|pcache|wal|pager|"
+     r"Pager|Wal"),
+    ("hashing and randomness (sha2, base64, getrandom)", r"sha2|Sha256|base64|getrandom|"
+     r"compress256|chacha"),
+    ("HTTP (hyper, axum, tower, http)", r"hyper|axum|tower|http::|httparse|h1::"),
+    ("async runtime (tokio)", r"tokio"),
+    ("latchkey code and its maps (core, stores, adapter, server)", r"latchkey|btree|hashbrown"),
+    ("other", r"."),
+]
+
+
+def categorize(perf_data):
+    """Sums a perf profile's samples by CATEGORIES; returns (category, percent) pairs."""
+    rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
+                          "--sort", "dso,symbol", "--percent-limit", "0"],
+                         capture_output=True, text=True, check=False).stdout
+    sums = {name: 0.0 for name, _ in CATEGORIES}
+    for line in rep.splitlines():
+        m = re.match(r"\s*([0-9.]+)%\s+(.*)", line)
+        if not m:
+            continue
+        pct, rest = float(m.group(1)), m.group(2)
+        for name, pattern in CATEGORIES:
+            if re.search(pattern, rest):
+                sums[name] += pct
+                break
+    return sorted(((n, p) for n, p in sums.items() if p >= 0.05), key=lambda x: -x[1])
+
+
 def profile(cfg):
-    """A flat `perf` profile of the server (by shared object and by symbol) during
-    client_credentials on the memory and the embedded store: bench/results/profile-*.txt."""
+    """A flat `perf` profile (by thread, by category, by shared object, by symbol) of the
+    server during client_credentials: `latchkey serve` on the memory and on the embedded
+    store, and the library alone (bench-guard). Written to bench/results/profile-*.txt."""
     out = {}
-    for label, extra in (("memory", {"LATCHKEY_STORE__URL": "memory:"}), ("sqlite", {})):
+    for label, extra in (("memory", {"LATCHKEY_STORE__URL": "memory:"}), ("sqlite", {}),
+                         ("library", None)):
         data_dir = os.path.join(cfg.workdir, f"data-profile-{label}")
-        s = start_latchkey(cfg, f"profile-{label}", data_dir, extra)
+        if extra is None:
+            s = start_guard(cfg, 0)
+            creds = s.creds
+        else:
+            s = start_latchkey(cfg, f"profile-{label}", data_dir, extra)
         perf_data = os.path.join(cfg.workdir, f"perf-{label}.data")
         try:
-            creds = setup_clients(s)
+            if extra is not None:
+                creds = setup_clients(s)
             rec = subprocess.Popen(["perf", "record", "-F", "1999", "-o", perf_data, "-p",
                                     str(s.pid), "--", "sleep", str(cfg.duration)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            run_wrk(cfg, s, s.base + "/token", "client_credentials.lua",
-                    {"BENCH_BASIC": creds["basic"]})
+            res = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua",
+                          {"BENCH_BASIC": creds["basic"]})
             rec.wait(60)
         finally:
             s.stop()
+        cats = categorize(perf_data)
         text = []
         for sort in ("comm", "dso", "symbol"):
             rep = subprocess.run(["perf", "report", "-i", perf_data, "--stdio", "--no-children",
@@ -611,12 +659,17 @@ def profile(cfg):
                                  capture_output=True, text=True, check=False).stdout
             text.append("\n".join(re.sub(r"\s+-\s+-\s*$", "", l).rstrip()
                                    for l in rep.splitlines() if l and not l.startswith("#")))
+        cpu = res.get("cpu_us_per_req") or 0.0
+        by_cat = "\n".join(f"    {p:5.1f}%  {p * cpu / 100:5.1f} µs  {n}" for n, p in cats)
         path = os.path.join(RESULTS, f"profile-{label}.txt")
         os.makedirs(RESULTS, exist_ok=True)
         with open(path, "w") as f:
-            f.write(f"perf, client_credentials on the {label} store, by thread:\n" + text[0]
-                    + "\n\nby shared object:\n" + text[1] + "\n\nby symbol:\n" + text[2] + "\n")
-        out[label] = os.path.relpath(path, ROOT)
+            f.write(f"perf, client_credentials on {label} ({res['rps']:.0f} req/s, "
+                    f"{cpu:.1f} µs server CPU per request)\n\nby category:\n{by_cat}\n\n"
+                    f"by thread:\n{text[0]}\n\nby shared object:\n{text[1]}\n\n"
+                    f"by symbol:\n{text[2]}\n")
+        out[label] = {"file": os.path.relpath(path, ROOT), "cpu_us_per_req": cpu,
+                      "categories": cats}
         log(f"  profile {label}: {path}")
     return out
 
@@ -795,6 +848,24 @@ def report_md(data):
             f"{c['acknowledged']} tokens acknowledged, {c['missing']} missing from the "
             f"database after the kill, {c['stored_rows']} rows stored; the last acknowledged "
             f"token active after restart: {c['last_acked_active_after_restart']}.")
+        parts.append("")
+    if data.get("profiles"):
+        parts.append("Where the server's CPU goes during client_credentials (perf, flat profile "
+                     "by category; µs are shares of the CPU per request; full profiles in "
+                     "`bench/results/profile-*.txt`):")
+        parts.append("")
+        labels = list(data["profiles"])
+        names = [n for n, _ in CATEGORIES]
+        head = " | ".join(f"{l} ({data['profiles'][l]['cpu_us_per_req']:.0f} µs/req)"
+                          for l in labels)
+        parts.append(f"| category | {head} |")
+        parts.append("|---|" + "---:|" * len(labels))
+        for n in names:
+            cells = []
+            for l in labels:
+                p = dict(data["profiles"][l]["categories"]).get(n, 0.0)
+                cells.append(f"{p:.0f}% ({p * data['profiles'][l]['cpu_us_per_req'] / 100:.1f})")
+            parts.append(f"| {n} | " + " | ".join(cells) + " |")
         parts.append("")
     if data.get("growth"):
         parts.append("Growth (live tokens seeded directly into the store before the run):")
