@@ -39,8 +39,11 @@ fn client_authentication(c: &mut Criterion) {
     let secret = secret.expect("confidential clients get a secret");
     let basic = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", client.id, secret.expose()))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            client.id,
+            secret.expose()
+        ))
     };
     let req = HttpRequest::post_form("/token", CC_BODY)
         .with_header("authorization", format!("Basic {basic}"));
@@ -116,8 +119,11 @@ fn endpoints(c: &mut Criterion) {
     let secret = secret.expect("confidential clients get a secret");
     let basic = {
         use base64::Engine as _;
-        base64::engine::general_purpose::STANDARD
-            .encode(format!("{}:{}", client.id, secret.expose()))
+        base64::engine::general_purpose::STANDARD.encode(format!(
+            "{}:{}",
+            client.id,
+            secret.expose()
+        ))
     };
     let req = HttpRequest::post_form("/token", "grant_type=client_credentials")
         .with_header("authorization", format!("Basic {basic}"));

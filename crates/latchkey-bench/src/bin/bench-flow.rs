@@ -39,10 +39,7 @@ impl Page {
             .find(&marker)
             .ok_or_else(|| format!("no field {name} (status {})", self.status))?
             + marker.len();
-        let end = self.body[start..]
-            .find('"')
-            .ok_or("unterminated value")?
-            + start;
+        let end = self.body[start..].find('"').ok_or("unterminated value")? + start;
         Ok(self.body[start..end]
             .replace("&quot;", "\"")
             .replace("&#x27;", "'")
