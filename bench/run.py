@@ -352,9 +352,26 @@ PRAGMA wal_checkpoint(TRUNCATE);
     return time.monotonic() - t0
 
 
+def seed_pg(n):
+    """Inserts `n` live access tokens into the benchmark database in one statement (the
+    schema must exist: the server migrates at start)."""
+    t0 = time.monotonic()
+    psql(PG_BENCH, f"""
+INSERT INTO tokens (digest, kind, client_id, scope, grant_type, family, issued_at, expires_at)
+SELECT decode(md5(random()::text || i::text) || md5(i::text || random()::text), 'hex'),
+       'access_token', 'seeded-client', 'read', 'client_credentials', md5(i::text),
+       extract(epoch from now())::bigint, extract(epoch from now())::bigint + 86400
+FROM generate_series(1, {n}) AS i""")
+    psql(PG_BENCH, "VACUUM ANALYZE tokens")
+    return time.monotonic() - t0
+
+
 def psql(url, sql):
-    return subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
-                          capture_output=True, text=True, check=True).stdout.strip()
+    out = subprocess.run(["psql", url, "-v", "ON_ERROR_STOP=1", "-qAtc", sql],
+                         capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"psql: {out.stderr.strip()[:300]}")
+    return out.stdout.strip()
 
 
 def reset_pg():
@@ -563,6 +580,31 @@ def growth(cfg, sizes, results):
                     "client_credentials": cc, "introspection": intro})
         log(f"  growth sqlite {n}: cc {cc['rps']:.0f}/s {fmt(cc['cpu_us_per_req'])} us, "
             f"introspect {intro['rps']:.0f}/s, disk {disk / 2**20:.1f} MiB")
+        if cfg.pg_growth:
+            # PostgreSQL: a fresh database, migrated by a first start, then seeded with SQL.
+            reset_pg()
+            pg_env = {"LATCHKEY_STORE__URL": PG_BENCH}
+            s = start_latchkey(cfg, f"growth-pg-init-{n}", data_dir + "-pg", pg_env)
+            s.stop()
+            seed_s = seed_pg(n)
+            disk = int(psql(PG_BENCH, "SELECT pg_total_relation_size('tokens')"))
+            s = start_latchkey(cfg, f"growth-pg-{n}", data_dir + "-pg", pg_env)
+            try:
+                creds = setup_clients(s)
+                body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+                env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+                idle = s.rss_mib()
+                cc = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)
+                intro = run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)
+            finally:
+                s.stop()
+                shutil.rmtree(data_dir + "-pg", ignore_errors=True)
+            out.append({"store": "PostgreSQL", "tokens": n, "seed_s": round(seed_s, 2),
+                        "disk_mib": disk / 2**20, "idle_rss_mib": idle,
+                        "client_credentials": cc, "introspection": intro})
+            log(f"  growth pg {n}: cc {cc['rps']:.0f}/s {fmt(cc['cpu_us_per_req'])} us, "
+                f"introspect {intro['rps']:.0f}/s, table {disk / 2**20:.1f} MiB, "
+                f"seeded in {seed_s:.1f} s")
         # Memory store: seeded in-process by bench-guard.
         t0 = time.monotonic()
         g = start_guard(cfg, n)
@@ -759,6 +801,7 @@ def per_million(rows):
     lines, seen = [], set()
     for store, key, what in (("memory (in-process)", "idle_rss_mib", "RSS"),
                              ("embedded (SQLite)", "disk_mib", "disk (database + WAL)"),
+                             ("PostgreSQL", "disk_mib", "disk (tokens table with indexes)"),
                              ("embedded (SQLite)", "idle_rss_mib", "RSS")):
         runs = sorted((g for g in rows if g["store"] == store and key in g),
                       key=lambda g: g["tokens"])
@@ -819,7 +862,7 @@ def esc(s):
 
 
 def report_md(data):
-    b = data["baseline_rps"]
+    b = data.get("baseline_rps", 0.0)
     parts = [
         f"Measured {data['date']} on {data['machine']}; load average at start "
         f"{data['load_before']}, at end {data['load_after']}. wrk {data['wrk']}: one thread "
@@ -914,6 +957,8 @@ def main():
     ap.add_argument("--bounded-rounds", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,"
                     "guard,sqlite,flow,pg,redis,startup,crash,bounded,growth")
+    ap.add_argument("--no-pg-growth", dest="pg_growth", action="store_false",
+                    help="leave PostgreSQL out of the growth runs")
     ap.add_argument("--profile", action="store_true",
                     help="also record perf profiles of client_credentials (needs perf)")
     ap.add_argument("--no-doc", action="store_true", help="do not update BENCHMARKS.md")
