@@ -178,7 +178,14 @@ struct Inner<S> {
     entropy: Arc<dyn Entropy>,
 }
 
-/// The consumer, its registration and what it signs with.
+/// A request whose consumer is registered, not yet authenticated.
+struct Known {
+    client: Client,
+    consumer: Consumer,
+    signed: SignedRequest,
+}
+
+/// The consumer of an authenticated request, and the request.
 struct Authenticated {
     client: Client,
     signed: SignedRequest,
@@ -262,20 +269,34 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
         Ok(self.inner.key.consumer_secret(client_id))
     }
 
-    /// Parses and authenticates a signed request: consumer, method, timestamp, the signature
-    /// under `token_secret`, then the nonce. `token_secret` maps the request's `oauth_token`
-    /// to its secret, or refuses it.
-    async fn authenticate(
-        &self,
-        token_secret: Option<&Secret>,
-        signed: SignedRequest,
-    ) -> Result<Authenticated, OAuth1Error> {
+    /// The consumer of a signed request, checked before anything else about it.
+    async fn consumer(&self, signed: SignedRequest) -> Result<Known, OAuth1Error> {
         let store = &self.inner.store;
         let client = store.get_client(&signed.consumer_key).await?;
         let consumer = store.get_consumer(&signed.consumer_key).await?;
         let (Some(client), Some(consumer)) = (client, consumer) else {
             return Err(OAuth1Error::new(Problem::ConsumerKeyUnknown));
         };
+        Ok(Known {
+            client,
+            consumer,
+            signed,
+        })
+    }
+
+    /// Authenticates a request from a known consumer: method, timestamp, the signature
+    /// under `token_secret` (the secret of the request's `oauth_token`, if any), then the
+    /// nonce.
+    async fn authenticate(
+        &self,
+        token_secret: Option<&Secret>,
+        known: Known,
+    ) -> Result<Authenticated, OAuth1Error> {
+        let Known {
+            client,
+            consumer,
+            signed,
+        } = known;
         // RFC 5849 §3.4.4: PLAINTEXT "does not employ a signature algorithm. It MUST be
         // used with a transport-layer mechanism such as TLS or SSL".
         if signed.method == SignatureMethod::Plaintext && !signed.tls {
@@ -397,7 +418,8 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
         if signed.token.is_some() {
             return Err(OAuth1Error::rejected("oauth_token"));
         }
-        let Authenticated { client, signed } = self.authenticate(None, signed).await?;
+        let known = self.consumer(signed).await?;
+        let Authenticated { client, signed } = self.authenticate(None, known).await?;
         let Some(callback) = signed.oauth.get("oauth_callback").cloned() else {
             return Err(OAuth1Error::absent("oauth_callback"));
         };
@@ -571,11 +593,12 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
         let Some(verifier) = signed.oauth.get("oauth_verifier").cloned() else {
             return Err(OAuth1Error::absent("oauth_verifier"));
         };
+        let known = self.consumer(signed).await?;
         let digest = Digest::of(token_value.as_bytes());
         let now = self.now();
         let store = &self.inner.store;
         let found = store.find_request_token(&digest, now).await?;
-        let Some(found) = found.filter(|t| t.client_id == signed.consumer_key) else {
+        let Some(found) = found.filter(|t| t.client_id == known.signed.consumer_key) else {
             return Err(OAuth1Error::new(Problem::TokenRejected));
         };
         if found.verifier.is_none() {
@@ -583,7 +606,7 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
                 .with_detail("request token not authorized yet"));
         }
         let secret = self.request_secret(&token_value);
-        let Authenticated { client, .. } = self.authenticate(Some(&secret), signed).await?;
+        let Authenticated { client, .. } = self.authenticate(Some(&secret), known).await?;
         // Single use: whatever happens next, this request token is spent.
         let Some(token) = store.take_request_token(&digest, now).await? else {
             return Err(OAuth1Error::new(Problem::TokenRejected));
@@ -628,9 +651,10 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
     ) -> Result<resource::AccessToken, OAuth1Error> {
         let signed = SignedRequest::parse(req, &self.inner.config.base_url)?
             .ok_or_else(|| OAuth1Error::absent("oauth_consumer_key"))?;
-        let (record, signed) = self.active_access_token(signed).await?;
-        let secret = self.access_secret(signed.token.as_deref().unwrap_or_default());
-        self.authenticate(Some(&secret), signed).await?;
+        let known = self.consumer(signed).await?;
+        let (record, known) = self.active_access_token(known).await?;
+        let secret = self.access_secret(known.signed.token.as_deref().unwrap_or_default());
+        self.authenticate(Some(&secret), known).await?;
         if !required.is_subset(&record.realms) {
             return Err(OAuth1Error::new(Problem::PermissionDenied)
                 .with_advice("oauth_realms_required", required.to_string()));
@@ -645,11 +669,8 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
         })
     }
 
-    async fn active_access_token(
-        &self,
-        signed: SignedRequest,
-    ) -> Result<(AccessToken, SignedRequest), OAuth1Error> {
-        let Some(token) = signed.token.as_deref() else {
+    async fn active_access_token(&self, known: Known) -> Result<(AccessToken, Known), OAuth1Error> {
+        let Some(token) = known.signed.token.as_deref() else {
             return Err(OAuth1Error::absent("oauth_token"));
         };
         let record = self
@@ -659,7 +680,9 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             .await?;
         let now = self.now();
         match record {
-            Some(r) if r.is_active(now) && r.client_id == signed.consumer_key => Ok((r, signed)),
+            Some(r) if r.is_active(now) && r.client_id == known.signed.consumer_key => {
+                Ok((r, known))
+            }
             _ => Err(OAuth1Error::new(Problem::TokenRejected)),
         }
     }
@@ -671,10 +694,10 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             if req.method != Method::Post {
                 return Ok(method_not_allowed());
             }
-            let signed = self.parse(req)?;
-            let (record, signed) = self.active_access_token(signed).await?;
-            let secret = self.access_secret(signed.token.as_deref().unwrap_or_default());
-            self.authenticate(Some(&secret), signed).await?;
+            let known = self.consumer(self.parse(req)?).await?;
+            let (record, known) = self.active_access_token(known).await?;
+            let secret = self.access_secret(known.signed.token.as_deref().unwrap_or_default());
+            self.authenticate(Some(&secret), known).await?;
             self.inner.store.revoke_access_token(&record.digest).await?;
             tracing::info!(client_id = %record.client_id, "oauth1 token credentials revoked");
             Ok(form_response(&[]))

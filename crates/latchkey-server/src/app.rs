@@ -90,6 +90,47 @@ pub fn build_ui(settings: &Settings, provider: AppProvider) -> anyhow::Result<Ap
     Ok(Ui::new(provider, pages, BuiltinLogin, config))
 }
 
+/// The OAuth 1.0a provider the server runs.
+pub type AppOAuth1 = latchkey_oauth1::OAuth1Provider<AnyStore>;
+
+/// The key OAuth 1.0a consumer and token secrets are derived from: `<data_dir>/oauth1.key`,
+/// created on first use. Several nodes (and the CLI) must share it; replacing it invalidates
+/// every consumer secret and token.
+pub fn oauth1_key(settings: &Settings) -> anyhow::Result<latchkey_oauth1::OAuth1Key> {
+    let key = load_or_create_key(&settings.data_dir.join("oauth1.key"))?;
+    Ok(latchkey_oauth1::OAuth1Key::new(*key.as_bytes()))
+}
+
+/// Builds the OAuth 1.0a provider: requests are signed against the issuer's URL, realms are
+/// the server's scopes.
+pub fn build_oauth1(
+    settings: &Settings,
+    store: AnyStore,
+    provider: &AppProvider,
+) -> anyhow::Result<AppOAuth1> {
+    let mut config = latchkey_oauth1::OAuth1Config::new(provider.config().issuer.clone());
+    config.available_realms = provider.config().available_scopes.clone();
+    config.default_realms = provider.config().default_scopes.clone();
+    Ok(latchkey_oauth1::OAuth1Provider::new(
+        config,
+        store,
+        oauth1_key(settings)?,
+    ))
+}
+
+/// The router of the whole server with OAuth 1.0a beside OAuth 2.0 (what `latchkey serve`
+/// runs); see [`app_with_cors`].
+pub fn app_with_oauth1(
+    provider: AppProvider,
+    ui: AppUi,
+    oauth1: AppOAuth1,
+    cors: &CorsSettings,
+) -> anyhow::Result<Router> {
+    let routes =
+        oauth_routes(provider, cors)?.merge(latchkey_axum::oauth1_router(oauth1, ui.clone()));
+    Ok(wrap(routes, ui))
+}
+
 /// Reads the 32-byte session key, creating it (readable by the owner only) on first start.
 fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SessionKey> {
     match std::fs::read(path) {
@@ -286,7 +327,8 @@ pub async fn run(
     let store = AnyStore::from_settings(&settings).await?;
     let provider = build_provider(&settings, store.clone(), Some(local))?;
     let ui = build_ui(&settings, provider.clone())?;
-    let app = app_with_cors(provider.clone(), ui, &settings.cors)?;
+    let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
+    let app = app_with_oauth1(provider.clone(), ui, oauth1, &settings.cors)?;
     if latchkey_core::store::ClientStore::list_clients(&store)
         .await?
         .is_empty()

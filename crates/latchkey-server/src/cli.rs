@@ -103,6 +103,14 @@ pub struct CreateClient {
     /// Print the credentials as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and the secret printed
+    /// is its consumer secret (also valid as the OAuth 2.0 client secret).
+    #[arg(long)]
+    pub oauth1: bool,
+    /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
+    /// `--oauth1`).
+    #[arg(long, value_name = "FILE")]
+    pub rsa_public_key: Option<PathBuf>,
 }
 
 /// User administration.
@@ -149,14 +157,18 @@ impl Cli {
 /// Runs a client command against the store.
 pub async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = client_inner(cmd, &store).await;
+    let result = client_inner(cmd, &store, settings).await;
     store.close().await;
     result
 }
 
-async fn client_inner(cmd: ClientCommand, store: &AnyStore) -> anyhow::Result<()> {
+async fn client_inner(
+    cmd: ClientCommand,
+    store: &AnyStore,
+    settings: &Settings,
+) -> anyhow::Result<()> {
     match cmd {
-        ClientCommand::Create(args) => create_client(args, store).await,
+        ClientCommand::Create(args) => create_client(args, store, settings).await,
         ClientCommand::List => {
             let clients = store.list_clients().await?;
             if clients.is_empty() {
@@ -197,7 +209,26 @@ async fn client_inner(cmd: ClientCommand, store: &AnyStore) -> anyhow::Result<()
     }
 }
 
-async fn create_client(args: CreateClient, store: &AnyStore) -> anyhow::Result<()> {
+async fn create_client(
+    args: CreateClient,
+    store: &AnyStore,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    let oauth1 = args.oauth1 || args.rsa_public_key.is_some();
+    if oauth1 && args.public {
+        anyhow::bail!("an OAuth 1.0a consumer holds a secret: drop --public");
+    }
+    let rsa_public_key = match &args.rsa_public_key {
+        Some(path) => {
+            let pem = std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+            latchkey_oauth1::signature::RsaPublicKey::from_pem(&pem).map_err(|e| {
+                anyhow::anyhow!("{}: {e} (expected a PEM RSA public key)", path.display())
+            })?;
+            Some(pem)
+        }
+        None => None,
+    };
     let mut new = if args.public {
         NewClient::public(&args.name)
     } else {
@@ -240,14 +271,32 @@ async fn create_client(args: CreateClient, store: &AnyStore) -> anyhow::Result<(
         }
         new = new.id(id);
     }
-    let (client, secret) = new.build(&OsEntropy, SystemClock.now());
+    let (mut client, mut secret) = new.build(&OsEntropy, SystemClock.now());
+    if oauth1 {
+        // OAuth 1.0a needs the secret itself at every request (HMAC); it is derived from the
+        // server's key rather than stored, and serves as the OAuth 2.0 secret too.
+        let derived = crate::app::oauth1_key(settings)?.consumer_secret(client.id.as_str());
+        client.secret_digest = Some(derived.digest());
+        secret = Some(derived);
+    }
     store.put_client(&client).await?;
+    if oauth1 {
+        use latchkey_oauth1::store::OAuth1Store;
+        store
+            .put_consumer(&latchkey_oauth1::store::Consumer {
+                client_id: client.id.to_string(),
+                rsa_public_key: rsa_public_key.map(|pem| pem.trim().to_owned()),
+                created_at: SystemClock.now(),
+            })
+            .await?;
+    }
     if args.json {
         let out = serde_json::json!({
             "client_id": client.id.as_str(),
             "client_secret": secret.as_ref().map(Secret::expose),
             "client_type": kind(&client),
             "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
+            "oauth1": oauth1,
         });
         println!("{out}");
     } else {
@@ -256,6 +305,9 @@ async fn create_client(args: CreateClient, store: &AnyStore) -> anyhow::Result<(
         if let Some(secret) = &secret {
             println!("client_secret: {}", secret.expose());
             println!("The secret is shown only this once; only its hash is stored.");
+        }
+        if oauth1 {
+            println!("OAuth 1.0a consumer key: {} (same secret)", client.id);
         }
     }
     Ok(())
