@@ -69,7 +69,7 @@ impl BearerGuard {
         scopes: &ScopeSet,
     ) -> Result<AccessToken, Response> {
         if let Some(oauth1) = &self.oauth1
-            && crate::oauth1::is_oauth1(&req)
+            && latchkey_oauth1::request::carries_oauth1(&req)
         {
             return oauth1
                 .check(req, scopes)

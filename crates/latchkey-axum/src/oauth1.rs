@@ -132,18 +132,3 @@ impl std::fmt::Debug for OAuth1Guard {
             .finish()
     }
 }
-
-/// Whether `req` carries OAuth 1.0a credentials: an `Authorization: OAuth` header, or an
-/// `oauth_signature` in the query (RFC 5849 §3.5.3) or form body (§3.5.2).
-pub fn is_oauth1(req: &HttpRequest) -> bool {
-    let header = req.header("authorization").is_some_and(|v| {
-        v.trim_start()
-            .get(..6)
-            .is_some_and(|s| s.eq_ignore_ascii_case("oauth "))
-    });
-    let has_signature =
-        |raw: &[u8]| form_urlencoded::parse(raw).any(|(k, _)| k == "oauth_signature");
-    header
-        || has_signature(req.query.as_bytes())
-        || (req.has_form_body() && has_signature(&req.body))
-}

@@ -173,3 +173,18 @@ impl SignedRequest {
             .map(|(_, v)| v.as_str())
     }
 }
+
+/// Whether `req` carries OAuth 1.0a credentials at all: an `Authorization: OAuth` header, or
+/// an `oauth_signature` in the query (RFC 5849 §3.5.3) or form body (§3.5.2). Guards that
+/// accept both bearer tokens and OAuth 1.0a signatures use it to pick the check.
+pub fn carries_oauth1(req: &HttpRequest) -> bool {
+    let header = req.header("authorization").is_some_and(|v| {
+        v.trim_start()
+            .get(..6)
+            .is_some_and(|s| s.eq_ignore_ascii_case("oauth "))
+    });
+    let has_signature = |raw: &[u8]| form_pairs(raw).iter().any(|(k, _)| k == "oauth_signature");
+    header
+        || has_signature(req.query.as_bytes())
+        || (req.has_form_body() && has_signature(&req.body))
+}
