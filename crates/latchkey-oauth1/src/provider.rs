@@ -316,6 +316,12 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
                     .map_err(|e| OAuth1Error::new(Problem::ServerError).with_detail(e))?;
                 VerifyKey::Rsa(&rsa)
             }
+            // A consumer that registered an RSA key signs with it: a shared-secret signature
+            // from it is refused, so its OAuth 2.0 secret cannot stand in for its key.
+            _ if consumer.rsa_public_key.is_some() => {
+                return Err(OAuth1Error::new(Problem::SignatureMethodRejected)
+                    .with_detail("this consumer signs with RSA-SHA1"));
+            }
             _ => VerifyKey::Secrets(Secrets::new(
                 consumer_secret.expose(),
                 token_secret.map(Secret::expose).unwrap_or(""),

@@ -1,7 +1,9 @@
 //! OAuth 1.0a end to end: a consumer registered with the CLI, the server's own router (as
 //! `latchkey serve` builds it) on a real socket plus a resource protected by the axum guard,
 //! and a third-party client, Python's requests-oauthlib, running the three-legged flow,
-//! calling the resource, and trying what must be refused.
+//! calling the resource, and trying what must be refused; then again for a consumer that
+//! signs with RSA-SHA1 under a legacy 1024-bit key (the published test key of Google's
+//! signet test suite, in `tests/oauth1/`; not a secret).
 //!
 //! The Python client is required when `LATCHKEY_TEST_OAUTH1_PYTHON` is set (`.ci/run` sets it
 //! after installing requests-oauthlib); elsewhere the test is skipped when it is missing.
@@ -23,7 +25,7 @@ const CALLBACK: &str = "https://printer.example.com/ready";
 
 fn python_ready() -> bool {
     Command::new("python3")
-        .args(["-c", "import requests_oauthlib"])
+        .args(["-c", "import requests_oauthlib, jwt, cryptography"])
         .status()
         .is_ok_and(|s| s.success())
 }
@@ -42,9 +44,11 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
     if !python_ready() {
         assert!(
             std::env::var_os("LATCHKEY_TEST_OAUTH1_PYTHON").is_none(),
-            "LATCHKEY_TEST_OAUTH1_PYTHON is set but python3 cannot import requests_oauthlib"
+            "LATCHKEY_TEST_OAUTH1_PYTHON is set but python3 cannot import requests_oauthlib, jwt and cryptography"
         );
-        eprintln!("skipped: python3 with requests-oauthlib is not installed");
+        eprintln!(
+            "skipped: python3 with requests-oauthlib, PyJWT and cryptography is not installed"
+        );
         return;
     }
     let dir = data_dir();
@@ -58,6 +62,19 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
             "--scope",
             "photos profile",
             "--default-scope",
+            "photos",
+        ],
+    );
+
+    let key_dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/oauth1");
+    let rsa_consumer = create_client(
+        dir.path(),
+        &[
+            "--rsa-public-key",
+            &format!("{key_dir}/legacy_rsa_1024.pub.pem"),
+            "--redirect-uri",
+            CALLBACK,
+            "--scope",
             "photos",
         ],
     );
@@ -105,6 +122,8 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
         "alice".to_owned(),
         "correct horse battery".to_owned(),
         CALLBACK.to_owned(),
+        rsa_consumer.id.clone(),
+        format!("{key_dir}/legacy_rsa_1024.pem"),
     ];
     let output = tokio::task::spawn_blocking(move || {
         Command::new("python3")
