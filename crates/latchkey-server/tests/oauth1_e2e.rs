@@ -16,7 +16,9 @@ use common::{add_user, create_client, data_dir};
 use latchkey_axum::{BearerGuard, OAuth1Guard};
 use latchkey_core::resource::AccessToken;
 use latchkey_server::Settings;
-use latchkey_server::app::{app_with_oauth1, build_oauth1, build_provider, build_ui};
+use latchkey_server::app::{
+    Surroundings, app_with_oauth1, build_oauth1, build_provider, build_ui, open_counters,
+};
 use latchkey_server::store::AnyStore;
 use std::net::SocketAddr;
 use std::process::Command;
@@ -88,7 +90,9 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
         .expect("bind");
     let local = listener.local_addr().expect("address");
     let store = AnyStore::from_settings(&settings).await.expect("store");
-    let provider = build_provider(&settings, store.clone(), Some(local)).expect("provider");
+    let counters = open_counters(&settings).await.expect("counters");
+    let provider =
+        build_provider(&settings, store.clone(), Some(local), counters).expect("provider");
     let ui = build_ui(&settings, provider.clone()).expect("ui");
     let oauth1 = build_oauth1(&settings, store.clone(), &provider).expect("oauth1");
     let guard = BearerGuard::new(provider.guard("photos-api"))
@@ -101,9 +105,15 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
                 .route("/api/profile", get(photos))
                 .layer(guard.require("profile")),
         );
-    let app = app_with_oauth1(provider, ui, oauth1, &settings.cors)
-        .expect("app")
-        .merge(api);
+    let app = app_with_oauth1(
+        provider,
+        ui,
+        oauth1,
+        &settings.cors,
+        Surroundings::permissive(),
+    )
+    .expect("app")
+    .merge(api);
     let server = tokio::spawn(async move {
         axum::serve(
             listener,
