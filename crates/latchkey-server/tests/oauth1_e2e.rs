@@ -12,7 +12,7 @@ mod common;
 
 use axum::Extension;
 use axum::routing::get;
-use common::{add_user, create_client, data_dir};
+use common::{add_user, cli, create_client, data_dir};
 use latchkey_axum::{BearerGuard, OAuth1Guard};
 use latchkey_core::resource::AccessToken;
 use latchkey_server::Settings;

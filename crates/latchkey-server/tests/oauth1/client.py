@@ -144,6 +144,8 @@ approve(rsa, "rsa_")
 rsa.fetch_access_token(base + "/oauth1/access_token")
 rsa_resource = rsa.get(base + "/api/photos")
 out["rsa_resource_status"] = rsa_resource.status_code
+# Handed to the test, which revokes it with `latchkey token revoke` (a throwaway test token).
+out["rsa_access_token"] = rsa.token["oauth_token"]
 # An HMAC signature from the RSA consumer is refused: it signs with its key.
 rsa_token = rsa.token
 hmac_from_rsa = requests.get(
