@@ -188,3 +188,102 @@ pub fn carries_oauth1(req: &HttpRequest) -> bool {
         || has_signature(req.query.as_bytes())
         || (req.has_form_body() && has_signature(&req.body))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem_of(req: &HttpRequest) -> Option<(String, u16)> {
+        SignedRequest::parse(req, "https://api.example.com")
+            .err()
+            .map(|e| (e.problem().as_str().to_owned(), e.problem().status()))
+    }
+
+    const HEADER: &str = r#"OAuth oauth_consumer_key="k", oauth_signature_method="HMAC-SHA1", oauth_signature="s", oauth_timestamp="1", oauth_nonce="n""#;
+
+    #[test]
+    fn a_protocol_parameter_sent_twice_is_rejected() {
+        let mut req = HttpRequest::new(Method::Get, "/r").with_header("authorization", HEADER);
+        req.query = "oauth_nonce=other".into();
+        assert_eq!(problem_of(&req), Some(("parameter_rejected".into(), 400)));
+    }
+
+    #[test]
+    fn two_authorization_headers_are_rejected() {
+        let req = HttpRequest::new(Method::Get, "/r")
+            .with_header("authorization", HEADER)
+            .with_header("authorization", HEADER);
+        assert_eq!(problem_of(&req), Some(("parameter_rejected".into(), 400)));
+    }
+
+    #[test]
+    fn other_versions_and_methods_are_refused() {
+        let req = HttpRequest::new(Method::Get, "/r")
+            .with_header("authorization", format!(r#"{HEADER}, oauth_version="2.0""#));
+        assert_eq!(problem_of(&req), Some(("version_rejected".into(), 400)));
+        let req = HttpRequest::new(Method::Get, "/r")
+            .with_header("authorization", HEADER.replace("HMAC-SHA1", "HMAC-MD5"));
+        assert_eq!(
+            problem_of(&req),
+            Some(("signature_method_rejected".into(), 400))
+        );
+    }
+
+    #[test]
+    fn malformed_timestamps_and_missing_nonces_are_named() {
+        for bad in ["-1", "12a", "", "99999999999999999999"] {
+            let req = HttpRequest::new(Method::Get, "/r").with_header(
+                "authorization",
+                HEADER.replace(
+                    r#"oauth_timestamp="1""#,
+                    &format!(r#"oauth_timestamp="{bad}""#),
+                ),
+            );
+            assert_eq!(
+                problem_of(&req),
+                Some(("parameter_rejected".into(), 400)),
+                "{bad}"
+            );
+        }
+        let req = HttpRequest::new(Method::Get, "/r")
+            .with_header("authorization", HEADER.replace(r#", oauth_nonce="n""#, ""));
+        assert_eq!(problem_of(&req), Some(("parameter_absent".into(), 400)));
+    }
+
+    #[test]
+    fn parameters_may_come_in_the_query_or_a_form_body() {
+        let query = "oauth_consumer_key=k&oauth_signature_method=HMAC-SHA1&oauth_signature=s\
+                     &oauth_timestamp=1&oauth_nonce=n";
+        let mut req = HttpRequest::new(Method::Get, "/r");
+        req.query = query.into();
+        let signed = SignedRequest::parse(&req, "https://api.example.com")
+            .ok()
+            .flatten()
+            .expect("query parameters");
+        assert_eq!(signed.consumer_key, "k");
+        assert!(
+            signed
+                .base_string
+                .starts_with("GET&https%3A%2F%2Fapi.example.com%2Fr&")
+        );
+        let req = HttpRequest::post_form("/r", query);
+        let signed = SignedRequest::parse(&req, "https://api.example.com")
+            .ok()
+            .flatten()
+            .expect("form parameters");
+        assert_eq!(signed.nonce.as_deref(), Some("n"));
+        assert!(carries_oauth1(&req));
+    }
+
+    #[test]
+    fn requests_without_oauth_credentials_are_not_oauth1() {
+        let req = HttpRequest::new(Method::Get, "/r").with_header("authorization", "Bearer x");
+        assert!(!carries_oauth1(&req));
+        assert!(
+            SignedRequest::parse(&req, "https://api.example.com")
+                .ok()
+                .flatten()
+                .is_none()
+        );
+    }
+}
