@@ -193,4 +193,18 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
         seen["revoked"],
         serde_json::json!([200, 401, "token_rejected"])
     );
+
+    assert_eq!(seen["rsa_consent_status"], 200);
+    assert_eq!(seen["rsa_resource_status"], 200, "{seen}");
+    assert_eq!(
+        seen["rsa_consumer_hmac"],
+        serde_json::json!([400, "signature_method_rejected"])
+    );
+
+    // An administrator revokes OAuth 1.0a token credentials like OAuth 2.0 tokens.
+    let token = seen["rsa_access_token"].as_str().expect("token");
+    let out = cli(dir.path(), &["token", "revoke", token], None);
+    assert_eq!(out.trim(), "Revoked 1 token(s).");
+    let out = cli(dir.path(), &["token", "revoke", token], None);
+    assert_eq!(out.trim(), "Revoked 0 token(s).", "already revoked");
 }
