@@ -126,3 +126,54 @@ async fn bearer_requests_still_use_the_bearer_guard() {
     assert_eq!(status, 401);
     assert!(challenge.starts_with("Bearer"), "{challenge}");
 }
+
+#[actix_web::test]
+async fn oauth1_routes_issue_temporary_credentials_and_show_the_login_page() {
+    use latchkey_oauth1::signature::SignatureMethod;
+    use latchkey_testkit::oauth1_kit::{CALLBACK, field};
+    use latchkey_ui::pages::Pages;
+    use latchkey_ui::{BuiltinLogin, SessionKey, Ui, UiConfig};
+
+    let kit = OAuth1Kit::new().await;
+    let mut config = UiConfig::new(SessionKey::new([3; 32]));
+    config.secure_cookies = false;
+    let ui = Ui::new(
+        TestKit::new().provider.clone(),
+        Pages::load(None).expect("templates"),
+        BuiltinLogin,
+        config,
+    );
+    let app = test::init_service(
+        App::new().configure(latchkey_actix::configure_oauth1(kit.provider.clone(), ui)),
+    )
+    .await;
+    let params = kit.oauth_params(
+        SignatureMethod::HmacSha1,
+        None,
+        &[("oauth_callback", CALLBACK)],
+    );
+    let signed = kit.signed(Method::Post, "/oauth1/request_token", params, "");
+    let resp = test::call_service(&app, to_actix(&signed).to_request()).await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let body = test::read_body(resp).await;
+    let issued = latchkey_core::http::HttpResponse {
+        status: 200,
+        headers: Vec::new(),
+        body: body.to_vec(),
+    };
+    let token = field(&issued, "oauth_token").expect("oauth_token");
+    let resp = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri(&format!("/oauth1/authorize?oauth_token={token}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(resp.status().as_u16(), 200);
+    let page = String::from_utf8_lossy(&test::read_body(resp).await).into_owned();
+    // minijinja escapes the slashes of the form action.
+    assert!(
+        page.contains("action=\"&#x2f;oauth1&#x2f;login\""),
+        "{page}"
+    );
+}
