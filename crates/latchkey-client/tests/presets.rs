@@ -216,7 +216,10 @@ fn every_preset_has_a_documented_expectation_and_every_expectation_a_preset() {
     let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
     let expected: Vec<_> = EXPECTED.iter().map(|e| e.preset).collect();
     assert_eq!(names, expected);
-    assert!(PRESETS.iter().all(|p| !p.notes.is_empty()), "every preset explains its quirks");
+    assert!(
+        PRESETS.iter().all(|p| !p.notes.is_empty()),
+        "every preset explains its quirks"
+    );
 }
 
 #[test]
@@ -230,16 +233,30 @@ fn each_preset_builds_its_providers_documented_authorization_request() {
         assert_eq!(one(&q, "client_id"), Some("the-client"), "{}", e.preset);
         assert_eq!(one(&q, "redirect_uri"), Some(REDIRECT), "{}", e.preset);
         assert_eq!(one(&q, "scope"), e.scope, "{}", e.preset);
-        assert_eq!(one(&q, "state"), Some(pending.state.as_str()), "{}", e.preset);
-        assert_eq!(one(&q, "code_challenge_method"), Some("S256"), "{}", e.preset);
+        assert_eq!(
+            one(&q, "state"),
+            Some(pending.state.as_str()),
+            "{}",
+            e.preset
+        );
+        assert_eq!(
+            one(&q, "code_challenge_method"),
+            Some("S256"),
+            "{}",
+            e.preset
+        );
         assert_eq!(one(&q, "nonce").is_some(), e.nonce, "{}: nonce", e.preset);
         for (k, v) in e.authorize_params {
             assert_eq!(one(&q, k), Some(*v), "{}: {k}", e.preset);
         }
-        let expected_keys = 6 + usize::from(e.scope.is_some())
-            + usize::from(e.nonce)
-            + e.authorize_params.len();
-        assert_eq!(q.len(), expected_keys, "{}: no unexpected parameters: {q:?}", e.preset);
+        let expected_keys =
+            6 + usize::from(e.scope.is_some()) + usize::from(e.nonce) + e.authorize_params.len();
+        assert_eq!(
+            q.len(),
+            expected_keys,
+            "{}: no unexpected parameters: {q:?}",
+            e.preset
+        );
     }
 }
 
@@ -253,7 +270,10 @@ fn each_preset_exchanges_the_code_as_its_provider_documents() {
         let (base, query) = split(&req.url);
         assert_eq!(base, e.token, "{}", e.preset);
         let params: BTreeMap<String, String> = match e.token_method {
-            Method::Get => query.into_iter().map(|(k, mut v)| (k, v.remove(0))).collect(),
+            Method::Get => query
+                .into_iter()
+                .map(|(k, mut v)| (k, v.remove(0)))
+                .collect(),
             _ => req.form_pairs().into_iter().collect(),
         };
         assert_eq!(params["grant_type"], "authorization_code", "{}", e.preset);
@@ -274,7 +294,8 @@ fn each_preset_exchanges_the_code_as_its_provider_documents() {
             _ => {
                 assert!(!params.contains_key("client_secret"), "{}", e.preset);
                 assert!(
-                    req.header("authorization").is_some_and(|h| h.starts_with("Basic ")),
+                    req.header("authorization")
+                        .is_some_and(|h| h.starts_with("Basic ")),
                     "{}",
                     e.preset
                 );
@@ -297,7 +318,9 @@ fn github_asks_for_json_because_it_answers_form_encoded_otherwise() {
 fn entra_id_fills_the_tenant_placeholder_and_refuses_unsafe_tenants() {
     let preset = presets::find("entra_id").expect("preset");
     let tenant = BTreeMap::from([("tenant".to_owned(), "contoso.onmicrosoft.com".to_owned())]);
-    let cfg = preset.config_with("id", Some("s"), &tenant).expect("config");
+    let cfg = preset
+        .config_with("id", Some("s"), &tenant)
+        .expect("config");
     assert_eq!(
         cfg.authorize_url.as_deref(),
         Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/authorize")
@@ -311,7 +334,10 @@ fn entra_id_fills_the_tenant_placeholder_and_refuses_unsafe_tenants() {
     assert!(preset.config_with("id", Some("s"), &evil).is_err());
     let unknown = BTreeMap::from([("region".to_owned(), "eu".to_owned())]);
     assert!(preset.config_with("id", Some("s"), &unknown).is_err());
-    assert!(std::ptr::eq(preset, presets::find("microsoft").expect("alias")));
+    assert!(std::ptr::eq(
+        preset,
+        presets::find("microsoft").expect("alias")
+    ));
 }
 
 #[test]
@@ -320,7 +346,10 @@ fn x_requires_pkce_and_twitter_is_its_old_name() {
     assert!(cfg.pkce_required);
     cfg.pkce = false;
     assert!(cfg.validate().is_err(), "PKCE cannot be turned off for X");
-    let public = presets::find("x").expect("x").config("the-client", None).expect("public");
+    let public = presets::find("x")
+        .expect("x")
+        .config("the-client", None)
+        .expect("public");
     assert_eq!(public.client_auth, ClientAuth::None);
     let (_, _, pending) = authorize(&public);
     let req = token_request(&public, &pending);
@@ -337,7 +366,10 @@ fn weibo_and_douban_join_scopes_with_commas_and_weibo_calls_with_oauth2() {
     let (_, q, _) = authorize(&weibo);
     assert_eq!(one(&q, "scope"), Some("email,statuses_to_me_read"));
     let token = latchkey_client::Token::bearer("2.00abc");
-    assert_eq!(token.authorization(Some(&weibo.auth_scheme)), "OAuth2 2.00abc");
+    assert_eq!(
+        token.authorization(Some(&weibo.auth_scheme)),
+        "OAuth2 2.00abc"
+    );
     let mut douban = config("douban");
     douban.scopes.push("shuo_basic_r".into());
     let (_, q, _) = authorize(&douban);
@@ -347,7 +379,10 @@ fn weibo_and_douban_join_scopes_with_commas_and_weibo_calls_with_oauth2() {
 #[test]
 fn facebook_exchanges_with_get_and_apple_posts_the_callback() {
     assert_eq!(config("facebook").token_method, TokenMethod::Get);
-    assert_eq!(config("apple").authorize_params["response_mode"], "form_post");
+    assert_eq!(
+        config("apple").authorize_params["response_mode"],
+        "form_post"
+    );
     // Apple's form_post callback is a form body; it is read like a query.
     let pending = PendingLogin {
         state: "s1".into(),
@@ -356,8 +391,13 @@ fn facebook_exchanges_with_get_and_apple_posts_the_callback() {
         redirect_uri: REDIRECT.into(),
     };
     let form = "state=s1&code=c.0.abc&user=%7B%22name%22%3A%7B%7D%7D";
-    let code = flow::finish(&pending, &flow::callback_params(form), Some("https://appleid.apple.com"), false)
-        .expect("code");
+    let code = flow::finish(
+        &pending,
+        &flow::callback_params(form),
+        Some("https://appleid.apple.com"),
+        false,
+    )
+    .expect("code");
     assert_eq!(code, "c.0.abc");
 }
 
@@ -384,7 +424,11 @@ fn discord_slack_google_and_gitlab_have_their_documented_extra_endpoints() {
         config("gitlab").revocation_url.as_deref(),
         Some("https://gitlab.com/oauth/revoke")
     );
-    assert_eq!(config("github").revocation_url, None, "GitHub has no RFC 7009 endpoint");
+    assert_eq!(
+        config("github").revocation_url,
+        None,
+        "GitHub has no RFC 7009 endpoint"
+    );
 }
 
 #[test]
