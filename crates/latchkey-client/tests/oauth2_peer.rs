@@ -147,7 +147,10 @@ async fn password_and_refresh_agree_and_refresh_tokens_cross_over() {
             .map(|r| Secret::new(r.secret().clone())),
         ..Token::bearer(theirs.access_token().secret().clone())
     };
-    let refreshed_by_us = app.refresh(&their_as_ours).await.expect("we refresh theirs");
+    let refreshed_by_us = app
+        .refresh(&their_as_ours)
+        .await
+        .expect("we refresh theirs");
     same_shape(&refreshed_by_us, &refreshed_by_them);
     assert_eq!(
         seen(&server, &client, refreshed_by_us.access_token.expose()).await,
@@ -159,7 +162,10 @@ async fn password_and_refresh_agree_and_refresh_tokens_cross_over() {
 async fn code_flow_with_pkce_agrees_with_the_oauth2_crate() {
     let server = TestServer::start().await;
     let rs = server.confidential("profile").await;
-    for client in [server.confidential("profile").await, server.public("profile").await] {
+    for client in [
+        server.confidential("profile").await,
+        server.public("profile").await,
+    ] {
         let peer = peer(&server, &client);
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let (their_url, their_state) = peer
@@ -218,9 +224,7 @@ async fn code_flow_with_pkce_agrees_with_the_oauth2_crate() {
             ..Token::bearer(theirs.access_token().secret().clone())
         };
         app.revoke(&theirs_as_ours).await.expect("we revoke theirs");
-        let info = server
-            .introspect(&rs, theirs.access_token().secret())
-            .await;
+        let info = server.introspect(&rs, theirs.access_token().secret()).await;
         assert_eq!(info["active"], false, "{info}");
         let refresh = theirs.refresh_token().expect("refresh token").clone();
         let refused = peer
