@@ -96,6 +96,8 @@ pub mod flow;
 pub mod http;
 #[cfg(feature = "reqwest")]
 mod introspect;
+#[cfg(feature = "oauth1")]
+pub mod oauth1;
 pub mod presets;
 pub mod registry;
 pub mod session;

@@ -17,6 +17,8 @@ pub struct OAuth<H> {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     apps: BTreeMap<String, Arc<RemoteApp<H>>>,
+    #[cfg(feature = "oauth1")]
+    oauth1_apps: BTreeMap<String, Arc<crate::oauth1::OAuth1App<H>>>,
 }
 
 impl<H> std::fmt::Debug for OAuth<H> {
@@ -50,6 +52,8 @@ impl<H: HttpClient> OAuth<H> {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             apps: BTreeMap::new(),
+            #[cfg(feature = "oauth1")]
+            oauth1_apps: BTreeMap::new(),
         }
     }
 
@@ -121,5 +125,31 @@ impl<H: HttpClient> OAuth<H> {
     /// The registered names, sorted.
     pub fn names(&self) -> impl Iterator<Item = &str> {
         self.apps.keys().map(String::as_str)
+    }
+
+    /// Registers an OAuth 1.0a provider under `name` (its own namespace).
+    #[cfg(feature = "oauth1")]
+    pub fn register_oauth1(
+        &mut self,
+        name: &str,
+        config: crate::oauth1::OAuth1Config,
+    ) -> Result<Arc<crate::oauth1::OAuth1App<H>>, ClientError> {
+        let app = Arc::new(crate::oauth1::OAuth1App::new(
+            config,
+            self.http.clone(),
+            self.clock.clone(),
+            self.entropy.clone(),
+        )?);
+        self.oauth1_apps.insert(name.to_owned(), app.clone());
+        Ok(app)
+    }
+
+    /// The OAuth 1.0a provider registered as `name`.
+    #[cfg(feature = "oauth1")]
+    pub fn oauth1_app(&self, name: &str) -> Result<Arc<crate::oauth1::OAuth1App<H>>, ClientError> {
+        self.oauth1_apps
+            .get(name)
+            .cloned()
+            .ok_or_else(|| ClientError::UnknownApp(name.to_owned()))
     }
 }

@@ -79,7 +79,7 @@ impl Body {
         )
     }
 
-    fn apply(self, mut req: Request) -> Request {
+    pub(crate) fn apply(self, mut req: Request) -> Request {
         match self {
             Self::Empty => req,
             Self::Form(pairs) => req.with_form(&pairs),
