@@ -359,3 +359,62 @@ async fn request_helpers_send_the_token_with_form_and_json_bodies() {
     let delete = s.delete("me").await.expect("delete").json().expect("json");
     assert_eq!(delete["method"], "DELETE");
 }
+
+#[tokio::test]
+async fn concurrent_requests_with_an_expiring_token_refresh_it_once() {
+    let server = TestServer::start().await;
+    let client = server.confidential("profile").await;
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let mut oauth = OAuth::new().with_clock(clock.clone());
+    let app = discovered(&mut oauth, &server, &client);
+    let first = app
+        .password(common::USER, &Secret::new(common::PASSWORD), None)
+        .await
+        .expect("token");
+    clock.advance(clock.now().seconds_until(first.expires_at.expect("expiry")));
+    let tokens = MemoryTokens::new(first);
+    let session = app.session(&tokens);
+    // The server rotates refresh tokens and treats a reused one as theft (revoking the whole
+    // family), so two refreshes with the same refresh token would break both requests.
+    let (a, b, c) = tokio::join!(session.get("me"), session.get("me"), session.get("me"));
+    for resp in [a, b, c] {
+        let resp = resp.expect("answers");
+        assert_eq!(resp.status, 200, "{}", resp.text());
+    }
+    let saved = tokens.current().expect("saved");
+    assert!(app.refresh(&saved).await.is_ok(), "the family is intact");
+}
+
+#[tokio::test]
+async fn apps_come_from_settings_by_name() {
+    let server = TestServer::start().await;
+    let client = server.confidential("profile").await;
+    let settings: std::collections::BTreeMap<String, latchkey_client::AppSettings> =
+        serde_json::from_value(serde_json::json!({
+            "latchkey": {
+                "issuer": server.base,
+                "client_id": client.id,
+                "client_secret": client.secret,
+                "scopes": ["profile"]
+            },
+            "github": { "preset": "github", "client_id": "Iv1.x", "client_secret": "s" }
+        }))
+        .expect("settings parse");
+    let mut oauth = oauth();
+    oauth.register_settings(settings).expect("valid");
+    assert_eq!(
+        oauth.names().collect::<Vec<_>>(),
+        vec!["github", "latchkey"]
+    );
+    let token = oauth
+        .app("latchkey")
+        .expect("registered")
+        .client_credentials(None)
+        .await
+        .expect("token");
+    assert_eq!(token.scope.as_deref(), Some("profile"));
+    assert!(matches!(
+        oauth.app("gitlab"),
+        Err(ClientError::UnknownApp(_))
+    ));
+}
