@@ -61,6 +61,37 @@
 //! # Ok(()) }
 //! ```
 //!
+//! ## Keeping tokens where your application keeps them
+//!
+//! ```no_run
+//! use latchkey_client::{Body, ClientError, RemoteApp, ReqwestClient, Token, TokenHook};
+//!
+//! /// One user's token at one provider, in the application's database.
+//! struct UserTokens {
+//!     user_id: i64,
+//! }
+//!
+//! impl TokenHook for UserTokens {
+//!     async fn load(&self) -> Result<Option<Token>, ClientError> {
+//!         // SELECT token_json FROM tokens WHERE user_id = $1, then serde_json::from_str
+//!         Ok(None)
+//!     }
+//!     async fn save(&self, token: &Token) -> Result<(), ClientError> {
+//!         // UPSERT serde_json::to_string(token)
+//!         let _ = (self.user_id, token);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn demo(github: &RemoteApp<ReqwestClient>) -> Result<(), ClientError> {
+//! let tokens = UserTokens { user_id: 42 };
+//! let api = github.session(&tokens);
+//! let me = api.get("user").await?.json();
+//! api.post("user/repos", Body::Json(serde_json::json!({ "name": "hello" }))).await?;
+//! # let _ = me;
+//! # Ok(()) }
+//! ```
+//!
 //! ## Checking tokens remotely (resource servers)
 //!
 //! ```no_run
@@ -116,3 +147,25 @@ pub use introspect::HttpIntrospector;
 pub use registry::OAuth;
 pub use session::{Body, MemoryTokens, Session, TokenHook};
 pub use token::Token;
+
+/// The crate's README, compiled as doc tests so its examples cannot rot. The repository's
+/// README carries the same text (checked by a test below).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
+#[cfg(test)]
+mod readme {
+    #[test]
+    fn the_repository_readme_carries_the_crate_readme() {
+        let crate_readme = include_str!("../README.md");
+        let body = crate_readme
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .trim_end();
+        assert!(
+            include_str!("../../../README.md").contains(body),
+            "README.md's latchkey-client section differs from crates/latchkey-client/README.md"
+        );
+    }
+}
