@@ -16,6 +16,9 @@ use latchkey_core::entropy::Entropy;
 use latchkey_core::secret::Secret;
 use std::sync::Arc;
 
+/// Clock skew allowed when checking an ID token's `exp`.
+const ID_TOKEN_LEEWAY: u64 = 60;
+
 /// The endpoints in use: configured, or discovered from the issuer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Endpoints {
@@ -195,7 +198,18 @@ impl<H: HttpClient> RemoteApp<H> {
         let ep = self.endpoints().await?;
         let params = flow::callback_params(callback);
         let code = flow::finish(pending, &params, ep.issuer.as_deref(), ep.require_iss)?;
-        self.exchange_code(&code, pending).await
+        let token = self.exchange_code(&code, pending).await?;
+        if let Some(id_token) = &token.id_token {
+            flow::check_id_token(
+                id_token,
+                &self.config.client_id,
+                ep.issuer.as_deref(),
+                pending.nonce.as_deref(),
+                self.clock.now(),
+                ID_TOKEN_LEEWAY,
+            )?;
+        }
+        Ok(token)
     }
 
     /// Exchanges an authorization code (RFC 6749 §4.1.3) with the PKCE verifier.

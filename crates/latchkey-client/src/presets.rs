@@ -51,6 +51,9 @@ pub struct Preset {
     pub auth_scheme: &'static str,
     /// Placeholders in the URLs, with their default values.
     pub placeholders: &'static [(&'static str, &'static str)],
+    /// Placeholder values that stand for many tenants (Entra ID's `common`): with one of them
+    /// the issuer is each user's own tenant, so no single issuer can be checked.
+    pub multi_tenant_values: &'static [&'static str],
     /// What an application must know about this provider.
     pub notes: &'static str,
 }
@@ -74,6 +77,7 @@ const BASE: Preset = Preset {
     openid: false,
     auth_scheme: "Bearer",
     placeholders: &[],
+    multi_tenant_values: &[],
     notes: "",
 };
 
@@ -138,8 +142,10 @@ pub const PRESETS: &[Preset] = &[
         scopes: &["openid", "profile", "email", "offline_access"],
         openid: true,
         placeholders: &[("tenant", "common")],
+        multi_tenant_values: &["common", "organizations", "consumers"],
         notes: "`{tenant}` is a tenant id or domain, or common, organizations or consumers. \
-                A refresh token needs the offline_access scope. There is no RFC 7009 revocation.",
+                A refresh token needs the offline_access scope. There is no RFC 7009 revocation. \
+                With a multi-tenant value the issuer differs per user, so it is not checked.",
         ..BASE
     },
     Preset {
@@ -319,8 +325,16 @@ impl Preset {
             Ok(out)
         };
         let opt = |url: Option<&str>| url.map(fill).transpose();
+        let multi_tenant = self.placeholders.iter().any(|(name, default)| {
+            let value = placeholders.get(*name).map_or(*default, String::as_str);
+            self.multi_tenant_values.contains(&value)
+        });
         let mut config = AppConfig::new(client_id, client_secret);
-        config.issuer = opt(self.issuer)?;
+        config.issuer = if multi_tenant {
+            None
+        } else {
+            opt(self.issuer)?
+        };
         config.authorize_url = Some(fill(self.authorize_url)?);
         config.token_url = Some(fill(self.token_url)?);
         config.revocation_url = opt(self.revocation_url)?;

@@ -117,6 +117,12 @@ impl Token {
         })
     }
 
+    /// The claims of the ID token, decoded but not verified: use them from a token that
+    /// [`RemoteApp::finish_login`](crate::RemoteApp::finish_login) returned, which checked them.
+    pub fn id_token_claims(&self) -> Option<serde_json::Map<String, serde_json::Value>> {
+        jwt_claims(self.id_token.as_deref()?)
+    }
+
     /// The `Authorization` header value for this token: `Bearer <token>`, or with another
     /// scheme for providers that want one (Weibo: `OAuth2`).
     pub fn authorization(&self, scheme: Option<&str>) -> String {
@@ -219,6 +225,24 @@ pub(crate) fn error_in(
     }
     let get = |name: &str| fields.get(name).and_then(|v| v.as_str()).map(str::to_owned);
     ProviderError::from_fields(get, Some(resp.status))
+}
+
+/// The payload of a compact JWS, as a JSON object.
+pub(crate) fn jwt_claims(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use base64::Engine as _;
+    let mut parts = jwt.split('.');
+    let (Some(_header), Some(payload), Some(_signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return None;
+    };
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    match serde_json::from_slice(&bytes).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
+    }
 }
 
 fn take_string(

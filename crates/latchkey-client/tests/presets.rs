@@ -330,6 +330,8 @@ fn entra_id_fills_the_tenant_placeholder_and_refuses_unsafe_tenants() {
         Some("https://login.microsoftonline.com/contoso.onmicrosoft.com/v2.0")
     );
     assert!(!cfg.token_url.as_deref().unwrap_or("").contains('{'));
+    // With `common` (the default) each user's tenant is its own issuer: none is checked.
+    assert_eq!(preset.config("id", Some("s")).expect("config").issuer, None);
     let evil = BTreeMap::from([("tenant".to_owned(), "evil.example/x?".to_owned())]);
     assert!(preset.config_with("id", Some("s"), &evil).is_err());
     let unknown = BTreeMap::from([("region".to_owned(), "eu".to_owned())]);
