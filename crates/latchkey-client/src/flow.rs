@@ -142,7 +142,7 @@ pub fn finish(
         }
     };
     let state = get("state")?.unwrap_or_default();
-    if !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
+    if pending.state.is_empty() || !bool::from(state.as_bytes().ct_eq(pending.state.as_bytes())) {
         return Err(ClientError::StateMismatch);
     }
     let iss = get("iss")?;
@@ -485,6 +485,14 @@ mod tests {
                 "{query}"
             );
         }
+        let stateless = PendingLogin {
+            state: String::new(),
+            ..pending()
+        };
+        assert!(matches!(
+            finish(&stateless, &callback_params("code=abc&state="), None, false),
+            Err(ClientError::StateMismatch)
+        ));
     }
 
     #[test]
