@@ -61,6 +61,16 @@ pub enum Event {
         /// The identifier it claimed, if any.
         client_id: Option<String>,
     },
+    /// An endpoint refused a request with an RFC 6749 error (for metrics: which errors, how
+    /// often). Carries no client input.
+    Refused {
+        /// The endpoint: `token`, `revoke` or `introspect`.
+        endpoint: &'static str,
+        /// The error answered.
+        error: crate::error::ErrorCode,
+        /// The HTTP status answered (429 for a rate limit).
+        status: u16,
+    },
     /// A resource owner's password was wrong or the user unknown.
     UserAuthFailed {
         /// The client that asked.

@@ -45,6 +45,7 @@ pub mod error;
 pub mod events;
 pub mod grant;
 pub mod http;
+pub mod limits;
 pub mod net;
 pub mod params;
 pub mod password;

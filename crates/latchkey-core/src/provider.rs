@@ -38,6 +38,7 @@ struct Inner<S, U> {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     events: Arc<dyn EventSink>,
+    limits: Option<crate::limits::Limits>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -50,6 +51,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             clock: Arc::new(SystemClock),
             entropy: Arc::new(OsEntropy),
             events: Arc::new(NoEvents),
+            limits: None,
         }
     }
 
@@ -111,6 +113,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     {
         crate::resource::Guard::new(self.verifier(), realm)
             .trusted_proxies(self.inner.config.trusted_proxies.clone())
+    }
+
+    /// The rate limits and password backoff in force, if any.
+    pub fn limits(&self) -> Option<&crate::limits::Limits> {
+        self.inner.limits.as_ref()
     }
 
     /// The configuration in force.
@@ -202,6 +209,7 @@ pub struct ProviderBuilder<S, U> {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     events: Arc<dyn EventSink>,
+    limits: Option<crate::limits::Limits>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
@@ -265,6 +273,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Rate limits on client requests and backoff on failed password checks (default: none;
+    /// the `latchkey` server turns the backoff on). See [`crate::limits`].
+    pub fn limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = Some(limits);
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
         self.config.validate()?;
@@ -276,6 +291,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 clock: self.clock,
                 entropy: self.entropy,
                 events: self.events,
+                limits: self.limits,
             }),
         })
     }

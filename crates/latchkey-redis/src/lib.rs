@@ -42,6 +42,7 @@
 //!   drops them as it goes); a family that rotates often for a month carries that history.
 
 mod codec;
+mod counters;
 mod error;
 mod scripts;
 

@@ -252,3 +252,37 @@ async fn an_outage_is_unavailable_quickly_and_heals_by_itself() {
         CodeTake::Taken(_)
     ));
 }
+
+/// Rate and failure counters: two handles (two server nodes) count into one window, which
+/// Redis forgets when it ends; the same policy as the memory counters.
+#[tokio::test]
+async fn counters_are_shared_between_nodes_and_expire() {
+    use latchkey_core::clock::UnixTime;
+    use latchkey_core::limits::Counters;
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let node_a = RedisStore::connect(&url, &prefix).await.expect("connect");
+    let node_b = RedisStore::connect(&url, &prefix).await.expect("connect");
+    let now = UnixTime(1_000);
+    let first = node_a.hit("k", 2, now).await.expect("hit");
+    assert_eq!(first.count, 1);
+    assert_eq!(first.last, now);
+    let second = node_b.hit("k", 2, UnixTime(1_001)).await.expect("hit");
+    assert_eq!(second.count, 2);
+    assert_eq!(second.last, now, "the previous hit's time");
+    let seen = node_a
+        .peek("k", UnixTime(1_001))
+        .await
+        .expect("peek")
+        .expect("open window");
+    assert_eq!((seen.count, seen.last), (2, UnixTime(1_001)));
+    assert!(node_a.peek("other", now).await.expect("peek").is_none());
+    node_b.clear("k").await.expect("clear");
+    assert!(node_a.peek("k", now).await.expect("peek").is_none());
+    // Redis expires the window by itself.
+    node_a.hit("gone", 1, now).await.expect("hit");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    assert!(node_a.peek("gone", now).await.expect("peek").is_none());
+}

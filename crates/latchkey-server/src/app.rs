@@ -3,14 +3,16 @@
 //! record credentials, and panic capture; CORS on the endpoints browsers call, when configured.
 
 use crate::audit::LogEvents;
-use crate::settings::{CorsSettings, Settings};
+use crate::settings::{CorsSettings, LimitSettings, Settings};
 use crate::store::AnyStore;
+use crate::tls::{Certificates, TlsListener, Transport};
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
 use latchkey_axum::TokioBlocking;
 use latchkey_core::config::Config;
 use latchkey_core::entropy::OsEntropy;
+use latchkey_core::limits::{Backoff, Counters, Limits, MemoryCounters, Rate};
 use latchkey_core::provider::Provider;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::user::StoreUsers;
@@ -35,6 +37,7 @@ pub fn build_provider(
     settings: &Settings,
     store: AnyStore,
     local: Option<SocketAddr>,
+    counters: Arc<dyn Counters>,
 ) -> anyhow::Result<AppProvider> {
     let issuer = match (&settings.issuer, local) {
         (Some(issuer), _) => issuer.clone(),
@@ -67,7 +70,49 @@ pub fn build_provider(
     Ok(Provider::builder(store, users)
         .config(config)
         .events(Arc::new(LogEvents))
+        .limits(limits(&settings.limits, counters))
         .build()?)
+}
+
+/// The rate limits and password backoff of the settings (0 turns a limit off).
+fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
+    let rate = |requests: u64| {
+        (requests > 0).then_some(Rate {
+            requests,
+            window: s.window.max(1),
+        })
+    };
+    let mut limits = Limits::new(counters);
+    limits.per_client = rate(s.per_client);
+    limits.per_ip = rate(s.per_ip);
+    limits.backoff = (s.login_max_failures > 0).then_some(Backoff {
+        slow_after: s.login_slow_after,
+        max_delay: s.login_max_delay,
+        max_failures: s.login_max_failures,
+        max_failures_per_ip: if s.login_max_failures_per_ip == 0 {
+            u64::MAX
+        } else {
+            s.login_max_failures_per_ip
+        },
+        window: s.login_window.max(1),
+    });
+    limits
+}
+
+/// Opens the counter store the settings name: this process's memory, or Redis.
+pub async fn open_counters(settings: &Settings) -> anyhow::Result<Arc<dyn Counters>> {
+    let url = settings.limits.store.as_str();
+    if url == "memory" || url == "memory:" {
+        return Ok(Arc::new(MemoryCounters::new()));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let prefix = format!("{}:", settings.store.key_prefix.trim_end_matches(':'));
+        let redis = latchkey_redis::RedisStore::connect(url, &prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("limits.store {url:?}: {e}"))?;
+        return Ok(Arc::new(redis));
+    }
+    anyhow::bail!("unsupported limits.store {url:?}: use memory or redis://host:port")
 }
 
 /// The login and consent pages the server runs.
@@ -148,9 +193,36 @@ async fn js_client() -> axum::response::Response {
         .into_response()
 }
 
+/// Everything around the endpoints that the settings decide.
+#[derive(Clone, Debug)]
+pub struct Surroundings {
+    /// The transport rule (TLS marking, plain HTTP refused).
+    pub transport: Arc<Transport>,
+    /// The metrics renderer, when `/metrics` is served.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl Surroundings {
+    /// For tests and embedders: plain HTTP allowed, no metrics.
+    pub fn permissive() -> Self {
+        Self {
+            transport: Arc::new(Transport {
+                tls_listener: false,
+                trusted: Default::default(),
+                allow_insecure_http: true,
+            }),
+            metrics: None,
+        }
+    }
+}
+
 /// The router of the whole server, without CORS; see [`app_with_cors`].
 pub fn app(provider: AppProvider, ui: AppUi) -> Router {
-    wrap(Router::new().merge(latchkey_axum::router(provider)), ui)
+    wrap(
+        Router::new().merge(latchkey_axum::router(provider)),
+        ui,
+        Surroundings::permissive(),
+    )
 }
 
 /// The router of the whole server; pages on `cors.allowed_origins` may call the token,
@@ -159,8 +231,9 @@ pub fn app_with_cors(
     provider: AppProvider,
     ui: AppUi,
     cors: &CorsSettings,
+    around: Surroundings,
 ) -> anyhow::Result<Router> {
-    Ok(wrap(oauth_routes(provider, cors)?, ui))
+    Ok(wrap(oauth_routes(provider, cors)?, ui, around))
 }
 
 /// The OAuth endpoints, with CORS on those a browser app calls (never on introspection,
@@ -257,22 +330,51 @@ async fn readyz(store: AnyStore) -> (axum::http::StatusCode, axum::Json<serde_js
 }
 
 /// The routes every configuration has, around `oauth`, and the outer layers.
-fn wrap(oauth: Router, ui: AppUi) -> Router {
+fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let store = ui.provider().store().clone();
-    oauth
+    let mut router = oauth
         .merge(latchkey_axum::authorize_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(move || readyz(store.clone())))
-        .route(JS_CLIENT_PATH, axum::routing::get(js_client))
+        .route(JS_CLIENT_PATH, axum::routing::get(js_client));
+    if let Some(handle) = around.metrics {
+        router = router
+            .route(
+                "/metrics",
+                axum::routing::get(move || crate::metrics::render(Some(handle.clone()))),
+            )
+            .layer(axum::middleware::from_fn(crate::metrics::track));
+    }
+    router
+        .layer(axum::middleware::from_fn_with_state(
+            around.transport,
+            crate::tls::enforce,
+        ))
         .layer(PropagateRequestIdLayer::new(x_request_id.clone()))
-        .layer(TraceLayer::new_for_http())
+        .layer(TraceLayer::new_for_http().make_span_with(request_span))
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
         .layer(SetRequestIdLayer::new(x_request_id, MakeRequestUuid))
         .layer(CatchPanicLayer::new())
+}
+
+/// The log span of a request: method, path (never the query, which may carry a credential a
+/// client put there by mistake) and the request id that is also sent back in `x-request-id`.
+fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
+    let request_id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    tracing::info_span!(
+        "request",
+        method = %req.method(),
+        path = %req.uri().path(),
+        request_id,
+    )
 }
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains in-flight
@@ -283,10 +385,25 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
+    let certs = match (&settings.tls.cert_file, &settings.tls.key_file) {
+        (Some(cert), Some(key)) => Some(Arc::new(Certificates::load(cert, key)?)),
+        (None, None) => None,
+        _ => anyhow::bail!("tls.cert_file and tls.key_file go together"),
+    };
     let store = AnyStore::from_settings(&settings).await?;
-    let provider = build_provider(&settings, store.clone(), Some(local))?;
+    let counters = open_counters(&settings).await?;
+    let provider = build_provider(&settings, store.clone(), Some(local), counters)?;
     let ui = build_ui(&settings, provider.clone())?;
-    let app = app_with_cors(provider.clone(), ui, &settings.cors)?;
+    let around_transport = Arc::new(Transport {
+        tls_listener: certs.is_some(),
+        trusted: provider.config().trusted_proxies.clone(),
+        allow_insecure_http: settings.tls.allow_insecure_http,
+    });
+    let around = Surroundings {
+        transport: Arc::clone(&around_transport),
+        metrics: settings.metrics.then(crate::metrics::install).flatten(),
+    };
+    let app = app_with_cors(provider.clone(), ui, &settings.cors, around)?;
     if latchkey_core::store::ClientStore::list_clients(&store)
         .await?
         .is_empty()
@@ -295,17 +412,102 @@ pub async fn run(
             "No clients are registered yet. Create one with:\n  latchkey client create --name my-service"
         );
     }
-    println!("latchkey listening on http://{local}");
+    let scheme = if certs.is_some() { "https" } else { "http" };
+    let grace = std::time::Duration::from_secs(settings.shutdown_grace);
+    let (stopping, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stopping.send(true);
+    });
+    if let Some(certs) = &certs {
+        crate::tls::spawn_reloader(
+            Arc::clone(certs),
+            std::time::Duration::from_secs(settings.tls.reload_interval),
+        );
+    }
+    let admin = match &settings.admin.listen {
+        Some(addr) => {
+            let token = settings.admin.load_token()?;
+            let tcp = TcpListener::bind(addr)
+                .await
+                .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
+            let admin_local = tcp.local_addr()?;
+            let ops =
+                crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api");
+            let admin_app = crate::admin_api::router(ops, &token)
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::clone(&around_transport),
+                    crate::tls::enforce,
+                ))
+                .layer(TraceLayer::new_for_http().make_span_with(request_span));
+            println!("latchkey admin API on {scheme}://{admin_local}");
+            tracing::info!(%admin_local, "admin API listening");
+            Some(tokio::spawn(serve_on(
+                tcp,
+                admin_app,
+                certs.clone(),
+                stopped.clone(),
+            )))
+        }
+        None => None,
+    };
+    println!("latchkey listening on {scheme}://{local}");
     tracing::info!(%local, issuer = %provider.config().issuer, "latchkey listening");
-    let served = axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await;
+    let serving = serve_on(listener, app, certs, stopped.clone());
+    // After the signal, in-flight requests get `grace` to finish; one that never ends
+    // cannot hold the process past it.
+    let mut signalled = stopped;
+    let deadline = async move {
+        if signalled.wait_for(|stop| *stop).await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let served = tokio::select! {
+        served = serving => served.map_err(anyhow::Error::from),
+        () = deadline => {
+            tracing::warn!(grace_secs = grace.as_secs(), "shutdown grace elapsed; closing remaining connections");
+            Ok(())
+        }
+    };
+    if let Some(admin) = admin {
+        admin.abort();
+    }
     store.close().await;
     tracing::info!("latchkey stopped");
-    Ok(served?)
+    served
+}
+
+/// Serves `app` on `tcp` (over TLS with `certs`) until `stop` turns true, then drains.
+async fn serve_on(
+    tcp: TcpListener,
+    app: Router,
+    certs: Option<Arc<Certificates>>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let signal = async move {
+        let _ = stop.wait_for(|stop| *stop).await;
+    };
+    match certs {
+        Some(certs) => {
+            let listener = TlsListener::new(tcp, certs)?;
+            let service = app
+                .layer(axum::middleware::map_request(
+                    crate::tls::peer_as_socket_addr,
+                ))
+                .into_make_service_with_connect_info::<crate::tls::PeerAddr>();
+            axum::serve(listener, service)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+        None => {
+            let service = app.into_make_service_with_connect_info::<SocketAddr>();
+            axum::serve(tcp, service)
+                .with_graceful_shutdown(signal)
+                .await
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,14 +1,15 @@
-//! Audit events as structured log lines under the `latchkey::audit` target. Events carry
-//! identifiers only, never a secret, a token or a password.
+//! Audit events as structured log lines under the `latchkey::audit` target, and as metrics.
+//! Events carry identifiers only, never a secret, a token or a password.
 
 use latchkey_core::events::{Event, EventSink};
 
-/// Writes every core event to the log.
+/// Writes every core event to the log and counts it in the metrics.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct LogEvents;
 
 impl EventSink for LogEvents {
     fn emit(&self, event: &Event) {
+        count(event);
         match event {
             Event::TokenIssued {
                 client_id,
@@ -63,6 +64,9 @@ impl EventSink for LogEvents {
                 kind = kind.as_str(),
                 revoked,
             ),
+            // Refusals are counted, not audited: they are the client's mistakes, and the
+            // token endpoint logs them at debug level already.
+            Event::Refused { .. } => {}
             Event::ClientAuthFailed { client_id } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "client_auth_failed",
@@ -78,5 +82,45 @@ impl EventSink for LogEvents {
                 username,
             ),
         }
+    }
+}
+
+/// Counts an event in the metrics; labels come from fixed lists only.
+fn count(event: &Event) {
+    match event {
+        Event::TokenIssued { grant_type, .. } => {
+            metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type.as_str())
+                .increment(1);
+        }
+        Event::Refused {
+            endpoint,
+            error,
+            status,
+        } => {
+            metrics::counter!(
+                "latchkey_refusals_total",
+                "endpoint" => *endpoint,
+                "error" => error.as_str(),
+                "status" => status.to_string()
+            )
+            .increment(1);
+        }
+        Event::ClientAuthFailed { .. } => {
+            metrics::counter!("latchkey_auth_failures_total", "kind" => "client").increment(1);
+        }
+        Event::UserAuthFailed { .. } => {
+            metrics::counter!("latchkey_auth_failures_total", "kind" => "user").increment(1);
+        }
+        Event::RefreshReuseDetected { .. } => {
+            metrics::counter!("latchkey_reuse_detected_total", "kind" => "refresh_token")
+                .increment(1);
+        }
+        Event::CodeReplayed { .. } => {
+            metrics::counter!("latchkey_reuse_detected_total", "kind" => "code").increment(1);
+        }
+        Event::TokenRevoked { .. } => {
+            metrics::counter!("latchkey_revocations_total").increment(1);
+        }
+        Event::ConsentGranted { .. } | Event::ConsentDenied { .. } => {}
     }
 }

@@ -2,17 +2,11 @@
 //! (the seeds' `create_client_credentials`). Admin commands work on the same store as the
 //! server, even while it runs.
 
+use crate::admin::{Admin, AdminError, ClientSpec};
 use crate::settings::{Overrides, Settings};
 use crate::store::AnyStore;
 use clap::{Args, Parser, Subcommand};
-use latchkey_core::client::{Client, ClientType, GrantType, NewClient};
-use latchkey_core::clock::{Clock, SystemClock};
-use latchkey_core::entropy::{OsEntropy, random_hex};
-use latchkey_core::password;
-use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
-use latchkey_core::store::{ClientStore, StoreErrorKind, UserStore};
-use latchkey_core::user::User;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
@@ -49,6 +43,34 @@ pub enum Command {
     /// Manage built-in users (resource owners).
     #[command(subcommand)]
     User(UserCommand),
+    /// Revoke or inspect issued tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Inspect the settings.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+/// Token administration.
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Revoke a token (a refresh token takes every token of its grant).
+    Revoke {
+        /// The token; read from stdin when omitted.
+        token: Option<String>,
+    },
+    /// Show what a token is (RFC 7662 introspection, without client authentication).
+    Introspect {
+        /// The token; read from stdin when omitted.
+        token: Option<String>,
+    },
+}
+
+/// Settings commands.
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Print the effective settings (defaults, file, environment, flags) with secrets redacted.
+    Show,
 }
 
 /// Client administration.
@@ -149,197 +171,186 @@ impl Cli {
 /// Runs a client command against the store.
 pub async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = client_inner(cmd, &store).await;
+    let result = client_inner(cmd, &admin(settings, &store)).await;
     store.close().await;
     result
 }
 
-async fn client_inner(cmd: ClientCommand, store: &AnyStore) -> anyhow::Result<()> {
+/// The shared administrative operations, on behalf of the CLI.
+fn admin(settings: &Settings, store: &AnyStore) -> Admin {
+    let issuer = settings
+        .issuer
+        .clone()
+        .unwrap_or_else(|| format!("http://{}", settings.listen));
+    Admin::new(store.clone(), issuer, "cli")
+}
+
+async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
     match cmd {
-        ClientCommand::Create(args) => create_client(args, store).await,
+        ClientCommand::Create(args) => {
+            let json = args.json;
+            let created = admin.create_client(args.into_spec()).await?;
+            if json {
+                let out = serde_json::json!({
+                    "client_id": created.client.client_id,
+                    "client_secret": created.client_secret,
+                    "client_type": created.client.client_type,
+                    "grant_types": created.client.grant_types,
+                });
+                println!("{out}");
+            } else {
+                let c = &created.client;
+                println!("Created {} client {:?}.", c.client_type, c.name);
+                println!("client_id:     {}", c.client_id);
+                if let Some(secret) = &created.client_secret {
+                    println!("client_secret: {secret}");
+                    println!("The secret is shown only this once; only its hash is stored.");
+                }
+            }
+            Ok(())
+        }
         ClientCommand::List => {
-            let clients = store.list_clients().await?;
+            let clients = admin.list_clients().await?;
             if clients.is_empty() {
                 println!("No clients. Create one with: latchkey client create --name NAME");
             }
             for c in clients {
-                println!("{}\t{}\t{}\t{}", c.id, kind(&c), grants(&c), c.name);
+                println!(
+                    "{}\t{}\t{}\t{}",
+                    c.client_id,
+                    c.client_type,
+                    c.grant_types.join(","),
+                    c.name
+                );
             }
             Ok(())
         }
         ClientCommand::Show { id } => {
-            let Some(c) = store.get_client(&id).await? else {
-                anyhow::bail!("no client with id {id:?}");
-            };
-            println!("client_id:      {}", c.id);
+            let c = admin.get_client(&id).await?;
+            let or_default = |s: &Option<String>| s.clone().unwrap_or("(server default)".into());
+            println!("client_id:      {}", c.client_id);
             println!("name:           {}", c.name);
-            println!("type:           {}", kind(&c));
-            println!("grant_types:    {}", grants(&c));
+            println!("type:           {}", c.client_type);
+            println!("grant_types:    {}", c.grant_types.join(","));
             println!("redirect_uris:  {}", c.redirect_uris.join(" "));
-            let show = |s: &Option<ScopeSet>| {
-                s.as_ref()
-                    .map_or("(server default)".to_owned(), ToString::to_string)
-            };
-            println!("scopes:         {}", show(&c.scopes));
-            println!("default_scopes: {}", show(&c.default_scopes));
+            println!("scopes:         {}", or_default(&c.scope));
+            println!("default_scopes: {}", or_default(&c.default_scope));
             println!("bind_tokens:    {}", c.bind_tokens);
-            println!("created_at:     {}", c.created_at.0);
+            println!("created_at:     {}", c.created_at);
             Ok(())
         }
         ClientCommand::Delete { id } => {
-            if store.delete_client(&id).await? {
-                println!("Deleted client {id} and its tokens.");
-                Ok(())
-            } else {
-                anyhow::bail!("no client with id {id:?}")
-            }
+            admin.delete_client(&id).await?;
+            println!("Deleted client {id} and its tokens.");
+            Ok(())
         }
     }
 }
 
-async fn create_client(args: CreateClient, store: &AnyStore) -> anyhow::Result<()> {
-    let mut new = if args.public {
-        NewClient::public(&args.name)
-    } else {
-        NewClient::confidential(&args.name)
-    };
-    if !args.grant_types.is_empty() {
-        let grants = args
-            .grant_types
-            .iter()
-            .map(|g| GrantType::parse(g).ok_or_else(|| anyhow::anyhow!("unknown grant type {g:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        if args.public && grants.contains(&GrantType::ClientCredentials) {
-            anyhow::bail!("public clients cannot use client_credentials (RFC 6749 §4.4)");
-        }
-        new = new.grant_types(grants);
-    }
-    for uri in &args.redirect_uris {
-        if !latchkey_core::redirect::is_registrable(uri) {
-            anyhow::bail!(
-                "redirect URI {uri:?} must be absolute, without a fragment, and not javascript:/data:"
-            );
+impl CreateClient {
+    /// The registration these flags describe.
+    pub fn into_spec(self) -> ClientSpec {
+        ClientSpec {
+            name: self.name,
+            public: self.public,
+            grant_types: self.grant_types,
+            redirect_uris: self.redirect_uris,
+            scope: self.scope,
+            default_scope: self.default_scope,
+            bind_tokens: self.bind_tokens,
+            id: self.id,
         }
     }
-    new = new
-        .redirect_uris(args.redirect_uris.clone())
-        .bind_tokens(args.bind_tokens);
-    if let Some(scope) = &args.scope {
-        new = new.scopes(ScopeSet::parse(scope).map_err(|e| anyhow::anyhow!("--scope: {e}"))?);
-    }
-    if let Some(scope) = &args.default_scope {
-        new = new.default_scopes(
-            ScopeSet::parse(scope).map_err(|e| anyhow::anyhow!("--default-scope: {e}"))?,
-        );
-    }
-    if let Some(id) = &args.id {
-        latchkey_core::client::ClientId::parse(id)
-            .map_err(|_| anyhow::anyhow!("--id must be 1-255 printable ASCII characters"))?;
-        if store.get_client(id).await?.is_some() {
-            anyhow::bail!("a client with id {id:?} already exists");
-        }
-        new = new.id(id);
-    }
-    let (client, secret) = new.build(&OsEntropy, SystemClock.now());
-    store.put_client(&client).await?;
-    if args.json {
-        let out = serde_json::json!({
-            "client_id": client.id.as_str(),
-            "client_secret": secret.as_ref().map(Secret::expose),
-            "client_type": kind(&client),
-            "grant_types": client.grant_types.iter().map(|g| g.as_str()).collect::<Vec<_>>(),
-        });
-        println!("{out}");
-    } else {
-        println!("Created {} client {:?}.", kind(&client), client.name);
-        println!("client_id:     {}", client.id);
-        if let Some(secret) = &secret {
-            println!("client_secret: {}", secret.expose());
-            println!("The secret is shown only this once; only its hash is stored.");
-        }
-    }
-    Ok(())
-}
-
-fn kind(c: &Client) -> &'static str {
-    match c.client_type() {
-        ClientType::Confidential => "confidential",
-        ClientType::Public => "public",
-    }
-}
-
-fn grants(c: &Client) -> String {
-    c.grant_types
-        .iter()
-        .map(|g| g.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
 }
 
 /// Runs a user command against the store.
 pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = user_inner(cmd, &store).await;
+    let result = user_inner(cmd, &admin(settings, &store)).await;
     store.close().await;
     result
 }
 
-async fn user_inner(cmd: UserCommand, store: &AnyStore) -> anyhow::Result<()> {
+async fn user_inner(cmd: UserCommand, admin: &Admin) -> anyhow::Result<()> {
     match cmd {
         UserCommand::Add(args) => {
-            if args.username.is_empty() || args.username.len() > 255 {
-                anyhow::bail!("user names are 1 to 255 bytes");
-            }
-            if store.get_user(&args.username).await?.is_some() {
-                anyhow::bail!(
-                    "user {:?} exists; use `latchkey user passwd`",
-                    args.username
-                );
-            }
-            let password = read_password(args.password_stdin)?;
-            let user = User {
-                id: random_hex(&OsEntropy, 16),
-                username: args.username.clone(),
-                password_hash: hash(password).await?,
-                created_at: SystemClock.now(),
-            };
-            match store.put_user(&user).await {
-                Err(e) if e.kind() == StoreErrorKind::Conflict => {
-                    anyhow::bail!("user {:?} exists", args.username)
-                }
-                other => other?,
-            }
-            println!("Added user {:?} (subject {}).", user.username, user.id);
+            let user = admin
+                .add_user(&args.username, read_password(args.password_stdin)?)
+                .await
+                .map_err(|e| match e {
+                    AdminError::Conflict(_) => anyhow::anyhow!(
+                        "user {:?} exists; use `latchkey user passwd`",
+                        args.username
+                    ),
+                    other => other.into(),
+                })?;
+            println!("Added user {:?} (subject {}).", user.username, user.subject);
             Ok(())
         }
         UserCommand::Passwd(args) => {
-            let Some(mut user) = store.get_user(&args.username).await? else {
-                anyhow::bail!("no user {:?}", args.username);
-            };
-            user.password_hash = hash(read_password(args.password_stdin)?).await?;
-            store.put_user(&user).await?;
-            println!("Changed the password of {:?}.", user.username);
+            admin
+                .set_password(&args.username, read_password(args.password_stdin)?)
+                .await?;
+            println!("Changed the password of {:?}.", args.username);
             Ok(())
         }
         UserCommand::Delete { username } => {
-            if store.delete_user(&username).await? {
-                println!("Deleted user {username:?} and their tokens.");
-                Ok(())
-            } else {
-                anyhow::bail!("no user {username:?}")
-            }
+            admin.delete_user(&username).await?;
+            println!("Deleted user {username:?} and their tokens.");
+            Ok(())
         }
         UserCommand::List => {
-            for u in store.list_users().await? {
-                println!("{}\t{}", u.id, u.username);
+            for u in admin.list_users().await? {
+                println!("{}\t{}", u.subject, u.username);
             }
             Ok(())
         }
     }
 }
 
-async fn hash(password: Secret) -> anyhow::Result<String> {
-    Ok(tokio::task::spawn_blocking(move || password::hash(&password, &OsEntropy)).await??)
+/// Runs a token command against the store.
+pub async fn token(cmd: TokenCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = AnyStore::from_settings(settings).await?;
+    let admin = admin(settings, &store);
+    let result = async {
+        match cmd {
+            TokenCommand::Revoke { token } => {
+                let revoked = admin.revoke(&read_token(token)?).await?;
+                println!("Revoked {revoked} token(s).");
+            }
+            TokenCommand::Introspect { token } => {
+                let described = admin.introspect(&read_token(token)?).await?;
+                println!("{described}");
+            }
+        }
+        Ok(())
+    }
+    .await;
+    store.close().await;
+    result
+}
+
+/// A token from the argument, else from the first line of stdin (which keeps it out of
+/// the shell history and the process list).
+fn read_token(arg: Option<String>) -> anyhow::Result<Secret> {
+    let token = match arg {
+        Some(t) => t,
+        None => {
+            let mut line = String::new();
+            std::io::stdin().lock().read_line(&mut line)?;
+            line.trim().to_owned()
+        }
+    };
+    if token.is_empty() {
+        anyhow::bail!("no token given");
+    }
+    Ok(Secret::new(token))
+}
+
+/// Prints the effective settings as TOML, with every secret replaced by `"<redacted>"`.
+pub fn config_show(settings: &Settings) -> anyhow::Result<()> {
+    print!("{}", settings.redacted_toml()?);
+    Ok(())
 }
 
 fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {

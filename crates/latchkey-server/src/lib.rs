@@ -4,11 +4,15 @@
 //! [`run`], which serves on a listener until a shutdown future resolves (the shape of
 //! mini-redis's `run(listener, shutdown)`), so tests start the real server on port 0.
 
+pub mod admin;
+pub mod admin_api;
 pub mod app;
 pub mod audit;
 pub mod cli;
+pub mod metrics;
 pub mod settings;
 pub mod store;
+pub mod tls;
 
 pub use app::{AppProvider, AppUi, app, build_provider, build_ui, run};
 pub use settings::Settings;

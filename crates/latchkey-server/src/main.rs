@@ -22,6 +22,8 @@ async fn main() -> std::process::ExitCode {
         Command::Migrate => cli::migrate(&settings).await,
         Command::Client(cmd) => cli::client(cmd, &settings).await,
         Command::User(cmd) => cli::user(cmd, &settings).await,
+        Command::Token(cmd) => cli::token(cmd, &settings).await,
+        Command::Config(cli::ConfigCommand::Show) => cli::config_show(&settings),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -36,6 +36,122 @@ pub struct Settings {
     pub ui: UiSettings,
     /// Cross-origin access for browser apps served from other origins.
     pub cors: CorsSettings,
+    /// HTTPS and the plain-HTTP rule.
+    pub tls: TlsSettings,
+    /// Request rates and password backoff.
+    pub limits: LimitSettings,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
+    pub shutdown_grace: u64,
+    /// Serve Prometheus metrics at `/metrics`.
+    pub metrics: bool,
+    /// The admin HTTP API.
+    pub admin: AdminSettings,
+}
+
+/// The admin HTTP API: clients, users, revocation and introspection, on a listener of its
+/// own (off unless `listen` is set), for callers holding the admin token.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminSettings {
+    /// Where the admin API listens, e.g. `127.0.0.1:8081`; unset: no admin API.
+    pub listen: Option<String>,
+    /// The bearer token admin calls must carry (at least 32 characters). Prefer
+    /// `token_file` or `LATCHKEY_ADMIN__TOKEN` to writing it in the settings file.
+    pub token: Option<String>,
+    /// A file holding the admin token (surrounding whitespace ignored).
+    pub token_file: Option<PathBuf>,
+}
+
+impl AdminSettings {
+    /// The admin token, from `token` or `token_file`; the API refuses to start without one.
+    pub fn load_token(&self) -> anyhow::Result<latchkey_core::secret::Secret> {
+        let token = match (&self.token, &self.token_file) {
+            (Some(t), None) => t.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| anyhow::anyhow!("admin.token_file {}: {e}", path.display()))?
+                .trim()
+                .to_owned(),
+            (Some(_), Some(_)) => anyhow::bail!("set admin.token or admin.token_file, not both"),
+            (None, None) => anyhow::bail!(
+                "admin.listen is set but no admin.token or admin.token_file: the admin API needs a token"
+            ),
+        };
+        if token.len() < 32 {
+            anyhow::bail!("the admin token must be at least 32 characters");
+        }
+        Ok(latchkey_core::secret::Secret::new(token))
+    }
+}
+
+/// HTTPS. With `cert_file` and `key_file` the server speaks only HTTPS; without them it
+/// speaks plain HTTP, and OAuth endpoints answer only loopback clients, requests a trusted
+/// proxy forwarded from HTTPS, or anyone when `allow_insecure_http` is set.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsSettings {
+    /// PEM certificate chain, leaf first.
+    pub cert_file: Option<PathBuf>,
+    /// PEM private key of the leaf certificate.
+    pub key_file: Option<PathBuf>,
+    /// Seconds between checks of the files for a new certificate (0: only on SIGHUP).
+    pub reload_interval: u64,
+    /// Development only: answer OAuth requests over plain HTTP from any address
+    /// (pyramid_oauth2_provider's `require_ssl = false`).
+    pub allow_insecure_http: bool,
+}
+
+impl Default for TlsSettings {
+    fn default() -> Self {
+        Self {
+            cert_file: None,
+            key_file: None,
+            reload_interval: 10,
+            allow_insecure_http: false,
+        }
+    }
+}
+
+/// Request rates on the token, revocation and introspection endpoints, and backoff on failed
+/// password checks (password grant and login page). A limit of 0 turns it off.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct LimitSettings {
+    /// Where counts are kept: `memory` (this process), or `redis://host:6379` so that every
+    /// node shares them.
+    pub store: String,
+    /// Requests per client per `window`.
+    pub per_client: u64,
+    /// Requests per client address per `window`.
+    pub per_ip: u64,
+    /// The window of the two request rates, in seconds.
+    pub window: u64,
+    /// Failures per user name before attempts must wait 2, 4, 8… seconds.
+    pub login_slow_after: u64,
+    /// The longest such wait, in seconds.
+    pub login_max_delay: u64,
+    /// Failures per user name before attempts are refused for the rest of the window.
+    pub login_max_failures: u64,
+    /// Failures from one address (any user names) before it is refused.
+    pub login_max_failures_per_ip: u64,
+    /// How long failures are remembered, in seconds.
+    pub login_window: u64,
+}
+
+impl Default for LimitSettings {
+    fn default() -> Self {
+        let backoff = latchkey_core::limits::Backoff::default();
+        Self {
+            store: "memory".into(),
+            per_client: 6000,
+            per_ip: 6000,
+            window: 60,
+            login_slow_after: backoff.slow_after,
+            login_max_delay: backoff.max_delay,
+            login_max_failures: backoff.max_failures,
+            login_max_failures_per_ip: backoff.max_failures_per_ip,
+            login_window: backoff.window,
+        }
+    }
 }
 
 /// Cross-origin resource sharing, for single-page apps on other origins than this server
@@ -211,6 +327,11 @@ impl Default for Settings {
             pkce: PkceSettings::default(),
             ui: UiSettings::default(),
             cors: CorsSettings::default(),
+            tls: TlsSettings::default(),
+            limits: LimitSettings::default(),
+            shutdown_grace: 10,
+            metrics: true,
+            admin: AdminSettings::default(),
         }
     }
 }
@@ -246,6 +367,44 @@ impl Settings {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
         figment.extract().map_err(Box::new)
+    }
+}
+
+const REDACTED: &str = "<redacted>";
+
+/// `url` with the password of its user information replaced by `<redacted>`.
+fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            let shown = if userinfo.contains(':') {
+                format!("{user}:{REDACTED}")
+            } else {
+                user.to_owned()
+            };
+            format!("{scheme}://{shown}@{host}{tail}")
+        }
+        None => url.to_owned(),
+    }
+}
+
+impl Settings {
+    /// These settings as TOML, with every secret (admin token, passwords in store URLs)
+    /// replaced by `<redacted>`: what `latchkey config show` prints.
+    pub fn redacted_toml(&self) -> anyhow::Result<String> {
+        let mut shown = self.clone();
+        shown.store.url = shown.store.url.as_deref().map(redact_url);
+        shown.store.tokens_url = shown.store.tokens_url.as_deref().map(redact_url);
+        shown.limits.store = redact_url(&shown.limits.store);
+        if shown.admin.token.is_some() {
+            shown.admin.token = Some(REDACTED.into());
+        }
+        Ok(toml::to_string(&shown)?)
     }
 }
 
@@ -317,6 +476,52 @@ mod tests {
             jail.create_file("latchkey.toml", "[tokens]\naccess_tll = 60\n")?;
             let err = Settings::load(None, &Overrides::default()).expect_err("typo refused");
             assert!(err.to_string().contains("access_tll"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn config_show_redacts_every_secret() {
+        let mut s = Settings::default();
+        s.store.url = Some("postgres://latchkey:hunter2@db.internal:5432/auth".into());
+        s.store.tokens_url = Some("redis://:r3dis-pass@cache:6379/0".into());
+        s.limits.store = "redis://user:limits-pass@cache:6379".into();
+        s.admin.token = Some("an-admin-token-that-is-long-enough-xyz".into());
+        let shown = s.redacted_toml().expect("serializes");
+        for secret in ["hunter2", "r3dis-pass", "limits-pass", "an-admin-token"] {
+            assert!(!shown.contains(secret), "{secret} shown:\n{shown}");
+        }
+        assert!(
+            shown.contains("postgres://latchkey:<redacted>@db.internal:5432/auth"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("redis://:<redacted>@cache:6379/0"),
+            "{shown}"
+        );
+        // What is shown reads back as settings.
+        let back: Settings = toml::from_str(&shown).expect("round trip");
+        assert_eq!(back.listen, s.listen);
+    }
+
+    #[test]
+    fn the_readme_settings_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Settings")
+            .nth(1)
+            .expect("README has a Settings section");
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("a toml block");
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("latchkey.toml", example)?;
+            let s = Settings::load(None, &Overrides::default()).expect("the example loads");
+            assert_eq!(s.shutdown_grace, 10);
+            assert_eq!(s.limits.login_window, 900);
+            assert_eq!(s.admin.listen.as_deref(), Some("127.0.0.1:8081"));
             Ok(())
         });
     }

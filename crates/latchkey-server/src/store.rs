@@ -152,29 +152,47 @@ macro_rules! tokens {
 
 impl ClientStore for AnyStore {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        durable!(self, s => s.get_client(id).await)
+        crate::metrics::timed("get_client", async {
+            durable!(self, s => s.get_client(id).await)
+        })
+        .await
     }
     async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        durable!(self, s => s.put_client(client).await)
+        crate::metrics::timed("put_client", async {
+            durable!(self, s => s.put_client(client).await)
+        })
+        .await
     }
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         if self.fast.is_some() {
             self.delete_tokens_of(&TokenOwner::Client(id.to_owned()))
                 .await?;
         }
-        durable!(self, s => s.delete_client(id).await)
+        crate::metrics::timed("delete_client", async {
+            durable!(self, s => s.delete_client(id).await)
+        })
+        .await
     }
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        durable!(self, s => s.list_clients().await)
+        crate::metrics::timed("list_clients", async {
+            durable!(self, s => s.list_clients().await)
+        })
+        .await
     }
 }
 
 impl UserStore for AnyStore {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        durable!(self, s => s.get_user(username).await)
+        crate::metrics::timed("get_user", async {
+            durable!(self, s => s.get_user(username).await)
+        })
+        .await
     }
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        durable!(self, s => s.put_user(user).await)
+        crate::metrics::timed("put_user", async {
+            durable!(self, s => s.put_user(user).await)
+        })
+        .await
     }
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
         if self.fast.is_some()
@@ -182,19 +200,31 @@ impl UserStore for AnyStore {
         {
             self.delete_tokens_of(&TokenOwner::Subject(user.id)).await?;
         }
-        durable!(self, s => s.delete_user(username).await)
+        crate::metrics::timed("delete_user", async {
+            durable!(self, s => s.delete_user(username).await)
+        })
+        .await
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        durable!(self, s => s.list_users().await)
+        crate::metrics::timed("list_users", async {
+            durable!(self, s => s.list_users().await)
+        })
+        .await
     }
 }
 
 impl TokenStore for AnyStore {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
-        tokens!(self, s => s.save_tokens(tokens, now).await)
+        crate::metrics::timed("save_tokens", async {
+            tokens!(self, s => s.save_tokens(tokens, now).await)
+        })
+        .await
     }
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        tokens!(self, s => s.find_token(digest).await)
+        crate::metrics::timed("find_token", async {
+            tokens!(self, s => s.find_token(digest).await)
+        })
+        .await
     }
     async fn rotate_refresh(
         &self,
@@ -202,16 +232,28 @@ impl TokenStore for AnyStore {
         new: &NewTokens,
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
-        tokens!(self, s => s.rotate_refresh(old, new, now).await)
+        crate::metrics::timed("rotate_refresh", async {
+            tokens!(self, s => s.rotate_refresh(old, new, now).await)
+        })
+        .await
     }
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
-        tokens!(self, s => s.revoke_family(family).await)
+        crate::metrics::timed("revoke_family", async {
+            tokens!(self, s => s.revoke_family(family).await)
+        })
+        .await
     }
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        tokens!(self, s => s.revoke_token(digest).await)
+        crate::metrics::timed("revoke_token", async {
+            tokens!(self, s => s.revoke_token(digest).await)
+        })
+        .await
     }
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        tokens!(self, s => s.delete_tokens_of(owner).await)
+        crate::metrics::timed("delete_tokens_of", async {
+            tokens!(self, s => s.delete_tokens_of(owner).await)
+        })
+        .await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         durable!(self, s => s.ping().await)?;
@@ -225,10 +267,16 @@ impl TokenStore for AnyStore {
 
 impl CodeStore for AnyStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
-        tokens!(self, s => s.save_code(code, now).await)
+        crate::metrics::timed("save_code", async {
+            tokens!(self, s => s.save_code(code, now).await)
+        })
+        .await
     }
     async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
-        tokens!(self, s => s.take_code(digest, now).await)
+        crate::metrics::timed("take_code", async {
+            tokens!(self, s => s.take_code(digest, now).await)
+        })
+        .await
     }
 }
 
@@ -238,7 +286,10 @@ impl ConsentStore for AnyStore {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
-        durable!(self, s => s.get_consent(subject, client_id).await)
+        crate::metrics::timed("get_consent", async {
+            durable!(self, s => s.get_consent(subject, client_id).await)
+        })
+        .await
     }
     async fn put_consent(
         &self,
@@ -247,9 +298,15 @@ impl ConsentStore for AnyStore {
         scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        durable!(self, s => s.put_consent(subject, client_id, scope, now).await)
+        crate::metrics::timed("put_consent", async {
+            durable!(self, s => s.put_consent(subject, client_id, scope, now).await)
+        })
+        .await
     }
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
-        durable!(self, s => s.revoke_consent(subject, client_id).await)
+        crate::metrics::timed("revoke_consent", async {
+            durable!(self, s => s.revoke_consent(subject, client_id).await)
+        })
+        .await
     }
 }

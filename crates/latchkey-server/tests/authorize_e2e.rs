@@ -448,3 +448,41 @@ async fn logout_ends_the_session() {
         "logged out users see the login page"
     );
 }
+
+#[tokio::test]
+async fn repeated_wrong_passwords_on_the_login_page_are_refused_with_429() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let login = agent.get(&s.authorize_url("")).await;
+    let mut statuses = Vec::new();
+    let mut last = None;
+    // The default policy: 3 failures are checked, the 4th attempt must wait.
+    for guess in ["wrong1", "wrong2", "wrong3", "alice-password"] {
+        let page = agent
+            .post(
+                &s.server.url("/login"),
+                &[
+                    ("csrf_token", &login.field("csrf_token")),
+                    ("request", &login.field("request")),
+                    ("username", "alice"),
+                    ("password", guess),
+                ],
+            )
+            .await;
+        statuses.push(page.status);
+        last = Some(page);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429]);
+    let refused = last.expect("a page");
+    assert!(
+        refused.body.contains("Too many failed attempts"),
+        "{}",
+        refused.body
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+    assert!(
+        !agent.cookies.contains_key("lk_session"),
+        "even the right password is not checked while refused"
+    );
+    assert_eq!(refused.field("request"), login.field("request"));
+}

@@ -198,6 +198,23 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let username = form.get("username").unwrap_or("");
         let password = Secret::new(form.get("password").unwrap_or(""));
         let p = &self.inner.provider;
+        // RFC 6749 §10.10 and RFC 9700 §4.16: guessing passwords is slowed, then refused.
+        let ip = p.config().trusted_proxies.client_ip(req);
+        let now = p.clock().now();
+        if let Some(limits) = p.limits() {
+            match limits.may_try_password(username, ip, now).await {
+                Ok(Ok(())) => {}
+                Ok(Err(throttled)) => {
+                    let outcome = p.authorize(&original, None, None).await;
+                    let failure = LoginFailure {
+                        username: username.to_owned(),
+                        throttled: Some(throttled.retry_after),
+                    };
+                    return self.render(req, outcome, None, Some(failure)).await;
+                }
+                Err(err) => return self.error(req, &err.into()),
+            }
+        }
         let user = if username.is_empty() || password.expose().is_empty() {
             None
         } else {
@@ -206,6 +223,14 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 Err(err) => return self.error(req, &err.into()),
             }
         };
+        if let Some(limits) = p.limits()
+            && !username.is_empty()
+            && let Err(err) = limits
+                .password_checked(username, ip, user.is_some(), now)
+                .await
+        {
+            return self.error(req, &err.into());
+        }
         let Some(user) = user else {
             p.emit(Event::UserAuthFailed {
                 client_id: original_client_id(&form),
@@ -214,6 +239,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             let outcome = p.authorize(&original, None, None).await;
             let failure = LoginFailure {
                 username: username.to_owned(),
+                throttled: None,
             };
             return self.render(req, outcome, None, Some(failure)).await;
         };
@@ -290,9 +316,25 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
-                let (status, error, username) = match failure {
-                    Some(f) => (401, Some("Incorrect user name or password."), f.username),
-                    None => (200, None, String::new()),
+                let (status, error, username, retry_after) = match failure {
+                    Some(LoginFailure {
+                        username,
+                        throttled: Some(secs),
+                    }) => (
+                        429,
+                        Some(format!(
+                            "Too many failed attempts. Try again in {secs} seconds."
+                        )),
+                        username,
+                        Some(secs),
+                    ),
+                    Some(f) => (
+                        401,
+                        Some("Incorrect user name or password.".to_owned()),
+                        f.username,
+                        None,
+                    ),
+                    None => (200, None, String::new(), None),
                 };
                 let ctx = context! {
                     client_name => request.client.name.clone(),
@@ -302,12 +344,16 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     error => error,
                     username => username,
                 };
-                with_cookie(
+                let mut page = with_cookie(
                     self.inner
                         .pages
                         .render("login.html", status, ctx, p.entropy()),
                     set_cookie,
-                )
+                );
+                if let Some(secs) = retry_after {
+                    page.headers.push(("retry-after".into(), secs.to_string()));
+                }
+                page
             }
             AuthorizeOutcome::Consent(request) => {
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
@@ -371,6 +417,8 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
 
 struct LoginFailure {
     username: String,
+    /// Refused without a check: seconds until the next attempt may be made.
+    throttled: Option<u64>,
 }
 
 /// The original authorization request carried in a form's `request` field, as a POST to the

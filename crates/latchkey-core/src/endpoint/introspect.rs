@@ -25,7 +25,7 @@ where
 {
     match introspect(p, req).await {
         Ok(body) => HttpResponse::json_no_store(200, &body),
-        Err(err) => err.to_response(p.config().error_uri.as_deref()),
+        Err(err) => super::refused(p, "introspect", err),
     }
 }
 

@@ -6,3 +6,22 @@ pub mod introspect;
 pub mod metadata;
 pub mod revoke;
 pub mod token;
+
+/// Answers `err` and reports the refusal to the event sink.
+fn refused<S, U>(
+    p: &crate::provider::Provider<S, U>,
+    endpoint: &'static str,
+    err: crate::error::OAuthError,
+) -> crate::http::HttpResponse
+where
+    S: crate::store::ProviderStore,
+    U: crate::user::UserAuthenticator,
+{
+    let response = err.to_response(p.config().error_uri.as_deref());
+    p.emit(crate::events::Event::Refused {
+        endpoint,
+        error: err.code(),
+        status: response.status,
+    });
+    response
+}

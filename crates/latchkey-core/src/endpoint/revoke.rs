@@ -27,7 +27,7 @@ where
             headers: vec![("cache-control".into(), "no-store".into())],
             body: Vec::new(),
         },
-        Err(err) => err.to_response(p.config().error_uri.as_deref()),
+        Err(err) => super::refused(p, "revoke", err),
     }
 }
 

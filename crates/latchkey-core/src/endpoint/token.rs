@@ -1,6 +1,7 @@
 //! The token endpoint (RFC 6749 §3.2): method and content checks, parameter parsing, client
 //! authentication (§2.3), then the grant.
 
+use super::refused;
 use crate::client::{ClientType, Credentials, GrantType};
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
@@ -23,7 +24,7 @@ where
         Ok(response) => response.to_http(),
         Err(err) => {
             log_refusal(&err);
-            err.to_response(p.config().error_uri.as_deref())
+            refused(p, "token", err)
         }
     }
 }
@@ -99,8 +100,31 @@ where
             password,
             scope,
         } => {
-            grant::password::exchange(p, &client, &username, &password, scope.as_ref(), binding)
-                .await
+            // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against
+            // brute force attacks".
+            let ip = p.config().trusted_proxies.client_ip(req);
+            let now = p.clock().now();
+            if let Some(limits) = p.limits() {
+                limits
+                    .may_try_password(&username, ip, now)
+                    .await?
+                    .map_err(|t| t.to_error())?;
+            }
+            let result = grant::password::exchange(
+                p,
+                &client,
+                &username,
+                &password,
+                scope.as_ref(),
+                binding,
+            )
+            .await;
+            if let Some(limits) = p.limits() {
+                // Only wrong credentials give invalid_grant in this grant.
+                let failed = matches!(&result, Err(e) if e.code() == ErrorCode::InvalidGrant);
+                limits.password_checked(&username, ip, !failed, now).await?;
+            }
+            result
         }
         TokenRequest::RefreshToken {
             refresh_token,
@@ -128,6 +152,10 @@ where
         });
         err
     };
+    if let Some(limits) = p.limits() {
+        let ip = p.config().trusted_proxies.client_ip(req);
+        rate_limited(limits.by_ip(ip, p.clock().now()).await)?;
+    }
     let credentials = match Credentials::from_request(req, params) {
         Ok(Some(c)) => c,
         Ok(None) => {
@@ -140,11 +168,29 @@ where
         Err(e) => return Err(e),
     };
     let id = credentials.client_id();
+    if let Some(limits) = p.limits() {
+        rate_limited(limits.by_client(id, p.clock().now()).await)?;
+    }
     let Some(client) = p.store().get_client(id).await? else {
         return Err(fail(Some(id), OAuthError::invalid_client("unknown client")));
     };
     credentials.verify(&client).map_err(|e| fail(Some(id), e))?;
     Ok(client)
+}
+
+/// A request over its rate is refused; a counter store that cannot answer lets requests
+/// through (rates protect capacity, not secrets) and says so in the log.
+fn rate_limited(
+    checked: Result<Result<(), crate::limits::Throttled>, crate::store::StoreError>,
+) -> Result<(), OAuthError> {
+    match checked {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(throttled)) => Err(throttled.to_error()),
+        Err(err) => {
+            tracing::warn!(error = %err, "rate counters unavailable; request let through");
+            Ok(())
+        }
+    }
 }
 
 fn log_refusal(err: &OAuthError) {

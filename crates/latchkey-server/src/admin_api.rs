@@ -1,0 +1,305 @@
+//! The admin HTTP API: the operations of [`crate::admin`] as JSON over HTTP, for callers
+//! holding the admin bearer token, with its OpenAPI 3.1 document at `/openapi.json`.
+//!
+//! It is off by default and served on a listener of its own (`admin.listen`), so the OAuth
+//! endpoints, which face the internet, never route to it.
+
+use crate::admin::{Admin, AdminError, ClientSpec, ClientView, CreatedClient, UserView};
+use axum::extract::{Path, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use latchkey_core::secret::{Digest, Secret};
+use serde::Deserialize;
+use std::sync::Arc;
+use utoipa::{OpenApi, ToSchema};
+
+/// The admin API's state: the operations and the digest of the admin token.
+#[derive(Clone)]
+struct Api {
+    admin: Admin,
+    token: Arc<Digest>,
+}
+
+/// The admin API's router: every route but `/openapi.json` requires
+/// `Authorization: Bearer <admin token>`.
+pub fn router(admin: Admin, token: &Secret) -> Router {
+    let api = Api {
+        admin,
+        token: Arc::new(token.digest()),
+    };
+    let protected = Router::new()
+        .route("/admin/clients", get(list_clients).post(create_client))
+        .route("/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route("/admin/users", get(list_users).post(add_user))
+        .route(
+            "/admin/users/{username}",
+            axum::routing::delete(delete_user),
+        )
+        .route("/admin/users/{username}/password", put(set_password))
+        .route("/admin/tokens/revoke", post(revoke))
+        .route("/admin/tokens/introspect", post(introspect))
+        .route_layer(axum::middleware::from_fn_with_state(
+            api.clone(),
+            require_admin,
+        ))
+        .with_state(api);
+    protected.route("/openapi.json", get(openapi))
+}
+
+/// Refuses calls without the admin token; the comparison is of SHA-256 digests, in
+/// constant time.
+async fn require_admin(
+    State(api): State<Api>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let presented = req
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        });
+    match presented {
+        Some(token) if api.token.matches(&Secret::new(token)) => next.run(req).await,
+        _ => {
+            tracing::warn!(target: "latchkey::audit", event = "admin_auth_failed");
+            (
+                StatusCode::UNAUTHORIZED,
+                [(header::WWW_AUTHENTICATE, "Bearer realm=\"latchkey-admin\"")],
+                Json(serde_json::json!({ "error": "unauthorized" })),
+            )
+                .into_response()
+        }
+    }
+}
+
+impl IntoResponse for AdminError {
+    fn into_response(self) -> Response {
+        let status = match &self {
+            AdminError::Invalid(_) => StatusCode::BAD_REQUEST,
+            AdminError::NotFound(_) => StatusCode::NOT_FOUND,
+            AdminError::Conflict(_) => StatusCode::CONFLICT,
+            AdminError::Store(err) => {
+                tracing::error!(error = %err, "admin operation failed in the store");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+        };
+        let message = match &self {
+            AdminError::Store(_) => "the store is unavailable".to_owned(),
+            other => other.to_string(),
+        };
+        (status, Json(serde_json::json!({ "error": message }))).into_response()
+    }
+}
+
+/// A JSON body the handler could not read: 400 with the reason, never a 422 or a panic.
+fn bad_json(err: axum::extract::rejection::JsonRejection) -> AdminError {
+    AdminError::Invalid(err.body_text())
+}
+
+/// A password to set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordBody {
+    /// The new password.
+    pub password: String,
+}
+
+/// A user to add.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserBody {
+    /// The login name.
+    pub username: String,
+    /// The password (hashed with Argon2id; never stored or logged as given).
+    pub password: String,
+}
+
+/// A token to revoke or introspect.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    /// The access or refresh token.
+    pub token: String,
+}
+
+/// How many tokens a revocation stopped.
+#[derive(Debug, serde::Serialize, ToSchema)]
+pub struct Revoked {
+    /// Tokens that stopped working (a refresh token takes its whole grant).
+    pub revoked: u64,
+}
+
+type Body<T> = Result<Json<T>, axum::extract::rejection::JsonRejection>;
+
+/// Lists clients.
+#[utoipa::path(get, path = "/admin/clients", tag = "clients",
+    responses((status = 200, body = [ClientView]), (status = 401)))]
+async fn list_clients(State(api): State<Api>) -> Result<Json<Vec<ClientView>>, AdminError> {
+    Ok(Json(api.admin.list_clients().await?))
+}
+
+/// Registers a client; the answer holds its secret, shown only this once.
+#[utoipa::path(post, path = "/admin/clients", tag = "clients", request_body = ClientSpec,
+    responses((status = 201, body = CreatedClient), (status = 400), (status = 409), (status = 401)))]
+async fn create_client(
+    State(api): State<Api>,
+    body: Body<ClientSpec>,
+) -> Result<(StatusCode, Json<CreatedClient>), AdminError> {
+    let Json(spec) = body.map_err(bad_json)?;
+    let created = api.admin.create_client(spec).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Shows one client.
+#[utoipa::path(get, path = "/admin/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    responses((status = 200, body = ClientView), (status = 404), (status = 401)))]
+async fn get_client(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<ClientView>, AdminError> {
+    Ok(Json(api.admin.get_client(&id).await?))
+}
+
+/// Deletes a client and every token issued to it.
+#[utoipa::path(delete, path = "/admin/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    responses((status = 204), (status = 404), (status = 401)))]
+async fn delete_client(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    api.admin.delete_client(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lists built-in users.
+#[utoipa::path(get, path = "/admin/users", tag = "users",
+    responses((status = 200, body = [UserView]), (status = 401)))]
+async fn list_users(State(api): State<Api>) -> Result<Json<Vec<UserView>>, AdminError> {
+    Ok(Json(api.admin.list_users().await?))
+}
+
+/// Adds a user.
+#[utoipa::path(post, path = "/admin/users", tag = "users", request_body = NewUserBody,
+    responses((status = 201, body = UserView), (status = 400), (status = 409), (status = 401)))]
+async fn add_user(
+    State(api): State<Api>,
+    body: Body<NewUserBody>,
+) -> Result<(StatusCode, Json<UserView>), AdminError> {
+    let Json(new) = body.map_err(bad_json)?;
+    let user = api
+        .admin
+        .add_user(&new.username, Secret::new(new.password))
+        .await?;
+    Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Deletes a user and every token issued for them.
+#[utoipa::path(delete, path = "/admin/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses((status = 204), (status = 404), (status = 401)))]
+async fn delete_user(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    api.admin.delete_user(&username).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Replaces a user's password.
+#[utoipa::path(put, path = "/admin/users/{username}/password", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    request_body = PasswordBody,
+    responses((status = 204), (status = 400), (status = 404), (status = 401)))]
+async fn set_password(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+    body: Body<PasswordBody>,
+) -> Result<StatusCode, AdminError> {
+    let Json(body) = body.map_err(bad_json)?;
+    api.admin
+        .set_password(&username, Secret::new(body.password))
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Revokes a token, whoever it was issued to.
+#[utoipa::path(post, path = "/admin/tokens/revoke", tag = "tokens", request_body = TokenBody,
+    responses((status = 200, body = Revoked), (status = 400), (status = 401)))]
+async fn revoke(
+    State(api): State<Api>,
+    body: Body<TokenBody>,
+) -> Result<Json<Revoked>, AdminError> {
+    let Json(body) = body.map_err(bad_json)?;
+    let revoked = api.admin.revoke(&Secret::new(body.token)).await?;
+    Ok(Json(Revoked { revoked }))
+}
+
+/// Describes a token (RFC 7662 §2.2), without client authentication.
+#[utoipa::path(post, path = "/admin/tokens/introspect", tag = "tokens", request_body = TokenBody,
+    responses((status = 200, body = Object), (status = 400), (status = 401)))]
+async fn introspect(
+    State(api): State<Api>,
+    body: Body<TokenBody>,
+) -> Result<Json<serde_json::Value>, AdminError> {
+    let Json(body) = body.map_err(bad_json)?;
+    Ok(Json(api.admin.introspect(&Secret::new(body.token)).await?))
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Latchkey admin API",
+        description = "Clients, users and tokens of a Latchkey authorization server. Every call but this document needs `Authorization: Bearer <admin token>`."
+    ),
+    paths(
+        list_clients, create_client, get_client, delete_client, list_users, add_user,
+        delete_user, set_password, revoke, introspect
+    ),
+    modifiers(&BearerAuth)
+)]
+struct ApiDoc;
+
+/// Declares the bearer scheme and applies it to every operation.
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{
+            HttpAuthScheme, HttpBuilder, SecurityRequirement, SecurityScheme,
+        };
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "admin_token",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+        openapi.security = Some(vec![SecurityRequirement::new(
+            "admin_token",
+            Vec::<String>::new(),
+        )]);
+    }
+}
+
+/// The OpenAPI document of this API.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    let mut doc = ApiDoc::openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+/// `GET /openapi.json`.
+async fn openapi() -> Response {
+    match openapi_document().to_json() {
+        Ok(json) => ([(header::CONTENT_TYPE, "application/json")], json).into_response(),
+        Err(err) => {
+            tracing::error!(error = %err, "OpenAPI document did not serialize");
+            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+        }
+    }
+}
