@@ -65,8 +65,12 @@ impl TestServer {
             .expect("bind");
         let local = listener.local_addr().expect("address");
         let store = AnyStore::from_settings(&settings).await.expect("store");
-        let provider = latchkey_server::build_provider(&settings, store.clone(), Some(local))
-            .expect("provider");
+        let counters = latchkey_server::app::open_counters(&settings)
+            .await
+            .expect("counters");
+        let provider =
+            latchkey_server::build_provider(&settings, store.clone(), Some(local), counters)
+                .expect("provider");
         let ui = latchkey_server::build_ui(&settings, provider.clone()).expect("pages");
         let verifier = StoreVerifier::new(store.clone(), Arc::new(SystemClock));
         let guard = BearerGuard::new(Guard::new(verifier, "api"));
