@@ -1,10 +1,12 @@
-//! The real `latchkey` server in-process on port 0 (the same `app` that `latchkey serve`
-//! runs, built from default settings on the memory store), with a bearer-protected `/api/me`
-//! next to it, plus a scripted user agent for the login and consent pages.
+//! The real `latchkey` server in-process on port 0 (the router `latchkey serve` builds, with
+//! OAuth 1.0a beside OAuth 2.0, from default settings on the memory store), with `/api/me`
+//! protected by the bearer guard (which also accepts OAuth 1.0a-signed requests) next to it,
+//! plus a scripted user agent for the login and consent pages.
 #![allow(dead_code)]
 
 use axum::extract::State;
 use axum::routing::get;
+use latchkey_axum::OAuth1Guard;
 use latchkey_axum::guard::{Authenticated, BearerGuard};
 use latchkey_core::client::{GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock};
@@ -27,6 +29,7 @@ pub const PASSWORD: &str = "alice-password";
 pub struct TestServer {
     pub base: String,
     pub store: AnyStore,
+    settings: Settings,
     _dir: tempfile::TempDir,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
 }
@@ -72,15 +75,29 @@ impl TestServer {
             latchkey_server::build_provider(&settings, store.clone(), Some(local), counters)
                 .expect("provider");
         let ui = latchkey_server::build_ui(&settings, provider.clone()).expect("pages");
+        let oauth1 = latchkey_server::app::build_oauth1(&settings, store.clone(), &provider)
+            .expect("oauth1");
         let verifier = StoreVerifier::new(store.clone(), Arc::new(SystemClock));
-        let guard = BearerGuard::new(Guard::new(verifier, "api"));
+        let guard = BearerGuard::new(Guard::new(verifier, "api"))
+            .with_oauth1(OAuth1Guard::new(oauth1.clone()));
         let api = axum::Router::new()
             .route(
                 "/api/me",
                 get(me).post(echo).put(echo).patch(echo).delete(echo),
             )
+            // The layer (unlike the extractor alone) reads a form body, which an OAuth 1.0a
+            // signature covers.
+            .layer(guard.require(""))
             .with_state(guard);
-        let app = latchkey_server::app(provider, ui).merge(api);
+        let app = latchkey_server::app::app_with_oauth1(
+            provider,
+            ui,
+            oauth1,
+            &settings.cors,
+            latchkey_server::app::Surroundings::permissive(),
+        )
+        .expect("app")
+        .merge(api);
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         tokio::spawn(async move {
             let _ = axum::serve(
@@ -95,6 +112,7 @@ impl TestServer {
         let server = Self {
             base: format!("http://{local}"),
             store,
+            settings,
             _dir: dir,
             stop: Some(stop),
         };
@@ -141,6 +159,34 @@ impl TestServer {
                 .scopes(latchkey_core::scope::ScopeSet::parse(scopes).expect("scopes")),
         )
         .await
+    }
+
+    /// Registers an OAuth 1.0a consumer (as `latchkey client create --oauth1` does), allowed
+    /// `scopes` (its realms) and redirecting to [`REDIRECT`]; with `rsa_public_key`, it signs
+    /// with RSA-SHA1.
+    pub async fn oauth1_consumer(&self, scopes: &str, rsa_public_key: Option<&str>) -> TestClient {
+        let key = latchkey_server::app::oauth1_key(&self.settings).expect("oauth1 key");
+        let admin = latchkey_server::admin::Admin::new(self.store.clone(), &self.base, "test")
+            .with_oauth1_key(key);
+        let created = admin
+            .create_client(latchkey_server::admin::ClientSpec {
+                name: "OAuth1 Test".into(),
+                public: false,
+                grant_types: Vec::new(),
+                redirect_uris: vec![REDIRECT.into()],
+                scope: Some(scopes.into()),
+                default_scope: None,
+                bind_tokens: false,
+                id: None,
+                oauth1: true,
+                rsa_public_key: rsa_public_key.map(str::to_owned),
+            })
+            .await
+            .expect("consumer created");
+        TestClient {
+            id: created.client.client_id.clone(),
+            secret: created.client_secret,
+        }
     }
 
     /// Adds a user.
@@ -292,11 +338,26 @@ impl Agent {
     /// Follows an authorization URL as alice: logs in, allows (or denies) on the consent
     /// page, and returns the redirect to the client's callback.
     pub async fn authorize(&mut self, server: &TestServer, url: &str, allow: bool) -> String {
+        self.approve(server, url, allow, "").await
+    }
+
+    /// The same through the OAuth 1.0a pages, under `/oauth1`.
+    pub async fn authorize_oauth1(&mut self, server: &TestServer, url: &str) -> String {
+        self.approve(server, url, true, "/oauth1").await
+    }
+
+    async fn approve(
+        &mut self,
+        server: &TestServer,
+        url: &str,
+        allow: bool,
+        prefix: &str,
+    ) -> String {
         let login = self.get(url).await;
         assert_eq!(login.status, 200, "login page: {}", login.body);
         let after = self
             .post(
-                &server.url("/login"),
+                &server.url(&format!("{prefix}/login")),
                 &[
                     ("csrf_token", &login.field("csrf_token")),
                     ("request", &login.field("request")),
@@ -310,7 +371,7 @@ impl Agent {
         assert_eq!(consent.status, 200, "consent page: {}", consent.body);
         let done = self
             .post(
-                &server.url("/authorize"),
+                &server.url(&format!("{prefix}/authorize")),
                 &[
                     ("csrf_token", &consent.field("csrf_token")),
                     ("request", &consent.field("request")),
