@@ -200,7 +200,7 @@ impl<H: HttpClient> RemoteApp<H> {
         let code = flow::finish(pending, &params, ep.issuer.as_deref(), ep.require_iss)?;
         let token = self.exchange_code(&code, pending).await?;
         if let Some(id_token) = &token.id_token {
-            flow::check_id_token(
+            crate::id_token::check_id_token(
                 id_token,
                 &self.config.client_id,
                 ep.issuer.as_deref(),

@@ -125,6 +125,7 @@ pub mod discovery;
 pub mod error;
 pub mod flow;
 pub mod http;
+pub mod id_token;
 #[cfg(feature = "reqwest")]
 mod introspect;
 #[cfg(feature = "oauth1")]
