@@ -47,6 +47,17 @@ impl MemoryOAuth1Store {
         self.len() == 0
     }
 
+    /// Forgets every request and access token of resource owner `subject` (when the user is
+    /// deleted); returns how many went.
+    pub fn delete_tokens_of_subject(&self, subject: &str) -> usize {
+        let mut s = self.lock();
+        let before = s.request_tokens.len() + s.access_tokens.len();
+        s.request_tokens
+            .retain(|_, t| t.subject.as_deref() != Some(subject));
+        s.access_tokens.retain(|_, t| t.subject != subject);
+        before - (s.request_tokens.len() + s.access_tokens.len())
+    }
+
     fn lock(&self) -> MutexGuard<'_, State> {
         // Each update is a single insert or remove, so a poisoned lock is safe to keep using.
         self.state.lock().unwrap_or_else(|e| e.into_inner())

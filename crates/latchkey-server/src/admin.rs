@@ -378,7 +378,7 @@ impl Admin {
     /// token of the grant). Returns how many tokens stopped working (0 for an unknown one).
     pub async fn revoke(&self, token: &Secret) -> Result<u64, AdminError> {
         let Some(record) = self.store.find_token(&token.digest()).await? else {
-            return Ok(0);
+            return self.revoke_oauth1(token).await;
         };
         let revoked = match record.kind {
             TokenKind::Refresh => self.store.revoke_family(&record.family).await?,
@@ -390,6 +390,25 @@ impl Admin {
             actor = self.actor,
             client_id = record.client_id.as_str(),
             kind = record.kind.as_str(),
+            revoked,
+        );
+        Ok(revoked)
+    }
+
+    /// Revokes OAuth 1.0a token credentials (the `oauth_token` value); 0 if unknown.
+    async fn revoke_oauth1(&self, token: &Secret) -> Result<u64, AdminError> {
+        use latchkey_oauth1::store::OAuth1Store;
+        let digest = token.digest();
+        let Some(record) = self.store.find_access_token(&digest).await? else {
+            return Ok(0);
+        };
+        let revoked = u64::from(!record.revoked && self.store.revoke_access_token(&digest).await?);
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "token_revoked",
+            actor = self.actor,
+            client_id = record.client_id.as_str(),
+            kind = "oauth1_access",
             revoked,
         );
         Ok(revoked)

@@ -206,6 +206,11 @@ impl UserStore for AnyStore {
         .await
     }
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        if let Durable::Memory(_) = &self.durable
+            && let Some(user) = self.get_user(username).await?
+        {
+            self.oauth1_memory.delete_tokens_of_subject(&user.id);
+        }
         if self.fast.is_some()
             && let Some(user) = self.get_user(username).await?
         {
@@ -322,31 +327,25 @@ impl ConsentStore for AnyStore {
     }
 }
 
-/// OAuth 1.0a state lives with the durable store: SQLite, or memory. PostgreSQL and MySQL
-/// have no OAuth 1.0a tables yet, so there every call fails (reported, never a panic).
+/// OAuth 1.0a state lives with the durable store (every SQL store has its tables); with the
+/// memory store, in a memory store of its own.
 macro_rules! oauth1 {
     ($self:ident, $s:ident => $call:expr) => {
         match &$self.durable {
             Durable::Sqlite($s) => $call,
+            Durable::Postgres($s) => $call,
+            Durable::MySql($s) => $call,
             Durable::Memory(_) => {
                 let $s = &$self.oauth1_memory;
                 $call
             }
-            Durable::Postgres(_) | Durable::MySql(_) => Err(StoreError::new(
-                latchkey_core::store::StoreErrorKind::Other,
-                "OAuth 1.0a needs the SQLite or memory store (store.url)",
-            )),
         }
     };
 }
 
 impl OAuth1Store for AnyStore {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
-        match &self.durable {
-            // No OAuth 1.0a there: no consumer, so signed requests get consumer_key_unknown.
-            Durable::Postgres(_) | Durable::MySql(_) => Ok(None),
-            _ => oauth1!(self, s => s.get_consumer(client_id).await),
-        }
+        oauth1!(self, s => s.get_consumer(client_id).await)
     }
     async fn put_consumer(&self, consumer: &Consumer) -> Result<(), StoreError> {
         oauth1!(self, s => s.put_consumer(consumer).await)
