@@ -10,6 +10,11 @@
 //! or remote through cached introspection. The extractor finds it in the application data
 //! as `web::Data<BearerGuard>`; the middleware carries its own. Only the request head is
 //! read: a bearer check never consumes the body.
+//!
+//! With [`BearerGuard::with_oauth1`], requests signed with OAuth 1.0a (RFC 5849) are accepted
+//! too, realms standing for scopes, and refused with the OAuth Problem Reporting answers
+//! (`WWW-Authenticate: OAuth realm=..., oauth_problem=...`). The middleware reads a form body
+//! (bounded) for such requests, since the signature covers it, and hands it on.
 
 use crate::{Reply, head_request, rejection};
 use actix_web::body::{EitherBody, MessageBody};
@@ -26,12 +31,19 @@ use std::sync::Arc;
 
 type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, GuardError>> + Send>>;
 type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
+type OAuth1Future =
+    Pin<Box<dyn Future<Output = Result<AccessToken, latchkey_core::http::HttpResponse>> + Send>>;
+type OAuth1Fn = dyn Fn(HttpRequest, ScopeSet) -> OAuth1Future + Send + Sync;
+
+/// The most body bytes read to check an OAuth 1.0a signature over a form.
+const MAX_SIGNED_FORM: usize = latchkey_core::params::MAX_FORM_BYTES;
 
 /// A type-erased [`Guard`], cheap to clone, to keep as `web::Data<BearerGuard>`.
 #[derive(Clone)]
 pub struct BearerGuard {
     check: Arc<CheckFn>,
     realm: Arc<str>,
+    oauth1: Option<Arc<OAuth1Fn>>,
 }
 
 impl BearerGuard {
@@ -45,18 +57,76 @@ impl BearerGuard {
                 Box::pin(async move { guard.authenticate(&req, &scopes).await })
             }),
             realm,
+            oauth1: None,
         }
     }
 
-    /// Checks the head of `req`, requiring `scopes`; a refusal is the RFC 6750 answer.
+    /// Also accepts requests signed with OAuth 1.0a, checked by `provider` (the request URL
+    /// is the provider's `base_url` plus the request path); required scopes are required
+    /// realms.
+    pub fn with_oauth1<O>(mut self, provider: latchkey_oauth1::OAuth1Provider<O>) -> Self
+    where
+        O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+    {
+        let realm = provider.config().challenge_realm.clone();
+        self.oauth1 = Some(Arc::new(move |req, realms| {
+            let provider = provider.clone();
+            let realm = realm.clone();
+            Box::pin(async move {
+                provider
+                    .verify(&req, &realms)
+                    .await
+                    .map_err(|err| err.to_response(&realm))
+            })
+        }));
+        self
+    }
+
+    /// Checks the head of `req`, requiring `scopes`; a refusal is the RFC 6750 answer (or,
+    /// for an OAuth 1.0a request, the OAuth Problem Reporting one).
     pub async fn check(
         &self,
         req: &actix_web::HttpRequest,
         scopes: &ScopeSet,
     ) -> Result<AccessToken, actix_web::HttpResponse> {
-        (self.check)(head_request(req), scopes.clone())
+        self.check_request(head_request(req), scopes).await
+    }
+
+    async fn check_request(
+        &self,
+        req: HttpRequest,
+        scopes: &ScopeSet,
+    ) -> Result<AccessToken, actix_web::HttpResponse> {
+        if let Some(oauth1) = &self.oauth1
+            && latchkey_oauth1::request::carries_oauth1(&req)
+        {
+            return oauth1(req, scopes.clone())
+                .await
+                .map_err(|response| Reply(response).into_actix());
+        }
+        (self.check)(req, scopes.clone())
             .await
             .map_err(|err| Reply(err.to_response(&self.realm)).into_actix())
+    }
+
+    /// Whether checking `req` needs its body: an OAuth 1.0a signature covers the
+    /// parameters of a form body (RFC 5849 §3.4.1.3.1).
+    fn needs_body(&self, req: &actix_web::HttpRequest) -> bool {
+        self.oauth1.is_some()
+            && !matches!(
+                *req.method(),
+                actix_web::http::Method::GET | actix_web::http::Method::HEAD
+            )
+            && req
+                .headers()
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| {
+                    ct.split(';').next().is_some_and(|m| {
+                        m.trim()
+                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                    })
+                })
     }
 
     /// A middleware requiring a valid token with every scope in `scopes` (space-delimited).
@@ -172,7 +242,29 @@ where
         let guard = self.guard.clone();
         let scopes = self.scopes.clone();
         Box::pin(async move {
-            match guard.check(req.request(), &scopes).await {
+            let mut req = req;
+            let checked = if guard.needs_body(req.request()) {
+                // Read (bounded) so the signature can cover the form, then hand it on.
+                let bytes = match req.extract::<web::Bytes>().await {
+                    Ok(bytes) if bytes.len() <= MAX_SIGNED_FORM => bytes,
+                    _ => {
+                        let refusal = Reply(
+                            OAuthError::invalid_request("request body is too large or unreadable")
+                                .with_status(413)
+                                .to_response(None),
+                        )
+                        .into_actix();
+                        return Ok(req.into_response(refusal).map_into_right_body());
+                    }
+                };
+                let mut head = head_request(req.request());
+                head.body = bytes.to_vec();
+                req.set_payload(actix_web::dev::Payload::from(bytes));
+                guard.check_request(head, &scopes).await
+            } else {
+                guard.check(req.request(), &scopes).await
+            };
+            match checked {
                 Ok(token) => {
                     req.extensions_mut().insert(token);
                     service

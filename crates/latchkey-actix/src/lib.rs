@@ -248,6 +248,115 @@ async fn logout<S: ProviderStore, U: UserAuthenticator, L: Login>(
     Reply(ui.logout(&req).await)
 }
 
+/// Mounts the OAuth 1.0a endpoints (RFC 5849): `POST /oauth1/request_token`,
+/// `GET`/`POST /oauth1/authorize` and `POST /oauth1/login` (on `ui`'s login and consent
+/// pages), `POST /oauth1/access_token` and `POST /oauth1/revoke`. Configure it beside
+/// [`configure_authorize`], with the same prefix.
+pub fn configure_oauth1<S, U, L, O>(
+    oauth1: latchkey_oauth1::OAuth1Provider<O>,
+    ui: Ui<S, U, L>,
+) -> impl FnOnce(&mut web::ServiceConfig)
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    use latchkey_oauth1::provider::{
+        ACCESS_TOKEN_PATH, AUTHORIZE_PATH, REQUEST_TOKEN_PATH, REVOKE_PATH,
+    };
+    move |cfg| {
+        let state = web::Data::new((oauth1, ui));
+        cfg.service(
+            web::resource(REQUEST_TOKEN_PATH)
+                .app_data(state.clone())
+                .route(web::post().to(oauth1_request_token::<S, U, L, O>)),
+        )
+        .service(
+            web::resource(AUTHORIZE_PATH)
+                .app_data(state.clone())
+                .route(web::get().to(oauth1_authorize::<S, U, L, O>))
+                .route(web::post().to(oauth1_authorize::<S, U, L, O>)),
+        )
+        .service(
+            web::resource(latchkey_ui::oauth1::LOGIN_PATH)
+                .app_data(state.clone())
+                .route(web::post().to(oauth1_login::<S, U, L, O>)),
+        )
+        .service(
+            web::resource(ACCESS_TOKEN_PATH)
+                .app_data(state.clone())
+                .route(web::post().to(oauth1_access_token::<S, U, L, O>)),
+        )
+        .service(
+            web::resource(REVOKE_PATH)
+                .app_data(state)
+                .route(web::post().to(oauth1_revoke::<S, U, L, O>)),
+        );
+    }
+}
+
+type OAuth1State<S, U, L, O> = web::Data<(latchkey_oauth1::OAuth1Provider<O>, Ui<S, U, L>)>;
+
+async fn oauth1_request_token<S, U, L, O>(
+    state: OAuth1State<S, U, L, O>,
+    Extract(req): Extract,
+) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    Reply(state.0.request_token(&req).await)
+}
+
+async fn oauth1_authorize<S, U, L, O>(
+    state: OAuth1State<S, U, L, O>,
+    Extract(req): Extract,
+) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    Reply(state.1.oauth1_authorize(&state.0, &req).await)
+}
+
+async fn oauth1_login<S, U, L, O>(state: OAuth1State<S, U, L, O>, Extract(req): Extract) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    Reply(state.1.oauth1_login(&state.0, &req).await)
+}
+
+async fn oauth1_access_token<S, U, L, O>(
+    state: OAuth1State<S, U, L, O>,
+    Extract(req): Extract,
+) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    Reply(state.0.access_token(&req).await)
+}
+
+async fn oauth1_revoke<S, U, L, O>(state: OAuth1State<S, U, L, O>, Extract(req): Extract) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+    L: Login,
+    O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
+{
+    Reply(state.0.revoke(&req).await)
+}
+
 /// Runs Argon2 verifications on the blocking pool of the tokio runtime under actix, at most
 /// `permits` at a time, so a burst of password logins can neither stall the (single-threaded)
 /// actix workers nor exhaust memory (each verification holds 19 MiB).

@@ -7,7 +7,9 @@
 //!   token with [`Authenticated`] at no extra cost.
 //!
 //! Both use a [`BearerGuard`] from the application state (`FromRef`), which wraps any core
-//! [`Guard`]: in-process on the same store, or remote through cached introspection.
+//! [`Guard`]: in-process on the same store, or remote through cached introspection. With
+//! [`BearerGuard::with_oauth1`], requests signed with OAuth 1.0a are accepted too (realms
+//! standing for scopes), refused with the OAuth Problem Reporting answers.
 
 use crate::Reply;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request};
@@ -30,6 +32,7 @@ type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
 pub struct BearerGuard {
     check: Arc<CheckFn>,
     realm: Arc<str>,
+    oauth1: Option<crate::OAuth1Guard>,
 }
 
 impl BearerGuard {
@@ -43,14 +46,59 @@ impl BearerGuard {
                 Box::pin(async move { guard.authenticate(&req, &scopes).await })
             }),
             realm,
+            oauth1: None,
         }
+    }
+
+    /// Also accepts requests signed with OAuth 1.0a (an `Authorization: OAuth` header or an
+    /// `oauth_signature` parameter), checked by `oauth1`; required scopes are required realms.
+    pub fn with_oauth1(mut self, oauth1: crate::OAuth1Guard) -> Self {
+        self.oauth1 = Some(oauth1);
+        self
     }
 
     /// Checks the request described by `parts`, requiring `scopes`.
     pub async fn check(&self, parts: &Parts, scopes: &ScopeSet) -> Result<AccessToken, Response> {
-        (self.check)(head_request(parts), scopes.clone())
+        self.check_request(head_request(parts), scopes).await
+    }
+
+    /// Checks `req` (the head of `parts`, with the body when it was read).
+    async fn check_request(
+        &self,
+        req: HttpRequest,
+        scopes: &ScopeSet,
+    ) -> Result<AccessToken, Response> {
+        if let Some(oauth1) = &self.oauth1
+            && latchkey_oauth1::request::carries_oauth1(&req)
+        {
+            return oauth1
+                .check(req, scopes)
+                .await
+                .map_err(|response| Reply(response).into_response());
+        }
+        (self.check)(req, scopes.clone())
             .await
             .map_err(|err| Reply(err.to_response(&self.realm)).into_response())
+    }
+
+    /// Whether checking a request with these parts needs its body: an OAuth 1.0a signature
+    /// covers the parameters of a form body (RFC 5849 §3.4.1.3.1).
+    fn needs_body(&self, parts: &Parts) -> bool {
+        self.oauth1.is_some()
+            && !matches!(
+                parts.method,
+                axum::http::Method::GET | axum::http::Method::HEAD
+            )
+            && parts
+                .headers
+                .get(axum::http::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|ct| {
+                    ct.split(';').next().is_some_and(|m| {
+                        m.trim()
+                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                    })
+                })
     }
 
     /// A layer requiring a valid token with every scope in `scopes` (space-delimited).
@@ -170,7 +218,31 @@ where
         let scopes = self.scopes.clone();
         Box::pin(async move {
             let (mut parts, body) = req.into_parts();
-            match guard.check(&parts, &scopes).await {
+            let (checked, body) = if guard.needs_body(&parts) {
+                // Read (bounded) so the signature can cover the form, then hand it on.
+                let bytes = match crate::read_body(body).await {
+                    Ok(bytes) => bytes,
+                    Err(status) => {
+                        return Ok(Reply(
+                            latchkey_core::error::OAuthError::invalid_request(
+                                "request body is too large or unreadable",
+                            )
+                            .with_status(status)
+                            .to_response(None),
+                        )
+                        .into_response());
+                    }
+                };
+                let mut head = head_request(&parts);
+                head.body = bytes.clone();
+                (
+                    guard.check_request(head, &scopes).await,
+                    axum::body::Body::from(bytes),
+                )
+            } else {
+                (guard.check(&parts, &scopes).await, body)
+            };
+            match checked {
                 Ok(token) => {
                     parts.extensions.insert(token);
                     inner.call(Request::from_parts(parts, body)).await

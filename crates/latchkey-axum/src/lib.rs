@@ -143,8 +143,10 @@ impl IntoResponse for Reply {
 }
 
 pub mod guard;
+pub mod oauth1;
 
 pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
+pub use oauth1::{OAuth1Guard, oauth1_router};
 
 /// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
 /// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`). Mount it with

@@ -1,8 +1,98 @@
 //! # latchkey-client
 //!
-//! The client side of OAuth for Rust services. Today it holds what a resource server needs to
-//! check tokens against a remote authorization server: [`HttpIntrospector`], the RFC 7662 call
-//! behind `latchkey_core::resource::remote::IntrospectionVerifier`.
+//! The client side of OAuth 2.0 for Rust services that sign their users in with other
+//! providers or call their APIs (what Flask-OAuthlib's `OAuth`, `OAuthRemoteApp` and
+//! `contrib.apps` are for Python), plus [`HttpIntrospector`] for resource servers that check
+//! tokens remotely.
+//!
+//! - [`OAuth`]: remote apps by name, configured in code ([`AppConfig`]), from a
+//!   [preset](presets) (GitHub, Google, Entra ID, ...), from settings ([`AppSettings`]), or
+//!   from just an issuer URL whose endpoints are discovered (RFC 8414 / OpenID Connect).
+//! - [`RemoteApp`]: the authorization code flow with `state`, PKCE S256 and `nonce`;
+//!   callback checks (CSRF `state`, RFC 9207 `iss`, typed `error`s); client credentials,
+//!   password, refresh, revocation and the device flow (RFC 8628).
+//! - [`Session`]: GET/POST/PUT/PATCH/DELETE with the user's token from your [`TokenHook`],
+//!   refreshed before it expires and once on a 401 `invalid_token`.
+//!
+//! The protocol steps are pure functions ([`flow`], [`token`], [`device`], [`discovery`]);
+//! the HTTP part is the [`HttpClient`] trait, implemented on reqwest with rustls by
+//! [`ReqwestClient`] behind the default `reqwest` feature.
+//!
+//! ## Signing users in with GitHub
+//!
+//! ```no_run
+//! use latchkey_client::{MemoryTokens, OAuth, PendingLogin};
+//!
+//! # async fn demo() -> Result<(), latchkey_client::ClientError> {
+//! let mut oauth = OAuth::new();
+//! let github = oauth.register_preset("github", "github", "Iv1.8a61f9b3a7aba766", Some("secret"))?;
+//!
+//! // 1. Send the user to GitHub; keep `pending` in the server-side session.
+//! let login = github.authorize("https://app.example.com/callback", None, &[]).await?;
+//! let (redirect_to, pending): (String, PendingLogin) = (login.url, login.pending);
+//! # let _ = redirect_to;
+//!
+//! // 2. On the callback, check state and exchange the code.
+//! let callback_query = "code=...&state=...";
+//! let token = github.finish_login(&pending, callback_query).await?;
+//!
+//! // 3. Call the API with the token (your TokenHook would load it from your database).
+//! let tokens = MemoryTokens::new(token);
+//! let me = github.session(&tokens).get("user").await?.json();
+//! # let _ = me;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Any OpenID Connect or RFC 8414 provider, from its issuer
+//!
+//! ```no_run
+//! use latchkey_client::{AppConfig, OAuth};
+//!
+//! # async fn demo() -> Result<(), latchkey_client::ClientError> {
+//! let mut oauth = OAuth::new();
+//! let corp = oauth.register(
+//!     "corp",
+//!     AppConfig::new("portal", Some("secret"))
+//!         .issuer("https://login.example.com")
+//!         .scopes(["openid", "email"]),
+//! )?;
+//! let service_token = corp.client_credentials(Some(&["reports:read"])).await?;
+//! # let _ = service_token;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Keeping tokens where your application keeps them
+//!
+//! ```no_run
+//! use latchkey_client::{Body, ClientError, RemoteApp, ReqwestClient, Token, TokenHook};
+//!
+//! /// One user's token at one provider, in the application's database.
+//! struct UserTokens {
+//!     user_id: i64,
+//! }
+//!
+//! impl TokenHook for UserTokens {
+//!     async fn load(&self) -> Result<Option<Token>, ClientError> {
+//!         // SELECT token_json FROM tokens WHERE user_id = $1, then serde_json::from_str
+//!         Ok(None)
+//!     }
+//!     async fn save(&self, token: &Token) -> Result<(), ClientError> {
+//!         // UPSERT serde_json::to_string(token)
+//!         let _ = (self.user_id, token);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! # async fn demo(github: &RemoteApp<ReqwestClient>) -> Result<(), ClientError> {
+//! let tokens = UserTokens { user_id: 42 };
+//! let api = github.session(&tokens);
+//! let me = api.get("user").await?.json();
+//! api.post("user/repos", Body::Json(serde_json::json!({ "name": "hello" }))).await?;
+//! # let _ = me;
+//! # Ok(()) }
+//! ```
+//!
+//! ## Checking tokens remotely (resource servers)
 //!
 //! ```no_run
 //! use latchkey_client::HttpIntrospector;
@@ -28,121 +118,55 @@
 //! # let _ = guard;
 //! ```
 
-use base64::Engine as _;
-use latchkey_core::resource::remote::Introspector;
-use latchkey_core::secret::Secret;
-use latchkey_core::store::{StoreError, StoreErrorKind};
-use std::time::Duration;
+pub mod app;
+pub mod config;
+pub mod device;
+pub mod discovery;
+pub mod error;
+pub mod flow;
+pub mod http;
+pub mod id_token;
+#[cfg(feature = "reqwest")]
+mod introspect;
+#[cfg(feature = "oauth1")]
+pub mod oauth1;
+pub mod presets;
+pub mod registry;
+pub mod session;
+pub mod token;
 
-/// Calls an authorization server's introspection endpoint (RFC 7662), authenticated with
-/// `client_secret_basic` as the resource server's own client.
-#[derive(Clone)]
-pub struct HttpIntrospector {
-    http: reqwest::Client,
-    endpoint: String,
-    authorization: Secret,
-}
+pub use app::{Endpoints, RemoteApp};
+pub use config::{AppConfig, AppSettings, ClientAuth, TokenMethod};
+pub use device::DeviceAuthorization;
+pub use error::{ClientError, ErrorCode, ProviderError};
+pub use flow::{Authorization, PendingLogin};
+#[cfg(feature = "reqwest")]
+pub use http::ReqwestClient;
+pub use http::{HttpClient, Method, Request, Response, TransportError};
+#[cfg(feature = "reqwest")]
+pub use introspect::HttpIntrospector;
+pub use registry::OAuth;
+pub use session::{Body, MemoryTokens, Session, TokenHook};
+pub use token::Token;
 
-impl HttpIntrospector {
-    /// Introspects at `endpoint` as client `client_id` with `client_secret`, with a 5-second
-    /// timeout per call.
-    pub fn new(endpoint: impl Into<String>, client_id: &str, client_secret: &str) -> Self {
-        let http = reqwest::Client::builder()
-            .timeout(Duration::from_secs(5))
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        Self::with_http_client(http, endpoint, client_id, client_secret)
-    }
-
-    /// The same with your own `reqwest::Client` (proxies, timeouts, roots).
-    pub fn with_http_client(
-        http: reqwest::Client,
-        endpoint: impl Into<String>,
-        client_id: &str,
-        client_secret: &str,
-    ) -> Self {
-        Self {
-            http,
-            endpoint: endpoint.into(),
-            authorization: Secret::new(basic(client_id, client_secret)),
-        }
-    }
-}
-
-impl std::fmt::Debug for HttpIntrospector {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HttpIntrospector")
-            .field("endpoint", &self.endpoint)
-            .finish_non_exhaustive()
-    }
-}
-
-/// `Authorization: Basic` with id and secret form-encoded first, as RFC 6749 §2.3.1 requires.
-fn basic(id: &str, secret: &str) -> String {
-    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    let raw = format!("{}:{}", enc(id), enc(secret));
-    format!(
-        "Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(raw)
-    )
-}
-
-impl Introspector for HttpIntrospector {
-    async fn introspect(&self, token: &Secret) -> Result<serde_json::Value, StoreError> {
-        let body = form_urlencoded::Serializer::new(String::new())
-            .append_pair("token", token.expose())
-            .append_pair("token_type_hint", "access_token")
-            .finish();
-        let resp = self
-            .http
-            .post(&self.endpoint)
-            .header("authorization", self.authorization.expose())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header("accept", "application/json")
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| {
-                StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    format!("introspection request failed: {e}"),
-                )
-            })?;
-        let status = resp.status();
-        if status.is_server_error() {
-            return Err(StoreError::new(
-                StoreErrorKind::Unavailable,
-                format!("introspection endpoint answered {status}"),
-            ));
-        }
-        if !status.is_success() {
-            // 401/400: our own credentials or request are wrong; retrying will not help.
-            return Err(StoreError::new(
-                StoreErrorKind::Other,
-                format!("introspection endpoint refused the resource server: {status}"),
-            ));
-        }
-        resp.json().await.map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Corrupt,
-                format!("introspection answer is not JSON: {e}"),
-            )
-        })
-    }
-}
+/// The crate's README, compiled as doc tests so its examples cannot rot. The repository's
+/// README carries the same text (checked by a test below).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
 
 #[cfg(test)]
-mod tests {
+mod readme {
     #[test]
-    fn basic_credentials_are_form_encoded_before_base64() {
-        use base64::Engine as _;
-        let header = super::basic("my app", "s:e/cret");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(header.trim_start_matches("Basic "))
-            .expect("base64");
-        assert_eq!(
-            String::from_utf8(raw).expect("utf-8"),
-            "my+app:s%3Ae%2Fcret"
+    fn the_repository_readme_carries_the_crate_readme() {
+        let crate_readme = include_str!("../README.md");
+        let body = crate_readme
+            .split_once('\n')
+            .map_or("", |(_, rest)| rest)
+            .trim_end();
+        assert!(
+            include_str!("../../../README.md").contains(body),
+            "README.md's latchkey-client section differs from crates/latchkey-client/README.md"
         );
     }
 }

@@ -58,6 +58,14 @@ pub struct ClientSpec {
     pub bind_tokens: bool,
     /// A client id to use instead of a generated one.
     pub id: Option<String>,
+    /// Also an OAuth 1.0a consumer (the client id is its consumer key, the secret its
+    /// consumer secret, derived from the server's OAuth 1.0a key).
+    #[serde(default)]
+    pub oauth1: bool,
+    /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
+    /// `oauth1`).
+    #[serde(default)]
+    pub rsa_public_key: Option<String>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -107,6 +115,9 @@ pub struct CreatedClient {
     pub client: ClientView,
     /// The secret of a confidential client.
     pub client_secret: Option<String>,
+    /// Whether it is also an OAuth 1.0a consumer (with `client_id` as its consumer key and
+    /// `client_secret` as its consumer secret).
+    pub oauth1: bool,
 }
 
 /// A built-in user as administrators see it: never the password hash.
@@ -144,6 +155,7 @@ pub struct Admin {
     store: AnyStore,
     issuer: String,
     actor: &'static str,
+    oauth1_key: Option<latchkey_oauth1::OAuth1Key>,
 }
 
 impl Admin {
@@ -154,7 +166,14 @@ impl Admin {
             store,
             issuer: issuer.into(),
             actor,
+            oauth1_key: None,
         }
+    }
+
+    /// Allows registering OAuth 1.0a consumers, whose secrets derive from `key`.
+    pub fn with_oauth1_key(mut self, key: latchkey_oauth1::OAuth1Key) -> Self {
+        self.oauth1_key = Some(key);
+        self
     }
 
     fn audit(&self, action: &'static str, target: &str) {
@@ -221,12 +240,48 @@ impl Admin {
             }
             new = new.id(id);
         }
-        let (client, secret) = new.build(&OsEntropy, SystemClock.now());
+        let oauth1 = spec.oauth1 || spec.rsa_public_key.is_some();
+        let oauth1_key = match (oauth1, &self.oauth1_key) {
+            (false, _) => None,
+            (true, None) => return Err(invalid("OAuth 1.0a is not enabled here".into())),
+            (true, Some(_)) if spec.public => {
+                return Err(invalid(
+                    "an OAuth 1.0a consumer holds a secret: not public".into(),
+                ));
+            }
+            (true, Some(key)) => Some(key),
+        };
+        if let Some(pem) = &spec.rsa_public_key {
+            latchkey_oauth1::signature::RsaPublicKey::from_pem(pem).map_err(|e| {
+                invalid(format!(
+                    "rsa_public_key: {e} (expected a PEM RSA public key)"
+                ))
+            })?;
+        }
+        let (mut client, mut secret) = new.build(&OsEntropy, SystemClock.now());
+        if let Some(key) = oauth1_key {
+            // OAuth 1.0a needs the secret itself at every request (HMAC): it is derived from
+            // the server's key rather than stored, and serves as the OAuth 2.0 secret too.
+            let derived = key.consumer_secret(client.id.as_str());
+            client.secret_digest = Some(derived.digest());
+            secret = Some(derived);
+        }
         self.store.put_client(&client).await?;
+        if oauth1 {
+            use latchkey_oauth1::store::OAuth1Store;
+            self.store
+                .put_consumer(&latchkey_oauth1::store::Consumer {
+                    client_id: client.id.to_string(),
+                    rsa_public_key: spec.rsa_public_key.as_deref().map(|p| p.trim().to_owned()),
+                    created_at: SystemClock.now(),
+                })
+                .await?;
+        }
         self.audit("client_created", client.id.as_str());
         Ok(CreatedClient {
             client: ClientView::from(&client),
             client_secret: secret.as_ref().map(|s| s.expose().to_owned()),
+            oauth1,
         })
     }
 
@@ -323,7 +378,7 @@ impl Admin {
     /// token of the grant). Returns how many tokens stopped working (0 for an unknown one).
     pub async fn revoke(&self, token: &Secret) -> Result<u64, AdminError> {
         let Some(record) = self.store.find_token(&token.digest()).await? else {
-            return Ok(0);
+            return self.revoke_oauth1(token).await;
         };
         let revoked = match record.kind {
             TokenKind::Refresh => self.store.revoke_family(&record.family).await?,
@@ -335,6 +390,25 @@ impl Admin {
             actor = self.actor,
             client_id = record.client_id.as_str(),
             kind = record.kind.as_str(),
+            revoked,
+        );
+        Ok(revoked)
+    }
+
+    /// Revokes OAuth 1.0a token credentials (the `oauth_token` value); 0 if unknown.
+    async fn revoke_oauth1(&self, token: &Secret) -> Result<u64, AdminError> {
+        use latchkey_oauth1::store::OAuth1Store;
+        let digest = token.digest();
+        let Some(record) = self.store.find_access_token(&digest).await? else {
+            return Ok(0);
+        };
+        let revoked = u64::from(!record.revoked && self.store.revoke_access_token(&digest).await?);
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "token_revoked",
+            actor = self.actor,
+            client_id = record.client_id.as_str(),
+            kind = "oauth1_access",
             revoked,
         );
         Ok(revoked)

@@ -135,6 +135,48 @@ pub fn build_ui(settings: &Settings, provider: AppProvider) -> anyhow::Result<Ap
     Ok(Ui::new(provider, pages, BuiltinLogin, config))
 }
 
+/// The OAuth 1.0a provider the server runs.
+pub type AppOAuth1 = latchkey_oauth1::OAuth1Provider<AnyStore>;
+
+/// The key OAuth 1.0a consumer and token secrets are derived from: `<data_dir>/oauth1.key`,
+/// created on first use. Several nodes (and the CLI) must share it; replacing it invalidates
+/// every consumer secret and token.
+pub fn oauth1_key(settings: &Settings) -> anyhow::Result<latchkey_oauth1::OAuth1Key> {
+    let key = load_or_create_key(&settings.data_dir.join("oauth1.key"))?;
+    Ok(latchkey_oauth1::OAuth1Key::new(*key.as_bytes()))
+}
+
+/// Builds the OAuth 1.0a provider: requests are signed against the issuer's URL, realms are
+/// the server's scopes.
+pub fn build_oauth1(
+    settings: &Settings,
+    store: AnyStore,
+    provider: &AppProvider,
+) -> anyhow::Result<AppOAuth1> {
+    let mut config = latchkey_oauth1::OAuth1Config::new(provider.config().issuer.clone());
+    config.available_realms = provider.config().available_scopes.clone();
+    config.default_realms = provider.config().default_scopes.clone();
+    Ok(latchkey_oauth1::OAuth1Provider::new(
+        config,
+        store,
+        oauth1_key(settings)?,
+    ))
+}
+
+/// The router of the whole server with OAuth 1.0a beside OAuth 2.0 (what `latchkey serve`
+/// runs); see [`app_with_cors`].
+pub fn app_with_oauth1(
+    provider: AppProvider,
+    ui: AppUi,
+    oauth1: AppOAuth1,
+    cors: &CorsSettings,
+    around: Surroundings,
+) -> anyhow::Result<Router> {
+    let routes =
+        oauth_routes(provider, cors)?.merge(latchkey_axum::oauth1_router(oauth1, ui.clone()));
+    Ok(wrap(routes, ui, around))
+}
+
 /// Reads the 32-byte session key, creating it (readable by the owner only) on first start.
 fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SessionKey> {
     match std::fs::read(path) {
@@ -403,7 +445,8 @@ pub async fn run(
         transport: Arc::clone(&around_transport),
         metrics: settings.metrics.then(crate::metrics::install).flatten(),
     };
-    let app = app_with_cors(provider.clone(), ui, &settings.cors, around)?;
+    let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
+    let app = app_with_oauth1(provider.clone(), ui, oauth1, &settings.cors, around)?;
     if latchkey_core::store::ClientStore::list_clients(&store)
         .await?
         .is_empty()
@@ -433,7 +476,8 @@ pub async fn run(
                 .map_err(|e| anyhow::anyhow!("admin.listen {addr}: {e}"))?;
             let admin_local = tcp.local_addr()?;
             let ops =
-                crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api");
+                crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api")
+                    .with_oauth1_key(oauth1_key(&settings)?);
             let admin_app = crate::admin_api::router(ops, &token)
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&around_transport),

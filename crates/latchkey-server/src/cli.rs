@@ -125,6 +125,14 @@ pub struct CreateClient {
     /// Print the credentials as JSON.
     #[arg(long)]
     pub json: bool,
+    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and the secret printed
+    /// is its consumer secret (also valid as the OAuth 2.0 client secret).
+    #[arg(long)]
+    pub oauth1: bool,
+    /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
+    /// `--oauth1`).
+    #[arg(long, value_name = "FILE")]
+    pub rsa_public_key: Option<PathBuf>,
 }
 
 /// User administration.
@@ -171,7 +179,10 @@ impl Cli {
 /// Runs a client command against the store.
 pub async fn client(cmd: ClientCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = client_inner(cmd, &admin(settings, &store)).await;
+    let result = match crate::app::oauth1_key(settings) {
+        Ok(key) => client_inner(cmd, &admin(settings, &store).with_oauth1_key(key)).await,
+        Err(err) => Err(err),
+    };
     store.close().await;
     result
 }
@@ -189,13 +200,23 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
     match cmd {
         ClientCommand::Create(args) => {
             let json = args.json;
-            let created = admin.create_client(args.into_spec()).await?;
+            let rsa_public_key = match &args.rsa_public_key {
+                Some(path) => Some(
+                    std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?,
+                ),
+                None => None,
+            };
+            let mut spec = args.into_spec();
+            spec.rsa_public_key = rsa_public_key;
+            let created = admin.create_client(spec).await?;
             if json {
                 let out = serde_json::json!({
                     "client_id": created.client.client_id,
                     "client_secret": created.client_secret,
                     "client_type": created.client.client_type,
                     "grant_types": created.client.grant_types,
+                    "oauth1": created.oauth1,
                 });
                 println!("{out}");
             } else {
@@ -205,6 +226,9 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 if let Some(secret) = &created.client_secret {
                     println!("client_secret: {secret}");
                     println!("The secret is shown only this once; only its hash is stored.");
+                }
+                if created.oauth1 {
+                    println!("OAuth 1.0a consumer key: {} (same secret)", c.client_id);
                 }
             }
             Ok(())
@@ -259,6 +283,8 @@ impl CreateClient {
             default_scope: self.default_scope,
             bind_tokens: self.bind_tokens,
             id: self.id,
+            oauth1: self.oauth1,
+            rsa_public_key: None,
         }
     }
 }

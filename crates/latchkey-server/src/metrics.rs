@@ -74,10 +74,13 @@ pub async fn render(handle: Option<PrometheusHandle>) -> Response {
 pub async fn track(req: Request, next: Next) -> Response {
     let start = Instant::now();
     let method = method_label(req.method());
-    let route = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| route_label(p.as_str()));
+    // The matched pattern when the router knows it; else the raw path, which `route_label`
+    // maps onto its fixed list (routes reached through a fallback, and unknown paths).
+    let route = route_label(
+        req.extensions()
+            .get::<MatchedPath>()
+            .map_or(req.uri().path(), |p| p.as_str()),
+    );
     let response = next.run(req).await;
     let status = response.status().as_u16().to_string();
     metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status)

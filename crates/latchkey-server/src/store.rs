@@ -17,6 +17,8 @@ use latchkey_core::store::{
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
 use latchkey_memcached::MemcachedStore;
+use latchkey_oauth1::memory::MemoryOAuth1Store;
+use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use latchkey_redis::RedisStore;
 use latchkey_sql::{MySqlStore, PgStore, SqliteStore};
 use std::path::Path;
@@ -48,6 +50,8 @@ pub enum Fast {
 pub struct AnyStore {
     durable: Durable,
     fast: Option<Fast>,
+    /// OAuth 1.0a state when the durable store is memory (the SQL stores hold their own).
+    oauth1_memory: MemoryOAuth1Store,
 }
 
 impl AnyStore {
@@ -103,7 +107,11 @@ impl AnyStore {
                 ),
             },
         };
-        Ok(Self { durable, fast })
+        Ok(Self {
+            durable,
+            fast,
+            oauth1_memory: MemoryOAuth1Store::new(),
+        })
     }
 
     /// Opens the stores the settings name.
@@ -164,6 +172,9 @@ impl ClientStore for AnyStore {
         .await
     }
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        if let Durable::Memory(_) = &self.durable {
+            self.oauth1_memory.delete_consumer(id).await?;
+        }
         if self.fast.is_some() {
             self.delete_tokens_of(&TokenOwner::Client(id.to_owned()))
                 .await?;
@@ -195,6 +206,11 @@ impl UserStore for AnyStore {
         .await
     }
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        if let Durable::Memory(_) = &self.durable
+            && let Some(user) = self.get_user(username).await?
+        {
+            self.oauth1_memory.delete_tokens_of_subject(&user.id);
+        }
         if self.fast.is_some()
             && let Some(user) = self.get_user(username).await?
         {
@@ -308,5 +324,85 @@ impl ConsentStore for AnyStore {
             durable!(self, s => s.revoke_consent(subject, client_id).await)
         })
         .await
+    }
+}
+
+/// OAuth 1.0a state lives with the durable store (every SQL store has its tables); with the
+/// memory store, in a memory store of its own.
+macro_rules! oauth1 {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.durable {
+            Durable::Sqlite($s) => $call,
+            Durable::Postgres($s) => $call,
+            Durable::MySql($s) => $call,
+            Durable::Memory(_) => {
+                let $s = &$self.oauth1_memory;
+                $call
+            }
+        }
+    };
+}
+
+impl OAuth1Store for AnyStore {
+    async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
+        oauth1!(self, s => s.get_consumer(client_id).await)
+    }
+    async fn put_consumer(&self, consumer: &Consumer) -> Result<(), StoreError> {
+        oauth1!(self, s => s.put_consumer(consumer).await)
+    }
+    async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.delete_consumer(client_id).await)
+    }
+    async fn save_request_token(
+        &self,
+        token: &RequestToken,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        oauth1!(self, s => s.save_request_token(token, now).await)
+    }
+    async fn find_request_token(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<RequestToken>, StoreError> {
+        oauth1!(self, s => s.find_request_token(digest, now).await)
+    }
+    async fn authorize_request_token(
+        &self,
+        digest: &Digest,
+        subject: &str,
+        username: &str,
+        verifier: &Digest,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.authorize_request_token(digest, subject, username, verifier, now).await)
+    }
+    async fn take_request_token(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<RequestToken>, StoreError> {
+        oauth1!(self, s => s.take_request_token(digest, now).await)
+    }
+    async fn save_access_token(
+        &self,
+        token: &AccessToken,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        oauth1!(self, s => s.save_access_token(token, now).await)
+    }
+    async fn find_access_token(&self, digest: &Digest) -> Result<Option<AccessToken>, StoreError> {
+        oauth1!(self, s => s.find_access_token(digest).await)
+    }
+    async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.revoke_access_token(digest).await)
+    }
+    async fn insert_nonce(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.insert_nonce(key, expires_at, now).await)
     }
 }

@@ -7,6 +7,21 @@ use common::{Server, add_user, create_client, data_dir, post_token};
 use std::path::Path;
 use std::time::Duration;
 
+/// A client_credentials request with Basic authentication.
+async fn client_credentials(
+    http: &reqwest::Client,
+    server: &Server,
+    client: &common::CliClient,
+) -> (u16, reqwest::header::HeaderMap, serde_json::Value) {
+    post_token(
+        http,
+        server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await
+}
+
 /// A test CA and a leaf certificate for `127.0.0.1` and `localhost`, as PEM files.
 struct Pki {
     ca_pem: String,
@@ -102,13 +117,7 @@ async fn tokens_are_issued_over_https_and_certificates_reload_without_restart() 
     assert!(server.base.starts_with("https://"), "{}", server.base);
     let http = pki.client();
 
-    let (status, _, body) = post_token(
-        &http,
-        &server,
-        Some(&client.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, body) = client_credentials(&http, &server, &client).await;
     assert_eq!(status, 200, "{body}");
     assert!(body["access_token"].is_string());
     assert_eq!(served_certificate(&http, &server).await, first);
@@ -134,13 +143,7 @@ async fn tokens_are_issued_over_https_and_certificates_reload_without_restart() 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(served, second, "the new certificate was not picked up");
-    let (status, _, _) = post_token(
-        &http,
-        &server,
-        Some(&client.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = client_credentials(&http, &server, &client).await;
     assert_eq!(status, 200);
 
     // A broken certificate file is refused and the good one stays in service.
@@ -242,13 +245,7 @@ async fn metrics_count_requests_tokens_and_refusals() {
     let server = Server::start(dir.path());
     let http = reqwest::Client::new();
     for _ in 0..3 {
-        let (status, _, _) = post_token(
-            &http,
-            &server,
-            Some(&client.basic()),
-            "grant_type=client_credentials",
-        )
-        .await;
+        let (status, _, _) = client_credentials(&http, &server, &client).await;
         assert_eq!(status, 200);
     }
     let (status, _, _) = post_token(
@@ -263,13 +260,7 @@ async fn metrics_count_requests_tokens_and_refusals() {
         id: client.id.clone(),
         secret: "wrong".into(),
     };
-    let (status, _, _) = post_token(
-        &http,
-        &server,
-        Some(&wrong.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = client_credentials(&http, &server, &wrong).await;
     assert_eq!(status, 401);
 
     let resp = http
@@ -636,13 +627,7 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
     )
     .await;
     assert_eq!(status, 204);
-    let (status, _, _) = post_token(
-        &http,
-        &server,
-        Some(&client.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = client_credentials(&http, &server, &client).await;
     assert_eq!(status, 401, "a deleted client is gone at once");
 
     // The OpenAPI document describes every route, without authentication.
@@ -734,22 +719,10 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     );
     let http = reqwest::Client::new();
     for _ in 0..3 {
-        let (status, _, _) = post_token(
-            &http,
-            &server,
-            Some(&client.basic()),
-            "grant_type=client_credentials",
-        )
-        .await;
+        let (status, _, _) = client_credentials(&http, &server, &client).await;
         assert_eq!(status, 200);
     }
-    let (status, headers, body) = post_token(
-        &http,
-        &server,
-        Some(&client.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, headers, body) = client_credentials(&http, &server, &client).await;
     assert_eq!(status, 429, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
     let wait: u64 = headers["retry-after"]
@@ -760,13 +733,7 @@ async fn a_client_over_its_rate_gets_429_with_retry_after() {
     assert!((1..=60).contains(&wait));
     assert_eq!(headers["cache-control"], "no-store");
     // Another client keeps its own budget.
-    let (status, _, _) = post_token(
-        &http,
-        &server,
-        Some(&other.basic()),
-        "grant_type=client_credentials",
-    )
-    .await;
+    let (status, _, _) = client_credentials(&http, &server, &other).await;
     assert_eq!(status, 200);
 }
 

@@ -177,3 +177,13 @@ async fn names_match_exactly_despite_trailing_space_padding() {
     store.close().await;
     drop_database(&server, &db).await;
 }
+
+mod oauth1 {
+    //! The OAuth 1.0a store on this backend runs the shared OAuth 1.0a store suite.
+    latchkey_testkit::oauth1_store_conformance!(std::future::ready(
+        match super::fresh_store().await {
+            Some(store) => store,
+            None => return,
+        }
+    ));
+}

@@ -143,3 +143,13 @@ async fn an_unreachable_server_is_unavailable_within_seconds() {
         started.elapsed()
     );
 }
+
+mod oauth1 {
+    //! The OAuth 1.0a store on this backend runs the shared OAuth 1.0a store suite.
+    latchkey_testkit::oauth1_store_conformance!(std::future::ready(
+        match super::fresh_store().await {
+            Some(store) => store,
+            None => return,
+        }
+    ));
+}

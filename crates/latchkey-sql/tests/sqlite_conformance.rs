@@ -315,3 +315,8 @@ async fn a_schema_1_database_is_upgraded_in_place() {
     );
     store.close().await;
 }
+
+mod oauth1 {
+    //! The OAuth 1.0a store on SQLite runs the shared OAuth 1.0a store suite.
+    latchkey_testkit::oauth1_store_conformance!(async { super::fresh_store().await });
+}

@@ -4,6 +4,8 @@
 
 pub mod conformance;
 pub mod http_cases;
+pub mod oauth1_conformance;
+pub mod oauth1_kit;
 
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};

@@ -16,6 +16,7 @@
 //! tokens and a strict Content-Security-Policy. An embedder with its own login implements
 //! [`Login`] and keeps the built-in consent page.
 
+pub mod oauth1;
 pub mod pages;
 pub mod session;
 

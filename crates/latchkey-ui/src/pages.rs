@@ -8,7 +8,7 @@ use minijinja::Environment;
 use std::path::Path;
 
 /// The templates every deployment has; an override directory may replace any of them.
-pub const TEMPLATES: [(&str, &str); 5] = [
+pub const TEMPLATES: [(&str, &str); 6] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
@@ -16,6 +16,10 @@ pub const TEMPLATES: [(&str, &str); 5] = [
     (
         "logged_out.html",
         include_str!("../templates/logged_out.html"),
+    ),
+    (
+        "oauth1_verifier.html",
+        include_str!("../templates/oauth1_verifier.html"),
     ),
 ];
 

@@ -14,11 +14,18 @@ use latchkey_core::store::{StoreError, StoreErrorKind};
 use sqlx::{Connection, MySqlConnection, MySqlPool};
 
 /// Every MySQL migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/mysql/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/mysql/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "oauth1",
+        sql: include_str!("../../migrations/mysql/0002_oauth1.sql"),
+    },
+];
 
 /// Brings the schema of the database behind `pool` up to date.
 pub(crate) async fn run(pool: &MySqlPool) -> Result<(), StoreError> {

@@ -19,6 +19,7 @@
 //! are.
 
 mod migrate;
+mod oauth1;
 mod tokens;
 
 use crate::error::from_sqlx;
@@ -131,6 +132,9 @@ impl ClientStore for MySqlStore {
             "DELETE FROM tokens WHERE client_id = ?",
             "DELETE FROM codes WHERE client_id = ?",
             "DELETE FROM consents WHERE client_id = ?",
+            "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+            "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+            "DELETE FROM oauth1_consumers WHERE client_id = ?",
         ] {
             sqlx::query(sql)
                 .bind(id)
@@ -230,6 +234,8 @@ impl UserStore for MySqlStore {
             "DELETE FROM tokens WHERE subject = ?",
             "DELETE FROM codes WHERE subject = ?",
             "DELETE FROM consents WHERE subject = ?",
+            "DELETE FROM oauth1_request_tokens WHERE subject = ?",
+            "DELETE FROM oauth1_access_tokens WHERE subject = ?",
             "DELETE FROM users WHERE id = ?",
         ] {
             sqlx::query(sql)

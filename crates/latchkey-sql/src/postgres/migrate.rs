@@ -13,11 +13,18 @@ use latchkey_core::store::StoreError;
 use sqlx::{Connection, PgConnection, PgPool};
 
 /// Every PostgreSQL migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../../migrations/postgres/0001_init.sql"),
-}];
+const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../../migrations/postgres/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "oauth1",
+        sql: include_str!("../../migrations/postgres/0002_oauth1.sql"),
+    },
+];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.
 const LOCK_KEY: i64 = 0x6c61_7463_686b_6579;

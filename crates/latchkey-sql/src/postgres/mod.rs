@@ -12,6 +12,7 @@
 //! seconds instead of a hang. Digests are stored as `BYTEA`; token and code values never are.
 
 mod migrate;
+mod oauth1;
 mod tokens;
 
 use crate::error::from_sqlx;
@@ -119,6 +120,9 @@ impl ClientStore for PgStore {
             "DELETE FROM tokens WHERE client_id = $1",
             "DELETE FROM codes WHERE client_id = $1",
             "DELETE FROM consents WHERE client_id = $1",
+            "DELETE FROM oauth1_request_tokens WHERE client_id = $1",
+            "DELETE FROM oauth1_access_tokens WHERE client_id = $1",
+            "DELETE FROM oauth1_consumers WHERE client_id = $1",
         ] {
             sqlx::query(sql)
                 .bind(id)
@@ -201,6 +205,8 @@ impl UserStore for PgStore {
             "DELETE FROM tokens WHERE subject = $1",
             "DELETE FROM codes WHERE subject = $1",
             "DELETE FROM consents WHERE subject = $1",
+            "DELETE FROM oauth1_request_tokens WHERE subject = $1",
+            "DELETE FROM oauth1_access_tokens WHERE subject = $1",
         ] {
             sqlx::query(sql)
                 .bind(&id)

@@ -27,6 +27,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "token_binding",
         sql: include_str!("../../migrations/sqlite/0003_token_binding.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth1",
+        sql: include_str!("../../migrations/sqlite/0004_oauth1.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -8,6 +8,7 @@
 //! file while the server runs.
 
 mod migrate;
+mod oauth1;
 mod writer;
 
 use crate::error::{from_sqlx, unavailable};
@@ -416,7 +417,7 @@ mod tests {
                 .fetch_all(&store.inner.readers)
                 .await
                 .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3]);
+        assert_eq!(versions, vec![1, 2, 3, 4]);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -69,6 +69,8 @@ pub(crate) enum Op {
         subject: String,
         client_id: String,
     },
+    /// A write of the OAuth 1.0a store (see `super::oauth1`).
+    OAuth1(super::oauth1::Write),
 }
 
 impl Op {
@@ -80,6 +82,7 @@ impl Op {
             | Self::SaveCode(_, now)
             | Self::TakeCode(_, now)
             | Self::PutConsent { now, .. } => Some(*now),
+            Self::OAuth1(write) => write.now(),
             _ => None,
         }
     }
@@ -98,6 +101,8 @@ pub(crate) enum Outcome {
     Rotation(Rotation),
     /// The outcome of redeeming an authorization code (boxed: a taken code is large).
     Code(Box<CodeTake>),
+    /// The OAuth 1.0a request token an op took, if any.
+    RequestToken(Option<Box<latchkey_oauth1::store::RequestToken>>),
 }
 
 /// The answer to one op, sent after its batch committed (or failed).
@@ -276,6 +281,7 @@ async fn sweep(conn: &mut SqliteConnection, now: UnixTime) -> Result<(), sqlx::E
     .bind(SWEEP_LIMIT)
     .execute(&mut *conn)
     .await?;
+    super::oauth1::sweep(conn, now, SWEEP_LIMIT).await?;
     if tokens.rows_affected() > 0 || codes.rows_affected() > 0 {
         tracing::debug!(
             tokens = tokens.rows_affected(),
@@ -290,6 +296,7 @@ async fn sweep(conn: &mut SqliteConnection, now: UnixTime) -> Result<(), sqlx::E
 /// must roll back); the inner one is a refusal that wrote nothing.
 async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Error> {
     match op {
+        Op::OAuth1(write) => super::oauth1::apply(conn, write).await,
         Op::PutClient(row) => {
             put_client(conn, row).await?;
             Ok(Ok(Outcome::Done))
@@ -299,6 +306,9 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                 "DELETE FROM tokens WHERE client_id = ?",
                 "DELETE FROM codes WHERE client_id = ?",
                 "DELETE FROM consents WHERE client_id = ?",
+                "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+                "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+                "DELETE FROM oauth1_consumers WHERE client_id = ?",
             ] {
                 sqlx::query(sql).bind(id).execute(&mut *conn).await?;
             }
@@ -321,6 +331,8 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                 "DELETE FROM tokens WHERE subject = ?",
                 "DELETE FROM codes WHERE subject = ?",
                 "DELETE FROM consents WHERE subject = ?",
+                "DELETE FROM oauth1_access_tokens WHERE subject = ?",
+                "DELETE FROM oauth1_request_tokens WHERE subject = ?",
             ] {
                 sqlx::query(sql).bind(&id).execute(&mut *conn).await?;
             }
