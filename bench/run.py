@@ -972,7 +972,7 @@ def main():
                      f"postgresql-client redis-tools)")
     if "build" not in skip:
         log("== cargo build --release")
-        subprocess.run(["cargo", "build", "--release", "--bin", "latchkey",
+        subprocess.run(["cargo", "build", "--release", "-p", "latchkey-server",
                         "-p", "latchkey-bench", "--bins"], cwd=ROOT, check=True)
     cfg.workdir = tempfile.mkdtemp(prefix="latchkey-bench-")
     data = {
