@@ -832,7 +832,7 @@ def per_million(rows):
 def svg_chart(results, baseline_rps, path):
     """A horizontal bar chart of requests/s per path, with the baseline as a line."""
     bars = [r for r in results if not r.get("unit")]
-    width, left, bar_h, gap, top = 860, 330, 20, 8, 40
+    width, left, bar_h, gap, top = 980, 410, 20, 8, 40
     height = top + len(bars) * (bar_h + gap) + 40
     peak = max([r["rps"] for r in bars] + [baseline_rps, 1.0])
     scale = (width - left - 90) / peak
