@@ -835,7 +835,7 @@ def svg_chart(results, baseline_rps, path):
     width, left, bar_h, gap, top = 980, 410, 20, 8, 40
     height = top + len(bars) * (bar_h + gap) + 40
     peak = max([r["rps"] for r in bars] + [baseline_rps, 1.0])
-    scale = (width - left - 90) / peak
+    scale = (width - left - 120) / peak
     out = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" '
         f'font-family="sans-serif" font-size="12">',
