@@ -96,17 +96,65 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// The JSON response, with `Cache-Control: no-store` and `Pragma: no-cache`.
     pub fn to_http(&self) -> crate::http::HttpResponse {
-        let mut body = serde_json::json!({
-            "access_token": self.access_token.expose(),
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-        });
-        if let Some(refresh) = &self.refresh_token {
-            body["refresh_token"] = refresh.expose().into();
+        let scope = (!self.scope.is_empty()).then(|| self.scope.to_string());
+        let body = TokenResponseBody {
+            access_token: self.access_token.expose(),
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token.as_ref().map(Secret::expose),
+            scope: scope.as_deref(),
+            token_type: "Bearer",
+        };
+        // Serialized straight to bytes: this is the hottest response of the server, and
+        // going through a `serde_json::Value` cost a fifth of the token endpoint's work.
+        let bytes = serde_json::to_vec(&body).unwrap_or_default();
+        crate::http::HttpResponse::json_bytes_no_store(200, bytes)
+    }
+}
+
+/// The wire form of a [`TokenResponse`] (RFC 6749 §5.1). Fields are in alphabetical order,
+/// as a `serde_json::Value` object prints them, so the bytes stay what they always were.
+#[derive(serde::Serialize)]
+struct TokenResponseBody<'a> {
+    access_token: &'a str,
+    expires_in: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    refresh_token: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<&'a str>,
+    token_type: &'static str,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_response_body_is_the_json_object_with_sorted_keys() {
+        let full = TokenResponse {
+            access_token: Secret::new("at"),
+            expires_in: 3600,
+            refresh_token: Some(Secret::new("rt")),
+            scope: ScopeSet::parse("write read").expect("valid"),
         }
-        if !self.scope.is_empty() {
-            body["scope"] = self.scope.to_string().into();
+        .to_http();
+        assert_eq!(
+            String::from_utf8(full.body.clone()).expect("utf-8"),
+            r#"{"access_token":"at","expires_in":3600,"refresh_token":"rt","scope":"read write","token_type":"Bearer"}"#
+        );
+        assert_eq!(full.header("cache-control"), Some("no-store"));
+        assert_eq!(full.header("pragma"), Some("no-cache"));
+        assert_eq!(full.header("content-type"), Some("application/json"));
+
+        let bare = TokenResponse {
+            access_token: Secret::new("a\"t"),
+            expires_in: 60,
+            refresh_token: None,
+            scope: ScopeSet::empty(),
         }
-        crate::http::HttpResponse::json_no_store(200, &body)
+        .to_http();
+        assert_eq!(
+            String::from_utf8(bare.body).expect("utf-8"),
+            r#"{"access_token":"a\"t","expires_in":60,"token_type":"Bearer"}"#
+        );
     }
 }
