@@ -703,8 +703,8 @@ def profile(cfg):
                                    for l in rep.splitlines() if l and not l.startswith("#")))
         cpu = res.get("cpu_us_per_req") or 0.0
         by_cat = "\n".join(f"    {p:5.1f}%  {p * cpu / 100:5.1f} µs  {n}" for n, p in cats)
-        path = os.path.join(RESULTS, f"profile-{label}.txt")
-        os.makedirs(RESULTS, exist_ok=True)
+        path = os.path.join(cfg.out_dir, f"profile-{label}.txt")
+        os.makedirs(cfg.out_dir, exist_ok=True)
         with open(path, "w") as f:
             f.write(f"perf, client_credentials on {label} ({res['rps']:.0f} req/s, "
                     f"{cpu:.1f} µs server CPU per request)\n\nby category:\n{by_cat}\n\n"
@@ -966,9 +966,13 @@ def main():
                     help="leave PostgreSQL out of the growth runs")
     ap.add_argument("--profile", action="store_true",
                     help="also record perf profiles of client_credentials (needs perf)")
-    ap.add_argument("--no-doc", action="store_true", help="do not update BENCHMARKS.md")
+    ap.add_argument("--no-doc", action="store_true",
+                    help="a trial run: results go to bench/results/trial/, BENCHMARKS.md and "
+                         "the published results are left alone")
     cfg = ap.parse_args()
     skip = set(filter(None, cfg.skip.split(",")))
+    # A partial or trial run (--no-doc) must not replace the published results.
+    cfg.out_dir = os.path.join(RESULTS, "trial") if cfg.no_doc else RESULTS
     cores = os.cpu_count() or 1
     cfg.server_core, cfg.load_core = (1, 0) if cores >= 2 else (0, 0)
     for tool in ("wrk", "taskset", "sqlite3", "psql", "redis-cli"):
@@ -1073,13 +1077,20 @@ def main():
     finally:
         data["load_after"] = loadavg()
         shutil.rmtree(cfg.workdir, ignore_errors=True)
-    os.makedirs(RESULTS, exist_ok=True)
+        if "pg" not in skip or cfg.pg_growth:
+            try:  # the seeded database holds up to a million rows: do not leave it behind
+                psql(PG_ADMIN, "DROP DATABASE IF EXISTS latchkey_bench WITH (FORCE)")
+            except (OSError, RuntimeError) as e:
+                log(f"  could not drop latchkey_bench: {e}")
+    out_dir = cfg.out_dir
+    os.makedirs(out_dir, exist_ok=True)
     md = report_md(data)
-    with open(os.path.join(RESULTS, "latest.json"), "w") as f:
+    with open(os.path.join(out_dir, "latest.json"), "w") as f:
         json.dump(data, f, indent=1)
-    with open(os.path.join(RESULTS, "latest.md"), "w") as f:
+    with open(os.path.join(out_dir, "latest.md"), "w") as f:
         f.write(md + "\n")
-    svg_chart(results, data.get("baseline_rps", 0.0), os.path.join(RESULTS, "chart.svg"))
+    svg_chart(results, data.get("baseline_rps", 0.0), os.path.join(out_dir, "chart.svg"))
+    log(f"results in {os.path.relpath(out_dir, ROOT)}/")
     if not cfg.no_doc:
         update_doc(md)
     print(md)
