@@ -96,17 +96,37 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// The JSON response, with `Cache-Control: no-store` and `Pragma: no-cache`.
     pub fn to_http(&self) -> crate::http::HttpResponse {
-        let mut body = serde_json::json!({
-            "access_token": self.access_token.expose(),
-            "token_type": "Bearer",
-            "expires_in": self.expires_in,
-        });
-        if let Some(refresh) = &self.refresh_token {
-            body["refresh_token"] = refresh.expose().into();
+        /// The RFC 6749 §5.1 body, serialized straight from borrowed fields (no
+        /// intermediate JSON tree on the hot path); keys in alphabetical order.
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            access_token: &'a str,
+            expires_in: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refresh_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            scope: Option<String>,
+            token_type: &'static str,
         }
-        if !self.scope.is_empty() {
-            body["scope"] = self.scope.to_string().into();
+        let wire = Wire {
+            access_token: self.access_token.expose(),
+            expires_in: self.expires_in,
+            refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
+            scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
+            token_type: "Bearer",
+        };
+        match serde_json::to_vec(&wire) {
+            Ok(body) => crate::http::HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("cache-control".into(), "no-store".into()),
+                    ("pragma".into(), "no-cache".into()),
+                ],
+                body,
+            },
+            // Strings and integers always serialize; this arm exists so no path can panic.
+            Err(_) => crate::error::OAuthError::server_error().to_response(None),
         }
-        crate::http::HttpResponse::json_no_store(200, &body)
     }
 }
