@@ -99,7 +99,9 @@ fn init_logging(settings: &Settings, serving: bool) -> tracing_appender::non_blo
         .with_env_filter(filter)
         .with_writer(writer);
     if json {
-        builder.json().init();
+        // The current span (with its request id) is printed; the list of every enclosing
+        // span would print it a second time on each line.
+        builder.json().with_span_list(false).init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
