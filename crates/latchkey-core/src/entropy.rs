@@ -13,15 +13,63 @@ pub trait Entropy: Send + Sync + 'static {
 }
 
 /// The operating system's random source (`getrandom`).
+///
+/// Bytes are drawn from the OS in blocks of [`POOL_BYTES`] per thread and handed out once
+/// each (then zeroed), so minting a token costs no system call: the output is the OS
+/// generator's, only fetched in bulk.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OsEntropy;
 
+/// How many OS random bytes each thread fetches at a time.
+pub const POOL_BYTES: usize = 4096;
+
+struct Pool {
+    bytes: [u8; POOL_BYTES],
+    /// Bytes before `used` have been handed out (and zeroed).
+    used: usize,
+}
+
+thread_local! {
+    static POOL: std::cell::RefCell<Pool> = const {
+        std::cell::RefCell::new(Pool { bytes: [0; POOL_BYTES], used: POOL_BYTES })
+    };
+}
+
+/// Fills `buf` straight from the OS generator.
+fn os_fill(buf: &mut [u8]) {
+    // The OS generator fails only on platforms with no random source at all, where no
+    // authorization server can run safely; refuse to continue rather than mint weak tokens.
+    if getrandom::fill(buf).is_err() {
+        std::process::abort();
+    }
+}
+
 impl Entropy for OsEntropy {
     fn fill(&self, buf: &mut [u8]) {
-        // The OS generator fails only on platforms with no random source at all, where no
-        // authorization server can run safely; refuse to continue rather than mint weak tokens.
-        if getrandom::fill(buf).is_err() {
-            std::process::abort();
+        if buf.len() > POOL_BYTES / 4 {
+            return os_fill(buf);
+        }
+        let pooled = POOL.try_with(|pool| {
+            let Ok(mut pool) = pool.try_borrow_mut() else {
+                return false;
+            };
+            if POOL_BYTES - pool.used < buf.len() {
+                os_fill(&mut pool.bytes);
+                pool.used = 0;
+            }
+            let start = pool.used;
+            let end = start + buf.len();
+            if let Some(chunk) = pool.bytes.get_mut(start..end) {
+                buf.copy_from_slice(chunk);
+                chunk.fill(0);
+                pool.used = end;
+                true
+            } else {
+                false
+            }
+        });
+        if pooled != Ok(true) {
+            os_fill(buf);
         }
     }
 }
@@ -96,5 +144,19 @@ mod tests {
         let mut buf = [0u8; 64];
         OsEntropy.fill(&mut buf);
         assert!(buf.iter().any(|b| *b != 0));
+    }
+
+    #[test]
+    fn pooled_os_entropy_never_hands_out_the_same_bytes_twice() {
+        // Across several refills of the pool, and for large requests that bypass it.
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..(3 * POOL_BYTES / 32) {
+            let mut token = [0u8; 32];
+            OsEntropy.fill(&mut token);
+            assert!(seen.insert(token), "a 256-bit value came out twice");
+        }
+        let mut big = vec![0u8; POOL_BYTES];
+        OsEntropy.fill(&mut big);
+        assert!(big.iter().any(|b| *b != 0));
     }
 }

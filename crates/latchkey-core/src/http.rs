@@ -139,19 +139,9 @@ impl HttpResponse {
     /// A JSON response that must never be cached: token responses and their errors
     /// (RFC 6749 §5.1: `Cache-Control: no-store` and `Pragma: no-cache`).
     pub fn json_no_store(status: u16, body: &serde_json::Value) -> Self {
-        Self::json_bytes_no_store(status, body.to_string().into_bytes())
-    }
-
-    /// [`HttpResponse::json_no_store`] for a body already serialized, so the hottest
-    /// responses need not be built as a `serde_json::Value` first.
-    pub fn json_bytes_no_store(status: u16, body: Vec<u8>) -> Self {
-        Self {
-            status,
-            headers: vec![("content-type".into(), "application/json".into())],
-            body,
-        }
-        .with_header("cache-control", "no-store")
-        .with_header("pragma", "no-cache")
+        Self::json(status, body)
+            .with_header("cache-control", "no-store")
+            .with_header("pragma", "no-cache")
     }
 
     /// Adds a header.

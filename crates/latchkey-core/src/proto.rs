@@ -96,32 +96,39 @@ pub struct TokenResponse {
 impl TokenResponse {
     /// The JSON response, with `Cache-Control: no-store` and `Pragma: no-cache`.
     pub fn to_http(&self) -> crate::http::HttpResponse {
-        let scope = (!self.scope.is_empty()).then(|| self.scope.to_string());
-        let body = TokenResponseBody {
+        /// The RFC 6749 §5.1 body, serialized straight from borrowed fields (no
+        /// intermediate JSON tree on the hot path); keys in alphabetical order.
+        #[derive(serde::Serialize)]
+        struct Wire<'a> {
+            access_token: &'a str,
+            expires_in: u64,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            refresh_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
+            scope: Option<String>,
+            token_type: &'static str,
+        }
+        let wire = Wire {
             access_token: self.access_token.expose(),
             expires_in: self.expires_in,
-            refresh_token: self.refresh_token.as_ref().map(Secret::expose),
-            scope: scope.as_deref(),
+            refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
+            scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
             token_type: "Bearer",
         };
-        // Serialized straight to bytes: this is the hottest response of the server, and
-        // going through a `serde_json::Value` cost a fifth of the token endpoint's work.
-        let bytes = serde_json::to_vec(&body).unwrap_or_default();
-        crate::http::HttpResponse::json_bytes_no_store(200, bytes)
+        match serde_json::to_vec(&wire) {
+            Ok(body) => crate::http::HttpResponse {
+                status: 200,
+                headers: vec![
+                    ("content-type".into(), "application/json".into()),
+                    ("cache-control".into(), "no-store".into()),
+                    ("pragma".into(), "no-cache".into()),
+                ],
+                body,
+            },
+            // Strings and integers always serialize; this arm exists so no path can panic.
+            Err(_) => crate::error::OAuthError::server_error().to_response(None),
+        }
     }
-}
-
-/// The wire form of a [`TokenResponse`] (RFC 6749 §5.1). Fields are in alphabetical order,
-/// as a `serde_json::Value` object prints them, so the bytes stay what they always were.
-#[derive(serde::Serialize)]
-struct TokenResponseBody<'a> {
-    access_token: &'a str,
-    expires_in: u64,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    refresh_token: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<&'a str>,
-    token_type: &'static str,
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
+use latchkey_oauth1::store::{AccessToken, RequestToken};
 use std::collections::BTreeSet;
 
 /// Reads the column shapes the schema uses out of one backend's row type; a missing column or
@@ -121,7 +122,23 @@ macro_rules! code_columns {
     };
 }
 
-pub(crate) use {client_columns, code_columns, token_columns, user_columns};
+/// The columns [`oauth1_request_token`] reads, in SELECT order.
+macro_rules! oauth1_request_columns {
+    () => {
+        "digest, client_id, callback, realms, subject, username, verifier, expires_at"
+    };
+}
+/// The columns [`oauth1_access_token`] reads, in SELECT order.
+macro_rules! oauth1_access_columns {
+    () => {
+        "digest, client_id, subject, username, realms, issued_at, expires_at, revoked"
+    };
+}
+
+pub(crate) use {
+    client_columns, code_columns, oauth1_access_columns, oauth1_request_columns, token_columns,
+    user_columns,
+};
 
 /// A client encoded for the `clients` table (built before a SQLite write is queued, so that
 /// the writer only runs SQL).
@@ -296,6 +313,34 @@ pub(crate) fn scope(text: &str) -> Result<ScopeSet, StoreError> {
 
 fn seconds(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt("stored token lifetime is negative"))
+}
+
+/// An OAuth 1.0a request token from a row of [`oauth1_request_columns`].
+pub(crate) fn oauth1_request_token(row: &impl Columns) -> Result<RequestToken, StoreError> {
+    Ok(RequestToken {
+        digest: digest(&row.bytes("digest")?)?,
+        client_id: row.text("client_id")?,
+        callback: row.text("callback")?,
+        realms: scope(&row.text("realms")?)?,
+        subject: row.opt_text("subject")?,
+        username: row.opt_text("username")?,
+        verifier: row.opt_bytes("verifier")?.map(|b| digest(&b)).transpose()?,
+        expires_at: UnixTime(row.int("expires_at")?),
+    })
+}
+
+/// An OAuth 1.0a access token from a row of [`oauth1_access_columns`].
+pub(crate) fn oauth1_access_token(row: &impl Columns) -> Result<AccessToken, StoreError> {
+    Ok(AccessToken {
+        digest: digest(&row.bytes("digest")?)?,
+        client_id: row.text("client_id")?,
+        subject: row.text("subject")?,
+        username: row.opt_text("username")?,
+        realms: scope(&row.text("realms")?)?,
+        issued_at: UnixTime(row.int("issued_at")?),
+        expires_at: row.opt_int("expires_at")?.map(UnixTime),
+        revoked: row.flag("revoked")?,
+    })
 }
 
 #[cfg(test)]

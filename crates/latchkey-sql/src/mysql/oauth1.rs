@@ -14,46 +14,6 @@ use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
 use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 
-macro_rules! request_columns {
-    () => {
-        "digest, client_id, callback, realms, subject, username, verifier, expires_at"
-    };
-}
-macro_rules! access_columns {
-    () => {
-        "digest, client_id, subject, username, realms, issued_at, expires_at, revoked"
-    };
-}
-
-fn request_token(row: &impl Columns) -> Result<RequestToken, StoreError> {
-    Ok(RequestToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        callback: row.text("callback")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        subject: row.opt_text("subject")?,
-        username: row.opt_text("username")?,
-        verifier: row
-            .opt_bytes("verifier")?
-            .map(|b| rows::digest(&b))
-            .transpose()?,
-        expires_at: UnixTime(row.int("expires_at")?),
-    })
-}
-
-fn access_token(row: &impl Columns) -> Result<AccessToken, StoreError> {
-    Ok(AccessToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        subject: row.text("subject")?,
-        username: row.opt_text("username")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        issued_at: UnixTime(row.int("issued_at")?),
-        expires_at: row.opt_int("expires_at")?.map(UnixTime),
-        revoked: row.flag("revoked")?,
-    })
-}
-
 impl MySqlStore {
     /// Deletes up to [`SWEEP_LIMIT`] expired rows of one OAuth 1.0a table.
     async fn sweep_oauth1(&self, sql: &'static str, table: &str, now: UnixTime) {
@@ -125,7 +85,7 @@ impl OAuth1Store for MySqlStore {
     async fn save_request_token(&self, t: &RequestToken, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO oauth1_request_tokens (",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(t.digest.as_bytes().as_slice())
@@ -155,7 +115,7 @@ impl OAuth1Store for MySqlStore {
     ) -> Result<Option<RequestToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             " FROM oauth1_request_tokens WHERE digest = ? AND expires_at > ?"
         ))
         .bind(digest.as_bytes().as_slice())
@@ -163,7 +123,7 @@ impl OAuth1Store for MySqlStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(request_token).transpose()
+        row.as_ref().map(rows::oauth1_request_token).transpose()
     }
 
     async fn authorize_request_token(
@@ -197,7 +157,7 @@ impl OAuth1Store for MySqlStore {
         let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let row = sqlx::query(concat!(
             "SELECT ",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             " FROM oauth1_request_tokens WHERE digest = ? FOR UPDATE"
         ))
         .bind(digest.as_bytes().as_slice())
@@ -208,7 +168,7 @@ impl OAuth1Store for MySqlStore {
             tx.commit().await.map_err(from_sqlx)?;
             return Ok(None);
         };
-        let token = request_token(&row)?;
+        let token = rows::oauth1_request_token(&row)?;
         sqlx::query("DELETE FROM oauth1_request_tokens WHERE digest = ?")
             .bind(digest.as_bytes().as_slice())
             .execute(&mut *tx)
@@ -221,7 +181,7 @@ impl OAuth1Store for MySqlStore {
     async fn save_access_token(&self, t: &AccessToken, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO oauth1_access_tokens (",
-            access_columns!(),
+            rows::oauth1_access_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
         ))
         .bind(t.digest.as_bytes().as_slice())
@@ -247,14 +207,14 @@ impl OAuth1Store for MySqlStore {
     async fn find_access_token(&self, digest: &Digest) -> Result<Option<AccessToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            access_columns!(),
+            rows::oauth1_access_columns!(),
             " FROM oauth1_access_tokens WHERE digest = ?"
         ))
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(access_token).transpose()
+        row.as_ref().map(rows::oauth1_access_token).transpose()
     }
 
     async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {

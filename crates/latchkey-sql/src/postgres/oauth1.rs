@@ -14,46 +14,6 @@ use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
 use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 
-macro_rules! request_columns {
-    () => {
-        "digest, client_id, callback, realms, subject, username, verifier, expires_at"
-    };
-}
-macro_rules! access_columns {
-    () => {
-        "digest, client_id, subject, username, realms, issued_at, expires_at, revoked"
-    };
-}
-
-fn request_token(row: &impl Columns) -> Result<RequestToken, StoreError> {
-    Ok(RequestToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        callback: row.text("callback")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        subject: row.opt_text("subject")?,
-        username: row.opt_text("username")?,
-        verifier: row
-            .opt_bytes("verifier")?
-            .map(|b| rows::digest(&b))
-            .transpose()?,
-        expires_at: UnixTime(row.int("expires_at")?),
-    })
-}
-
-fn access_token(row: &impl Columns) -> Result<AccessToken, StoreError> {
-    Ok(AccessToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        subject: row.text("subject")?,
-        username: row.opt_text("username")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        issued_at: UnixTime(row.int("issued_at")?),
-        expires_at: row.opt_int("expires_at")?.map(UnixTime),
-        revoked: row.flag("revoked")?,
-    })
-}
-
 impl PgStore {
     /// Deletes up to [`SWEEP_LIMIT`] expired rows of one OAuth 1.0a table.
     async fn sweep_oauth1(&self, sql: &'static str, table: &str, now: UnixTime) {
@@ -125,7 +85,7 @@ impl OAuth1Store for PgStore {
     async fn save_request_token(&self, t: &RequestToken, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO oauth1_request_tokens (",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(t.digest.as_bytes().as_slice())
@@ -157,7 +117,7 @@ impl OAuth1Store for PgStore {
     ) -> Result<Option<RequestToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             " FROM oauth1_request_tokens WHERE digest = $1 AND expires_at > $2"
         ))
         .bind(digest.as_bytes().as_slice())
@@ -165,7 +125,7 @@ impl OAuth1Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(request_token).transpose()
+        row.as_ref().map(rows::oauth1_request_token).transpose()
     }
 
     async fn authorize_request_token(
@@ -198,20 +158,20 @@ impl OAuth1Store for PgStore {
     ) -> Result<Option<RequestToken>, StoreError> {
         let row = sqlx::query(concat!(
             "DELETE FROM oauth1_request_tokens WHERE digest = $1 RETURNING ",
-            request_columns!()
+            rows::oauth1_request_columns!()
         ))
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        let token = row.as_ref().map(request_token).transpose()?;
+        let token = row.as_ref().map(rows::oauth1_request_token).transpose()?;
         Ok(token.filter(|t| now < t.expires_at))
     }
 
     async fn save_access_token(&self, t: &AccessToken, now: UnixTime) -> Result<(), StoreError> {
         sqlx::query(concat!(
             "INSERT INTO oauth1_access_tokens (",
-            access_columns!(),
+            rows::oauth1_access_columns!(),
             ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8)"
         ))
         .bind(t.digest.as_bytes().as_slice())
@@ -239,14 +199,14 @@ impl OAuth1Store for PgStore {
     async fn find_access_token(&self, digest: &Digest) -> Result<Option<AccessToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            access_columns!(),
+            rows::oauth1_access_columns!(),
             " FROM oauth1_access_tokens WHERE digest = $1"
         ))
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(access_token).transpose()
+        row.as_ref().map(rows::oauth1_access_token).transpose()
     }
 
     async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {

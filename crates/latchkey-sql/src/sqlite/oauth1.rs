@@ -52,46 +52,6 @@ impl Write {
     }
 }
 
-macro_rules! request_columns {
-    () => {
-        "digest, client_id, callback, realms, subject, username, verifier, expires_at"
-    };
-}
-macro_rules! access_columns {
-    () => {
-        "digest, client_id, subject, username, realms, issued_at, expires_at, revoked"
-    };
-}
-
-fn request_token(row: &impl Columns) -> Result<RequestToken, StoreError> {
-    Ok(RequestToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        callback: row.text("callback")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        subject: row.opt_text("subject")?,
-        username: row.opt_text("username")?,
-        verifier: row
-            .opt_bytes("verifier")?
-            .map(|b| rows::digest(&b))
-            .transpose()?,
-        expires_at: UnixTime(row.int("expires_at")?),
-    })
-}
-
-fn access_token(row: &impl Columns) -> Result<AccessToken, StoreError> {
-    Ok(AccessToken {
-        digest: rows::digest(&row.bytes("digest")?)?,
-        client_id: row.text("client_id")?,
-        subject: row.text("subject")?,
-        username: row.opt_text("username")?,
-        realms: rows::scope(&row.text("realms")?)?,
-        issued_at: UnixTime(row.int("issued_at")?),
-        expires_at: row.opt_int("expires_at")?.map(UnixTime),
-        revoked: row.flag("revoked")?,
-    })
-}
-
 /// Runs one write inside the writer's transaction.
 pub(crate) async fn apply(
     conn: &mut SqliteConnection,
@@ -165,7 +125,7 @@ pub(crate) async fn apply(
         Write::TakeRequest(digest, now) => {
             let row = sqlx::query(concat!(
                 "DELETE FROM oauth1_request_tokens WHERE digest = ? RETURNING ",
-                request_columns!()
+                rows::oauth1_request_columns!()
             ))
             .bind(digest.as_bytes().as_slice())
             .fetch_optional(&mut *conn)
@@ -173,7 +133,7 @@ pub(crate) async fn apply(
             let Some(row) = row else {
                 return Ok(Ok(Outcome::RequestToken(None)));
             };
-            Ok(request_token(&row)
+            Ok(rows::oauth1_request_token(&row)
                 .map(|t| Outcome::RequestToken((*now < t.expires_at).then(|| Box::new(t)))))
         }
         Write::SaveAccess(t, _) => {
@@ -317,7 +277,7 @@ impl OAuth1Store for SqliteStore {
     ) -> Result<Option<RequestToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            request_columns!(),
+            rows::oauth1_request_columns!(),
             " FROM oauth1_request_tokens WHERE digest = ? AND expires_at > ?"
         ))
         .bind(digest.as_bytes().as_slice())
@@ -325,7 +285,7 @@ impl OAuth1Store for SqliteStore {
         .fetch_optional(&self.inner.readers)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(request_token).transpose()
+        row.as_ref().map(rows::oauth1_request_token).transpose()
     }
 
     async fn authorize_request_token(
@@ -369,14 +329,14 @@ impl OAuth1Store for SqliteStore {
     async fn find_access_token(&self, digest: &Digest) -> Result<Option<AccessToken>, StoreError> {
         let row = sqlx::query(concat!(
             "SELECT ",
-            access_columns!(),
+            rows::oauth1_access_columns!(),
             " FROM oauth1_access_tokens WHERE digest = ?"
         ))
         .bind(digest.as_bytes().as_slice())
         .fetch_optional(&self.inner.readers)
         .await
         .map_err(from_sqlx)?;
-        row.as_ref().map(access_token).transpose()
+        row.as_ref().map(rows::oauth1_access_token).transpose()
     }
 
     async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {
