@@ -90,7 +90,7 @@ fn init_logging(settings: &Settings, serving: bool) -> tracing_appender::non_blo
     };
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
         .lossy(false)
-        .buffered_lines_limit(64 * 1024)
+        .buffered_lines_limit(4096)
         .finish(std::io::BufWriter::with_capacity(
             64 * 1024,
             std::io::stderr(),
