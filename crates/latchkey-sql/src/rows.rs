@@ -21,7 +21,7 @@ use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use latchkey_oauth1::store::{AccessToken, RequestToken};
+use latchkey_oauth1::store::{AccessToken, Consumer, RequestToken};
 use std::collections::BTreeSet;
 
 /// Reads the column shapes the schema uses out of one backend's row type; a missing column or
@@ -313,6 +313,15 @@ pub(crate) fn scope(text: &str) -> Result<ScopeSet, StoreError> {
 
 fn seconds(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt("stored token lifetime is negative"))
+}
+
+/// An OAuth 1.0a consumer from a row of `client_id, rsa_public_key, created_at`.
+pub(crate) fn oauth1_consumer(row: &impl Columns) -> Result<Consumer, StoreError> {
+    Ok(Consumer {
+        client_id: row.text("client_id")?,
+        rsa_public_key: row.opt_text("rsa_public_key")?,
+        created_at: UnixTime(row.int("created_at")?),
+    })
 }
 
 /// An OAuth 1.0a request token from a row of [`oauth1_request_columns`].

@@ -8,7 +8,7 @@
 use super::PgStore;
 use crate::error::from_sqlx;
 use crate::pool::{self, SWEEP_LIMIT};
-use crate::rows::{self, Columns};
+use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
@@ -36,14 +36,7 @@ impl OAuth1Store for PgStore {
         .fetch_optional(&self.pool)
         .await
         .map_err(from_sqlx)?;
-        row.map(|row| {
-            Ok(Consumer {
-                client_id: row.text("client_id")?,
-                rsa_public_key: row.opt_text("rsa_public_key")?,
-                created_at: UnixTime(row.int("created_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::oauth1_consumer).transpose()
     }
 
     async fn put_consumer(&self, c: &Consumer) -> Result<(), StoreError> {

@@ -8,7 +8,7 @@
 use super::SqliteStore;
 use super::writer::{Op, Outcome, Reply};
 use crate::error::from_sqlx;
-use crate::rows::{self, Columns};
+use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
@@ -242,14 +242,7 @@ impl OAuth1Store for SqliteStore {
         .fetch_optional(&self.inner.readers)
         .await
         .map_err(from_sqlx)?;
-        row.map(|row| {
-            Ok(Consumer {
-                client_id: row.text("client_id")?,
-                rsa_public_key: row.opt_text("rsa_public_key")?,
-                created_at: UnixTime(row.int("created_at")?),
-            })
-        })
-        .transpose()
+        row.as_ref().map(rows::oauth1_consumer).transpose()
     }
 
     async fn put_consumer(&self, consumer: &Consumer) -> Result<(), StoreError> {
