@@ -252,16 +252,20 @@ pub async fn enforce(
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| *a);
-    let view = headers_view(&req, peer);
-    let secure = policy.tls_listener
-        || peer.is_some_and(|p| policy.trusted.trusts(p.ip()) && forwarded_https(&view));
+    // Forwarding headers matter only from a trusted proxy; for anyone else the peer is the
+    // client, so the common case reads no header and allocates nothing.
+    let view = peer
+        .filter(|p| policy.trusted.trusts(p.ip()))
+        .map(|_| headers_view(&req, peer));
+    let secure = policy.tls_listener || view.as_ref().is_some_and(forwarded_https);
     if secure {
         req.extensions_mut().insert(Tls);
     } else if !policy.allow_insecure_http && !PLAIN_HTTP_PATHS.contains(&req.uri().path()) {
-        let from_loopback = policy
-            .trusted
-            .client_ip(&view)
-            .is_some_and(|ip| ip.is_loopback());
+        let client = match &view {
+            Some(view) => policy.trusted.client_ip(view),
+            None => peer.map(|p| p.ip()),
+        };
+        let from_loopback = client.is_some_and(|ip| ip.is_loopback());
         if !from_loopback {
             return https_required();
         }
