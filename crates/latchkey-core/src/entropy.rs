@@ -115,15 +115,15 @@ pub fn random_token(entropy: &dyn Entropy, len: usize) -> String {
 
 /// `len` random bytes as lowercase hex: identifiers that are safe in any URL or file name.
 pub fn random_hex(entropy: &dyn Entropy, len: usize) -> String {
-    use std::fmt::Write;
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = vec![0u8; len];
     entropy.fill(&mut bytes);
-    bytes
-        .iter()
-        .fold(String::with_capacity(2 * len), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
+    let mut hex = String::with_capacity(2 * len);
+    for b in bytes {
+        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
+        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -137,6 +137,20 @@ mod tests {
         assert_eq!(first, random_token(&b, 32));
         assert_ne!(first, random_token(&a, 32));
         assert_eq!(first.len(), 43);
+    }
+
+    #[test]
+    fn random_hex_is_lowercase_hex_of_the_bytes() {
+        struct Fixed;
+        impl Entropy for Fixed {
+            fn fill(&self, dest: &mut [u8]) {
+                for (i, b) in dest.iter_mut().enumerate() {
+                    *b = [0x00, 0x9f, 0xa0, 0xff][i % 4];
+                }
+            }
+        }
+        assert_eq!(random_hex(&Fixed, 5), "009fa0ff00");
+        assert_eq!(random_hex(&Fixed, 0), "");
     }
 
     #[test]

@@ -89,8 +89,15 @@ impl EventSink for LogEvents {
 fn count(event: &Event) {
     match event {
         Event::TokenIssued { grant_type, .. } => {
-            metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type.as_str())
-                .increment(1);
+            static ISSUED: crate::metrics::Handles<&str, metrics::Counter> =
+                std::sync::OnceLock::new();
+            let grant_type = grant_type.as_str();
+            crate::metrics::handle(
+                &ISSUED,
+                grant_type,
+                || metrics::counter!("latchkey_tokens_issued_total", "grant_type" => grant_type),
+            )
+            .increment(1);
         }
         Event::Refused {
             endpoint,

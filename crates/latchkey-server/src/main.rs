@@ -3,8 +3,10 @@
 
 use clap::Parser;
 use latchkey_server::cli::{self, Cli, Command};
+use latchkey_server::logging::{Batched, BatchedGuard, JsonLines, JsonSpanFields};
 use latchkey_server::settings::{LogFormat, Settings};
 use std::io::IsTerminal;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -69,11 +71,11 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
-/// Installs the subscriber. Lines are formatted on the request path but written by a
-/// background thread through a buffer that is flushed whenever the queue runs dry: one
-/// `write` per burst of lines instead of one per line, and no request waits on stderr.
-/// Nothing is dropped when the queue is full; the caller waits instead.
-fn init_logging(settings: &Settings, serving: bool) -> tracing_appender::non_blocking::WorkerGuard {
+/// Installs the subscriber. While serving, lines go through [`Batched`]: formatted on the
+/// request path (JSON by [`JsonLines`]), written by a background thread once per burst, so no
+/// request waits on stderr and no line costs a thread wake-up. Nothing is dropped; when the
+/// queue is full the caller waits instead. The other commands write straight to stderr.
+fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     use tracing_subscriber::EnvFilter;
     let default = if serving {
         settings.log.filter.as_str()
@@ -88,20 +90,29 @@ fn init_logging(settings: &Settings, serving: bool) -> tracing_appender::non_blo
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
-    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
-        .lossy(false)
-        .buffered_lines_limit(4096)
-        .finish(std::io::BufWriter::with_capacity(
-            64 * 1024,
-            std::io::stderr(),
-        ));
+    let batched = if serving {
+        match Batched::new(std::io::stderr()) {
+            Ok(pair) => Some(pair),
+            Err(e) => {
+                eprintln!("latchkey: no log writer thread ({e}); logging directly");
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let (writer, guard) = match batched {
+        Some((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
+        None => (BoxMakeWriter::new(std::io::stderr), None),
+    };
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
     if json {
-        // The current span (with its request id) is printed; the list of every enclosing
-        // span would print it a second time on each line.
-        builder.json().with_span_list(false).init();
+        builder
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines)
+            .init();
     } else {
         builder.with_ansi(std::io::stderr().is_terminal()).init();
     }
