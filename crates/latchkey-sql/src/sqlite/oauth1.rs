@@ -5,7 +5,7 @@
 //! guarded by `verifier IS NULL`, taking one is a `DELETE … RETURNING`, and a nonce is an
 //! `INSERT OR IGNORE` whose primary key refuses a replay.
 
-use super::writer::{Op, Outcome, Reply, change};
+use super::writer::{Op, Outcome, Reply, change, sweep_limit};
 use super::{SqliteStore, first};
 use crate::error::from_rusqlite;
 use crate::rows;
@@ -180,17 +180,30 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
     }
 }
 
-/// Deletes up to `limit` expired rows of each OAuth 1.0a table.
-pub(crate) fn sweep(conn: &Connection, now: UnixTime, limit: i64) -> rusqlite::Result<()> {
+/// Deletes up to [`sweep_limit!`] expired rows of each OAuth 1.0a table (a literal, for the
+/// reason given there).
+pub(crate) fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     for sql in [
-        "DELETE FROM oauth1_request_tokens WHERE rowid IN
-             (SELECT rowid FROM oauth1_request_tokens WHERE expires_at <= ? LIMIT ?)",
-        "DELETE FROM oauth1_access_tokens WHERE rowid IN
-             (SELECT rowid FROM oauth1_access_tokens WHERE expires_at <= ? LIMIT ?)",
-        "DELETE FROM oauth1_nonces WHERE rowid IN
-             (SELECT rowid FROM oauth1_nonces WHERE expires_at <= ? LIMIT ?)",
+        concat!(
+            "DELETE FROM oauth1_request_tokens WHERE rowid IN
+                 (SELECT rowid FROM oauth1_request_tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        concat!(
+            "DELETE FROM oauth1_access_tokens WHERE rowid IN
+                 (SELECT rowid FROM oauth1_access_tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        concat!(
+            "DELETE FROM oauth1_nonces WHERE rowid IN
+                 (SELECT rowid FROM oauth1_nonces WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
     ] {
-        change(conn, sql, params![now.0, limit])?;
+        change(conn, sql, [now.0])?;
     }
     Ok(())
 }

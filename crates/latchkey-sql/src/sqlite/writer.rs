@@ -22,8 +22,8 @@
 //! each op is re-run in its own transaction, so one bad op fails alone. If the transaction
 //! itself cannot begin or commit, every op of the batch gets that error.
 //!
-//! Expiry lives here too: each batch that carries a `now` deletes up to [`SWEEP_LIMIT`] tokens
-//! and up to [`SWEEP_LIMIT`] codes that expired by the largest `now` of the batch, so the tables
+//! Expiry lives here too: each batch that carries a `now` deletes up to [`sweep_limit!`] tokens
+//! and up to [`sweep_limit!`] codes that expired by the largest `now` of the batch, so the tables
 //! stay flat without a janitor. Used codes are kept until then, so a replay is recognised.
 
 use super::first;
@@ -42,7 +42,16 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) const MAX_BATCH: usize = 512;
 
 /// The most expired rows of each table one batch deletes, so a backlog never stalls a batch.
-pub(crate) const SWEEP_LIMIT: i64 = 1000;
+///
+/// A literal, `concat!`ed into the SQL rather than bound: SQLite folds a bound `LIMIT ?` into
+/// the plan and so re-prepares the statement at every new binding, which cost a full parse
+/// and code generation of each sweep statement at every batch.
+macro_rules! sweep_limit {
+    () => {
+        1000
+    };
+}
+pub(crate) use sweep_limit;
 
 /// One write, as the store traits describe it.
 #[derive(Debug)]
@@ -273,22 +282,30 @@ fn rollback(conn: &Connection) {
     }
 }
 
-/// Deletes up to [`SWEEP_LIMIT`] tokens and up to [`SWEEP_LIMIT`] codes that expired by
+/// Deletes up to [`sweep_limit!`] tokens and up to [`sweep_limit!`] codes that expired by
 /// `now`, through the expiry indexes.
 fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
-    let tokens = conn
-        .prepare_cached(
+    let tokens = change(
+        conn,
+        concat!(
             "DELETE FROM tokens WHERE rowid IN
-                 (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ?)",
-        )?
-        .execute(params![now.0, SWEEP_LIMIT])?;
-    let codes = conn
-        .prepare_cached(
+                 (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        [now.0],
+    )?;
+    let codes = change(
+        conn,
+        concat!(
             "DELETE FROM codes WHERE rowid IN
-                 (SELECT rowid FROM codes WHERE expires_at <= ? LIMIT ?)",
-        )?
-        .execute(params![now.0, SWEEP_LIMIT])?;
-    super::oauth1::sweep(conn, now, SWEEP_LIMIT)?;
+                 (SELECT rowid FROM codes WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        [now.0],
+    )?;
+    super::oauth1::sweep(conn, now)?;
     if tokens > 0 || codes > 0 {
         tracing::debug!(tokens, codes, "swept expired tokens and codes from SQLite");
     }
