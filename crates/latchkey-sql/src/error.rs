@@ -1,19 +1,23 @@
-//! How sqlx failures become [`StoreError`]s: the one mapping every SQL backend shares.
+//! How database failures become [`StoreError`]s: the one mapping every SQL backend shares.
 //!
 //! The endpoints only care about the [`StoreErrorKind`]: an outage is `Unavailable` (the client
 //! sees `temporarily_unavailable` and may retry), a uniqueness rule is `Conflict`, unreadable
-//! data is `Corrupt`, and everything else is `Other`. The sqlx message goes to the log only.
+//! data is `Corrupt`, and everything else is `Other`. The driver's message goes to the log only.
 //! Errors that sqlx classifies itself (pool timeouts, I/O, unique violations) map the same for
-//! every backend; the codes a database reports differ, so each backend has its classifier.
+//! PostgreSQL and MySQL; the codes a database reports differ, so each backend has its
+//! classifier. The SQLite store runs on rusqlite, whose errors carry SQLite's result codes and
+//! go through the same SQLite classifier.
 
 use latchkey_core::store::{StoreError, StoreErrorKind};
 
 /// Maps a sqlx error to the store error kind the protocol acts on.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
     StoreError::new(kind_of(&err), err)
 }
 
 /// The kind of a sqlx error, without consuming it.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn kind_of(err: &sqlx::Error) -> StoreErrorKind {
     use sqlx::Error as E;
     match err {
@@ -27,16 +31,9 @@ pub(crate) fn kind_of(err: &sqlx::Error) -> StoreErrorKind {
     }
 }
 
-/// Classifies an error the database server (or SQLite library) reported, by backend: each
-/// reports its own codes.
+/// Classifies an error the database server reported, by backend: each reports its own codes.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 fn kind_of_database(db: &dyn sqlx::error::DatabaseError) -> StoreErrorKind {
-    #[cfg(feature = "sqlite")]
-    if db.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
-        return db
-            .code()
-            .and_then(|code| code.parse::<i32>().ok())
-            .map_or(StoreErrorKind::Other, kind_of_sqlite_code);
-    }
     #[cfg(feature = "postgres")]
     if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
         return kind_of_postgres_code(pg.code());
@@ -46,6 +43,34 @@ fn kind_of_database(db: &dyn sqlx::error::DatabaseError) -> StoreErrorKind {
         return kind_of_mysql_error(my.number(), my.code());
     }
     StoreErrorKind::Other
+}
+
+/// Maps a rusqlite error (the SQLite store) to the store error kind the protocol acts on.
+#[cfg(feature = "sqlite")]
+pub(crate) fn from_rusqlite(err: rusqlite::Error) -> StoreError {
+    StoreError::new(kind_of_rusqlite(&err), err)
+}
+
+/// The kind of a rusqlite error, without consuming it: what SQLite reported goes by its result
+/// code, a value that does not fit the Rust type it is read into is corruption.
+#[cfg(feature = "sqlite")]
+pub(crate) fn kind_of_rusqlite(err: &rusqlite::Error) -> StoreErrorKind {
+    use rusqlite::Error as E;
+    match err {
+        E::SqliteFailure(failure, _) => match failure.extended_code {
+            // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CONSTRAINT_PRIMARYKEY: what sqlx reported as a
+            // unique violation (a duplicate token digest, a user name taken).
+            2067 | 1555 => StoreErrorKind::Conflict,
+            code => kind_of_sqlite_code(code),
+        },
+        E::FromSqlConversionFailure(..)
+        | E::IntegralValueOutOfRange(..)
+        | E::Utf8Error(..)
+        | E::InvalidColumnType(..)
+        | E::InvalidColumnName(_)
+        | E::InvalidColumnIndex(_) => StoreErrorKind::Corrupt,
+        _ => StoreErrorKind::Other,
+    }
 }
 
 /// Classifies an SQLite result code by its primary part (the low byte of an extended code).
@@ -111,6 +136,7 @@ pub(crate) fn unavailable(what: impl std::fmt::Display) -> StoreError {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "postgres", feature = "mysql"))]
     #[test]
     fn outages_are_unavailable_and_decoding_is_corrupt() {
         assert_eq!(
@@ -135,6 +161,38 @@ mod tests {
         assert_eq!(kind_of_sqlite_code(517), StoreErrorKind::Unavailable);
         assert_eq!(kind_of_sqlite_code(11), StoreErrorKind::Corrupt);
         assert_eq!(kind_of_sqlite_code(1), StoreErrorKind::Other);
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn rusqlite_errors_keep_the_kinds_sqlx_gave_them() {
+        let failure =
+            |extended| rusqlite::Error::SqliteFailure(rusqlite::ffi::Error::new(extended), None);
+        // SQLITE_BUSY, SQLITE_LOCKED_SHAREDCACHE, SQLITE_IOERR_FSYNC.
+        for code in [5, 262, 1034] {
+            assert_eq!(
+                kind_of_rusqlite(&failure(code)),
+                StoreErrorKind::Unavailable,
+                "{code}"
+            );
+        }
+        assert_eq!(kind_of_rusqlite(&failure(2067)), StoreErrorKind::Conflict);
+        assert_eq!(kind_of_rusqlite(&failure(1555)), StoreErrorKind::Conflict);
+        // SQLITE_CONSTRAINT_CHECK is a refused value, not a conflict.
+        assert_eq!(kind_of_rusqlite(&failure(275)), StoreErrorKind::Other);
+        assert_eq!(kind_of_rusqlite(&failure(11)), StoreErrorKind::Corrupt);
+        assert_eq!(
+            kind_of_rusqlite(&rusqlite::Error::InvalidColumnType(
+                0,
+                "digest".into(),
+                rusqlite::types::Type::Text
+            )),
+            StoreErrorKind::Corrupt
+        );
+        assert_eq!(
+            kind_of_rusqlite(&rusqlite::Error::QueryReturnedNoRows),
+            StoreErrorKind::Other
+        );
     }
 
     #[cfg(feature = "postgres")]

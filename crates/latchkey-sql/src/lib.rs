@@ -1,11 +1,13 @@
-//! SQL stores for Latchkey, on sqlx: one module per database, one cargo feature each.
+//! SQL stores for Latchkey: one module per database, one cargo feature each.
 //!
 //! - `sqlite` (default): [`SqliteStore`], the embedded, crash-safe store that `latchkey serve`
-//!   runs on with no setup. Concurrent writes are batched into one commit (group commit), and
-//!   expired tokens and authorization codes are swept while writing, so no janitor is needed.
-//! - `postgres`: `PgStore`, for several server nodes sharing one PostgreSQL database (or a
-//!   PostgreSQL-compatible distributed one).
-//! - `mysql`: `MySqlStore`, the same for MySQL 8 and MariaDB 10.6 or later.
+//!   runs on with no setup. It calls SQLite through rusqlite: one writer thread batches
+//!   concurrent writes into one commit (group commit), reads run inline on a small pool of
+//!   read-only connections, and expired tokens and authorization codes are swept while
+//!   writing, so no janitor is needed.
+//! - `postgres`: `PgStore`, on sqlx, for several server nodes sharing one PostgreSQL database
+//!   (or a PostgreSQL-compatible distributed one).
+//! - `mysql`: `MySqlStore`, on sqlx, the same for MySQL 8 and MariaDB 10.6 or later.
 //!
 //! The two server databases take no single writer: every node writes, so atomicity comes from
 //! the database itself (a single `UPDATE`, or a transaction holding `SELECT … FOR UPDATE` on

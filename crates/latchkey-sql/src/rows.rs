@@ -44,6 +44,7 @@ pub(crate) trait Columns {
 }
 
 /// Implements [`Columns`] for a sqlx row type whose database decodes every shape.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 macro_rules! columns_for {
     ($row:ty) => {
         impl $crate::rows::Columns for $row {
@@ -72,14 +73,13 @@ macro_rules! columns_for {
     };
 }
 
-#[cfg(feature = "sqlite")]
-columns_for!(sqlx::sqlite::SqliteRow);
 #[cfg(feature = "postgres")]
 columns_for!(sqlx::postgres::PgRow);
 #[cfg(feature = "mysql")]
 columns_for!(sqlx::mysql::MySqlRow);
 
-/// Reads one column of any backend's row.
+/// Reads one column of a sqlx backend's row.
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) fn read<'r, R, T>(row: &'r R, column: &str) -> Result<T, StoreError>
 where
     R: sqlx::Row,
@@ -88,6 +88,61 @@ where
 {
     row.try_get(column)
         .map_err(|err| corrupt(format_args!("column {column}: {err}")))
+}
+
+/// The SQLite store's rows (rusqlite). The tables are `STRICT`, so a column holds the type
+/// the schema gives it; anything else is reported as corrupt, never a panic.
+#[cfg(feature = "sqlite")]
+impl Columns for rusqlite::Row<'_> {
+    fn text(&self, column: &str) -> Result<String, StoreError> {
+        get(self, column)
+    }
+    fn opt_text(&self, column: &str) -> Result<Option<String>, StoreError> {
+        get(self, column)
+    }
+    fn bytes(&self, column: &str) -> Result<Vec<u8>, StoreError> {
+        self.opt_bytes(column)?
+            .ok_or_else(|| corrupt(format_args!("column {column}: NULL where bytes belong")))
+    }
+    fn opt_bytes(&self, column: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        use rusqlite::types::ValueRef;
+        match self
+            .get_ref(column)
+            .map_err(|err| sqlite_column(column, err))?
+        {
+            ValueRef::Null => Ok(None),
+            // sqlx read text as bytes too; keep accepting what it accepted.
+            ValueRef::Blob(bytes) | ValueRef::Text(bytes) => Ok(Some(bytes.to_vec())),
+            other => Err(corrupt(format_args!(
+                "column {column}: {} where bytes belong",
+                other.data_type()
+            ))),
+        }
+    }
+    fn int(&self, column: &str) -> Result<i64, StoreError> {
+        get(self, column)
+    }
+    fn opt_int(&self, column: &str) -> Result<Option<i64>, StoreError> {
+        get(self, column)
+    }
+    fn flag(&self, column: &str) -> Result<bool, StoreError> {
+        get(self, column)
+    }
+}
+
+/// Reads one column of a SQLite row.
+#[cfg(feature = "sqlite")]
+fn get<T: rusqlite::types::FromSql>(
+    row: &rusqlite::Row<'_>,
+    column: &str,
+) -> Result<T, StoreError> {
+    row.get(column).map_err(|err| sqlite_column(column, err))
+}
+
+/// A column of a SQLite row that cannot be read: corrupt, whatever rusqlite's reason.
+#[cfg(feature = "sqlite")]
+fn sqlite_column(column: &str, err: rusqlite::Error) -> StoreError {
+    corrupt(format_args!("column {column}: {err}"))
 }
 
 /// The columns of `clients`, in the order [`client`] reads them.

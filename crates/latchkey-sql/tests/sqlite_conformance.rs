@@ -16,7 +16,6 @@ use latchkey_core::token::FamilyId;
 use latchkey_core::user::User;
 use latchkey_sql::SqliteStore;
 use latchkey_testkit::conformance::{code, pair};
-use sqlx::{ConnectOptions, Connection, SqliteConnection};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -184,23 +183,17 @@ async fn writes_after_close_are_unavailable() {
 }
 
 /// A second, raw connection to the store's file, to look at or damage rows directly.
-async fn raw(path: &Path) -> SqliteConnection {
-    sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(path)
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .connect()
-        .await
-        .expect("open a raw connection")
+fn raw(path: &Path) -> rusqlite::Connection {
+    let conn = rusqlite::Connection::open(path).expect("open a raw connection");
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .expect("busy timeout");
+    conn
 }
 
-async fn code_rows(path: &Path) -> i64 {
-    let mut conn = raw(path).await;
-    let count = sqlx::query_scalar("SELECT count(*) FROM codes")
-        .fetch_one(&mut conn)
-        .await
-        .expect("count codes");
-    conn.close().await.expect("close");
-    count
+fn code_rows(path: &Path) -> i64 {
+    raw(path)
+        .query_row("SELECT count(*) FROM codes", [], |row| row.get(0))
+        .expect("count codes")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -225,11 +218,11 @@ async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
             family: used.family.clone()
         }
     );
-    assert_eq!(code_rows(&path).await, 2);
+    assert_eq!(code_rows(&path), 2);
     // A write whose `now` is past the short code's expiry sweeps it; the used one stays.
     let (_, later) = code("client-sweep", 60);
     store.save_code(&later, now.plus(5)).await.expect("save");
-    assert_eq!(code_rows(&path).await, 2);
+    assert_eq!(code_rows(&path), 2);
     assert_eq!(
         store.take_code(&short.digest, now).await.expect("take"),
         CodeTake::Invalid
@@ -249,16 +242,12 @@ async fn undecodable_code_and_consent_rows_are_corrupt() {
         .put_consent("user-bad", "client-bad", &scope, now)
         .await
         .expect("put");
-    let mut conn = raw(&path).await;
-    sqlx::query("UPDATE codes SET challenge_method = 'bogus'")
-        .execute(&mut conn)
-        .await
+    let conn = raw(&path);
+    conn.execute("UPDATE codes SET challenge_method = 'bogus'", [])
         .expect("damage the code");
-    sqlx::query("UPDATE consents SET scope = 'no\"quotes'")
-        .execute(&mut conn)
-        .await
+    conn.execute("UPDATE consents SET scope = 'no\"quotes'", [])
         .expect("damage the consent");
-    conn.close().await.expect("close");
+    drop(conn);
     assert_eq!(
         store
             .take_code(&record.digest, now)
@@ -282,17 +271,10 @@ async fn undecodable_code_and_consent_rows_are_corrupt() {
 async fn a_schema_1_database_is_upgraded_in_place() {
     let path = fresh_path();
     let now = SystemClock.now();
-    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
-        .filename(&path)
-        .create_if_missing(true)
-        .connect()
-        .await
-        .expect("create");
-    sqlx::raw_sql(include_str!("../migrations/sqlite/0001_init.sql"))
-        .execute(&mut conn)
-        .await
+    let conn = rusqlite::Connection::open(&path).expect("create");
+    conn.execute_batch(include_str!("../migrations/sqlite/0001_init.sql"))
         .expect("schema 1");
-    sqlx::raw_sql(
+    conn.execute_batch(
         "CREATE TABLE latchkey_schema_migrations (
              version    INTEGER PRIMARY KEY,
              applied_at INTEGER NOT NULL
@@ -300,10 +282,8 @@ async fn a_schema_1_database_is_upgraded_in_place() {
          INSERT INTO latchkey_schema_migrations VALUES (1, 0);
          INSERT INTO users VALUES ('u-old', 'old', 'x', 0);",
     )
-    .execute(&mut conn)
-    .await
     .expect("record schema 1");
-    conn.close().await.expect("close");
+    conn.close().map_err(|(_, err)| err).expect("close");
 
     let store = SqliteStore::open(&path).await.expect("upgrade");
     assert!(store.get_user("old").await.expect("get").is_some());

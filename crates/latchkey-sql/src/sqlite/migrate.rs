@@ -5,10 +5,10 @@
 //! by `BEGIN IMMEDIATE` and a re-check inside the transaction make sure each migration is
 //! applied exactly once.
 
-use crate::error::from_sqlx;
+use crate::error::from_rusqlite;
 use crate::migrate::{self, Migration};
 use latchkey_core::store::StoreError;
-use sqlx::{Connection, SqliteConnection};
+use rusqlite::Connection;
 
 /// Every SQLite migration, in order. Append; never edit one that has shipped.
 const MIGRATIONS: &[Migration] = &[
@@ -35,50 +35,75 @@ const MIGRATIONS: &[Migration] = &[
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
-pub(crate) async fn run(conn: &mut SqliteConnection) -> Result<(), StoreError> {
-    sqlx::query(
+pub(crate) fn run(conn: &Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
              version    INTEGER PRIMARY KEY,
              applied_at INTEGER NOT NULL
          )",
     )
-    .execute(&mut *conn)
-    .await
-    .map_err(from_sqlx)?;
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM latchkey_schema_migrations")
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(from_sqlx)?;
+    .map_err(from_rusqlite)?;
+    let applied = applied(conn).map_err(from_rusqlite)?;
     for migration in migrate::plan(MIGRATIONS, &applied)? {
-        apply(conn, migration).await.map_err(from_sqlx)?;
+        apply(conn, migration).map_err(from_rusqlite)?;
     }
     Ok(())
 }
 
-async fn apply(conn: &mut SqliteConnection, migration: &Migration) -> Result<(), sqlx::Error> {
-    let mut tx = conn.begin_with("BEGIN IMMEDIATE").await?;
-    // Another process may have applied it between our read and taking the write lock.
-    let done: Option<i64> =
-        sqlx::query_scalar("SELECT version FROM latchkey_schema_migrations WHERE version = ?")
-            .bind(migration.version)
-            .fetch_optional(&mut *tx)
-            .await?;
-    if done.is_some() {
-        return tx.rollback().await;
+fn applied(conn: &Connection) -> rusqlite::Result<Vec<i64>> {
+    let mut statement = conn.prepare("SELECT version FROM latchkey_schema_migrations")?;
+    let versions = statement.query_map([], |row| row.get(0))?;
+    versions.collect()
+}
+
+fn apply(conn: &Connection, migration: &Migration) -> rusqlite::Result<()> {
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    match apply_in_transaction(conn, migration) {
+        Ok(true) => {
+            if let Err(err) = conn.execute_batch("COMMIT") {
+                rollback(conn);
+                return Err(err);
+            }
+            tracing::info!(
+                version = migration.version,
+                name = migration.name,
+                "applied SQLite schema migration"
+            );
+            Ok(())
+        }
+        Ok(false) => {
+            rollback(conn);
+            Ok(())
+        }
+        Err(err) => {
+            rollback(conn);
+            Err(err)
+        }
     }
-    sqlx::raw_sql(migration.sql).execute(&mut *tx).await?;
-    sqlx::query(
+}
+
+/// Runs `migration` inside the open transaction; `false` if another process got there first.
+fn apply_in_transaction(conn: &Connection, migration: &Migration) -> rusqlite::Result<bool> {
+    // Another process may have applied it between our read and taking the write lock.
+    let mut check =
+        conn.prepare("SELECT version FROM latchkey_schema_migrations WHERE version = ?")?;
+    if check.exists([migration.version])? {
+        return Ok(false);
+    }
+    conn.execute_batch(migration.sql)?;
+    conn.execute(
         "INSERT INTO latchkey_schema_migrations (version, applied_at)
          VALUES (?, CAST(strftime('%s', 'now') AS INTEGER))",
-    )
-    .bind(migration.version)
-    .execute(&mut *tx)
-    .await?;
-    tx.commit().await?;
-    tracing::info!(
-        version = migration.version,
-        name = migration.name,
-        "applied SQLite schema migration"
-    );
-    Ok(())
+        [migration.version],
+    )?;
+    Ok(true)
+}
+
+/// Ends the migration's transaction if SQLite has not already ended it.
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(err) = conn.execute_batch("ROLLBACK")
+    {
+        tracing::warn!(error = %err, "rolling back a SQLite schema migration failed");
+    }
 }

@@ -1,17 +1,25 @@
 //! The embedded SQLite store: what `latchkey serve` runs on with zero configuration.
 //!
 //! One file, crash-safe (WAL journal, `synchronous=FULL`), readable with the `sqlite3` CLI.
-//! Writes go through one writer task that commits them in batches (group commit, see
-//! [`writer`]), so a token costs a share of one fsync instead of a whole one and is answered
-//! only once durable. Reads go through a small pool of read-only connections, which WAL lets
-//! run alongside the writer. A `busy_timeout` lets a second process (the CLI) use the same
-//! file while the server runs.
+//! It runs on rusqlite, called directly, not through an async driver:
+//!
+//! - Writes go to one OS thread that owns the only writing connection and commits them in
+//!   batches (group commit, see [`writer`]), so a token costs a share of one fsync instead of a
+//!   whole one and is answered only once durable.
+//! - Reads run inline, on the caller's thread, on a connection taken from a small pool of
+//!   read-only ones (see [`readers`]). In WAL mode a read never waits for the writer, and a
+//!   point read by primary key costs a few microseconds; handing it to another thread, as an
+//!   async driver does (sqlx runs each SQLite statement on a per-connection worker thread),
+//!   measured ~43 µs of CPU per read against ~3.4 µs inline.
+//!
+//! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
 mod migrate;
 mod oauth1;
+mod readers;
 mod writer;
 
-use crate::error::{from_sqlx, unavailable};
+use crate::error::{from_rusqlite, unavailable};
 use crate::rows::{self, ClientRow, client_columns, token_columns, user_columns};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
@@ -23,26 +31,24 @@ use latchkey_core::store::{
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
-use sqlx::ConnectOptions;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use readers::Readers;
+use rusqlite::{Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 use writer::{Counters, Job, Msg, Op, Outcome};
 
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Read connections; WAL lets them all read while the writer writes.
-const READERS: u32 = 4;
-
 /// Writes that may wait for the writer before senders are made to wait too.
 const QUEUE: usize = 4096;
+
+/// Prepared statements each connection keeps: more than the writer's distinct statements
+/// (about 50), so none is ever prepared twice.
+const STATEMENT_CACHE: usize = 96;
 
 /// The SQLite store. Cloning is cheap and shares the file, the writer and the read pool.
 #[derive(Clone)]
@@ -53,9 +59,10 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     writes: mpsc::Sender<Msg>,
-    readers: SqlitePool,
+    readers: Readers,
     counters: Arc<Counters>,
-    writer: Mutex<Option<JoinHandle<()>>>,
+    /// Fires once the writer thread has closed its connection; taken by [`SqliteStore::close`].
+    writer_done: Mutex<Option<oneshot::Receiver<()>>>,
 }
 
 /// How many write transactions the writer committed and how many writes they carried: with
@@ -70,39 +77,33 @@ pub struct WriterStats {
 
 impl SqliteStore {
     /// Opens the store in the file at `path`, creating it if missing, and brings its schema
-    /// up to date. Must be called inside a tokio runtime, which runs the writer task.
+    /// up to date. Must be called inside a tokio runtime: opening and migrating run on its
+    /// blocking pool; the writer then gets a thread of its own.
     pub async fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
         let path = path.as_ref().to_owned();
-        let base = SqliteConnectOptions::new()
-            .filename(&path)
-            .foreign_keys(true)
-            .busy_timeout(BUSY_TIMEOUT)
-            .synchronous(SqliteSynchronous::Full);
-        let mut conn = base
-            .clone()
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .connect()
+        let opening = path.clone();
+        let (conn, reader) = tokio::task::spawn_blocking(move || open_files(&opening))
             .await
-            .map_err(from_sqlx)?;
-        migrate::run(&mut conn).await?;
-        // Readers never write: `query_only` turns a mistake into an error, not a second writer.
-        let readers = SqlitePoolOptions::new()
-            .max_connections(READERS)
-            .acquire_timeout(BUSY_TIMEOUT)
-            .connect_with(base.pragma("query_only", "ON"))
-            .await
-            .map_err(from_sqlx)?;
+            .map_err(|err| unavailable(format_args!("opening the SQLite store failed: {err}")))??;
         let counters = Arc::new(Counters::default());
         let (writes, inbox) = mpsc::channel(QUEUE);
-        let writer = tokio::spawn(writer::run(conn, inbox, Arc::clone(&counters)));
+        let (done, writer_done) = oneshot::channel();
+        let writer_counters = Arc::clone(&counters);
+        std::thread::Builder::new()
+            .name("latchkey-sqlite-writer".into())
+            .spawn(move || {
+                writer::run(conn, inbox, &writer_counters);
+                // The connection is closed by now; `close()` may return.
+                let _ = done.send(());
+            })
+            .map_err(|err| unavailable(format_args!("cannot start the SQLite writer: {err}")))?;
         Ok(Self {
             inner: Arc::new(Inner {
+                readers: Readers::new(path.clone(), reader),
                 path,
                 writes,
-                readers,
                 counters,
-                writer: Mutex::new(Some(writer)),
+                writer_done: Mutex::new(Some(writer_done)),
             }),
         })
     }
@@ -113,18 +114,18 @@ impl SqliteStore {
     pub async fn close(&self) {
         // Fails only if the writer is already gone, which is the state we want.
         let _ = self.inner.writes.send(Msg::Shutdown).await;
-        let writer = self
+        let writer_done = self
             .inner
-            .writer
+            .writer_done
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .take();
-        if let Some(writer) = writer
-            && let Err(err) = writer.await
+        if let Some(writer_done) = writer_done
+            && writer_done.await.is_err()
         {
-            tracing::warn!(error = %err, "the SQLite writer task failed");
+            tracing::warn!("the SQLite writer thread stopped without closing its connection");
         }
-        self.inner.readers.close().await;
+        self.inner.readers.close();
     }
 
     /// Counters of the group-commit writer since the store was opened.
@@ -163,6 +164,65 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Opens the writing connection (creating the file, switching it to WAL, migrating it) and a
+/// first reader, so that a file the readers cannot open fails `open` rather than a request.
+fn open_files(path: &Path) -> Result<(Connection, Connection), StoreError> {
+    let conn = connect(path, OpenFlags::SQLITE_OPEN_CREATE).map_err(from_rusqlite)?;
+    // WAL is a property of the file: set once here, every later connection reads in it.
+    let journal: String = conn
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(from_rusqlite)?;
+    if !journal.eq_ignore_ascii_case("wal") {
+        tracing::warn!(journal, path = %path.display(), "SQLite refused the WAL journal");
+    }
+    migrate::run(&conn)?;
+    let reader = readers::connect(path).map_err(from_rusqlite)?;
+    Ok((conn, reader))
+}
+
+/// Opens a connection to the file at `path` with the settings every connection of the store
+/// shares: `synchronous=FULL` (a commit is on disk before it is answered), foreign keys
+/// enforced, and a wait of [`BUSY_TIMEOUT`] for another process's lock. `extra` adds open
+/// flags (`SQLITE_OPEN_CREATE` for the writer).
+fn connect(path: &Path, extra: OpenFlags) -> rusqlite::Result<Connection> {
+    // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI with options.
+    let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;
+    let conn = Connection::open_with_flags(path, flags)?;
+    conn.busy_timeout(BUSY_TIMEOUT)?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.pragma_update(None, "synchronous", "FULL")?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+/// Runs a query with a cached statement and decodes its first row, if there is one. The
+/// outer error is SQLite's; `decode` reports its own in `T`.
+fn first<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: impl FnOnce(&rusqlite::Row<'_>) -> T,
+) -> rusqlite::Result<Option<T>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut rows = statement.query(params)?;
+    Ok(rows.next()?.map(decode))
+}
+
+/// Runs a query with a cached statement and decodes every row.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
+    let mut statement = conn.prepare_cached(sql).map_err(from_rusqlite)?;
+    let mut rows = statement.query([]).map_err(from_rusqlite)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(from_rusqlite)? {
+        out.push(decode(row)?);
+    }
+    Ok(out)
+}
+
 /// An answer of the wrong shape from the writer: a bug of ours, reported rather than panicked.
 fn mismatch(outcome: Outcome) -> StoreError {
     StoreError::new(
@@ -187,16 +247,12 @@ fn existed(outcome: Outcome) -> Result<bool, StoreError> {
 
 impl ClientStore for SqliteStore {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients WHERE id = ?"
-        ))
-        .bind(id)
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::client).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = ?");
+            first(conn, sql, [id], |row| rows::client(row))
+                .map_err(from_rusqlite)?
+                .transpose()
+        })
     }
 
     async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
@@ -211,30 +267,21 @@ impl ClientStore for SqliteStore {
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            client_columns!(),
-            " FROM clients ORDER BY id"
-        ))
-        .fetch_all(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        rows.iter().map(rows::client).collect()
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", client_columns!(), " FROM clients ORDER BY id");
+            all(conn, sql, |row| rows::client(row))
+        })
     }
 }
 
 impl UserStore for SqliteStore {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users WHERE username = ?"
-        ))
-        .bind(username)
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::user).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE username = ?");
+            first(conn, sql, [username], |row| rows::user(row))
+                .map_err(from_rusqlite)?
+                .transpose()
+        })
     }
 
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
@@ -246,15 +293,10 @@ impl UserStore for SqliteStore {
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query(concat!(
-            "SELECT ",
-            user_columns!(),
-            " FROM users ORDER BY username"
-        ))
-        .fetch_all(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        rows.iter().map(rows::user).collect()
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", user_columns!(), " FROM users ORDER BY username");
+            all(conn, sql, |row| rows::user(row))
+        })
     }
 }
 
@@ -264,16 +306,14 @@ impl TokenStore for SqliteStore {
     }
 
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            token_columns!(),
-            " FROM tokens WHERE digest = ?"
-        ))
-        .bind(digest.as_bytes().as_slice())
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::token).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", token_columns!(), " FROM tokens WHERE digest = ?");
+            first(conn, sql, [digest.as_bytes().as_slice()], |row| {
+                rows::token(row)
+            })
+            .map_err(from_rusqlite)?
+            .transpose()
+        })
     }
 
     async fn rotate_refresh(
@@ -315,11 +355,10 @@ impl TokenStore for SqliteStore {
         if self.inner.writes.is_closed() {
             return Err(unavailable("the SQLite store is closed"));
         }
-        sqlx::query("SELECT 1")
-            .execute(&self.inner.readers)
-            .await
-            .map_err(from_sqlx)?;
-        Ok(())
+        self.inner.readers.read(|conn| {
+            first(conn, "SELECT 1", [], |_| ()).map_err(from_rusqlite)?;
+            Ok(())
+        })
     }
 }
 
@@ -342,14 +381,14 @@ impl ConsentStore for SqliteStore {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
-        let scope: Option<String> =
-            sqlx::query_scalar("SELECT scope FROM consents WHERE subject = ? AND client_id = ?")
-                .bind(subject)
-                .bind(client_id)
-                .fetch_optional(&self.inner.readers)
-                .await
-                .map_err(from_sqlx)?;
-        scope.as_deref().map(rows::scope).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = "SELECT scope FROM consents WHERE subject = ? AND client_id = ?";
+            first(conn, sql, [subject, client_id], |row| {
+                rows::scope(&rows::Columns::text(row, "scope")?)
+            })
+            .map_err(from_rusqlite)?
+            .transpose()
+        })
     }
 
     async fn put_consent(
@@ -394,29 +433,35 @@ mod tests {
         ));
         let _ = std::fs::remove_file(&path);
         let store = SqliteStore::open(&path).await.expect("open");
-        let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
-            .fetch_one(&store.inner.readers)
-            .await
-            .expect("journal_mode");
-        assert_eq!(journal, "wal");
-        let pragma = |sql: &'static str| {
-            let store = store.clone();
-            async move {
-                sqlx::query_scalar::<_, i64>(sql)
-                    .fetch_one(&store.inner.readers)
-                    .await
-                    .expect(sql)
-            }
+        let pragma = |sql: &'static str| -> String {
+            store
+                .inner
+                .readers
+                .read(|conn| {
+                    conn.query_row(sql, [], |row| row.get::<_, rusqlite::types::Value>(0))
+                        .map(|value| format!("{value:?}"))
+                        .map_err(from_rusqlite)
+                })
+                .expect(sql)
         };
+        assert_eq!(pragma("PRAGMA journal_mode"), r#"Text("wal")"#);
         // 2 is FULL: the WAL is synced at every commit.
-        assert_eq!(pragma("PRAGMA synchronous").await, 2);
-        assert_eq!(pragma("PRAGMA busy_timeout").await, 5000);
-        assert_eq!(pragma("PRAGMA foreign_keys").await, 1);
-        let versions: Vec<i64> =
-            sqlx::query_scalar("SELECT version FROM latchkey_schema_migrations")
-                .fetch_all(&store.inner.readers)
-                .await
-                .expect("versions");
+        assert_eq!(pragma("PRAGMA synchronous"), "Integer(2)");
+        assert_eq!(pragma("PRAGMA busy_timeout"), "Integer(5000)");
+        assert_eq!(pragma("PRAGMA foreign_keys"), "Integer(1)");
+        // Readers cannot write, not even by mistake.
+        assert_eq!(pragma("PRAGMA query_only"), "Integer(1)");
+        let versions = store
+            .inner
+            .readers
+            .read(|conn| {
+                all(
+                    conn,
+                    "SELECT version FROM latchkey_schema_migrations ORDER BY version",
+                    |row| rows::Columns::int(row, "version"),
+                )
+            })
+            .expect("versions");
         assert_eq!(versions, vec![1, 2, 3, 4]);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {

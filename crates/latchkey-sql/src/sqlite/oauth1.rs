@@ -1,19 +1,19 @@
-//! The OAuth 1.0a store on SQLite ([`OAuth1Store`] for [`SqliteStore`]): reads from the read
-//! pool, writes through the group-commit writer like every other write.
+//! The OAuth 1.0a store on SQLite ([`OAuth1Store`] for [`SqliteStore`]): reads run inline on
+//! the read pool, writes go through the group-commit writer like every other write.
 //!
 //! Each write is one statement, atomic on its own: approving a request token is an `UPDATE`
 //! guarded by `verifier IS NULL`, taking one is a `DELETE … RETURNING`, and a nonce is an
 //! `INSERT OR IGNORE` whose primary key refuses a replay.
 
-use super::SqliteStore;
-use super::writer::{Op, Outcome, Reply};
-use crate::error::from_sqlx;
+use super::writer::{Op, Outcome, Reply, change, sweep_limit};
+use super::{SqliteStore, first};
+use crate::error::from_rusqlite;
 use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
-use sqlx::SqliteConnection;
+use rusqlite::{Connection, params};
 
 /// A write of the OAuth 1.0a store, run by the writer inside a batch.
 #[derive(Debug)]
@@ -53,22 +53,16 @@ impl Write {
 }
 
 /// Runs one write inside the writer's transaction.
-pub(crate) async fn apply(
-    conn: &mut SqliteConnection,
-    write: &Write,
-) -> Result<Reply, sqlx::Error> {
+pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply> {
     match write {
         Write::PutConsumer(c) => {
-            sqlx::query(
+            change(
+                conn,
                 "INSERT INTO oauth1_consumers (client_id, rsa_public_key, created_at)
                  VALUES (?, ?, ?)
                  ON CONFLICT (client_id) DO UPDATE SET rsa_public_key = excluded.rsa_public_key",
-            )
-            .bind(&c.client_id)
-            .bind(c.rsa_public_key.as_deref())
-            .bind(c.created_at.0)
-            .execute(&mut *conn)
-            .await?;
+                params![c.client_id, c.rsa_public_key.as_deref(), c.created_at.0],
+            )?;
             Ok(Ok(Outcome::Done))
         }
         Write::DeleteConsumer(id) => {
@@ -76,30 +70,32 @@ pub(crate) async fn apply(
                 "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
                 "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
             ] {
-                sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+                change(conn, sql, [id])?;
             }
-            let done = sqlx::query("DELETE FROM oauth1_consumers WHERE client_id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+            let deleted = change(
+                conn,
+                "DELETE FROM oauth1_consumers WHERE client_id = ?",
+                [id],
+            )?;
+            Ok(Ok(Outcome::Existed(deleted > 0)))
         }
         Write::SaveRequest(t, _) => {
-            sqlx::query(
+            change(
+                conn,
                 "INSERT INTO oauth1_request_tokens
                  (digest, client_id, callback, realms, subject, username, verifier, expires_at)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(t.digest.as_bytes().as_slice())
-            .bind(&t.client_id)
-            .bind(&t.callback)
-            .bind(t.realms.to_string())
-            .bind(t.subject.as_deref())
-            .bind(t.username.as_deref())
-            .bind(t.verifier.as_ref().map(|v| v.as_bytes().to_vec()))
-            .bind(t.expires_at.0)
-            .execute(&mut *conn)
-            .await?;
+                params![
+                    t.digest.as_bytes().as_slice(),
+                    t.client_id,
+                    t.callback,
+                    t.realms.to_string(),
+                    t.subject.as_deref(),
+                    t.username.as_deref(),
+                    t.verifier.as_ref().map(|v| v.as_bytes().as_slice()),
+                    t.expires_at.0,
+                ],
+            )?;
             Ok(Ok(Outcome::Done))
         }
         Write::Authorize {
@@ -109,57 +105,62 @@ pub(crate) async fn apply(
             verifier,
             now,
         } => {
-            let done = sqlx::query(
+            let updated = change(
+                conn,
                 "UPDATE oauth1_request_tokens SET subject = ?, username = ?, verifier = ?
                  WHERE digest = ? AND verifier IS NULL AND expires_at > ?",
-            )
-            .bind(subject)
-            .bind(username)
-            .bind(verifier.as_bytes().as_slice())
-            .bind(digest.as_bytes().as_slice())
-            .bind(now.0)
-            .execute(&mut *conn)
-            .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() == 1)))
+                params![
+                    subject,
+                    username,
+                    verifier.as_bytes().as_slice(),
+                    digest.as_bytes().as_slice(),
+                    now.0,
+                ],
+            )?;
+            Ok(Ok(Outcome::Existed(updated == 1)))
         }
         Write::TakeRequest(digest, now) => {
-            let row = sqlx::query(concat!(
-                "DELETE FROM oauth1_request_tokens WHERE digest = ? RETURNING ",
-                rows::oauth1_request_columns!()
-            ))
-            .bind(digest.as_bytes().as_slice())
-            .fetch_optional(&mut *conn)
-            .await?;
-            let Some(row) = row else {
+            // SQLite deletes at the first step of a `RETURNING` statement, which `first` takes.
+            let taken = first(
+                conn,
+                concat!(
+                    "DELETE FROM oauth1_request_tokens WHERE digest = ? RETURNING ",
+                    rows::oauth1_request_columns!()
+                ),
+                [digest.as_bytes().as_slice()],
+                |row| rows::oauth1_request_token(row),
+            )?;
+            let Some(taken) = taken else {
                 return Ok(Ok(Outcome::RequestToken(None)));
             };
-            Ok(rows::oauth1_request_token(&row)
-                .map(|t| Outcome::RequestToken((*now < t.expires_at).then(|| Box::new(t)))))
+            Ok(taken.map(|t| Outcome::RequestToken((*now < t.expires_at).then(|| Box::new(t)))))
         }
         Write::SaveAccess(t, _) => {
-            sqlx::query(
+            change(
+                conn,
                 "INSERT INTO oauth1_access_tokens
                  (digest, client_id, subject, username, realms, issued_at, expires_at, revoked)
                  VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(t.digest.as_bytes().as_slice())
-            .bind(&t.client_id)
-            .bind(&t.subject)
-            .bind(t.username.as_deref())
-            .bind(t.realms.to_string())
-            .bind(t.issued_at.0)
-            .bind(t.expires_at.map(|e| e.0))
-            .bind(t.revoked)
-            .execute(&mut *conn)
-            .await?;
+                params![
+                    t.digest.as_bytes().as_slice(),
+                    t.client_id,
+                    t.subject,
+                    t.username.as_deref(),
+                    t.realms.to_string(),
+                    t.issued_at.0,
+                    t.expires_at.map(|e| e.0),
+                    t.revoked,
+                ],
+            )?;
             Ok(Ok(Outcome::Done))
         }
         Write::RevokeAccess(digest) => {
-            let done = sqlx::query("UPDATE oauth1_access_tokens SET revoked = 1 WHERE digest = ?")
-                .bind(digest.as_bytes().as_slice())
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+            let revoked = change(
+                conn,
+                "UPDATE oauth1_access_tokens SET revoked = 1 WHERE digest = ?",
+                [digest.as_bytes().as_slice()],
+            )?;
+            Ok(Ok(Outcome::Existed(revoked > 0)))
         }
         Write::InsertNonce {
             key,
@@ -167,40 +168,42 @@ pub(crate) async fn apply(
             now,
         } => {
             // A remembered nonce that has expired (but was not swept yet) counts as new.
-            let done = sqlx::query(
+            let inserted = change(
+                conn,
                 "INSERT INTO oauth1_nonces (digest, expires_at) VALUES (?, ?)
                  ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
                  WHERE oauth1_nonces.expires_at <= ?",
-            )
-            .bind(key.as_bytes().as_slice())
-            .bind(expires_at.0)
-            .bind(now.0)
-            .execute(&mut *conn)
-            .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() == 1)))
+                params![key.as_bytes().as_slice(), expires_at.0, now.0],
+            )?;
+            Ok(Ok(Outcome::Existed(inserted == 1)))
         }
     }
 }
 
-/// Deletes up to `limit` expired rows of each OAuth 1.0a table.
-pub(crate) async fn sweep(
-    conn: &mut SqliteConnection,
-    now: UnixTime,
-    limit: i64,
-) -> Result<(), sqlx::Error> {
+/// Deletes up to [`sweep_limit!`] expired rows of each OAuth 1.0a table (a literal, for the
+/// reason given there).
+pub(crate) fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     for sql in [
-        "DELETE FROM oauth1_request_tokens WHERE rowid IN
-             (SELECT rowid FROM oauth1_request_tokens WHERE expires_at <= ? LIMIT ?)",
-        "DELETE FROM oauth1_access_tokens WHERE rowid IN
-             (SELECT rowid FROM oauth1_access_tokens WHERE expires_at <= ? LIMIT ?)",
-        "DELETE FROM oauth1_nonces WHERE rowid IN
-             (SELECT rowid FROM oauth1_nonces WHERE expires_at <= ? LIMIT ?)",
+        concat!(
+            "DELETE FROM oauth1_request_tokens WHERE rowid IN
+                 (SELECT rowid FROM oauth1_request_tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        concat!(
+            "DELETE FROM oauth1_access_tokens WHERE rowid IN
+                 (SELECT rowid FROM oauth1_access_tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        concat!(
+            "DELETE FROM oauth1_nonces WHERE rowid IN
+                 (SELECT rowid FROM oauth1_nonces WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
     ] {
-        sqlx::query(sql)
-            .bind(now.0)
-            .bind(limit)
-            .execute(&mut *conn)
-            .await?;
+        change(conn, sql, [now.0])?;
     }
     Ok(())
 }
@@ -234,15 +237,13 @@ impl SqliteStore {
 
 impl OAuth1Store for SqliteStore {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
-        let row = sqlx::query(
-            "SELECT client_id, rsa_public_key, created_at FROM oauth1_consumers
-             WHERE client_id = ?",
-        )
-        .bind(client_id)
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::oauth1_consumer).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = "SELECT client_id, rsa_public_key, created_at FROM oauth1_consumers
+                       WHERE client_id = ?";
+            first(conn, sql, [client_id], |row| rows::oauth1_consumer(row))
+                .map_err(from_rusqlite)?
+                .transpose()
+        })
     }
 
     async fn put_consumer(&self, consumer: &Consumer) -> Result<(), StoreError> {
@@ -268,17 +269,21 @@ impl OAuth1Store for SqliteStore {
         digest: &Digest,
         now: UnixTime,
     ) -> Result<Option<RequestToken>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            rows::oauth1_request_columns!(),
-            " FROM oauth1_request_tokens WHERE digest = ? AND expires_at > ?"
-        ))
-        .bind(digest.as_bytes().as_slice())
-        .bind(now.0)
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::oauth1_request_token).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = concat!(
+                "SELECT ",
+                rows::oauth1_request_columns!(),
+                " FROM oauth1_request_tokens WHERE digest = ? AND expires_at > ?"
+            );
+            first(
+                conn,
+                sql,
+                params![digest.as_bytes().as_slice(), now.0],
+                |row| rows::oauth1_request_token(row),
+            )
+            .map_err(from_rusqlite)?
+            .transpose()
+        })
     }
 
     async fn authorize_request_token(
@@ -320,16 +325,18 @@ impl OAuth1Store for SqliteStore {
     }
 
     async fn find_access_token(&self, digest: &Digest) -> Result<Option<AccessToken>, StoreError> {
-        let row = sqlx::query(concat!(
-            "SELECT ",
-            rows::oauth1_access_columns!(),
-            " FROM oauth1_access_tokens WHERE digest = ?"
-        ))
-        .bind(digest.as_bytes().as_slice())
-        .fetch_optional(&self.inner.readers)
-        .await
-        .map_err(from_sqlx)?;
-        row.as_ref().map(rows::oauth1_access_token).transpose()
+        self.inner.readers.read(|conn| {
+            let sql = concat!(
+                "SELECT ",
+                rows::oauth1_access_columns!(),
+                " FROM oauth1_access_tokens WHERE digest = ?"
+            );
+            first(conn, sql, [digest.as_bytes().as_slice()], |row| {
+                rows::oauth1_access_token(row)
+            })
+            .map_err(from_rusqlite)?
+            .transpose()
+        })
     }
 
     async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {

@@ -1,14 +1,18 @@
 //! The single SQLite writer: group commit (DESIGN.md, "Performance budget").
 //!
-//! Every write of a [`super::SqliteStore`] becomes an [`Op`] sent down one channel to one task
-//! that owns the only writing connection. The task takes the first op, drains whatever else is
-//! already queued (up to [`MAX_BATCH`]), runs them all in one `BEGIN IMMEDIATE` transaction,
-//! commits, and only then answers each op: a token is acknowledged once it is durable, and one
-//! fsync pays for the whole batch.
+//! Every write of a [`super::SqliteStore`] becomes an [`Op`] sent down one channel to one OS
+//! thread (`latchkey-sqlite-writer`) that owns the only writing rusqlite connection. The thread
+//! takes the first op, drains whatever else is already queued (up to [`MAX_BATCH`]), runs them
+//! all in one `BEGIN IMMEDIATE` transaction, commits, and only then answers each op: a token is
+//! acknowledged once it is durable, and one fsync pays for the whole batch.
+//!
+//! The thread calls SQLite directly, with a prepared statement cached per SQL text, so an
+//! `INSERT` in a batch costs microseconds; the fsync at `COMMIT` blocks this thread only, never
+//! a tokio worker, and the callers wait on their reply channel meanwhile.
 //!
 //! The ops are the writes of the store traits: clients and users (put, delete; deleting one
 //! also deletes its tokens, codes and consent), tokens (save, rotate, revoke one or a family),
-//! authorization codes (save, take) and consent (put, revoke). Because one task runs every
+//! authorization codes (save, take) and consent (put, revoke). Because one thread runs every
 //! write in order, multi-step operations such as `rotate_refresh` (read, check, mark, insert)
 //! and `take_code` (read, check, mark used) are atomic without any lock of ours; the SQLite
 //! write lock keeps other processes (the CLI) out for the length of a batch.
@@ -18,19 +22,19 @@
 //! each op is re-run in its own transaction, so one bad op fails alone. If the transaction
 //! itself cannot begin or commit, every op of the batch gets that error.
 //!
-//! Expiry lives here too: each batch that carries a `now` deletes up to [`SWEEP_LIMIT`] tokens
-//! and up to [`SWEEP_LIMIT`] codes that expired by the largest `now` of the batch, so the tables
+//! Expiry lives here too: each batch that carries a `now` deletes up to [`sweep_limit!`] tokens
+//! and up to [`sweep_limit!`] codes that expired by the largest `now` of the batch, so the tables
 //! stay flat without a janitor. Used codes are kept until then, so a replay is recognised.
 
-use crate::error::{from_sqlx, kind_of};
+use super::first;
+use crate::error::{from_rusqlite, kind_of_rusqlite};
 use crate::rows::{self, ClientRow, Columns};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner};
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use sqlx::{Connection, SqliteConnection};
-use std::sync::Arc;
+use rusqlite::{Connection, params};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
@@ -38,7 +42,16 @@ use tokio::sync::{mpsc, oneshot};
 pub(crate) const MAX_BATCH: usize = 512;
 
 /// The most expired rows of each table one batch deletes, so a backlog never stalls a batch.
-pub(crate) const SWEEP_LIMIT: i64 = 1000;
+///
+/// A literal, `concat!`ed into the SQL rather than bound: SQLite folds a bound `LIMIT ?` into
+/// the plan and so re-prepares the statement at every new binding, which cost a full parse
+/// and code generation of each sweep statement at every batch.
+macro_rules! sweep_limit {
+    () => {
+        1000
+    };
+}
+pub(crate) use sweep_limit;
 
 /// One write, as the store traits describe it.
 #[derive(Debug)]
@@ -139,14 +152,11 @@ impl Counters {
     }
 }
 
-/// The writer task: runs until every sender is gone or a [`Msg::Shutdown`] arrives and the
-/// queue is drained, then closes the connection.
-pub(crate) async fn run(
-    mut conn: SqliteConnection,
-    mut inbox: mpsc::Receiver<Msg>,
-    counters: Arc<Counters>,
-) {
-    while let Some(first) = inbox.recv().await {
+/// The writer thread's loop: runs until every sender is gone or a [`Msg::Shutdown`] arrives
+/// and the queue is drained, then closes the connection. Blocks its thread: run it on a
+/// dedicated one, never on a tokio worker.
+pub(crate) fn run(conn: Connection, mut inbox: mpsc::Receiver<Msg>, counters: &Counters) {
+    while let Some(first) = inbox.blocking_recv() {
         let mut jobs = Vec::new();
         let mut next = Some(first);
         while let Some(msg) = next {
@@ -162,10 +172,10 @@ pub(crate) async fn run(
             };
         }
         if !jobs.is_empty() {
-            run_batch(&mut conn, jobs, &counters).await;
+            run_batch(&conn, jobs, counters);
         }
     }
-    if let Err(err) = conn.close().await {
+    if let Err((_, err)) = conn.close() {
         tracing::warn!(error = %err, "closing the SQLite writer connection failed");
     }
 }
@@ -173,14 +183,14 @@ pub(crate) async fn run(
 /// Why a batch did not commit.
 enum BatchError {
     /// `BEGIN` or `COMMIT` failed: the database is unusable right now, for every op alike.
-    Transaction(sqlx::Error),
+    Transaction(rusqlite::Error),
     /// One statement failed; the batch was rolled back.
-    Statement(sqlx::Error),
+    Statement(rusqlite::Error),
 }
 
-async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, counters: &Counters) {
+fn run_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
     let sweep_at = jobs.iter().filter_map(|job| job.op.now()).max();
-    match attempt(conn, &jobs, sweep_at).await {
+    match attempt(conn, &jobs, sweep_at) {
         Ok(replies) => {
             counters.committed(jobs.len());
             for (job, reply) in jobs.into_iter().zip(replies) {
@@ -190,7 +200,7 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, counters: &Count
         }
         Err(BatchError::Transaction(err)) => {
             tracing::warn!(error = %err, ops = jobs.len(), "SQLite write batch failed");
-            let err = StoreError::new(kind_of(&err), err);
+            let err = StoreError::new(kind_of_rusqlite(&err), err);
             for job in jobs {
                 let _ = job.reply.send(Err(err.clone()));
             }
@@ -198,7 +208,7 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, counters: &Count
         Err(BatchError::Statement(err)) => {
             tracing::debug!(error = %err, ops = jobs.len(), "SQLite batch rolled back; retrying each op alone");
             for job in jobs {
-                let reply = alone(conn, &job.op, counters).await;
+                let reply = alone(conn, &job.op, counters);
                 let _ = job.reply.send(reply);
             }
         }
@@ -207,98 +217,122 @@ async fn run_batch(conn: &mut SqliteConnection, jobs: Vec<Job>, counters: &Count
 
 /// Runs all `jobs` (and the sweep) in one transaction; the replies are valid only if it
 /// returns `Ok`, that is, once committed.
-async fn attempt(
-    conn: &mut SqliteConnection,
+fn attempt(
+    conn: &Connection,
     jobs: &[Job],
     sweep_at: Option<UnixTime>,
 ) -> Result<Vec<Reply>, BatchError> {
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(BatchError::Transaction)?;
+    execute(conn, "BEGIN IMMEDIATE").map_err(BatchError::Transaction)?;
     let mut replies = Vec::with_capacity(jobs.len());
     for job in jobs {
-        match apply(&mut tx, &job.op).await {
+        match apply(conn, &job.op) {
             Ok(reply) => replies.push(reply),
             Err(err) => {
-                rollback(tx).await;
+                rollback(conn);
                 return Err(BatchError::Statement(err));
             }
         }
     }
     if let Some(now) = sweep_at
-        && let Err(err) = sweep(&mut tx, now).await
+        && let Err(err) = sweep(conn, now)
     {
-        rollback(tx).await;
+        rollback(conn);
         return Err(BatchError::Statement(err));
     }
-    tx.commit().await.map_err(BatchError::Transaction)?;
+    if let Err(err) = execute(conn, "COMMIT") {
+        rollback(conn);
+        return Err(BatchError::Transaction(err));
+    }
     Ok(replies)
 }
 
 /// Runs one op in its own transaction, after its batch failed; a SQL error is its own answer.
-async fn alone(conn: &mut SqliteConnection, op: &Op, counters: &Counters) -> Reply {
-    let mut tx = conn
-        .begin_with("BEGIN IMMEDIATE")
-        .await
-        .map_err(from_sqlx)?;
-    match apply(&mut tx, op).await {
+fn alone(conn: &Connection, op: &Op, counters: &Counters) -> Reply {
+    execute(conn, "BEGIN IMMEDIATE").map_err(from_rusqlite)?;
+    match apply(conn, op) {
         Ok(reply) => {
-            tx.commit().await.map_err(from_sqlx)?;
+            if let Err(err) = execute(conn, "COMMIT") {
+                rollback(conn);
+                return Err(from_rusqlite(err));
+            }
             counters.committed(1);
             reply
         }
         Err(err) => {
-            rollback(tx).await;
+            rollback(conn);
             tracing::debug!(error = %err, "SQLite write failed");
-            Err(from_sqlx(err))
+            Err(from_rusqlite(err))
         }
     }
 }
 
-async fn rollback(tx: sqlx::Transaction<'_, sqlx::Sqlite>) {
-    if let Err(err) = tx.rollback().await {
+/// Runs one statement that takes no parameters (`BEGIN`, `COMMIT`, `ROLLBACK`).
+fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
+    conn.prepare_cached(sql)?.execute([])?;
+    Ok(())
+}
+
+/// Ends the open transaction, if SQLite has not already ended it (it rolls back by itself
+/// after some failures, such as a full disk).
+fn rollback(conn: &Connection) {
+    if !conn.is_autocommit()
+        && let Err(err) = execute(conn, "ROLLBACK")
+    {
         tracing::warn!(error = %err, "rolling back a SQLite write batch failed");
     }
 }
 
-/// Deletes up to [`SWEEP_LIMIT`] tokens and up to [`SWEEP_LIMIT`] codes that expired by
+/// Deletes up to [`sweep_limit!`] tokens and up to [`sweep_limit!`] codes that expired by
 /// `now`, through the expiry indexes.
-async fn sweep(conn: &mut SqliteConnection, now: UnixTime) -> Result<(), sqlx::Error> {
-    let tokens = sqlx::query(
-        "DELETE FROM tokens WHERE rowid IN
-             (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ?)",
-    )
-    .bind(now.0)
-    .bind(SWEEP_LIMIT)
-    .execute(&mut *conn)
-    .await?;
-    let codes = sqlx::query(
-        "DELETE FROM codes WHERE rowid IN
-             (SELECT rowid FROM codes WHERE expires_at <= ? LIMIT ?)",
-    )
-    .bind(now.0)
-    .bind(SWEEP_LIMIT)
-    .execute(&mut *conn)
-    .await?;
-    super::oauth1::sweep(conn, now, SWEEP_LIMIT).await?;
-    if tokens.rows_affected() > 0 || codes.rows_affected() > 0 {
-        tracing::debug!(
-            tokens = tokens.rows_affected(),
-            codes = codes.rows_affected(),
-            "swept expired tokens and codes from SQLite"
-        );
+fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
+    let tokens = change(
+        conn,
+        concat!(
+            "DELETE FROM tokens WHERE rowid IN
+                 (SELECT rowid FROM tokens WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        [now.0],
+    )?;
+    let codes = change(
+        conn,
+        concat!(
+            "DELETE FROM codes WHERE rowid IN
+                 (SELECT rowid FROM codes WHERE expires_at <= ? LIMIT ",
+            sweep_limit!(),
+            ")"
+        ),
+        [now.0],
+    )?;
+    super::oauth1::sweep(conn, now)?;
+    if tokens > 0 || codes > 0 {
+        tracing::debug!(tokens, codes, "swept expired tokens and codes from SQLite");
     }
     Ok(())
 }
 
+/// Runs one statement with a cached prepared statement; the number of rows it changed.
+pub(crate) fn change(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<usize> {
+    conn.prepare_cached(sql)?.execute(params)
+}
+
+/// A count of changed rows as the store traits report it.
+fn count(rows: usize) -> u64 {
+    u64::try_from(rows).unwrap_or(u64::MAX)
+}
+
 /// Runs one op inside the current transaction. The outer `Err` is a SQL failure (the batch
 /// must roll back); the inner one is a refusal that wrote nothing.
-async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Error> {
+fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
     match op {
-        Op::OAuth1(write) => super::oauth1::apply(conn, write).await,
+        Op::OAuth1(write) => super::oauth1::apply(conn, write),
         Op::PutClient(row) => {
-            put_client(conn, row).await?;
+            put_client(conn, row)?;
             Ok(Ok(Outcome::Done))
         }
         Op::DeleteClient(id) => {
@@ -310,20 +344,20 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                 "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
                 "DELETE FROM oauth1_consumers WHERE client_id = ?",
             ] {
-                sqlx::query(sql).bind(id).execute(&mut *conn).await?;
+                change(conn, sql, [id])?;
             }
-            let done = sqlx::query("DELETE FROM clients WHERE id = ?")
-                .bind(id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+            let deleted = change(conn, "DELETE FROM clients WHERE id = ?", [id])?;
+            Ok(Ok(Outcome::Existed(deleted > 0)))
         }
-        Op::PutUser(user) => put_user(conn, user).await,
+        Op::PutUser(user) => put_user(conn, user),
         Op::DeleteUser(username) => {
-            let id: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
-                .bind(username)
-                .fetch_optional(&mut *conn)
-                .await?;
+            let id = first(
+                conn,
+                "SELECT id FROM users WHERE username = ?",
+                [username],
+                |row| row.get::<_, String>(0),
+            )?
+            .transpose()?;
             let Some(id) = id else {
                 return Ok(Ok(Outcome::Existed(false)));
             };
@@ -334,12 +368,9 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                 "DELETE FROM oauth1_access_tokens WHERE subject = ?",
                 "DELETE FROM oauth1_request_tokens WHERE subject = ?",
             ] {
-                sqlx::query(sql).bind(&id).execute(&mut *conn).await?;
+                change(conn, sql, [&id])?;
             }
-            sqlx::query("DELETE FROM users WHERE id = ?")
-                .bind(&id)
-                .execute(&mut *conn)
-                .await?;
+            change(conn, "DELETE FROM users WHERE id = ?", [&id])?;
             Ok(Ok(Outcome::Existed(true)))
         }
         Op::DeleteTokensOf(owner) => {
@@ -355,106 +386,109 @@ async fn apply(conn: &mut SqliteConnection, op: &Op) -> Result<Reply, sqlx::Erro
                     id,
                 ),
             };
-            let done = sqlx::query(tokens).bind(value).execute(&mut *conn).await?;
-            sqlx::query(codes).bind(value).execute(&mut *conn).await?;
-            Ok(Ok(Outcome::Count(done.rows_affected())))
+            let deleted = change(conn, tokens, [value])?;
+            change(conn, codes, [value])?;
+            Ok(Ok(Outcome::Count(count(deleted))))
         }
         Op::SaveTokens(tokens, _) => {
             for record in tokens.records() {
-                insert_token(conn, record).await?;
+                insert_token(conn, record)?;
             }
             Ok(Ok(Outcome::Done))
         }
-        Op::RotateRefresh { old, new, now } => rotate_refresh(conn, old, new, *now).await,
+        Op::RotateRefresh { old, new, now } => rotate_refresh(conn, old, new, *now),
         Op::RevokeFamily(family) => {
-            let done =
-                sqlx::query("UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0")
-                    .bind(&family.0)
-                    .execute(&mut *conn)
-                    .await?;
-            Ok(Ok(Outcome::Count(done.rows_affected())))
+            let revoked = change(
+                conn,
+                "UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0",
+                [&family.0],
+            )?;
+            Ok(Ok(Outcome::Count(count(revoked))))
         }
         Op::RevokeToken(digest) => {
-            let done = sqlx::query("UPDATE tokens SET revoked = 1 WHERE digest = ?")
-                .bind(digest.as_bytes().as_slice())
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+            let revoked = change(
+                conn,
+                "UPDATE tokens SET revoked = 1 WHERE digest = ?",
+                [digest.as_bytes().as_slice()],
+            )?;
+            Ok(Ok(Outcome::Existed(revoked > 0)))
         }
         Op::SaveCode(code, _) => {
-            insert_code(conn, code).await?;
+            insert_code(conn, code)?;
             Ok(Ok(Outcome::Done))
         }
-        Op::TakeCode(digest, now) => take_code(conn, digest, *now).await,
+        Op::TakeCode(digest, now) => take_code(conn, digest, *now),
         Op::PutConsent {
             subject,
             client_id,
             scope,
             now,
         } => {
-            sqlx::query(
+            change(
+                conn,
                 "INSERT INTO consents (subject, client_id, scope, granted_at) VALUES (?, ?, ?, ?)
                  ON CONFLICT (subject, client_id) DO UPDATE SET
                      scope = excluded.scope,
                      granted_at = excluded.granted_at",
-            )
-            .bind(subject)
-            .bind(client_id)
-            .bind(scope)
-            .bind(now.0)
-            .execute(&mut *conn)
-            .await?;
+                params![subject, client_id, scope, now.0],
+            )?;
             Ok(Ok(Outcome::Done))
         }
         Op::RevokeConsent { subject, client_id } => {
-            let done = sqlx::query("DELETE FROM consents WHERE subject = ? AND client_id = ?")
-                .bind(subject)
-                .bind(client_id)
-                .execute(&mut *conn)
-                .await?;
-            Ok(Ok(Outcome::Existed(done.rows_affected() > 0)))
+            let deleted = change(
+                conn,
+                "DELETE FROM consents WHERE subject = ? AND client_id = ?",
+                [subject, client_id],
+            )?;
+            Ok(Ok(Outcome::Existed(deleted > 0)))
         }
     }
 }
 
-async fn put_client(conn: &mut SqliteConnection, row: &ClientRow) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
-        "INSERT INTO clients (",
-        rows::client_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-             bind_tokens = excluded.bind_tokens,
-             name = excluded.name,
-             secret_digest = excluded.secret_digest,
-             redirect_uris = excluded.redirect_uris,
-             grant_types = excluded.grant_types,
-             scopes = excluded.scopes,
-             default_scopes = excluded.default_scopes,
-             access_token_ttl = excluded.access_token_ttl,
-             refresh_token_ttl = excluded.refresh_token_ttl,
-             created_at = excluded.created_at"
-    ))
-    .bind(&row.id)
-    .bind(&row.name)
-    .bind(row.secret_digest.as_deref())
-    .bind(&row.redirect_uris)
-    .bind(&row.grant_types)
-    .bind(row.scopes.as_deref())
-    .bind(row.default_scopes.as_deref())
-    .bind(row.access_token_ttl)
-    .bind(row.refresh_token_ttl)
-    .bind(row.created_at)
-    .bind(row.bind_tokens)
-    .execute(&mut *conn)
-    .await?;
+fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
+    change(
+        conn,
+        concat!(
+            "INSERT INTO clients (",
+            rows::client_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET
+                 bind_tokens = excluded.bind_tokens,
+                 name = excluded.name,
+                 secret_digest = excluded.secret_digest,
+                 redirect_uris = excluded.redirect_uris,
+                 grant_types = excluded.grant_types,
+                 scopes = excluded.scopes,
+                 default_scopes = excluded.default_scopes,
+                 access_token_ttl = excluded.access_token_ttl,
+                 refresh_token_ttl = excluded.refresh_token_ttl,
+                 created_at = excluded.created_at"
+        ),
+        params![
+            row.id,
+            row.name,
+            row.secret_digest.as_deref(),
+            row.redirect_uris,
+            row.grant_types,
+            row.scopes.as_deref(),
+            row.default_scopes.as_deref(),
+            row.access_token_ttl,
+            row.refresh_token_ttl,
+            row.created_at,
+            row.bind_tokens,
+        ],
+    )?;
     Ok(())
 }
 
-async fn put_user(conn: &mut SqliteConnection, user: &User) -> Result<Reply, sqlx::Error> {
-    let owner: Option<String> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
-        .bind(&user.username)
-        .fetch_optional(&mut *conn)
-        .await?;
+fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Reply> {
+    let owner = first(
+        conn,
+        "SELECT id FROM users WHERE username = ?",
+        [&user.username],
+        |row| row.get::<_, String>(0),
+    )?
+    .transpose()?;
     if owner.is_some_and(|id| id != user.id) {
         return Ok(Err(StoreError::new(
             StoreErrorKind::Conflict,
@@ -462,81 +496,81 @@ async fn put_user(conn: &mut SqliteConnection, user: &User) -> Result<Reply, sql
         )));
     }
     // The same id with a new user name is a rename.
-    sqlx::query(concat!(
-        "INSERT INTO users (",
-        rows::user_columns!(),
-        ") VALUES (?, ?, ?, ?)
-         ON CONFLICT (id) DO UPDATE SET
-             username = excluded.username,
-             password_hash = excluded.password_hash,
-             created_at = excluded.created_at"
-    ))
-    .bind(&user.id)
-    .bind(&user.username)
-    .bind(&user.password_hash)
-    .bind(user.created_at.0)
-    .execute(&mut *conn)
-    .await?;
+    change(
+        conn,
+        concat!(
+            "INSERT INTO users (",
+            rows::user_columns!(),
+            ") VALUES (?, ?, ?, ?)
+             ON CONFLICT (id) DO UPDATE SET
+                 username = excluded.username,
+                 password_hash = excluded.password_hash,
+                 created_at = excluded.created_at"
+        ),
+        params![
+            user.id,
+            user.username,
+            user.password_hash,
+            user.created_at.0
+        ],
+    )?;
     Ok(Ok(Outcome::Done))
 }
 
-async fn insert_token(
-    conn: &mut SqliteConnection,
-    record: &TokenRecord,
-) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
-        "INSERT INTO tokens (",
-        rows::token_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(record.digest.as_bytes().as_slice())
-    .bind(record.kind.as_str())
-    .bind(record.client_id.as_str())
-    .bind(record.subject.as_deref())
-    .bind(record.username.as_deref())
-    .bind(record.scope.to_string())
-    .bind(record.grant_type.as_str())
-    .bind(&record.family.0)
-    .bind(record.issued_at.0)
-    .bind(record.expires_at.0)
-    .bind(record.revoked)
-    .bind(record.rotated)
-    .bind(record.binding.as_ref().map(|b| b.user_agent.as_str()))
-    .bind(record.binding.as_ref().map(|b| b.ip.as_str()))
-    .execute(&mut *conn)
-    .await?;
+fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()> {
+    change(
+        conn,
+        concat!(
+            "INSERT INTO tokens (",
+            rows::token_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        params![
+            record.digest.as_bytes().as_slice(),
+            record.kind.as_str(),
+            record.client_id.as_str(),
+            record.subject.as_deref(),
+            record.username.as_deref(),
+            record.scope.to_string(),
+            record.grant_type.as_str(),
+            record.family.0,
+            record.issued_at.0,
+            record.expires_at.0,
+            record.revoked,
+            record.rotated,
+            record.binding.as_ref().map(|b| b.user_agent.as_str()),
+            record.binding.as_ref().map(|b| b.ip.as_str()),
+        ],
+    )?;
     Ok(())
 }
 
 /// Rotation and reuse detection in one step (RFC 9700 §4.14.2); atomic because the writer
 /// runs one op at a time inside the batch's transaction.
-async fn rotate_refresh(
-    conn: &mut SqliteConnection,
+fn rotate_refresh(
+    conn: &Connection,
     old: &Digest,
     new: &NewTokens,
     now: UnixTime,
-) -> Result<Reply, sqlx::Error> {
-    let row = sqlx::query(
+) -> rusqlite::Result<Reply> {
+    let state = first(
+        conn,
         "SELECT kind, revoked, rotated, expires_at, family FROM tokens WHERE digest = ?",
-    )
-    .bind(old.as_bytes().as_slice())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Ok(Outcome::Rotation(Rotation::Invalid)));
-    };
-    let state = (|| -> Result<_, StoreError> {
-        Ok((
-            rows::token_kind(&row.text("kind")?)?,
-            row.flag("revoked")?,
-            row.flag("rotated")?,
-            UnixTime(row.int("expires_at")?),
-            FamilyId(row.text("family")?),
-        ))
-    })();
+        [old.as_bytes().as_slice()],
+        |row| -> Result<_, StoreError> {
+            Ok((
+                rows::token_kind(&row.text("kind")?)?,
+                row.flag("revoked")?,
+                row.flag("rotated")?,
+                UnixTime(row.int("expires_at")?),
+                FamilyId(row.text("family")?),
+            ))
+        },
+    )?;
     let (kind, revoked, rotated, expires_at, family) = match state {
-        Ok(state) => state,
-        Err(err) => return Ok(Err(err)),
+        None => return Ok(Ok(Outcome::Rotation(Rotation::Invalid))),
+        Some(Err(err)) => return Ok(Err(err)),
+        Some(Ok(state)) => state,
     };
     if kind != TokenKind::Refresh || revoked || now >= expires_at {
         return Ok(Ok(Outcome::Rotation(Rotation::Invalid)));
@@ -544,68 +578,69 @@ async fn rotate_refresh(
     if rotated {
         // RFC 9700 §4.14.2: a refresh token presented twice means one copy was stolen;
         // revoke everything descended from the same grant.
-        sqlx::query("UPDATE tokens SET revoked = 1 WHERE family = ?")
-            .bind(&family.0)
-            .execute(&mut *conn)
-            .await?;
+        change(
+            conn,
+            "UPDATE tokens SET revoked = 1 WHERE family = ?",
+            [&family.0],
+        )?;
         return Ok(Ok(Outcome::Rotation(Rotation::Reused { family })));
     }
-    sqlx::query("UPDATE tokens SET rotated = 1 WHERE digest = ?")
-        .bind(old.as_bytes().as_slice())
-        .execute(&mut *conn)
-        .await?;
+    change(
+        conn,
+        "UPDATE tokens SET rotated = 1 WHERE digest = ?",
+        [old.as_bytes().as_slice()],
+    )?;
     for record in new.records() {
-        insert_token(conn, record).await?;
+        insert_token(conn, record)?;
     }
     Ok(Ok(Outcome::Rotation(Rotation::Rotated)))
 }
 
-async fn insert_code(conn: &mut SqliteConnection, code: &CodeRecord) -> Result<(), sqlx::Error> {
-    sqlx::query(concat!(
-        "INSERT INTO codes (",
-        rows::code_columns!(),
-        ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    ))
-    .bind(code.digest.as_bytes().as_slice())
-    .bind(code.client_id.as_str())
-    .bind(&code.redirect_uri)
-    .bind(code.redirect_uri_sent)
-    .bind(&code.subject)
-    .bind(&code.username)
-    .bind(code.scope.to_string())
-    .bind(code.challenge.as_ref().map(|c| c.method.as_str()))
-    .bind(code.challenge.as_ref().map(|c| c.value.as_str()))
-    .bind(code.nonce.as_deref())
-    .bind(&code.family.0)
-    .bind(code.issued_at.0)
-    .bind(code.expires_at.0)
-    .execute(&mut *conn)
-    .await?;
+fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
+    change(
+        conn,
+        concat!(
+            "INSERT INTO codes (",
+            rows::code_columns!(),
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        ),
+        params![
+            code.digest.as_bytes().as_slice(),
+            code.client_id.as_str(),
+            code.redirect_uri,
+            code.redirect_uri_sent,
+            code.subject,
+            code.username,
+            code.scope.to_string(),
+            code.challenge.as_ref().map(|c| c.method.as_str()),
+            code.challenge.as_ref().map(|c| c.value.as_str()),
+            code.nonce.as_deref(),
+            code.family.0,
+            code.issued_at.0,
+            code.expires_at.0,
+        ],
+    )?;
     Ok(())
 }
 
 /// Single-use redemption of an authorization code (RFC 6749 §4.1.2); atomic because the
 /// writer runs one op at a time inside the batch's transaction. A used code stays (until the
 /// sweep forgets it after expiry) so that a second redemption is reported as a replay.
-async fn take_code(
-    conn: &mut SqliteConnection,
-    digest: &Digest,
-    now: UnixTime,
-) -> Result<Reply, sqlx::Error> {
-    let row = sqlx::query(concat!(
-        "SELECT ",
-        rows::code_columns!(),
-        ", used FROM codes WHERE digest = ?"
-    ))
-    .bind(digest.as_bytes().as_slice())
-    .fetch_optional(&mut *conn)
-    .await?;
-    let Some(row) = row else {
-        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
-    };
-    let (code, used) = match rows::code(&row).and_then(|code| Ok((code, row.flag("used")?))) {
-        Ok(decoded) => decoded,
-        Err(err) => return Ok(Err(err)),
+fn take_code(conn: &Connection, digest: &Digest, now: UnixTime) -> rusqlite::Result<Reply> {
+    let found = first(
+        conn,
+        concat!(
+            "SELECT ",
+            rows::code_columns!(),
+            ", used FROM codes WHERE digest = ?"
+        ),
+        [digest.as_bytes().as_slice()],
+        |row| rows::code(row).and_then(|code| Ok((code, row.flag("used")?))),
+    )?;
+    let (code, used) = match found {
+        None => return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid)))),
+        Some(Err(err)) => return Ok(Err(err)),
+        Some(Ok(decoded)) => decoded,
     };
     if now >= code.expires_at {
         return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
@@ -615,9 +650,10 @@ async fn take_code(
             family: code.family,
         }))));
     }
-    sqlx::query("UPDATE codes SET used = 1 WHERE digest = ?")
-        .bind(digest.as_bytes().as_slice())
-        .execute(&mut *conn)
-        .await?;
+    change(
+        conn,
+        "UPDATE codes SET used = 1 WHERE digest = ?",
+        [digest.as_bytes().as_slice()],
+    )?;
     Ok(Ok(Outcome::Code(Box::new(CodeTake::Taken(code)))))
 }
