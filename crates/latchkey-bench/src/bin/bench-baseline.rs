@@ -9,6 +9,10 @@ use axum::http::header;
 use axum::response::IntoResponse;
 use latchkey_bench::{arg, num_arg};
 
+/// The same allocator as `latchkey serve`, so the comparison is of the code, not of malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

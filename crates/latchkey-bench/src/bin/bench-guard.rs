@@ -30,6 +30,10 @@ async fn whoami(Authenticated(token): Authenticated) -> Json<serde_json::Value> 
     Json(serde_json::json!({ "client_id": token.client_id, "scope": token.scope.to_string() }))
 }
 
+/// The same allocator as `latchkey serve`, so the comparison is of the code, not of malloc.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();

@@ -1,0 +1,81 @@
+#!/usr/bin/env python3
+"""Instructions per request of `latchkey serve`, under callgrind: a repeatable measure of the
+server's own (user-space) work on one path, whatever else the machine is doing.
+
+    python3 bench/callgrind.py [--store memory|sqlite] [--path cc|introspect] [--seconds 8]
+
+It starts the release binary (build it first: `cargo build --release -p latchkey-server`) under
+`valgrind --tool=callgrind`, creates a client through the admin API, warms the path up with
+`wrk`, zeroes the counters (`callgrind_control -d`), drives the path again with 4 connections,
+dumps, and prints instructions per request. Kernel work (TCP, wake-ups, page faults) is not
+counted: compare CPU per request in `bench/run.py` for that. Then inspect the dump with
+`callgrind_annotate --inclusive=yes <file>` or `--tree=calling`. Valgrind hides the CPU's SHA
+extensions, so SHA-256 is overstated; `rep movsb` copies count one instruction per byte.
+"""
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import types
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import run as R  # noqa: E402  (the harness: server start-up, admin API, wrk)
+
+
+def total_ir(path):
+    with open(path, errors="replace") as f:
+        for line in f:
+            if line.startswith(("summary:", "totals:")):
+                return int(line.split()[1])
+    return 0
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    ap.add_argument("--path", choices=("cc", "introspect"), default="cc")
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--out", default=None, help="callgrind output file (default: a temp dir)")
+    args = ap.parse_args()
+    workdir = tempfile.mkdtemp(prefix="latchkey-callgrind-")
+    out = args.out or os.path.join(workdir, "callgrind.out")
+    cfg = types.SimpleNamespace(server_core=1, load_core=0, connections=4,
+                                duration=args.seconds, workdir=workdir)
+    extra = {"LATCHKEY_STORE__URL": "memory:"} if args.store == "memory" else {}
+    data = os.path.join(workdir, "data")
+    os.makedirs(data)
+    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+            os.path.join(R.RELEASE, "latchkey"), "serve", "--listen", "127.0.0.1:0",
+            "--data-dir", data]
+    server = R.Server("callgrind", argv, R.latchkey_env(data, extra), cfg.server_core,
+                      r"latchkey listening on", workdir)
+    try:
+        creds = R.setup_clients(server)
+        env = {"BENCH_BASIC": creds["basic"]}
+        url, script = server.base + "/token", "client_credentials.lua"
+        if args.path == "introspect":
+            env["BENCH_TOKEN"] = R.token(server.base, creds["basic"],
+                                         {"grant_type": "client_credentials"})[0]["access_token"]
+            url, script = server.base + "/introspect", "introspect.lua"
+        R.run_wrk(types.SimpleNamespace(**{**vars(cfg), "duration": 2}), server, url, script, env)
+        # Each dump zeroes the counters: dump 1 is start-up and warm-up, dump 2 the measurement.
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], capture_output=True,
+                       check=True)
+        res = R.run_wrk(cfg, server, url, script, env)
+        subprocess.run(["callgrind_control", "-d", str(server.pid)], capture_output=True,
+                       check=True)
+        time.sleep(1)
+    finally:
+        server.stop()
+    measured = out + ".2"
+    ir = total_ir(measured)
+    requests = max(res["requests"], 1)
+    print(f"{args.path} on {args.store}: {res['requests']} requests, {ir:,} instructions, "
+          f"{ir / requests:,.0f} per request; profile: {measured}")
+
+
+if __name__ == "__main__":
+    main()
