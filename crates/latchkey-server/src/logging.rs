@@ -442,20 +442,20 @@ mod tests {
     fn timestamps_carry_microseconds() {
         let mut out = String::new();
         let at = UNIX_EPOCH + Duration::from_micros(1_796_304_901_000_042);
-        write_timestamp(&mut out, at).unwrap();
+        write_timestamp(&mut out, at).expect("test");
         assert_eq!(out, "2026-12-03T13:35:01.000042Z");
         // The cached second is not reused for another second.
         out.clear();
-        write_timestamp(&mut out, at + Duration::from_secs(61)).unwrap();
+        write_timestamp(&mut out, at + Duration::from_secs(61)).expect("test");
         assert_eq!(out, "2026-12-03T13:36:02.000042Z");
     }
 
     #[test]
     fn escaping_keeps_json_valid() {
         let mut out = String::new();
-        write_json_str(&mut out, "a\"b\\c\nd\u{1}é").unwrap();
+        write_json_str(&mut out, "a\"b\\c\nd\u{1}é").expect("test");
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
-        let back: String = serde_json::from_str(&out).unwrap();
+        let back: String = serde_json::from_str(&out).expect("test");
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
     }
 
@@ -465,7 +465,7 @@ mod tests {
 
     impl Write for Sink {
         fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
+            self.0.lock().expect("test").extend_from_slice(buf);
             Ok(buf.len())
         }
         fn flush(&mut self) -> std::io::Result<()> {
@@ -476,7 +476,7 @@ mod tests {
     #[test]
     fn lines_have_the_json_shape_with_the_current_span() {
         let sink = Sink::default();
-        let (writer, guard) = Batched::new(sink.clone()).unwrap();
+        let (writer, guard) = Batched::new(sink.clone()).expect("test");
         let subscriber = fmt()
             .fmt_fields(JsonSpanFields)
             .event_format(JsonLines)
@@ -495,7 +495,7 @@ mod tests {
             tracing::warn!(ok = true, quote = "say \"hi\"", "a message");
         });
         drop(guard);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(sink.0.lock().expect("test").clone()).expect("test");
         let lines: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -524,29 +524,32 @@ mod tests {
     #[test]
     fn every_line_arrives_in_order_even_past_the_queue_size() {
         let sink = Sink::default();
-        let (writer, guard) = Batched::new(sink.clone()).unwrap();
+        let (writer, guard) = Batched::new(sink.clone()).expect("test");
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let writer = writer.clone();
                 std::thread::spawn(move || {
                     for i in 0..20_000 {
                         let line = format!("{t} {i:08} {}\n", "x".repeat(40));
-                        writer.make_writer().write_all(line.as_bytes()).unwrap();
+                        writer
+                            .make_writer()
+                            .write_all(line.as_bytes())
+                            .expect("test");
                     }
                 })
             })
             .collect();
         for thread in threads {
-            thread.join().unwrap();
+            thread.join().expect("test");
         }
         drop(guard);
-        let text = String::from_utf8(sink.0.lock().unwrap().clone()).unwrap();
+        let text = String::from_utf8(sink.0.lock().expect("test").clone()).expect("test");
         let mut next = [0u32; 4];
         let mut total = 0;
         for line in text.lines() {
             let mut parts = line.split(' ');
-            let t: usize = parts.next().unwrap().parse().unwrap();
-            let i: u32 = parts.next().unwrap().parse().unwrap();
+            let t: usize = parts.next().expect("test").parse().expect("test");
+            let i: u32 = parts.next().expect("test").parse().expect("test");
             assert_eq!(i, next[t], "thread {t} out of order");
             next[t] += 1;
             total += 1;
