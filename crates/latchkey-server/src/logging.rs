@@ -43,13 +43,7 @@ where
         writer.write_str("{\"timestamp\":\"")?;
         write_timestamp(&mut writer, SystemTime::now())?;
         write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
-        let mut fields = JsonVisitor {
-            out: &mut writer,
-            first: true,
-            result: Ok(()),
-        };
-        event.record(&mut fields);
-        fields.result?;
+        write_members(&mut writer, event, true)?;
         writer.write_str("},\"target\":")?;
         write_json_str(&mut writer, meta.target())?;
         if let Some(span) = ctx.lookup_current() {
@@ -86,13 +80,7 @@ impl<'w> FormatFields<'w> for JsonSpanFields {
         fields: R,
     ) -> std::fmt::Result {
         writer.write_char('{')?;
-        let mut visitor = JsonVisitor {
-            out: &mut writer,
-            first: true,
-            result: Ok(()),
-        };
-        fields.record(&mut visitor);
-        visitor.result?;
+        write_members(&mut writer, fields, true)?;
         writer.write_char('}')
     }
 
@@ -110,15 +98,25 @@ impl<'w> FormatFields<'w> for JsonSpanFields {
             current.fields.push('{');
         }
         let mut writer = current.as_writer();
-        let mut visitor = JsonVisitor {
-            out: &mut writer,
-            first: empty,
-            result: Ok(()),
-        };
-        fields.record(&mut visitor);
-        visitor.result?;
+        write_members(&mut writer, fields, empty)?;
         writer.write_char('}')
     }
+}
+
+/// Writes `fields` as JSON object members after what `writer` already holds; `first` when no
+/// member precedes them.
+fn write_members(
+    writer: &mut Writer<'_>,
+    fields: impl RecordFields,
+    first: bool,
+) -> std::fmt::Result {
+    let mut visitor = JsonVisitor {
+        out: writer,
+        first,
+        result: Ok(()),
+    };
+    fields.record(&mut visitor);
+    visitor.result
 }
 
 /// Writes an event's fields as JSON members, `message` included.
