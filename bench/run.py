@@ -634,12 +634,16 @@ CATEGORIES = [
      r"try_to_wake|raw_spin_unlock_irq|__switch_to|enqueue_|dequeue_|pick_next|wake_up"),
     ("kernel: network (TCP, loopback, epoll)", r"\btcp_|sock|skb|epoll|\bnet_|\bip_|"
      r"__dev_|loopback|napi|inet|\bsk_|sendto|recvfrom|softirq"),
-    ("kernel: other (syscall entry, files, getrandom)", r"\[k\]"),
-    ("allocation (malloc, free, memmove)", r"malloc|free|_int_|realloc|memmove|memcpy|memset|"
-     r"unlink_chunk|consolidate|__rust_alloc|__rust_dealloc|raw_vec"),
+    ("kernel: page faults (zeroing new pages)", r"clear_page|folio_zero|page_fault|"
+     r"handle_mm_fault|huge_pmd|do_anonymous"),
+    ("kernel: file writes and fsync (WAL, log)", r"copy_folio|ext4|filemap|vfs_write|fsync|"
+     r"pwrite|generic_perform_write|block_write|mark_buffer"),
+    ("kernel: other (syscall entry, getrandom)", r"\[k\]"),
+    ("allocation (mimalloc, memmove)", r"malloc|free|_int_|realloc|memmove|memcpy|memset|"
+     r"unlink_chunk|consolidate|__rust_alloc|__rust_dealloc|raw_vec|\bmi_|_mi_"),
     ("formatting and logging (tracing, JSON lines)", r"tracing|fmt::|serde_json::ser|"
      r"Write>::write|write_str|format_escaped|WriteAdaptor"),
-    ("SQLite (sqlx-sqlite, libsqlite3)", r"sqlite|sqlx|Vdbe|Btree|pcache|wal|pager|"
+    ("SQLite (rusqlite, libsqlite3)", r"sqlite|rusqlite|Vdbe|Btree|pcache|wal|pager|"
      r"Pager|Wal"),
     ("hashing and randomness (sha2, base64, getrandom)", r"sha2|Sha256|base64|getrandom|"
      r"compress256|chacha"),
