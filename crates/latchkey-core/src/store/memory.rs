@@ -49,10 +49,12 @@ impl Hasher for DigestHasher {
 /// A map keyed by digests.
 type DigestMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<DigestHasher>>;
 
-/// The live tokens by digest, in [`SHARDS`] maps chosen by the digest's first byte.
+/// The live tokens by digest, in [`SHARDS`] maps chosen by the digest's first byte. Records
+/// are boxed: a map slot is then 40 bytes instead of 260, so the empty slots a hash map keeps
+/// cost little and growing a shard moves little.
 #[derive(Debug)]
 struct Tokens {
-    shards: Vec<DigestMap<TokenRecord>>,
+    shards: Vec<DigestMap<Box<TokenRecord>>>,
 }
 
 impl Default for Tokens {
@@ -69,19 +71,19 @@ impl Tokens {
     }
 
     fn get(&self, key: &[u8; 32]) -> Option<&TokenRecord> {
-        self.shards[Self::shard(key)].get(key)
+        self.shards[Self::shard(key)].get(key).map(|r| &**r)
     }
 
     fn get_mut(&mut self, key: &[u8; 32]) -> Option<&mut TokenRecord> {
-        self.shards[Self::shard(key)].get_mut(key)
+        self.shards[Self::shard(key)].get_mut(key).map(|r| &mut **r)
     }
 
     fn insert(&mut self, key: [u8; 32], record: TokenRecord) {
-        self.shards[Self::shard(&key)].insert(key, record);
+        self.shards[Self::shard(&key)].insert(key, Box::new(record));
     }
 
     fn remove(&mut self, key: &[u8; 32]) -> Option<TokenRecord> {
-        self.shards[Self::shard(key)].remove(key)
+        self.shards[Self::shard(key)].remove(key).map(|r| *r)
     }
 
     fn len(&self) -> usize {
@@ -89,7 +91,10 @@ impl Tokens {
     }
 
     fn iter(&self) -> impl Iterator<Item = (&[u8; 32], &TokenRecord)> {
-        self.shards.iter().flat_map(HashMap::iter)
+        self.shards
+            .iter()
+            .flat_map(HashMap::iter)
+            .map(|(k, r)| (k, &**r))
     }
 }
 
@@ -175,9 +180,11 @@ impl State {
     fn insert(&mut self, record: &TokenRecord) {
         let key = *record.digest.as_bytes();
         self.by_expiry.insert((record.expires_at, key));
+        // Most families have one member (every client_credentials token is its own family):
+        // room for one, not the four a first `push` would reserve.
         self.families
             .entry(record.family.clone())
-            .or_default()
+            .or_insert_with(|| Vec::with_capacity(1))
             .push(key);
         self.tokens.insert(key, record.clone());
     }
