@@ -115,10 +115,15 @@ pub fn random_token(entropy: &dyn Entropy, len: usize) -> String {
 
 /// `len` random bytes as lowercase hex: identifiers that are safe in any URL or file name.
 pub fn random_hex(entropy: &dyn Entropy, len: usize) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut bytes = vec![0u8; len];
     entropy.fill(&mut bytes);
-    let mut hex = String::with_capacity(2 * len);
+    hex(&bytes)
+}
+
+/// `bytes` as lowercase hex, two digits each: for identifiers made from random bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(2 * bytes.len());
     for b in bytes {
         hex.push(char::from(DIGITS[usize::from(b >> 4)]));
         hex.push(char::from(DIGITS[usize::from(b & 0xf)]));

@@ -430,23 +430,20 @@ struct RandomRequestId;
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
         use latchkey_core::entropy::Entropy as _;
-        const DIGITS: &[u8; 16] = b"0123456789abcdef";
         let mut bytes = [0u8; 16];
         OsEntropy.fill(&mut bytes);
         bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
         bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
-        let mut text = [0u8; 36];
-        let mut at = 0;
-        for (i, b) in bytes.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                text[at] = b'-';
-                at += 1;
-            }
-            text[at] = DIGITS[usize::from(b >> 4)];
-            text[at + 1] = DIGITS[usize::from(b & 0xf)];
-            at += 2;
-        }
-        HeaderValue::from_bytes(&text).ok().map(RequestId::new)
+        let hex = latchkey_core::entropy::hex(&bytes);
+        let id = format!(
+            "{}-{}-{}-{}-{}",
+            &hex[..8],
+            &hex[8..12],
+            &hex[12..16],
+            &hex[16..20],
+            &hex[20..]
+        );
+        HeaderValue::from_str(&id).ok().map(RequestId::new)
     }
 }
 

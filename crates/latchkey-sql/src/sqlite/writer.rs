@@ -268,8 +268,7 @@ fn alone(conn: &Connection, op: &Op, counters: &Counters) -> Reply {
 
 /// Runs one statement that takes no parameters (`BEGIN`, `COMMIT`, `ROLLBACK`).
 fn execute(conn: &Connection, sql: &str) -> rusqlite::Result<()> {
-    conn.prepare_cached(sql)?.execute([])?;
-    Ok(())
+    change(conn, sql, []).map(drop)
 }
 
 /// Ends the open transaction, if SQLite has not already ended it (it rolls back by itself
