@@ -262,9 +262,62 @@ async fn introspect(
         list_clients, create_client, get_client, delete_client, list_users, add_user,
         delete_user, set_password, revoke, introspect
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &DescribedResponses)
 )]
 struct ApiDoc;
+
+/// OpenAPI requires a `description` on every response object. Rather than trust each
+/// `#[utoipa::path]` to write one, every response left without one gets the standard reason
+/// phrase of its status (`404` → "Not Found"), so a new endpoint keeps the document valid.
+struct DescribedResponses;
+
+impl utoipa::Modify for DescribedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+                &mut item.query,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(item.additional_operations.values_mut());
+            for operation in operations {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && response.description.trim().is_empty()
+                    {
+                        response.description = reason_phrase(status).to_owned();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reason phrase of an OpenAPI response key (`"404"`, `"4XX"`, `"default"`).
+fn reason_phrase(status: &str) -> &'static str {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or(match status.as_bytes().first() {
+            Some(b'1') => "Informational",
+            Some(b'2') => "Success",
+            Some(b'3') => "Redirection",
+            Some(b'4') => "Client error",
+            Some(b'5') => "Server error",
+            _ => "Any other answer",
+        })
+}
 
 /// Declares the bearer scheme and applies it to every operation.
 struct BearerAuth;
@@ -301,5 +354,41 @@ async fn openapi() -> Response {
             tracing::error!(error = %err, "OpenAPI document did not serialize");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_14_every_response_has_a_description() {
+        let doc = serde_json::to_value(openapi_document()).expect("serializes");
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let Some(responses) = operation.get("responses").and_then(|r| r.as_object()) else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    seen += 1;
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.trim().is_empty()),
+                        "{method} {path} {status} has no description"
+                    );
+                }
+            }
+        }
+        assert!(seen >= 31, "only {seen} responses");
+    }
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase("404"), "Not Found");
+        assert_eq!(reason_phrase("201"), "Created");
+        assert_eq!(reason_phrase("4XX"), "Client error");
+        assert_eq!(reason_phrase("default"), "Any other answer");
     }
 }

@@ -78,6 +78,10 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
+/// The filter directive that keeps audit events in the CLI's log, on top of its default
+/// `warn` (or `RUST_LOG`).
+const AUDIT_DIRECTIVE: &str = "latchkey::audit=info";
+
 /// Installs the subscriber. While serving, lines go through [`Batched`]: formatted on the
 /// request path (JSON by [`JsonLines`]), written by a background thread once per burst, so no
 /// request waits on stderr and no line costs a thread wake-up. Nothing is dropped; when the
@@ -89,9 +93,14 @@ fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     } else {
         "warn"
     };
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The CLI's admin changes are audited like the API's: whatever else is filtered out, its
+    // `latchkey::audit` lines are written.
+    if !serving && let Ok(audit) = AUDIT_DIRECTIVE.parse() {
+        filter = filter.add_directive(audit);
+    }
     let json = match settings.log.format {
         LogFormat::Json => true,
         LogFormat::Text => false,

@@ -59,10 +59,7 @@ fn version(text: &str) -> (u64, u64, u64) {
 fn issue_14_rust_version_covers_the_dependency_tree() {
     let meta = metadata();
     let packages = meta["packages"].as_array().expect("packages");
-    let members: Vec<&Value> = packages
-        .iter()
-        .filter(|p| p["source"].is_null())
-        .collect();
+    let members: Vec<&Value> = packages.iter().filter(|p| p["source"].is_null()).collect();
     assert!(!members.is_empty(), "no workspace member in cargo metadata");
 
     // Every member claims the one workspace version.
@@ -84,7 +81,10 @@ fn issue_14_rust_version_covers_the_dependency_tree() {
         .filter(|p| !p["source"].is_null())
         .filter_map(|p| {
             let rv = p["rust_version"].as_str()?;
-            Some((version(rv), format!("{} {} ({rv})", p["name"], p["version"])))
+            Some((
+                version(rv),
+                format!("{} {} ({rv})", p["name"], p["version"]),
+            ))
         })
         .max()
         .expect("some dependency declares rust-version");
