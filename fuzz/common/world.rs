@@ -47,9 +47,10 @@ pub struct World {
     pub web: (Client, Secret),
     /// Public, with a loopback redirect URI.
     pub native: Client,
-    /// A live code of `web` for [`VERIFIER`], and a live refresh token of `web`.
-    pub code: String,
-    pub refresh: String,
+    /// A live code of `web` for [`VERIFIER`], and a live refresh token of `web`, made on
+    /// first use (most inputs need neither, and making them is most of a run's cost).
+    code: std::cell::OnceCell<String>,
+    refresh: std::cell::OnceCell<String>,
 }
 
 pub fn scopes(raw: &str) -> ScopeSet {
@@ -113,30 +114,40 @@ impl World {
                     GrantType::Implicit,
                 ]),
         );
-        let mut world = Self {
+        Self {
             provider,
             clock,
             conf: (conf, conf_secret.expect("confidential")),
             web: (web, web_secret.expect("confidential")),
             native,
-            code: String::new(),
-            refresh: String::new(),
-        };
-        let first = world.fresh_code();
-        let resp = world.token(
-            &format!(
-                "grant_type=authorization_code&code={first}&redirect_uri={}&code_verifier={VERIFIER}",
-                enc(WEB_REDIRECT)
-            ),
-            Some(&world.web_basic()),
-        );
-        let body: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
-        world.refresh = body["refresh_token"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no refresh token: {body}"))
-            .to_owned();
-        world.code = world.fresh_code();
-        world
+            code: std::cell::OnceCell::new(),
+            refresh: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// The live code (see the field).
+    pub fn code(&self) -> &str {
+        self.refresh();
+        self.code.get_or_init(|| self.fresh_code())
+    }
+
+    /// The live refresh token, from exchanging a first code.
+    pub fn refresh(&self) -> &str {
+        self.refresh.get_or_init(|| {
+            let first = self.fresh_code();
+            let resp = self.token(
+                &format!(
+                    "grant_type=authorization_code&code={first}&redirect_uri={}&code_verifier={VERIFIER}",
+                    enc(WEB_REDIRECT)
+                ),
+                Some(&self.web_basic()),
+            );
+            let body: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
+            body["refresh_token"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no refresh token: {body}"))
+                .to_owned()
+        })
     }
 
     /// A new code of `web` for alice with PKCE ([`VERIFIER`]) and scope `read`.
@@ -166,7 +177,11 @@ impl World {
         use base64::Engine as _;
         format!(
             "Basic {}",
-            base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                enc(id),
+                enc(secret)
+            ))
         )
     }
 
@@ -191,9 +206,15 @@ impl World {
     /// `$WS` / `$CS` (the web and conf secrets), `$VER` (the PKCE verifier), `$RED` (the
     /// web redirect URI, form-encoded).
     pub fn expand(&self, raw: &str) -> String {
-        raw.replace("$CODE", &self.code)
-            .replace("$RT", &enc(&self.refresh))
-            .replace("$WS", &enc(self.web.1.expose()))
+        let mut raw = raw.to_owned();
+        // The refresh token first: making the code after it keeps both live.
+        if raw.contains("$RT") {
+            raw = raw.replace("$RT", &enc(self.refresh()));
+        }
+        if raw.contains("$CODE") {
+            raw = raw.replace("$CODE", self.code());
+        }
+        raw.replace("$WS", &enc(self.web.1.expose()))
             .replace("$CS", &enc(self.conf.1.expose()))
             .replace("$VER", VERIFIER)
             .replace("$RED", &enc(WEB_REDIRECT))
@@ -228,12 +249,15 @@ pub fn assert_token_answer(resp: &HttpResponse) -> serde_json::Value {
             assert!(body["expires_in"].as_u64().is_some());
         }
         400..=499 => {
-            let code = body["error"].as_str().unwrap_or_else(|| panic!("no error: {body}"));
+            let code = body["error"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no error: {body}"));
             assert!(ERROR_CODES.contains(&code), "unknown error code {code}");
             if let Some(d) = body.get("error_description") {
                 let d = d.as_str().expect("description is a string");
                 assert!(
-                    d.chars().all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\'),
+                    d.chars()
+                        .all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\'),
                     "RFC 6749 §5.2 forbids these characters: {d:?}"
                 );
             }

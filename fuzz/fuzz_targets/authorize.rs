@@ -31,7 +31,11 @@ fuzz_target!(|data: &[u8]| {
     let world = World::new();
     let (mut req, fuzz) = parse_request(&world, data);
     req.tls = true;
-    let harness = |name: &str| fuzz.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+    let harness = |name: &str| {
+        fuzz.iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    };
     let logged_in = harness("x-fuzz-user").is_some();
     let decision = match harness("x-fuzz-decision") {
         Some("deny") => Some(Decision::Deny),
@@ -40,7 +44,11 @@ fuzz_target!(|data: &[u8]| {
         None => None,
     };
     let user = alice();
-    let outcome = block_on(world.provider.authorize(&req, logged_in.then_some(&user), decision));
+    let outcome = block_on(
+        world
+            .provider
+            .authorize(&req, logged_in.then_some(&user), decision),
+    );
     // Where the endpoint reads its parameters (RFC 6749 §3.1: the query, or a form POST).
     let raw = if matches!(req.method, Method::Get | Method::Head) {
         req.query.clone()
@@ -66,23 +74,32 @@ fuzz_target!(|data: &[u8]| {
             let mut base = url.clone();
             base.set_fragment(None);
             let ok = registered.iter().any(|r| {
-                let Ok(reg) = url::Url::parse(r) else { return false };
+                let Ok(reg) = url::Url::parse(r) else {
+                    return false;
+                };
                 reg.scheme() == base.scheme()
                     && reg.host_str() == base.host_str()
                     && reg.path() == base.path()
-                    && (reg.port() == base.port() || reg.host_str() == Some("127.0.0.1") || reg.host_str() == Some("[::1]"))
+                    && (reg.port() == base.port()
+                        || reg.host_str() == Some("127.0.0.1")
+                        || reg.host_str() == Some("[::1]"))
                     && base
                         .query()
                         .unwrap_or("")
                         .starts_with(reg.query().unwrap_or(""))
             });
-            assert!(ok, "redirect to {location} is not registered for {client_id}: {registered:?}");
+            assert!(
+                ok,
+                "redirect to {location} is not registered for {client_id}: {registered:?}"
+            );
             let mut params: Vec<(String, String)> = url.query_pairs().into_owned().collect();
             if let Some(f) = url.fragment() {
                 params.extend(form_urlencoded::parse(f.as_bytes()).into_owned());
             }
             assert!(
-                params.iter().any(|(k, v)| k == "iss" && v == "https://auth.example.test"),
+                params
+                    .iter()
+                    .any(|(k, v)| k == "iss" && v == "https://auth.example.test"),
                 "no iss in {location}"
             );
             let grants = params
@@ -97,10 +114,17 @@ fuzz_target!(|data: &[u8]| {
         }
         AuthorizeOutcome::ErrorPage(err) => {
             let page = world.provider.error_page(&err);
-            assert!((400..500).contains(&page.status), "error page status {}", page.status);
+            assert!(
+                (400..500).contains(&page.status),
+                "error page status {}",
+                page.status
+            );
         }
         AuthorizeOutcome::Login(request) | AuthorizeOutcome::Consent(request) => {
-            assert!(matches_registered(&request.client.redirect_uris, &request.redirect_uri));
+            assert!(matches_registered(
+                &request.client.redirect_uris,
+                &request.redirect_uri
+            ));
             assert_eq!(request.client.id.as_str(), client_id);
         }
     }

@@ -32,7 +32,10 @@ fuzz_target!(|data: &[u8]| {
             let again = HttpRequest::new(Method::Get, "/api")
                 .with_header("authorization", format!("Bearer {token}"));
             assert_eq!(
-                bearer_token(&again).ok().flatten().map(|t| t.expose().to_owned()),
+                bearer_token(&again)
+                    .ok()
+                    .flatten()
+                    .map(|t| t.expose().to_owned()),
                 Some(token)
             );
         }

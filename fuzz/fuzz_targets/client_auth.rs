@@ -17,7 +17,9 @@ fn form(raw: &str) -> String {
     form_urlencoded::byte_serialize(raw.as_bytes()).collect()
 }
 
-fn read(req: &HttpRequest) -> Option<Result<Option<Credentials>, latchkey_core::error::OAuthError>> {
+fn read(
+    req: &HttpRequest,
+) -> Option<Result<Option<Credentials>, latchkey_core::error::OAuthError>> {
     let params = Params::parse(&req.body).ok()?;
     Some(Credentials::from_request(req, &params))
 }
@@ -43,7 +45,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match result {
         Err(e) => assert!(
-            matches!(e.code(), ErrorCode::InvalidRequest | ErrorCode::InvalidClient),
+            matches!(
+                e.code(),
+                ErrorCode::InvalidRequest | ErrorCode::InvalidClient
+            ),
             "unexpected error {e:?}"
         ),
         Ok(None) => {

@@ -71,12 +71,19 @@ fuzz_target!(|input: Input| {
     let presented = cookie(&req, name);
     if presented == Some(value) {
         if now.0 < 1600 {
-            assert_eq!(session.as_ref(), Some(&user), "the server's own cookie refused");
+            assert_eq!(
+                session.as_ref(),
+                Some(&user),
+                "the server's own cookie refused"
+            );
         } else {
             assert_eq!(session, None, "an expired session accepted");
         }
     } else {
-        assert_eq!(session, None, "a session cookie the server never set was accepted");
+        assert_eq!(
+            session, None,
+            "a session cookie the server never set was accepted"
+        );
     }
 
     // CSRF: the token made for a cookie passes with that cookie only.
@@ -90,8 +97,15 @@ fuzz_target!(|input: Input| {
     assert!(!cookies.csrf_ok(&bare, Some(&token)));
     if let Some(other) = &input.csrf_token {
         if *other != token {
-            assert!(!cookies.csrf_ok(&with_csrf, Some(other)), "a forged CSRF token passed");
+            assert!(
+                !cookies.csrf_ok(&with_csrf, Some(other)),
+                "a forged CSRF token passed"
+            );
         }
     }
-    assert!(!cookies.csrf_ok(&req, Some(&token)) || cookie(&req, csrf_pair.split('=').next().unwrap_or("")) == csrf_pair.split_once('=').map(|(_, v)| v));
+    assert!(
+        !cookies.csrf_ok(&req, Some(&token))
+            || cookie(&req, csrf_pair.split('=').next().unwrap_or(""))
+                == csrf_pair.split_once('=').map(|(_, v)| v)
+    );
 });

@@ -26,7 +26,10 @@ fuzz_target!(|input: Input<'_>| {
     if let Ok(Some(header)) = AuthorizationHeader::parse(input.header) {
         let mut names = std::collections::BTreeSet::new();
         for (name, _) in &header.params {
-            assert!(name.starts_with("oauth_"), "{name:?} accepted in the header");
+            assert!(
+                name.starts_with("oauth_"),
+                "{name:?} accepted in the header"
+            );
             assert!(names.insert(name.clone()), "{name:?} twice");
         }
         if let Some(realm) = &header.realm {
@@ -64,6 +67,9 @@ fuzz_target!(|input: Input<'_>| {
             decode(parts[1]).expect("URI decodes"),
             base_string_uri(input.url).expect("URI parsed once already")
         );
-        assert_eq!(decode(parts[2]).expect("params decode"), normalize_parameters(&params));
+        assert_eq!(
+            decode(parts[2]).expect("params decode"),
+            normalize_parameters(&params)
+        );
     }
 });

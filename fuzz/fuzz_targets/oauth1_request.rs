@@ -10,9 +10,7 @@
 use arbitrary::Arbitrary;
 use latchkey_core::http::{HttpRequest, Method};
 use latchkey_oauth1::request::SignedRequest;
-use latchkey_oauth1::signature::{
-    Secrets, SignatureMethod, VerifyKey, encode, sign_request,
-};
+use latchkey_oauth1::signature::{Secrets, SignatureMethod, VerifyKey, encode, sign_request};
 use libfuzzer_sys::fuzz_target;
 
 const BASE: &str = "https://api.example.test";
@@ -95,7 +93,10 @@ fn signed(input: Signed) {
     };
     let mut oauth = vec![
         ("oauth_consumer_key".to_owned(), input.consumer_key),
-        ("oauth_signature_method".to_owned(), method.as_str().to_owned()),
+        (
+            "oauth_signature_method".to_owned(),
+            method.as_str().to_owned(),
+        ),
         ("oauth_timestamp".to_owned(), input.timestamp.to_string()),
         ("oauth_nonce".to_owned(), input.nonce),
         ("oauth_version".to_owned(), "1.0".to_owned()),
@@ -127,7 +128,14 @@ fn signed(input: Signed) {
     ) else {
         return;
     };
-    let mut req = HttpRequest::new(if input.post { Method::Post } else { Method::Get }, path);
+    let mut req = HttpRequest::new(
+        if input.post {
+            Method::Post
+        } else {
+            Method::Get
+        },
+        path,
+    );
     req.query = query;
     req = req.with_header("authorization", header.clone());
     if input.post {
@@ -146,7 +154,11 @@ fn signed(input: Signed) {
     };
     assert_eq!(signed.method, method);
     assert!(
-        method.verify(&signed.base_string, &signed.signature, &VerifyKey::Secrets(secrets)),
+        method.verify(
+            &signed.base_string,
+            &signed.signature,
+            &VerifyKey::Secrets(secrets)
+        ),
         "signature of a client-signed request does not verify; base {:?}",
         signed.base_string
     );

@@ -12,12 +12,18 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     assert!(data.len() <= MAX_FORM_BYTES);
-    assert!(std::str::from_utf8(data).is_ok(), "accepted non-UTF-8 input");
+    assert!(
+        std::str::from_utf8(data).is_ok(),
+        "accepted non-UTF-8 input"
+    );
     let pairs: Vec<(&str, &str)> = params.iter().collect();
     assert!(pairs.len() <= MAX_PARAMS);
     for (name, value) in &pairs {
         assert!(!value.is_empty(), "empty value kept for {name:?}");
-        assert!(!value.contains('\u{FFFD}'), "replacement character in a value");
+        assert!(
+            !value.contains('\u{FFFD}'),
+            "replacement character in a value"
+        );
         assert_eq!(params.get(name), Some(*value));
         assert!(params.contains(name));
         assert_eq!(params.require(name).ok(), Some(*value));

@@ -29,7 +29,10 @@ fn check(raw: &str) -> Option<ScopeSet> {
             for token in set.iter() {
                 assert!(!token.is_empty() && token.len() <= 128);
                 assert!(token.bytes().all(scope_char), "invalid token {token:?}");
-                assert!(raw.split(' ').any(|t| t == token), "{token:?} not in {raw:?}");
+                assert!(
+                    raw.split(' ').any(|t| t == token),
+                    "{token:?} not in {raw:?}"
+                );
             }
             let text = set.to_string();
             let again = ScopeSet::parse(&text).expect("canonical form parses");

@@ -30,6 +30,9 @@ fuzz_target!(|data: &[u8]| {
                 .iter()
                 .any(|s| body.contains(*s) || body.contains(&world::enc(s)))
             || body.contains("native");
-        assert!(authenticated, "a token for an unauthenticated request: {req:?} -> {answer}");
+        assert!(
+            authenticated,
+            "a token for an unauthenticated request: {req:?} -> {answer}"
+        );
     }
 });

@@ -24,7 +24,10 @@ fuzz_target!(|data: &[u8]| {
     };
     match TokenRequest::from_params(&params) {
         Ok(request) => {
-            assert_eq!(params.get("grant_type"), Some(request.grant_type().as_str()));
+            assert_eq!(
+                params.get("grant_type"),
+                Some(request.grant_type().as_str())
+            );
             match &request {
                 TokenRequest::AuthorizationCode {
                     code,
@@ -58,7 +61,9 @@ fuzz_target!(|data: &[u8]| {
             assert!(
                 matches!(
                     e.code(),
-                    ErrorCode::InvalidRequest | ErrorCode::InvalidScope | ErrorCode::UnsupportedGrantType
+                    ErrorCode::InvalidRequest
+                        | ErrorCode::InvalidScope
+                        | ErrorCode::UnsupportedGrantType
                 ),
                 "{e:?}"
             );
@@ -67,7 +72,10 @@ fuzz_target!(|data: &[u8]| {
             let body: serde_json::Value = serde_json::from_slice(&resp.body).expect("JSON");
             assert_eq!(body["error"], e.code().as_str());
             if let Some(d) = body["error_description"].as_str() {
-                assert!(d.chars().all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\'));
+                assert!(
+                    d.chars()
+                        .all(|c| matches!(c, ' '..='~') && c != '"' && c != '\\')
+                );
             }
         }
     }
