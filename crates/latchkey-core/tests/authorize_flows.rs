@@ -31,6 +31,8 @@ fn exchange_body(code: &str, client_id: &str, verifier: &str) -> String {
 #[tokio::test]
 async fn public_client_runs_code_flow_with_pkce_through_login_and_consent() {
     let kit = TestKit::new();
+    // Alice exists: the refresh grant at the end refuses subjects that do not.
+    kit.user("alice", "alice-password").await;
     let spa = kit.spa_client().await;
     let query = code_query(spa.id(), "&scope=read+write");
     assert!(matches!(
