@@ -56,6 +56,7 @@ pub mod redirect;
 pub mod resource;
 pub mod scope;
 pub mod secret;
+pub mod session;
 pub mod store;
 pub mod token;
 pub mod user;
@@ -75,8 +76,8 @@ pub mod prelude {
     pub use crate::secret::Secret;
     pub use crate::store::memory::MemoryStore;
     pub use crate::store::{
-        ClientStore, CodeStore, ConsentStore, ProviderStore, StoreError, StoreErrorKind,
-        TokenStore, UserStore,
+        ClientStore, CodeStore, ConsentStore, ProviderStore, SessionStore, StoreError,
+        StoreErrorKind, TokenStore, UserStore,
     };
     pub use crate::user::{
         AuthenticatedUser, Blocking, Inline, NoUsers, StoreUsers, User, UserAuthenticator,

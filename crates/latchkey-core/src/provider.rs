@@ -73,6 +73,18 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::authorize::handle(self, req, user, decision).await
     }
 
+    /// The authorization endpoint for a login whose age is known ([`crate::session`] keeps
+    /// it): honours `prompt=login` and `max_age`. See
+    /// [`crate::endpoint::authorize::handle_with`].
+    pub async fn authorize_with(
+        &self,
+        req: &HttpRequest,
+        auth: Option<crate::endpoint::authorize::Authentication<'_>>,
+        decision: Option<crate::endpoint::authorize::Decision>,
+    ) -> crate::endpoint::authorize::AuthorizeOutcome {
+        crate::endpoint::authorize::handle_with(self, req, auth, decision).await
+    }
+
     /// A response for an authorization error that must not go back to the client: a
     /// redirect to the configured `error_uri`, or a minimal HTML page.
     pub fn error_page(&self, err: &OAuthError) -> HttpResponse {

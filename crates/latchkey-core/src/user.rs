@@ -40,6 +40,21 @@ pub trait UserAuthenticator: Send + Sync + 'static {
         username: &str,
         password: &Secret,
     ) -> impl Future<Output = Result<Option<AuthenticatedUser>, StoreError>> + Send;
+
+    /// Whether the resource owner with this stable `subject` identifier still exists. The
+    /// refresh grant asks before every exchange, so tokens of a deleted user stop working even
+    /// when they live in another store than the users.
+    ///
+    /// The default answers `false`: an authenticator that cannot tell fails closed, and refresh
+    /// tokens issued for users are refused (`invalid_grant`). Implement it when your users
+    /// may refresh tokens; [`StoreUsers`] looks the subject up in its store.
+    fn subject_exists(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send {
+        let _ = subject;
+        async { Ok(false) }
+    }
 }
 
 /// An authenticator that knows no users: for deployments without the password grant.
@@ -119,5 +134,9 @@ impl<S: crate::store::UserStore, B: Blocking> UserAuthenticator for StoreUsers<S
             subject: u.id,
             username: u.username,
         }))
+    }
+
+    async fn subject_exists(&self, subject: &str) -> Result<bool, StoreError> {
+        Ok(self.store.get_user_by_id(subject).await?.is_some())
     }
 }

@@ -1,7 +1,7 @@
 //! The authorization endpoint and the authorization code grant, on the memory store.
 
 use latchkey_core::client::{GrantType, NewClient};
-use latchkey_core::endpoint::authorize::{AuthorizeOutcome, Decision};
+use latchkey_core::endpoint::authorize::{Authentication, AuthorizeOutcome, Decision};
 use latchkey_core::error::ErrorCode;
 use latchkey_core::pkce::s256_challenge;
 use latchkey_core::secret::Secret;
@@ -31,6 +31,8 @@ fn exchange_body(code: &str, client_id: &str, verifier: &str) -> String {
 #[tokio::test]
 async fn public_client_runs_code_flow_with_pkce_through_login_and_consent() {
     let kit = TestKit::new();
+    // Alice exists: the refresh grant at the end refuses subjects that do not.
+    kit.user("alice", "alice-password").await;
     let spa = kit.spa_client().await;
     let query = code_query(spa.id(), "&scope=read+write");
     assert!(matches!(
@@ -292,7 +294,8 @@ async fn denied_consent_redirects_access_denied_with_state() {
 #[tokio::test]
 async fn remembered_consent_skips_the_question_for_the_same_or_fewer_scopes() {
     let kit = TestKit::new();
-    let spa = kit.spa_client().await;
+    // A confidential client: remembered consent never approves a public one (below).
+    let spa = kit.web_client().await;
     let alice = kit.alice();
     let rw = code_query(spa.id(), "&scope=read+write");
     let remember = Some(Decision::Allow { remember: true });
@@ -468,4 +471,125 @@ async fn concurrent_redemptions_of_one_code_have_one_winner() {
         }
     }
     assert_eq!(ok, 1);
+}
+
+/// `GET /authorize?{query}` for `auth`.
+async fn authorize_as(
+    kit: &TestKit,
+    query: &str,
+    auth: Option<Authentication<'_>>,
+) -> AuthorizeOutcome {
+    let mut req =
+        latchkey_core::http::HttpRequest::new(latchkey_core::http::Method::Get, "/authorize");
+    req.query = query.to_owned();
+    kit.provider.authorize_with(&req, auth, None).await
+}
+
+#[tokio::test]
+async fn issue_14_prompt_login_needs_a_login_made_for_the_request() {
+    let kit = TestKit::new();
+    let web = kit.web_client().await;
+    let alice = kit.alice();
+    let query = code_query(web.id(), "&prompt=login");
+    // A live session, even one that just logged in, is not enough.
+    assert!(matches!(
+        kit.authorize(&query, Some(&alice), None).await,
+        AuthorizeOutcome::Login(_)
+    ));
+    let session = Authentication {
+        user: &alice,
+        auth_time: Some(kit.now()),
+        fresh: false,
+    };
+    assert!(matches!(
+        authorize_as(&kit, &query, Some(session)).await,
+        AuthorizeOutcome::Login(_)
+    ));
+    // Only a login completed for this request counts.
+    let fresh = Authentication {
+        fresh: true,
+        ..session
+    };
+    assert!(matches!(
+        authorize_as(&kit, &query, Some(fresh)).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+    // Without prompt=login, the session is enough.
+    assert!(matches!(
+        authorize_as(&kit, &code_query(web.id(), ""), Some(session)).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+}
+
+#[tokio::test]
+async fn issue_14_max_age_needs_a_login_that_recent() {
+    let kit = TestKit::new();
+    let web = kit.web_client().await;
+    let alice = kit.alice();
+    let at = |ago: u64| Authentication {
+        user: &alice,
+        auth_time: Some(latchkey_core::clock::UnixTime(kit.now().0 - ago as i64)),
+        fresh: false,
+    };
+    let max_300 = code_query(web.id(), "&max_age=300");
+    assert!(matches!(
+        authorize_as(&kit, &max_300, Some(at(100))).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+    assert!(matches!(
+        authorize_as(&kit, &max_300, Some(at(301))).await,
+        AuthorizeOutcome::Login(_)
+    ));
+    // A login of unknown age satisfies no max_age.
+    assert!(matches!(
+        kit.authorize(&max_300, Some(&alice), None).await,
+        AuthorizeOutcome::Login(_)
+    ));
+    // prompt=none cannot log in again: login_required.
+    let silent = code_query(web.id(), "&max_age=60&prompt=none");
+    assert_eq!(
+        redirect_params(&authorize_as(&kit, &silent, Some(at(61))).await)["error"],
+        "login_required"
+    );
+    let bad = code_query(web.id(), "&max_age=soon");
+    assert_eq!(
+        redirect_params(&authorize_as(&kit, &bad, Some(at(1))).await)["error"],
+        "invalid_request"
+    );
+}
+
+#[tokio::test]
+async fn issue_14_remembered_consent_never_approves_a_public_client() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let query = code_query(spa.id(), "&scope=read");
+    let remember = Some(Decision::Allow { remember: true });
+    assert!(
+        redirect_params(&kit.authorize(&query, Some(&alice), remember).await).contains_key("code")
+    );
+    // RFC 6749 §10.2: every request of a public client is approved by the user again.
+    assert!(matches!(
+        kit.authorize(&query, Some(&alice), None).await,
+        AuthorizeOutcome::Consent(_)
+    ));
+    assert_eq!(
+        redirect_params(
+            &kit.authorize(
+                &code_query(spa.id(), "&scope=read&prompt=none"),
+                Some(&alice),
+                None
+            )
+            .await
+        )["error"],
+        "consent_required"
+    );
+    // A confidential client's remembered consent still counts.
+    let web = kit.web_client().await;
+    let web_query = code_query(web.id(), "&scope=read");
+    kit.authorize(&web_query, Some(&alice), remember).await;
+    assert!(matches!(
+        kit.authorize(&web_query, Some(&alice), None).await,
+        AuthorizeOutcome::Redirect(_)
+    ));
 }

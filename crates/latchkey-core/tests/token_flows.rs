@@ -397,3 +397,57 @@ async fn audit_events_carry_no_secrets() {
     assert!(!text.contains(secret.expose()));
     assert!(!text.contains(ok.json_body()["access_token"].as_str().expect("token")));
 }
+
+#[tokio::test]
+async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
+    use latchkey_core::store::{ClientStore, UserStore};
+    // Users in one store, tokens in another (as with a fast token store): deleting the user
+    // leaves their refresh token behind, and the grant must refuse it by itself.
+    let tokens = latchkey_core::store::memory::MemoryStore::new();
+    let users = latchkey_core::store::memory::MemoryStore::new();
+    let provider = latchkey_core::provider::Provider::builder(
+        tokens.clone(),
+        latchkey_core::user::StoreUsers::new(users.clone(), latchkey_core::user::Inline),
+    )
+    .build()
+    .expect("valid");
+    let (client, secret) = NewClient::confidential("svc")
+        .grant_types([GrantType::Password, GrantType::RefreshToken])
+        .build(provider.entropy(), provider.clock().now());
+    tokens.put_client(&client).await.expect("put client");
+    let user = latchkey_core::user::User {
+        id: "user-erin".into(),
+        username: "erin".into(),
+        password_hash: latchkey_core::password::hash(&Secret::new("erin-pw"), provider.entropy())
+            .expect("hash"),
+        created_at: provider.clock().now(),
+    };
+    users.put_user(&user).await.expect("put user");
+    let auth = format!(
+        "client_id={}&client_secret={}",
+        client.id,
+        form_encode(secret.expect("secret").expose())
+    );
+    let first = provider
+        .token(&HttpRequest::post_form(
+            "/token",
+            format!("grant_type=password&username=erin&password=erin-pw&{auth}"),
+        ))
+        .await
+        .expect_ok();
+    let refresh = |rt: &str| {
+        HttpRequest::post_form(
+            "/token",
+            format!("grant_type=refresh_token&refresh_token={rt}&{auth}"),
+        )
+    };
+    let second = provider
+        .token(&refresh(first["refresh_token"].as_str().expect("rt")))
+        .await
+        .expect_ok();
+    assert!(users.delete_user("erin").await.expect("delete"));
+    provider
+        .token(&refresh(second["refresh_token"].as_str().expect("rt")))
+        .await
+        .expect_error("invalid_grant");
+}

@@ -41,12 +41,13 @@
  *   refresh (`invalid_grant`) forgets the tokens.
  * - `logout()` revokes the refresh token (and with it every token of the grant) at the
  *   revocation endpoint, then forgets the tokens. The user's login session at Latchkey
- *   itself stays; send the browser to `logoutUrl` to end it too.
+ *   itself stays; send the browser to `logoutUrl` (a page that asks, then ends it) to end it too.
  * - `isAuthenticated`, `accessToken`, `expiresAt` (ms since the epoch), `scope`: the state.
  *
  * Tokens live in this object's memory only, never in localStorage or sessionStorage: a page
  * reload logs the app out (a new `login()` goes through quickly while the Latchkey session
- * lasts, and `login({ prompt: "none" })` does it without showing a page).
+ * lasts: no password, but the consent page, which Latchkey shows to every request of a public
+ * client (RFC 6749 §10.2), so `login({ prompt: "none" })` answers `consent_required`).
  *
  * Endpoints are `${issuer}/authorize`, `/token` and `/revoke`; with `discover: true` they
  * are read from `${issuer}/.well-known/oauth-authorization-server` instead (RFC 8414).
@@ -196,7 +197,7 @@ export class LatchkeyClient {
     return this.#tokens ? this.#tokens.scope : null;
   }
 
-  /** Latchkey's logout page, which ends the user's login session at the server. */
+  /** Latchkey's logout page, which asks the user and then ends their login session at the server. */
   get logoutUrl() {
     return `${this.#issuer}/logout`;
   }

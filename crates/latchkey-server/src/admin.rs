@@ -9,7 +9,9 @@ use latchkey_core::entropy::{OsEntropy, random_hex};
 use latchkey_core::password;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
-use latchkey_core::store::{ClientStore, StoreError, StoreErrorKind, TokenStore, UserStore};
+use latchkey_core::store::{
+    ClientStore, SessionStore, StoreError, StoreErrorKind, TokenStore, UserStore,
+};
 use latchkey_core::token::TokenKind;
 use latchkey_core::user::User;
 use serde::{Deserialize, Serialize};
@@ -350,11 +352,24 @@ impl Admin {
         };
         user.password_hash = hash(password).await?;
         self.store.put_user(&user).await?;
+        // Whoever logged in with the old password is logged out.
+        self.store.delete_sessions_of(&user.id).await?;
         self.audit("user_password_changed", username);
         Ok(())
     }
 
-    /// Deletes a user and every token issued for them.
+    /// Ends every login session of a user ("log out everywhere"); returns how many there were.
+    /// Tokens already issued stay valid until they expire or are revoked.
+    pub async fn logout_user(&self, username: &str) -> Result<u64, AdminError> {
+        let Some(user) = self.store.get_user(username).await? else {
+            return Err(AdminError::NotFound(format!("no user {username:?}")));
+        };
+        let ended = self.store.delete_sessions_of(&user.id).await?;
+        self.audit("user_logged_out", username);
+        Ok(ended)
+    }
+
+    /// Deletes a user, every token issued for them and their login sessions.
     pub async fn delete_user(&self, username: &str) -> Result<(), AdminError> {
         if !self.store.delete_user(username).await? {
             return Err(AdminError::NotFound(format!("no user {username:?}")));

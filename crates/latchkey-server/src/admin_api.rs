@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use latchkey_core::secret::{Digest, Secret};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use utoipa::{OpenApi, ToSchema};
 
@@ -38,6 +38,7 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
             axum::routing::delete(delete_user),
         )
         .route("/admin/users/{username}/password", put(set_password))
+        .route("/admin/users/{username}/logout", post(logout_user))
         .route("/admin/tokens/revoke", post(revoke))
         .route("/admin/tokens/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -229,6 +230,29 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// How many login sessions "log out everywhere" ended.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoggedOut {
+    /// The number of sessions that ended.
+    pub sessions: u64,
+}
+
+/// Ends every login session of a user ("log out everywhere"): their browsers must log in
+/// again. Tokens already issued stay valid until they expire or are revoked.
+#[utoipa::path(post, path = "/admin/users/{username}/logout", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses(
+        (status = 200, body = LoggedOut, description = "the user's sessions ended"),
+        (status = 404, description = "no such user"),
+        (status = 401, description = "no valid admin token")))]
+async fn logout_user(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+) -> Result<Json<LoggedOut>, AdminError> {
+    let sessions = api.admin.logout_user(&username).await?;
+    Ok(Json(LoggedOut { sessions }))
+}
+
 /// Revokes a token, whoever it was issued to.
 #[utoipa::path(post, path = "/admin/tokens/revoke", tag = "tokens", request_body = TokenBody,
     responses((status = 200, body = Revoked), (status = 400), (status = 401)))]
@@ -260,7 +284,7 @@ async fn introspect(
     ),
     paths(
         list_clients, create_client, get_client, delete_client, list_users, add_user,
-        delete_user, set_password, revoke, introspect
+        delete_user, set_password, logout_user, revoke, introspect
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

@@ -140,10 +140,15 @@ pub struct CreateClient {
 pub enum UserCommand {
     /// Add a user; the password is read from the terminal, or from stdin.
     Add(UserPassword),
-    /// Change a user's password.
+    /// Change a user's password (ends every login session of the user).
     Passwd(UserPassword),
-    /// Delete a user and every token issued for them.
+    /// Delete a user, every token issued for them and their login sessions.
     Delete {
+        /// The user name.
+        username: String,
+    },
+    /// Log a user out everywhere: end every login session of the user.
+    Logout {
         /// The user name.
         username: String,
     },
@@ -323,6 +328,11 @@ async fn user_inner(cmd: UserCommand, admin: &Admin) -> anyhow::Result<()> {
         UserCommand::Delete { username } => {
             admin.delete_user(&username).await?;
             println!("Deleted user {username:?} and their tokens.");
+            Ok(())
+        }
+        UserCommand::Logout { username } => {
+            let ended = admin.logout_user(&username).await?;
+            println!("Logged {username:?} out everywhere ({ended} sessions ended).");
             Ok(())
         }
         UserCommand::List => {

@@ -200,8 +200,8 @@ pub struct PkceSettings {
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
 pub struct UiSettings {
-    /// A directory whose `login.html`, `consent.html`, `error.html`, `logged_out.html` or
-    /// `base.html` replace the built-in templates.
+    /// A directory whose `login.html`, `consent.html`, `error.html`, `logout.html`,
+    /// `logged_out.html` or `base.html` replace the built-in templates.
     pub templates_dir: Option<PathBuf>,
     /// How long a login lasts, in seconds.
     pub session_ttl: u64,

@@ -1,6 +1,6 @@
-//! Store selection: a durable store for clients, users and consent (SQLite, PostgreSQL,
-//! MySQL/MariaDB or memory), optionally with a fast store for tokens and codes (Redis or
-//! memcached). Enums delegate by `match`: static dispatch on the hot path (DESIGN.md).
+//! Store selection: a durable store for clients, users, consent and login sessions (SQLite,
+//! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens and codes
+//! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path (DESIGN.md).
 //!
 //! With a fast store, deleting a client or a user in the durable store also deletes its
 //! tokens and codes in the fast one, so nothing issued to them keeps working.
@@ -9,10 +9,11 @@ use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
+use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, TokenOwner, TokenStore,
-    UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError, TokenOwner,
+    TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -231,6 +232,41 @@ impl UserStore for AnyStore {
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         crate::metrics::timed("list_users", async {
             durable!(self, s => s.list_users().await)
+        })
+        .await
+    }
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        crate::metrics::timed("get_user_by_id", async {
+            durable!(self, s => s.get_user_by_id(id).await)
+        })
+        .await
+    }
+}
+
+/// Login sessions live with users in the durable store, never in the fast one: a session
+/// must end when its user does, and outlive a cache eviction.
+impl SessionStore for AnyStore {
+    async fn save_session(&self, session: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
+        crate::metrics::timed("save_session", async {
+            durable!(self, s => s.save_session(session, now).await)
+        })
+        .await
+    }
+    async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        crate::metrics::timed("load_session", async {
+            durable!(self, s => s.load_session(digest).await)
+        })
+        .await
+    }
+    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+        crate::metrics::timed("delete_session", async {
+            durable!(self, s => s.delete_session(digest).await)
+        })
+        .await
+    }
+    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+        crate::metrics::timed("delete_sessions_of", async {
+            durable!(self, s => s.delete_sessions_of(subject).await)
         })
         .await
     }

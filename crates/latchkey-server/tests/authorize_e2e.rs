@@ -110,6 +110,27 @@ impl Agent {
         let req = self.http.post(url).form(form);
         self.send(req).await
     }
+
+    /// A form post with extra request headers (what a browser adds: `Origin`, `Sec-Fetch-Site`).
+    async fn post_with(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Page {
+        let mut req = self.http.post(url).form(form);
+        for (name, value) in headers {
+            req = req.header(*name, *value);
+        }
+        self.send(req).await
+    }
+
+    /// Another user agent holding copies of this one's cookies (a stolen or copied cookie jar).
+    fn copy(&self) -> Self {
+        let mut other = Self::new();
+        other.cookies = self.cookies.clone();
+        other
+    }
 }
 
 struct Setup {
@@ -199,6 +220,20 @@ impl Setup {
             "plain-HTTP loopback development has no Secure flag"
         );
         agent.get(&self.server.url(after.location())).await
+    }
+}
+
+impl Setup {
+    /// Logs out the way a browser does: the confirmation page, then its form.
+    async fn logout(&self, agent: &mut Agent) -> Page {
+        let confirm = agent.get(&self.server.url("/logout")).await;
+        assert_eq!(confirm.status, 200, "{}", confirm.body);
+        agent
+            .post(
+                &self.server.url("/logout"),
+                &[("csrf_token", &confirm.field("csrf_token"))],
+            )
+            .await
     }
 }
 
@@ -303,7 +338,7 @@ async fn public_client_runs_the_code_flow_with_pkce_end_to_end() {
 }
 
 #[tokio::test]
-async fn remembered_consent_skips_the_page_next_time() {
+async fn issue_14_remembered_consent_does_not_skip_the_page_for_a_public_client() {
     let s = setup();
     let mut agent = Agent::new();
     let consent = s.login(&mut agent, "").await;
@@ -319,13 +354,13 @@ async fn remembered_consent_skips_the_page_next_time() {
         )
         .await;
     assert_eq!(first.status, 303);
+    assert!(query_of(first.location()).contains_key("code"));
+    // RFC 6749 §10.2: the client is public, so the user is asked again, and not offered to
+    // remember the answer.
     let second = agent.get(&s.authorize_url("")).await;
-    assert_eq!(
-        second.status, 302,
-        "no page the second time: {}",
-        second.body
-    );
-    assert!(query_of(second.location()).contains_key("code"));
+    assert_eq!(second.status, 200, "{}", second.body);
+    assert!(second.body.contains("Signed in as"), "{}", second.body);
+    assert!(!second.body.contains("name=\"remember\""));
 }
 
 #[tokio::test]
@@ -440,7 +475,7 @@ async fn logout_ends_the_session() {
     let mut agent = Agent::new();
     let consent = s.login(&mut agent, "").await;
     assert!(consent.body.contains("Signed in as"));
-    let out = agent.get(&s.server.url("/logout")).await;
+    let out = s.logout(&mut agent).await;
     assert_eq!(out.status, 200);
     let again = agent.get(&s.authorize_url("")).await;
     assert!(
@@ -485,4 +520,187 @@ async fn repeated_wrong_passwords_on_the_login_page_are_refused_with_429() {
         "even the right password is not checked while refused"
     );
     assert_eq!(refused.field("request"), login.field("request"));
+}
+
+/// Whether `page` is the login page (not consent, not a redirect with a code).
+fn is_login_page(page: &Page) -> bool {
+    page.status == 200 && page.body.contains("Sign in") && !page.body.contains("Signed in as")
+}
+
+#[tokio::test]
+async fn issue_14_a_cookie_copied_before_logout_fails_after_it() {
+    let s = setup();
+    let mut agent = Agent::new();
+    s.login(&mut agent, "").await;
+    let mut thief = agent.copy();
+    assert!(
+        thief
+            .get(&s.authorize_url(""))
+            .await
+            .body
+            .contains("Signed in as"),
+        "the copy works while the session lives"
+    );
+    assert_eq!(s.logout(&mut agent).await.status, 200);
+    let after = thief.get(&s.authorize_url("")).await;
+    assert!(is_login_page(&after), "{}", after.body);
+}
+
+#[tokio::test]
+async fn issue_14_a_deleted_user_s_cookie_gets_the_login_page() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    cli(s._dir.path(), &["user", "delete", "alice"], None);
+    let page = agent.get(&s.authorize_url("")).await;
+    assert!(is_login_page(&page), "{}", page.body);
+    // The consent form shown before the deletion gets no code either.
+    let post = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert!(!post.location().contains("code="), "{}", post.location());
+}
+
+#[tokio::test]
+async fn issue_14_a_password_change_ends_the_user_s_sessions() {
+    let s = setup();
+    let mut agent = Agent::new();
+    s.login(&mut agent, "").await;
+    cli(
+        s._dir.path(),
+        &["user", "passwd", "alice", "--password-stdin"],
+        Some("a-new-password\n"),
+    );
+    let page = agent.get(&s.authorize_url("")).await;
+    assert!(is_login_page(&page), "{}", page.body);
+}
+
+#[tokio::test]
+async fn issue_14_user_logout_ends_every_session_of_the_user() {
+    let s = setup();
+    let mut laptop = Agent::new();
+    let mut phone = Agent::new();
+    s.login(&mut laptop, "").await;
+    s.login(&mut phone, "").await;
+    let out = cli(s._dir.path(), &["user", "logout", "alice"], None);
+    assert!(out.contains("2 sessions ended"), "{out}");
+    for agent in [&mut laptop, &mut phone] {
+        let page = agent.get(&s.authorize_url("")).await;
+        assert!(is_login_page(&page), "{}", page.body);
+    }
+}
+
+#[tokio::test]
+async fn issue_14_prompt_login_asks_for_the_password_even_with_a_session() {
+    let s = setup();
+    let mut agent = Agent::new();
+    s.login(&mut agent, "").await;
+    // The login page, although a session is live; logging in there leads on to consent.
+    let consent = s.login(&mut agent, "&prompt=login").await;
+    assert!(consent.body.contains("Signed in as"), "{}", consent.body);
+    let done = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("login_ticket", &consent.field("login_ticket")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert!(query_of(done.location()).contains_key("code"));
+    // The same request again, without a new login: the login page again.
+    let again = agent.get(&s.authorize_url("&prompt=login")).await;
+    assert!(is_login_page(&again), "{}", again.body);
+}
+
+#[tokio::test]
+async fn issue_14_cross_site_form_posts_are_refused() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let login = agent.get(&s.authorize_url("")).await;
+    let form = [
+        ("csrf_token", login.field("csrf_token")),
+        ("request", login.field("request")),
+        ("username", "alice".to_owned()),
+        ("password", "alice-password".to_owned()),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    for headers in [
+        [("origin", "https://evil.example")],
+        [("origin", "null")],
+        [("sec-fetch-site", "cross-site")],
+    ] {
+        let page = agent
+            .post_with(&s.server.url("/login"), &form, &headers)
+            .await;
+        assert_eq!(page.status, 403, "{headers:?}");
+        assert!(!agent.cookies.contains_key("lk_session"), "{headers:?}");
+    }
+    let base = s.server.base.clone();
+    let page = agent
+        .post_with(
+            &s.server.url("/login"),
+            &form,
+            &[("origin", &base), ("sec-fetch-site", "same-origin")],
+        )
+        .await;
+    assert_eq!(
+        page.status, 303,
+        "the issuer's own origin passes: {}",
+        page.body
+    );
+}
+
+#[tokio::test]
+async fn issue_14_csrf_tokens_are_bound_to_the_session_and_get_logout_only_asks() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let login = agent.get(&s.authorize_url("")).await;
+    let consent = s.login(&mut agent, "").await;
+    // The token of the page before login does not work for the session after it.
+    let stale = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &login.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(stale.status, 403, "{}", stale.body);
+    // A link or an image to /logout only shows a question; the session lives on.
+    let confirm = agent.get(&s.server.url("/logout")).await;
+    assert!(confirm.body.contains("method=\"post\""), "{}", confirm.body);
+    assert!(agent.cookies.contains_key("lk_session"));
+    assert!(
+        agent
+            .get(&s.authorize_url(""))
+            .await
+            .body
+            .contains("Signed in as"),
+        "GET /logout does not log out"
+    );
+    // A logout post without the token is refused.
+    let forged = agent
+        .post(&s.server.url("/logout"), &[("csrf_token", "forged")])
+        .await;
+    assert_eq!(forged.status, 403);
+    assert!(
+        agent
+            .get(&s.authorize_url(""))
+            .await
+            .body
+            .contains("Signed in as")
+    );
 }

@@ -574,6 +574,12 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
     )
     .await;
     assert_eq!(status, 204);
+    // "Log out everywhere" (issue 14): ends every login session of the user.
+    let (status, ended) = call(reqwest::Method::POST, "/admin/users/bob/logout", None).await;
+    assert_eq!(status, 200, "{ended}");
+    assert_eq!(ended["sessions"], 0);
+    let (status, _) = call(reqwest::Method::POST, "/admin/users/nobody/logout", None).await;
+    assert_eq!(status, 404);
     let (status, _, tokens) = post_token(
         &http,
         &server,
@@ -645,6 +651,7 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
         "/admin/clients/{id}",
         "/admin/users",
         "/admin/users/{username}/password",
+        "/admin/users/{username}/logout",
         "/admin/tokens/revoke",
         "/admin/tokens/introspect",
     ] {
@@ -658,6 +665,7 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
         "client_created",
         "user_added",
         "user_password_changed",
+        "user_logged_out",
         "user_deleted",
         "client_deleted",
     ] {

@@ -18,6 +18,7 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
+use latchkey_core::session::SessionRecord;
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
@@ -190,6 +191,14 @@ macro_rules! oauth1_access_columns {
     };
 }
 
+/// The columns of `sessions`, in the order [`session`] reads them.
+macro_rules! session_columns {
+    () => {
+        "digest, subject, username, auth_time, expires_at"
+    };
+}
+
+pub(crate) use session_columns;
 pub(crate) use {
     client_columns, code_columns, oauth1_access_columns, oauth1_request_columns, token_columns,
     user_columns,
@@ -276,6 +285,17 @@ pub(crate) fn user(row: &impl Columns) -> Result<User, StoreError> {
         username: row.text("username")?,
         password_hash: row.text("password_hash")?,
         created_at: UnixTime(row.int("created_at")?),
+    })
+}
+
+/// Decodes a row selected with [`session_columns`].
+pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
+    Ok(SessionRecord {
+        digest: digest(&row.bytes("digest")?)?,
+        subject: row.text("subject")?,
+        username: row.text("username")?,
+        auth_time: UnixTime(row.int("auth_time")?),
+        expires_at: UnixTime(row.int("expires_at")?),
     })
 }
 

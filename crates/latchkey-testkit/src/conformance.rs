@@ -10,8 +10,9 @@ use latchkey_core::entropy::{OsEntropy, random_token};
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
+use latchkey_core::session::SessionRecord;
 use latchkey_core::store::{
-    CodeStore, CodeTake, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
+    CodeStore, CodeTake, Rotation, SessionStore, Store, StoreErrorKind, TokenOwner, TokenStore,
 };
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
@@ -45,6 +46,10 @@ macro_rules! store_conformance {
             consent_is_remembered_replaced_and_revoked,
             deleting_users_and_clients_forgets_their_consent,
             tokens_of_an_owner_can_be_deleted_without_touching_others,
+            users_are_found_by_id,
+            sessions_read_back_and_end_one_by_one_or_all_of_a_subject,
+            expired_sessions_are_not_found_and_are_swept,
+            deleting_a_user_ends_their_sessions,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -844,4 +849,148 @@ pub async fn tokens_and_codes_expire_by_themselves<S: FastStore>(store: S) {
             "a token that has not expired vanished"
         );
     }
+}
+
+/// A user with `id` and `username`, for the session checks.
+fn plain_user(id: &str, username: &str) -> User {
+    User {
+        id: id.into(),
+        username: username.into(),
+        password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
+        created_at: now(),
+    }
+}
+
+/// A session of `subject`, logged in five seconds ago and ending `ttl` seconds from now.
+fn session(subject: &str, ttl: u64) -> (Secret, SessionRecord) {
+    let id = Secret::new(random_token(&OsEntropy, 32));
+    let now = now();
+    let record = SessionRecord {
+        digest: id.digest(),
+        subject: subject.into(),
+        username: format!("name of {subject} ünï"),
+        auth_time: UnixTime(now.0 - 5),
+        expires_at: now.plus(ttl),
+    };
+    (id, record)
+}
+
+/// Users can be looked up by their stable id (the token subject), exactly.
+pub async fn users_are_found_by_id<S: Store>(store: S) {
+    let user = plain_user("u-ïd-1", "idalice");
+    store.put_user(&user).await.expect("put");
+    assert_eq!(
+        store.get_user_by_id("u-ïd-1").await.expect("get"),
+        Some(user)
+    );
+    assert_eq!(store.get_user_by_id("u-ïd-1 ").await.expect("get"), None);
+    assert_eq!(store.get_user_by_id("idalice").await.expect("get"), None);
+    assert!(store.delete_user("idalice").await.expect("delete"));
+    assert_eq!(store.get_user_by_id("u-ïd-1").await.expect("get"), None);
+}
+
+/// A saved session reads back exactly by its digest; it ends alone, or with every session of
+/// its subject.
+pub async fn sessions_read_back_and_end_one_by_one_or_all_of_a_subject<S: Store>(store: S) {
+    let (_, a1) = session("subject-a", 3600);
+    let (_, a2) = session("subject-a", 3600);
+    let (_, b) = session("subject-b", 3600);
+    for s in [&a1, &a2, &b] {
+        store.save_session(s, now()).await.expect("save");
+    }
+    assert_eq!(
+        store.find_session(&a1.digest, now()).await.expect("find"),
+        Some(a1.clone())
+    );
+    let unknown = Secret::new("never-issued").digest();
+    assert_eq!(
+        store.find_session(&unknown, now()).await.expect("find"),
+        None
+    );
+    assert!(store.delete_session(&a1.digest).await.expect("delete"));
+    assert!(
+        !store
+            .delete_session(&a1.digest)
+            .await
+            .expect("delete twice")
+    );
+    assert_eq!(
+        store.find_session(&a1.digest, now()).await.expect("find"),
+        None
+    );
+    assert_eq!(
+        store
+            .delete_sessions_of("subject-a")
+            .await
+            .expect("delete all"),
+        1
+    );
+    assert_eq!(
+        store.find_session(&a2.digest, now()).await.expect("find"),
+        None
+    );
+    assert_eq!(
+        store.find_session(&b.digest, now()).await.expect("find"),
+        Some(b),
+        "another subject's session is untouched"
+    );
+    assert_eq!(
+        store.delete_sessions_of("subject-a").await.expect("again"),
+        0
+    );
+}
+
+/// An expired session is never found, and a later write forgets it.
+pub async fn expired_sessions_are_not_found_and_are_swept<S: Store>(store: S) {
+    let (_, short) = session("subject-s", 60);
+    store.save_session(&short, now()).await.expect("save");
+    assert!(
+        store
+            .find_session(&short.digest, now().plus(60))
+            .await
+            .expect("find")
+            .is_none(),
+        "expired at expires_at"
+    );
+    let (_, later) = session("subject-t", 3600);
+    store
+        .save_session(&later, now().plus(120))
+        .await
+        .expect("save");
+    assert_eq!(
+        store.load_session(&short.digest).await.expect("load"),
+        None,
+        "swept by a later write"
+    );
+    assert!(
+        store
+            .load_session(&later.digest)
+            .await
+            .expect("load")
+            .is_some()
+    );
+}
+
+/// Deleting a user ends every session of theirs.
+pub async fn deleting_a_user_ends_their_sessions<S: Store>(store: S) {
+    store
+        .put_user(&plain_user("u-sess", "carol"))
+        .await
+        .expect("put");
+    let (_, one) = session("u-sess", 3600);
+    let (_, two) = session("u-sess", 3600);
+    let (_, other) = session("u-other", 3600);
+    for s in [&one, &two, &other] {
+        store.save_session(s, now()).await.expect("save");
+    }
+    assert!(store.delete_user("carol").await.expect("delete"));
+    assert_eq!(store.load_session(&one.digest).await.expect("load"), None);
+    assert_eq!(store.load_session(&two.digest).await.expect("load"), None);
+    assert!(
+        store
+            .load_session(&other.digest)
+            .await
+            .expect("load")
+            .is_some()
+    );
 }

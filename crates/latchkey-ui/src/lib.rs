@@ -10,23 +10,29 @@
 //! |---|---|
 //! | `GET`/`POST /authorize` | [`Ui::authorize`] (the consent form posts here) |
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
-//! | `GET`/`POST /logout` | [`Ui::logout`] |
+//! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
 //!
-//! Pages are server-rendered, work without JavaScript, escape everything, carry signed CSRF
-//! tokens and a strict Content-Security-Policy. An embedder with its own login implements
-//! [`Login`] and keeps the built-in consent page.
+//! Pages are server-rendered, work without JavaScript, escape everything, carry expiring,
+//! session-bound CSRF tokens and a strict Content-Security-Policy; every form post must come
+//! from the issuer's own origin. The built-in login keeps its sessions in the store
+//! ([`latchkey_core::session`]), so logout, a password change or a deleted user ends them. An
+//! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
 pub mod oauth1;
 pub mod pages;
 pub mod session;
 
-use latchkey_core::endpoint::authorize::{AuthorizationRequest, AuthorizeOutcome, Decision};
+use latchkey_core::clock::UnixTime;
+use latchkey_core::endpoint::authorize::{
+    Authentication, AuthorizationRequest, AuthorizeOutcome, Decision,
+};
 use latchkey_core::error::OAuthError;
 use latchkey_core::events::Event;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
 use latchkey_core::params::Params;
 use latchkey_core::provider::Provider;
 use latchkey_core::secret::Secret;
+use latchkey_core::session::SessionRecord;
 use latchkey_core::store::ProviderStore;
 use latchkey_core::user::{AuthenticatedUser, UserAuthenticator};
 use minijinja::context;
@@ -58,7 +64,7 @@ pub trait Login: Send + Sync + 'static {
 }
 
 /// Latchkey's own login: the built-in page, users from the provider's authenticator, and a
-/// signed session cookie.
+/// server-side session whose id the browser holds in a signed cookie.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct BuiltinLogin;
 
@@ -123,7 +129,24 @@ impl UiConfig {
     }
 }
 
-const RESERVED: [&str; 5] = ["csrf_token", "decision", "remember", "request", "password"];
+const RESERVED: [&str; 6] = [
+    "csrf_token",
+    "decision",
+    "remember",
+    "request",
+    "password",
+    "login_ticket",
+];
+
+/// How long after a login its ticket still proves a login for the request (`prompt=login`).
+const LOGIN_TICKET_TTL: u64 = 600;
+
+/// The user of a request, and when they last entered their password (if Latchkey's own
+/// session says so).
+struct Current {
+    user: AuthenticatedUser,
+    auth_time: Option<UnixTime>,
+}
 
 impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
     /// A user interface for `provider`, rendering `pages`, authenticating with `login`.
@@ -145,10 +168,52 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         &self.inner.provider
     }
 
+    /// The live server-side session of `req`'s session cookie. A store failure counts as no
+    /// session (and is logged): the user is asked to log in rather than let in.
+    async fn session(&self, req: &HttpRequest) -> Option<SessionRecord> {
+        let id = self.inner.cookies.session_id(req)?;
+        let p = &self.inner.provider;
+        match p.store().find_session(&id.digest(), p.clock().now()).await {
+            Ok(session) => session,
+            Err(err) => {
+                tracing::warn!(error = %err, "login session lookup failed");
+                None
+            }
+        }
+    }
+
+    async fn current(&self, req: &HttpRequest) -> Option<Current> {
+        let session = self.session(req).await;
+        let builtin = session.as_ref().map(SessionRecord::user);
+        let user = self.inner.login.current_user(req, builtin).await?;
+        let auth_time = session
+            .filter(|s| s.subject == user.subject)
+            .map(|s| s.auth_time);
+        Some(Current { user, auth_time })
+    }
+
     async fn user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
+        self.current(req).await.map(|c| c.user)
+    }
+
+    /// The login ticket of this request if it proves a login completed for `request` (a form's
+    /// or query's parameters) by the current session, recently.
+    fn fresh_ticket<'a>(
+        &self,
+        req: &HttpRequest,
+        current: Option<&Current>,
+        request: &str,
+        ticket: Option<&'a str>,
+    ) -> Option<&'a str> {
+        let ticket = ticket?;
+        let auth_time = current?.auth_time?;
         let now = self.inner.provider.clock().now();
-        let builtin = self.inner.cookies.session(req, now);
-        self.inner.login.current_user(req, builtin).await
+        (auth_time.seconds_until(now) <= LOGIN_TICKET_TTL
+            && self
+                .inner
+                .cookies
+                .login_ticket_ok(req, &canonical(request), ticket))
+        .then_some(ticket)
     }
 
     /// `GET /authorize` starts (or resumes) an authorization; `POST /authorize` is the
@@ -157,13 +222,18 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         if req.method == Method::Post {
             return self.decide(req).await;
         }
-        let user = self.user(req).await;
+        let current = self.current(req).await;
+        let query_ticket = Params::parse(req.query.as_bytes())
+            .ok()
+            .and_then(|q| q.get("login_ticket").map(str::to_owned));
+        let ticket = self.fresh_ticket(req, current.as_ref(), &req.query, query_ticket.as_deref());
         let outcome = self
             .inner
             .provider
-            .authorize(req, user.as_ref(), None)
+            .authorize_with(req, authentication(current.as_ref(), ticket), None)
             .await;
-        self.render(req, outcome, user.as_ref(), None).await
+        let user = current.as_ref().map(|c| &c.user);
+        self.render(req, outcome, user, None, ticket).await
     }
 
     async fn decide(&self, req: &HttpRequest) -> HttpResponse {
@@ -179,13 +249,21 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             _ => return self.error(req, &OAuthError::invalid_request("no decision was made")),
         };
         let original = original_request(&form, req);
-        let user = self.user(req).await;
+        let current = self.current(req).await;
+        let ticket = self.fresh_ticket(
+            req,
+            current.as_ref(),
+            form.get("request").unwrap_or(""),
+            form.get("login_ticket"),
+        );
+        let auth = authentication(current.as_ref(), ticket);
         let outcome = self
             .inner
             .provider
-            .authorize(&original, user.as_ref(), user.as_ref().map(|_| decision))
+            .authorize_with(&original, auth, auth.map(|_| decision))
             .await;
-        self.render(req, outcome, user.as_ref(), None).await
+        let user = current.as_ref().map(|c| &c.user);
+        self.render(req, outcome, user, None, ticket).await
     }
 
     /// `POST /login`: checks the built-in login form and, on success, sets the session and
@@ -211,7 +289,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                         username: username.to_owned(),
                         throttled: Some(throttled.retry_after),
                     };
-                    return self.render(req, outcome, None, Some(failure)).await;
+                    return self.render(req, outcome, None, Some(failure), None).await;
                 }
                 Err(err) => return self.error(req, &err.into()),
             }
@@ -242,16 +320,16 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 username: username.to_owned(),
                 throttled: None,
             };
-            return self.render(req, outcome, None, Some(failure)).await;
+            return self.render(req, outcome, None, Some(failure), None).await;
         };
-        let session = self.inner.cookies.login(&user, p.clock().now());
+        let (session, request) = match self.start_session(req, &user, form.get("request")).await {
+            Ok(started) => started,
+            Err(err) => return self.error(req, &err),
+        };
         HttpResponse {
             status: 303,
             headers: vec![
-                (
-                    "location".into(),
-                    self.authorize_path(form.get("request").unwrap_or("")),
-                ),
+                ("location".into(), self.authorize_path(&request)),
                 ("set-cookie".into(), session),
                 ("cache-control".into(), "no-store".into()),
             ],
@@ -259,9 +337,59 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         }
     }
 
-    /// `GET`/`POST /logout`: ends the built-in session.
-    pub async fn logout(&self, _req: &HttpRequest) -> HttpResponse {
+    /// After a successful login: ends the browser's previous session, stores a new one and
+    /// returns its `Set-Cookie` value, with the authorization request to return to (`request`,
+    /// canonical) carrying a login ticket that proves this login was made for it.
+    async fn start_session(
+        &self,
+        req: &HttpRequest,
+        user: &AuthenticatedUser,
+        request: Option<&str>,
+    ) -> Result<(String, String), OAuthError> {
         let p = &self.inner.provider;
+        let now = p.clock().now();
+        if let Some(old) = self.inner.cookies.session_id(req) {
+            p.store().delete_session(&old.digest()).await?;
+        }
+        let (id, record) =
+            latchkey_core::session::start(user, self.inner.cookies.session_ttl(), p.entropy(), now);
+        p.store().save_session(&record, now).await?;
+        let request = canonical(request.unwrap_or(""));
+        let ticket = self.inner.cookies.login_ticket(&id, &request);
+        let query = if request.is_empty() {
+            format!("login_ticket={ticket}")
+        } else {
+            format!("{request}&login_ticket={ticket}")
+        };
+        Ok((self.inner.cookies.login(&id), query))
+    }
+
+    /// `GET /logout` asks for confirmation (a page with a form, so another site cannot log
+    /// the user out with a link or an image); the form's `POST /logout` ends the session in
+    /// the store and drops the cookie.
+    pub async fn logout(&self, req: &HttpRequest) -> HttpResponse {
+        let p = &self.inner.provider;
+        if req.method != Method::Post {
+            let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
+            let ctx = context! {
+                csrf_token => csrf,
+                logout_action => format!("{}/logout", self.inner.base_path),
+            };
+            return with_cookie(
+                self.inner
+                    .pages
+                    .render("logout.html", 200, ctx, p.entropy()),
+                set_cookie,
+            );
+        }
+        if let Err(page) = self.checked_form(req) {
+            return page;
+        }
+        if let Some(id) = self.inner.cookies.session_id(req)
+            && let Err(err) = p.store().delete_session(&id.digest()).await
+        {
+            return self.error(req, &err.into());
+        }
         let mut page = self
             .inner
             .pages
@@ -283,8 +411,16 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 &OAuthError::invalid_request("expected a form post").with_status(400),
             ));
         }
+        if self.cross_site(req) {
+            return Err(self.error(
+                req,
+                &OAuthError::invalid_request("the form was posted from another site")
+                    .with_status(403),
+            ));
+        }
         let form = Params::parse(&req.body).map_err(|e| self.error(req, &e))?;
-        if !self.inner.cookies.csrf_ok(req, form.get("csrf_token")) {
+        let now = self.inner.provider.clock().now();
+        if !self.inner.cookies.csrf_ok(req, form.get("csrf_token"), now) {
             return Err(self.error(
                 req,
                 &OAuthError::invalid_request(
@@ -296,14 +432,30 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         Ok(form)
     }
 
+    /// Whether a form post comes from another site: the browser says so in `Sec-Fetch-Site`,
+    /// or its `Origin` is not the issuer's. Checked before the CSRF token, on every page post.
+    fn cross_site(&self, req: &HttpRequest) -> bool {
+        if req
+            .header("sec-fetch-site")
+            .is_some_and(|site| site.eq_ignore_ascii_case("cross-site"))
+        {
+            return true;
+        }
+        req.header("origin").is_some_and(|origin| {
+            !origin.eq_ignore_ascii_case(&origin_of(&self.inner.provider.config().issuer))
+        })
+    }
+
     async fn render(
         &self,
         req: &HttpRequest,
         outcome: AuthorizeOutcome,
         user: Option<&AuthenticatedUser>,
         failure: Option<LoginFailure>,
+        login_ticket: Option<&str>,
     ) -> HttpResponse {
         let p = &self.inner.provider;
+        let now = p.clock().now();
         match outcome {
             AuthorizeOutcome::Redirect(response) => response,
             AuthorizeOutcome::ErrorPage(err) => self.error(req, &err),
@@ -316,7 +468,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 {
                     return redirect;
                 }
-                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
                 let (status, error, username, retry_after) = match failure {
                     Some(LoginFailure {
                         username,
@@ -357,8 +509,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 page
             }
             AuthorizeOutcome::Consent(request) => {
-                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
-                let ctx = self.consent_context(&request, user, csrf);
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
+                let mut ctx = self.consent_context(&request, user, csrf);
+                if let Some(ticket) = login_ticket {
+                    ctx = context! { login_ticket => ticket, ..ctx };
+                }
                 with_cookie(
                     self.inner
                         .pages
@@ -395,6 +550,8 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             request => serialize(&request.params),
             authorize_action => format!("{}/authorize", self.inner.base_path),
             redirect_host => redirect_host,
+            // RFC 6749 §10.2: a public client's approval is never remembered.
+            may_remember => request.client.client_type() != latchkey_core::client::ClientType::Public,
         }
     }
 
@@ -444,6 +601,41 @@ fn original_client_id(form: &Params) -> String {
         .ok()
         .and_then(|p| p.get("client_id").map(str::to_owned))
         .unwrap_or_default()
+}
+
+/// What the core is told about the user: their session's login time, and whether the
+/// request carries a valid login ticket (a login made for it).
+fn authentication<'a>(
+    current: Option<&'a Current>,
+    ticket: Option<&str>,
+) -> Option<Authentication<'a>> {
+    current.map(|c| Authentication {
+        user: &c.user,
+        auth_time: c.auth_time,
+        fresh: ticket.is_some(),
+    })
+}
+
+/// The canonical form of an authorization request's query: its parameters sorted, minus the
+/// pages' own; what a login ticket signs.
+fn canonical(query: &str) -> String {
+    Params::parse(query.as_bytes())
+        .map(|params| serialize(&params))
+        .unwrap_or_default()
+}
+
+/// The origin (scheme, host and port) of the issuer URL, as browsers send it in `Origin`.
+fn origin_of(issuer: &str) -> String {
+    let Some((scheme, rest)) = issuer.split_once("://") else {
+        return issuer.to_owned();
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    let authority = match scheme {
+        "https" => authority.strip_suffix(":443").unwrap_or(authority),
+        "http" => authority.strip_suffix(":80").unwrap_or(authority),
+        _ => authority,
+    };
+    format!("{scheme}://{authority}")
 }
 
 /// The request's parameters, minus anything the pages use themselves.

@@ -81,7 +81,10 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             let outcome = oauth1.authorize(&token_request(&form), None, None).await;
             return self.oauth1_render(req, outcome, None, Some(username));
         };
-        let session = self.inner.cookies.login(&user, p.clock().now());
+        let session = match self.start_session(req, &user, None).await {
+            Ok((session, _)) => session,
+            Err(err) => return self.error(req, &err),
+        };
         HttpResponse {
             status: 303,
             headers: vec![
@@ -133,7 +136,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 {
                     return redirect;
                 }
-                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
                 let (status, error) = match failed_username {
                     Some(_) => (401, Some("Incorrect user name or password.")),
                     None => (200, None),
@@ -159,7 +162,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 oauth_token,
                 callback_host,
             } => {
-                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy());
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
                 let scopes: Vec<minijinja::Value> = realms
                     .iter()
                     .map(|s| {

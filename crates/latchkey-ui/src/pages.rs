@@ -8,11 +8,12 @@ use minijinja::Environment;
 use std::path::Path;
 
 /// The templates every deployment has; an override directory may replace any of them.
-pub const TEMPLATES: [(&str, &str); 6] = [
+pub const TEMPLATES: [(&str, &str); 7] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
     ("error.html", include_str!("../templates/error.html")),
+    ("logout.html", include_str!("../templates/logout.html")),
     (
         "logged_out.html",
         include_str!("../templates/logged_out.html"),

@@ -1,12 +1,19 @@
-//! Signed cookies: the login session and the CSRF token.
+//! Signed cookies: the login session, the CSRF token and the login ticket.
 //!
-//! Both are HMAC-SHA256 signed with a [`SessionKey`] the operator keeps (the server stores it
-//! in its data directory; several nodes share one). The session cookie holds who is logged in
-//! and until when; it is `HttpOnly`, `SameSite=Lax`, and `Secure` unless the server runs on
-//! plain HTTP for development, in which case the `__Host-` prefix is dropped too.
+//! All are HMAC-SHA256 signed with a [`SessionKey`] the operator keeps (the server stores it
+//! in its data directory; several nodes share one). The session cookie holds only the random
+//! id of a server-side session ([`latchkey_core::session`]): who is logged in, and until when,
+//! is in the store, so logging out, a password change or the user's deletion ends it. It is
+//! `HttpOnly`, `SameSite=Lax`, and `Secure` unless the server runs on plain HTTP for
+//! development, in which case the `__Host-` prefix is dropped too.
 //!
-//! CSRF uses a signed double submit: a random `csrf` cookie, and in each form the HMAC of that
-//! cookie. A cross-site form can neither read the cookie nor forge the HMAC.
+//! CSRF uses a signed double submit: a random `csrf` cookie, and in each form a token that is
+//! the HMAC of that cookie, of the session cookie (or its absence, before login) and of an
+//! expiry time. A cross-site form can neither read the cookies nor forge the HMAC; a token
+//! leaked from one session is useless in the next, and every token dies after [`CSRF_TTL`].
+//!
+//! A login ticket proves that a login was completed for one authorization request (what
+//! `prompt=login` asks for): the HMAC of the new session's id and the request.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -14,8 +21,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::entropy::{Entropy, random_token};
 use latchkey_core::http::HttpRequest;
-use latchkey_core::user::AuthenticatedUser;
-use serde::{Deserialize, Serialize};
+use latchkey_core::secret::Secret;
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -66,12 +72,8 @@ impl std::fmt::Debug for SessionKey {
     }
 }
 
-#[derive(Serialize, Deserialize)]
-struct SessionClaims {
-    sub: String,
-    name: String,
-    exp: i64,
-}
+/// How long a form's CSRF token stays valid, in seconds.
+pub const CSRF_TTL: u64 = 3600;
 
 /// Cookie settings and the signing key.
 #[derive(Clone, Debug)]
@@ -105,34 +107,43 @@ impl Cookies {
         format!("; Path=/; HttpOnly; SameSite=Lax; Max-Age={max_age}{secure}")
     }
 
-    /// The logged-in user of `req`, if its session cookie is valid and unexpired at `now`.
-    pub fn session(&self, req: &HttpRequest, now: UnixTime) -> Option<AuthenticatedUser> {
-        let value = cookie(req, &self.name("lk_session"))?;
-        let (payload, tag) = value.split_once('.')?;
-        if !self.key.verify("session", payload, tag) {
-            return None;
-        }
-        let claims: SessionClaims = serde_json::from_slice(&B64.decode(payload).ok()?).ok()?;
-        (now.0 < claims.exp).then_some(AuthenticatedUser {
-            subject: claims.sub,
-            username: claims.name,
-        })
+    /// How long a login lasts, in seconds.
+    pub fn session_ttl(&self) -> u64 {
+        self.session_ttl
     }
 
-    /// A `Set-Cookie` value that logs `user` in from `now`.
-    pub fn login(&self, user: &AuthenticatedUser, now: UnixTime) -> String {
-        let claims = SessionClaims {
-            sub: user.subject.clone(),
-            name: user.username.clone(),
-            exp: now.plus(self.session_ttl).0,
-        };
-        let payload = B64.encode(serde_json::to_vec(&claims).unwrap_or_default());
-        let tag = B64.encode(self.key.tag("session", &payload));
+    /// The session id in `req`'s session cookie, if the cookie carries our signature. Whether
+    /// the session still exists is the store's to say.
+    pub fn session_id(&self, req: &HttpRequest) -> Option<Secret> {
+        let value = cookie(req, &self.name("lk_session"))?;
+        let (id, tag) = value.split_once('.')?;
+        self.key.verify("session", id, tag).then(|| Secret::new(id))
+    }
+
+    /// A `Set-Cookie` value that carries the session `id`.
+    pub fn login(&self, id: &Secret) -> String {
+        let tag = B64.encode(self.key.tag("session", id.expose()));
         format!(
-            "{}={payload}.{tag}{}",
+            "{}={}.{tag}{}",
             self.name("lk_session"),
+            id.expose(),
             self.attributes(self.session_ttl)
         )
+    }
+
+    /// A ticket saying that the session `id` was created by a login for the authorization
+    /// request `request` (its canonical query).
+    pub fn login_ticket(&self, id: &Secret, request: &str) -> String {
+        B64.encode(self.key.tag("login", &format!("{}|{request}", id.expose())))
+    }
+
+    /// Whether `ticket` was issued by [`Cookies::login_ticket`] for `req`'s session and
+    /// `request`.
+    pub fn login_ticket_ok(&self, req: &HttpRequest, request: &str, ticket: &str) -> bool {
+        self.session_id(req).is_some_and(|id| {
+            self.key
+                .verify("login", &format!("{}|{request}", id.expose()), ticket)
+        })
     }
 
     /// A `Set-Cookie` value that logs out.
@@ -140,27 +151,57 @@ impl Cookies {
         format!("{}={}", self.name("lk_session"), self.attributes(0))
     }
 
-    /// The CSRF token for forms on this response, and a `Set-Cookie` when a new CSRF cookie
-    /// must be sent.
-    pub fn csrf(&self, req: &HttpRequest, entropy: &dyn Entropy) -> (String, Option<String>) {
+    /// The CSRF token for forms on this response (valid for [`CSRF_TTL`] from `now`, for
+    /// this browser's CSRF cookie and session cookie), and a `Set-Cookie` when a new CSRF
+    /// cookie must be sent.
+    pub fn csrf(
+        &self,
+        req: &HttpRequest,
+        entropy: &dyn Entropy,
+        now: UnixTime,
+    ) -> (String, Option<String>) {
         let name = self.name("lk_csrf");
         let (value, set) = match cookie(req, &name).filter(|v| v.len() == 43) {
             Some(v) => (v.to_owned(), None),
             None => {
                 let v = random_token(entropy, 32);
-                let set = format!("{name}={v}{}", self.attributes(3600));
+                // The cookie outlives any token made for it, so a token dies by its own expiry.
+                let set = format!("{name}={v}{}", self.attributes(2 * CSRF_TTL));
                 (v, Some(set))
             }
         };
-        (B64.encode(self.key.tag("csrf", &value)), set)
+        let expires = now.plus(CSRF_TTL).0;
+        let tag = self.csrf_tag(&value, self.session_cookie(req), expires);
+        (format!("{expires}.{}", B64.encode(tag)), set)
     }
 
-    /// Whether a posted form's `token` matches the request's CSRF cookie.
-    pub fn csrf_ok(&self, req: &HttpRequest, token: Option<&str>) -> bool {
-        match (cookie(req, &self.name("lk_csrf")), token) {
-            (Some(value), Some(token)) => self.key.verify("csrf", value, token),
-            _ => false,
-        }
+    /// Whether a posted form's `token` was made for the request's CSRF cookie and session
+    /// cookie, and is unexpired at `now`.
+    pub fn csrf_ok(&self, req: &HttpRequest, token: Option<&str>, now: UnixTime) -> bool {
+        let (Some(value), Some(token)) = (cookie(req, &self.name("lk_csrf")), token) else {
+            return false;
+        };
+        let Some((expires, tag)) = token.split_once('.') else {
+            return false;
+        };
+        let Ok(expires) = expires.parse::<i64>() else {
+            return false;
+        };
+        let Ok(tag) = B64.decode(tag) else {
+            return false;
+        };
+        let expected = self.csrf_tag(value, self.session_cookie(req), expires);
+        now.0 < expires && tag.len() == 32 && bool::from(expected.ct_eq(&tag))
+    }
+
+    fn csrf_tag(&self, csrf_cookie: &str, session_cookie: &str, expires: i64) -> [u8; 32] {
+        self.key
+            .tag("csrf", &format!("{csrf_cookie}|{session_cookie}|{expires}"))
+    }
+
+    /// The raw session cookie (empty before login), which CSRF tokens are bound to.
+    fn session_cookie<'a>(&self, req: &'a HttpRequest) -> &'a str {
+        cookie(req, &self.name("lk_session")).unwrap_or("")
     }
 }
 
@@ -180,9 +221,13 @@ mod tests {
     use super::*;
     use latchkey_core::entropy::SeededEntropy;
 
-    fn with_cookie(set_cookie: &str) -> HttpRequest {
-        let pair = set_cookie.split(';').next().expect("name=value");
-        HttpRequest::new(latchkey_core::http::Method::Get, "/").with_header("cookie", pair)
+    fn with_cookies(set_cookies: &[&str]) -> HttpRequest {
+        let pairs: Vec<&str> = set_cookies
+            .iter()
+            .map(|c| c.split(';').next().expect("name=value"))
+            .collect();
+        HttpRequest::new(latchkey_core::http::Method::Get, "/")
+            .with_header("cookie", pairs.join("; "))
     }
 
     fn cookies(secure: bool) -> Cookies {
@@ -190,49 +235,82 @@ mod tests {
     }
 
     #[test]
-    fn session_round_trips_and_expires() {
+    fn session_cookie_carries_a_signed_id() {
         let c = cookies(true);
-        let user = AuthenticatedUser {
-            subject: "s-1".into(),
-            username: "ünï".into(),
-        };
-        let set = c.login(&user, UnixTime(1000));
-        assert!(set.starts_with("__Host-lk_session="));
+        let id = Secret::new("random-session-id");
+        let set = c.login(&id);
+        assert!(set.starts_with("__Host-lk_session=random-session-id."));
         assert!(set.contains("HttpOnly") && set.contains("SameSite=Lax") && set.contains("Secure"));
-        let req = with_cookie(&set);
-        assert_eq!(c.session(&req, UnixTime(1599)), Some(user));
-        assert_eq!(c.session(&req, UnixTime(1600)), None, "expired");
-    }
-
-    #[test]
-    fn tampered_or_foreign_sessions_are_rejected() {
-        let c = cookies(false);
-        let user = AuthenticatedUser {
-            subject: "s-1".into(),
-            username: "bob".into(),
-        };
-        let set = c.login(&user, UnixTime(0));
-        assert!(!set.contains("Secure"));
-        let forged = set.replacen("lk_session=", "lk_session=e30", 1);
-        assert_eq!(c.session(&with_cookie(&forged), UnixTime(1)), None);
-        let other = Cookies::new(SessionKey::new([7; 32]), false, 600);
-        assert_eq!(other.session(&with_cookie(&set), UnixTime(1)), None);
+        let req = with_cookies(&[&set]);
+        assert_eq!(
+            c.session_id(&req).map(|s| s.expose().to_owned()),
+            Some("random-session-id".into())
+        );
+        let forged = set.replacen("random-session-id", "another-session-id", 1);
+        assert!(c.session_id(&with_cookies(&[&forged])).is_none());
+        let other = Cookies::new(SessionKey::new([7; 32]), true, 600);
+        assert!(other.session_id(&req).is_none());
     }
 
     #[test]
     fn csrf_token_matches_only_its_cookie() {
         let c = cookies(false);
         let e = SeededEntropy::new(1);
+        let now = UnixTime(1000);
         let bare = HttpRequest::new(latchkey_core::http::Method::Get, "/");
-        let (token, set) = c.csrf(&bare, &e);
+        let (token, set) = c.csrf(&bare, &e, now);
         let set = set.expect("a new CSRF cookie");
-        let req = with_cookie(&set);
-        assert!(c.csrf_ok(&req, Some(&token)));
-        assert!(!c.csrf_ok(&req, None));
-        assert!(!c.csrf_ok(&bare, Some(&token)), "no cookie, no pass");
-        let (other_token, _) = c.csrf(&bare, &e);
-        assert!(!c.csrf_ok(&req, Some(&other_token)));
-        let (again, none) = c.csrf(&req, &e);
+        let req = with_cookies(&[&set]);
+        assert!(c.csrf_ok(&req, Some(&token), now));
+        assert!(!c.csrf_ok(&req, None, now));
+        assert!(!c.csrf_ok(&bare, Some(&token), now), "no cookie, no pass");
+        let (other_token, _) = c.csrf(&bare, &e, now);
+        assert!(!c.csrf_ok(&req, Some(&other_token), now));
+        let (again, none) = c.csrf(&req, &e, now);
         assert_eq!((again, none), (token, None), "an existing cookie is reused");
+    }
+
+    #[test]
+    fn issue_14_csrf_tokens_expire_and_are_bound_to_the_session() {
+        let c = cookies(false);
+        let e = SeededEntropy::new(1);
+        let now = UnixTime(1000);
+        let (_, set) = c.csrf(
+            &HttpRequest::new(latchkey_core::http::Method::Get, "/"),
+            &e,
+            now,
+        );
+        let csrf = set.expect("cookie");
+        let session = c.login(&Secret::new("session-one"));
+        let logged_in = with_cookies(&[&csrf, &session]);
+        let (token, _) = c.csrf(&logged_in, &e, now);
+        assert!(c.csrf_ok(&logged_in, Some(&token), now.plus(CSRF_TTL - 1)));
+        assert!(
+            !c.csrf_ok(&logged_in, Some(&token), now.plus(CSRF_TTL)),
+            "expired"
+        );
+        let later = with_cookies(&[&csrf, &c.login(&Secret::new("session-two"))]);
+        assert!(!c.csrf_ok(&later, Some(&token), now), "another session");
+        assert!(
+            !c.csrf_ok(&with_cookies(&[&csrf]), Some(&token), now),
+            "logged out"
+        );
+        let stretched = token.replacen(&now.plus(CSRF_TTL).0.to_string(), "99999999999", 1);
+        assert!(
+            !c.csrf_ok(&logged_in, Some(&stretched), now),
+            "expiry is signed"
+        );
+    }
+
+    #[test]
+    fn login_ticket_is_for_one_session_and_one_request() {
+        let c = cookies(false);
+        let id = Secret::new("session-one");
+        let ticket = c.login_ticket(&id, "client_id=a&prompt=login");
+        let req = with_cookies(&[&c.login(&id)]);
+        assert!(c.login_ticket_ok(&req, "client_id=a&prompt=login", &ticket));
+        assert!(!c.login_ticket_ok(&req, "client_id=b&prompt=login", &ticket));
+        let other = with_cookies(&[&c.login(&Secret::new("session-two"))]);
+        assert!(!c.login_ticket_ok(&other, "client_id=a&prompt=login", &ticket));
     }
 }

@@ -14,6 +14,7 @@
 //! every later error is redirected to the client with `state` and `iss`.
 
 use crate::client::{Client, ClientType, GrantType};
+use crate::clock::UnixTime;
 use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
@@ -60,6 +61,9 @@ pub struct AuthorizationRequest {
     pub nonce: Option<String>,
     /// The `prompt` values (`none`, `login`, `consent`, `select_account`).
     pub prompt: Vec<String>,
+    /// `max_age` (OpenID Connect Core §3.1.2.1): the oldest login, in seconds, the client
+    /// accepts; an older one must be repeated.
+    pub max_age: Option<u64>,
     /// The request's own parameters, to carry through login and consent forms unchanged.
     pub params: Params,
     /// Where implicit-grant tokens may be used, for clients that bind their tokens.
@@ -75,6 +79,48 @@ impl AuthorizationRequest {
 
     fn prompts(&self, value: &str) -> bool {
         self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Who is logged in, and how recently: what `prompt=login` and `max_age` are checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct Authentication<'a> {
+    /// The logged-in user.
+    pub user: &'a AuthenticatedUser,
+    /// When the user last entered their credentials, if known (a server-side session keeps it).
+    /// Unknown satisfies no `max_age`.
+    pub auth_time: Option<UnixTime>,
+    /// Whether the user completed a login for this very authorization request: the only
+    /// login that satisfies `prompt=login`.
+    pub fresh: bool,
+}
+
+impl<'a> Authentication<'a> {
+    /// `user`, logged in at an unknown time and not for this request: enough unless the
+    /// client sent `prompt=login` or `max_age`.
+    pub fn of(user: &'a AuthenticatedUser) -> Self {
+        Self {
+            user,
+            auth_time: None,
+            fresh: false,
+        }
+    }
+
+    /// Whether `request` wants the user to log in again despite this authentication.
+    fn too_old_for(&self, request: &AuthorizationRequest, now: UnixTime) -> bool {
+        if self.fresh {
+            return false;
+        }
+        // OpenID Connect Core §3.1.2.1, prompt=login: "The Authorization Server SHOULD
+        // prompt the End-User for reauthentication." Only a login made for this request counts.
+        if request.prompts("login") {
+            return true;
+        }
+        // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to
+        // actively re-authenticate the End-User."
+        request
+            .max_age
+            .is_some_and(|max| self.auth_time.is_none_or(|at| at.seconds_until(now) > max))
     }
 }
 
@@ -106,7 +152,8 @@ pub enum AuthorizeOutcome {
 }
 
 /// Answers one authorization request for `user` (if someone is logged in), with the user's
-/// `decision` when this is the consent form's post.
+/// `decision` when this is the consent form's post. The login's age is unknown: a request
+/// with `prompt=login` or `max_age` asks for a login again (see [`handle_with`]).
 pub async fn handle<S, U>(
     p: &Provider<S, U>,
     req: &HttpRequest,
@@ -117,10 +164,30 @@ where
     S: ProviderStore,
     U: UserAuthenticator,
 {
+    handle_with(p, req, user.map(Authentication::of), decision).await
+}
+
+/// Answers one authorization request for the logged-in user described by `auth` (if any),
+/// with the user's `decision` when this is the consent form's post. A login older than the
+/// request's `max_age`, or any login but a fresh one under `prompt=login`, counts as none.
+pub async fn handle_with<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+    auth: Option<Authentication<'_>>,
+    decision: Option<Decision>,
+) -> AuthorizeOutcome
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
     let request = match validate(p, req).await {
         Ok(request) => request,
         Err(outcome) => return outcome,
     };
+    let now = p.clock().now();
+    let user = auth
+        .filter(|a| !a.too_old_for(&request, now))
+        .map(|a| a.user);
     let Some(user) = user else {
         if request.prompts("none") {
             return error_redirect(
@@ -147,6 +214,8 @@ where
             )
         }
         Some(Decision::Allow { remember }) => {
+            // A public client's approval is never remembered: see the auto-approval rule below.
+            let remember = remember && request.client.client_type() != ClientType::Public;
             if remember && let Err(err) = remember_consent(p, &request, user).await {
                 return error_redirect(p, &request, &err);
             }
@@ -166,7 +235,11 @@ where
                 Ok(scope) => scope,
                 Err(err) => return error_redirect(p, &request, &err.into()),
             };
-            let approved = remembered.is_some_and(|s| request.scope.is_subset(&s));
+            // RFC 6749 §10.2: the server "SHOULD NOT process repeated authorization requests
+            // automatically (without active resource owner interaction)" for a public client,
+            // whose identity anyone can claim: remembered consent approves confidential ones only.
+            let approved = request.client.client_type() != ClientType::Public
+                && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
                 respond(p, &request, user).await
             } else if request.prompts("none") {
@@ -288,6 +361,7 @@ where
                     .collect()
             })
             .unwrap_or_default(),
+        max_age: None,
         params: Params::default(),
         binding: None,
         see_other: req.method == Method::Post,
@@ -349,6 +423,15 @@ where
             )),
         ));
     }
+    request.max_age = match params.get("max_age").map(str::parse::<u64>).transpose() {
+        Ok(max_age) => max_age,
+        Err(_) => {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request("max_age must be a non-negative integer"),
+            ));
+        }
+    };
     if request.prompts("none") && request.prompt.len() > 1 {
         return Err(fail(
             &request,

@@ -46,6 +46,14 @@ where
     if !record.is_active(now) {
         return Err(invalid());
     }
+    // A refresh token stands for the resource owner's grant; once the owner is gone, so is
+    // the grant, also when their tokens live in another store than the users.
+    if let Some(subject) = &record.subject
+        && !p.users().subject_exists(subject).await?
+    {
+        tracing::info!(client_id = %client.id, "refresh token of a deleted user refused");
+        return Err(invalid());
+    }
     // basic_oauth: "a mismatch destroys the session". A bound refresh token presented from
     // another User-Agent or address is treated as stolen.
     if let Some(bound) = &record.binding

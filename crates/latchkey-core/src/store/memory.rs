@@ -12,13 +12,14 @@
 //! 10^5 live tokens fell from 160 ms with one map).
 
 use super::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, StoreErrorKind,
-    TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError,
+    StoreErrorKind, TokenOwner, TokenStore, UserStore,
 };
 use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
+use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use crate::user::User;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -171,6 +172,9 @@ struct State {
     codes_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
     /// Remembered consent by (subject, client id).
     consents: HashMap<(String, String), ScopeSet>,
+    /// Login sessions by digest, and the same keys by expiry for the sweep.
+    sessions: DigestMap<SessionRecord>,
+    sessions_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
 }
 
 impl MemoryStore {
@@ -217,6 +221,30 @@ impl State {
             self.codes_by_expiry.pop_first();
             self.codes.remove(&key);
         }
+    }
+
+    fn sweep_sessions(&mut self, now: UnixTime) {
+        while let Some(&(expiry, key)) = self.sessions_by_expiry.first() {
+            if expiry > now {
+                break;
+            }
+            self.sessions_by_expiry.pop_first();
+            self.sessions.remove(&key);
+        }
+    }
+
+    fn remove_sessions_of(&mut self, subject: &str) -> u64 {
+        let doomed: Vec<(UnixTime, [u8; 32])> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.subject == subject)
+            .map(|(k, s)| (s.expires_at, *k))
+            .collect();
+        for entry in &doomed {
+            self.sessions.remove(&entry.1);
+            self.sessions_by_expiry.remove(entry);
+        }
+        u64::try_from(doomed.len()).unwrap_or(u64::MAX)
     }
 
     fn remove_codes_where(&mut self, pred: impl Fn(&CodeRecord) -> bool) {
@@ -326,11 +354,46 @@ impl UserStore for MemoryStore {
         state.remove_tokens_where(|r| r.subject.as_deref() == Some(user.id.as_str()));
         state.remove_codes_where(|c| c.subject == user.id);
         state.consents.retain(|(subject, _), _| *subject != user.id);
+        state.remove_sessions_of(&user.id);
         Ok(true)
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         Ok(self.lock().users.values().cloned().collect())
+    }
+
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        Ok(self.lock().users.values().find(|u| u.id == id).cloned())
+    }
+}
+
+impl SessionStore for MemoryStore {
+    async fn save_session(&self, session: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        state.sweep_sessions(now);
+        let key = *session.digest.as_bytes();
+        state.sessions_by_expiry.insert((session.expires_at, key));
+        state.sessions.insert(key, session.clone());
+        Ok(())
+    }
+
+    async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock().sessions.get(digest.as_bytes()).cloned())
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        let Some(session) = state.sessions.remove(digest.as_bytes()) else {
+            return Ok(false);
+        };
+        state
+            .sessions_by_expiry
+            .remove(&(session.expires_at, *digest.as_bytes()));
+        Ok(true)
+    }
+
+    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+        Ok(self.lock().remove_sessions_of(subject))
     }
 }
 

@@ -15,6 +15,7 @@ use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
+use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 use std::future::Future;
@@ -109,11 +110,19 @@ pub trait UserStore: Send + Sync + 'static {
     /// same `username` is a [`StoreErrorKind::Conflict`].
     fn put_user(&self, user: &User) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Deletes a user and every token issued for them; `false` if there was none.
+    /// Deletes a user, every token issued for them and their login sessions; `false` if there
+    /// was none.
     fn delete_user(&self, username: &str) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Every user, ordered by user name.
     fn list_users(&self) -> impl Future<Output = Result<Vec<User>, StoreError>> + Send;
+
+    /// The user whose stable identifier (token subject) is `id`: lets the core ask whether a
+    /// subject still exists (the refresh grant refuses a deleted one).
+    fn get_user_by_id(
+        &self,
+        id: &str,
+    ) -> impl Future<Output = Result<Option<User>, StoreError>> + Send;
 }
 
 /// Whose tokens to delete: a client's, or a resource owner's.
@@ -237,11 +246,67 @@ pub trait ConsentStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 }
 
-/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes and
-/// consent (users come through the separate [`crate::user::UserAuthenticator`]).
-pub trait ProviderStore: ClientStore + TokenStore + CodeStore + ConsentStore {}
-impl<T: ClientStore + TokenStore + CodeStore + ConsentStore> ProviderStore for T {}
+/// Server-side login sessions ([`crate::session`]): long-lived like consent, they belong in
+/// the durable store. Deleting a user (`UserStore::delete_user`) deletes their sessions too.
+/// A store forgets expired sessions itself, while it writes.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Stores a new session, durably before returning; may sweep sessions expired at `now`.
+    fn save_session(
+        &self,
+        session: &SessionRecord,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// The session with `digest` as stored, expired or not; callers use
+    /// [`SessionStore::find_session`], which applies the expiry rule.
+    fn load_session(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
+
+    /// The session with `digest` if it is still active at `now` (the rule is
+    /// [`SessionRecord::is_active`], the same for every backend).
+    fn find_session(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send {
+        async move {
+            Ok(self
+                .load_session(digest)
+                .await?
+                .filter(|s| s.is_active(now)))
+        }
+    }
+
+    /// Ends one session (logout); `false` if there was none.
+    fn delete_session(
+        &self,
+        digest: &Digest,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Ends every session of `subject` (password change, "log out everywhere"); returns how
+    /// many there were.
+    fn delete_sessions_of(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+}
+
+/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent
+/// and login sessions (users come through the separate [`crate::user::UserAuthenticator`]).
+pub trait ProviderStore:
+    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore
+{
+}
+impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore> ProviderStore for T {}
 
 /// A store that keeps everything: what the `latchkey` server runs on.
-pub trait Store: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + Clone {}
-impl<T: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + Clone> Store for T {}
+pub trait Store:
+    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone
+{
+}
+impl<T: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone>
+    Store for T
+{
+}

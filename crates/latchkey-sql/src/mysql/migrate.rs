@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/mysql/0002_oauth1.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sessions",
+        sql: include_str!("../../migrations/mysql/0003_sessions.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

@@ -20,6 +20,7 @@
 
 mod migrate;
 mod oauth1;
+mod sessions;
 mod tokens;
 
 use crate::error::from_sqlx;
@@ -236,6 +237,7 @@ impl UserStore for MySqlStore {
             "DELETE FROM consents WHERE subject = ?",
             "DELETE FROM oauth1_request_tokens WHERE subject = ?",
             "DELETE FROM oauth1_access_tokens WHERE subject = ?",
+            "DELETE FROM sessions WHERE subject = ?",
             "DELETE FROM users WHERE id = ?",
         ] {
             sqlx::query(sql)
@@ -258,6 +260,24 @@ impl UserStore for MySqlStore {
         .await
         .map_err(from_sqlx)?;
         rows.iter().map(rows::user).collect()
+    }
+
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        // PAD SPACE (MySQL): compare exactly once decoded.
+        Ok(row
+            .as_ref()
+            .map(rows::user)
+            .transpose()?
+            .filter(|user| user.id == id))
     }
 }
 

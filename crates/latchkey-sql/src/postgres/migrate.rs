@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/postgres/0002_oauth1.sql"),
     },
+    Migration {
+        version: 3,
+        name: "sessions",
+        sql: include_str!("../../migrations/postgres/0003_sessions.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.

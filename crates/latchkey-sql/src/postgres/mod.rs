@@ -13,6 +13,7 @@
 
 mod migrate;
 mod oauth1;
+mod sessions;
 mod tokens;
 
 use crate::error::from_sqlx;
@@ -207,6 +208,7 @@ impl UserStore for PgStore {
             "DELETE FROM consents WHERE subject = $1",
             "DELETE FROM oauth1_request_tokens WHERE subject = $1",
             "DELETE FROM oauth1_access_tokens WHERE subject = $1",
+            "DELETE FROM sessions WHERE subject = $1",
         ] {
             sqlx::query(sql)
                 .bind(&id)
@@ -228,6 +230,19 @@ impl UserStore for PgStore {
         .await
         .map_err(from_sqlx)?;
         rows.iter().map(rows::user).collect()
+    }
+
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            user_columns!(),
+            " FROM users WHERE id = $1"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        row.as_ref().map(rows::user).transpose()
     }
 }
 

@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/sqlite/0004_oauth1.sql"),
     },
+    Migration {
+        version: 5,
+        name: "sessions",
+        sql: include_str!("../../migrations/sqlite/0005_sessions.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

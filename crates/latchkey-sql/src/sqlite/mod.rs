@@ -17,6 +17,7 @@
 mod migrate;
 mod oauth1;
 mod readers;
+mod sessions;
 mod writer;
 
 use crate::error::{from_rusqlite, unavailable};
@@ -306,6 +307,15 @@ impl UserStore for SqliteStore {
             all(conn, sql, |row| rows::user(row))
         })
     }
+
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        self.inner.readers.read(|conn| {
+            let sql = concat!("SELECT ", user_columns!(), " FROM users WHERE id = ?");
+            first(conn, sql, [id], |row| rows::user(row))
+                .map_err(from_rusqlite)?
+                .transpose()
+        })
+    }
 }
 
 impl TokenStore for SqliteStore {
@@ -470,7 +480,7 @@ mod tests {
                 )
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3, 4]);
+        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

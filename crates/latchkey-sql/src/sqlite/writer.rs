@@ -84,6 +84,8 @@ pub(crate) enum Op {
     },
     /// A write of the OAuth 1.0a store (see `super::oauth1`).
     OAuth1(super::oauth1::Write),
+    /// A write of the login-session store (see `super::sessions`).
+    Session(super::sessions::Write),
 }
 
 impl Op {
@@ -96,6 +98,7 @@ impl Op {
             | Self::TakeCode(_, now)
             | Self::PutConsent { now, .. } => Some(*now),
             Self::OAuth1(write) => write.now(),
+            Self::Session(write) => write.now(),
             _ => None,
         }
     }
@@ -305,6 +308,7 @@ fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
         [now.0],
     )?;
     super::oauth1::sweep(conn, now)?;
+    super::sessions::sweep(conn, now)?;
     if tokens > 0 || codes > 0 {
         tracing::debug!(tokens, codes, "swept expired tokens and codes from SQLite");
     }
@@ -330,6 +334,7 @@ fn count(rows: usize) -> u64 {
 fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
     match op {
         Op::OAuth1(write) => super::oauth1::apply(conn, write),
+        Op::Session(write) => super::sessions::apply(conn, write),
         Op::PutClient(row) => {
             put_client(conn, row)?;
             Ok(Ok(Outcome::Done))
@@ -366,6 +371,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
                 "DELETE FROM consents WHERE subject = ?",
                 "DELETE FROM oauth1_access_tokens WHERE subject = ?",
                 "DELETE FROM oauth1_request_tokens WHERE subject = ?",
+                "DELETE FROM sessions WHERE subject = ?",
             ] {
                 change(conn, sql, [&id])?;
             }

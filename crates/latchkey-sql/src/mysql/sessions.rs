@@ -1,0 +1,68 @@
+//! Login sessions on MySQL and MariaDB ([`SessionStore`] for [`MySqlStore`]). Each operation is one
+//! statement; saving a session then sweeps up to [`SWEEP_LIMIT`] expired ones.
+
+use super::MySqlStore;
+use crate::error::from_sqlx;
+use crate::pool::{self, SWEEP_LIMIT};
+use crate::rows;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::secret::Digest;
+use latchkey_core::session::SessionRecord;
+use latchkey_core::store::{SessionStore, StoreError};
+
+impl SessionStore for MySqlStore {
+    async fn save_session(&self, s: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
+        sqlx::query(concat!(
+            "INSERT INTO sessions (",
+            rows::session_columns!(),
+            ") VALUES (?, ?, ?, ?, ?)"
+        ))
+        .bind(s.digest.as_bytes().as_slice())
+        .bind(&s.subject)
+        .bind(&s.username)
+        .bind(s.auth_time.0)
+        .bind(s.expires_at.0)
+        .execute(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        let outcome =
+            sqlx::query("DELETE FROM sessions WHERE expires_at <= ? ORDER BY expires_at LIMIT ?")
+                .bind(now.0)
+                .bind(SWEEP_LIMIT)
+                .execute(&self.pool)
+                .await;
+        pool::swept("mysql", "sessions", outcome.map(|d| d.rows_affected()));
+        Ok(())
+    }
+
+    async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::session_columns!(),
+            " FROM sessions WHERE digest = ?"
+        ))
+        .bind(digest.as_bytes().as_slice())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        row.as_ref().map(rows::session).transpose()
+    }
+
+    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE digest = ?")
+            .bind(digest.as_bytes().as_slice())
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM sessions WHERE subject = ?")
+            .bind(subject)
+            .execute(&self.pool)
+            .await
+            .map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+}
