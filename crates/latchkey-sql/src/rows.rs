@@ -149,7 +149,7 @@ fn sqlite_column(column: &str, err: rusqlite::Error) -> StoreError {
 macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
-         access_token_ttl, refresh_token_ttl, created_at, bind_tokens"
+         access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect"
     };
 }
 
@@ -164,7 +164,7 @@ macro_rules! user_columns {
 macro_rules! token_columns {
     () => {
         "digest, kind, client_id, subject, username, scope, grant_type, family, issued_at, \
-         expires_at, revoked, rotated, bound_user_agent, bound_ip"
+         expires_at, revoked, rotated, bound_user_agent, bound_ip, family_issued_at"
     };
 }
 
@@ -210,6 +210,7 @@ pub(crate) struct ClientRow {
     pub(crate) refresh_token_ttl: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) bind_tokens: bool,
+    pub(crate) introspect: bool,
 }
 
 impl ClientRow {
@@ -235,6 +236,7 @@ impl ClientRow {
             refresh_token_ttl: ttl(client.refresh_token_ttl)?,
             created_at: client.created_at.0,
             bind_tokens: client.bind_tokens,
+            introspect: client.introspect,
         })
     }
 }
@@ -266,6 +268,7 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
         refresh_token_ttl: refresh_token_ttl.map(seconds).transpose()?,
         created_at: UnixTime(row.int("created_at")?),
         bind_tokens: row.flag("bind_tokens")?,
+        introspect: row.flag("introspect")?,
     })
 }
 
@@ -295,6 +298,11 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
         scope: scope(&scope_text)?,
         grant_type: grant_type(&grant)?,
         family: FamilyId(row.text("family")?),
+        // Rows written before the column existed count their family from their own issue.
+        family_issued_at: UnixTime(match row.opt_int("family_issued_at")? {
+            Some(at) => at,
+            None => row.int("issued_at")?,
+        }),
         issued_at: UnixTime(row.int("issued_at")?),
         expires_at: UnixTime(row.int("expires_at")?),
         revoked: row.flag("revoked")?,

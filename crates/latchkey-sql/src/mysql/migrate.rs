@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/mysql/0002_oauth1.sql"),
     },
+    Migration {
+        version: 5,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/mysql/0005_token_hardening.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

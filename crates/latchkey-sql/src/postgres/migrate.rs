@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/postgres/0002_oauth1.sql"),
     },
+    Migration {
+        version: 5,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/postgres/0005_token_hardening.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.

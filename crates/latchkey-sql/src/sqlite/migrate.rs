@@ -32,6 +32,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/sqlite/0004_oauth1.sql"),
     },
+    Migration {
+        version: 7,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/sqlite/0007_token_hardening.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
