@@ -264,6 +264,8 @@ def latchkey_env(data_dir, extra=None):
         "LATCHKEY_ADMIN__TOKEN": ADMIN_TOKEN,
         "LATCHKEY_SCOPES__AVAILABLE": "[read, write]",
         "LATCHKEY_SCOPES__DEFAULT": "[read]",
+        # The refresh paths get their tokens from the password grant, off by default.
+        "LATCHKEY_GRANTS__PASSWORD": "true",
         "TOKIO_WORKER_THREADS": "1",
     }
     env.update(extra or {})

@@ -120,6 +120,10 @@ pub struct Client {
     /// Bind this client's tokens to the User-Agent and IP address they were issued to
     /// (basic_oauth): a token used from elsewhere is revoked.
     pub bind_tokens: bool,
+    /// May introspect tokens issued to other clients (a resource server, RFC 7662 §4). Any
+    /// confidential client may introspect its own tokens; without this flag it learns nothing
+    /// about anyone else's.
+    pub introspect: bool,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -151,6 +155,7 @@ pub struct NewClient {
     scopes: Option<ScopeSet>,
     default_scopes: Option<ScopeSet>,
     bind_tokens: bool,
+    introspect: bool,
 }
 
 impl NewClient {
@@ -175,7 +180,14 @@ impl NewClient {
             scopes: None,
             default_scopes: None,
             bind_tokens: false,
+            introspect: false,
         }
+    }
+
+    /// Lets the client introspect tokens issued to other clients (for resource servers).
+    pub fn introspect(mut self, allowed: bool) -> Self {
+        self.introspect = allowed;
+        self
     }
 
     /// Binds the client's tokens to the User-Agent and IP address they were issued to.
@@ -241,6 +253,7 @@ impl NewClient {
             access_token_ttl: None,
             refresh_token_ttl: None,
             bind_tokens: self.bind_tokens,
+            introspect: self.introspect,
             created_at: now,
         };
         (client, secret)

@@ -1,5 +1,6 @@
 //! Provider configuration, with RFC 9700 defaults, validated once when the provider is built.
 
+use crate::client::GrantType;
 use crate::scope::ScopeSet;
 
 /// Server-wide settings of a [`crate::provider::Provider`].
@@ -10,8 +11,13 @@ pub struct Config {
     pub issuer: String,
     /// Access-token lifetime in seconds (default one hour).
     pub access_token_ttl: u64,
-    /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one.
+    /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one,
+    /// up to [`Config::refresh_token_max_lifetime`].
     pub refresh_token_ttl: u64,
+    /// Absolute lifetime of a grant family in seconds (default 90 days): however often its
+    /// refresh token is rotated, none outlives the family's first issuance plus this, so a
+    /// stolen refresh token cannot be kept alive for ever (RFC 9700 §4.14.2).
+    pub refresh_token_max_lifetime: u64,
     /// Scopes a client may request when it has no list of its own.
     pub available_scopes: ScopeSet,
     /// Scopes granted when a request names none and the client has no defaults of its own.
@@ -28,6 +34,14 @@ pub struct Config {
     pub allow_plain_pkce: bool,
     /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: crate::net::TrustedProxies,
+    /// Server-wide switch for the implicit grant (`response_type=token`), off by default
+    /// (RFC 9700 §2.1.2 says not to use it). Off, no client gets it even when allowed it, and
+    /// the metadata does not advertise it.
+    pub implicit_grant: bool,
+    /// Server-wide switch for the password grant, off by default (RFC 9700 §2.4: "MUST NOT
+    /// be used"). Off, no client gets it even when allowed it, and the metadata does not
+    /// advertise it.
+    pub password_grant: bool,
 }
 
 impl Default for Config {
@@ -36,6 +50,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
+            refresh_token_max_lifetime: 90 * 24 * 3600,
             available_scopes: ScopeSet::empty(),
             default_scopes: ScopeSet::empty(),
             error_uri: None,
@@ -43,6 +58,8 @@ impl Default for Config {
             require_pkce: false,
             allow_plain_pkce: false,
             trusted_proxies: crate::net::TrustedProxies::default(),
+            implicit_grant: false,
+            password_grant: false,
         }
     }
 }
@@ -65,6 +82,17 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether the server offers `grant` at all. A client's own list of grants narrows this,
+    /// never widens it; the endpoints and the metadata both ask here, so what is advertised is
+    /// what is served.
+    pub fn grant_enabled(&self, grant: GrantType) -> bool {
+        match grant {
+            GrantType::Implicit => self.implicit_grant,
+            GrantType::Password => self.password_grant,
+            _ => true,
+        }
+    }
+
     /// Checks the configuration; the provider refuses to start on an error.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_issuer(&self.issuer)?;
@@ -77,6 +105,9 @@ impl Config {
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));
+        }
+        if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
+            return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }
         if !self.default_scopes.is_subset(&self.available_scopes) {
             return Err(ConfigError::DefaultScopes(

@@ -58,6 +58,9 @@ pub struct ClientSpec {
     /// Bind tokens to the User-Agent and address they were issued to.
     #[serde(default)]
     pub bind_tokens: bool,
+    /// May introspect tokens issued to other clients (a resource server); confidential only.
+    #[serde(default)]
+    pub introspect: bool,
     /// A client id to use instead of a generated one.
     pub id: Option<String>,
     /// Also an OAuth 1.0a consumer (the client id is its consumer key, the secret its
@@ -89,6 +92,8 @@ pub struct ClientView {
     pub default_scope: Option<String>,
     /// Whether its tokens are bound to User-Agent and address.
     pub bind_tokens: bool,
+    /// Whether it may introspect tokens issued to other clients (a resource server).
+    pub introspect: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -104,6 +109,7 @@ impl From<&Client> for ClientView {
             scope: c.scopes.as_ref().map(ToString::to_string),
             default_scope: c.default_scopes.as_ref().map(ToString::to_string),
             bind_tokens: c.bind_tokens,
+            introspect: c.introspect,
             created_at: c.created_at.0,
         }
     }
@@ -221,9 +227,16 @@ impl Admin {
                 )));
             }
         }
+        if spec.public && spec.introspect {
+            return Err(invalid(
+                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)"
+                    .into(),
+            ));
+        }
         new = new
             .redirect_uris(spec.redirect_uris.clone())
-            .bind_tokens(spec.bind_tokens);
+            .bind_tokens(spec.bind_tokens)
+            .introspect(spec.introspect);
         if let Some(scope) = &spec.scope {
             new = new.scopes(ScopeSet::parse(scope).map_err(|e| invalid(format!("scope: {e}")))?);
         }

@@ -55,6 +55,7 @@ pub fn build_provider(
         issuer,
         access_token_ttl: settings.tokens.access_ttl,
         refresh_token_ttl: settings.tokens.refresh_ttl,
+        refresh_token_max_lifetime: settings.tokens.refresh_max_lifetime,
         available_scopes: scopes(&settings.scopes.available)
             .map_err(|e| anyhow::anyhow!("scopes.available: {e}"))?,
         default_scopes: scopes(&settings.scopes.default)
@@ -63,6 +64,8 @@ pub fn build_provider(
         code_ttl: settings.tokens.code_ttl,
         require_pkce: settings.pkce.require_all,
         allow_plain_pkce: settings.pkce.allow_plain,
+        implicit_grant: settings.grants.implicit,
+        password_grant: settings.grants.password,
         trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|bad| {
                 anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")

@@ -119,6 +119,9 @@ pub struct CreateClient {
     /// used from elsewhere is revoked.
     #[arg(long)]
     pub bind_tokens: bool,
+    /// Let the client introspect tokens issued to other clients (a resource server).
+    #[arg(long)]
+    pub introspect: bool,
     /// Use this client id instead of a generated one.
     #[arg(long)]
     pub id: Option<String>,
@@ -265,6 +268,7 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
             println!("scopes:         {}", or_default(&c.scope));
             println!("default_scopes: {}", or_default(&c.default_scope));
             println!("bind_tokens:    {}", c.bind_tokens);
+            println!("introspect:     {}", c.introspect);
             println!("created_at:     {}", c.created_at);
             Ok(())
         }
@@ -287,6 +291,7 @@ impl CreateClient {
             scope: self.scope,
             default_scope: self.default_scope,
             bind_tokens: self.bind_tokens,
+            introspect: self.introspect,
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,

@@ -32,6 +32,8 @@ pub struct Settings {
     pub log: LogSettings,
     /// PKCE policy.
     pub pkce: PkceSettings,
+    /// Server-wide switches for the legacy grants.
+    pub grants: GrantSettings,
     /// Login and consent pages.
     pub ui: UiSettings,
     /// Cross-origin access for browser apps served from other origins.
@@ -196,6 +198,17 @@ pub struct PkceSettings {
     pub allow_plain: bool,
 }
 
+/// Server-wide switches for the grants RFC 9700 retires (§2.1.2 implicit, §2.4 password). Off,
+/// a grant is refused even to clients allowed it and is not advertised in the metadata.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantSettings {
+    /// Offer the implicit grant (`response_type=token`) to clients allowed it.
+    pub implicit: bool,
+    /// Offer the resource owner password credentials grant to clients allowed it.
+    pub password: bool,
+}
+
 /// Login and consent pages.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -254,8 +267,11 @@ impl Default for StoreSettings {
 pub struct TokenSettings {
     /// Access-token lifetime.
     pub access_ttl: u64,
-    /// Refresh-token lifetime.
+    /// Refresh-token lifetime; each rotation starts a new one, up to `refresh_max_lifetime`.
     pub refresh_ttl: u64,
+    /// Absolute lifetime of a grant family: no rotated refresh token outlives the family's
+    /// first issuance plus this.
+    pub refresh_max_lifetime: u64,
     /// Authorization-code lifetime (at most 600).
     pub code_ttl: u64,
 }
@@ -266,6 +282,7 @@ impl Default for TokenSettings {
         Self {
             access_ttl: core.access_token_ttl,
             refresh_ttl: core.refresh_token_ttl,
+            refresh_max_lifetime: core.refresh_token_max_lifetime,
             code_ttl: core.code_ttl,
         }
     }
@@ -325,6 +342,7 @@ impl Default for Settings {
             trusted_proxies: Vec::new(),
             log: LogSettings::default(),
             pkce: PkceSettings::default(),
+            grants: GrantSettings::default(),
             ui: UiSettings::default(),
             cors: CorsSettings::default(),
             tls: TlsSettings::default(),

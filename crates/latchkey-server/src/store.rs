@@ -5,7 +5,7 @@
 //! With a fast store, deleting a client or a user in the durable store also deletes its
 //! tokens and codes in the fast one, so nothing issued to them keeps working.
 
-use latchkey_core::client::Client;
+use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
@@ -331,9 +331,14 @@ impl CodeStore for AnyStore {
         })
         .await
     }
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         crate::metrics::timed("take_code", async {
-            tokens!(self, s => s.take_code(digest, now).await)
+            tokens!(self, s => s.take_code(digest, client_id, now).await)
         })
         .await
     }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, add_user, create_client, data_dir, post_token};
+use common::{PASSWORD_GRANT, Server, add_user, create_client, data_dir, post_token};
 use std::path::Path;
 use std::time::Duration;
 
@@ -330,6 +330,7 @@ async fn wrong_passwords_are_slowed_then_refused_and_the_right_one_works_after_t
     let server = start(
         dir.path(),
         &[
+            (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
             ("LATCHKEY_LIMITS__LOGIN_SLOW_AFTER", "1".into()),
             ("LATCHKEY_LIMITS__LOGIN_MAX_DELAY", "2".into()),
             ("LATCHKEY_LIMITS__LOGIN_MAX_FAILURES", "3".into()),
@@ -459,6 +460,7 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
         &[
             ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0".into()),
             ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN.into()),
+            (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
         ],
     );
     let admin = server
@@ -764,6 +766,7 @@ async fn failure_counts_in_redis_are_shared_by_two_nodes() {
         ("LATCHKEY_STORE__KEY_PREFIX", prefix),
         ("LATCHKEY_LIMITS__LOGIN_MAX_FAILURES_PER_IP", "2".into()),
         ("LATCHKEY_LIMITS__LOGIN_SLOW_AFTER", "100".into()),
+        (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
     ];
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let flags = ["--grant-type", "password", "--id", "shared-app"];

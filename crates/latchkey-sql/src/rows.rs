@@ -150,7 +150,7 @@ fn sqlite_column(column: &str, err: rusqlite::Error) -> StoreError {
 macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
-         access_token_ttl, refresh_token_ttl, created_at, bind_tokens"
+         access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect"
     };
 }
 
@@ -165,7 +165,7 @@ macro_rules! user_columns {
 macro_rules! token_columns {
     () => {
         "digest, kind, client_id, subject, username, scope, grant_type, family, issued_at, \
-         expires_at, revoked, rotated, bound_user_agent, bound_ip"
+         expires_at, revoked, rotated, bound_user_agent, bound_ip, family_issued_at"
     };
 }
 
@@ -219,6 +219,7 @@ pub(crate) struct ClientRow {
     pub(crate) refresh_token_ttl: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) bind_tokens: bool,
+    pub(crate) introspect: bool,
 }
 
 impl ClientRow {
@@ -244,6 +245,7 @@ impl ClientRow {
             refresh_token_ttl: ttl(client.refresh_token_ttl)?,
             created_at: client.created_at.0,
             bind_tokens: client.bind_tokens,
+            introspect: client.introspect,
         })
     }
 }
@@ -275,6 +277,7 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
         refresh_token_ttl: refresh_token_ttl.map(seconds).transpose()?,
         created_at: UnixTime(row.int("created_at")?),
         bind_tokens: row.flag("bind_tokens")?,
+        introspect: row.flag("introspect")?,
     })
 }
 
@@ -315,6 +318,11 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
         scope: scope(&scope_text)?,
         grant_type: grant_type(&grant)?,
         family: FamilyId(row.text("family")?),
+        // Rows written before the column existed count their family from their own issue.
+        family_issued_at: UnixTime(match row.opt_int("family_issued_at")? {
+            Some(at) => at,
+            None => row.int("issued_at")?,
+        }),
         issued_at: UnixTime(row.int("issued_at")?),
         expires_at: UnixTime(row.int("expires_at")?),
         revoked: row.flag("revoked")?,

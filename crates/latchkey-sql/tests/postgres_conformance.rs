@@ -87,10 +87,10 @@ async fn two_nodes_on_one_database_see_each_others_writes() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let node = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let digest = record.digest;
-        tasks.push(tokio::spawn(
-            async move { node.take_code(&digest, now).await },
-        ));
+        let (digest, client) = (record.digest, record.client_id.clone());
+        tasks.push(tokio::spawn(async move {
+            node.take_code(&digest, &client, now).await
+        }));
     }
     let mut taken = 0;
     for task in tasks {

@@ -30,6 +30,10 @@ fn command(data_dir: &Path) -> Command {
     cmd
 }
 
+/// The setting that turns on the password grant, off server-wide by default; tests of that
+/// grant start their server with it.
+pub const PASSWORD_GRANT: (&str, &str) = ("LATCHKEY_GRANTS__PASSWORD", "true");
+
 impl Server {
     /// Starts a server on the embedded store in `data_dir`.
     pub fn start(data_dir: &Path) -> Self {

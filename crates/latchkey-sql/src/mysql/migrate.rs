@@ -30,6 +30,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../../migrations/mysql/0003_sessions.sql"),
     },
+    Migration {
+        version: 5,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/mysql/0005_token_hardening.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

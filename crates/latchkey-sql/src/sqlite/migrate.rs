@@ -37,6 +37,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../../migrations/sqlite/0005_sessions.sql"),
     },
+    Migration {
+        version: 7,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/sqlite/0007_token_hardening.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -22,7 +22,7 @@ mod writer;
 
 use crate::error::{from_rusqlite, unavailable};
 use crate::rows::{self, ClientRow, client_columns, token_columns, user_columns};
-use latchkey_core::client::Client;
+use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
@@ -385,8 +385,16 @@ impl CodeStore for SqliteStore {
         done(self.write(Op::SaveCode(code.clone(), now)).await?)
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
-        match self.write(Op::TakeCode(*digest, now)).await? {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
+        match self
+            .write(Op::TakeCode(*digest, client_id.clone(), now))
+            .await?
+        {
             Outcome::Code(take) => Ok(*take),
             other => Err(mismatch(other)),
         }
