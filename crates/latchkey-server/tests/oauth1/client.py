@@ -139,7 +139,7 @@ rsa = OAuth1Session(
     rsa_key=rsa_private_key,
     callback_uri=callback,
 )
-rsa.fetch_request_token(base + "/oauth1/request_token", realm=["photos"])
+rsa.fetch_request_token(base + "/oauth1/request_token?scope=photos")
 approve(rsa, "rsa_")
 rsa.fetch_access_token(base + "/oauth1/access_token")
 rsa_resource = rsa.get(base + "/api/photos")

@@ -25,6 +25,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/mysql/0002_oauth1.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/mysql/0004_oauth1_secret_salt.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

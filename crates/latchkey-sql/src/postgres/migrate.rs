@@ -24,6 +24,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "oauth1",
         sql: include_str!("../../migrations/postgres/0002_oauth1.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/postgres/0004_oauth1_secret_salt.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.

@@ -11,7 +11,7 @@ use latchkey_core::store::StoreError;
 use rusqlite::Connection;
 
 /// Every SQLite migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[
+pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
@@ -31,6 +31,11 @@ const MIGRATIONS: &[Migration] = &[
         version: 4,
         name: "oauth1",
         sql: include_str!("../../migrations/sqlite/0004_oauth1.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/sqlite/0006_oauth1_secret_salt.sql"),
     },
 ];
 
