@@ -93,6 +93,7 @@ impl FromRequest for Extract {
 
 /// The request's head as the core sees it, with an empty body: all a bearer check needs.
 pub(crate) fn head_request(req: &actix_web::HttpRequest) -> HttpRequest {
+    let tls = req.extensions().get::<Tls>().is_some() || req.conn_data::<Tls>().is_some();
     HttpRequest {
         method: Method::parse(req.method().as_str()),
         path: req.path().to_owned(),
@@ -110,7 +111,9 @@ pub(crate) fn head_request(req: &actix_web::HttpRequest) -> HttpRequest {
             .collect(),
         body: Vec::new(),
         peer: req.peer_addr(),
-        tls: req.extensions().get::<Tls>().is_some() || req.conn_data::<Tls>().is_some(),
+        tls,
+        // No transport rule of its own here: only TLS counts.
+        transport_allowed: tls,
     }
 }
 

@@ -125,6 +125,7 @@ impl std::fmt::Debug for BearerGuard {
 
 /// The request's head as the core sees it: no body is read to check a bearer token.
 fn head_request(parts: &Parts) -> HttpRequest {
+    let (tls, transport_allowed) = crate::transport(&parts.extensions);
     HttpRequest {
         method: Method::parse(parts.method.as_str()),
         path: parts.uri.path().to_owned(),
@@ -143,7 +144,8 @@ fn head_request(parts: &Parts) -> HttpRequest {
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
-        tls: parts.extensions.get::<crate::Tls>().is_some(),
+        tls,
+        transport_allowed,
     }
 }
 

@@ -41,6 +41,19 @@ use tokio::sync::Semaphore;
 #[derive(Clone, Copy, Debug)]
 pub struct Tls;
 
+/// Marks a plain-HTTP request that the server's transport rule lets through (a loopback
+/// client, or a development setting): rules that need a safe transport, such as OAuth 1.0a
+/// PLAINTEXT signatures, follow that decision through
+/// [`latchkey_core::http::HttpRequest::transport_allowed`] instead of deciding again.
+#[derive(Clone, Copy, Debug)]
+pub struct PlainHttpAllowed;
+
+/// What the request's extensions say about its transport: `(tls, transport_allowed)`.
+pub(crate) fn transport(extensions: &axum::http::Extensions) -> (bool, bool) {
+    let tls = extensions.get::<Tls>().is_some();
+    (tls, tls || extensions.get::<PlainHttpAllowed>().is_some())
+}
+
 /// The owned, framework-free request, extracted from axum's.
 ///
 /// The body is read up to [`MAX_FORM_BYTES`]; a larger one is refused with an RFC 6749
@@ -71,6 +84,7 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                     .to_response(None),
             )
         })?;
+        let (tls, transport_allowed) = transport(&parts.extensions);
         Ok(Self(HttpRequest {
             method: Method::parse(parts.method.as_str()),
             path: parts.uri.path().to_owned(),
@@ -81,7 +95,8 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| *addr),
-            tls: parts.extensions.get::<Tls>().is_some(),
+            tls,
+            transport_allowed,
         }))
     }
 }

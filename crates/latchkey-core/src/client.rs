@@ -142,6 +142,21 @@ impl Client {
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    /// Rotation: gives a confidential client a new random secret and returns it (to be shown
+    /// once); only its digest is kept, so the old secret stops working when the client is
+    /// stored again. `None` for a public client, which has no secret to rotate.
+    pub fn rotate_secret(&mut self, entropy: &dyn Entropy) -> Option<Secret> {
+        self.secret_digest?;
+        let secret = new_secret(entropy);
+        self.secret_digest = Some(secret.digest());
+        Some(secret)
+    }
+}
+
+/// A new client secret: 256 bits from `entropy`, base64url.
+fn new_secret(entropy: &dyn Entropy) -> Secret {
+    Secret::new(random_token(entropy, 32))
 }
 
 /// A builder for new clients, which generates the identifier and secret.
@@ -230,7 +245,7 @@ impl NewClient {
     /// stored: only its digest is in the [`Client`].
     pub fn build(self, entropy: &dyn Entropy, now: UnixTime) -> (Client, Option<Secret>) {
         let secret = match self.client_type {
-            ClientType::Confidential => Some(Secret::new(random_token(entropy, 32))),
+            ClientType::Confidential => Some(new_secret(entropy)),
             ClientType::Public => None,
         };
         let grant_types = self.grant_types.unwrap_or_else(|| match self.client_type {

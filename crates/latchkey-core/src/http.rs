@@ -52,6 +52,12 @@ pub struct HttpRequest {
     pub peer: Option<SocketAddr>,
     /// Whether the request arrived over TLS (as decided by the adapter or a trusted proxy).
     pub tls: bool,
+    /// Whether the server's transport rule accepts this request for credentials sent in the
+    /// clear (OAuth 1.0a PLAINTEXT): it came over TLS, or the embedding server's one
+    /// transport rule lets it through over plain HTTP (Latchkey's: a loopback client, or
+    /// `tls.allow_insecure_http`). The adapter sets it from that rule's decision; without
+    /// such a rule it is `false` whenever `tls` is.
+    pub transport_allowed: bool,
 }
 
 impl HttpRequest {
@@ -65,6 +71,7 @@ impl HttpRequest {
             body: Vec::new(),
             peer: None,
             tls: false,
+            transport_allowed: false,
         }
     }
 

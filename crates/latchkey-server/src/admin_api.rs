@@ -4,7 +4,9 @@
 //! It is off by default and served on a listener of its own (`admin.listen`), so the OAuth
 //! endpoints, which face the internet, never route to it.
 
-use crate::admin::{Admin, AdminError, ClientSpec, ClientView, CreatedClient, UserView};
+use crate::admin::{
+    Admin, AdminError, ClientSpec, ClientView, CreatedClient, RotatedSecret, UserView,
+};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +34,7 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
     let protected = Router::new()
         .route("/admin/clients", get(list_clients).post(create_client))
         .route("/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route("/admin/clients/{id}/secret", post(rotate_secret))
         .route("/admin/users", get(list_users).post(add_user))
         .route(
             "/admin/users/{username}",
@@ -179,6 +182,23 @@ async fn delete_client(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotates a confidential client's secret: the answer holds the new OAuth 2.0 secret (and,
+/// for an OAuth 1.0a consumer that signs with a shared secret, the new consumer secret; its
+/// OAuth 1.0a tokens are revoked), shown only this once. The old secrets stop working.
+#[utoipa::path(post, path = "/admin/clients/{id}/secret", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    responses(
+        (status = 200, description = "The new secrets, shown only this once", body = RotatedSecret),
+        (status = 400, description = "A public client, which has no secret"),
+        (status = 404, description = "No such client"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn rotate_secret(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<RotatedSecret>, AdminError> {
+    Ok(Json(api.admin.rotate_secret(&id).await?))
+}
+
 /// Lists built-in users.
 #[utoipa::path(get, path = "/admin/users", tag = "users",
     responses((status = 200, body = [UserView]), (status = 401)))]
@@ -283,8 +303,8 @@ async fn introspect(
         description = "Clients, users and tokens of a Latchkey authorization server. Every call but this document needs `Authorization: Bearer <admin token>`."
     ),
     paths(
-        list_clients, create_client, get_client, delete_client, list_users, add_user,
-        delete_user, set_password, logout_user, revoke, introspect
+        list_clients, create_client, get_client, delete_client, rotate_secret, list_users,
+        add_user, delete_user, set_password, logout_user, revoke, introspect
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

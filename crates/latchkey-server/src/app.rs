@@ -152,7 +152,7 @@ pub fn oauth1_key(settings: &Settings) -> anyhow::Result<latchkey_oauth1::OAuth1
 }
 
 /// Builds the OAuth 1.0a provider: requests are signed against the issuer's URL, realms are
-/// the server's scopes.
+/// the server's scopes, access tokens live `oauth1.access_ttl`.
 pub fn build_oauth1(
     settings: &Settings,
     store: AnyStore,
@@ -161,6 +161,8 @@ pub fn build_oauth1(
     let mut config = latchkey_oauth1::OAuth1Config::new(provider.config().issuer.clone());
     config.available_realms = provider.config().available_scopes.clone();
     config.default_realms = provider.config().default_scopes.clone();
+    config.access_token_ttl =
+        (settings.oauth1.access_ttl > 0).then_some(settings.oauth1.access_ttl);
     Ok(latchkey_oauth1::OAuth1Provider::new(
         config,
         store,

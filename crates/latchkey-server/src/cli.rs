@@ -90,6 +90,15 @@ pub enum ClientCommand {
         /// The client id.
         id: String,
     },
+    /// Give a confidential client a new secret (and an OAuth 1.0a consumer a new consumer
+    /// secret, revoking its OAuth 1.0a tokens); prints them once. The old ones stop working.
+    RotateSecret {
+        /// The client id.
+        id: String,
+        /// Print the new secrets as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Options of `client create`.
@@ -128,8 +137,8 @@ pub struct CreateClient {
     /// Print the credentials as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and the secret printed
-    /// is its consumer secret (also valid as the OAuth 2.0 client secret).
+    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and a consumer secret
+    /// is printed beside the OAuth 2.0 client secret (the two differ).
     #[arg(long)]
     pub oauth1: bool,
     /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
@@ -225,6 +234,7 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                     "client_type": created.client.client_type,
                     "grant_types": created.client.grant_types,
                     "oauth1": created.oauth1,
+                    "oauth1_consumer_secret": created.oauth1_consumer_secret,
                 });
                 println!("{out}");
             } else {
@@ -233,11 +243,31 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 println!("client_id:     {}", c.client_id);
                 if let Some(secret) = &created.client_secret {
                     println!("client_secret: {secret}");
-                    println!("The secret is shown only this once; only its hash is stored.");
                 }
                 if created.oauth1 {
-                    println!("OAuth 1.0a consumer key: {} (same secret)", c.client_id);
+                    println!("OAuth 1.0a consumer key:    {}", c.client_id);
                 }
+                if let Some(secret) = &created.oauth1_consumer_secret {
+                    println!("OAuth 1.0a consumer secret: {secret}");
+                }
+                if created.client_secret.is_some() {
+                    println!("Secrets are shown only this once; they are not stored.");
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::RotateSecret { id, json } => {
+            let rotated = admin.rotate_secret(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rotated)?);
+            } else {
+                println!("New secrets of client {}.", rotated.client_id);
+                println!("client_secret: {}", rotated.client_secret);
+                if let Some(secret) = &rotated.oauth1_consumer_secret {
+                    println!("OAuth 1.0a consumer secret: {secret}");
+                    println!("The consumer's OAuth 1.0a tokens were revoked.");
+                }
+                println!("The old secrets no longer work; the new ones are shown only this once.");
             }
             Ok(())
         }

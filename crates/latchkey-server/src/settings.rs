@@ -48,6 +48,25 @@ pub struct Settings {
     pub metrics: bool,
     /// The admin HTTP API.
     pub admin: AdminSettings,
+    /// OAuth 1.0a.
+    pub oauth1: OAuth1Settings,
+}
+
+/// OAuth 1.0a (RFC 5849) token credentials.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth1Settings {
+    /// Lifetime of OAuth 1.0a access tokens (token credentials), in seconds; 0 for tokens
+    /// that last until revoked (not recommended).
+    pub access_ttl: u64,
+}
+
+impl Default for OAuth1Settings {
+    fn default() -> Self {
+        Self {
+            access_ttl: latchkey_oauth1::DEFAULT_ACCESS_TOKEN_TTL,
+        }
+    }
 }
 
 /// The admin HTTP API: clients, users, revocation and introspection, on a listener of its
@@ -350,6 +369,7 @@ impl Default for Settings {
             shutdown_grace: 10,
             metrics: true,
             admin: AdminSettings::default(),
+            oauth1: OAuth1Settings::default(),
         }
     }
 }

@@ -401,6 +401,13 @@ impl OAuth1Store for AnyStore {
     async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
         oauth1!(self, s => s.delete_consumer(client_id).await)
     }
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.rotate_consumer_secret(client_id, salt).await)
+    }
     async fn save_request_token(
         &self,
         token: &RequestToken,

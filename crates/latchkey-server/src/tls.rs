@@ -10,7 +10,7 @@
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use latchkey_axum::Tls;
+use latchkey_axum::{PlainHttpAllowed, Tls};
 use latchkey_core::http::{HttpRequest, Method};
 use latchkey_core::net::TrustedProxies;
 use std::net::SocketAddr;
@@ -242,7 +242,9 @@ pub struct Transport {
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Middleware: marks requests that came over TLS (the listener's own, or a trusted proxy's)
-/// with [`Tls`], and refuses plain HTTP on every other path from non-loopback clients.
+/// with [`Tls`], and refuses plain HTTP on every other path from non-loopback clients. The
+/// plain-HTTP requests it lets through to OAuth paths are marked [`PlainHttpAllowed`], so
+/// the OAuth 1.0a PLAINTEXT check follows this one rule.
 pub async fn enforce(
     State(policy): State<Arc<Transport>>,
     mut req: Request,
@@ -269,6 +271,10 @@ pub async fn enforce(
         if !from_loopback {
             return https_required();
         }
+        // This rule's decision, for rules that need a safe transport (OAuth 1.0a PLAINTEXT).
+        req.extensions_mut().insert(PlainHttpAllowed);
+    } else if policy.allow_insecure_http {
+        req.extensions_mut().insert(PlainHttpAllowed);
     }
     next.run(req).await
 }

@@ -12,7 +12,7 @@ mod common;
 
 use axum::Extension;
 use axum::routing::get;
-use common::{add_user, cli, create_client, data_dir};
+use common::{add_user, cli, create_client, create_consumer, data_dir};
 use latchkey_axum::{BearerGuard, OAuth1Guard};
 use latchkey_core::resource::AccessToken;
 use latchkey_server::Settings;
@@ -55,7 +55,7 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
     }
     let dir = data_dir();
     add_user(dir.path(), "alice", "correct horse battery");
-    let consumer = create_client(
+    let consumer = create_consumer(
         dir.path(),
         &[
             "--oauth1",

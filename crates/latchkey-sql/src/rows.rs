@@ -178,6 +178,12 @@ macro_rules! code_columns {
     };
 }
 
+/// The columns [`oauth1_consumer`] reads, in the order `put_consumer` binds them.
+macro_rules! oauth1_consumer_columns {
+    () => {
+        "client_id, rsa_public_key, created_at, secret_salt"
+    };
+}
 /// The columns [`oauth1_request_token`] reads, in SELECT order.
 macro_rules! oauth1_request_columns {
     () => {
@@ -200,8 +206,8 @@ macro_rules! session_columns {
 
 pub(crate) use session_columns;
 pub(crate) use {
-    client_columns, code_columns, oauth1_access_columns, oauth1_request_columns, token_columns,
-    user_columns,
+    client_columns, code_columns, oauth1_access_columns, oauth1_consumer_columns,
+    oauth1_request_columns, token_columns, user_columns,
 };
 
 /// A client encoded for the `clients` table (built before a SQLite write is queued, so that
@@ -398,12 +404,13 @@ fn seconds(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt("stored token lifetime is negative"))
 }
 
-/// An OAuth 1.0a consumer from a row of `client_id, rsa_public_key, created_at`.
+/// An OAuth 1.0a consumer from a row of [`oauth1_consumer_columns`].
 pub(crate) fn oauth1_consumer(row: &impl Columns) -> Result<Consumer, StoreError> {
     Ok(Consumer {
         client_id: row.text("client_id")?,
         rsa_public_key: row.opt_text("rsa_public_key")?,
         created_at: UnixTime(row.int("created_at")?),
+        secret_salt: row.opt_text("secret_salt")?,
     })
 }
 

@@ -144,6 +144,32 @@ async fn an_unreachable_server_is_unavailable_within_seconds() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_consumer_from_schema_2_keeps_its_legacy_secret() {
+    let Some((server, db)) = fresh_database().await else {
+        return;
+    };
+    let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
+    for schema in [
+        include_str!("../migrations/postgres/0001_init.sql"),
+        include_str!("../migrations/postgres/0002_oauth1.sql"),
+        "CREATE TABLE latchkey_schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL);
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0), (2, 0);
+         INSERT INTO oauth1_consumers VALUES ('legacy-consumer', NULL, 1600000000);",
+    ] {
+        sqlx::raw_sql(schema)
+            .execute(&pool)
+            .await
+            .expect("the schema and a consumer from before secret salts");
+    }
+    pool.close().await;
+    let store = PgStore::open(&db.url).await.expect("upgrade");
+    latchkey_testkit::oauth1_conformance::oauth1_legacy_consumer_keeps_its_secret(store.clone())
+        .await;
+    store.close().await;
+    drop_database(&server, &db).await;
+}
+
 mod oauth1 {
     //! The OAuth 1.0a store on this backend runs the shared OAuth 1.0a store suite.
     latchkey_testkit::oauth1_store_conformance!(std::future::ready(

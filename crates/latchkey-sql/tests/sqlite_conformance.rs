@@ -297,6 +297,35 @@ async fn a_schema_1_database_is_upgraded_in_place() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_consumer_from_schema_4_keeps_its_legacy_secret() {
+    let path = fresh_path();
+    let conn = rusqlite::Connection::open(&path).expect("create");
+    for schema in [
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/sqlite/0002_codes_and_consent.sql"),
+        include_str!("../migrations/sqlite/0003_token_binding.sql"),
+        include_str!("../migrations/sqlite/0004_oauth1.sql"),
+    ] {
+        conn.execute_batch(schema).expect("older schema");
+    }
+    conn.execute_batch(
+        "CREATE TABLE latchkey_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         );
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0);
+         INSERT INTO oauth1_consumers VALUES ('legacy-consumer', NULL, 1600000000);",
+    )
+    .expect("a consumer registered before salts");
+    conn.close().map_err(|(_, err)| err).expect("close");
+
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    latchkey_testkit::oauth1_conformance::oauth1_legacy_consumer_keeps_its_secret(store.clone())
+        .await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_14_a_schema_4_database_keeps_its_clients_and_tokens() {
     let path = fresh_path();
     let now = SystemClock.now();

@@ -189,7 +189,7 @@ impl TestServer {
             .expect("consumer created");
         TestClient {
             id: created.client.client_id.clone(),
-            secret: created.client_secret,
+            secret: created.oauth1_consumer_secret,
         }
     }
 

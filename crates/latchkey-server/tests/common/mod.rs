@@ -176,6 +176,22 @@ pub fn create_client(data_dir: &Path, extra: &[&str]) -> CliClient {
     }
 }
 
+/// Creates an OAuth 1.0a consumer through the CLI (`extra` holds `--oauth1`); its `secret`
+/// is the consumer secret, not the OAuth 2.0 client secret.
+pub fn create_consumer(data_dir: &Path, extra: &[&str]) -> CliClient {
+    let mut args = vec!["client", "create", "--name", "E2E Consumer", "--json"];
+    args.extend_from_slice(extra);
+    let out = cli(data_dir, &args, None);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON output");
+    CliClient {
+        id: json["client_id"].as_str().expect("client_id").to_owned(),
+        secret: json["oauth1_consumer_secret"]
+            .as_str()
+            .expect("oauth1_consumer_secret")
+            .to_owned(),
+    }
+}
+
 /// Adds a user through the CLI, password on stdin.
 pub fn add_user(data_dir: &Path, username: &str, password: &str) {
     cli(

@@ -187,7 +187,7 @@ def flow():
         callback_uri=callback,
     )
     step("rsa_leg 1: request token")
-    rsa.fetch_request_token(base + "/oauth1/request_token", realm=["photos"])
+    rsa.fetch_request_token(base + "/oauth1/request_token?scope=photos")
     approve(rsa, "rsa_")
     step("rsa_leg 3: access token")
     rsa.fetch_access_token(base + "/oauth1/access_token")

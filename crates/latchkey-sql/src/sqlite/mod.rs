@@ -488,7 +488,11 @@ mod tests {
                 )
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        let known: Vec<i64> = super::migrate::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(versions, known);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
