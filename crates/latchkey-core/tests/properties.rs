@@ -223,6 +223,8 @@ proptest! {
     )) {
         runtime().block_on(async {
             let kit = TestKit::new();
+            // The code is Alice's; the refresh grant refuses subjects that do not exist.
+            kit.user("alice", "alice-password").await;
             let client = kit.web_client().await;
             let code = kit.code_for(&client, "&scope=read+write").await;
             let first = kit
