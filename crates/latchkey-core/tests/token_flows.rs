@@ -460,6 +460,10 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
         tokens.clone(),
         latchkey_core::user::StoreUsers::new(users.clone(), latchkey_core::user::Inline),
     )
+    .config(latchkey_core::config::Config {
+        password_grant: true,
+        ..Default::default()
+    })
     .build()
     .expect("valid");
     let (client, secret) = NewClient::confidential("svc")
