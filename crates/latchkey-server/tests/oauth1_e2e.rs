@@ -203,8 +203,16 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
 
     // An administrator revokes OAuth 1.0a token credentials like OAuth 2.0 tokens.
     let token = seen["rsa_access_token"].as_str().expect("token");
-    let out = cli(dir.path(), &["token", "revoke", token], None);
+    let out = cli(
+        dir.path(),
+        &["token", "revoke"],
+        Some(&format!("{token}\n")),
+    );
     assert_eq!(out.trim(), "Revoked 1 token(s).");
-    let out = cli(dir.path(), &["token", "revoke", token], None);
+    let out = cli(
+        dir.path(),
+        &["token", "revoke"],
+        Some(&format!("{token}\n")),
+    );
     assert_eq!(out.trim(), "Revoked 0 token(s).", "already revoked");
 }
