@@ -199,10 +199,10 @@ async fn plain_http_from_a_remote_client_is_refused_unless_a_trusted_proxy_saw_h
     assert_eq!(status, 200, "{body}");
     // The proxy sets X-Forwarded-* (the default `forwarded_header`): a `Forwarded` header
     // is the client's own and proves nothing.
-    let (status, _) = token(vec![(
-        "forwarded",
-        "for=203.0.113.7;proto=https;host=auth.example",
-    )])
+    let (status, _) = token(vec![
+        ("forwarded", "for=203.0.113.7;proto=https;host=auth.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ])
     .await;
     assert_eq!(status, 403);
     // A developer on loopback, no proxy headers: served.
