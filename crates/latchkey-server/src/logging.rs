@@ -448,9 +448,9 @@ fn drop_notice(out: &mut Vec<u8>, json: bool, dropped: u64, dropped_audit: u64) 
     let _ = if json {
         line.push_str("{\"timestamp\":\"");
         write_timestamp(&mut line, SystemTime::now()).and_then(|()| {
-            write!(
+            writeln!(
                 line,
-                "\",\"level\":\"WARN\",\"fields\":{{\"message\":\"{message}\",\"dropped\":{dropped},\"dropped_audit\":{dropped_audit}}},\"target\":\"latchkey::logging\"}}\n"
+                "\",\"level\":\"WARN\",\"fields\":{{\"message\":\"{message}\",\"dropped\":{dropped},\"dropped_audit\":{dropped_audit}}},\"target\":\"latchkey::logging\"}}"
             )
         })
     } else {
