@@ -46,7 +46,8 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
     pub shutdown_grace: u64,
-    /// Serve Prometheus metrics at `/metrics`.
+    /// Collect Prometheus metrics, served at `/metrics` on the admin listener (never on the
+    /// OAuth listener, which faces the internet).
     pub metrics: bool,
     /// The admin HTTP API.
     pub admin: AdminSettings,
