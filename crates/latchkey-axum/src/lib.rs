@@ -27,7 +27,7 @@ use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::http::{HttpRequest, HttpResponse, Method, collect_headers};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
@@ -66,17 +66,13 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let headers = parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                // Headers that are not visible ASCII cannot carry anything we accept.
-                value
-                    .to_str()
-                    .ok()
-                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
-            })
-            .collect();
+        let headers = collect_headers(
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        )
+        .map_err(|err| Reply(OAuthError::invalid_request(err.description()).to_response(None)))?;
         let body = read_body(body).await.map_err(|status| {
             Reply(
                 OAuthError::invalid_request("request body is too large or unreadable")

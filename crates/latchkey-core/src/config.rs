@@ -129,22 +129,52 @@ fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
         rest
     } else if let Some(rest) = issuer.strip_prefix("http://") {
         // Plain HTTP only for development on this machine.
-        let host = if rest.starts_with("[::1]") {
-            "[::1]"
-        } else {
-            rest.split(['/', ':']).next().unwrap_or("")
-        };
-        if !(host == "localhost" || host == "[::1]" || host.starts_with("127.")) {
+        if !is_loopback_authority(rest.split(['/', '?', '#']).next().unwrap_or("")) {
             return Err(bad());
         }
         rest
     } else {
         return Err(bad());
     };
-    if rest.is_empty() || rest.contains(['?', '#', ' ']) || issuer.ends_with('/') {
+    if rest.is_empty() || rest.contains(['?', '#', ' ', '@']) || issuer.ends_with('/') {
         return Err(bad());
     }
     Ok(())
+}
+
+/// Whether `authority` (`host[:port]`, no user information) names this machine: `localhost`
+/// or a loopback address (`127.0.0.0/8`, `[::1]`). The host is parsed, not matched by
+/// prefix: `127.evil.example` is a name anyone can register.
+fn is_loopback_authority(authority: &str) -> bool {
+    let (host, port, bracketed) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let Some((host, after)) = v6.split_once(']') else {
+                return false;
+            };
+            let port = match after.strip_prefix(':') {
+                Some(port) => port,
+                None if after.is_empty() => "",
+                None => return false,
+            };
+            (host, port, true)
+        }
+        None => {
+            let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+            (host, port, false)
+        }
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if bracketed {
+        return host
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -163,6 +193,10 @@ mod tests {
             "https://a.example/tenant",
             "http://localhost:8080",
             "http://[::1]:9",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://localhost",
+            "http://[::1]/tenant",
         ] {
             let c = Config {
                 issuer: good.into(),
@@ -176,6 +210,27 @@ mod tests {
             "https://a.example/",
             "ftp://x",
             "https://",
+        ] {
+            let c = Config {
+                issuer: bad.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn issue_14_only_loopback_hosts_may_use_plain_http() {
+        for bad in [
+            "http://127.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1@evil.example",
+            "http://localhost:8080@evil.example",
+            "http://[::1].evil.example",
+            "http://[::2]:80",
+            "http://localhost:80x",
+            "http://128.0.0.1",
         ] {
             let c = Config {
                 issuer: bad.into(),

@@ -54,14 +54,18 @@ pub enum Command {
 /// Token administration.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Revoke a token (a refresh token takes every token of its grant).
+    /// Revoke a token read from stdin (a refresh token takes every token of its grant).
     Revoke {
-        /// The token; read from stdin when omitted.
+        /// Refused: a token on the command line is visible in the process list and the shell
+        /// history. Kept only to answer with a message that says to use stdin.
+        #[arg(hide = true)]
         token: Option<String>,
     },
-    /// Show what a token is (RFC 7662 introspection, without client authentication).
+    /// Show what a token read from stdin is (RFC 7662 introspection, without client
+    /// authentication).
     Introspect {
-        /// The token; read from stdin when omitted.
+        /// Refused, as for `revoke`.
+        #[arg(hide = true)]
         token: Option<String>,
     },
 }
@@ -401,17 +405,21 @@ pub async fn token(cmd: TokenCommand, settings: &Settings) -> anyhow::Result<()>
     result
 }
 
-/// A token from the argument, else from the first line of stdin (which keeps it out of
-/// the shell history and the process list).
+/// A token from the first line of stdin, which keeps it out of the shell history and the
+/// process list; one given as an argument is refused, never used.
 fn read_token(arg: Option<String>) -> anyhow::Result<Secret> {
-    let token = match arg {
-        Some(t) => t,
-        None => {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line.trim().to_owned()
-        }
-    };
+    if arg.is_some() {
+        anyhow::bail!(
+            "a token on the command line is visible to other users (process list, shell history): \
+             give it on stdin instead, e.g. `latchkey token revoke < token.txt`, or paste it at the prompt"
+        );
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("Token (one line):");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let token = line.trim().to_owned();
     if token.is_empty() {
         anyhow::bail!("no token given");
     }

@@ -55,6 +55,19 @@ pub struct AnyStore {
     oauth1_memory: MemoryOAuth1Store,
 }
 
+/// Creates `dir` and its missing parents readable by the owner only (0700 on Unix): it holds
+/// the database, its journal and the keys. An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl AnyStore {
     /// Opens the durable store named by `url` (the embedded store in `data_dir` when unset)
     /// and the fast store named by `tokens_url`, if any.
@@ -66,7 +79,7 @@ impl AnyStore {
     ) -> anyhow::Result<Self> {
         let durable = match url {
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
+                create_private_dir(data_dir).map_err(|e| {
                     anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
                 })?;
                 Durable::Sqlite(SqliteStore::open(data_dir.join("latchkey.db")).await?)
@@ -81,7 +94,7 @@ impl AnyStore {
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) if !path.is_empty() => {
                     if let Some(parent) = Path::new(path).parent() {
-                        std::fs::create_dir_all(parent)?;
+                        create_private_dir(parent)?;
                     }
                     Durable::Sqlite(SqliteStore::open(path).await?)
                 }

@@ -18,7 +18,22 @@ pub struct Server {
 }
 
 fn command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command_limited(data_dir, None)
+}
+
+/// The binary's command, run under `ulimit -n NOFILE` when `nofile` is given.
+fn command_limited(data_dir: &Path, nofile: Option<u64>) -> Command {
+    let bin = env!("CARGO_BIN_EXE_latchkey");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            sh
+        }
+        None => Command::new(bin),
+    };
     cmd.arg("--data-dir").arg(data_dir);
     // Settings come from the test, not from whoever runs it.
     for (key, _) in std::env::vars() {
@@ -42,12 +57,17 @@ impl Server {
 
     /// Starts a server with extra environment variables.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(data_dir, env, None)
+    }
+
+    /// Starts a server with extra environment variables, allowed `nofile` open descriptors.
+    pub fn start_limited(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("log file");
-        let mut cmd = command(data_dir);
+        let mut cmd = command_limited(data_dir, nofile);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(log);
