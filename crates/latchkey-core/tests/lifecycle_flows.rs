@@ -1,6 +1,8 @@
 //! Revocation (RFC 7009), introspection (RFC 7662), metadata (RFC 8414) and the bearer guard
 //! (RFC 6750), on the memory store with a fixed clock.
 
+use latchkey_core::client::{GrantType, NewClient};
+use latchkey_core::endpoint::authorize::Decision;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
 use latchkey_core::resource::cache::CachedVerifier;
 use latchkey_core::resource::remote::{IntrospectionVerifier, Introspector};
@@ -8,8 +10,6 @@ use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, Princi
 use latchkey_core::secret::Secret;
 use latchkey_core::store::StoreError;
 use latchkey_core::user::AuthenticatedUser;
-use latchkey_core::client::{GrantType, NewClient};
-use latchkey_core::endpoint::authorize::Decision;
 use latchkey_testkit::{REDIRECT_URI, ResponseExt, TestClient, TestKit, redirect_params, scopes};
 use std::sync::Arc;
 

@@ -69,8 +69,8 @@ use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner,
-    TokenStore, code_verdict,
+    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
+    code_verdict,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind};
 use pool::{Conn, Pool, Write};

@@ -244,8 +244,7 @@ impl Admin {
         }
         if spec.public && spec.introspect {
             return Err(invalid(
-                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)"
-                    .into(),
+                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)".into(),
             ));
         }
         new = new

@@ -206,14 +206,20 @@ async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
     store.save_code(&used, now).await.expect("save");
     store.save_code(&short, now).await.expect("save");
     assert!(matches!(
-        store.take_code(&used.digest, &used.client_id, now).await.expect("take"),
+        store
+            .take_code(&used.digest, &used.client_id, now)
+            .await
+            .expect("take"),
         CodeTake::Taken(_)
     ));
     store.close().await;
 
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert_eq!(
-        store.take_code(&used.digest, &used.client_id, now).await.expect("replay"),
+        store
+            .take_code(&used.digest, &used.client_id, now)
+            .await
+            .expect("replay"),
         CodeTake::Replayed {
             family: used.family.clone()
         }
@@ -224,7 +230,10 @@ async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
     store.save_code(&later, now.plus(5)).await.expect("save");
     assert_eq!(code_rows(&path), 2);
     assert_eq!(
-        store.take_code(&short.digest, &short.client_id, now).await.expect("take"),
+        store
+            .take_code(&short.digest, &short.client_id, now)
+            .await
+            .expect("take"),
         CodeTake::Invalid
     );
     store.close().await;
@@ -290,7 +299,10 @@ async fn a_schema_1_database_is_upgraded_in_place() {
     let (_, record) = code("client-up", 60);
     store.save_code(&record, now).await.expect("save");
     assert_eq!(
-        store.take_code(&record.digest, &record.client_id, now).await.expect("take"),
+        store
+            .take_code(&record.digest, &record.client_id, now)
+            .await
+            .expect("take"),
         CodeTake::Taken(record)
     );
     store.close().await;
@@ -367,7 +379,10 @@ async fn issue_14_a_schema_4_database_keeps_its_clients_and_tokens() {
         .await
         .expect("get")
         .expect("kept");
-    assert!(!client.introspect, "old clients may not introspect others' tokens");
+    assert!(
+        !client.introspect,
+        "old clients may not introspect others' tokens"
+    );
     let token = store
         .find_token(&latchkey_core::secret::Digest::from_bytes([0; 32]))
         .await

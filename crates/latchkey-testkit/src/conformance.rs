@@ -292,7 +292,11 @@ pub async fn saved_tokens_read_back_exactly<S: FastStore>(store: S) {
     store.save_tokens(&bound, now()).await.expect("save");
     for record in bound.records() {
         assert_eq!(
-            store.find_token(&record.digest).await.expect("find").as_ref(),
+            store
+                .find_token(&record.digest)
+                .await
+                .expect("find")
+                .as_ref(),
             Some(record)
         );
     }
@@ -596,7 +600,10 @@ pub async fn codes_read_back_exactly_and_are_single_use<S: FastStore>(store: S) 
     };
     store.save_code(&plain, now()).await.expect("save");
     assert_eq!(
-        store.take_code(&record.digest, &record.client_id, now()).await.expect("take"),
+        store
+            .take_code(&record.digest, &record.client_id, now())
+            .await
+            .expect("take"),
         CodeTake::Taken(record.clone())
     );
     assert_eq!(
@@ -609,7 +616,10 @@ pub async fn codes_read_back_exactly_and_are_single_use<S: FastStore>(store: S) 
         }
     );
     assert_eq!(
-        store.take_code(&plain.digest, &plain.client_id, now()).await.expect("take"),
+        store
+            .take_code(&plain.digest, &plain.client_id, now())
+            .await
+            .expect("take"),
         CodeTake::Taken(plain.clone())
     );
     assert_eq!(
@@ -696,7 +706,10 @@ pub async fn expired_codes_are_invalid<S: FastStore>(store: S) {
     store.save_code(&record, now()).await.expect("save");
     let later = now().plus(5);
     assert_eq!(
-        store.take_code(&record.digest, &record.client_id, later).await.expect("take"),
+        store
+            .take_code(&record.digest, &record.client_id, later)
+            .await
+            .expect("take"),
         CodeTake::Invalid
     );
 }
@@ -821,7 +834,10 @@ pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: FastSt
         );
     }
     assert_eq!(
-        store.take_code(&my_code.digest, &my_code.client_id, now()).await.expect("take"),
+        store
+            .take_code(&my_code.digest, &my_code.client_id, now())
+            .await
+            .expect("take"),
         CodeTake::Invalid
     );
     for r in theirs.records() {

@@ -19,9 +19,9 @@ use super::PgStore;
 use crate::error::from_sqlx;
 use crate::pool::{self, SWEEP_LIMIT};
 use crate::rows::{self, Columns, code_columns, token_columns};
+use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::client::ClientId;
 use latchkey_core::store::{
     CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, TokenOwner, TokenStore, code_verdict,
 };

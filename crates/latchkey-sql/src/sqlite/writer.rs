@@ -29,9 +29,9 @@
 use super::first;
 use crate::error::{from_rusqlite, kind_of_rusqlite};
 use crate::rows::{self, ClientRow, Columns};
+use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::client::ClientId;
 use latchkey_core::store::{
     CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner, code_verdict,
 };
