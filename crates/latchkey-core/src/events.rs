@@ -71,6 +71,20 @@ pub enum Event {
         /// The HTTP status answered (429 for a rate limit).
         status: u16,
     },
+    /// A resource owner's password was right (the login pages and the password grant).
+    UserAuthenticated {
+        /// The client that asked (empty when unknown).
+        client_id: String,
+        /// The resource owner.
+        subject: String,
+    },
+    /// A password check was refused unmade: too many failures for the user name or address.
+    UserAuthThrottled {
+        /// The client that asked (empty when unknown).
+        client_id: String,
+        /// The user name tried.
+        username: String,
+    },
     /// A resource owner's password was wrong or the user unknown.
     UserAuthFailed {
         /// The client that asked.

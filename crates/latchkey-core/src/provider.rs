@@ -120,6 +120,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         self.inner.limits.as_ref()
     }
 
+    /// The address of the client that sent `req`, believing the configured trusted proxies.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        self.inner.config.trusted_proxies.client_ip(req)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -130,8 +135,9 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         &self.inner.store
     }
 
-    /// The resource-owner authenticator.
-    pub fn users(&self) -> &U {
+    /// The resource-owner authenticator. Only [`Provider::check_password`] may call it: a
+    /// password verified anywhere else would skip the backoff and the audit.
+    pub(crate) fn users(&self) -> &U {
         &self.inner.users
     }
 

@@ -72,6 +72,21 @@ impl EventSink for LogEvents {
                 event = "client_auth_failed",
                 client_id = client_id.as_deref().unwrap_or(""),
             ),
+            Event::UserAuthenticated { client_id, subject } => tracing::info!(
+                target: "latchkey::audit",
+                event = "user_authenticated",
+                client_id,
+                subject,
+            ),
+            Event::UserAuthThrottled {
+                client_id,
+                username,
+            } => tracing::warn!(
+                target: "latchkey::audit",
+                event = "user_auth_throttled",
+                client_id,
+                username,
+            ),
             Event::UserAuthFailed {
                 client_id,
                 username,
@@ -128,6 +143,9 @@ fn count(event: &Event) {
         Event::TokenRevoked { .. } => {
             metrics::counter!("latchkey_revocations_total").increment(1);
         }
-        Event::ConsentGranted { .. } | Event::ConsentDenied { .. } => {}
+        Event::ConsentGranted { .. }
+        | Event::ConsentDenied { .. }
+        | Event::UserAuthenticated { .. }
+        | Event::UserAuthThrottled { .. } => {}
     }
 }

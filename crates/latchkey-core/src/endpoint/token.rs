@@ -103,31 +103,16 @@ where
             password,
             scope,
         } => {
-            // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against
-            // brute force attacks".
-            let ip = p.config().trusted_proxies.client_ip(req);
-            let now = p.clock().now();
-            if let Some(limits) = p.limits() {
-                limits
-                    .may_try_password(&username, ip, now)
-                    .await?
-                    .map_err(|t| t.to_error())?;
-            }
-            let result = Box::pin(grant::password::exchange(
+            Box::pin(grant::password::exchange(
                 p,
                 &client,
                 &username,
                 &password,
                 scope.as_ref(),
                 binding,
+                p.client_ip(req),
             ))
-            .await;
-            if let Some(limits) = p.limits() {
-                // Only wrong credentials give invalid_grant in this grant.
-                let failed = matches!(&result, Err(e) if e.code() == ErrorCode::InvalidGrant);
-                limits.password_checked(&username, ip, !failed, now).await?;
-            }
-            result
+            .await
         }
         TokenRequest::RefreshToken {
             refresh_token,
