@@ -57,24 +57,28 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             return Ok(PasswordCheck::Wrong);
         }
         let now = self.clock().now();
-        if let Some(limits) = self.limits()
-            && let Err(throttled) = limits.may_try_password(username, client_ip, now).await?
-        {
-            self.emit(Event::UserAuthThrottled {
-                client_id: client_id.to_owned(),
-                username: username.to_owned(),
-            });
-            return Ok(PasswordCheck::Throttled(throttled));
-        }
+        // The attempt is reserved (counted as a failure) before the password is verified,
+        // in one atomic step with the check of the limits: concurrent guesses cannot all pass.
+        let attempt = match self.limits() {
+            Some(limits) => match limits.reserve_password(username, client_ip, now).await? {
+                Ok(attempt) => attempt,
+                Err(throttled) => {
+                    self.emit(Event::UserAuthThrottled {
+                        client_id: client_id.to_owned(),
+                        username: username.to_owned(),
+                    });
+                    return Ok(PasswordCheck::Throttled(throttled));
+                }
+            },
+            None => None,
+        };
         let user = if password.expose().is_empty() {
             None
         } else {
             self.users().authenticate(username, password).await?
         };
-        if let Some(limits) = self.limits() {
-            limits
-                .password_checked(username, client_ip, user.is_some(), now)
-                .await?;
+        if let (Some(limits), Some(attempt)) = (self.limits(), attempt) {
+            limits.settle_password(attempt, user.is_some()).await?;
         }
         Ok(match user {
             Some(user) => {

@@ -125,11 +125,12 @@ pub struct LimitSettings {
     pub per_ip: u64,
     /// The window of the two request rates, in seconds.
     pub window: u64,
-    /// Failures per user name before attempts must wait 2, 4, 8… seconds.
+    /// Failures per user name (from any address) before attempts must wait 2, 4, 8… seconds.
     pub login_slow_after: u64,
     /// The longest such wait, in seconds.
     pub login_max_delay: u64,
-    /// Failures per user name before attempts are refused for the rest of the window.
+    /// Failures per user name from one address before that address's attempts for that user
+    /// name are refused for the rest of the window (0 turns the backoff off).
     pub login_max_failures: u64,
     /// Failures from one address (any user names) before it is refused.
     pub login_max_failures_per_ip: u64,
