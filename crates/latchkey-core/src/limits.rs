@@ -180,6 +180,11 @@ pub struct Limits {
     pub per_ip: Option<Rate>,
     /// Backoff on failed password checks (the password grant and the login pages).
     pub backoff: Option<Backoff>,
+    /// Failed client authentications per (client id, address): past it, that pair is refused
+    /// before its credentials are looked at, until the window ends. Counted apart from
+    /// `per_client`, which counts only authenticated requests, so that nobody can spend a
+    /// client's budget by presenting its id with a wrong secret.
+    pub client_auth_failures: Option<Rate>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -188,6 +193,7 @@ impl std::fmt::Debug for Limits {
             .field("per_client", &self.per_client)
             .field("per_ip", &self.per_ip)
             .field("backoff", &self.backoff)
+            .field("client_auth_failures", &self.client_auth_failures)
             .finish_non_exhaustive()
     }
 }
@@ -229,7 +235,42 @@ impl Limits {
             per_client: None,
             per_ip: None,
             backoff: Some(Backoff::default()),
+            client_auth_failures: None,
         }
+    }
+
+    /// Whether `client_id` from `ip` may try to authenticate: refused once its failures reach
+    /// `client_auth_failures` in the window. Counts nothing.
+    pub async fn may_authenticate_client(
+        &self,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Result<(), Throttled>, StoreError> {
+        let Some(rate) = self.client_auth_failures else {
+            return Ok(Ok(()));
+        };
+        let key = client_failure_key(client_id, ip);
+        match self.counters.peek(&key, now).await? {
+            Some(w) if w.count >= rate.requests => Ok(Err(until(now, w.resets_at))),
+            _ => Ok(Ok(())),
+        }
+    }
+
+    /// Counts one failed authentication of `client_id` from `ip`.
+    pub async fn client_auth_failed(
+        &self,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let Some(rate) = self.client_auth_failures else {
+            return Ok(());
+        };
+        self.counters
+            .hit(&client_failure_key(client_id, ip), rate.window, now)
+            .await
+            .map(|_| ())
     }
 
     /// Counts one request of `client_id`; refuses it past the client's rate.
@@ -376,6 +417,14 @@ fn key(prefix: &str, parts: &[&[u8]]) -> String {
     key.push_str(prefix);
     key.push_str(&crate::entropy::hex(&hash.finalize()));
     key
+}
+
+/// The key of failed authentications of a client from an address. It counts with the request
+/// rates (not in the failure table password checks need): client secrets are high-entropy, so
+/// this counter protects capacity and the log, and fails open.
+fn client_failure_key(client_id: &str, ip: Option<IpAddr>) -> String {
+    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    key("rate:client-fail:", &[client_id.as_bytes(), ip.as_bytes()])
 }
 
 /// An address's key: addresses are short and well-formed, so they are kept readable.

@@ -63,10 +63,13 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             Some(limits) => match limits.reserve_password(username, client_ip, now).await? {
                 Ok(attempt) => attempt,
                 Err(throttled) => {
-                    self.emit(Event::UserAuthThrottled {
-                        client_id: client_id.to_owned(),
-                        username: username.to_owned(),
-                    });
+                    self.emit_from(
+                        Event::UserAuthThrottled {
+                            client_id: client_id.to_owned(),
+                            username: username.to_owned(),
+                        },
+                        client_ip,
+                    );
                     return Ok(PasswordCheck::Throttled(throttled));
                 }
             },
@@ -82,17 +85,23 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         }
         Ok(match user {
             Some(user) => {
-                self.emit(Event::UserAuthenticated {
-                    client_id: client_id.to_owned(),
-                    subject: user.subject.clone(),
-                });
+                self.emit_from(
+                    Event::UserAuthenticated {
+                        client_id: client_id.to_owned(),
+                        subject: user.subject.clone(),
+                    },
+                    client_ip,
+                );
                 PasswordCheck::Ok(user)
             }
             None => {
-                self.emit(Event::UserAuthFailed {
-                    client_id: client_id.to_owned(),
-                    username: username.to_owned(),
-                });
+                self.emit_from(
+                    Event::UserAuthFailed {
+                        client_id: client_id.to_owned(),
+                        username: username.to_owned(),
+                    },
+                    client_ip,
+                );
                 PasswordCheck::Wrong
             }
         })

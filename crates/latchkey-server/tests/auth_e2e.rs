@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, add_user, cli, data_dir};
+use common::{Server, add_user, cli, create_client, data_dir, post_token};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use std::collections::BTreeMap;
 
@@ -215,5 +215,135 @@ async fn issue_14_oauth1_login_shares_the_backoff_and_the_audit_of_login() {
             .iter()
             .any(|l| l.contains("user_auth_throttled") && l.contains("\"alice\"")),
         "the refused check is audited: {audit:#?}"
+    );
+}
+
+/// A reqwest client whose connections come from `local` (any 127/8 address reaches the
+/// server on Linux), to play a second machine without a proxy.
+fn http_from(local: &str) -> reqwest::Client {
+    reqwest::Client::builder()
+        .local_address(Some(local.parse().expect("ip")))
+        .build()
+        .expect("client")
+}
+
+async fn client_credentials(http: &reqwest::Client, server: &Server, auth: &str) -> u16 {
+    post_token(http, server, Some(auth), "grant_type=client_credentials")
+        .await
+        .0
+}
+
+#[tokio::test]
+async fn issue_14_wrong_secrets_do_not_spend_the_real_clients_rate() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &[]);
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ("LATCHKEY_LIMITS__PER_CLIENT", "5"),
+            ("LATCHKEY_LIMITS__CLIENT_AUTH_FAILURES", "3"),
+        ],
+    );
+    // Someone elsewhere presents the client's id with wrong secrets: after 3 failures, that
+    // address is refused for this client id before its secret is looked at.
+    use base64::Engine as _;
+    let forged = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:wrong", client.id))
+    );
+    let attacker = http_from("127.0.0.2");
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(client_credentials(&attacker, &server, &forged).await);
+    }
+    assert_eq!(statuses, [401, 401, 401, 429, 429]);
+    // The real client still has its whole budget, and only its own requests spend it.
+    let http = http_from("127.0.0.1");
+    let mut statuses = Vec::new();
+    for _ in 0..6 {
+        statuses.push(client_credentials(&http, &server, &client.basic()).await);
+    }
+    assert_eq!(statuses, [200, 200, 200, 200, 200, 429]);
+
+    // The audit trail says where each event came from.
+    server.terminate();
+    let audit = audit_lines(dir.path());
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("client_auth_failed") && l.contains("127.0.0.2")),
+        "{audit:#?}"
+    );
+    assert!(
+        audit
+            .iter()
+            .any(|l| l.contains("token_issued") && l.contains("\"client_ip\":\"127.0.0.1\"")),
+        "{audit:#?}"
+    );
+}
+
+#[tokio::test]
+async fn issue_14_huge_client_ids_and_user_names_get_a_4xx_and_no_long_log_line() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &["--grant-type", "password"]);
+    add_user(dir.path(), "alice", "alice-password");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let huge = "x".repeat(64 * 1024);
+    // Just under the body limit.
+    let big = "x".repeat(63 * 1024);
+    use base64::Engine as _;
+    let basic = format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{huge}:secret"))
+    );
+    let (status, _, body) = post_token(
+        &http,
+        &server,
+        Some(&basic),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert!((400..500).contains(&status), "{status} {body}");
+    let (status, _, body) = post_token(
+        &http,
+        &server,
+        None,
+        &format!("grant_type=client_credentials&client_id={big}&client_secret=s"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("invalid_client"))
+    );
+    // A control character is no more welcome than length.
+    let (status, _, _) = post_token(
+        &http,
+        &server,
+        None,
+        "grant_type=client_credentials&client_id=a%0Aevent%3Dforged&client_secret=s",
+    )
+    .await;
+    assert_eq!(status, 401);
+    // The password grant with a huge user name: refused without a check.
+    let (status, _, body) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        &format!("grant_type=password&username={big}&password=p"),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_grant"))
+    );
+
+    server.terminate();
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    let longest = log.lines().map(str::len).max().unwrap_or(0);
+    assert!(longest < 2048, "a log line of {longest} bytes");
+    assert!(
+        !log.contains("event=forged") && !log.contains("\nevent"),
+        "no forged line"
     );
 }
