@@ -310,8 +310,19 @@ impl Credentials {
     /// Reads the credentials of a request. `Ok(None)` when it presents none at all.
     ///
     /// RFC 6749 §2.3: "The client MUST NOT use more than one authentication method in each
-    /// request": a Basic header together with `client_secret` in the body is refused.
+    /// request": a Basic header together with `client_secret` in the body is refused. The
+    /// client id must be a well-formed [`ClientId`] (1 to 255 printable ASCII characters), or
+    /// the request is refused with `invalid_client` before the id is counted, looked up or
+    /// logged.
     pub fn from_request(req: &HttpRequest, params: &Params) -> Result<Option<Self>, OAuthError> {
+        let credentials = Self::read(req, params)?;
+        if let Some(c) = &credentials {
+            ClientId::parse(c.client_id())?;
+        }
+        Ok(credentials)
+    }
+
+    fn read(req: &HttpRequest, params: &Params) -> Result<Option<Self>, OAuthError> {
         if req.header_count("authorization") > 1 {
             return Err(OAuthError::invalid_request("repeated Authorization header"));
         }
@@ -365,10 +376,18 @@ impl Credentials {
     }
 }
 
+/// The longest `Authorization: Basic` header read.
+const MAX_BASIC_LEN: usize = 8 * 1024;
+
 /// Decodes `Authorization: Basic`, form-decoding id and secret as RFC 6749 §2.3.1 requires
 /// ("encoded using the application/x-www-form-urlencoded encoding algorithm").
 fn decode_basic(header: &str) -> Result<(String, Secret), OAuthError> {
     let bad = || OAuthError::invalid_client("malformed Basic authorization header");
+    // A client id of at most 255 characters and a secret of at most 1 KiB, form-encoded
+    // (3 bytes a character at worst) and base64-encoded, fit in this.
+    if header.len() > MAX_BASIC_LEN {
+        return Err(bad());
+    }
     let (scheme, value) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
         return Err(OAuthError::invalid_client(

@@ -46,6 +46,7 @@ pub mod events;
 pub mod grant;
 pub mod http;
 pub mod limits;
+pub mod login;
 pub mod net;
 pub mod params;
 pub mod password;

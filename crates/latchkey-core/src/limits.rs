@@ -9,14 +9,27 @@
 //! Two mechanisms:
 //! - **Request rates**: at most `n` requests to the token, revocation and introspection endpoints per window per client and per address,
 //!   in fixed windows. Past the limit the endpoint answers 429 with `Retry-After`.
-//! - **Failure backoff**: failed password checks are counted per user name and per address.
-//!   After `slow_after` failures a user must wait 2, 4, 8… seconds (up to `max_delay`) between
-//!   attempts; after `max_failures` (or `max_failures_per_ip` from one address) every attempt
-//!   is refused until the window ends. A success clears the user's count.
+//! - **Failure backoff**: every password check is an attempt *reserved* before the password is
+//!   verified, atomically in the counter store, so concurrent guesses cannot all pass one check
+//!   ([`Counters::reserve`]); a right password takes the reservation back. Attempts are scored
+//!   three ways:
+//!   - per **user name** (from anywhere): after `slow_after` failures each attempt must wait 2, 4,
+//!     8… seconds (up to `max_delay`) after the previous one. This only slows: failures from
+//!     elsewhere never lock the owner out;
+//!   - per **(user name, address)**: after `max_failures` failures that pair is refused until the
+//!     window ends;
+//!   - per **address** (any user names): after `max_failures_per_ip` failures it is refused until
+//!     the window ends.
+//!
+//! Counter keys are SHA-256 hashes of what they count (user names, client ids, addresses), so a
+//! key's size does not depend on what a client sent. When the counter store cannot answer (or
+//! the memory table is full), request rates let traffic through and password checks are refused:
+//! rates protect capacity, the backoff protects secrets.
 
 use crate::clock::UnixTime;
 use crate::error::{ErrorCode, OAuthError};
-use crate::store::StoreError;
+use crate::store::{StoreError, StoreErrorKind};
+use sha2::{Digest as _, Sha256};
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::IpAddr;
@@ -37,6 +50,59 @@ pub struct Window {
     pub last: UnixTime,
 }
 
+/// When a key's failures refuse a new attempt: at `limit` failures until its window ends, and
+/// after `slow_after` failures until 2, 4, 8… seconds (at most `max_delay`) after the last one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gate {
+    /// Failures at which every attempt is refused until the window ends (`u64::MAX`: never).
+    pub limit: u64,
+    /// Failures after which attempts are spaced out (`u64::MAX`: never).
+    pub slow_after: u64,
+    /// The longest spacing, in seconds.
+    pub max_delay: u64,
+}
+
+impl Gate {
+    /// When an attempt may be made again, if not now, for a key with `count` failures in a
+    /// window ending at `resets_at`, the last at `last`. Backends that cannot run Rust (the
+    /// Redis script) restate exactly this rule.
+    pub fn refusal(
+        &self,
+        count: u64,
+        last: UnixTime,
+        resets_at: UnixTime,
+        now: UnixTime,
+    ) -> Option<UnixTime> {
+        if count >= self.limit {
+            return Some(resets_at);
+        }
+        if count >= self.slow_after {
+            // 2, 4, 8… seconds: never less than 2, so a retry within the same clock second is
+            // never let through by rounding.
+            let doublings = u32::try_from(count - self.slow_after).unwrap_or(u32::MAX);
+            let delay = 1u64
+                .checked_shl(doublings)
+                .unwrap_or(u64::MAX)
+                .saturating_mul(2)
+                .min(self.max_delay);
+            let next = last.plus(delay);
+            if now < next {
+                return Some(next);
+            }
+        }
+        None
+    }
+}
+
+/// What [`Counters::reserve`] decided.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reserve {
+    /// The attempt was counted.
+    Reserved,
+    /// Nothing was counted; an attempt may be made again at this time.
+    Refused(UnixTime),
+}
+
 /// Counts hits per key in fixed windows that start at a key's first hit.
 ///
 /// Implementations must be atomic per key (two nodes hitting at once both count) and must
@@ -49,6 +115,18 @@ pub trait Counters: Send + Sync + 'static {
     fn peek<'a>(&'a self, key: &'a str, now: UnixTime) -> CounterFuture<'a, Option<Window>>;
     /// Forgets the key.
     fn clear<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()>;
+    /// In one atomic step: refuses when [`Gate::refusal`] refuses the key's open window
+    /// (changing nothing), else adds one hit as [`Counters::hit`] does. Check and count are
+    /// one step, so N concurrent attempts never all pass a gate that admits fewer.
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        gate: Gate,
+        window: u64,
+        now: UnixTime,
+    ) -> CounterFuture<'a, Reserve>;
+    /// Takes back one hit (never below zero): a reserved attempt that was not a failure.
+    fn refund<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()>;
 }
 
 /// A request rate: at most `requests` per `window` seconds.
@@ -60,14 +138,16 @@ pub struct Rate {
     pub window: u64,
 }
 
-/// The failure backoff policy for password checks.
+/// The failure backoff policy for password checks (see the module documentation).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Backoff {
-    /// Failures per user name after which each attempt waits 2, 4, 8… seconds.
+    /// Failures per user name (from any address) after which each attempt waits 2, 4, 8…
+    /// seconds after the previous one.
     pub slow_after: u64,
     /// The longest wait between attempts, in seconds.
     pub max_delay: u64,
-    /// Failures per user name after which attempts are refused until the window ends.
+    /// Failures per user name from one address after which that address's attempts for that
+    /// user name are refused until the window ends.
     pub max_failures: u64,
     /// Failures from one address (any user names) after which it is refused.
     pub max_failures_per_ip: u64,
@@ -76,8 +156,8 @@ pub struct Backoff {
 }
 
 impl Default for Backoff {
-    /// 3 free failures, then waits up to 30 s; 10 failures per user or 50 per address lock
-    /// for the rest of 15 minutes.
+    /// 3 free failures, then waits up to 30 s; 10 failures per user and address, or 50 per
+    /// address, lock that pair (or address) for the rest of 15 minutes.
     fn default() -> Self {
         Self {
             slow_after: 3,
@@ -98,8 +178,13 @@ pub struct Limits {
     pub per_client: Option<Rate>,
     /// Requests per address to those endpoints.
     pub per_ip: Option<Rate>,
-    /// Backoff on failed password checks (the password grant and the login page).
+    /// Backoff on failed password checks (the password grant and the login pages).
     pub backoff: Option<Backoff>,
+    /// Failed client authentications per (client id, address): past it, that pair is refused
+    /// before its credentials are looked at, until the window ends. Counted apart from
+    /// `per_client`, which counts only authenticated requests, so that nobody can spend a
+    /// client's budget by presenting its id with a wrong secret.
+    pub client_auth_failures: Option<Rate>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -108,6 +193,7 @@ impl std::fmt::Debug for Limits {
             .field("per_client", &self.per_client)
             .field("per_ip", &self.per_ip)
             .field("backoff", &self.backoff)
+            .field("client_auth_failures", &self.client_auth_failures)
             .finish_non_exhaustive()
     }
 }
@@ -131,6 +217,16 @@ impl Throttled {
     }
 }
 
+/// A password attempt reserved by [`Limits::reserve_password`]; settle it with
+/// [`Limits::settle_password`] once the password was checked.
+#[derive(Debug)]
+#[must_use = "a reserved attempt is settled once the password was checked"]
+pub struct PasswordAttempt {
+    user: String,
+    pair: String,
+    ip: Option<String>,
+}
+
 impl Limits {
     /// No request rate, the default backoff, counting in `counters`.
     pub fn new(counters: Arc<dyn Counters>) -> Self {
@@ -139,7 +235,42 @@ impl Limits {
             per_client: None,
             per_ip: None,
             backoff: Some(Backoff::default()),
+            client_auth_failures: None,
         }
+    }
+
+    /// Whether `client_id` from `ip` may try to authenticate: refused once its failures reach
+    /// `client_auth_failures` in the window. Counts nothing.
+    pub async fn may_authenticate_client(
+        &self,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Result<(), Throttled>, StoreError> {
+        let Some(rate) = self.client_auth_failures else {
+            return Ok(Ok(()));
+        };
+        let key = client_failure_key(client_id, ip);
+        match self.counters.peek(&key, now).await? {
+            Some(w) if w.count >= rate.requests => Ok(Err(until(now, w.resets_at))),
+            _ => Ok(Ok(())),
+        }
+    }
+
+    /// Counts one failed authentication of `client_id` from `ip`.
+    pub async fn client_auth_failed(
+        &self,
+        client_id: &str,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        let Some(rate) = self.client_auth_failures else {
+            return Ok(());
+        };
+        self.counters
+            .hit(&client_failure_key(client_id, ip), rate.window, now)
+            .await
+            .map(|_| ())
     }
 
     /// Counts one request of `client_id`; refuses it past the client's rate.
@@ -148,8 +279,12 @@ impl Limits {
         client_id: &str,
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
-        self.rate("rate:client:", client_id, self.per_client, now)
-            .await
+        self.rate(
+            &key("rate:client:", &[client_id.as_bytes()]),
+            self.per_client,
+            now,
+        )
+        .await
     }
 
     /// Counts one request from `ip`; refuses it past the address's rate.
@@ -159,95 +294,142 @@ impl Limits {
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
         let Some(ip) = ip else { return Ok(Ok(())) };
-        self.rate("rate:ip:", &ip.to_string(), self.per_ip, now)
-            .await
+        self.rate(&ip_key("rate:ip:", ip), self.per_ip, now).await
     }
 
     async fn rate(
         &self,
-        prefix: &str,
-        id: &str,
+        key: &str,
         rate: Option<Rate>,
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
         let Some(rate) = rate else { return Ok(Ok(())) };
-        let key = format!("{prefix}{id}");
-        let window = self.counters.hit(&key, rate.window, now).await?;
+        let window = self.counters.hit(key, rate.window, now).await?;
         if window.count > rate.requests {
             return Ok(Err(until(now, window.resets_at)));
         }
         Ok(Ok(()))
     }
 
-    /// Whether a password check for `username` from `ip` may be made now.
-    pub async fn may_try_password(
+    /// Reserves one password attempt for `username` from `ip`, or refuses it. The attempt
+    /// counts as a failure until [`Limits::settle_password`] says it succeeded. `Ok(Ok(None))`
+    /// when no backoff is configured.
+    pub async fn reserve_password(
         &self,
         username: &str,
         ip: Option<IpAddr>,
         now: UnixTime,
-    ) -> Result<Result<(), Throttled>, StoreError> {
+    ) -> Result<Result<Option<PasswordAttempt>, Throttled>, StoreError> {
         let Some(policy) = self.backoff else {
-            return Ok(Ok(()));
+            return Ok(Ok(None));
         };
-        if let Some(ip) = ip
-            && let Some(w) = self.counters.peek(&ip_key(ip), now).await?
-            && w.count >= policy.max_failures_per_ip
-        {
-            return Ok(Err(until(now, w.resets_at)));
-        }
-        let Some(w) = self.counters.peek(&user_key(username), now).await? else {
-            return Ok(Ok(()));
+        let ip_text = ip.map(|ip| ip.to_string()).unwrap_or_default();
+        let attempt = PasswordAttempt {
+            user: key("fail:user:", &[username.as_bytes()]),
+            pair: key("fail:pair:", &[username.as_bytes(), ip_text.as_bytes()]),
+            ip: ip.map(|ip| ip_key("fail:ip:", ip)),
         };
-        if w.count >= policy.max_failures {
-            return Ok(Err(until(now, w.resets_at)));
-        }
-        if w.count >= policy.slow_after {
-            // 2, 4, 8… seconds: never less than 2, so a retry within the same clock second
-            // is never let through by rounding.
-            let doublings = u32::try_from(w.count - policy.slow_after).unwrap_or(u32::MAX);
-            let delay = 2u64
-                .checked_shl(doublings)
-                .unwrap_or(u64::MAX)
-                .min(policy.max_delay);
-            let next = w.last.plus(delay);
-            if now < next {
-                return Ok(Err(until(now, next)));
+        let never = u64::MAX;
+        let gates = [
+            attempt.ip.as_deref().map(|k| {
+                (
+                    k,
+                    Gate {
+                        limit: policy.max_failures_per_ip,
+                        slow_after: never,
+                        max_delay: 0,
+                    },
+                )
+            }),
+            Some((
+                attempt.pair.as_str(),
+                Gate {
+                    limit: policy.max_failures,
+                    slow_after: never,
+                    max_delay: 0,
+                },
+            )),
+            Some((
+                attempt.user.as_str(),
+                Gate {
+                    limit: never,
+                    slow_after: policy.slow_after,
+                    max_delay: policy.max_delay,
+                },
+            )),
+        ];
+        let mut reserved: Vec<&str> = Vec::with_capacity(3);
+        for (k, gate) in gates.into_iter().flatten() {
+            let verdict = match self.counters.reserve(k, gate, policy.window, now).await {
+                Ok(verdict) => verdict,
+                Err(err) => {
+                    self.refund_all(&reserved).await;
+                    return Err(err);
+                }
+            };
+            match verdict {
+                Reserve::Reserved => reserved.push(k),
+                Reserve::Refused(at) => {
+                    self.refund_all(&reserved).await;
+                    return Ok(Err(until(now, at)));
+                }
             }
         }
-        Ok(Ok(()))
+        Ok(Ok(Some(attempt)))
     }
 
-    /// Records the outcome of a password check: a failure counts against the user name and
-    /// the address, a success clears the user name's count.
-    pub async fn password_checked(
+    /// Settles a reserved attempt: a failure stays counted; a success clears the user name's
+    /// scores (per user and per user and address) and takes back the address's reservation.
+    pub async fn settle_password(
         &self,
-        username: &str,
-        ip: Option<IpAddr>,
+        attempt: PasswordAttempt,
         ok: bool,
-        now: UnixTime,
     ) -> Result<(), StoreError> {
-        let Some(policy) = self.backoff else {
+        if !ok {
             return Ok(());
-        };
-        if ok {
-            return self.counters.clear(&user_key(username)).await;
         }
-        self.counters
-            .hit(&user_key(username), policy.window, now)
-            .await?;
-        if let Some(ip) = ip {
-            self.counters.hit(&ip_key(ip), policy.window, now).await?;
+        self.counters.clear(&attempt.user).await?;
+        self.counters.clear(&attempt.pair).await?;
+        if let Some(ip) = &attempt.ip {
+            self.counters.refund(ip).await?;
         }
         Ok(())
     }
+
+    async fn refund_all(&self, keys: &[&str]) {
+        for k in keys {
+            if let Err(err) = self.counters.refund(k).await {
+                tracing::warn!(error = %err, "a refused password attempt could not be refunded");
+            }
+        }
+    }
 }
 
-fn user_key(username: &str) -> String {
-    format!("fail:user:{username}")
+/// A counter key: `prefix` and the SHA-256 of `parts` (each length-prefixed, so that no two
+/// different lists of parts make the same key), in hex. Its size never depends on the input.
+fn key(prefix: &str, parts: &[&[u8]]) -> String {
+    let mut hash = Sha256::new();
+    for part in parts {
+        hash.update((part.len() as u64).to_be_bytes());
+        hash.update(part);
+    }
+    let mut key = String::with_capacity(prefix.len() + 64);
+    key.push_str(prefix);
+    key.push_str(&crate::entropy::hex(&hash.finalize()));
+    key
 }
 
-fn ip_key(ip: IpAddr) -> String {
-    format!("fail:ip:{ip}")
+/// The key of failed authentications of a client from an address. It counts with the request
+/// rates (not in the failure table password checks need): client secrets are high-entropy, so
+/// this counter protects capacity and the log, and fails open.
+fn client_failure_key(client_id: &str, ip: Option<IpAddr>) -> String {
+    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
+    key("rate:client-fail:", &[client_id.as_bytes(), ip.as_bytes()])
+}
+
+/// An address's key: addresses are short and well-formed, so they are kept readable.
+fn ip_key(prefix: &str, ip: IpAddr) -> String {
+    format!("{prefix}{ip}")
 }
 
 fn until(now: UnixTime, at: UnixTime) -> Throttled {
@@ -256,11 +438,26 @@ fn until(now: UnixTime, at: UnixTime) -> Throttled {
     }
 }
 
+/// The default most keys a [`MemoryCounters`] table holds (about 15 MB).
+pub const DEFAULT_MAX_KEYS: usize = 100_000;
+
 /// Counters in process memory, for one node. Bounded: a window is forgotten when it ends,
-/// and the table sweeps itself when it grows.
-#[derive(Debug, Default)]
+/// the table sweeps itself when it grows, and it never holds more than its maximum number of
+/// keys. The keys of failed password checks (`fail:`) live in a table of their own, so that
+/// a flood of request-rate keys cannot fill the table password checks need. A full table
+/// refuses new keys with an error: request rates then let traffic through, password checks
+/// are refused (the policy of the module documentation).
+#[derive(Debug)]
 pub struct MemoryCounters {
-    table: Mutex<Table>,
+    rates: Mutex<Table>,
+    failures: Mutex<Table>,
+    max_keys: usize,
+}
+
+impl Default for MemoryCounters {
+    fn default() -> Self {
+        Self::with_max_keys(DEFAULT_MAX_KEYS)
+    }
 }
 
 #[derive(Debug, Default)]
@@ -268,17 +465,60 @@ struct Table {
     windows: HashMap<String, Window>,
     /// Sweep when the table reaches this size; doubles with the live set.
     sweep_at: usize,
+    /// When a full table was last swept: it is swept at most once a second.
+    swept_full: Option<UnixTime>,
+}
+
+impl Table {
+    /// Makes room for `key` if it is new: sweeps ended windows as the table grows, and
+    /// refuses a new key when the table is full of live ones.
+    fn room_for(&mut self, key: &str, now: UnixTime, max_keys: usize) -> Result<(), StoreError> {
+        if self.windows.contains_key(key) {
+            return Ok(());
+        }
+        let full = self.windows.len() >= max_keys;
+        if full && self.swept_full == Some(now) {
+            return Err(table_full());
+        }
+        if full || self.windows.len() >= self.sweep_at.max(1024) {
+            self.windows.retain(|_, w| w.resets_at > now);
+            self.sweep_at = self.windows.len().saturating_mul(2);
+            if full {
+                self.swept_full = Some(now);
+            }
+        }
+        if self.windows.len() >= max_keys {
+            return Err(table_full());
+        }
+        Ok(())
+    }
+}
+
+fn table_full() -> StoreError {
+    StoreError::new(StoreErrorKind::Unavailable, "counter table full")
 }
 
 impl MemoryCounters {
-    /// An empty table.
+    /// An empty table of at most [`DEFAULT_MAX_KEYS`] keys (per kind).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// An empty table of at most `max_keys` request-rate keys and as many failure keys.
+    pub fn with_max_keys(max_keys: usize) -> Self {
+        Self {
+            rates: Mutex::default(),
+            failures: Mutex::default(),
+            max_keys: max_keys.max(1),
+        }
+    }
+
     /// How many keys have an open window; for tests and metrics.
     pub fn len(&self) -> usize {
-        self.table.lock().map(|t| t.windows.len()).unwrap_or(0)
+        [&self.rates, &self.failures]
+            .iter()
+            .map(|t| t.lock().map(|t| t.windows.len()).unwrap_or(0))
+            .sum()
     }
 
     /// Whether no key has an open window.
@@ -286,55 +526,94 @@ impl MemoryCounters {
         self.len() == 0
     }
 
-    fn with<T>(&self, f: impl FnOnce(&mut Table) -> T) -> Result<T, StoreError> {
-        let mut table = self.table.lock().map_err(|_| {
-            StoreError::new(
-                crate::store::StoreErrorKind::Unavailable,
-                "counter table poisoned",
-            )
-        })?;
-        Ok(f(&mut table))
+    fn with<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut Table) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let table = if key.starts_with("fail:") {
+            &self.failures
+        } else {
+            &self.rates
+        };
+        let mut table = table
+            .lock()
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "counter table poisoned"))?;
+        f(&mut table)
     }
 }
 
 impl Counters for MemoryCounters {
     fn hit<'a>(&'a self, key: &'a str, window: u64, now: UnixTime) -> CounterFuture<'a, Window> {
-        let result = self.with(|t| {
-            if t.windows.len() >= t.sweep_at.max(1024) {
-                t.windows.retain(|_, w| w.resets_at > now);
-                t.sweep_at = t.windows.len().saturating_mul(2);
-            }
-            let w = t
-                .windows
-                .entry(key.to_owned())
-                .and_modify(|w| {
-                    if w.resets_at <= now {
-                        *w = fresh(now, window);
-                    }
-                })
-                .or_insert_with(|| fresh(now, window));
+        let result = self.with(key, |t| {
+            t.room_for(key, now, self.max_keys)?;
+            let w = open(t, key, window, now);
             w.count += 1;
             let seen = *w;
             w.last = now;
-            Window {
-                last: seen.last,
-                ..seen
-            }
+            Ok(seen)
         });
         Box::pin(std::future::ready(result))
     }
 
     fn peek<'a>(&'a self, key: &'a str, now: UnixTime) -> CounterFuture<'a, Option<Window>> {
-        let result = self.with(|t| t.windows.get(key).copied().filter(|w| w.resets_at > now));
+        let result = self.with(key, |t| {
+            Ok(t.windows.get(key).copied().filter(|w| w.resets_at > now))
+        });
         Box::pin(std::future::ready(result))
     }
 
     fn clear<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()> {
-        let result = self.with(|t| {
+        let result = self.with(key, |t| {
             t.windows.remove(key);
+            Ok(())
         });
         Box::pin(std::future::ready(result))
     }
+
+    fn reserve<'a>(
+        &'a self,
+        key: &'a str,
+        gate: Gate,
+        window: u64,
+        now: UnixTime,
+    ) -> CounterFuture<'a, Reserve> {
+        let result = self.with(key, |t| {
+            if let Some(w) = t.windows.get(key).filter(|w| w.resets_at > now)
+                && let Some(at) = gate.refusal(w.count, w.last, w.resets_at, now)
+            {
+                return Ok(Reserve::Refused(at));
+            }
+            t.room_for(key, now, self.max_keys)?;
+            let w = open(t, key, window, now);
+            w.count += 1;
+            w.last = now;
+            Ok(Reserve::Reserved)
+        });
+        Box::pin(std::future::ready(result))
+    }
+
+    fn refund<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()> {
+        let result = self.with(key, |t| {
+            if let Some(w) = t.windows.get_mut(key) {
+                w.count = w.count.saturating_sub(1);
+            }
+            Ok(())
+        });
+        Box::pin(std::future::ready(result))
+    }
+}
+
+/// The key's open window, a fresh one if it had none or its window ended.
+fn open<'t>(t: &'t mut Table, key: &str, window: u64, now: UnixTime) -> &'t mut Window {
+    t.windows
+        .entry(key.to_owned())
+        .and_modify(|w| {
+            if w.resets_at <= now {
+                *w = fresh(now, window);
+            }
+        })
+        .or_insert_with(|| fresh(now, window))
 }
 
 fn fresh(now: UnixTime, window: u64) -> Window {
@@ -396,52 +675,129 @@ mod tests {
         );
     }
 
+    /// Reserves and settles one attempt as a failure (`Ok(false)`), a success (`Ok(true)`),
+    /// or reports the refusal.
+    fn attempt(limits: &Limits, user: &str, ip: &str, ok: bool, t: i64) -> Result<(), Throttled> {
+        let ip: Option<IpAddr> = Some(ip.parse().expect("ip"));
+        let reserved = block(limits.reserve_password(user, ip, UnixTime(t))).expect("counted")?;
+        let reserved = reserved.expect("backoff on");
+        block(limits.settle_password(reserved, ok)).expect("settled");
+        Ok(())
+    }
+
     #[test]
-    fn failures_slow_then_lock_and_success_clears() {
+    fn failures_slow_then_lock_the_pair_and_success_clears() {
         let (limits, _) = limits();
-        let ip: Option<IpAddr> = Some("192.0.2.1".parse().expect("ip"));
-        let fail = |t: i64| {
-            block(limits.password_checked("alice", ip, false, UnixTime(t))).expect("counted");
-        };
-        let may = |t: i64| block(limits.may_try_password("alice", ip, UnixTime(t))).expect("ok");
-        fail(0);
-        fail(0);
+        let a = "192.0.2.1";
+        let fail = |t: i64| attempt(&limits, "alice", a, false, t);
+        assert_eq!(fail(0), Ok(()));
+        assert_eq!(fail(0), Ok(()));
         // Two failures: the third attempt waits 2 s after the last failure.
-        assert_eq!(may(0), Err(Throttled { retry_after: 2 }));
-        assert_eq!(may(1), Err(Throttled { retry_after: 1 }));
-        assert_eq!(may(2), Ok(()));
-        fail(2);
+        assert_eq!(fail(0), Err(Throttled { retry_after: 2 }));
+        assert_eq!(fail(1), Err(Throttled { retry_after: 1 }));
+        assert_eq!(fail(2), Ok(()));
         // Three failures: 4 s.
-        assert_eq!(may(5), Err(Throttled { retry_after: 1 }));
-        assert_eq!(may(6), Ok(()));
-        fail(6);
+        assert_eq!(fail(5), Err(Throttled { retry_after: 1 }));
+        assert_eq!(fail(6), Ok(()));
         // Four failures: 8 s, capped at max_delay.
-        assert_eq!(may(7), Err(Throttled { retry_after: 7 }));
-        fail(14);
-        // Five failures: locked until the window (opened at 0) ends at 100.
-        assert_eq!(may(50), Err(Throttled { retry_after: 50 }));
-        assert_eq!(may(100), Ok(()));
+        assert_eq!(fail(7), Err(Throttled { retry_after: 7 }));
+        assert_eq!(fail(14), Ok(()));
+        // Five failures from this address: the pair is locked until the window (opened at 0)
+        // ends at 100.
+        assert_eq!(fail(50), Err(Throttled { retry_after: 50 }));
+        assert_eq!(attempt(&limits, "alice", a, true, 100), Ok(()));
         // A success clears the user's count.
-        fail(100);
-        fail(100);
-        block(limits.password_checked("alice", ip, true, UnixTime(100))).expect("cleared");
-        assert_eq!(may(100), Ok(()));
+        assert_eq!(fail(100), Ok(()));
+        assert_eq!(fail(100), Ok(()));
+        // (Even the right password waits out the spacing.)
+        assert!(attempt(&limits, "alice", a, true, 101).is_err());
+        assert_eq!(attempt(&limits, "alice", a, true, 102), Ok(()));
+        assert_eq!(fail(102), Ok(()));
+        assert_eq!(fail(102), Ok(()));
+    }
+
+    #[test]
+    fn issue_14_a_lock_from_one_address_does_not_lock_the_user_from_another() {
+        let (limits, _) = limits();
+        let attacker = "203.0.113.66";
+        let owner = "198.51.100.7";
+        let mut t = 0;
+        let mut failures = 0;
+        while failures < 5 {
+            match attempt(&limits, "alice", attacker, false, t) {
+                Ok(()) => failures += 1,
+                Err(throttled) => t += i64::try_from(throttled.retry_after).expect("small"),
+            }
+        }
+        // The attacker's address is locked out of alice until the window ends...
+        t += 8;
+        assert!(attempt(&limits, "alice", attacker, true, t).is_err());
+        // ...while alice, from her own address, only waits out the per-user spacing.
+        assert_eq!(attempt(&limits, "alice", owner, true, t), Ok(()));
+    }
+
+    #[test]
+    fn issue_14_concurrent_attempts_cannot_all_pass_one_check() {
+        let (limits, _) = limits();
+        let ip: Option<IpAddr> = Some("192.0.2.40".parse().expect("ip"));
+        // 40 attempts reserved at once, none settled yet (their passwords are being checked):
+        // only the spacing's free attempts are let through.
+        let reserved: Vec<_> = (0..40)
+            .filter_map(|_| {
+                block(limits.reserve_password("alice", ip, UnixTime(0)))
+                    .expect("counted")
+                    .ok()
+            })
+            .collect();
+        assert_eq!(reserved.len(), 2, "slow_after attempts pass, then the wait");
     }
 
     #[test]
     fn one_address_guessing_many_users_is_locked_out() {
         let (limits, _) = limits();
-        let ip: Option<IpAddr> = Some("192.0.2.9".parse().expect("ip"));
         for n in 0..7 {
-            block(limits.password_checked(&format!("user{n}"), ip, false, UnixTime(0)))
-                .expect("counted");
+            assert_eq!(
+                attempt(&limits, &format!("user{n}"), "192.0.2.9", false, 0),
+                Ok(())
+            );
         }
-        assert!(block(limits.may_try_password("fresh", ip, UnixTime(1))).is_ok_and(|r| r.is_err()));
-        let other: Option<IpAddr> = Some("192.0.2.10".parse().expect("ip"));
-        assert_eq!(
-            block(limits.may_try_password("fresh", other, UnixTime(1))).expect("ok"),
-            Ok(())
-        );
+        assert!(attempt(&limits, "fresh", "192.0.2.9", true, 1).is_err());
+        assert_eq!(attempt(&limits, "fresh", "192.0.2.10", true, 1), Ok(()));
+    }
+
+    #[test]
+    fn issue_14_counter_keys_have_a_fixed_size_and_the_table_a_maximum() {
+        let counters = Arc::new(MemoryCounters::with_max_keys(10));
+        let mut limits = Limits::new(counters.clone());
+        limits.per_client = Some(Rate {
+            requests: 3,
+            window: 10,
+        });
+        let huge = "c".repeat(64 * 1024);
+        let k = key("rate:client:", &[huge.as_bytes()]);
+        assert_eq!(k.len(), "rate:client:".len() + 64);
+        // Request rates fill their table; past the maximum they fail (and are let through
+        // by the caller) instead of growing.
+        for n in 0..10 {
+            let id = format!("{huge}{n}");
+            assert_eq!(
+                block(limits.by_client(&id, UnixTime(0))).expect("room"),
+                Ok(())
+            );
+        }
+        assert!(block(limits.by_client("one more", UnixTime(0))).is_err());
+        assert_eq!(counters.len(), 10);
+        // Password checks count in a table of their own, untouched by the flood...
+        assert_eq!(attempt(&limits, "alice", "192.0.2.1", false, 0), Ok(()));
+        // ...which, when full, refuses the check (fail closed).
+        let same: Option<IpAddr> = Some("192.0.2.1".parse().expect("ip"));
+        for n in 0..4 {
+            let _ = block(limits.reserve_password(&format!("user{n}"), same, UnixTime(0)));
+        }
+        let ip: Option<IpAddr> = Some("192.0.2.99".parse().expect("ip"));
+        assert!(block(limits.reserve_password("zed", ip, UnixTime(0))).is_err());
+        // Ended windows make room again.
+        assert!(block(limits.by_client("later", UnixTime(10))).is_ok());
     }
 
     #[test]

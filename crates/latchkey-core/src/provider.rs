@@ -21,12 +21,16 @@ use std::sync::Arc;
 /// such as [`Provider::token`] with each [`HttpRequest`].
 pub struct Provider<S, U> {
     inner: Arc<Inner<S, U>>,
+    /// The address of the client whose request this handle serves, for the audit events it
+    /// emits; `None` on the shared handle (see [`Provider::serving`]).
+    client_ip: Option<std::net::IpAddr>,
 }
 
 impl<S, U> Clone for Provider<S, U> {
     fn clone(&self) -> Self {
         Self {
             inner: Arc::clone(&self.inner),
+            client_ip: self.client_ip,
         }
     }
 }
@@ -58,7 +62,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The token endpoint (RFC 6749 §3.2): answers every request, valid or not, with the
     /// RFC response; never panics.
     pub async fn token(&self, req: &HttpRequest) -> HttpResponse {
-        crate::endpoint::token::handle(self, req).await
+        crate::endpoint::token::handle(&self.serving(req), req).await
     }
 
     /// The authorization endpoint (RFC 6749 §3.1): validates the request and either
@@ -70,7 +74,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         user: Option<&crate::user::AuthenticatedUser>,
         decision: Option<crate::endpoint::authorize::Decision>,
     ) -> crate::endpoint::authorize::AuthorizeOutcome {
-        crate::endpoint::authorize::handle(self, req, user, decision).await
+        crate::endpoint::authorize::handle(&self.serving(req), req, user, decision).await
     }
 
     /// The authorization endpoint for a login whose age is known ([`crate::session`] keeps
@@ -93,12 +97,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
 
     /// The revocation endpoint (RFC 7009).
     pub async fn revoke(&self, req: &HttpRequest) -> HttpResponse {
-        crate::endpoint::revoke::handle(self, req).await
+        crate::endpoint::revoke::handle(&self.serving(req), req).await
     }
 
     /// The introspection endpoint (RFC 7662).
     pub async fn introspect(&self, req: &HttpRequest) -> HttpResponse {
-        crate::endpoint::introspect::handle(self, req).await
+        crate::endpoint::introspect::handle(&self.serving(req), req).await
     }
 
     /// The metadata document (RFC 8414).
@@ -132,6 +136,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         self.inner.limits.as_ref()
     }
 
+    /// The address of the client that sent `req`, believing the configured trusted proxies.
+    pub fn client_ip(&self, req: &HttpRequest) -> Option<std::net::IpAddr> {
+        self.inner.config.trusted_proxies.client_ip(req)
+    }
+
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
@@ -142,8 +151,9 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         &self.inner.store
     }
 
-    /// The resource-owner authenticator.
-    pub fn users(&self) -> &U {
+    /// The resource-owner authenticator. Only [`Provider::check_password`] may call it: a
+    /// password verified anywhere else would skip the backoff and the audit.
+    pub(crate) fn users(&self) -> &U {
         &self.inner.users
     }
 
@@ -157,9 +167,23 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         self.inner.entropy.as_ref()
     }
 
-    /// Sends an audit event to the sink.
+    /// This provider, serving `req`: the audit events it emits carry the request's client
+    /// address. Every endpoint method serves through one.
+    pub fn serving(&self, req: &HttpRequest) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+            client_ip: self.client_ip(req),
+        }
+    }
+
+    /// Sends an audit event to the sink, with the client address of the request served.
     pub fn emit(&self, event: Event) {
-        self.inner.events.emit(&event);
+        self.inner.events.emit_from(&event, self.client_ip);
+    }
+
+    /// Sends an audit event caused by a request from `client_ip`.
+    pub fn emit_from(&self, event: Event, client_ip: Option<std::net::IpAddr>) {
+        self.inner.events.emit_from(&event, client_ip);
     }
 
     /// The scopes `client` may be granted.
@@ -321,6 +345,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 events: self.events,
                 limits: self.limits,
             }),
+            client_ip: None,
         })
     }
 }

@@ -288,3 +288,103 @@ async fn counters_are_shared_between_nodes_and_expire() {
     tokio::time::sleep(Duration::from_millis(2100)).await;
     assert!(node_a.peek("gone", now).await.expect("peek").is_none());
 }
+
+/// A reservation checks and counts in one step: 40 concurrent attempts from two nodes against
+/// a gate of 10 reserve exactly 10; a refused one changes nothing; a refund takes one back;
+/// the spacing of the backoff holds as in `Gate::refusal`.
+#[tokio::test]
+async fn issue_14_reservations_are_atomic_across_nodes() {
+    use latchkey_core::clock::UnixTime;
+    use latchkey_core::limits::{Counters, Gate, Reserve};
+    let Some(url) = redis_url() else {
+        return;
+    };
+    let prefix = fresh_prefix();
+    let node_a = RedisStore::connect(&url, &prefix).await.expect("connect");
+    let node_b = RedisStore::connect(&url, &prefix).await.expect("connect");
+    let now = UnixTime(1_000);
+    let gate = Gate {
+        limit: 10,
+        slow_after: u64::MAX,
+        max_delay: 0,
+    };
+    let attempts = (0..40).map(|n| {
+        let node = if n % 2 == 0 { &node_a } else { &node_b };
+        node.reserve("pair", gate, 60, now)
+    });
+    let verdicts = futures_join_all(attempts).await;
+    let reserved = verdicts
+        .iter()
+        .filter(|v| matches!(v, Ok(Reserve::Reserved)))
+        .count();
+    assert_eq!(reserved, 10, "{verdicts:?}");
+    let seen = node_a.peek("pair", now).await.expect("peek").expect("open");
+    assert_eq!(seen.count, 10, "refusals counted nothing");
+    node_b.refund("pair").await.expect("refund");
+    assert_eq!(
+        node_a
+            .reserve("pair", gate, 60, now)
+            .await
+            .expect("reserve"),
+        Reserve::Reserved
+    );
+    // Spacing: after 2 failures, the next attempt waits 2 s after the last.
+    let spaced = Gate {
+        limit: u64::MAX,
+        slow_after: 2,
+        max_delay: 30,
+    };
+    for _ in 0..2 {
+        assert_eq!(
+            node_a
+                .reserve("user", spaced, 60, now)
+                .await
+                .expect("reserve"),
+            Reserve::Reserved
+        );
+    }
+    assert_eq!(
+        node_b
+            .reserve("user", spaced, 60, now)
+            .await
+            .expect("reserve"),
+        Reserve::Refused(UnixTime(1_002))
+    );
+    assert_eq!(
+        node_b
+            .reserve("user", spaced, 60, UnixTime(1_002))
+            .await
+            .expect("reserve"),
+        Reserve::Reserved
+    );
+}
+
+/// Polls every future to completion, concurrently, without another dependency.
+async fn futures_join_all<F: std::future::Future>(
+    futures: impl Iterator<Item = F>,
+) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut slots: Vec<Option<F::Output>> = handles.iter().map(|_| None).collect();
+    let mut handles: Vec<_> = handles.into_iter().map(Some).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (slot, handle) in slots.iter_mut().zip(handles.iter_mut()) {
+            if let Some(f) = handle {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => {
+                        *slot = Some(v);
+                        *handle = None;
+                    }
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    slots.into_iter().flatten().collect()
+}

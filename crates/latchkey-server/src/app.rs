@@ -101,6 +101,7 @@ fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
     let mut limits = Limits::new(counters);
     limits.per_client = rate(s.per_client);
     limits.per_ip = rate(s.per_ip);
+    limits.client_auth_failures = rate(s.client_auth_failures);
     limits.backoff = (s.login_max_failures > 0).then_some(Backoff {
         slow_after: s.login_slow_after,
         max_delay: s.login_max_delay,

@@ -1,7 +1,10 @@
 //! Audit events as structured log lines under the `latchkey::audit` target, and as metrics.
-//! Events carry identifiers only, never a secret, a token or a password.
+//! Events carry identifiers only, never a secret, a token or a password; each line names the
+//! client address (`client_ip`) when the event came from a request, and identifiers a client
+//! chose are cut to a bounded length ([`loggable`]).
 
-use latchkey_core::events::{Event, EventSink};
+use latchkey_core::events::{Event, EventSink, loggable};
+use std::net::IpAddr;
 
 /// Writes every core event to the log and counts it in the metrics.
 #[derive(Clone, Copy, Debug, Default)]
@@ -9,7 +12,13 @@ pub struct LogEvents;
 
 impl EventSink for LogEvents {
     fn emit(&self, event: &Event) {
+        self.emit_from(event, None);
+    }
+
+    fn emit_from(&self, event: &Event, client_ip: Option<IpAddr>) {
         count(event);
+        // Where the request came from, when there was one; absent from the line otherwise.
+        let client_ip = client_ip.map(tracing::field::display);
         match event {
             Event::TokenIssued {
                 client_id,
@@ -19,22 +28,25 @@ impl EventSink for LogEvents {
             } => tracing::info!(
                 target: "latchkey::audit",
                 event = "token_issued",
-                client_id,
+                client_id = %loggable(client_id),
                 grant_type = grant_type.as_str(),
                 subject = subject.as_deref().unwrap_or(""),
                 with_refresh,
+                client_ip,
             ),
             Event::RefreshReuseDetected { client_id, family } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "refresh_reuse_detected",
-                client_id,
+                client_id = %loggable(client_id),
                 family,
+                client_ip,
             ),
             Event::CodeReplayed { client_id, family } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "code_replayed",
-                client_id,
+                client_id = %loggable(client_id),
                 family,
+                client_ip,
             ),
             Event::ConsentGranted {
                 client_id,
@@ -43,15 +55,17 @@ impl EventSink for LogEvents {
             } => tracing::info!(
                 target: "latchkey::audit",
                 event = "consent_granted",
-                client_id,
+                client_id = %loggable(client_id),
                 subject,
                 scope,
+                client_ip,
             ),
             Event::ConsentDenied { client_id, subject } => tracing::info!(
                 target: "latchkey::audit",
                 event = "consent_denied",
-                client_id,
+                client_id = %loggable(client_id),
                 subject,
+                client_ip,
             ),
             Event::TokenRevoked {
                 client_id,
@@ -60,9 +74,10 @@ impl EventSink for LogEvents {
             } => tracing::info!(
                 target: "latchkey::audit",
                 event = "token_revoked",
-                client_id,
+                client_id = %loggable(client_id),
                 kind = kind.as_str(),
                 revoked,
+                client_ip,
             ),
             // Refusals are counted, not audited: they are the client's mistakes, and the
             // token endpoint logs them at debug level already.
@@ -70,7 +85,25 @@ impl EventSink for LogEvents {
             Event::ClientAuthFailed { client_id } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "client_auth_failed",
-                client_id = client_id.as_deref().unwrap_or(""),
+                client_id = %loggable(client_id.as_deref().unwrap_or("")),
+                client_ip,
+            ),
+            Event::UserAuthenticated { client_id, subject } => tracing::info!(
+                target: "latchkey::audit",
+                event = "user_authenticated",
+                client_id = %loggable(client_id),
+                subject,
+                client_ip,
+            ),
+            Event::UserAuthThrottled {
+                client_id,
+                username,
+            } => tracing::warn!(
+                target: "latchkey::audit",
+                event = "user_auth_throttled",
+                client_id = %loggable(client_id),
+                username = %loggable(username),
+                client_ip,
             ),
             Event::UserAuthFailed {
                 client_id,
@@ -78,8 +111,9 @@ impl EventSink for LogEvents {
             } => tracing::warn!(
                 target: "latchkey::audit",
                 event = "user_auth_failed",
-                client_id,
-                username,
+                client_id = %loggable(client_id),
+                username = %loggable(username),
+                client_ip,
             ),
         }
     }
@@ -128,6 +162,9 @@ fn count(event: &Event) {
         Event::TokenRevoked { .. } => {
             metrics::counter!("latchkey_revocations_total").increment(1);
         }
-        Event::ConsentGranted { .. } | Event::ConsentDenied { .. } => {}
+        Event::ConsentGranted { .. }
+        | Event::ConsentDenied { .. }
+        | Event::UserAuthenticated { .. }
+        | Event::UserAuthThrottled { .. } => {}
     }
 }

@@ -191,17 +191,22 @@ pub struct LimitSettings {
     /// Where counts are kept: `memory` (this process), or `redis://host:6379` so that every
     /// node shares them.
     pub store: String,
-    /// Requests per client per `window`.
+    /// Authenticated requests per client per `window`.
     pub per_client: u64,
     /// Requests per client address per `window`.
     pub per_ip: u64,
     /// The window of the two request rates, in seconds.
     pub window: u64,
-    /// Failures per user name before attempts must wait 2, 4, 8… seconds.
+    /// Failed client authentications per client id and address per `window`; past it that
+    /// pair is refused (429) until the window ends. Counted apart from `per_client`, which
+    /// counts authenticated requests only.
+    pub client_auth_failures: u64,
+    /// Failures per user name (from any address) before attempts must wait 2, 4, 8… seconds.
     pub login_slow_after: u64,
     /// The longest such wait, in seconds.
     pub login_max_delay: u64,
-    /// Failures per user name before attempts are refused for the rest of the window.
+    /// Failures per user name from one address before that address's attempts for that user
+    /// name are refused for the rest of the window (0 turns the backoff off).
     pub login_max_failures: u64,
     /// Failures from one address (any user names) before it is refused.
     pub login_max_failures_per_ip: u64,
@@ -217,6 +222,7 @@ impl Default for LimitSettings {
             per_client: 6000,
             per_ip: 6000,
             window: 60,
+            client_auth_failures: 10,
             login_slow_after: backoff.slow_after,
             login_max_delay: backoff.max_delay,
             login_max_failures: backoff.max_failures,

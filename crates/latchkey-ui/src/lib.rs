@@ -27,8 +27,8 @@ use latchkey_core::endpoint::authorize::{
     Authentication, AuthorizationRequest, AuthorizeOutcome, Decision,
 };
 use latchkey_core::error::OAuthError;
-use latchkey_core::events::Event;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::login::PasswordCheck;
 use latchkey_core::params::Params;
 use latchkey_core::provider::Provider;
 use latchkey_core::secret::Secret;
@@ -277,50 +277,24 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let username = form.get("username").unwrap_or("");
         let password = Secret::new(form.get("password").unwrap_or(""));
         let p = &self.inner.provider;
-        // RFC 6749 §10.10 and RFC 9700 §4.16: guessing passwords is slowed, then refused.
-        let ip = p.config().trusted_proxies.client_ip(req);
-        let now = p.clock().now();
-        if let Some(limits) = p.limits() {
-            match limits.may_try_password(username, ip, now).await {
-                Ok(Ok(())) => {}
-                Ok(Err(throttled)) => {
-                    let outcome = p.authorize(&original, None, None).await;
-                    let failure = LoginFailure {
-                        username: username.to_owned(),
-                        throttled: Some(throttled.retry_after),
-                    };
-                    return self.render(req, outcome, None, Some(failure), None).await;
-                }
-                Err(err) => return self.error(req, &err.into()),
+        // RFC 6749 §10.10 and RFC 9700 §4.16: guessing passwords is slowed, then refused;
+        // check_password is the one path that counts and audits.
+        let checked = p
+            .check_password(
+                username,
+                &password,
+                p.client_ip(req),
+                &original_client_id(&form),
+            )
+            .await;
+        let user = match checked {
+            Ok(PasswordCheck::Ok(user)) => user,
+            Ok(refused) => {
+                let outcome = p.authorize(&original, None, None).await;
+                let failure = LoginFailure::of(username, &refused);
+                return self.render(req, outcome, None, Some(failure), None).await;
             }
-        }
-        let user = if username.is_empty() || password.expose().is_empty() {
-            None
-        } else {
-            match p.users().authenticate(username, &password).await {
-                Ok(user) => user,
-                Err(err) => return self.error(req, &err.into()),
-            }
-        };
-        if let Some(limits) = p.limits()
-            && !username.is_empty()
-            && let Err(err) = limits
-                .password_checked(username, ip, user.is_some(), now)
-                .await
-        {
-            return self.error(req, &err.into());
-        }
-        let Some(user) = user else {
-            p.emit(Event::UserAuthFailed {
-                client_id: original_client_id(&form),
-                username: username.to_owned(),
-            });
-            let outcome = p.authorize(&original, None, None).await;
-            let failure = LoginFailure {
-                username: username.to_owned(),
-                throttled: None,
-            };
-            return self.render(req, outcome, None, Some(failure), None).await;
+            Err(err) => return self.error(req, &err),
         };
         let (session, request) = match self.start_session(req, &user, form.get("request")).await {
             Ok(started) => started,
@@ -469,26 +443,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
-                let (status, error, username, retry_after) = match failure {
-                    Some(LoginFailure {
-                        username,
-                        throttled: Some(secs),
-                    }) => (
-                        429,
-                        Some(format!(
-                            "Too many failed attempts. Try again in {secs} seconds."
-                        )),
-                        username,
-                        Some(secs),
-                    ),
-                    Some(f) => (
-                        401,
-                        Some("Incorrect user name or password.".to_owned()),
-                        f.username,
-                        None,
-                    ),
-                    None => (200, None, String::new(), None),
-                };
+                let (status, error, username, retry_after) = LoginFailure::page(failure);
                 let ctx = context! {
                     client_name => request.client.name.clone(),
                     csrf_token => csrf,
@@ -577,6 +532,43 @@ struct LoginFailure {
     username: String,
     /// Refused without a check: seconds until the next attempt may be made.
     throttled: Option<u64>,
+}
+
+impl LoginFailure {
+    /// The login page's status, message, user name and `Retry-After` for `failure`.
+    fn page(failure: Option<Self>) -> (u16, Option<String>, String, Option<u64>) {
+        match failure {
+            Some(Self {
+                username,
+                throttled: Some(secs),
+            }) => (
+                429,
+                Some(format!(
+                    "Too many failed attempts. Try again in {secs} seconds."
+                )),
+                username,
+                Some(secs),
+            ),
+            Some(f) => (
+                401,
+                Some("Incorrect user name or password.".to_owned()),
+                f.username,
+                None,
+            ),
+            None => (200, None, String::new(), None),
+        }
+    }
+
+    /// The page's account of a refused check.
+    fn of(username: &str, check: &PasswordCheck) -> Self {
+        Self {
+            username: username.to_owned(),
+            throttled: match check {
+                PasswordCheck::Throttled(t) => Some(t.retry_after),
+                _ => None,
+            },
+        }
+    }
 }
 
 /// The original authorization request carried in a form's `request` field, as a POST to the

@@ -7,8 +7,9 @@
 //! | `GET`/`POST /oauth1/authorize` | [`Ui::oauth1_authorize`] (the consent form posts here) |
 //! | `POST /oauth1/login` | [`Ui::oauth1_login`] |
 
-use crate::{Login, Ui, with_cookie};
+use crate::{Login, LoginFailure, Ui, with_cookie};
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::login::PasswordCheck;
 use latchkey_core::params::Params;
 use latchkey_core::provider::Provider;
 use latchkey_core::secret::Secret;
@@ -69,17 +70,18 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let username = form.get("username").unwrap_or("");
         let password = Secret::new(form.get("password").unwrap_or(""));
         let p = &self.inner.provider;
-        let user = if username.is_empty() || password.expose().is_empty() {
-            None
-        } else {
-            match p.users().authenticate(username, &password).await {
-                Ok(user) => user,
-                Err(err) => return self.error(req, &err.into()),
+        // The same one password-check path as /login: backoff, counting and audit.
+        let checked = p
+            .check_password(username, &password, p.client_ip(req), "")
+            .await;
+        let user = match checked {
+            Ok(PasswordCheck::Ok(user)) => user,
+            Ok(refused) => {
+                let outcome = oauth1.authorize(&token_request(&form), None, None).await;
+                let failure = LoginFailure::of(username, &refused);
+                return self.oauth1_render(req, outcome, None, Some(failure));
             }
-        };
-        let Some(user) = user else {
-            let outcome = oauth1.authorize(&token_request(&form), None, None).await;
-            return self.oauth1_render(req, outcome, None, Some(username));
+            Err(err) => return self.error(req, &err),
         };
         let session = match self.start_session(req, &user, None).await {
             Ok((session, _)) => session,
@@ -108,7 +110,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         req: &HttpRequest,
         outcome: AuthorizeOutcome,
         user: Option<&AuthenticatedUser>,
-        failed_username: Option<&str>,
+        failure: Option<LoginFailure>,
     ) -> HttpResponse {
         let p: &Provider<S, U> = &self.inner.provider;
         let base = &self.inner.base_path;
@@ -137,24 +139,25 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
-                let (status, error) = match failed_username {
-                    Some(_) => (401, Some("Incorrect user name or password.")),
-                    None => (200, None),
-                };
+                let (status, error, username, retry_after) = LoginFailure::page(failure);
                 let ctx = context! {
                     client_name => client.name,
                     csrf_token => csrf,
                     request => query,
                     login_action => format!("{base}{LOGIN_PATH}"),
                     error => error,
-                    username => failed_username.unwrap_or(""),
+                    username => username,
                 };
-                with_cookie(
+                let mut page = with_cookie(
                     self.inner
                         .pages
                         .render("login.html", status, ctx, p.entropy()),
                     set_cookie,
-                )
+                );
+                if let Some(secs) = retry_after {
+                    page.headers.push(("retry-after".into(), secs.to_string()));
+                }
+                page
             }
             AuthorizeOutcome::Consent {
                 client,

@@ -306,6 +306,10 @@ where
     let Some(client_id) = params.get("client_id") else {
         return Err(page(OAuthError::invalid_request("client_id is missing")));
     };
+    // A malformed id is refused before it is looked up or reaches a log line.
+    if crate::client::ClientId::parse(client_id).is_err() {
+        return Err(page(OAuthError::invalid_request("malformed client_id")));
+    }
     let client = match p.store().get_client(client_id).await {
         Ok(Some(client)) => client,
         Ok(None) => return Err(page(OAuthError::invalid_request("unknown client_id"))),

@@ -111,31 +111,16 @@ where
             password,
             scope,
         } => {
-            // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against
-            // brute force attacks".
-            let ip = p.config().trusted_proxies.client_ip(req);
-            let now = p.clock().now();
-            if let Some(limits) = p.limits() {
-                limits
-                    .may_try_password(&username, ip, now)
-                    .await?
-                    .map_err(|t| t.to_error())?;
-            }
-            let result = Box::pin(grant::password::exchange(
+            Box::pin(grant::password::exchange(
                 p,
                 &client,
                 &username,
                 &password,
                 scope.as_ref(),
                 binding,
+                p.client_ip(req),
             ))
-            .await;
-            if let Some(limits) = p.limits() {
-                // Only wrong credentials give invalid_grant in this grant.
-                let failed = matches!(&result, Err(e) if e.code() == ErrorCode::InvalidGrant);
-                limits.password_checked(&username, ip, !failed, now).await?;
-            }
-            result
+            .await
         }
         TokenRequest::RefreshToken {
             refresh_token,
@@ -154,6 +139,11 @@ where
 }
 
 /// Finds the client the request names and checks its credentials (RFC 6749 §2.3).
+///
+/// Limits, in order: the address's request rate; the (client id, address) pair's failed
+/// authentications (refused before its credentials are looked at); and, once the client is
+/// authenticated, the client's own request rate, so that requests presenting its id with a
+/// wrong secret never spend it. A malformed client id is refused before any of these counts it.
 pub async fn authenticate_client<S, U>(
     p: &Provider<S, U>,
     req: &HttpRequest,
@@ -163,35 +153,55 @@ where
     S: ProviderStore,
     U: UserAuthenticator,
 {
-    let fail = |id: Option<&str>, err: OAuthError| {
-        p.emit(Event::ClientAuthFailed {
-            client_id: id.map(str::to_owned),
-        });
-        err
-    };
+    let ip = p.client_ip(req);
     if let Some(limits) = p.limits() {
-        let ip = p.config().trusted_proxies.client_ip(req);
         rate_limited(limits.by_ip(ip, p.clock().now()).await)?;
     }
     let credentials = match Credentials::from_request(req, params) {
         Ok(Some(c)) => c,
         Ok(None) => {
-            return Err(fail(
-                None,
-                OAuthError::invalid_client("client authentication required"),
-            ));
+            let err = OAuthError::invalid_client("client authentication required");
+            p.emit(Event::ClientAuthFailed { client_id: None });
+            return Err(err);
         }
-        Err(e) if e.code() == ErrorCode::InvalidClient => return Err(fail(None, e)),
+        Err(e) if e.code() == ErrorCode::InvalidClient => {
+            p.emit(Event::ClientAuthFailed { client_id: None });
+            return Err(e);
+        }
         Err(e) => return Err(e),
     };
     let id = credentials.client_id();
     if let Some(limits) = p.limits() {
+        rate_limited(
+            limits
+                .may_authenticate_client(id, ip, p.clock().now())
+                .await,
+        )?;
+    }
+    let verified = match p.store().get_client(id).await? {
+        None => Err(OAuthError::invalid_client("unknown client")),
+        Some(client) => credentials.verify(&client).map(|()| client),
+    };
+    let client = match verified {
+        Ok(client) => client,
+        Err(err) => {
+            p.emit(Event::ClientAuthFailed {
+                client_id: Some(id.to_owned()),
+            });
+            if let Some(limits) = p.limits() {
+                rate_limited(
+                    limits
+                        .client_auth_failed(id, ip, p.clock().now())
+                        .await
+                        .map(Ok),
+                )?;
+            }
+            return Err(err);
+        }
+    };
+    if let Some(limits) = p.limits() {
         rate_limited(limits.by_client(id, p.clock().now()).await)?;
     }
-    let Some(client) = p.store().get_client(id).await? else {
-        return Err(fail(Some(id), OAuthError::invalid_client("unknown client")));
-    };
-    credentials.verify(&client).map_err(|e| fail(Some(id), e))?;
     Ok(client)
 }
 

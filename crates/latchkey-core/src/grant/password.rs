@@ -5,7 +5,7 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
-use crate::events::Event;
+use crate::login::PasswordCheck;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
@@ -13,8 +13,10 @@ use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
 use crate::user::UserAuthenticator;
+use std::net::IpAddr;
 
-/// Checks the resource owner's credentials and issues tokens.
+/// Checks the resource owner's credentials (through [`Provider::check_password`]) and issues
+/// tokens.
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
@@ -22,6 +24,7 @@ pub async fn exchange<S, U>(
     password: &Secret,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    client_ip: Option<IpAddr>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -33,15 +36,20 @@ where
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
-    let Some(user) = p.users().authenticate(username, password).await? else {
-        p.emit(Event::UserAuthFailed {
-            client_id: client.id.to_string(),
-            username: username.to_owned(),
-        });
+    // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against brute
+    // force attacks": check_password is the one path with the backoff and the audit.
+    let user = match p
+        .check_password(username, password, client_ip, client.id.as_str())
+        .await?
+    {
+        PasswordCheck::Ok(user) => user,
+        PasswordCheck::Throttled(throttled) => return Err(throttled.to_error()),
         // RFC 6749 §5.2: invalid_grant covers "invalid ... resource owner credentials".
-        return Err(OAuthError::invalid_grant(
-            "the resource owner credentials are invalid",
-        ));
+        _ => {
+            return Err(OAuthError::invalid_grant(
+                "the resource owner credentials are invalid",
+            ));
+        }
     };
     p.issue(Grant {
         client_id: client.id.clone(),
