@@ -260,10 +260,14 @@ def latchkey_env(data_dir, extra=None):
     env = {
         "LATCHKEY_LIMITS__PER_CLIENT": "0",
         "LATCHKEY_LIMITS__PER_IP": "0",
+        # The load generator is one address with more connections than the per-address cap.
+        "LATCHKEY_HTTP__MAX_CONNECTIONS_PER_IP": "0",
         "LATCHKEY_ADMIN__LISTEN": "127.0.0.1:0",
         "LATCHKEY_ADMIN__TOKEN": ADMIN_TOKEN,
         "LATCHKEY_SCOPES__AVAILABLE": "[read, write]",
         "LATCHKEY_SCOPES__DEFAULT": "[read]",
+        # The refresh paths get their tokens from the password grant, off by default.
+        "LATCHKEY_GRANTS__PASSWORD": "true",
         "TOKIO_WORKER_THREADS": "1",
     }
     env.update(extra or {})

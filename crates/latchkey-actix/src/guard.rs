@@ -89,7 +89,10 @@ impl BearerGuard {
         req: &actix_web::HttpRequest,
         scopes: &ScopeSet,
     ) -> Result<AccessToken, actix_web::HttpResponse> {
-        self.check_request(head_request(req), scopes).await
+        let head = head_request(req).map_err(|err| {
+            Reply(GuardError::Malformed(err.description()).to_response(&self.realm)).into_actix()
+        })?;
+        self.check_request(head, scopes).await
     }
 
     async fn check_request(
@@ -257,7 +260,16 @@ where
                         return Ok(req.into_response(refusal).map_into_right_body());
                     }
                 };
-                let mut head = head_request(req.request());
+                let mut head = match head_request(req.request()) {
+                    Ok(head) => head,
+                    Err(err) => {
+                        let refusal = Reply(
+                            GuardError::Malformed(err.description()).to_response(&guard.realm),
+                        )
+                        .into_actix();
+                        return Ok(req.into_response(refusal).map_into_right_body());
+                    }
+                };
                 head.body = bytes.to_vec();
                 req.set_payload(actix_web::dev::Payload::from(bytes));
                 guard.check_request(head, &scopes).await

@@ -33,7 +33,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, Responder, web};
 use latchkey_core::endpoint::metadata::{INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH};
-use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::http::{HeaderError, HttpRequest, HttpResponse, Method, collect_headers};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
@@ -66,9 +66,12 @@ impl FromRequest for Extract {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &actix_web::HttpRequest, payload: &mut Payload) -> Self::Future {
-        let mut request = head_request(req);
+        let head = head_request(req);
         let body = web::Payload::from_request(req, payload);
         Box::pin(async move {
+            let mut request = head.map_err(|err| {
+                rejection(OAuthError::invalid_request(err.description()).to_response(None))
+            })?;
             let body = body.await?;
             request.body = match body.to_bytes_limited(MAX_FORM_BYTES).await {
                 Ok(Ok(bytes)) => bytes.to_vec(),
@@ -92,26 +95,25 @@ impl FromRequest for Extract {
 }
 
 /// The request's head as the core sees it, with an empty body: all a bearer check needs.
-pub(crate) fn head_request(req: &actix_web::HttpRequest) -> HttpRequest {
-    HttpRequest {
+/// Headers the core refuses (see [`collect_headers`]) are an error.
+pub(crate) fn head_request(req: &actix_web::HttpRequest) -> Result<HttpRequest, HeaderError> {
+    let headers = collect_headers(
+        req.headers()
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )?;
+    let tls = req.extensions().get::<Tls>().is_some() || req.conn_data::<Tls>().is_some();
+    Ok(HttpRequest {
         method: Method::parse(req.method().as_str()),
         path: req.path().to_owned(),
         query: req.query_string().to_owned(),
-        headers: req
-            .headers()
-            .iter()
-            .filter_map(|(name, value)| {
-                // Headers that are not visible ASCII cannot carry anything we accept.
-                value
-                    .to_str()
-                    .ok()
-                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
-            })
-            .collect(),
+        headers,
         body: Vec::new(),
         peer: req.peer_addr(),
-        tls: req.extensions().get::<Tls>().is_some() || req.conn_data::<Tls>().is_some(),
-    }
+        tls,
+        // No transport rule of its own here: only TLS counts.
+        transport_allowed: tls,
+    })
 }
 
 /// The core's response, as an actix response.

@@ -15,7 +15,7 @@ use crate::Reply;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::http::{HttpRequest, Method};
+use latchkey_core::http::{HttpRequest, Method, collect_headers};
 use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
 use latchkey_core::scope::ScopeSet;
 use std::future::Future;
@@ -59,7 +59,9 @@ impl BearerGuard {
 
     /// Checks the request described by `parts`, requiring `scopes`.
     pub async fn check(&self, parts: &Parts, scopes: &ScopeSet) -> Result<AccessToken, Response> {
-        self.check_request(head_request(parts), scopes).await
+        let req = head_request(parts)
+            .map_err(|err| Reply(err.to_response(&self.realm)).into_response())?;
+        self.check_request(req, scopes).await
     }
 
     /// Checks `req` (the head of `parts`, with the body when it was read).
@@ -123,28 +125,30 @@ impl std::fmt::Debug for BearerGuard {
     }
 }
 
-/// The request's head as the core sees it: no body is read to check a bearer token.
-fn head_request(parts: &Parts) -> HttpRequest {
-    HttpRequest {
+/// The request's head as the core sees it: no body is read to check a bearer token. Headers
+/// the core refuses (see [`collect_headers`]) are a malformed request.
+fn head_request(parts: &Parts) -> Result<HttpRequest, GuardError> {
+    let headers = collect_headers(
+        parts
+            .headers
+            .iter()
+            .map(|(name, value)| (name.as_str(), value.as_bytes())),
+    )
+    .map_err(|err| GuardError::Malformed(err.description()))?;
+    let (tls, transport_allowed) = crate::transport(&parts.extensions);
+    Ok(HttpRequest {
         method: Method::parse(parts.method.as_str()),
         path: parts.uri.path().to_owned(),
         query: parts.uri.query().unwrap_or("").to_owned(),
-        headers: parts
-            .headers
-            .iter()
-            .filter_map(|(n, v)| {
-                v.to_str()
-                    .ok()
-                    .map(|v| (n.as_str().to_owned(), v.to_owned()))
-            })
-            .collect(),
+        headers,
         body: Vec::new(),
         peer: parts
             .extensions
             .get::<ConnectInfo<SocketAddr>>()
             .map(|c| c.0),
-        tls: parts.extensions.get::<crate::Tls>().is_some(),
-    }
+        tls,
+        transport_allowed,
+    })
 }
 
 /// The access token of an authenticated request.
@@ -233,7 +237,10 @@ where
                         .into_response());
                     }
                 };
-                let mut head = head_request(&parts);
+                let mut head = match head_request(&parts) {
+                    Ok(head) => head,
+                    Err(err) => return Ok(Reply(err.to_response(&guard.realm)).into_response()),
+                };
                 head.body = bytes.clone();
                 (
                     guard.check_request(head, &scopes).await,

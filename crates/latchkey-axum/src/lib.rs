@@ -27,7 +27,7 @@ use axum::extract::{ConnectInfo, FromRequest, Request};
 use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::http::{HttpRequest, HttpResponse, Method, collect_headers};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
@@ -41,6 +41,19 @@ use tokio::sync::Semaphore;
 #[derive(Clone, Copy, Debug)]
 pub struct Tls;
 
+/// Marks a plain-HTTP request that the server's transport rule lets through (a loopback
+/// client, or a development setting): rules that need a safe transport, such as OAuth 1.0a
+/// PLAINTEXT signatures, follow that decision through
+/// [`latchkey_core::http::HttpRequest::transport_allowed`] instead of deciding again.
+#[derive(Clone, Copy, Debug)]
+pub struct PlainHttpAllowed;
+
+/// What the request's extensions say about its transport: `(tls, transport_allowed)`.
+pub(crate) fn transport(extensions: &axum::http::Extensions) -> (bool, bool) {
+    let tls = extensions.get::<Tls>().is_some();
+    (tls, tls || extensions.get::<PlainHttpAllowed>().is_some())
+}
+
 /// The owned, framework-free request, extracted from axum's.
 ///
 /// The body is read up to [`MAX_FORM_BYTES`]; a larger one is refused with an RFC 6749
@@ -53,17 +66,13 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
 
     async fn from_request(req: Request, _state: &S) -> Result<Self, Self::Rejection> {
         let (parts, body) = req.into_parts();
-        let headers = parts
-            .headers
-            .iter()
-            .filter_map(|(name, value)| {
-                // Headers that are not visible ASCII cannot carry anything we accept.
-                value
-                    .to_str()
-                    .ok()
-                    .map(|v| (name.as_str().to_owned(), v.to_owned()))
-            })
-            .collect();
+        let headers = collect_headers(
+            parts
+                .headers
+                .iter()
+                .map(|(name, value)| (name.as_str(), value.as_bytes())),
+        )
+        .map_err(|err| Reply(OAuthError::invalid_request(err.description()).to_response(None)))?;
         let body = read_body(body).await.map_err(|status| {
             Reply(
                 OAuthError::invalid_request("request body is too large or unreadable")
@@ -71,6 +80,7 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                     .to_response(None),
             )
         })?;
+        let (tls, transport_allowed) = transport(&parts.extensions);
         Ok(Self(HttpRequest {
             method: Method::parse(parts.method.as_str()),
             path: parts.uri.path().to_owned(),
@@ -81,7 +91,8 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                 .extensions
                 .get::<ConnectInfo<SocketAddr>>()
                 .map(|ConnectInfo(addr)| *addr),
-            tls: parts.extensions.get::<Tls>().is_some(),
+            tls,
+            transport_allowed,
         }))
     }
 }

@@ -22,7 +22,10 @@ fn config(server: &TestServer, consumer: &common::TestClient) -> OAuth1Config {
         &consumer.id,
         consumer.secret.as_deref().unwrap_or(""),
     );
-    config.realm = Some("photos".into());
+    // The realms asked for, in a signed parameter (an unsigned header `realm` grants nothing).
+    config
+        .request_token_params
+        .insert("scope".into(), "photos".into());
     config.api_base_url = Some(server.url("/api/"));
     config
 }
@@ -121,14 +124,24 @@ async fn the_servers_refusals_become_typed_errors() {
         Some(&ErrorCode::Other("signature_invalid".into()))
     );
 
+    // The test server's transport rule accepts plain HTTP (as on loopback), and PLAINTEXT
+    // follows that rule; a wrong secret is still refused.
     let mut plaintext = config(&server, &consumer);
     plaintext.signature_method = SignatureMethod::Plaintext;
     let app = oauth.register_oauth1("plain", plaintext).expect("config");
+    app.request_token(REDIRECT)
+        .await
+        .expect("PLAINTEXT where the transport rule allows plain HTTP");
+    let mut plaintext = config(&server, &consumer);
+    plaintext.signature_method = SignatureMethod::Plaintext;
+    plaintext.consumer_secret = Secret::new("wrong");
+    let app = oauth
+        .register_oauth1("plain-wrong", plaintext)
+        .expect("config");
     let err = app.request_token(REDIRECT).await.expect_err("refused");
     assert_eq!(
         err.code(),
-        Some(&ErrorCode::Other("signature_method_rejected".into())),
-        "PLAINTEXT is refused over plain HTTP"
+        Some(&ErrorCode::Other("signature_invalid".into()))
     );
 
     let app = oauth

@@ -7,6 +7,7 @@ mod common;
 
 use common::{Agent, REDIRECT, TestServer, callback_query};
 use latchkey_client::{AppConfig, OAuth, RemoteApp, ReqwestClient, Token};
+use latchkey_core::client::NewClient;
 use latchkey_core::secret::Secret;
 use oauth2::basic::BasicClient;
 use oauth2::{
@@ -161,7 +162,9 @@ async fn password_and_refresh_agree_and_refresh_tokens_cross_over() {
 #[tokio::test]
 async fn code_flow_with_pkce_agrees_with_the_oauth2_crate() {
     let server = TestServer::start().await;
-    let rs = server.confidential("profile").await;
+    let rs = server
+        .client(NewClient::confidential("Resource server").introspect(true))
+        .await;
     for client in [
         server.confidential("profile").await,
         server.public("profile").await,

@@ -2,6 +2,7 @@
 //! real Latchkey router, and honours a revocation within its cache bound.
 
 use latchkey_client::HttpIntrospector;
+use latchkey_core::client::{GrantType, NewClient};
 use latchkey_core::http::{HttpRequest, Method};
 use latchkey_core::resource::cache::CachedVerifier;
 use latchkey_core::resource::remote::IntrospectionVerifier;
@@ -13,7 +14,7 @@ use latchkey_testkit::{ResponseExt, TestKit, scopes};
 async fn remote_guard_accepts_active_tokens_and_sees_revocations_within_the_bound() {
     let kit = TestKit::new();
     let app_client = kit.confidential_client().await;
-    let api_client = kit.confidential_client().await;
+    let api_client = kit.resource_server().await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -85,5 +86,85 @@ async fn remote_guard_accepts_active_tokens_and_sees_revocations_within_the_boun
         strict.authenticate(&request(at), &scopes("")).await,
         Err(GuardError::Unavailable),
         "a refused resource server fails closed"
+    );
+}
+
+/// Serves `kit`'s provider on a loopback port and returns its base URL.
+async fn serve(kit: &TestKit) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = latchkey_axum::router(kit.provider.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    base
+}
+
+/// A remote guard that introspects as `client`.
+fn remote_guard(
+    base: &str,
+    client: &latchkey_testkit::TestClient,
+) -> Guard<IntrospectionVerifier<HttpIntrospector>> {
+    let introspector = HttpIntrospector::new(
+        format!("{base}/introspect"),
+        client.id(),
+        client.secret.as_ref().map(Secret::expose).expect("secret"),
+    );
+    Guard::new(IntrospectionVerifier::new(introspector), "api")
+}
+
+#[tokio::test]
+async fn issue_14_a_remote_guard_refuses_a_bound_token_used_from_elsewhere() {
+    let kit = TestKit::new();
+    let bound = kit
+        .register(
+            NewClient::confidential("bound")
+                .grant_types([GrantType::ClientCredentials])
+                .bind_tokens(true),
+        )
+        .await;
+    let api_client = kit.resource_server().await;
+    let base = serve(&kit).await;
+    let from = |req: HttpRequest, ip: &str, agent: &str| {
+        let mut req = req.with_header("user-agent", agent);
+        req.peer = Some(format!("{ip}:40000").parse().expect("socket address"));
+        req
+    };
+    let issue = HttpRequest::post_form("/token", "grant_type=client_credentials")
+        .with_header("authorization", bound.basic());
+    let tokens = kit
+        .provider
+        .token(&from(issue, "198.51.100.4", "Browser/1.0"))
+        .await
+        .expect_ok();
+    let at = tokens["access_token"].as_str().expect("token");
+    let api = |ip: &str, agent: &str| {
+        from(
+            HttpRequest::new(Method::Get, "/api")
+                .with_header("authorization", format!("Bearer {at}")),
+            ip,
+            agent,
+        )
+    };
+    let guard = remote_guard(&base, &api_client);
+    guard
+        .authenticate(&api("198.51.100.4", "Browser/1.0"), &scopes(""))
+        .await
+        .expect("accepted where it was issued");
+    assert_eq!(
+        guard
+            .authenticate(&api("198.51.100.4", "Other/2.0"), &scopes(""))
+            .await,
+        Err(GuardError::InvalidToken),
+        "a bound token from another User-Agent is refused remotely"
+    );
+    assert_eq!(
+        guard
+            .authenticate(&api("203.0.113.50", "Browser/1.0"), &scopes(""))
+            .await,
+        Err(GuardError::InvalidToken),
+        "a bound token from another address is refused remotely"
     );
 }

@@ -68,6 +68,7 @@ fn token_minting(c: &mut Criterion) {
         scope: ScopeSet::parse("read").expect("valid scope"),
         grant_type: GrantType::ClientCredentials,
         family: FamilyId::generate(&entropy),
+        family_issued_at: None,
         access_ttl: 3600,
         refresh_ttl: None,
         binding: None,

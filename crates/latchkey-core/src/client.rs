@@ -120,6 +120,10 @@ pub struct Client {
     /// Bind this client's tokens to the User-Agent and IP address they were issued to
     /// (basic_oauth): a token used from elsewhere is revoked.
     pub bind_tokens: bool,
+    /// May introspect tokens issued to other clients (a resource server, RFC 7662 §4). Any
+    /// confidential client may introspect its own tokens; without this flag it learns nothing
+    /// about anyone else's.
+    pub introspect: bool,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -138,6 +142,21 @@ impl Client {
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
     }
+
+    /// Rotation: gives a confidential client a new random secret and returns it (to be shown
+    /// once); only its digest is kept, so the old secret stops working when the client is
+    /// stored again. `None` for a public client, which has no secret to rotate.
+    pub fn rotate_secret(&mut self, entropy: &dyn Entropy) -> Option<Secret> {
+        self.secret_digest?;
+        let secret = new_secret(entropy);
+        self.secret_digest = Some(secret.digest());
+        Some(secret)
+    }
+}
+
+/// A new client secret: 256 bits from `entropy`, base64url.
+fn new_secret(entropy: &dyn Entropy) -> Secret {
+    Secret::new(random_token(entropy, 32))
 }
 
 /// A builder for new clients, which generates the identifier and secret.
@@ -151,6 +170,7 @@ pub struct NewClient {
     scopes: Option<ScopeSet>,
     default_scopes: Option<ScopeSet>,
     bind_tokens: bool,
+    introspect: bool,
 }
 
 impl NewClient {
@@ -175,7 +195,14 @@ impl NewClient {
             scopes: None,
             default_scopes: None,
             bind_tokens: false,
+            introspect: false,
         }
+    }
+
+    /// Lets the client introspect tokens issued to other clients (for resource servers).
+    pub fn introspect(mut self, allowed: bool) -> Self {
+        self.introspect = allowed;
+        self
     }
 
     /// Binds the client's tokens to the User-Agent and IP address they were issued to.
@@ -218,7 +245,7 @@ impl NewClient {
     /// stored: only its digest is in the [`Client`].
     pub fn build(self, entropy: &dyn Entropy, now: UnixTime) -> (Client, Option<Secret>) {
         let secret = match self.client_type {
-            ClientType::Confidential => Some(Secret::new(random_token(entropy, 32))),
+            ClientType::Confidential => Some(new_secret(entropy)),
             ClientType::Public => None,
         };
         let grant_types = self.grant_types.unwrap_or_else(|| match self.client_type {
@@ -241,6 +268,7 @@ impl NewClient {
             access_token_ttl: None,
             refresh_token_ttl: None,
             bind_tokens: self.bind_tokens,
+            introspect: self.introspect,
             created_at: now,
         };
         (client, secret)

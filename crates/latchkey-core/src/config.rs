@@ -1,5 +1,6 @@
 //! Provider configuration, with RFC 9700 defaults, validated once when the provider is built.
 
+use crate::client::GrantType;
 use crate::scope::ScopeSet;
 
 /// Server-wide settings of a [`crate::provider::Provider`].
@@ -10,8 +11,13 @@ pub struct Config {
     pub issuer: String,
     /// Access-token lifetime in seconds (default one hour).
     pub access_token_ttl: u64,
-    /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one.
+    /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one,
+    /// up to [`Config::refresh_token_max_lifetime`].
     pub refresh_token_ttl: u64,
+    /// Absolute lifetime of a grant family in seconds (default 90 days): however often its
+    /// refresh token is rotated, none outlives the family's first issuance plus this, so a
+    /// stolen refresh token cannot be kept alive for ever (RFC 9700 §4.14.2).
+    pub refresh_token_max_lifetime: u64,
     /// Scopes a client may request when it has no list of its own.
     pub available_scopes: ScopeSet,
     /// Scopes granted when a request names none and the client has no defaults of its own.
@@ -28,6 +34,14 @@ pub struct Config {
     pub allow_plain_pkce: bool,
     /// Proxies whose `X-Forwarded-For`/`Forwarded` headers are believed.
     pub trusted_proxies: crate::net::TrustedProxies,
+    /// Server-wide switch for the implicit grant (`response_type=token`), off by default
+    /// (RFC 9700 §2.1.2 says not to use it). Off, no client gets it even when allowed it, and
+    /// the metadata does not advertise it.
+    pub implicit_grant: bool,
+    /// Server-wide switch for the password grant, off by default (RFC 9700 §2.4: "MUST NOT
+    /// be used"). Off, no client gets it even when allowed it, and the metadata does not
+    /// advertise it.
+    pub password_grant: bool,
 }
 
 impl Default for Config {
@@ -36,6 +50,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
+            refresh_token_max_lifetime: 90 * 24 * 3600,
             available_scopes: ScopeSet::empty(),
             default_scopes: ScopeSet::empty(),
             error_uri: None,
@@ -43,6 +58,8 @@ impl Default for Config {
             require_pkce: false,
             allow_plain_pkce: false,
             trusted_proxies: crate::net::TrustedProxies::default(),
+            implicit_grant: false,
+            password_grant: false,
         }
     }
 }
@@ -65,6 +82,17 @@ pub enum ConfigError {
 }
 
 impl Config {
+    /// Whether the server offers `grant` at all. A client's own list of grants narrows this,
+    /// never widens it; the endpoints and the metadata both ask here, so what is advertised is
+    /// what is served.
+    pub fn grant_enabled(&self, grant: GrantType) -> bool {
+        match grant {
+            GrantType::Implicit => self.implicit_grant,
+            GrantType::Password => self.password_grant,
+            _ => true,
+        }
+    }
+
     /// Checks the configuration; the provider refuses to start on an error.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_issuer(&self.issuer)?;
@@ -77,6 +105,9 @@ impl Config {
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));
+        }
+        if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
+            return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }
         if !self.default_scopes.is_subset(&self.available_scopes) {
             return Err(ConfigError::DefaultScopes(
@@ -98,22 +129,52 @@ fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
         rest
     } else if let Some(rest) = issuer.strip_prefix("http://") {
         // Plain HTTP only for development on this machine.
-        let host = if rest.starts_with("[::1]") {
-            "[::1]"
-        } else {
-            rest.split(['/', ':']).next().unwrap_or("")
-        };
-        if !(host == "localhost" || host == "[::1]" || host.starts_with("127.")) {
+        if !is_loopback_authority(rest.split(['/', '?', '#']).next().unwrap_or("")) {
             return Err(bad());
         }
         rest
     } else {
         return Err(bad());
     };
-    if rest.is_empty() || rest.contains(['?', '#', ' ']) || issuer.ends_with('/') {
+    if rest.is_empty() || rest.contains(['?', '#', ' ', '@']) || issuer.ends_with('/') {
         return Err(bad());
     }
     Ok(())
+}
+
+/// Whether `authority` (`host[:port]`, no user information) names this machine: `localhost`
+/// or a loopback address (`127.0.0.0/8`, `[::1]`). The host is parsed, not matched by
+/// prefix: `127.evil.example` is a name anyone can register.
+fn is_loopback_authority(authority: &str) -> bool {
+    let (host, port, bracketed) = match authority.strip_prefix('[') {
+        Some(v6) => {
+            let Some((host, after)) = v6.split_once(']') else {
+                return false;
+            };
+            let port = match after.strip_prefix(':') {
+                Some(port) => port,
+                None if after.is_empty() => "",
+                None => return false,
+            };
+            (host, port, true)
+        }
+        None => {
+            let (host, port) = authority.split_once(':').unwrap_or((authority, ""));
+            (host, port, false)
+        }
+    };
+    if !port.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    if bracketed {
+        return host
+            .parse::<std::net::Ipv6Addr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    }
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .parse::<std::net::Ipv4Addr>()
+            .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[cfg(test)]
@@ -132,6 +193,10 @@ mod tests {
             "https://a.example/tenant",
             "http://localhost:8080",
             "http://[::1]:9",
+            "http://127.0.0.1:8080",
+            "http://127.1.2.3",
+            "http://localhost",
+            "http://[::1]/tenant",
         ] {
             let c = Config {
                 issuer: good.into(),
@@ -145,6 +210,27 @@ mod tests {
             "https://a.example/",
             "ftp://x",
             "https://",
+        ] {
+            let c = Config {
+                issuer: bad.into(),
+                ..Config::default()
+            };
+            assert!(c.validate().is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn issue_14_only_loopback_hosts_may_use_plain_http() {
+        for bad in [
+            "http://127.evil.example",
+            "http://127.0.0.1.evil.example",
+            "http://localhost.evil.example",
+            "http://127.0.0.1@evil.example",
+            "http://localhost:8080@evil.example",
+            "http://[::1].evil.example",
+            "http://[::2]:80",
+            "http://localhost:80x",
+            "http://128.0.0.1",
         ] {
             let c = Config {
                 issuer: bad.into(),

@@ -52,6 +52,12 @@ pub struct HttpRequest {
     pub peer: Option<SocketAddr>,
     /// Whether the request arrived over TLS (as decided by the adapter or a trusted proxy).
     pub tls: bool,
+    /// Whether the server's transport rule accepts this request for credentials sent in the
+    /// clear (OAuth 1.0a PLAINTEXT): it came over TLS, or the embedding server's one
+    /// transport rule lets it through over plain HTTP (Latchkey's: a loopback client, or
+    /// `tls.allow_insecure_http`). The adapter sets it from that rule's decision; without
+    /// such a rule it is `false` whenever `tls` is.
+    pub transport_allowed: bool,
 }
 
 impl HttpRequest {
@@ -65,6 +71,7 @@ impl HttpRequest {
             body: Vec::new(),
             peer: None,
             tls: false,
+            transport_allowed: false,
         }
     }
 
@@ -115,6 +122,54 @@ impl HttpRequest {
     }
 }
 
+/// Why the core refuses a request's headers as the adapter received them: an
+/// `invalid_request` (400) with [`HeaderError::description`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// A value holds a byte that is not visible ASCII, space or tab. It cannot carry
+    /// anything the core accepts, and skipping it would hide it from the checks that count
+    /// headers (a second `Authorization`).
+    NotVisibleAscii,
+    /// `Content-Type` came more than once: which one describes the body is anybody's guess.
+    RepeatedContentType,
+}
+
+impl HeaderError {
+    /// The safe text for the client.
+    pub fn description(self) -> &'static str {
+        match self {
+            Self::NotVisibleAscii => "a header value is not visible ASCII",
+            Self::RepeatedContentType => "repeated Content-Type header",
+        }
+    }
+}
+
+/// The headers of a request as [`HttpRequest::headers`] holds them, from the adapter's raw
+/// `(lowercase name, value bytes)` pairs: every adapter goes through here, so every adapter
+/// refuses the same requests (see [`HeaderError`]).
+pub fn collect_headers<'a>(
+    raw: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+) -> Result<Vec<(String, String)>, HeaderError> {
+    let mut headers: Vec<(String, String)> = Vec::new();
+    for (name, value) in raw {
+        // RFC 9110 §5.5: field-vchar or SP/HTAB; obs-text is not accepted.
+        let visible = value
+            .iter()
+            .all(|&b| b == b'\t' || (0x20..0x7f).contains(&b));
+        let Some(value) = visible.then(|| std::str::from_utf8(value).ok()).flatten() else {
+            return Err(HeaderError::NotVisibleAscii);
+        };
+        if name.eq_ignore_ascii_case("content-type")
+            && headers.iter().any(|(n, _)| n.eq_ignore_ascii_case(name))
+        {
+            return Err(HeaderError::RepeatedContentType);
+        }
+        headers.push((name.to_owned(), value.to_owned()));
+    }
+    Ok(headers)
+}
+
 /// An HTTP response from the core, for the adapter to send as it is.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpResponse {
@@ -161,5 +216,41 @@ impl HttpResponse {
     /// The body parsed as JSON; `Value::Null` if it is not JSON. For tests and clients.
     pub fn json_body(&self) -> serde_json::Value {
         serde_json::from_slice(&self.body).unwrap_or(serde_json::Value::Null)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_14_non_ascii_values_and_a_second_content_type_are_refused() {
+        let ok = collect_headers([
+            ("authorization", b"Basic YTpi".as_slice()),
+            ("user-agent", b"curl/8\t(x)".as_slice()),
+        ])
+        .expect("visible ASCII");
+        assert_eq!(ok.len(), 2);
+        assert_eq!(
+            collect_headers([
+                ("authorization", b"Basic YTpi".as_slice()),
+                ("authorization", "Basic \u{e9}t\u{e9}".as_bytes()),
+            ]),
+            Err(HeaderError::NotVisibleAscii)
+        );
+        assert_eq!(
+            collect_headers([("x-any", b"a\x00b".as_slice())]),
+            Err(HeaderError::NotVisibleAscii)
+        );
+        assert_eq!(
+            collect_headers([
+                (
+                    "content-type",
+                    b"application/x-www-form-urlencoded".as_slice()
+                ),
+                ("content-type", b"text/plain".as_slice()),
+            ]),
+            Err(HeaderError::RepeatedContentType)
+        );
     }
 }

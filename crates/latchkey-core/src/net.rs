@@ -1,8 +1,11 @@
 //! Client addresses behind proxies.
 //!
 //! `X-Forwarded-For` and `Forwarded` (RFC 7239) are believed only when the connection comes
-//! from a proxy the operator listed; otherwise anyone could claim any address. Behind a chain
-//! of trusted proxies, the client is the right-most address that is not itself trusted.
+//! from a proxy the operator listed; otherwise anyone could claim any address. Only the one
+//! header the operator says the proxies set is read (a client can send the other one, and a
+//! proxy passes it through). Proxies append to the chain, so it is read from the right:
+//! behind a chain of trusted proxies, the client is the right-most address that is not itself
+//! trusted, and the protocol is what the nearest proxy reports.
 
 use crate::http::HttpRequest;
 use std::net::IpAddr;
@@ -48,14 +51,43 @@ impl Cidr {
     }
 }
 
-/// The proxies whose forwarding headers are believed.
+/// The forwarding header the trusted proxies set. Only that one is read: a client can send
+/// the other one itself, and a proxy that does not know it passes it through untouched.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ForwardedHeader {
+    /// `X-Forwarded-For` for the chain, `X-Forwarded-Proto` for the protocol.
+    #[default]
+    XForwardedFor,
+    /// `Forwarded` (RFC 7239): `for=` for the chain, `proto=` for the protocol.
+    Forwarded,
+}
+
+impl ForwardedHeader {
+    /// Parses the setting's value: `x-forwarded-for` or `forwarded`.
+    pub fn parse(raw: &str) -> Option<Self> {
+        match raw.trim().to_ascii_lowercase().as_str() {
+            "x-forwarded-for" => Some(Self::XForwardedFor),
+            "forwarded" => Some(Self::Forwarded),
+            _ => None,
+        }
+    }
+}
+
+/// The proxies whose forwarding headers are believed, and which header they set.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct TrustedProxies(Vec<Cidr>);
+pub struct TrustedProxies {
+    networks: Vec<Cidr>,
+    header: ForwardedHeader,
+}
 
 impl TrustedProxies {
-    /// Trusts these networks.
+    /// Trusts these networks, which set `X-Forwarded-For`.
     pub fn new(networks: Vec<Cidr>) -> Self {
-        Self(networks)
+        Self {
+            networks,
+            header: ForwardedHeader::default(),
+        }
     }
 
     /// Parses a list of networks; the error names the first bad entry.
@@ -63,67 +95,105 @@ impl TrustedProxies {
         list.iter()
             .map(|s| Cidr::parse(s.as_ref()).ok_or_else(|| s.as_ref().to_owned()))
             .collect::<Result<Vec<_>, _>>()
-            .map(Self)
+            .map(Self::new)
+    }
+
+    /// The same proxies, setting `header` instead.
+    pub fn with_header(mut self, header: ForwardedHeader) -> Self {
+        self.header = header;
+        self
     }
 
     /// Whether `ip` is a trusted proxy.
     pub fn trusts(&self, ip: IpAddr) -> bool {
-        self.0.iter().any(|c| c.contains(ip))
+        self.networks.iter().any(|c| c.contains(ip))
     }
 
     /// The address of the client that made `req`: the peer, unless the peer is a trusted
-    /// proxy, then the right-most untrusted address of the forwarding chain.
+    /// proxy. Then the forwarding chain is walked from the right (the nearest hop) past
+    /// trusted proxies; the first address that is not one is the client. Everything left of
+    /// it was written by the client and is ignored. An entry that is not an address (an
+    /// obfuscated RFC 7239 identifier, `unknown`, garbage) ends the walk at the last trusted
+    /// hop, which is then the best known client.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer.map(|p| p.ip())?;
         if !self.trusts(peer) {
             return Some(peer);
         }
-        let chain = forwarded_chain(req);
-        Some(
-            chain
-                .iter()
-                .rev()
-                .find(|ip| !self.trusts(**ip))
-                .or_else(|| chain.first())
-                .copied()
-                .unwrap_or(peer),
-        )
+        let mut client = peer;
+        let mut entries = self.chain(req);
+        entries.reverse();
+        for entry in entries {
+            let Some(ip) = entry else { break };
+            client = ip;
+            if !self.trusts(ip) {
+                break;
+            }
+        }
+        Some(client)
+    }
+
+    /// Whether the nearest trusted proxy received `req` over HTTPS: the right-most value of
+    /// `X-Forwarded-Proto`, or the `proto=` of the right-most `Forwarded` element. Values
+    /// further left were written by earlier hops, or by the client. `false` unless the peer
+    /// is trusted.
+    pub fn forwarded_https(&self, req: &HttpRequest) -> bool {
+        if !req.peer.is_some_and(|p| self.trusts(p.ip())) {
+            return false;
+        }
+        let proto = match self.header {
+            ForwardedHeader::XForwardedFor => {
+                values(req, "x-forwarded-proto").last().map(str::to_owned)
+            }
+            ForwardedHeader::Forwarded => values(req, "forwarded")
+                .last()
+                .and_then(|element| parameter(element, "proto")),
+        };
+        proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
+    }
+
+    /// The forwarding chain, left (client) to right (nearest proxy), from the configured
+    /// header; `None` for an entry that is not an address.
+    fn chain(&self, req: &HttpRequest) -> Vec<Option<IpAddr>> {
+        match self.header {
+            ForwardedHeader::XForwardedFor => values(req, "x-forwarded-for")
+                .map(|v| v.parse::<IpAddr>().ok())
+                .collect(),
+            ForwardedHeader::Forwarded => values(req, "forwarded")
+                .map(|element| parameter(element, "for").and_then(|v| node_ip(&v)))
+                .collect(),
+        }
     }
 }
 
-/// The forwarding chain, left (client) to right (nearest proxy), from `Forwarded` if present,
-/// else `X-Forwarded-For`. Unparseable entries are dropped.
-fn forwarded_chain(req: &HttpRequest) -> Vec<IpAddr> {
-    let forwarded: Vec<IpAddr> = req
-        .headers
-        .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("forwarded"))
-        .flat_map(|(_, v)| v.split(','))
-        .filter_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.trim().split_once('=')?;
-                if !k.trim().eq_ignore_ascii_case("for") {
-                    return None;
-                }
-                let v = v.trim().trim_matches('"');
-                let v = v
-                    .strip_prefix('[')
-                    .map_or(v, |rest| rest.split(']').next().unwrap_or(rest));
-                v.parse::<IpAddr>()
-                    .ok()
-                    .or_else(|| v.rsplit_once(':').and_then(|(h, _)| h.parse().ok()))
-            })
-        })
-        .collect();
-    if !forwarded.is_empty() {
-        return forwarded;
-    }
+/// The comma-separated values of every `name` header, in order, trimmed.
+fn values<'a>(req: &'a HttpRequest, name: &'a str) -> impl DoubleEndedIterator<Item = &'a str> {
     req.headers
         .iter()
-        .filter(|(n, _)| n.eq_ignore_ascii_case("x-forwarded-for"))
+        .filter(move |(n, _)| n.eq_ignore_ascii_case(name))
         .flat_map(|(_, v)| v.split(','))
-        .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-        .collect()
+        .map(str::trim)
+}
+
+/// The value of parameter `key` in one `Forwarded` element (`for=1.2.3.4;proto=https`),
+/// unquoted.
+fn parameter(element: &str, key: &str) -> Option<String> {
+    element.split(';').find_map(|pair| {
+        let (k, v) = pair.trim().split_once('=')?;
+        k.trim()
+            .eq_ignore_ascii_case(key)
+            .then(|| v.trim().trim_matches('"').to_owned())
+    })
+}
+
+/// The address of an RFC 7239 node: `192.0.2.1`, `192.0.2.1:4711`, `[2001:db8::1]:4711`.
+fn node_ip(node: &str) -> Option<IpAddr> {
+    if let Some(rest) = node.strip_prefix('[') {
+        return rest.split(']').next()?.parse().ok();
+    }
+    node.parse::<IpAddr>()
+        .ok()
+        .or_else(|| node.rsplit_once(':').and_then(|(h, _)| h.parse().ok()))
 }
 
 #[cfg(test)]
@@ -156,6 +226,60 @@ mod tests {
         assert!(Cidr::parse("nonsense").is_none());
     }
 
+    fn ip(s: &str) -> Option<IpAddr> {
+        Some(s.parse().expect("ip"))
+    }
+
+    #[test]
+    fn issue_14_a_client_cannot_choose_its_address_or_protocol_behind_a_proxy() {
+        let xff = TrustedProxies::parse(&["10.0.0.0/8"]).expect("valid");
+        // The client sends its own `Forwarded`; the proxy appends the real peer to
+        // `X-Forwarded-For`. Only the header the proxy sets counts.
+        let spoof = from("10.0.0.2")
+            .with_header("forwarded", "for=1.2.3.4;proto=https")
+            .with_header("x-forwarded-for", "198.51.100.7");
+        assert_eq!(xff.client_ip(&spoof), ip("198.51.100.7"));
+        assert!(!xff.forwarded_https(&spoof));
+        // A client-written X-Forwarded-For prefix is skipped: walk from the right.
+        let prefixed = from("10.0.0.2").with_header("x-forwarded-for", "1.2.3.4, 198.51.100.7");
+        assert_eq!(xff.client_ip(&prefixed), ip("198.51.100.7"));
+        // The client's own `X-Forwarded-Proto: https` comes first; the proxy's value is last.
+        let proto = from("10.0.0.2")
+            .with_header("x-forwarded-proto", "https")
+            .with_header("x-forwarded-proto", "http");
+        assert!(!xff.forwarded_https(&proto));
+        let proto = from("10.0.0.2").with_header("x-forwarded-proto", "https, http");
+        assert!(!xff.forwarded_https(&proto));
+        let proto = from("10.0.0.2").with_header("x-forwarded-proto", "http, https");
+        assert!(xff.forwarded_https(&proto));
+        // Nobody else's claims count.
+        let direct = from("203.0.113.9").with_header("x-forwarded-proto", "https");
+        assert!(!xff.forwarded_https(&direct));
+
+        // A proxy that sets `Forwarded`: the client's `X-Forwarded-For` is ignored, and the
+        // right-most element decides, not the first.
+        let rfc = xff.clone().with_header(ForwardedHeader::Forwarded);
+        let spoof = from("10.0.0.2")
+            .with_header("x-forwarded-for", "1.2.3.4")
+            .with_header(
+                "forwarded",
+                "for=1.2.3.4;proto=https, for=198.51.100.7;proto=http",
+            );
+        assert_eq!(rfc.client_ip(&spoof), ip("198.51.100.7"));
+        assert!(!rfc.forwarded_https(&spoof));
+        let honest = from("10.0.0.2").with_header("forwarded", "for=198.51.100.7;proto=https");
+        assert!(rfc.forwarded_https(&honest));
+        // An entry that is not an address ends the walk at the last trusted hop.
+        let hidden =
+            from("10.0.0.2").with_header("forwarded", "for=1.2.3.4, for=_hidden, for=10.0.0.5");
+        assert_eq!(rfc.client_ip(&hidden), ip("10.0.0.5"));
+        assert_eq!(
+            ForwardedHeader::parse("Forwarded"),
+            Some(ForwardedHeader::Forwarded)
+        );
+        assert_eq!(ForwardedHeader::parse("x-real-ip"), None);
+    }
+
     #[test]
     fn forwarding_headers_are_believed_only_from_trusted_proxies() {
         let trusted = TrustedProxies::parse(&["10.0.0.0/8"]).expect("valid");
@@ -173,7 +297,10 @@ mod tests {
         let rfc7239 =
             from("10.0.0.2").with_header("forwarded", "for=\"[2001:db8::1]:4711\";proto=https");
         assert_eq!(
-            trusted.client_ip(&rfc7239),
+            trusted
+                .clone()
+                .with_header(ForwardedHeader::Forwarded)
+                .client_ip(&rfc7239),
             Some("2001:db8::1".parse().expect("ip"))
         );
         assert_eq!(

@@ -2,7 +2,7 @@
 //! sink in one cheap-to-clone handle, with one method per endpoint.
 
 use crate::client::Client;
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{Config, ConfigError};
 use crate::entropy::{Entropy, OsEntropy};
 use crate::error::OAuthError;
@@ -185,11 +185,27 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             .unwrap_or(self.inner.config.access_token_ttl)
     }
 
-    /// Refresh-token lifetime for `client`.
+    /// Refresh-token lifetime for `client` in a family that starts now: the client's or the
+    /// server's, never more than the family's maximum lifetime.
     pub fn refresh_ttl(&self, client: &Client) -> u64 {
         client
             .refresh_token_ttl
             .unwrap_or(self.inner.config.refresh_token_ttl)
+            .min(self.inner.config.refresh_token_max_lifetime)
+    }
+
+    /// Refresh-token lifetime for `client` at `now` in a family whose first token was issued
+    /// at `family_issued_at`: [`Provider::refresh_ttl`], cut so the token ends no later than
+    /// the family's absolute maximum lifetime; `None` once that has passed.
+    pub fn refresh_ttl_in_family(
+        &self,
+        client: &Client,
+        family_issued_at: UnixTime,
+        now: UnixTime,
+    ) -> Option<u64> {
+        let family_ends = family_issued_at.plus(self.inner.config.refresh_token_max_lifetime);
+        let left = u64::try_from(family_ends.0.saturating_sub(now.0)).ok()?;
+        (left > 0).then(|| self.refresh_ttl(client).min(left))
     }
 
     /// Mints the tokens of `grant`, stores them durably, and only then builds the response:

@@ -118,6 +118,9 @@ pub struct TokenRecord {
     pub grant_type: GrantType,
     /// The grant family.
     pub family: FamilyId,
+    /// When the family's first token was issued: a rotated refresh token never outlives this
+    /// plus the configured maximum lifetime, however often it is rotated.
+    pub family_issued_at: UnixTime,
     /// When the token was issued.
     pub issued_at: UnixTime,
     /// When the token stops working; stores may forget it after this.
@@ -199,6 +202,8 @@ pub struct Grant {
     pub grant_type: GrantType,
     /// The family the tokens join.
     pub family: FamilyId,
+    /// When the family's first token was issued; `None` when this issuance starts the family.
+    pub family_issued_at: Option<UnixTime>,
     /// Access-token lifetime in seconds.
     pub access_ttl: u64,
     /// Refresh-token lifetime in seconds, when a refresh token is issued.
@@ -229,6 +234,7 @@ pub fn mint(grant: &Grant, entropy: &dyn Entropy, now: UnixTime) -> Minted {
         scope: grant.scope.clone(),
         grant_type: grant.grant_type,
         family: grant.family.clone(),
+        family_issued_at: grant.family_issued_at.unwrap_or(now),
         issued_at: now,
         expires_at: now.plus(ttl),
         revoked: false,

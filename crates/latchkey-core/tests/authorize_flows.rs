@@ -174,6 +174,40 @@ async fn code_presented_by_another_client_is_invalid_grant() {
 }
 
 #[tokio::test]
+async fn issue_14_another_client_can_neither_burn_a_code_nor_revoke_its_tokens() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let thief = kit.spa_client().await;
+    // An intercepted code presented by another client is refused and left unused...
+    let code = kit.code_for(&spa, "").await;
+    kit.token_post(&exchange_body(&code, thief.id(), VERIFIER))
+        .await
+        .expect_error("invalid_grant");
+    // ...so its own client still redeems it.
+    let tokens = kit
+        .token_post(&exchange_body(&code, spa.id(), VERIFIER))
+        .await
+        .expect_ok();
+    // Presented again by the other client, it is no replay: the owner's tokens survive.
+    kit.token_post(&exchange_body(&code, thief.id(), VERIFIER))
+        .await
+        .expect_error("invalid_grant");
+    for token in [&tokens["access_token"], &tokens["refresh_token"]] {
+        let digest = Secret::new(token.as_str().expect("token")).digest();
+        let record = kit
+            .store
+            .find_token(&digest)
+            .await
+            .expect("find")
+            .expect("known");
+        assert!(
+            !record.revoked,
+            "another client's presentation revoked the owner's tokens"
+        );
+    }
+}
+
+#[tokio::test]
 async fn redirect_uri_at_the_token_endpoint_must_repeat_the_authorization_request() {
     let kit = TestKit::new();
     let spa = kit.spa_client().await;

@@ -8,7 +8,9 @@ use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, Princi
 use latchkey_core::secret::Secret;
 use latchkey_core::store::StoreError;
 use latchkey_core::user::AuthenticatedUser;
-use latchkey_testkit::{ResponseExt, TestClient, TestKit, scopes};
+use latchkey_core::client::{GrantType, NewClient};
+use latchkey_core::endpoint::authorize::Decision;
+use latchkey_testkit::{REDIRECT_URI, ResponseExt, TestClient, TestKit, redirect_params, scopes};
 use std::sync::Arc;
 
 async fn password_tokens(kit: &TestKit, client: &TestClient) -> serde_json::Value {
@@ -141,16 +143,17 @@ async fn revoking_a_refresh_token_kills_its_access_tokens_despite_a_wrong_hint()
 }
 
 #[tokio::test]
-async fn revocation_answers_200_for_unknown_tokens_and_refuses_other_clients() {
+async fn issue_14_revocation_answers_200_for_unknown_and_other_clients_tokens() {
     let kit = TestKit::new();
     let owner = kit.confidential_client().await;
     let other = kit.confidential_client().await;
     assert_eq!(revoke(&kit, &owner, "token=never-issued").await.status, 200);
     let tokens = password_tokens(&kit, &owner).await;
     let at = tokens["access_token"].as_str().expect("at");
-    revoke(&kit, &other, &format!("token={at}"))
-        .await
-        .expect_error("unauthorized_client");
+    // RFC 7009 §2.2: another client's token is treated like an unknown one: 200, and
+    // nothing is revoked.
+    let foreign = revoke(&kit, &other, &format!("token={at}")).await;
+    assert_eq!(foreign.status, 200, "{:?}", foreign.json_body());
     assert_eq!(
         introspect(&kit, &owner, at).await["active"],
         true,
@@ -193,6 +196,67 @@ async fn metadata_lists_the_endpoints_and_capabilities() {
         serde_json::json!(["admin", "read", "write"])
     );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
+}
+
+#[tokio::test]
+async fn issue_14_implicit_and_password_grants_are_off_server_wide_by_default() {
+    let defaults = latchkey_core::config::Config::default();
+    assert!(!defaults.implicit_grant && !defaults.password_grant);
+    let kit = TestKit::with_config(|c| {
+        c.implicit_grant = defaults.implicit_grant;
+        c.password_grant = defaults.password_grant;
+    });
+    let doc = kit.provider.metadata().json_body();
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+    );
+    // A client allowed the password grant still cannot use it while the switch is off.
+    let client = kit
+        .register(
+            NewClient::confidential("legacy")
+                .redirect_uris([REDIRECT_URI])
+                .grant_types([GrantType::Password, GrantType::Implicit]),
+        )
+        .await;
+    kit.user("dora", "explorer").await;
+    kit.token(
+        &client,
+        "grant_type=password&username=dora&password=explorer",
+    )
+    .await
+    .expect_error("unsupported_grant_type");
+    let query = format!("response_type=token&client_id={}&state=i1", client.id());
+    let outcome = kit
+        .authorize(
+            &query,
+            Some(&kit.alice()),
+            Some(Decision::Allow { remember: false }),
+        )
+        .await;
+    assert_eq!(
+        redirect_params(&outcome)["error"],
+        "unsupported_response_type"
+    );
+
+    // Switched on, both are served and advertised.
+    let on = TestKit::new();
+    let doc = on.provider.metadata().json_body();
+    assert_eq!(
+        doc["response_types_supported"],
+        serde_json::json!(["code", "token"])
+    );
+    assert_eq!(
+        doc["grant_types_supported"],
+        serde_json::json!([
+            "authorization_code",
+            "implicit",
+            "password",
+            "client_credentials",
+            "refresh_token"
+        ])
+    );
 }
 
 #[tokio::test]
@@ -337,7 +401,7 @@ impl Introspector for LocalIntrospection {
 async fn cached_remote_guard_honours_revocation_within_its_bound() {
     let kit = TestKit::new();
     let client = kit.confidential_client().await;
-    let resource_server = kit.confidential_client().await;
+    let resource_server = kit.resource_server().await;
     let tokens = password_tokens(&kit, &client).await;
     let at = tokens["access_token"].as_str().expect("at");
     let remote = Arc::new(LocalIntrospection {
@@ -396,4 +460,32 @@ async fn cache_stays_within_its_capacity() {
                 .await;
     }
     assert_eq!(cache.len(), 16);
+}
+
+#[tokio::test]
+async fn issue_14_only_resource_servers_and_the_owner_learn_about_a_token() {
+    let kit = TestKit::new();
+    let owner = kit.confidential_client().await;
+    let other = kit.confidential_client().await;
+    let api_client = kit.resource_server().await;
+    let tokens = kit
+        .token(&owner, "grant_type=client_credentials&scope=read")
+        .await
+        .expect_ok();
+    let at = tokens["access_token"].as_str().expect("token");
+    let introspect = |client: &TestClient| {
+        let req = HttpRequest::post_form("/introspect", format!("token={at}"))
+            .with_header("authorization", client.basic());
+        let provider = kit.provider.clone();
+        async move { provider.introspect(&req).await.expect_ok() }
+    };
+    assert_eq!(
+        introspect(&other).await,
+        serde_json::json!({ "active": false }),
+        "a client without the introspect permission learns nothing of another's token"
+    );
+    assert_eq!(introspect(&owner).await["active"], true, "its own token");
+    let described = introspect(&api_client).await;
+    assert_eq!(described["active"], true, "a resource server");
+    assert_eq!(described["client_id"], owner.id());
 }

@@ -324,6 +324,57 @@ async fn expired_refresh_token_is_refused() {
     .expect_error("invalid_grant");
 }
 
+async fn refresh(
+    kit: &TestKit,
+    client: &latchkey_testkit::TestClient,
+    tokens: &serde_json::Value,
+) -> latchkey_core::http::HttpResponse {
+    let rt = tokens["refresh_token"].as_str().expect("refresh token");
+    kit.token(
+        client,
+        &format!("grant_type=refresh_token&refresh_token={rt}"),
+    )
+    .await
+}
+
+#[tokio::test]
+async fn issue_14_rotation_never_outlives_the_family_maximum_lifetime() {
+    let kit = TestKit::with_config(|c| {
+        c.refresh_token_ttl = 100;
+        c.refresh_token_max_lifetime = 250;
+    });
+    let start = kit.now();
+    let client = kit.confidential_client().await;
+    let mut tokens = password_tokens(&kit, &client).await;
+    let expiry = |tokens: &serde_json::Value| {
+        let digest = digest(&tokens["refresh_token"]);
+        let store = kit.store.clone();
+        async move {
+            store
+                .find_token(&digest)
+                .await
+                .expect("find")
+                .expect("stored")
+                .expires_at
+        }
+    };
+    // Each rotation starts a new 100 s, until the family's 250 s are up.
+    kit.clock.advance(90);
+    tokens = refresh(&kit, &client, &tokens).await.expect_ok();
+    assert_eq!(expiry(&tokens).await, start.plus(190));
+    kit.clock.advance(90);
+    tokens = refresh(&kit, &client, &tokens).await.expect_ok();
+    assert_eq!(
+        expiry(&tokens).await,
+        start.plus(250),
+        "the rotated refresh token is cut at the family's end"
+    );
+    kit.clock.advance(70);
+    refresh(&kit, &client, &tokens)
+        .await
+        .expect_error("invalid_grant");
+}
+
 #[tokio::test]
 async fn access_token_is_not_a_refresh_token() {
     let kit = TestKit::new();
@@ -409,6 +460,10 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
         tokens.clone(),
         latchkey_core::user::StoreUsers::new(users.clone(), latchkey_core::user::Inline),
     )
+    .config(latchkey_core::config::Config {
+        password_grant: true,
+        ..Default::default()
+    })
     .build()
     .expect("valid");
     let (client, secret) = NewClient::confidential("svc")

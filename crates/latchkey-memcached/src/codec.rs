@@ -70,6 +70,10 @@ struct TokenBody {
     /// User-Agent digest and IP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     b: Option<(String, String)>,
+    /// When the family's first token was issued, when that is not `i` (absent in records
+    /// written before it existed: then `i`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fi: Option<i64>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest.
@@ -194,6 +198,7 @@ fn token_body(record: &TokenRecord) -> TokenBody {
             .binding
             .as_ref()
             .map(|b| (b.user_agent.clone(), b.ip.clone())),
+        fi: (record.family_issued_at != record.issued_at).then_some(record.family_issued_at.0),
     }
 }
 
@@ -213,6 +218,7 @@ fn decode_token(
         scope: ScopeSet::parse(&body.sc).map_err(|_| corrupt("invalid scope"))?,
         grant_type: GrantType::parse(&body.g).ok_or_else(|| corrupt("unknown grant type"))?,
         family: FamilyId(body.f),
+        family_issued_at: UnixTime(body.fi.unwrap_or(body.i)),
         issued_at: UnixTime(body.i),
         expires_at: UnixTime(body.e),
         revoked,

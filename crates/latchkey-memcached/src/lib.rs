@@ -65,10 +65,12 @@ use generation::{
     GENERATION_SLACK, Generation, append_or_add, ensure_generation, exptime, lives_until,
     parse_generation, system_now,
 };
+use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    CodeStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
+    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner,
+    TokenStore, code_verdict,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind};
 use pool::{Conn, Pool, Write};
@@ -522,7 +524,12 @@ impl CodeStore for MemcachedStore {
         }
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         let mut conn = self.pool.get().await?;
         let key = self.item_key("c:", digest);
         for _ in 0..CAS_ATTEMPTS {
@@ -533,7 +540,14 @@ impl CodeStore for MemcachedStore {
                 return Ok(CodeTake::Invalid);
             };
             let mut entry: CodeEntry = codec::decode(&data)?;
-            if now >= entry.expires_at() {
+            let verdict = code_verdict(
+                entry.client(),
+                entry.expires_at(),
+                entry.used,
+                client_id.as_str(),
+                now,
+            );
+            if verdict == CodeVerdict::Refuse {
                 return Ok(CodeTake::Invalid);
             }
             let Some(subject_generation) = entry.g.s else {
@@ -546,7 +560,7 @@ impl CodeStore for MemcachedStore {
             if !self.generations_live(&mut conn, wanted).await? {
                 return Ok(CodeTake::Invalid); // its client or user was deleted
             }
-            if entry.used {
+            if verdict == CodeVerdict::Replay {
                 return Ok(CodeTake::Replayed {
                     family: FamilyId(entry.family().to_owned()),
                 });

@@ -262,7 +262,7 @@ async fn an_outage_is_unavailable_quickly_and_heals_by_itself() {
             Some(StoreErrorKind::Unavailable)
         );
         let (_, a_code) = code("client-outage", 60);
-        let take = store.take_code(&a_code.digest, SystemClock.now()).await;
+        let take = store.take_code(&a_code.digest, &a_code.client_id, SystemClock.now()).await;
         assert_eq!(
             take.map_err(|e| e.kind()).err(),
             Some(StoreErrorKind::Unavailable)
@@ -319,7 +319,7 @@ async fn an_outage_is_unavailable_quickly_and_heals_by_itself() {
         .expect("save code");
     assert!(matches!(
         store
-            .take_code(&a_code.digest, SystemClock.now())
+            .take_code(&a_code.digest, &a_code.client_id, SystemClock.now())
             .await
             .expect("take"),
         CodeTake::Taken(_)

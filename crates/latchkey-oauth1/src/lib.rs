@@ -18,5 +18,7 @@ pub mod signature;
 pub mod store;
 
 pub use error::{OAuth1Error, Problem};
-pub use provider::{AuthorizeOutcome, OAuth1Config, OAuth1Key, OAuth1Provider};
+pub use provider::{
+    AuthorizeOutcome, DEFAULT_ACCESS_TOKEN_TTL, OAuth1Config, OAuth1Key, OAuth1Provider,
+};
 pub use store::OAuth1Store;

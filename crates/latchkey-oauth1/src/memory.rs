@@ -105,6 +105,21 @@ impl OAuth1Store for MemoryOAuth1Store {
         Ok(s.consumers.remove(client_id).is_some())
     }
 
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        let mut s = self.lock();
+        let Some(consumer) = s.consumers.get_mut(client_id) else {
+            return Ok(false);
+        };
+        consumer.secret_salt = Some(salt.to_owned());
+        s.request_tokens.retain(|_, t| t.client_id != client_id);
+        s.access_tokens.retain(|_, t| t.client_id != client_id);
+        Ok(true)
+    }
+
     async fn save_request_token(
         &self,
         token: &RequestToken,

@@ -4,12 +4,15 @@
 //! Like the OAuth 2.0 core it does no I/O of its own: every endpoint takes the core's
 //! [`HttpRequest`] and returns an [`HttpResponse`] (or, for authorization, an
 //! [`AuthorizeOutcome`] that the pages render). Checks run in a fixed order: parameters,
-//! consumer, signature method (PLAINTEXT only over TLS), timestamp window, token, signature,
+//! consumer, signature method (PLAINTEXT only where the server's transport rule allows it),
+//! timestamp window, token, signature,
 //! and only then the nonce, so that unsigned requests cannot use up nonces.
 //!
-//! Secrets are never stored. The consumer secret and each token secret are derived from
-//! the provider's 32-byte key with HMAC-SHA256 (over a label and the public identifier), so
-//! the store keeps only SHA-256 digests of token identifiers, as for OAuth 2.0 tokens.
+//! Secrets are never stored. Each token secret is derived from the provider's 32-byte key
+//! with HMAC-SHA256 over a label and the token's random identifier; the consumer secret over
+//! a label, the client id and the registration's random salt ([`Consumer::secret_salt`]), so
+//! re-registering an id or rotating the secret yields a new one. The store keeps only SHA-256
+//! digests of token identifiers, as for OAuth 2.0 tokens.
 
 use crate::error::{OAuth1Error, Problem};
 use crate::request::SignedRequest;
@@ -50,7 +53,9 @@ pub struct OAuth1Config {
     pub timestamp_window: u64,
     /// How long temporary credentials (and their verifier) live, in seconds.
     pub request_token_ttl: u64,
-    /// Lifetime of token credentials in seconds; `None` for tokens that last until revoked.
+    /// Lifetime of token credentials in seconds ([`DEFAULT_ACCESS_TOKEN_TTL`] unless set);
+    /// `None` for tokens that last until revoked, the old OAuth 1.0a custom, which an
+    /// embedder must choose explicitly.
     pub access_token_ttl: Option<u64>,
     /// Realms consumers may ask for unless their client registration lists its own scopes.
     pub available_realms: ScopeSet,
@@ -58,16 +63,20 @@ pub struct OAuth1Config {
     pub default_realms: ScopeSet,
 }
 
+/// How long token credentials live by default: 30 days. A leaked token credential keeps
+/// working until it expires, so "until revoked" is not a default.
+pub const DEFAULT_ACCESS_TOKEN_TTL: u64 = 30 * 24 * 3600;
+
 impl OAuth1Config {
-    /// Defaults: a five-minute timestamp window, ten-minute request tokens, access tokens
-    /// until revoked, no realms.
+    /// Defaults: a five-minute timestamp window, ten-minute request tokens, 30-day access
+    /// tokens, no realms.
     pub fn new(base_url: impl Into<String>) -> Self {
         Self {
             base_url: base_url.into(),
             challenge_realm: "latchkey".into(),
             timestamp_window: 300,
             request_token_ttl: 600,
-            access_token_ttl: None,
+            access_token_ttl: Some(DEFAULT_ACCESS_TOKEN_TTL),
             available_realms: ScopeSet::empty(),
             default_realms: ScopeSet::empty(),
         }
@@ -111,9 +120,23 @@ impl OAuth1Key {
         )
     }
 
-    /// The consumer secret of `client_id` (RFC 5849 §3.4.2 "client shared-secret").
-    pub fn consumer_secret(&self, client_id: &str) -> Secret {
-        self.derive("latchkey oauth1 consumer", client_id)
+    /// The consumer secret of a registration (RFC 5849 §3.4.2 "client shared-secret"):
+    /// HMAC over the client id and the registration's salt, so that a new registration of
+    /// the same id, or a rotation, gives a new secret. A registration without a salt (made
+    /// before salts existed) keeps the legacy secret, derived from the client id alone.
+    pub fn consumer_secret(&self, consumer: &Consumer) -> Secret {
+        self.consumer_secret_with(&consumer.client_id, consumer.secret_salt.as_deref())
+    }
+
+    fn consumer_secret_with(&self, client_id: &str, salt: Option<&str>) -> Secret {
+        match salt {
+            // Client ids are printable ASCII, so the 0 byte separates the two unambiguously.
+            Some(salt) => self.derive(
+                "latchkey oauth1 consumer v2",
+                &format!("{client_id}\0{salt}"),
+            ),
+            None => self.derive("latchkey oauth1 consumer", client_id),
+        }
     }
 }
 
@@ -258,15 +281,28 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             ),
             None => None,
         };
-        self.inner
-            .store
-            .put_consumer(&Consumer {
-                client_id: client_id.to_owned(),
-                rsa_public_key,
-                created_at: self.now(),
-            })
-            .await?;
-        Ok(self.inner.key.consumer_secret(client_id))
+        let consumer = Consumer::new(
+            client_id,
+            rsa_public_key,
+            self.inner.entropy.as_ref(),
+            self.now(),
+        );
+        self.inner.store.put_consumer(&consumer).await?;
+        Ok(self.inner.key.consumer_secret(&consumer))
+    }
+
+    /// Gives a consumer a new secret: a fresh salt, and every request and access token it
+    /// holds is deleted (they were obtained under the old secret). Returns the new consumer
+    /// secret, or `None` if `client_id` is not a consumer.
+    pub async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<Secret>, OAuth1Error> {
+        let inner = &self.inner;
+        Ok(
+            rotate_consumer_secret(&inner.store, &inner.key, inner.entropy.as_ref(), client_id)
+                .await?,
+        )
     }
 
     /// The consumer of a signed request, checked before anything else about it.
@@ -298,13 +334,15 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             signed,
         } = known;
         // RFC 5849 §3.4.4: PLAINTEXT "does not employ a signature algorithm. It MUST be
-        // used with a transport-layer mechanism such as TLS or SSL".
-        if signed.method == SignatureMethod::Plaintext && !signed.tls {
+        // used with a transport-layer mechanism such as TLS or SSL". Which transport is safe
+        // enough is the embedding server's one transport rule (TLS, or plain HTTP where the
+        // server allows it, e.g. from loopback), decided before the request got here.
+        if signed.method == SignatureMethod::Plaintext && !signed.transport_allowed {
             return Err(OAuth1Error::new(Problem::SignatureMethodRejected)
-                .with_detail("PLAINTEXT over plain HTTP"));
+                .with_detail("PLAINTEXT over a transport the server does not accept"));
         }
         self.check_timestamp(&signed)?;
-        let consumer_secret = self.inner.key.consumer_secret(&signed.consumer_key);
+        let consumer_secret = self.inner.key.consumer_secret(&consumer);
         let rsa;
         let key = match signed.method {
             SignatureMethod::RsaSha1 => {
@@ -457,25 +495,37 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
         ]))
     }
 
-    /// The realms of a temporary-credentials request: the header's `realm` or a `realm`
-    /// parameter, space-separated; the client's (or the server's) defaults when none.
+    /// The realms (scopes) of a temporary-credentials request: its `scope` parameter,
+    /// space-separated, sent once in the query or the form body, where the signature covers
+    /// it; the client's (or the server's) defaults when none. The `realm` of the
+    /// `Authorization` header is not signed (RFC 5849 §3.4.1.3.1 leaves it out of the base
+    /// string), so anyone relaying the request could change it: it names the protection
+    /// realm only and grants nothing.
     fn requested_realms(
         &self,
         client: &Client,
         signed: &SignedRequest,
     ) -> Result<ScopeSet, OAuth1Error> {
-        let asked = signed.realm.as_deref().or_else(|| signed.param("realm"));
+        let mut sent = signed
+            .other
+            .iter()
+            .filter(|(name, _)| name == "scope")
+            .map(|(_, value)| value.as_str());
+        let asked = sent.next();
+        if sent.next().is_some() {
+            return Err(OAuth1Error::rejected("scope").with_detail("scope sent twice"));
+        }
         let config = &self.inner.config;
         let allowed = client.scopes.as_ref().unwrap_or(&config.available_realms);
         let realms = match asked.filter(|r| !r.trim().is_empty()) {
-            Some(raw) => ScopeSet::parse(raw.trim()).map_err(|_| OAuth1Error::rejected("realm"))?,
+            Some(raw) => ScopeSet::parse(raw.trim()).map_err(|_| OAuth1Error::rejected("scope"))?,
             None => client
                 .default_scopes
                 .clone()
                 .unwrap_or_else(|| config.default_realms.clone()),
         };
         if !realms.is_subset(allowed) {
-            return Err(OAuth1Error::rejected("realm"));
+            return Err(OAuth1Error::rejected("scope"));
         }
         Ok(realms)
     }
@@ -666,12 +716,24 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
                 .with_advice("oauth_realms_required", required.to_string()));
         }
         Ok(resource::AccessToken {
+            expires_at: self.expiry_of(&record).unwrap_or(UnixTime(i64::MAX)),
             subject: Some(record.subject),
             username: record.username,
             client_id: record.client_id,
             scope: record.realms,
-            expires_at: record.expires_at.unwrap_or(UnixTime(i64::MAX)),
             binding: None,
+        })
+    }
+
+    /// When an access token expires: its own expiry, or, for one stored without any (issued
+    /// before token credentials had a lifetime), its issue time plus today's lifetime, so
+    /// that no token outlives the setting.
+    fn expiry_of(&self, token: &AccessToken) -> Option<UnixTime> {
+        token.expires_at.or_else(|| {
+            self.inner
+                .config
+                .access_token_ttl
+                .map(|ttl| token.issued_at.plus(ttl))
         })
     }
 
@@ -686,7 +748,11 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             .await?;
         let now = self.now();
         match record {
-            Some(r) if r.is_active(now) && r.client_id == known.signed.consumer_key => {
+            Some(r)
+                if r.is_active(now)
+                    && self.expiry_of(&r).is_none_or(|at| now < at)
+                    && r.client_id == known.signed.consumer_key =>
+            {
                 Ok((r, known))
             }
             _ => Err(OAuth1Error::new(Problem::TokenRejected)),
@@ -713,8 +779,27 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
     }
 }
 
-/// RFC 5849 §2.1: `oauth_callback` is "an absolute URI" or `oob`. When the client registered
-/// redirect URIs, the callback must be one of them, exactly (as RFC 9700 asks of OAuth 2.0).
+/// Gives the consumer `client_id` of `store` a fresh secret salt, deleting its request and
+/// access tokens in the same step; returns the new consumer secret derived with `key`, or
+/// `None` if it is not a consumer. The one rotation path, for the provider and for
+/// administration tools that hold the key but run no provider.
+pub async fn rotate_consumer_secret<S: OAuth1Store>(
+    store: &S,
+    key: &OAuth1Key,
+    entropy: &dyn Entropy,
+    client_id: &str,
+) -> Result<Option<Secret>, latchkey_core::store::StoreError> {
+    let salt = crate::store::new_secret_salt(entropy);
+    if !store.rotate_consumer_secret(client_id, &salt).await? {
+        return Ok(None);
+    }
+    Ok(Some(key.consumer_secret_with(client_id, Some(&salt))))
+}
+
+/// RFC 5849 §2.1: `oauth_callback` is "an absolute URI" or `oob`. A URI must be one of the
+/// client's registered redirect URIs, exactly (as RFC 9700 asks of OAuth 2.0): a consumer
+/// that registered none can only use `oob`, so a stolen request can never send the verifier
+/// to a host of the thief's choosing.
 fn check_callback(client: &Client, callback: &str) -> Result<(), OAuth1Error> {
     if callback == "oob" {
         return Ok(());
@@ -725,8 +810,14 @@ fn check_callback(client: &Client, callback: &str) -> Result<(), OAuth1Error> {
     if !matches!(url.scheme(), "http" | "https") || url.fragment().is_some() {
         return Err(OAuth1Error::rejected("oauth_callback"));
     }
-    if !client.redirect_uris.is_empty() && !client.redirect_uris.iter().any(|u| u == callback) {
-        return Err(OAuth1Error::rejected("oauth_callback").with_detail("callback not registered"));
+    if !client.redirect_uris.iter().any(|u| u == callback) {
+        return Err(OAuth1Error::rejected("oauth_callback").with_detail(
+            if client.redirect_uris.is_empty() {
+                "no callback registered: only oob"
+            } else {
+                "callback not registered"
+            },
+        ));
     }
     Ok(())
 }

@@ -35,6 +35,9 @@ pub struct SignedRequest {
     pub base_string: String,
     /// Whether the request came over TLS.
     pub tls: bool,
+    /// Whether the server's transport rule accepts the request for PLAINTEXT (see
+    /// [`HttpRequest::transport_allowed`]).
+    pub transport_allowed: bool,
 }
 
 impl SignedRequest {
@@ -162,6 +165,7 @@ impl SignedRequest {
             other,
             base_string,
             tls: req.tls,
+            transport_allowed: req.tls || req.transport_allowed,
         }))
     }
 

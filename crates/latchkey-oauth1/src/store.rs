@@ -4,11 +4,17 @@
 //! [`Consumer`] record that turns OAuth 1.0a on for them and holds their RSA public key.
 //! Tokens are kept by the SHA-256 [`Digest`] of their identifier, never the identifier
 //! itself; their secrets are not stored at all (the provider derives them from its key).
+//! Nor is the consumer secret: it is derived from the key, the client id and the
+//! registration's random [`Consumer::secret_salt`], so a new registration of the same id, or
+//! a rotation, gives a new secret.
 //!
 //! Method names state their atomicity, as in the core: [`OAuth1Store::take_request_token`]
-//! consumes a request token in one step, [`OAuth1Store::insert_nonce`] fails on a duplicate.
+//! consumes a request token in one step, [`OAuth1Store::insert_nonce`] fails on a duplicate,
+//! [`OAuth1Store::rotate_consumer_secret`] changes the salt and drops the consumer's tokens
+//! together.
 
 use latchkey_core::clock::UnixTime;
+use latchkey_core::entropy::{Entropy, random_token};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
@@ -23,6 +29,34 @@ pub struct Consumer {
     pub rsa_public_key: Option<String>,
     /// When OAuth 1.0a was enabled for the client.
     pub created_at: UnixTime,
+    /// The random value of this registration that the consumer secret is derived with (see
+    /// [`crate::OAuth1Key::consumer_secret`]); a new one on every registration and rotation.
+    /// `None` for consumers registered before salts existed, whose secret is derived from
+    /// the client id alone (the legacy derivation) until their secret is rotated.
+    pub secret_salt: Option<String>,
+}
+
+impl Consumer {
+    /// A new registration of `client_id` at `now`, with a fresh random secret salt: the one
+    /// way consumers are made, so that no two registrations share a secret.
+    pub fn new(
+        client_id: impl Into<String>,
+        rsa_public_key: Option<String>,
+        entropy: &dyn Entropy,
+        now: UnixTime,
+    ) -> Self {
+        Self {
+            client_id: client_id.into(),
+            rsa_public_key,
+            created_at: now,
+            secret_salt: Some(new_secret_salt(entropy)),
+        }
+    }
+}
+
+/// A fresh random secret salt (128 bits, base64url), for a registration or a rotation.
+pub fn new_secret_salt(entropy: &dyn Entropy) -> String {
+    random_token(entropy, 16)
 }
 
 /// Temporary credentials (RFC 5849 §2.1), from issue to exchange.
@@ -61,7 +95,8 @@ pub struct AccessToken {
     pub realms: ScopeSet,
     /// When it was issued.
     pub issued_at: UnixTime,
-    /// When it expires; `None` for never (the OAuth 1.0a custom).
+    /// When it expires; `None` for a token issued without a lifetime (the provider then
+    /// applies its configured lifetime from `issued_at`, unless it has none).
     pub expires_at: Option<UnixTime>,
     /// Whether it was revoked.
     pub revoked: bool,
@@ -92,6 +127,15 @@ pub trait OAuth1Store: Send + Sync + 'static {
     fn delete_consumer(
         &self,
         client_id: &str,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// In one step: replaces the consumer's secret salt with `salt` (so its consumer secret
+    /// changes) and deletes every request and access token issued to it, which were
+    /// obtained under the old secret. `false` if there is no such consumer.
+    fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
 
     /// Stores new temporary credentials.
@@ -197,6 +241,13 @@ impl<C: Send + Sync + 'static, O: OAuth1Store> OAuth1Store for WithOAuth1<C, O> 
     }
     async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
         self.oauth1.delete_consumer(client_id).await
+    }
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        self.oauth1.rotate_consumer_secret(client_id, salt).await
     }
     async fn save_request_token(
         &self,

@@ -30,6 +30,10 @@ struct TokenBody {
     /// User-Agent digest and IP address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     b: Option<(String, String)>,
+    /// When the family's first token was issued, when that is not `i` (absent in records
+    /// written before it existed: then `i`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    fi: Option<i64>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest.
@@ -67,6 +71,7 @@ pub(crate) fn encode_token(record: &TokenRecord) -> Result<String, StoreError> {
             .binding
             .as_ref()
             .map(|b| (b.user_agent.clone(), b.ip.clone())),
+        fi: (record.family_issued_at != record.issued_at).then_some(record.family_issued_at.0),
     };
     serde_json::to_string(&body).map_err(|e| StoreError::new(StoreErrorKind::Other, e))
 }
@@ -89,6 +94,7 @@ pub(crate) fn decode_token(
         scope: ScopeSet::parse(&body.sc).map_err(|_| corrupt("invalid scope"))?,
         grant_type: GrantType::parse(&body.g).ok_or_else(|| corrupt("unknown grant type"))?,
         family: FamilyId(body.f),
+        family_issued_at: UnixTime(body.fi.unwrap_or(body.i)),
         issued_at: UnixTime(body.i),
         expires_at: UnixTime(body.e),
         revoked,

@@ -46,6 +46,7 @@ mod counters;
 mod error;
 mod scripts;
 
+use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
@@ -292,12 +293,21 @@ impl CodeStore for RedisStore {
         Ok(())
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         let reply: Vec<String> = self
             .run(
                 "take_code",
                 &self.scripts.take_code,
-                vec![digest.to_hex(), now.0.to_string()],
+                vec![
+                    digest.to_hex(),
+                    now.0.to_string(),
+                    client_id.as_str().to_owned(),
+                ],
             )
             .await?;
         match tagged(&reply) {

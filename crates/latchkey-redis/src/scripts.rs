@@ -14,7 +14,8 @@
 //! Layout, under the prefix `P`:
 //! - `P t:<digest hex>`: hash `r` (record JSON), `k` kind, `f` family, `c` client, `s` subject,
 //!   `x` expiry (unix seconds), `rv` revoked, `ro` rotated; expires at the record's `expires_at`.
-//! - `P c:<digest hex>`: hash `r` (code JSON), `f` family, `x` expiry, `u` used; expires at the
+//! - `P c:<digest hex>`: hash `r` (code JSON), `f` family, `c` client, `x` expiry, `u` used;
+//!   expires at the
 //!   code's `expires_at`, used or not, so a replay is recognised until then.
 //! - `P fam:<family>`: set of token digests; `P client:<id>` and `P sub:<subject>`: sets of
 //!   `t:<hex>` and `c:<hex>` members. Each set expires with its longest-lived member.
@@ -157,22 +158,28 @@ if exp_ms <= now then
 end
 local key = P .. 'c:' .. hex
 redis.call('DEL', key)
-redis.call('HSET', key, 'r', json, 'f', fam, 'x', exp, 'u', '0')
+redis.call('HSET', key, 'r', json, 'f', fam, 'c', client, 'x', exp, 'u', '0')
 redis.call('PEXPIREAT', key, exp_ms)
 index(P .. 'client:' .. client, 'c:' .. hex, exp_ms, now)
 index(P .. 'sub:' .. sub, 'c:' .. hex, exp_ms, now)
 return 1
 "#;
 
-/// `ARGV[2]`: digest hex; `ARGV[3]`: the caller's `now` (s). Returns `{'taken', json}`,
-/// `{'replayed', family}` or `{'invalid'}`. A taken code stays, marked used, until it expires.
+/// `ARGV[2]`: digest hex; `ARGV[3]`: the caller's `now` (s); `ARGV[4]`: the presenting client
+/// id. Returns `{'taken', json}`, `{'replayed', family}` or `{'invalid'}`. A taken code stays,
+/// marked used, until it expires.
+///
+/// The decision is `latchkey_core::store::code_verdict`, which Lua cannot call: expired or
+/// another client's (or a code saved before the client was recorded) → invalid, nothing
+/// changed; used → replayed; otherwise taken. The conformance suite holds both to the same
+/// cases.
 const TAKE_CODE: &str = r#"
 local key = P .. 'c:' .. ARGV[2]
-local f = redis.call('HMGET', key, 'r', 'u', 'x', 'f')
+local f = redis.call('HMGET', key, 'r', 'u', 'x', 'f', 'c')
 if not f[1] then
   return {'invalid'}
 end
-if tonumber(ARGV[3]) >= tonumber(f[3]) then
+if tonumber(ARGV[3]) >= tonumber(f[3]) or f[5] ~= ARGV[4] then
   return {'invalid'}
 end
 if f[2] == '1' then

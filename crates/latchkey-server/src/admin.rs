@@ -58,10 +58,14 @@ pub struct ClientSpec {
     /// Bind tokens to the User-Agent and address they were issued to.
     #[serde(default)]
     pub bind_tokens: bool,
+    /// May introspect tokens issued to other clients (a resource server); confidential only.
+    #[serde(default)]
+    pub introspect: bool,
     /// A client id to use instead of a generated one.
     pub id: Option<String>,
-    /// Also an OAuth 1.0a consumer (the client id is its consumer key, the secret its
-    /// consumer secret, derived from the server's OAuth 1.0a key).
+    /// Also an OAuth 1.0a consumer: the client id is its consumer key; its consumer secret
+    /// (derived from the server's OAuth 1.0a key and a random salt of this registration) is
+    /// returned beside the OAuth 2.0 client secret, and differs from it.
     #[serde(default)]
     pub oauth1: bool,
     /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
@@ -89,6 +93,8 @@ pub struct ClientView {
     pub default_scope: Option<String>,
     /// Whether its tokens are bound to User-Agent and address.
     pub bind_tokens: bool,
+    /// Whether it may introspect tokens issued to other clients (a resource server).
+    pub introspect: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -104,6 +110,7 @@ impl From<&Client> for ClientView {
             scope: c.scopes.as_ref().map(ToString::to_string),
             default_scope: c.default_scopes.as_ref().map(ToString::to_string),
             bind_tokens: c.bind_tokens,
+            introspect: c.introspect,
             created_at: c.created_at.0,
         }
     }
@@ -115,11 +122,25 @@ pub struct CreatedClient {
     /// The client.
     #[serde(flatten)]
     pub client: ClientView,
-    /// The secret of a confidential client.
+    /// The OAuth 2.0 secret of a confidential client.
     pub client_secret: Option<String>,
-    /// Whether it is also an OAuth 1.0a consumer (with `client_id` as its consumer key and
-    /// `client_secret` as its consumer secret).
+    /// Whether it is also an OAuth 1.0a consumer (with `client_id` as its consumer key).
     pub oauth1: bool,
+    /// The OAuth 1.0a consumer secret (HMAC-SHA1, HMAC-SHA256 and PLAINTEXT signatures), when
+    /// it is a consumer that signs with a shared secret; absent for RSA-SHA1 consumers.
+    pub oauth1_consumer_secret: Option<String>,
+}
+
+/// New secrets of a client after a rotation, shown this once; the old ones no longer work.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RotatedSecret {
+    /// The client identifier.
+    pub client_id: String,
+    /// The new OAuth 2.0 client secret.
+    pub client_secret: String,
+    /// The new OAuth 1.0a consumer secret, when the client is a consumer that signs with a
+    /// shared secret (its OAuth 1.0a tokens were revoked with the old secret).
+    pub oauth1_consumer_secret: Option<String>,
 }
 
 /// A built-in user as administrators see it: never the password hash.
@@ -221,9 +242,16 @@ impl Admin {
                 )));
             }
         }
+        if spec.public && spec.introspect {
+            return Err(invalid(
+                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)"
+                    .into(),
+            ));
+        }
         new = new
             .redirect_uris(spec.redirect_uris.clone())
-            .bind_tokens(spec.bind_tokens);
+            .bind_tokens(spec.bind_tokens)
+            .introspect(spec.introspect);
         if let Some(scope) = &spec.scope {
             new = new.scopes(ScopeSet::parse(scope).map_err(|e| invalid(format!("scope: {e}")))?);
         }
@@ -260,30 +288,77 @@ impl Admin {
                 ))
             })?;
         }
-        let (mut client, mut secret) = new.build(&OsEntropy, SystemClock.now());
-        if let Some(key) = oauth1_key {
-            // OAuth 1.0a needs the secret itself at every request (HMAC): it is derived from
-            // the server's key rather than stored, and serves as the OAuth 2.0 secret too.
-            let derived = key.consumer_secret(client.id.as_str());
-            client.secret_digest = Some(derived.digest());
-            secret = Some(derived);
-        }
+        let now = SystemClock.now();
+        // The OAuth 2.0 secret is random and kept only as a hash, as for every client.
+        let (client, secret) = new.build(&OsEntropy, now);
         self.store.put_client(&client).await?;
-        if oauth1 {
+        let mut consumer_secret = None;
+        if let Some(key) = oauth1_key {
             use latchkey_oauth1::store::OAuth1Store;
-            self.store
-                .put_consumer(&latchkey_oauth1::store::Consumer {
-                    client_id: client.id.to_string(),
-                    rsa_public_key: spec.rsa_public_key.as_deref().map(|p| p.trim().to_owned()),
-                    created_at: SystemClock.now(),
-                })
-                .await?;
+            // OAuth 1.0a needs the consumer secret itself at every request (HMAC): it is
+            // derived from the server's key and this registration's random salt rather than
+            // stored, so a client created again under the same id gets a new one.
+            let rsa_public_key = spec.rsa_public_key.as_deref().map(|p| p.trim().to_owned());
+            let shared_secret = rsa_public_key.is_none();
+            let consumer = latchkey_oauth1::store::Consumer::new(
+                client.id.as_str(),
+                rsa_public_key,
+                &OsEntropy,
+                now,
+            );
+            self.store.put_consumer(&consumer).await?;
+            if shared_secret {
+                consumer_secret = Some(key.consumer_secret(&consumer));
+            }
         }
         self.audit("client_created", client.id.as_str());
         Ok(CreatedClient {
             client: ClientView::from(&client),
             client_secret: secret.as_ref().map(|s| s.expose().to_owned()),
             oauth1,
+            oauth1_consumer_secret: consumer_secret.as_ref().map(|s| s.expose().to_owned()),
+        })
+    }
+
+    /// Rotates a confidential client's secrets: a new random OAuth 2.0 secret (only its hash
+    /// is stored; the old secret stops working at once) and, for an OAuth 1.0a consumer that
+    /// signs with a shared secret, a new consumer secret, its request and access tokens
+    /// deleted with the old one. Tokens the client holds from OAuth 2.0 grants stay valid:
+    /// they do not depend on its secret, and refreshing them needs the new one. An RSA-SHA1
+    /// consumer's OAuth 1.0a credential is its key, which this does not change.
+    pub async fn rotate_secret(&self, id: &str) -> Result<RotatedSecret, AdminError> {
+        use latchkey_oauth1::store::OAuth1Store;
+        let Some(mut client) = self.store.get_client(id).await? else {
+            return Err(AdminError::NotFound(format!("no client with id {id:?}")));
+        };
+        let Some(secret) = client.rotate_secret(&OsEntropy) else {
+            return Err(AdminError::Invalid(format!(
+                "client {id:?} is public: it has no secret to rotate"
+            )));
+        };
+        let consumer = self.store.get_consumer(id).await?;
+        let shared_secret_consumer = consumer.is_some_and(|c| c.rsa_public_key.is_none());
+        let oauth1_key = match (shared_secret_consumer, &self.oauth1_key) {
+            (true, None) => {
+                return Err(AdminError::Invalid(
+                    "client is an OAuth 1.0a consumer, but OAuth 1.0a is not enabled here".into(),
+                ));
+            }
+            (true, Some(key)) => Some(key),
+            (false, _) => None,
+        };
+        self.store.put_client(&client).await?;
+        let mut consumer_secret = None;
+        if let Some(key) = oauth1_key {
+            consumer_secret =
+                latchkey_oauth1::provider::rotate_consumer_secret(&self.store, key, &OsEntropy, id)
+                    .await?;
+        }
+        self.audit("client_secret_rotated", id);
+        Ok(RotatedSecret {
+            client_id: id.to_owned(),
+            client_secret: secret.expose().to_owned(),
+            oauth1_consumer_secret: consumer_secret.as_ref().map(|s| s.expose().to_owned()),
         })
     }
 

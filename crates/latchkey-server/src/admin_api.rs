@@ -4,7 +4,9 @@
 //! It is off by default and served on a listener of its own (`admin.listen`), so the OAuth
 //! endpoints, which face the internet, never route to it.
 
-use crate::admin::{Admin, AdminError, ClientSpec, ClientView, CreatedClient, UserView};
+use crate::admin::{
+    Admin, AdminError, ClientSpec, ClientView, CreatedClient, RotatedSecret, UserView,
+};
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -32,6 +34,7 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
     let protected = Router::new()
         .route("/admin/clients", get(list_clients).post(create_client))
         .route("/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route("/admin/clients/{id}/secret", post(rotate_secret))
         .route("/admin/users", get(list_users).post(add_user))
         .route(
             "/admin/users/{username}",
@@ -179,6 +182,23 @@ async fn delete_client(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Rotates a confidential client's secret: the answer holds the new OAuth 2.0 secret (and,
+/// for an OAuth 1.0a consumer that signs with a shared secret, the new consumer secret; its
+/// OAuth 1.0a tokens are revoked), shown only this once. The old secrets stop working.
+#[utoipa::path(post, path = "/admin/clients/{id}/secret", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    responses(
+        (status = 200, description = "The new secrets, shown only this once", body = RotatedSecret),
+        (status = 400, description = "A public client, which has no secret"),
+        (status = 404, description = "No such client"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn rotate_secret(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<RotatedSecret>, AdminError> {
+    Ok(Json(api.admin.rotate_secret(&id).await?))
+}
+
 /// Lists built-in users.
 #[utoipa::path(get, path = "/admin/users", tag = "users",
     responses((status = 200, body = [UserView]), (status = 401)))]
@@ -283,12 +303,65 @@ async fn introspect(
         description = "Clients, users and tokens of a Latchkey authorization server. Every call but this document needs `Authorization: Bearer <admin token>`."
     ),
     paths(
-        list_clients, create_client, get_client, delete_client, list_users, add_user,
-        delete_user, set_password, logout_user, revoke, introspect
+        list_clients, create_client, get_client, delete_client, rotate_secret, list_users,
+        add_user, delete_user, set_password, logout_user, revoke, introspect
     ),
-    modifiers(&BearerAuth)
+    modifiers(&BearerAuth, &DescribedResponses)
 )]
 struct ApiDoc;
+
+/// OpenAPI requires a `description` on every response object. Rather than trust each
+/// `#[utoipa::path]` to write one, every response left without one gets the standard reason
+/// phrase of its status (`404` → "Not Found"), so a new endpoint keeps the document valid.
+struct DescribedResponses;
+
+impl utoipa::Modify for DescribedResponses {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::RefOr;
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.options,
+                &mut item.head,
+                &mut item.patch,
+                &mut item.trace,
+                &mut item.query,
+            ]
+            .into_iter()
+            .flatten()
+            .chain(item.additional_operations.values_mut());
+            for operation in operations {
+                for (status, response) in operation.responses.responses.iter_mut() {
+                    if let RefOr::T(response) = response
+                        && response.description.trim().is_empty()
+                    {
+                        response.description = reason_phrase(status).to_owned();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The reason phrase of an OpenAPI response key (`"404"`, `"4XX"`, `"default"`).
+fn reason_phrase(status: &str) -> &'static str {
+    status
+        .parse::<u16>()
+        .ok()
+        .and_then(|code| StatusCode::from_u16(code).ok())
+        .and_then(|code| code.canonical_reason())
+        .unwrap_or(match status.as_bytes().first() {
+            Some(b'1') => "Informational",
+            Some(b'2') => "Success",
+            Some(b'3') => "Redirection",
+            Some(b'4') => "Client error",
+            Some(b'5') => "Server error",
+            _ => "Any other answer",
+        })
+}
 
 /// Declares the bearer scheme and applies it to every operation.
 struct BearerAuth;
@@ -325,5 +398,41 @@ async fn openapi() -> Response {
             tracing::error!(error = %err, "OpenAPI document did not serialize");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn issue_14_every_response_has_a_description() {
+        let doc = serde_json::to_value(openapi_document()).expect("serializes");
+        let mut seen = 0;
+        for (path, item) in doc["paths"].as_object().expect("paths") {
+            for (method, operation) in item.as_object().expect("path item") {
+                let Some(responses) = operation.get("responses").and_then(|r| r.as_object()) else {
+                    continue;
+                };
+                for (status, response) in responses {
+                    seen += 1;
+                    assert!(
+                        response["description"]
+                            .as_str()
+                            .is_some_and(|d| !d.trim().is_empty()),
+                        "{method} {path} {status} has no description"
+                    );
+                }
+            }
+        }
+        assert!(seen >= 31, "only {seen} responses");
+    }
+
+    #[test]
+    fn reason_phrases() {
+        assert_eq!(reason_phrase("404"), "Not Found");
+        assert_eq!(reason_phrase("201"), "Created");
+        assert_eq!(reason_phrase("4XX"), "Client error");
+        assert_eq!(reason_phrase("default"), "Any other answer");
     }
 }

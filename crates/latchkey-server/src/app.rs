@@ -3,9 +3,10 @@
 //! record credentials, and panic capture; CORS on the endpoints browsers call, when configured.
 
 use crate::audit::LogEvents;
+use crate::serve::ServeLimits;
 use crate::settings::{CorsSettings, LimitSettings, Settings};
 use crate::store::AnyStore;
-use crate::tls::{Certificates, TlsListener, Transport};
+use crate::tls::{Certificates, Transport};
 use axum::Router;
 use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::response::IntoResponse;
@@ -55,6 +56,7 @@ pub fn build_provider(
         issuer,
         access_token_ttl: settings.tokens.access_ttl,
         refresh_token_ttl: settings.tokens.refresh_ttl,
+        refresh_token_max_lifetime: settings.tokens.refresh_max_lifetime,
         available_scopes: scopes(&settings.scopes.available)
             .map_err(|e| anyhow::anyhow!("scopes.available: {e}"))?,
         default_scopes: scopes(&settings.scopes.default)
@@ -63,10 +65,22 @@ pub fn build_provider(
         code_ttl: settings.tokens.code_ttl,
         require_pkce: settings.pkce.require_all,
         allow_plain_pkce: settings.pkce.allow_plain,
+        implicit_grant: settings.grants.implicit,
+        password_grant: settings.grants.password,
         trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|bad| {
                 anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")
-            })?,
+            })?
+            .with_header(
+                latchkey_core::net::ForwardedHeader::parse(&settings.forwarded_header).ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "forwarded_header: {:?} is neither \"x-forwarded-for\" nor \"forwarded\"",
+                            settings.forwarded_header
+                        )
+                    },
+                )?,
+            ),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users)
@@ -149,7 +163,7 @@ pub fn oauth1_key(settings: &Settings) -> anyhow::Result<latchkey_oauth1::OAuth1
 }
 
 /// Builds the OAuth 1.0a provider: requests are signed against the issuer's URL, realms are
-/// the server's scopes.
+/// the server's scopes, access tokens live `oauth1.access_ttl`.
 pub fn build_oauth1(
     settings: &Settings,
     store: AnyStore,
@@ -158,6 +172,8 @@ pub fn build_oauth1(
     let mut config = latchkey_oauth1::OAuth1Config::new(provider.config().issuer.clone());
     config.available_realms = provider.config().available_scopes.clone();
     config.default_realms = provider.config().default_scopes.clone();
+    config.access_token_ttl =
+        (settings.oauth1.access_ttl > 0).then_some(settings.oauth1.access_ttl);
     Ok(latchkey_oauth1::OAuth1Provider::new(
         config,
         store,
@@ -190,7 +206,7 @@ fn load_or_create_key(path: &std::path::Path) -> anyhow::Result<SessionKey> {
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             if let Some(dir) = path.parent() {
-                std::fs::create_dir_all(dir)?;
+                crate::store::create_private_dir(dir)?;
             }
             let key = SessionKey::generate(&OsEntropy);
             let mut options = std::fs::OpenOptions::new();
@@ -242,7 +258,8 @@ async fn js_client() -> axum::response::Response {
 pub struct Surroundings {
     /// The transport rule (TLS marking, plain HTTP refused).
     pub transport: Arc<Transport>,
-    /// The metrics renderer, when `/metrics` is served.
+    /// The metrics recorder's handle, when requests are counted (`/metrics` is served on the
+    /// admin listener, never on this router).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
@@ -386,18 +403,13 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
     use tower::util::option_layer;
     let x_request_id = HeaderName::from_static("x-request-id");
     let store = ui.provider().store().clone();
-    let mut router = oauth
+    let router = oauth
         .merge(latchkey_axum::authorize_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(move || readyz(store.clone())))
         .route(JS_CLIENT_PATH, axum::routing::get(js_client));
+    // Requests are counted here; `/metrics` itself is served on the admin listener only.
     let tracked = around.metrics.is_some();
-    if let Some(handle) = around.metrics {
-        router = router.route(
-            "/metrics",
-            axum::routing::get(move || crate::metrics::render(Some(handle.clone()))),
-        );
-    }
     let layered = ServiceBuilder::new()
         .layer(CatchPanicLayer::new())
         .layer(SetRequestIdLayer::new(
@@ -485,9 +497,10 @@ pub async fn run(
         trusted: provider.config().trusted_proxies.clone(),
         allow_insecure_http: settings.tls.allow_insecure_http,
     });
+    let metrics = settings.metrics.then(crate::metrics::install).flatten();
     let around = Surroundings {
         transport: Arc::clone(&around_transport),
-        metrics: settings.metrics.then(crate::metrics::install).flatten(),
+        metrics: metrics.clone(),
     };
     let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
     let app = app_with_oauth1(provider.clone(), ui, oauth1, &settings.cors, around)?;
@@ -500,6 +513,8 @@ pub async fn run(
         );
     }
     let scheme = if certs.is_some() { "https" } else { "http" };
+    let limits =
+        ServeLimits::from_settings(&settings.http, provider.config().trusted_proxies.clone());
     let grace = std::time::Duration::from_secs(settings.shutdown_grace);
     let (stopping, stopped) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
@@ -522,7 +537,17 @@ pub async fn run(
             let ops =
                 crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api")
                     .with_oauth1_key(oauth1_key(&settings)?);
-            let admin_app = crate::admin_api::router(ops, &token)
+            let mut admin_app = crate::admin_api::router(ops, &token);
+            // Metrics are for the operator's scraper, not the internet: on this listener,
+            // which operators keep private, and without the admin token (a scraper should not
+            // hold a credential that can create clients).
+            if let Some(handle) = metrics {
+                admin_app = admin_app.route(
+                    "/metrics",
+                    axum::routing::get(move || crate::metrics::render(Some(handle.clone()))),
+                );
+            }
+            let admin_app = admin_app
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::clone(&around_transport),
                     crate::tls::enforce,
@@ -530,10 +555,11 @@ pub async fn run(
                 .layer(TraceLayer::new_for_http().make_span_with(request_span));
             println!("latchkey admin API on {scheme}://{admin_local}");
             tracing::info!(%admin_local, "admin API listening");
-            Some(tokio::spawn(serve_on(
+            Some(tokio::spawn(crate::serve::serve(
                 tcp,
                 admin_app,
                 certs.clone(),
+                limits.for_admin(),
                 stopped.clone(),
             )))
         }
@@ -541,7 +567,7 @@ pub async fn run(
     };
     println!("latchkey listening on {scheme}://{local}");
     tracing::info!(%local, issuer = %provider.config().issuer, "latchkey listening");
-    let serving = serve_on(listener, app, certs, stopped.clone());
+    let serving = crate::serve::serve(listener, app, certs, limits, stopped.clone());
     // After the signal, in-flight requests get `grace` to finish; one that never ends
     // cannot hold the process past it.
     let mut signalled = stopped;
@@ -565,37 +591,6 @@ pub async fn run(
     store.close().await;
     tracing::info!("latchkey stopped");
     served
-}
-
-/// Serves `app` on `tcp` (over TLS with `certs`) until `stop` turns true, then drains.
-async fn serve_on(
-    tcp: TcpListener,
-    app: Router,
-    certs: Option<Arc<Certificates>>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) -> std::io::Result<()> {
-    let signal = async move {
-        let _ = stop.wait_for(|stop| *stop).await;
-    };
-    match certs {
-        Some(certs) => {
-            let listener = TlsListener::new(tcp, certs)?;
-            let service = app
-                .layer(axum::middleware::map_request(
-                    crate::tls::peer_as_socket_addr,
-                ))
-                .into_make_service_with_connect_info::<crate::tls::PeerAddr>();
-            axum::serve(listener, service)
-                .with_graceful_shutdown(signal)
-                .await
-        }
-        None => {
-            let service = app.into_make_service_with_connect_info::<SocketAddr>();
-            axum::serve(tcp, service)
-                .with_graceful_shutdown(signal)
-                .await
-        }
-    }
 }
 
 #[cfg(test)]

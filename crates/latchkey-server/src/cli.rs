@@ -54,14 +54,18 @@ pub enum Command {
 /// Token administration.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Revoke a token (a refresh token takes every token of its grant).
+    /// Revoke a token read from stdin (a refresh token takes every token of its grant).
     Revoke {
-        /// The token; read from stdin when omitted.
+        /// Refused: a token on the command line is visible in the process list and the shell
+        /// history. Kept only to answer with a message that says to use stdin.
+        #[arg(hide = true)]
         token: Option<String>,
     },
-    /// Show what a token is (RFC 7662 introspection, without client authentication).
+    /// Show what a token read from stdin is (RFC 7662 introspection, without client
+    /// authentication).
     Introspect {
-        /// The token; read from stdin when omitted.
+        /// Refused, as for `revoke`.
+        #[arg(hide = true)]
         token: Option<String>,
     },
 }
@@ -89,6 +93,15 @@ pub enum ClientCommand {
     Delete {
         /// The client id.
         id: String,
+    },
+    /// Give a confidential client a new secret (and an OAuth 1.0a consumer a new consumer
+    /// secret, revoking its OAuth 1.0a tokens); prints them once. The old ones stop working.
+    RotateSecret {
+        /// The client id.
+        id: String,
+        /// Print the new secrets as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -119,14 +132,17 @@ pub struct CreateClient {
     /// used from elsewhere is revoked.
     #[arg(long)]
     pub bind_tokens: bool,
+    /// Let the client introspect tokens issued to other clients (a resource server).
+    #[arg(long)]
+    pub introspect: bool,
     /// Use this client id instead of a generated one.
     #[arg(long)]
     pub id: Option<String>,
     /// Print the credentials as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and the secret printed
-    /// is its consumer secret (also valid as the OAuth 2.0 client secret).
+    /// Also an OAuth 1.0a consumer: the client id is its consumer key, and a consumer secret
+    /// is printed beside the OAuth 2.0 client secret (the two differ).
     #[arg(long)]
     pub oauth1: bool,
     /// The PEM RSA public key of an OAuth 1.0a consumer that signs with RSA-SHA1 (implies
@@ -222,6 +238,7 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                     "client_type": created.client.client_type,
                     "grant_types": created.client.grant_types,
                     "oauth1": created.oauth1,
+                    "oauth1_consumer_secret": created.oauth1_consumer_secret,
                 });
                 println!("{out}");
             } else {
@@ -230,11 +247,31 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 println!("client_id:     {}", c.client_id);
                 if let Some(secret) = &created.client_secret {
                     println!("client_secret: {secret}");
-                    println!("The secret is shown only this once; only its hash is stored.");
                 }
                 if created.oauth1 {
-                    println!("OAuth 1.0a consumer key: {} (same secret)", c.client_id);
+                    println!("OAuth 1.0a consumer key:    {}", c.client_id);
                 }
+                if let Some(secret) = &created.oauth1_consumer_secret {
+                    println!("OAuth 1.0a consumer secret: {secret}");
+                }
+                if created.client_secret.is_some() {
+                    println!("Secrets are shown only this once; they are not stored.");
+                }
+            }
+            Ok(())
+        }
+        ClientCommand::RotateSecret { id, json } => {
+            let rotated = admin.rotate_secret(&id).await?;
+            if json {
+                println!("{}", serde_json::to_string(&rotated)?);
+            } else {
+                println!("New secrets of client {}.", rotated.client_id);
+                println!("client_secret: {}", rotated.client_secret);
+                if let Some(secret) = &rotated.oauth1_consumer_secret {
+                    println!("OAuth 1.0a consumer secret: {secret}");
+                    println!("The consumer's OAuth 1.0a tokens were revoked.");
+                }
+                println!("The old secrets no longer work; the new ones are shown only this once.");
             }
             Ok(())
         }
@@ -265,6 +302,7 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
             println!("scopes:         {}", or_default(&c.scope));
             println!("default_scopes: {}", or_default(&c.default_scope));
             println!("bind_tokens:    {}", c.bind_tokens);
+            println!("introspect:     {}", c.introspect);
             println!("created_at:     {}", c.created_at);
             Ok(())
         }
@@ -287,6 +325,7 @@ impl CreateClient {
             scope: self.scope,
             default_scope: self.default_scope,
             bind_tokens: self.bind_tokens,
+            introspect: self.introspect,
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,
@@ -366,17 +405,21 @@ pub async fn token(cmd: TokenCommand, settings: &Settings) -> anyhow::Result<()>
     result
 }
 
-/// A token from the argument, else from the first line of stdin (which keeps it out of
-/// the shell history and the process list).
+/// A token from the first line of stdin, which keeps it out of the shell history and the
+/// process list; one given as an argument is refused, never used.
 fn read_token(arg: Option<String>) -> anyhow::Result<Secret> {
-    let token = match arg {
-        Some(t) => t,
-        None => {
-            let mut line = String::new();
-            std::io::stdin().lock().read_line(&mut line)?;
-            line.trim().to_owned()
-        }
-    };
+    if arg.is_some() {
+        anyhow::bail!(
+            "a token on the command line is visible to other users (process list, shell history): \
+             give it on stdin instead, e.g. `latchkey token revoke < token.txt`, or paste it at the prompt"
+        );
+    }
+    if std::io::stdin().is_terminal() {
+        eprintln!("Token (one line):");
+    }
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let token = line.trim().to_owned();
     if token.is_empty() {
         anyhow::bail!("no token given");
     }

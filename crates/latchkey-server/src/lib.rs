@@ -11,6 +11,7 @@ pub mod audit;
 pub mod cli;
 pub mod logging;
 pub mod metrics;
+pub mod serve;
 pub mod settings;
 pub mod store;
 pub mod tls;

@@ -8,12 +8,13 @@
 //! woke its thread once per line. [`JsonLines`] writes the same line shape (`timestamp`,
 //! `level`, `fields`, `target`, `span`) by copying the span's already-formatted fields and
 //! reusing the date part of the timestamp within a second; [`Batched`] gathers the lines of a
-//! burst and writes them with one `write` from one wake-up of its thread.
+//! burst and writes them with one `write` from one wake-up of its thread, and never makes a
+//! request wait for a slow or stalled output.
 
 use std::fmt::Write as _;
 use std::io::Write;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tracing::field::{Field, Visit};
 use tracing::{Event, Subscriber};
 use tracing_subscriber::field::RecordFields;
@@ -263,14 +264,28 @@ fn civil(secs: u64) -> [u8; 19] {
 /// How long the writer thread lets lines gather after a wake-up before it writes them.
 const LINGER: Duration = Duration::from_millis(2);
 
-/// Bytes the queue may hold; a line that finds it full waits for the writer instead of
-/// being dropped.
+/// Bytes the queue may hold for ordinary lines; a line that finds it full is dropped (and
+/// counted), so a stalled stderr never holds up a request.
 const QUEUE_BYTES: usize = 1 << 20;
+
+/// Further bytes only audit lines (target `latchkey::audit`) may use, so that a flood of
+/// ordinary lines cannot crowd them out.
+const AUDIT_RESERVE: usize = 1 << 20;
+
+/// How long an audit line waits for room when even the reserve is full, before it too is
+/// dropped and counted. Bounded: a stalled stderr may slow a request, never stop it.
+const AUDIT_WAIT: Duration = Duration::from_millis(250);
+
+/// The target of audit lines (see `audit.rs`).
+const AUDIT_TARGET: &str = "latchkey::audit";
 
 /// A log writer for the fmt subscriber that appends each line to a queue and lets one
 /// background thread write the queue out: one wake-up and one `write` per burst of lines
-/// (at most one per [`LINGER`]), never one per line. No line is dropped; when the queue is
-/// full the logging thread waits. Dropping the [`BatchedGuard`] writes what is left.
+/// (at most one per [`LINGER`]), never one per line. Logging never waits for the output:
+/// when the queue is full, ordinary lines are dropped; audit lines have room of their own
+/// and then wait at most [`AUDIT_WAIT`]. Dropped lines are counted in
+/// `latchkey_log_lines_dropped_total{kind}` and reported by a `log lines dropped` line once
+/// the output moves again. Dropping the [`BatchedGuard`] writes what is left.
 #[derive(Clone, Debug)]
 pub struct Batched {
     shared: Arc<Shared>,
@@ -291,6 +306,8 @@ struct Shared {
     filled: Condvar,
     /// Signalled when the writer takes the queue.
     drained: Condvar,
+    /// Write the drop notice as a JSON line (else as text).
+    json: bool,
 }
 
 #[derive(Debug, Default)]
@@ -298,8 +315,12 @@ struct Queue {
     lines: Vec<u8>,
     /// The writer thread is asleep waiting for lines.
     idle: bool,
-    /// Loggers waiting for room in a full queue.
+    /// Audit lines waiting for room in a full queue.
     blocked: usize,
+    /// Ordinary lines dropped since the last notice.
+    dropped: u64,
+    /// Audit lines dropped since the last notice.
+    dropped_audit: u64,
     closed: bool,
 }
 
@@ -311,9 +332,16 @@ impl Shared {
 }
 
 impl Batched {
-    /// Starts the writer thread, which writes to `out`.
-    pub fn new(out: impl Write + Send + 'static) -> std::io::Result<(Self, BatchedGuard)> {
-        let shared = Arc::new(Shared::default());
+    /// Starts the writer thread, which writes to `out`; `json` says in which format it
+    /// reports dropped lines, to match the other lines.
+    pub fn new(
+        out: impl Write + Send + 'static,
+        json: bool,
+    ) -> std::io::Result<(Self, BatchedGuard)> {
+        let shared = Arc::new(Shared {
+            json,
+            ..Shared::default()
+        });
         let thread = std::thread::Builder::new()
             .name("latchkey-log".into())
             .spawn({
@@ -331,16 +359,30 @@ impl Batched {
         ))
     }
 
-    fn push(&self, line: &[u8]) {
+    fn push(&self, line: &[u8], audit: bool) {
         let mut queue = self.shared.lock();
-        while queue.lines.len() >= QUEUE_BYTES && !queue.closed {
-            queue.blocked += 1;
-            queue = self
-                .shared
-                .drained
-                .wait(queue)
-                .unwrap_or_else(|e| e.into_inner());
-            queue.blocked -= 1;
+        if audit {
+            let mut waited_until = None;
+            while queue.lines.len() >= QUEUE_BYTES + AUDIT_RESERVE && !queue.closed {
+                let until = *waited_until.get_or_insert_with(|| Instant::now() + AUDIT_WAIT);
+                let Some(left) = until
+                    .checked_duration_since(Instant::now())
+                    .filter(|d| !d.is_zero())
+                else {
+                    queue.dropped_audit += 1;
+                    return;
+                };
+                queue.blocked += 1;
+                queue = self
+                    .shared
+                    .drained
+                    .wait_timeout(queue, left)
+                    .map_or_else(|e| e.into_inner().0, |(q, _)| q);
+                queue.blocked -= 1;
+            }
+        } else if queue.lines.len() >= QUEUE_BYTES && !queue.closed {
+            queue.dropped += 1;
+            return;
         }
         if queue.closed {
             // After shutdown nothing writes the queue out any more: write directly.
@@ -355,12 +397,13 @@ impl Batched {
     }
 }
 
-/// The writer thread: sleeps until lines arrive, lets a burst gather, writes it at once.
+/// The writer thread: sleeps until lines arrive, lets a burst gather, writes it at once,
+/// then reports lines dropped meanwhile.
 fn write_out(shared: &Shared, mut out: impl Write) {
     let mut batch = Vec::new();
     loop {
         let mut queue = shared.lock();
-        while queue.lines.is_empty() && !queue.closed {
+        while queue.lines.is_empty() && queue.dropped + queue.dropped_audit == 0 && !queue.closed {
             queue.idle = true;
             queue = shared.filled.wait(queue).unwrap_or_else(|e| e.into_inner());
         }
@@ -371,7 +414,9 @@ fn write_out(shared: &Shared, mut out: impl Write) {
         }
         let mut queue = shared.lock();
         std::mem::swap(&mut queue.lines, &mut batch);
-        let done = queue.closed && batch.is_empty();
+        let dropped = std::mem::take(&mut queue.dropped);
+        let dropped_audit = std::mem::take(&mut queue.dropped_audit);
+        let done = queue.closed && batch.is_empty() && dropped + dropped_audit == 0;
         let blocked = queue.blocked > 0;
         drop(queue);
         if blocked {
@@ -381,12 +426,42 @@ fn write_out(shared: &Shared, mut out: impl Write) {
             let _ = out.flush();
             return;
         }
+        if dropped + dropped_audit > 0 {
+            metrics::counter!("latchkey_log_lines_dropped_total", "kind" => "ordinary")
+                .increment(dropped);
+            metrics::counter!("latchkey_log_lines_dropped_total", "kind" => "audit")
+                .increment(dropped_audit);
+            drop_notice(&mut batch, shared.json, dropped, dropped_audit);
+        }
         // A log line that cannot be written has nowhere else to go.
         let _ = out.write_all(&batch).and_then(|()| out.flush());
         batch.clear();
         // Keep a burst's buffer, but not a huge one forever.
         batch.shrink_to(64 * 1024);
     }
+}
+
+/// Appends the line that reports dropped lines, in the format of the others.
+fn drop_notice(out: &mut Vec<u8>, json: bool, dropped: u64, dropped_audit: u64) {
+    let mut line = String::new();
+    let message = "log lines dropped: the log output could not keep up";
+    let _ = if json {
+        line.push_str("{\"timestamp\":\"");
+        write_timestamp(&mut line, SystemTime::now()).and_then(|()| {
+            writeln!(
+                line,
+                "\",\"level\":\"WARN\",\"fields\":{{\"message\":\"{message}\",\"dropped\":{dropped},\"dropped_audit\":{dropped_audit}}},\"target\":\"latchkey::logging\"}}"
+            )
+        })
+    } else {
+        write_timestamp(&mut line, SystemTime::now()).and_then(|()| {
+            writeln!(
+                line,
+                "  WARN latchkey::logging: {message} dropped={dropped} dropped_audit={dropped_audit}"
+            )
+        })
+    };
+    out.extend_from_slice(line.as_bytes());
 }
 
 impl Drop for BatchedGuard {
@@ -402,11 +477,14 @@ impl Drop for BatchedGuard {
 
 /// What the fmt subscriber writes one formatted event through.
 #[derive(Debug)]
-pub struct BatchedLine<'a>(&'a Batched);
+pub struct BatchedLine<'a> {
+    writer: &'a Batched,
+    audit: bool,
+}
 
 impl Write for BatchedLine<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.push(buf);
+        self.writer.push(buf, self.audit);
         Ok(buf.len())
     }
 
@@ -419,7 +497,17 @@ impl<'a> MakeWriter<'a> for Batched {
     type Writer = BatchedLine<'a>;
 
     fn make_writer(&'a self) -> Self::Writer {
-        BatchedLine(self)
+        BatchedLine {
+            writer: self,
+            audit: false,
+        }
+    }
+
+    fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
+        BatchedLine {
+            writer: self,
+            audit: meta.target() == AUDIT_TARGET,
+        }
     }
 }
 
@@ -474,7 +562,7 @@ mod tests {
     #[test]
     fn lines_have_the_json_shape_with_the_current_span() {
         let sink = Sink::default();
-        let (writer, guard) = Batched::new(sink.clone()).expect("test");
+        let (writer, guard) = Batched::new(sink.clone(), true).expect("test");
         let subscriber = fmt()
             .fmt_fields(JsonSpanFields)
             .event_format(JsonLines)
@@ -519,10 +607,26 @@ mod tests {
         assert_eq!(lines[1]["span"]["status"], 200);
     }
 
+    /// The dropped counts of the notices in `text`, and the other lines.
+    fn split_notices(text: &str) -> ((u64, u64), Vec<&str>) {
+        let mut dropped = (0, 0);
+        let mut lines = Vec::new();
+        for line in text.lines() {
+            if line.contains("log lines dropped") {
+                let notice: serde_json::Value = serde_json::from_str(line).expect("JSON notice");
+                dropped.0 += notice["fields"]["dropped"].as_u64().expect("count");
+                dropped.1 += notice["fields"]["dropped_audit"].as_u64().expect("count");
+            } else {
+                lines.push(line);
+            }
+        }
+        (dropped, lines)
+    }
+
     #[test]
-    fn every_line_arrives_in_order_even_past_the_queue_size() {
+    fn lines_arrive_in_order_and_every_dropped_one_is_counted() {
         let sink = Sink::default();
-        let (writer, guard) = Batched::new(sink.clone()).expect("test");
+        let (writer, guard) = Batched::new(sink.clone(), true).expect("test");
         let threads: Vec<_> = (0..4)
             .map(|t| {
                 let writer = writer.clone();
@@ -542,17 +646,79 @@ mod tests {
         }
         drop(guard);
         let text = String::from_utf8(sink.0.lock().expect("test").clone()).expect("test");
-        let mut next = [0u32; 4];
-        let mut total = 0;
-        for line in text.lines() {
+        let ((dropped, dropped_audit), lines) = split_notices(&text);
+        let mut last = [None::<u32>; 4];
+        for line in &lines {
             let mut parts = line.split(' ');
             let t: usize = parts.next().expect("test").parse().expect("test");
             let i: u32 = parts.next().expect("test").parse().expect("test");
-            assert_eq!(i, next[t], "thread {t} out of order");
-            next[t] += 1;
-            total += 1;
+            assert!(last[t].is_none_or(|l| l < i), "thread {t} out of order");
+            last[t] = Some(i);
         }
-        assert_eq!(total, 80_000, "{} bytes > queue", text.len());
-        assert!(text.len() > QUEUE_BYTES);
+        assert_eq!(lines.len() as u64 + dropped, 80_000);
+        assert_eq!(dropped_audit, 0);
+    }
+
+    /// An output that takes nothing until released, like a stderr pipe nobody reads.
+    struct Stalled {
+        release: std::sync::mpsc::Receiver<()>,
+        sink: Sink,
+    }
+
+    impl Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.release.recv();
+            self.sink.write(buf)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn issue_14_a_stalled_output_never_blocks_logging_and_drops_are_reported() {
+        let sink = Sink::default();
+        let (release, released) = std::sync::mpsc::channel();
+        let stalled = Stalled {
+            release: released,
+            sink: sink.clone(),
+        };
+        let (writer, guard) = Batched::new(stalled, true).expect("test");
+        let subscriber = fmt()
+            .fmt_fields(JsonSpanFields)
+            .event_format(JsonLines)
+            .with_writer(writer)
+            .finish();
+        let (done, finished) = std::sync::mpsc::channel();
+        // The logging thread: 3 MiB of ordinary lines, then 200 audit lines, into an output
+        // that takes nothing. Before the fix the first full megabyte stopped it for good.
+        let logging = std::thread::spawn(move || {
+            tracing::subscriber::with_default(subscriber, || {
+                let filler = "x".repeat(1000);
+                for i in 0..3000u64 {
+                    tracing::info!(i, filler, "ordinary");
+                }
+                for i in 0..200u64 {
+                    tracing::info!(target: "latchkey::audit", event = "token_issued", i);
+                }
+            });
+            let _ = done.send(());
+        });
+        let returned = finished.recv_timeout(Duration::from_secs(60));
+        // Let the output move again, whatever happened, so the test cannot hang.
+        std::thread::spawn(move || while release.send(()).is_ok() {});
+        assert!(returned.is_ok(), "logging blocked on a stalled output");
+        logging.join().expect("test");
+        drop(guard);
+        let text = String::from_utf8(sink.0.lock().expect("test").clone()).expect("test");
+        let ((dropped, dropped_audit), lines) = split_notices(&text);
+        assert!(dropped > 1000, "ordinary lines dropped: {dropped}");
+        assert_eq!(dropped_audit, 0, "audit lines have room of their own");
+        let audit = lines
+            .iter()
+            .filter(|l| l.contains("\"target\":\"latchkey::audit\""))
+            .count();
+        assert_eq!(audit, 200);
+        assert_eq!(lines.len() as u64 + dropped, 3200);
     }
 }

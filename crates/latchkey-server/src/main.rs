@@ -21,12 +21,22 @@ async fn main() -> std::process::ExitCode {
     let settings = match cli.settings() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("latchkey: invalid settings: {e}");
+            eprintln!(
+                "latchkey: invalid settings: {}",
+                latchkey_server::settings::redact_urls_in(&e.to_string())
+            );
             return std::process::ExitCode::from(2);
         }
     };
     // Held until main returns: dropping it flushes the log lines still queued.
     let _log = init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
+    let ignored = Settings::ignored_env();
+    if !ignored.is_empty() {
+        tracing::warn!(
+            variables = %ignored.join(", "),
+            "ignoring LATCHKEY_* environment variables that name no setting"
+        );
+    }
     let result = match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => cli::migrate(&settings).await,
@@ -38,7 +48,11 @@ async fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("latchkey: {e:#}");
+            // Start-up errors quote the URLs they could not use: never with a password.
+            eprintln!(
+                "latchkey: {}",
+                latchkey_server::settings::redact_urls_in(&format!("{e:#}"))
+            );
             std::process::ExitCode::FAILURE
         }
     }
@@ -78,10 +92,15 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
     })
 }
 
+/// The filter directive that keeps audit events in the CLI's log, on top of its default
+/// `warn` (or `RUST_LOG`).
+const AUDIT_DIRECTIVE: &str = "latchkey::audit=info";
+
 /// Installs the subscriber. While serving, lines go through [`Batched`]: formatted on the
 /// request path (JSON by [`JsonLines`]), written by a background thread once per burst, so no
-/// request waits on stderr and no line costs a thread wake-up. Nothing is dropped; when the
-/// queue is full the caller waits instead. The other commands write straight to stderr.
+/// request waits on stderr and no line costs a thread wake-up. When stderr cannot keep up,
+/// ordinary lines are dropped and counted, audit lines first use room of their own (see
+/// [`Batched`]). The other commands write straight to stderr.
 fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     use tracing_subscriber::EnvFilter;
     let default = if serving {
@@ -89,16 +108,21 @@ fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     } else {
         "warn"
     };
-    let filter = EnvFilter::try_from_default_env()
+    let mut filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(default))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    // The CLI's admin changes are audited like the API's: whatever else is filtered out, its
+    // `latchkey::audit` lines are written.
+    if !serving && let Ok(audit) = AUDIT_DIRECTIVE.parse() {
+        filter = filter.add_directive(audit);
+    }
     let json = match settings.log.format {
         LogFormat::Json => true,
         LogFormat::Text => false,
         LogFormat::Auto => !std::io::stderr().is_terminal(),
     };
     let batched = if serving {
-        match Batched::new(std::io::stderr()) {
+        match Batched::new(std::io::stderr(), json) {
             Ok(pair) => Some(pair),
             Err(e) => {
                 eprintln!("latchkey: no log writer thread ({e}); logging directly");

@@ -28,10 +28,16 @@ pub struct Settings {
     /// Reverse proxies (addresses or networks such as `10.0.0.0/8`) whose
     /// `X-Forwarded-For`/`Forwarded` headers are believed; nobody else's are.
     pub trusted_proxies: Vec<String>,
+    /// The header the trusted proxies set to name the client: `x-forwarded-for` (with
+    /// `X-Forwarded-Proto`) or `forwarded` (RFC 7239). The other one is ignored, since a
+    /// client can send it through the proxy.
+    pub forwarded_header: String,
     /// Logging.
     pub log: LogSettings,
     /// PKCE policy.
     pub pkce: PkceSettings,
+    /// Server-wide switches for the legacy grants.
+    pub grants: GrantSettings,
     /// Login and consent pages.
     pub ui: UiSettings,
     /// Cross-origin access for browser apps served from other origins.
@@ -42,10 +48,76 @@ pub struct Settings {
     pub limits: LimitSettings,
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT before the process exits.
     pub shutdown_grace: u64,
-    /// Serve Prometheus metrics at `/metrics`.
+    /// Collect Prometheus metrics, served at `/metrics` on the admin listener (never on the
+    /// OAuth listener, which faces the internet).
     pub metrics: bool,
     /// The admin HTTP API.
     pub admin: AdminSettings,
+    /// OAuth 1.0a.
+    pub oauth1: OAuth1Settings,
+    /// Connection caps and time limits of the HTTP listeners.
+    pub http: HttpSettings,
+}
+
+/// OAuth 1.0a (RFC 5849) token credentials.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OAuth1Settings {
+    /// Lifetime of OAuth 1.0a access tokens (token credentials), in seconds; 0 for tokens
+    /// that last until revoked (not recommended).
+    pub access_ttl: u64,
+}
+
+impl Default for OAuth1Settings {
+    fn default() -> Self {
+        Self {
+            access_ttl: latchkey_oauth1::DEFAULT_ACCESS_TOKEN_TTL,
+        }
+    }
+}
+
+/// Connection caps and time limits, so that clients that send slowly (slowloris) or open many
+/// connections cannot hold the server's descriptors. Durations are in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpSettings {
+    /// Time a new connection has to deliver its first request's headers, and an HTTP/1.1
+    /// connection to deliver each next request's headers once the previous one is answered.
+    pub header_timeout: u64,
+    /// Time a connection may stay without a byte read or written before it is closed.
+    pub idle_timeout: u64,
+    /// Time a request body may take to arrive once its endpoint waits for it.
+    pub body_timeout: u64,
+    /// Connections open at once on the OAuth listener; 0 derives the cap from the open-file
+    /// limit (three quarters of what is left after 64 descriptors). Further connections are
+    /// closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (an IPv6 client counts by its /64);
+    /// 0 turns this cap off. `trusted_proxies` are exempt.
+    pub max_connections_per_ip: usize,
+    /// HTTP/2: streams one connection may have open at once.
+    pub http2_max_concurrent_streams: u32,
+    /// HTTP/2: the largest header list a request may send, in bytes.
+    pub http2_max_header_list_size: u32,
+    /// HTTP/2: seconds between keep-alive pings to detect dead peers; 0 (the default) sends
+    /// none, and `idle_timeout` closes silent connections. Answered pings keep a connection
+    /// open past `idle_timeout`.
+    pub http2_keep_alive_interval: u64,
+}
+
+impl Default for HttpSettings {
+    fn default() -> Self {
+        Self {
+            header_timeout: 10,
+            idle_timeout: 60,
+            body_timeout: 30,
+            max_connections: 0,
+            max_connections_per_ip: 64,
+            http2_max_concurrent_streams: 100,
+            http2_max_header_list_size: 16 * 1024,
+            http2_keep_alive_interval: 0,
+        }
+    }
 }
 
 /// The admin HTTP API: clients, users, revocation and introspection, on a listener of its
@@ -196,6 +268,17 @@ pub struct PkceSettings {
     pub allow_plain: bool,
 }
 
+/// Server-wide switches for the grants RFC 9700 retires (§2.1.2 implicit, §2.4 password). Off,
+/// a grant is refused even to clients allowed it and is not advertised in the metadata.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantSettings {
+    /// Offer the implicit grant (`response_type=token`) to clients allowed it.
+    pub implicit: bool,
+    /// Offer the resource owner password credentials grant to clients allowed it.
+    pub password: bool,
+}
+
 /// Login and consent pages.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -254,8 +337,11 @@ impl Default for StoreSettings {
 pub struct TokenSettings {
     /// Access-token lifetime.
     pub access_ttl: u64,
-    /// Refresh-token lifetime.
+    /// Refresh-token lifetime; each rotation starts a new one, up to `refresh_max_lifetime`.
     pub refresh_ttl: u64,
+    /// Absolute lifetime of a grant family: no rotated refresh token outlives the family's
+    /// first issuance plus this.
+    pub refresh_max_lifetime: u64,
     /// Authorization-code lifetime (at most 600).
     pub code_ttl: u64,
 }
@@ -266,6 +352,7 @@ impl Default for TokenSettings {
         Self {
             access_ttl: core.access_token_ttl,
             refresh_ttl: core.refresh_token_ttl,
+            refresh_max_lifetime: core.refresh_token_max_lifetime,
             code_ttl: core.code_ttl,
         }
     }
@@ -323,8 +410,10 @@ impl Default for Settings {
             scopes: ScopeSettings::default(),
             error_uri: None,
             trusted_proxies: Vec::new(),
+            forwarded_header: "x-forwarded-for".into(),
             log: LogSettings::default(),
             pkce: PkceSettings::default(),
+            grants: GrantSettings::default(),
             ui: UiSettings::default(),
             cors: CorsSettings::default(),
             tls: TlsSettings::default(),
@@ -332,6 +421,8 @@ impl Default for Settings {
             shutdown_grace: 10,
             metrics: true,
             admin: AdminSettings::default(),
+            oauth1: OAuth1Settings::default(),
+            http: HttpSettings::default(),
         }
     }
 }
@@ -354,11 +445,14 @@ impl Settings {
             Some(path) => figment.merge(Toml::file_exact(path)),
             None => figment.merge(Toml::file("latchkey.toml")),
         };
-        // LATCHKEY_TEST_* variables select backends for the test suite, not settings.
+        // Only variables that name a setting: others (LATCHKEY_TEST_* for the test suite, or
+        // LATCHKEY_PORT=tcp://… that Kubernetes injects for a Service named `latchkey`) are
+        // not meant for us; [`Settings::ignored_env`] lists them for a warning.
+        let known = KnownKeys::new();
         figment = figment.merge(
             Env::prefixed("LATCHKEY_")
                 .split("__")
-                .filter(|key| !key.as_str().to_ascii_lowercase().starts_with("test_")),
+                .filter(move |key| known.contains(key.as_str())),
         );
         if let Some(listen) = &overrides.listen {
             figment = figment.merge(Serialized::default("listen", listen));
@@ -367,6 +461,51 @@ impl Settings {
             figment = figment.merge(Serialized::default("data_dir", dir));
         }
         figment.extract().map_err(Box::new)
+    }
+}
+
+impl Settings {
+    /// The `LATCHKEY_*` environment variables [`Settings::load`] ignored because they name no
+    /// setting (unknown keys in a settings file stay an error). `LATCHKEY_TEST_*` variables,
+    /// which select the test suite's backends, are not listed.
+    pub fn ignored_env() -> Vec<String> {
+        let known = KnownKeys::new();
+        let mut ignored: Vec<String> = std::env::vars_os()
+            .filter_map(|(name, _)| name.into_string().ok())
+            .filter(|name| {
+                name.strip_prefix("LATCHKEY_").is_some_and(|key| {
+                    let key = key.to_ascii_lowercase();
+                    !key.starts_with("test_") && !known.contains(&key.replace("__", "."))
+                })
+            })
+            .collect();
+        ignored.sort();
+        ignored
+    }
+}
+
+/// The setting keys an environment variable may name: a top-level key, or a key of a
+/// section (deeper levels, such as the scopes of `ui.scope_descriptions`, are free-form).
+#[derive(Clone, Debug)]
+struct KnownKeys(serde_json::Value);
+
+impl KnownKeys {
+    fn new() -> Self {
+        Self(serde_json::to_value(Settings::default()).unwrap_or_default())
+    }
+
+    /// Whether the dotted `key` (`tokens.access_ttl`) names a setting.
+    fn contains(&self, key: &str) -> bool {
+        let key = key.to_ascii_lowercase();
+        let mut parts = key.split('.');
+        let Some(top) = parts.next().and_then(|k| self.0.get(k)) else {
+            return false;
+        };
+        match (parts.next(), top) {
+            (None, _) => true,
+            (Some(field), serde_json::Value::Object(section)) => section.contains_key(field),
+            (Some(_), _) => false,
+        }
     }
 }
 
@@ -391,6 +530,29 @@ fn redact_url(url: &str) -> String {
         }
         None => url.to_owned(),
     }
+}
+
+/// `text` with the password of every URL in it replaced by `<redacted>`. Start-up errors
+/// quote the store and Redis URLs they could not use; this is applied to every error the
+/// binary prints, so no message (ours or a library's) shows a password.
+pub fn redact_urls_in(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("://") {
+        let start = rest[..at]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || "+-.".contains(c)))
+            .map_or(0, |i| i + 1);
+        let after = &rest[at + 3..];
+        let authority = after
+            .find(|c: char| c.is_whitespace() || "\"'`<>/?#\\".contains(c))
+            .unwrap_or(after.len());
+        let end = at + 3 + authority;
+        out.push_str(&rest[..start]);
+        out.push_str(&redact_url(&rest[start..end]));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 impl Settings {
@@ -471,6 +633,33 @@ mod tests {
     }
 
     #[test]
+    fn issue_14_stray_latchkey_variables_are_ignored_and_named() {
+        figment::Jail::expect_with(|jail| {
+            jail.set_env("LATCHKEY_PORT", "tcp://10.0.0.1:8080");
+            jail.set_env("LATCHKEY_SERVICE_HOST", "10.0.0.1");
+            jail.set_env("LATCHKEY_TOKENS__ACCESS_TLL", "60");
+            jail.set_env("LATCHKEY_TOKENS__ACCESS_TTL", "61");
+            jail.set_env("LATCHKEY_UI__SCOPE_DESCRIPTIONS__READ", "Read things");
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            assert_eq!(s.tokens.access_ttl, 61);
+            assert_eq!(
+                s.ui.scope_descriptions.get("read").map(String::as_str),
+                Some("Read things")
+            );
+            let ignored = Settings::ignored_env();
+            for name in [
+                "LATCHKEY_PORT",
+                "LATCHKEY_SERVICE_HOST",
+                "LATCHKEY_TOKENS__ACCESS_TLL",
+            ] {
+                assert!(ignored.contains(&name.to_owned()), "{ignored:?}");
+            }
+            assert!(!ignored.iter().any(|n| n == "LATCHKEY_TOKENS__ACCESS_TTL"));
+            Ok(())
+        });
+    }
+
+    #[test]
     fn unknown_keys_are_errors_not_silence() {
         figment::Jail::expect_with(|jail| {
             jail.create_file("latchkey.toml", "[tokens]\naccess_tll = 60\n")?;
@@ -502,6 +691,27 @@ mod tests {
         // What is shown reads back as settings.
         let back: Settings = toml::from_str(&shown).expect("round trip");
         assert_eq!(back.listen, s.listen);
+    }
+
+    #[test]
+    fn issue_14_passwords_in_urls_are_redacted_from_error_text() {
+        let text = "unsupported store.url \"ftp://admin:hunter2@db.internal/x\": \
+                    limits.store redis://:r3dis@cache:6379/0 failed; see https://example.com/a@b";
+        let shown = redact_urls_in(text);
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("r3dis"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("ftp://admin:<redacted>@db.internal/x"),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("redis://:<redacted>@cache:6379/0"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://example.com/a@b"), "{shown}");
+        assert_eq!(redact_urls_in("no url here"), "no url here");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 //! With a fast store, deleting a client or a user in the durable store also deletes its
 //! tokens and codes in the fast one, so nothing issued to them keeps working.
 
-use latchkey_core::client::Client;
+use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
@@ -55,6 +55,19 @@ pub struct AnyStore {
     oauth1_memory: MemoryOAuth1Store,
 }
 
+/// Creates `dir` and its missing parents readable by the owner only (0700 on Unix): it holds
+/// the database, its journal and the keys. An existing directory is left as it is.
+pub fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    if dir.as_os_str().is_empty() || dir.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
+
 impl AnyStore {
     /// Opens the durable store named by `url` (the embedded store in `data_dir` when unset)
     /// and the fast store named by `tokens_url`, if any.
@@ -66,7 +79,7 @@ impl AnyStore {
     ) -> anyhow::Result<Self> {
         let durable = match url {
             None => {
-                std::fs::create_dir_all(data_dir).map_err(|e| {
+                create_private_dir(data_dir).map_err(|e| {
                     anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
                 })?;
                 Durable::Sqlite(SqliteStore::open(data_dir.join("latchkey.db")).await?)
@@ -81,7 +94,7 @@ impl AnyStore {
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) if !path.is_empty() => {
                     if let Some(parent) = Path::new(path).parent() {
-                        std::fs::create_dir_all(parent)?;
+                        create_private_dir(parent)?;
                     }
                     Durable::Sqlite(SqliteStore::open(path).await?)
                 }
@@ -331,9 +344,14 @@ impl CodeStore for AnyStore {
         })
         .await
     }
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         crate::metrics::timed("take_code", async {
-            tokens!(self, s => s.take_code(digest, now).await)
+            tokens!(self, s => s.take_code(digest, client_id, now).await)
         })
         .await
     }
@@ -395,6 +413,13 @@ impl OAuth1Store for AnyStore {
     }
     async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
         oauth1!(self, s => s.delete_consumer(client_id).await)
+    }
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        oauth1!(self, s => s.rotate_consumer_secret(client_id, salt).await)
     }
     async fn save_request_token(
         &self,

@@ -4,28 +4,23 @@
 //! RFC 6749 §3.1 and §3.2 require TLS for the authorization and token endpoints; §10.3–10.5
 //! explain why (tokens and codes travel in these requests). pyramid_oauth2_provider refused
 //! plain HTTP unless `require_ssl = false`; we refuse it unless the client is on loopback (a
-//! developer's own machine) or `tls.allow_insecure_http` is set. Behind a reverse proxy,
-//! `X-Forwarded-Proto` and `Forwarded: proto=` are believed only from `trusted_proxies`.
+//! developer's own machine) or `tls.allow_insecure_http` is set. Behind a reverse proxy, the
+//! protocol the nearest trusted proxy reports (`X-Forwarded-Proto`, or `Forwarded: proto=`
+//! with `forwarded_header = "forwarded"`) is believed, and only from `trusted_proxies`.
 
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use latchkey_axum::Tls;
+use latchkey_axum::{PlainHttpAllowed, Tls};
 use latchkey_core::http::{HttpRequest, Method};
 use latchkey_core::net::TrustedProxies;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
 use tokio_rustls::rustls::ServerConfig;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio_rustls::server::TlsStream;
-
-/// How long a client may take over its TLS handshake before the connection is dropped.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The certificate and key in force, reloaded from their files when they change.
 #[derive(Debug)]
@@ -114,92 +109,6 @@ fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
     Ok(Arc::new(config))
 }
 
-/// A listener that hands axum finished TLS connections. Handshakes run in their own tasks,
-/// so a slow or silent client never holds up the others.
-pub struct TlsListener {
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    local: SocketAddr,
-}
-
-impl TlsListener {
-    /// Accepts on `tcp`, handshaking with the certificates current at each connection.
-    pub fn new(tcp: TcpListener, certs: Arc<Certificates>) -> std::io::Result<Self> {
-        let local = tcp.local_addr()?;
-        let (tx, ready) = mpsc::channel(256);
-        tokio::spawn(async move {
-            loop {
-                let accepted = tokio::select! {
-                    accepted = tcp.accept() => accepted,
-                    // The server stopped listening: release the port.
-                    () = tx.closed() => break,
-                };
-                let (stream, peer) = match accepted {
-                    Ok(c) => c,
-                    Err(err) => {
-                        tracing::warn!(error = %err, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                };
-                let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
-                let tx = tx.clone();
-                tokio::spawn(async move {
-                    match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => {
-                            let _ = tx.send((tls, peer)).await;
-                        }
-                        Ok(Err(err)) => {
-                            tracing::debug!(%peer, error = %err, "TLS handshake failed")
-                        }
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-                    }
-                });
-            }
-        });
-        Ok(Self { ready, local })
-    }
-}
-
-impl axum::serve::Listener for TlsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(conn) => conn,
-            // The acceptor task only ends when this listener is dropped.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// The peer address of a TLS connection, as axum's connect info (axum implements that only
-/// for its own TCP listener); [`peer_as_socket_addr`] republishes it as
-/// `ConnectInfo<SocketAddr>`, which the adapters read.
-#[derive(Clone, Copy, Debug)]
-pub struct PeerAddr(pub SocketAddr);
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, TlsListener>>
-    for PeerAddr
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, TlsListener>) -> Self {
-        Self(*stream.remote_addr())
-    }
-}
-
-/// Request mapper: copies [`PeerAddr`] into `ConnectInfo<SocketAddr>`.
-pub async fn peer_as_socket_addr(mut req: Request) -> Request {
-    if let Some(ConnectInfo(PeerAddr(addr))) = req.extensions().get::<ConnectInfo<PeerAddr>>() {
-        let addr = *addr;
-        req.extensions_mut().insert(ConnectInfo(addr));
-    }
-    req
-}
-
 /// Reloads `certs` every `interval` when the files changed, and at once on SIGHUP.
 pub fn spawn_reloader(certs: Arc<Certificates>, interval: Duration) {
     #[cfg(unix)]
@@ -242,7 +151,9 @@ pub struct Transport {
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
 /// Middleware: marks requests that came over TLS (the listener's own, or a trusted proxy's)
-/// with [`Tls`], and refuses plain HTTP on every other path from non-loopback clients.
+/// with [`Tls`], and refuses plain HTTP on every other path from non-loopback clients. The
+/// plain-HTTP requests it lets through to OAuth paths are marked [`PlainHttpAllowed`], so
+/// the OAuth 1.0a PLAINTEXT check follows this one rule.
 pub async fn enforce(
     State(policy): State<Arc<Transport>>,
     mut req: Request,
@@ -257,7 +168,10 @@ pub async fn enforce(
     let view = peer
         .filter(|p| policy.trusted.trusts(p.ip()))
         .map(|_| headers_view(&req, peer));
-    let secure = policy.tls_listener || view.as_ref().is_some_and(forwarded_https);
+    let secure = policy.tls_listener
+        || view
+            .as_ref()
+            .is_some_and(|v| policy.trusted.forwarded_https(v));
     if secure {
         req.extensions_mut().insert(Tls);
     } else if !policy.allow_insecure_http && !PLAIN_HTTP_PATHS.contains(&req.uri().path()) {
@@ -269,6 +183,10 @@ pub async fn enforce(
         if !from_loopback {
             return https_required();
         }
+        // This rule's decision, for rules that need a safe transport (OAuth 1.0a PLAINTEXT).
+        req.extensions_mut().insert(PlainHttpAllowed);
+    } else if policy.allow_insecure_http {
+        req.extensions_mut().insert(PlainHttpAllowed);
     }
     next.run(req).await
 }
@@ -287,30 +205,6 @@ fn headers_view(req: &Request, peer: Option<SocketAddr>) -> HttpRequest {
     view
 }
 
-/// Whether the edge proxy received the request over HTTPS: the first `proto=` of `Forwarded`,
-/// else the first value of `X-Forwarded-Proto`.
-fn forwarded_https(view: &HttpRequest) -> bool {
-    let from_forwarded = view
-        .headers
-        .iter()
-        .filter(|(n, _)| n == "forwarded")
-        .flat_map(|(_, v)| v.split(','))
-        .find_map(|element| {
-            element.split(';').find_map(|pair| {
-                let (k, v) = pair.trim().split_once('=')?;
-                k.trim()
-                    .eq_ignore_ascii_case("proto")
-                    .then(|| v.trim().trim_matches('"').to_owned())
-            })
-        });
-    let proto = from_forwarded.or_else(|| {
-        view.header("x-forwarded-proto")
-            .and_then(|v| v.split(',').next())
-            .map(|v| v.trim().to_owned())
-    });
-    proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
-}
-
 fn https_required() -> Response {
     let body = serde_json::json!({
         "error": "invalid_request",
@@ -327,14 +221,6 @@ fn https_required() -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn view(headers: &[(&str, &str)]) -> HttpRequest {
-        let mut v = HttpRequest::new(Method::Get, "/token");
-        for (n, val) in headers {
-            v.headers.push(((*n).to_owned(), (*val).to_owned()));
-        }
-        v
-    }
 
     async fn status_from(
         peer: &str,
@@ -417,14 +303,34 @@ mod tests {
         assert_eq!(status_from("192.0.2.7:5000", tls, "/token", &[]).await, 200);
     }
 
-    #[test]
-    fn forwarded_proto_is_read_from_the_edge_proxy() {
-        assert!(forwarded_https(&view(&[("x-forwarded-proto", "https")])));
-        assert!(forwarded_https(&view(&[(
-            "forwarded",
-            "for=192.0.2.1;proto=https, for=10.0.0.2;proto=http"
-        )])));
-        assert!(!forwarded_https(&view(&[("x-forwarded-proto", "http")])));
-        assert!(!forwarded_https(&view(&[])));
+    #[tokio::test]
+    async fn issue_14_a_client_claim_of_https_behind_a_proxy_is_not_believed() {
+        let proxy = || plain(&["10.0.0.0/8"]);
+        // The client's `Forwarded: proto=https` passes through a proxy that sets
+        // X-Forwarded-*; the proxy says the request came over plain HTTP.
+        let spoof = [
+            ("forwarded", "for=127.0.0.1;proto=https"),
+            ("x-forwarded-for", "198.51.100.4"),
+            ("x-forwarded-proto", "http"),
+        ];
+        assert_eq!(
+            status_from("10.0.0.2:5000", proxy(), "/token", &spoof).await,
+            403
+        );
+        // A client-written first X-Forwarded-Proto value is not the proxy's.
+        let first = [
+            ("x-forwarded-for", "198.51.100.4"),
+            ("x-forwarded-proto", "https, http"),
+        ];
+        assert_eq!(
+            status_from("10.0.0.2:5000", proxy(), "/token", &first).await,
+            403
+        );
+        // Nor can the client pass as loopback with a chain of its own.
+        let loopback = [("x-forwarded-for", "127.0.0.1, 198.51.100.4")];
+        assert_eq!(
+            status_from("10.0.0.2:5000", proxy(), "/token", &loopback).await,
+            403
+        );
     }
 }

@@ -408,7 +408,10 @@ async fn a_single_page_app_on_another_origin_logs_in_calls_its_api_refreshes_and
     );
     let client: Value = serde_json::from_str(out.trim()).expect("json");
     let client_id = client["client_id"].as_str().expect("client id").to_owned();
-    let api = create_client(dir.path(), &["--grant-type", "client_credentials"]);
+    let api = create_client(
+        dir.path(),
+        &["--grant-type", "client_credentials", "--introspect"],
+    );
     add_user(dir.path(), "ada", "analytical-engine");
     let server = Server::start_with(
         dir.path(),

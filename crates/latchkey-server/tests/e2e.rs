@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{Server, add_user, cli, create_client, data_dir, post_token};
+use common::{PASSWORD_GRANT, Server, add_user, cli, create_client, data_dir, post_token};
 use latchkey_core::secret::Secret;
 use latchkey_core::store::TokenStore;
 
@@ -59,6 +59,53 @@ async fn cli_client_gets_tokens_with_basic_and_with_post() {
 }
 
 #[tokio::test]
+async fn issue_14_password_and_implicit_grants_are_off_and_unadvertised_by_default() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &["--grant-type", "password"]);
+    add_user(dir.path(), "alice", "correct horse battery");
+    let login = "grant_type=password&username=alice&password=correct+horse+battery";
+    let http = reqwest::Client::new();
+    let metadata = |server: &Server| {
+        let url = server.url("/.well-known/oauth-authorization-server");
+        let http = http.clone();
+        async move {
+            let doc: serde_json::Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("answer")
+                .json()
+                .await
+                .expect("json");
+            doc
+        }
+    };
+
+    let server = Server::start(dir.path());
+    let doc = metadata(&server).await;
+    assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
+    let grants = doc["grant_types_supported"].as_array().expect("grants");
+    assert!(
+        !grants.iter().any(|g| g == "password" || g == "implicit"),
+        "{grants:?}"
+    );
+    let (status, _, refused) = post_token(&http, &server, Some(&client.basic()), login).await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("unsupported_grant_type")),
+        "a client allowed the password grant still cannot use it: {refused}"
+    );
+    drop(server);
+
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
+    let doc = metadata(&server).await;
+    let grants = doc["grant_types_supported"].as_array().expect("grants");
+    assert!(grants.iter().any(|g| g == "password"), "{grants:?}");
+    let (status, _, tokens) = post_token(&http, &server, Some(&client.basic()), login).await;
+    assert_eq!(status, 200, "{tokens}");
+}
+
+#[tokio::test]
 async fn password_grant_then_rotation_then_reuse_revokes_the_family() {
     let dir = data_dir();
     let client = create_client(
@@ -66,7 +113,7 @@ async fn password_grant_then_rotation_then_reuse_revokes_the_family() {
         &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
     add_user(dir.path(), "alice", "correct horse battery");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let auth = client.basic();
 
@@ -153,7 +200,7 @@ async fn user_passwd_and_delete_take_effect_on_a_running_server() {
     let dir = data_dir();
     let client = create_client(dir.path(), &["--grant-type", "password"]);
     add_user(dir.path(), "frank", "old-password");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let auth = client.basic();
     let login = |pw: &str| format!("grant_type=password&username=frank&password={pw}");
@@ -195,7 +242,7 @@ async fn concurrent_use_of_one_refresh_token_yields_exactly_one_pair() {
         &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
     add_user(dir.path(), "bob", "pw-of-bob");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let auth = client.basic();
     let (_, _, tokens) = post_token(
@@ -261,7 +308,7 @@ async fn sigkill_right_after_an_answer_loses_nothing() {
         ],
     );
     add_user(dir.path(), "carol", "pw-of-carol");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let auth = client.basic();
     let (_, _, cc) = post_token(&http, &server, Some(&auth), "grant_type=client_credentials").await;
@@ -275,7 +322,7 @@ async fn sigkill_right_after_an_answer_loses_nothing() {
     assert_eq!(status, 200, "{pw}");
     server.kill();
 
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let store = latchkey_sql::SqliteStore::open(dir.path().join("latchkey.db"))
         .await
         .expect("open store");

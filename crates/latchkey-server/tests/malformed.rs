@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, add_user, create_client, data_dir};
+use common::{PASSWORD_GRANT, Server, add_user, create_client, data_dir};
 
 struct Case {
     name: &'static str,
@@ -257,7 +257,7 @@ async fn malformed_token_requests_get_rfc_errors_never_500() {
         ],
     );
     add_user(dir.path(), "erin", "pw-of-erin");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let wrong = common::CliClient {
         id: client.id.clone(),

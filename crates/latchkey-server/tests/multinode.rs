@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{CliClient, Server, add_user, create_client, data_dir, post_token};
+use common::{CliClient, PASSWORD_GRANT, Server, add_user, create_client, data_dir, post_token};
 use std::path::Path;
 
 async fn fresh_postgres_database(url: &str) -> String {
@@ -67,7 +67,10 @@ async fn two_nodes_share_one_store(toml: String) {
         &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
     add_user(a_dir.path(), "nina", "nina-password");
-    let (a, b) = (Server::start(a_dir.path()), Server::start(b_dir.path()));
+    let (a, b) = (
+        Server::start_with(a_dir.path(), &[PASSWORD_GRANT]),
+        Server::start_with(b_dir.path(), &[PASSWORD_GRANT]),
+    );
     let http = reqwest::Client::new();
     let login = "grant_type=password&username=nina&password=nina-password";
 

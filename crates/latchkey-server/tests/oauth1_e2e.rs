@@ -12,7 +12,7 @@ mod common;
 
 use axum::Extension;
 use axum::routing::get;
-use common::{add_user, cli, create_client, data_dir};
+use common::{add_user, cli, create_client, create_consumer, data_dir};
 use latchkey_axum::{BearerGuard, OAuth1Guard};
 use latchkey_core::resource::AccessToken;
 use latchkey_server::Settings;
@@ -55,7 +55,7 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
     }
     let dir = data_dir();
     add_user(dir.path(), "alice", "correct horse battery");
-    let consumer = create_client(
+    let consumer = create_consumer(
         dir.path(),
         &[
             "--oauth1",
@@ -145,32 +145,52 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
     .expect("joined");
     server.abort();
     store.close().await;
+    let seen: serde_json::Value = match serde_json::from_slice(&output.stdout) {
+        Ok(seen) => seen,
+        Err(_) => panic!(
+            "client.py printed no JSON ({}):\nstdout: {}\nstderr: {}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ),
+    };
+    // On failure the client names the step and the last answer it saw.
     assert!(
-        output.status.success(),
-        "client failed: {}",
+        output.status.success() && seen.get("failed_step").is_none(),
+        "client.py failed at step {}: {}\nlast response: {:#}\nobserved so far: {seen}\nstderr: {}",
+        seen["failed_step"],
+        seen["error"],
+        seen["last_response"],
         String::from_utf8_lossy(&output.stderr)
     );
-    let seen: serde_json::Value =
-        serde_json::from_slice(&output.stdout).expect("the client prints JSON");
 
-    assert_eq!(seen["callback_confirmed"], "true");
-    assert_eq!(seen["login_status"], 200);
-    assert_eq!(seen["consent_status"], 200);
-    assert_eq!(seen["consent_shows_realm"], true);
-    assert_eq!(seen["redirected_to_callback"], true);
+    assert_eq!(seen["callback_confirmed"], "true", "{seen}");
+    assert_eq!(seen["login_status"], 200, "{seen}");
+    assert_eq!(seen["consent_status"], 200, "{seen}");
+    assert_eq!(seen["consent_shows_realm"], true, "{seen}");
+    assert_eq!(seen["redirected_to_callback"], true, "{seen}");
     assert_eq!(seen["resource_status"], 200, "{seen}");
-    assert_eq!(seen["resource"]["username"], "alice");
-    assert_eq!(seen["resource"]["client_id"], consumer.id.as_str());
-    assert_eq!(seen["resource"]["realms"], "photos");
+    assert_eq!(seen["resource"]["username"], "alice", "{seen}");
+    assert_eq!(
+        seen["resource"]["client_id"],
+        consumer.id.as_str(),
+        "{seen}"
+    );
+    assert_eq!(seen["resource"]["realms"], "photos", "{seen}");
     assert_eq!(seen["form_post_status"], 200, "{seen}");
 
     assert_eq!(
         seen["reused_verifier"],
-        serde_json::json!([401, "token_rejected"])
+        serde_json::json!([401, "token_rejected"]),
+        "{seen}"
     );
-    assert_eq!(seen["replay"], serde_json::json!([200, 401, "nonce_used"]));
-    assert_eq!(seen["bad_signature"][0], 401);
-    assert_eq!(seen["bad_signature"][1], "signature_invalid");
+    assert_eq!(
+        seen["replay"],
+        serde_json::json!([200, 401, "nonce_used"]),
+        "{seen}"
+    );
+    assert_eq!(seen["bad_signature"][0], 401, "{seen}");
+    assert_eq!(seen["bad_signature"][1], "signature_invalid", "{seen}");
     assert!(
         seen["bad_signature"][2]
             .as_str()
@@ -179,32 +199,47 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
     );
     assert_eq!(
         seen["plaintext_over_http"],
-        serde_json::json!([400, "signature_method_rejected"])
+        serde_json::json!([400, "signature_method_rejected"]),
+        "{seen}"
     );
     assert_eq!(
         seen["unknown_consumer"],
-        serde_json::json!([401, "consumer_key_unknown"])
+        serde_json::json!([401, "consumer_key_unknown"]),
+        "{seen}"
     );
     assert_eq!(
         seen["missing_realm"],
-        serde_json::json!([403, "permission_denied"])
+        serde_json::json!([403, "permission_denied"]),
+        "{seen}"
     );
     assert_eq!(
         seen["revoked"],
-        serde_json::json!([200, 401, "token_rejected"])
+        serde_json::json!([200, 401, "token_rejected"]),
+        "{seen}"
     );
 
-    assert_eq!(seen["rsa_consent_status"], 200);
+    assert_eq!(seen["rsa_consent_status"], 200, "{seen}");
     assert_eq!(seen["rsa_resource_status"], 200, "{seen}");
     assert_eq!(
         seen["rsa_consumer_hmac"],
-        serde_json::json!([400, "signature_method_rejected"])
+        serde_json::json!([400, "signature_method_rejected"]),
+        "{seen}"
     );
 
-    // An administrator revokes OAuth 1.0a token credentials like OAuth 2.0 tokens.
+    // An administrator revokes OAuth 1.0a token credentials like OAuth 2.0 tokens. The token
+    // goes on stdin: as an argument, one in 64 (base64url starting with `-`) reads as an
+    // option and the command fails, which made this test flaky.
     let token = seen["rsa_access_token"].as_str().expect("token");
-    let out = cli(dir.path(), &["token", "revoke", token], None);
+    let out = cli(
+        dir.path(),
+        &["token", "revoke"],
+        Some(&format!("{token}\n")),
+    );
     assert_eq!(out.trim(), "Revoked 1 token(s).");
-    let out = cli(dir.path(), &["token", "revoke", token], None);
+    let out = cli(
+        dir.path(),
+        &["token", "revoke"],
+        Some(&format!("{token}\n")),
+    );
     assert_eq!(out.trim(), "Revoked 0 token(s).", "already revoked");
 }

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{Server, add_user, create_client, data_dir, post_token};
+use common::{PASSWORD_GRANT, Server, add_user, create_client, data_dir, post_token};
 use std::path::Path;
 use std::time::Duration;
 
@@ -197,12 +197,14 @@ async fn plain_http_from_a_remote_client_is_refused_unless_a_trusted_proxy_saw_h
     ])
     .await;
     assert_eq!(status, 200, "{body}");
-    let (status, _) = token(vec![(
-        "forwarded",
-        "for=203.0.113.7;proto=https;host=auth.example",
-    )])
+    // The proxy sets X-Forwarded-* (the default `forwarded_header`): a `Forwarded` header
+    // is the client's own and proves nothing.
+    let (status, _) = token(vec![
+        ("forwarded", "for=203.0.113.7;proto=https;host=auth.example"),
+        ("x-forwarded-for", "203.0.113.7"),
+    ])
     .await;
-    assert_eq!(status, 200);
+    assert_eq!(status, 403);
     // A developer on loopback, no proxy headers: served.
     let (status, _) = token(vec![]).await;
     assert_eq!(status, 200);
@@ -242,8 +244,31 @@ async fn forwarded_headers_from_an_untrusted_peer_do_not_make_a_request_https() 
 async fn metrics_count_requests_tokens_and_refusals() {
     let dir = data_dir();
     let client = create_client(dir.path(), &[]);
-    let server = Server::start(dir.path());
+    let server = start(
+        dir.path(),
+        &[
+            ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0".into()),
+            ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN.into()),
+        ],
+    );
+    let admin = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("latchkey admin API on "))
+        .expect("admin listener announced")
+        .to_owned();
     let http = reqwest::Client::new();
+    // Issue 14: the OAuth listener faces the internet and does not serve metrics.
+    let public = http
+        .get(server.url("/metrics"))
+        .send()
+        .await
+        .expect("answer");
+    assert_ne!(
+        public.status().as_u16(),
+        200,
+        "metrics on the public listener"
+    );
     for _ in 0..3 {
         let (status, _, _) = client_credentials(&http, &server, &client).await;
         assert_eq!(status, 200);
@@ -263,8 +288,9 @@ async fn metrics_count_requests_tokens_and_refusals() {
     let (status, _, _) = client_credentials(&http, &server, &wrong).await;
     assert_eq!(status, 401);
 
+    // The admin listener serves them, without the admin token.
     let resp = http
-        .get(server.url("/metrics"))
+        .get(format!("{admin}/metrics"))
         .send()
         .await
         .expect("metrics");
@@ -330,6 +356,7 @@ async fn wrong_passwords_are_slowed_then_refused_and_the_right_one_works_after_t
     let server = start(
         dir.path(),
         &[
+            (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
             ("LATCHKEY_LIMITS__LOGIN_SLOW_AFTER", "1".into()),
             ("LATCHKEY_LIMITS__LOGIN_MAX_DELAY", "2".into()),
             ("LATCHKEY_LIMITS__LOGIN_MAX_FAILURES", "3".into()),
@@ -459,6 +486,7 @@ async fn admin_api_manages_clients_users_and_tokens_and_nothing_secret_is_logged
         &[
             ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0".into()),
             ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN.into()),
+            (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
         ],
     );
     let admin = server
@@ -764,6 +792,7 @@ async fn failure_counts_in_redis_are_shared_by_two_nodes() {
         ("LATCHKEY_STORE__KEY_PREFIX", prefix),
         ("LATCHKEY_LIMITS__LOGIN_MAX_FAILURES_PER_IP", "2".into()),
         ("LATCHKEY_LIMITS__LOGIN_SLOW_AFTER", "100".into()),
+        (PASSWORD_GRANT.0, PASSWORD_GRANT.1.into()),
     ];
     let (dir_a, dir_b) = (data_dir(), data_dir());
     let flags = ["--grant-type", "password", "--id", "shared-app"];

@@ -150,7 +150,7 @@ fn sqlite_column(column: &str, err: rusqlite::Error) -> StoreError {
 macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
-         access_token_ttl, refresh_token_ttl, created_at, bind_tokens"
+         access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect"
     };
 }
 
@@ -165,7 +165,7 @@ macro_rules! user_columns {
 macro_rules! token_columns {
     () => {
         "digest, kind, client_id, subject, username, scope, grant_type, family, issued_at, \
-         expires_at, revoked, rotated, bound_user_agent, bound_ip"
+         expires_at, revoked, rotated, bound_user_agent, bound_ip, family_issued_at"
     };
 }
 
@@ -178,6 +178,12 @@ macro_rules! code_columns {
     };
 }
 
+/// The columns [`oauth1_consumer`] reads, in the order `put_consumer` binds them.
+macro_rules! oauth1_consumer_columns {
+    () => {
+        "client_id, rsa_public_key, created_at, secret_salt"
+    };
+}
 /// The columns [`oauth1_request_token`] reads, in SELECT order.
 macro_rules! oauth1_request_columns {
     () => {
@@ -200,8 +206,8 @@ macro_rules! session_columns {
 
 pub(crate) use session_columns;
 pub(crate) use {
-    client_columns, code_columns, oauth1_access_columns, oauth1_request_columns, token_columns,
-    user_columns,
+    client_columns, code_columns, oauth1_access_columns, oauth1_consumer_columns,
+    oauth1_request_columns, token_columns, user_columns,
 };
 
 /// A client encoded for the `clients` table (built before a SQLite write is queued, so that
@@ -219,6 +225,7 @@ pub(crate) struct ClientRow {
     pub(crate) refresh_token_ttl: Option<i64>,
     pub(crate) created_at: i64,
     pub(crate) bind_tokens: bool,
+    pub(crate) introspect: bool,
 }
 
 impl ClientRow {
@@ -244,6 +251,7 @@ impl ClientRow {
             refresh_token_ttl: ttl(client.refresh_token_ttl)?,
             created_at: client.created_at.0,
             bind_tokens: client.bind_tokens,
+            introspect: client.introspect,
         })
     }
 }
@@ -275,6 +283,7 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
         refresh_token_ttl: refresh_token_ttl.map(seconds).transpose()?,
         created_at: UnixTime(row.int("created_at")?),
         bind_tokens: row.flag("bind_tokens")?,
+        introspect: row.flag("introspect")?,
     })
 }
 
@@ -315,6 +324,11 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
         scope: scope(&scope_text)?,
         grant_type: grant_type(&grant)?,
         family: FamilyId(row.text("family")?),
+        // Rows written before the column existed count their family from their own issue.
+        family_issued_at: UnixTime(match row.opt_int("family_issued_at")? {
+            Some(at) => at,
+            None => row.int("issued_at")?,
+        }),
         issued_at: UnixTime(row.int("issued_at")?),
         expires_at: UnixTime(row.int("expires_at")?),
         revoked: row.flag("revoked")?,
@@ -390,12 +404,13 @@ fn seconds(value: i64) -> Result<u64, StoreError> {
     u64::try_from(value).map_err(|_| corrupt("stored token lifetime is negative"))
 }
 
-/// An OAuth 1.0a consumer from a row of `client_id, rsa_public_key, created_at`.
+/// An OAuth 1.0a consumer from a row of [`oauth1_consumer_columns`].
 pub(crate) fn oauth1_consumer(row: &impl Columns) -> Result<Consumer, StoreError> {
     Ok(Consumer {
         client_id: row.text("client_id")?,
         rsa_public_key: row.opt_text("rsa_public_key")?,
         created_at: UnixTime(row.int("created_at")?),
+        secret_salt: row.opt_text("secret_salt")?,
     })
 }
 

@@ -92,10 +92,10 @@ async fn two_nodes_on_one_database_see_each_others_writes() {
     let mut tasks = Vec::new();
     for i in 0..8 {
         let node = if i % 2 == 0 { a.clone() } else { b.clone() };
-        let digest = record.digest;
-        tasks.push(tokio::spawn(
-            async move { node.take_code(&digest, now).await },
-        ));
+        let (digest, client) = (record.digest, record.client_id.clone());
+        tasks.push(tokio::spawn(async move {
+            node.take_code(&digest, &client, now).await
+        }));
     }
     let mut taken = 0;
     for task in tasks {
@@ -174,6 +174,32 @@ async fn names_match_exactly_despite_trailing_space_padding() {
         store.get_client(client.id.as_str()).await.expect("get"),
         Some(client)
     );
+    store.close().await;
+    drop_database(&server, &db).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_consumer_from_schema_2_keeps_its_legacy_secret() {
+    let Some((server, db)) = fresh_database().await else {
+        return;
+    };
+    let pool = sqlx::MySqlPool::connect(&db.url).await.expect("connect");
+    for schema in [
+        include_str!("../migrations/mysql/0001_init.sql"),
+        include_str!("../migrations/mysql/0002_oauth1.sql"),
+        "CREATE TABLE latchkey_schema_migrations (version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL) ENGINE = InnoDB;
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0), (2, 0);
+         INSERT INTO oauth1_consumers VALUES ('legacy-consumer', NULL, 1600000000);",
+    ] {
+        sqlx::raw_sql(schema)
+            .execute(&pool)
+            .await
+            .expect("the schema and a consumer from before secret salts");
+    }
+    pool.close().await;
+    let store = MySqlStore::open(&db.url).await.expect("upgrade");
+    latchkey_testkit::oauth1_conformance::oauth1_legacy_consumer_keeps_its_secret(store.clone())
+        .await;
     store.close().await;
     drop_database(&server, &db).await;
 }

@@ -206,14 +206,14 @@ async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
     store.save_code(&used, now).await.expect("save");
     store.save_code(&short, now).await.expect("save");
     assert!(matches!(
-        store.take_code(&used.digest, now).await.expect("take"),
+        store.take_code(&used.digest, &used.client_id, now).await.expect("take"),
         CodeTake::Taken(_)
     ));
     store.close().await;
 
     let store = SqliteStore::open(&path).await.expect("reopen");
     assert_eq!(
-        store.take_code(&used.digest, now).await.expect("replay"),
+        store.take_code(&used.digest, &used.client_id, now).await.expect("replay"),
         CodeTake::Replayed {
             family: used.family.clone()
         }
@@ -224,7 +224,7 @@ async fn used_codes_survive_a_reopen_and_expired_codes_are_swept() {
     store.save_code(&later, now.plus(5)).await.expect("save");
     assert_eq!(code_rows(&path), 2);
     assert_eq!(
-        store.take_code(&short.digest, now).await.expect("take"),
+        store.take_code(&short.digest, &short.client_id, now).await.expect("take"),
         CodeTake::Invalid
     );
     store.close().await;
@@ -250,7 +250,7 @@ async fn undecodable_code_and_consent_rows_are_corrupt() {
     drop(conn);
     assert_eq!(
         store
-            .take_code(&record.digest, now)
+            .take_code(&record.digest, &record.client_id, now)
             .await
             .expect_err("corrupt code")
             .kind(),
@@ -290,8 +290,92 @@ async fn a_schema_1_database_is_upgraded_in_place() {
     let (_, record) = code("client-up", 60);
     store.save_code(&record, now).await.expect("save");
     assert_eq!(
-        store.take_code(&record.digest, now).await.expect("take"),
+        store.take_code(&record.digest, &record.client_id, now).await.expect("take"),
         CodeTake::Taken(record)
+    );
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_consumer_from_schema_4_keeps_its_legacy_secret() {
+    let path = fresh_path();
+    let conn = rusqlite::Connection::open(&path).expect("create");
+    for schema in [
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/sqlite/0002_codes_and_consent.sql"),
+        include_str!("../migrations/sqlite/0003_token_binding.sql"),
+        include_str!("../migrations/sqlite/0004_oauth1.sql"),
+    ] {
+        conn.execute_batch(schema).expect("older schema");
+    }
+    conn.execute_batch(
+        "CREATE TABLE latchkey_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         );
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0);
+         INSERT INTO oauth1_consumers VALUES ('legacy-consumer', NULL, 1600000000);",
+    )
+    .expect("a consumer registered before salts");
+    conn.close().map_err(|(_, err)| err).expect("close");
+
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    latchkey_testkit::oauth1_conformance::oauth1_legacy_consumer_keeps_its_secret(store.clone())
+        .await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_14_a_schema_4_database_keeps_its_clients_and_tokens() {
+    let path = fresh_path();
+    let now = SystemClock.now();
+    let conn = rusqlite::Connection::open(&path).expect("create");
+    for sql in [
+        include_str!("../migrations/sqlite/0001_init.sql"),
+        include_str!("../migrations/sqlite/0002_codes_and_consent.sql"),
+        include_str!("../migrations/sqlite/0003_token_binding.sql"),
+        include_str!("../migrations/sqlite/0004_oauth1.sql"),
+    ] {
+        conn.execute_batch(sql).expect("older schema");
+    }
+    conn.execute_batch(
+        "CREATE TABLE latchkey_schema_migrations (
+             version    INTEGER PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         );
+         INSERT INTO latchkey_schema_migrations VALUES (1, 0), (2, 0), (3, 0), (4, 0);",
+    )
+    .expect("record schema 4");
+    conn.execute(
+        "INSERT INTO clients (id, name, redirect_uris, grant_types, created_at)
+         VALUES ('old-client', 'Old', '[]', 'client_credentials', 0)",
+        [],
+    )
+    .expect("old client");
+    conn.execute(
+        "INSERT INTO tokens (digest, kind, client_id, scope, grant_type, family, issued_at,
+                             expires_at)
+         VALUES (zeroblob(32), 'refresh_token', 'old-client', '', 'password', 'fam', ?1, ?2)",
+        [now.0 - 10, now.0 + 3600],
+    )
+    .expect("old token");
+    conn.close().map_err(|(_, err)| err).expect("close");
+
+    let store = SqliteStore::open(&path).await.expect("upgrade");
+    let client = store
+        .get_client("old-client")
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(!client.introspect, "old clients may not introspect others' tokens");
+    let token = store
+        .find_token(&latchkey_core::secret::Digest::from_bytes([0; 32]))
+        .await
+        .expect("find")
+        .expect("kept");
+    assert_eq!(
+        token.family_issued_at, token.issued_at,
+        "an old token's family counts from its own issue"
     );
     store.close().await;
 }

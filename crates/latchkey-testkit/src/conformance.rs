@@ -41,6 +41,7 @@ macro_rules! store_conformance {
             expired_tokens_are_forgotten,
             large_and_unicode_values_survive,
             codes_read_back_exactly_and_are_single_use,
+            issue_14_codes_are_taken_only_by_their_client,
             concurrent_code_redemption_has_exactly_one_winner,
             expired_codes_are_invalid,
             consent_is_remembered_replaced_and_revoked,
@@ -87,6 +88,7 @@ macro_rules! fast_store_conformance {
             revoke_family_touches_only_that_family,
             revoke_token_revokes_one,
             codes_read_back_exactly_and_are_single_use,
+            issue_14_codes_are_taken_only_by_their_client,
             concurrent_code_redemption_has_exactly_one_winner,
             expired_codes_are_invalid,
             tokens_of_an_owner_can_be_deleted_without_touching_others,
@@ -128,6 +130,7 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
         scope: ScopeSet::parse("read write").expect("valid"),
         grant_type: GrantType::Password,
         family: family.clone(),
+        family_issued_at: now,
         issued_at: now,
         expires_at: now.plus(ttl),
         revoked: false,
@@ -279,13 +282,20 @@ pub async fn saved_tokens_read_back_exactly<S: FastStore>(store: S) {
             }),
             ..record(TokenKind::Access, "client-bound", &family(), 60).1
         },
-        refresh: None,
+        // Issue 14: a rotated refresh token keeps its family's start, for the absolute
+        // lifetime.
+        refresh: Some(TokenRecord {
+            family_issued_at: UnixTime(now().0 - 86_400),
+            ..record(TokenKind::Refresh, "client-bound", &family(), 60).1
+        }),
     };
     store.save_tokens(&bound, now()).await.expect("save");
-    assert_eq!(
-        store.find_token(&bound.access.digest).await.expect("find"),
-        Some(bound.access.clone())
-    );
+    for record in bound.records() {
+        assert_eq!(
+            store.find_token(&record.digest).await.expect("find").as_ref(),
+            Some(record)
+        );
+    }
     let cc = NewTokens {
         access: TokenRecord {
             subject: None,
@@ -586,12 +596,12 @@ pub async fn codes_read_back_exactly_and_are_single_use<S: FastStore>(store: S) 
     };
     store.save_code(&plain, now()).await.expect("save");
     assert_eq!(
-        store.take_code(&record.digest, now()).await.expect("take"),
+        store.take_code(&record.digest, &record.client_id, now()).await.expect("take"),
         CodeTake::Taken(record.clone())
     );
     assert_eq!(
         store
-            .take_code(&record.digest, now())
+            .take_code(&record.digest, &record.client_id, now())
             .await
             .expect("take again"),
         CodeTake::Replayed {
@@ -599,15 +609,60 @@ pub async fn codes_read_back_exactly_and_are_single_use<S: FastStore>(store: S) 
         }
     );
     assert_eq!(
-        store.take_code(&plain.digest, now()).await.expect("take"),
-        CodeTake::Taken(plain)
+        store.take_code(&plain.digest, &plain.client_id, now()).await.expect("take"),
+        CodeTake::Taken(plain.clone())
     );
     assert_eq!(
         store
-            .take_code(&Digest::of(b"no code"), now())
+            .take_code(&Digest::of(b"no code"), &plain.client_id, now())
             .await
             .expect("take"),
         CodeTake::Invalid
+    );
+}
+
+/// Issue 14: a code presented by another client is neither consumed nor counted as a replay
+/// (`code_verdict`), before and after its own client took it; only its own client's second
+/// presentation is a replay.
+pub async fn issue_14_codes_are_taken_only_by_their_client<S: FastStore>(store: S) {
+    let (_, record) = code("client-owner", 60);
+    store.save_code(&record, now()).await.expect("save");
+    let thief = ClientId::parse("client-thief").expect("valid test client id");
+    for _ in 0..2 {
+        assert_eq!(
+            store
+                .take_code(&record.digest, &thief, now())
+                .await
+                .expect("take by another client"),
+            CodeTake::Invalid,
+            "another client neither takes nor burns the code"
+        );
+    }
+    assert_eq!(
+        store
+            .take_code(&record.digest, &record.client_id, now())
+            .await
+            .expect("take"),
+        CodeTake::Taken(record.clone()),
+        "the owner still gets the code after another client presented it"
+    );
+    assert_eq!(
+        store
+            .take_code(&record.digest, &thief, now())
+            .await
+            .expect("take a used code by another client"),
+        CodeTake::Invalid,
+        "another client presenting a used code is not a replay"
+    );
+    assert_eq!(
+        store
+            .take_code(&record.digest, &record.client_id, now())
+            .await
+            .expect("take again"),
+        CodeTake::Replayed {
+            family: record.family.clone()
+        },
+        "the owner presenting it again is a replay"
     );
 }
 
@@ -618,9 +673,9 @@ pub async fn concurrent_code_redemption_has_exactly_one_winner<S: FastStore>(sto
     let mut tasks = Vec::new();
     for _ in 0..8 {
         let store = store.clone();
-        let digest = record.digest;
+        let (digest, client) = (record.digest, record.client_id.clone());
         tasks.push(tokio::spawn(async move {
-            store.take_code(&digest, now()).await
+            store.take_code(&digest, &client, now()).await
         }));
     }
     let mut taken = 0;
@@ -641,7 +696,7 @@ pub async fn expired_codes_are_invalid<S: FastStore>(store: S) {
     store.save_code(&record, now()).await.expect("save");
     let later = now().plus(5);
     assert_eq!(
-        store.take_code(&record.digest, later).await.expect("take"),
+        store.take_code(&record.digest, &record.client_id, later).await.expect("take"),
         CodeTake::Invalid
     );
 }
@@ -766,7 +821,7 @@ pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: FastSt
         );
     }
     assert_eq!(
-        store.take_code(&my_code.digest, now()).await.expect("take"),
+        store.take_code(&my_code.digest, &my_code.client_id, now()).await.expect("take"),
         CodeTake::Invalid
     );
     for r in theirs.records() {
@@ -794,7 +849,7 @@ pub async fn tokens_of_an_owner_can_be_deleted_without_touching_others<S: FastSt
     assert!(
         matches!(
             store
-                .take_code(&their_code.digest, now())
+                .take_code(&their_code.digest, &their_code.client_id, now())
                 .await
                 .expect("take"),
             CodeTake::Taken(_)
@@ -834,7 +889,7 @@ pub async fn tokens_and_codes_expire_by_themselves<S: FastStore>(store: S) {
     }
     assert_eq!(
         store
-            .take_code(&short_code.digest, now())
+            .take_code(&short_code.digest, &short_code.client_id, now())
             .await
             .expect("take"),
         CodeTake::Invalid

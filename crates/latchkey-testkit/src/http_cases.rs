@@ -296,6 +296,46 @@ pub async fn run(base: &str, fx: &Fixture) {
         format!("{} {:?}", a.status, a.www),
     );
 
+    // Issue 14: headers the core cannot read are refused, never skipped. A second
+    // Authorization that is not ASCII was dropped, and the duplicate check passed.
+    let latin1 = reqwest::header::HeaderValue::from_bytes(b"Basic \xe9t\xe9").expect("obs-text");
+    let a = send(
+        http.post(url("/token"))
+            .header("authorization", fx.client.basic())
+            .header("authorization", latin1.clone())
+            .form(&[("grant_type", "client_credentials")]),
+    )
+    .await;
+    expect(
+        "issue 14: a non-ASCII second Authorization at the token endpoint",
+        a.status == 400 && a.body["error"] == "invalid_request",
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer(&fx.read_token))
+            .header("authorization", latin1),
+    )
+    .await;
+    expect(
+        "issue 14: a non-ASCII second Authorization at the guard",
+        a.status == 400 && a.www.contains("error=\"invalid_request\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+    let a = send(
+        http.post(url("/token"))
+            .header("authorization", fx.client.basic())
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header("content-type", "text/plain")
+            .body("grant_type=client_credentials"),
+    )
+    .await;
+    expect(
+        "issue 14: two Content-Type headers",
+        a.status == 400 && a.body["error"] == "invalid_request",
+        format!("{} {}", a.status, a.body),
+    );
+
     assert!(
         failures.is_empty(),
         "{} HTTP cases failed:\n{}",

@@ -70,7 +70,7 @@ impl Default for TestKit {
 }
 
 impl TestKit {
-    /// A kit with scopes `read write admin` available and `read` by default.
+    /// A kit with scopes `read write admin` available, `read` by default, and every grant on.
     pub fn new() -> Self {
         Self::with_config(|_| {})
     }
@@ -83,6 +83,10 @@ impl TestKit {
             issuer: "https://auth.example.test".into(),
             available_scopes: scopes("read write admin"),
             default_scopes: scopes("read"),
+            // Every grant is on, so each flow can be tested; a test turns one off to see the
+            // server-wide switch (off by default outside the kit).
+            implicit_grant: true,
+            password_grant: true,
             ..latchkey_core::config::Config::default()
         };
         adjust(&mut config);
@@ -112,6 +116,17 @@ impl TestKit {
             GrantType::RefreshToken,
             GrantType::AuthorizationCode,
         ]))
+        .await
+    }
+
+    /// Registers a resource server: a confidential client allowed to introspect other
+    /// clients' tokens.
+    pub async fn resource_server(&self) -> TestClient {
+        self.register(
+            NewClient::confidential("Test API")
+                .grant_types([GrantType::ClientCredentials])
+                .introspect(true),
+        )
         .await
     }
 

@@ -21,6 +21,8 @@ macro_rules! oauth1_store_conformance {
             oauth1_access_tokens_read_back_and_revoke,
             oauth1_nonces_refuse_replays_until_they_expire,
             oauth1_deleting_a_consumer_deletes_its_tokens,
+            oauth1_rotating_a_consumer_secret_drops_its_tokens,
+            oauth1_expired_access_tokens_are_forgotten,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -72,11 +74,16 @@ pub fn access_token(client_id: &str, subject: &str, expires_at: Option<UnixTime>
 
 /// Registrations read back exactly, are replaced, and are deleted.
 pub async fn oauth1_consumers_round_trip(store: impl OAuth1Store) {
-    let mut consumer = Consumer {
-        client_id: format!("c-{}", random_token(&OsEntropy, 6)),
-        rsa_public_key: None,
-        created_at: now(),
-    };
+    let mut consumer = Consumer::new(
+        format!("c-{}", random_token(&OsEntropy, 6)),
+        None,
+        &OsEntropy,
+        now(),
+    );
+    assert!(
+        consumer.secret_salt.is_some(),
+        "a new registration has a salt"
+    );
     assert_eq!(
         store.get_consumer(&consumer.client_id).await.ok(),
         Some(None)
@@ -88,6 +95,8 @@ pub async fn oauth1_consumers_round_trip(store: impl OAuth1Store) {
     );
     consumer.rsa_public_key =
         Some("-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----".into());
+    consumer.secret_salt = Some("another-salt".into());
+    consumer.created_at = consumer.created_at.plus(5);
     store.put_consumer(&consumer).await.expect("replace");
     assert_eq!(
         store.get_consumer(&consumer.client_id).await.expect("get"),
@@ -242,6 +251,29 @@ pub async fn oauth1_access_tokens_read_back_and_revoke(store: impl OAuth1Store) 
     );
 }
 
+/// An access token past its expiry is forgotten by a later write (bounded stores): token
+/// credentials have a lifetime, and the store does not keep them after it.
+pub async fn oauth1_expired_access_tokens_are_forgotten(store: impl OAuth1Store) {
+    let now = now();
+    let short = access_token("printer", "user-1", Some(now.plus(10)));
+    store.save_access_token(&short, now).await.expect("save");
+    let later = now.plus(11);
+    let next = access_token("printer", "user-1", Some(later.plus(3600)));
+    store.save_access_token(&next, later).await.expect("save");
+    assert_eq!(
+        store.find_access_token(&short.digest).await.expect("find"),
+        None,
+        "an expired access token is forgotten"
+    );
+    assert!(
+        store
+            .find_access_token(&next.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+}
+
 /// A nonce is accepted once while remembered, and again once it has expired.
 pub async fn oauth1_nonces_refuse_replays_until_they_expire(store: impl OAuth1Store) {
     let now = now();
@@ -280,11 +312,7 @@ pub async fn oauth1_deleting_a_consumer_deletes_its_tokens(store: impl OAuth1Sto
     let now = now();
     let client_id = format!("c-{}", random_token(&OsEntropy, 6));
     store
-        .put_consumer(&Consumer {
-            client_id: client_id.clone(),
-            rsa_public_key: None,
-            created_at: now,
-        })
+        .put_consumer(&Consumer::new(client_id.clone(), None, &OsEntropy, now))
         .await
         .expect("put");
     let request = request_token(&client_id, now, 600);
@@ -313,3 +341,106 @@ pub async fn oauth1_deleting_a_consumer_deletes_its_tokens(store: impl OAuth1Sto
             .is_some()
     );
 }
+
+/// Rotating a consumer's secret replaces its salt and deletes its request and access tokens
+/// (obtained under the old secret), leaving other consumers' tokens alone; an unknown
+/// consumer is `false`. A registration without a salt (from before salts existed) reads back
+/// as such and can be rotated.
+pub async fn oauth1_rotating_a_consumer_secret_drops_its_tokens(store: impl OAuth1Store) {
+    let now = now();
+    let client_id = format!("c-{}", random_token(&OsEntropy, 6));
+    let legacy = Consumer {
+        client_id: client_id.clone(),
+        rsa_public_key: None,
+        created_at: now,
+        secret_salt: None,
+    };
+    store.put_consumer(&legacy).await.expect("put");
+    assert_eq!(
+        store.get_consumer(&client_id).await.expect("get"),
+        Some(legacy.clone())
+    );
+    let request = request_token(&client_id, now, 600);
+    let access = access_token(&client_id, "user-1", None);
+    let other = access_token("someone-else", "user-1", None);
+    store.save_request_token(&request, now).await.expect("save");
+    store.save_access_token(&access, now).await.expect("save");
+    store.save_access_token(&other, now).await.expect("save");
+    assert!(
+        store
+            .rotate_consumer_secret(&client_id, "fresh-salt")
+            .await
+            .expect("rotate")
+    );
+    let rotated = store
+        .get_consumer(&client_id)
+        .await
+        .expect("get")
+        .expect("still registered");
+    assert_eq!(rotated.secret_salt.as_deref(), Some("fresh-salt"));
+    assert_eq!(rotated.rsa_public_key, legacy.rsa_public_key);
+    assert_eq!(
+        store
+            .find_request_token(&request.digest, now)
+            .await
+            .expect("find"),
+        None
+    );
+    assert_eq!(
+        store.find_access_token(&access.digest).await.expect("find"),
+        None
+    );
+    assert!(
+        store
+            .find_access_token(&other.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+    assert!(
+        !store
+            .rotate_consumer_secret("no-such-consumer", "salt")
+            .await
+            .expect("rotate")
+    );
+}
+
+/// The consumer `legacy-consumer`, registered with `created_at` 1600000000 and no RSA key in
+/// a database from before secret salts (each backend's test writes that row with the old
+/// schema, then opens the store, which migrates): it reads back without a salt, so its
+/// secret is still the legacy one, and a rotation gives it a salt and a new secret.
+pub async fn oauth1_legacy_consumer_keeps_its_secret(store: impl OAuth1Store) {
+    let consumer = store
+        .get_consumer(LEGACY_CONSUMER)
+        .await
+        .expect("read")
+        .expect("kept by the migration");
+    assert_eq!(consumer.secret_salt, None);
+    assert_eq!(consumer.created_at, UnixTime(1_600_000_000));
+    let key = latchkey_oauth1::OAuth1Key::new(std::array::from_fn(|i| i as u8));
+    // HMAC-SHA256(key 0..32, "latchkey oauth1 consumer" 0 "legacy-consumer"), base64url: the
+    // secret this consumer was given before the upgrade.
+    assert_eq!(
+        key.consumer_secret(&consumer).expose(),
+        "-Ayw_Rfvk45pXb6M8PFVXjEWat7EpMxcuZI-jv3gBfE"
+    );
+    assert!(
+        store
+            .rotate_consumer_secret(LEGACY_CONSUMER, "new-salt")
+            .await
+            .expect("rotate")
+    );
+    let rotated = store
+        .get_consumer(LEGACY_CONSUMER)
+        .await
+        .expect("read")
+        .expect("kept");
+    assert_eq!(rotated.secret_salt.as_deref(), Some("new-salt"));
+    assert_ne!(
+        key.consumer_secret(&rotated).expose(),
+        "-Ayw_Rfvk45pXb6M8PFVXjEWat7EpMxcuZI-jv3gBfE"
+    );
+}
+
+/// The client id of the consumer [`oauth1_legacy_consumer_keeps_its_secret`] expects.
+pub const LEGACY_CONSUMER: &str = "legacy-consumer";

@@ -598,6 +598,7 @@ fn original_request(form: &Params, posted: &HttpRequest) -> HttpRequest {
     );
     req.peer = posted.peer;
     req.tls = posted.tls;
+    req.transport_allowed = posted.transport_allowed;
     req
 }
 

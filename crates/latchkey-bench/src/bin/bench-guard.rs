@@ -68,6 +68,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             scope: scope.clone(),
             grant_type: GrantType::ClientCredentials,
             family: FamilyId::generate(provider.entropy()),
+            family_issued_at: None,
             access_ttl: ttl.max(3600),
             refresh_ttl: None,
             binding: None,

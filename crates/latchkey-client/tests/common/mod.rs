@@ -62,6 +62,9 @@ impl TestServer {
             ..Settings::default()
         };
         settings.store.url = Some("memory:".into());
+        // The client's password() call is under test, so the server offers that grant (off
+        // by default).
+        settings.grants.password = true;
         tweak(&mut settings);
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -177,6 +180,7 @@ impl TestServer {
                 scope: Some(scopes.into()),
                 default_scope: None,
                 bind_tokens: false,
+                introspect: false,
                 id: None,
                 oauth1: true,
                 rsa_public_key: rsa_public_key.map(str::to_owned),
@@ -185,7 +189,7 @@ impl TestServer {
             .expect("consumer created");
         TestClient {
             id: created.client.client_id.clone(),
-            secret: created.client_secret,
+            secret: created.oauth1_consumer_secret,
         }
     }
 

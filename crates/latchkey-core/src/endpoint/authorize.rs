@@ -415,6 +415,17 @@ where
         ResponseType::Code => GrantType::AuthorizationCode,
         ResponseType::Token => GrantType::Implicit,
     };
+    // RFC 6749 §4.2.2.1 "unsupported_response_type": the implicit grant is switched off
+    // server-wide (the metadata does not list `token` either), whatever the client is allowed.
+    if !p.config().grant_enabled(grant) {
+        return Err(fail(
+            &request,
+            OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("the {grant} grant is not enabled on this server"),
+            ),
+        ));
+    }
     if !request.client.allows(grant) {
         return Err(fail(
             &request,
@@ -544,6 +555,7 @@ where
                 scope: request.scope.clone(),
                 grant_type: GrantType::Implicit,
                 family: FamilyId::generate(p.entropy()),
+                family_issued_at: None,
                 access_ttl: p.access_ttl(&request.client),
                 // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
                 refresh_ttl: None,

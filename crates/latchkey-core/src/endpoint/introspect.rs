@@ -2,8 +2,15 @@
 //!
 //! Resource servers ask whether a token is active and what it allows. The endpoint requires
 //! client authentication by a confidential client (§2.1: "the endpoint MUST also require some
-//! form of authorization"), so tokens cannot be probed anonymously. Expired, revoked, rotated
-//! and unknown tokens all get the same `{"active": false}` (§2.2), and nothing else.
+//! form of authorization"), so tokens cannot be probed anonymously. A client learns about its
+//! own tokens; only a client registered to introspect (a resource server, `introspect` on the
+//! client) learns about other clients' tokens (§4: the server "MUST ... determine whether the
+//! client is allowed to learn about the token"). Expired, revoked, rotated and unknown tokens,
+//! and tokens the client may not learn about, all get the same `{"active": false}` (§2.2), and
+//! nothing else.
+//!
+//! The description of a bound token carries its binding ([`BINDING_MEMBER`]), so a resource
+//! server in another process enforces it as the in-process guard does.
 
 use crate::client::ClientType;
 use crate::endpoint::revoke::form_post;
@@ -47,12 +54,20 @@ where
     let token = Secret::new(params.require("token")?);
     let now = p.clock().now();
     Ok(match p.store().find_token(&token.digest()).await? {
-        Some(record) if record.is_active(now) => describe(&record, &p.config().issuer),
+        Some(record)
+            if record.is_active(now) && (client.introspect || record.client_id == client.id) =>
+        {
+            describe(&record, &p.config().issuer)
+        }
         _ => json!({ "active": false }),
     })
 }
 
-/// The RFC 7662 §2.2 description of an active token.
+/// The extension member (RFC 7662 §2.2) that carries a bound token's binding: an object with
+/// `user_agent_sha256` (lowercase hex SHA-256 of the `User-Agent` it was issued to) and `ip`.
+pub const BINDING_MEMBER: &str = "latchkey_binding";
+
+/// The RFC 7662 §2.2 description of an active token, with its binding when it has one.
 pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
     let mut body = json!({
         "active": true,
@@ -69,6 +84,12 @@ pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
     }
     if let Some(username) = &record.username {
         body["username"] = username.as_str().into();
+    }
+    if let Some(binding) = &record.binding {
+        body[BINDING_MEMBER] = json!({
+            "user_agent_sha256": binding.user_agent,
+            "ip": binding.ip,
+        });
     }
     match record.kind {
         TokenKind::Access => body["token_type"] = "Bearer".into(),

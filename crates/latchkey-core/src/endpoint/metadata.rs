@@ -2,6 +2,7 @@
 //! `/.well-known/oauth-authorization-server`. It lists exactly what this server does, built
 //! from the configuration, so it cannot drift from the code.
 
+use crate::client::GrantType;
 use crate::http::HttpResponse;
 use crate::provider::Provider;
 use crate::store::ProviderStore;
@@ -28,17 +29,31 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         pkce.push("plain");
     }
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    // Only what the server-wide switches leave on (RFC 8414 §2).
+    let mut response_types = vec!["code"];
+    if c.grant_enabled(GrantType::Implicit) {
+        response_types.push("token");
+    }
+    let grant_types: Vec<&str> = [
+        GrantType::AuthorizationCode,
+        GrantType::Implicit,
+        GrantType::Password,
+        GrantType::ClientCredentials,
+        GrantType::RefreshToken,
+    ]
+    .into_iter()
+    .filter(|grant| c.grant_enabled(*grant))
+    .map(GrantType::as_str)
+    .collect();
     let mut doc = json!({
         "issuer": c.issuer,
         "authorization_endpoint": url(AUTHORIZE_PATH),
         "token_endpoint": url(TOKEN_PATH),
         "revocation_endpoint": url(REVOKE_PATH),
         "introspection_endpoint": url(INTROSPECT_PATH),
-        "response_types_supported": ["code", "token"],
+        "response_types_supported": response_types,
         "response_modes_supported": ["query", "fragment"],
-        "grant_types_supported": [
-            "authorization_code", "implicit", "password", "client_credentials", "refresh_token"
-        ],
+        "grant_types_supported": grant_types,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],

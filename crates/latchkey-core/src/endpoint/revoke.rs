@@ -2,8 +2,9 @@
 //!
 //! A client revokes its own access or refresh tokens. Revoking a refresh token revokes every
 //! token of its grant family (RFC 7009 §2.1: the server "SHOULD also invalidate all access
-//! tokens based on the same authorization grant"). An unknown or already-dead token is
-//! answered with 200, so the client cannot tell and need not care (§2.2).
+//! tokens based on the same authorization grant"). An unknown or already-dead token, and a
+//! token issued to another client, is answered with 200 and nothing is revoked, so the client
+//! cannot tell them apart and need not care (§2.2).
 
 use crate::endpoint::token::authenticate_client;
 use crate::error::OAuthError;
@@ -44,13 +45,13 @@ where
     let Some(record) = p.store().find_token(&token.digest()).await? else {
         return Ok(());
     };
-    // RFC 7009 §2.1: "The authorization server first validates the client credentials ...
-    // and then verifies whether the token was issued to the client making the revocation
-    // request. If this validation fails, the request is refused".
+    // RFC 7009 §2.1: the server "verifies whether the token was issued to the client making
+    // the revocation request"; §2.2: "invalid tokens do not cause an error response". Another
+    // client's token is answered like an unknown one (200, nothing revoked), so a client can
+    // neither revoke nor probe tokens that are not its own.
     if record.client_id != client.id {
-        return Err(OAuthError::unauthorized_client(
-            "the token was not issued to this client",
-        ));
+        tracing::info!(client_id = %client.id, "revocation of another client's token ignored");
+        return Ok(());
     }
     let revoked = match record.kind {
         TokenKind::Refresh => p.store().revoke_family(&record.family).await?,

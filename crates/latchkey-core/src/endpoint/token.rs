@@ -66,6 +66,14 @@ where
             "public clients may not use client_credentials",
         ));
     }
+    // RFC 6749 §5.2 "unsupported_grant_type": switched off server-wide (the metadata does
+    // not list it either), whatever the client is allowed.
+    if !p.config().grant_enabled(grant_type) {
+        return Err(OAuthError::new(
+            ErrorCode::UnsupportedGrantType,
+            format!("the {grant_type} grant is not enabled on this server"),
+        ));
+    }
     if !client.allows(grant_type) {
         return Err(OAuthError::unauthorized_client(format!(
             "this client is not allowed the {grant_type} grant"

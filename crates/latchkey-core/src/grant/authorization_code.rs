@@ -1,10 +1,13 @@
 //! The authorization code grant at the token endpoint (RFC 6749 §4.1.3) with PKCE
 //! (RFC 7636 §4.6).
 //!
-//! The code is consumed first, atomically, whatever follows: a code that reaches this
-//! function is never usable again. A code presented a second time revokes every token issued
-//! from it (RFC 6749 §4.1.2: "the authorization server ... SHOULD revoke (when possible) all
-//! tokens previously issued based on that authorization code").
+//! The code is taken first, atomically, and only by the client it was issued to (the store
+//! applies [`crate::store::code_verdict`]): a code presented by another client is neither
+//! consumed nor counted as a replay, so whoever intercepts a code cannot burn it or get its
+//! owner's tokens revoked. Once its own client presents it, it is never usable again, and a
+//! second presentation by that client revokes every token issued from it (RFC 6749 §4.1.2:
+//! "the authorization server ... SHOULD revoke (when possible) all tokens previously issued
+//! based on that authorization code").
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -31,8 +34,10 @@ where
 {
     let invalid = |why: &'static str| OAuthError::invalid_grant(why);
     let now = p.clock().now();
-    let record = match p.store().take_code(&code.digest(), now).await? {
+    let record = match p.store().take_code(&code.digest(), &client.id, now).await? {
         CodeTake::Taken(record) => record,
+        // Unknown, expired, or issued to another client (RFC 6749 §4.1.3); the code is left
+        // as it was.
         CodeTake::Invalid => return Err(invalid("the authorization code is invalid or expired")),
         CodeTake::Replayed { family } => {
             let revoked = p.store().revoke_family(&family).await?;
@@ -44,14 +49,6 @@ where
             return Err(invalid("the authorization code was already used"));
         }
     };
-    // RFC 6749 §4.1.3: "ensure that the authorization code was issued to the authenticated
-    // confidential client, or if the client is public, ensure that the code was issued to
-    // "client_id" in the request".
-    if record.client_id != client.id {
-        return Err(invalid(
-            "the authorization code was issued to another client",
-        ));
-    }
     // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
     // "redirect_uri" parameter was included in the initial authorization request ... and if
     // included ensure that their values are identical."
@@ -88,6 +85,7 @@ where
         scope: record.scope,
         grant_type: GrantType::AuthorizationCode,
         family: record.family,
+        family_issued_at: None,
         access_ttl: p.access_ttl(client),
         refresh_ttl: client
             .allows(GrantType::RefreshToken)

@@ -50,6 +50,7 @@ where
         scope,
         grant_type: GrantType::Password,
         family: FamilyId::generate(p.entropy()),
+        family_issued_at: None,
         access_ttl: p.access_ttl(client),
         refresh_ttl: client
             .allows(GrantType::RefreshToken)

@@ -2,7 +2,8 @@
 //!
 //! Every exchange consumes the presented refresh token and issues a new one in the same
 //! family. Presenting a consumed token again means two parties hold it: the whole family is
-//! revoked, so the thief's tokens and the victim's stop working together.
+//! revoked, so the thief's tokens and the victim's stop working together. Rotation never
+//! extends a family past its absolute maximum lifetime (`refresh_token_max_lifetime`).
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
@@ -75,6 +76,10 @@ where
             )));
         }
     };
+    // The family's absolute lifetime: rotation never carries a refresh token past it.
+    let Some(refresh_ttl) = p.refresh_ttl_in_family(client, record.family_issued_at, now) else {
+        return Err(invalid());
+    };
     let grant = Grant {
         client_id: client.id.clone(),
         subject: record.subject.clone(),
@@ -82,8 +87,9 @@ where
         scope,
         grant_type: record.grant_type,
         family: record.family.clone(),
+        family_issued_at: Some(record.family_issued_at),
         access_ttl: p.access_ttl(client),
-        refresh_ttl: Some(p.refresh_ttl(client)),
+        refresh_ttl: Some(refresh_ttl),
         binding,
     };
     let minted = mint(&grant, p.entropy(), now);

@@ -3,12 +3,18 @@
 //! The core does no I/O: an [`Introspector`] makes the HTTP call (the `latchkey-client` crate
 //! ships one on reqwest) and this module interprets the answer. Put a
 //! [`super::cache::CachedVerifier`] in front to avoid a round trip per request.
+//!
+//! A bound token's binding comes back in the answer's
+//! [`BINDING_MEMBER`](crate::endpoint::introspect::BINDING_MEMBER), so the
+//! [`super::Guard`] enforces it here exactly as it does in process.
 
 use super::{AccessToken, TokenVerifier, Verified};
 use crate::clock::UnixTime;
+use crate::endpoint::introspect::BINDING_MEMBER;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{StoreError, StoreErrorKind};
+use crate::token::Binding;
 use std::future::Future;
 
 /// Makes one introspection call and returns the JSON answer.
@@ -62,13 +68,24 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
     let Some(exp) = answer.get("exp").and_then(|v| v.as_i64()) else {
         return Err(corrupt("introspection answer has no exp"));
     };
+    // A binding that cannot be read fails closed: the token is not accepted unbound.
+    let binding = match answer.get(BINDING_MEMBER) {
+        None | Some(serde_json::Value::Null) => None,
+        Some(member) => {
+            let field = |k: &str| member.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+            match (field("user_agent_sha256"), field("ip")) {
+                (Some(user_agent), Some(ip)) => Some(Binding { user_agent, ip }),
+                _ => return Err(corrupt("introspection answer has a malformed binding")),
+            }
+        }
+    };
     Ok(Verified::Active(AccessToken {
         subject: text("sub"),
         username: text("username"),
         client_id: text("client_id").unwrap_or_default(),
         scope,
         expires_at: UnixTime(exp),
-        binding: None,
+        binding,
     }))
 }
 
@@ -99,5 +116,29 @@ mod tests {
             Verified::Inactive
         );
         assert!(parse(&json!({"error": "invalid_client"})).is_err());
+    }
+
+    #[test]
+    fn issue_14_reads_the_binding_and_refuses_a_malformed_one() {
+        let Verified::Active(t) = parse(&json!({
+            "active": true, "client_id": "c", "exp": 99, "token_type": "Bearer",
+            "latchkey_binding": {"user_agent_sha256": "ab", "ip": "192.0.2.7"}
+        }))
+        .expect("parses") else {
+            panic!("active");
+        };
+        assert_eq!(
+            t.binding,
+            Some(Binding {
+                user_agent: "ab".into(),
+                ip: "192.0.2.7".into()
+            })
+        );
+        assert!(
+            parse(&json!({
+                "active": true, "exp": 99, "latchkey_binding": {"ip": "192.0.2.7"}
+            }))
+            .is_err()
+        );
     }
 }

@@ -12,10 +12,10 @@
 //! 10^5 live tokens fell from 160 ms with one map).
 
 use super::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError,
-    StoreErrorKind, TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentStore, Rotation, SessionStore, StoreError,
+    StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
 };
-use crate::client::Client;
+use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
@@ -477,22 +477,34 @@ impl CodeStore for MemoryStore {
         Ok(())
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         let mut state = self.lock();
         state.sweep_codes(now);
         let Some((code, used)) = state.codes.get_mut(digest.as_bytes()) else {
             return Ok(CodeTake::Invalid);
         };
-        if now >= code.expires_at {
-            return Ok(CodeTake::Invalid);
-        }
-        if *used {
-            return Ok(CodeTake::Replayed {
+        let verdict = code_verdict(
+            code.client_id.as_str(),
+            code.expires_at,
+            *used,
+            client_id.as_str(),
+            now,
+        );
+        Ok(match verdict {
+            CodeVerdict::Refuse => CodeTake::Invalid,
+            CodeVerdict::Replay => CodeTake::Replayed {
                 family: code.family.clone(),
-            });
-        }
-        *used = true;
-        Ok(CodeTake::Taken(code.clone()))
+            },
+            CodeVerdict::Take => {
+                *used = true;
+                CodeTake::Taken(code.clone())
+            }
+        })
     }
 }
 
@@ -581,6 +593,7 @@ mod tests {
             scope: ScopeSet::default(),
             grant_type: crate::client::GrantType::ClientCredentials,
             family: FamilyId("f".into()),
+            family_issued_at: UnixTime(1),
             issued_at: UnixTime(1),
             expires_at: UnixTime(2),
             revoked: false,

@@ -11,7 +11,7 @@
 
 pub mod memory;
 
-use crate::client::Client;
+use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
@@ -198,8 +198,45 @@ pub enum CodeTake {
         /// The family of the tokens issued from the code.
         family: FamilyId,
     },
-    /// Unknown or expired.
+    /// Unknown, expired, or issued to another client than the one presenting it; nothing was
+    /// changed.
     Invalid,
+}
+
+/// What [`CodeStore::take_code`] does with a stored code, decided by [`code_verdict`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CodeVerdict {
+    /// Unused, unexpired and presented by its own client: mark it used and hand it over.
+    Take,
+    /// Already used and presented again by its own client: a replay; leave it as it is and
+    /// report its family, whose tokens the caller revokes.
+    Replay,
+    /// Expired, or presented by another client: change nothing and answer
+    /// [`CodeTake::Invalid`].
+    Refuse,
+}
+
+/// The rule every backend applies inside its atomic `take_code` step, so it lives once.
+///
+/// RFC 6749 §4.1.3: the server must "ensure that the authorization code was issued to the
+/// authenticated confidential client, or if the client is public, ensure that the code was
+/// issued to "client_id" in the request". The client is checked before anything changes: a
+/// code presented by another client is neither consumed nor counted as a replay, so a party
+/// that intercepted a code can neither burn it nor get its owner's tokens revoked.
+pub fn code_verdict(
+    owner: &str,
+    expires_at: UnixTime,
+    used: bool,
+    presenter: &str,
+    now: UnixTime,
+) -> CodeVerdict {
+    if now >= expires_at || owner != presenter {
+        CodeVerdict::Refuse
+    } else if used {
+        CodeVerdict::Replay
+    } else {
+        CodeVerdict::Take
+    }
 }
 
 /// Authorization codes: short-lived, single use. A fast store (Redis, memcached) may keep them.
@@ -211,11 +248,13 @@ pub trait CodeStore: Send + Sync + 'static {
         now: UnixTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// In one atomic step: consumes the code with `digest` if it is unused and unexpired at
-    /// `now`. A consumed code is remembered until it expires, so a replay is recognised.
+    /// In one atomic step: applies [`code_verdict`] to the code with `digest` as presented by
+    /// `client_id` at `now`, consuming it only when it is unused, unexpired and that client's.
+    /// A consumed code is remembered until it expires, so a replay is recognised.
     fn take_code(
         &self,
         digest: &Digest,
+        client_id: &ClientId,
         now: UnixTime,
     ) -> impl Future<Output = Result<CodeTake, StoreError>> + Send;
 }

@@ -18,7 +18,22 @@ pub struct Server {
 }
 
 fn command(data_dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_latchkey"));
+    command_limited(data_dir, None)
+}
+
+/// The binary's command, run under `ulimit -n NOFILE` when `nofile` is given.
+fn command_limited(data_dir: &Path, nofile: Option<u64>) -> Command {
+    let bin = env!("CARGO_BIN_EXE_latchkey");
+    let mut cmd = match nofile {
+        Some(n) => {
+            let mut sh = Command::new("sh");
+            sh.arg("-c")
+                .arg(format!("ulimit -n {n} && exec \"$0\" \"$@\""))
+                .arg(bin);
+            sh
+        }
+        None => Command::new(bin),
+    };
     cmd.arg("--data-dir").arg(data_dir);
     // Settings come from the test, not from whoever runs it.
     for (key, _) in std::env::vars() {
@@ -30,6 +45,10 @@ fn command(data_dir: &Path) -> Command {
     cmd
 }
 
+/// The setting that turns on the password grant, off server-wide by default; tests of that
+/// grant start their server with it.
+pub const PASSWORD_GRANT: (&str, &str) = ("LATCHKEY_GRANTS__PASSWORD", "true");
+
 impl Server {
     /// Starts a server on the embedded store in `data_dir`.
     pub fn start(data_dir: &Path) -> Self {
@@ -38,12 +57,17 @@ impl Server {
 
     /// Starts a server with extra environment variables.
     pub fn start_with(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_limited(data_dir, env, None)
+    }
+
+    /// Starts a server with extra environment variables, allowed `nofile` open descriptors.
+    pub fn start_limited(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("log file");
-        let mut cmd = command(data_dir);
+        let mut cmd = command_limited(data_dir, nofile);
         cmd.args(["serve", "--listen", "127.0.0.1:0"])
             .stdout(Stdio::piped())
             .stderr(log);
@@ -169,6 +193,22 @@ pub fn create_client(data_dir: &Path, extra: &[&str]) -> CliClient {
     CliClient {
         id: json["client_id"].as_str().expect("client_id").to_owned(),
         secret: json["client_secret"].as_str().unwrap_or("").to_owned(),
+    }
+}
+
+/// Creates an OAuth 1.0a consumer through the CLI (`extra` holds `--oauth1`); its `secret`
+/// is the consumer secret, not the OAuth 2.0 client secret.
+pub fn create_consumer(data_dir: &Path, extra: &[&str]) -> CliClient {
+    let mut args = vec!["client", "create", "--name", "E2E Consumer", "--json"];
+    args.extend_from_slice(extra);
+    let out = cli(data_dir, &args, None);
+    let json: serde_json::Value = serde_json::from_str(out.trim()).expect("JSON output");
+    CliClient {
+        id: json["client_id"].as_str().expect("client_id").to_owned(),
+        secret: json["oauth1_consumer_secret"]
+            .as_str()
+            .expect("oauth1_consumer_secret")
+            .to_owned(),
     }
 }
 

@@ -30,6 +30,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../../migrations/mysql/0003_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/mysql/0004_oauth1_secret_salt.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/mysql/0005_token_hardening.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

@@ -97,7 +97,7 @@ impl ClientStore for MySqlStore {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON DUPLICATE KEY UPDATE
                  name = VALUES(name),
                  secret_digest = VALUES(secret_digest),
@@ -108,7 +108,8 @@ impl ClientStore for MySqlStore {
                  access_token_ttl = VALUES(access_token_ttl),
                  refresh_token_ttl = VALUES(refresh_token_ttl),
                  created_at = VALUES(created_at),
-                 bind_tokens = VALUES(bind_tokens)"
+                 bind_tokens = VALUES(bind_tokens),
+                 introspect = VALUES(introspect)"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -121,6 +122,7 @@ impl ClientStore for MySqlStore {
         .bind(row.refresh_token_ttl)
         .bind(row.created_at)
         .bind(row.bind_tokens)
+        .bind(row.introspect)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;

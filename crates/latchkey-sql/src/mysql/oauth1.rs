@@ -28,10 +28,11 @@ impl MySqlStore {
 
 impl OAuth1Store for MySqlStore {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
-        let row = sqlx::query(
-            "SELECT client_id, rsa_public_key, created_at FROM oauth1_consumers
-             WHERE client_id = ?",
-        )
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            rows::oauth1_consumer_columns!(),
+            " FROM oauth1_consumers WHERE client_id = ?"
+        ))
         .bind(client_id)
         .fetch_optional(&self.pool)
         .await
@@ -40,14 +41,19 @@ impl OAuth1Store for MySqlStore {
     }
 
     async fn put_consumer(&self, c: &Consumer) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO oauth1_consumers (client_id, rsa_public_key, created_at)
-             VALUES (?, ?, ?)
-             ON DUPLICATE KEY UPDATE rsa_public_key = VALUES(rsa_public_key)",
-        )
+        sqlx::query(concat!(
+            "INSERT INTO oauth1_consumers (",
+            rows::oauth1_consumer_columns!(),
+            ") VALUES (?, ?, ?, ?)
+             ON DUPLICATE KEY UPDATE
+                 rsa_public_key = VALUES(rsa_public_key),
+                 created_at = VALUES(created_at),
+                 secret_salt = VALUES(secret_salt)"
+        ))
         .bind(&c.client_id)
         .bind(c.rsa_public_key.as_deref())
         .bind(c.created_at.0)
+        .bind(c.secret_salt.as_deref())
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
@@ -73,6 +79,38 @@ impl OAuth1Store for MySqlStore {
             .map_err(from_sqlx)?;
         tx.commit().await.map_err(from_sqlx)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let updated =
+            sqlx::query("UPDATE oauth1_consumers SET secret_salt = ? WHERE client_id = ?")
+                .bind(salt)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        if updated.rows_affected() == 0 {
+            // Whether MySQL counts matched or changed rows, a fresh random salt always
+            // changes the row, so 0 means no such consumer.
+            return Ok(false);
+        }
+        for sql in [
+            "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+            "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+        ] {
+            sqlx::query(sql)
+                .bind(client_id)
+                .execute(&mut *tx)
+                .await
+                .map_err(from_sqlx)?;
+        }
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(true)
     }
 
     async fn save_request_token(&self, t: &RequestToken, now: UnixTime) -> Result<(), StoreError> {

@@ -1,10 +1,10 @@
 //! Tokens and authorization codes on MySQL/MariaDB: the operations whose atomicity matters
 //! when several nodes race for the same row.
 //!
-//! - `take_code` is one transaction: `SELECT … FOR UPDATE` locks the code's row, the checks
-//!   run on what it read (a locking read sees the latest committed row), and `UPDATE … SET used`
-//!   commits the take. Racing takers queue on the row lock; the first marks it used and every
-//!   later one sees a replay.
+//! - `take_code` is one transaction: `SELECT … FOR UPDATE` locks the code's row, the core's
+//!   [`code_verdict`] decides on what it read (a locking read sees the latest committed row),
+//!   and only a take commits `UPDATE … SET used`. Racing takers queue on the row lock; the
+//!   first marks it used and every later one sees a replay (or, from another client, nothing).
 //! - `rotate_refresh` is the same shape on the old refresh token: mark it rotated and insert the
 //!   new tokens, or (already rotated: a replay, RFC 9700 §4.14.2) revoke the whole family,
 //!   before committing.
@@ -21,7 +21,10 @@ use crate::pool::{self, SWEEP_LIMIT};
 use crate::rows::{self, Columns, code_columns, token_columns};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{CodeStore, CodeTake, Rotation, StoreError, TokenOwner, TokenStore};
+use latchkey_core::client::ClientId;
+use latchkey_core::store::{
+    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, TokenOwner, TokenStore, code_verdict,
+};
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use sqlx::{MySql, QueryBuilder};
 
@@ -143,7 +146,12 @@ impl CodeStore for MySqlStore {
         Ok(())
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
         let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
         let row = sqlx::query(concat!(
             "SELECT ",
@@ -159,23 +167,30 @@ impl CodeStore for MySqlStore {
             return Ok(CodeTake::Invalid);
         };
         let code = rows::code(&row)?;
-        if now >= code.expires_at {
-            tx.rollback().await.map_err(from_sqlx)?;
-            return Ok(CodeTake::Invalid);
-        }
-        if row.flag("used")? {
-            tx.rollback().await.map_err(from_sqlx)?;
-            return Ok(CodeTake::Replayed {
+        let verdict = code_verdict(
+            code.client_id.as_str(),
+            code.expires_at,
+            row.flag("used")?,
+            client_id.as_str(),
+            now,
+        );
+        let take = match verdict {
+            CodeVerdict::Refuse => CodeTake::Invalid,
+            CodeVerdict::Replay => CodeTake::Replayed {
                 family: code.family,
-            });
-        }
-        sqlx::query("UPDATE codes SET used = TRUE WHERE digest = ?")
-            .bind(digest.as_bytes().as_slice())
-            .execute(&mut *tx)
-            .await
-            .map_err(from_sqlx)?;
-        tx.commit().await.map_err(from_sqlx)?;
-        Ok(CodeTake::Taken(code))
+            },
+            CodeVerdict::Take => {
+                sqlx::query("UPDATE codes SET used = TRUE WHERE digest = ?")
+                    .bind(digest.as_bytes().as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                tx.commit().await.map_err(from_sqlx)?;
+                return Ok(CodeTake::Taken(code));
+            }
+        };
+        tx.rollback().await.map_err(from_sqlx)?;
+        Ok(take)
     }
 }
 
@@ -274,7 +289,8 @@ fn insert_tokens(tokens: &NewTokens) -> QueryBuilder<MySql> {
             .push_bind(record.revoked)
             .push_bind(record.rotated)
             .push_bind(record.binding.as_ref().map(|b| b.user_agent.as_str()))
-            .push_bind(record.binding.as_ref().map(|b| b.ip.as_str()));
+            .push_bind(record.binding.as_ref().map(|b| b.ip.as_str()))
+            .push_bind(record.family_issued_at.0);
     });
     insert
 }

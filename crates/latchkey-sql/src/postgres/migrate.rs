@@ -29,6 +29,16 @@ const MIGRATIONS: &[Migration] = &[
         name: "sessions",
         sql: include_str!("../../migrations/postgres/0003_sessions.sql"),
     },
+    Migration {
+        version: 4,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/postgres/0004_oauth1_secret_salt.sql"),
+    },
+    Migration {
+        version: 5,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/postgres/0005_token_hardening.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.

@@ -2,8 +2,8 @@
 //! database (DESIGN.md, "Scale-out").
 //!
 //! There is no single writer to lean on, as SQLite has: every node writes, so each operation
-//! is atomic in the database itself. `take_code` is one `UPDATE … RETURNING`, `rotate_refresh`
-//! one transaction that locks the old token with `SELECT … FOR UPDATE` (see [`tokens`]), and
+//! is atomic in the database itself. `take_code` and `rotate_refresh` are each one transaction
+//! that locks the code's or old token's row with `SELECT … FOR UPDATE` (see [`tokens`]), and
 //! deleting a client or user with its tokens, codes and consent is one transaction.
 //!
 //! Sessions run with a lock timeout (5 s), a statement timeout (15 s) and an idle-in-transaction
@@ -85,7 +85,7 @@ impl ClientStore for PgStore {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
              ON CONFLICT (id) DO UPDATE SET
                  name = EXCLUDED.name,
                  secret_digest = EXCLUDED.secret_digest,
@@ -96,7 +96,8 @@ impl ClientStore for PgStore {
                  access_token_ttl = EXCLUDED.access_token_ttl,
                  refresh_token_ttl = EXCLUDED.refresh_token_ttl,
                  created_at = EXCLUDED.created_at,
-                 bind_tokens = EXCLUDED.bind_tokens"
+                 bind_tokens = EXCLUDED.bind_tokens,
+                 introspect = EXCLUDED.introspect"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -109,6 +110,7 @@ impl ClientStore for PgStore {
         .bind(row.refresh_token_ttl)
         .bind(row.created_at)
         .bind(row.bind_tokens)
+        .bind(row.introspect)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;

@@ -1,10 +1,10 @@
 //! Tokens and authorization codes on PostgreSQL: the operations whose atomicity matters when
 //! several nodes race for the same row.
 //!
-//! - `take_code` is one `UPDATE … WHERE NOT used AND expires_at > now RETURNING …`. A racing
-//!   `UPDATE` waits for the row lock and then re-checks its `WHERE` against the committed row,
-//!   so of many takers exactly one gets the code. Only when nothing was updated does a second
-//!   read tell a replay (used, not expired) from an unknown or expired code.
+//! - `take_code` is one transaction: `SELECT … FOR UPDATE` locks the code's row, the core's
+//!   [`code_verdict`] decides on what it read (a locking read sees the latest committed row),
+//!   and only a take commits `UPDATE … SET used`. Racing takers queue on the row lock; the
+//!   first marks it used and every later one sees a replay (or, from another client, nothing).
 //! - `rotate_refresh` is one transaction that locks the old token with `SELECT … FOR UPDATE`,
 //!   then either marks it rotated and inserts the new tokens, or (already rotated: a replay,
 //!   RFC 9700 §4.14.2) revokes the whole family before committing.
@@ -21,7 +21,10 @@ use crate::pool::{self, SWEEP_LIMIT};
 use crate::rows::{self, Columns, code_columns, token_columns};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{CodeStore, CodeTake, Rotation, StoreError, TokenOwner, TokenStore};
+use latchkey_core::client::ClientId;
+use latchkey_core::store::{
+    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, TokenOwner, TokenStore, code_verdict,
+};
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use sqlx::{Postgres, QueryBuilder};
 
@@ -143,37 +146,51 @@ impl CodeStore for PgStore {
         Ok(())
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
-        let taken = sqlx::query(concat!(
-            "UPDATE codes SET used = true
-             WHERE digest = $1 AND NOT used AND expires_at > $2
-             RETURNING ",
-            code_columns!()
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let row = sqlx::query(concat!(
+            "SELECT ",
+            code_columns!(),
+            ", used FROM codes WHERE digest = $1 FOR UPDATE"
         ))
         .bind(digest.as_bytes().as_slice())
-        .bind(now.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *tx)
         .await
         .map_err(from_sqlx)?;
-        if let Some(row) = taken {
-            return Ok(CodeTake::Taken(rows::code(&row)?));
-        }
-        // Nothing was updated: the code is unknown, expired or already used. The row can only
-        // have become used in between, never unused again, so this read is decisive.
-        let row = sqlx::query("SELECT used, expires_at, family FROM codes WHERE digest = $1")
-            .bind(digest.as_bytes().as_slice())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(from_sqlx)?;
         let Some(row) = row else {
+            tx.rollback().await.map_err(from_sqlx)?;
             return Ok(CodeTake::Invalid);
         };
-        if now >= UnixTime(row.int("expires_at")?) || !row.flag("used")? {
-            return Ok(CodeTake::Invalid);
-        }
-        Ok(CodeTake::Replayed {
-            family: FamilyId(row.text("family")?),
-        })
+        let code = rows::code(&row)?;
+        let verdict = code_verdict(
+            code.client_id.as_str(),
+            code.expires_at,
+            row.flag("used")?,
+            client_id.as_str(),
+            now,
+        );
+        let take = match verdict {
+            CodeVerdict::Refuse => CodeTake::Invalid,
+            CodeVerdict::Replay => CodeTake::Replayed {
+                family: code.family,
+            },
+            CodeVerdict::Take => {
+                sqlx::query("UPDATE codes SET used = true WHERE digest = $1")
+                    .bind(digest.as_bytes().as_slice())
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(from_sqlx)?;
+                tx.commit().await.map_err(from_sqlx)?;
+                return Ok(CodeTake::Taken(code));
+            }
+        };
+        tx.rollback().await.map_err(from_sqlx)?;
+        Ok(take)
     }
 }
 
@@ -278,7 +295,8 @@ fn insert_tokens(tokens: &NewTokens) -> QueryBuilder<Postgres> {
             .push_bind(record.revoked)
             .push_bind(record.rotated)
             .push_bind(record.binding.as_ref().map(|b| b.user_agent.as_str()))
-            .push_bind(record.binding.as_ref().map(|b| b.ip.as_str()));
+            .push_bind(record.binding.as_ref().map(|b| b.ip.as_str()))
+            .push_bind(record.family_issued_at.0);
     });
     insert
 }

@@ -11,7 +11,7 @@ use latchkey_core::store::StoreError;
 use rusqlite::Connection;
 
 /// Every SQLite migration, in order. Append; never edit one that has shipped.
-const MIGRATIONS: &[Migration] = &[
+pub(super) const MIGRATIONS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
@@ -36,6 +36,16 @@ const MIGRATIONS: &[Migration] = &[
         version: 5,
         name: "sessions",
         sql: include_str!("../../migrations/sqlite/0005_sessions.sql"),
+    },
+    Migration {
+        version: 6,
+        name: "oauth1_secret_salt",
+        sql: include_str!("../../migrations/sqlite/0006_oauth1_secret_salt.sql"),
+    },
+    Migration {
+        version: 7,
+        name: "token_hardening",
+        sql: include_str!("../../migrations/sqlite/0007_token_hardening.sql"),
     },
 ];
 

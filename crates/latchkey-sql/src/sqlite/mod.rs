@@ -22,7 +22,7 @@ mod writer;
 
 use crate::error::{from_rusqlite, unavailable};
 use crate::rows::{self, ClientRow, client_columns, token_columns, user_columns};
-use latchkey_core::client::Client;
+use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
@@ -171,6 +171,7 @@ const WRITER_CACHE_KIB: i64 = -65_536;
 /// Opens the writing connection (creating the file, switching it to WAL, migrating it) and a
 /// first reader, so that a file the readers cannot open fails `open` rather than a request.
 fn open_files(path: &Path) -> Result<(Connection, Connection), StoreError> {
+    create_private(path)?;
     let conn = connect(path, OpenFlags::SQLITE_OPEN_CREATE).map_err(from_rusqlite)?;
     // WAL is a property of the file: set once here, every later connection reads in it.
     let journal: String = conn
@@ -187,6 +188,37 @@ fn open_files(path: &Path) -> Result<(Connection, Connection), StoreError> {
         .map_err(from_rusqlite)?;
     let reader = readers::connect(path).map_err(from_rusqlite)?;
     Ok((conn, reader))
+}
+
+/// Creates the database file, if missing, readable and writable by its owner only (0600 on
+/// Unix): it holds client records, password hashes and token hashes. SQLite gives the `-wal`
+/// and `-shm` files it creates beside it the same mode. An existing file that others may read
+/// is reported, not changed (the operator may have meant it).
+fn create_private(path: &Path) -> Result<(), StoreError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::AlreadyExists => {
+            #[cfg(unix)]
+            if let Ok(meta) = std::fs::metadata(path) {
+                use std::os::unix::fs::PermissionsExt as _;
+                if meta.permissions().mode() & 0o077 != 0 {
+                    tracing::warn!(
+                        path = %path.display(),
+                        "the SQLite store is readable by other users; chmod 600 it and its -wal and -shm files"
+                    );
+                }
+            }
+            Ok(())
+        }
+        Err(err) => Err(unavailable(format_args!(
+            "cannot create {}: {err}",
+            path.display()
+        ))),
+    }
 }
 
 /// Opens a connection to the file at `path` with the settings every connection of the store
@@ -385,8 +417,16 @@ impl CodeStore for SqliteStore {
         done(self.write(Op::SaveCode(code.clone(), now)).await?)
     }
 
-    async fn take_code(&self, digest: &Digest, now: UnixTime) -> Result<CodeTake, StoreError> {
-        match self.write(Op::TakeCode(*digest, now)).await? {
+    async fn take_code(
+        &self,
+        digest: &Digest,
+        client_id: &ClientId,
+        now: UnixTime,
+    ) -> Result<CodeTake, StoreError> {
+        match self
+            .write(Op::TakeCode(*digest, client_id.clone(), now))
+            .await?
+        {
             Outcome::Code(take) => Ok(*take),
             other => Err(mismatch(other)),
         }
@@ -480,7 +520,11 @@ mod tests {
                 )
             })
             .expect("versions");
-        assert_eq!(versions, vec![1, 2, 3, 4, 5]);
+        let known: Vec<i64> = super::migrate::MIGRATIONS
+            .iter()
+            .map(|m| m.version)
+            .collect();
+        assert_eq!(versions, known);
         store.close().await;
         for suffix in ["", "-wal", "-shm"] {
             let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));

@@ -20,6 +20,10 @@ use rusqlite::{Connection, params};
 pub(crate) enum Write {
     PutConsumer(Consumer),
     DeleteConsumer(String),
+    RotateConsumer {
+        client_id: String,
+        salt: String,
+    },
     SaveRequest(RequestToken, UnixTime),
     Authorize {
         digest: Digest,
@@ -58,12 +62,39 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
         Write::PutConsumer(c) => {
             change(
                 conn,
-                "INSERT INTO oauth1_consumers (client_id, rsa_public_key, created_at)
-                 VALUES (?, ?, ?)
-                 ON CONFLICT (client_id) DO UPDATE SET rsa_public_key = excluded.rsa_public_key",
-                params![c.client_id, c.rsa_public_key.as_deref(), c.created_at.0],
+                concat!(
+                    "INSERT INTO oauth1_consumers (",
+                    rows::oauth1_consumer_columns!(),
+                    ") VALUES (?, ?, ?, ?)
+                     ON CONFLICT (client_id) DO UPDATE SET
+                         rsa_public_key = excluded.rsa_public_key,
+                         created_at = excluded.created_at,
+                         secret_salt = excluded.secret_salt"
+                ),
+                params![
+                    c.client_id,
+                    c.rsa_public_key.as_deref(),
+                    c.created_at.0,
+                    c.secret_salt.as_deref()
+                ],
             )?;
             Ok(Ok(Outcome::Done))
+        }
+        Write::RotateConsumer { client_id, salt } => {
+            let updated = change(
+                conn,
+                "UPDATE oauth1_consumers SET secret_salt = ? WHERE client_id = ?",
+                params![salt, client_id],
+            )?;
+            if updated > 0 {
+                for sql in [
+                    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+                    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+                ] {
+                    change(conn, sql, [client_id])?;
+                }
+            }
+            Ok(Ok(Outcome::Existed(updated > 0)))
         }
         Write::DeleteConsumer(id) => {
             for sql in [
@@ -238,8 +269,11 @@ impl SqliteStore {
 impl OAuth1Store for SqliteStore {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
         self.inner.readers.read(|conn| {
-            let sql = "SELECT client_id, rsa_public_key, created_at FROM oauth1_consumers
-                       WHERE client_id = ?";
+            let sql = concat!(
+                "SELECT ",
+                rows::oauth1_consumer_columns!(),
+                " FROM oauth1_consumers WHERE client_id = ?"
+            );
             first(conn, sql, [client_id], |row| rows::oauth1_consumer(row))
                 .map_err(from_rusqlite)?
                 .transpose()
@@ -253,6 +287,18 @@ impl OAuth1Store for SqliteStore {
     async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
         self.oauth1_flag(Write::DeleteConsumer(client_id.to_owned()))
             .await
+    }
+
+    async fn rotate_consumer_secret(
+        &self,
+        client_id: &str,
+        salt: &str,
+    ) -> Result<bool, StoreError> {
+        self.oauth1_flag(Write::RotateConsumer {
+            client_id: client_id.to_owned(),
+            salt: salt.to_owned(),
+        })
+        .await
     }
 
     async fn save_request_token(

@@ -31,7 +31,10 @@ use crate::error::{from_rusqlite, kind_of_rusqlite};
 use crate::rows::{self, ClientRow, Columns};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner};
+use latchkey_core::client::ClientId;
+use latchkey_core::store::{
+    CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner, code_verdict,
+};
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use rusqlite::{Connection, params};
@@ -70,7 +73,7 @@ pub(crate) enum Op {
     RevokeFamily(FamilyId),
     RevokeToken(Digest),
     SaveCode(CodeRecord, UnixTime),
-    TakeCode(Digest, UnixTime),
+    TakeCode(Digest, ClientId, UnixTime),
     PutConsent {
         subject: String,
         client_id: String,
@@ -95,7 +98,7 @@ impl Op {
             Self::SaveTokens(_, now)
             | Self::RotateRefresh { now, .. }
             | Self::SaveCode(_, now)
-            | Self::TakeCode(_, now)
+            | Self::TakeCode(_, _, now)
             | Self::PutConsent { now, .. } => Some(*now),
             Self::OAuth1(write) => write.now(),
             Self::Session(write) => write.now(),
@@ -422,7 +425,7 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
             insert_code(conn, code)?;
             Ok(Ok(Outcome::Done))
         }
-        Op::TakeCode(digest, now) => take_code(conn, digest, *now),
+        Op::TakeCode(digest, client_id, now) => take_code(conn, digest, client_id, *now),
         Op::PutConsent {
             subject,
             client_id,
@@ -456,9 +459,10 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
         concat!(
             "INSERT INTO clients (",
             rows::client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                  bind_tokens = excluded.bind_tokens,
+                 introspect = excluded.introspect,
                  name = excluded.name,
                  secret_digest = excluded.secret_digest,
                  redirect_uris = excluded.redirect_uris,
@@ -481,6 +485,7 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
             row.refresh_token_ttl,
             row.created_at,
             row.bind_tokens,
+            row.introspect,
         ],
     )?;
     Ok(())
@@ -528,7 +533,7 @@ fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()>
         concat!(
             "INSERT INTO tokens (",
             rows::token_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
         params![
             record.digest.as_bytes().as_slice(),
@@ -545,6 +550,7 @@ fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()>
             record.rotated,
             record.binding.as_ref().map(|b| b.user_agent.as_str()),
             record.binding.as_ref().map(|b| b.ip.as_str()),
+            record.family_issued_at.0,
         ],
     )?;
     Ok(())
@@ -631,7 +637,12 @@ fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
 /// Single-use redemption of an authorization code (RFC 6749 §4.1.2); atomic because the
 /// writer runs one op at a time inside the batch's transaction. A used code stays (until the
 /// sweep forgets it after expiry) so that a second redemption is reported as a replay.
-fn take_code(conn: &Connection, digest: &Digest, now: UnixTime) -> rusqlite::Result<Reply> {
+fn take_code(
+    conn: &Connection,
+    digest: &Digest,
+    client_id: &ClientId,
+    now: UnixTime,
+) -> rusqlite::Result<Reply> {
     let found = first(
         conn,
         concat!(
@@ -647,18 +658,26 @@ fn take_code(conn: &Connection, digest: &Digest, now: UnixTime) -> rusqlite::Res
         Some(Err(err)) => return Ok(Err(err)),
         Some(Ok(decoded)) => decoded,
     };
-    if now >= code.expires_at {
-        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid))));
-    }
-    if used {
-        return Ok(Ok(Outcome::Code(Box::new(CodeTake::Replayed {
+    let verdict = code_verdict(
+        code.client_id.as_str(),
+        code.expires_at,
+        used,
+        client_id.as_str(),
+        now,
+    );
+    let take = match verdict {
+        CodeVerdict::Refuse => CodeTake::Invalid,
+        CodeVerdict::Replay => CodeTake::Replayed {
             family: code.family,
-        }))));
-    }
-    change(
-        conn,
-        "UPDATE codes SET used = 1 WHERE digest = ?",
-        [digest.as_bytes().as_slice()],
-    )?;
-    Ok(Ok(Outcome::Code(Box::new(CodeTake::Taken(code)))))
+        },
+        CodeVerdict::Take => {
+            change(
+                conn,
+                "UPDATE codes SET used = 1 WHERE digest = ?",
+                [digest.as_bytes().as_slice()],
+            )?;
+            CodeTake::Taken(code)
+        }
+    };
+    Ok(Ok(Outcome::Code(Box::new(take))))
 }

@@ -1,0 +1,111 @@
+//! Cookies (`latchkey_ui::session`): the `Cookie` header parser, the signed session cookie
+//! and the signed double-submit CSRF token.
+//!
+//! Invariants: never panics; `cookie` returns a value that really follows `name=` in a
+//! `Cookie` header; a session cookie is accepted only when it is byte for byte the one the
+//! server set (any change, or any cookie sent before it with the same name, logs nobody in),
+//! and then only until it expires; a CSRF token passes only for its own cookie.
+#![no_main]
+
+use arbitrary::Arbitrary;
+use latchkey_core::clock::UnixTime;
+use latchkey_core::entropy::SeededEntropy;
+use latchkey_core::http::{HttpRequest, Method};
+use latchkey_core::user::AuthenticatedUser;
+use latchkey_ui::session::{Cookies, SessionKey, cookie};
+use libfuzzer_sys::fuzz_target;
+
+#[derive(Arbitrary, Debug)]
+struct Input {
+    subject: String,
+    username: String,
+    secure: bool,
+    elapsed: u16,
+    before: Vec<String>,
+    after: Vec<String>,
+    /// Replace the character at this index of the session cookie with this one.
+    mutate: Option<(u16, char)>,
+    csrf_token: Option<String>,
+    lookup: String,
+}
+
+fuzz_target!(|input: Input| {
+    let cookies = Cookies::new(SessionKey::new([7; 32]), input.secure, 600);
+    let user = AuthenticatedUser {
+        subject: input.subject,
+        username: input.username,
+    };
+    let set = cookies.login(&user, UnixTime(1000));
+    let pair = set.split(';').next().expect("name=value").to_owned();
+    let (name, value) = pair.split_once('=').expect("name=value");
+    let mut sent = pair.clone();
+    if let Some((at, c)) = input.mutate {
+        let mut chars: Vec<char> = sent.chars().collect();
+        let at = usize::from(at) % chars.len();
+        chars[at] = c;
+        sent = chars.into_iter().collect();
+    }
+    let mut req = HttpRequest::new(Method::Get, "/authorize");
+    for h in input.before.iter().take(3) {
+        req = req.with_header("cookie", h.as_str());
+    }
+    req = req.with_header("cookie", sent.as_str());
+    for h in input.after.iter().take(3) {
+        req = req.with_header("cookie", h.as_str());
+    }
+
+    // The parser: a found value follows `name=` in some Cookie header, without a `;`.
+    if let Some(found) = cookie(&req, &input.lookup) {
+        assert!(!found.contains(';'));
+        let needle = format!("{}={found}", input.lookup);
+        assert!(
+            req.headers
+                .iter()
+                .any(|(n, v)| n == "cookie" && v.contains(&needle)),
+            "{needle:?} not in the request"
+        );
+    }
+
+    let now = UnixTime(1000 + i64::from(input.elapsed));
+    let session = cookies.session(&req, now);
+    let presented = cookie(&req, name);
+    if presented == Some(value) {
+        if now.0 < 1600 {
+            assert_eq!(
+                session.as_ref(),
+                Some(&user),
+                "the server's own cookie refused"
+            );
+        } else {
+            assert_eq!(session, None, "an expired session accepted");
+        }
+    } else {
+        assert_eq!(
+            session, None,
+            "a session cookie the server never set was accepted"
+        );
+    }
+
+    // CSRF: the token made for a cookie passes with that cookie only.
+    let entropy = SeededEntropy::new(u64::from(input.elapsed));
+    let bare = HttpRequest::new(Method::Get, "/consent");
+    let (token, set_csrf) = cookies.csrf(&bare, &entropy);
+    let set_csrf = set_csrf.expect("a new CSRF cookie");
+    let csrf_pair = set_csrf.split(';').next().expect("name=value");
+    let with_csrf = HttpRequest::new(Method::Post, "/consent").with_header("cookie", csrf_pair);
+    assert!(cookies.csrf_ok(&with_csrf, Some(&token)));
+    assert!(!cookies.csrf_ok(&bare, Some(&token)));
+    if let Some(other) = &input.csrf_token {
+        if *other != token {
+            assert!(
+                !cookies.csrf_ok(&with_csrf, Some(other)),
+                "a forged CSRF token passed"
+            );
+        }
+    }
+    assert!(
+        !cookies.csrf_ok(&req, Some(&token))
+            || cookie(&req, csrf_pair.split('=').next().unwrap_or(""))
+                == csrf_pair.split_once('=').map(|(_, v)| v)
+    );
+});
