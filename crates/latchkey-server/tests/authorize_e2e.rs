@@ -704,3 +704,53 @@ async fn issue_14_csrf_tokens_are_bound_to_the_session_and_get_logout_only_asks(
             .contains("Signed in as")
     );
 }
+
+#[tokio::test]
+async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    let done = agent
+        .post(
+            &s.server.url("/authorize"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    let code = query_of(done.location())["code"].clone();
+    let http = reqwest::Client::new();
+    let tokens: serde_json::Value = http
+        .post(s.server.url("/token"))
+        .form(&[
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", s.redirect.as_str()),
+            ("client_id", s.client_id.as_str()),
+            ("code_verifier", VERIFIER),
+        ])
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    cli(s._dir.path(), &["user", "delete", "alice"], None);
+    let refused: serde_json::Value = http
+        .post(s.server.url("/token"))
+        .form(&[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &s.client_id),
+        ])
+        .send()
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(refused["error"], "invalid_grant", "{refused}");
+}

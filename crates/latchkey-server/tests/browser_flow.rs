@@ -131,4 +131,32 @@ async fn chromium_logs_in_consents_and_lands_on_the_redirect_with_a_code() {
         200,
         "the code from the browser exchanges for tokens"
     );
+    // Logging out (issue 14): /logout asks, its form posts from the issuer's own origin, and
+    // the session is gone afterwards.
+    browser
+        .goto(&server.url("/logout"))
+        .await
+        .expect("opens the logout page");
+    let sign_out = browser
+        .find("button[type=submit]")
+        .await
+        .expect("sign-out button");
+    browser.click(&sign_out).await.expect("clicks sign out");
+    let mut out = String::new();
+    for _ in 0..100 {
+        out = browser.page_source().await.expect("source");
+        if out.contains("You are signed out") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(out.contains("You are signed out"), "{out}");
+    browser
+        .goto(&server.url(&format!("/authorize?{query}")))
+        .await
+        .expect("opens the authorization URL again");
+    browser
+        .find("#password")
+        .await
+        .expect("the login page again, not consent");
 }

@@ -12,7 +12,7 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::{
-    CodeStore, CodeTake, Rotation, SessionStore, Store, StoreErrorKind, TokenOwner, TokenStore,
+    CodeStore, CodeTake, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
 };
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;

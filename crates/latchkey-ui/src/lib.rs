@@ -46,6 +46,11 @@ pub use pages::PagesError;
 pub use session::SessionKey;
 
 /// How the authorization endpoint learns who is logged in.
+///
+/// Only Latchkey's own sessions know when the user last typed their password: with another
+/// login, a request with `max_age` or `prompt=login` is always sent to [`Login::login_redirect`]
+/// (an embedder that must honour them checks its own login time there, or calls
+/// [`Provider::authorize_with`] itself).
 pub trait Login: Send + Sync + 'static {
     /// The logged-in user of `req`, if any. `builtin` is Latchkey's own session, which the
     /// built-in login page sets; an embedder with its own session ignores it.
@@ -650,4 +655,32 @@ fn with_cookie(mut response: HttpResponse, set_cookie: Option<String>) -> HttpRe
         response.headers.push(("set-cookie".into(), cookie));
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_issuer_origin_is_scheme_host_and_port_as_browsers_send_it() {
+        assert_eq!(
+            origin_of("https://auth.example.com/oauth2"),
+            "https://auth.example.com"
+        );
+        assert_eq!(
+            origin_of("https://auth.example.com:443"),
+            "https://auth.example.com"
+        );
+        assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
+        assert_eq!(origin_of("http://localhost:80/x"), "http://localhost");
+    }
+
+    #[test]
+    fn canonical_requests_ignore_order_and_the_pages_own_fields() {
+        assert_eq!(
+            canonical("state=s&client_id=c&login_ticket=t&csrf_token=x"),
+            canonical("client_id=c&state=s")
+        );
+        assert_ne!(canonical("client_id=c"), canonical("client_id=d"));
+    }
 }

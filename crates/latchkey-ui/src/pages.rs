@@ -89,8 +89,10 @@ impl Pages {
     }
 }
 
-/// Headers for every HTML page: no framing, no sniffing, no referrer (the URL carries
-/// `state` and PKCE values), no caching, and a CSP that allows nothing but our nonce'd style.
+/// Headers for every HTML page: no framing, no sniffing, no referrer for other sites (the URL
+/// carries `state` and PKCE values; `same-origin` rather than `no-referrer`, under which
+/// browsers send `Origin: null` on the pages' own form posts, which the origin check refuses),
+/// no caching, and a CSP that allows nothing but our nonce'd style.
 pub fn security_headers(nonce: &str) -> Vec<(String, String)> {
     vec![
         ("content-type".into(), "text/html; charset=utf-8".into()),
@@ -103,7 +105,7 @@ pub fn security_headers(nonce: &str) -> Vec<(String, String)> {
         ),
         ("x-frame-options".into(), "DENY".into()),
         ("x-content-type-options".into(), "nosniff".into()),
-        ("referrer-policy".into(), "no-referrer".into()),
+        ("referrer-policy".into(), "same-origin".into()),
         ("cache-control".into(), "no-store".into()),
     ]
 }
