@@ -12,8 +12,8 @@
 //! 10^5 live tokens fell from 160 ms with one map).
 
 use super::{
-    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentStore, Rotation, SessionStore, StoreError,
-    StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
+    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentStore, Rotation, SessionStore,
+    StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
 };
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
