@@ -9,7 +9,7 @@ TRIPLE="$(rustc -vV | sed -n 's/^host: //p')"
 BIN_DIR="$FUZZ_DIR/target/$TRIPLE/release"
 # Every target, in the order they run.
 TARGETS=(params client_auth bearer redirect scope token_request oauth1_header oauth1_request
-  cookie token_endpoint authorize)
+  cookie jwt token_endpoint authorize)
 
 build_targets() {
   local start=$SECONDS
