@@ -33,8 +33,10 @@ pub fn check_id_token(
     if !audiences.contains(&client_id) {
         return Err(bad("aud does not name this client"));
     }
-    if let Some(azp) = text("azp") {
-        if azp != client_id {
+    // An `azp` that is not a string names no client, so it is not this one: it is refused,
+    // not read as absent.
+    if let Some(azp) = claims.get("azp") {
+        if azp.as_str() != Some(client_id) {
             return Err(bad("azp is another client"));
         }
     } else if audiences.len() > 1 {
@@ -114,5 +116,23 @@ mod tests {
             check_id_token("not.a.jwt!", "app", None, None, now, 60).is_err(),
             "garbage"
         );
+    }
+
+    /// Found by the `jwt` fuzz target: an `azp` claim that is not a string was taken as
+    /// absent, so a token whose authorized party is malformed passed as this client's.
+    #[test]
+    fn issue_14_non_string_azp_is_refused() {
+        let claims = serde_json::json!({
+            "iss": "https://as.example", "aud": "app", "exp": 1_100, "azp": 1_000_030
+        });
+        let checked = check_id_token(
+            &jwt(claims),
+            "app",
+            Some("https://as.example"),
+            None,
+            UnixTime(1_000),
+            60,
+        );
+        assert!(checked.is_err(), "{checked:?}");
     }
 }

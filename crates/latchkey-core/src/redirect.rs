@@ -33,17 +33,32 @@ fn loopback_equivalent(registered: &str, requested: &str) -> bool {
         && reg.query() == req.query()
         && reg.fragment().is_none()
         && req.fragment().is_none()
-        // The requested string must be exactly what its parse says, so no normalisation trick
-        // (e.g. `http://127.0.0.1:80/cb` vs `http://127.0.0.1/cb`) smuggles in a difference.
-        && same_except_port(registered, &reg, requested, &req)
+        // Apart from the port, the two strings must be identical, so no normalisation trick
+        // (`127.1`, `%2e%2e`, an empty `@`) smuggles in a difference.
+        && matches!(
+            (without_port(registered), without_port(requested)),
+            (Some(a), Some(b)) if a == b
+        )
 }
 
-fn same_except_port(reg_raw: &str, reg: &Url, req_raw: &str, req: &Url) -> bool {
-    let strip = |raw: &str, u: &Url| match u.port() {
-        Some(port) => raw.replacen(&format!(":{port}"), "", 1),
-        None => raw.to_owned(),
+/// The URI string with the port after its host removed (`http://127.0.0.1:8080/cb` gives
+/// `http://127.0.0.1/cb`), found by position rather than by the parsed port, because the
+/// parser forgets a default port: `http://127.0.0.1:80/cb` is a loopback URI on port 80,
+/// which RFC 8252 §7.3 allows like any other.
+fn without_port(raw: &str) -> Option<String> {
+    let start = raw.find("://")? + 3;
+    let rest = &raw[start..];
+    let host_end = if rest.starts_with('[') {
+        rest.find(']')? + 1
+    } else {
+        rest.find([':', '/', '?', '#']).unwrap_or(rest.len())
     };
-    strip(reg_raw, reg) == strip(req_raw, req)
+    let after = &rest[host_end..];
+    let after = match after.strip_prefix(':') {
+        Some(port) => port.trim_start_matches(|c: char| c.is_ascii_digit()),
+        None => after,
+    };
+    Some(format!("{}{after}", &raw[..start + host_end]))
 }
 
 /// Whether a string may be registered as a redirect URI: absolute, no fragment
@@ -157,6 +172,20 @@ mod tests {
             &reg(&["http://localhost/cb"]),
             "http://localhost:9/cb"
         ));
+    }
+
+    /// Found by the property tests: the URL parser forgets port 80 of `http`, so a loopback
+    /// redirect URI on port 80 was refused although RFC 8252 §7.3 allows any port.
+    #[test]
+    fn issue_14_loopback_default_port_is_a_port_like_any_other() {
+        let r = reg(&["http://127.0.0.1/cb", "http://[::1]:7000/cb"]);
+        assert!(matches_registered(&r, "http://127.0.0.1:80/cb"));
+        assert!(matches_registered(&r, "http://[::1]:80/cb"));
+        assert!(matches_registered(&r, "http://[::1]/cb"));
+        // Still only the port may differ.
+        assert!(!matches_registered(&r, "http://127.0.0.1:80/cb/"));
+        assert!(!matches_registered(&r, "http://127.1:80/cb"));
+        assert!(!matches_registered(&r, "http://@127.0.0.1:80/cb"));
     }
 
     #[test]
