@@ -25,10 +25,8 @@ struct Issued {
 fn secrets_of(json: &serde_json::Value) -> Issued {
     Issued {
         id: json["client_id"].as_str().expect("client_id").to_owned(),
-        client_secret: json["client_secret"]
-            .as_str()
-            .expect("client_secret")
-            .to_owned(),
+        // Empty for a public client.
+        client_secret: json["client_secret"].as_str().unwrap_or("").to_owned(),
         consumer_secret: json["oauth1_consumer_secret"].as_str().map(str::to_owned),
     }
 }
