@@ -268,6 +268,17 @@ async fn issue_14_admin_api_rotation_refuses_the_old_secrets() {
         doc["paths"]["/admin/clients/{id}/secret"]["post"].is_object(),
         "the rotation is documented"
     );
+
+    // The rotation is audited; no secret, old or new, reaches the log.
+    drop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    assert!(
+        log.contains("client_secret_rotated"),
+        "rotation not audited"
+    );
+    for secret in [&printer.client_secret, &after.client_secret, &old, &new] {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+    }
 }
 
 #[tokio::test]
