@@ -25,7 +25,9 @@ pub struct SignedRequest {
     pub timestamp: Option<i64>,
     /// `oauth_nonce`; `None` only for PLAINTEXT.
     pub nonce: Option<String>,
-    /// The `realm` of the `Authorization` header, if any.
+    /// The `realm` of the `Authorization` header, if any. Not covered by the signature
+    /// (RFC 5849 §3.4.1.3.1), so it must not decide anything: scopes come from a signed
+    /// `scope` parameter.
     pub realm: Option<String>,
     /// Every other `oauth_*` parameter (`oauth_callback`, `oauth_verifier`, ...).
     pub oauth: BTreeMap<String, String>,
@@ -169,7 +171,8 @@ impl SignedRequest {
         }))
     }
 
-    /// A non-protocol parameter (e.g. `realm` sent in the body), if sent once.
+    /// A non-protocol parameter of the query or form body (e.g. `scope`), the first if sent
+    /// more than once.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.other
             .iter()

@@ -25,10 +25,8 @@ struct Issued {
 fn secrets_of(json: &serde_json::Value) -> Issued {
     Issued {
         id: json["client_id"].as_str().expect("client_id").to_owned(),
-        client_secret: json["client_secret"]
-            .as_str()
-            .expect("client_secret")
-            .to_owned(),
+        // Empty for a public client.
+        client_secret: json["client_secret"].as_str().unwrap_or("").to_owned(),
         consumer_secret: json["oauth1_consumer_secret"].as_str().map(str::to_owned),
     }
 }
@@ -270,6 +268,17 @@ async fn issue_14_admin_api_rotation_refuses_the_old_secrets() {
         doc["paths"]["/admin/clients/{id}/secret"]["post"].is_object(),
         "the rotation is documented"
     );
+
+    // The rotation is audited; no secret, old or new, reaches the log.
+    drop(server);
+    let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
+    assert!(
+        log.contains("client_secret_rotated"),
+        "rotation not audited"
+    );
+    for secret in [&printer.client_secret, &after.client_secret, &old, &new] {
+        assert!(!log.contains(secret.as_str()), "a secret reached the log");
+    }
 }
 
 #[tokio::test]
