@@ -60,13 +60,16 @@ fuzz_target!(|data: &[u8]| {
                 assert_eq!(req.header_count("authorization"), 1);
                 // Re-encode as a client would and read it back.
                 let raw = format!("{}:{}", form(id), form(secret.expose()));
-                let again = HttpRequest::new(Method::Post, "/token").with_header(
-                    "authorization",
-                    format!(
-                        "Basic {}",
-                        base64::engine::general_purpose::STANDARD.encode(raw)
-                    ),
+                let header = format!(
+                    "Basic {}",
+                    base64::engine::general_purpose::STANDARD.encode(raw)
                 );
+                // Form encoding can triple a header the sender did not encode; past the
+                // server's 8 KiB bound for Basic headers, a refusal is the right answer.
+                if header.len() > 8 * 1024 {
+                    return;
+                }
+                let again = HttpRequest::new(Method::Post, "/token").with_header("authorization", header);
                 match read(&again) {
                     Some(Ok(Some(back))) => assert_eq!(back, creds, "Basic round trip"),
                     other => panic!("re-encoded Basic credentials not read back: {other:?}"),

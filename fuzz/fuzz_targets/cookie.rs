@@ -2,23 +2,24 @@
 //! and the signed double-submit CSRF token.
 //!
 //! Invariants: never panics; `cookie` returns a value that really follows `name=` in a
-//! `Cookie` header; a session cookie is accepted only when it is byte for byte the one the
-//! server set (any change, or any cookie sent before it with the same name, logs nobody in),
-//! and then only until it expires; a CSRF token passes only for its own cookie.
+//! `Cookie` header; a session id is read from a session cookie only when it is byte for byte
+//! the one the server set (any change, or any cookie sent before it with the same name, logs
+//! nobody in); a CSRF token passes only for its own CSRF cookie and session cookie, and only
+//! until it expires.
 #![no_main]
 
 use arbitrary::Arbitrary;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::entropy::SeededEntropy;
 use latchkey_core::http::{HttpRequest, Method};
-use latchkey_core::user::AuthenticatedUser;
-use latchkey_ui::session::{Cookies, SessionKey, cookie};
+use latchkey_core::secret::Secret;
+use latchkey_ui::session::{CSRF_TTL, Cookies, SessionKey, cookie};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
 struct Input {
-    subject: String,
-    username: String,
+    /// The session id's bytes (the server's ids are random; any bytes, hex-encoded, stand in).
+    id: Vec<u8>,
     secure: bool,
     elapsed: u16,
     before: Vec<String>,
@@ -31,11 +32,9 @@ struct Input {
 
 fuzz_target!(|input: Input| {
     let cookies = Cookies::new(SessionKey::new([7; 32]), input.secure, 600);
-    let user = AuthenticatedUser {
-        subject: input.subject,
-        username: input.username,
-    };
-    let set = cookies.login(&user, UnixTime(1000));
+    let id_text: String = input.id.iter().take(32).map(|b| format!("{b:02x}")).collect();
+    let id = Secret::new(format!("s{id_text}"));
+    let set = cookies.login(&id);
     let pair = set.split(';').next().expect("name=value").to_owned();
     let (name, value) = pair.split_once('=').expect("name=value");
     let mut sent = pair.clone();
@@ -66,44 +65,54 @@ fuzz_target!(|input: Input| {
         );
     }
 
-    let now = UnixTime(1000 + i64::from(input.elapsed));
-    let session = cookies.session(&req, now);
+    let read = cookies.session_id(&req);
     let presented = cookie(&req, name);
     if presented == Some(value) {
-        if now.0 < 1600 {
-            assert_eq!(
-                session.as_ref(),
-                Some(&user),
-                "the server's own cookie refused"
-            );
-        } else {
-            assert_eq!(session, None, "an expired session accepted");
-        }
+        assert_eq!(
+            read.as_ref().map(Secret::expose),
+            Some(id.expose()),
+            "the server's own cookie refused"
+        );
     } else {
         assert_eq!(
-            session, None,
+            read.as_ref().map(Secret::expose),
+            None,
             "a session cookie the server never set was accepted"
         );
     }
 
-    // CSRF: the token made for a cookie passes with that cookie only.
+    // CSRF: the token made for a CSRF cookie (and no session) passes with that cookie only,
+    // and only before it expires.
+    let now = UnixTime(1000);
+    let later = UnixTime(1000 + i64::from(input.elapsed));
     let entropy = SeededEntropy::new(u64::from(input.elapsed));
     let bare = HttpRequest::new(Method::Get, "/consent");
-    let (token, set_csrf) = cookies.csrf(&bare, &entropy);
+    let (token, set_csrf) = cookies.csrf(&bare, &entropy, now);
     let set_csrf = set_csrf.expect("a new CSRF cookie");
     let csrf_pair = set_csrf.split(';').next().expect("name=value");
     let with_csrf = HttpRequest::new(Method::Post, "/consent").with_header("cookie", csrf_pair);
-    assert!(cookies.csrf_ok(&with_csrf, Some(&token)));
-    assert!(!cookies.csrf_ok(&bare, Some(&token)));
+    assert!(cookies.csrf_ok(&with_csrf, Some(&token), now));
+    assert_eq!(
+        cookies.csrf_ok(&with_csrf, Some(&token), later),
+        later.0 < now.plus(CSRF_TTL).0,
+        "a CSRF token outside its lifetime"
+    );
+    assert!(!cookies.csrf_ok(&bare, Some(&token), now));
+    // Bound to the session: the same CSRF cookie with a session cookie added fails.
+    let with_session = with_csrf.clone().with_header("cookie", pair.as_str());
+    assert!(
+        !cookies.csrf_ok(&with_session, Some(&token), now),
+        "a token made before login passed for a session"
+    );
     if let Some(other) = input.csrf_token.as_ref().filter(|t| **t != token) {
         assert!(
-            !cookies.csrf_ok(&with_csrf, Some(other)),
+            !cookies.csrf_ok(&with_csrf, Some(other), now),
             "a forged CSRF token passed"
         );
     }
     // The fuzzed request passes with this token only if it carries this CSRF cookie.
     let (csrf_name, csrf_value) = csrf_pair.split_once('=').expect("name=value");
-    if cookies.csrf_ok(&req, Some(&token)) {
+    if cookies.csrf_ok(&req, Some(&token), now) {
         assert_eq!(cookie(&req, csrf_name), Some(csrf_value));
     }
 });
