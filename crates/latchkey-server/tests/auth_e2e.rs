@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Server, add_user, cli, create_client, data_dir, post_token};
+use common::{PASSWORD_GRANT, Server, add_user, cli, create_client, data_dir, post_token};
 use reqwest::header::{HeaderMap, SET_COOKIE};
 use std::collections::BTreeMap;
 
@@ -287,7 +287,7 @@ async fn issue_14_huge_client_ids_and_user_names_get_a_4xx_and_no_long_log_line(
     let dir = data_dir();
     let client = create_client(dir.path(), &["--grant-type", "password"]);
     add_user(dir.path(), "alice", "alice-password");
-    let server = Server::start(dir.path());
+    let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
     let http = reqwest::Client::new();
     let huge = "x".repeat(64 * 1024);
     // Just under the body limit.
