@@ -4,134 +4,13 @@
 
 mod common;
 
+use common::agent::{Agent, Page};
 use common::{Server, add_user, cli, data_dir};
 use latchkey_core::pkce::s256_challenge;
-use reqwest::header::{HeaderMap, LOCATION, SET_COOKIE};
+use reqwest::header::SET_COOKIE;
 use std::collections::BTreeMap;
 
 const VERIFIER: &str = "dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk";
-
-/// A user agent that keeps cookies and never follows redirects by itself.
-struct Agent {
-    http: reqwest::Client,
-    cookies: BTreeMap<String, String>,
-}
-
-struct Page {
-    status: u16,
-    headers: HeaderMap,
-    body: String,
-}
-
-impl Page {
-    fn location(&self) -> &str {
-        self.headers
-            .get(LOCATION)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-    }
-
-    /// The value of the hidden input `name` in the page.
-    fn field(&self, name: &str) -> String {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&marker)
-            .unwrap_or_else(|| panic!("no field {name} in {}", self.body))
-            + marker.len();
-        let end = self.body[start..].find('"').expect("closing quote") + start;
-        html_unescape(&self.body[start..end])
-    }
-}
-
-fn html_unescape(s: &str) -> String {
-    s.replace("&amp;", "&")
-        .replace("&quot;", "\"")
-        .replace("&#x27;", "'")
-        .replace("&#39;", "'")
-        .replace("&lt;", "<")
-        .replace("&gt;", ">")
-        .replace("&#x2f;", "/")
-}
-
-impl Agent {
-    fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .expect("client");
-        Self {
-            http,
-            cookies: BTreeMap::new(),
-        }
-    }
-
-    fn cookie_header(&self) -> String {
-        self.cookies
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-
-    async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let resp = req
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .expect("server answers");
-        for value in resp.headers().get_all(SET_COOKIE) {
-            let pair = value
-                .to_str()
-                .expect("ascii")
-                .split(';')
-                .next()
-                .expect("pair");
-            let (name, value) = pair.split_once('=').expect("name=value");
-            if value.is_empty() {
-                self.cookies.remove(name);
-            } else {
-                self.cookies.insert(name.to_owned(), value.to_owned());
-            }
-        }
-        Page {
-            status: resp.status().as_u16(),
-            headers: resp.headers().clone(),
-            body: resp.text().await.expect("body"),
-        }
-    }
-
-    async fn get(&mut self, url: &str) -> Page {
-        let req = self.http.get(url);
-        self.send(req).await
-    }
-
-    async fn post(&mut self, url: &str, form: &[(&str, &str)]) -> Page {
-        let req = self.http.post(url).form(form);
-        self.send(req).await
-    }
-
-    /// A form post with extra request headers (what a browser adds: `Origin`, `Sec-Fetch-Site`).
-    async fn post_with(
-        &mut self,
-        url: &str,
-        form: &[(&str, &str)],
-        headers: &[(&str, &str)],
-    ) -> Page {
-        let mut req = self.http.post(url).form(form);
-        for (name, value) in headers {
-            req = req.header(*name, *value);
-        }
-        self.send(req).await
-    }
-
-    /// Another user agent holding copies of this one's cookies (a stolen or copied cookie jar).
-    fn copy(&self) -> Self {
-        let mut other = Self::new();
-        other.cookies = self.cookies.clone();
-        other
-    }
-}
 
 struct Setup {
     _dir: tempfile::TempDir,

@@ -1,6 +1,8 @@
 //! Starts the real `latchkey` binary on port 0 and runs its CLI, for end-to-end tests.
 #![allow(dead_code)]
 
+pub mod agent;
+
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Child, ChildStdout, Command, Stdio};
