@@ -239,6 +239,40 @@ pub fn code_verdict(
     }
 }
 
+/// What [`TokenStore::rotate_refresh`] does with a stored token, decided by
+/// [`refresh_verdict`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefreshVerdict {
+    /// An active refresh token: mark it rotated and store the new tokens.
+    Rotate,
+    /// A refresh token that was already rotated: a replay (RFC 9700 §4.14.2). Revoke its
+    /// whole family and store nothing.
+    Reuse,
+    /// Not a refresh token, revoked, or expired: change nothing and answer
+    /// [`Rotation::Invalid`].
+    Refuse,
+}
+
+/// The rule every backend applies inside its atomic `rotate_refresh` step, so it lives once.
+///
+/// A revoked token is refused before the replay check: once a replay has revoked the
+/// family, presenting the token again changes nothing more.
+pub fn refresh_verdict(
+    kind: crate::token::TokenKind,
+    revoked: bool,
+    rotated: bool,
+    expires_at: UnixTime,
+    now: UnixTime,
+) -> RefreshVerdict {
+    if kind != crate::token::TokenKind::Refresh || revoked || now >= expires_at {
+        RefreshVerdict::Refuse
+    } else if rotated {
+        RefreshVerdict::Reuse
+    } else {
+        RefreshVerdict::Rotate
+    }
+}
+
 /// Authorization codes: short-lived, single use. A fast store (Redis, memcached) may keep them.
 pub trait CodeStore: Send + Sync + 'static {
     /// Stores a new authorization code, durably before returning.
