@@ -1,6 +1,7 @@
 //! Store selection: a durable store for clients, users, consent and login sessions (SQLite,
 //! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens and codes
-//! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path (DESIGN.md).
+//! (Redis or memcached). Enums delegate by `match`: static dispatch, with no boxed future or
+//! virtual call per store operation on the token path.
 //!
 //! With a fast store, deleting a client or a user in the durable store also deletes its
 //! tokens and codes in the fast one, so nothing issued to them keeps working.
