@@ -1,11 +1,10 @@
 //! The server's log lines: a JSON line format and a batching writer, both cheap enough to
 //! leave an audit line on every issued token.
 //!
-//! Measured with callgrind on the token path of the memory store (see BENCHMARKS.md), the
-//! stock `tracing-subscriber` JSON formatter cost about 27,000 instructions per audit line:
-//! it parses the request span's fields back from JSON text and serializes them again on
-//! every line, and formats the timestamp from scratch. The stock non-blocking writer then
-//! woke its thread once per line. [`JsonLines`] writes the same line shape (`timestamp`,
+//! The stock `tracing-subscriber` JSON formatter parses the request span's fields back from
+//! JSON text and serializes them again on every line, and formats the timestamp from scratch;
+//! the stock non-blocking writer wakes its thread once per line (BENCHMARKS.md has what that
+//! cost on the token path). [`JsonLines`] writes the same line shape (`timestamp`,
 //! `level`, `fields`, `target`, `span`) by copying the span's already-formatted fields and
 //! reusing the date part of the timestamp within a second; [`Batched`] gathers the lines of a
 //! burst and writes them with one `write` from one wake-up of its thread, and never makes a

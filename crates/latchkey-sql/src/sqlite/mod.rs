@@ -10,7 +10,7 @@
 //!   read-only ones (see [`readers`]). In WAL mode a read never waits for the writer, and a
 //!   point read by primary key costs a few microseconds; handing it to another thread, as an
 //!   async driver does (sqlx runs each SQLite statement on a per-connection worker thread),
-//!   measured ~43 µs of CPU per read against ~3.4 µs inline.
+//!   costs many times the read itself (BENCHMARKS.md has the figures).
 //!
 //! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
