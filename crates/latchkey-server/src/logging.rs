@@ -280,9 +280,9 @@ const AUDIT_TARGET: &str = "latchkey::audit";
 
 /// A log writer for the fmt subscriber that appends each line to a queue and lets one
 /// background thread write the queue out: one wake-up and one `write` per burst of lines
-/// (at most one per [`LINGER`]), never one per line. Logging never waits for the output:
-/// when the queue is full, ordinary lines are dropped; audit lines have room of their own
-/// and then wait at most [`AUDIT_WAIT`]. Dropped lines are counted in
+/// (at most one per `LINGER`, 2 ms), never one per line. Logging never waits for the
+/// output: when the queue is full, ordinary lines are dropped; audit lines have room of their
+/// own and then wait at most `AUDIT_WAIT` (250 ms). Dropped lines are counted in
 /// `latchkey_log_lines_dropped_total{kind}` and reported by a `log lines dropped` line once
 /// the output moves again. Dropping the [`BatchedGuard`] writes what is left.
 #[derive(Clone, Debug)]
