@@ -34,7 +34,7 @@ const MAX_SIGNED_FORM: usize = latchkey_core::params::MAX_FORM_BYTES;
 
 /// A type-erased [`Guard`], cheap to clone, to keep as `web::Data<BearerGuard>`: the shared
 /// [`ResourceGuard`] with actix's extraction and replies around it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BearerGuard {
     inner: ResourceGuard,
 }
@@ -96,20 +96,11 @@ impl BearerGuard {
     /// # Panics
     /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
     pub fn require(&self, scopes: &str) -> RequireScopes {
-        let scopes =
-            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        let scopes = ResourceGuard::required_scopes(scopes);
         RequireScopes {
             guard: self.clone(),
             scopes,
         }
-    }
-}
-
-impl std::fmt::Debug for BearerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerGuard")
-            .field("realm", &self.inner.realm())
-            .finish()
     }
 }
 

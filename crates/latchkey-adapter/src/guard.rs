@@ -74,6 +74,15 @@ impl ResourceGuard {
         GuardError::Malformed(err.description()).to_response(&self.realm)
     }
 
+    /// The scopes a route requires, from a space-delimited scope string written in the
+    /// application's code.
+    ///
+    /// # Panics
+    /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
+    pub fn required_scopes(scopes: &str) -> ScopeSet {
+        ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"))
+    }
+
     /// Whether checking a request with this `method` and `Content-Type` needs its body: an
     /// OAuth 1.0a signature covers the parameters of a form body (RFC 5849 §3.4.1.3.1). A
     /// bearer check never reads the body.

@@ -90,3 +90,17 @@ async fn only_a_form_body_with_oauth1_on_needs_reading() {
     assert!(!both.needs_body("POST", None));
     assert!(!bearer_only.needs_body("POST", form));
 }
+
+#[test]
+fn required_scopes_are_parsed_once_from_the_code() {
+    assert_eq!(
+        ResourceGuard::required_scopes("read write"),
+        ScopeSet::parse("write read").expect("scope")
+    );
+}
+
+#[test]
+#[should_panic(expected = "invalid scope")]
+fn an_invalid_required_scope_is_a_programming_error() {
+    ResourceGuard::required_scopes("read \"write\"");
+}

@@ -26,7 +26,7 @@ use std::task::{Context, Poll};
 
 /// A type-erased [`Guard`], cheap to clone, to keep in axum state: the shared
 /// [`ResourceGuard`] with axum's extraction and replies around it.
-#[derive(Clone)]
+#[derive(Clone, Debug)]
 pub struct BearerGuard {
     inner: ResourceGuard,
 }
@@ -81,20 +81,11 @@ impl BearerGuard {
     /// # Panics
     /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
     pub fn require(&self, scopes: &str) -> RequireScopesLayer {
-        let scopes =
-            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        let scopes = ResourceGuard::required_scopes(scopes);
         RequireScopesLayer {
             guard: self.clone(),
             scopes,
         }
-    }
-}
-
-impl std::fmt::Debug for BearerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerGuard")
-            .field("realm", &self.inner.realm())
-            .finish()
     }
 }
 
