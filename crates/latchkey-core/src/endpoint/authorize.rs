@@ -1,10 +1,11 @@
 //! The authorization endpoint (RFC 6749 §3.1, §4.1.1, §4.2.1), with PKCE (RFC 7636), exact
 //! redirect matching (RFC 9700 §2.1) and the `iss` response parameter (RFC 9207).
 //!
-//! The core never renders a page or calls back into the web framework. [`handle`] returns an
+//! The core never calls back into the web framework. [`handle`] returns an
 //! [`AuthorizeOutcome`]: a redirect to send, an error page to show, or an interaction the
 //! embedder must carry out (log the user in, ask for consent) before calling again with the
-//! user and their [`Decision`]. The consent form re-posts the original parameters, which are
+//! user and their [`Decision`]. The login and consent pages are the embedder's; the one page
+//! the core renders is the minimal HTML of [`error_page`], for embedders without their own. The consent form re-posts the original parameters, which are
 //! validated again from scratch: nothing is trusted from the first round.
 //!
 //! RFC 6749 §4.1.2.1: "If the request fails due to a missing, invalid, or mismatching

@@ -8,8 +8,7 @@
 //! Tokens live in 64 hash maps chosen by the digest's first byte, hashed by the
 //! digest's own bytes (a SHA-256 output is already uniformly random, so SipHash would only
 //! add work). Sharding bounds the pause when a map grows: one resize moves a 64th of the
-//! live tokens, not all of them under the lock (measured: p99 of client_credentials at
-//! 10^5 live tokens fell from 160 ms with one map).
+//! live tokens, not all of them under the lock (BENCHMARKS.md has the p99 it cost).
 
 use super::{
     ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentStore, Rotation, SessionStore,
@@ -53,8 +52,7 @@ type DigestMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<DigestHasher>>;
 /// The members of each grant family, in [`SHARDS`] maps chosen by the family id's last two
 /// characters (random hex for the ids this crate makes). Every `client_credentials` token is a
 /// family of its own, so this map grows as fast as the tokens do; one map would rehash every
-/// id under the store's lock each time it doubles (measured: p99 stalls of 150-240 ms at
-/// 64 connections).
+/// id under the store's lock each time it doubles.
 #[derive(Debug)]
 struct Families {
     shards: Vec<HashMap<FamilyId, Vec<[u8; 32]>>>,
