@@ -19,10 +19,10 @@ use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
+use latchkey_core::store::oauth1::{AccessToken, Consumer, RequestToken};
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use latchkey_oauth1::store::{AccessToken, Consumer, RequestToken};
 use std::collections::BTreeSet;
 
 /// Reads the column shapes the schema uses out of one backend's row type; a missing column or

@@ -18,10 +18,10 @@ use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::session::SessionRecord;
+use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use latchkey_core::store::{CodeTake, Rotation, Store};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 
 /// When the fixtures were filled (the `now` of every write).
 const FILLED_AT: UnixTime = UnixTime(1_750_000_000);

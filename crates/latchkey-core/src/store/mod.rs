@@ -10,6 +10,7 @@
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
 pub mod memory;
+pub mod oauth1;
 
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;

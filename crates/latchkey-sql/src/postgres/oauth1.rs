@@ -12,7 +12,7 @@ use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
-use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
+use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
 
 impl PgStore {
     /// Deletes up to [`SWEEP_LIMIT`] expired rows of one OAuth 1.0a table.

@@ -11,8 +11,8 @@ use crate::error::from_rusqlite;
 use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
+use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use latchkey_core::store::{StoreError, StoreErrorKind};
-use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use rusqlite::{Connection, params};
 
 /// A write of the OAuth 1.0a store, run by the writer inside a batch.

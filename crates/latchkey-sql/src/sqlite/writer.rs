@@ -121,7 +121,7 @@ pub(crate) enum Outcome {
     /// The outcome of redeeming an authorization code (boxed: a taken code is large).
     Code(Box<CodeTake>),
     /// The OAuth 1.0a request token an op took, if any.
-    RequestToken(Option<Box<latchkey_oauth1::store::RequestToken>>),
+    RequestToken(Option<Box<latchkey_core::store::oauth1::RequestToken>>),
 }
 
 /// The answer to one op, sent after its batch committed (or failed).
