@@ -13,7 +13,7 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use latchkey_core::store::{StoreError, StoreErrorKind};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params, params_from_iter};
 
 /// A write of the OAuth 1.0a store, run by the writer inside a batch.
 #[derive(Debug)]
@@ -71,12 +71,7 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                          created_at = excluded.created_at,
                          secret_salt = excluded.secret_salt"
                 ),
-                params![
-                    c.client_id,
-                    c.rsa_public_key.as_deref(),
-                    c.created_at.0,
-                    c.secret_salt.as_deref()
-                ],
+                params_from_iter(rows::oauth1_consumer_args(c)),
             )?;
             Ok(Ok(Outcome::Done))
         }
@@ -113,19 +108,12 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
         Write::SaveRequest(t, _) => {
             change(
                 conn,
-                "INSERT INTO oauth1_request_tokens
-                 (digest, client_id, callback, realms, subject, username, verifier, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    t.digest.as_bytes().as_slice(),
-                    t.client_id,
-                    t.callback,
-                    t.realms.to_string(),
-                    t.subject.as_deref(),
-                    t.username.as_deref(),
-                    t.verifier.as_ref().map(|v| v.as_bytes().as_slice()),
-                    t.expires_at.0,
-                ],
+                concat!(
+                    "INSERT INTO oauth1_request_tokens (",
+                    rows::oauth1_request_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params_from_iter(rows::oauth1_request_args(t)),
             )?;
             Ok(Ok(Outcome::Done))
         }
@@ -169,19 +157,12 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
         Write::SaveAccess(t, _) => {
             change(
                 conn,
-                "INSERT INTO oauth1_access_tokens
-                 (digest, client_id, subject, username, realms, issued_at, expires_at, revoked)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    t.digest.as_bytes().as_slice(),
-                    t.client_id,
-                    t.subject,
-                    t.username.as_deref(),
-                    t.realms.to_string(),
-                    t.issued_at.0,
-                    t.expires_at.map(|e| e.0),
-                    t.revoked,
-                ],
+                concat!(
+                    "INSERT INTO oauth1_access_tokens (",
+                    rows::oauth1_access_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params_from_iter(rows::oauth1_access_args(t)),
             )?;
             Ok(Ok(Outcome::Done))
         }

@@ -10,7 +10,7 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::{SessionStore, StoreError, StoreErrorKind};
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params_from_iter};
 
 /// A write of the session store, run by the writer inside a batch.
 #[derive(Debug)]
@@ -41,13 +41,7 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                     rows::session_columns!(),
                     ") VALUES (?, ?, ?, ?, ?)"
                 ),
-                params![
-                    s.digest.as_bytes().as_slice(),
-                    s.subject,
-                    s.username,
-                    s.auth_time.0,
-                    s.expires_at.0,
-                ],
+                params_from_iter(rows::session_args(s)),
             )?;
             Ok(Ok(Outcome::Done))
         }

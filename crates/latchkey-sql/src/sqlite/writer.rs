@@ -37,7 +37,7 @@ use latchkey_core::store::{
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params, params_from_iter};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
@@ -473,20 +473,7 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
                  refresh_token_ttl = excluded.refresh_token_ttl,
                  created_at = excluded.created_at"
         ),
-        params![
-            row.id,
-            row.name,
-            row.secret_digest.as_deref(),
-            row.redirect_uris,
-            row.grant_types,
-            row.scopes.as_deref(),
-            row.default_scopes.as_deref(),
-            row.access_token_ttl,
-            row.refresh_token_ttl,
-            row.created_at,
-            row.bind_tokens,
-            row.introspect,
-        ],
+        params_from_iter(row.args()),
     )?;
     Ok(())
 }
@@ -517,12 +504,7 @@ fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Reply> {
                  password_hash = excluded.password_hash,
                  created_at = excluded.created_at"
         ),
-        params![
-            user.id,
-            user.username,
-            user.password_hash,
-            user.created_at.0
-        ],
+        params_from_iter(rows::user_args(user)),
     )?;
     Ok(Ok(Outcome::Done))
 }
@@ -535,23 +517,7 @@ fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()>
             rows::token_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params![
-            record.digest.as_bytes().as_slice(),
-            record.kind.as_str(),
-            record.client_id.as_str(),
-            record.subject.as_deref(),
-            record.username.as_deref(),
-            record.scope.to_string(),
-            record.grant_type.as_str(),
-            record.family.0,
-            record.issued_at.0,
-            record.expires_at.0,
-            record.revoked,
-            record.rotated,
-            record.binding.as_ref().map(|b| b.user_agent.as_str()),
-            record.binding.as_ref().map(|b| b.ip.as_str()),
-            record.family_issued_at.0,
-        ],
+        params_from_iter(rows::token_args(record)),
     )?;
     Ok(())
 }
@@ -615,21 +581,7 @@ fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
             rows::code_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params![
-            code.digest.as_bytes().as_slice(),
-            code.client_id.as_str(),
-            code.redirect_uri,
-            code.redirect_uri_sent,
-            code.subject,
-            code.username,
-            code.scope.to_string(),
-            code.challenge.as_ref().map(|c| c.method.as_str()),
-            code.challenge.as_ref().map(|c| c.value.as_str()),
-            code.nonce.as_deref(),
-            code.family.0,
-            code.issued_at.0,
-            code.expires_at.0,
-        ],
+        params_from_iter(rows::code_args(code)),
     )?;
     Ok(())
 }
