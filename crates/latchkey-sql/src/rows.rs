@@ -22,7 +22,7 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::oauth1::{AccessToken, Consumer, RequestToken};
-use latchkey_core::store::{StoreError, StoreErrorKind};
+use latchkey_core::store::{StoreError, StoreErrorKind, TokenOwner};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use std::borrow::Cow;
@@ -313,6 +313,56 @@ pub(crate) use {
     client_columns, code_columns, oauth1_access_columns, oauth1_consumer_columns,
     oauth1_request_columns, token_columns, user_columns,
 };
+
+/// What every backend deletes with a client, besides its row, in the transaction that deletes
+/// it: everything issued to it.
+pub(crate) const CLIENT_DEPENDENTS: [&str; 6] = [
+    "DELETE FROM tokens WHERE client_id = ?",
+    "DELETE FROM codes WHERE client_id = ?",
+    "DELETE FROM consents WHERE client_id = ?",
+    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_consumers WHERE client_id = ?",
+];
+
+/// What every backend deletes with a user, besides its row: everything issued for them, and
+/// their sessions.
+pub(crate) const USER_DEPENDENTS: [&str; 6] = [
+    "DELETE FROM tokens WHERE subject = ?",
+    "DELETE FROM codes WHERE subject = ?",
+    "DELETE FROM consents WHERE subject = ?",
+    "DELETE FROM oauth1_request_tokens WHERE subject = ?",
+    "DELETE FROM oauth1_access_tokens WHERE subject = ?",
+    "DELETE FROM sessions WHERE subject = ?",
+];
+
+/// What every backend deletes with an OAuth 1.0a consumer's registration, and when its secret
+/// changes: the tokens obtained under it.
+pub(crate) const CONSUMER_TOKENS: [&str; 2] = [
+    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+];
+
+/// The statements of `TokenStore::delete_tokens_of` (tokens first, whose count is reported,
+/// then codes) and the value they are bound to.
+pub(crate) fn owner_deletes(owner: &TokenOwner) -> ([&'static str; 2], &str) {
+    match owner {
+        TokenOwner::Client(id) => (
+            [
+                "DELETE FROM tokens WHERE client_id = ?",
+                "DELETE FROM codes WHERE client_id = ?",
+            ],
+            id,
+        ),
+        TokenOwner::Subject(id) => (
+            [
+                "DELETE FROM tokens WHERE subject = ?",
+                "DELETE FROM codes WHERE subject = ?",
+            ],
+            id,
+        ),
+    }
+}
 
 /// A client encoded for the `clients` table (built before a SQLite write is queued, so that
 /// the writer only runs SQL).

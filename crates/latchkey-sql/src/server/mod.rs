@@ -31,7 +31,10 @@ pub use mysql::MySqlDialect;
 pub use postgres::PgDialect;
 
 use crate::pool::{self, SWEEP_LIMIT};
-use crate::rows::{self, Arg, ClientRow, Columns, args, client_columns, user_columns};
+use crate::rows::{
+    self, Arg, CLIENT_DEPENDENTS, ClientRow, Columns, USER_DEPENDENTS, args, client_columns,
+    user_columns,
+};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
@@ -213,26 +216,6 @@ async fn take_row<D: Dialect>(
         }
     }
 }
-
-/// What is deleted with a client, besides its row.
-const CLIENT_DEPENDENTS: [&str; 6] = [
-    "DELETE FROM tokens WHERE client_id = ?",
-    "DELETE FROM codes WHERE client_id = ?",
-    "DELETE FROM consents WHERE client_id = ?",
-    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-    "DELETE FROM oauth1_consumers WHERE client_id = ?",
-];
-
-/// What is deleted with a user, besides its row.
-const USER_DEPENDENTS: [&str; 6] = [
-    "DELETE FROM tokens WHERE subject = ?",
-    "DELETE FROM codes WHERE subject = ?",
-    "DELETE FROM consents WHERE subject = ?",
-    "DELETE FROM oauth1_request_tokens WHERE subject = ?",
-    "DELETE FROM oauth1_access_tokens WHERE subject = ?",
-    "DELETE FROM sessions WHERE subject = ?",
-];
 
 impl<D: Dialect> ClientStore for SqlxStore<D> {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {

@@ -8,18 +8,13 @@
 use super::dialect::{Dialect, Upsert, upsert};
 use super::{SqlxStore, commit, execute, execute_each, take_row};
 use crate::rows::{
-    self, args, oauth1_access_columns, oauth1_consumer_columns, oauth1_request_columns,
+    self, CONSUMER_TOKENS, args, oauth1_access_columns, oauth1_consumer_columns,
+    oauth1_request_columns,
 };
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
 use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
-
-/// What is deleted with a consumer's registration, and when its secret changes.
-const CONSUMER_TOKENS: [&str; 2] = [
-    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-];
 
 impl<D: Dialect> OAuth1Store for SqlxStore<D> {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {

@@ -98,18 +98,7 @@ impl<D: Dialect> TokenStore for SqlxStore<D> {
     }
 
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        let (tokens, codes, value) = match owner {
-            TokenOwner::Client(id) => (
-                "DELETE FROM tokens WHERE client_id = ?",
-                "DELETE FROM codes WHERE client_id = ?",
-                id,
-            ),
-            TokenOwner::Subject(id) => (
-                "DELETE FROM tokens WHERE subject = ?",
-                "DELETE FROM codes WHERE subject = ?",
-                id,
-            ),
-        };
+        let ([tokens, codes], value) = rows::owner_deletes(owner);
         let mut tx = self.begin().await?;
         let deleted = execute::<D>(&mut tx, tokens, &args![value]).await?;
         execute::<D>(&mut tx, codes, &args![value]).await?;

@@ -104,20 +104,14 @@ pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()
                 params![&*salt, &*client_id],
             )?;
             if updated > 0 {
-                for sql in [
-                    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-                ] {
+                for sql in rows::CONSUMER_TOKENS {
                     change(conn, sql, [&*client_id])?;
                 }
             }
             reply.set(Ok(updated > 0))
         }
         Write::DeleteConsumer(id, reply) => {
-            for sql in [
-                "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-            ] {
+            for sql in rows::CONSUMER_TOKENS {
                 change(conn, sql, [&*id])?;
             }
             let deleted = change(

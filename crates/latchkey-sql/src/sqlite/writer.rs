@@ -395,14 +395,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
             reply.set(Ok(()))
         }
         Op::DeleteClient(id, reply) => {
-            for sql in [
-                "DELETE FROM tokens WHERE client_id = ?",
-                "DELETE FROM codes WHERE client_id = ?",
-                "DELETE FROM consents WHERE client_id = ?",
-                "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_consumers WHERE client_id = ?",
-            ] {
+            for sql in rows::CLIENT_DEPENDENTS {
                 change(conn, sql, [&*id])?;
             }
             let deleted = change(conn, "DELETE FROM clients WHERE id = ?", [&*id])?;
@@ -420,34 +413,16 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
             let Some(id) = id else {
                 return reply.set(Ok(false));
             };
-            for sql in [
-                "DELETE FROM tokens WHERE subject = ?",
-                "DELETE FROM codes WHERE subject = ?",
-                "DELETE FROM consents WHERE subject = ?",
-                "DELETE FROM oauth1_access_tokens WHERE subject = ?",
-                "DELETE FROM oauth1_request_tokens WHERE subject = ?",
-                "DELETE FROM sessions WHERE subject = ?",
-            ] {
+            for sql in rows::USER_DEPENDENTS {
                 change(conn, sql, [&id])?;
             }
             change(conn, "DELETE FROM users WHERE id = ?", [&id])?;
             reply.set(Ok(true))
         }
         Op::DeleteTokensOf(owner, reply) => {
-            let (tokens, codes, value) = match owner {
-                TokenOwner::Client(id) => (
-                    "DELETE FROM tokens WHERE client_id = ?",
-                    "DELETE FROM codes WHERE client_id = ?",
-                    id,
-                ),
-                TokenOwner::Subject(id) => (
-                    "DELETE FROM tokens WHERE subject = ?",
-                    "DELETE FROM codes WHERE subject = ?",
-                    id,
-                ),
-            };
-            let deleted = change(conn, tokens, [&*value])?;
-            change(conn, codes, [&*value])?;
+            let ([tokens, codes], value) = rows::owner_deletes(owner);
+            let deleted = change(conn, tokens, [value])?;
+            change(conn, codes, [value])?;
             reply.set(Ok(count(deleted)))
         }
         Op::SaveTokens(tokens, _, reply) => {
