@@ -677,3 +677,32 @@ fn take_code(
     };
     Ok(Ok(take))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_sent_only_when_its_transaction_is_decided() {
+        let (mut reply, mut answer) = Reply::<u64>::channel();
+        reply.set(Ok(3)).expect("set");
+        assert!(
+            answer.try_recv().is_err(),
+            "nothing is sent before the batch commits"
+        );
+        reply
+            .set(Ok(4))
+            .expect("set again, after a rolled-back batch");
+        Answer::send(&mut reply);
+        assert_eq!(answer.try_recv().expect("sent").expect("answer"), 4);
+
+        let (mut reply, mut answer) = Reply::<bool>::channel();
+        reply.set(Ok(true)).expect("set");
+        reply.fail(StoreError::new(StoreErrorKind::Unavailable, "disk full"));
+        assert_eq!(
+            answer.try_recv().expect("sent").expect_err("failed").kind(),
+            StoreErrorKind::Unavailable,
+            "a failed commit overrides the answer computed inside it"
+        );
+    }
+}
