@@ -3,47 +3,11 @@
 //! The endpoints only care about the [`StoreErrorKind`]: an outage is `Unavailable` (the client
 //! sees `temporarily_unavailable` and may retry), a uniqueness rule is `Conflict`, unreadable
 //! data is `Corrupt`, and everything else is `Other`. The driver's message goes to the log only.
-//! Errors that sqlx classifies itself (pool timeouts, I/O, unique violations) map the same for
-//! PostgreSQL and MySQL; the codes a database reports differ, so each backend has its
-//! classifier. The SQLite store runs on rusqlite, whose errors carry SQLite's result codes and
-//! go through the same SQLite classifier.
+//! The SQLite store runs on rusqlite, whose errors carry SQLite's result codes; the stores on
+//! sqlx map what sqlx classifies itself alike and the codes a server reports by their dialect
+//! (`server::dialect::from_sqlx`).
 
 use latchkey_core::store::{StoreError, StoreErrorKind};
-
-/// Maps a sqlx error to the store error kind the protocol acts on.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) fn from_sqlx(err: sqlx::Error) -> StoreError {
-    StoreError::new(kind_of(&err), err)
-}
-
-/// The kind of a sqlx error, without consuming it.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-pub(crate) fn kind_of(err: &sqlx::Error) -> StoreErrorKind {
-    use sqlx::Error as E;
-    match err {
-        E::PoolTimedOut | E::PoolClosed | E::Io(_) | E::WorkerCrashed | E::Tls(_) => {
-            StoreErrorKind::Unavailable
-        }
-        E::ColumnDecode { .. } | E::Decode(_) | E::ColumnNotFound(_) => StoreErrorKind::Corrupt,
-        E::Database(db) if db.is_unique_violation() => StoreErrorKind::Conflict,
-        E::Database(db) => kind_of_database(db.as_ref()),
-        _ => StoreErrorKind::Other,
-    }
-}
-
-/// Classifies an error the database server reported, by backend: each reports its own codes.
-#[cfg(any(feature = "postgres", feature = "mysql"))]
-fn kind_of_database(db: &dyn sqlx::error::DatabaseError) -> StoreErrorKind {
-    #[cfg(feature = "postgres")]
-    if let Some(pg) = db.try_downcast_ref::<sqlx::postgres::PgDatabaseError>() {
-        return kind_of_postgres_code(pg.code());
-    }
-    #[cfg(feature = "mysql")]
-    if let Some(my) = db.try_downcast_ref::<sqlx::mysql::MySqlDatabaseError>() {
-        return kind_of_mysql_error(my.number(), my.code());
-    }
-    StoreErrorKind::Other
-}
 
 /// Maps a rusqlite error (the SQLite store) to the store error kind the protocol acts on.
 #[cfg(feature = "sqlite")]
@@ -87,40 +51,6 @@ fn kind_of_sqlite_code(code: i32) -> StoreErrorKind {
     }
 }
 
-/// Classifies a PostgreSQL SQLSTATE (PostgreSQL manual, appendix A): what a retry may cure is
-/// `Unavailable`.
-#[cfg(feature = "postgres")]
-fn kind_of_postgres_code(sqlstate: &str) -> StoreErrorKind {
-    match sqlstate {
-        // Connection exceptions, and insufficient resources (too many connections, disk full).
-        s if s.starts_with("08") || s.starts_with("53") => StoreErrorKind::Unavailable,
-        // Serialization failure, deadlock, lock_timeout, statement_timeout, and a server
-        // shutting down or starting up.
-        "40001" | "40P01" | "55P03" | "57014" | "57P01" | "57P02" | "57P03" => {
-            StoreErrorKind::Unavailable
-        }
-        // data_corrupted, index_corrupted.
-        "XX001" | "XX002" => StoreErrorKind::Corrupt,
-        _ => StoreErrorKind::Other,
-    }
-}
-
-/// Classifies a MySQL or MariaDB error by its number, then by its SQLSTATE class.
-#[cfg(feature = "mysql")]
-fn kind_of_mysql_error(number: u16, sqlstate: Option<&str>) -> StoreErrorKind {
-    match number {
-        // ER_CON_COUNT_ERROR, ER_SERVER_SHUTDOWN, ER_LOCK_WAIT_TIMEOUT, ER_LOCK_DEADLOCK,
-        // MariaDB's ER_CONNECTION_KILLED and ER_STATEMENT_TIMEOUT, MySQL's ER_QUERY_TIMEOUT.
-        1040 | 1053 | 1205 | 1213 | 1927 | 1969 | 3024 => return StoreErrorKind::Unavailable,
-        _ => {}
-    }
-    match sqlstate {
-        // Connection exceptions, and transaction rollbacks (deadlocks, serialization).
-        Some(s) if s.starts_with("08") || s.starts_with("40") => StoreErrorKind::Unavailable,
-        _ => StoreErrorKind::Other,
-    }
-}
-
 /// A stored value that cannot be turned back into its Rust type.
 pub(crate) fn corrupt(what: impl std::fmt::Display) -> StoreError {
     StoreError::new(StoreErrorKind::Corrupt, what)
@@ -135,24 +65,6 @@ pub(crate) fn unavailable(what: impl std::fmt::Display) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[cfg(any(feature = "postgres", feature = "mysql"))]
-    #[test]
-    fn outages_are_unavailable_and_decoding_is_corrupt() {
-        assert_eq!(
-            kind_of(&sqlx::Error::PoolTimedOut),
-            StoreErrorKind::Unavailable
-        );
-        assert_eq!(
-            kind_of(&sqlx::Error::PoolClosed),
-            StoreErrorKind::Unavailable
-        );
-        assert_eq!(
-            kind_of(&sqlx::Error::Decode("bad".into())),
-            StoreErrorKind::Corrupt
-        );
-        assert_eq!(kind_of(&sqlx::Error::RowNotFound), StoreErrorKind::Other);
-    }
 
     #[cfg(feature = "sqlite")]
     #[test]
@@ -191,41 +103,6 @@ mod tests {
         );
         assert_eq!(
             kind_of_rusqlite(&rusqlite::Error::QueryReturnedNoRows),
-            StoreErrorKind::Other
-        );
-    }
-
-    #[cfg(feature = "postgres")]
-    #[test]
-    fn postgres_outages_and_lock_timeouts_are_unavailable() {
-        for code in ["08006", "53300", "57P01", "40P01", "55P03", "57014"] {
-            assert_eq!(
-                kind_of_postgres_code(code),
-                StoreErrorKind::Unavailable,
-                "{code}"
-            );
-        }
-        assert_eq!(kind_of_postgres_code("XX001"), StoreErrorKind::Corrupt);
-        assert_eq!(kind_of_postgres_code("22021"), StoreErrorKind::Other);
-    }
-
-    #[cfg(feature = "mysql")]
-    #[test]
-    fn mysql_outages_and_lock_timeouts_are_unavailable() {
-        assert_eq!(
-            kind_of_mysql_error(1205, Some("HY000")),
-            StoreErrorKind::Unavailable
-        );
-        assert_eq!(
-            kind_of_mysql_error(1213, Some("40001")),
-            StoreErrorKind::Unavailable
-        );
-        assert_eq!(
-            kind_of_mysql_error(9999, Some("08S01")),
-            StoreErrorKind::Unavailable
-        );
-        assert_eq!(
-            kind_of_mysql_error(1406, Some("22001")),
             StoreErrorKind::Other
         );
     }

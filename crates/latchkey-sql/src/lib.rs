@@ -9,17 +9,19 @@
 //!   (or a PostgreSQL-compatible distributed one).
 //! - `mysql`: `MySqlStore`, on sqlx, the same for MySQL 8 and MariaDB 10.6 or later.
 //!
-//! The two server databases take no single writer: every node writes, so atomicity comes from
-//! the database itself (a single `UPDATE`, or a transaction holding `SELECT … FOR UPDATE` on
-//! the row), and each write that carries a `now` deletes a bounded number of expired rows.
+//! The two server databases share one implementation, `SqlxStore`, over a small `Dialect`
+//! that holds what differs (placeholders, upserts, how a row is taken, sweeps, error codes).
+//! They take no single writer: every node writes, so atomicity comes from the database itself
+//! (a single statement, or a transaction holding `SELECT … FOR UPDATE` on the row), and each
+//! write that carries a `now` deletes a bounded number of expired rows.
 //! Their connection pools are bounded and give up after a few seconds, so an outage is reported
 //! as [`StoreErrorKind::Unavailable`](latchkey_core::store::StoreErrorKind::Unavailable)
 //! rather than a hang.
 //!
 //! Every backend implements the store traits of [`latchkey_core::store`] and passes the
-//! conformance suite of `latchkey-testkit`. Each embeds its own migrations
+//! conformance suite of `latchkey-testkit`. Each dialect embeds its own migrations
 //! (`migrations/<dialect>/`), applied by a small runner on open; the dialect-independent part
-//! lives in `migrate`, the row decoding they share in `rows`.
+//! lives in `migrate`, the row decoding and encoding they share in `rows`.
 
 // On docs.rs (`--cfg docsrs`, nightly), items behind a feature are labelled with it.
 #![cfg_attr(docsrs, feature(doc_cfg))]
@@ -33,16 +35,16 @@ mod pool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod rows;
 
-#[cfg(feature = "mysql")]
-mod mysql;
-#[cfg(feature = "postgres")]
-mod postgres;
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+mod server;
 #[cfg(feature = "sqlite")]
 mod sqlite;
 
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub use server::{Dialect, SqlxStore};
 #[cfg(feature = "mysql")]
-pub use mysql::MySqlStore;
+pub use server::{MySqlDialect, MySqlStore};
 #[cfg(feature = "postgres")]
-pub use postgres::PgStore;
+pub use server::{PgDialect, PgStore};
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteStore, WriterStats};

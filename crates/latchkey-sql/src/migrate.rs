@@ -11,7 +11,7 @@ use latchkey_core::store::{StoreError, StoreErrorKind};
 
 /// One schema change, applied once per database.
 #[derive(Clone, Copy, Debug)]
-pub(crate) struct Migration {
+pub struct Migration {
     /// Its number; migrations run in increasing order, starting at 1.
     pub(crate) version: i64,
     /// A short name, for the log.

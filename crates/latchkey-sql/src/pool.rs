@@ -31,7 +31,11 @@ pub(crate) fn options<DB: Database>() -> PoolOptions<DB> {
 
 /// Logs what a sweep did. A failed sweep does not fail the write it followed: that write is
 /// already committed, and the next write sweeps again.
-pub(crate) fn swept(backend: &str, table: &str, outcome: Result<u64, sqlx::Error>) {
+pub(crate) fn swept(
+    backend: &str,
+    table: &str,
+    outcome: Result<u64, latchkey_core::store::StoreError>,
+) {
     match outcome {
         Ok(0) => {}
         Ok(rows) => tracing::debug!(backend, table, rows, "swept expired rows"),

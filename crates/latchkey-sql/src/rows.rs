@@ -7,8 +7,10 @@
 //!
 //! The three dialects name their columns alike and store the same shapes (text, bytes, 64-bit
 //! integers, booleans), so one decoder serves them all: each backend's row type only says how
-//! to read those shapes, through [`Columns`]. The SQL that selects and writes rows stays in
-//! each backend's module, because placeholders, upserts and `RETURNING` differ.
+//! to read those shapes, through [`Columns`]. The way back is one encoder per record: the
+//! values of its columns as [`Arg`]s, in the order of its column list, which each backend
+//! binds to its placeholders. A new field touches the record, its column list, its decoder
+//! and encoder here, and a migration per dialect.
 //!
 //! [`StoreErrorKind::Corrupt`]: latchkey_core::store::StoreErrorKind::Corrupt
 
@@ -19,15 +21,16 @@ use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
-use latchkey_core::store::{StoreError, StoreErrorKind};
+use latchkey_core::store::oauth1::{AccessToken, Consumer, RequestToken};
+use latchkey_core::store::{StoreError, StoreErrorKind, TokenOwner};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
-use latchkey_oauth1::store::{AccessToken, Consumer, RequestToken};
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 /// Reads the column shapes the schema uses out of one backend's row type; a missing column or
 /// a value of the wrong type is corruption.
-pub(crate) trait Columns {
+pub trait Columns {
     /// A `NOT NULL` text column.
     fn text(&self, column: &str) -> Result<String, StoreError>;
     /// A nullable text column.
@@ -43,6 +46,107 @@ pub(crate) trait Columns {
     /// A `NOT NULL` boolean column.
     fn flag(&self, column: &str) -> Result<bool, StoreError>;
 }
+
+/// A value bound to a placeholder: the shapes the schema stores, each nullable.
+#[derive(Clone, Debug)]
+pub enum Arg<'a> {
+    /// Text.
+    Text(Option<Cow<'a, str>>),
+    /// A 64-bit integer.
+    Int(Option<i64>),
+    /// A boolean.
+    Flag(bool),
+    /// Bytes (digests).
+    Bytes(Option<&'a [u8]>),
+}
+
+impl<'a> From<&'a str> for Arg<'a> {
+    fn from(value: &'a str) -> Self {
+        Self::Text(Some(Cow::Borrowed(value)))
+    }
+}
+impl<'a> From<&'a String> for Arg<'a> {
+    fn from(value: &'a String) -> Self {
+        Self::Text(Some(Cow::Borrowed(value)))
+    }
+}
+impl From<String> for Arg<'_> {
+    fn from(value: String) -> Self {
+        Self::Text(Some(Cow::Owned(value)))
+    }
+}
+impl<'a> From<Option<&'a str>> for Arg<'a> {
+    fn from(value: Option<&'a str>) -> Self {
+        Self::Text(value.map(Cow::Borrowed))
+    }
+}
+impl From<Option<String>> for Arg<'_> {
+    fn from(value: Option<String>) -> Self {
+        Self::Text(value.map(Cow::Owned))
+    }
+}
+impl From<i64> for Arg<'_> {
+    fn from(value: i64) -> Self {
+        Self::Int(Some(value))
+    }
+}
+impl From<Option<i64>> for Arg<'_> {
+    fn from(value: Option<i64>) -> Self {
+        Self::Int(value)
+    }
+}
+impl From<bool> for Arg<'_> {
+    fn from(value: bool) -> Self {
+        Self::Flag(value)
+    }
+}
+impl<'a> From<&'a [u8]> for Arg<'a> {
+    fn from(value: &'a [u8]) -> Self {
+        Self::Bytes(Some(value))
+    }
+}
+impl<'a> From<Option<&'a [u8]>> for Arg<'a> {
+    fn from(value: Option<&'a [u8]>) -> Self {
+        Self::Bytes(value)
+    }
+}
+impl<'a> From<&'a Digest> for Arg<'a> {
+    fn from(value: &'a Digest) -> Self {
+        Self::Bytes(Some(value.as_bytes().as_slice()))
+    }
+}
+impl<'a> From<Option<&'a Digest>> for Arg<'a> {
+    fn from(value: Option<&'a Digest>) -> Self {
+        Self::Bytes(value.map(|d| d.as_bytes().as_slice()))
+    }
+}
+
+/// How the SQLite store binds an [`Arg`]: as rusqlite bound the same values (a boolean is an
+/// integer 0 or 1).
+#[cfg(feature = "sqlite")]
+impl rusqlite::ToSql for Arg<'_> {
+    fn to_sql(&self) -> rusqlite::Result<rusqlite::types::ToSqlOutput<'_>> {
+        use rusqlite::types::{ToSqlOutput, Value, ValueRef};
+        Ok(match self {
+            Self::Text(Some(text)) => ToSqlOutput::Borrowed(ValueRef::Text(text.as_bytes())),
+            Self::Bytes(Some(bytes)) => ToSqlOutput::Borrowed(ValueRef::Blob(bytes)),
+            Self::Int(Some(value)) => ToSqlOutput::Owned(Value::Integer(*value)),
+            Self::Flag(value) => ToSqlOutput::Owned(Value::Integer(i64::from(*value))),
+            Self::Text(None) | Self::Bytes(None) | Self::Int(None) => {
+                ToSqlOutput::Owned(Value::Null)
+            }
+        })
+    }
+}
+
+/// `[Arg::from(a), Arg::from(b), …]`: the arguments of one statement, in placeholder order.
+macro_rules! args {
+    ($($value:expr),* $(,)?) => {
+        [$($crate::rows::Arg::from($value)),*]
+    };
+}
+#[cfg(any(feature = "postgres", feature = "mysql"))]
+pub(crate) use args;
 
 /// Implements [`Columns`] for a sqlx row type whose database decodes every shape.
 #[cfg(any(feature = "postgres", feature = "mysql"))]
@@ -210,6 +314,56 @@ pub(crate) use {
     oauth1_request_columns, token_columns, user_columns,
 };
 
+/// What every backend deletes with a client, besides its row, in the transaction that deletes
+/// it: everything issued to it.
+pub(crate) const CLIENT_DEPENDENTS: [&str; 6] = [
+    "DELETE FROM tokens WHERE client_id = ?",
+    "DELETE FROM codes WHERE client_id = ?",
+    "DELETE FROM consents WHERE client_id = ?",
+    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_consumers WHERE client_id = ?",
+];
+
+/// What every backend deletes with a user, besides its row: everything issued for them, and
+/// their sessions.
+pub(crate) const USER_DEPENDENTS: [&str; 6] = [
+    "DELETE FROM tokens WHERE subject = ?",
+    "DELETE FROM codes WHERE subject = ?",
+    "DELETE FROM consents WHERE subject = ?",
+    "DELETE FROM oauth1_request_tokens WHERE subject = ?",
+    "DELETE FROM oauth1_access_tokens WHERE subject = ?",
+    "DELETE FROM sessions WHERE subject = ?",
+];
+
+/// What every backend deletes with an OAuth 1.0a consumer's registration, and when its secret
+/// changes: the tokens obtained under it.
+pub(crate) const CONSUMER_TOKENS: [&str; 2] = [
+    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
+    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
+];
+
+/// The statements of `TokenStore::delete_tokens_of` (tokens first, whose count is reported,
+/// then codes) and the value they are bound to.
+pub(crate) fn owner_deletes(owner: &TokenOwner) -> ([&'static str; 2], &str) {
+    match owner {
+        TokenOwner::Client(id) => (
+            [
+                "DELETE FROM tokens WHERE client_id = ?",
+                "DELETE FROM codes WHERE client_id = ?",
+            ],
+            id,
+        ),
+        TokenOwner::Subject(id) => (
+            [
+                "DELETE FROM tokens WHERE subject = ?",
+                "DELETE FROM codes WHERE subject = ?",
+            ],
+            id,
+        ),
+    }
+}
+
 /// A client encoded for the `clients` table (built before a SQLite write is queued, so that
 /// the writer only runs SQL).
 #[derive(Debug)]
@@ -254,6 +408,125 @@ impl ClientRow {
             introspect: client.introspect,
         })
     }
+}
+
+impl ClientRow {
+    /// The values of [`client_columns`], in order.
+    pub(crate) fn args(&self) -> [Arg<'_>; 12] {
+        args![
+            &self.id,
+            &self.name,
+            self.secret_digest.as_deref(),
+            &self.redirect_uris,
+            &self.grant_types,
+            self.scopes.as_deref(),
+            self.default_scopes.as_deref(),
+            self.access_token_ttl,
+            self.refresh_token_ttl,
+            self.created_at,
+            self.bind_tokens,
+            self.introspect,
+        ]
+    }
+}
+
+/// The values of [`user_columns`], in order.
+pub(crate) fn user_args(user: &User) -> [Arg<'_>; 4] {
+    args![
+        &user.id,
+        &user.username,
+        &user.password_hash,
+        user.created_at.0
+    ]
+}
+
+/// The values of [`token_columns`], in order.
+pub(crate) fn token_args(record: &TokenRecord) -> [Arg<'_>; 15] {
+    args![
+        &record.digest,
+        record.kind.as_str(),
+        record.client_id.as_str(),
+        record.subject.as_deref(),
+        record.username.as_deref(),
+        record.scope.to_string(),
+        record.grant_type.as_str(),
+        &record.family.0,
+        record.issued_at.0,
+        record.expires_at.0,
+        record.revoked,
+        record.rotated,
+        record.binding.as_ref().map(|b| b.user_agent.as_str()),
+        record.binding.as_ref().map(|b| b.ip.as_str()),
+        record.family_issued_at.0,
+    ]
+}
+
+/// The values of [`code_columns`], in order.
+pub(crate) fn code_args(code: &CodeRecord) -> [Arg<'_>; 13] {
+    args![
+        &code.digest,
+        code.client_id.as_str(),
+        &code.redirect_uri,
+        code.redirect_uri_sent,
+        &code.subject,
+        &code.username,
+        code.scope.to_string(),
+        code.challenge.as_ref().map(|c| c.method.as_str()),
+        code.challenge.as_ref().map(|c| c.value.as_str()),
+        code.nonce.as_deref(),
+        &code.family.0,
+        code.issued_at.0,
+        code.expires_at.0,
+    ]
+}
+
+/// The values of [`session_columns`], in order.
+pub(crate) fn session_args(s: &SessionRecord) -> [Arg<'_>; 5] {
+    args![
+        &s.digest,
+        &s.subject,
+        &s.username,
+        s.auth_time.0,
+        s.expires_at.0
+    ]
+}
+
+/// The values of [`oauth1_consumer_columns`], in order.
+pub(crate) fn oauth1_consumer_args(c: &Consumer) -> [Arg<'_>; 4] {
+    args![
+        &c.client_id,
+        c.rsa_public_key.as_deref(),
+        c.created_at.0,
+        c.secret_salt.as_deref()
+    ]
+}
+
+/// The values of [`oauth1_request_columns`], in order.
+pub(crate) fn oauth1_request_args(t: &RequestToken) -> [Arg<'_>; 8] {
+    args![
+        &t.digest,
+        &t.client_id,
+        &t.callback,
+        t.realms.to_string(),
+        t.subject.as_deref(),
+        t.username.as_deref(),
+        t.verifier.as_ref(),
+        t.expires_at.0,
+    ]
+}
+
+/// The values of [`oauth1_access_columns`], in order.
+pub(crate) fn oauth1_access_args(t: &AccessToken) -> [Arg<'_>; 8] {
+    args![
+        &t.digest,
+        &t.client_id,
+        &t.subject,
+        t.username.as_deref(),
+        t.realms.to_string(),
+        t.issued_at.0,
+        t.expires_at.map(|e| e.0),
+        t.revoked,
+    ]
 }
 
 /// Decodes a row selected with [`client_columns`].

@@ -17,6 +17,7 @@
 
 pub mod codec;
 pub mod memory;
+pub mod oauth1;
 pub mod tiered;
 
 use crate::client::{Client, ClientId};

@@ -27,8 +27,8 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, StoreErrorKind,
-    TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, TokenOwner, TokenStore,
+    UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -39,7 +39,7 @@ use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
-use writer::{Counters, Job, Msg, Op, Outcome};
+use writer::{Counters, Msg, Op, Reply};
 
 /// How long a connection waits for another process's lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -142,12 +142,13 @@ impl SqliteStore {
         &self.inner.path
     }
 
-    /// Queues `op` for the writer and waits until its batch is committed.
-    async fn write(&self, op: Op) -> Result<Outcome, StoreError> {
-        let (reply, answer) = oneshot::channel();
+    /// Queues the op that `op` makes around its reply channel for the writer, and waits until
+    /// its batch is committed: the answer comes back as the type the op's reply carries.
+    async fn write<T>(&self, op: impl FnOnce(Reply<T>) -> Op) -> Result<T, StoreError> {
+        let (reply, answer) = Reply::channel();
         self.inner
             .writes
-            .send(Msg::Job(Box::new(Job { op, reply })))
+            .send(Msg::Job(Box::new(op(reply))))
             .await
             .map_err(|_| unavailable("the SQLite store is closed"))?;
         answer
@@ -265,28 +266,6 @@ fn all<T>(
     Ok(out)
 }
 
-/// An answer of the wrong shape from the writer: a bug of ours, reported rather than panicked.
-fn mismatch(outcome: Outcome) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Other,
-        format_args!("unexpected SQLite writer outcome {outcome:?}"),
-    )
-}
-
-fn done(outcome: Outcome) -> Result<(), StoreError> {
-    match outcome {
-        Outcome::Done => Ok(()),
-        other => Err(mismatch(other)),
-    }
-}
-
-fn existed(outcome: Outcome) -> Result<bool, StoreError> {
-    match outcome {
-        Outcome::Existed(existed) => Ok(existed),
-        other => Err(mismatch(other)),
-    }
-}
-
 impl ClientStore for SqliteStore {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.inner.readers.read(|conn| {
@@ -298,14 +277,13 @@ impl ClientStore for SqliteStore {
     }
 
     async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        done(
-            self.write(Op::PutClient(ClientRow::encode(client)?))
-                .await?,
-        )
+        let row = ClientRow::encode(client)?;
+        self.write(|reply| Op::PutClient(row, reply)).await
     }
 
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        existed(self.write(Op::DeleteClient(id.to_owned())).await?)
+        self.write(|reply| Op::DeleteClient(id.to_owned(), reply))
+            .await
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
@@ -327,11 +305,12 @@ impl UserStore for SqliteStore {
     }
 
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        done(self.write(Op::PutUser(user.clone())).await?)
+        self.write(|reply| Op::PutUser(user.clone(), reply)).await
     }
 
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-        existed(self.write(Op::DeleteUser(username.to_owned())).await?)
+        self.write(|reply| Op::DeleteUser(username.to_owned(), reply))
+            .await
     }
 
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
@@ -353,7 +332,8 @@ impl UserStore for SqliteStore {
 
 impl TokenStore for SqliteStore {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
-        done(self.write(Op::SaveTokens(tokens.clone(), now)).await?)
+        self.write(|reply| Op::SaveTokens(tokens.clone(), now, reply))
+            .await
     }
 
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
@@ -373,33 +353,27 @@ impl TokenStore for SqliteStore {
         new: &NewTokens,
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
-        let op = Op::RotateRefresh {
+        self.write(|reply| Op::RotateRefresh {
             old: *old,
             new: new.clone(),
             now,
-        };
-        match self.write(op).await? {
-            Outcome::Rotation(rotation) => Ok(rotation),
-            other => Err(mismatch(other)),
-        }
+            reply,
+        })
+        .await
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
-        match self.write(Op::RevokeFamily(family.clone())).await? {
-            Outcome::Count(count) => Ok(count),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::RevokeFamily(family.clone(), reply))
+            .await
     }
 
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        existed(self.write(Op::RevokeToken(*digest)).await?)
+        self.write(|reply| Op::RevokeToken(*digest, reply)).await
     }
 
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        match self.write(Op::DeleteTokensOf(owner.clone())).await? {
-            Outcome::Count(count) => Ok(count),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::DeleteTokensOf(owner.clone(), reply))
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -415,7 +389,8 @@ impl TokenStore for SqliteStore {
 
 impl CodeStore for SqliteStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
-        done(self.write(Op::SaveCode(code.clone(), now)).await?)
+        self.write(|reply| Op::SaveCode(code.clone(), now, reply))
+            .await
     }
 
     async fn take_code(
@@ -424,13 +399,8 @@ impl CodeStore for SqliteStore {
         client_id: &ClientId,
         now: UnixTime,
     ) -> Result<CodeTake, StoreError> {
-        match self
-            .write(Op::TakeCode(*digest, client_id.clone(), now))
-            .await?
-        {
-            Outcome::Code(take) => Ok(*take),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::TakeCode(*digest, client_id.clone(), now, reply))
+            .await
     }
 }
 
@@ -457,25 +427,23 @@ impl ConsentStore for SqliteStore {
         scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        done(
-            self.write(Op::PutConsent {
-                subject: subject.to_owned(),
-                client_id: client_id.to_owned(),
-                scope: scope.to_string(),
-                now,
-            })
-            .await?,
-        )
+        self.write(|reply| Op::PutConsent {
+            subject: subject.to_owned(),
+            client_id: client_id.to_owned(),
+            scope: scope.to_string(),
+            now,
+            reply,
+        })
+        .await
     }
 
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
-        existed(
-            self.write(Op::RevokeConsent {
-                subject: subject.to_owned(),
-                client_id: client_id.to_owned(),
-            })
-            .await?,
-        )
+        self.write(|reply| Op::RevokeConsent {
+            subject: subject.to_owned(),
+            client_id: client_id.to_owned(),
+            reply,
+        })
+        .await
     }
 }
 

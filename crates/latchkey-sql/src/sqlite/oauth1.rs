@@ -5,40 +5,43 @@
 //! guarded by `verifier IS NULL`, taking one is a `DELETE … RETURNING`, and a nonce is an
 //! `INSERT OR IGNORE` whose primary key refuses a replay.
 
-use super::writer::{Op, Outcome, Reply, change, sweep_limit};
+use super::writer::{Answer, Op, Reply, change, sweep_limit};
 use super::{SqliteStore, first};
 use crate::error::from_rusqlite;
 use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
-use latchkey_core::store::{StoreError, StoreErrorKind};
-use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
-use rusqlite::{Connection, params};
+use latchkey_core::store::StoreError;
+use latchkey_core::store::oauth1::{AccessToken, Consumer, OAuth1Store, RequestToken};
+use rusqlite::{Connection, params, params_from_iter};
 
-/// A write of the OAuth 1.0a store, run by the writer inside a batch.
+/// A write of the OAuth 1.0a store, run by the writer inside a batch, with its reply.
 #[derive(Debug)]
 pub(crate) enum Write {
-    PutConsumer(Consumer),
-    DeleteConsumer(String),
+    PutConsumer(Consumer, Reply<()>),
+    DeleteConsumer(String, Reply<bool>),
     RotateConsumer {
         client_id: String,
         salt: String,
+        reply: Reply<bool>,
     },
-    SaveRequest(RequestToken, UnixTime),
+    SaveRequest(RequestToken, UnixTime, Reply<()>),
     Authorize {
         digest: Digest,
         subject: String,
         username: String,
         verifier: Digest,
         now: UnixTime,
+        reply: Reply<bool>,
     },
-    TakeRequest(Digest, UnixTime),
-    SaveAccess(AccessToken, UnixTime),
-    RevokeAccess(Digest),
+    TakeRequest(Digest, UnixTime, Reply<Option<RequestToken>>),
+    SaveAccess(AccessToken, UnixTime, Reply<()>),
+    RevokeAccess(Digest, Reply<bool>),
     InsertNonce {
         key: Digest,
         expires_at: UnixTime,
         now: UnixTime,
+        reply: Reply<bool>,
     },
 }
 
@@ -46,20 +49,35 @@ impl Write {
     /// The caller's `now`, which lets the batch sweep expired rows.
     pub(crate) fn now(&self) -> Option<UnixTime> {
         match self {
-            Self::SaveRequest(_, now)
+            Self::SaveRequest(_, now, _)
             | Self::Authorize { now, .. }
-            | Self::TakeRequest(_, now)
-            | Self::SaveAccess(_, now)
+            | Self::TakeRequest(_, now, _)
+            | Self::SaveAccess(_, now, _)
             | Self::InsertNonce { now, .. } => Some(*now),
             _ => None,
         }
     }
+
+    /// The write's reply.
+    pub(crate) fn answer(&mut self) -> &mut dyn Answer {
+        match self {
+            Self::PutConsumer(_, reply)
+            | Self::SaveRequest(_, _, reply)
+            | Self::SaveAccess(_, _, reply) => reply,
+            Self::DeleteConsumer(_, reply)
+            | Self::RotateConsumer { reply, .. }
+            | Self::Authorize { reply, .. }
+            | Self::RevokeAccess(_, reply)
+            | Self::InsertNonce { reply, .. } => reply,
+            Self::TakeRequest(_, _, reply) => reply,
+        }
+    }
 }
 
-/// Runs one write inside the writer's transaction.
-pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply> {
+/// Runs one write inside the writer's transaction and records its answer.
+pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()> {
     match write {
-        Write::PutConsumer(c) => {
+        Write::PutConsumer(c, reply) => {
             change(
                 conn,
                 concat!(
@@ -71,63 +89,49 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                          created_at = excluded.created_at,
                          secret_salt = excluded.secret_salt"
                 ),
-                params![
-                    c.client_id,
-                    c.rsa_public_key.as_deref(),
-                    c.created_at.0,
-                    c.secret_salt.as_deref()
-                ],
+                params_from_iter(rows::oauth1_consumer_args(c)),
             )?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Write::RotateConsumer { client_id, salt } => {
+        Write::RotateConsumer {
+            client_id,
+            salt,
+            reply,
+        } => {
             let updated = change(
                 conn,
                 "UPDATE oauth1_consumers SET secret_salt = ? WHERE client_id = ?",
-                params![salt, client_id],
+                params![&*salt, &*client_id],
             )?;
             if updated > 0 {
-                for sql in [
-                    "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                    "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-                ] {
-                    change(conn, sql, [client_id])?;
+                for sql in rows::CONSUMER_TOKENS {
+                    change(conn, sql, [&*client_id])?;
                 }
             }
-            Ok(Ok(Outcome::Existed(updated > 0)))
+            reply.set(Ok(updated > 0))
         }
-        Write::DeleteConsumer(id) => {
-            for sql in [
-                "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-            ] {
-                change(conn, sql, [id])?;
+        Write::DeleteConsumer(id, reply) => {
+            for sql in rows::CONSUMER_TOKENS {
+                change(conn, sql, [&*id])?;
             }
             let deleted = change(
                 conn,
                 "DELETE FROM oauth1_consumers WHERE client_id = ?",
-                [id],
+                [&*id],
             )?;
-            Ok(Ok(Outcome::Existed(deleted > 0)))
+            reply.set(Ok(deleted > 0))
         }
-        Write::SaveRequest(t, _) => {
+        Write::SaveRequest(t, _, reply) => {
             change(
                 conn,
-                "INSERT INTO oauth1_request_tokens
-                 (digest, client_id, callback, realms, subject, username, verifier, expires_at)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    t.digest.as_bytes().as_slice(),
-                    t.client_id,
-                    t.callback,
-                    t.realms.to_string(),
-                    t.subject.as_deref(),
-                    t.username.as_deref(),
-                    t.verifier.as_ref().map(|v| v.as_bytes().as_slice()),
-                    t.expires_at.0,
-                ],
+                concat!(
+                    "INSERT INTO oauth1_request_tokens (",
+                    rows::oauth1_request_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params_from_iter(rows::oauth1_request_args(t)),
             )?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
         Write::Authorize {
             digest,
@@ -135,22 +139,23 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
             username,
             verifier,
             now,
+            reply,
         } => {
             let updated = change(
                 conn,
                 "UPDATE oauth1_request_tokens SET subject = ?, username = ?, verifier = ?
                  WHERE digest = ? AND verifier IS NULL AND expires_at > ?",
                 params![
-                    subject,
-                    username,
+                    &*subject,
+                    &*username,
                     verifier.as_bytes().as_slice(),
                     digest.as_bytes().as_slice(),
                     now.0,
                 ],
             )?;
-            Ok(Ok(Outcome::Existed(updated == 1)))
+            reply.set(Ok(updated == 1))
         }
-        Write::TakeRequest(digest, now) => {
+        Write::TakeRequest(digest, now, reply) => {
             // SQLite deletes at the first step of a `RETURNING` statement, which `first` takes.
             let taken = first(
                 conn,
@@ -161,42 +166,38 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                 [digest.as_bytes().as_slice()],
                 |row| rows::oauth1_request_token(row),
             )?;
-            let Some(taken) = taken else {
-                return Ok(Ok(Outcome::RequestToken(None)));
-            };
-            Ok(taken.map(|t| Outcome::RequestToken((*now < t.expires_at).then(|| Box::new(t)))))
+            let now = *now;
+            reply.set(
+                taken
+                    .transpose()
+                    .map(|taken| taken.filter(|t| now < t.expires_at)),
+            )
         }
-        Write::SaveAccess(t, _) => {
+        Write::SaveAccess(t, _, reply) => {
             change(
                 conn,
-                "INSERT INTO oauth1_access_tokens
-                 (digest, client_id, subject, username, realms, issued_at, expires_at, revoked)
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                params![
-                    t.digest.as_bytes().as_slice(),
-                    t.client_id,
-                    t.subject,
-                    t.username.as_deref(),
-                    t.realms.to_string(),
-                    t.issued_at.0,
-                    t.expires_at.map(|e| e.0),
-                    t.revoked,
-                ],
+                concat!(
+                    "INSERT INTO oauth1_access_tokens (",
+                    rows::oauth1_access_columns!(),
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+                ),
+                params_from_iter(rows::oauth1_access_args(t)),
             )?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Write::RevokeAccess(digest) => {
+        Write::RevokeAccess(digest, reply) => {
             let revoked = change(
                 conn,
                 "UPDATE oauth1_access_tokens SET revoked = 1 WHERE digest = ?",
                 [digest.as_bytes().as_slice()],
             )?;
-            Ok(Ok(Outcome::Existed(revoked > 0)))
+            reply.set(Ok(revoked > 0))
         }
         Write::InsertNonce {
             key,
             expires_at,
             now,
+            reply,
         } => {
             // A remembered nonce that has expired (but was not swept yet) counts as new.
             let inserted = change(
@@ -206,7 +207,7 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                  WHERE oauth1_nonces.expires_at <= ?",
                 params![key.as_bytes().as_slice(), expires_at.0, now.0],
             )?;
-            Ok(Ok(Outcome::Existed(inserted == 1)))
+            reply.set(Ok(inserted == 1))
         }
     }
 }
@@ -239,33 +240,6 @@ pub(crate) fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn mismatch(outcome: Outcome) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Other,
-        format_args!("unexpected SQLite writer outcome {outcome:?}"),
-    )
-}
-
-impl SqliteStore {
-    async fn oauth1_write(&self, write: Write) -> Result<Outcome, StoreError> {
-        self.write(Op::OAuth1(write)).await
-    }
-
-    async fn oauth1_flag(&self, write: Write) -> Result<bool, StoreError> {
-        match self.oauth1_write(write).await? {
-            Outcome::Existed(flag) => Ok(flag),
-            other => Err(mismatch(other)),
-        }
-    }
-
-    async fn oauth1_done(&self, write: Write) -> Result<(), StoreError> {
-        match self.oauth1_write(write).await? {
-            Outcome::Done => Ok(()),
-            other => Err(mismatch(other)),
-        }
-    }
-}
-
 impl OAuth1Store for SqliteStore {
     async fn get_consumer(&self, client_id: &str) -> Result<Option<Consumer>, StoreError> {
         self.inner.readers.read(|conn| {
@@ -281,11 +255,12 @@ impl OAuth1Store for SqliteStore {
     }
 
     async fn put_consumer(&self, consumer: &Consumer) -> Result<(), StoreError> {
-        self.oauth1_done(Write::PutConsumer(consumer.clone())).await
+        self.write(|reply| Op::OAuth1(Write::PutConsumer(consumer.clone(), reply)))
+            .await
     }
 
     async fn delete_consumer(&self, client_id: &str) -> Result<bool, StoreError> {
-        self.oauth1_flag(Write::DeleteConsumer(client_id.to_owned()))
+        self.write(|reply| Op::OAuth1(Write::DeleteConsumer(client_id.to_owned(), reply)))
             .await
     }
 
@@ -294,9 +269,12 @@ impl OAuth1Store for SqliteStore {
         client_id: &str,
         salt: &str,
     ) -> Result<bool, StoreError> {
-        self.oauth1_flag(Write::RotateConsumer {
-            client_id: client_id.to_owned(),
-            salt: salt.to_owned(),
+        self.write(|reply| {
+            Op::OAuth1(Write::RotateConsumer {
+                client_id: client_id.to_owned(),
+                salt: salt.to_owned(),
+                reply,
+            })
         })
         .await
     }
@@ -306,7 +284,7 @@ impl OAuth1Store for SqliteStore {
         token: &RequestToken,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.oauth1_done(Write::SaveRequest(token.clone(), now))
+        self.write(|reply| Op::OAuth1(Write::SaveRequest(token.clone(), now, reply)))
             .await
     }
 
@@ -340,12 +318,15 @@ impl OAuth1Store for SqliteStore {
         verifier: &Digest,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.oauth1_flag(Write::Authorize {
-            digest: *digest,
-            subject: subject.to_owned(),
-            username: username.to_owned(),
-            verifier: *verifier,
-            now,
+        self.write(|reply| {
+            Op::OAuth1(Write::Authorize {
+                digest: *digest,
+                subject: subject.to_owned(),
+                username: username.to_owned(),
+                verifier: *verifier,
+                now,
+                reply,
+            })
         })
         .await
     }
@@ -355,10 +336,8 @@ impl OAuth1Store for SqliteStore {
         digest: &Digest,
         now: UnixTime,
     ) -> Result<Option<RequestToken>, StoreError> {
-        match self.oauth1_write(Write::TakeRequest(*digest, now)).await? {
-            Outcome::RequestToken(token) => Ok(token.map(|t| *t)),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::OAuth1(Write::TakeRequest(*digest, now, reply)))
+            .await
     }
 
     async fn save_access_token(
@@ -366,7 +345,7 @@ impl OAuth1Store for SqliteStore {
         token: &AccessToken,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.oauth1_done(Write::SaveAccess(token.clone(), now))
+        self.write(|reply| Op::OAuth1(Write::SaveAccess(token.clone(), now, reply)))
             .await
     }
 
@@ -386,7 +365,8 @@ impl OAuth1Store for SqliteStore {
     }
 
     async fn revoke_access_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        self.oauth1_flag(Write::RevokeAccess(*digest)).await
+        self.write(|reply| Op::OAuth1(Write::RevokeAccess(*digest, reply)))
+            .await
     }
 
     async fn insert_nonce(
@@ -395,10 +375,13 @@ impl OAuth1Store for SqliteStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.oauth1_flag(Write::InsertNonce {
-            key: *key,
-            expires_at,
-            now,
+        self.write(|reply| {
+            Op::OAuth1(Write::InsertNonce {
+                key: *key,
+                expires_at,
+                now,
+                reply,
+            })
         })
         .await
     }

@@ -2,38 +2,47 @@
 //! read pool, writes go through the group-commit writer like every other write, and each
 //! batch that carries a `now` sweeps expired sessions.
 
-use super::writer::{Op, Outcome, Reply, change, sweep_limit};
+use super::writer::{Answer, Op, Reply, change, sweep_limit};
 use super::{SqliteStore, first};
 use crate::error::from_rusqlite;
 use crate::rows;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
-use latchkey_core::store::{SessionStore, StoreError, StoreErrorKind};
-use rusqlite::{Connection, params};
+use latchkey_core::store::{SessionStore, StoreError};
+use rusqlite::{Connection, params_from_iter};
 
-/// A write of the session store, run by the writer inside a batch.
+/// A write of the session store, run by the writer inside a batch, with its reply.
 #[derive(Debug)]
 pub(crate) enum Write {
-    Save(SessionRecord, UnixTime),
-    Delete(Digest),
-    DeleteOf(String),
+    Save(SessionRecord, UnixTime, Reply<()>),
+    Delete(Digest, Reply<bool>),
+    DeleteOf(String, Reply<u64>),
 }
 
 impl Write {
     /// The caller's `now`, which lets the batch sweep expired rows.
     pub(crate) fn now(&self) -> Option<UnixTime> {
         match self {
-            Self::Save(_, now) => Some(*now),
+            Self::Save(_, now, _) => Some(*now),
             _ => None,
+        }
+    }
+
+    /// The write's reply.
+    pub(crate) fn answer(&mut self) -> &mut dyn Answer {
+        match self {
+            Self::Save(_, _, reply) => reply,
+            Self::Delete(_, reply) => reply,
+            Self::DeleteOf(_, reply) => reply,
         }
     }
 }
 
-/// Runs one write inside the writer's transaction.
-pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply> {
+/// Runs one write inside the writer's transaction and records its answer.
+pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()> {
     match write {
-        Write::Save(s, _) => {
+        Write::Save(s, _, reply) => {
             change(
                 conn,
                 concat!(
@@ -41,29 +50,21 @@ pub(crate) fn apply(conn: &Connection, write: &Write) -> rusqlite::Result<Reply>
                     rows::session_columns!(),
                     ") VALUES (?, ?, ?, ?, ?)"
                 ),
-                params![
-                    s.digest.as_bytes().as_slice(),
-                    s.subject,
-                    s.username,
-                    s.auth_time.0,
-                    s.expires_at.0,
-                ],
+                params_from_iter(rows::session_args(s)),
             )?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Write::Delete(digest) => {
+        Write::Delete(digest, reply) => {
             let deleted = change(
                 conn,
                 "DELETE FROM sessions WHERE digest = ?",
                 [digest.as_bytes().as_slice()],
             )?;
-            Ok(Ok(Outcome::Existed(deleted > 0)))
+            reply.set(Ok(deleted > 0))
         }
-        Write::DeleteOf(subject) => {
-            let deleted = change(conn, "DELETE FROM sessions WHERE subject = ?", [subject])?;
-            Ok(Ok(Outcome::Count(
-                u64::try_from(deleted).unwrap_or(u64::MAX),
-            )))
+        Write::DeleteOf(subject, reply) => {
+            let deleted = change(conn, "DELETE FROM sessions WHERE subject = ?", [&*subject])?;
+            reply.set(Ok(u64::try_from(deleted).unwrap_or(u64::MAX)))
         }
     }
 }
@@ -83,22 +84,10 @@ pub(crate) fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     Ok(())
 }
 
-fn mismatch(outcome: Outcome) -> StoreError {
-    StoreError::new(
-        StoreErrorKind::Other,
-        format_args!("unexpected SQLite writer outcome {outcome:?}"),
-    )
-}
-
 impl SessionStore for SqliteStore {
     async fn save_session(&self, session: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
-        match self
-            .write(Op::Session(Write::Save(session.clone(), now)))
-            .await?
-        {
-            Outcome::Done => Ok(()),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::Session(Write::Save(session.clone(), now, reply)))
+            .await
     }
 
     async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
@@ -117,19 +106,12 @@ impl SessionStore for SqliteStore {
     }
 
     async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
-        match self.write(Op::Session(Write::Delete(*digest))).await? {
-            Outcome::Existed(existed) => Ok(existed),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::Session(Write::Delete(*digest, reply)))
+            .await
     }
 
     async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
-        match self
-            .write(Op::Session(Write::DeleteOf(subject.to_owned())))
-            .await?
-        {
-            Outcome::Count(count) => Ok(count),
-            other => Err(mismatch(other)),
-        }
+        self.write(|reply| Op::Session(Write::DeleteOf(subject.to_owned(), reply)))
+            .await
     }
 }

@@ -17,10 +17,12 @@
 //! and `take_code` (read, check, mark used) are atomic without any lock of ours; the SQLite
 //! write lock keeps other processes (the CLI) out for the length of a batch.
 //!
-//! Each op's outcome is computed inside the batch. A logical refusal (a user name taken) writes
-//! nothing and does not disturb the batch. If a statement fails, the batch is rolled back and
-//! each op is re-run in its own transaction, so one bad op fails alone. If the transaction
-//! itself cannot begin or commit, every op of the batch gets that error.
+//! Each op carries its own typed reply channel ([`Reply`]); its answer is computed inside the
+//! batch, kept beside the channel, and sent only once the batch committed. A logical refusal
+//! (a user name taken) writes nothing and does not disturb the batch. If a statement fails,
+//! the batch is rolled back and each op is re-run in its own transaction, so one bad op fails
+//! alone. If the transaction itself cannot begin or commit, every op of the batch gets that
+//! error.
 //!
 //! Expiry lives here too: each batch that carries a `now` deletes up to [`sweep_limit!`] tokens
 //! and up to [`sweep_limit!`] codes that expired by the largest `now` of the batch, so the tables
@@ -33,11 +35,12 @@ use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner, code_verdict,
+    CodeTake, CodeVerdict, RefreshVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner,
+    code_verdict, refresh_verdict,
 };
-use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, params, params_from_iter};
 use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::{mpsc, oneshot};
 
@@ -56,34 +59,96 @@ macro_rules! sweep_limit {
 }
 pub(crate) use sweep_limit;
 
-/// One write, as the store traits describe it.
+/// The channel one write's answer goes back on, typed by what the store trait returns, and
+/// the answer once the writer computed it. The answer is sent only once its batch committed.
+#[derive(Debug)]
+pub(crate) struct Reply<T> {
+    to: Option<oneshot::Sender<Result<T, StoreError>>>,
+    answer: Option<Result<T, StoreError>>,
+}
+
+impl<T> Reply<T> {
+    /// A reply, and the receiver its caller awaits.
+    pub(crate) fn channel() -> (Self, oneshot::Receiver<Result<T, StoreError>>) {
+        let (to, answer) = oneshot::channel();
+        (
+            Self {
+                to: Some(to),
+                answer: None,
+            },
+            answer,
+        )
+    }
+
+    /// Records the answer computed inside the current transaction (replacing one computed in
+    /// a batch that was rolled back). Always `Ok`: the shape every op's `apply` ends with.
+    pub(crate) fn set(&mut self, answer: Result<T, StoreError>) -> rusqlite::Result<()> {
+        self.answer = Some(answer);
+        Ok(())
+    }
+}
+
+/// What the writer does with a reply once its transaction is decided; the one place a reply
+/// is handled without its type.
+pub(crate) trait Answer {
+    /// The transaction committed: sends the recorded answer.
+    fn send(&mut self);
+    /// The transaction failed: sends `err` instead.
+    fn fail(&mut self, err: StoreError);
+}
+
+impl<T> Answer for Reply<T> {
+    fn send(&mut self) {
+        let answer = self.answer.take().unwrap_or_else(|| {
+            Err(StoreError::new(
+                StoreErrorKind::Other,
+                "the SQLite writer committed an op without answering it",
+            ))
+        });
+        if let Some(to) = self.to.take() {
+            // The caller may have gone away; its write is durable all the same.
+            let _ = to.send(answer);
+        }
+    }
+
+    fn fail(&mut self, err: StoreError) {
+        if let Some(to) = self.to.take() {
+            let _ = to.send(Err(err));
+        }
+    }
+}
+
+/// One write, as the store traits describe it, with the reply its caller waits for.
 #[derive(Debug)]
 pub(crate) enum Op {
-    PutClient(ClientRow),
-    DeleteClient(String),
-    PutUser(User),
-    DeleteUser(String),
-    DeleteTokensOf(TokenOwner),
-    SaveTokens(NewTokens, UnixTime),
+    PutClient(ClientRow, Reply<()>),
+    DeleteClient(String, Reply<bool>),
+    PutUser(User, Reply<()>),
+    DeleteUser(String, Reply<bool>),
+    DeleteTokensOf(TokenOwner, Reply<u64>),
+    SaveTokens(NewTokens, UnixTime, Reply<()>),
     RotateRefresh {
         old: Digest,
         new: NewTokens,
         now: UnixTime,
+        reply: Reply<Rotation>,
     },
-    RevokeFamily(FamilyId),
-    RevokeToken(Digest),
-    SaveCode(CodeRecord, UnixTime),
-    TakeCode(Digest, ClientId, UnixTime),
+    RevokeFamily(FamilyId, Reply<u64>),
+    RevokeToken(Digest, Reply<bool>),
+    SaveCode(CodeRecord, UnixTime, Reply<()>),
+    TakeCode(Digest, ClientId, UnixTime, Reply<CodeTake>),
     PutConsent {
         subject: String,
         client_id: String,
         /// The scope, already in its stored (space-separated) form.
         scope: String,
         now: UnixTime,
+        reply: Reply<()>,
     },
     RevokeConsent {
         subject: String,
         client_id: String,
+        reply: Reply<bool>,
     },
     /// A write of the OAuth 1.0a store (see `super::oauth1`).
     OAuth1(super::oauth1::Write),
@@ -95,50 +160,43 @@ impl Op {
     /// The caller's `now`, for ops that carry one: the sweep of a batch uses the largest.
     fn now(&self) -> Option<UnixTime> {
         match self {
-            Self::SaveTokens(_, now)
+            Self::SaveTokens(_, now, _)
             | Self::RotateRefresh { now, .. }
-            | Self::SaveCode(_, now)
-            | Self::TakeCode(_, _, now)
+            | Self::SaveCode(_, now, _)
+            | Self::TakeCode(_, _, now, _)
             | Self::PutConsent { now, .. } => Some(*now),
             Self::OAuth1(write) => write.now(),
             Self::Session(write) => write.now(),
             _ => None,
         }
     }
-}
 
-/// What a committed op answers.
-#[derive(Debug)]
-pub(crate) enum Outcome {
-    /// The op had nothing to report beyond success.
-    Done,
-    /// Whether the row the op targeted existed.
-    Existed(bool),
-    /// How many rows the op changed.
-    Count(u64),
-    /// The outcome of a refresh-token rotation.
-    Rotation(Rotation),
-    /// The outcome of redeeming an authorization code (boxed: a taken code is large).
-    Code(Box<CodeTake>),
-    /// The OAuth 1.0a request token an op took, if any.
-    RequestToken(Option<Box<latchkey_oauth1::store::RequestToken>>),
-}
-
-/// The answer to one op, sent after its batch committed (or failed).
-pub(crate) type Reply = Result<Outcome, StoreError>;
-
-/// An op with the channel its answer goes back on.
-#[derive(Debug)]
-pub(crate) struct Job {
-    pub(crate) op: Op,
-    pub(crate) reply: oneshot::Sender<Reply>,
+    /// The op's reply, to send or fail once its transaction is decided.
+    fn answer(&mut self) -> &mut dyn Answer {
+        match self {
+            Self::PutClient(_, reply)
+            | Self::PutUser(_, reply)
+            | Self::SaveTokens(_, _, reply)
+            | Self::SaveCode(_, _, reply)
+            | Self::PutConsent { reply, .. } => reply,
+            Self::DeleteClient(_, reply)
+            | Self::DeleteUser(_, reply)
+            | Self::RevokeToken(_, reply)
+            | Self::RevokeConsent { reply, .. } => reply,
+            Self::DeleteTokensOf(_, reply) | Self::RevokeFamily(_, reply) => reply,
+            Self::RotateRefresh { reply, .. } => reply,
+            Self::TakeCode(_, _, _, reply) => reply,
+            Self::OAuth1(write) => write.answer(),
+            Self::Session(write) => write.answer(),
+        }
+    }
 }
 
 /// What the store sends the writer.
 #[derive(Debug)]
 pub(crate) enum Msg {
-    /// A write to run (boxed: a queued shutdown need not take a job's room).
-    Job(Box<Job>),
+    /// A write to run (boxed: a queued shutdown need not take a write's room).
+    Job(Box<Op>),
     /// Stop accepting writes, finish what is queued, close the connection.
     Shutdown,
 }
@@ -167,7 +225,7 @@ pub(crate) fn run(conn: Connection, mut inbox: mpsc::Receiver<Msg>, counters: &C
         let mut next = Some(first);
         while let Some(msg) = next {
             match msg {
-                Msg::Job(job) => jobs.push(*job),
+                Msg::Job(op) => jobs.push(*op),
                 // Refuse new sends; what is already queued is still received and run.
                 Msg::Shutdown => inbox.close(),
             }
@@ -194,49 +252,43 @@ enum BatchError {
     Statement(rusqlite::Error),
 }
 
-fn run_batch(conn: &Connection, jobs: Vec<Job>, counters: &Counters) {
-    let sweep_at = jobs.iter().filter_map(|job| job.op.now()).max();
-    match attempt(conn, &jobs, sweep_at) {
-        Ok(replies) => {
-            counters.committed(jobs.len());
-            for (job, reply) in jobs.into_iter().zip(replies) {
-                // The caller may have gone away; its write is durable all the same.
-                let _ = job.reply.send(reply);
+fn run_batch(conn: &Connection, mut ops: Vec<Op>, counters: &Counters) {
+    let sweep_at = ops.iter().filter_map(|op| op.now()).max();
+    match attempt(conn, &mut ops, sweep_at) {
+        Ok(()) => {
+            counters.committed(ops.len());
+            for op in &mut ops {
+                op.answer().send();
             }
         }
         Err(BatchError::Transaction(err)) => {
-            tracing::warn!(error = %err, ops = jobs.len(), "SQLite write batch failed");
+            tracing::warn!(error = %err, ops = ops.len(), "SQLite write batch failed");
             let err = StoreError::new(kind_of_rusqlite(&err), err);
-            for job in jobs {
-                let _ = job.reply.send(Err(err.clone()));
+            for op in &mut ops {
+                op.answer().fail(err.clone());
             }
         }
         Err(BatchError::Statement(err)) => {
-            tracing::debug!(error = %err, ops = jobs.len(), "SQLite batch rolled back; retrying each op alone");
-            for job in jobs {
-                let reply = alone(conn, &job.op, counters);
-                let _ = job.reply.send(reply);
+            tracing::debug!(error = %err, ops = ops.len(), "SQLite batch rolled back; retrying each op alone");
+            for op in &mut ops {
+                alone(conn, op, counters);
             }
         }
     }
 }
 
-/// Runs all `jobs` (and the sweep) in one transaction; the replies are valid only if it
-/// returns `Ok`, that is, once committed.
+/// Runs all `ops` (and the sweep) in one transaction; their answers stand only if it returns
+/// `Ok`, that is, once committed.
 fn attempt(
     conn: &Connection,
-    jobs: &[Job],
+    ops: &mut [Op],
     sweep_at: Option<UnixTime>,
-) -> Result<Vec<Reply>, BatchError> {
+) -> Result<(), BatchError> {
     execute(conn, "BEGIN IMMEDIATE").map_err(BatchError::Transaction)?;
-    let mut replies = Vec::with_capacity(jobs.len());
-    for job in jobs {
-        match apply(conn, &job.op) {
-            Ok(reply) => replies.push(reply),
-            Err(err) => {
-                rollback(conn);
-                return Err(BatchError::Statement(err));
-            }
+    for op in ops {
+        if let Err(err) = apply(conn, op) {
+            rollback(conn);
+            return Err(BatchError::Statement(err));
         }
     }
     if let Some(now) = sweep_at
@@ -249,25 +301,25 @@ fn attempt(
         rollback(conn);
         return Err(BatchError::Transaction(err));
     }
-    Ok(replies)
+    Ok(())
 }
 
-/// Runs one op in its own transaction, after its batch failed; a SQL error is its own answer.
-fn alone(conn: &Connection, op: &Op, counters: &Counters) -> Reply {
-    execute(conn, "BEGIN IMMEDIATE").map_err(from_rusqlite)?;
-    match apply(conn, op) {
-        Ok(reply) => {
-            if let Err(err) = execute(conn, "COMMIT") {
-                rollback(conn);
-                return Err(from_rusqlite(err));
-            }
+/// Runs one op in its own transaction, after its batch failed, and answers it; a SQL error is
+/// its own answer.
+fn alone(conn: &Connection, op: &mut Op, counters: &Counters) {
+    let outcome = execute(conn, "BEGIN IMMEDIATE").and_then(|()| {
+        apply(conn, op)?;
+        execute(conn, "COMMIT")
+    });
+    match outcome {
+        Ok(()) => {
             counters.committed(1);
-            reply
+            op.answer().send();
         }
         Err(err) => {
             rollback(conn);
             tracing::debug!(error = %err, "SQLite write failed");
-            Err(from_rusqlite(err))
+            op.answer().fail(from_rusqlite(err));
         }
     }
 }
@@ -332,105 +384,84 @@ fn count(rows: usize) -> u64 {
     u64::try_from(rows).unwrap_or(u64::MAX)
 }
 
-/// Runs one op inside the current transaction. The outer `Err` is a SQL failure (the batch
-/// must roll back); the inner one is a refusal that wrote nothing.
-fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
+/// Runs one op inside the current transaction and records its answer. An `Err` is a SQL
+/// failure (the batch must roll back); a refusal that wrote nothing is an answer.
+fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
     match op {
         Op::OAuth1(write) => super::oauth1::apply(conn, write),
         Op::Session(write) => super::sessions::apply(conn, write),
-        Op::PutClient(row) => {
+        Op::PutClient(row, reply) => {
             put_client(conn, row)?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Op::DeleteClient(id) => {
-            for sql in [
-                "DELETE FROM tokens WHERE client_id = ?",
-                "DELETE FROM codes WHERE client_id = ?",
-                "DELETE FROM consents WHERE client_id = ?",
-                "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
-                "DELETE FROM oauth1_consumers WHERE client_id = ?",
-            ] {
-                change(conn, sql, [id])?;
+        Op::DeleteClient(id, reply) => {
+            for sql in rows::CLIENT_DEPENDENTS {
+                change(conn, sql, [&*id])?;
             }
-            let deleted = change(conn, "DELETE FROM clients WHERE id = ?", [id])?;
-            Ok(Ok(Outcome::Existed(deleted > 0)))
+            let deleted = change(conn, "DELETE FROM clients WHERE id = ?", [&*id])?;
+            reply.set(Ok(deleted > 0))
         }
-        Op::PutUser(user) => put_user(conn, user),
-        Op::DeleteUser(username) => {
+        Op::PutUser(user, reply) => reply.set(put_user(conn, user)?),
+        Op::DeleteUser(username, reply) => {
             let id = first(
                 conn,
                 "SELECT id FROM users WHERE username = ?",
-                [username],
+                [&*username],
                 |row| row.get::<_, String>(0),
             )?
             .transpose()?;
             let Some(id) = id else {
-                return Ok(Ok(Outcome::Existed(false)));
+                return reply.set(Ok(false));
             };
-            for sql in [
-                "DELETE FROM tokens WHERE subject = ?",
-                "DELETE FROM codes WHERE subject = ?",
-                "DELETE FROM consents WHERE subject = ?",
-                "DELETE FROM oauth1_access_tokens WHERE subject = ?",
-                "DELETE FROM oauth1_request_tokens WHERE subject = ?",
-                "DELETE FROM sessions WHERE subject = ?",
-            ] {
+            for sql in rows::USER_DEPENDENTS {
                 change(conn, sql, [&id])?;
             }
             change(conn, "DELETE FROM users WHERE id = ?", [&id])?;
-            Ok(Ok(Outcome::Existed(true)))
+            reply.set(Ok(true))
         }
-        Op::DeleteTokensOf(owner) => {
-            let (tokens, codes, value) = match owner {
-                TokenOwner::Client(id) => (
-                    "DELETE FROM tokens WHERE client_id = ?",
-                    "DELETE FROM codes WHERE client_id = ?",
-                    id,
-                ),
-                TokenOwner::Subject(id) => (
-                    "DELETE FROM tokens WHERE subject = ?",
-                    "DELETE FROM codes WHERE subject = ?",
-                    id,
-                ),
-            };
+        Op::DeleteTokensOf(owner, reply) => {
+            let ([tokens, codes], value) = rows::owner_deletes(owner);
             let deleted = change(conn, tokens, [value])?;
             change(conn, codes, [value])?;
-            Ok(Ok(Outcome::Count(count(deleted))))
+            reply.set(Ok(count(deleted)))
         }
-        Op::SaveTokens(tokens, _) => {
+        Op::SaveTokens(tokens, _, reply) => {
             for record in tokens.records() {
                 insert_token(conn, record)?;
             }
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Op::RotateRefresh { old, new, now } => rotate_refresh(conn, old, new, *now),
-        Op::RevokeFamily(family) => {
-            let revoked = change(
-                conn,
-                "UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0",
-                [&family.0],
-            )?;
-            Ok(Ok(Outcome::Count(count(revoked))))
+        Op::RotateRefresh {
+            old,
+            new,
+            now,
+            reply,
+        } => reply.set(rotate_refresh(conn, old, new, *now)?),
+        Op::RevokeFamily(family, reply) => {
+            let revoked = revoke_family(conn, family)?;
+            reply.set(Ok(count(revoked)))
         }
-        Op::RevokeToken(digest) => {
+        Op::RevokeToken(digest, reply) => {
             let revoked = change(
                 conn,
                 "UPDATE tokens SET revoked = 1 WHERE digest = ?",
                 [digest.as_bytes().as_slice()],
             )?;
-            Ok(Ok(Outcome::Existed(revoked > 0)))
+            reply.set(Ok(revoked > 0))
         }
-        Op::SaveCode(code, _) => {
+        Op::SaveCode(code, _, reply) => {
             insert_code(conn, code)?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Op::TakeCode(digest, client_id, now) => take_code(conn, digest, client_id, *now),
+        Op::TakeCode(digest, client_id, now, reply) => {
+            reply.set(take_code(conn, digest, client_id, *now)?)
+        }
         Op::PutConsent {
             subject,
             client_id,
             scope,
             now,
+            reply,
         } => {
             change(
                 conn,
@@ -438,19 +469,32 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
                  ON CONFLICT (subject, client_id) DO UPDATE SET
                      scope = excluded.scope,
                      granted_at = excluded.granted_at",
-                params![subject, client_id, scope, now.0],
+                params![&*subject, &*client_id, &*scope, now.0],
             )?;
-            Ok(Ok(Outcome::Done))
+            reply.set(Ok(()))
         }
-        Op::RevokeConsent { subject, client_id } => {
+        Op::RevokeConsent {
+            subject,
+            client_id,
+            reply,
+        } => {
             let deleted = change(
                 conn,
                 "DELETE FROM consents WHERE subject = ? AND client_id = ?",
-                [subject, client_id],
+                [&*subject, &*client_id],
             )?;
-            Ok(Ok(Outcome::Existed(deleted > 0)))
+            reply.set(Ok(deleted > 0))
         }
     }
+}
+
+/// Revokes every token of `family` that is not revoked yet; how many there were.
+fn revoke_family(conn: &Connection, family: &FamilyId) -> rusqlite::Result<usize> {
+    change(
+        conn,
+        "UPDATE tokens SET revoked = 1 WHERE family = ? AND revoked = 0",
+        [&family.0],
+    )
 }
 
 fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
@@ -473,25 +517,12 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
                  refresh_token_ttl = excluded.refresh_token_ttl,
                  created_at = excluded.created_at"
         ),
-        params![
-            row.id,
-            row.name,
-            row.secret_digest.as_deref(),
-            row.redirect_uris,
-            row.grant_types,
-            row.scopes.as_deref(),
-            row.default_scopes.as_deref(),
-            row.access_token_ttl,
-            row.refresh_token_ttl,
-            row.created_at,
-            row.bind_tokens,
-            row.introspect,
-        ],
+        params_from_iter(row.args()),
     )?;
     Ok(())
 }
 
-fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Reply> {
+fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Result<(), StoreError>> {
     let owner = first(
         conn,
         "SELECT id FROM users WHERE username = ?",
@@ -517,14 +548,9 @@ fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Reply> {
                  password_hash = excluded.password_hash,
                  created_at = excluded.created_at"
         ),
-        params![
-            user.id,
-            user.username,
-            user.password_hash,
-            user.created_at.0
-        ],
+        params_from_iter(rows::user_args(user)),
     )?;
-    Ok(Ok(Outcome::Done))
+    Ok(Ok(()))
 }
 
 fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()> {
@@ -535,76 +561,60 @@ fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()>
             rows::token_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params![
-            record.digest.as_bytes().as_slice(),
-            record.kind.as_str(),
-            record.client_id.as_str(),
-            record.subject.as_deref(),
-            record.username.as_deref(),
-            record.scope.to_string(),
-            record.grant_type.as_str(),
-            record.family.0,
-            record.issued_at.0,
-            record.expires_at.0,
-            record.revoked,
-            record.rotated,
-            record.binding.as_ref().map(|b| b.user_agent.as_str()),
-            record.binding.as_ref().map(|b| b.ip.as_str()),
-            record.family_issued_at.0,
-        ],
+        params_from_iter(rows::token_args(record)),
     )?;
     Ok(())
 }
 
-/// Rotation and reuse detection in one step (RFC 9700 §4.14.2); atomic because the writer
-/// runs one op at a time inside the batch's transaction.
+/// Rotation and reuse detection in one step (RFC 9700 §4.14.2), decided by the core's
+/// [`refresh_verdict`]; atomic because the writer runs one op at a time inside the batch's
+/// transaction.
 fn rotate_refresh(
     conn: &Connection,
     old: &Digest,
     new: &NewTokens,
     now: UnixTime,
-) -> rusqlite::Result<Reply> {
+) -> rusqlite::Result<Result<Rotation, StoreError>> {
     let state = first(
         conn,
         "SELECT kind, revoked, rotated, expires_at, family FROM tokens WHERE digest = ?",
         [old.as_bytes().as_slice()],
         |row| -> Result<_, StoreError> {
-            Ok((
+            let verdict = refresh_verdict(
                 rows::token_kind(&row.text("kind")?)?,
                 row.flag("revoked")?,
                 row.flag("rotated")?,
                 UnixTime(row.int("expires_at")?),
-                FamilyId(row.text("family")?),
-            ))
+                now,
+            );
+            Ok((verdict, FamilyId(row.text("family")?)))
         },
     )?;
-    let (kind, revoked, rotated, expires_at, family) = match state {
-        None => return Ok(Ok(Outcome::Rotation(Rotation::Invalid))),
+    let (verdict, family) = match state {
+        None => return Ok(Ok(Rotation::Invalid)),
         Some(Err(err)) => return Ok(Err(err)),
         Some(Ok(state)) => state,
     };
-    if kind != TokenKind::Refresh || revoked || now >= expires_at {
-        return Ok(Ok(Outcome::Rotation(Rotation::Invalid)));
-    }
-    if rotated {
-        // RFC 9700 §4.14.2: a refresh token presented twice means one copy was stolen;
-        // revoke everything descended from the same grant.
-        change(
-            conn,
-            "UPDATE tokens SET revoked = 1 WHERE family = ?",
-            [&family.0],
-        )?;
-        return Ok(Ok(Outcome::Rotation(Rotation::Reused { family })));
-    }
-    change(
-        conn,
-        "UPDATE tokens SET rotated = 1 WHERE digest = ?",
-        [old.as_bytes().as_slice()],
-    )?;
-    for record in new.records() {
-        insert_token(conn, record)?;
-    }
-    Ok(Ok(Outcome::Rotation(Rotation::Rotated)))
+    Ok(Ok(match verdict {
+        RefreshVerdict::Refuse => Rotation::Invalid,
+        // A refresh token presented twice means one copy was stolen; revoke everything
+        // descended from the same grant.
+        RefreshVerdict::Reuse => {
+            revoke_family(conn, &family)?;
+            Rotation::Reused { family }
+        }
+        RefreshVerdict::Rotate => {
+            change(
+                conn,
+                "UPDATE tokens SET rotated = 1 WHERE digest = ?",
+                [old.as_bytes().as_slice()],
+            )?;
+            for record in new.records() {
+                insert_token(conn, record)?;
+            }
+            Rotation::Rotated
+        }
+    }))
 }
 
 fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
@@ -615,21 +625,7 @@ fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
             rows::code_columns!(),
             ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params![
-            code.digest.as_bytes().as_slice(),
-            code.client_id.as_str(),
-            code.redirect_uri,
-            code.redirect_uri_sent,
-            code.subject,
-            code.username,
-            code.scope.to_string(),
-            code.challenge.as_ref().map(|c| c.method.as_str()),
-            code.challenge.as_ref().map(|c| c.value.as_str()),
-            code.nonce.as_deref(),
-            code.family.0,
-            code.issued_at.0,
-            code.expires_at.0,
-        ],
+        params_from_iter(rows::code_args(code)),
     )?;
     Ok(())
 }
@@ -642,7 +638,7 @@ fn take_code(
     digest: &Digest,
     client_id: &ClientId,
     now: UnixTime,
-) -> rusqlite::Result<Reply> {
+) -> rusqlite::Result<Result<CodeTake, StoreError>> {
     let found = first(
         conn,
         concat!(
@@ -654,7 +650,7 @@ fn take_code(
         |row| rows::code(row).and_then(|code| Ok((code, row.flag("used")?))),
     )?;
     let (code, used) = match found {
-        None => return Ok(Ok(Outcome::Code(Box::new(CodeTake::Invalid)))),
+        None => return Ok(Ok(CodeTake::Invalid)),
         Some(Err(err)) => return Ok(Err(err)),
         Some(Ok(decoded)) => decoded,
     };
@@ -679,5 +675,34 @@ fn take_code(
             CodeTake::Taken(code)
         }
     };
-    Ok(Ok(Outcome::Code(Box::new(take))))
+    Ok(Ok(take))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_is_sent_only_when_its_transaction_is_decided() {
+        let (mut reply, mut answer) = Reply::<u64>::channel();
+        reply.set(Ok(3)).expect("set");
+        assert!(
+            answer.try_recv().is_err(),
+            "nothing is sent before the batch commits"
+        );
+        reply
+            .set(Ok(4))
+            .expect("set again, after a rolled-back batch");
+        Answer::send(&mut reply);
+        assert_eq!(answer.try_recv().expect("sent").expect("answer"), 4);
+
+        let (mut reply, mut answer) = Reply::<bool>::channel();
+        reply.set(Ok(true)).expect("set");
+        reply.fail(StoreError::new(StoreErrorKind::Unavailable, "disk full"));
+        assert_eq!(
+            answer.try_recv().expect("sent").expect_err("failed").kind(),
+            StoreErrorKind::Unavailable,
+            "a failed commit overrides the answer computed inside it"
+        );
+    }
 }
