@@ -48,6 +48,10 @@ pub enum ClientType {
 }
 
 /// The grant types a client may be allowed, named as in RFC 7591 §2.
+///
+/// The five grants the core implements are variants of their own; any other grant is an
+/// [`GrantType::Extension`] named by its absolute URI (RFC 6749 §4.5), served by a handler the
+/// embedder registers (see [`crate::grant::extension`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum GrantType {
     /// `authorization_code` (RFC 6749 §4.1).
@@ -61,10 +65,14 @@ pub enum GrantType {
     ClientCredentials,
     /// `refresh_token` (RFC 6749 §6).
     RefreshToken,
+    /// An extension grant (RFC 6749 §4.5), such as
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    Extension(ExtensionGrantType),
 }
 
 impl GrantType {
-    /// Every grant type, in a stable order.
+    /// Every grant type the core implements itself, in a stable order (extension grants are
+    /// the embedder's and are not listed).
     pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::Implicit,
@@ -73,7 +81,8 @@ impl GrantType {
         Self::RefreshToken,
     ];
 
-    /// The name used on the wire and in settings.
+    /// The name used on the wire and in settings: the RFC 6749 name, or an extension grant's
+    /// URI.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
@@ -81,12 +90,21 @@ impl GrantType {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::Extension(uri) => uri.as_str(),
         }
     }
 
-    /// Parses a grant type name.
+    /// Parses a grant type name: one of [`GrantType::ALL`], or an absolute URI that
+    /// [`ExtensionGrantType::parse`] accepts.
+    ///
+    /// Stores and settings call this; the token endpoint never does with what a client sent
+    /// (it looks the name up among the grants registered on the provider), so no request can
+    /// make the process remember a new extension name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == name)
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == name)
+            .or_else(|| ExtensionGrantType::parse(name).map(Self::Extension))
     }
 }
 
@@ -94,6 +112,86 @@ impl std::fmt::Display for GrantType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// The name of an extension grant (RFC 6749 §4.5): an absolute URI of at most
+/// [`ExtensionGrantType::MAX_LEN`] bytes.
+///
+/// It is `Copy` like the rest of [`GrantType`]: each distinct name is kept once for the life
+/// of the process, and two values with the same name are equal. The names come from the
+/// provider's registrations, the settings and stored records, never straight from a request,
+/// and at most [`ExtensionGrantType::MAX_NAMES`] distinct ones are kept, so this memory is
+/// bounded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ExtensionGrantType(&'static str);
+
+impl ExtensionGrantType {
+    /// The longest name accepted: every store keeps a token's grant type in a column of 64
+    /// bytes (MySQL's `VARCHAR(64)`). The URIs the IETF registered (`device_code`,
+    /// `token-exchange`, `jwt-bearer`, `saml2-bearer`) are 41 to 47 bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// How many distinct extension names one process keeps; past that, new names do not
+    /// parse.
+    pub const MAX_NAMES: usize = 1024;
+
+    /// Accepts an absolute URI (RFC 3986 §4.3: a scheme, `:`, then at least one character,
+    /// no fragment) of visible ASCII characters and at most [`ExtensionGrantType::MAX_LEN`]
+    /// bytes. `None` otherwise, or when [`ExtensionGrantType::MAX_NAMES`] other names are
+    /// already kept.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let (scheme, rest) = uri.split_once(':')?;
+        let mut scheme_bytes = scheme.bytes();
+        let scheme_ok = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok
+            || rest.is_empty()
+            || uri.len() > Self::MAX_LEN
+            || !uri.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+        {
+            return None;
+        }
+        intern(uri).map(Self)
+    }
+
+    /// The URI.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::fmt::Display for ExtensionGrantType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+/// The one copy of `name` this process keeps, made on first use.
+fn intern(name: &str) -> Option<&'static str> {
+    use std::collections::HashSet;
+    use std::sync::{OnceLock, RwLock};
+    static NAMES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
+    let names = NAMES.get_or_init(Default::default);
+    // A poisoned lock only means another thread panicked while inserting; the set is whole.
+    if let Some(kept) = names
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .get(name)
+    {
+        return Some(kept);
+    }
+    let mut names = names
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some(kept) = names.get(name) {
+        return Some(kept);
+    }
+    if names.len() >= ExtensionGrantType::MAX_NAMES {
+        return None;
+    }
+    let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
+    names.insert(kept);
+    Some(kept)
 }
 
 /// A registered client.
@@ -498,5 +596,42 @@ mod tests {
             .is_ok()
         );
         assert!(good.verify(&public).is_err());
+    }
+
+    #[test]
+    fn extension_grant_names_are_short_absolute_uris() {
+        for good in [
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "https://example.com/grants/magic",
+            "x:y",
+        ] {
+            let parsed = GrantType::parse(good).expect(good);
+            assert_eq!(parsed.as_str(), good);
+            assert_eq!(
+                parsed,
+                GrantType::parse(good).expect(good),
+                "one name, one value"
+            );
+        }
+        let too_long = format!("urn:{}", "a".repeat(ExtensionGrantType::MAX_LEN));
+        for bad in [
+            "",
+            "device_code",
+            ":nothing",
+            "urn:",
+            "1urn:x",
+            "urn:a b",
+            "urn:a#frag",
+            "urn:\u{e9}",
+            "ur n:x",
+            too_long.as_str(),
+        ] {
+            assert_eq!(GrantType::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            GrantType::parse("refresh_token"),
+            Some(GrantType::RefreshToken)
+        );
     }
 }
