@@ -16,7 +16,8 @@
 //! - a lifetime the handler asks for can shorten the configured one (client, then grant,
 //!   then server: [`crate::provider::Provider::access_ttl`]), never lengthen it;
 //! - a refresh token is issued only when the client is also allowed `refresh_token`; its
-//!   rotations follow the grant's configured lifetimes, like any family's.
+//!   rotations follow the grant's configured lifetimes, like any family's, and stop once the
+//!   provider's user authenticator no longer knows the subject.
 
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::UnixTime;
