@@ -117,13 +117,13 @@ impl std::fmt::Display for GrantType {
 /// The name of an extension grant (RFC 6749 §4.5): an absolute URI of at most
 /// [`ExtensionGrantType::MAX_LEN`] bytes.
 ///
-/// It is `Copy` like the rest of [`GrantType`]: each distinct name is kept once for the life
-/// of the process, and two values with the same name are equal. The names come from the
-/// provider's registrations, the settings and stored records, never straight from a request,
-/// and at most [`ExtensionGrantType::MAX_NAMES`] distinct ones are kept, so this memory is
-/// bounded.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ExtensionGrantType(&'static str);
+/// It is a two-byte `Copy` handle, so [`GrantType`] stays small in every token record: each
+/// distinct name is kept once for the life of the process, and two values with the same name
+/// are equal. The names come from the provider's registrations, the settings and stored
+/// records, never straight from a request, and at most [`ExtensionGrantType::MAX_NAMES`]
+/// distinct ones are kept, so this memory is bounded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExtensionGrantType(u16);
 
 impl ExtensionGrantType {
     /// The longest name accepted: every store keeps a token's grant type in a column of 64
@@ -151,47 +151,99 @@ impl ExtensionGrantType {
         {
             return None;
         }
-        intern(uri).map(Self)
+        NAMES.intern(uri).map(Self)
     }
 
     /// The URI.
     pub fn as_str(self) -> &'static str {
-        self.0
+        NAMES.name(self.0)
+    }
+}
+
+/// Ordered by name, so a client's list of grants reads the same in every process.
+impl Ord for ExtensionGrantType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ExtensionGrantType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Debug for ExtensionGrantType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ExtensionGrantType")
+            .field(&self.as_str())
+            .finish()
     }
 }
 
 impl std::fmt::Display for ExtensionGrantType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.as_str())
     }
 }
 
-/// The one copy of `name` this process keeps, made on first use.
-fn intern(name: &str) -> Option<&'static str> {
-    use std::collections::HashSet;
-    use std::sync::{OnceLock, RwLock};
-    static NAMES: OnceLock<RwLock<HashSet<&'static str>>> = OnceLock::new();
-    let names = NAMES.get_or_init(Default::default);
-    // A poisoned lock only means another thread panicked while inserting; the set is whole.
-    if let Some(kept) = names
-        .read()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .get(name)
-    {
-        return Some(kept);
+/// The extension grant names this process keeps, by index. Reading a name is a lock-free
+/// load; adding one takes a lock and happens once per distinct name.
+struct ExtensionNames {
+    slots: [std::sync::OnceLock<Box<str>>; ExtensionGrantType::MAX_NAMES],
+    len: std::sync::atomic::AtomicUsize,
+    adding: std::sync::Mutex<()>,
+}
+
+static NAMES: ExtensionNames = ExtensionNames {
+    slots: [const { std::sync::OnceLock::new() }; ExtensionGrantType::MAX_NAMES],
+    len: std::sync::atomic::AtomicUsize::new(0),
+    adding: std::sync::Mutex::new(()),
+};
+
+impl ExtensionNames {
+    /// The names kept so far.
+    fn kept(&self) -> &[std::sync::OnceLock<Box<str>>] {
+        let len = self.len.load(std::sync::atomic::Ordering::Acquire);
+        self.slots.get(..len).unwrap_or(&[])
     }
-    let mut names = names
-        .write()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if let Some(kept) = names.get(name) {
-        return Some(kept);
+
+    fn find(&self, name: &str) -> Option<u16> {
+        let at = self
+            .kept()
+            .iter()
+            .position(|slot| slot.get().is_some_and(|kept| **kept == *name))?;
+        u16::try_from(at).ok()
     }
-    if names.len() >= ExtensionGrantType::MAX_NAMES {
-        return None;
+
+    /// The index of `name`, kept now if it was not; `None` once the table is full.
+    fn intern(&self, name: &str) -> Option<u16> {
+        if let Some(at) = self.find(name) {
+            return Some(at);
+        }
+        // A poisoned lock only means another thread panicked while adding; the table is whole.
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = self.find(name) {
+            return Some(at);
+        }
+        let len = self.len.load(std::sync::atomic::Ordering::Acquire);
+        let at = u16::try_from(len).ok()?;
+        self.slots.get(len)?.set(name.into()).ok()?;
+        self.len
+            .store(len + 1, std::sync::atomic::Ordering::Release);
+        Some(at)
     }
-    let kept: &'static str = Box::leak(name.to_owned().into_boxed_str());
-    names.insert(kept);
-    Some(kept)
+
+    /// The name at `index`, which [`ExtensionNames::intern`] returned.
+    fn name(&'static self, index: u16) -> &'static str {
+        self.slots
+            .get(usize::from(index))
+            .and_then(std::sync::OnceLock::get)
+            .map_or("", |name| name)
+    }
 }
 
 /// A registered client.

@@ -237,12 +237,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
 
     /// The configured lifetimes of `grant`'s families (none set when it has no entry).
     fn grant_lifetimes(&self, grant: GrantType) -> GrantLifetimes {
-        self.inner
-            .config
-            .grant_lifetimes
-            .get(&grant)
-            .copied()
-            .unwrap_or_default()
+        let lifetimes = &self.inner.config.grant_lifetimes;
+        if lifetimes.is_empty() {
+            // The usual case, answered without a lookup.
+            return GrantLifetimes::default();
+        }
+        lifetimes.get(&grant).copied().unwrap_or_default()
     }
 
     /// Refresh-token lifetime for `client` at `now` in a family started by `grant` whose
