@@ -82,6 +82,8 @@ pub struct ResponseContext<'a> {
 /// Without a hook it is one null pointer: no allocation, and the token response the hot path
 /// moves around stays as small as it was.
 #[derive(Clone, Debug, Default, PartialEq)]
+// The box is the point: 8 bytes in every token response instead of a map's 24.
+#[allow(clippy::box_collection)]
 pub struct ExtraMembers(Option<Box<BTreeMap<String, Value>>>);
 
 impl ExtraMembers {
