@@ -53,6 +53,7 @@ pub enum ClientType {
 /// [`GrantType::Extension`] named by its absolute URI (RFC 6749 §4.5), served by a handler the
 /// embedder registers (see [`crate::grant::extension`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum GrantType {
     /// `authorization_code` (RFC 6749 §4.1).
     AuthorizationCode,
@@ -427,6 +428,7 @@ impl NewClient {
 
 /// The credentials a request presented, before they are checked against a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Credentials {
     /// `client_secret_basic`: the `Authorization: Basic` header (RFC 6749 §2.3.1).
     Basic {

@@ -88,6 +88,7 @@ pub struct GrantLifetimes {
 
 /// A configuration that cannot be served.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The issuer is not a valid issuer identifier.
     #[error("issuer must be an https URL (or http on localhost) without query or fragment: {0}")]

@@ -8,6 +8,7 @@ use crate::secret::Secret;
 
 /// A token request, by `grant_type`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum TokenRequest {
     /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
     AuthorizationCode {

@@ -15,6 +15,7 @@ pub const TOKEN_BYTES: usize = 32;
 
 /// What a token lets its holder do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A bearer access token (RFC 6750).
     Access,

@@ -31,6 +31,7 @@ use crate::user::{AuthenticatedUser, UserAuthenticator};
 
 /// What the client asked to receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseType {
     /// `code`: an authorization code (RFC 6749 §4.1).
     Code,
