@@ -107,6 +107,7 @@ fn route_label(path: &str) -> &'static str {
         "/introspect",
         "/authorize",
         "/login",
+        "/consent",
         "/logout",
         "/.well-known/oauth-authorization-server",
         "/healthz",
