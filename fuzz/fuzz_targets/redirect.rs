@@ -93,6 +93,7 @@ fuzz_target!(|input: Input| {
                     .into_owned()
                     .collect()
             }
+            other => panic!("the target only makes query and fragment, not {other:?}"),
         };
         let tail = &carried[carried.len().saturating_sub(params.len())..];
         let expected: Vec<(String, String)> = params

@@ -48,7 +48,12 @@ pub enum ClientType {
 }
 
 /// The grant types a client may be allowed, named as in RFC 7591 §2.
+///
+/// The five grants the core implements are variants of their own; any other grant is an
+/// [`GrantType::Extension`] named by its absolute URI (RFC 6749 §4.5), served by a handler the
+/// embedder registers (see [`crate::grant::extension`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum GrantType {
     /// `authorization_code` (RFC 6749 §4.1).
     AuthorizationCode,
@@ -61,10 +66,14 @@ pub enum GrantType {
     ClientCredentials,
     /// `refresh_token` (RFC 6749 §6).
     RefreshToken,
+    /// An extension grant (RFC 6749 §4.5), such as
+    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    Extension(ExtensionGrantType),
 }
 
 impl GrantType {
-    /// Every grant type, in a stable order.
+    /// Every grant type the core implements itself, in a stable order (extension grants are
+    /// the embedder's and are not listed).
     pub const ALL: [GrantType; 5] = [
         Self::AuthorizationCode,
         Self::Implicit,
@@ -73,7 +82,8 @@ impl GrantType {
         Self::RefreshToken,
     ];
 
-    /// The name used on the wire and in settings.
+    /// The name used on the wire and in settings: the RFC 6749 name, or an extension grant's
+    /// URI.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::AuthorizationCode => "authorization_code",
@@ -81,18 +91,159 @@ impl GrantType {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::Extension(uri) => uri.as_str(),
         }
     }
 
-    /// Parses a grant type name.
+    /// Parses a grant type name: one of [`GrantType::ALL`], or an absolute URI that
+    /// [`ExtensionGrantType::parse`] accepts.
+    ///
+    /// Stores and settings call this; the token endpoint never does with what a client sent
+    /// (it looks the name up among the grants registered on the provider), so no request can
+    /// make the process remember a new extension name.
     pub fn parse(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|g| g.as_str() == name)
+        Self::ALL
+            .into_iter()
+            .find(|g| g.as_str() == name)
+            .or_else(|| ExtensionGrantType::parse(name).map(Self::Extension))
     }
 }
 
 impl std::fmt::Display for GrantType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// The name of an extension grant (RFC 6749 §4.5): an absolute URI of at most
+/// [`ExtensionGrantType::MAX_LEN`] bytes.
+///
+/// It is a two-byte `Copy` handle, so [`GrantType`] stays small in every token record: each
+/// distinct name is kept once for the life of the process, and two values with the same name
+/// are equal. The names come from the provider's registrations, the settings and stored
+/// records, never straight from a request, and at most [`ExtensionGrantType::MAX_NAMES`]
+/// distinct ones are kept, so this memory is bounded.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ExtensionGrantType(u16);
+
+impl ExtensionGrantType {
+    /// The longest name accepted: every store keeps a token's grant type in a column of 64
+    /// bytes (MySQL's `VARCHAR(64)`). The URIs the IETF registered (`device_code`,
+    /// `token-exchange`, `jwt-bearer`, `saml2-bearer`) are 41 to 47 bytes.
+    pub const MAX_LEN: usize = 64;
+
+    /// How many distinct extension names one process keeps; past that, new names do not
+    /// parse.
+    pub const MAX_NAMES: usize = 1024;
+
+    /// Accepts an absolute URI (RFC 3986 §4.3: a scheme, `:`, then at least one character,
+    /// no fragment) of visible ASCII characters and at most [`ExtensionGrantType::MAX_LEN`]
+    /// bytes. `None` otherwise, or when [`ExtensionGrantType::MAX_NAMES`] other names are
+    /// already kept.
+    pub fn parse(uri: &str) -> Option<Self> {
+        let (scheme, rest) = uri.split_once(':')?;
+        let mut scheme_bytes = scheme.bytes();
+        let scheme_ok = scheme_bytes.next().is_some_and(|b| b.is_ascii_alphabetic())
+            && scheme_bytes.all(|b| b.is_ascii_alphanumeric() || matches!(b, b'+' | b'-' | b'.'));
+        if !scheme_ok
+            || rest.is_empty()
+            || uri.len() > Self::MAX_LEN
+            || !uri.bytes().all(|b| b.is_ascii_graphic() && b != b'#')
+        {
+            return None;
+        }
+        NAMES.intern(uri).map(Self)
+    }
+
+    /// The URI.
+    pub fn as_str(self) -> &'static str {
+        NAMES.name(self.0)
+    }
+}
+
+/// Ordered by name, so a client's list of grants reads the same in every process.
+impl Ord for ExtensionGrantType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl PartialOrd for ExtensionGrantType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl std::fmt::Debug for ExtensionGrantType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("ExtensionGrantType")
+            .field(&self.as_str())
+            .finish()
+    }
+}
+
+impl std::fmt::Display for ExtensionGrantType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The extension grant names this process keeps, by index. Reading a name is a lock-free
+/// load; adding one takes a lock and happens once per distinct name.
+struct ExtensionNames {
+    slots: [std::sync::OnceLock<Box<str>>; ExtensionGrantType::MAX_NAMES],
+    len: std::sync::atomic::AtomicUsize,
+    adding: std::sync::Mutex<()>,
+}
+
+static NAMES: ExtensionNames = ExtensionNames {
+    slots: [const { std::sync::OnceLock::new() }; ExtensionGrantType::MAX_NAMES],
+    len: std::sync::atomic::AtomicUsize::new(0),
+    adding: std::sync::Mutex::new(()),
+};
+
+impl ExtensionNames {
+    /// The names kept so far.
+    fn kept(&self) -> &[std::sync::OnceLock<Box<str>>] {
+        let len = self.len.load(std::sync::atomic::Ordering::Acquire);
+        self.slots.get(..len).unwrap_or(&[])
+    }
+
+    fn find(&self, name: &str) -> Option<u16> {
+        let at = self
+            .kept()
+            .iter()
+            .position(|slot| slot.get().is_some_and(|kept| **kept == *name))?;
+        u16::try_from(at).ok()
+    }
+
+    /// The index of `name`, kept now if it was not; `None` once the table is full.
+    fn intern(&self, name: &str) -> Option<u16> {
+        if let Some(at) = self.find(name) {
+            return Some(at);
+        }
+        // A poisoned lock only means another thread panicked while adding; the table is whole.
+        let _adding = self
+            .adding
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(at) = self.find(name) {
+            return Some(at);
+        }
+        let len = self.len.load(std::sync::atomic::Ordering::Acquire);
+        let at = u16::try_from(len).ok()?;
+        self.slots.get(len)?.set(name.into()).ok()?;
+        self.len
+            .store(len + 1, std::sync::atomic::Ordering::Release);
+        Some(at)
+    }
+
+    /// The name at `index`, which [`ExtensionNames::intern`] returned.
+    fn name(&'static self, index: u16) -> &'static str {
+        self.slots
+            .get(usize::from(index))
+            .and_then(std::sync::OnceLock::get)
+            .map_or("", |name| name)
     }
 }
 
@@ -277,6 +428,7 @@ impl NewClient {
 
 /// The credentials a request presented, before they are checked against a client.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Credentials {
     /// `client_secret_basic`: the `Authorization: Basic` header (RFC 6749 §2.3.1).
     Basic {
@@ -498,5 +650,42 @@ mod tests {
             .is_ok()
         );
         assert!(good.verify(&public).is_err());
+    }
+
+    #[test]
+    fn extension_grant_names_are_short_absolute_uris() {
+        for good in [
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:token-exchange",
+            "https://example.com/grants/magic",
+            "x:y",
+        ] {
+            let parsed = GrantType::parse(good).expect(good);
+            assert_eq!(parsed.as_str(), good);
+            assert_eq!(
+                parsed,
+                GrantType::parse(good).expect(good),
+                "one name, one value"
+            );
+        }
+        let too_long = format!("urn:{}", "a".repeat(ExtensionGrantType::MAX_LEN));
+        for bad in [
+            "",
+            "device_code",
+            ":nothing",
+            "urn:",
+            "1urn:x",
+            "urn:a b",
+            "urn:a#frag",
+            "urn:\u{e9}",
+            "ur n:x",
+            too_long.as_str(),
+        ] {
+            assert_eq!(GrantType::parse(bad), None, "{bad:?}");
+        }
+        assert_eq!(
+            GrantType::parse("refresh_token"),
+            Some(GrantType::RefreshToken)
+        );
     }
 }

@@ -2,6 +2,7 @@
 
 use crate::client::GrantType;
 use crate::scope::ScopeSet;
+use std::collections::BTreeMap;
 
 /// Server-wide settings of a [`crate::provider::Provider`].
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -14,6 +15,15 @@ pub struct Config {
     /// Refresh-token lifetime in seconds (default 30 days); each rotation starts a new one,
     /// up to [`Config::refresh_token_max_lifetime`].
     pub refresh_token_ttl: u64,
+    /// Lifetimes for the tokens of one grant type (python-oauth2's `expires_in` per grant),
+    /// over [`Config::access_token_ttl`] and [`Config::refresh_token_ttl`]; empty by default.
+    ///
+    /// An entry applies to every token of a family the grant started, rotations included: a
+    /// refresh exchange in a `password` family uses the `password` entry. So `refresh_token`,
+    /// which starts no family, takes no entry. A client's own lifetimes
+    /// ([`crate::client::Client::access_token_ttl`]) win over an entry: client, then grant,
+    /// then server ([`crate::provider::Provider::access_ttl`]).
+    pub grant_lifetimes: BTreeMap<GrantType, GrantLifetimes>,
     /// Absolute lifetime of a grant family in seconds (default 90 days): however often its
     /// refresh token is rotated, none outlives the family's first issuance plus this, so a
     /// stolen refresh token cannot be kept alive for ever (RFC 9700 §4.14.2).
@@ -50,6 +60,7 @@ impl Default for Config {
             issuer: "http://127.0.0.1:8080".into(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
+            grant_lifetimes: BTreeMap::new(),
             refresh_token_max_lifetime: 90 * 24 * 3600,
             available_scopes: ScopeSet::empty(),
             default_scopes: ScopeSet::empty(),
@@ -64,8 +75,20 @@ impl Default for Config {
     }
 }
 
+/// Token lifetimes for one grant type, in [`Config::grant_lifetimes`]; `None` leaves the
+/// server-wide lifetime in force.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GrantLifetimes {
+    /// Access-token lifetime in seconds.
+    pub access_token_ttl: Option<u64>,
+    /// Refresh-token lifetime in seconds (still cut at
+    /// [`Config::refresh_token_max_lifetime`]).
+    pub refresh_token_ttl: Option<u64>,
+}
+
 /// A configuration that cannot be served.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum ConfigError {
     /// The issuer is not a valid issuer identifier.
     #[error("issuer must be an https URL (or http on localhost) without query or fragment: {0}")]
@@ -79,6 +102,14 @@ pub enum ConfigError {
     /// The error URI is not an absolute http(s) URL.
     #[error("error_uri must be an absolute http(s) URL: {0}")]
     ErrorUri(String),
+    /// Lifetimes for a grant type that never starts a family of tokens, or that never issues
+    /// the token they are for.
+    #[error("grant_lifetimes: {0}")]
+    GrantLifetimes(String),
+    /// An extension grant registered under a name that is not an absolute URI of at most 64
+    /// bytes, or registered twice.
+    #[error("extension grant {0:?}: not an absolute URI of at most 64 bytes, or registered twice")]
+    ExtensionGrant(String),
 }
 
 impl Config {
@@ -96,7 +127,6 @@ impl Config {
     /// Checks the configuration; the provider refuses to start on an error.
     pub fn validate(&self) -> Result<(), ConfigError> {
         validate_issuer(&self.issuer)?;
-        const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
         if !(1..=TEN_YEARS).contains(&self.access_token_ttl) {
             return Err(ConfigError::Lifetime("access_token_ttl"));
         }
@@ -108,6 +138,9 @@ impl Config {
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
+        }
+        for (grant, lifetimes) in &self.grant_lifetimes {
+            validate_grant_lifetimes(*grant, lifetimes)?;
         }
         if !self.default_scopes.is_subset(&self.available_scopes) {
             return Err(ConfigError::DefaultScopes(
@@ -121,6 +154,35 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The longest lifetime any setting accepts: ten years.
+const TEN_YEARS: u64 = 10 * 365 * 24 * 3600;
+
+fn validate_grant_lifetimes(
+    grant: GrantType,
+    lifetimes: &GrantLifetimes,
+) -> Result<(), ConfigError> {
+    let bad = |why: &str| Err(ConfigError::GrantLifetimes(format!("{grant}: {why}")));
+    match grant {
+        GrantType::RefreshToken => {
+            return bad(
+                "a refresh exchange keeps the lifetimes of the grant that started its family; set them there",
+            );
+        }
+        // RFC 6749 §4.2.2 and §4.4.3: these grants issue no refresh token.
+        GrantType::Implicit | GrantType::ClientCredentials
+            if lifetimes.refresh_token_ttl.is_some() =>
+        {
+            return bad("this grant issues no refresh token");
+        }
+        _ => {}
+    }
+    let in_range = |ttl: Option<u64>| ttl.is_none_or(|secs| (1..=TEN_YEARS).contains(&secs));
+    if !in_range(lifetimes.access_token_ttl) || !in_range(lifetimes.refresh_token_ttl) {
+        return bad("lifetimes must be at least 1 second and at most 10 years");
+    }
+    Ok(())
 }
 
 fn validate_issuer(issuer: &str) -> Result<(), ConfigError> {
@@ -247,5 +309,41 @@ mod tests {
             ..Config::default()
         };
         assert!(matches!(c.validate(), Err(ConfigError::DefaultScopes(_))));
+    }
+
+    #[test]
+    fn grant_lifetimes_are_checked() {
+        let with = |grant, access, refresh| Config {
+            grant_lifetimes: [(
+                grant,
+                GrantLifetimes {
+                    access_token_ttl: access,
+                    refresh_token_ttl: refresh,
+                },
+            )]
+            .into(),
+            ..Config::default()
+        };
+        assert_eq!(
+            with(GrantType::Password, Some(300), Some(600)).validate(),
+            Ok(())
+        );
+        assert_eq!(
+            with(GrantType::ClientCredentials, Some(60), None).validate(),
+            Ok(())
+        );
+        for bad in [
+            with(GrantType::RefreshToken, Some(60), None),
+            with(GrantType::ClientCredentials, None, Some(60)),
+            with(GrantType::Implicit, Some(60), Some(60)),
+            with(GrantType::Password, Some(0), None),
+            with(GrantType::AuthorizationCode, None, Some(TEN_YEARS + 1)),
+        ] {
+            assert!(
+                matches!(bad.validate(), Err(ConfigError::GrantLifetimes(_))),
+                "{:?}",
+                bad.grant_lifetimes
+            );
+        }
     }
 }

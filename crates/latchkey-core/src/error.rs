@@ -6,6 +6,7 @@ use std::borrow::Cow;
 
 /// The error codes of RFC 6749, RFC 6750 and RFC 7009, as sent in `error`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The request is malformed: missing, repeated or invalid parameters.
     InvalidRequest,

@@ -5,6 +5,7 @@ use crate::client::GrantType;
 
 /// Something an operator may want in an audit trail.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Event {
     /// Tokens were issued by a grant.
     TokenIssued {

@@ -46,6 +46,8 @@ pub mod endpoint;
 pub mod entropy;
 pub mod error;
 pub mod events;
+pub mod extras;
+pub mod generator;
 pub mod grant;
 pub mod http;
 pub mod limits;

@@ -13,6 +13,7 @@ use subtle::ConstantTimeEq;
 
 /// How the challenge was derived from the verifier.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Method {
     /// `S256`: `BASE64URL(SHA256(ascii(code_verifier)))`.
     S256,

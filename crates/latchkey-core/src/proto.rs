@@ -1,5 +1,6 @@
 //! Wire types of the token endpoint, parsed once at the edge (RFC 6749 §4.3-§4.4, §5, §6).
 
+use crate::client::ExtensionGrantType;
 use crate::error::OAuthError;
 use crate::params::{Params, printable};
 use crate::scope::ScopeSet;
@@ -7,6 +8,7 @@ use crate::secret::Secret;
 
 /// A token request, by `grant_type`.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum TokenRequest {
     /// `grant_type=authorization_code` (RFC 6749 §4.1.3, RFC 7636 §4.5).
     AuthorizationCode {
@@ -38,11 +40,29 @@ pub enum TokenRequest {
         /// A narrower scope, if requested.
         scope: Option<ScopeSet>,
     },
+    /// An extension grant registered on the provider (RFC 6749 §4.5); its handler reads the
+    /// rest of the parameters.
+    Extension {
+        /// The grant type, one the provider serves.
+        grant_type: ExtensionGrantType,
+        /// The requested scope, if any.
+        scope: Option<ScopeSet>,
+    },
 }
 
 impl TokenRequest {
-    /// Parses the body parameters of a token request.
+    /// Parses the body parameters of a token request for one of the standard grants.
     pub fn from_params(params: &Params) -> Result<Self, OAuthError> {
+        Self::from_params_with(params, |_| None)
+    }
+
+    /// Parses the body parameters of a token request; `extension` names the extension grant
+    /// a `grant_type` is, if the provider serves one by that name (the standard names never
+    /// reach it).
+    pub fn from_params_with(
+        params: &Params,
+        extension: impl FnOnce(&str) -> Option<ExtensionGrantType>,
+    ) -> Result<Self, OAuthError> {
         let grant_type = params.require("grant_type")?;
         let scope = params.get("scope").map(ScopeSet::parse).transpose()?;
         match grant_type {
@@ -61,10 +81,13 @@ impl TokenRequest {
                 refresh_token: Secret::new(params.require("refresh_token")?),
                 scope,
             }),
-            other => Err(OAuthError::new(
-                crate::error::ErrorCode::UnsupportedGrantType,
-                format!("grant_type '{}' is not supported", printable(other)),
-            )),
+            other => match extension(other) {
+                Some(grant_type) => Ok(Self::Extension { grant_type, scope }),
+                None => Err(OAuthError::new(
+                    crate::error::ErrorCode::UnsupportedGrantType,
+                    format!("grant_type '{}' is not supported", printable(other)),
+                )),
+            },
         }
     }
 
@@ -76,6 +99,7 @@ impl TokenRequest {
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::Extension { grant_type, .. } => GrantType::Extension(*grant_type),
         }
     }
 }
@@ -91,6 +115,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// The granted scope.
     pub scope: ScopeSet,
+    /// Members a [`crate::extras::ResponseExtras`] hook added; never a standard one.
+    pub extra: crate::extras::ExtraMembers,
 }
 
 impl TokenResponse {
@@ -115,7 +141,26 @@ impl TokenResponse {
             scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
             token_type: "Bearer",
         };
-        match serde_json::to_vec(&wire) {
+        let body = if self.extra.is_empty() {
+            serde_json::to_vec(&wire)
+        } else {
+            serde_json::to_value(&wire).and_then(|value| {
+                let serde_json::Value::Object(standard) = value else {
+                    return serde_json::to_vec(&value);
+                };
+                // Sorted whatever order serde_json's map keeps. `ExtraMembers` holds no
+                // standard name; `or_insert` keeps the standard value even so.
+                let mut members: std::collections::BTreeMap<String, serde_json::Value> =
+                    standard.into_iter().collect();
+                for (name, extra) in self.extra.iter() {
+                    members
+                        .entry(name.to_owned())
+                        .or_insert_with(|| extra.clone());
+                }
+                serde_json::to_vec(&members)
+            })
+        };
+        match body {
             Ok(body) => crate::http::HttpResponse {
                 status: 200,
                 headers: vec![
@@ -142,6 +187,7 @@ mod tests {
             expires_in: 3600,
             refresh_token: Some(Secret::new("rt")),
             scope: ScopeSet::parse("write read").expect("valid"),
+            extra: Default::default(),
         }
         .to_http();
         assert_eq!(
@@ -157,11 +203,31 @@ mod tests {
             expires_in: 60,
             refresh_token: None,
             scope: ScopeSet::empty(),
+            extra: Default::default(),
         }
         .to_http();
         assert_eq!(
             String::from_utf8(bare.body).expect("utf-8"),
             r#"{"access_token":"a\"t","expires_in":60,"token_type":"Bearer"}"#
+        );
+    }
+
+    #[test]
+    fn extra_members_join_the_sorted_body() {
+        let mut extra = crate::extras::ExtraMembers::new();
+        extra.insert("user_id", 1234);
+        extra.insert("aardvark", serde_json::json!({"nested": true}));
+        let response = TokenResponse {
+            access_token: Secret::new("at"),
+            expires_in: 60,
+            refresh_token: None,
+            scope: ScopeSet::empty(),
+            extra,
+        }
+        .to_http();
+        assert_eq!(
+            String::from_utf8(response.body).expect("utf-8"),
+            r#"{"aardvark":{"nested":true},"access_token":"at","expires_in":60,"token_type":"Bearer","user_id":1234}"#
         );
     }
 }

@@ -1,17 +1,21 @@
-//! The [`Provider`]: configuration, store, user authenticator, clock, randomness and event
-//! sink in one cheap-to-clone handle, with one method per endpoint.
+//! The [`Provider`]: configuration, store, user authenticator, clock, randomness, event
+//! sink and the embedder's extensions (token generator, response extras, extension grants)
+//! in one cheap-to-clone handle, with one method per endpoint.
 
-use crate::client::Client;
+use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::{Clock, SystemClock, UnixTime};
-use crate::config::{Config, ConfigError};
+use crate::config::{Config, ConfigError, GrantLifetimes};
 use crate::entropy::{Entropy, OsEntropy};
 use crate::error::OAuthError;
 use crate::events::{Event, EventSink, NoEvents};
+use crate::extras::{ExtraMembers, ResponseContext, ResponseExtras};
+use crate::generator::{TokenContext, TokenGenerator, check_value};
+use crate::grant::extension::{ExtensionGrant, ExtensionGrants};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::proto::TokenResponse;
 use crate::scope::ScopeSet;
 use crate::store::ProviderStore;
-use crate::token::{Grant, mint};
+use crate::token::{Grant, Minted, TokenKind, mint, minted};
 use crate::user::UserAuthenticator;
 use std::sync::Arc;
 
@@ -43,6 +47,10 @@ struct Inner<S, U> {
     entropy: Arc<dyn Entropy>,
     events: Arc<dyn EventSink>,
     limits: Option<crate::limits::Limits>,
+    /// `None`: the built-in 256-bit random values, minted without a virtual call.
+    generator: Option<Arc<dyn TokenGenerator>>,
+    extras: Option<Arc<dyn ResponseExtras>>,
+    extension_grants: ExtensionGrants<S>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -56,6 +64,10 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             entropy: Arc::new(OsEntropy),
             events: Arc::new(NoEvents),
             limits: None,
+            generator: None,
+            extras: None,
+            extension_grants: ExtensionGrants::default(),
+            registration_errors: Vec::new(),
         }
     }
 
@@ -215,41 +227,126 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             .unwrap_or(&self.inner.config.default_scopes)
     }
 
-    /// Access-token lifetime for `client`.
-    pub fn access_ttl(&self, client: &Client) -> u64 {
+    /// Access-token lifetime for `client` in a family started by `grant`. The first that is
+    /// set wins: the client's own ([`Client::access_token_ttl`]), the grant type's
+    /// ([`Config::grant_lifetimes`]), the server's ([`Config::access_token_ttl`]).
+    pub fn access_ttl(&self, client: &Client, grant: GrantType) -> u64 {
         client
             .access_token_ttl
+            .or_else(|| self.grant_lifetimes(grant).access_token_ttl)
             .unwrap_or(self.inner.config.access_token_ttl)
     }
 
-    /// Refresh-token lifetime for `client` in a family that starts now: the client's or the
-    /// server's, never more than the family's maximum lifetime.
-    pub fn refresh_ttl(&self, client: &Client) -> u64 {
+    /// Refresh-token lifetime for `client` in a family started by `grant` that starts now:
+    /// the client's, else the grant type's, else the server's, never more than the family's
+    /// maximum lifetime.
+    pub fn refresh_ttl(&self, client: &Client, grant: GrantType) -> u64 {
         client
             .refresh_token_ttl
+            .or_else(|| self.grant_lifetimes(grant).refresh_token_ttl)
             .unwrap_or(self.inner.config.refresh_token_ttl)
             .min(self.inner.config.refresh_token_max_lifetime)
     }
 
-    /// Refresh-token lifetime for `client` at `now` in a family whose first token was issued
-    /// at `family_issued_at`: [`Provider::refresh_ttl`], cut so the token ends no later than
-    /// the family's absolute maximum lifetime; `None` once that has passed.
+    /// The configured lifetimes of `grant`'s families (none set when it has no entry).
+    fn grant_lifetimes(&self, grant: GrantType) -> GrantLifetimes {
+        let lifetimes = &self.inner.config.grant_lifetimes;
+        if lifetimes.is_empty() {
+            // The usual case, answered without a lookup.
+            return GrantLifetimes::default();
+        }
+        lifetimes.get(&grant).copied().unwrap_or_default()
+    }
+
+    /// Refresh-token lifetime for `client` at `now` in a family started by `grant` whose
+    /// first token was issued at `family_issued_at`: [`Provider::refresh_ttl`], cut so the
+    /// token ends no later than the family's absolute maximum lifetime; `None` once that has
+    /// passed.
     pub fn refresh_ttl_in_family(
         &self,
         client: &Client,
+        grant: GrantType,
         family_issued_at: UnixTime,
         now: UnixTime,
     ) -> Option<u64> {
         let family_ends = family_issued_at.plus(self.inner.config.refresh_token_max_lifetime);
         let left = u64::try_from(family_ends.0.saturating_sub(now.0)).ok()?;
-        (left > 0).then(|| self.refresh_ttl(client).min(left))
+        (left > 0).then(|| self.refresh_ttl(client, grant).min(left))
     }
 
-    /// Mints the tokens of `grant`, stores them durably, and only then builds the response:
-    /// a token the client sees is a token the store holds.
+    /// The extension grants registered with [`ProviderBuilder::extension_grant`].
+    pub fn extension_grants(&self) -> &ExtensionGrants<S> {
+        &self.inner.extension_grants
+    }
+
+    /// Mints the token values of `grant` at `now` with the configured generator (256 random
+    /// bits each by default), and the records that hold their digests. `request_grant` is the
+    /// grant type of the token request (`refresh_token` on a rotation).
+    pub(crate) fn mint(
+        &self,
+        grant: &Grant,
+        request_grant: GrantType,
+        now: UnixTime,
+    ) -> Result<Minted, OAuthError> {
+        let Some(generator) = &self.inner.generator else {
+            return Ok(mint(grant, self.entropy(), now));
+        };
+        let family_issued_at = grant.family_issued_at.unwrap_or(now);
+        let generate = |kind: TokenKind, ttl: u64| {
+            let ctx = TokenContext {
+                kind,
+                grant,
+                request_grant,
+                issuer: &self.inner.config.issuer,
+                issued_at: now,
+                expires_at: now.plus(ttl),
+                family_issued_at,
+            };
+            let value = generator.generate(&ctx, self.entropy())?;
+            check_value(&value, kind)?;
+            Ok::<_, OAuthError>(value)
+        };
+        let access = generate(TokenKind::Access, grant.access_ttl)?;
+        let refresh = grant
+            .refresh_ttl
+            .map(|ttl| generate(TokenKind::Refresh, ttl))
+            .transpose()?;
+        Ok(minted(grant, access, refresh, now))
+    }
+
+    /// The token response for tokens minted from `grant` and stored, with the members the
+    /// [`ProviderBuilder::response_extras`] hook adds.
+    pub(crate) fn token_response(
+        &self,
+        grant: Grant,
+        minted: Minted,
+        request_grant: GrantType,
+        now: UnixTime,
+    ) -> TokenResponse {
+        let mut extra = ExtraMembers::new();
+        if let Some(extras) = &self.inner.extras {
+            let ctx = ResponseContext {
+                grant: &grant,
+                request_grant,
+                issued_at: now,
+                with_refresh: minted.refresh_token.is_some(),
+            };
+            extras.extras(&ctx, &mut extra);
+        }
+        TokenResponse {
+            access_token: minted.access_token,
+            expires_in: grant.access_ttl,
+            refresh_token: minted.refresh_token,
+            scope: grant.scope,
+            extra,
+        }
+    }
+
+    /// Mints the tokens of `grant`, a family's first issuance, stores them durably, and only
+    /// then builds the response: a token the client sees is a token the store holds.
     pub async fn issue(&self, grant: Grant) -> Result<TokenResponse, OAuthError> {
         let now = self.clock().now();
-        let minted = mint(&grant, self.entropy(), now);
+        let minted = self.mint(&grant, grant.grant_type, now)?;
         self.store().save_tokens(&minted.records, now).await?;
         self.emit(Event::TokenIssued {
             client_id: grant.client_id.to_string(),
@@ -257,12 +354,8 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             subject: grant.subject.clone(),
             with_refresh: minted.refresh_token.is_some(),
         });
-        Ok(TokenResponse {
-            access_token: minted.access_token,
-            expires_in: grant.access_ttl,
-            refresh_token: minted.refresh_token,
-            scope: grant.scope,
-        })
+        let request_grant = grant.grant_type;
+        Ok(self.token_response(grant, minted, request_grant, now))
     }
 }
 
@@ -275,6 +368,11 @@ pub struct ProviderBuilder<S, U> {
     entropy: Arc<dyn Entropy>,
     events: Arc<dyn EventSink>,
     limits: Option<crate::limits::Limits>,
+    generator: Option<Arc<dyn TokenGenerator>>,
+    extras: Option<Arc<dyn ResponseExtras>>,
+    extension_grants: ExtensionGrants<S>,
+    /// Extension grants that could not be registered; `build` reports the first.
+    registration_errors: Vec<ConfigError>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
@@ -299,6 +397,41 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
     /// Refresh-token lifetime in seconds.
     pub fn refresh_token_ttl(mut self, secs: u64) -> Self {
         self.config.refresh_token_ttl = secs;
+        self
+    }
+
+    /// Lifetimes of the tokens in families `grant` starts, over the server-wide ones and
+    /// under a client's own (see [`Config::grant_lifetimes`]).
+    pub fn grant_lifetimes(mut self, grant: GrantType, lifetimes: GrantLifetimes) -> Self {
+        self.config.grant_lifetimes.insert(grant, lifetimes);
+        self
+    }
+
+    /// Makes token values with `generator` instead of 256 random bits (see
+    /// [`crate::generator`]). Stores still keep only digests.
+    pub fn token_generator(mut self, generator: impl TokenGenerator) -> Self {
+        self.generator = Some(Arc::new(generator));
+        self
+    }
+
+    /// Adds members to every token response with `extras` (see [`crate::extras`]); standard
+    /// members cannot be changed.
+    pub fn response_extras(mut self, extras: impl ResponseExtras) -> Self {
+        self.extras = Some(Arc::new(extras));
+        self
+    }
+
+    /// Serves `grant_type=<uri>` at the token endpoint with `handler` (RFC 6749 §4.5; see
+    /// [`crate::grant::extension`]). `uri` must be an absolute URI of at most
+    /// [`ExtensionGrantType::MAX_LEN`] bytes, registered once; otherwise
+    /// [`ProviderBuilder::build`] fails. Clients still need the URI among their grant types.
+    pub fn extension_grant(mut self, uri: &str, handler: impl ExtensionGrant<S>) -> Self {
+        let registered = ExtensionGrantType::parse(uri)
+            .is_some_and(|grant| self.extension_grants.register(grant, Arc::new(handler)));
+        if !registered {
+            self.registration_errors
+                .push(ConfigError::ExtensionGrant(uri.to_owned()));
+        }
         self
     }
 
@@ -347,6 +480,9 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
 
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
+        if let Some(err) = self.registration_errors.into_iter().next() {
+            return Err(err);
+        }
         self.config.validate()?;
         Ok(Provider {
             inner: Arc::new(Inner {
@@ -357,6 +493,9 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 entropy: self.entropy,
                 events: self.events,
                 limits: self.limits,
+                generator: self.generator,
+                extras: self.extras,
+                extension_grants: self.extension_grants,
             }),
             client_ip: None,
         })

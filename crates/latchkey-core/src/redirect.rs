@@ -187,6 +187,7 @@ pub fn is_registrable(uri: &str) -> bool {
 
 /// Where an authorization response goes in the redirect URI.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ResponseMode {
     /// In the query string (the default for `code`).
     Query,

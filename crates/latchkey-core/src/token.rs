@@ -15,6 +15,7 @@ pub const TOKEN_BYTES: usize = 32;
 
 /// What a token lets its holder do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum TokenKind {
     /// A bearer access token (RFC 6750).
     Access,
@@ -223,8 +224,26 @@ pub struct Minted {
     pub records: NewTokens,
 }
 
-/// Mints the values and records for `grant` at `now`.
+/// Mints the values and records for `grant` at `now`: 256-bit random values, the provider's
+/// default ([`crate::generator::OpaqueTokens`] makes the same values through the
+/// [`crate::generator::TokenGenerator`] trait).
 pub fn mint(grant: &Grant, entropy: &dyn Entropy, now: UnixTime) -> Minted {
+    let access_token = Secret::new(random_token(entropy, TOKEN_BYTES));
+    let refresh_token = grant
+        .refresh_ttl
+        .map(|_| Secret::new(random_token(entropy, TOKEN_BYTES)));
+    minted(grant, access_token, refresh_token, now)
+}
+
+/// The records for token values already made for `grant` at `now`: the store gets their
+/// digests, never the values. `refresh_token` is dropped when the grant issues no refresh
+/// token.
+pub fn minted(
+    grant: &Grant,
+    access_token: Secret,
+    refresh_token: Option<Secret>,
+    now: UnixTime,
+) -> Minted {
     let record = |kind, value: &Secret, ttl: u64| TokenRecord {
         digest: value.digest(),
         kind,
@@ -241,10 +260,7 @@ pub fn mint(grant: &Grant, entropy: &dyn Entropy, now: UnixTime) -> Minted {
         rotated: false,
         binding: grant.binding.clone(),
     };
-    let access_token = Secret::new(random_token(entropy, TOKEN_BYTES));
-    let refresh_token = grant
-        .refresh_ttl
-        .map(|_| Secret::new(random_token(entropy, TOKEN_BYTES)));
+    let refresh_token = refresh_token.filter(|_| grant.refresh_ttl.is_some());
     let access = record(TokenKind::Access, &access_token, grant.access_ttl);
     let refresh = refresh_token
         .as_ref()

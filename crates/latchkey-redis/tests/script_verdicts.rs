@@ -66,6 +66,7 @@ async fn the_rotation_script_agrees_with_refresh_verdict() {
                     let old = match kind {
                         TokenKind::Access => &tokens.access,
                         TokenKind::Refresh => tokens.refresh.as_ref().expect("a refresh token"),
+                        other => panic!("no fixture for {other:?}"),
                     };
                     let key = format!("{prefix}:t:{}", old.digest.to_hex());
                     set_flag(&mut conn, &key, "rv", revoked).await;

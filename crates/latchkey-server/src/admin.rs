@@ -471,7 +471,8 @@ impl Admin {
         };
         let revoked = match record.kind {
             TokenKind::Refresh => self.store.revoke_family(&record.family).await?,
-            TokenKind::Access => u64::from(self.store.revoke_token(&record.digest).await?),
+            // An access token, or a kind a later core adds: that token alone.
+            _ => u64::from(self.store.revoke_token(&record.digest).await?),
         };
         tracing::info!(
             target: "latchkey::audit",

@@ -115,6 +115,14 @@ impl EventSink for LogEvents {
                 username = %loggable(username),
                 client_ip,
             ),
+            // An event a later core adds: logged whole (events carry no secrets) until it
+            // gets a line of its own.
+            other => tracing::info!(
+                target: "latchkey::audit",
+                event = "other",
+                detail = ?other,
+                client_ip,
+            ),
         }
     }
 }
@@ -166,5 +174,7 @@ fn count(event: &Event) {
         | Event::ConsentDenied { .. }
         | Event::UserAuthenticated { .. }
         | Event::UserAuthThrottled { .. } => {}
+        // Events a later core adds are not counted until they get a metric.
+        _ => {}
     }
 }

@@ -4,7 +4,9 @@
 
 use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
+use latchkey_core::client::GrantType;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 /// Everything the `latchkey` binary can be told.
@@ -350,6 +352,45 @@ pub struct TokenSettings {
     pub refresh_max_lifetime: u64,
     /// Authorization-code lifetime (at most 600).
     pub code_ttl: u64,
+    /// Lifetimes for the tokens of one grant type (`[tokens.per_grant.password]`, or
+    /// `[tokens.per_grant."urn:…"]` for an extension grant), over `access_ttl` and
+    /// `refresh_ttl`; a client's own lifetimes win over these. An entry holds for every token
+    /// of a family its grant started, rotations included, so `refresh_token` takes none.
+    pub per_grant: BTreeMap<String, GrantTtlSettings>,
+}
+
+/// Token lifetimes of one grant type, in seconds; an unset one is the server-wide lifetime.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct GrantTtlSettings {
+    /// Access-token lifetime.
+    pub access_ttl: Option<u64>,
+    /// Refresh-token lifetime (still ended by `refresh_max_lifetime`).
+    pub refresh_ttl: Option<u64>,
+}
+
+impl TokenSettings {
+    /// `per_grant` for the core's configuration; an unknown grant name is an error (the
+    /// lifetimes themselves are checked when the provider is built).
+    pub fn grant_lifetimes(
+        &self,
+    ) -> anyhow::Result<BTreeMap<GrantType, latchkey_core::config::GrantLifetimes>> {
+        self.per_grant
+            .iter()
+            .map(|(name, ttl)| {
+                let grant = GrantType::parse(name).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "tokens.per_grant: {name:?} is neither a grant type nor an absolute URI of at most 64 bytes"
+                    )
+                })?;
+                let lifetimes = latchkey_core::config::GrantLifetimes {
+                    access_token_ttl: ttl.access_ttl,
+                    refresh_token_ttl: ttl.refresh_ttl,
+                };
+                Ok((grant, lifetimes))
+            })
+            .collect()
+    }
 }
 
 impl Default for TokenSettings {
@@ -360,6 +401,7 @@ impl Default for TokenSettings {
             refresh_ttl: core.refresh_token_ttl,
             refresh_max_lifetime: core.refresh_token_max_lifetime,
             code_ttl: core.code_ttl,
+            per_grant: BTreeMap::new(),
         }
     }
 }
@@ -604,6 +646,40 @@ mod tests {
             assert_eq!(s.data_dir, PathBuf::from("/tmp/x"));
             Ok(())
         });
+    }
+
+    #[test]
+    fn per_grant_lifetimes_from_file_and_env() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "latchkey.toml",
+                "[tokens.per_grant.password]\naccess_ttl = 300\nrefresh_ttl = 86400\n\
+                 [tokens.per_grant.\"urn:ietf:params:oauth:grant-type:device_code\"]\naccess_ttl = 600\n",
+            )?;
+            jail.set_env(
+                "LATCHKEY_TOKENS__PER_GRANT__CLIENT_CREDENTIALS__ACCESS_TTL",
+                "60",
+            );
+            let s = Settings::load(None, &Overrides::default()).expect("loads");
+            let lifetimes = s.tokens.grant_lifetimes().expect("known grants");
+            let ttl = |grant: &str| lifetimes[&GrantType::parse(grant).expect("a grant")];
+            assert_eq!(ttl("password").access_token_ttl, Some(300));
+            assert_eq!(ttl("password").refresh_token_ttl, Some(86400));
+            assert_eq!(ttl("client_credentials").access_token_ttl, Some(60));
+            assert_eq!(ttl("client_credentials").refresh_token_ttl, None);
+            assert_eq!(
+                ttl("urn:ietf:params:oauth:grant-type:device_code").access_token_ttl,
+                Some(600)
+            );
+            assert_eq!(lifetimes.len(), 3);
+            Ok(())
+        });
+        let mut tokens = TokenSettings::default();
+        assert!(tokens.grant_lifetimes().expect("none").is_empty());
+        tokens
+            .per_grant
+            .insert("pasword".into(), GrantTtlSettings::default());
+        assert!(tokens.grant_lifetimes().is_err(), "a typo is an error");
     }
 
     #[test]

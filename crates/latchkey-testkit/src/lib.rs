@@ -26,6 +26,10 @@ pub const START: UnixTime = UnixTime(1_767_225_600);
 /// The provider type the kit builds.
 pub type TestProvider = Provider<MemoryStore, StoreUsers<MemoryStore, Inline>>;
 
+/// The builder of a [`TestProvider`].
+pub type TestProviderBuilder =
+    latchkey_core::provider::ProviderBuilder<MemoryStore, StoreUsers<MemoryStore, Inline>>;
+
 /// A provider on a fresh memory store, with a clock that moves only when told and seeded
 /// randomness, plus helpers to register clients and users and call the token endpoint.
 pub struct TestKit {
@@ -77,6 +81,15 @@ impl TestKit {
 
     /// A kit whose configuration `adjust` changes after the defaults above are set.
     pub fn with_config(adjust: impl FnOnce(&mut latchkey_core::config::Config)) -> Self {
+        Self::with_builder(adjust, |builder| builder)
+    }
+
+    /// A kit whose configuration `adjust` changes, built by a provider builder that `extend`
+    /// adds to (a token generator, response extras, extension grants).
+    pub fn with_builder(
+        adjust: impl FnOnce(&mut latchkey_core::config::Config),
+        extend: impl FnOnce(TestProviderBuilder) -> TestProviderBuilder,
+    ) -> Self {
         let store = MemoryStore::new();
         let clock = Arc::new(ManualClock::new(START));
         let mut config = latchkey_core::config::Config {
@@ -90,10 +103,11 @@ impl TestKit {
             ..latchkey_core::config::Config::default()
         };
         adjust(&mut config);
-        let provider = Provider::builder(store.clone(), StoreUsers::new(store.clone(), Inline))
+        let builder = Provider::builder(store.clone(), StoreUsers::new(store.clone(), Inline))
             .config(config)
             .clock(clock.clone())
-            .entropy(Arc::new(SeededEntropy::new(42)))
+            .entropy(Arc::new(SeededEntropy::new(42)));
+        let provider = extend(builder)
             .build()
             .expect("test configuration is valid");
         Self {

@@ -34,17 +34,12 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if c.grant_enabled(GrantType::Implicit) {
         response_types.push("token");
     }
-    let grant_types: Vec<&str> = [
-        GrantType::AuthorizationCode,
-        GrantType::Implicit,
-        GrantType::Password,
-        GrantType::ClientCredentials,
-        GrantType::RefreshToken,
-    ]
-    .into_iter()
-    .filter(|grant| c.grant_enabled(*grant))
-    .map(GrantType::as_str)
-    .collect();
+    let grant_types: Vec<&str> = GrantType::ALL
+        .into_iter()
+        .filter(|grant| c.grant_enabled(*grant))
+        .chain(p.extension_grants().grant_types().map(GrantType::Extension))
+        .map(GrantType::as_str)
+        .collect();
     let mut doc = json!({
         "issuer": c.issuer,
         "authorization_endpoint": url(AUTHORIZE_PATH),

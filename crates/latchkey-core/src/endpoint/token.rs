@@ -56,7 +56,11 @@ where
             "credentials must not be sent in the query string",
         ));
     }
-    let request = TokenRequest::from_params(&params)?;
+    let request = TokenRequest::from_params_with(&params, |name| {
+        p.extension_grants()
+            .get(name)
+            .map(|(grant_type, _)| grant_type)
+    })?;
     let client = authenticate_client(p, req, &params).await?;
     let grant_type = request.grant_type();
     // RFC 6749 §4.4: "The client credentials grant type MUST only be used by confidential
@@ -131,6 +135,17 @@ where
                 &client,
                 &refresh_token,
                 scope.as_ref(),
+                binding,
+            ))
+            .await
+        }
+        TokenRequest::Extension { grant_type, scope } => {
+            Box::pin(grant::extension::exchange(
+                p,
+                &client,
+                grant_type,
+                scope.as_ref(),
+                &params,
                 binding,
             ))
             .await

@@ -64,10 +64,10 @@ where
         grant_type: GrantType::AuthorizationCode,
         family: record.family,
         family_issued_at: None,
-        access_ttl: p.access_ttl(client),
+        access_ttl: p.access_ttl(client, GrantType::AuthorizationCode),
         refresh_ttl: client
             .allows(GrantType::RefreshToken)
-            .then(|| p.refresh_ttl(client)),
+            .then(|| p.refresh_ttl(client, GrantType::AuthorizationCode)),
         binding,
     })
     .await

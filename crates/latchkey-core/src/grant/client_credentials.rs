@@ -33,7 +33,7 @@ where
         grant_type: GrantType::ClientCredentials,
         family: FamilyId::generate(p.entropy()),
         family_issued_at: None,
-        access_ttl: p.access_ttl(client),
+        access_ttl: p.access_ttl(client, GrantType::ClientCredentials),
         // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
         refresh_ttl: None,
         binding,

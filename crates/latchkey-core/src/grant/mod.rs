@@ -3,5 +3,6 @@
 
 pub mod authorization_code;
 pub mod client_credentials;
+pub mod extension;
 pub mod password;
 pub mod refresh_token;

@@ -59,10 +59,10 @@ where
         grant_type: GrantType::Password,
         family: FamilyId::generate(p.entropy()),
         family_issued_at: None,
-        access_ttl: p.access_ttl(client),
+        access_ttl: p.access_ttl(client, GrantType::Password),
         refresh_ttl: client
             .allows(GrantType::RefreshToken)
-            .then(|| p.refresh_ttl(client)),
+            .then(|| p.refresh_ttl(client, GrantType::Password)),
         binding,
     })
     .await

@@ -13,7 +13,7 @@ use crate::provider::Provider;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{ProviderStore, Rotation};
-use crate::token::{Binding, Grant, TokenKind, mint};
+use crate::token::{Binding, Grant, TokenKind};
 use crate::user::UserAuthenticator;
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -76,8 +76,11 @@ where
             )));
         }
     };
-    // The family's absolute lifetime: rotation never carries a refresh token past it.
-    let Some(refresh_ttl) = p.refresh_ttl_in_family(client, record.family_issued_at, now) else {
+    // The family's absolute lifetime: rotation never carries a refresh token past it. The
+    // family keeps the lifetimes of the grant that started it.
+    let Some(refresh_ttl) =
+        p.refresh_ttl_in_family(client, record.grant_type, record.family_issued_at, now)
+    else {
         return Err(invalid());
     };
     let grant = Grant {
@@ -88,11 +91,11 @@ where
         grant_type: record.grant_type,
         family: record.family.clone(),
         family_issued_at: Some(record.family_issued_at),
-        access_ttl: p.access_ttl(client),
+        access_ttl: p.access_ttl(client, record.grant_type),
         refresh_ttl: Some(refresh_ttl),
         binding,
     };
-    let minted = mint(&grant, p.entropy(), now);
+    let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     match p
         .store()
         .rotate_refresh(&digest, &minted.records, now)
@@ -112,12 +115,7 @@ where
         subject: grant.subject.clone(),
         with_refresh: true,
     });
-    Ok(TokenResponse {
-        access_token: minted.access_token,
-        expires_in: grant.access_ttl,
-        refresh_token: minted.refresh_token,
-        scope: grant.scope,
-    })
+    Ok(p.token_response(grant, minted, GrantType::RefreshToken, now))
 }
 
 fn report_reuse<S, U>(p: &Provider<S, U>, client: &Client, family: &str, revoked: u64)

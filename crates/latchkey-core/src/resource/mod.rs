@@ -117,6 +117,7 @@ impl<S: TokenStore> TokenVerifier for StoreVerifier<S> {
 
 /// Why a request was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum GuardError {
     /// No credentials at all (RFC 6750 §3.1: no error code in the challenge).
     Missing,

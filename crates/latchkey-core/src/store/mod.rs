@@ -31,6 +31,7 @@ use std::future::Future;
 
 /// What went wrong in a store, as far as the protocol cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum StoreErrorKind {
     /// The backend cannot be reached or timed out; retrying later may work.
     Unavailable,

@@ -41,6 +41,7 @@ pub fn build_provider(
         issuer,
         access_token_ttl: settings.tokens.access_ttl,
         refresh_token_ttl: settings.tokens.refresh_ttl,
+        grant_lifetimes: settings.tokens.grant_lifetimes()?,
         refresh_token_max_lifetime: settings.tokens.refresh_max_lifetime,
         available_scopes: scopes(&settings.scopes.available)
             .map_err(|e| anyhow::anyhow!("scopes.available: {e}"))?,

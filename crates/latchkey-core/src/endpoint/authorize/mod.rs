@@ -357,7 +357,7 @@ where
                 grant_type: GrantType::Implicit,
                 family: FamilyId::generate(p.entropy()),
                 family_issued_at: None,
-                access_ttl: p.access_ttl(&request.client),
+                access_ttl: p.access_ttl(&request.client, GrantType::Implicit),
                 // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
                 refresh_ttl: None,
                 binding: request.binding.clone(),

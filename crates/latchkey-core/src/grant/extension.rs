@@ -1,0 +1,258 @@
+//! Extension grants (RFC 6749 §4.5): grant types an embedder adds, named by an absolute URI,
+//! without touching the core's enums.
+//!
+//! A handler ([`ExtensionGrant`]) is registered on the provider builder
+//! ([`crate::provider::ProviderBuilder::extension_grant`]) under its URI. The token endpoint
+//! then does for `grant_type=<that URI>` what it does for every grant: it authenticates the
+//! client, refuses a client whose registered grant types do not include the URI
+//! (`unauthorized_client`), and only then asks the handler. The handler reads the request's
+//! parameters (and the store, if it needs to) and returns a [`GrantDecision`]; the core checks
+//! it, mints and stores the tokens like any other grant's, and answers. A `grant_type` that is
+//! neither a standard grant nor a registered URI stays `unsupported_grant_type`, and the
+//! metadata's `grant_types_supported` lists the registered URIs.
+//!
+//! What the core enforces on a decision, so that no handler has to:
+//! - the scope is within what the client may be granted (else `invalid_scope`);
+//! - a lifetime the handler asks for can shorten the configured one (client, then grant,
+//!   then server: [`crate::provider::Provider::access_ttl`]), never lengthen it;
+//! - a refresh token is issued only when the client is also allowed `refresh_token`; its
+//!   rotations follow the grant's configured lifetimes, like any family's, and stop once the
+//!   provider's user authenticator no longer knows the subject.
+
+use crate::client::{Client, ExtensionGrantType, GrantType};
+use crate::clock::UnixTime;
+use crate::entropy::Entropy;
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::proto::TokenResponse;
+use crate::provider::Provider;
+use crate::scope::{ScopeSet, resolve};
+use crate::store::ProviderStore;
+use crate::token::{Binding, FamilyId, Grant};
+use crate::user::UserAuthenticator;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What an [`ExtensionGrant`] returns: its decision, later.
+pub type GrantFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<GrantDecision, OAuthError>> + Send + 'a>>;
+
+/// The handler of one extension grant, over the provider's store type `S`.
+///
+/// A handler that does not use the store implements it for every `S`:
+///
+/// ```
+/// use latchkey_core::grant::extension::{ExtensionGrant, ExtensionRequest, GrantDecision, GrantFuture};
+/// use latchkey_core::error::OAuthError;
+///
+/// /// `grant_type=urn:example:grant-type:service-account`: a token for the client itself,
+/// /// without a refresh token.
+/// struct ServiceAccount;
+///
+/// impl<S: Send + Sync + 'static> ExtensionGrant<S> for ServiceAccount {
+///     fn exchange<'a>(&'a self, request: ExtensionRequest<'a, S>) -> GrantFuture<'a> {
+///         Box::pin(async move { Ok(GrantDecision::for_client(request.resolve_scope()?)) })
+///     }
+/// }
+/// ```
+pub trait ExtensionGrant<S>: Send + Sync + 'static {
+    /// Decides a token request whose client is authenticated and allowed this grant. An error
+    /// is answered as it is (`invalid_grant` for a bad assertion, `invalid_request` for a
+    /// missing parameter, ...).
+    fn exchange<'a>(&'a self, request: ExtensionRequest<'a, S>) -> GrantFuture<'a>;
+}
+
+/// A token request for an extension grant, as its handler sees it.
+#[non_exhaustive]
+pub struct ExtensionRequest<'a, S> {
+    /// The grant type requested.
+    pub grant_type: ExtensionGrantType,
+    /// The authenticated client, allowed this grant type.
+    pub client: &'a Client,
+    /// Every body parameter of the request (`grant_type`, `scope`, the client's credentials
+    /// and the grant's own parameters), duplicates already refused.
+    pub params: &'a Params,
+    /// The `scope` parameter, parsed; `None` when absent.
+    pub scope: Option<&'a ScopeSet>,
+    /// The scopes this client may be granted.
+    pub allowed_scopes: &'a ScopeSet,
+    /// The scopes this client gets when it asks for none.
+    pub default_scopes: &'a ScopeSet,
+    /// The provider's store.
+    pub store: &'a S,
+    /// The provider's clock, read once for this request.
+    pub now: UnixTime,
+    /// The provider's random source.
+    pub entropy: &'a dyn Entropy,
+}
+
+impl<S> ExtensionRequest<'_, S> {
+    /// The scope to grant under the usual rule: the requested scope when the client may have
+    /// all of it (else `invalid_scope`), its default scopes when it asked for none.
+    pub fn resolve_scope(&self) -> Result<ScopeSet, OAuthError> {
+        resolve(self.scope, self.allowed_scopes, self.default_scopes)
+    }
+}
+
+/// What an extension grant decided: for whom, which scope, and what to issue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrantDecision {
+    subject: Option<(String, String)>,
+    scope: ScopeSet,
+    refresh: bool,
+    access_ttl: Option<u64>,
+    refresh_ttl: Option<u64>,
+}
+
+impl GrantDecision {
+    /// Tokens for the client itself, with no resource owner (as `client_credentials` issues).
+    pub fn for_client(scope: ScopeSet) -> Self {
+        Self {
+            subject: None,
+            scope,
+            refresh: false,
+            access_ttl: None,
+            refresh_ttl: None,
+        }
+    }
+
+    /// Tokens on behalf of the resource owner `subject` (their stable identifier) whose user
+    /// name is `username`.
+    pub fn for_user(
+        subject: impl Into<String>,
+        username: impl Into<String>,
+        scope: ScopeSet,
+    ) -> Self {
+        Self {
+            subject: Some((subject.into(), username.into())),
+            ..Self::for_client(scope)
+        }
+    }
+
+    /// Asks for a refresh token too; issued only when the client is allowed `refresh_token`.
+    pub fn with_refresh(mut self) -> Self {
+        self.refresh = true;
+        self
+    }
+
+    /// An access-token lifetime in seconds, shorter than the configured one (a longer one is
+    /// cut to it; 0 counts as 1).
+    pub fn access_ttl(mut self, secs: u64) -> Self {
+        self.access_ttl = Some(secs);
+        self
+    }
+
+    /// A refresh-token lifetime in seconds, shorter than the configured one (a longer one is
+    /// cut to it; 0 counts as 1).
+    pub fn refresh_ttl(mut self, secs: u64) -> Self {
+        self.refresh_ttl = Some(secs);
+        self
+    }
+}
+
+/// The extension grants registered on a provider, by URI.
+pub struct ExtensionGrants<S> {
+    handlers: Vec<(ExtensionGrantType, Arc<dyn ExtensionGrant<S>>)>,
+}
+
+impl<S> Default for ExtensionGrants<S> {
+    fn default() -> Self {
+        Self {
+            handlers: Vec::new(),
+        }
+    }
+}
+
+impl<S> ExtensionGrants<S> {
+    /// Adds `handler` for `grant_type`; `false` (and nothing added) when one is registered
+    /// already.
+    pub(crate) fn register(
+        &mut self,
+        grant_type: ExtensionGrantType,
+        handler: Arc<dyn ExtensionGrant<S>>,
+    ) -> bool {
+        if self.get(grant_type.as_str()).is_some() {
+            return false;
+        }
+        self.handlers.push((grant_type, handler));
+        true
+    }
+
+    /// The registered grant named `name`, compared byte for byte.
+    pub fn get(&self, name: &str) -> Option<(ExtensionGrantType, &dyn ExtensionGrant<S>)> {
+        self.handlers
+            .iter()
+            .find(|(grant_type, _)| grant_type.as_str() == name)
+            .map(|(grant_type, handler)| (*grant_type, handler.as_ref()))
+    }
+
+    /// The registered grant types, in the order they were registered.
+    pub fn grant_types(&self) -> impl Iterator<Item = ExtensionGrantType> + '_ {
+        self.handlers.iter().map(|(grant_type, _)| *grant_type)
+    }
+}
+
+/// Runs the handler of `grant_type` for an authenticated `client` allowed it, checks its
+/// decision and issues the tokens.
+pub async fn exchange<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    grant_type: ExtensionGrantType,
+    scope: Option<&ScopeSet>,
+    params: &Params,
+    binding: Option<Binding>,
+) -> Result<TokenResponse, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let Some((_, handler)) = p.extension_grants().get(grant_type.as_str()) else {
+        return Err(OAuthError::new(
+            crate::error::ErrorCode::UnsupportedGrantType,
+            format!("the {grant_type} grant is not enabled on this server"),
+        ));
+    };
+    let allowed_scopes = p.allowed_scopes(client);
+    let decision = handler
+        .exchange(ExtensionRequest {
+            grant_type,
+            client,
+            params,
+            scope,
+            allowed_scopes,
+            default_scopes: p.default_scopes(client),
+            store: p.store(),
+            now: p.clock().now(),
+            entropy: p.entropy(),
+        })
+        .await?;
+    // RFC 6749 §3.3: the server may issue less than requested, never more than the client
+    // may be granted; a handler's scope passes the same bound as every other grant's.
+    if !decision.scope.is_subset(allowed_scopes) {
+        return Err(OAuthError::invalid_scope(format!(
+            "scope not allowed for this client: {}",
+            decision.scope.missing_from(allowed_scopes)
+        )));
+    }
+    let grant_type = GrantType::Extension(grant_type);
+    let shorter = |asked: Option<u64>, configured: u64| {
+        asked.map_or(configured, |secs| secs.max(1).min(configured))
+    };
+    let refresh_ttl = (decision.refresh && client.allows(GrantType::RefreshToken))
+        .then(|| shorter(decision.refresh_ttl, p.refresh_ttl(client, grant_type)));
+    let (subject, username) = decision.subject.unzip();
+    p.issue(Grant {
+        client_id: client.id.clone(),
+        subject,
+        username,
+        scope: decision.scope,
+        grant_type,
+        family: FamilyId::generate(p.entropy()),
+        family_issued_at: None,
+        access_ttl: shorter(decision.access_ttl, p.access_ttl(client, grant_type)),
+        refresh_ttl,
+        binding,
+    })
+    .await
+}
