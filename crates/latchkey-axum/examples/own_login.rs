@@ -30,10 +30,10 @@ impl Login for AppLogin {
     ) -> Option<AuthenticatedUser> {
         // Your application would look its session up here.
         let name = cookie(req, "demo_user")?;
-        Some(AuthenticatedUser {
-            subject: format!("app-user-{name}"),
-            username: name.to_owned(),
-        })
+        Some(AuthenticatedUser::new(
+            format!("app-user-{name}"),
+            name.to_owned(),
+        ))
     }
 
     fn login_redirect(&self, return_to: &str) -> Option<HttpResponse> {

@@ -62,6 +62,7 @@ fn client_authentication(c: &mut Criterion) {
 fn token_minting(c: &mut Criterion) {
     let entropy = OsEntropy;
     let grant = Grant {
+        attached: latchkey_core::attached::Attached::new(),
         client_id: latchkey_core::client::ClientId::parse("bench-client").expect("valid id"),
         subject: None,
         username: None,

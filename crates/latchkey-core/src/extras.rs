@@ -68,7 +68,8 @@ where
 #[non_exhaustive]
 pub struct ResponseContext<'a> {
     /// What the grant decided: client, subject and user name, scope, the grant type that
-    /// started the family, the family and lifetimes.
+    /// started the family, the family and lifetimes, and what the application attached at
+    /// authorization ([`Grant::attached`], the same on a refresh rotation).
     pub grant: &'a Grant,
     /// The grant type of the token request (`refresh_token` on a rotation).
     pub request_grant: GrantType,

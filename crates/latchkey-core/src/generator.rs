@@ -60,7 +60,9 @@ pub struct TokenContext<'a> {
     /// Access or refresh.
     pub kind: TokenKind,
     /// What the grant decided: client, subject and user name, scope, the grant type that
-    /// started the family, the family, lifetimes and binding.
+    /// started the family, the family, lifetimes, binding, and what the application attached
+    /// at authorization ([`Grant::attached`], the same on a refresh rotation): a JWT access
+    /// token can carry it as claims.
     pub grant: &'a Grant,
     /// The grant type of the request that issues this token: `refresh_token` on a rotation,
     /// where [`Grant::grant_type`] still names the grant that started the family.

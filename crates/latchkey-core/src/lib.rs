@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod attached;
 pub mod client;
 pub mod clock;
 pub mod config;

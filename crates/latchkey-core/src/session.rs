@@ -42,6 +42,7 @@ impl SessionRecord {
         AuthenticatedUser {
             subject: self.subject.clone(),
             username: self.username.clone(),
+            attached: crate::attached::Attached::new(),
         }
     }
 }
@@ -75,6 +76,7 @@ mod tests {
         let user = AuthenticatedUser {
             subject: "s-1".into(),
             username: "alice".into(),
+            attached: crate::attached::Attached::new(),
         };
         let (id, record) = start(&user, 600, &SeededEntropy::new(3), UnixTime(1000));
         assert_eq!(record.digest, id.digest());

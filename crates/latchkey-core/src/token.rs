@@ -4,6 +4,7 @@
 //! keeps a [`TokenRecord`] keyed by the value's SHA-256 [`Digest`], never the value: a leaked
 //! database yields no usable token.
 
+use crate::attached::Attached;
 use crate::client::{ClientId, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_hex, random_token};
@@ -132,6 +133,9 @@ pub struct TokenRecord {
     pub rotated: bool,
     /// Where the token may be used, for clients that bind their tokens.
     pub binding: Option<Binding>,
+    /// What the application attached when the family was authorized (see
+    /// [`crate::attached`]); every token of the family carries the same.
+    pub attached: Attached,
 }
 
 impl TokenRecord {
@@ -170,6 +174,9 @@ pub struct CodeRecord {
     pub issued_at: UnixTime,
     /// When the code stops working (at most a minute later by default).
     pub expires_at: UnixTime,
+    /// What the application attached when the user authorized (see [`crate::attached`]);
+    /// the tokens from this code carry it.
+    pub attached: Attached,
 }
 
 /// The tokens of one issuance, written to a store together.
@@ -211,6 +218,10 @@ pub struct Grant {
     pub refresh_ttl: Option<u64>,
     /// The binding of the tokens, for clients that bind them.
     pub binding: Option<Binding>,
+    /// What the application attached to the family (see [`crate::attached`]): copied into
+    /// every token minted for this grant, and seen by the token generator and the
+    /// token-response extras hook.
+    pub attached: Attached,
 }
 
 /// Token values to send to the client, with the records to store.
@@ -259,6 +270,7 @@ pub fn minted(
         revoked: false,
         rotated: false,
         binding: grant.binding.clone(),
+        attached: grant.attached.clone(),
     };
     let refresh_token = refresh_token.filter(|_| grant.refresh_ttl.is_some());
     let access = record(TokenKind::Access, &access_token, grant.access_ttl);

@@ -1,6 +1,7 @@
 //! Resource owners: the built-in user record, and the authenticator trait an embedder
 //! implements to plug in its own user database (the seeds' `usergetter` / `IAuthCheck`).
 
+use crate::attached::Attached;
 use crate::clock::UnixTime;
 use crate::secret::Secret;
 use crate::store::StoreError;
@@ -26,6 +27,27 @@ pub struct AuthenticatedUser {
     pub subject: String,
     /// The user name, for introspection and logs.
     pub username: String,
+    /// What the application attaches to what this user authorizes now (see
+    /// [`crate::attached`]): stored with the authorization code or, for the password grant,
+    /// with the tokens. Latchkey's own login and users attach nothing.
+    pub attached: Attached,
+}
+
+impl AuthenticatedUser {
+    /// `subject`, logged in as `username`, with nothing attached.
+    pub fn new(subject: impl Into<String>, username: impl Into<String>) -> Self {
+        Self {
+            subject: subject.into(),
+            username: username.into(),
+            attached: Attached::new(),
+        }
+    }
+
+    /// The same user with `attached` attached to what they authorize.
+    pub fn with_attached(mut self, attached: Attached) -> Self {
+        self.attached = attached;
+        self
+    }
 }
 
 /// Checks a resource owner's user name and password.
@@ -133,6 +155,7 @@ impl<S: crate::store::UserStore, B: Blocking> UserAuthenticator for StoreUsers<S
         Ok(user.filter(|_| ok).map(|u| AuthenticatedUser {
             subject: u.id,
             username: u.username,
+            attached: Attached::new(),
         }))
     }
 

@@ -341,10 +341,7 @@ impl SessionAuth for AppSession {
     async fn session_user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
         req.header("cookie")
             .filter(|c| *c == "app=eve")
-            .map(|_| AuthenticatedUser {
-                subject: "u-eve".into(),
-                username: "eve".into(),
-            })
+            .map(|_| AuthenticatedUser::new("u-eve", "eve"))
     }
 }
 

@@ -28,12 +28,8 @@ impl UserAuthenticator for SlowUsers {
     ) -> Result<Option<AuthenticatedUser>, StoreError> {
         self.checks.fetch_add(1, Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-        Ok(
-            (username == "alice" && password.expose() == "right").then(|| AuthenticatedUser {
-                subject: "u-alice".into(),
-                username: "alice".into(),
-            }),
-        )
+        Ok((username == "alice" && password.expose() == "right")
+            .then(|| AuthenticatedUser::new("u-alice", "alice")))
     }
 }
 

@@ -588,6 +588,7 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
     let scope_text = row.text("scope")?;
     let grant = row.text("grant_type")?;
     Ok(TokenRecord {
+        attached: latchkey_core::attached::Attached::new(),
         digest: digest(&digest_bytes)?,
         kind: token_kind(&row.text("kind")?)?,
         client_id: ClientId::parse(&client_id)
@@ -622,6 +623,7 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
     let method = row.opt_text("challenge_method")?;
     let challenge = row.opt_text("challenge")?;
     Ok(CodeRecord {
+        attached: latchkey_core::attached::Attached::new(),
         digest: digest(&digest_bytes)?,
         client_id: ClientId::parse(&client_id)
             .map_err(|_| corrupt("stored code client id is malformed"))?,

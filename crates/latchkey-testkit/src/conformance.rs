@@ -122,6 +122,7 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
     let value = Secret::new(random_token(&OsEntropy, 32));
     let now = now();
     let record = TokenRecord {
+        attached: latchkey_core::attached::Attached::new(),
         digest: value.digest(),
         kind,
         client_id: ClientId::parse(client).expect("valid test client id"),
@@ -569,6 +570,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
     let value = Secret::new(random_token(&OsEntropy, 32));
     let now = now();
     let record = CodeRecord {
+        attached: latchkey_core::attached::Attached::new(),
         digest: value.digest(),
         client_id: ClientId::parse(client).expect("valid test client id"),
         redirect_uri: "https://app.example/cb?x=ü".into(),

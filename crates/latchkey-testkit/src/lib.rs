@@ -228,10 +228,7 @@ impl TestKit {
 
     /// A logged-in user (no store record needed for the authorization endpoint).
     pub fn alice(&self) -> AuthenticatedUser {
-        AuthenticatedUser {
-            subject: "user-alice".into(),
-            username: "alice".into(),
-        }
+        AuthenticatedUser::new("user-alice", "alice")
     }
 
     /// GETs `/authorize?{query}` as `user`, with the consent `decision`.

@@ -71,10 +71,7 @@ pub fn problem(response: &HttpResponse) -> Option<String> {
 
 /// The resource owner of the tests.
 pub fn alice() -> AuthenticatedUser {
-    AuthenticatedUser {
-        subject: "user-1".into(),
-        username: "alice".into(),
-    }
+    AuthenticatedUser::new("user-1", "alice")
 }
 
 impl OAuth1Kit {

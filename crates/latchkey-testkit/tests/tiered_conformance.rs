@@ -49,10 +49,7 @@ async fn each_record_goes_to_the_store_that_keeps_it() {
         .put_consent("u-1", client.id.as_str(), &scope, now)
         .await
         .expect("consent");
-    let person = AuthenticatedUser {
-        subject: "u-1".into(),
-        username: "routed".into(),
-    };
+    let person = AuthenticatedUser::new("u-1", "routed");
     let (_, session) = latchkey_core::session::start(&person, 600, &OsEntropy, now);
     store.save_session(&session, now).await.expect("session");
 

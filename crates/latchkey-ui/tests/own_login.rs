@@ -17,10 +17,8 @@ impl Login for AppLogin {
         builtin: Option<AuthenticatedUser>,
     ) -> Option<AuthenticatedUser> {
         assert!(builtin.is_none(), "no built-in session in this test");
-        cookie(req, "app_session").map(|name| AuthenticatedUser {
-            subject: format!("app-{name}"),
-            username: name.to_owned(),
-        })
+        cookie(req, "app_session")
+            .map(|name| AuthenticatedUser::new(format!("app-{name}"), name.to_owned()))
     }
 
     fn login_redirect(&self, return_to: &str) -> Option<HttpResponse> {

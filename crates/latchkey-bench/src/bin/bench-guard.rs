@@ -62,6 +62,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let scope = ScopeSet::parse("read")?;
     for _ in 0..seed {
         let grant = Grant {
+            attached: latchkey_core::attached::Attached::new(),
             client_id: client.id.clone(),
             subject: None,
             username: None,

@@ -10,7 +10,9 @@
 //! nothing else.
 //!
 //! The description of a bound token carries its binding ([`BINDING_MEMBER`]), so a resource
-//! server in another process enforces it as the in-process guard does.
+//! server in another process enforces it as the in-process guard does, and the description of
+//! a token whose grant carries attached data has it as [`ATTACHED_MEMBER`] (`ext`); like every
+//! other member, only a client allowed to learn about the token sees it.
 
 use crate::client::ClientType;
 use crate::endpoint::revoke::form_post;
@@ -67,7 +69,12 @@ where
 /// `user_agent_sha256` (lowercase hex SHA-256 of the `User-Agent` it was issued to) and `ip`.
 pub const BINDING_MEMBER: &str = "latchkey_binding";
 
-/// The RFC 7662 §2.2 description of an active token, with its binding when it has one.
+/// The extension member (RFC 7662 §2.2) that carries what the application attached at
+/// authorization ([`crate::attached`]), when anything was: the object as it was attached.
+pub const ATTACHED_MEMBER: &str = "ext";
+
+/// The RFC 7662 §2.2 description of an active token, with its binding and what was attached
+/// at authorization when it has them.
 pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
     let mut body = json!({
         "active": true,
@@ -90,6 +97,10 @@ pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
             "user_agent_sha256": binding.user_agent,
             "ip": binding.ip,
         });
+    }
+    // What the application attached at authorization, under the name Ory Hydra uses.
+    if !record.attached.is_empty() {
+        body[ATTACHED_MEMBER] = record.attached.to_value();
     }
     match record.kind {
         TokenKind::Access => body["token_type"] = "Bearer".into(),

@@ -69,6 +69,7 @@ where
             .allows(GrantType::RefreshToken)
             .then(|| p.refresh_ttl(client, GrantType::AuthorizationCode)),
         binding,
+        attached: record.attached,
     })
     .await
 }

@@ -37,6 +37,8 @@ where
         // RFC 6749 §4.4.3: "A refresh token SHOULD NOT be included."
         refresh_ttl: None,
         binding,
+        // No resource owner authorized anything: nothing is attached.
+        attached: crate::attached::Attached::new(),
     })
     .await
 }

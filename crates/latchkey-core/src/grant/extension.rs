@@ -19,6 +19,7 @@
 //!   rotations follow the grant's configured lifetimes, like any family's, and stop once the
 //!   provider's user authenticator no longer knows the subject.
 
+use crate::attached::Attached;
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::Entropy;
@@ -103,6 +104,7 @@ pub struct GrantDecision {
     refresh: bool,
     access_ttl: Option<u64>,
     refresh_ttl: Option<u64>,
+    attached: Attached,
 }
 
 impl GrantDecision {
@@ -114,6 +116,7 @@ impl GrantDecision {
             refresh: false,
             access_ttl: None,
             refresh_ttl: None,
+            attached: Attached::new(),
         }
     }
 
@@ -147,6 +150,15 @@ impl GrantDecision {
     /// cut to it; 0 counts as 1).
     pub fn refresh_ttl(mut self, secs: u64) -> Self {
         self.refresh_ttl = Some(secs);
+        self
+    }
+
+    /// Attaches `attached` to the family (see [`crate::attached`]): its tokens carry it,
+    /// across refresh rotations, and introspection shows it. A handler that authenticates a
+    /// resource owner attaches here what a login step would; one for the client itself may
+    /// too, since it is the application's own code deciding.
+    pub fn with_attached(mut self, attached: Attached) -> Self {
+        self.attached = attached;
         self
     }
 }
@@ -253,6 +265,7 @@ where
         access_ttl: shorter(decision.access_ttl, p.access_ttl(client, grant_type)),
         refresh_ttl,
         binding,
+        attached: decision.attached,
     })
     .await
 }

@@ -64,6 +64,8 @@ where
             .allows(GrantType::RefreshToken)
             .then(|| p.refresh_ttl(client, GrantType::Password)),
         binding,
+        // What the authenticator attached to this user (see crate::attached).
+        attached: user.attached,
     })
     .await
 }

@@ -94,6 +94,8 @@ where
         access_ttl: p.access_ttl(client, record.grant_type),
         refresh_ttl: Some(refresh_ttl),
         binding,
+        // The family keeps what was attached when it was authorized.
+        attached: record.attached.clone(),
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     match p

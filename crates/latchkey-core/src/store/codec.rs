@@ -18,18 +18,25 @@
 //! Only a change in the meaning of an existing field bumps [`VERSION`].
 //!
 //! # Fields without a column of their own
-//! Fields added to the records from now on (OpenID Connect's `auth_time`/`acr`/`amr`, a DPoP
-//! key thumbprint, data attached at authorization) go into [`TokenExt`] / [`CodeExt`], nested
-//! in the body under `"x"`. Redis and memcached store them with no change of their own. The
-//! SQL stores, which give every field that exists today a column, are meant to keep these in
-//! one nullable `ext` text column holding exactly [`encode_token_ext`] / [`encode_code_ext`]
-//! (`NULL` when empty) and to read it back with [`decode_token_ext`] / [`decode_code_ext`],
-//! so a new field needs no new column or key, only a line in the `*Ext` struct here.
+//! Fields added to the records since the seam (data attached at authorization,
+//! [`TokenRecord::attached`] / [`CodeRecord::attached`], as `"a"`; later OpenID Connect's
+//! `auth_time`/`acr`/`amr` or a DPoP key thumbprint) live in [`TokenExt`] / [`CodeExt`],
+//! nested in the body under `"x"`. Redis and memcached store them with no change of their
+//! own. The SQL stores, which give every older field a column, keep them in one nullable `ext`
+//! text column holding exactly [`encode_token_ext`] / [`encode_code_ext`] (`NULL` when empty)
+//! and read it back with [`decode_token_ext`] / [`decode_code_ext`].
+//!
+//! So a further record field touches the record (`crate::token`), its line in the `*Ext`
+//! struct here with the two lines of its `of` / `apply`, and the places that build the record
+//! (the grant or endpoint that sets it): no store, column, key or migration. It must be an
+//! `Option` or have a default that is skipped when empty, so that rows and values written
+//! before it existed read as "not set".
 //!
 //! Decoding never panics: malformed JSON, an unknown kind, grant, PKCE method or version,
 //! and a malformed client id or scope are all [`StoreErrorKind::Corrupt`].
 
 use super::{StoreError, StoreErrorKind};
+use crate::attached::Attached;
 use crate::client::{ClientId, GrantType};
 use crate::clock::UnixTime;
 use crate::pkce::{Challenge, Method};
@@ -77,9 +84,13 @@ pub struct TokenBody {
 }
 
 /// The fields of a [`TokenRecord`] that the SQL stores keep in one `ext` column instead of a
-/// column each (see the module documentation). Empty today: every field so far has a column.
+/// column each (see the module documentation).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TokenExt {}
+pub struct TokenExt {
+    /// [`TokenRecord::attached`].
+    #[serde(default, skip_serializing_if = "Attached::is_empty")]
+    a: Attached,
+}
 
 /// The whole of a [`CodeRecord`] but its digest, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -111,18 +122,26 @@ pub struct CodeBody {
 }
 
 /// The fields of a [`CodeRecord`] that the SQL stores keep in one `ext` column instead of a
-/// column each (see the module documentation). Empty today: every field so far has a column.
+/// column each (see the module documentation).
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CodeExt {}
+pub struct CodeExt {
+    /// [`CodeRecord::attached`].
+    #[serde(default, skip_serializing_if = "Attached::is_empty")]
+    a: Attached,
+}
 
 impl TokenExt {
     /// The extension fields of `record`.
-    pub fn of(_record: &TokenRecord) -> Self {
-        Self {}
+    pub fn of(record: &TokenRecord) -> Self {
+        Self {
+            a: record.attached.clone(),
+        }
     }
 
     /// Sets the extension fields of `record` from these.
-    pub fn apply(self, _record: &mut TokenRecord) {}
+    pub fn apply(self, record: &mut TokenRecord) {
+        record.attached = self.a;
+    }
 
     /// Whether every field holds its default, so nothing needs storing.
     pub fn is_empty(&self) -> bool {
@@ -132,12 +151,16 @@ impl TokenExt {
 
 impl CodeExt {
     /// The extension fields of `code`.
-    pub fn of(_code: &CodeRecord) -> Self {
-        Self {}
+    pub fn of(code: &CodeRecord) -> Self {
+        Self {
+            a: code.attached.clone(),
+        }
     }
 
     /// Sets the extension fields of `code` from these.
-    pub fn apply(self, _code: &mut CodeRecord) {}
+    pub fn apply(self, code: &mut CodeRecord) {
+        code.attached = self.a;
+    }
 
     /// Whether every field holds its default, so nothing needs storing.
     pub fn is_empty(&self) -> bool {
@@ -190,6 +213,7 @@ impl TokenBody {
             revoked,
             rotated,
             binding: self.b.map(|(user_agent, ip)| Binding { user_agent, ip }),
+            attached: Attached::new(),
         };
         self.x.apply(&mut record);
         Ok(record)
@@ -266,6 +290,7 @@ impl CodeBody {
             family: FamilyId(self.f),
             issued_at: UnixTime(self.i),
             expires_at: UnixTime(self.e),
+            attached: Attached::new(),
         };
         self.x.apply(&mut code);
         Ok(code)
@@ -415,6 +440,7 @@ mod tests {
                     user_agent: "0f1e".into(),
                     ip: "203.0.113.9".into(),
                 }),
+                attached: Attached::new(),
             }
         );
         // Written back byte for byte: a server still running the old code reads it.
@@ -446,6 +472,7 @@ mod tests {
                 family: FamilyId("fam-3".into()),
                 issued_at: UnixTime(1_700_000_000),
                 expires_at: UnixTime(1_700_000_060),
+                attached: Attached::new(),
             }
         );
         assert_eq!(encode_code(&code).expect("encode"), CODE_V1);
@@ -503,6 +530,43 @@ mod tests {
                 decode_code(digest(), json).expect_err(json)
             };
             assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{json}");
+        }
+    }
+
+    #[test]
+    fn attached_data_lives_in_x_and_in_the_ext_column() {
+        let attached = Attached::from_json(r#"{"tenant":"acme","roles":["a","b"]}"#).expect("ok");
+        let mut token = decode_token(digest(), REFRESH_V1, false, true).expect("decode");
+        token.attached = attached.clone();
+        let body = encode_token(&token).expect("encode");
+        assert!(
+            body.ends_with(r#","x":{"a":{"roles":["a","b"],"tenant":"acme"}}}"#),
+            "{body}"
+        );
+        assert_eq!(
+            decode_token(digest(), &body, false, true).expect("decode"),
+            token
+        );
+        let column = encode_token_ext(&token).expect("encode").expect("not null");
+        assert_eq!(column, r#"{"a":{"roles":["a","b"],"tenant":"acme"}}"#);
+        let mut read = decode_token(digest(), REFRESH_V1, false, true).expect("decode");
+        decode_token_ext(&mut read, Some(&column)).expect("column");
+        assert_eq!(read, token);
+
+        let mut code = decode_code(digest(), CODE_V1).expect("decode");
+        code.attached = attached;
+        let body = encode_code(&code).expect("encode");
+        assert_eq!(decode_code(digest(), &body).expect("decode"), code);
+        let column = encode_code_ext(&code).expect("encode").expect("not null");
+        let mut read = decode_code(digest(), CODE_V1).expect("decode");
+        decode_code_ext(&mut read, Some(&column)).expect("column");
+        assert_eq!(read, code);
+
+        // Attached data beyond the bounds, or not an object, is corrupt when read back.
+        let mut read = decode_code(digest(), CODE_V1).expect("decode");
+        for bad in [r#"{"a":[1]}"#, r#"{"a":"x"}"#] {
+            let err = decode_code_ext(&mut read, Some(bad)).expect_err(bad);
+            assert_eq!(err.kind(), StoreErrorKind::Corrupt);
         }
     }
 

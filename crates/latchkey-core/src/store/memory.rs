@@ -599,6 +599,7 @@ mod tests {
             keys.push(key);
         }
         let record = |key: [u8; 32]| TokenRecord {
+            attached: crate::attached::Attached::new(),
             digest: Digest::from_bytes(key),
             kind: crate::token::TokenKind::Access,
             client_id: crate::client::ClientId::parse("c").expect("valid"),

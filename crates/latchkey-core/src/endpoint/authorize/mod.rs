@@ -36,6 +36,11 @@ use crate::token::{CodeRecord, FamilyId, Grant, TOKEN_BYTES};
 use crate::user::{AuthenticatedUser, UserAuthenticator};
 
 /// Who is logged in, and how recently: what `prompt=login` and `max_age` are checked against.
+///
+/// What the application attaches to the grant (see [`crate::attached`]) travels on the user,
+/// [`AuthenticatedUser::attached`]: the code (or, for the implicit grant, the token) issued
+/// when this user approves stores it. Set it on the user passed with the consent decision
+/// (or, for a remembered consent, with the request that is approved without asking).
 #[derive(Clone, Copy, Debug)]
 pub struct Authentication<'a> {
     /// The logged-in user.
@@ -332,6 +337,7 @@ where
                 family: FamilyId::generate(p.entropy()),
                 issued_at: now,
                 expires_at: now.plus(p.config().code_ttl),
+                attached: user.attached.clone(),
             };
             if let Err(err) = p.store().save_code(&record, now).await {
                 return error_redirect(p, request, &err.into());
@@ -361,6 +367,7 @@ where
                 // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
                 refresh_ttl: None,
                 binding: request.binding.clone(),
+                attached: user.attached.clone(),
             };
             let token = match p.issue(grant).await {
                 Ok(token) => token,
