@@ -9,12 +9,19 @@
 //! integers, booleans), so one decoder serves them all: each backend's row type only says how
 //! to read those shapes, through [`Columns`]. The way back is one encoder per record: the
 //! values of its columns as [`Arg`]s, in the order of its column list, which each backend
-//! binds to its placeholders. A new field touches the record, its column list, its decoder
-//! and encoder here, and a migration per dialect.
+//! binds to its placeholders.
+//!
+//! Token and code fields that came after the seam have no column of their own: they share
+//! one nullable `ext` text column per table, which holds the core codec's extension object
+//! ([`codec::encode_token_ext`], read back with [`codec::decode_token_ext`]; the same for
+//! codes). A new record field goes into that object in the core (`TokenExt` / `CodeExt`) and
+//! needs nothing here: no column, no migration, no change to these encoders. A row written
+//! before the column existed reads it as `NULL`, the record's defaults.
 //!
 //! [`StoreErrorKind::Corrupt`]: latchkey_core::store::StoreErrorKind::Corrupt
 
 use crate::error::corrupt;
+use latchkey_core::attached::Attached;
 use latchkey_core::client::{Client, ClientId, GrantType};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::pkce::{Challenge, Method};
@@ -22,7 +29,7 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::oauth1::{AccessToken, Consumer, RequestToken};
-use latchkey_core::store::{StoreError, StoreErrorKind, TokenOwner};
+use latchkey_core::store::{StoreError, StoreErrorKind, TokenOwner, codec};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use std::borrow::Cow;
@@ -269,7 +276,7 @@ macro_rules! user_columns {
 macro_rules! token_columns {
     () => {
         "digest, kind, client_id, subject, username, scope, grant_type, family, issued_at, \
-         expires_at, revoked, rotated, bound_user_agent, bound_ip, family_issued_at"
+         expires_at, revoked, rotated, bound_user_agent, bound_ip, family_issued_at, ext"
     };
 }
 
@@ -278,7 +285,7 @@ macro_rules! token_columns {
 macro_rules! code_columns {
     () => {
         "digest, client_id, redirect_uri, redirect_uri_sent, subject, username, scope, \
-         challenge_method, challenge, nonce, family, issued_at, expires_at"
+         challenge_method, challenge, nonce, family, issued_at, expires_at, ext"
     };
 }
 
@@ -441,8 +448,8 @@ pub(crate) fn user_args(user: &User) -> [Arg<'_>; 4] {
 }
 
 /// The values of [`token_columns`], in order.
-pub(crate) fn token_args(record: &TokenRecord) -> [Arg<'_>; 15] {
-    args![
+pub(crate) fn token_args(record: &TokenRecord) -> Result<[Arg<'_>; 16], StoreError> {
+    Ok(args![
         &record.digest,
         record.kind.as_str(),
         record.client_id.as_str(),
@@ -458,12 +465,13 @@ pub(crate) fn token_args(record: &TokenRecord) -> [Arg<'_>; 15] {
         record.binding.as_ref().map(|b| b.user_agent.as_str()),
         record.binding.as_ref().map(|b| b.ip.as_str()),
         record.family_issued_at.0,
-    ]
+        codec::encode_token_ext(record)?,
+    ])
 }
 
 /// The values of [`code_columns`], in order.
-pub(crate) fn code_args(code: &CodeRecord) -> [Arg<'_>; 13] {
-    args![
+pub(crate) fn code_args(code: &CodeRecord) -> Result<[Arg<'_>; 14], StoreError> {
+    Ok(args![
         &code.digest,
         code.client_id.as_str(),
         &code.redirect_uri,
@@ -477,7 +485,8 @@ pub(crate) fn code_args(code: &CodeRecord) -> [Arg<'_>; 13] {
         &code.family.0,
         code.issued_at.0,
         code.expires_at.0,
-    ]
+        codec::encode_code_ext(code)?,
+    ])
 }
 
 /// The values of [`session_columns`], in order.
@@ -587,8 +596,7 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
     let client_id = row.text("client_id")?;
     let scope_text = row.text("scope")?;
     let grant = row.text("grant_type")?;
-    Ok(TokenRecord {
-        attached: latchkey_core::attached::Attached::new(),
+    let mut record = TokenRecord {
         digest: digest(&digest_bytes)?,
         kind: token_kind(&row.text("kind")?)?,
         client_id: ClientId::parse(&client_id)
@@ -612,7 +620,10 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
             (None, None) => None,
             _ => return Err(corrupt("stored token binding is half set")),
         },
-    })
+        attached: Attached::new(),
+    };
+    codec::decode_token_ext(&mut record, row.opt_text("ext")?.as_deref())?;
+    Ok(record)
 }
 
 /// Decodes a row selected with [`code_columns`].
@@ -622,8 +633,7 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
     let scope_text = row.text("scope")?;
     let method = row.opt_text("challenge_method")?;
     let challenge = row.opt_text("challenge")?;
-    Ok(CodeRecord {
-        attached: latchkey_core::attached::Attached::new(),
+    let mut code = CodeRecord {
         digest: digest(&digest_bytes)?,
         client_id: ClientId::parse(&client_id)
             .map_err(|_| corrupt("stored code client id is malformed"))?,
@@ -637,7 +647,10 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
         family: FamilyId(row.text("family")?),
         issued_at: UnixTime(row.int("issued_at")?),
         expires_at: UnixTime(row.int("expires_at")?),
-    })
+        attached: Attached::new(),
+    };
+    codec::decode_code_ext(&mut code, row.opt_text("ext")?.as_deref())?;
+    Ok(code)
 }
 
 /// A stored PKCE challenge: method and value are both present or both absent.

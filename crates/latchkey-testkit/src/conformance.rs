@@ -4,10 +4,16 @@
 //! Each check takes a fresh, empty store (the backend's test isolates it by database, schema
 //! or key prefix) and the current time as the backend sees it.
 
+use crate::ResponseExt;
+use latchkey_core::attached::Attached;
 use latchkey_core::client::{ClientId, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
+use latchkey_core::config::Config;
+use latchkey_core::endpoint::authorize::Decision;
 use latchkey_core::entropy::{OsEntropy, random_token};
+use latchkey_core::http::{HttpRequest, Method as HttpMethod};
 use latchkey_core::pkce::{Challenge, Method};
+use latchkey_core::provider::Provider;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::session::SessionRecord;
@@ -16,6 +22,7 @@ use latchkey_core::store::{
 };
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
+use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
 /// Runs the whole conformance suite against the store built by `$make` (an async
 /// expression evaluated once per test, yielding a fresh store).
@@ -51,6 +58,8 @@ macro_rules! store_conformance {
             sessions_read_back_and_end_one_by_one_or_all_of_a_subject,
             expired_sessions_are_not_found_and_are_swept,
             deleting_a_user_ends_their_sessions,
+            attached_data_is_stored_with_codes_and_tokens,
+            attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -93,6 +102,7 @@ macro_rules! fast_store_conformance {
             expired_codes_are_invalid,
             tokens_of_an_owner_can_be_deleted_without_touching_others,
             tokens_and_codes_expire_by_themselves,
+            attached_data_is_stored_with_codes_and_tokens,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -1066,4 +1076,182 @@ pub async fn deleting_a_user_ends_their_sessions<S: Store>(store: S) {
             .expect("load")
             .is_some()
     );
+}
+
+/// What the application attached at authorization, as the checks below attach it: nested,
+/// non-ASCII, of every JSON kind.
+pub fn attached() -> Attached {
+    Attached::from_value(serde_json::json!({
+        "tenant": "acme-ü",
+        "roles": ["reader", "auditor"],
+        "level": 3,
+        "mfa": true,
+        "org": {"id": 42, "parent": null},
+    }))
+    .expect("within the bounds")
+}
+
+/// A code and tokens carrying attached data read back with it, through a take and a
+/// rotation; records without any read back with none.
+pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: S) {
+    let (_, mut with) = code("client-attached", 60);
+    with.attached = attached();
+    let (_, without) = code("client-attached", 60);
+    store.save_code(&with, now()).await.expect("save");
+    store.save_code(&without, now()).await.expect("save");
+    assert_eq!(
+        store
+            .take_code(&with.digest, &with.client_id, now())
+            .await
+            .expect("take"),
+        CodeTake::Taken(with.clone())
+    );
+    assert_eq!(
+        store
+            .take_code(&without.digest, &without.client_id, now())
+            .await
+            .expect("take"),
+        CodeTake::Taken(without)
+    );
+
+    let family = family();
+    let mut first = pair("client-attached", &family);
+    first.access.attached = attached();
+    if let Some(refresh) = &mut first.refresh {
+        refresh.attached = attached();
+    }
+    store.save_tokens(&first, now()).await.expect("save");
+    for record in first.records() {
+        let found = store.find_token(&record.digest).await.expect("find");
+        assert_eq!(found.as_ref(), Some(record));
+    }
+    let mut second = pair("client-attached", &family);
+    second.access.attached = attached();
+    if let Some(refresh) = &mut second.refresh {
+        refresh.attached = attached();
+    }
+    let old = first.refresh.as_ref().expect("a refresh token").digest;
+    assert_eq!(
+        store
+            .rotate_refresh(&old, &second, now())
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    for record in second.records() {
+        let found = store.find_token(&record.digest).await.expect("find");
+        assert_eq!(found.map(|r| r.attached), Some(attached()));
+    }
+}
+
+/// The whole walk on a provider over this store: what the user's login attached is stored
+/// with the code, every token from it carries it, a refresh keeps it, and introspection shows
+/// it as `ext` to the token's client; a token whose login attached nothing shows no `ext`.
+pub async fn attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh<S: Store>(
+    store: S,
+) {
+    let provider = Provider::builder(store.clone(), StoreUsers::new(store.clone(), Inline))
+        .config(Config {
+            issuer: "https://auth.example.test".into(),
+            available_scopes: ScopeSet::parse("read").expect("valid"),
+            default_scopes: ScopeSet::parse("read").expect("valid"),
+            ..Config::default()
+        })
+        .build()
+        .expect("valid configuration");
+    let (client, secret) = NewClient::confidential("Attached Data")
+        .redirect_uris([crate::REDIRECT_URI])
+        .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+        .build(provider.entropy(), now());
+    store.put_client(&client).await.expect("client");
+    let basic = crate::TestClient {
+        client: client.clone(),
+        secret,
+    }
+    .basic();
+    let user = User {
+        id: "user-attached".into(),
+        username: "attached".into(),
+        password_hash: "unused: this user logs in elsewhere".into(),
+        created_at: now(),
+    };
+    store.put_user(&user).await.expect("user");
+
+    let post = |path: &'static str, body: String| {
+        HttpRequest::post_form(path, body).with_header("authorization", basic.as_str())
+    };
+    let code_for = async |who: &AuthenticatedUser| {
+        let mut req = HttpRequest::new(HttpMethod::Get, "/authorize");
+        req.query = format!(
+            "response_type=code&client_id={}&redirect_uri={}&state=s",
+            crate::form_encode(client.id.as_str()),
+            crate::form_encode(crate::REDIRECT_URI),
+        );
+        let outcome = provider
+            .authorize(&req, Some(who), Some(Decision::Allow { remember: false }))
+            .await;
+        crate::redirect_params(&outcome)
+            .remove("code")
+            .expect("a code")
+    };
+    let introspect = async |token: &str| {
+        provider
+            .introspect(&post("/introspect", format!("token={token}")))
+            .await
+            .json_body()
+    };
+
+    let alice = AuthenticatedUser::new(&user.id, &user.username).with_attached(attached());
+    let code = code_for(&alice).await;
+    let tokens = provider
+        .token(&post(
+            "/token",
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}",
+                crate::form_encode(crate::REDIRECT_URI)
+            ),
+        ))
+        .await
+        .expect_ok();
+    let access = tokens["access_token"].as_str().expect("access token");
+    let refresh = tokens["refresh_token"].as_str().expect("refresh token");
+    for token in [access, refresh] {
+        let body = introspect(token).await;
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(body["ext"], attached().to_value(), "{body}");
+    }
+
+    let rotated = provider
+        .token(&post(
+            "/token",
+            format!("grant_type=refresh_token&refresh_token={refresh}"),
+        ))
+        .await
+        .expect_ok();
+    for name in ["access_token", "refresh_token"] {
+        let token = rotated[name].as_str().expect("a token");
+        let body = introspect(token).await;
+        assert_eq!(body["active"], true, "{body}");
+        assert_eq!(
+            body["ext"],
+            attached().to_value(),
+            "{name} after refresh: {body}"
+        );
+    }
+
+    let plain = AuthenticatedUser::new(&user.id, &user.username);
+    let code = code_for(&plain).await;
+    let tokens = provider
+        .token(&post(
+            "/token",
+            format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}",
+                crate::form_encode(crate::REDIRECT_URI)
+            ),
+        ))
+        .await
+        .expect_ok();
+    let body = introspect(tokens["access_token"].as_str().expect("a token")).await;
+    assert_eq!(body["active"], true, "{body}");
+    assert!(body.get("ext").is_none(), "nothing attached: {body}");
 }

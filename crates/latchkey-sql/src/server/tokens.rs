@@ -27,7 +27,7 @@ use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 /// One row of `tokens` in an `INSERT`.
 macro_rules! token_row {
     () => {
-        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     };
 }
 
@@ -37,7 +37,10 @@ async fn insert_tokens<D: Dialect>(
     conn: &mut Conn<D>,
     tokens: &NewTokens,
 ) -> Result<(), StoreError> {
-    let args: Vec<_> = tokens.records().flat_map(rows::token_args).collect();
+    let mut args = Vec::with_capacity(32);
+    for record in tokens.records() {
+        args.extend(rows::token_args(record)?);
+    }
     let sql = match &tokens.refresh {
         None => concat!(
             "INSERT INTO tokens (",
@@ -130,9 +133,9 @@ impl<D: Dialect> CodeStore for SqlxStore<D> {
         let sql = concat!(
             "INSERT INTO codes (",
             code_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         );
-        self.execute(sql, &rows::code_args(code)).await?;
+        self.execute(sql, &rows::code_args(code)?).await?;
         self.sweep("codes", now).await;
         Ok(())
     }

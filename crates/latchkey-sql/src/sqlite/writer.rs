@@ -553,15 +553,20 @@ fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Result<(), Store
     Ok(Ok(()))
 }
 
+/// A record whose values cannot be bound, as the error rusqlite reports for such a value.
+fn unencodable(err: StoreError) -> rusqlite::Error {
+    rusqlite::Error::ToSqlConversionFailure(Box::new(err))
+}
+
 fn insert_token(conn: &Connection, record: &TokenRecord) -> rusqlite::Result<()> {
     change(
         conn,
         concat!(
             "INSERT INTO tokens (",
             rows::token_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params_from_iter(rows::token_args(record)),
+        params_from_iter(rows::token_args(record).map_err(unencodable)?),
     )?;
     Ok(())
 }
@@ -623,9 +628,9 @@ fn insert_code(conn: &Connection, code: &CodeRecord) -> rusqlite::Result<()> {
         concat!(
             "INSERT INTO codes (",
             rows::code_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         ),
-        params_from_iter(rows::code_args(code)),
+        params_from_iter(rows::code_args(code).map_err(unencodable)?),
     )?;
     Ok(())
 }
