@@ -2,6 +2,9 @@
 //! they show, so the documented extension points keep working as documented.
 
 #[allow(dead_code)]
+#[path = "../examples/attached_data.rs"]
+mod attached_data;
+#[allow(dead_code)]
 #[path = "../examples/extension_grant.rs"]
 mod extension_grant;
 #[allow(dead_code)]
@@ -66,4 +69,29 @@ async fn grant_lifetimes_example_applies_client_then_grant_then_server() {
             short_client_client_credentials: 60,
         }
     );
+}
+
+#[tokio::test]
+async fn attached_data_example_carries_the_login_data_to_the_tokens_and_introspection() {
+    let outcome = attached_data::run().await.expect("the example runs");
+    assert!(
+        outcome.issued["access_token"].is_string(),
+        "{}",
+        outcome.issued
+    );
+    assert_eq!(outcome.issued["tenant"], "acme");
+    assert_eq!(
+        outcome.refreshed["tenant"], "acme",
+        "kept across the refresh"
+    );
+    assert_eq!(outcome.introspected["active"], true);
+    assert_eq!(outcome.introspected["sub"], "user-1234");
+    assert_eq!(
+        outcome.introspected["ext"],
+        serde_json::json!({"tenant": "acme", "login_method": "sso"})
+    );
+    assert!(matches!(
+        outcome.too_large,
+        latchkey_core::attached::AttachedError::TooLarge { .. }
+    ));
 }
