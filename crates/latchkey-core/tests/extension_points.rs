@@ -626,3 +626,152 @@ async fn a_clients_own_lifetime_wins_over_its_grants() {
         assert_eq!(body["expires_in"], expected);
     }
 }
+
+/// What the assertion handler below attaches.
+fn attached_by_handler() -> latchkey_core::attached::Attached {
+    latchkey_core::attached::Attached::from_value(serde_json::json!({"assurance": "high"}))
+        .expect("within the bounds")
+}
+
+#[tokio::test]
+async fn an_extension_grant_attaches_data_its_refreshes_keep_and_only_allowed_callers_see() {
+    let (kit, _) = assertion_kit(
+        |s, scope| {
+            for_user(s, scope)
+                .with_refresh()
+                .with_attached(attached_by_handler())
+        },
+        |_| {},
+    );
+    let client = assertion_client(&kit, &[assertion_grant(), GrantType::RefreshToken]).await;
+    kit.user("bob", "unused").await;
+    let body = kit
+        .token(&client, &format!("grant_type={ASSERTION}&assertion=bob"))
+        .await
+        .expect_ok();
+    let refreshed = kit
+        .token(
+            &client,
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                body["refresh_token"].as_str().expect("a refresh token")
+            ),
+        )
+        .await
+        .expect_ok();
+    for token in [&body["access_token"], &refreshed["access_token"]] {
+        let record = kit
+            .store
+            .find_token(&digest(token))
+            .await
+            .expect("find")
+            .expect("stored");
+        assert_eq!(record.attached, attached_by_handler());
+    }
+
+    let introspect = |who: &TestClient, token: &serde_json::Value| {
+        let req = latchkey_core::http::HttpRequest::post_form(
+            "/introspect",
+            format!("token={}", token.as_str().expect("a token")),
+        )
+        .with_header("authorization", who.basic());
+        let kit = &kit;
+        async move { kit.provider.introspect(&req).await.json_body() }
+    };
+    let own = introspect(&client, &refreshed["access_token"]).await;
+    assert_eq!(
+        own["ext"],
+        serde_json::json!({"assurance": "high"}),
+        "{own}"
+    );
+    let api = kit.resource_server().await;
+    let seen = introspect(&api, &refreshed["access_token"]).await;
+    assert_eq!(
+        seen["ext"],
+        serde_json::json!({"assurance": "high"}),
+        "{seen}"
+    );
+    // Another client that may not introspect others' tokens learns nothing, ext included.
+    let other = kit.confidential_client().await;
+    let refused = introspect(&other, &refreshed["access_token"]).await;
+    assert_eq!(refused, serde_json::json!({"active": false}));
+}
+
+#[tokio::test]
+async fn the_implicit_grant_and_the_token_hooks_see_what_the_login_attached() {
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let recorded = Arc::clone(&seen);
+    let kit = TestKit::with_builder(
+        |_| {},
+        move |b| {
+            b.response_extras(move |ctx: &ResponseContext<'_>, out: &mut ExtraMembers| {
+                recorded
+                    .lock()
+                    .expect("not poisoned")
+                    .push(ctx.grant.attached.clone());
+                if let Some(tenant) = ctx.grant.attached.get("tenant") {
+                    out.insert("tenant", tenant.clone());
+                }
+            })
+        },
+    );
+    let attached =
+        latchkey_core::attached::Attached::from_value(serde_json::json!({"tenant": "acme"}))
+            .expect("within the bounds");
+    let alice = kit.alice().with_attached(attached.clone());
+    // The code flow: the hook sees it on the exchange.
+    let client = kit.web_client().await;
+    let query = format!(
+        "response_type=code&client_id={}&state=s&code_challenge={}&code_challenge_method=S256",
+        client.id(),
+        latchkey_core::pkce::s256_challenge(latchkey_testkit::VERIFIER),
+    );
+    let outcome = kit
+        .authorize(
+            &query,
+            Some(&alice),
+            Some(latchkey_core::endpoint::authorize::Decision::Allow { remember: false }),
+        )
+        .await;
+    let code = latchkey_testkit::redirect_params(&outcome)["code"].clone();
+    let body = kit
+        .token(
+            &client,
+            &format!(
+                "grant_type=authorization_code&code={code}&redirect_uri={}&code_verifier={}",
+                latchkey_testkit::form_encode(latchkey_testkit::REDIRECT_URI),
+                latchkey_testkit::VERIFIER
+            ),
+        )
+        .await
+        .expect_ok();
+    assert_eq!(body["tenant"], "acme");
+    assert_eq!(
+        seen.lock().expect("not poisoned").as_slice(),
+        [attached.clone()]
+    );
+
+    // The implicit grant mints at /authorize: its token carries the data too.
+    let spa = kit
+        .register(
+            NewClient::public("Implicit App")
+                .redirect_uris([latchkey_testkit::REDIRECT_URI])
+                .grant_types([GrantType::Implicit]),
+        )
+        .await;
+    let outcome = kit
+        .authorize(
+            &format!("response_type=token&client_id={}&state=s", spa.id()),
+            Some(&alice),
+            Some(latchkey_core::endpoint::authorize::Decision::Allow { remember: false }),
+        )
+        .await;
+    let token = latchkey_testkit::redirect_params(&outcome)["access_token"].clone();
+    let record = kit
+        .store
+        .find_token(&Secret::new(token).digest())
+        .await
+        .expect("find")
+        .expect("stored");
+    assert_eq!(record.attached, attached);
+}

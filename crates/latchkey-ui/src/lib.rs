@@ -59,6 +59,11 @@ pub use session::SessionKey;
 pub trait Login: Send + Sync + 'static {
     /// The logged-in user of `req`, if any. `builtin` is Latchkey's own session, which the
     /// built-in login page sets; an embedder with its own session ignores it.
+    ///
+    /// What the returned user carries in [`AuthenticatedUser::attached`] (python-oauth2's
+    /// `(user_id, data)`; see [`latchkey_core::attached`]) is stored with the code issued when
+    /// the user approves, and so with every token from it. The built-in session attaches
+    /// nothing.
     fn current_user(
         &self,
         req: &HttpRequest,
