@@ -746,10 +746,7 @@ async fn the_implicit_grant_and_the_token_hooks_see_what_the_login_attached() {
         .await
         .expect_ok();
     assert_eq!(body["tenant"], "acme");
-    assert_eq!(
-        seen.lock().expect("not poisoned").as_slice(),
-        [attached.clone()]
-    );
+    assert_eq!(*seen.lock().expect("not poisoned"), vec![attached.clone()]);
 
     // The implicit grant mints at /authorize: its token carries the data too.
     let spa = kit
