@@ -12,8 +12,8 @@ use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError, TokenOwner,
-    TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
+    StoreError, TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -327,6 +327,16 @@ impl TokenStore for AnyStore {
         })
         .await
     }
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        crate::metrics::timed("revoke_tokens_of_grant", async {
+            tokens!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
+        })
+        .await
+    }
     async fn ping(&self) -> Result<(), StoreError> {
         durable!(self, s => s.ping().await)?;
         match &self.fast {
@@ -383,6 +393,12 @@ impl ConsentStore for AnyStore {
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
         crate::metrics::timed("revoke_consent", async {
             durable!(self, s => s.revoke_consent(subject, client_id).await)
+        })
+        .await
+    }
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        crate::metrics::timed("list_consents", async {
+            durable!(self, s => s.list_consents(subject).await)
         })
         .await
     }

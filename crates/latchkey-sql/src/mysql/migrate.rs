@@ -40,6 +40,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "token_hardening",
         sql: include_str!("../../migrations/mysql/0005_token_hardening.sql"),
     },
+    Migration {
+        version: 6,
+        name: "client_auth_method",
+        sql: include_str!("../../migrations/mysql/0006_client_auth_method.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `pool` up to date.

@@ -29,7 +29,7 @@ use crate::rows::{self, ClientRow, Columns, client_columns, user_columns};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentStore, StoreError, UserStore};
+use latchkey_core::store::{ClientStore, ConsentRecord, ConsentStore, StoreError, UserStore};
 use latchkey_core::user::User;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool};
 use std::str::FromStr;
@@ -97,7 +97,7 @@ impl ClientStore for MySqlStore {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON DUPLICATE KEY UPDATE
                  name = VALUES(name),
                  secret_digest = VALUES(secret_digest),
@@ -109,7 +109,8 @@ impl ClientStore for MySqlStore {
                  refresh_token_ttl = VALUES(refresh_token_ttl),
                  created_at = VALUES(created_at),
                  bind_tokens = VALUES(bind_tokens),
-                 introspect = VALUES(introspect)"
+                 introspect = VALUES(introspect),
+                 token_endpoint_auth_method = VALUES(token_endpoint_auth_method)"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -123,6 +124,7 @@ impl ClientStore for MySqlStore {
         .bind(row.created_at)
         .bind(row.bind_tokens)
         .bind(row.introspect)
+        .bind(row.token_endpoint_auth_method)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
@@ -329,5 +331,17 @@ impl ConsentStore for MySqlStore {
             .await
             .map_err(from_sqlx)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, scope, granted_at FROM consents WHERE subject = ?
+             ORDER BY client_id",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter().map(rows::consent).collect()
     }
 }

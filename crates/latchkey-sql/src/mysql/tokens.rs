@@ -72,6 +72,31 @@ impl TokenStore for MySqlStore {
         Ok(done.rows_affected())
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked = TRUE
+             WHERE client_id = ? AND subject = ? AND NOT revoked",
+        )
+        .bind(client_id)
+        .bind(subject)
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        sqlx::query("DELETE FROM codes WHERE client_id = ? AND subject = ?")
+            .bind(client_id)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         // sqlx asks for CLIENT_FOUND_ROWS: a token already revoked still counts as found.
         let done = sqlx::query("UPDATE tokens SET revoked = TRUE WHERE digest = ?")

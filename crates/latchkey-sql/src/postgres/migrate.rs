@@ -39,6 +39,11 @@ const MIGRATIONS: &[Migration] = &[
         name: "token_hardening",
         sql: include_str!("../../migrations/postgres/0005_token_hardening.sql"),
     },
+    Migration {
+        version: 6,
+        name: "client_auth_method",
+        sql: include_str!("../../migrations/postgres/0006_client_auth_method.sql"),
+    },
 ];
 
 /// The advisory lock that serialises migrations: "latchkey" in ASCII.

@@ -22,7 +22,7 @@ use crate::rows::{self, ClientRow, client_columns, user_columns};
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentStore, StoreError, UserStore};
+use latchkey_core::store::{ClientStore, ConsentRecord, ConsentStore, StoreError, UserStore};
 use latchkey_core::user::User;
 use sqlx::postgres::{PgConnectOptions, PgPool};
 use std::str::FromStr;
@@ -85,7 +85,7 @@ impl ClientStore for PgStore {
         sqlx::query(concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
              ON CONFLICT (id) DO UPDATE SET
                  name = EXCLUDED.name,
                  secret_digest = EXCLUDED.secret_digest,
@@ -97,7 +97,8 @@ impl ClientStore for PgStore {
                  refresh_token_ttl = EXCLUDED.refresh_token_ttl,
                  created_at = EXCLUDED.created_at,
                  bind_tokens = EXCLUDED.bind_tokens,
-                 introspect = EXCLUDED.introspect"
+                 introspect = EXCLUDED.introspect,
+                 token_endpoint_auth_method = EXCLUDED.token_endpoint_auth_method"
         ))
         .bind(&row.id)
         .bind(&row.name)
@@ -111,6 +112,7 @@ impl ClientStore for PgStore {
         .bind(row.created_at)
         .bind(row.bind_tokens)
         .bind(row.introspect)
+        .bind(row.token_endpoint_auth_method)
         .execute(&self.pool)
         .await
         .map_err(from_sqlx)?;
@@ -295,5 +297,17 @@ impl ConsentStore for PgStore {
             .await
             .map_err(from_sqlx)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT client_id, scope, granted_at FROM consents WHERE subject = $1
+             ORDER BY client_id COLLATE \"C\"",
+        )
+        .bind(subject)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(from_sqlx)?;
+        rows.iter().map(rows::consent).collect()
     }
 }

@@ -73,6 +73,31 @@ impl TokenStore for PgStore {
         Ok(done.rows_affected())
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool.begin().await.map_err(from_sqlx)?;
+        let done = sqlx::query(
+            "UPDATE tokens SET revoked = true
+             WHERE client_id = $1 AND subject = $2 AND NOT revoked",
+        )
+        .bind(client_id)
+        .bind(subject)
+        .execute(&mut *tx)
+        .await
+        .map_err(from_sqlx)?;
+        sqlx::query("DELETE FROM codes WHERE client_id = $1 AND subject = $2")
+            .bind(client_id)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await
+            .map_err(from_sqlx)?;
+        tx.commit().await.map_err(from_sqlx)?;
+        Ok(done.rows_affected())
+    }
+
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         let done = sqlx::query("UPDATE tokens SET revoked = true WHERE digest = $1")
             .bind(digest.as_bytes().as_slice())

@@ -85,6 +85,11 @@ pub(crate) enum Op {
         subject: String,
         client_id: String,
     },
+    /// Revokes the tokens issued to a client for a subject and deletes their unused codes.
+    RevokeGrant {
+        client_id: String,
+        subject: String,
+    },
     /// A write of the OAuth 1.0a store (see `super::oauth1`).
     OAuth1(super::oauth1::Write),
     /// A write of the login-session store (see `super::sessions`).
@@ -442,6 +447,20 @@ fn apply(conn: &Connection, op: &Op) -> rusqlite::Result<Reply> {
             )?;
             Ok(Ok(Outcome::Done))
         }
+        Op::RevokeGrant { client_id, subject } => {
+            let revoked = change(
+                conn,
+                "UPDATE tokens SET revoked = 1
+                 WHERE client_id = ? AND subject = ? AND revoked = 0",
+                [client_id, subject],
+            )?;
+            change(
+                conn,
+                "DELETE FROM codes WHERE client_id = ? AND subject = ?",
+                [client_id, subject],
+            )?;
+            Ok(Ok(Outcome::Count(count(revoked))))
+        }
         Op::RevokeConsent { subject, client_id } => {
             let deleted = change(
                 conn,
@@ -459,9 +478,10 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
         concat!(
             "INSERT INTO clients (",
             rows::client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                  bind_tokens = excluded.bind_tokens,
+                 token_endpoint_auth_method = excluded.token_endpoint_auth_method,
                  introspect = excluded.introspect,
                  name = excluded.name,
                  secret_digest = excluded.secret_digest,
@@ -486,6 +506,7 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
             row.created_at,
             row.bind_tokens,
             row.introspect,
+            row.token_endpoint_auth_method,
         ],
     )?;
     Ok(())
