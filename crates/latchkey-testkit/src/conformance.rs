@@ -4,7 +4,7 @@
 //! Each check takes a fresh, empty store (the backend's test isolates it by database, schema
 //! or key prefix) and the current time as the backend sees it.
 
-use latchkey_core::client::{ClientId, GrantType, NewClient};
+use latchkey_core::client::{AuthMethod, ClientId, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
 use latchkey_core::entropy::{OsEntropy, random_token};
 use latchkey_core::pkce::{Challenge, Method};
@@ -29,6 +29,7 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@tests $make;
             clients_round_trip,
+            client_settings_round_trip,
             deleting_a_client_deletes_its_tokens,
             users_round_trip,
             user_names_are_unique,
@@ -191,6 +192,27 @@ pub async fn clients_round_trip<S: Store>(store: S) {
     assert_eq!(
         store.get_client(client.id.as_str()).await.expect("get"),
         None
+    );
+}
+
+/// Every setting of a client reads back as written: its lifetimes and its
+/// `token_endpoint_auth_method`, set and unset again.
+pub async fn client_settings_round_trip<S: Store>(store: S) {
+    let (client, _) = NewClient::confidential("Settings")
+        .access_token_ttl(60)
+        .refresh_token_ttl(7200)
+        .token_endpoint_auth_method(AuthMethod::ClientSecretPost)
+        .build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    let read = store.get_client(client.id.as_str()).await.expect("get");
+    assert_eq!(read.as_ref(), Some(&client));
+    let mut changed = client.clone();
+    changed.token_endpoint_auth_method = None;
+    changed.access_token_ttl = None;
+    store.put_client(&changed).await.expect("replace");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(changed)
     );
 }
 
