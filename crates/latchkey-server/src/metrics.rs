@@ -108,6 +108,7 @@ fn route_label(path: &str) -> &'static str {
         "/authorize",
         "/login",
         "/logout",
+        "/apps",
         "/.well-known/oauth-authorization-server",
         "/healthz",
         "/readyz",

@@ -11,6 +11,7 @@
 //! | `GET`/`POST /authorize` | [`Ui::authorize`] (the consent form posts here) |
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
+//! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
 //!
 //! Pages are server-rendered, work without JavaScript, escape everything, carry expiring,
 //! session-bound CSRF tokens and a strict Content-Security-Policy; every form post must come
@@ -18,6 +19,7 @@
 //! ([`latchkey_core::session`]), so logout, a password change or a deleted user ends them. An
 //! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
+pub mod apps;
 pub mod oauth1;
 pub mod pages;
 pub mod session;
