@@ -724,7 +724,8 @@ mod tests {
         assert_eq!(good.validate(), Ok(()));
         assert_eq!(good.access_token_ttl, Some(60));
         assert_eq!(good.refresh_token_ttl, Some(3600));
-        let broken: [(&str, fn(&mut Client)); 8] = [
+        type Breaks = fn(&mut Client);
+        let broken: [(&str, Breaks); 8] = [
             ("name", |c| c.name = " ".into()),
             ("redirect URI", |c| {
                 c.redirect_uris = vec!["https://app.example/cb#f".into()]

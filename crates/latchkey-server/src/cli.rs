@@ -26,6 +26,7 @@ pub struct Cli {
 }
 
 /// The commands.
+#[allow(clippy::large_enum_variant)] // parsed once per process, never stored in bulk
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the authorization server.
