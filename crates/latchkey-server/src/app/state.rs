@@ -1,0 +1,160 @@
+//! The values the server runs, built from the settings: the OAuth 2.0 provider (with its
+//! rate limits and counter store), the login and consent pages, and the OAuth 1.0a provider.
+
+use super::keys::{load_or_create_key, oauth1_key};
+use crate::audit::LogEvents;
+use crate::settings::{LimitSettings, Settings};
+use crate::store::AnyStore;
+use latchkey_axum::TokioBlocking;
+use latchkey_core::config::Config;
+use latchkey_core::limits::{Backoff, Counters, Limits, MemoryCounters, Rate};
+use latchkey_core::provider::Provider;
+use latchkey_core::scope::ScopeSet;
+use latchkey_core::user::StoreUsers;
+use latchkey_ui::pages::Pages;
+use latchkey_ui::{BuiltinLogin, Ui, UiConfig};
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+/// The provider the server runs.
+pub type AppProvider = Provider<AnyStore, StoreUsers<AnyStore, TokioBlocking>>;
+
+/// Builds the provider from settings; `local` is the bound address, used to derive the
+/// issuer on loopback when none is configured.
+pub fn build_provider(
+    settings: &Settings,
+    store: AnyStore,
+    local: Option<SocketAddr>,
+    counters: Arc<dyn Counters>,
+) -> anyhow::Result<AppProvider> {
+    let issuer = match (&settings.issuer, local) {
+        (Some(issuer), _) => issuer.clone(),
+        (None, Some(addr)) if addr.ip().is_loopback() => format!("http://{addr}"),
+        (None, Some(addr)) => {
+            tracing::warn!("no issuer configured; set `issuer` to this server's public https URL");
+            format!("http://localhost:{}", addr.port())
+        }
+        (None, None) => Config::default().issuer,
+    };
+    let scopes = |list: &[String]| ScopeSet::parse(&list.join(" "));
+    let config = Config {
+        issuer,
+        access_token_ttl: settings.tokens.access_ttl,
+        refresh_token_ttl: settings.tokens.refresh_ttl,
+        refresh_token_max_lifetime: settings.tokens.refresh_max_lifetime,
+        available_scopes: scopes(&settings.scopes.available)
+            .map_err(|e| anyhow::anyhow!("scopes.available: {e}"))?,
+        default_scopes: scopes(&settings.scopes.default)
+            .map_err(|e| anyhow::anyhow!("scopes.default: {e}"))?,
+        error_uri: settings.error_uri.clone(),
+        code_ttl: settings.tokens.code_ttl,
+        require_pkce: settings.pkce.require_all,
+        allow_plain_pkce: settings.pkce.allow_plain,
+        implicit_grant: settings.grants.implicit,
+        password_grant: settings.grants.password,
+        trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
+            .map_err(|bad| {
+                anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")
+            })?
+            .with_header(
+                latchkey_core::net::ForwardedHeader::parse(&settings.forwarded_header).ok_or_else(
+                    || {
+                        anyhow::anyhow!(
+                            "forwarded_header: {:?} is neither \"x-forwarded-for\" nor \"forwarded\"",
+                            settings.forwarded_header
+                        )
+                    },
+                )?,
+            ),
+    };
+    let users = StoreUsers::new(store.clone(), TokioBlocking::default());
+    Ok(Provider::builder(store, users)
+        .config(config)
+        .events(Arc::new(LogEvents))
+        .limits(limits(&settings.limits, counters))
+        .build()?)
+}
+
+/// The rate limits and password backoff of the settings (0 turns a limit off).
+fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
+    let rate = |requests: u64| {
+        (requests > 0).then_some(Rate {
+            requests,
+            window: s.window.max(1),
+        })
+    };
+    let mut limits = Limits::new(counters);
+    limits.per_client = rate(s.per_client);
+    limits.per_ip = rate(s.per_ip);
+    limits.client_auth_failures = rate(s.client_auth_failures);
+    limits.backoff = (s.login_max_failures > 0).then_some(Backoff {
+        slow_after: s.login_slow_after,
+        max_delay: s.login_max_delay,
+        max_failures: s.login_max_failures,
+        max_failures_per_ip: if s.login_max_failures_per_ip == 0 {
+            u64::MAX
+        } else {
+            s.login_max_failures_per_ip
+        },
+        window: s.login_window.max(1),
+    });
+    limits
+}
+
+/// Opens the counter store the settings name: this process's memory, or Redis.
+pub async fn open_counters(settings: &Settings) -> anyhow::Result<Arc<dyn Counters>> {
+    let url = settings.limits.store.as_str();
+    if url == "memory" || url == "memory:" {
+        return Ok(Arc::new(MemoryCounters::new()));
+    }
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        let prefix = format!("{}:", settings.store.key_prefix.trim_end_matches(':'));
+        let redis = latchkey_redis::RedisStore::connect(url, &prefix)
+            .await
+            .map_err(|e| anyhow::anyhow!("limits.store {url:?}: {e}"))?;
+        return Ok(Arc::new(redis));
+    }
+    anyhow::bail!("unsupported limits.store {url:?}: use memory or redis://host:port")
+}
+
+/// The login and consent pages the server runs.
+pub type AppUi = Ui<AnyStore, StoreUsers<AnyStore, TokioBlocking>, BuiltinLogin>;
+
+/// Builds the login and consent pages: templates (with the operator's overrides), the
+/// persistent session key, and cookies that are `Secure` unless the issuer is plain HTTP.
+pub fn build_ui(settings: &Settings, provider: AppProvider) -> anyhow::Result<AppUi> {
+    let pages = Pages::load(settings.ui.templates_dir.as_deref())?;
+    let key_file = settings
+        .ui
+        .session_key_file
+        .clone()
+        .unwrap_or_else(|| settings.data_dir.join("session.key"));
+    let key = load_or_create_key(&key_file)?;
+    let mut config = UiConfig::new(key);
+    config.secure_cookies = !provider.config().issuer.starts_with("http://");
+    config.session_ttl = settings.ui.session_ttl;
+    config.scope_descriptions = settings.ui.scope_descriptions.clone();
+    Ok(Ui::new(provider, pages, BuiltinLogin, config))
+}
+
+/// The OAuth 1.0a provider the server runs.
+pub type AppOAuth1 = latchkey_oauth1::OAuth1Provider<AnyStore>;
+
+/// Builds the OAuth 1.0a provider: requests are signed against the issuer's URL, realms are
+/// the server's scopes, access tokens live `oauth1.access_ttl`.
+pub fn build_oauth1(
+    settings: &Settings,
+    store: AnyStore,
+    provider: &AppProvider,
+) -> anyhow::Result<AppOAuth1> {
+    let mut config = latchkey_oauth1::OAuth1Config::new(provider.config().issuer.clone());
+    config.available_realms = provider.config().available_scopes.clone();
+    config.default_realms = provider.config().default_scopes.clone();
+    config.access_token_ttl =
+        (settings.oauth1.access_ttl > 0).then_some(settings.oauth1.access_ttl);
+    Ok(latchkey_oauth1::OAuth1Provider::new(
+        config,
+        store,
+        oauth1_key(settings)?,
+    ))
+}
