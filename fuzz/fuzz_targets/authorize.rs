@@ -13,9 +13,9 @@
 #[path = "../common/world.rs"]
 mod world;
 
-use latchkey_core::endpoint::authorize::{AuthorizeOutcome, Decision};
+use latchkey_core::endpoint::authorize::{AuthorizeOutcome, Decision, Pending};
 use latchkey_core::http::Method;
-use latchkey_core::redirect::matches_registered;
+use latchkey_core::redirect::RegisteredRedirectUri;
 use libfuzzer_sys::fuzz_target;
 use world::{World, alice, block_on, parse_request};
 
@@ -121,11 +121,19 @@ fuzz_target!(|data: &[u8]| {
             );
         }
         AuthorizeOutcome::Login(request) | AuthorizeOutcome::Consent(request) => {
-            assert!(matches_registered(
-                &request.client.redirect_uris,
-                &request.redirect_uri
-            ));
-            assert_eq!(request.client.id.as_str(), client_id);
+            // The request's redirect URI, matched once by the endpoint, matches again.
+            assert!(
+                RegisteredRedirectUri::resolve(
+                    &request.client().redirect_uris,
+                    Some(request.redirect_uri().as_str())
+                )
+                .is_ok()
+            );
+            assert_eq!(request.client().id.as_str(), client_id);
+            // Its pending form comes back as the same request.
+            let text = request.pending();
+            let pending = Pending::decode(&text).expect("the pending form decodes");
+            assert_eq!(pending.client_id(), client_id);
         }
     }
 });

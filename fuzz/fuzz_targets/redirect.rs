@@ -1,5 +1,5 @@
-//! Redirect URI matching (`matches_registered`, RFC 9700 §2.1 and RFC 8252 §7.3) and the
-//! redirect that carries an authorization response.
+//! Redirect URI matching (`RegisteredRedirectUri::resolve`, RFC 9700 §2.1 and RFC 8252 §7.3)
+//! and the redirect that carries an authorization response.
 //!
 //! Invariants: never panics; a requested URI is accepted only when it is character for
 //! character a registered one, or a loopback IP literal URI that differs from a registered
@@ -8,7 +8,7 @@
 #![no_main]
 
 use arbitrary::Arbitrary;
-use latchkey_core::redirect::{ResponseMode, is_registrable, matches_registered, redirect};
+use latchkey_core::redirect::{RegisteredRedirectUri, ResponseMode, is_registrable, redirect};
 use libfuzzer_sys::fuzz_target;
 
 #[derive(Arbitrary, Debug)]
@@ -55,7 +55,10 @@ fuzz_target!(|input: Input| {
         }
         None => input.requested,
     };
-    if matches_registered(&registered, &requested) {
+    if let Ok(matched) = RegisteredRedirectUri::resolve(&registered, Some(&requested)) {
+        // The response goes to the URI as sent, which the request named.
+        assert_eq!(matched.as_str(), requested);
+        assert!(matched.was_sent());
         let explained = registered.iter().any(|r| {
             *r == requested
                 || (without_loopback_port(r).is_some()

@@ -204,9 +204,10 @@ async fn metadata<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<
     Reply(p.metadata())
 }
 
-/// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST), `/login`
-/// (POST), `/logout` (GET and POST) and `/apps` (GET and POST: the signed-in user's allowed
-/// apps). Configure it beside [`configure`]; when both sit in a
+/// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST, the
+/// authorization request by either method), `/login` (POST), `/consent` (GET after login, the
+/// consent form's POST), `/logout` (GET and POST) and `/apps` (GET and POST: the signed-in
+/// user's allowed apps). Configure it beside [`configure`]; when both sit in a
 /// `web::scope`, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
 pub fn configure_authorize<S, U, L>(ui: Ui<S, U, L>) -> impl FnOnce(&mut web::ServiceConfig)
 where
@@ -222,6 +223,11 @@ where
                     .route(web::post().to(authorize::<S, U, L>)),
             )
             .service(web::resource("/login").route(web::post().to(login::<S, U, L>)))
+            .service(
+                web::resource(latchkey_ui::CONSENT_PATH)
+                    .route(web::get().to(consent::<S, U, L>))
+                    .route(web::post().to(consent::<S, U, L>)),
+            )
             .service(
                 web::resource("/logout")
                     .route(web::get().to(logout::<S, U, L>))
@@ -247,6 +253,13 @@ async fn login<S: ProviderStore, U: UserAuthenticator, L: Login>(
     Extract(req): Extract,
 ) -> Reply {
     Reply(ui.login(&req).await)
+}
+
+async fn consent<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.consent(&req).await)
 }
 
 async fn logout<S: ProviderStore, U: UserAuthenticator, L: Login>(

@@ -101,6 +101,50 @@ async fn authorize_shows_the_login_page() {
     assert!(body.contains("Sign in"), "{body}");
 }
 
+/// OpenID Connect Core §3.1.2.1: the authorization request by POST, form-encoded, gets what
+/// the GET gets; the consent route is mounted beside it and refuses a request without a
+/// sealed pending value.
+#[actix_web::test]
+async fn authorize_by_post_shows_the_login_page_too_and_consent_is_mounted() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let mut config = UiConfig::new(SessionKey::new([3; 32]));
+    config.secure_cookies = false;
+    config.base_path = "/oauth2".into();
+    let ui = Ui::new(
+        kit.provider.clone(),
+        Pages::load(None).expect("templates"),
+        BuiltinLogin,
+        config,
+    );
+    let app = test::init_service(
+        App::new().service(web::scope("/oauth2").configure(configure_authorize(ui))),
+    )
+    .await;
+    let form = format!(
+        "response_type=code&client_id={}&state=s&code_challenge={}&code_challenge_method=S256",
+        spa.id(),
+        s256_challenge(VERIFIER)
+    );
+    let post = test::TestRequest::post()
+        .uri("/oauth2/authorize")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(form)
+        .to_request();
+    let resp = test::call_service(&app, post).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body = String::from_utf8(test::read_body(resp).await.to_vec()).expect("utf-8");
+    assert!(body.contains("Sign in"), "{body}");
+    assert!(body.contains("name=\"request\""), "{body}");
+
+    let consent = test::TestRequest::get()
+        .uri("/oauth2/consent?request=forged")
+        .to_request();
+    let resp = test::call_service(&app, consent).await;
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(header(&resp, "location"), "");
+}
+
 async fn me(Authenticated(token): Authenticated) -> web::Json<serde_json::Value> {
     web::Json(me_json(&token))
 }

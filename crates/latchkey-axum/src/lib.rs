@@ -230,8 +230,10 @@ impl Blocking for TokioBlocking {
     }
 }
 
-/// A router with the authorization endpoint and its pages: `/authorize` (GET and POST),
-/// `/login` (POST), `/logout` and `/apps` (the signed-in user's allowed apps). Mount it beside [`router`]; when nesting both under a
+/// A router with the authorization endpoint and its pages: `/authorize` (GET and POST, the
+/// authorization request by either method), `/login` (POST), `/consent` (GET after login, the
+/// consent form's POST), `/logout` and `/apps` (the signed-in user's allowed apps). Mount it
+/// beside [`router`]; when nesting both under a
 /// prefix, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
 pub fn authorize_router<S, U, L>(ui: latchkey_ui::Ui<S, U, L>) -> axum::Router
 where
@@ -256,6 +258,15 @@ where
             "/login",
             post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
                 Reply(ui.login(&req).await)
+            }),
+        )
+        .route(
+            latchkey_ui::CONSENT_PATH,
+            get(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.consent(&req).await)
+            })
+            .post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.consent(&req).await)
             }),
         )
         .route(

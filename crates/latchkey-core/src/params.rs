@@ -67,7 +67,7 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter '{name}'")))
     }
 
-    /// Every parameter, sorted by name: for re-posting a request in a form.
+    /// Every parameter, sorted by name.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }

@@ -89,6 +89,19 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::authorize::handle_with(self, req, auth, decision).await
     }
 
+    /// Continues an authorization request that waited on the user (login, consent) from its
+    /// [`crate::endpoint::authorize::Pending`] value, without parsing the client's parameters
+    /// again. See [`crate::endpoint::authorize::resume`].
+    pub async fn resume_authorize(
+        &self,
+        req: &HttpRequest,
+        pending: crate::endpoint::authorize::Pending,
+        auth: Option<crate::endpoint::authorize::Authentication<'_>>,
+        decision: Option<crate::endpoint::authorize::Decision>,
+    ) -> crate::endpoint::authorize::AuthorizeOutcome {
+        crate::endpoint::authorize::resume(&self.serving(req), req, pending, auth, decision).await
+    }
+
     /// A response for an authorization error that must not go back to the client: a
     /// redirect to the configured `error_uri`, or a minimal HTML page.
     pub fn error_page(&self, err: &OAuthError) -> HttpResponse {

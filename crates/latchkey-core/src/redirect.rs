@@ -1,19 +1,122 @@
-//! Redirect URIs: exact matching against the registered set (RFC 9700 §2.1, §4.1.3) and
-//! building the redirect that carries an authorization response (RFC 6749 §4.1.2, §4.2.2).
+//! Redirect URIs: parsing, exact matching against the registered set (RFC 9700 §2.1, §4.1.3)
+//! and building the redirect that carries an authorization response (RFC 6749 §4.1.2, §4.2.2).
+//!
+//! A [`RedirectUri`] is what a request sends; [`RegisteredRedirectUri::resolve`] matches it
+//! against the client's registrations once, and the value it returns is the proof: an
+//! authorization response is only ever sent to a [`RegisteredRedirectUri`], and the token
+//! endpoint checks the code's one with [`RegisteredRedirectUri::confirm`].
 
+use crate::error::OAuthError;
 use crate::http::HttpResponse;
 use url::Url;
 
-/// Whether `requested` is one of the `registered` redirect URIs.
-///
-/// The comparison is exact, character for character, with one exception from RFC 8252 §7.3:
-/// for a loopback IP literal (`http://127.0.0.1` or `http://[::1]`), "the authorization server
-/// MUST allow any port to be specified at the time of the request", because native apps
-/// listen on whatever port the OS gives them.
-pub fn matches_registered(registered: &[String], requested: &str) -> bool {
-    registered
-        .iter()
-        .any(|r| r == requested || loopback_equivalent(r, requested))
+/// A redirect URI as a request carries it: an absolute URI without a fragment
+/// (RFC 6749 §3.1.2), kept exactly as sent, because matching compares text (RFC 9700 §2.1).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RedirectUri(String);
+
+impl RedirectUri {
+    /// Parses a `redirect_uri` parameter.
+    pub fn parse(raw: &str) -> Result<Self, OAuthError> {
+        // RFC 6749 §3.1.2: "The redirection endpoint URI MUST be an absolute URI ... The
+        // endpoint URI MUST NOT include a fragment component."
+        if raw.contains('#') || Url::parse(raw).is_err() {
+            return Err(OAuthError::invalid_request("malformed redirect_uri"));
+        }
+        Ok(Self(raw.to_owned()))
+    }
+
+    /// The URI as sent.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Whether this URI is the `registered` one.
+    ///
+    /// The comparison is exact, character for character, with one exception from RFC 8252
+    /// §7.3: for a loopback IP literal (`http://127.0.0.1` or `http://[::1]`), "the
+    /// authorization server MUST allow any port to be specified at the time of the request",
+    /// because native apps listen on whatever port the OS gives them.
+    pub fn matches(&self, registered: &str) -> bool {
+        registered == self.0 || loopback_equivalent(registered, &self.0)
+    }
+}
+
+/// A redirect URI that is registered for the client of the request: the one the request
+/// named, matched against the registrations, or the client's only registration when the
+/// request named none. It is the only place an authorization response is sent to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RegisteredRedirectUri {
+    uri: String,
+    sent: bool,
+}
+
+impl RegisteredRedirectUri {
+    /// The redirect URI of an authorization request for a client with the `registered` URIs,
+    /// given the request's `redirect_uri` parameter, if any. The error is for the user, never
+    /// for a redirect (RFC 6749 §4.1.2.1).
+    pub fn resolve(registered: &[String], requested: Option<&str>) -> Result<Self, OAuthError> {
+        let Some(requested) = requested else {
+            // RFC 6749 §3.1.2.3: with exactly one registered URI the parameter may be omitted.
+            return match registered {
+                [only] => Ok(Self {
+                    uri: only.clone(),
+                    sent: false,
+                }),
+                [] => Err(OAuthError::invalid_request(
+                    "this client has no registered redirect_uri",
+                )),
+                _ => Err(OAuthError::invalid_request("redirect_uri is required")),
+            };
+        };
+        match RedirectUri::parse(requested) {
+            Ok(uri) if registered.iter().any(|r| uri.matches(r)) => Ok(Self {
+                uri: uri.0,
+                sent: true,
+            }),
+            _ => Err(OAuthError::invalid_request(
+                "redirect_uri is not registered for this client",
+            )),
+        }
+    }
+
+    /// The redirect URI of an issued authorization code, as its record keeps it: it was
+    /// resolved when the code was issued.
+    pub(crate) fn issued(uri: String, sent: bool) -> Self {
+        Self { uri, sent }
+    }
+
+    /// The URI.
+    pub fn as_str(&self) -> &str {
+        &self.uri
+    }
+
+    /// Whether the authorization request carried `redirect_uri` (rather than relying on the
+    /// client's only registration).
+    pub fn was_sent(&self) -> bool {
+        self.sent
+    }
+
+    /// The URI and whether it was sent, for a store record.
+    pub fn into_parts(self) -> (String, bool) {
+        (self.uri, self.sent)
+    }
+
+    /// RFC 6749 §4.1.3 at the token endpoint, for the redirect URI a code was issued to:
+    /// "ensure that the "redirect_uri" parameter is present if the "redirect_uri" parameter
+    /// was included in the initial authorization request ... and if included ensure that their
+    /// values are identical." Failures are `invalid_grant`.
+    pub fn confirm(&self, repeated: Option<&str>) -> Result<(), OAuthError> {
+        match repeated {
+            Some(sent) if sent != self.uri => Err(OAuthError::invalid_grant(
+                "redirect_uri differs from the authorization request",
+            )),
+            None if self.sent => Err(OAuthError::invalid_grant(
+                "redirect_uri is required because the authorization request had one",
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 fn loopback_equivalent(registered: &str, requested: &str) -> bool {
@@ -140,6 +243,10 @@ mod tests {
         uris.iter().map(|s| (*s).to_owned()).collect()
     }
 
+    fn matches_registered(registered: &[String], requested: &str) -> bool {
+        RegisteredRedirectUri::resolve(registered, Some(requested)).is_ok()
+    }
+
     #[test]
     fn exact_match_only() {
         let r = reg(&["https://app.example/cb"]);
@@ -186,6 +293,37 @@ mod tests {
         assert!(!matches_registered(&r, "http://127.0.0.1:80/cb/"));
         assert!(!matches_registered(&r, "http://127.1:80/cb"));
         assert!(!matches_registered(&r, "http://@127.0.0.1:80/cb"));
+    }
+
+    #[test]
+    fn an_omitted_redirect_uri_is_the_only_registration_or_an_error() {
+        let one = RegisteredRedirectUri::resolve(&reg(&["https://app.example/cb"]), None)
+            .expect("the only one");
+        assert_eq!(one.as_str(), "https://app.example/cb");
+        assert!(!one.was_sent());
+        assert!(RegisteredRedirectUri::resolve(&[], None).is_err());
+        assert!(
+            RegisteredRedirectUri::resolve(&reg(&["https://a/cb", "https://b/cb"]), None).is_err()
+        );
+        let sent = RegisteredRedirectUri::resolve(
+            &reg(&["http://127.0.0.1/cb"]),
+            Some("http://127.0.0.1:4711/cb"),
+        )
+        .expect("loopback, another port");
+        assert_eq!(sent.as_str(), "http://127.0.0.1:4711/cb", "the URI as sent");
+        assert!(sent.was_sent());
+    }
+
+    #[test]
+    fn the_token_request_must_repeat_a_sent_redirect_uri_exactly() {
+        let sent = RegisteredRedirectUri::issued("https://app.example/cb".into(), true);
+        assert!(sent.confirm(Some("https://app.example/cb")).is_ok());
+        assert!(sent.confirm(None).is_err());
+        assert!(sent.confirm(Some("https://app.example/cb/")).is_err());
+        let default = RegisteredRedirectUri::issued("https://app.example/cb".into(), false);
+        assert!(default.confirm(None).is_ok());
+        assert!(default.confirm(Some("https://app.example/cb")).is_ok());
+        assert!(default.confirm(Some("https://app.example/other")).is_err());
     }
 
     #[test]

@@ -34,7 +34,7 @@ impl SessionRecord {
     /// Whether the session is still usable at `now`: the one expiry rule every store applies
     /// through [`crate::store::SessionStore::find_session`].
     pub fn is_active(&self, now: UnixTime) -> bool {
-        now < self.expires_at
+        !crate::store::expired(self.expires_at, now)
     }
 
     /// The user this session belongs to.

@@ -136,7 +136,7 @@ pub struct TokenRecord {
 impl TokenRecord {
     /// Whether the token may be used at `now`.
     pub fn is_active(&self, now: UnixTime) -> bool {
-        !self.revoked && !self.rotated && now < self.expires_at
+        !self.revoked && !self.rotated && !crate::store::expired(self.expires_at, now)
     }
 }
 

@@ -1,7 +1,7 @@
 //! The authorization endpoint and the authorization code grant, on the memory store.
 
 use latchkey_core::client::{GrantType, NewClient};
-use latchkey_core::endpoint::authorize::{Authentication, AuthorizeOutcome, Decision};
+use latchkey_core::endpoint::authorize::{Authentication, AuthorizeOutcome, Decision, Pending};
 use latchkey_core::error::ErrorCode;
 use latchkey_core::pkce::s256_challenge;
 use latchkey_core::secret::Secret;
@@ -43,8 +43,8 @@ async fn public_client_runs_code_flow_with_pkce_through_login_and_consent() {
     else {
         panic!("expected the consent step");
     };
-    assert_eq!(request.scope.to_string(), "read write");
-    assert_eq!(request.client.name, "Single Page App");
+    assert_eq!(request.scope().to_string(), "read write");
+    assert_eq!(request.client().name, "Single Page App");
 
     let params = redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await);
     assert_eq!(params["state"], "s1");
@@ -625,5 +625,138 @@ async fn issue_14_remembered_consent_never_approves_a_public_client() {
     assert!(matches!(
         kit.authorize(&web_query, Some(&alice), None).await,
         AuthorizeOutcome::Redirect(_)
+    ));
+}
+
+/// The request of a login or consent outcome, as its pending text.
+fn pending_of(outcome: AuthorizeOutcome) -> String {
+    match outcome {
+        AuthorizeOutcome::Login(request) | AuthorizeOutcome::Consent(request) => request.pending(),
+        other => panic!("expected an interaction, got {other:?}"),
+    }
+}
+
+/// The consent form's post, from the browser, carrying nothing the core reads.
+fn consent_post() -> latchkey_core::http::HttpRequest {
+    latchkey_core::http::HttpRequest::post_form("/consent", "")
+}
+
+#[tokio::test]
+async fn a_pending_request_resumes_to_the_code_without_parsing_the_query_again() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let query = code_query(
+        spa.id(),
+        &format!(
+            "&scope=read&nonce=n-1&max_age=600&redirect_uri={}",
+            form_encode(REDIRECT_URI)
+        ),
+    );
+    let text = pending_of(kit.authorize(&query, None, None).await);
+    let pending = Pending::decode(&text).expect("decodes");
+    assert_eq!(pending.client_id(), spa.id());
+
+    // After login: the consent page for the same request.
+    let auth = Authentication {
+        user: &alice,
+        auth_time: Some(kit.now()),
+        fresh: true,
+    };
+    let outcome = kit
+        .provider
+        .resume_authorize(&consent_post(), pending.clone(), Some(auth), None)
+        .await;
+    let AuthorizeOutcome::Consent(request) = outcome else {
+        panic!("expected consent, got {outcome:?}");
+    };
+    assert_eq!(request.scope().to_string(), "read");
+    assert_eq!(request.nonce(), Some("n-1"));
+    assert_eq!(request.max_age(), Some(600));
+    assert_eq!(request.state(), Some("s1"));
+    assert!(request.redirect_uri().was_sent());
+    assert_eq!(request.pending(), text, "the text form is stable");
+
+    // The decision: a 303 to the client with a code that the verifier redeems.
+    let AuthorizeOutcome::Redirect(resp) = kit
+        .provider
+        .resume_authorize(&consent_post(), pending, Some(auth), ALLOW)
+        .await
+    else {
+        panic!("expected a redirect");
+    };
+    assert_eq!(resp.status, 303, "a form post is answered with See Other");
+    let params = latchkey_testkit::location_params(&resp);
+    assert_eq!(params["state"], "s1");
+    kit.token_post(&exchange_body(&params["code"], spa.id(), VERIFIER))
+        .await
+        .expect_ok();
+}
+
+#[tokio::test]
+async fn a_pending_request_of_a_deleted_client_gets_an_error_page() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let text = pending_of(kit.authorize(&code_query(spa.id(), ""), None, None).await);
+    latchkey_core::store::ClientStore::delete_client(&kit.store, spa.id())
+        .await
+        .expect("deleted");
+    let outcome = kit
+        .provider
+        .resume_authorize(
+            &consent_post(),
+            Pending::decode(&text).expect("decodes"),
+            Some(Authentication::of(&alice)),
+            ALLOW,
+        )
+        .await;
+    assert!(
+        matches!(outcome, AuthorizeOutcome::ErrorPage(_)),
+        "{outcome:?}"
+    );
+}
+
+#[tokio::test]
+async fn malformed_pending_text_is_refused() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let text = pending_of(kit.authorize(&code_query(spa.id(), ""), None, None).await);
+    for bad in [
+        String::new(),
+        text.replacen("v=1", "v=2", 1),
+        text.replacen("t=code", "t=id_token", 1),
+        format!("{text}&c=another"),
+        text.replacen("cm=S256", "cm=S512", 1),
+    ] {
+        assert!(Pending::decode(&bad).is_err(), "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn the_authorization_request_may_be_posted_as_a_form() {
+    let kit = TestKit::new();
+    let spa = kit.spa_client().await;
+    let alice = kit.alice();
+    let query = code_query(spa.id(), "&scope=read");
+    let post = latchkey_core::http::HttpRequest::post_form("/authorize", query.clone());
+    // OpenID Connect Core §3.1.2.1: the same validation and the same result as a GET.
+    let by_get = pending_of(kit.authorize(&query, Some(&alice), None).await);
+    let by_post = pending_of(kit.provider.authorize(&post, Some(&alice), None).await);
+    assert_eq!(by_post, by_get);
+    let AuthorizeOutcome::Redirect(resp) = kit.provider.authorize(&post, Some(&alice), ALLOW).await
+    else {
+        panic!("expected a redirect");
+    };
+    assert_eq!(resp.status, 303);
+    assert!(latchkey_testkit::location_params(&resp).contains_key("code"));
+    // Errors too: an unregistered redirect URI is a page for the user, by either method.
+    let evil = code_query(spa.id(), "&redirect_uri=https%3A%2F%2Fevil.example%2Fcb");
+    let evil_post = latchkey_core::http::HttpRequest::post_form("/authorize", evil);
+    assert!(matches!(
+        kit.provider
+            .authorize(&evil_post, Some(&alice), ALLOW)
+            .await,
+        AuthorizeOutcome::ErrorPage(_)
     ));
 }

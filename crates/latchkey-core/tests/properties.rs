@@ -4,7 +4,7 @@
 use latchkey_core::client::NewClient;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
 use latchkey_core::params::{MAX_PARAMS, Params};
-use latchkey_core::redirect::matches_registered;
+use latchkey_core::redirect::RegisteredRedirectUri;
 use latchkey_core::scope::{ScopeSet, resolve};
 use latchkey_testkit::{TestClient, TestKit, form_encode};
 use proptest::prelude::*;
@@ -123,6 +123,11 @@ fn near(registered: String) -> impl Strategy<Value = String> {
         }
         s
     })
+}
+
+/// Whether an authorization request naming `requested` gets a redirect URI of the client.
+fn matches_registered(registered: &[String], requested: &str) -> bool {
+    RegisteredRedirectUri::resolve(registered, Some(requested)).is_ok()
 }
 
 proptest! {

@@ -57,7 +57,9 @@ pub(crate) async fn ensure_generation(
                     });
                 }
                 let Some(cas) = item.cas else {
-                    return Err(crate::codec::corrupt("counter without a CAS value"));
+                    return Err(latchkey_core::store::codec::corrupt(
+                        "counter without a CAS value",
+                    ));
                 };
                 // Rewrites the same value with a longer TTL, unless it was bumped meanwhile.
                 let flags = [format!("T{ttl}"), format!("C{cas}")];
@@ -106,7 +108,7 @@ pub(crate) fn parse_generation(item: &async_memcached::MetaValue) -> Result<u64,
         .as_deref()
         .and_then(|data| std::str::from_utf8(data).ok())
         .and_then(|text| text.trim().parse().ok())
-        .ok_or_else(|| crate::codec::corrupt("generation counter"))
+        .ok_or_else(|| latchkey_core::store::codec::corrupt("generation counter"))
 }
 
 /// Until when (unix seconds) an item read with the `t` flag lives; 0 if unknown.

@@ -69,10 +69,10 @@ use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    CodeStore, CodeTake, CodeVerdict, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
-    code_verdict,
+    CodeStore, CodeTake, CodeVerdict, RefreshVerdict, Rotation, StoreError, StoreErrorKind,
+    TokenOwner, TokenStore, code_verdict, refresh_verdict,
 };
-use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenKind};
+use latchkey_core::token::{CodeRecord, FamilyId, NewTokens};
 use pool::{Conn, Pool, Write};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -190,10 +190,10 @@ impl MemcachedStore {
     /// The counters a token entry must still match, or `None` if the entry is inconsistent.
     fn token_generations(&self, entry: &TokenEntry) -> Option<Vec<(String, u64)>> {
         let mut wanted = vec![
-            (self.family_gen(entry.family()), entry.g.f?),
-            (self.client_gen(entry.client()), entry.g.c),
+            (self.family_gen(entry.t.family()), entry.g.f?),
+            (self.client_gen(entry.t.client()), entry.g.c),
         ];
-        match (entry.subject(), entry.g.s) {
+        match (entry.t.subject(), entry.g.s) {
             (Some(subject), Some(generation)) => {
                 wanted.push((self.subject_gen(subject), generation));
             }
@@ -356,7 +356,7 @@ impl TokenStore for MemcachedStore {
         };
         let entry: TokenEntry = codec::decode(&data)?;
         let live = self.token_live(&mut conn, &entry).await?;
-        entry.record(*digest, !live).map(Some)
+        entry.into_record(*digest, !live).map(Some)
     }
 
     async fn rotate_refresh(
@@ -375,20 +375,27 @@ impl TokenStore for MemcachedStore {
                 return Ok(Rotation::Invalid);
             };
             let mut entry: TokenEntry = codec::decode(&data)?;
-            if entry.kind() != TokenKind::Refresh.as_str()
-                || entry.rv
-                || now >= entry.expires_at()
-                || !self.token_live(&mut conn, &entry).await?
-            {
-                return Ok(Rotation::Invalid);
+            // A token revoked through its family, client or subject counts as revoked.
+            let revoked = entry.rv || !self.token_live(&mut conn, &entry).await?;
+            let verdict = refresh_verdict(
+                entry.t.kind()?,
+                revoked,
+                entry.ro,
+                entry.t.expires_at(),
+                now,
+            );
+            match verdict {
+                RefreshVerdict::Refuse => return Ok(Rotation::Invalid),
+                RefreshVerdict::Reuse => {
+                    // RFC 9700 §4.14.2: a consumed refresh token presented again revokes its
+                    // family.
+                    let family = FamilyId(entry.t.family().to_owned());
+                    self.bump_family(&mut conn, &family.0).await?;
+                    return Ok(Rotation::Reused { family });
+                }
+                RefreshVerdict::Rotate => {}
             }
-            if entry.ro {
-                // RFC 9700 §4.14.2: a consumed refresh token presented again revokes its family.
-                let family = FamilyId(entry.family().to_owned());
-                self.bump_family(&mut conn, &family.0).await?;
-                return Ok(Rotation::Reused { family });
-            }
-            let Some(ttl) = exptime(entry.expires_at().0, system_now()) else {
+            let Some(ttl) = exptime(entry.t.expires_at().0, system_now()) else {
                 return Ok(Rotation::Invalid);
             };
             entry.ro = true;
@@ -458,7 +465,7 @@ impl TokenStore for MemcachedStore {
             if entry.rv {
                 return Ok(true);
             }
-            let Some(ttl) = exptime(entry.expires_at().0, system_now()) else {
+            let Some(ttl) = exptime(entry.t.expires_at().0, system_now()) else {
                 return Ok(true); // expiring this very second
             };
             entry.rv = true;
@@ -541,8 +548,8 @@ impl CodeStore for MemcachedStore {
             };
             let mut entry: CodeEntry = codec::decode(&data)?;
             let verdict = code_verdict(
-                entry.client(),
-                entry.expires_at(),
+                entry.c.client(),
+                entry.c.expires_at(),
                 entry.used,
                 client_id.as_str(),
                 now,
@@ -554,25 +561,25 @@ impl CodeStore for MemcachedStore {
                 return Ok(CodeTake::Invalid);
             };
             let wanted = vec![
-                (self.client_gen(entry.client()), entry.g.c),
-                (self.subject_gen(entry.subject()), subject_generation),
+                (self.client_gen(entry.c.client()), entry.g.c),
+                (self.subject_gen(entry.c.subject()), subject_generation),
             ];
             if !self.generations_live(&mut conn, wanted).await? {
                 return Ok(CodeTake::Invalid); // its client or user was deleted
             }
             if verdict == CodeVerdict::Replay {
                 return Ok(CodeTake::Replayed {
-                    family: FamilyId(entry.family().to_owned()),
+                    family: FamilyId(entry.c.family().to_owned()),
                 });
             }
-            let Some(ttl) = exptime(entry.expires_at().0, system_now()) else {
+            let Some(ttl) = exptime(entry.c.expires_at().0, system_now()) else {
                 return Ok(CodeTake::Invalid);
             };
             // The used code stays until it expires, so a replay is recognised.
             entry.used = true;
             let flags = [format!("T{ttl}"), format!("C{cas}")];
             match conn.set(&key, &codec::encode(&entry)?, &flags).await? {
-                Write::Stored => return Ok(CodeTake::Taken(entry.record(*digest)?)),
+                Write::Stored => return Ok(CodeTake::Taken(entry.c.into_record(*digest)?)),
                 // Another redemption got there first: read again, and see it as a replay.
                 Write::Exists => continue,
                 Write::NotFound | Write::NotStored => return Ok(CodeTake::Invalid),

@@ -13,6 +13,9 @@
 //!   `revoke_token`, `delete_tokens_of` and `take_code` each run as one script, which Redis
 //!   executes without interleaving anything else. A used code stays, marked used, until it
 //!   expires, so a replay is recognised.
+//! - **Records in the core's compact form** ([`latchkey_core::store::codec`], shared with
+//!   memcached); the mutable state (revoked, rotated, used) sits in hash fields beside it, so
+//!   the scripts flip it without decoding anything.
 //! - **Indexes as sets**: `fam:<id>` (token digests of a grant family), `client:<id>` and
 //!   `sub:<id>` (tokens and codes of an owner), so revocation and owner deletion touch exactly
 //!   the right keys.
@@ -41,7 +44,6 @@
 //! - Index sets keep the digests of expired members until the set itself expires (revocation
 //!   drops them as it goes); a family that rotates often for a month carries that history.
 
-mod codec;
 mod counters;
 mod error;
 mod scripts;
@@ -49,6 +51,7 @@ mod scripts;
 use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
+use latchkey_core::store::codec;
 use latchkey_core::store::{
     CodeStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
 };

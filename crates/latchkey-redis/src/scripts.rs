@@ -12,7 +12,8 @@
 //! must declare its keys up front.
 //!
 //! Layout, under the prefix `P`:
-//! - `P t:<digest hex>`: hash `r` (record JSON), `k` kind, `f` family, `c` client, `s` subject,
+//! - `P t:<digest hex>`: hash `r` (the record's body in the core's compact form,
+//!   `latchkey_core::store::codec`), `k` kind, `f` family, `c` client, `s` subject,
 //!   `x` expiry (unix seconds), `rv` revoked, `ro` rotated; expires at the record's `expires_at`.
 //! - `P c:<digest hex>`: hash `r` (code JSON), `f` family, `c` client, `x` expiry, `u` used;
 //!   expires at the
@@ -96,6 +97,11 @@ return n
 /// `ARGV[2]`: old digest hex; `ARGV[3]`: the caller's `now` (s); `ARGV[4]`: how many new
 /// tokens; then 8 arguments per token. Returns `{'rotated'}`, `{'reused', family}` or
 /// `{'invalid'}`.
+///
+/// The decision is `latchkey_core::store::refresh_verdict`, which Lua cannot call: not a
+/// refresh token, revoked or expired → invalid, nothing changed; rotated → reused, the family
+/// revoked; otherwise rotated. `tests/script_verdicts.rs` holds the script to the function on
+/// every combination of those four inputs.
 const ROTATE_REFRESH: &str = r#"
 local key = P .. 't:' .. ARGV[2]
 local f = redis.call('HMGET', key, 'k', 'rv', 'ro', 'x', 'f')
@@ -190,8 +196,8 @@ return 1
 ///
 /// The decision is `latchkey_core::store::code_verdict`, which Lua cannot call: expired or
 /// another client's (or a code saved before the client was recorded) → invalid, nothing
-/// changed; used → replayed; otherwise taken. The conformance suite holds both to the same
-/// cases.
+/// changed; used → replayed; otherwise taken. `tests/script_verdicts.rs` holds the script to
+/// the function on every combination of (used, expired, presenting client).
 const TAKE_CODE: &str = r#"
 local key = P .. 'c:' .. ARGV[2]
 local f = redis.call('HMGET', key, 'r', 'u', 'x', 'f', 'c')

@@ -107,6 +107,7 @@ fn route_label(path: &str) -> &'static str {
         "/introspect",
         "/authorize",
         "/login",
+        "/consent",
         "/logout",
         "/apps",
         "/.well-known/oauth-authorization-server",

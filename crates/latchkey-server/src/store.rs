@@ -1,9 +1,9 @@
 //! Store selection: a durable store for clients, users, consent and login sessions (SQLite,
 //! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens and codes
-//! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path (DESIGN.md).
+//! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path.
 //!
-//! With a fast store, deleting a client or a user in the durable store also deletes its
-//! tokens and codes in the fast one, so nothing issued to them keeps working.
+//! With a fast store, the two are combined by the core's [`Tiered`], which holds the rule that
+//! deleting a client or a user also deletes its tokens and codes in the fast store.
 
 use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
@@ -11,6 +11,7 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
+use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
     ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
     StoreError, TokenOwner, TokenStore, UserStore,
@@ -46,11 +47,19 @@ pub enum Fast {
     Memcached(MemcachedStore),
 }
 
+/// How the stores are combined.
+#[derive(Clone, Debug)]
+enum Layout {
+    /// The durable store keeps tokens and codes too.
+    Single(Durable),
+    /// Tokens and codes in a fast store, the rest in the durable one.
+    Tiered(Tiered<Durable, Fast>),
+}
+
 /// The store the server runs on.
 #[derive(Clone, Debug)]
 pub struct AnyStore {
-    durable: Durable,
-    fast: Option<Fast>,
+    layout: Layout,
     /// OAuth 1.0a state when the durable store is memory (the SQL stores hold their own).
     oauth1_memory: MemoryOAuth1Store,
 }
@@ -121,9 +130,12 @@ impl AnyStore {
                 ),
             },
         };
+        let layout = match fast {
+            None => Layout::Single(durable),
+            Some(fast) => Layout::Tiered(Tiered::new(durable, fast)),
+        };
         Ok(Self {
-            durable,
-            fast,
+            layout,
             oauth1_memory: MemoryOAuth1Store::new(),
         })
     }
@@ -139,9 +151,17 @@ impl AnyStore {
         .await
     }
 
+    /// The store of clients, users, consent and sessions.
+    fn durable(&self) -> &Durable {
+        match &self.layout {
+            Layout::Single(durable) => durable,
+            Layout::Tiered(tiered) => tiered.durable(),
+        }
+    }
+
     /// Finishes pending writes and closes connections.
     pub async fn close(&self) {
-        match &self.durable {
+        match self.durable() {
             Durable::Sqlite(s) => s.close().await,
             Durable::Postgres(s) => s.close().await,
             Durable::MySql(s) => s.close().await,
@@ -150,15 +170,15 @@ impl AnyStore {
     }
 }
 
-/// Delegates to the durable store. The futures of the networked backends are boxed: they
-/// are kilobytes (a driver's whole request state), and unboxed they would make every
-/// `AnyStore` future, and every future that awaits one up to the HTTP handler, as large,
+/// Delegates to the durable store's backend. The futures of the networked backends are
+/// boxed: they are kilobytes (a driver's whole request state), and unboxed they would make
+/// every `AnyStore` future, and every future that awaits one up to the HTTP handler, as large,
 /// copied at each level on every request, also on the memory and SQLite stores (measured:
 /// the token endpoint's future was 7.9 KB). One allocation is nothing next to a network
 /// round trip.
 macro_rules! durable {
     ($self:ident, $s:ident => $call:expr) => {
-        match &$self.durable {
+        match $self {
             Durable::Sqlite($s) => $call,
             Durable::Postgres($s) => Box::pin(async { $call }).await,
             Durable::MySql($s) => Box::pin(async { $call }).await,
@@ -167,92 +187,202 @@ macro_rules! durable {
     };
 }
 
-/// Delegates to the fast token store if there is one (boxed, see [`durable`]), else to the
-/// durable one.
-macro_rules! tokens {
+/// Delegates to the fast store's backend (boxed, see [`durable`]).
+macro_rules! fast {
     ($self:ident, $s:ident => $call:expr) => {
-        match &$self.fast {
-            Some(Fast::Redis($s)) => Box::pin(async { $call }).await,
-            Some(Fast::Memcached($s)) => Box::pin(async { $call }).await,
-            None => durable!($self, $s => $call),
+        match $self {
+            Fast::Redis($s) => Box::pin(async { $call }).await,
+            Fast::Memcached($s) => Box::pin(async { $call }).await,
         }
     };
 }
 
-impl ClientStore for AnyStore {
+/// Delegates to the layout: the single store, or the [`Tiered`] pair, which sends each call
+/// to the store that keeps it.
+macro_rules! layout {
+    ($self:ident, $s:ident => $call:expr) => {
+        match &$self.layout {
+            Layout::Single($s) => $call,
+            Layout::Tiered($s) => $call,
+        }
+    };
+}
+
+impl ClientStore for Durable {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
-        crate::metrics::timed("get_client", async {
-            durable!(self, s => s.get_client(id).await)
-        })
-        .await
+        durable!(self, s => s.get_client(id).await)
     }
     async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
-        crate::metrics::timed("put_client", async {
-            durable!(self, s => s.put_client(client).await)
-        })
-        .await
+        durable!(self, s => s.put_client(client).await)
     }
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
-        if let Durable::Memory(_) = &self.durable {
+        durable!(self, s => s.delete_client(id).await)
+    }
+    async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
+        durable!(self, s => s.list_clients().await)
+    }
+}
+
+impl UserStore for Durable {
+    async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
+        durable!(self, s => s.get_user(username).await)
+    }
+    async fn put_user(&self, user: &User) -> Result<(), StoreError> {
+        durable!(self, s => s.put_user(user).await)
+    }
+    async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
+        durable!(self, s => s.delete_user(username).await)
+    }
+    async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        durable!(self, s => s.list_users().await)
+    }
+    async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
+        durable!(self, s => s.get_user_by_id(id).await)
+    }
+}
+
+impl SessionStore for Durable {
+    async fn save_session(&self, session: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
+        durable!(self, s => s.save_session(session, now).await)
+    }
+    async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        durable!(self, s => s.load_session(digest).await)
+    }
+    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+        durable!(self, s => s.delete_session(digest).await)
+    }
+    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+        durable!(self, s => s.delete_sessions_of(subject).await)
+    }
+}
+
+impl ConsentStore for Durable {
+    async fn get_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+    ) -> Result<Option<ScopeSet>, StoreError> {
+        durable!(self, s => s.get_consent(subject, client_id).await)
+    }
+    async fn put_consent(
+        &self,
+        subject: &str,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: UnixTime,
+    ) -> Result<(), StoreError> {
+        durable!(self, s => s.put_consent(subject, client_id, scope, now).await)
+    }
+    async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
+        durable!(self, s => s.revoke_consent(subject, client_id).await)
+    }
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        durable!(self, s => s.list_consents(subject).await)
+    }
+}
+
+/// Implements [`TokenStore`] and [`CodeStore`] for an enum by delegating with `$by`.
+macro_rules! token_and_code_store {
+    ($ty:ty, $by:ident) => {
+        impl TokenStore for $ty {
+            async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
+                $by!(self, s => s.save_tokens(tokens, now).await)
+            }
+            async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
+                $by!(self, s => s.find_token(digest).await)
+            }
+            async fn rotate_refresh(
+                &self,
+                old: &Digest,
+                new: &NewTokens,
+                now: UnixTime,
+            ) -> Result<Rotation, StoreError> {
+                $by!(self, s => s.rotate_refresh(old, new, now).await)
+            }
+            async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
+                $by!(self, s => s.revoke_family(family).await)
+            }
+            async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
+                $by!(self, s => s.revoke_token(digest).await)
+            }
+            async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
+                $by!(self, s => s.delete_tokens_of(owner).await)
+            }
+            async fn revoke_tokens_of_grant(
+                &self,
+                client_id: &str,
+                subject: &str,
+            ) -> Result<u64, StoreError> {
+                $by!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
+            }
+            async fn ping(&self) -> Result<(), StoreError> {
+                $by!(self, s => s.ping().await)
+            }
+        }
+
+        impl CodeStore for $ty {
+            async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
+                $by!(self, s => s.save_code(code, now).await)
+            }
+            async fn take_code(
+                &self,
+                digest: &Digest,
+                client_id: &ClientId,
+                now: UnixTime,
+            ) -> Result<CodeTake, StoreError> {
+                $by!(self, s => s.take_code(digest, client_id, now).await)
+            }
+        }
+    };
+}
+
+token_and_code_store!(Durable, durable);
+token_and_code_store!(Fast, fast);
+
+impl ClientStore for AnyStore {
+    async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+        crate::metrics::timed("get_client", self.durable().get_client(id)).await
+    }
+    async fn put_client(&self, client: &Client) -> Result<(), StoreError> {
+        crate::metrics::timed("put_client", self.durable().put_client(client)).await
+    }
+    async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
+        if let Durable::Memory(_) = self.durable() {
             self.oauth1_memory.delete_consumer(id).await?;
         }
-        if self.fast.is_some() {
-            self.delete_tokens_of(&TokenOwner::Client(id.to_owned()))
-                .await?;
-        }
         crate::metrics::timed("delete_client", async {
-            durable!(self, s => s.delete_client(id).await)
+            layout!(self, s => s.delete_client(id).await)
         })
         .await
     }
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
-        crate::metrics::timed("list_clients", async {
-            durable!(self, s => s.list_clients().await)
-        })
-        .await
+        crate::metrics::timed("list_clients", self.durable().list_clients()).await
     }
 }
 
 impl UserStore for AnyStore {
     async fn get_user(&self, username: &str) -> Result<Option<User>, StoreError> {
-        crate::metrics::timed("get_user", async {
-            durable!(self, s => s.get_user(username).await)
-        })
-        .await
+        crate::metrics::timed("get_user", self.durable().get_user(username)).await
     }
     async fn put_user(&self, user: &User) -> Result<(), StoreError> {
-        crate::metrics::timed("put_user", async {
-            durable!(self, s => s.put_user(user).await)
-        })
-        .await
+        crate::metrics::timed("put_user", self.durable().put_user(user)).await
     }
     async fn delete_user(&self, username: &str) -> Result<bool, StoreError> {
-        if let Durable::Memory(_) = &self.durable
+        if let Durable::Memory(_) = self.durable()
             && let Some(user) = self.get_user(username).await?
         {
             self.oauth1_memory.delete_tokens_of_subject(&user.id);
         }
-        if self.fast.is_some()
-            && let Some(user) = self.get_user(username).await?
-        {
-            self.delete_tokens_of(&TokenOwner::Subject(user.id)).await?;
-        }
         crate::metrics::timed("delete_user", async {
-            durable!(self, s => s.delete_user(username).await)
+            layout!(self, s => s.delete_user(username).await)
         })
         .await
     }
     async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        crate::metrics::timed("list_users", async {
-            durable!(self, s => s.list_users().await)
-        })
-        .await
+        crate::metrics::timed("list_users", self.durable().list_users()).await
     }
     async fn get_user_by_id(&self, id: &str) -> Result<Option<User>, StoreError> {
-        crate::metrics::timed("get_user_by_id", async {
-            durable!(self, s => s.get_user_by_id(id).await)
-        })
-        .await
+        crate::metrics::timed("get_user_by_id", self.durable().get_user_by_id(id)).await
     }
 }
 
@@ -260,27 +390,19 @@ impl UserStore for AnyStore {
 /// must end when its user does, and outlive a cache eviction.
 impl SessionStore for AnyStore {
     async fn save_session(&self, session: &SessionRecord, now: UnixTime) -> Result<(), StoreError> {
-        crate::metrics::timed("save_session", async {
-            durable!(self, s => s.save_session(session, now).await)
-        })
-        .await
+        crate::metrics::timed("save_session", self.durable().save_session(session, now)).await
     }
     async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
-        crate::metrics::timed("load_session", async {
-            durable!(self, s => s.load_session(digest).await)
-        })
-        .await
+        crate::metrics::timed("load_session", self.durable().load_session(digest)).await
     }
     async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
-        crate::metrics::timed("delete_session", async {
-            durable!(self, s => s.delete_session(digest).await)
-        })
-        .await
+        crate::metrics::timed("delete_session", self.durable().delete_session(digest)).await
     }
     async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
-        crate::metrics::timed("delete_sessions_of", async {
-            durable!(self, s => s.delete_sessions_of(subject).await)
-        })
+        crate::metrics::timed(
+            "delete_sessions_of",
+            self.durable().delete_sessions_of(subject),
+        )
         .await
     }
 }
@@ -288,13 +410,13 @@ impl SessionStore for AnyStore {
 impl TokenStore for AnyStore {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
         crate::metrics::timed("save_tokens", async {
-            tokens!(self, s => s.save_tokens(tokens, now).await)
+            layout!(self, s => s.save_tokens(tokens, now).await)
         })
         .await
     }
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
         crate::metrics::timed("find_token", async {
-            tokens!(self, s => s.find_token(digest).await)
+            layout!(self, s => s.find_token(digest).await)
         })
         .await
     }
@@ -305,25 +427,25 @@ impl TokenStore for AnyStore {
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
         crate::metrics::timed("rotate_refresh", async {
-            tokens!(self, s => s.rotate_refresh(old, new, now).await)
+            layout!(self, s => s.rotate_refresh(old, new, now).await)
         })
         .await
     }
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
         crate::metrics::timed("revoke_family", async {
-            tokens!(self, s => s.revoke_family(family).await)
+            layout!(self, s => s.revoke_family(family).await)
         })
         .await
     }
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         crate::metrics::timed("revoke_token", async {
-            tokens!(self, s => s.revoke_token(digest).await)
+            layout!(self, s => s.revoke_token(digest).await)
         })
         .await
     }
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
         crate::metrics::timed("delete_tokens_of", async {
-            tokens!(self, s => s.delete_tokens_of(owner).await)
+            layout!(self, s => s.delete_tokens_of(owner).await)
         })
         .await
     }
@@ -333,16 +455,16 @@ impl TokenStore for AnyStore {
         subject: &str,
     ) -> Result<u64, StoreError> {
         crate::metrics::timed("revoke_tokens_of_grant", async {
-            tokens!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
+            layout!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
         })
         .await
     }
+    /// Both stores must answer (the [`Tiered`] pair pings only the fast one).
     async fn ping(&self) -> Result<(), StoreError> {
-        durable!(self, s => s.ping().await)?;
-        match &self.fast {
-            Some(Fast::Redis(s)) => s.ping().await,
-            Some(Fast::Memcached(s)) => s.ping().await,
-            None => Ok(()),
+        self.durable().ping().await?;
+        match &self.layout {
+            Layout::Single(_) => Ok(()),
+            Layout::Tiered(tiered) => tiered.fast().ping().await,
         }
     }
 }
@@ -350,7 +472,7 @@ impl TokenStore for AnyStore {
 impl CodeStore for AnyStore {
     async fn save_code(&self, code: &CodeRecord, now: UnixTime) -> Result<(), StoreError> {
         crate::metrics::timed("save_code", async {
-            tokens!(self, s => s.save_code(code, now).await)
+            layout!(self, s => s.save_code(code, now).await)
         })
         .await
     }
@@ -361,7 +483,7 @@ impl CodeStore for AnyStore {
         now: UnixTime,
     ) -> Result<CodeTake, StoreError> {
         crate::metrics::timed("take_code", async {
-            tokens!(self, s => s.take_code(digest, client_id, now).await)
+            layout!(self, s => s.take_code(digest, client_id, now).await)
         })
         .await
     }
@@ -373,9 +495,10 @@ impl ConsentStore for AnyStore {
         subject: &str,
         client_id: &str,
     ) -> Result<Option<ScopeSet>, StoreError> {
-        crate::metrics::timed("get_consent", async {
-            durable!(self, s => s.get_consent(subject, client_id).await)
-        })
+        crate::metrics::timed(
+            "get_consent",
+            self.durable().get_consent(subject, client_id),
+        )
         .await
     }
     async fn put_consent(
@@ -385,22 +508,21 @@ impl ConsentStore for AnyStore {
         scope: &ScopeSet,
         now: UnixTime,
     ) -> Result<(), StoreError> {
-        crate::metrics::timed("put_consent", async {
-            durable!(self, s => s.put_consent(subject, client_id, scope, now).await)
-        })
+        crate::metrics::timed(
+            "put_consent",
+            self.durable().put_consent(subject, client_id, scope, now),
+        )
         .await
     }
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
-        crate::metrics::timed("revoke_consent", async {
-            durable!(self, s => s.revoke_consent(subject, client_id).await)
-        })
+        crate::metrics::timed(
+            "revoke_consent",
+            self.durable().revoke_consent(subject, client_id),
+        )
         .await
     }
     async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
-        crate::metrics::timed("list_consents", async {
-            durable!(self, s => s.list_consents(subject).await)
-        })
-        .await
+        crate::metrics::timed("list_consents", self.durable().list_consents(subject)).await
     }
 }
 
@@ -408,7 +530,7 @@ impl ConsentStore for AnyStore {
 /// memory store, in a memory store of its own.
 macro_rules! oauth1 {
     ($self:ident, $s:ident => $call:expr) => {
-        match &$self.durable {
+        match $self.durable() {
             Durable::Sqlite($s) => $call,
             Durable::Postgres($s) => $call,
             Durable::MySql($s) => $call,

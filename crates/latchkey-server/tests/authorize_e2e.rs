@@ -143,7 +143,7 @@ async fn public_client_runs_the_code_flow_with_pkce_end_to_end() {
 
     let done = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -223,7 +223,7 @@ async fn issue_14_remembered_consent_does_not_skip_the_page_for_a_public_client(
     let consent = s.login(&mut agent, "").await;
     let first = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -250,7 +250,7 @@ async fn consent_post_without_csrf_token_is_refused() {
     for token in ["", "forged-token"] {
         let page = agent
             .post(
-                &s.server.url("/authorize"),
+                &s.server.url("/consent"),
                 &[
                     ("csrf_token", token),
                     ("request", &consent.field("request")),
@@ -285,7 +285,7 @@ async fn denied_consent_returns_access_denied_with_state() {
     let consent = s.login(&mut agent, "").await;
     let denied = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -436,7 +436,7 @@ async fn issue_14_a_deleted_user_s_cookie_gets_the_login_page() {
     // The consent form shown before the deletion gets no code either.
     let post = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -486,11 +486,10 @@ async fn issue_14_prompt_login_asks_for_the_password_even_with_a_session() {
     assert!(consent.body.contains("Signed in as"), "{}", consent.body);
     let done = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
-                ("login_ticket", &consent.field("login_ticket")),
                 ("decision", "allow"),
             ],
         )
@@ -549,7 +548,7 @@ async fn issue_14_csrf_tokens_are_bound_to_the_session_and_get_logout_only_asks(
     // The token of the page before login does not work for the session after it.
     let stale = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &login.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -591,7 +590,7 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
     let consent = s.login(&mut agent, "").await;
     let done = agent
         .post(
-            &s.server.url("/authorize"),
+            &s.server.url("/consent"),
             &[
                 ("csrf_token", &consent.field("csrf_token")),
                 ("request", &consent.field("request")),
@@ -632,4 +631,77 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
         .await
         .expect("json");
     assert_eq!(refused["error"], "invalid_grant", "{refused}");
+}
+
+/// The parameters of `url`'s query, as a form.
+fn form_of(url: &str) -> Vec<(String, String)> {
+    url::Url::parse(url)
+        .expect("absolute")
+        .query_pairs()
+        .into_owned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_authorization_request_may_be_posted_as_a_form() {
+    let s = setup();
+    // OpenID Connect Core §3.1.2.1: POST, form-encoded, gets what GET gets.
+    let mut stranger = Agent::new();
+    let form = form_of(&s.authorize_url(""));
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let login = stranger.post(&s.server.url("/authorize"), &form).await;
+    assert!(is_login_page(&login), "{}", login.body);
+
+    let mut agent = Agent::new();
+    s.login(&mut agent, "").await;
+    let consent = agent.post(&s.server.url("/authorize"), &form).await;
+    assert_eq!(consent.status, 200, "{}", consent.body);
+    assert!(consent.body.contains("Signed in as"), "{}", consent.body);
+    let done = agent
+        .post(
+            &s.server.url("/consent"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(done.status, 303, "{}", done.body);
+    let params = query_of(done.location());
+    assert_eq!(params["state"], "st-42");
+    assert!(params.contains_key("code"));
+
+    // The same validation: an unregistered redirect URI is a page, never a redirect.
+    let evil = form_of(&s.authorize_url("&redirect_uri=https%3A%2F%2Fevil.example%2Fcallback"));
+    let evil: Vec<(&str, &str)> = evil
+        .iter()
+        .filter(|(k, v)| k != "redirect_uri" || v.contains("evil"))
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let page = agent.post(&s.server.url("/authorize"), &evil).await;
+    assert_eq!(page.status, 400, "{}", page.body);
+    assert!(page.location().is_empty());
+}
+
+#[tokio::test]
+async fn a_consent_form_whose_pending_request_was_changed_is_refused() {
+    let s = setup();
+    let mut agent = Agent::new();
+    let consent = s.login(&mut agent, "").await;
+    let sealed = consent.field("request");
+    let widened = sealed.replacen("photos%3Aread", "photos%3Aread+photos%3Awrite", 1);
+    assert_ne!(widened, sealed);
+    let refused = agent
+        .post(
+            &s.server.url("/consent"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &widened),
+                ("decision", "allow"),
+            ],
+        )
+        .await;
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    assert!(refused.location().is_empty(), "never redirected");
 }

@@ -358,7 +358,7 @@ async fn authorize(
     assert!(page.body.contains("name=\"decision\""), "{}", page.body);
     let done = agent
         .post(
-            &server.url("/authorize"),
+            &server.url("/consent"),
             &[
                 ("csrf_token", &page.field("csrf_token")),
                 ("request", &page.field("request")),

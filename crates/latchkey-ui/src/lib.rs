@@ -4,16 +4,21 @@
 //! callbacks. The core answers an authorization request with an outcome ("log the user in",
 //! "ask for consent"); [`Ui`] turns each outcome into a page, and each page's form post into
 //! the next call to the core. It works on the core's framework-free [`HttpRequest`] and
-//! [`HttpResponse`], so every web adapter mounts the same three handlers:
+//! [`HttpResponse`], so every web adapter mounts the same four handlers:
 //!
 //! | route | handler |
 //! |---|---|
-//! | `GET`/`POST /authorize` | [`Ui::authorize`] (the consent form posts here) |
+//! | `GET`/`POST /authorize` | [`Ui::authorize`]: the authorization request, by either method |
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
+//! | `GET`/`POST /consent` | [`Ui::consent`]: `GET` continues after login, the consent form's `POST` decides |
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
 //! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
 //!
-//! Pages are server-rendered, work without JavaScript, escape everything, carry expiring,
+//! The core parses an authorization request once. While it waits on the user, the pages carry
+//! it as the core's pending value, sealed ([`session::Cookies::seal_pending`]: HMAC, expiry,
+//! bound to the browser's session), and the login and consent steps resume from that value:
+//! nothing the client sent is parsed again, and nothing in the request can be changed on the
+//! way. Pages are server-rendered, work without JavaScript, escape everything, carry expiring,
 //! session-bound CSRF tokens and a strict Content-Security-Policy; every form post must come
 //! from the issuer's own origin. The built-in login keeps its sessions in the store
 //! ([`latchkey_core::session`]), so logout, a password change or a deleted user ends them. An
@@ -26,7 +31,7 @@ pub mod session;
 
 use latchkey_core::clock::UnixTime;
 use latchkey_core::endpoint::authorize::{
-    Authentication, AuthorizationRequest, AuthorizeOutcome, Decision,
+    Authentication, AuthorizeOutcome, AuthorizeRequest, Decision, Pending,
 };
 use latchkey_core::error::OAuthError;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
@@ -63,7 +68,8 @@ pub trait Login: Send + Sync + 'static {
     ) -> impl Future<Output = Option<AuthenticatedUser>> + Send;
 
     /// Where to send a user who must log in. `return_to` is the path to come back to once
-    /// logged in. `None` shows the built-in login page.
+    /// logged in ([`CONSENT_PATH`] with the sealed pending request, below the base path).
+    /// `None` shows the built-in login page.
     fn login_redirect(&self, return_to: &str) -> Option<HttpResponse> {
         let _ = return_to;
         None
@@ -136,17 +142,26 @@ impl UiConfig {
     }
 }
 
-const RESERVED: [&str; 6] = [
-    "csrf_token",
-    "decision",
-    "remember",
-    "request",
-    "password",
-    "login_ticket",
-];
+/// Where the consent form posts, and where a login returns to, below the UI's base path.
+pub const CONSENT_PATH: &str = "/consent";
 
-/// How long after a login its ticket still proves a login for the request (`prompt=login`).
-const LOGIN_TICKET_TTL: u64 = 600;
+/// How long after a login the pending request it was made for still counts it as a login
+/// for that request (`prompt=login`).
+const FRESH_LOGIN_TTL: u64 = 600;
+
+/// The form field (and, on the way back from a login, the query parameter) that carries the
+/// sealed pending request.
+const PENDING_FIELD: &str = "request";
+
+/// How a page carries the pending request of its outcome.
+#[derive(Clone, Copy)]
+enum Carry<'a> {
+    /// Seal the outcome's request for the browser's session; `fresh` says a login was just
+    /// completed for it.
+    Seal { fresh: bool },
+    /// The sealed value the form posted, unchanged (a failed login shows the same form).
+    Keep(&'a str),
+}
 
 /// The user of a request, and when they last entered their password (if Latchkey's own
 /// session says so).
@@ -203,84 +218,123 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         self.current(req).await.map(|c| c.user)
     }
 
-    /// The login ticket of this request if it proves a login completed for `request` (a form's
-    /// or query's parameters) by the current session, recently.
-    fn fresh_ticket<'a>(
-        &self,
-        req: &HttpRequest,
-        current: Option<&Current>,
-        request: &str,
-        ticket: Option<&'a str>,
-    ) -> Option<&'a str> {
-        let ticket = ticket?;
-        let auth_time = current?.auth_time?;
+    /// Whether a pending request's `fresh` flag still proves a login made for it: the
+    /// session's login is recent.
+    fn fresh(&self, current: Option<&Current>, flagged: bool) -> bool {
         let now = self.inner.provider.clock().now();
-        (auth_time.seconds_until(now) <= LOGIN_TICKET_TTL
-            && self
-                .inner
-                .cookies
-                .login_ticket_ok(req, &canonical(request), ticket))
-        .then_some(ticket)
+        flagged
+            && current
+                .and_then(|c| c.auth_time)
+                .is_some_and(|at| at.seconds_until(now) <= FRESH_LOGIN_TTL)
     }
 
-    /// `GET /authorize` starts (or resumes) an authorization; `POST /authorize` is the
-    /// consent form's answer.
+    /// The pending request sealed in `sealed` for this browser, with its text and `fresh`
+    /// flag; the error is the page to answer (the value expired, belongs to another session,
+    /// or was altered).
+    fn open(&self, req: &HttpRequest, sealed: Option<&str>) -> Result<Opened, HttpResponse> {
+        let now = self.inner.provider.clock().now();
+        let refused = || {
+            self.error(
+                req,
+                &OAuthError::invalid_request(
+                    "the sign-in or consent form expired or was changed; start again from the application",
+                ),
+            )
+        };
+        let (text, fresh) = sealed
+            .and_then(|sealed| self.inner.cookies.open_pending(req, sealed, now))
+            .ok_or_else(refused)?;
+        let pending = Pending::decode(text).map_err(|_| refused())?;
+        Ok(Opened {
+            text: text.to_owned(),
+            pending,
+            fresh,
+        })
+    }
+
+    /// `GET`/`POST /authorize`: an authorization request (OpenID Connect Core §3.1.2.1: by
+    /// either method, with the same validation and the same result) starts an authorization,
+    /// or answers it at once when the user is logged in and has approved the client before.
     pub async fn authorize(&self, req: &HttpRequest) -> HttpResponse {
-        if req.method == Method::Post {
-            return self.decide(req).await;
-        }
         let current = self.current(req).await;
-        let query_ticket = Params::parse(req.query.as_bytes())
-            .ok()
-            .and_then(|q| q.get("login_ticket").map(str::to_owned));
-        let ticket = self.fresh_ticket(req, current.as_ref(), &req.query, query_ticket.as_deref());
         let outcome = self
             .inner
             .provider
-            .authorize_with(req, authentication(current.as_ref(), ticket), None)
+            .authorize_with(req, authentication(current.as_ref(), false), None)
             .await;
         let user = current.as_ref().map(|c| &c.user);
-        self.render(req, outcome, user, None, ticket).await
+        self.render(req, outcome, user, None, Carry::Seal { fresh: false })
+            .await
     }
 
-    async fn decide(&self, req: &HttpRequest) -> HttpResponse {
-        let form = match self.checked_form(req) {
-            Ok(form) => form,
+    /// `GET /consent?request=…` continues a pending request once the user has logged in;
+    /// `POST /consent` is the consent form's answer (CSRF-checked). Both resume from the
+    /// sealed pending request, never from the client's parameters.
+    pub async fn consent(&self, req: &HttpRequest) -> HttpResponse {
+        let (sealed, decision) = match req.method {
+            Method::Post => {
+                let form = match self.checked_form(req) {
+                    Ok(form) => form,
+                    Err(page) => return page,
+                };
+                let decision = match form.get("decision") {
+                    Some("allow") => Decision::Allow {
+                        remember: form.get("remember").is_some(),
+                    },
+                    Some("deny") => Decision::Deny,
+                    _ => {
+                        return self
+                            .error(req, &OAuthError::invalid_request("no decision was made"));
+                    }
+                };
+                (form.get(PENDING_FIELD).map(str::to_owned), Some(decision))
+            }
+            Method::Get | Method::Head => {
+                let query = Params::parse(req.query.as_bytes()).unwrap_or_default();
+                (query.get(PENDING_FIELD).map(str::to_owned), None)
+            }
+            _ => {
+                return self.error(
+                    req,
+                    &OAuthError::invalid_request("the consent page accepts GET and POST")
+                        .with_status(405)
+                        .with_header("allow", "GET, POST"),
+                );
+            }
+        };
+        let opened = match self.open(req, sealed.as_deref()) {
+            Ok(opened) => opened,
             Err(page) => return page,
         };
-        let decision = match form.get("decision") {
-            Some("allow") => Decision::Allow {
-                remember: form.get("remember").is_some(),
-            },
-            Some("deny") => Decision::Deny,
-            _ => return self.error(req, &OAuthError::invalid_request("no decision was made")),
-        };
-        let original = original_request(&form, req);
         let current = self.current(req).await;
-        let ticket = self.fresh_ticket(
-            req,
-            current.as_ref(),
-            form.get("request").unwrap_or(""),
-            form.get("login_ticket"),
-        );
-        let auth = authentication(current.as_ref(), ticket);
+        let fresh = self.fresh(current.as_ref(), opened.fresh);
         let outcome = self
             .inner
             .provider
-            .authorize_with(&original, auth, auth.map(|_| decision))
+            .resume_authorize(
+                req,
+                opened.pending,
+                authentication(current.as_ref(), fresh),
+                decision,
+            )
             .await;
         let user = current.as_ref().map(|c| &c.user);
-        self.render(req, outcome, user, None, ticket).await
+        self.render(req, outcome, user, None, Carry::Seal { fresh })
+            .await
     }
 
     /// `POST /login`: checks the built-in login form and, on success, sets the session and
-    /// returns to the authorization request.
+    /// continues the pending request at [`CONSENT_PATH`], sealed for the new session.
     pub async fn login(&self, req: &HttpRequest) -> HttpResponse {
         let form = match self.checked_form(req) {
             Ok(form) => form,
             Err(page) => return page,
         };
-        let original = original_request(&form, req);
+        let sealed = form.get(PENDING_FIELD);
+        let opened = match self.open(req, sealed) {
+            Ok(opened) => opened,
+            Err(page) => return page,
+        };
         let username = form.get("username").unwrap_or("");
         let password = Secret::new(form.get("password").unwrap_or(""));
         let p = &self.inner.provider;
@@ -291,27 +345,32 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 username,
                 &password,
                 p.client_ip(req),
-                &original_client_id(&form),
+                opened.pending.client_id(),
             )
             .await;
         let user = match checked {
             Ok(PasswordCheck::Ok(user)) => user,
             Ok(refused) => {
-                let outcome = p.authorize(&original, None, None).await;
+                let outcome = p.resume_authorize(req, opened.pending, None, None).await;
                 let failure = LoginFailure::of(username, &refused);
-                return self.render(req, outcome, None, Some(failure), None).await;
+                let keep = Carry::Keep(sealed.unwrap_or(""));
+                return self.render(req, outcome, None, Some(failure), keep).await;
             }
             Err(err) => return self.error(req, &err),
         };
-        let (session, request) = match self.start_session(req, &user, form.get("request")).await {
+        let (set_cookie, session) = match self.start_session(req, &user).await {
             Ok(started) => started,
             Err(err) => return self.error(req, &err),
         };
+        let resealed =
+            self.inner
+                .cookies
+                .seal_pending(&opened.text, &session, true, p.clock().now());
         HttpResponse {
             status: 303,
             headers: vec![
-                ("location".into(), self.authorize_path(&request)),
-                ("set-cookie".into(), session),
+                ("location".into(), self.continue_path(&resealed)),
+                ("set-cookie".into(), set_cookie),
                 ("cache-control".into(), "no-store".into()),
             ],
             body: Vec::new(),
@@ -319,13 +378,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
     }
 
     /// After a successful login: ends the browser's previous session, stores a new one and
-    /// returns its `Set-Cookie` value, with the authorization request to return to (`request`,
-    /// canonical) carrying a login ticket that proves this login was made for it.
+    /// returns its `Set-Cookie` value and the cookie value the browser will send back.
     async fn start_session(
         &self,
         req: &HttpRequest,
         user: &AuthenticatedUser,
-        request: Option<&str>,
     ) -> Result<(String, String), OAuthError> {
         let p = &self.inner.provider;
         let now = p.clock().now();
@@ -335,14 +392,10 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let (id, record) =
             latchkey_core::session::start(user, self.inner.cookies.session_ttl(), p.entropy(), now);
         p.store().save_session(&record, now).await?;
-        let request = canonical(request.unwrap_or(""));
-        let ticket = self.inner.cookies.login_ticket(&id, &request);
-        let query = if request.is_empty() {
-            format!("login_ticket={ticket}")
-        } else {
-            format!("{request}&login_ticket={ticket}")
-        };
-        Ok((self.inner.cookies.login(&id), query))
+        Ok((
+            self.inner.cookies.login(&id),
+            self.inner.cookies.session_cookie_value(&id),
+        ))
     }
 
     /// `GET /logout` asks for confirmation (a page with a form, so another site cannot log
@@ -380,8 +433,12 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         page
     }
 
-    fn authorize_path(&self, query: &str) -> String {
-        format!("{}/authorize?{query}", self.inner.base_path)
+    /// Where a pending request continues after login: [`CONSENT_PATH`] with the sealed value.
+    fn continue_path(&self, sealed: &str) -> String {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .append_pair(PENDING_FIELD, sealed)
+            .finish();
+        format!("{}{CONSENT_PATH}?{query}", self.inner.base_path)
     }
 
     /// Parses a posted form and checks its CSRF token; the error is the page to answer.
@@ -433,28 +490,37 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         outcome: AuthorizeOutcome,
         user: Option<&AuthenticatedUser>,
         failure: Option<LoginFailure>,
-        login_ticket: Option<&str>,
+        carry: Carry<'_>,
     ) -> HttpResponse {
         let p = &self.inner.provider;
         let now = p.clock().now();
+        let sealed = |request: &AuthorizeRequest| match carry {
+            Carry::Keep(sealed) => sealed.to_owned(),
+            Carry::Seal { fresh } => self.inner.cookies.seal_pending(
+                &request.pending(),
+                self.inner.cookies.raw_session_cookie(req),
+                fresh,
+                now,
+            ),
+        };
         match outcome {
             AuthorizeOutcome::Redirect(response) => response,
             AuthorizeOutcome::ErrorPage(err) => self.error(req, &err),
             AuthorizeOutcome::Login(request) => {
-                let query = serialize(&request.params);
+                let sealed = sealed(&request);
                 if let Some(redirect) = self
                     .inner
                     .login
-                    .login_redirect(&self.authorize_path(&query))
+                    .login_redirect(&self.continue_path(&sealed))
                 {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
                 let (status, error, username, retry_after) = LoginFailure::page(failure);
                 let ctx = context! {
-                    client_name => request.client.name.clone(),
+                    client_name => request.client().name.clone(),
                     csrf_token => csrf,
-                    request => query,
+                    request => sealed,
                     login_action => format!("{}/login", self.inner.base_path),
                     error => error,
                     username => username,
@@ -472,10 +538,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             }
             AuthorizeOutcome::Consent(request) => {
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
-                let mut ctx = self.consent_context(&request, user, csrf);
-                if let Some(ticket) = login_ticket {
-                    ctx = context! { login_ticket => ticket, ..ctx };
-                }
+                let ctx = self.consent_context(&request, user, csrf, sealed(&request));
                 with_cookie(
                     self.inner
                         .pages
@@ -488,12 +551,13 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
 
     fn consent_context(
         &self,
-        request: &AuthorizationRequest,
+        request: &AuthorizeRequest,
         user: Option<&AuthenticatedUser>,
         csrf: String,
+        sealed: String,
     ) -> minijinja::Value {
         let scopes: Vec<minijinja::Value> = request
-            .scope
+            .scope()
             .iter()
             .map(|s| {
                 context! {
@@ -502,18 +566,18 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 }
             })
             .collect();
-        let redirect_host = url_host(&request.redirect_uri);
+        let client = request.client();
         context! {
-            client_name => request.client.name.clone(),
-            client_id => request.client.id.as_str(),
+            client_name => client.name.clone(),
+            client_id => client.id.as_str(),
             username => user.map(|u| u.username.as_str()).unwrap_or(""),
             scopes => scopes,
             csrf_token => csrf,
-            request => serialize(&request.params),
-            authorize_action => format!("{}/authorize", self.inner.base_path),
-            redirect_host => redirect_host,
+            request => sealed,
+            authorize_action => format!("{}{CONSENT_PATH}", self.inner.base_path),
+            redirect_host => url_host(request.redirect_uri().as_str()),
             // RFC 6749 §10.2: a public client's approval is never remembered.
-            may_remember => request.client.client_type() != latchkey_core::client::ClientType::Public,
+            may_remember => client.client_type() != latchkey_core::client::ClientType::Public,
         }
     }
 
@@ -578,50 +642,22 @@ impl LoginFailure {
     }
 }
 
-/// The original authorization request carried in a form's `request` field, as a POST to the
-/// authorization endpoint (so the core validates it again, and answers with 303), seen from
-/// the same browser: its headers (User-Agent, forwarding), address and transport.
-fn original_request(form: &Params, posted: &HttpRequest) -> HttpRequest {
-    let mut req = HttpRequest::post_form("/authorize", form.get("request").unwrap_or(""));
-    req.headers.extend(
-        posted
-            .headers
-            .iter()
-            .filter(|(n, _)| !matches!(n.as_str(), "content-type" | "content-length"))
-            .cloned(),
-    );
-    req.peer = posted.peer;
-    req.tls = posted.tls;
-    req.transport_allowed = posted.transport_allowed;
-    req
+/// A sealed pending request that checked: its text (to seal again after login), the decoded
+/// value, and whether a login was completed for it.
+struct Opened {
+    text: String,
+    pending: Pending,
+    fresh: bool,
 }
 
-fn original_client_id(form: &Params) -> String {
-    Params::parse(form.get("request").unwrap_or("").as_bytes())
-        .ok()
-        .and_then(|p| p.get("client_id").map(str::to_owned))
-        .unwrap_or_default()
-}
-
-/// What the core is told about the user: their session's login time, and whether the
-/// request carries a valid login ticket (a login made for it).
-fn authentication<'a>(
-    current: Option<&'a Current>,
-    ticket: Option<&str>,
-) -> Option<Authentication<'a>> {
+/// What the core is told about the user: their session's login time, and whether a login
+/// was completed for this very request (`fresh`).
+fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authentication<'_>> {
     current.map(|c| Authentication {
         user: &c.user,
         auth_time: c.auth_time,
-        fresh: ticket.is_some(),
+        fresh,
     })
-}
-
-/// The canonical form of an authorization request's query: its parameters sorted, minus the
-/// pages' own; what a login ticket signs.
-fn canonical(query: &str) -> String {
-    Params::parse(query.as_bytes())
-        .map(|params| serialize(&params))
-        .unwrap_or_default()
 }
 
 /// The origin (scheme, host and port) of the issuer URL, as browsers send it in `Origin`.
@@ -636,13 +672,6 @@ fn origin_of(issuer: &str) -> String {
         _ => authority,
     };
     format!("{scheme}://{authority}")
-}
-
-/// The request's parameters, minus anything the pages use themselves.
-fn serialize(params: &Params) -> String {
-    form_urlencoded::Serializer::new(String::new())
-        .extend_pairs(params.iter().filter(|(k, _)| !RESERVED.contains(k)))
-        .finish()
 }
 
 fn url_host(uri: &str) -> String {
@@ -675,14 +704,5 @@ mod tests {
         );
         assert_eq!(origin_of("http://127.0.0.1:8080"), "http://127.0.0.1:8080");
         assert_eq!(origin_of("http://localhost:80/x"), "http://localhost");
-    }
-
-    #[test]
-    fn canonical_requests_ignore_order_and_the_pages_own_fields() {
-        assert_eq!(
-            canonical("state=s&client_id=c&login_ticket=t&csrf_token=x"),
-            canonical("client_id=c&state=s")
-        );
-        assert_ne!(canonical("client_id=c"), canonical("client_id=d"));
     }
 }

@@ -83,7 +83,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             }
             Err(err) => return self.error(req, &err),
         };
-        let session = match self.start_session(req, &user, None).await {
+        let session = match self.start_session(req, &user).await {
             Ok((session, _)) => session,
             Err(err) => return self.error(req, &err),
         };

@@ -12,8 +12,11 @@
 //! expiry time. A cross-site form can neither read the cookies nor forge the HMAC; a token
 //! leaked from one session is useless in the next, and every token dies after [`CSRF_TTL`].
 //!
-//! A login ticket proves that a login was completed for one authorization request (what
-//! `prompt=login` asks for): the HMAC of the new session's id and the request.
+//! A pending authorization request travels in the login and consent pages (and in the link
+//! back from an embedder's login) sealed: the core's text form with an expiry, a flag saying
+//! a login was just completed for it (what `prompt=login` asks for), and the HMAC of all of
+//! it and of the browser's session cookie (or its absence, before login). Changing any part
+//! of it, replaying it after [`PENDING_TTL`] or in another session makes it worthless.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
@@ -75,6 +78,10 @@ impl std::fmt::Debug for SessionKey {
 /// How long a form's CSRF token stays valid, in seconds.
 pub const CSRF_TTL: u64 = 3600;
 
+/// How long a sealed pending authorization request stays valid, in seconds: as long as the
+/// CSRF token of the form it is in.
+pub const PENDING_TTL: u64 = CSRF_TTL;
+
 /// Cookie settings and the signing key.
 #[derive(Clone, Debug)]
 pub struct Cookies {
@@ -122,28 +129,57 @@ impl Cookies {
 
     /// A `Set-Cookie` value that carries the session `id`.
     pub fn login(&self, id: &Secret) -> String {
-        let tag = B64.encode(self.key.tag("session", id.expose()));
         format!(
-            "{}={}.{tag}{}",
+            "{}={}{}",
             self.name("lk_session"),
-            id.expose(),
+            self.session_cookie_value(id),
             self.attributes(self.session_ttl)
         )
     }
 
-    /// A ticket saying that the session `id` was created by a login for the authorization
-    /// request `request` (its canonical query).
-    pub fn login_ticket(&self, id: &Secret, request: &str) -> String {
-        B64.encode(self.key.tag("login", &format!("{}|{request}", id.expose())))
+    /// The value of the session cookie that carries `id`, as the browser sends it back: what
+    /// CSRF tokens and sealed pending requests made for that session are bound to.
+    pub fn session_cookie_value(&self, id: &Secret) -> String {
+        let tag = B64.encode(self.key.tag("session", id.expose()));
+        format!("{}.{tag}", id.expose())
     }
 
-    /// Whether `ticket` was issued by [`Cookies::login_ticket`] for `req`'s session and
-    /// `request`.
-    pub fn login_ticket_ok(&self, req: &HttpRequest, request: &str, ticket: &str) -> bool {
-        self.session_id(req).is_some_and(|id| {
-            self.key
-                .verify("login", &format!("{}|{request}", id.expose()), ticket)
-        })
+    /// Seals the core's `pending` text for the browser whose session cookie is `session`
+    /// (empty before login), valid until [`PENDING_TTL`] after `now`; `fresh` says that a
+    /// login was completed for this request in that session.
+    pub fn seal_pending(&self, pending: &str, session: &str, fresh: bool, now: UnixTime) -> String {
+        let expires = now.plus(PENDING_TTL).0;
+        let fresh = if fresh { "1" } else { "0" };
+        let tag = self.pending_tag(expires, fresh, session, pending);
+        format!("{expires}.{fresh}.{}.{pending}", B64.encode(tag))
+    }
+
+    /// The pending text in `sealed`, and whether a login was completed for it, if
+    /// [`Cookies::seal_pending`] made it for `req`'s session cookie and it is unexpired at `now`.
+    pub fn open_pending<'a>(
+        &self,
+        req: &HttpRequest,
+        sealed: &'a str,
+        now: UnixTime,
+    ) -> Option<(&'a str, bool)> {
+        let mut parts = sealed.splitn(4, '.');
+        let (Some(expires), Some(fresh), Some(tag), Some(pending)) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires_at = expires.parse::<i64>().ok()?;
+        let tag = B64.decode(tag).ok()?;
+        if !matches!(fresh, "0" | "1") || tag.len() != 32 || now.0 >= expires_at {
+            return None;
+        }
+        let expected = self.pending_tag(expires_at, fresh, self.raw_session_cookie(req), pending);
+        bool::from(expected.ct_eq(&tag)).then_some((pending, fresh == "1"))
+    }
+
+    fn pending_tag(&self, expires: i64, fresh: &str, session: &str, pending: &str) -> [u8; 32] {
+        self.key
+            .tag("pending", &format!("{expires}|{fresh}|{session}|{pending}"))
     }
 
     /// A `Set-Cookie` value that logs out.
@@ -171,7 +207,7 @@ impl Cookies {
             }
         };
         let expires = now.plus(CSRF_TTL).0;
-        let tag = self.csrf_tag(&value, self.session_cookie(req), expires);
+        let tag = self.csrf_tag(&value, self.raw_session_cookie(req), expires);
         (format!("{expires}.{}", B64.encode(tag)), set)
     }
 
@@ -190,7 +226,7 @@ impl Cookies {
         let Ok(tag) = B64.decode(tag) else {
             return false;
         };
-        let expected = self.csrf_tag(value, self.session_cookie(req), expires);
+        let expected = self.csrf_tag(value, self.raw_session_cookie(req), expires);
         now.0 < expires && tag.len() == 32 && bool::from(expected.ct_eq(&tag))
     }
 
@@ -199,8 +235,9 @@ impl Cookies {
             .tag("csrf", &format!("{csrf_cookie}|{session_cookie}|{expires}"))
     }
 
-    /// The raw session cookie (empty before login), which CSRF tokens are bound to.
-    fn session_cookie<'a>(&self, req: &'a HttpRequest) -> &'a str {
+    /// The raw session cookie of `req` (empty before login), which CSRF tokens and sealed
+    /// pending requests are bound to.
+    pub fn raw_session_cookie<'a>(&self, req: &'a HttpRequest) -> &'a str {
         cookie(req, &self.name("lk_session")).unwrap_or("")
     }
 }
@@ -303,14 +340,44 @@ mod tests {
     }
 
     #[test]
-    fn login_ticket_is_for_one_session_and_one_request() {
+    fn a_sealed_pending_request_opens_only_unaltered_in_its_session_until_it_expires() {
         let c = cookies(false);
+        let now = UnixTime(1000);
         let id = Secret::new("session-one");
-        let ticket = c.login_ticket(&id, "client_id=a&prompt=login");
+        let session = c.session_cookie_value(&id);
         let req = with_cookies(&[&c.login(&id)]);
-        assert!(c.login_ticket_ok(&req, "client_id=a&prompt=login", &ticket));
-        assert!(!c.login_ticket_ok(&req, "client_id=b&prompt=login", &ticket));
+        let pending = "v=1&c=app&s=read";
+        let sealed = c.seal_pending(pending, &session, true, now);
+        assert_eq!(c.open_pending(&req, &sealed, now), Some((pending, true)));
+        let plain = c.seal_pending(pending, &session, false, now);
+        assert_eq!(c.open_pending(&req, &plain, now), Some((pending, false)));
+        assert_eq!(
+            c.open_pending(&req, &sealed, now.plus(PENDING_TTL)),
+            None,
+            "expired"
+        );
+        for altered in [
+            sealed.replacen("s=read", "s=admin", 1),
+            sealed.replacen("c=app", "c=other", 1),
+            plain.replacen(".0.", ".1.", 1),
+            sealed.replacen(&now.plus(PENDING_TTL).0.to_string(), "99999999999", 1),
+            format!("{sealed}&r=https://evil.example/"),
+            String::new(),
+        ] {
+            assert_eq!(c.open_pending(&req, &altered, now), None, "{altered}");
+        }
         let other = with_cookies(&[&c.login(&Secret::new("session-two"))]);
-        assert!(!c.login_ticket_ok(&other, "client_id=a&prompt=login", &ticket));
+        assert_eq!(
+            c.open_pending(&other, &sealed, now),
+            None,
+            "another session"
+        );
+        let anonymous = HttpRequest::new(latchkey_core::http::Method::Get, "/");
+        assert_eq!(c.open_pending(&anonymous, &sealed, now), None, "logged out");
+        let before_login = c.seal_pending(pending, "", false, now);
+        assert_eq!(
+            c.open_pending(&anonymous, &before_login, now),
+            Some((pending, false))
+        );
     }
 }

@@ -72,13 +72,17 @@ async fn embedder_login_and_builtin_consent_issue_a_code() {
     let to_login = ui.authorize(&get(&query, "")).await;
     assert_eq!(to_login.status, 302);
     let location = to_login.header("location").expect("location");
+    // The embedder's login returns to the consent step with the sealed pending request.
     assert!(
-        location.starts_with("/app/login?return_to=/oauth2/authorize?"),
+        location.starts_with("/app/login?return_to=/oauth2/consent?request="),
         "{location}"
     );
     assert!(location.contains(spa.id()));
+    let return_to = location
+        .strip_prefix("/app/login?return_to=/oauth2/consent?")
+        .expect("return_to");
 
-    let consent = ui.authorize(&get(&query, "app_session=grace")).await;
+    let consent = ui.consent(&get(return_to, "app_session=grace")).await;
     assert_eq!(consent.status, 200);
     let body = String::from_utf8(consent.body.clone()).expect("utf-8");
     assert!(
@@ -96,9 +100,9 @@ async fn embedder_login_and_builtin_consent_issue_a_code() {
         latchkey_testkit::form_encode(&hidden(&body, "csrf_token")),
         latchkey_testkit::form_encode(&hidden(&body, "request")),
     );
-    let post = HttpRequest::post_form("/oauth2/authorize", form)
+    let post = HttpRequest::post_form("/oauth2/consent", form)
         .with_header("cookie", format!("app_session=grace; {csrf_cookie}"));
-    let done = ui.authorize(&post).await;
+    let done = ui.consent(&post).await;
     assert_eq!(done.status, 303);
     let params = location_params(&done);
     assert!(params.contains_key("code"));

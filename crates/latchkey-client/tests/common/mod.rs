@@ -374,9 +374,15 @@ impl Agent {
         assert_eq!(after.status, 303, "login: {}", after.body);
         let consent = self.get(&server.url(&after.location)).await;
         assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+        // The OAuth 2.0 consent form posts to its own route; the OAuth 1.0a one to its page.
+        let decide = if prefix.is_empty() {
+            "/consent".to_owned()
+        } else {
+            format!("{prefix}/authorize")
+        };
         let done = self
             .post(
-                &server.url(&format!("{prefix}/authorize")),
+                &server.url(&decide),
                 &[
                     ("csrf_token", &consent.field("csrf_token")),
                     ("request", &consent.field("request")),

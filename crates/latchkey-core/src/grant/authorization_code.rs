@@ -12,8 +12,10 @@
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::events::Event;
+use crate::pkce;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
+use crate::redirect::RegisteredRedirectUri;
 use crate::secret::Secret;
 use crate::store::{CodeTake, ProviderStore};
 use crate::token::{Binding, Grant};
@@ -49,35 +51,11 @@ where
             return Err(invalid("the authorization code was already used"));
         }
     };
-    // RFC 6749 §4.1.3: "ensure that the "redirect_uri" parameter is present if the
-    // "redirect_uri" parameter was included in the initial authorization request ... and if
-    // included ensure that their values are identical."
-    match redirect_uri {
-        Some(sent) if sent != record.redirect_uri => {
-            return Err(invalid(
-                "redirect_uri differs from the authorization request",
-            ));
-        }
-        None if record.redirect_uri_sent => {
-            return Err(OAuthError::invalid_grant(
-                "redirect_uri is required because the authorization request had one",
-            ));
-        }
-        _ => {}
-    }
-    // RFC 7636 §4.6, and RFC 9700 §2.1.1: a verifier without a challenge is refused too, so a
-    // PKCE downgrade cannot pass.
-    match (&record.challenge, code_verifier) {
-        (Some(challenge), Some(verifier)) if challenge.verify(verifier) => {}
-        (Some(_), Some(_)) => return Err(invalid("code_verifier does not match the challenge")),
-        (Some(_), None) => return Err(invalid("code_verifier is required")),
-        (None, Some(_)) => {
-            return Err(invalid(
-                "code_verifier sent but the authorization request had no code_challenge",
-            ));
-        }
-        (None, None) => {}
-    }
+    // RFC 6749 §4.1.3: the redirect URI must be repeated as the authorization request sent it.
+    RegisteredRedirectUri::issued(record.redirect_uri, record.redirect_uri_sent)
+        .confirm(redirect_uri)?;
+    // RFC 7636 §4.6: the verifier must answer the code's challenge; none without one.
+    pkce::confirm(record.challenge.as_ref(), code_verifier)?;
     p.issue(Grant {
         client_id: client.id.clone(),
         subject: Some(record.subject),

@@ -5,28 +5,31 @@
 //! one mutex, held only for map operations (never across an `await`), which makes every
 //! method trivially atomic.
 //!
-//! Tokens live in 64 hash maps chosen by the digest's first byte, hashed by the
-//! digest's own bytes (a SHA-256 output is already uniformly random, so SipHash would only
-//! add work). Sharding bounds the pause when a map grows: one resize moves a 64th of the
-//! live tokens, not all of them under the lock (measured: p99 of client_credentials at
-//! 10^5 live tokens fell from 160 ms with one map).
+//! Tokens and grant families live in a [`ShardedMap`] of 64 hash maps each, so growing a map
+//! never rehashes everything under the lock. Token maps hash by the digest's own bytes (a
+//! SHA-256 output is already uniformly random, so SipHash would only add work).
+//!
+//! The rules are the core's: [`refresh_verdict`] and [`code_verdict`] decide rotations and
+//! code redemptions, [`expired`] decides what a sweep forgets.
 
 use super::{
-    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentRecord, ConsentStore, Rotation,
-    SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
+    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentRecord, ConsentStore, RefreshVerdict,
+    Rotation, SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore,
+    code_verdict, expired, refresh_verdict,
 };
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
 use crate::session::SessionRecord;
-use crate::token::{CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
+use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
+use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How many maps the live tokens are split into.
+/// How many maps a [`ShardedMap`] is split into (a power of two, so picking one is a mask).
 const SHARDS: usize = 64;
 
 /// Hashes a digest key by eight of its own bytes; only for keys that are SHA-256 outputs of
@@ -50,109 +53,99 @@ impl Hasher for DigestHasher {
 /// A map keyed by digests.
 type DigestMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<DigestHasher>>;
 
-/// The members of each grant family, in [`SHARDS`] maps chosen by the family id's last two
-/// characters (random hex for the ids this crate makes). Every `client_credentials` token is a
-/// family of its own, so this map grows as fast as the tokens do; one map would rehash every
-/// id under the store's lock each time it doubles (measured: p99 stalls of 150-240 ms at
-/// 64 connections).
-#[derive(Debug)]
-struct Families {
-    shards: Vec<HashMap<FamilyId, Vec<[u8; 32]>>>,
+/// A key that spreads evenly over [`SHARDS`] maps: its shard is `shard_hint() % SHARDS`.
+trait ShardKey: Eq + Hash {
+    /// A number whose remainder by [`SHARDS`] picks the key's map.
+    fn shard_hint(&self) -> usize;
 }
 
-impl Default for Families {
-    fn default() -> Self {
-        Self {
-            shards: (0..SHARDS).map(|_| HashMap::new()).collect(),
-        }
+/// A token digest picks its shard by its first byte (uniformly random).
+impl ShardKey for [u8; 32] {
+    fn shard_hint(&self) -> usize {
+        usize::from(self[0])
     }
 }
 
-impl Families {
-    fn shard(family: &FamilyId) -> usize {
-        let bytes = family.0.as_bytes();
+/// A family id picks its shard by its last two characters (random hex for the ids this
+/// crate makes).
+impl ShardKey for FamilyId {
+    fn shard_hint(&self) -> usize {
+        let bytes = self.0.as_bytes();
         let tail = bytes.len().saturating_sub(2);
         bytes[tail..]
             .iter()
             .fold(0usize, |acc, b| acc * 31 + usize::from(*b))
-            % SHARDS
-    }
-
-    fn get(&self, family: &FamilyId) -> Option<&Vec<[u8; 32]>> {
-        self.shards[Self::shard(family)].get(family)
-    }
-
-    fn get_mut(&mut self, family: &FamilyId) -> Option<&mut Vec<[u8; 32]>> {
-        self.shards[Self::shard(family)].get_mut(family)
-    }
-
-    fn remove(&mut self, family: &FamilyId) {
-        self.shards[Self::shard(family)].remove(family);
-    }
-
-    /// Adds `key` to `family`, creating it with room for one member (most have just one).
-    fn add(&mut self, family: &FamilyId, key: [u8; 32]) {
-        self.shards[Self::shard(family)]
-            .entry(family.clone())
-            .or_insert_with(|| Vec::with_capacity(1))
-            .push(key);
-    }
-
-    fn drop_empty(&mut self) {
-        for shard in &mut self.shards {
-            shard.retain(|_, members| !members.is_empty());
-        }
     }
 }
 
-/// The live tokens by digest, in [`SHARDS`] maps chosen by the digest's first byte. Records
-/// are boxed: a map slot is then 40 bytes instead of 260, so the empty slots a hash map keeps
-/// cost little and growing a shard moves little.
+/// One logical hash map split into [`SHARDS`] maps by the key's [`ShardKey`]. Sharding bounds
+/// the pause when a map grows: one resize rehashes a 64th of the entries, not all of them,
+/// under the store's lock. The live tokens and the grant families grow as fast as each other
+/// (every `client_credentials` token is a family of its own), so both are sharded.
 #[derive(Debug)]
-struct Tokens {
-    shards: Vec<DigestMap<Box<TokenRecord>>>,
+struct ShardedMap<K, V, S = RandomState> {
+    shards: Box<[HashMap<K, V, S>; SHARDS]>,
 }
 
-impl Default for Tokens {
+impl<K, V, S: Default> Default for ShardedMap<K, V, S> {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| DigestMap::default()).collect(),
+            shards: Box::new(std::array::from_fn(|_| HashMap::default())),
         }
     }
 }
 
-impl Tokens {
-    fn shard(key: &[u8; 32]) -> usize {
-        usize::from(key[0]) % SHARDS
+impl<K: ShardKey, V, S: BuildHasher> ShardedMap<K, V, S> {
+    fn shard(&self, key: &K) -> &HashMap<K, V, S> {
+        &self.shards[key.shard_hint() % SHARDS]
     }
 
-    fn get(&self, key: &[u8; 32]) -> Option<&TokenRecord> {
-        self.shards[Self::shard(key)].get(key).map(|r| &**r)
+    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V, S> {
+        &mut self.shards[key.shard_hint() % SHARDS]
     }
 
-    fn get_mut(&mut self, key: &[u8; 32]) -> Option<&mut TokenRecord> {
-        self.shards[Self::shard(key)].get_mut(key).map(|r| &mut **r)
+    fn get(&self, key: &K) -> Option<&V> {
+        self.shard(key).get(key)
     }
 
-    fn insert(&mut self, key: [u8; 32], record: TokenRecord) {
-        self.shards[Self::shard(&key)].insert(key, Box::new(record));
+    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
+        self.shard_mut(key).get_mut(key)
     }
 
-    fn remove(&mut self, key: &[u8; 32]) -> Option<TokenRecord> {
-        self.shards[Self::shard(key)].remove(key).map(|r| *r)
+    fn insert(&mut self, key: K, value: V) {
+        self.shard_mut(&key).insert(key, value);
+    }
+
+    fn remove(&mut self, key: &K) -> Option<V> {
+        self.shard_mut(key).remove(key)
+    }
+
+    /// The value of `key`, inserting `make()` first if there is none.
+    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
+        self.shard_mut(&key).entry(key).or_insert_with(make)
+    }
+
+    fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
+        for shard in self.shards.iter_mut() {
+            shard.retain(&mut keep);
+        }
     }
 
     fn len(&self) -> usize {
         self.shards.iter().map(HashMap::len).sum()
     }
 
-    fn iter(&self) -> impl Iterator<Item = (&[u8; 32], &TokenRecord)> {
-        self.shards
-            .iter()
-            .flat_map(HashMap::iter)
-            .map(|(k, r)| (k, &**r))
+    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
+        self.shards.iter().flat_map(HashMap::iter)
     }
 }
+
+/// The live tokens by digest. Records are boxed: a map slot is then 40 bytes instead of 260,
+/// so the empty slots a hash map keeps cost little and growing a shard moves little.
+type Tokens = ShardedMap<[u8; 32], Box<TokenRecord>, BuildHasherDefault<DigestHasher>>;
+
+/// The members (token digests) of each grant family.
+type Families = ShardedMap<FamilyId, Vec<[u8; 32]>>;
 
 /// A store that lives in process memory; cloning shares it. Lost on restart.
 #[derive(Clone, Debug, Default)]
@@ -198,7 +191,7 @@ impl MemoryStore {
 impl State {
     fn sweep(&mut self, now: UnixTime) {
         while let Some(&(expiry, key)) = self.by_expiry.first() {
-            if expiry > now {
+            if !expired(expiry, now) {
                 break;
             }
             self.by_expiry.pop_first();
@@ -215,7 +208,7 @@ impl State {
 
     fn sweep_codes(&mut self, now: UnixTime) {
         while let Some(&(expiry, key)) = self.codes_by_expiry.first() {
-            if expiry > now {
+            if !expired(expiry, now) {
                 break;
             }
             self.codes_by_expiry.pop_first();
@@ -225,7 +218,7 @@ impl State {
 
     fn sweep_sessions(&mut self, now: UnixTime) {
         while let Some(&(expiry, key)) = self.sessions_by_expiry.first() {
-            if expiry > now {
+            if !expired(expiry, now) {
                 break;
             }
             self.sessions_by_expiry.pop_first();
@@ -263,8 +256,11 @@ impl State {
     fn insert(&mut self, record: &TokenRecord) {
         let key = *record.digest.as_bytes();
         self.by_expiry.insert((record.expires_at, key));
-        self.families.add(&record.family, key);
-        self.tokens.insert(key, record.clone());
+        // Most families have just one member.
+        self.families
+            .get_or_insert_with(record.family.clone(), || Vec::with_capacity(1))
+            .push(key);
+        self.tokens.insert(key, Box::new(record.clone()));
     }
 
     fn revoke_family(&mut self, family: &FamilyId) -> u64 {
@@ -295,7 +291,23 @@ impl State {
                 }
             }
         }
-        self.families.drop_empty();
+        self.families.retain(|_, members| !members.is_empty());
+    }
+
+    /// Forgets every token and code issued to `owner`; returns how many tokens went.
+    fn remove_issued_to(&mut self, owner: &TokenOwner) -> u64 {
+        let before = self.tokens.len();
+        match owner {
+            TokenOwner::Client(id) => {
+                self.remove_tokens_where(|r| r.client_id.as_str() == id);
+                self.remove_codes_where(|c| c.client_id.as_str() == id);
+            }
+            TokenOwner::Subject(id) => {
+                self.remove_tokens_where(|r| r.subject.as_deref() == Some(id.as_str()));
+                self.remove_codes_where(|c| c.subject == *id);
+            }
+        }
+        u64::try_from(before - self.tokens.len()).unwrap_or(u64::MAX)
     }
 }
 
@@ -314,8 +326,7 @@ impl ClientStore for MemoryStore {
     async fn delete_client(&self, id: &str) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let existed = state.clients.remove(id).is_some();
-        state.remove_tokens_where(|r| r.client_id.as_str() == id);
-        state.remove_codes_where(|c| c.client_id.as_str() == id);
+        state.remove_issued_to(&TokenOwner::Client(id.to_owned()));
         state.consents.retain(|(_, client), _| client != id);
         Ok(existed)
     }
@@ -351,8 +362,7 @@ impl UserStore for MemoryStore {
         let Some(user) = state.users.remove(username) else {
             return Ok(false);
         };
-        state.remove_tokens_where(|r| r.subject.as_deref() == Some(user.id.as_str()));
-        state.remove_codes_where(|c| c.subject == user.id);
+        state.remove_issued_to(&TokenOwner::Subject(user.id.clone()));
         state.consents.retain(|(subject, _), _| *subject != user.id);
         state.remove_sessions_of(&user.id);
         Ok(true)
@@ -408,7 +418,11 @@ impl TokenStore for MemoryStore {
     }
 
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self.lock().tokens.get(digest.as_bytes()).cloned())
+        Ok(self
+            .lock()
+            .tokens
+            .get(digest.as_bytes())
+            .map(|record| TokenRecord::clone(record)))
     }
 
     async fn rotate_refresh(
@@ -422,19 +436,27 @@ impl TokenStore for MemoryStore {
         let Some(record) = state.tokens.get_mut(old.as_bytes()) else {
             return Ok(Rotation::Invalid);
         };
-        if record.kind != TokenKind::Refresh || record.revoked || now >= record.expires_at {
-            return Ok(Rotation::Invalid);
+        match refresh_verdict(
+            record.kind,
+            record.revoked,
+            record.rotated,
+            record.expires_at,
+            now,
+        ) {
+            RefreshVerdict::Refuse => Ok(Rotation::Invalid),
+            RefreshVerdict::Reuse => {
+                let family = record.family.clone();
+                state.revoke_family(&family);
+                Ok(Rotation::Reused { family })
+            }
+            RefreshVerdict::Rotate => {
+                record.rotated = true;
+                for record in new.records() {
+                    state.insert(record);
+                }
+                Ok(Rotation::Rotated)
+            }
         }
-        if record.rotated {
-            let family = record.family.clone();
-            state.revoke_family(&family);
-            return Ok(Rotation::Reused { family });
-        }
-        record.rotated = true;
-        for record in new.records() {
-            state.insert(record);
-        }
-        Ok(Rotation::Rotated)
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
@@ -442,19 +464,7 @@ impl TokenStore for MemoryStore {
     }
 
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        let mut state = self.lock();
-        let before = state.tokens.len();
-        match owner {
-            TokenOwner::Client(id) => {
-                state.remove_tokens_where(|r| r.client_id.as_str() == id);
-                state.remove_codes_where(|c| c.client_id.as_str() == id);
-            }
-            TokenOwner::Subject(id) => {
-                state.remove_tokens_where(|r| r.subject.as_deref() == Some(id.as_str()));
-                state.remove_codes_where(|c| c.subject == *id);
-            }
-        }
-        Ok(u64::try_from(before - state.tokens.len()).unwrap_or(u64::MAX))
+        Ok(self.lock().remove_issued_to(owner))
     }
 
     async fn revoke_tokens_of_grant(
@@ -604,14 +614,18 @@ mod tests {
         let mut families = Families::default();
         for i in 0..4000u32 {
             let family = FamilyId::generate(&OsEntropy);
-            families.add(&family, [u8::try_from(i % 256).expect("byte"); 32]);
+            families
+                .get_or_insert_with(family.clone(), Vec::new)
+                .push([u8::try_from(i % 256).expect("byte"); 32]);
             assert_eq!(families.get(&family).map(Vec::len), Some(1));
         }
         assert!(families.shards.iter().all(|shard| !shard.is_empty()));
         let short = FamilyId("x".into());
-        families.add(&short, [1; 32]);
+        families
+            .get_or_insert_with(short.clone(), Vec::new)
+            .push([1; 32]);
         families.get_mut(&short).expect("added").clear();
-        families.drop_empty();
+        families.retain(|_, members| !members.is_empty());
         assert!(families.get(&short).is_none());
     }
 
@@ -626,7 +640,7 @@ mod tests {
         }
         let record = |key: [u8; 32]| TokenRecord {
             digest: Digest::from_bytes(key),
-            kind: TokenKind::Access,
+            kind: crate::token::TokenKind::Access,
             client_id: crate::client::ClientId::parse("c").expect("valid"),
             subject: None,
             username: None,
@@ -641,7 +655,7 @@ mod tests {
             binding: None,
         };
         for key in &keys {
-            tokens.insert(*key, record(*key));
+            tokens.insert(*key, Box::new(record(*key)));
         }
         assert_eq!(tokens.len(), 2000);
         assert_eq!(tokens.iter().count(), 2000);

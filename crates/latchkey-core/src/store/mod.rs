@@ -6,10 +6,18 @@
 //! never needs a janitor: it forgets expired records itself (TTL, or a sweep it runs while
 //! writing), using the `now` the core passes in.
 //!
+//! Everything a record *is* and every rule *about* it lives here, once: the verdicts a
+//! backend applies inside its atomic step ([`code_verdict`], [`refresh_verdict`]), the expiry
+//! rule ([`expired`]), the compact persisted form the key-value stores share ([`codec`]), and
+//! the rule that deleting a client or a user deletes what was issued to them wherever it lives
+//! ([`tiered::Tiered`], over a durable and a fast store).
+//!
 //! Backends report failures as a [`StoreError`] whose [`StoreErrorKind`] the endpoints map to
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
+pub mod codec;
 pub mod memory;
+pub mod tiered;
 
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
@@ -235,6 +243,13 @@ pub enum CodeVerdict {
     Refuse,
 }
 
+/// Whether a record that stops working at `expires_at` has expired at `now`: the one expiry
+/// rule for tokens, codes and sessions. A record is usable strictly before its `expires_at`,
+/// and a store may forget it from that second on.
+pub fn expired(expires_at: UnixTime, now: UnixTime) -> bool {
+    now >= expires_at
+}
+
 /// The rule every backend applies inside its atomic `take_code` step, so it lives once.
 ///
 /// RFC 6749 §4.1.3: the server must "ensure that the authorization code was issued to the
@@ -249,7 +264,7 @@ pub fn code_verdict(
     presenter: &str,
     now: UnixTime,
 ) -> CodeVerdict {
-    if now >= expires_at || owner != presenter {
+    if expired(expires_at, now) || owner != presenter {
         CodeVerdict::Refuse
     } else if used {
         CodeVerdict::Replay
@@ -283,7 +298,7 @@ pub fn refresh_verdict(
     expires_at: UnixTime,
     now: UnixTime,
 ) -> RefreshVerdict {
-    if kind != crate::token::TokenKind::Refresh || revoked || now >= expires_at {
+    if kind != crate::token::TokenKind::Refresh || revoked || expired(expires_at, now) {
         RefreshVerdict::Refuse
     } else if rotated {
         RefreshVerdict::Reuse

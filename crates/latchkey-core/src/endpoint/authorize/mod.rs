@@ -1,11 +1,13 @@
 //! The authorization endpoint (RFC 6749 §3.1, §4.1.1, §4.2.1), with PKCE (RFC 7636), exact
 //! redirect matching (RFC 9700 §2.1) and the `iss` response parameter (RFC 9207).
 //!
-//! The core never renders a page or calls back into the web framework. [`handle`] returns an
-//! [`AuthorizeOutcome`]: a redirect to send, an error page to show, or an interaction the
-//! embedder must carry out (log the user in, ask for consent) before calling again with the
-//! user and their [`Decision`]. The consent form re-posts the original parameters, which are
-//! validated again from scratch: nothing is trusted from the first round.
+//! The core does no I/O and knows no web framework. [`handle`] parses the request once into an
+//! [`AuthorizeRequest`] and returns an [`AuthorizeOutcome`]: a redirect to send, an error to
+//! show, or an interaction the embedder must carry out (log the user in, ask for consent). The
+//! interaction carries the validated request; the embedder keeps it as a [`Pending`] value it
+//! protects (`latchkey-ui` signs it) and, with the user and their [`Decision`], calls
+//! [`resume`], which continues from that value: nothing is parsed from the client's parameters
+//! again.
 //!
 //! RFC 6749 §4.1.2.1: "If the request fails due to a missing, invalid, or mismatching
 //! redirection URI, or if the client identifier is missing or invalid, the authorization
@@ -13,74 +15,25 @@
 //! the user-agent to the invalid redirection URI." Those become [`AuthorizeOutcome::ErrorPage`];
 //! every later error is redirected to the client with `state` and `iss`.
 
-use crate::client::{Client, ClientType, GrantType};
+mod pending;
+mod request;
+
+pub use pending::Pending;
+pub use request::{AuthorizeRequest, ResponseType};
+
+use crate::client::{ClientType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
 use crate::http::{HttpRequest, HttpResponse, Method};
-use crate::params::Params;
-use crate::pkce::Challenge;
 use crate::provider::Provider;
-use crate::redirect::{ResponseMode, matches_registered, redirect};
-use crate::scope::{ScopeSet, resolve};
+use crate::redirect::{ResponseMode, redirect};
+use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::ProviderStore;
-use crate::token::{Binding, CodeRecord, FamilyId, Grant, TOKEN_BYTES};
+use crate::token::{CodeRecord, FamilyId, Grant, TOKEN_BYTES};
 use crate::user::{AuthenticatedUser, UserAuthenticator};
-
-/// What the client asked to receive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ResponseType {
-    /// `code`: an authorization code (RFC 6749 §4.1).
-    Code,
-    /// `token`: an access token in the fragment, the implicit grant (RFC 6749 §4.2).
-    Token,
-}
-
-/// A validated authorization request, with everything a login or consent page needs.
-#[derive(Clone, Debug)]
-pub struct AuthorizationRequest {
-    /// The requesting client.
-    pub client: Client,
-    /// What the client asked for.
-    pub response_type: ResponseType,
-    /// Where the response goes.
-    pub redirect_uri: String,
-    /// Whether `redirect_uri` was in the request (rather than taken from the registration).
-    pub redirect_uri_sent: bool,
-    /// Query or fragment.
-    pub response_mode: ResponseMode,
-    /// The scope the user is asked to approve.
-    pub scope: ScopeSet,
-    /// The client's `state`, echoed back.
-    pub state: Option<String>,
-    /// The PKCE challenge.
-    pub challenge: Option<Challenge>,
-    /// The OpenID Connect `nonce`.
-    pub nonce: Option<String>,
-    /// The `prompt` values (`none`, `login`, `consent`, `select_account`).
-    pub prompt: Vec<String>,
-    /// `max_age` (OpenID Connect Core §3.1.2.1): the oldest login, in seconds, the client
-    /// accepts; an older one must be repeated.
-    pub max_age: Option<u64>,
-    /// The request's own parameters, to carry through login and consent forms unchanged.
-    pub params: Params,
-    /// Where implicit-grant tokens may be used, for clients that bind their tokens.
-    pub binding: Option<Binding>,
-    see_other: bool,
-}
-
-impl AuthorizationRequest {
-    /// Whether the client asked that the user be asked to log in again (`prompt=login`).
-    pub fn prompts_login(&self) -> bool {
-        self.prompt.iter().any(|p| p == "login")
-    }
-
-    fn prompts(&self, value: &str) -> bool {
-        self.prompt.iter().any(|p| p == value)
-    }
-}
 
 /// Who is logged in, and how recently: what `prompt=login` and `max_age` are checked against.
 #[derive(Clone, Copy, Debug)]
@@ -107,7 +60,7 @@ impl<'a> Authentication<'a> {
     }
 
     /// Whether `request` wants the user to log in again despite this authentication.
-    fn too_old_for(&self, request: &AuthorizationRequest, now: UnixTime) -> bool {
+    fn too_old_for(&self, request: &AuthorizeRequest, now: UnixTime) -> bool {
         if self.fresh {
             return false;
         }
@@ -144,11 +97,12 @@ pub enum AuthorizeOutcome {
     /// Show the user this error; never redirect (unknown client, bad redirect URI).
     /// [`Provider::error_page`] renders a plain one, or redirects to the configured `error_uri`.
     ErrorPage(OAuthError),
-    /// Nobody is logged in: authenticate the user, then call again with the same request.
-    Login(Box<AuthorizationRequest>),
-    /// The user must approve the scopes for this client: ask, then call again with the
-    /// same request and the [`Decision`].
-    Consent(Box<AuthorizationRequest>),
+    /// Nobody is logged in: authenticate the user, then [`resume`] the request
+    /// ([`AuthorizeRequest::pending`]).
+    Login(Box<AuthorizeRequest>),
+    /// The user must approve the scopes for this client: ask, then [`resume`] the request
+    /// with the [`Decision`].
+    Consent(Box<AuthorizeRequest>),
 }
 
 /// Answers one authorization request for `user` (if someone is logged in), with the user's
@@ -180,10 +134,64 @@ where
     S: ProviderStore,
     U: UserAuthenticator,
 {
-    let request = match validate(p, req).await {
-        Ok(request) => request,
-        Err(outcome) => return outcome,
+    match request::parse(p, req).await {
+        Ok(request) => proceed(p, request, auth, decision).await,
+        Err(outcome) => outcome,
+    }
+}
+
+/// Continues a request that waited on the user: `pending` is what
+/// [`AuthorizeRequest::pending`] gave (see [`Pending::decode`]: it must come back unaltered),
+/// `req` the HTTP request that brings it back (the login's return or the consent form's post,
+/// from the same browser), `auth` the user and `decision` their answer on the consent page.
+/// The client is looked up again: one deleted meanwhile gets an error page.
+pub async fn resume<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+    pending: Pending,
+    auth: Option<Authentication<'_>>,
+    decision: Option<Decision>,
+) -> AuthorizeOutcome
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let client = match p.store().get_client(&pending.client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => {
+            return AuthorizeOutcome::ErrorPage(OAuthError::invalid_request("unknown client_id"));
+        }
+        Err(err) => return AuthorizeOutcome::ErrorPage(err.into()),
     };
+    let request = AuthorizeRequest {
+        binding: request::binding_of(p, &client, req),
+        client,
+        response_type: pending.response_type,
+        redirect_uri: pending.redirect_uri,
+        response_mode: pending.response_mode,
+        scope: pending.scope,
+        state: pending.state,
+        challenge: pending.challenge,
+        nonce: pending.nonce,
+        prompt: pending.prompt,
+        max_age: pending.max_age,
+        see_other: req.method == Method::Post,
+    };
+    proceed(p, request, auth, decision).await
+}
+
+/// The user's part of a validated request: who is logged in, what they decided, and whether
+/// an earlier consent covers it.
+async fn proceed<S, U>(
+    p: &Provider<S, U>,
+    request: AuthorizeRequest,
+    auth: Option<Authentication<'_>>,
+    decision: Option<Decision>,
+) -> AuthorizeOutcome
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
     let now = p.clock().now();
     let user = auth
         .filter(|a| !a.too_old_for(&request, now))
@@ -260,7 +268,7 @@ where
 
 async fn remember_consent<S: ProviderStore, U: UserAuthenticator>(
     p: &Provider<S, U>,
-    request: &AuthorizationRequest,
+    request: &AuthorizeRequest,
     user: &AuthenticatedUser,
 ) -> Result<(), OAuthError> {
     let client_id = request.client.id.as_str();
@@ -276,241 +284,10 @@ async fn remember_consent<S: ProviderStore, U: UserAuthenticator>(
     Ok(())
 }
 
-/// Validates everything but the user; errors come back as the outcome to return.
-async fn validate<S, U>(
-    p: &Provider<S, U>,
-    req: &HttpRequest,
-) -> Result<AuthorizationRequest, AuthorizeOutcome>
-where
-    S: ProviderStore,
-    U: UserAuthenticator,
-{
-    let page = |e: OAuthError| AuthorizeOutcome::ErrorPage(e);
-    let raw: &[u8] = match req.method {
-        Method::Get | Method::Head => req.query.as_bytes(),
-        Method::Post if req.has_form_body() => &req.body,
-        Method::Post => {
-            return Err(page(OAuthError::invalid_request(
-                "the body must be application/x-www-form-urlencoded",
-            )));
-        }
-        _ => {
-            return Err(page(
-                OAuthError::invalid_request("the authorization endpoint accepts GET and POST")
-                    .with_status(405)
-                    .with_header("allow", "GET, POST"),
-            ));
-        }
-    };
-    let params = Params::parse(raw).map_err(page)?;
-    let Some(client_id) = params.get("client_id") else {
-        return Err(page(OAuthError::invalid_request("client_id is missing")));
-    };
-    // A malformed id is refused before it is looked up or reaches a log line.
-    if crate::client::ClientId::parse(client_id).is_err() {
-        return Err(page(OAuthError::invalid_request("malformed client_id")));
-    }
-    let client = match p.store().get_client(client_id).await {
-        Ok(Some(client)) => client,
-        Ok(None) => return Err(page(OAuthError::invalid_request("unknown client_id"))),
-        Err(err) => return Err(page(err.into())),
-    };
-    let (redirect_uri, redirect_uri_sent) = match params.get("redirect_uri") {
-        Some(uri) if matches_registered(&client.redirect_uris, uri) => (uri.to_owned(), true),
-        Some(_) => {
-            return Err(page(OAuthError::invalid_request(
-                "redirect_uri is not registered for this client",
-            )));
-        }
-        // RFC 6749 §3.1.2.3: with exactly one registered URI the parameter may be omitted.
-        None => match client.redirect_uris.as_slice() {
-            [only] => (only.clone(), false),
-            [] => {
-                return Err(page(OAuthError::invalid_request(
-                    "this client has no registered redirect_uri",
-                )));
-            }
-            _ => {
-                return Err(page(OAuthError::invalid_request(
-                    "redirect_uri is required",
-                )));
-            }
-        },
-    };
-
-    // From here on the redirect URI is trusted: errors go back to the client.
-    let response_type = params.get("response_type");
-    let default_mode = if response_type == Some("token") {
-        ResponseMode::Fragment
-    } else {
-        ResponseMode::Query
-    };
-    let requested_mode = params.get("response_mode").map(ResponseMode::parse);
-    let mut request = AuthorizationRequest {
-        client,
-        response_type: ResponseType::Code,
-        redirect_uri,
-        redirect_uri_sent,
-        response_mode: requested_mode.flatten().unwrap_or(default_mode),
-        scope: ScopeSet::empty(),
-        state: params.get("state").map(str::to_owned),
-        challenge: None,
-        nonce: params.get("nonce").map(str::to_owned),
-        prompt: params
-            .get("prompt")
-            .map(|p| {
-                p.split(' ')
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned)
-                    .collect()
-            })
-            .unwrap_or_default(),
-        max_age: None,
-        params: Params::default(),
-        binding: None,
-        see_other: req.method == Method::Post,
-    };
-    let fail = |request: &AuthorizationRequest, err: OAuthError| error_redirect(p, request, &err);
-
-    if request.state.as_ref().is_some_and(|s| s.len() > 2048) {
-        request.state = None;
-        return Err(fail(
-            &request,
-            OAuthError::invalid_request("state is too long"),
-        ));
-    }
-    request.response_type = match response_type {
-        Some("code") => ResponseType::Code,
-        Some("token") => ResponseType::Token,
-        Some(_) => {
-            return Err(fail(
-                &request,
-                OAuthError::new(
-                    ErrorCode::UnsupportedResponseType,
-                    "response_type must be code (or token where enabled)",
-                ),
-            ));
-        }
-        None => {
-            return Err(fail(
-                &request,
-                OAuthError::invalid_request("response_type is missing"),
-            ));
-        }
-    };
-    if requested_mode.is_some_and(|m| m.is_none()) {
-        return Err(fail(
-            &request,
-            OAuthError::invalid_request("response_mode must be query or fragment"),
-        ));
-    }
-    // RFC 6749 §4.2.2 delivers tokens in the fragment; never in a query that servers log.
-    if request.response_type == ResponseType::Token && request.response_mode == ResponseMode::Query
-    {
-        request.response_mode = ResponseMode::Fragment;
-        return Err(fail(
-            &request,
-            OAuthError::invalid_request(
-                "response_mode=query is not allowed with response_type=token",
-            ),
-        ));
-    }
-    let grant = match request.response_type {
-        ResponseType::Code => GrantType::AuthorizationCode,
-        ResponseType::Token => GrantType::Implicit,
-    };
-    // RFC 6749 §4.2.2.1 "unsupported_response_type": the implicit grant is switched off
-    // server-wide (the metadata does not list `token` either), whatever the client is allowed.
-    if !p.config().grant_enabled(grant) {
-        return Err(fail(
-            &request,
-            OAuthError::new(
-                ErrorCode::UnsupportedResponseType,
-                format!("the {grant} grant is not enabled on this server"),
-            ),
-        ));
-    }
-    if !request.client.allows(grant) {
-        return Err(fail(
-            &request,
-            OAuthError::unauthorized_client(format!(
-                "this client is not allowed the {grant} grant"
-            )),
-        ));
-    }
-    request.max_age = match params.get("max_age").map(str::parse::<u64>).transpose() {
-        Ok(max_age) => max_age,
-        Err(_) => {
-            return Err(fail(
-                &request,
-                OAuthError::invalid_request("max_age must be a non-negative integer"),
-            ));
-        }
-    };
-    if request.prompts("none") && request.prompt.len() > 1 {
-        return Err(fail(
-            &request,
-            OAuthError::invalid_request("prompt=none cannot be combined"),
-        ));
-    }
-    let requested_scope = match params.get("scope").map(ScopeSet::parse).transpose() {
-        Ok(scope) => scope,
-        Err(err) => return Err(fail(&request, err)),
-    };
-    request.scope = match resolve(
-        requested_scope.as_ref(),
-        p.allowed_scopes(&request.client),
-        p.default_scopes(&request.client),
-    ) {
-        Ok(scope) => scope,
-        Err(err) => return Err(fail(&request, err)),
-    };
-    if request.response_type == ResponseType::Code {
-        request.challenge = match params.get("code_challenge") {
-            Some(value) => match Challenge::parse(
-                value,
-                params.get("code_challenge_method"),
-                p.config().allow_plain_pkce,
-            ) {
-                Ok(challenge) => Some(challenge),
-                Err(err) => return Err(fail(&request, err)),
-            },
-            None if params.contains("code_challenge_method") => {
-                return Err(fail(
-                    &request,
-                    OAuthError::invalid_request("code_challenge_method without code_challenge"),
-                ));
-            }
-            None => None,
-        };
-        // RFC 9700 §2.1.1: public clients MUST use PKCE; a setting extends that to all.
-        let required =
-            request.client.client_type() == ClientType::Public || p.config().require_pkce;
-        if required && request.challenge.is_none() {
-            return Err(fail(
-                &request,
-                OAuthError::invalid_request("code_challenge is required (PKCE, S256)"),
-            ));
-        }
-    }
-    if request.nonce.as_ref().is_some_and(|n| n.len() > 512) {
-        return Err(fail(
-            &request,
-            OAuthError::invalid_request("nonce is too long"),
-        ));
-    }
-    request.params = params;
-    request.binding = request
-        .client
-        .bind_tokens
-        .then(|| Binding::of(req, &p.config().trusted_proxies));
-    Ok(request)
-}
-
 /// Issues the code or the token and redirects to the client.
 async fn respond<S, U>(
     p: &Provider<S, U>,
-    request: &AuthorizationRequest,
+    request: &AuthorizeRequest,
     user: &AuthenticatedUser,
 ) -> AuthorizeOutcome
 where
@@ -522,11 +299,12 @@ where
         ResponseType::Code => {
             let now = p.clock().now();
             let code = Secret::new(random_token(p.entropy(), TOKEN_BYTES));
+            let (redirect_uri, redirect_uri_sent) = request.redirect_uri.clone().into_parts();
             let record = CodeRecord {
                 digest: code.digest(),
                 client_id: request.client.id.clone(),
-                redirect_uri: request.redirect_uri.clone(),
-                redirect_uri_sent: request.redirect_uri_sent,
+                redirect_uri,
+                redirect_uri_sent,
                 subject: user.subject.clone(),
                 username: user.username.clone(),
                 scope: request.scope.clone(),
@@ -545,7 +323,7 @@ where
             }
             params.push(("iss", &issuer));
             AuthorizeOutcome::Redirect(redirect(
-                &request.redirect_uri,
+                request.redirect_uri.as_str(),
                 request.response_mode,
                 &params,
                 request.see_other,
@@ -584,7 +362,7 @@ where
             }
             params.push(("iss", &issuer));
             AuthorizeOutcome::Redirect(redirect(
-                &request.redirect_uri,
+                request.redirect_uri.as_str(),
                 ResponseMode::Fragment,
                 &params,
                 request.see_other,
@@ -596,7 +374,7 @@ where
 /// An error response redirected to the client (RFC 6749 §4.1.2.1), with `state` and `iss`.
 fn error_redirect<S, U>(
     p: &Provider<S, U>,
-    request: &AuthorizationRequest,
+    request: &AuthorizeRequest,
     err: &OAuthError,
 ) -> AuthorizeOutcome
 where
@@ -626,7 +404,7 @@ where
     }
     params.push(("iss", &p.config().issuer));
     AuthorizeOutcome::Redirect(redirect(
-        &request.redirect_uri,
+        request.redirect_uri.as_str(),
         request.response_mode,
         &params,
         request.see_other,

@@ -1,0 +1,132 @@
+//! An authorization request waiting on the user, in a compact text form that leaves the server
+//! in a page (the login form, the consent form, the link back from an embedder's login) and
+//! comes back with the user's answer, so nothing is parsed from the client's parameters twice.
+//!
+//! The text is plain, not protected: whoever carries it must make sure it comes back unaltered.
+//! `latchkey-ui` signs it with HMAC, bound to an expiry and to the browser's session, and
+//! decodes only text whose signature checks. The redirect URI inside was matched against the
+//! client's registration when the request was parsed; [`super::resume`] trusts it for that
+//! reason and looks the client up again, so a deleted client gets nothing.
+
+use super::request::{AuthorizeRequest, ResponseType, split_prompt};
+use crate::error::OAuthError;
+use crate::params::Params;
+use crate::pkce::{CodeChallenge, Method};
+use crate::redirect::{RegisteredRedirectUri, ResponseMode};
+use crate::scope::ScopeSet;
+
+/// The version of the text form; a value of another version is refused.
+const VERSION: &str = "1";
+
+/// A pending authorization request: an [`AuthorizeRequest`] without its client record, which
+/// [`super::resume`] loads again. Made by [`AuthorizeRequest::pending`] and [`Pending::decode`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Pending {
+    pub(super) client_id: String,
+    pub(super) response_type: ResponseType,
+    pub(super) redirect_uri: RegisteredRedirectUri,
+    pub(super) response_mode: ResponseMode,
+    pub(super) scope: ScopeSet,
+    pub(super) state: Option<String>,
+    pub(super) challenge: Option<CodeChallenge>,
+    pub(super) nonce: Option<String>,
+    pub(super) prompt: Vec<String>,
+    pub(super) max_age: Option<u64>,
+}
+
+impl AuthorizeRequest {
+    /// This request, waiting on the user, as compact text (form-encoded, short names). Carry it
+    /// only where it cannot be altered (sign it), and bring it back with [`Pending::decode`].
+    pub fn pending(&self) -> String {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        out.append_pair("v", VERSION)
+            .append_pair("c", self.client.id.as_str())
+            .append_pair("t", self.response_type.as_str())
+            .append_pair("r", self.redirect_uri.as_str())
+            .append_pair(
+                "m",
+                match self.response_mode {
+                    ResponseMode::Query => "q",
+                    ResponseMode::Fragment => "f",
+                },
+            )
+            .append_pair("s", &self.scope.to_string());
+        if self.redirect_uri.was_sent() {
+            out.append_pair("rs", "1");
+        }
+        if let Some(state) = &self.state {
+            out.append_pair("st", state);
+        }
+        if let Some(challenge) = &self.challenge {
+            out.append_pair("cm", challenge.method.as_str())
+                .append_pair("cc", &challenge.value);
+        }
+        if let Some(nonce) = &self.nonce {
+            out.append_pair("n", nonce);
+        }
+        if !self.prompt.is_empty() {
+            out.append_pair("p", &self.prompt.join(" "));
+        }
+        if let Some(max_age) = self.max_age {
+            out.append_pair("ma", &max_age.to_string());
+        }
+        out.finish()
+    }
+}
+
+impl Pending {
+    /// Reads the text of [`AuthorizeRequest::pending`]. Only pass text that came back
+    /// unaltered (whose signature you checked): what it says is trusted as validated.
+    pub fn decode(text: &str) -> Result<Self, OAuthError> {
+        let malformed = || OAuthError::invalid_request("the pending authorization is malformed");
+        let params = Params::parse(text.as_bytes()).map_err(|_| malformed())?;
+        let field = |name: &str| params.get(name).ok_or_else(malformed);
+        if field("v")? != VERSION {
+            return Err(malformed());
+        }
+        let response_type = match field("t")? {
+            "code" => ResponseType::Code,
+            "token" => ResponseType::Token,
+            _ => return Err(malformed()),
+        };
+        let response_mode = match field("m")? {
+            "q" => ResponseMode::Query,
+            "f" => ResponseMode::Fragment,
+            _ => return Err(malformed()),
+        };
+        let challenge = match (params.get("cm"), params.get("cc")) {
+            (Some(method), Some(value)) => Some(CodeChallenge {
+                method: Method::parse(method).ok_or_else(malformed)?,
+                value: value.to_owned(),
+            }),
+            (None, None) => None,
+            _ => return Err(malformed()),
+        };
+        let sent = match params.get("rs") {
+            None => false,
+            Some("1") => true,
+            Some(_) => return Err(malformed()),
+        };
+        Ok(Self {
+            client_id: field("c")?.to_owned(),
+            response_type,
+            redirect_uri: RegisteredRedirectUri::issued(field("r")?.to_owned(), sent),
+            response_mode,
+            scope: ScopeSet::parse(params.get("s").unwrap_or("")).map_err(|_| malformed())?,
+            state: params.get("st").map(str::to_owned),
+            challenge,
+            nonce: params.get("n").map(str::to_owned),
+            prompt: params.get("p").map(split_prompt).unwrap_or_default(),
+            max_age: params
+                .get("ma")
+                .map(str::parse::<u64>)
+                .transpose()
+                .map_err(|_| malformed())?,
+        })
+    }
+
+    /// The client the request is for.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+}

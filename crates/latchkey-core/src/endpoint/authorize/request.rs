@@ -1,0 +1,351 @@
+//! The authorization request (RFC 6749 §4.1.1, §4.2.1, RFC 7636 §4.3, OpenID Connect Core
+//! §3.1.2.1), parsed once into an [`AuthorizeRequest`] from the query of a `GET` or the form
+//! body of a `POST`.
+//!
+//! The order of the checks is the order of RFC 6749 §4.1.2.1: the client and the redirect URI
+//! first, whose errors are shown to the user and never redirected; every later error goes back
+//! to the client's (now trusted) redirect URI with `state` and `iss`.
+
+use super::{AuthorizeOutcome, error_redirect};
+use crate::client::{Client, ClientType, GrantType};
+use crate::error::{ErrorCode, OAuthError};
+use crate::http::{HttpRequest, Method};
+use crate::params::Params;
+use crate::pkce::CodeChallenge;
+use crate::provider::Provider;
+use crate::redirect::{RegisteredRedirectUri, ResponseMode};
+use crate::scope::{ScopeSet, resolve};
+use crate::store::ProviderStore;
+use crate::token::Binding;
+use crate::user::UserAuthenticator;
+
+/// What the client asked to receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ResponseType {
+    /// `code`: an authorization code (RFC 6749 §4.1).
+    Code,
+    /// `token`: an access token in the fragment, the implicit grant (RFC 6749 §4.2).
+    Token,
+}
+
+impl ResponseType {
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Code => "code",
+            Self::Token => "token",
+        }
+    }
+
+    /// The grant this response type runs.
+    pub fn grant(self) -> GrantType {
+        match self {
+            Self::Code => GrantType::AuthorizationCode,
+            Self::Token => GrantType::Implicit,
+        }
+    }
+}
+
+/// A validated authorization request: the client, a redirect URI registered for it, and every
+/// parameter checked, with everything a login or consent page needs.
+///
+/// Only the core makes one ([`Provider::authorize`] parses it; a [`super::Pending`] brings one
+/// back after login or consent), so holding one means every rule of the request has passed.
+#[derive(Clone, Debug)]
+pub struct AuthorizeRequest {
+    pub(super) client: Client,
+    pub(super) response_type: ResponseType,
+    pub(super) redirect_uri: RegisteredRedirectUri,
+    pub(super) response_mode: ResponseMode,
+    pub(super) scope: ScopeSet,
+    pub(super) state: Option<String>,
+    pub(super) challenge: Option<CodeChallenge>,
+    pub(super) nonce: Option<String>,
+    pub(super) prompt: Vec<String>,
+    pub(super) max_age: Option<u64>,
+    /// Where implicit-grant tokens may be used, for clients that bind their tokens; taken from
+    /// the HTTP request being answered.
+    pub(super) binding: Option<Binding>,
+    /// Whether the HTTP request being answered is a POST, answered with 303 (RFC 9700 §4.12).
+    pub(super) see_other: bool,
+}
+
+impl AuthorizeRequest {
+    /// The requesting client.
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    /// What the client asked for.
+    pub fn response_type(&self) -> ResponseType {
+        self.response_type
+    }
+
+    /// Where the response goes: registered for [`Self::client`].
+    pub fn redirect_uri(&self) -> &RegisteredRedirectUri {
+        &self.redirect_uri
+    }
+
+    /// Query or fragment.
+    pub fn response_mode(&self) -> ResponseMode {
+        self.response_mode
+    }
+
+    /// The scope the user is asked to approve.
+    pub fn scope(&self) -> &ScopeSet {
+        &self.scope
+    }
+
+    /// The client's `state`, echoed back.
+    pub fn state(&self) -> Option<&str> {
+        self.state.as_deref()
+    }
+
+    /// The PKCE challenge.
+    pub fn challenge(&self) -> Option<&CodeChallenge> {
+        self.challenge.as_ref()
+    }
+
+    /// The OpenID Connect `nonce`.
+    pub fn nonce(&self) -> Option<&str> {
+        self.nonce.as_deref()
+    }
+
+    /// The `prompt` values (`none`, `login`, `consent`, `select_account`).
+    pub fn prompt(&self) -> &[String] {
+        &self.prompt
+    }
+
+    /// `max_age` (OpenID Connect Core §3.1.2.1): the oldest login, in seconds, the client
+    /// accepts; an older one must be repeated.
+    pub fn max_age(&self) -> Option<u64> {
+        self.max_age
+    }
+
+    /// Whether the client asked that the user be asked to log in again (`prompt=login`).
+    pub fn prompts_login(&self) -> bool {
+        self.prompts("login")
+    }
+
+    pub(super) fn prompts(&self, value: &str) -> bool {
+        self.prompt.iter().any(|p| p == value)
+    }
+}
+
+/// Parses and validates everything but the user; errors come back as the outcome to return.
+pub(super) async fn parse<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+) -> Result<AuthorizeRequest, AuthorizeOutcome>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let page = |e: OAuthError| AuthorizeOutcome::ErrorPage(e);
+    // OpenID Connect Core §3.1.2.1: "Authorization Servers MUST support the use of the HTTP
+    // GET and POST methods"; a POST carries the parameters form-encoded.
+    let raw: &[u8] = match req.method {
+        Method::Get | Method::Head => req.query.as_bytes(),
+        Method::Post if req.has_form_body() => &req.body,
+        Method::Post => {
+            return Err(page(OAuthError::invalid_request(
+                "the body must be application/x-www-form-urlencoded",
+            )));
+        }
+        _ => {
+            return Err(page(
+                OAuthError::invalid_request("the authorization endpoint accepts GET and POST")
+                    .with_status(405)
+                    .with_header("allow", "GET, POST"),
+            ));
+        }
+    };
+    let params = Params::parse(raw).map_err(page)?;
+    let Some(client_id) = params.get("client_id") else {
+        return Err(page(OAuthError::invalid_request("client_id is missing")));
+    };
+    // A malformed id is refused before it is looked up or reaches a log line.
+    if crate::client::ClientId::parse(client_id).is_err() {
+        return Err(page(OAuthError::invalid_request("malformed client_id")));
+    }
+    let client = match p.store().get_client(client_id).await {
+        Ok(Some(client)) => client,
+        Ok(None) => return Err(page(OAuthError::invalid_request("unknown client_id"))),
+        Err(err) => return Err(page(err.into())),
+    };
+    let redirect_uri =
+        RegisteredRedirectUri::resolve(&client.redirect_uris, params.get("redirect_uri"))
+            .map_err(page)?;
+
+    // From here on the redirect URI is trusted: errors go back to the client.
+    let response_type = params.get("response_type");
+    let default_mode = if response_type == Some("token") {
+        ResponseMode::Fragment
+    } else {
+        ResponseMode::Query
+    };
+    let requested_mode = params.get("response_mode").map(ResponseMode::parse);
+    let mut request = AuthorizeRequest {
+        client,
+        response_type: ResponseType::Code,
+        redirect_uri,
+        response_mode: requested_mode.flatten().unwrap_or(default_mode),
+        scope: ScopeSet::empty(),
+        state: params.get("state").map(str::to_owned),
+        challenge: None,
+        nonce: params.get("nonce").map(str::to_owned),
+        prompt: params.get("prompt").map(split_prompt).unwrap_or_default(),
+        max_age: None,
+        binding: None,
+        see_other: req.method == Method::Post,
+    };
+    let fail = |request: &AuthorizeRequest, err: OAuthError| error_redirect(p, request, &err);
+
+    if request.state.as_ref().is_some_and(|s| s.len() > 2048) {
+        request.state = None;
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request("state is too long"),
+        ));
+    }
+    request.response_type = match response_type {
+        Some("code") => ResponseType::Code,
+        Some("token") => ResponseType::Token,
+        Some(_) => {
+            return Err(fail(
+                &request,
+                OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    "response_type must be code (or token where enabled)",
+                ),
+            ));
+        }
+        None => {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request("response_type is missing"),
+            ));
+        }
+    };
+    if requested_mode.is_some_and(|m| m.is_none()) {
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request("response_mode must be query or fragment"),
+        ));
+    }
+    // RFC 6749 §4.2.2 delivers tokens in the fragment; never in a query that servers log.
+    if request.response_type == ResponseType::Token && request.response_mode == ResponseMode::Query
+    {
+        request.response_mode = ResponseMode::Fragment;
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request(
+                "response_mode=query is not allowed with response_type=token",
+            ),
+        ));
+    }
+    let grant = request.response_type.grant();
+    // RFC 6749 §4.2.2.1 "unsupported_response_type": the implicit grant is switched off
+    // server-wide (the metadata does not list `token` either), whatever the client is allowed.
+    if !p.config().grant_enabled(grant) {
+        return Err(fail(
+            &request,
+            OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                format!("the {grant} grant is not enabled on this server"),
+            ),
+        ));
+    }
+    if !request.client.allows(grant) {
+        return Err(fail(
+            &request,
+            OAuthError::unauthorized_client(format!(
+                "this client is not allowed the {grant} grant"
+            )),
+        ));
+    }
+    request.max_age = match params.get("max_age").map(str::parse::<u64>).transpose() {
+        Ok(max_age) => max_age,
+        Err(_) => {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request("max_age must be a non-negative integer"),
+            ));
+        }
+    };
+    if request.prompts("none") && request.prompt.len() > 1 {
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request("prompt=none cannot be combined"),
+        ));
+    }
+    let requested_scope = match params.get("scope").map(ScopeSet::parse).transpose() {
+        Ok(scope) => scope,
+        Err(err) => return Err(fail(&request, err)),
+    };
+    request.scope = match resolve(
+        requested_scope.as_ref(),
+        p.allowed_scopes(&request.client),
+        p.default_scopes(&request.client),
+    ) {
+        Ok(scope) => scope,
+        Err(err) => return Err(fail(&request, err)),
+    };
+    if request.response_type == ResponseType::Code {
+        request.challenge = match params.get("code_challenge") {
+            Some(value) => match CodeChallenge::parse(
+                value,
+                params.get("code_challenge_method"),
+                p.config().allow_plain_pkce,
+            ) {
+                Ok(challenge) => Some(challenge),
+                Err(err) => return Err(fail(&request, err)),
+            },
+            None if params.contains("code_challenge_method") => {
+                return Err(fail(
+                    &request,
+                    OAuthError::invalid_request("code_challenge_method without code_challenge"),
+                ));
+            }
+            None => None,
+        };
+        // RFC 9700 §2.1.1: public clients MUST use PKCE; a setting extends that to all.
+        let required =
+            request.client.client_type() == ClientType::Public || p.config().require_pkce;
+        if required && request.challenge.is_none() {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request("code_challenge is required (PKCE, S256)"),
+            ));
+        }
+    }
+    if request.nonce.as_ref().is_some_and(|n| n.len() > 512) {
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request("nonce is too long"),
+        ));
+    }
+    request.binding = binding_of(p, &request.client, req);
+    Ok(request)
+}
+
+/// The `prompt` parameter's space-separated values.
+pub(super) fn split_prompt(raw: &str) -> Vec<String> {
+    raw.split(' ')
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Where implicit-grant tokens issued in answer to `req` may be used, for a client that binds
+/// its tokens.
+pub(super) fn binding_of<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    client: &Client,
+    req: &HttpRequest,
+) -> Option<Binding> {
+    client
+        .bind_tokens
+        .then(|| Binding::of(req, &p.config().trusted_proxies))
+}
