@@ -20,66 +20,43 @@ use crate::{Reply, head_request, rejection};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform, forward_ready};
 use actix_web::{FromRequest, HttpMessage, web};
+use latchkey_adapter::{OAuth1Guard, ResourceGuard};
 use latchkey_core::error::OAuthError;
 use latchkey_core::http::HttpRequest;
-use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
+use latchkey_core::resource::{AccessToken, Guard, GuardHooks, TokenVerifier};
 use latchkey_core::scope::ScopeSet;
 use std::future::{Future, Ready, ready};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
-
-type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, GuardError>> + Send>>;
-type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
-type OAuth1Future =
-    Pin<Box<dyn Future<Output = Result<AccessToken, latchkey_core::http::HttpResponse>> + Send>>;
-type OAuth1Fn = dyn Fn(HttpRequest, ScopeSet) -> OAuth1Future + Send + Sync;
 
 /// The most body bytes read to check an OAuth 1.0a signature over a form.
 const MAX_SIGNED_FORM: usize = latchkey_core::params::MAX_FORM_BYTES;
 
-/// A type-erased [`Guard`], cheap to clone, to keep as `web::Data<BearerGuard>`.
-#[derive(Clone)]
+/// A type-erased [`Guard`], cheap to clone, to keep as `web::Data<BearerGuard>`: the shared
+/// [`ResourceGuard`] with actix's extraction and replies around it.
+#[derive(Clone, Debug)]
 pub struct BearerGuard {
-    check: Arc<CheckFn>,
-    realm: Arc<str>,
-    oauth1: Option<Arc<OAuth1Fn>>,
+    inner: ResourceGuard,
 }
 
 impl BearerGuard {
     /// Wraps a core guard.
     pub fn new<V: TokenVerifier, H: GuardHooks>(guard: Guard<V, H>) -> Self {
-        let realm: Arc<str> = guard.realm().into();
-        let guard = Arc::new(guard);
         Self {
-            check: Arc::new(move |req, scopes| {
-                let guard = Arc::clone(&guard);
-                Box::pin(async move { guard.authenticate(&req, &scopes).await })
-            }),
-            realm,
-            oauth1: None,
+            inner: ResourceGuard::new(guard),
         }
     }
 
     /// Also accepts requests signed with OAuth 1.0a, checked by `provider` (the request URL
     /// is the provider's `base_url` plus the request path); required scopes are required
     /// realms.
-    pub fn with_oauth1<O>(mut self, provider: latchkey_oauth1::OAuth1Provider<O>) -> Self
+    pub fn with_oauth1<O>(self, provider: latchkey_oauth1::OAuth1Provider<O>) -> Self
     where
         O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
     {
-        let realm = provider.config().challenge_realm.clone();
-        self.oauth1 = Some(Arc::new(move |req, realms| {
-            let provider = provider.clone();
-            let realm = realm.clone();
-            Box::pin(async move {
-                provider
-                    .verify(&req, &realms)
-                    .await
-                    .map_err(|err| err.to_response(&realm))
-            })
-        }));
-        self
+        Self {
+            inner: self.inner.with_oauth1(OAuth1Guard::new(provider)),
+        }
     }
 
     /// Checks the head of `req`, requiring `scopes`; a refusal is the RFC 6750 answer (or,
@@ -89,9 +66,8 @@ impl BearerGuard {
         req: &actix_web::HttpRequest,
         scopes: &ScopeSet,
     ) -> Result<AccessToken, actix_web::HttpResponse> {
-        let head = head_request(req).map_err(|err| {
-            Reply(GuardError::Malformed(err.description()).to_response(&self.realm)).into_actix()
-        })?;
+        let head =
+            head_request(req).map_err(|err| Reply(self.inner.malformed(err)).into_actix())?;
         self.check_request(head, scopes).await
     }
 
@@ -100,36 +76,19 @@ impl BearerGuard {
         req: HttpRequest,
         scopes: &ScopeSet,
     ) -> Result<AccessToken, actix_web::HttpResponse> {
-        if let Some(oauth1) = &self.oauth1
-            && latchkey_oauth1::request::carries_oauth1(&req)
-        {
-            return oauth1(req, scopes.clone())
-                .await
-                .map_err(|response| Reply(response).into_actix());
-        }
-        (self.check)(req, scopes.clone())
+        self.inner
+            .check(req, scopes)
             .await
-            .map_err(|err| Reply(err.to_response(&self.realm)).into_actix())
+            .map_err(|refusal| Reply(refusal).into_actix())
     }
 
-    /// Whether checking `req` needs its body: an OAuth 1.0a signature covers the
-    /// parameters of a form body (RFC 5849 §3.4.1.3.1).
+    /// Whether checking `req` needs its body (see [`ResourceGuard::needs_body`]).
     fn needs_body(&self, req: &actix_web::HttpRequest) -> bool {
-        self.oauth1.is_some()
-            && !matches!(
-                *req.method(),
-                actix_web::http::Method::GET | actix_web::http::Method::HEAD
-            )
-            && req
-                .headers()
-                .get("content-type")
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| {
-                    ct.split(';').next().is_some_and(|m| {
-                        m.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    })
-                })
+        let content_type = req
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok());
+        self.inner.needs_body(req.method().as_str(), content_type)
     }
 
     /// A middleware requiring a valid token with every scope in `scopes` (space-delimited).
@@ -137,20 +96,11 @@ impl BearerGuard {
     /// # Panics
     /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
     pub fn require(&self, scopes: &str) -> RequireScopes {
-        let scopes =
-            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        let scopes = ResourceGuard::required_scopes(scopes);
         RequireScopes {
             guard: self.clone(),
             scopes,
         }
-    }
-}
-
-impl std::fmt::Debug for BearerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerGuard")
-            .field("realm", &self.realm)
-            .finish()
     }
 }
 
@@ -263,10 +213,7 @@ where
                 let mut head = match head_request(req.request()) {
                     Ok(head) => head,
                     Err(err) => {
-                        let refusal = Reply(
-                            GuardError::Malformed(err.description()).to_response(&guard.realm),
-                        )
-                        .into_actix();
+                        let refusal = Reply(guard.inner.malformed(err)).into_actix();
                         return Ok(req.into_response(refusal).map_into_right_body());
                     }
                 };

@@ -37,16 +37,15 @@ use latchkey_core::http::{HeaderError, HttpRequest, HttpResponse, Method, collec
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
-use latchkey_core::user::{Blocking, UserAuthenticator};
+use latchkey_core::user::UserAuthenticator;
 use latchkey_ui::{Login, Ui};
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 pub mod guard;
 
 pub use guard::{Authenticated, BearerGuard, RequireScopes, RequireScopesMiddleware};
+pub use latchkey_adapter::TokioBlocking;
 
 /// Marks a request as received over TLS. A server that terminates TLS (or trusts a proxy
 /// that did) inserts it as a request extension, or as connection data from
@@ -383,40 +382,4 @@ where
     O: latchkey_core::store::ClientStore + latchkey_oauth1::OAuth1Store,
 {
     Reply(state.0.revoke(&req).await)
-}
-
-/// Runs Argon2 verifications on the blocking pool of the tokio runtime under actix, at most
-/// `permits` at a time, so a burst of password logins can neither stall the (single-threaded)
-/// actix workers nor exhaust memory (each verification holds 19 MiB).
-#[derive(Clone, Debug)]
-pub struct TokioBlocking {
-    permits: Arc<Semaphore>,
-}
-
-impl TokioBlocking {
-    /// Allows `permits` concurrent blocking jobs.
-    pub fn new(permits: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-        }
-    }
-}
-
-impl Default for TokioBlocking {
-    /// One job per core, at least two.
-    fn default() -> Self {
-        Self::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .max(2),
-        )
-    }
-}
-
-impl Blocking for TokioBlocking {
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let _permit = self.permits.acquire().await.ok()?;
-        tokio::task::spawn_blocking(f).await.ok()
-    }
 }

@@ -15,52 +15,42 @@ use crate::Reply;
 use axum::extract::{ConnectInfo, FromRef, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use latchkey_core::http::{HttpRequest, Method, collect_headers};
-use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
+use latchkey_adapter::ResourceGuard;
+use latchkey_core::http::{HeaderError, HttpRequest, Method, collect_headers};
+use latchkey_core::resource::{AccessToken, Guard, GuardHooks, TokenVerifier};
 use latchkey_core::scope::ScopeSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
-type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, GuardError>> + Send>>;
-type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
-
-/// A type-erased [`Guard`], cheap to clone, to keep in axum state.
-#[derive(Clone)]
+/// A type-erased [`Guard`], cheap to clone, to keep in axum state: the shared
+/// [`ResourceGuard`] with axum's extraction and replies around it.
+#[derive(Clone, Debug)]
 pub struct BearerGuard {
-    check: Arc<CheckFn>,
-    realm: Arc<str>,
-    oauth1: Option<crate::OAuth1Guard>,
+    inner: ResourceGuard,
 }
 
 impl BearerGuard {
     /// Wraps a core guard.
     pub fn new<V: TokenVerifier, H: GuardHooks>(guard: Guard<V, H>) -> Self {
-        let realm: Arc<str> = guard.realm().into();
-        let guard = Arc::new(guard);
         Self {
-            check: Arc::new(move |req, scopes| {
-                let guard = Arc::clone(&guard);
-                Box::pin(async move { guard.authenticate(&req, &scopes).await })
-            }),
-            realm,
-            oauth1: None,
+            inner: ResourceGuard::new(guard),
         }
     }
 
     /// Also accepts requests signed with OAuth 1.0a (an `Authorization: OAuth` header or an
     /// `oauth_signature` parameter), checked by `oauth1`; required scopes are required realms.
-    pub fn with_oauth1(mut self, oauth1: crate::OAuth1Guard) -> Self {
-        self.oauth1 = Some(oauth1);
-        self
+    pub fn with_oauth1(self, oauth1: crate::OAuth1Guard) -> Self {
+        Self {
+            inner: self.inner.with_oauth1(oauth1),
+        }
     }
 
     /// Checks the request described by `parts`, requiring `scopes`.
     pub async fn check(&self, parts: &Parts, scopes: &ScopeSet) -> Result<AccessToken, Response> {
-        let req = head_request(parts)
-            .map_err(|err| Reply(err.to_response(&self.realm)).into_response())?;
+        let req =
+            head_request(parts).map_err(|err| Reply(self.inner.malformed(err)).into_response())?;
         self.check_request(req, scopes).await
     }
 
@@ -70,37 +60,20 @@ impl BearerGuard {
         req: HttpRequest,
         scopes: &ScopeSet,
     ) -> Result<AccessToken, Response> {
-        if let Some(oauth1) = &self.oauth1
-            && latchkey_oauth1::request::carries_oauth1(&req)
-        {
-            return oauth1
-                .check(req, scopes)
-                .await
-                .map_err(|response| Reply(response).into_response());
-        }
-        (self.check)(req, scopes.clone())
+        self.inner
+            .check(req, scopes)
             .await
-            .map_err(|err| Reply(err.to_response(&self.realm)).into_response())
+            .map_err(|refusal| Reply(refusal).into_response())
     }
 
-    /// Whether checking a request with these parts needs its body: an OAuth 1.0a signature
-    /// covers the parameters of a form body (RFC 5849 §3.4.1.3.1).
+    /// Whether checking a request with these parts needs its body (see
+    /// [`ResourceGuard::needs_body`]).
     fn needs_body(&self, parts: &Parts) -> bool {
-        self.oauth1.is_some()
-            && !matches!(
-                parts.method,
-                axum::http::Method::GET | axum::http::Method::HEAD
-            )
-            && parts
-                .headers
-                .get(axum::http::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .is_some_and(|ct| {
-                    ct.split(';').next().is_some_and(|m| {
-                        m.trim()
-                            .eq_ignore_ascii_case("application/x-www-form-urlencoded")
-                    })
-                })
+        let content_type = parts
+            .headers
+            .get(axum::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok());
+        self.inner.needs_body(parts.method.as_str(), content_type)
     }
 
     /// A layer requiring a valid token with every scope in `scopes` (space-delimited).
@@ -108,8 +81,7 @@ impl BearerGuard {
     /// # Panics
     /// If `scopes` is not a valid scope string: that is a programming error, caught at start-up.
     pub fn require(&self, scopes: &str) -> RequireScopesLayer {
-        let scopes =
-            ScopeSet::parse(scopes).unwrap_or_else(|e| panic!("invalid scope {scopes:?}: {e}"));
+        let scopes = ResourceGuard::required_scopes(scopes);
         RequireScopesLayer {
             guard: self.clone(),
             scopes,
@@ -117,24 +89,15 @@ impl BearerGuard {
     }
 }
 
-impl std::fmt::Debug for BearerGuard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BearerGuard")
-            .field("realm", &self.realm)
-            .finish()
-    }
-}
-
 /// The request's head as the core sees it: no body is read to check a bearer token. Headers
 /// the core refuses (see [`collect_headers`]) are a malformed request.
-fn head_request(parts: &Parts) -> Result<HttpRequest, GuardError> {
+fn head_request(parts: &Parts) -> Result<HttpRequest, HeaderError> {
     let headers = collect_headers(
         parts
             .headers
             .iter()
             .map(|(name, value)| (name.as_str(), value.as_bytes())),
-    )
-    .map_err(|err| GuardError::Malformed(err.description()))?;
+    )?;
     let (tls, transport_allowed) = crate::transport(&parts.extensions);
     Ok(HttpRequest {
         method: Method::parse(parts.method.as_str()),
@@ -239,7 +202,7 @@ where
                 };
                 let mut head = match head_request(&parts) {
                     Ok(head) => head,
-                    Err(err) => return Ok(Reply(err.to_response(&guard.realm)).into_response()),
+                    Err(err) => return Ok(Reply(guard.inner.malformed(err)).into_response()),
                 };
                 head.body = bytes.clone();
                 (

@@ -31,10 +31,8 @@ use latchkey_core::http::{HttpRequest, HttpResponse, Method, collect_headers};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
-use latchkey_core::user::{Blocking, UserAuthenticator};
+use latchkey_core::user::UserAuthenticator;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use tokio::sync::Semaphore;
 
 /// Marks a request as received over TLS. A server that terminates TLS (or trusts a proxy
 /// that did) inserts it as a request extension; the core then knows the transport was safe.
@@ -157,7 +155,8 @@ pub mod guard;
 pub mod oauth1;
 
 pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
-pub use oauth1::{OAuth1Guard, oauth1_router};
+pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
+pub use oauth1::oauth1_router;
 
 /// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
 /// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`). Mount it with
@@ -192,42 +191,6 @@ where
             axum::routing::get(|State(p): St<S, U>| async move { Reply(p.metadata()) }),
         )
         .with_state(provider)
-}
-
-/// Runs Argon2 verifications on tokio's blocking pool, at most `permits` at a time, so a
-/// burst of password logins can neither stall the async workers nor exhaust memory
-/// (each verification holds 19 MiB).
-#[derive(Clone, Debug)]
-pub struct TokioBlocking {
-    permits: Arc<Semaphore>,
-}
-
-impl TokioBlocking {
-    /// Allows `permits` concurrent blocking jobs.
-    pub fn new(permits: usize) -> Self {
-        Self {
-            permits: Arc::new(Semaphore::new(permits.max(1))),
-        }
-    }
-}
-
-impl Default for TokioBlocking {
-    /// One job per core, at least two.
-    fn default() -> Self {
-        Self::new(
-            std::thread::available_parallelism()
-                .map(|n| n.get())
-                .unwrap_or(2)
-                .max(2),
-        )
-    }
-}
-
-impl Blocking for TokioBlocking {
-    async fn run<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> Option<T> {
-        let _permit = self.permits.acquire().await.ok()?;
-        tokio::task::spawn_blocking(f).await.ok()
-    }
 }
 
 /// A router with the authorization endpoint and its pages: `/authorize` (GET and POST, the

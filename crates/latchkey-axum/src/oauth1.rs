@@ -4,7 +4,7 @@
 //! * [`oauth1_router`]: `POST /oauth1/request_token`, `GET`/`POST /oauth1/authorize` (the
 //!   shared login and consent pages), `POST /oauth1/login`, `POST /oauth1/access_token` and
 //!   `POST /oauth1/revoke`.
-//! * [`OAuth1Guard`]: checks a signed request (signature, timestamp, nonce, token, realms);
+//! * [`crate::OAuth1Guard`] (from `latchkey-adapter`): checks a signed request (signature, timestamp, nonce, token, realms);
 //!   plug it into a [`crate::BearerGuard`] with [`crate::BearerGuard::with_oauth1`], so the
 //!   same [`crate::Authenticated`] extractor and [`crate::RequireScopesLayer`] accept either
 //!   a bearer token or an OAuth 1.0a signature, realms standing for scopes.
@@ -16,19 +16,13 @@
 use crate::{Extract, Reply};
 use axum::extract::State;
 use axum::routing::{get, post};
-use latchkey_core::http::HttpRequest;
-use latchkey_core::resource::AccessToken;
-use latchkey_core::scope::ScopeSet;
 use latchkey_core::store::{ClientStore, ProviderStore};
 use latchkey_core::user::UserAuthenticator;
 use latchkey_oauth1::provider::{
     ACCESS_TOKEN_PATH, AUTHORIZE_PATH, REQUEST_TOKEN_PATH, REVOKE_PATH,
 };
-use latchkey_oauth1::{OAuth1Error, OAuth1Provider, OAuth1Store};
+use latchkey_oauth1::{OAuth1Provider, OAuth1Store};
 use latchkey_ui::{Login, Ui};
-use std::future::Future;
-use std::pin::Pin;
-use std::sync::Arc;
 
 /// A router with the OAuth 1.0a endpoints, the authorization step on `ui`'s pages. Mount
 /// it beside [`crate::router`] and [`crate::authorize_router`] (same base path as `ui`).
@@ -87,48 +81,4 @@ where
             ),
         )
         .with_state((oauth1, ui))
-}
-
-type CheckFuture = Pin<Box<dyn Future<Output = Result<AccessToken, OAuth1Error>> + Send>>;
-type CheckFn = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture + Send + Sync;
-
-/// A type-erased OAuth 1.0a resource check, cheap to clone.
-#[derive(Clone)]
-pub struct OAuth1Guard {
-    check: Arc<CheckFn>,
-    realm: Arc<str>,
-}
-
-impl OAuth1Guard {
-    /// Checks signed requests against `provider`'s tokens and consumers.
-    pub fn new<O: ClientStore + OAuth1Store>(provider: OAuth1Provider<O>) -> Self {
-        let realm: Arc<str> = provider.config().challenge_realm.as_str().into();
-        Self {
-            check: Arc::new(move |req, realms| {
-                let provider = provider.clone();
-                Box::pin(async move { provider.verify(&req, &realms).await })
-            }),
-            realm,
-        }
-    }
-
-    /// Checks `req`, requiring `realms`; a refusal is the OAuth Problem Reporting answer
-    /// (401 with `WWW-Authenticate: OAuth realm=..., oauth_problem=...`).
-    pub async fn check(
-        &self,
-        req: HttpRequest,
-        realms: &ScopeSet,
-    ) -> Result<AccessToken, latchkey_core::http::HttpResponse> {
-        (self.check)(req, realms.clone())
-            .await
-            .map_err(|err| err.to_response(&self.realm))
-    }
-}
-
-impl std::fmt::Debug for OAuth1Guard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("OAuth1Guard")
-            .field("realm", &self.realm)
-            .finish()
-    }
 }

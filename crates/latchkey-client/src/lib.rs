@@ -118,6 +118,9 @@
 //! # let _ = guard;
 //! ```
 
+// On docs.rs (`--cfg docsrs`, nightly), items behind a feature are labelled with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 pub mod app;
 pub mod config;
 pub mod device;

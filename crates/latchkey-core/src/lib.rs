@@ -2,10 +2,13 @@
 //!
 //! The protocol core of Latchkey, an OAuth 2.0 authorization server (RFC 6749, RFC 9700).
 //!
-//! This crate does no I/O, knows no web framework and owns no clock or random source: an
-//! adapter turns a framework request into an [`http::HttpRequest`], calls an endpoint on a
+//! This crate does no network or file I/O and knows no web framework: an adapter turns a
+//! framework request into an [`http::HttpRequest`], calls an endpoint on a
 //! [`provider::Provider`], and turns the [`http::HttpResponse`] back. Storage is reached only
 //! through the traits in [`store`]; [`store::memory`] is the reference implementation.
+//! Time and randomness are injected too: the code reads them only through the provider's
+//! [`clock::Clock`] and [`entropy::Entropy`], which the builder defaults to the system clock
+//! and the operating system's generator, and which tests replace with fixed ones.
 //!
 //! ```
 //! use latchkey_core::prelude::*;

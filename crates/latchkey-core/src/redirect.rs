@@ -86,6 +86,15 @@ impl RegisteredRedirectUri {
         Self { uri, sent }
     }
 
+    /// Whether this URI is still among the client's `registered` ones: a request that waited
+    /// for the user (a pending request) is re-checked against the registration as it is now,
+    /// so a redirect URI removed in the meantime receives nothing.
+    pub fn still_registered(&self, registered: &[String]) -> bool {
+        registered
+            .iter()
+            .any(|r| *r == self.uri || loopback_equivalent(r, &self.uri))
+    }
+
     /// The URI.
     pub fn as_str(&self) -> &str {
         &self.uri

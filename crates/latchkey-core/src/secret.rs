@@ -2,13 +2,18 @@
 //!
 //! Client secrets, passwords and token values travel through the core as [`Secret`], whose
 //! `Debug` is `Secret(***)`, so a stray `{:?}` in a log line cannot leak one. What is kept at
-//! rest is a [`Digest`]: the SHA-256 of the value (DESIGN.md, "Secrets").
+//! rest is a [`Digest`]: the SHA-256 of the value, so a leaked store holds no usable
+//! credential.
 
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq;
 
 /// A secret value received from or handed to a client: a token, a client secret or a password.
-#[derive(Clone, PartialEq, Eq)]
+///
+/// Equality is constant-time in the contents (only the length can show through timing), so
+/// comparing a presented value with an expected one, directly or through a type that derives
+/// `PartialEq` around a `Secret`, leaks nothing about where they differ.
+#[derive(Clone)]
 pub struct Secret(String);
 
 impl Secret {
@@ -27,6 +32,13 @@ impl Secret {
         Digest::of(self.0.as_bytes())
     }
 }
+
+impl PartialEq for Secret {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+impl Eq for Secret {}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -116,6 +128,15 @@ mod tests {
     #[test]
     fn debug_never_shows_the_value() {
         assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+
+    #[test]
+    fn secrets_are_equal_only_when_every_byte_is() {
+        assert_eq!(Secret::new("s3cret"), Secret::new("s3cret"));
+        assert_ne!(Secret::new("s3cret"), Secret::new("s3creT"));
+        assert_ne!(Secret::new("s3cret"), Secret::new("s3cre"));
+        assert_ne!(Secret::new(""), Secret::new("s"));
+        assert_eq!(Secret::new(""), Secret::new(""));
     }
 
     #[test]

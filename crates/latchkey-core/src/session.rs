@@ -1,4 +1,4 @@
-//! Login sessions kept by the server (DESIGN.md, "Server-side sessions").
+//! Login sessions kept by the server.
 //!
 //! A browser that logged in holds a random session id (in a cookie); the store keeps only the
 //! SHA-256 digest of that id with who logged in and when. Because the record lives on the

@@ -760,3 +760,54 @@ async fn the_authorization_request_may_be_posted_as_a_form() {
         AuthorizeOutcome::ErrorPage(_)
     ));
 }
+
+/// A pending request is checked again against the client as it is when the user decides: a
+/// redirect URI, grant or scope withdrawn meanwhile gets a page, never a redirect.
+#[tokio::test]
+async fn a_pending_request_is_refused_when_the_client_changed_meanwhile() {
+    use latchkey_core::client::GrantType;
+    use latchkey_core::scope::ScopeSet;
+    use latchkey_core::store::ClientStore;
+    type Change = fn(&mut latchkey_core::client::Client);
+    let changes: [(&str, Change); 3] = [
+        ("redirect URI removed", |c| {
+            c.redirect_uris = vec!["https://elsewhere.example/cb".into()]
+        }),
+        ("grant withdrawn", |c| {
+            c.grant_types = [GrantType::RefreshToken].into_iter().collect()
+        }),
+        ("scope withdrawn", |c| {
+            c.scopes = Some(ScopeSet::parse("write").expect("scope"))
+        }),
+    ];
+    for (what, change) in changes {
+        let kit = TestKit::new();
+        let spa = kit.spa_client().await;
+        let alice = kit.alice();
+        let text = pending_of(
+            kit.authorize(&code_query(spa.id(), "&scope=read"), None, None)
+                .await,
+        );
+        let mut client = kit
+            .store
+            .get_client(spa.id())
+            .await
+            .expect("store")
+            .expect("client");
+        change(&mut client);
+        kit.store.put_client(&client).await.expect("updated");
+        let outcome = kit
+            .provider
+            .resume_authorize(
+                &consent_post(),
+                Pending::decode(&text).expect("decodes"),
+                Some(Authentication::of(&alice)),
+                ALLOW,
+            )
+            .await;
+        assert!(
+            matches!(outcome, AuthorizeOutcome::ErrorPage(_)),
+            "{what}: {outcome:?}"
+        );
+    }
+}

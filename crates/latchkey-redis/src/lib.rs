@@ -2,7 +2,7 @@
 //!
 //! [`RedisStore`] implements [`TokenStore`] and [`CodeStore`] only. Clients, users and consent
 //! are long-lived and belong in SQL; the server's composite store sends each trait to its
-//! backend (DESIGN.md: "clients and users in SQL, tokens in Redis").
+//! backend: clients and users in SQL, tokens and codes here.
 //!
 //! # Why Redis, and how
 //! - **Native TTL.** Every token and code key expires at its record's `expires_at`

@@ -1,11 +1,10 @@
 //! The server's log lines: a JSON line format and a batching writer, both cheap enough to
 //! leave an audit line on every issued token.
 //!
-//! Measured with callgrind on the token path of the memory store (see BENCHMARKS.md), the
-//! stock `tracing-subscriber` JSON formatter cost about 27,000 instructions per audit line:
-//! it parses the request span's fields back from JSON text and serializes them again on
-//! every line, and formats the timestamp from scratch. The stock non-blocking writer then
-//! woke its thread once per line. [`JsonLines`] writes the same line shape (`timestamp`,
+//! The stock `tracing-subscriber` JSON formatter parses the request span's fields back from
+//! JSON text and serializes them again on every line, and formats the timestamp from scratch;
+//! the stock non-blocking writer wakes its thread once per line (BENCHMARKS.md has what that
+//! cost on the token path). [`JsonLines`] writes the same line shape (`timestamp`,
 //! `level`, `fields`, `target`, `span`) by copying the span's already-formatted fields and
 //! reusing the date part of the timestamp within a second; [`Batched`] gathers the lines of a
 //! burst and writes them with one `write` from one wake-up of its thread, and never makes a
@@ -281,9 +280,9 @@ const AUDIT_TARGET: &str = "latchkey::audit";
 
 /// A log writer for the fmt subscriber that appends each line to a queue and lets one
 /// background thread write the queue out: one wake-up and one `write` per burst of lines
-/// (at most one per [`LINGER`]), never one per line. Logging never waits for the output:
-/// when the queue is full, ordinary lines are dropped; audit lines have room of their own
-/// and then wait at most [`AUDIT_WAIT`]. Dropped lines are counted in
+/// (at most one per `LINGER`, 2 ms), never one per line. Logging never waits for the
+/// output: when the queue is full, ordinary lines are dropped; audit lines have room of their
+/// own and then wait at most `AUDIT_WAIT` (250 ms). Dropped lines are counted in
 /// `latchkey_log_lines_dropped_total{kind}` and reported by a `log lines dropped` line once
 /// the output moves again. Dropping the [`BatchedGuard`] writes what is left.
 #[derive(Clone, Debug)]

@@ -8,10 +8,9 @@ use latchkey_server::settings::{LogFormat, Settings};
 use std::io::IsTerminal;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 
-/// mimalloc rather than glibc's allocator. Measured on client_credentials with the memory
-/// store (`bench/run.py`): glibc trims and regrows its heap under this load, 0.33 page
-/// faults and 77-80 µs of server CPU per token with p99 up to a second; mimalloc, 0.01
-/// faults and 40 µs. Memory freed after a burst (Argon2 blocks) also goes back to the OS.
+/// mimalloc rather than glibc's allocator: under the token load glibc trims and regrows its
+/// heap, paying page faults on every token, and keeps the Argon2 blocks freed after a burst of
+/// logins; mimalloc does neither (BENCHMARKS.md, "Allocator", has the figures).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 

@@ -147,8 +147,8 @@ fn method_label(m: &axum::http::Method) -> &'static str {
 pub(crate) type Handles<K, H> = OnceLock<Mutex<HashMap<K, H>>>;
 
 /// The handle for `key` from `cache`, registered with `make` the first time. The recorder's
-/// own lookup hashes and allocates the name and every label on each call (about 2,300
-/// instructions under callgrind); this is one uncontended lock and a small-map probe. Until
+/// own lookup hashes and allocates the name and every label on each call; this is one
+/// uncontended lock and a small-map probe. Until
 /// [`install`] has put the recorder in place, handles are not cached: they would be the
 /// no-op handles of the absent recorder forever.
 pub(crate) fn handle<K: Eq + Hash, H: Clone>(

@@ -173,9 +173,8 @@ impl AnyStore {
 /// Delegates to the durable store's backend. The futures of the networked backends are
 /// boxed: they are kilobytes (a driver's whole request state), and unboxed they would make
 /// every `AnyStore` future, and every future that awaits one up to the HTTP handler, as large,
-/// copied at each level on every request, also on the memory and SQLite stores (measured:
-/// the token endpoint's future was 7.9 KB). One allocation is nothing next to a network
-/// round trip.
+/// copied at each level on every request, also on the memory and SQLite stores (BENCHMARKS.md
+/// has the sizes). One allocation is nothing next to a network round trip.
 macro_rules! durable {
     ($self:ident, $s:ident => $call:expr) => {
         match $self {

@@ -21,6 +21,9 @@
 //! (`migrations/<dialect>/`), applied by a small runner on open; the dialect-independent part
 //! lives in `migrate`, the row decoding they share in `rows`.
 
+// On docs.rs (`--cfg docsrs`, nightly), items behind a feature are labelled with it.
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

@@ -5,7 +5,7 @@
 //! [`super::cache::CachedVerifier`] in front to avoid a round trip per request.
 //!
 //! A bound token's binding comes back in the answer's
-//! [`BINDING_MEMBER`](crate::endpoint::introspect::BINDING_MEMBER), so the
+//! [`BINDING_MEMBER`], so the
 //! [`super::Guard`] enforces it here exactly as it does in process.
 
 use super::{AccessToken, TokenVerifier, Verified};

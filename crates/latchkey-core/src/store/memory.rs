@@ -5,7 +5,7 @@
 //! one mutex, held only for map operations (never across an `await`), which makes every
 //! method trivially atomic.
 //!
-//! Tokens and grant families live in a [`ShardedMap`] of 64 hash maps each, so growing a map
+//! Tokens and grant families live in a `ShardedMap` of 64 hash maps each, so growing a map
 //! never rehashes everything under the lock. Token maps hash by the digest's own bytes (a
 //! SHA-256 output is already uniformly random, so SipHash would only add work).
 //!

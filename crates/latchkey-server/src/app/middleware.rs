@@ -7,7 +7,7 @@ use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// Request ids for requests that come without an `x-request-id`: random UUIDs (version 4)
 /// from the pooled OS generator. `tower-http`'s `MakeRequestUuid` asks the OS for 16 bytes
-/// on every request, one system call each (strace under load: one `getrandom` per token).
+/// on every request, one system call each.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct RandomRequestId;
 

@@ -98,9 +98,9 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
 /// The routes every configuration has, around `oauth`, and the outer layers.
 ///
 /// The outer layers wrap the finished router once, as one service, rather than through
-/// `Router::layer`, which wraps every route separately and boxes each layer's future: on the
-/// token path that was eleven boxed copies of a growing future per request, 13% of the
-/// server's instructions (callgrind, `bench/results/profile-*.txt`). The one price is that the
+/// `Router::layer`, which wraps every route separately and boxes each layer's future, so that
+/// a request pays for one boxed copy of a growing future per layer (BENCHMARKS.md has what
+/// that cost on the token path). The one price is that the
 /// metrics middleware sees the request before routing, so it labels routes by path
 /// ([`crate::metrics::track`] maps them onto a fixed list either way).
 fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {

@@ -1,5 +1,5 @@
 //! The MySQL/MariaDB store: for several `latchkey` nodes sharing one MySQL 8 or MariaDB 10.6+
-//! database (DESIGN.md, "Scale-out").
+//! database, so that nodes can be added or lost without losing state.
 //!
 //! Every node writes, so each operation is atomic in the database itself. MySQL has no
 //! `RETURNING` on `UPDATE`, so both `take_code` and `rotate_refresh` are one transaction that

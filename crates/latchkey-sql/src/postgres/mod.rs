@@ -1,5 +1,5 @@
 //! The PostgreSQL store: for several `latchkey` nodes behind a load balancer sharing one
-//! database (DESIGN.md, "Scale-out").
+//! database, so that nodes can be added or lost without losing state.
 //!
 //! There is no single writer to lean on, as SQLite has: every node writes, so each operation
 //! is atomic in the database itself. `take_code` and `rotate_refresh` are each one transaction

@@ -10,7 +10,7 @@
 //!   read-only ones (see [`readers`]). In WAL mode a read never waits for the writer, and a
 //!   point read by primary key costs a few microseconds; handing it to another thread, as an
 //!   async driver does (sqlx runs each SQLite statement on a per-connection worker thread),
-//!   measured ~43 µs of CPU per read against ~3.4 µs inline.
+//!   costs many times the read itself (BENCHMARKS.md has the figures).
 //!
 //! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
@@ -222,9 +222,10 @@ fn create_private(path: &Path) -> Result<(), StoreError> {
 }
 
 /// Opens a connection to the file at `path` with the settings every connection of the store
-/// shares: `synchronous=FULL` (a commit is on disk before it is answered), foreign keys
-/// enforced, and a wait of [`BUSY_TIMEOUT`] for another process's lock. `extra` adds open
-/// flags (`SQLITE_OPEN_CREATE` for the writer).
+/// shares: `synchronous=FULL` (a commit is on disk before it is answered), the
+/// `foreign_keys` pragma on (no table declares a foreign key: the store deletes what a client
+/// or user owns itself), and a wait of [`BUSY_TIMEOUT`] for another process's lock. `extra`
+/// adds open flags (`SQLITE_OPEN_CREATE` for the writer).
 fn connect(path: &Path, extra: OpenFlags) -> rusqlite::Result<Connection> {
     // No SQLITE_OPEN_URI: the path is a file name, never a `file:` URI with options.
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX | extra;

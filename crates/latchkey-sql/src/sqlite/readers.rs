@@ -4,9 +4,9 @@
 //! on the caller's thread with a cached statement, and puts the connection back. In WAL mode a
 //! reader sees the last commit and never waits for the writer, and a point read by primary key
 //! costs a few microseconds of CPU, less than waking another thread to run it would (sqlx's
-//! SQLite driver hops to a worker thread for every statement: ~43 µs per point read, against
-//! ~3.4 µs inline). The one case where a read can block is SQLite waiting up to the busy
-//! timeout for another process that is recovering the WAL, which is rare and bounded.
+//! SQLite driver hops to a worker thread for every statement). The one case where a read can
+//! block is SQLite waiting up to the busy timeout for another process that is recovering the
+//! WAL, which is rare and bounded.
 //!
 //! Connections are opened with `query_only`, so a mistake here is an error, not a second
 //! writer racing the group-commit one.

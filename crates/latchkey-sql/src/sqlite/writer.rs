@@ -1,4 +1,4 @@
-//! The single SQLite writer: group commit (DESIGN.md, "Performance budget").
+//! The single SQLite writer: group commit.
 //!
 //! Every write of a [`super::SqliteStore`] becomes an [`Op`] sent down one channel to one OS
 //! thread (`latchkey-sqlite-writer`) that owns the only writing rusqlite connection. The thread

@@ -163,6 +163,25 @@ where
         }
         Err(err) => return AuthorizeOutcome::ErrorPage(err.into()),
     };
+    // The client may have changed while the user was signing in: what it no longer allows
+    // (a redirect URI, the grant, a scope) is refused on a page, never sent anywhere.
+    let grant = pending.response_type.grant();
+    if !pending.redirect_uri.still_registered(&client.redirect_uris) {
+        return AuthorizeOutcome::ErrorPage(OAuthError::invalid_request(
+            "redirect_uri is not registered for this client",
+        ));
+    }
+    if !p.config().grant_enabled(grant) || !client.allows(grant) {
+        return AuthorizeOutcome::ErrorPage(OAuthError::unauthorized_client(format!(
+            "this client is not allowed the {grant} grant"
+        )));
+    }
+    if !pending.scope.is_subset(p.allowed_scopes(&client)) {
+        return AuthorizeOutcome::ErrorPage(OAuthError::invalid_scope(format!(
+            "scope not allowed for this client: {}",
+            pending.scope.missing_from(p.allowed_scopes(&client))
+        )));
+    }
     let request = AuthorizeRequest {
         binding: request::binding_of(p, &client, req),
         client,
