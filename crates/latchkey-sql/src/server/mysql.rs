@@ -59,6 +59,11 @@ impl Dialect for MySqlDialect {
             name: "token_hardening",
             sql: include_str!("../../migrations/mysql/0005_token_hardening.sql"),
         },
+        Migration {
+            version: 6,
+            name: "client_auth_method",
+            sql: include_str!("../../migrations/mysql/0006_client_auth_method.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

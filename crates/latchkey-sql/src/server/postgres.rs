@@ -53,6 +53,11 @@ impl Dialect for PgDialect {
             name: "token_hardening",
             sql: include_str!("../../migrations/postgres/0005_token_hardening.sql"),
         },
+        Migration {
+            version: 6,
+            name: "client_auth_method",
+            sql: include_str!("../../migrations/postgres/0006_client_auth_method.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

@@ -47,6 +47,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "token_hardening",
         sql: include_str!("../../migrations/sqlite/0007_token_hardening.sql"),
     },
+    Migration {
+        version: 8,
+        name: "client_auth_method",
+        sql: include_str!("../../migrations/sqlite/0008_client_auth_method.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
