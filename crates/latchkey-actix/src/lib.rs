@@ -205,7 +205,8 @@ async fn metadata<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<
 
 /// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST, the
 /// authorization request by either method), `/login` (POST), `/consent` (GET after login, the
-/// consent form's POST) and `/logout` (GET and POST). Configure it beside [`configure`]; when both sit in a
+/// consent form's POST), `/logout` (GET and POST) and `/apps` (GET and POST: the signed-in
+/// user's allowed apps). Configure it beside [`configure`]; when both sit in a
 /// `web::scope`, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
 pub fn configure_authorize<S, U, L>(ui: Ui<S, U, L>) -> impl FnOnce(&mut web::ServiceConfig)
 where
@@ -230,6 +231,11 @@ where
                 web::resource("/logout")
                     .route(web::get().to(logout::<S, U, L>))
                     .route(web::post().to(logout::<S, U, L>)),
+            )
+            .service(
+                web::resource("/apps")
+                    .route(web::get().to(apps::<S, U, L>))
+                    .route(web::post().to(apps::<S, U, L>)),
             );
     }
 }
@@ -260,6 +266,13 @@ async fn logout<S: ProviderStore, U: UserAuthenticator, L: Login>(
     Extract(req): Extract,
 ) -> Reply {
     Reply(ui.logout(&req).await)
+}
+
+async fn apps<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.apps(&req).await)
 }
 
 /// Mounts the OAuth 1.0a endpoints (RFC 5849): `POST /oauth1/request_token`,

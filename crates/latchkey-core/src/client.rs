@@ -247,6 +247,52 @@ impl ExtensionNames {
     }
 }
 
+/// How a client authenticates at the token, introspection and revocation endpoints: its
+/// `token_endpoint_auth_method` (RFC 7591 §2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AuthMethod {
+    /// `client_secret_basic`: the secret in the `Authorization: Basic` header (RFC 6749 §2.3.1).
+    ClientSecretBasic,
+    /// `client_secret_post`: `client_id` and `client_secret` in the request body.
+    ClientSecretPost,
+    /// `none`: a public client names itself with `client_id` only.
+    None,
+}
+
+impl AuthMethod {
+    /// Every method, in a stable order.
+    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+
+    /// The name used in RFC 7591 metadata, on the wire and in settings.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ClientSecretBasic => "client_secret_basic",
+            Self::ClientSecretPost => "client_secret_post",
+            Self::None => "none",
+        }
+    }
+
+    /// Parses a method name.
+    pub fn parse(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|m| m.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for AuthMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The longest lifetime a client may set for its tokens, as for the server-wide lifetimes.
+pub const MAX_CLIENT_TOKEN_TTL: u64 = 10 * 365 * 24 * 3600;
+
+/// Why a client's registration breaks a rule of [`Client::validate`]; the message names the
+/// setting and is meant for the operator who made it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidRegistration(pub String);
+
 /// A registered client.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Client {
@@ -275,6 +321,10 @@ pub struct Client {
     /// confidential client may introspect its own tokens; without this flag it learns nothing
     /// about anyone else's.
     pub introspect: bool,
+    /// The one way this client must authenticate (RFC 7591 §2); `None` means its type's
+    /// default: `client_secret_basic` or `client_secret_post` for a confidential client,
+    /// `none` for a public one. Checked by [`Credentials::verify`].
+    pub token_endpoint_auth_method: Option<AuthMethod>,
     /// When the client was registered.
     pub created_at: UnixTime,
 }
@@ -292,6 +342,69 @@ impl Client {
     /// Whether the client may use `grant`.
     pub fn allows(&self, grant: GrantType) -> bool {
         self.grant_types.contains(&grant)
+    }
+
+    /// Whether the client may authenticate with `method`: its registered method if it has
+    /// one, otherwise what its type allows (a secret in the header or the body for a
+    /// confidential client, `none` for a public one).
+    pub fn accepts(&self, method: AuthMethod) -> bool {
+        match (self.token_endpoint_auth_method, self.client_type()) {
+            (Some(registered), _) => registered == method,
+            (None, ClientType::Confidential) => method != AuthMethod::None,
+            (None, ClientType::Public) => method == AuthMethod::None,
+        }
+    }
+
+    /// The rules every registration obeys, checked when a client is created and again after
+    /// every update, so both go through one path: a name of 1 to 255 bytes; redirect URIs
+    /// that [`crate::redirect::is_registrable`] accepts (matched exactly later); no
+    /// `client_credentials` or introspection for a public client; an authentication method
+    /// that fits the client's type; token lifetimes from 1 second to ten years.
+    pub fn validate(&self) -> Result<(), InvalidRegistration> {
+        let invalid = |m: String| Err(InvalidRegistration(m));
+        if self.name.trim().is_empty() || self.name.len() > 255 {
+            return invalid("name must be 1 to 255 bytes".into());
+        }
+        for uri in &self.redirect_uris {
+            if !crate::redirect::is_registrable(uri) {
+                return invalid(format!(
+                    "redirect URI {uri:?} must be absolute, without a fragment, and not javascript:/data:"
+                ));
+            }
+        }
+        let public = self.client_type() == ClientType::Public;
+        if public && self.allows(GrantType::ClientCredentials) {
+            return invalid("public clients cannot use client_credentials (RFC 6749 §4.4)".into());
+        }
+        if public && self.introspect {
+            return invalid(
+                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)".into(),
+            );
+        }
+        match (self.token_endpoint_auth_method, public) {
+            (Some(AuthMethod::None), false) => {
+                return invalid(
+                    "token_endpoint_auth_method none is for public clients: a confidential client authenticates with its secret".into(),
+                );
+            }
+            (Some(m @ (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)), true) => {
+                return invalid(format!(
+                    "token_endpoint_auth_method {m} needs a secret: public clients use none"
+                ));
+            }
+            _ => {}
+        }
+        for (name, ttl) in [
+            ("access_token_ttl", self.access_token_ttl),
+            ("refresh_token_ttl", self.refresh_token_ttl),
+        ] {
+            if ttl.is_some_and(|t| !(1..=MAX_CLIENT_TOKEN_TTL).contains(&t)) {
+                return invalid(format!(
+                    "{name} must be 1 to {MAX_CLIENT_TOKEN_TTL} seconds"
+                ));
+            }
+        }
+        Ok(())
     }
 
     /// Rotation: gives a confidential client a new random secret and returns it (to be shown
@@ -320,6 +433,9 @@ pub struct NewClient {
     grant_types: Option<BTreeSet<GrantType>>,
     scopes: Option<ScopeSet>,
     default_scopes: Option<ScopeSet>,
+    access_token_ttl: Option<u64>,
+    refresh_token_ttl: Option<u64>,
+    token_endpoint_auth_method: Option<AuthMethod>,
     bind_tokens: bool,
     introspect: bool,
 }
@@ -345,9 +461,31 @@ impl NewClient {
             grant_types: None,
             scopes: None,
             default_scopes: None,
+            access_token_ttl: None,
+            refresh_token_ttl: None,
+            token_endpoint_auth_method: None,
             bind_tokens: false,
             introspect: false,
         }
+    }
+
+    /// The lifetime of this client's access tokens in seconds, instead of the server's.
+    pub fn access_token_ttl(mut self, secs: u64) -> Self {
+        self.access_token_ttl = Some(secs);
+        self
+    }
+
+    /// The lifetime of this client's refresh tokens in seconds, instead of the server's.
+    pub fn refresh_token_ttl(mut self, secs: u64) -> Self {
+        self.refresh_token_ttl = Some(secs);
+        self
+    }
+
+    /// The one authentication method the client must use (RFC 7591 §2), instead of any its
+    /// type allows.
+    pub fn token_endpoint_auth_method(mut self, method: AuthMethod) -> Self {
+        self.token_endpoint_auth_method = Some(method);
+        self
     }
 
     /// Lets the client introspect tokens issued to other clients (for resource servers).
@@ -416,10 +554,11 @@ impl NewClient {
             grant_types,
             scopes: self.scopes,
             default_scopes: self.default_scopes,
-            access_token_ttl: None,
-            refresh_token_ttl: None,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
             bind_tokens: self.bind_tokens,
             introspect: self.introspect,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
             created_at: now,
         };
         (client, secret)
@@ -452,6 +591,15 @@ pub enum Credentials {
 }
 
 impl Credentials {
+    /// The authentication method these credentials use.
+    pub fn method(&self) -> AuthMethod {
+        match self {
+            Self::Basic { .. } => AuthMethod::ClientSecretBasic,
+            Self::Post { .. } => AuthMethod::ClientSecretPost,
+            Self::None { .. } => AuthMethod::None,
+        }
+    }
+
     /// The identifier the client claims.
     pub fn client_id(&self) -> &str {
         match self {
@@ -505,8 +653,22 @@ impl Credentials {
         }
     }
 
-    /// Checks these credentials against the registered `client`.
+    /// Checks these credentials against the registered `client`: the method must be one the
+    /// client accepts ([`Client::accepts`]: its registered `token_endpoint_auth_method`, or
+    /// what its type allows), then the secret must match. Every endpoint that authenticates
+    /// a client comes through here, so none can skip the method rule. A wrong method is
+    /// refused before the secret is looked at, with the same `invalid_client` (401 and a
+    /// `WWW-Authenticate: Basic` challenge) as a wrong secret.
     pub fn verify(&self, client: &Client) -> Result<(), OAuthError> {
+        if client
+            .token_endpoint_auth_method
+            .is_some_and(|registered| registered != self.method())
+        {
+            return Err(OAuthError::invalid_client(
+                "client authentication method not allowed for this client",
+            ));
+        }
+        // Without a registered method, the client's type decides (what `accepts` states).
         match (self, &client.secret_digest) {
             (Self::Basic { secret, .. } | Self::Post { secret, .. }, Some(digest)) => {
                 if digest.matches(secret) {
@@ -687,5 +849,111 @@ mod tests {
             GrantType::parse("refresh_token"),
             Some(GrantType::RefreshToken)
         );
+    }
+
+    #[test]
+    fn a_registered_auth_method_is_the_only_one_accepted() {
+        let e = SeededEntropy::new(3);
+        for registered in [AuthMethod::ClientSecretBasic, AuthMethod::ClientSecretPost] {
+            let (client, secret) = NewClient::confidential("c")
+                .token_endpoint_auth_method(registered)
+                .build(&e, UnixTime(0));
+            let secret = secret.expect("confidential");
+            let id = client.id.to_string();
+            let basic = Credentials::Basic {
+                id: id.clone(),
+                secret: secret.clone(),
+            };
+            let post = Credentials::Post { id, secret };
+            for (creds, method) in [
+                (&basic, AuthMethod::ClientSecretBasic),
+                (&post, AuthMethod::ClientSecretPost),
+            ] {
+                let verdict = creds.verify(&client);
+                if method == registered {
+                    assert!(
+                        verdict.is_ok(),
+                        "{method} refused for a {registered} client"
+                    );
+                } else {
+                    let err = verdict.expect_err("the other method is refused");
+                    assert_eq!(err.code(), ErrorCode::InvalidClient);
+                    assert_eq!(err.status(), 401);
+                    assert!(
+                        err.headers()
+                            .iter()
+                            .any(|(n, v)| n == "www-authenticate" && v.starts_with("Basic "))
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn without_a_registered_method_the_client_type_decides() {
+        let e = SeededEntropy::new(4);
+        let (conf, _) = NewClient::confidential("c").build(&e, UnixTime(0));
+        let (public, _) = NewClient::public("p").build(&e, UnixTime(0));
+        assert!(conf.accepts(AuthMethod::ClientSecretBasic));
+        assert!(conf.accepts(AuthMethod::ClientSecretPost));
+        assert!(!conf.accepts(AuthMethod::None));
+        assert!(public.accepts(AuthMethod::None));
+        assert!(!public.accepts(AuthMethod::ClientSecretBasic));
+        assert!(!public.accepts(AuthMethod::ClientSecretPost));
+    }
+
+    #[test]
+    fn validation_refuses_what_a_registration_may_not_hold() {
+        let e = SeededEntropy::new(5);
+        let (good, _) = NewClient::confidential("c")
+            .redirect_uris(["https://app.example/cb"])
+            .access_token_ttl(60)
+            .refresh_token_ttl(3600)
+            .build(&e, UnixTime(0));
+        assert_eq!(good.validate(), Ok(()));
+        assert_eq!(good.access_token_ttl, Some(60));
+        assert_eq!(good.refresh_token_ttl, Some(3600));
+        type Breaks = fn(&mut Client);
+        let broken: [(&str, Breaks); 8] = [
+            ("name", |c| c.name = " ".into()),
+            ("redirect URI", |c| {
+                c.redirect_uris = vec!["https://app.example/cb#f".into()]
+            }),
+            ("access_token_ttl", |c| c.access_token_ttl = Some(0)),
+            ("refresh_token_ttl", |c| {
+                c.refresh_token_ttl = Some(MAX_CLIENT_TOKEN_TTL + 1)
+            }),
+            ("none is for public", |c| {
+                c.token_endpoint_auth_method = Some(AuthMethod::None)
+            }),
+            ("client_credentials", |c| {
+                c.secret_digest = None;
+                c.grant_types = [GrantType::ClientCredentials].into();
+            }),
+            ("introspect", |c| {
+                c.secret_digest = None;
+                c.grant_types = [GrantType::AuthorizationCode].into();
+                c.introspect = true;
+            }),
+            ("needs a secret", |c| {
+                c.secret_digest = None;
+                c.grant_types = [GrantType::AuthorizationCode].into();
+                c.token_endpoint_auth_method = Some(AuthMethod::ClientSecretPost);
+            }),
+        ];
+        for (needle, breaks) in broken {
+            let mut client = good.clone();
+            breaks(&mut client);
+            let err = client.validate().expect_err(needle);
+            assert!(err.0.contains(needle), "{needle}: {err}");
+        }
+    }
+
+    #[test]
+    fn auth_method_names_round_trip() {
+        for m in AuthMethod::ALL {
+            assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
+        }
+        assert_eq!(AuthMethod::parse("private_key_jwt"), None);
     }
 }

@@ -270,6 +270,19 @@ impl TokenStore for RedisStore {
             .await
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        self.run(
+            "revoke_tokens_of_grant",
+            &self.scripts.revoke_grant,
+            vec![client_id.to_owned(), subject.to_owned()],
+        )
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         let mut conn = self.conn.clone();
         let _: String = bounded(

@@ -154,6 +154,25 @@ redis.call('DEL', set)
 return n
 "#;
 
+/// `ARGV[2]`: client id; `ARGV[3]`: subject. Marks revoked every token of the client that is
+/// also the subject's (the intersection of the two owner sets) and deletes their codes;
+/// returns how many tokens were not yet revoked.
+const REVOKE_GRANT: &str = r#"
+local n = 0
+for _, member in ipairs(redis.call('SINTER', P .. 'client:' .. ARGV[2], P .. 'sub:' .. ARGV[3])) do
+  local key = P .. member
+  if string.sub(member, 1, 2) == 't:' then
+    if redis.call('HGET', key, 'rv') == '0' then
+      redis.call('HSET', key, 'rv', '1')
+      n = n + 1
+    end
+  else
+    redis.call('DEL', key)
+  end
+end
+return n
+"#;
+
 /// `ARGV[2..=7]`: digest hex, JSON, family, client id, subject, expiry (s).
 const SAVE_CODE: &str = r#"
 local now = now_ms()
@@ -203,6 +222,7 @@ pub(crate) struct Scripts {
     pub(crate) revoke_family: Script,
     pub(crate) revoke_token: Script,
     pub(crate) delete_owner: Script,
+    pub(crate) revoke_grant: Script,
     pub(crate) save_code: Script,
     pub(crate) take_code: Script,
 }
@@ -217,6 +237,7 @@ impl Scripts {
             revoke_family: script(REVOKE_FAMILY),
             revoke_token: script(REVOKE_TOKEN),
             delete_owner: script(DELETE_OWNER),
+            revoke_grant: script(REVOKE_GRANT),
             save_code: script(SAVE_CODE),
             take_code: script(TAKE_CODE),
         }

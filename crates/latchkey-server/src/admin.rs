@@ -3,18 +3,20 @@
 //! Every change is written to the audit log with who made it (`cli` or `api`).
 
 use crate::store::AnyStore;
-use latchkey_core::client::{Client, ClientId, ClientType, GrantType, NewClient};
+use latchkey_core::client::{AuthMethod, Client, ClientId, ClientType, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock};
 use latchkey_core::entropy::{OsEntropy, random_hex};
 use latchkey_core::password;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
 use latchkey_core::store::{
-    ClientStore, SessionStore, StoreError, StoreErrorKind, TokenStore, UserStore,
+    ClientStore, ConsentStore, SessionStore, StoreError, StoreErrorKind, TokenStore, UserStore,
+    withdraw_consent,
 };
 use latchkey_core::token::TokenKind;
 use latchkey_core::user::User;
 use serde::{Deserialize, Serialize};
+use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 /// Why an administrative operation failed; each maps to one HTTP status.
@@ -61,6 +63,14 @@ pub struct ClientSpec {
     /// May introspect tokens issued to other clients (a resource server); confidential only.
     #[serde(default)]
     pub introspect: bool,
+    /// Lifetime of this client's access tokens in seconds (default: the server's).
+    pub access_token_ttl: Option<u64>,
+    /// Lifetime of this client's refresh tokens in seconds (default: the server's).
+    pub refresh_token_ttl: Option<u64>,
+    /// The one way the client authenticates (RFC 7591 §2): `client_secret_basic`,
+    /// `client_secret_post` or `none` (public clients). Default: either secret method for a
+    /// confidential client, `none` for a public one.
+    pub token_endpoint_auth_method: Option<String>,
     /// A client id to use instead of a generated one.
     pub id: Option<String>,
     /// Also an OAuth 1.0a consumer: the client id is its consumer key; its consumer secret
@@ -95,6 +105,13 @@ pub struct ClientView {
     pub bind_tokens: bool,
     /// Whether it may introspect tokens issued to other clients (a resource server).
     pub introspect: bool,
+    /// Lifetime of its access tokens in seconds; absent: the server's.
+    pub access_token_ttl: Option<u64>,
+    /// Lifetime of its refresh tokens in seconds; absent: the server's.
+    pub refresh_token_ttl: Option<u64>,
+    /// The one way it must authenticate; absent: what its type allows
+    /// (`client_secret_basic` or `client_secret_post`, or `none` for a public client).
+    pub token_endpoint_auth_method: Option<&'static str>,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -111,6 +128,9 @@ impl From<&Client> for ClientView {
             default_scope: c.default_scopes.as_ref().map(ToString::to_string),
             bind_tokens: c.bind_tokens,
             introspect: c.introspect,
+            access_token_ttl: c.access_token_ttl,
+            refresh_token_ttl: c.refresh_token_ttl,
+            token_endpoint_auth_method: c.token_endpoint_auth_method.map(AuthMethod::as_str),
             created_at: c.created_at.0,
         }
     }
@@ -142,6 +162,90 @@ pub struct RotatedSecret {
     /// shared secret (its OAuth 1.0a tokens were revoked with the old secret).
     pub oauth1_consumer_secret: Option<String>,
 }
+
+/// Changes to a registered client: what is absent stays as it is. The secret is not among
+/// them (`rotate_secret` changes it) and neither is the client's type. The result must pass
+/// the same checks as a new registration ([`Client::validate`]).
+///
+/// In JSON, `null` for `scope`, `default_scope`, `access_token_ttl`, `refresh_token_ttl` or
+/// `token_endpoint_auth_method` returns that setting to the server's default.
+#[derive(Clone, Debug, Default, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ClientUpdate {
+    /// A new display name.
+    pub name: Option<String>,
+    /// Replaces every redirect URI with these (applied before the removals and additions).
+    pub redirect_uris: Option<Vec<String>>,
+    /// Redirect URIs to register in addition; one already registered is kept once.
+    #[serde(default)]
+    pub add_redirect_uris: Vec<String>,
+    /// Registered redirect URIs to remove; naming one that is not registered is an error.
+    #[serde(default)]
+    pub remove_redirect_uris: Vec<String>,
+    /// Replaces the grants the client may use.
+    pub grant_types: Option<Vec<String>>,
+    /// The scopes the client may be granted, space-separated; `null`: the server's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub scope: Option<Option<String>>,
+    /// The scopes granted when a request names none; `null`: the server's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub default_scope: Option<Option<String>>,
+    /// Lifetime of access tokens in seconds; `null`: the server's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub access_token_ttl: Option<Option<u64>>,
+    /// Lifetime of refresh tokens in seconds; `null`: the server's.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<u64>)]
+    pub refresh_token_ttl: Option<Option<u64>>,
+    /// `client_secret_basic`, `client_secret_post` or `none`; `null`: what the type allows.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub token_endpoint_auth_method: Option<Option<String>>,
+    /// Bind tokens to the User-Agent and address they were issued to.
+    pub bind_tokens: Option<bool>,
+    /// May introspect tokens issued to other clients; confidential only.
+    pub introspect: Option<bool>,
+}
+
+/// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
+/// is `None` through `#[serde(default)]`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// A remembered consent as administrators see it.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct ConsentView {
+    /// The client the user allowed.
+    pub client_id: String,
+    /// The client's display name; absent if the client is gone.
+    pub client_name: Option<String>,
+    /// The scopes allowed, space-separated.
+    pub scope: String,
+    /// When the consent was given, seconds since the epoch.
+    pub granted_at: i64,
+}
+
+/// What revoking a consent took back.
+#[derive(Clone, Debug, Serialize, ToSchema)]
+pub struct RevokedConsent {
+    /// The client whose access ended.
+    pub client_id: String,
+    /// How many of the user's tokens at that client were revoked (access and refresh).
+    pub tokens_revoked: u64,
+}
+
+/// Client writes that read a client and write it back whole (update, secret rotation) take
+/// this lock, so that within one process neither undoes the other: an update cannot restore a
+/// secret that was just rotated away, nor a rotation restore settings just changed.
+static CLIENT_WRITES: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// A built-in user as administrators see it: never the password hash.
 #[derive(Clone, Debug, Serialize, ToSchema)]
@@ -212,52 +316,32 @@ impl Admin {
     /// Registers a client and returns it with its secret.
     pub async fn create_client(&self, spec: ClientSpec) -> Result<CreatedClient, AdminError> {
         let invalid = |m: String| AdminError::Invalid(m);
-        if spec.name.trim().is_empty() || spec.name.len() > 255 {
-            return Err(invalid("name must be 1 to 255 bytes".into()));
-        }
         let mut new = if spec.public {
             NewClient::public(&spec.name)
         } else {
             NewClient::confidential(&spec.name)
         };
         if !spec.grant_types.is_empty() {
-            let grants = spec
-                .grant_types
-                .iter()
-                .map(|g| {
-                    GrantType::parse(g).ok_or_else(|| invalid(format!("unknown grant type {g:?}")))
-                })
-                .collect::<Result<Vec<_>, _>>()?;
-            if spec.public && grants.contains(&GrantType::ClientCredentials) {
-                return Err(invalid(
-                    "public clients cannot use client_credentials (RFC 6749 §4.4)".into(),
-                ));
-            }
-            new = new.grant_types(grants);
-        }
-        for uri in &spec.redirect_uris {
-            if !latchkey_core::redirect::is_registrable(uri) {
-                return Err(invalid(format!(
-                    "redirect URI {uri:?} must be absolute, without a fragment, and not javascript:/data:"
-                )));
-            }
-        }
-        if spec.public && spec.introspect {
-            return Err(invalid(
-                "public clients cannot introspect: they do not authenticate (RFC 7662 §2.1)".into(),
-            ));
+            new = new.grant_types(grant_types(&spec.grant_types)?);
         }
         new = new
             .redirect_uris(spec.redirect_uris.clone())
             .bind_tokens(spec.bind_tokens)
             .introspect(spec.introspect);
         if let Some(scope) = &spec.scope {
-            new = new.scopes(ScopeSet::parse(scope).map_err(|e| invalid(format!("scope: {e}")))?);
+            new = new.scopes(scope_set("scope", scope)?);
         }
         if let Some(scope) = &spec.default_scope {
-            new = new.default_scopes(
-                ScopeSet::parse(scope).map_err(|e| invalid(format!("default_scope: {e}")))?,
-            );
+            new = new.default_scopes(scope_set("default_scope", scope)?);
+        }
+        if let Some(ttl) = spec.access_token_ttl {
+            new = new.access_token_ttl(ttl);
+        }
+        if let Some(ttl) = spec.refresh_token_ttl {
+            new = new.refresh_token_ttl(ttl);
+        }
+        if let Some(method) = &spec.token_endpoint_auth_method {
+            new = new.token_endpoint_auth_method(auth_method(method)?);
         }
         if let Some(id) = &spec.id {
             ClientId::parse(id)
@@ -290,6 +374,7 @@ impl Admin {
         let now = SystemClock.now();
         // The OAuth 2.0 secret is random and kept only as a hash, as for every client.
         let (client, secret) = new.build(&OsEntropy, now);
+        client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
         if let Some(key) = oauth1_key {
@@ -327,6 +412,7 @@ impl Admin {
     /// consumer's OAuth 1.0a credential is its key, which this does not change.
     pub async fn rotate_secret(&self, id: &str) -> Result<RotatedSecret, AdminError> {
         use latchkey_oauth1::store::OAuth1Store;
+        let _writing = CLIENT_WRITES.lock().await;
         let Some(mut client) = self.store.get_client(id).await? else {
             return Err(AdminError::NotFound(format!("no client with id {id:?}")));
         };
@@ -378,6 +464,137 @@ impl Admin {
             Some(c) => Ok(ClientView::from(&c)),
             None => Err(AdminError::NotFound(format!("no client with id {id:?}"))),
         }
+    }
+
+    /// Changes a client's settings and returns it as it now is. The secret is never touched.
+    /// The changed client must pass [`Client::validate`], the check a new registration
+    /// passes, or nothing is stored. Tokens already issued keep the scope and lifetime they
+    /// were issued with; a grant type taken away stops working at the client's next request.
+    pub async fn update_client(
+        &self,
+        id: &str,
+        update: ClientUpdate,
+    ) -> Result<ClientView, AdminError> {
+        let invalid = |m: String| AdminError::Invalid(m);
+        let _writing = CLIENT_WRITES.lock().await;
+        let Some(mut client) = self.store.get_client(id).await? else {
+            return Err(AdminError::NotFound(format!("no client with id {id:?}")));
+        };
+        let before = client.clone();
+        if let Some(name) = update.name {
+            client.name = name;
+        }
+        if let Some(uris) = update.redirect_uris {
+            client.redirect_uris = uris;
+        }
+        for uri in &update.remove_redirect_uris {
+            let registered = client.redirect_uris.len();
+            client.redirect_uris.retain(|u| u != uri);
+            if client.redirect_uris.len() == registered {
+                return Err(invalid(format!("redirect URI {uri:?} is not registered")));
+            }
+        }
+        for uri in update.add_redirect_uris {
+            if !client.redirect_uris.contains(&uri) {
+                client.redirect_uris.push(uri);
+            }
+        }
+        if let Some(grants) = &update.grant_types {
+            client.grant_types = grant_types(grants)?;
+        }
+        if let Some(scope) = update.scope {
+            client.scopes = scope.map(|s| scope_set("scope", &s)).transpose()?;
+        }
+        if let Some(scope) = update.default_scope {
+            client.default_scopes = scope.map(|s| scope_set("default_scope", &s)).transpose()?;
+        }
+        if let Some(ttl) = update.access_token_ttl {
+            client.access_token_ttl = ttl;
+        }
+        if let Some(ttl) = update.refresh_token_ttl {
+            client.refresh_token_ttl = ttl;
+        }
+        if let Some(method) = update.token_endpoint_auth_method {
+            client.token_endpoint_auth_method = method.as_deref().map(auth_method).transpose()?;
+        }
+        if let Some(bind) = update.bind_tokens {
+            client.bind_tokens = bind;
+        }
+        if let Some(introspect) = update.introspect {
+            client.introspect = introspect;
+        }
+        debug_assert_eq!(client.secret_digest, before.secret_digest);
+        client.validate().map_err(|e| invalid(e.0))?;
+        let changed = changed_settings(&before, &client);
+        if !changed.is_empty() {
+            self.store.put_client(&client).await?;
+        }
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "admin_change",
+            actor = self.actor,
+            action = "client_updated",
+            target = id,
+            changed = changed.join(","),
+        );
+        Ok(ClientView::from(&client))
+    }
+
+    /// The consents `username` has remembered, with each client's name.
+    pub async fn list_consents(&self, username: &str) -> Result<Vec<ConsentView>, AdminError> {
+        let user = self.user(username).await?;
+        let mut views = Vec::new();
+        for consent in self.store.list_consents(&user.id).await? {
+            let client_name = self
+                .store
+                .get_client(&consent.client_id)
+                .await?
+                .map(|c| c.name);
+            views.push(ConsentView {
+                client_id: consent.client_id,
+                client_name,
+                scope: consent.scope.to_string(),
+                granted_at: consent.granted_at.0,
+            });
+        }
+        Ok(views)
+    }
+
+    /// Withdraws `username`'s consent to `client_id` ([`withdraw_consent`]): every token that
+    /// client holds for the user (access and refresh, and unused codes) is revoked, and the
+    /// next authorization asks the user again. Not found when no consent is remembered.
+    pub async fn revoke_consent(
+        &self,
+        username: &str,
+        client_id: &str,
+    ) -> Result<RevokedConsent, AdminError> {
+        let user = self.user(username).await?;
+        if self.store.get_consent(&user.id, client_id).await?.is_none() {
+            return Err(AdminError::NotFound(format!(
+                "user {username:?} has no remembered consent for client {client_id:?}"
+            )));
+        }
+        let withdrawn = withdraw_consent(&self.store, &user.id, client_id).await?;
+        tracing::info!(
+            target: "latchkey::audit",
+            event = "admin_change",
+            actor = self.actor,
+            action = "consent_revoked",
+            target = username,
+            client_id,
+            tokens_revoked = withdrawn.tokens,
+        );
+        Ok(RevokedConsent {
+            client_id: client_id.to_owned(),
+            tokens_revoked: withdrawn.tokens,
+        })
+    }
+
+    async fn user(&self, username: &str) -> Result<User, AdminError> {
+        self.store
+            .get_user(username)
+            .await?
+            .ok_or_else(|| AdminError::NotFound(format!("no user {username:?}")))
     }
 
     /// Deletes a client and every token issued to it.
@@ -514,6 +731,64 @@ impl Admin {
             _ => serde_json::json!({ "active": false }),
         })
     }
+}
+
+/// Parses grant type names.
+fn grant_types(names: &[String]) -> Result<BTreeSet<GrantType>, AdminError> {
+    names
+        .iter()
+        .map(|g| {
+            GrantType::parse(g)
+                .ok_or_else(|| AdminError::Invalid(format!("unknown grant type {g:?}")))
+        })
+        .collect()
+}
+
+/// Parses a space-separated scope setting called `setting`.
+fn scope_set(setting: &str, raw: &str) -> Result<ScopeSet, AdminError> {
+    ScopeSet::parse(raw).map_err(|e| AdminError::Invalid(format!("{setting}: {e}")))
+}
+
+/// Parses a `token_endpoint_auth_method` name.
+fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
+    AuthMethod::parse(name).ok_or_else(|| {
+        AdminError::Invalid(format!(
+            "unknown token_endpoint_auth_method {name:?}: use client_secret_basic, client_secret_post or none"
+        ))
+    })
+}
+
+/// The names of the settings that differ between `before` and `after`, for the audit log.
+fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
+    let mut changed = Vec::new();
+    let mut note = |name, differs: bool| {
+        if differs {
+            changed.push(name);
+        }
+    };
+    note("name", before.name != after.name);
+    note("redirect_uris", before.redirect_uris != after.redirect_uris);
+    note("grant_types", before.grant_types != after.grant_types);
+    note("scope", before.scopes != after.scopes);
+    note(
+        "default_scope",
+        before.default_scopes != after.default_scopes,
+    );
+    note(
+        "access_token_ttl",
+        before.access_token_ttl != after.access_token_ttl,
+    );
+    note(
+        "refresh_token_ttl",
+        before.refresh_token_ttl != after.refresh_token_ttl,
+    );
+    note(
+        "token_endpoint_auth_method",
+        before.token_endpoint_auth_method != after.token_endpoint_auth_method,
+    );
+    note("bind_tokens", before.bind_tokens != after.bind_tokens);
+    note("introspect", before.introspect != after.introspect);
+    changed
 }
 
 async fn hash(password: Secret) -> Result<String, AdminError> {

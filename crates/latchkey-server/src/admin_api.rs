@@ -5,7 +5,8 @@
 //! endpoints, which face the internet, never route to it.
 
 use crate::admin::{
-    Admin, AdminError, ClientSpec, ClientView, CreatedClient, RotatedSecret, UserView,
+    Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient,
+    RevokedConsent, RotatedSecret, UserView,
 };
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -33,7 +34,10 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
     };
     let protected = Router::new()
         .route("/admin/clients", get(list_clients).post(create_client))
-        .route("/admin/clients/{id}", get(get_client).delete(delete_client))
+        .route(
+            "/admin/clients/{id}",
+            get(get_client).patch(update_client).delete(delete_client),
+        )
         .route("/admin/clients/{id}/secret", post(rotate_secret))
         .route("/admin/users", get(list_users).post(add_user))
         .route(
@@ -42,6 +46,11 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
         )
         .route("/admin/users/{username}/password", put(set_password))
         .route("/admin/users/{username}/logout", post(logout_user))
+        .route("/admin/users/{username}/consents", get(list_consents))
+        .route(
+            "/admin/users/{username}/consents/{client_id}",
+            axum::routing::delete(revoke_consent),
+        )
         .route("/admin/tokens/revoke", post(revoke))
         .route("/admin/tokens/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -170,6 +179,26 @@ async fn get_client(
     Ok(Json(api.admin.get_client(&id).await?))
 }
 
+/// Changes a client's settings; what the body does not name stays as it is, and `null`
+/// returns a setting to the server's default. The secret is never changed here (see
+/// `POST /admin/clients/{id}/secret`); the result must pass the checks of a new registration.
+#[utoipa::path(patch, path = "/admin/clients/{id}", tag = "clients",
+    params(("id" = String, Path, description = "client id")),
+    request_body = ClientUpdate,
+    responses(
+        (status = 200, description = "The client as it now is", body = ClientView),
+        (status = 400, description = "A setting is malformed or breaks a registration rule"),
+        (status = 404, description = "No such client"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn update_client(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Body<ClientUpdate>,
+) -> Result<Json<ClientView>, AdminError> {
+    let Json(update) = body.map_err(bad_json)?;
+    Ok(Json(api.admin.update_client(&id, update).await?))
+}
+
 /// Deletes a client and every token issued to it.
 #[utoipa::path(delete, path = "/admin/clients/{id}", tag = "clients",
     params(("id" = String, Path, description = "client id")),
@@ -273,6 +302,37 @@ async fn logout_user(
     Ok(Json(LoggedOut { sessions }))
 }
 
+/// Lists the clients a user has allowed: the remembered consents, with scopes and times.
+#[utoipa::path(get, path = "/admin/users/{username}/consents", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses(
+        (status = 200, description = "The user's consents, by client id", body = [ConsentView]),
+        (status = 404, description = "No such user"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn list_consents(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+) -> Result<Json<Vec<ConsentView>>, AdminError> {
+    Ok(Json(api.admin.list_consents(&username).await?))
+}
+
+/// Revokes a user's consent to a client: every token the client holds for the user (access
+/// and refresh) is revoked, and the next authorization asks the user again.
+#[utoipa::path(delete, path = "/admin/users/{username}/consents/{client_id}", tag = "users",
+    params(
+        ("username" = String, Path, description = "login name"),
+        ("client_id" = String, Path, description = "client id")),
+    responses(
+        (status = 200, description = "The consent and the client's tokens for the user are revoked", body = RevokedConsent),
+        (status = 404, description = "No such user, or no consent to this client"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn revoke_consent(
+    State(api): State<Api>,
+    Path((username, client_id)): Path<(String, String)>,
+) -> Result<Json<RevokedConsent>, AdminError> {
+    Ok(Json(api.admin.revoke_consent(&username, &client_id).await?))
+}
+
 /// Revokes a token, whoever it was issued to.
 #[utoipa::path(post, path = "/admin/tokens/revoke", tag = "tokens", request_body = TokenBody,
     responses((status = 200, body = Revoked), (status = 400), (status = 401)))]
@@ -303,8 +363,9 @@ async fn introspect(
         description = "Clients, users and tokens of a Latchkey authorization server. Every call but this document needs `Authorization: Bearer <admin token>`."
     ),
     paths(
-        list_clients, create_client, get_client, delete_client, rotate_secret, list_users,
-        add_user, delete_user, set_password, logout_user, revoke, introspect
+        list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
+        list_users, add_user, delete_user, set_password, logout_user, list_consents,
+        revoke_consent, revoke, introspect
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

@@ -2,7 +2,7 @@
 //! (the seeds' `create_client_credentials`). Admin commands work on the same store as the
 //! server, even while it runs.
 
-use crate::admin::{Admin, AdminError, ClientSpec};
+use crate::admin::{Admin, AdminError, ClientSpec, ClientUpdate, ClientView};
 use crate::settings::{Overrides, Settings};
 use crate::store::AnyStore;
 use clap::{Args, Parser, Subcommand};
@@ -26,6 +26,7 @@ pub struct Cli {
 }
 
 /// The commands.
+#[allow(clippy::large_enum_variant)] // parsed once per process, never stored in bulk
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the authorization server.
@@ -46,6 +47,9 @@ pub enum Command {
     /// Revoke or inspect issued tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// List or revoke the consents users have given to clients.
+    #[command(subcommand)]
+    Consent(ConsentCommand),
     /// Inspect the settings.
     #[command(subcommand)]
     Config(ConfigCommand),
@@ -70,6 +74,24 @@ pub enum TokenCommand {
     },
 }
 
+/// Consent administration.
+#[derive(Debug, Subcommand)]
+pub enum ConsentCommand {
+    /// List the clients a user has allowed, with the scopes and when.
+    List {
+        /// The user name.
+        username: String,
+    },
+    /// Revoke a user's consent to a client: every token the client holds for the user is
+    /// revoked, and the next authorization asks the user again.
+    Revoke {
+        /// The user name.
+        username: String,
+        /// The client id.
+        client_id: String,
+    },
+}
+
 /// Settings commands.
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -89,6 +111,9 @@ pub enum ClientCommand {
         /// The client id.
         id: String,
     },
+    /// Change a client's settings (never its secret: see `rotate-secret`); what is not named
+    /// stays as it is.
+    Update(UpdateClient),
     /// Delete a client and every token issued to it.
     Delete {
         /// The client id.
@@ -135,6 +160,16 @@ pub struct CreateClient {
     /// Let the client introspect tokens issued to other clients (a resource server).
     #[arg(long)]
     pub introspect: bool,
+    /// Lifetime of the client's access tokens in seconds (default: the server's).
+    #[arg(long, value_name = "SECONDS")]
+    pub access_token_ttl: Option<u64>,
+    /// Lifetime of the client's refresh tokens in seconds (default: the server's).
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<u64>,
+    /// The one way the client must authenticate: client_secret_basic, client_secret_post or
+    /// none (default: either secret method for a confidential client, none for a public one).
+    #[arg(long, value_name = "METHOD")]
+    pub token_endpoint_auth_method: Option<String>,
     /// Use this client id instead of a generated one.
     #[arg(long)]
     pub id: Option<String>,
@@ -149,6 +184,105 @@ pub struct CreateClient {
     /// `--oauth1`).
     #[arg(long, value_name = "FILE")]
     pub rsa_public_key: Option<PathBuf>,
+}
+
+/// Options of `client update`.
+#[derive(Debug, Args)]
+pub struct UpdateClient {
+    /// The client id.
+    pub id: String,
+    /// A new display name.
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Replace the redirect URIs with these (repeatable).
+    #[arg(long = "redirect-uri", value_name = "URI")]
+    pub redirect_uris: Vec<String>,
+    /// Register one more redirect URI (repeatable).
+    #[arg(long = "add-redirect-uri", value_name = "URI")]
+    pub add_redirect_uris: Vec<String>,
+    /// Remove a registered redirect URI (repeatable).
+    #[arg(long = "remove-redirect-uri", value_name = "URI")]
+    pub remove_redirect_uris: Vec<String>,
+    /// Replace the grants the client may use with these (repeatable).
+    #[arg(long = "grant-type", value_name = "GRANT")]
+    pub grant_types: Vec<String>,
+    /// The scopes the client may be granted, space-separated.
+    #[arg(long)]
+    pub scope: Option<String>,
+    /// The scopes granted when a request names none.
+    #[arg(long)]
+    pub default_scope: Option<String>,
+    /// Lifetime of access tokens in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub access_token_ttl: Option<u64>,
+    /// Lifetime of refresh tokens in seconds.
+    #[arg(long, value_name = "SECONDS")]
+    pub refresh_token_ttl: Option<u64>,
+    /// client_secret_basic, client_secret_post or none.
+    #[arg(long, value_name = "METHOD")]
+    pub token_endpoint_auth_method: Option<String>,
+    /// Return a setting to the server's default (repeatable): scope, default-scope,
+    /// access-token-ttl, refresh-token-ttl, token-endpoint-auth-method.
+    #[arg(long, value_name = "SETTING", value_parser = ["scope", "default-scope", "access-token-ttl", "refresh-token-ttl", "token-endpoint-auth-method"])]
+    pub reset: Vec<String>,
+    /// Bind tokens to the User-Agent and IP address they were issued to.
+    #[arg(long, value_name = "BOOL")]
+    pub bind_tokens: Option<bool>,
+    /// Let the client introspect tokens issued to other clients.
+    #[arg(long, value_name = "BOOL")]
+    pub introspect: Option<bool>,
+    /// Print the client as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+impl UpdateClient {
+    /// The change these flags describe; setting and resetting the same thing is refused.
+    pub fn into_update(self) -> anyhow::Result<ClientUpdate> {
+        let reset = |name: &str| self.reset.iter().any(|r| r == name);
+        fn either<T>(
+            name: &str,
+            value: Option<T>,
+            reset: bool,
+        ) -> anyhow::Result<Option<Option<T>>> {
+            match (value, reset) {
+                (Some(_), true) => anyhow::bail!("--{name} and --reset {name} contradict"),
+                (Some(v), false) => Ok(Some(Some(v))),
+                (None, true) => Ok(Some(None)),
+                (None, false) => Ok(None),
+            }
+        }
+        Ok(ClientUpdate {
+            scope: either("scope", self.scope.clone(), reset("scope"))?,
+            default_scope: either(
+                "default-scope",
+                self.default_scope.clone(),
+                reset("default-scope"),
+            )?,
+            access_token_ttl: either(
+                "access-token-ttl",
+                self.access_token_ttl,
+                reset("access-token-ttl"),
+            )?,
+            refresh_token_ttl: either(
+                "refresh-token-ttl",
+                self.refresh_token_ttl,
+                reset("refresh-token-ttl"),
+            )?,
+            token_endpoint_auth_method: either(
+                "token-endpoint-auth-method",
+                self.token_endpoint_auth_method.clone(),
+                reset("token-endpoint-auth-method"),
+            )?,
+            name: self.name,
+            redirect_uris: (!self.redirect_uris.is_empty()).then_some(self.redirect_uris),
+            add_redirect_uris: self.add_redirect_uris,
+            remove_redirect_uris: self.remove_redirect_uris,
+            grant_types: (!self.grant_types.is_empty()).then_some(self.grant_types),
+            bind_tokens: self.bind_tokens,
+            introspect: self.introspect,
+        })
+    }
 }
 
 /// User administration.
@@ -291,19 +425,21 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        ClientCommand::Update(args) => {
+            let id = args.id.clone();
+            let json = args.json;
+            let c = admin.update_client(&id, args.into_update()?).await?;
+            if json {
+                println!("{}", serde_json::to_string(&c)?);
+            } else {
+                println!("Updated client {id}.");
+                print_client(&c);
+            }
+            Ok(())
+        }
         ClientCommand::Show { id } => {
             let c = admin.get_client(&id).await?;
-            let or_default = |s: &Option<String>| s.clone().unwrap_or("(server default)".into());
-            println!("client_id:      {}", c.client_id);
-            println!("name:           {}", c.name);
-            println!("type:           {}", c.client_type);
-            println!("grant_types:    {}", c.grant_types.join(","));
-            println!("redirect_uris:  {}", c.redirect_uris.join(" "));
-            println!("scopes:         {}", or_default(&c.scope));
-            println!("default_scopes: {}", or_default(&c.default_scope));
-            println!("bind_tokens:    {}", c.bind_tokens);
-            println!("introspect:     {}", c.introspect);
-            println!("created_at:     {}", c.created_at);
+            print_client(&c);
             Ok(())
         }
         ClientCommand::Delete { id } => {
@@ -312,6 +448,33 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Prints a client as `client show` does.
+fn print_client(c: &ClientView) {
+    let or_default = |s: &Option<String>| s.clone().unwrap_or("(server default)".into());
+    println!("client_id:      {}", c.client_id);
+    println!("name:           {}", c.name);
+    println!("type:           {}", c.client_type);
+    println!("grant_types:    {}", c.grant_types.join(","));
+    println!("redirect_uris:  {}", c.redirect_uris.join(" "));
+    println!("scopes:         {}", or_default(&c.scope));
+    println!("default_scopes: {}", or_default(&c.default_scope));
+    println!("bind_tokens:    {}", c.bind_tokens);
+    println!("introspect:     {}", c.introspect);
+    let ttl = |t: Option<u64>| t.map_or("(server default)".into(), |t| format!("{t}s"));
+    println!("access_ttl:     {}", ttl(c.access_token_ttl));
+    println!("refresh_ttl:    {}", ttl(c.refresh_token_ttl));
+    println!(
+        "auth_method:    {}",
+        c.token_endpoint_auth_method
+            .unwrap_or(if c.client_type == "public" {
+                "none"
+            } else {
+                "client_secret_basic or client_secret_post"
+            })
+    );
+    println!("created_at:     {}", c.created_at);
 }
 
 impl CreateClient {
@@ -326,6 +489,9 @@ impl CreateClient {
             default_scope: self.default_scope,
             bind_tokens: self.bind_tokens,
             introspect: self.introspect,
+            access_token_ttl: self.access_token_ttl,
+            refresh_token_ttl: self.refresh_token_ttl,
+            token_endpoint_auth_method: self.token_endpoint_auth_method,
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,
@@ -381,6 +547,45 @@ async fn user_inner(cmd: UserCommand, admin: &Admin) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// Runs a consent command against the store.
+pub async fn consent(cmd: ConsentCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = AnyStore::from_settings(settings).await?;
+    let admin = admin(settings, &store);
+    let result = async {
+        match cmd {
+            ConsentCommand::List { username } => {
+                let consents = admin.list_consents(&username).await?;
+                if consents.is_empty() {
+                    println!("{username:?} has allowed no clients.");
+                }
+                for c in consents {
+                    println!(
+                        "{}\t{}\t{}\t{}",
+                        c.client_id,
+                        c.scope,
+                        c.granted_at,
+                        c.client_name.as_deref().unwrap_or("(deleted client)")
+                    );
+                }
+            }
+            ConsentCommand::Revoke {
+                username,
+                client_id,
+            } => {
+                let revoked = admin.revoke_consent(&username, &client_id).await?;
+                println!(
+                    "Revoked the consent of {username:?} to client {client_id} and {} token(s).",
+                    revoked.tokens_revoked
+                );
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// Runs a token command against the store.

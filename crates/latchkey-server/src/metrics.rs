@@ -109,6 +109,7 @@ fn route_label(path: &str) -> &'static str {
         "/login",
         "/consent",
         "/logout",
+        "/apps",
         "/.well-known/oauth-authorization-server",
         "/healthz",
         "/readyz",

@@ -13,8 +13,8 @@ use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError, TokenOwner,
-    TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
+    StoreError, TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -275,6 +275,9 @@ impl ConsentStore for Durable {
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
         durable!(self, s => s.revoke_consent(subject, client_id).await)
     }
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        durable!(self, s => s.list_consents(subject).await)
+    }
 }
 
 /// Implements [`TokenStore`] and [`CodeStore`] for an enum by delegating with `$by`.
@@ -303,6 +306,13 @@ macro_rules! token_and_code_store {
             }
             async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
                 $by!(self, s => s.delete_tokens_of(owner).await)
+            }
+            async fn revoke_tokens_of_grant(
+                &self,
+                client_id: &str,
+                subject: &str,
+            ) -> Result<u64, StoreError> {
+                $by!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 $by!(self, s => s.ping().await)
@@ -438,6 +448,16 @@ impl TokenStore for AnyStore {
         })
         .await
     }
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        crate::metrics::timed("revoke_tokens_of_grant", async {
+            layout!(self, s => s.revoke_tokens_of_grant(client_id, subject).await)
+        })
+        .await
+    }
     /// Both stores must answer (the [`Tiered`] pair pings only the fast one).
     async fn ping(&self) -> Result<(), StoreError> {
         self.durable().ping().await?;
@@ -499,6 +519,9 @@ impl ConsentStore for AnyStore {
             self.durable().revoke_consent(subject, client_id),
         )
         .await
+    }
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        crate::metrics::timed("list_consents", self.durable().list_consents(subject)).await
     }
 }
 

@@ -22,14 +22,14 @@
 
 use crate::error::corrupt;
 use latchkey_core::attached::Attached;
-use latchkey_core::client::{Client, ClientId, GrantType};
+use latchkey_core::client::{AuthMethod, Client, ClientId, GrantType};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::oauth1::{AccessToken, Consumer, RequestToken};
-use latchkey_core::store::{StoreError, StoreErrorKind, TokenOwner, codec};
+use latchkey_core::store::{ConsentRecord, StoreError, StoreErrorKind, TokenOwner, codec};
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use latchkey_core::user::User;
 use std::borrow::Cow;
@@ -261,7 +261,8 @@ fn sqlite_column(column: &str, err: rusqlite::Error) -> StoreError {
 macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
-         access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect"
+         access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect, \
+         token_endpoint_auth_method"
     };
 }
 
@@ -387,6 +388,7 @@ pub(crate) struct ClientRow {
     pub(crate) created_at: i64,
     pub(crate) bind_tokens: bool,
     pub(crate) introspect: bool,
+    pub(crate) token_endpoint_auth_method: Option<&'static str>,
 }
 
 impl ClientRow {
@@ -413,13 +415,14 @@ impl ClientRow {
             created_at: client.created_at.0,
             bind_tokens: client.bind_tokens,
             introspect: client.introspect,
+            token_endpoint_auth_method: client.token_endpoint_auth_method.map(AuthMethod::as_str),
         })
     }
 }
 
 impl ClientRow {
     /// The values of [`client_columns`], in order.
-    pub(crate) fn args(&self) -> [Arg<'_>; 12] {
+    pub(crate) fn args(&self) -> [Arg<'_>; 13] {
         args![
             &self.id,
             &self.name,
@@ -433,6 +436,7 @@ impl ClientRow {
             self.created_at,
             self.bind_tokens,
             self.introspect,
+            self.token_endpoint_auth_method,
         ]
     }
 }
@@ -566,6 +570,22 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
         created_at: UnixTime(row.int("created_at")?),
         bind_tokens: row.flag("bind_tokens")?,
         introspect: row.flag("introspect")?,
+        token_endpoint_auth_method: row
+            .opt_text("token_endpoint_auth_method")?
+            .map(|name| {
+                AuthMethod::parse(&name)
+                    .ok_or_else(|| corrupt(format_args!("unknown auth method {name:?}")))
+            })
+            .transpose()?,
+    })
+}
+
+/// Decodes a row of `consents` selected as `client_id, scope, granted_at`.
+pub(crate) fn consent(row: &impl Columns) -> Result<ConsentRecord, StoreError> {
+    Ok(ConsentRecord {
+        client_id: row.text("client_id")?,
+        scope: scope(&row.text("scope")?)?,
+        granted_at: UnixTime(row.int("granted_at")?),
     })
 }
 

@@ -159,6 +159,8 @@ impl Fixture {
                 default_scopes: Some(scope("read")),
                 access_token_ttl: Some(600),
                 refresh_token_ttl: Some(86_400),
+                // Written before the column existed: a fixture row reads back as "either".
+                token_endpoint_auth_method: None,
                 bind_tokens: true,
                 introspect: true,
                 created_at: UnixTime(FILLED_AT.0 - 1000),

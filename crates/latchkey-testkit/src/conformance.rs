@@ -6,7 +6,7 @@
 
 use crate::ResponseExt;
 use latchkey_core::attached::Attached;
-use latchkey_core::client::{ClientId, GrantType, NewClient};
+use latchkey_core::client::{AuthMethod, ClientId, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
 use latchkey_core::config::Config;
 use latchkey_core::endpoint::authorize::Decision;
@@ -18,7 +18,8 @@ use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::session::SessionRecord;
 use latchkey_core::store::{
-    CodeStore, CodeTake, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
+    CodeStore, CodeTake, ConsentRecord, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
+    Withdrawn, withdraw_consent,
 };
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
@@ -35,6 +36,7 @@ macro_rules! store_conformance {
     ($make:expr) => {
         $crate::store_conformance!(@tests $make;
             clients_round_trip,
+            client_settings_round_trip,
             deleting_a_client_deletes_its_tokens,
             users_round_trip,
             user_names_are_unique,
@@ -53,7 +55,10 @@ macro_rules! store_conformance {
             expired_codes_are_invalid,
             consent_is_remembered_replaced_and_revoked,
             deleting_users_and_clients_forgets_their_consent,
+            consents_are_listed_per_subject,
+            withdrawing_consent_revokes_what_it_produced,
             tokens_of_an_owner_can_be_deleted_without_touching_others,
+            tokens_of_a_grant_can_be_revoked_without_touching_others,
             users_are_found_by_id,
             sessions_read_back_and_end_one_by_one_or_all_of_a_subject,
             expired_sessions_are_not_found_and_are_swept,
@@ -198,6 +203,27 @@ pub async fn clients_round_trip<S: Store>(store: S) {
     assert_eq!(
         store.get_client(client.id.as_str()).await.expect("get"),
         None
+    );
+}
+
+/// Every setting of a client reads back as written: its lifetimes and its
+/// `token_endpoint_auth_method`, set and unset again.
+pub async fn client_settings_round_trip<S: Store>(store: S) {
+    let (client, _) = NewClient::confidential("Settings")
+        .access_token_ttl(60)
+        .refresh_token_ttl(7200)
+        .token_endpoint_auth_method(AuthMethod::ClientSecretPost)
+        .build(&OsEntropy, now());
+    store.put_client(&client).await.expect("put");
+    let read = store.get_client(client.id.as_str()).await.expect("get");
+    assert_eq!(read.as_ref(), Some(&client));
+    let mut changed = client.clone();
+    changed.token_endpoint_auth_method = None;
+    changed.access_token_ttl = None;
+    store.put_client(&changed).await.expect("replace");
+    assert_eq!(
+        store.get_client(client.id.as_str()).await.expect("get"),
+        Some(changed)
     );
 }
 
@@ -817,6 +843,196 @@ pub async fn deleting_users_and_clients_forgets_their_consent<S: Store>(store: S
             .await
             .expect("get"),
         None
+    );
+}
+
+/// A subject's remembered consents are listed with their scope and when they were given,
+/// ordered by client id; another subject's are not, a replaced one shows its new scope and
+/// time, and a revoked one is gone.
+pub async fn consents_are_listed_per_subject<S: Store>(store: S) {
+    let read = ScopeSet::parse("read").expect("valid");
+    let both = ScopeSet::parse("read write").expect("valid");
+    let t0 = now();
+    assert_eq!(store.list_consents("lister").await.expect("list"), vec![]);
+    store
+        .put_consent("lister", "client-b", &read, t0)
+        .await
+        .expect("put");
+    store
+        .put_consent("lister", "client-a", &both, t0.plus(5))
+        .await
+        .expect("put");
+    store
+        .put_consent("someone-else", "client-c", &read, t0)
+        .await
+        .expect("put");
+    let consent = |client_id: &str, scope: &ScopeSet, granted_at: UnixTime| ConsentRecord {
+        client_id: client_id.into(),
+        scope: scope.clone(),
+        granted_at,
+    };
+    assert_eq!(
+        store.list_consents("lister").await.expect("list"),
+        vec![
+            consent("client-a", &both, t0.plus(5)),
+            consent("client-b", &read, t0)
+        ]
+    );
+    store
+        .put_consent("lister", "client-b", &both, t0.plus(9))
+        .await
+        .expect("replace");
+    assert!(
+        store
+            .revoke_consent("lister", "client-a")
+            .await
+            .expect("revoke")
+    );
+    assert_eq!(
+        store.list_consents("lister").await.expect("list"),
+        vec![consent("client-b", &both, t0.plus(9))]
+    );
+    assert_eq!(
+        store.list_consents("someone-else").await.expect("list"),
+        vec![consent("client-c", &read, t0)]
+    );
+}
+
+/// Tokens of one subject at one client, with their codes, for the grant checks: an access +
+/// refresh pair and a code.
+fn grant_of(client: &str, subject: &str) -> (NewTokens, CodeRecord) {
+    let mut tokens = pair(client, &family());
+    tokens.access.subject = Some(subject.into());
+    if let Some(refresh) = &mut tokens.refresh {
+        refresh.subject = Some(subject.into());
+    }
+    let (_, mut code) = code(client, 60);
+    code.subject = subject.into();
+    (tokens, code)
+}
+
+/// Revoking the tokens of a grant (one client, one subject) revokes its access and refresh
+/// tokens and makes its codes unusable, and leaves the same client's tokens for other
+/// subjects and the same subject's tokens at other clients alone.
+pub async fn tokens_of_a_grant_can_be_revoked_without_touching_others<S: FastStore>(store: S) {
+    let (mine, my_code) = grant_of("client-grant", "subject-g");
+    let (other_client, other_client_code) = grant_of("client-else", "subject-g");
+    let (other_subject, other_subject_code) = grant_of("client-grant", "subject-h");
+    for (tokens, code) in [
+        (&mine, &my_code),
+        (&other_client, &other_client_code),
+        (&other_subject, &other_subject_code),
+    ] {
+        store.save_tokens(tokens, now()).await.expect("save");
+        store.save_code(code, now()).await.expect("save code");
+    }
+    assert_eq!(
+        store
+            .revoke_tokens_of_grant("client-grant", "subject-g")
+            .await
+            .expect("revoke"),
+        2,
+        "the access and the refresh token were active"
+    );
+    for r in mine.records() {
+        let left = store.find_token(&r.digest).await.expect("find");
+        assert!(
+            left.is_none_or(|r| !r.is_active(now())),
+            "a revoked grant's token still works"
+        );
+    }
+    assert_eq!(
+        store
+            .take_code(&my_code.digest, &my_code.client_id, now())
+            .await
+            .expect("take"),
+        CodeTake::Invalid,
+        "a revoked grant's code still works"
+    );
+    for (tokens, code) in [
+        (&other_client, &other_client_code),
+        (&other_subject, &other_subject_code),
+    ] {
+        for r in tokens.records() {
+            assert!(
+                store
+                    .find_token(&r.digest)
+                    .await
+                    .expect("find")
+                    .is_some_and(|r| r.is_active(now())),
+                "another grant's token was revoked"
+            );
+        }
+        assert!(
+            matches!(
+                store
+                    .take_code(&code.digest, &code.client_id, now())
+                    .await
+                    .expect("take"),
+                CodeTake::Taken(_)
+            ),
+            "another grant's code was taken away"
+        );
+    }
+    assert_eq!(
+        store
+            .revoke_tokens_of_grant("client-grant", "subject-g")
+            .await
+            .expect("revoke again"),
+        0
+    );
+}
+
+/// Withdrawing a consent forgets it and revokes the tokens that subject holds at that client;
+/// the subject's consent to another client and its tokens there stay.
+pub async fn withdrawing_consent_revokes_what_it_produced<S: Store>(store: S) {
+    let scope = ScopeSet::parse("read").expect("valid");
+    let (mine, _) = grant_of("client-w", "subject-w");
+    let (kept, _) = grant_of("client-kept", "subject-w");
+    store.save_tokens(&mine, now()).await.expect("save");
+    store.save_tokens(&kept, now()).await.expect("save");
+    for client in ["client-w", "client-kept"] {
+        store
+            .put_consent("subject-w", client, &scope, now())
+            .await
+            .expect("put");
+    }
+    assert_eq!(
+        withdraw_consent(&store, "subject-w", "client-w")
+            .await
+            .expect("withdraw"),
+        Withdrawn {
+            consent: true,
+            tokens: 2
+        }
+    );
+    assert_eq!(
+        store
+            .get_consent("subject-w", "client-w")
+            .await
+            .expect("get"),
+        None
+    );
+    for r in mine.records() {
+        let left = store.find_token(&r.digest).await.expect("find");
+        assert!(left.is_none_or(|r| !r.is_active(now())));
+    }
+    for r in kept.records() {
+        let left = store.find_token(&r.digest).await.expect("find");
+        assert!(left.is_some_and(|r| r.is_active(now())));
+    }
+    assert_eq!(
+        store
+            .get_consent("subject-w", "client-kept")
+            .await
+            .expect("get"),
+        Some(scope)
+    );
+    assert_eq!(
+        withdraw_consent(&store, "subject-w", "client-w")
+            .await
+            .expect("withdraw again"),
+        Withdrawn::default()
     );
 }
 

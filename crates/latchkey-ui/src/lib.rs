@@ -12,6 +12,7 @@
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
 //! | `GET`/`POST /consent` | [`Ui::consent`]: `GET` continues after login, the consent form's `POST` decides |
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
+//! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
 //!
 //! The core parses an authorization request once. While it waits on the user, the pages carry
 //! it as the core's pending value, sealed ([`session::Cookies::seal_pending`]: HMAC, expiry,
@@ -23,6 +24,7 @@
 //! ([`latchkey_core::session`]), so logout, a password change or a deleted user ends them. An
 //! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
+pub mod apps;
 pub mod oauth1;
 pub mod pages;
 pub mod session;

@@ -184,6 +184,7 @@ impl TestServer {
                 id: None,
                 oauth1: true,
                 rsa_public_key: rsa_public_key.map(str::to_owned),
+                ..Default::default()
             })
             .await
             .expect("consumer created");

@@ -13,9 +13,9 @@
 //! code redemptions, [`expired`] decides what a sweep forgets.
 
 use super::{
-    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentStore, RefreshVerdict, Rotation,
-    SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
-    expired, refresh_verdict,
+    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentRecord, ConsentStore, RefreshVerdict,
+    Rotation, SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore,
+    code_verdict, expired, refresh_verdict,
 };
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
@@ -163,8 +163,8 @@ struct State {
     /// Codes with a "used" flag; used codes stay until expiry so replays are recognised.
     codes: DigestMap<(CodeRecord, bool)>,
     codes_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
-    /// Remembered consent by (subject, client id).
-    consents: HashMap<(String, String), ScopeSet>,
+    /// Remembered consent by (subject, client id), with when it was given.
+    consents: HashMap<(String, String), (ScopeSet, UnixTime)>,
     /// Login sessions by digest, and the same keys by expiry for the sweep.
     sessions: DigestMap<SessionRecord>,
     sessions_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
@@ -467,6 +467,29 @@ impl TokenStore for MemoryStore {
         Ok(self.lock().remove_issued_to(owner))
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        let mut state = self.lock();
+        let of_grant =
+            |client: &str, sub: Option<&str>| client == client_id && sub == Some(subject);
+        let keys: Vec<[u8; 32]> = state
+            .tokens
+            .iter()
+            .filter(|(_, r)| !r.revoked && of_grant(r.client_id.as_str(), r.subject.as_deref()))
+            .map(|(k, _)| *k)
+            .collect();
+        for key in &keys {
+            if let Some(record) = state.tokens.get_mut(key) {
+                record.revoked = true;
+            }
+        }
+        state.remove_codes_where(|c| of_grant(c.client_id.as_str(), Some(&c.subject)));
+        Ok(u64::try_from(keys.len()).unwrap_or(u64::MAX))
+    }
+
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
         let mut state = self.lock();
         let Some(record) = state.tokens.get_mut(digest.as_bytes()) else {
@@ -528,7 +551,7 @@ impl ConsentStore for MemoryStore {
             .lock()
             .consents
             .get(&(subject.to_owned(), client_id.to_owned()))
-            .cloned())
+            .map(|(scope, _)| scope.clone()))
     }
 
     async fn put_consent(
@@ -536,11 +559,12 @@ impl ConsentStore for MemoryStore {
         subject: &str,
         client_id: &str,
         scope: &ScopeSet,
-        _now: UnixTime,
+        now: UnixTime,
     ) -> Result<(), StoreError> {
-        self.lock()
-            .consents
-            .insert((subject.to_owned(), client_id.to_owned()), scope.clone());
+        self.lock().consents.insert(
+            (subject.to_owned(), client_id.to_owned()),
+            (scope.clone(), now),
+        );
         Ok(())
     }
 
@@ -550,6 +574,22 @@ impl ConsentStore for MemoryStore {
             .consents
             .remove(&(subject.to_owned(), client_id.to_owned()))
             .is_some())
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let mut listed: Vec<ConsentRecord> = self
+            .lock()
+            .consents
+            .iter()
+            .filter(|((s, _), _)| s == subject)
+            .map(|((_, client_id), (scope, granted_at))| ConsentRecord {
+                client_id: client_id.clone(),
+                scope: scope.clone(),
+                granted_at: *granted_at,
+            })
+            .collect();
+        listed.sort_by(|a, b| a.client_id.cmp(&b.client_id));
+        Ok(listed)
     }
 }
 

@@ -190,6 +190,25 @@ pub trait TokenStore: Send + Sync + 'static {
         owner: &TokenOwner,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
+    /// Revokes every token issued to `client_id` for `subject`, access and refresh, whatever
+    /// grant issued it: what withdrawing that user's consent to that client takes back
+    /// ([`withdraw_consent`]). Returns how many were active, where the backend can count
+    /// them. A backend that cannot find tokens by client and subject keeps this default,
+    /// which fails rather than leaving them working.
+    fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send {
+        let _ = (client_id, subject);
+        async {
+            Err(StoreError::new(
+                StoreErrorKind::Other,
+                "this token store cannot revoke tokens by client and subject",
+            ))
+        }
+    }
+
     /// Checks that the backend answers, for readiness probes.
     fn ping(&self) -> impl Future<Output = Result<(), StoreError>> + Send {
         async { Ok(()) }
@@ -328,12 +347,56 @@ pub trait ConsentStore: Send + Sync + 'static {
         now: UnixTime,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
-    /// Forgets a remembered consent; `false` if there was none.
+    /// Forgets a remembered consent; `false` if there was none. This alone leaves the tokens
+    /// the consent produced working: [`withdraw_consent`] revokes them too.
     fn revoke_consent(
         &self,
         subject: &str,
         client_id: &str,
     ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
+    /// Every consent `subject` has remembered, ordered by client id: what a user sees on an
+    /// "apps you allowed" page and an operator lists.
+    fn list_consents(
+        &self,
+        subject: &str,
+    ) -> impl Future<Output = Result<Vec<ConsentRecord>, StoreError>> + Send;
+}
+
+/// A remembered consent as [`ConsentStore::list_consents`] returns it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConsentRecord {
+    /// The client the subject approved.
+    pub client_id: String,
+    /// The scopes approved.
+    pub scope: ScopeSet,
+    /// When the consent was last given (a later approval replaces it).
+    pub granted_at: UnixTime,
+}
+
+/// What [`withdraw_consent`] took back.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Withdrawn {
+    /// Whether a remembered consent was there to forget.
+    pub consent: bool,
+    /// How many active tokens were revoked, where the token store can count them.
+    pub tokens: u64,
+}
+
+/// Withdraws `subject`'s consent to `client_id`: revokes every token issued to that client
+/// for that subject ([`TokenStore::revoke_tokens_of_grant`]), then forgets the remembered
+/// consent, so the next authorization asks again. The tokens go first: if that fails the
+/// consent is still there and the withdrawal can be retried, rather than the user believing
+/// access ended while tokens keep working. Tokens are revoked even when no consent is
+/// remembered (a client may hold tokens from before consent was remembered).
+pub async fn withdraw_consent<S: ConsentStore + TokenStore>(
+    store: &S,
+    subject: &str,
+    client_id: &str,
+) -> Result<Withdrawn, StoreError> {
+    let tokens = store.revoke_tokens_of_grant(client_id, subject).await?;
+    let consent = store.revoke_consent(subject, client_id).await?;
+    Ok(Withdrawn { consent, tokens })
 }
 
 /// Server-side login sessions ([`crate::session`]): long-lived like consent, they belong in

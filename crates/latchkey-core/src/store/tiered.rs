@@ -20,8 +20,8 @@
 //! ```
 
 use super::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, SessionStore, StoreError, TokenOwner,
-    TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
+    StoreError, TokenOwner, TokenStore, UserStore,
 };
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
@@ -134,6 +134,14 @@ impl<D: Send + Sync + 'static, F: TokenStore> TokenStore for Tiered<D, F> {
         self.fast.delete_tokens_of(owner).await
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        self.fast.revoke_tokens_of_grant(client_id, subject).await
+    }
+
     /// Pings the fast store only: the durable store's traits do not include one. A caller
     /// that can reach the durable store's own `ping` checks it too (the server does).
     async fn ping(&self) -> Result<(), StoreError> {
@@ -179,6 +187,10 @@ impl<D: ConsentStore, F: Send + Sync + 'static> ConsentStore for Tiered<D, F> {
 
     async fn revoke_consent(&self, subject: &str, client_id: &str) -> Result<bool, StoreError> {
         self.durable.revoke_consent(subject, client_id).await
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        self.durable.list_consents(subject).await
     }
 }
 

@@ -169,6 +169,21 @@ pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
     String::from_utf8(out.stdout).expect("utf-8 output")
 }
 
+/// Runs `latchkey ARGS` on `data_dir` without stdin; returns whether it succeeded, its stdout
+/// and its stderr (where the CLI writes its audit lines), for commands expected to fail too.
+pub fn cli_outcome(data_dir: &Path, args: &[&str]) -> (bool, String, String) {
+    let out = command(data_dir)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("latchkey runs");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A client created with `latchkey client create --json`.
 pub struct CliClient {
     pub id: String,

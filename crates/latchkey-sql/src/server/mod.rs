@@ -37,7 +37,7 @@ use crate::rows::{
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentStore, StoreError, UserStore};
+use latchkey_core::store::{ClientStore, ConsentRecord, ConsentStore, StoreError, UserStore};
 use latchkey_core::user::User;
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
@@ -234,7 +234,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         .to_owned()
             + &upsert::<D>(
@@ -251,6 +251,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
                     "created_at",
                     "bind_tokens",
                     "introspect",
+                    "token_endpoint_auth_method",
                 ],
             );
         self.execute(sql, &row.args()).await?;
@@ -415,5 +416,15 @@ impl<D: Dialect> ConsentStore for SqlxStore<D> {
             )
             .await?;
         Ok(deleted > 0)
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        let sql = format!(
+            "SELECT client_id, scope, granted_at FROM consents WHERE subject = ?
+             ORDER BY client_id{}",
+            D::BYTE_ORDER
+        );
+        let rows = self.fetch_all(sql, &args![subject]).await?;
+        rows.iter().map(rows::consent).collect()
     }
 }

@@ -61,8 +61,13 @@ impl Dialect for MySqlDialect {
         },
         Migration {
             version: 6,
+            name: "client_auth_method",
+            sql: include_str!("../../migrations/mysql/0006_client_auth_method.sql"),
+        },
+        Migration {
+            version: 7,
             name: "record_ext",
-            sql: include_str!("../../migrations/mysql/0006_record_ext.sql"),
+            sql: include_str!("../../migrations/mysql/0007_record_ext.sql"),
         },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (

@@ -109,6 +109,29 @@ impl<D: Dialect> TokenStore for SqlxStore<D> {
         Ok(deleted)
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.begin().await?;
+        let revoked = execute::<D>(
+            &mut tx,
+            "UPDATE tokens SET revoked = TRUE
+             WHERE client_id = ? AND subject = ? AND NOT revoked",
+            &args![client_id, subject],
+        )
+        .await?;
+        execute::<D>(
+            &mut tx,
+            "DELETE FROM codes WHERE client_id = ? AND subject = ?",
+            &args![client_id, subject],
+        )
+        .await?;
+        commit::<D>(tx).await?;
+        Ok(revoked)
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.execute("SELECT 1", &[]).await?;
         Ok(())

@@ -49,8 +49,13 @@ pub(super) const MIGRATIONS: &[Migration] = &[
     },
     Migration {
         version: 8,
+        name: "client_auth_method",
+        sql: include_str!("../../migrations/sqlite/0008_client_auth_method.sql"),
+    },
+    Migration {
+        version: 9,
         name: "record_ext",
-        sql: include_str!("../../migrations/sqlite/0008_record_ext.sql"),
+        sql: include_str!("../../migrations/sqlite/0009_record_ext.sql"),
     },
 ];
 

@@ -27,8 +27,8 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentStore, Rotation, StoreError, TokenOwner, TokenStore,
-    UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, StoreError,
+    TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -257,8 +257,18 @@ fn all<T>(
     sql: &str,
     decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
+    all_with(conn, sql, [], decode)
+}
+
+/// Runs a query with a cached statement and `params`, and decodes every row.
+fn all_with<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    decode: impl Fn(&rusqlite::Row<'_>) -> Result<T, StoreError>,
+) -> Result<Vec<T>, StoreError> {
     let mut statement = conn.prepare_cached(sql).map_err(from_rusqlite)?;
-    let mut rows = statement.query([]).map_err(from_rusqlite)?;
+    let mut rows = statement.query(params).map_err(from_rusqlite)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(from_rusqlite)? {
         out.push(decode(row)?);
@@ -376,6 +386,19 @@ impl TokenStore for SqliteStore {
             .await
     }
 
+    async fn revoke_tokens_of_grant(
+        &self,
+        client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        self.write(|reply| Op::RevokeGrant {
+            client_id: client_id.to_owned(),
+            subject: subject.to_owned(),
+            reply,
+        })
+        .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         if self.inner.writes.is_closed() {
             return Err(unavailable("the SQLite store is closed"));
@@ -444,6 +467,14 @@ impl ConsentStore for SqliteStore {
             reply,
         })
         .await
+    }
+
+    async fn list_consents(&self, subject: &str) -> Result<Vec<ConsentRecord>, StoreError> {
+        self.inner.readers.read(|conn| {
+            let sql = "SELECT client_id, scope, granted_at FROM consents WHERE subject = ?1
+                       ORDER BY client_id";
+            all_with(conn, sql, [subject], |row| rows::consent(row))
+        })
     }
 }
 

@@ -150,6 +150,12 @@ pub(crate) enum Op {
         client_id: String,
         reply: Reply<bool>,
     },
+    /// Revokes the tokens issued to a client for a subject and deletes their unused codes.
+    RevokeGrant {
+        client_id: String,
+        subject: String,
+        reply: Reply<u64>,
+    },
     /// A write of the OAuth 1.0a store (see `super::oauth1`).
     OAuth1(super::oauth1::Write),
     /// A write of the login-session store (see `super::sessions`).
@@ -183,7 +189,9 @@ impl Op {
             | Self::DeleteUser(_, reply)
             | Self::RevokeToken(_, reply)
             | Self::RevokeConsent { reply, .. } => reply,
-            Self::DeleteTokensOf(_, reply) | Self::RevokeFamily(_, reply) => reply,
+            Self::DeleteTokensOf(_, reply)
+            | Self::RevokeFamily(_, reply)
+            | Self::RevokeGrant { reply, .. } => reply,
             Self::RotateRefresh { reply, .. } => reply,
             Self::TakeCode(_, _, _, reply) => reply,
             Self::OAuth1(write) => write.answer(),
@@ -441,6 +449,24 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
             let revoked = revoke_family(conn, family)?;
             reply.set(Ok(count(revoked)))
         }
+        Op::RevokeGrant {
+            client_id,
+            subject,
+            reply,
+        } => {
+            let revoked = change(
+                conn,
+                "UPDATE tokens SET revoked = 1
+                 WHERE client_id = ? AND subject = ? AND revoked = 0",
+                [&*client_id, &*subject],
+            )?;
+            change(
+                conn,
+                "DELETE FROM codes WHERE client_id = ? AND subject = ?",
+                [&*client_id, &*subject],
+            )?;
+            reply.set(Ok(count(revoked)))
+        }
         Op::RevokeToken(digest, reply) => {
             let revoked = change(
                 conn,
@@ -503,9 +529,10 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
         concat!(
             "INSERT INTO clients (",
             rows::client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                  bind_tokens = excluded.bind_tokens,
+                 token_endpoint_auth_method = excluded.token_endpoint_auth_method,
                  introspect = excluded.introspect,
                  name = excluded.name,
                  secret_digest = excluded.secret_digest,
