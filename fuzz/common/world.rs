@@ -64,10 +64,7 @@ fn register(p: &Provider<MemoryStore, NoUsers>, new: NewClient) -> (Client, Opti
 }
 
 pub fn alice() -> AuthenticatedUser {
-    AuthenticatedUser {
-        subject: "user-alice".into(),
-        username: "alice".into(),
-    }
+    AuthenticatedUser::new("user-alice", "alice")
 }
 
 impl World {
