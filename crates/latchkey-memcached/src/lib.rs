@@ -490,6 +490,21 @@ impl TokenStore for MemcachedStore {
         Ok(0)
     }
 
+    /// memcached cannot find a subject's tokens at one client (it cannot list keys, and a
+    /// record carries one counter per family, client and subject, none per pair). Withdrawing
+    /// a consent therefore bumps the **subject's** counter: every token and code of that user,
+    /// at every client, stops working, and the user signs in again elsewhere. That errs on the
+    /// side of the user who asked to cut access; Redis and the SQL stores revoke exactly the
+    /// pair. The count is not known (0).
+    async fn revoke_tokens_of_grant(
+        &self,
+        _client_id: &str,
+        subject: &str,
+    ) -> Result<u64, StoreError> {
+        self.delete_tokens_of(&TokenOwner::Subject(subject.to_owned()))
+            .await
+    }
+
     async fn ping(&self) -> Result<(), StoreError> {
         self.pool.get().await?.version().await
     }

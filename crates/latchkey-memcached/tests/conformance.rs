@@ -327,3 +327,55 @@ async fn an_outage_is_unavailable_quickly_and_heals_by_itself() {
         CodeTake::Taken(_)
     ));
 }
+
+/// Withdrawing a consent on memcached revokes the user's tokens at that client, and (memcached
+/// cannot single out the pair) at every other client too; other users' tokens keep working.
+#[tokio::test]
+async fn withdrawing_a_consent_revokes_the_users_tokens() {
+    let Some(store) = fresh_store().await else {
+        return;
+    };
+    let now = SystemClock.now();
+    let issue = |client: &str, subject: &str| {
+        let mut tokens = pair(client, &FamilyId::generate(&OsEntropy));
+        tokens.access.subject = Some(subject.to_owned());
+        if let Some(refresh) = tokens.refresh.as_mut() {
+            refresh.subject = Some(subject.to_owned());
+        }
+        tokens
+    };
+    let withdrawn = issue("client-consent", "user-carol");
+    let elsewhere = issue("client-other", "user-carol");
+    let someone_else = issue("client-consent", "user-dave");
+    for tokens in [&withdrawn, &elsewhere, &someone_else] {
+        store.save_tokens(tokens, now).await.expect("save");
+    }
+    store
+        .revoke_tokens_of_grant("client-consent", "user-carol")
+        .await
+        .expect("memcached revokes rather than failing");
+    let active = |digest| {
+        let store = &store;
+        async move {
+            store
+                .find_token(digest)
+                .await
+                .expect("find")
+                .is_some_and(|r| r.is_active(SystemClock.now()))
+        }
+    };
+    for r in withdrawn.records().chain(elsewhere.records()) {
+        assert!(
+            !active(&r.digest).await,
+            "carol's {:?} token still works",
+            r.kind
+        );
+    }
+    for r in someone_else.records() {
+        assert!(
+            active(&r.digest).await,
+            "dave's {:?} token was revoked",
+            r.kind
+        );
+    }
+}
