@@ -234,7 +234,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         .to_owned()
             + &upsert::<D>(
@@ -252,6 +252,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
                     "bind_tokens",
                     "introspect",
                     "token_endpoint_auth_method",
+                    "ext",
                 ],
             );
         self.execute(sql, &row.args()).await?;
