@@ -51,6 +51,7 @@ pub mod extras;
 pub mod generator;
 pub mod grant;
 pub mod http;
+pub mod jose;
 pub mod limits;
 pub mod login;
 pub mod net;
