@@ -28,6 +28,10 @@ pub struct PendingLogin {
     pub nonce: Option<String>,
     /// The `redirect_uri` sent; the token request repeats it (RFC 6749 §4.1.3).
     pub redirect_uri: String,
+    /// The OpenID Connect `max_age` sent, if any: the ID token's `auth_time` must then be
+    /// recent enough (OpenID Connect Core §3.1.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
 }
 
 impl std::fmt::Debug for PendingLogin {
@@ -75,6 +79,18 @@ pub fn authorization(
         Some(list) => config.join_scopes(list),
         None => config.join_scopes(&config.scopes),
     };
+    let max_age = extra
+        .iter()
+        .rev()
+        .find(|(name, _)| *name == "max_age")
+        .map(|(_, v)| *v)
+        .or_else(|| config.authorize_params.get("max_age").map(String::as_str))
+        .map(|raw| {
+            raw.parse::<u64>().map_err(|_| {
+                ClientError::Config(format!("max_age {raw:?} is not a number of seconds"))
+            })
+        })
+        .transpose()?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -107,6 +123,7 @@ pub fn authorization(
             code_verifier,
             nonce,
             redirect_uri: redirect_uri.to_owned(),
+            max_age,
         },
     })
 }
@@ -203,12 +220,15 @@ pub fn refresh_grant(refresh_token: &Secret, scopes: Option<&str>) -> Vec<(Strin
 }
 
 /// A request to one of the provider's client-authenticated endpoints: `params` plus the
-/// client's authentication as [`AppConfig::client_auth`] says.
+/// client's authentication as [`AppConfig::client_auth`] says. `assertion` is the client
+/// assertion of `private_key_jwt` and `client_secret_jwt`
+/// ([`client_assertion`](crate::assertion::client_assertion), one per request).
 pub fn authenticated_request(
     config: &AppConfig,
     url: &str,
     method: TokenMethod,
     mut params: Vec<(String, String)>,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     let mut headers = Vec::new();
     match (config.client_auth, &config.client_secret) {
@@ -223,6 +243,21 @@ pub fn authenticated_request(
             params.push(("client_secret".into(), secret.expose().to_owned()));
         }
         (ClientAuth::None, _) => params.push(("client_id".into(), config.client_id.clone())),
+        // RFC 7523 §2.2: `client_assertion_type` and `client_assertion`; `client_id` too,
+        // which RFC 7521 §4.2 allows and which lets the server find the client's keys.
+        (ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt, _) => {
+            let Some(assertion) = assertion else {
+                return Err(ClientError::Config(
+                    "this client authenticates with a JWT: the request needs its assertion".into(),
+                ));
+            };
+            params.push(("client_id".into(), config.client_id.clone()));
+            params.push((
+                "client_assertion_type".into(),
+                crate::assertion::ASSERTION_TYPE.into(),
+            ));
+            params.push(("client_assertion".into(), assertion.expose().to_owned()));
+        }
         (_, None) => {
             return Err(ClientError::Config(
                 "this client authentication method needs a client_secret".into(),
@@ -246,11 +281,12 @@ pub fn authenticated_request(
 }
 
 /// A token request: `grant` plus the app's `token_params`, `token_headers` and client
-/// authentication, with the configured method.
+/// authentication (with `assertion` for the JWT methods), with the configured method.
 pub fn token_request(
     config: &AppConfig,
     token_url: &str,
     grant: Vec<(String, String)>,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     let mut params = grant;
     for (k, v) in &config.token_params {
@@ -258,7 +294,8 @@ pub fn token_request(
             params.push((k.clone(), v.clone()));
         }
     }
-    let mut request = authenticated_request(config, token_url, config.token_method, params)?;
+    let mut request =
+        authenticated_request(config, token_url, config.token_method, params, assertion)?;
     for (name, value) in &config.token_headers {
         request.set_header(name, value.clone());
     }
@@ -271,6 +308,7 @@ pub fn revocation_request(
     revocation_url: &str,
     token: &Secret,
     hint: &str,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     authenticated_request(
         config,
@@ -280,6 +318,7 @@ pub fn revocation_request(
             ("token".into(), token.expose().to_owned()),
             ("token_type_hint".into(), hint.to_owned()),
         ],
+        assertion,
     )
 }
 
@@ -397,6 +436,7 @@ mod tests {
             code_verifier: Some("v".repeat(43)),
             nonce: None,
             redirect_uri: "https://app.example/cb".into(),
+            max_age: None,
         }
     }
 
@@ -486,8 +526,8 @@ mod tests {
     #[test]
     fn token_requests_authenticate_as_configured() {
         let grant = code_grant("the-code", &pending());
-        let basic_req =
-            token_request(&config(), "https://as.example/token", grant.clone()).expect("builds");
+        let basic_req = token_request(&config(), "https://as.example/token", grant.clone(), None)
+            .expect("builds");
         assert_eq!(basic_req.method, Method::Post);
         assert_eq!(
             basic_req.header("authorization"),
@@ -506,7 +546,8 @@ mod tests {
             .insert("resource".into(), "https://api".into());
         post.token_headers
             .insert("accept".into(), "application/json".into());
-        let req = token_request(&post, "https://as.example/token", grant.clone()).expect("builds");
+        let req =
+            token_request(&post, "https://as.example/token", grant.clone(), None).expect("builds");
         assert_eq!(req.header("authorization"), None);
         let form = req.form_pairs();
         assert_eq!(param(&form, "client_id"), Some("my app"));
@@ -515,7 +556,7 @@ mod tests {
 
         let mut get = post.clone();
         get.token_method = TokenMethod::Get;
-        let req = token_request(&get, "https://graph.example/token", grant).expect("builds");
+        let req = token_request(&get, "https://graph.example/token", grant, None).expect("builds");
         assert_eq!(req.method, Method::Get);
         assert!(req.body.is_empty());
         assert_eq!(param(&query(&req.url), "code"), Some("the-code"));
