@@ -1,6 +1,6 @@
 //! The JOSE pieces an OpenID Connect relying party needs: the signature algorithms it accepts
 //! ([`SigningAlg`]), a compact JWS split into its parts without trusting any of them
-//! ([`Compact`], RFC 7515 §7.1), signature verification and signing on `jsonwebtoken`
+//! (RFC 7515 §7.1), signature verification and signing on `jsonwebtoken`
 //! (aws-lc-rs), and the left-half hashes of `at_hash`/`c_hash` (OpenID Connect Core §3.1.3.6,
 //! §3.3.2.11).
 
