@@ -563,6 +563,57 @@ mod tests {
     }
 
     #[test]
+    fn jwt_client_authentication_sends_the_assertion_and_never_the_secret() {
+        let cfg = config().client_auth(ClientAuth::ClientSecretJwt);
+        let grant = code_grant("the-code", &pending());
+        assert!(
+            matches!(
+                token_request(&cfg, "https://as.example/token", grant.clone(), None),
+                Err(ClientError::Config(_))
+            ),
+            "a JWT method without its assertion is a bug, not a request"
+        );
+        let assertion = Secret::new("header.claims.signature");
+        let req = token_request(&cfg, "https://as.example/token", grant, Some(&assertion))
+            .expect("builds");
+        let form = req.form_pairs();
+        assert_eq!(param(&form, "client_id"), Some("my app"));
+        assert_eq!(
+            param(&form, "client_assertion_type"),
+            Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+        );
+        assert_eq!(
+            param(&form, "client_assertion"),
+            Some("header.claims.signature")
+        );
+        assert_eq!(param(&form, "client_secret"), None);
+        assert_eq!(req.header("authorization"), None);
+    }
+
+    #[test]
+    fn max_age_is_remembered_for_the_auth_time_check() {
+        let auth = |extra: &[(&str, &str)]| {
+            authorization(
+                &config(),
+                "https://as.example/a",
+                "https://c/cb",
+                None,
+                extra,
+                &SeededEntropy::new(3),
+            )
+        };
+        assert_eq!(
+            auth(&[("max_age", "300")]).expect("builds").pending.max_age,
+            Some(300)
+        );
+        assert_eq!(auth(&[]).expect("builds").pending.max_age, None);
+        assert!(matches!(
+            auth(&[("max_age", "soon")]),
+            Err(ClientError::Config(_))
+        ));
+    }
+
+    #[test]
     fn basic_credentials_are_form_encoded_before_base64() {
         let header = basic("my app", "s:e/cret");
         let raw = base64::engine::general_purpose::STANDARD
