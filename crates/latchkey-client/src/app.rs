@@ -282,16 +282,31 @@ impl<H: HttpClient> RemoteApp<H> {
         let now = self.clock.now();
         let fetched = cache.is_stale(now);
         if fetched {
-            let resp = self.http.send(crate::jwks::key_set_request(uri)).await?;
-            cache.store(&resp, now)?;
+            self.fetch_keys(&mut cache, uri, now).await?;
         }
         let found = cache.candidates(kid, alg);
         if !found.is_empty() || fetched || !cache.take_refetch(now) {
             return Ok(found);
         }
-        let resp = self.http.send(crate::jwks::key_set_request(uri)).await?;
-        cache.store(&resp, now)?;
+        self.fetch_keys(&mut cache, uri, now).await?;
         Ok(cache.candidates(kid, alg))
+    }
+
+    /// Fetches the key set into `cache`; a failure is recorded so the next attempt waits.
+    async fn fetch_keys(
+        &self,
+        cache: &mut JwksCache,
+        uri: &str,
+        now: latchkey_core::clock::UnixTime,
+    ) -> Result<(), ClientError> {
+        let fetched = match self.http.send(crate::jwks::key_set_request(uri)).await {
+            Ok(resp) => cache.store(&resp, now),
+            Err(e) => Err(e.into()),
+        };
+        if fetched.is_err() {
+            cache.fetch_failed(now);
+        }
+        fetched
     }
 
     /// The client assertion for one request, when the client authenticates with a JWT.

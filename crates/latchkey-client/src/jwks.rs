@@ -203,6 +203,14 @@ impl JwksCache {
         Ok(())
     }
 
+    /// Records a failed fetch at `now`: the keys held (if any) serve for another
+    /// [`REFETCH_COOLDOWN`] before the next attempt, so a provider that is down is not asked
+    /// again for every login (or every forged token) meanwhile.
+    pub fn fetch_failed(&mut self, now: UnixTime) {
+        self.expires_at = Some(now.plus(REFETCH_COOLDOWN));
+        self.last_refetch = Some(now);
+    }
+
     /// The keys that may verify a token with `kid` (if any) and `alg`.
     ///
     /// OpenID Connect Core §10.1.1: with several keys in the set, the token must carry a
@@ -303,6 +311,20 @@ mod tests {
                 .store(&Response::new(500, "oops"), UnixTime(2_000))
                 .is_err()
         );
+    }
+
+    #[test]
+    fn a_failed_fetch_keeps_the_old_keys_and_waits_before_the_next() {
+        let mut cache = JwksCache::new();
+        let resp = Response::new(200, set(&[EC])).with_header("cache-control", "max-age=60");
+        cache.store(&resp, UnixTime(0)).expect("stored");
+        assert!(cache.is_stale(UnixTime(60)));
+        assert!(cache.store(&Response::new(503, ""), UnixTime(60)).is_err());
+        cache.fetch_failed(UnixTime(60));
+        assert!(!cache.is_stale(UnixTime(60 + REFETCH_COOLDOWN as i64 - 1)));
+        assert!(cache.is_stale(UnixTime(60 + REFETCH_COOLDOWN as i64)));
+        assert_eq!(cache.candidates(Some("ec1"), SigningAlg::ES256).len(), 1);
+        assert!(!cache.take_refetch(UnixTime(61)), "no early refetch either");
     }
 
     #[test]

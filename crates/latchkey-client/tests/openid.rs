@@ -331,3 +331,31 @@ async fn a_refreshed_id_token_must_name_the_same_user() {
         "the login's ID token is kept"
     );
 }
+
+#[tokio::test]
+async fn a_key_set_that_cannot_be_fetched_is_not_asked_for_again_at_once() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    op.state
+        .jwks_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = app(&op, None, |_| {});
+    let err = login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await;
+    assert!(
+        matches!(err, Err(ClientError::InvalidResponse(_))),
+        "{err:?}"
+    );
+    let err = login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await;
+    assert_eq!(id_token_error(err), IdTokenError::UnknownKey);
+    assert_eq!(
+        op.jwks_fetches(),
+        1,
+        "the next attempt waits for the cooldown"
+    );
+}

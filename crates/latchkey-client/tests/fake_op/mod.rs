@@ -129,6 +129,8 @@ pub struct OpState {
     pub advertised: Vec<String>,
     pub published: Mutex<Vec<Value>>,
     pub jwks_fetches: AtomicUsize,
+    /// The JWK Set answers 503 while this is set.
+    pub jwks_down: std::sync::atomic::AtomicBool,
     pub next_id_token: Mutex<Option<String>>,
     pub client_check: Mutex<ClientCheck>,
     /// The client id the assertions must name.
@@ -162,6 +164,7 @@ impl FakeOp {
             advertised: advertised.iter().map(|a| (*a).to_owned()).collect(),
             published: Mutex::new(keys.iter().map(|k| k.jwk.clone()).collect()),
             jwks_fetches: AtomicUsize::new(0),
+            jwks_down: std::sync::atomic::AtomicBool::new(false),
             next_id_token: Mutex::new(None),
             client_check: Mutex::new(ClientCheck::None),
             client_id: Mutex::new(String::new()),
@@ -246,12 +249,19 @@ async fn discovery(State(state): State<Arc<OpState>>) -> axum::Json<Value> {
 async fn jwks(
     State(state): State<Arc<OpState>>,
 ) -> (
+    axum::http::StatusCode,
     [(axum::http::HeaderName, &'static str); 1],
     axum::Json<Value>,
 ) {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    let status = if state.jwks_down.load(Ordering::SeqCst) {
+        axum::http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        axum::http::StatusCode::OK
+    };
     let keys = state.published.lock().expect("lock").clone();
     (
+        status,
         [(axum::http::header::CACHE_CONTROL, "public, max-age=3600")],
         axum::Json(json!({ "keys": keys })),
     )
