@@ -1,5 +1,7 @@
-//! JWT parsing on the client side: the ID token a remote provider's token endpoint returns
-//! (`latchkey_client::id_token::check_id_token`, OpenID Connect Core §3.1.3.7).
+//! JWT parsing on the client side: the ID token a remote provider's token endpoint returns,
+//! split (`latchkey_client::id_token::decode_unverified`) and its claims checked
+//! (`check_claims`, OpenID Connect Core §3.1.3.7); signatures are checked before the claims in
+//! `verify`, which the `openid` tests cover.
 //!
 //! The input is the token itself, or, when it starts with `{`, a JSON payload that the
 //! harness wraps as `header.base64url(payload).signature` so the claim checks are reached.
@@ -10,7 +12,8 @@
 #![no_main]
 
 use base64::Engine as _;
-use latchkey_client::id_token::check_id_token;
+use latchkey_client::SigningAlg;
+use latchkey_client::id_token::{Expectations, check_claims, decode_unverified};
 use latchkey_core::clock::UnixTime;
 use libfuzzer_sys::fuzz_target;
 
@@ -30,16 +33,18 @@ fuzz_target!(|data: &[u8]| {
     } else {
         text.into_owned()
     };
-    let Ok(claims) = check_id_token(
-        &token,
-        CLIENT,
-        Some(ISSUER),
-        Some(NONCE),
-        UnixTime(NOW),
-        LEEWAY,
-    ) else {
+    let Ok(decoded) = decode_unverified(&token) else {
         return;
     };
+    let expect = Expectations {
+        nonce: Some(NONCE),
+        leeway: LEEWAY,
+        ..Expectations::new(CLIENT, Some(ISSUER), UnixTime(NOW))
+    };
+    let claims = decoded.claims;
+    if check_claims(&claims, SigningAlg::RS256, &expect).is_err() {
+        return;
+    }
     assert_eq!(claims.get("iss").and_then(|v| v.as_str()), Some(ISSUER));
     let audiences: Vec<&str> = match claims.get("aud") {
         Some(serde_json::Value::String(one)) => vec![one.as_str()],

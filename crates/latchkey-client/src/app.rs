@@ -3,21 +3,20 @@
 //! refresh, revocation and the device flow. The protocol itself is in [`crate::flow`],
 //! [`crate::token`] and [`crate::device`]; this module only sends what they build.
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, AssertionAudience, ClientAuth};
 use crate::device::{DeviceAuthorization, Poll};
 use crate::discovery::{self, Metadata};
 use crate::error::{ClientError, ErrorCode, ProviderError};
 use crate::flow::{self, Authorization, PendingLogin};
 use crate::http::{HttpClient, Request, Response};
+use crate::id_token::{AlgPolicy, Claims, Expectations, Keys};
+use crate::jwks::{JwksCache, PublicKey};
 use crate::session::{Session, TokenHook};
 use crate::token::Token;
 use latchkey_core::clock::Clock;
 use latchkey_core::entropy::Entropy;
 use latchkey_core::secret::Secret;
 use std::sync::Arc;
-
-/// Clock skew allowed when checking an ID token's `exp`.
-const ID_TOKEN_LEEWAY: u64 = 60;
 
 /// The endpoints in use: configured, or discovered from the issuer.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -36,6 +35,10 @@ pub struct Endpoints {
     pub userinfo_url: Option<String>,
     /// The device authorization endpoint.
     pub device_authorization_url: Option<String>,
+    /// Where the provider's ID-token signing keys are published.
+    pub jwks_uri: Option<String>,
+    /// The provider's `id_token_signing_alg_values_supported` (empty: not discovered).
+    pub id_token_signing_alg_values_supported: Vec<String>,
     /// The callback must carry `iss`.
     pub require_iss: bool,
 }
@@ -50,6 +53,8 @@ impl Endpoints {
             introspection_url: c.introspection_url.clone(),
             userinfo_url: c.userinfo_url.clone(),
             device_authorization_url: c.device_authorization_url.clone(),
+            jwks_uri: c.jwks_uri.clone(),
+            id_token_signing_alg_values_supported: Vec::new(),
             require_iss: c.require_iss,
         }
     }
@@ -70,6 +75,8 @@ impl Endpoints {
             &mut self.device_authorization_url,
             m.device_authorization_endpoint,
         );
+        fill(&mut self.jwks_uri, m.jwks_uri);
+        self.id_token_signing_alg_values_supported = m.id_token_signing_alg_values_supported;
         self.require_iss |= m.authorization_response_iss_parameter_supported;
         self
     }
@@ -89,6 +96,9 @@ pub struct RemoteApp<H> {
     clock: Arc<dyn Clock>,
     entropy: Arc<dyn Entropy>,
     endpoints: tokio::sync::OnceCell<Endpoints>,
+    /// The provider's signing keys; the lock also makes concurrent logins that miss a key
+    /// wait for one fetch instead of each fetching.
+    jwks: tokio::sync::Mutex<JwksCache>,
     /// Serializes refreshes, so two requests that find the same expired token do not both
     /// spend its refresh token (a rotating server would see a reuse and revoke the family).
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
@@ -120,6 +130,7 @@ impl<H: HttpClient> RemoteApp<H> {
             clock,
             entropy,
             endpoints: tokio::sync::OnceCell::new(),
+            jwks: tokio::sync::Mutex::new(JwksCache::new()),
             refresh_lock: tokio::sync::Mutex::new(()),
         })
     }
@@ -140,12 +151,14 @@ impl<H: HttpClient> RemoteApp<H> {
     }
 
     /// The endpoints, discovering them from the issuer on first use when the configuration
-    /// lacks the authorization or token endpoint.
+    /// lacks the authorization or token endpoint (or, for OpenID Connect, the `jwks_uri`).
     pub async fn endpoints(&self) -> Result<&Endpoints, ClientError> {
         self.endpoints
             .get_or_try_init(|| async {
                 let configured = Endpoints::from_config(&self.config);
-                let complete = configured.authorize_url.is_some() && configured.token_url.is_some();
+                let complete = configured.authorize_url.is_some()
+                    && configured.token_url.is_some()
+                    && (!self.config.openid || configured.jwks_uri.is_some());
                 match (&self.config.issuer, complete) {
                     (Some(issuer), false) => Ok(configured.merge(self.discover(issuer).await?)),
                     _ => Ok(configured),
@@ -200,16 +213,115 @@ impl<H: HttpClient> RemoteApp<H> {
         let code = flow::finish(pending, &params, ep.issuer.as_deref(), ep.require_iss)?;
         let token = self.exchange_code(&code, pending).await?;
         if let Some(id_token) = &token.id_token {
-            crate::id_token::check_id_token(
-                id_token,
-                &self.config.client_id,
-                ep.issuer.as_deref(),
-                pending.nonce.as_deref(),
-                self.clock.now(),
-                ID_TOKEN_LEEWAY,
-            )?;
+            let expect = Expectations {
+                nonce: pending.nonce.as_deref(),
+                max_age: pending.max_age,
+                access_token: Some(token.access_token.expose()),
+                ..Expectations::new(
+                    &self.config.client_id,
+                    ep.issuer.as_deref(),
+                    self.clock.now(),
+                )
+            };
+            self.verify_id_token(id_token, &expect).await?;
         }
         Ok(token)
+    }
+
+    /// Verifies an ID token of this provider (OpenID Connect Core §3.1.3.7): its algorithm
+    /// is one the provider advertises (RS256 if unknown) or the one the client registered,
+    /// never `none`, HS256 only for a client with a secret registered for it; its signature
+    /// verifies with a key of the provider's JWK Set (fetched and cached, refetched once on
+    /// an unknown `kid`) or the client secret; then its claims meet `expect`. Returns the
+    /// claims.
+    pub async fn verify_id_token(
+        &self,
+        id_token: &str,
+        expect: &Expectations<'_>,
+    ) -> Result<Claims, ClientError> {
+        let ep = self.endpoints().await?;
+        let header = crate::id_token::decode_unverified(id_token)?;
+        let policy = AlgPolicy {
+            advertised: ep.id_token_signing_alg_values_supported.clone(),
+            registered: self.config.id_token_signed_response_alg,
+            has_secret: self.config.client_secret.is_some(),
+        };
+        let alg = policy.accept(&header.alg)?;
+        let claims = match &self.config.client_secret {
+            Some(secret) if alg.is_symmetric() => crate::id_token::verify(
+                id_token,
+                alg,
+                Keys::Secret(secret.expose().as_bytes()),
+                expect,
+            )?,
+            _ => {
+                let keys = self.signing_keys(ep, header.kid.as_deref(), alg).await?;
+                crate::id_token::verify(id_token, alg, Keys::Public(&keys), expect)?
+            }
+        };
+        Ok(claims)
+    }
+
+    /// The provider's keys that may verify a token with `kid` and `alg`: from the cache,
+    /// fetched when stale, and refetched once (within the cooldown) when none fits, as after
+    /// a key rotation at the provider (OpenID Connect Core §10.1.1).
+    async fn signing_keys(
+        &self,
+        ep: &Endpoints,
+        kid: Option<&str>,
+        alg: crate::jose::SigningAlg,
+    ) -> Result<Vec<Arc<PublicKey>>, ClientError> {
+        let Some(uri) = ep.jwks_uri.as_deref() else {
+            return Err(ClientError::Config(
+                "the provider's jwks_uri is unknown, so its ID tokens cannot be verified: \
+                 configure an issuer to discover it from, or jwks_uri"
+                    .into(),
+            ));
+        };
+        let mut cache = self.jwks.lock().await;
+        let now = self.clock.now();
+        let fetched = cache.is_stale(now);
+        if fetched {
+            self.fetch_keys(&mut cache, uri, now).await?;
+        }
+        let found = cache.candidates(kid, alg);
+        if !found.is_empty() || fetched || !cache.take_refetch(now) {
+            return Ok(found);
+        }
+        self.fetch_keys(&mut cache, uri, now).await?;
+        Ok(cache.candidates(kid, alg))
+    }
+
+    /// Fetches the key set into `cache`; a failure is recorded so the next attempt waits.
+    async fn fetch_keys(
+        &self,
+        cache: &mut JwksCache,
+        uri: &str,
+        now: latchkey_core::clock::UnixTime,
+    ) -> Result<(), ClientError> {
+        let fetched = match self.http.send(crate::jwks::key_set_request(uri)).await {
+            Ok(resp) => cache.store(&resp, now),
+            Err(e) => Err(e.into()),
+        };
+        if fetched.is_err() {
+            cache.fetch_failed(now);
+        }
+        fetched
+    }
+
+    /// The client assertion for one request, when the client authenticates with a JWT.
+    fn assertion(&self, ep: &Endpoints) -> Result<Option<Secret>, ClientError> {
+        if !matches!(
+            self.config.client_auth,
+            ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt
+        ) {
+            return Ok(None);
+        }
+        let audience = match self.config.assertion_audience {
+            AssertionAudience::Issuer => Endpoints::need(&ep.issuer, "issuer")?,
+            _ => Endpoints::need(&ep.token_url, "token endpoint")?,
+        };
+        crate::assertion::client_assertion(&self.config, audience, self.clock.now(), &*self.entropy)
     }
 
     /// Exchanges an authorization code (RFC 6749 §4.1.3) with the PKCE verifier.
@@ -246,7 +358,9 @@ impl<H: HttpClient> RemoteApp<H> {
     }
 
     /// Refreshes `token` (RFC 6749 §6). When the provider does not send a new refresh token,
-    /// the old one is kept (it stays valid); a rotating provider's new one replaces it.
+    /// the old one is kept (it stays valid); a rotating provider's new one replaces it. A new
+    /// ID token is verified and must name the same user and authentication (OpenID Connect
+    /// Core §12.2); without one, the old one is kept.
     pub async fn refresh(&self, token: &Token) -> Result<Token, ClientError> {
         let Some(refresh) = &token.refresh_token else {
             return Err(ClientError::Provider(ProviderError {
@@ -261,6 +375,21 @@ impl<H: HttpClient> RemoteApp<H> {
         if fresh.scope.is_none() {
             // RFC 6749 §5.1: without `scope`, the scope is the one previously granted.
             fresh.scope.clone_from(&token.scope);
+        }
+        match (&fresh.id_token, &token.id_token) {
+            (Some(id_token), original) => {
+                let issuer = self.endpoints().await?.issuer.clone();
+                let expect = Expectations {
+                    access_token: Some(fresh.access_token.expose()),
+                    ..Expectations::new(&self.config.client_id, issuer.as_deref(), self.clock.now())
+                };
+                let claims = self.verify_id_token(id_token, &expect).await?;
+                if let Some(original) = original {
+                    let before = crate::id_token::decode_unverified(original)?.claims;
+                    crate::id_token::check_refreshed(&before, &claims)?;
+                }
+            }
+            (None, original) => fresh.id_token.clone_from(original),
         }
         Ok(fresh)
     }
@@ -278,7 +407,8 @@ impl<H: HttpClient> RemoteApp<H> {
     }
 
     async fn revoke_one(&self, url: &str, token: &Secret, hint: &str) -> Result<(), ClientError> {
-        let req = flow::revocation_request(&self.config, url, token, hint)?;
+        let assertion = self.assertion(self.endpoints().await?)?;
+        let req = flow::revocation_request(&self.config, url, token, hint, assertion.as_ref())?;
         let resp = self.http.send(req).await?;
         // RFC 7009 §2.2: 200 whether or not the token was valid.
         if resp.is_success() {
@@ -299,11 +429,13 @@ impl<H: HttpClient> RemoteApp<H> {
         )?;
         let mut params = Vec::new();
         self.add_scope(&mut params, scopes);
+        let assertion = self.assertion(ep)?;
         let req = flow::authenticated_request(
             &self.config,
             url,
             crate::config::TokenMethod::Post,
             params,
+            assertion.as_ref(),
         )?;
         let resp = self.http.send(req).await?;
         DeviceAuthorization::from_response(&resp)
@@ -335,7 +467,8 @@ impl<H: HttpClient> RemoteApp<H> {
     pub async fn token(&self, grant: Vec<(String, String)>) -> Result<Token, ClientError> {
         let ep = self.endpoints().await?;
         let url = Endpoints::need(&ep.token_url, "token endpoint")?;
-        let req = flow::token_request(&self.config, url, grant)?;
+        let assertion = self.assertion(ep)?;
+        let req = flow::token_request(&self.config, url, grant, assertion.as_ref())?;
         let resp = self.http.send(req).await?;
         Token::from_response(&resp, self.clock.now())
     }

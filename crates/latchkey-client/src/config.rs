@@ -2,14 +2,18 @@
 //! [`AppConfig`] is built in code (or from a [`preset`](crate::presets)); [`AppSettings`] is
 //! the same read from a settings file, with secrets as plain strings until they are wrapped.
 
+use crate::assertion::ClientKey;
 use crate::error::ClientError;
+use crate::jose::SigningAlg;
 use latchkey_core::secret::Secret;
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-/// How the client proves its identity at the token endpoint (RFC 6749 §2.3.1).
+/// How the client proves its identity at the token endpoint (RFC 6749 §2.3.1, RFC 7523 §2.2,
+/// OpenID Connect Core §9).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// `Authorization: Basic` with the form-encoded id and secret: RFC 6749's recommended way.
     #[default]
@@ -18,6 +22,23 @@ pub enum ClientAuth {
     ClientSecretPost,
     /// A public client: only `client_id` in the body.
     None,
+    /// A JWT signed with the client's private key ([`AppConfig::client_key`]): the secret
+    /// never leaves the client, and a captured assertion expires within a minute.
+    PrivateKeyJwt,
+    /// A JWT with an HS256 MAC keyed with the client secret: the secret itself is never sent.
+    ClientSecretJwt,
+}
+
+/// What a client assertion names as its audience (`aud`, RFC 7523 §3).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum AssertionAudience {
+    /// The token endpoint URL, as OpenID Connect Core §9 says it "SHOULD" be.
+    #[default]
+    TokenEndpoint,
+    /// The issuer identifier, for servers that want only it (RFC 7523bis).
+    Issuer,
 }
 
 /// The HTTP method of the token request. RFC 6749 says POST; Facebook's Graph API also takes
@@ -59,6 +80,17 @@ pub struct AppConfig {
     pub client_secret: Option<Secret>,
     /// How the client authenticates at the token, revocation and introspection endpoints.
     pub client_auth: ClientAuth,
+    /// The private key of `private_key_jwt`.
+    pub client_key: Option<ClientKey>,
+    /// The `aud` of client assertions.
+    pub assertion_audience: AssertionAudience,
+    /// Where the provider publishes the keys its ID tokens are signed with (OpenID Connect
+    /// Discovery §3 `jwks_uri`); discovered from the issuer when not set.
+    pub jwks_uri: Option<String>,
+    /// The client's registered `id_token_signed_response_alg` (OpenID Connect Registration
+    /// §2): when set, the only algorithm its ID tokens are accepted in. HS256 needs the
+    /// client secret.
+    pub id_token_signed_response_alg: Option<SigningAlg>,
     /// Scopes requested when the caller names none.
     pub scopes: Vec<String>,
     /// What joins scopes on the wire: a space (RFC 6749 §3.3), or a comma for providers that
@@ -107,6 +139,10 @@ impl AppConfig {
                 ClientAuth::None
             },
             client_secret: client_secret.map(Secret::new),
+            client_key: None,
+            assertion_audience: AssertionAudience::TokenEndpoint,
+            jwks_uri: None,
+            id_token_signed_response_alg: None,
             scopes: Vec::new(),
             scope_separator: " ".into(),
             authorize_params: BTreeMap::new(),
@@ -147,6 +183,19 @@ impl AppConfig {
         self
     }
 
+    /// Authenticates with `private_key_jwt`, signing with `key`.
+    pub fn private_key(mut self, key: ClientKey) -> Self {
+        self.client_key = Some(key);
+        self.client_auth = ClientAuth::PrivateKeyJwt;
+        self
+    }
+
+    /// Sets where the provider's signing keys are published.
+    pub fn jwks_uri(mut self, jwks_uri: &str) -> Self {
+        self.jwks_uri = Some(jwks_uri.into());
+        self
+    }
+
     /// Joins scopes as the provider wants them.
     pub fn join_scopes<S: AsRef<str>>(&self, scopes: &[S]) -> String {
         scopes
@@ -166,9 +215,28 @@ impl AppConfig {
                 "this provider requires PKCE; `pkce` cannot be turned off".into(),
             ));
         }
-        if self.client_auth != ClientAuth::None && self.client_secret.is_none() {
+        let needs_secret = matches!(
+            self.client_auth,
+            ClientAuth::ClientSecretBasic
+                | ClientAuth::ClientSecretPost
+                | ClientAuth::ClientSecretJwt
+        );
+        if needs_secret && self.client_secret.is_none() {
             return Err(ClientError::Config(
-                "client_secret_basic/post need a client_secret (use client_auth = \"none\" for a public client)".into(),
+                "client_secret_basic/post/jwt need a client_secret (use client_auth = \"none\" for a public client)".into(),
+            ));
+        }
+        if self.client_auth == ClientAuth::PrivateKeyJwt && self.client_key.is_none() {
+            return Err(ClientError::Config(
+                "private_key_jwt needs a client_key".into(),
+            ));
+        }
+        // OpenID Connect Core §10.1: an HS256 ID token is keyed with the client secret.
+        if self.id_token_signed_response_alg == Some(SigningAlg::HS256)
+            && self.client_secret.is_none()
+        {
+            return Err(ClientError::Config(
+                "id_token_signed_response_alg HS256 needs a client_secret".into(),
             ));
         }
         if self.issuer.is_none() && (self.authorize_url.is_none() && self.token_url.is_none()) {
@@ -185,6 +253,7 @@ impl AppConfig {
             &self.userinfo_url,
             &self.device_authorization_url,
             &self.api_base_url,
+            &self.jwks_uri,
         ]
         .into_iter()
         .flatten()
@@ -247,6 +316,15 @@ pub struct AppSettings {
     pub client_auth: Option<ClientAuth>,
     /// See [`AppConfig::scopes`].
     pub scopes: Option<Vec<String>>,
+    /// See [`AppConfig::jwks_uri`].
+    pub jwks_uri: Option<String>,
+    /// See [`AppConfig::id_token_signed_response_alg`].
+    pub id_token_signed_response_alg: Option<SigningAlg>,
+    /// The private key of `private_key_jwt` (setting it selects that method unless
+    /// `client_auth` says otherwise).
+    pub private_key: Option<KeySettings>,
+    /// See [`AppConfig::assertion_audience`].
+    pub assertion_audience: Option<AssertionAudience>,
     /// Merged over the preset's [`AppConfig::authorize_params`].
     pub authorize_params: BTreeMap<String, String>,
     /// Merged over the preset's [`AppConfig::token_params`].
@@ -267,6 +345,58 @@ impl std::fmt::Debug for AppSettings {
             .field("client_id", &self.client_id)
             .field("has_client_secret", &self.client_secret.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+/// The client's private key in a settings file, e.g. in TOML:
+///
+/// ```toml
+/// [corp.private_key]
+/// pem_file = "/etc/portal/corp-client-key.pem"
+/// kid = "portal-2025"
+/// alg = "ES256"
+/// ```
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KeySettings {
+    /// The PEM text itself (prefer `pem_file`: a key does not belong in a config file).
+    #[serde(default)]
+    pub pem: Option<String>,
+    /// A file holding the PEM.
+    #[serde(default)]
+    pub pem_file: Option<std::path::PathBuf>,
+    /// The key id the provider knows the public key under.
+    #[serde(default)]
+    pub kid: Option<String>,
+    /// The signature algorithm.
+    pub alg: SigningAlg,
+}
+
+impl std::fmt::Debug for KeySettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("KeySettings")
+            .field("pem_file", &self.pem_file)
+            .field("kid", &self.kid)
+            .field("alg", &self.alg)
+            .finish_non_exhaustive()
+    }
+}
+
+impl KeySettings {
+    /// Reads the key.
+    pub fn load(&self) -> Result<ClientKey, ClientError> {
+        let pem = match (&self.pem, &self.pem_file) {
+            (Some(pem), None) => pem.clone(),
+            (None, Some(path)) => std::fs::read_to_string(path).map_err(|e| {
+                ClientError::Config(format!("private key file {}: {e}", path.display()))
+            })?,
+            _ => {
+                return Err(ClientError::Config(
+                    "private_key needs exactly one of pem and pem_file".into(),
+                ));
+            }
+        };
+        ClientKey::from_pem(&pem, self.alg, self.kid.as_deref())
     }
 }
 
@@ -298,6 +428,16 @@ impl AppSettings {
             self.device_authorization_url,
         );
         set(&mut config.api_base_url, self.api_base_url);
+        set(&mut config.jwks_uri, self.jwks_uri);
+        if let Some(alg) = self.id_token_signed_response_alg {
+            config.id_token_signed_response_alg = Some(alg);
+        }
+        if let Some(key) = &self.private_key {
+            config = config.private_key(key.load()?);
+        }
+        if let Some(audience) = self.assertion_audience {
+            config.assertion_audience = audience;
+        }
         if let Some(auth) = self.client_auth {
             config.client_auth = auth;
         }

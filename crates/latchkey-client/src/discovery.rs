@@ -33,6 +33,11 @@ pub struct Metadata {
     /// `scopes_supported`
     #[serde(default)]
     pub scopes_supported: Vec<String>,
+    /// `jwks_uri`: the provider's signing keys (RFC 8414 §2, OpenID Connect Discovery §3).
+    pub jwks_uri: Option<String>,
+    /// `id_token_signing_alg_values_supported` (OpenID Connect Discovery §3).
+    #[serde(default)]
+    pub id_token_signing_alg_values_supported: Vec<String>,
 }
 
 /// Where the metadata of `issuer` may be, in the order tried: RFC 8414 §3.1 (the well-known

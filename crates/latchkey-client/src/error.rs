@@ -176,10 +176,10 @@ pub enum ClientError {
         /// What the callback said (`None`: absent although the provider promised it).
         got: Option<String>,
     },
-    /// The ID token does not belong to this login (issuer, audience, expiry or nonce;
-    /// OpenID Connect Core §3.1.3.7).
+    /// The ID token is not the provider's or does not belong to this login (signature,
+    /// issuer, audience, expiry, nonce ...; OpenID Connect Core §3.1.3.7).
     #[error("the ID token is not valid for this login: {0}")]
-    IdToken(String),
+    IdToken(#[from] crate::id_token::IdTokenError),
     /// The callback has neither `code` nor `error`.
     #[error("the callback has no code")]
     MissingCode,

@@ -28,6 +28,10 @@ pub struct PendingLogin {
     pub nonce: Option<String>,
     /// The `redirect_uri` sent; the token request repeats it (RFC 6749 §4.1.3).
     pub redirect_uri: String,
+    /// The OpenID Connect `max_age` sent, if any: the ID token's `auth_time` must then be
+    /// recent enough (OpenID Connect Core §3.1.2.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age: Option<u64>,
 }
 
 impl std::fmt::Debug for PendingLogin {
@@ -75,6 +79,18 @@ pub fn authorization(
         Some(list) => config.join_scopes(list),
         None => config.join_scopes(&config.scopes),
     };
+    let max_age = extra
+        .iter()
+        .rev()
+        .find(|(name, _)| *name == "max_age")
+        .map(|(_, v)| *v)
+        .or_else(|| config.authorize_params.get("max_age").map(String::as_str))
+        .map(|raw| {
+            raw.parse::<u64>().map_err(|_| {
+                ClientError::Config(format!("max_age {raw:?} is not a number of seconds"))
+            })
+        })
+        .transpose()?;
     {
         let mut q = url.query_pairs_mut();
         q.append_pair("response_type", "code")
@@ -107,6 +123,7 @@ pub fn authorization(
             code_verifier,
             nonce,
             redirect_uri: redirect_uri.to_owned(),
+            max_age,
         },
     })
 }
@@ -203,12 +220,15 @@ pub fn refresh_grant(refresh_token: &Secret, scopes: Option<&str>) -> Vec<(Strin
 }
 
 /// A request to one of the provider's client-authenticated endpoints: `params` plus the
-/// client's authentication as [`AppConfig::client_auth`] says.
+/// client's authentication as [`AppConfig::client_auth`] says. `assertion` is the client
+/// assertion of `private_key_jwt` and `client_secret_jwt`
+/// ([`client_assertion`](crate::assertion::client_assertion), one per request).
 pub fn authenticated_request(
     config: &AppConfig,
     url: &str,
     method: TokenMethod,
     mut params: Vec<(String, String)>,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     let mut headers = Vec::new();
     match (config.client_auth, &config.client_secret) {
@@ -223,6 +243,21 @@ pub fn authenticated_request(
             params.push(("client_secret".into(), secret.expose().to_owned()));
         }
         (ClientAuth::None, _) => params.push(("client_id".into(), config.client_id.clone())),
+        // RFC 7523 §2.2: `client_assertion_type` and `client_assertion`; `client_id` too,
+        // which RFC 7521 §4.2 allows and which lets the server find the client's keys.
+        (ClientAuth::PrivateKeyJwt | ClientAuth::ClientSecretJwt, _) => {
+            let Some(assertion) = assertion else {
+                return Err(ClientError::Config(
+                    "this client authenticates with a JWT: the request needs its assertion".into(),
+                ));
+            };
+            params.push(("client_id".into(), config.client_id.clone()));
+            params.push((
+                "client_assertion_type".into(),
+                crate::assertion::ASSERTION_TYPE.into(),
+            ));
+            params.push(("client_assertion".into(), assertion.expose().to_owned()));
+        }
         (_, None) => {
             return Err(ClientError::Config(
                 "this client authentication method needs a client_secret".into(),
@@ -246,11 +281,12 @@ pub fn authenticated_request(
 }
 
 /// A token request: `grant` plus the app's `token_params`, `token_headers` and client
-/// authentication, with the configured method.
+/// authentication (with `assertion` for the JWT methods), with the configured method.
 pub fn token_request(
     config: &AppConfig,
     token_url: &str,
     grant: Vec<(String, String)>,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     let mut params = grant;
     for (k, v) in &config.token_params {
@@ -258,7 +294,8 @@ pub fn token_request(
             params.push((k.clone(), v.clone()));
         }
     }
-    let mut request = authenticated_request(config, token_url, config.token_method, params)?;
+    let mut request =
+        authenticated_request(config, token_url, config.token_method, params, assertion)?;
     for (name, value) in &config.token_headers {
         request.set_header(name, value.clone());
     }
@@ -271,6 +308,7 @@ pub fn revocation_request(
     revocation_url: &str,
     token: &Secret,
     hint: &str,
+    assertion: Option<&Secret>,
 ) -> Result<Request, ClientError> {
     authenticated_request(
         config,
@@ -280,6 +318,7 @@ pub fn revocation_request(
             ("token".into(), token.expose().to_owned()),
             ("token_type_hint".into(), hint.to_owned()),
         ],
+        assertion,
     )
 }
 
@@ -294,242 +333,4 @@ pub(crate) fn basic(id: &str, secret: &str) -> String {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use latchkey_core::entropy::SeededEntropy;
-
-    fn config() -> AppConfig {
-        AppConfig::new("my app", Some("s:e/cret"))
-            .endpoints(
-                "https://as.example/authorize?tenant=x",
-                "https://as.example/token",
-            )
-            .scopes(["read", "write"])
-    }
-
-    fn query(url: &str) -> Vec<(String, String)> {
-        let parsed = url::Url::parse(url).expect("url");
-        parsed.query_pairs().into_owned().collect()
-    }
-
-    fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-        pairs
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
-    }
-
-    #[test]
-    fn authorization_url_carries_state_pkce_and_keeps_the_endpoint_query() {
-        let mut cfg = config();
-        cfg.openid = true;
-        cfg.authorize_params
-            .insert("prompt".into(), "consent".into());
-        let auth = authorization(
-            &cfg,
-            "https://as.example/authorize?tenant=x",
-            "https://app.example/cb",
-            None,
-            &[("prompt", "none")],
-            &SeededEntropy::new(7),
-        )
-        .expect("builds");
-        let q = query(&auth.url);
-        assert_eq!(param(&q, "tenant"), Some("x"));
-        assert_eq!(param(&q, "response_type"), Some("code"));
-        assert_eq!(param(&q, "client_id"), Some("my app"));
-        assert_eq!(param(&q, "redirect_uri"), Some("https://app.example/cb"));
-        assert_eq!(param(&q, "scope"), Some("read write"));
-        assert_eq!(param(&q, "state"), Some(auth.pending.state.as_str()));
-        assert_eq!(auth.pending.state.len(), 43);
-        let verifier = auth.pending.code_verifier.as_deref().expect("pkce on");
-        assert_eq!(verifier.len(), 43);
-        assert_eq!(
-            param(&q, "code_challenge"),
-            Some(s256_challenge(verifier).as_str())
-        );
-        assert_eq!(param(&q, "code_challenge_method"), Some("S256"));
-        assert_eq!(param(&q, "nonce"), auth.pending.nonce.as_deref());
-        assert_eq!(
-            q.iter().filter(|(k, _)| k == "prompt").count(),
-            1,
-            "an explicit parameter replaces the configured one"
-        );
-        assert_eq!(param(&q, "prompt"), Some("none"));
-    }
-
-    #[test]
-    fn two_logins_never_share_state_or_verifier() {
-        let entropy = latchkey_core::entropy::OsEntropy;
-        let a = authorization(
-            &config(),
-            "https://as.example/a",
-            "https://c/cb",
-            None,
-            &[],
-            &entropy,
-        )
-        .expect("a");
-        let b = authorization(
-            &config(),
-            "https://as.example/a",
-            "https://c/cb",
-            None,
-            &[],
-            &entropy,
-        )
-        .expect("b");
-        assert_ne!(a.pending.state, b.pending.state);
-        assert_ne!(a.pending.code_verifier, b.pending.code_verifier);
-    }
-
-    #[test]
-    fn rfc7636_appendix_b_challenge() {
-        assert_eq!(
-            s256_challenge("dBjftJeZ4CVP-mB92K27uhbUJU1p1r_wW1gFWFOEjXk"),
-            "E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM"
-        );
-    }
-
-    fn pending() -> PendingLogin {
-        PendingLogin {
-            state: "st".into(),
-            code_verifier: Some("v".repeat(43)),
-            nonce: None,
-            redirect_uri: "https://app.example/cb".into(),
-        }
-    }
-
-    #[test]
-    fn callback_with_the_right_state_yields_the_code() {
-        let params = callback_params("?code=abc&state=st&iss=https%3A%2F%2Fas.example");
-        assert_eq!(
-            finish(&pending(), &params, Some("https://as.example"), true).expect("code"),
-            "abc"
-        );
-        assert_eq!(
-            finish(
-                &pending(),
-                &callback_params("code=abc&state=st"),
-                None,
-                false
-            )
-            .expect("code"),
-            "abc"
-        );
-    }
-
-    #[test]
-    fn forged_or_stateless_callbacks_are_refused_before_anything_else() {
-        for query in [
-            "code=abc&state=other",
-            "code=abc",
-            "error=access_denied&state=nope",
-        ] {
-            assert!(
-                matches!(
-                    finish(&pending(), &callback_params(query), None, false),
-                    Err(ClientError::StateMismatch)
-                ),
-                "{query}"
-            );
-        }
-        let stateless = PendingLogin {
-            state: String::new(),
-            ..pending()
-        };
-        assert!(matches!(
-            finish(&stateless, &callback_params("code=abc&state="), None, false),
-            Err(ClientError::StateMismatch)
-        ));
-    }
-
-    #[test]
-    fn mixed_up_issuers_are_refused() {
-        let other = callback_params("code=abc&state=st&iss=https%3A%2F%2Fevil.example");
-        assert!(matches!(
-            finish(&pending(), &other, Some("https://as.example"), false),
-            Err(ClientError::IssuerMismatch { got: Some(_), .. })
-        ));
-        let missing = callback_params("code=abc&state=st");
-        assert!(matches!(
-            finish(&pending(), &missing, Some("https://as.example"), true),
-            Err(ClientError::IssuerMismatch { got: None, .. })
-        ));
-        assert!(finish(&pending(), &missing, Some("https://as.example"), false).is_ok());
-    }
-
-    #[test]
-    fn error_callbacks_become_typed_errors() {
-        let params = callback_params("error=access_denied&error_description=User+said+no&state=st");
-        let err = finish(&pending(), &params, None, false).expect_err("denied");
-        let ClientError::Provider(e) = err else {
-            panic!("{err:?}")
-        };
-        assert_eq!(e.code, ErrorCode::AccessDenied);
-        assert_eq!(e.description.as_deref(), Some("User said no"));
-        assert!(matches!(
-            finish(&pending(), &callback_params("state=st"), None, false),
-            Err(ClientError::MissingCode)
-        ));
-        assert!(matches!(
-            finish(
-                &pending(),
-                &callback_params("state=st&code=a&code=b"),
-                None,
-                false
-            ),
-            Err(ClientError::InvalidResponse(_))
-        ));
-    }
-
-    #[test]
-    fn token_requests_authenticate_as_configured() {
-        let grant = code_grant("the-code", &pending());
-        let basic_req =
-            token_request(&config(), "https://as.example/token", grant.clone()).expect("builds");
-        assert_eq!(basic_req.method, Method::Post);
-        assert_eq!(
-            basic_req.header("authorization"),
-            Some(basic("my app", "s:e/cret").as_str())
-        );
-        let form = basic_req.form_pairs();
-        assert_eq!(param(&form, "grant_type"), Some("authorization_code"));
-        assert_eq!(
-            param(&form, "code_verifier"),
-            pending().code_verifier.as_deref()
-        );
-        assert_eq!(param(&form, "client_secret"), None);
-
-        let mut post = config().client_auth(ClientAuth::ClientSecretPost);
-        post.token_params
-            .insert("resource".into(), "https://api".into());
-        post.token_headers
-            .insert("accept".into(), "application/json".into());
-        let req = token_request(&post, "https://as.example/token", grant.clone()).expect("builds");
-        assert_eq!(req.header("authorization"), None);
-        let form = req.form_pairs();
-        assert_eq!(param(&form, "client_id"), Some("my app"));
-        assert_eq!(param(&form, "client_secret"), Some("s:e/cret"));
-        assert_eq!(param(&form, "resource"), Some("https://api"));
-
-        let mut get = post.clone();
-        get.token_method = TokenMethod::Get;
-        let req = token_request(&get, "https://graph.example/token", grant).expect("builds");
-        assert_eq!(req.method, Method::Get);
-        assert!(req.body.is_empty());
-        assert_eq!(param(&query(&req.url), "code"), Some("the-code"));
-    }
-
-    #[test]
-    fn basic_credentials_are_form_encoded_before_base64() {
-        let header = basic("my app", "s:e/cret");
-        let raw = base64::engine::general_purpose::STANDARD
-            .decode(header.trim_start_matches("Basic "))
-            .expect("base64");
-        assert_eq!(
-            String::from_utf8(raw).expect("utf-8"),
-            "my+app:s%3Ae%2Fcret"
-        );
-    }
-}
+mod tests;

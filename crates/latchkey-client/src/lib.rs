@@ -122,6 +122,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod app;
+pub mod assertion;
 pub mod config;
 pub mod device;
 pub mod discovery;
@@ -131,6 +132,8 @@ pub mod http;
 pub mod id_token;
 #[cfg(feature = "reqwest")]
 mod introspect;
+pub mod jose;
+pub mod jwks;
 #[cfg(feature = "oauth1")]
 pub mod oauth1;
 pub mod presets;
@@ -139,15 +142,18 @@ pub mod session;
 pub mod token;
 
 pub use app::{Endpoints, RemoteApp};
-pub use config::{AppConfig, AppSettings, ClientAuth, TokenMethod};
+pub use assertion::ClientKey;
+pub use config::{AppConfig, AppSettings, AssertionAudience, ClientAuth, KeySettings, TokenMethod};
 pub use device::DeviceAuthorization;
 pub use error::{ClientError, ErrorCode, ProviderError};
 pub use flow::{Authorization, PendingLogin};
 #[cfg(feature = "reqwest")]
 pub use http::ReqwestClient;
 pub use http::{HttpClient, Method, Request, Response, TransportError};
+pub use id_token::IdTokenError;
 #[cfg(feature = "reqwest")]
 pub use introspect::HttpIntrospector;
+pub use jose::SigningAlg;
 pub use registry::OAuth;
 pub use session::{Body, MemoryTokens, Session, TokenHook};
 pub use token::Token;

@@ -27,6 +27,8 @@ pub struct Preset {
     pub revocation_url: Option<&'static str>,
     /// Where the signed-in user's profile is read.
     pub userinfo_url: Option<&'static str>,
+    /// Where an OpenID Connect provider publishes its ID-token signing keys.
+    pub jwks_uri: Option<&'static str>,
     /// The RFC 8628 device authorization endpoint, when the provider has one.
     pub device_authorization_url: Option<&'static str>,
     /// The base of the provider's API, for relative URLs in requests.
@@ -65,6 +67,7 @@ const BASE: Preset = Preset {
     token_url: "",
     revocation_url: None,
     userinfo_url: None,
+    jwks_uri: None,
     device_authorization_url: None,
     api_base_url: None,
     scopes: &[],
@@ -105,6 +108,7 @@ pub const PRESETS: &[Preset] = &[
         token_url: "https://oauth2.googleapis.com/token",
         revocation_url: Some("https://oauth2.googleapis.com/revoke"),
         userinfo_url: Some("https://openidconnect.googleapis.com/v1/userinfo"),
+        jwks_uri: Some("https://www.googleapis.com/oauth2/v3/certs"),
         device_authorization_url: Some("https://oauth2.googleapis.com/device/code"),
         api_base_url: Some("https://www.googleapis.com/"),
         scopes: &["openid", "email", "profile"],
@@ -135,6 +139,7 @@ pub const PRESETS: &[Preset] = &[
         authorize_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
         token_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
         userinfo_url: Some("https://graph.microsoft.com/oidc/userinfo"),
+        jwks_uri: Some("https://login.microsoftonline.com/{tenant}/discovery/v2.0/keys"),
         device_authorization_url: Some(
             "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/devicecode",
         ),
@@ -169,6 +174,7 @@ pub const PRESETS: &[Preset] = &[
         token_url: "https://www.linkedin.com/oauth/v2/accessToken",
         revocation_url: Some("https://www.linkedin.com/oauth/v2/revoke"),
         userinfo_url: Some("https://api.linkedin.com/v2/userinfo"),
+        jwks_uri: Some("https://www.linkedin.com/oauth/openid/jwks"),
         api_base_url: Some("https://api.linkedin.com/v2/"),
         scopes: &["openid", "profile", "email"],
         client_auth: ClientAuth::ClientSecretPost,
@@ -248,6 +254,7 @@ pub const PRESETS: &[Preset] = &[
         authorize_url: "https://slack.com/openid/connect/authorize",
         token_url: "https://slack.com/api/openid.connect.token",
         userinfo_url: Some("https://slack.com/api/openid.connect.userInfo"),
+        jwks_uri: Some("https://slack.com/openid/connect/keys"),
         api_base_url: Some("https://slack.com/api/"),
         scopes: &["openid", "profile", "email"],
         client_auth: ClientAuth::ClientSecretPost,
@@ -263,6 +270,7 @@ pub const PRESETS: &[Preset] = &[
         authorize_url: "https://appleid.apple.com/auth/authorize",
         token_url: "https://appleid.apple.com/auth/token",
         revocation_url: Some("https://appleid.apple.com/auth/revoke"),
+        jwks_uri: Some("https://appleid.apple.com/auth/keys"),
         scopes: &["name", "email"],
         client_auth: ClientAuth::ClientSecretPost,
         authorize_params: &[("response_mode", "form_post")],
@@ -339,6 +347,7 @@ impl Preset {
         config.token_url = Some(fill(self.token_url)?);
         config.revocation_url = opt(self.revocation_url)?;
         config.userinfo_url = opt(self.userinfo_url)?;
+        config.jwks_uri = opt(self.jwks_uri)?;
         config.device_authorization_url = opt(self.device_authorization_url)?;
         config.api_base_url = opt(self.api_base_url)?;
         config.scopes = self.scopes.iter().map(|s| (*s).to_owned()).collect();

@@ -29,7 +29,9 @@ pub struct Token {
     pub refresh_token: Option<Secret>,
     /// The granted scope, if the provider said (RFC 6749 §5.1: else it is the requested one).
     pub scope: Option<String>,
-    /// The OpenID Connect ID token, if any (not verified by this crate).
+    /// The OpenID Connect ID token, if any: verified (signature and claims) when it came
+    /// through [`RemoteApp::finish_login`](crate::RemoteApp::finish_login) or
+    /// [`RemoteApp::refresh`](crate::RemoteApp::refresh).
     pub id_token: Option<String>,
     /// Every other field of the response (`uid`, `authed_user`, `open_id` ...).
     pub extra: serde_json::Map<String, serde_json::Value>,

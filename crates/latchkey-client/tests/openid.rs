@@ -1,91 +1,361 @@
-//! OpenID Connect logins: the ID token that comes back with the code exchange must carry
-//! this login's nonce, name this client and come from the issuer; a provider answering with
-//! the wrong one fails the login.
+//! OpenID Connect logins against a fake provider: an ID token is accepted only when its
+//! signature verifies with a key from the provider's JWK Set (or, for a client registered for
+//! HS256, with its secret) under an accepted algorithm, and its claims name this provider,
+//! this client and this login. Each refusal has its own error.
 
-use base64::Engine as _;
-use latchkey_client::{ClientError, HttpClient, OAuth, Request, Response, TransportError};
-use latchkey_core::clock::{Clock, SystemClock};
-use std::sync::{Arc, Mutex};
+mod fake_op;
 
-/// Answers every request with the next scripted response.
-#[derive(Default)]
-struct Scripted(Mutex<Vec<Response>>);
+use fake_op::{ACCESS_TOKEN, FakeOp, TestKey};
+use latchkey_client::{
+    AppConfig, ClientError, IdTokenError, OAuth, RemoteApp, ReqwestClient, SigningAlg, Token,
+};
+use serde_json::Value;
+use std::sync::{Arc, OnceLock};
 
-impl HttpClient for Scripted {
-    async fn send(&self, _request: Request) -> Result<Response, TransportError> {
-        self.0
-            .lock()
-            .map_err(|_| TransportError("poisoned".into()))?
-            .pop()
-            .ok_or_else(|| TransportError("no scripted answer left".into()))
-    }
+/// The provider's keys, made once per test binary (RSA generation is slow).
+struct Keys {
+    es: TestKey,
+    rs: TestKey,
+    ed: TestKey,
 }
 
-fn id_token(claims: serde_json::Value) -> String {
-    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
-    format!(
-        "{}.{}.sig",
-        b64(br#"{"alg":"RS256"}"#),
-        b64(claims.to_string().as_bytes())
-    )
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    KEYS.get_or_init(|| Keys {
+        es: TestKey::generate(SigningAlg::ES256, "es"),
+        rs: TestKey::generate(SigningAlg::RS256, "rs"),
+        ed: TestKey::generate(SigningAlg::EdDSA, "ed"),
+    })
 }
 
+const CLIENT: &str = "rp-client";
+
+fn app(
+    op: &FakeOp,
+    secret: Option<&str>,
+    tweak: impl FnOnce(&mut AppConfig),
+) -> Arc<RemoteApp<ReqwestClient>> {
+    let mut config = AppConfig::new(CLIENT, secret)
+        .issuer(&op.base)
+        .scopes(["openid"]);
+    config.openid = true;
+    tweak(&mut config);
+    OAuth::new().register("op", config).expect("valid config")
+}
+
+/// One login whose token response carries the ID token `make` builds from the login's nonce.
 async fn login_with(
-    nonce_of: impl Fn(&str) -> String,
-) -> Result<latchkey_client::Token, ClientError> {
-    let http = Arc::new(Scripted::default());
-    let mut oauth = OAuth::with_http(http.clone());
-    let app = oauth
-        .register_preset(
-            "google",
-            "google",
-            "app.apps.googleusercontent.com",
-            Some("s"),
-        )
-        .expect("config");
-    let login = app
-        .authorize("https://app.example/cb", None, &[])
-        .await
-        .expect("url");
-    let nonce = login
+    app: &RemoteApp<ReqwestClient>,
+    op: &FakeOp,
+    extra: &[(&str, &str)],
+    make: impl FnOnce(&str) -> String,
+) -> Result<Token, ClientError> {
+    let auth = app.authorize("http://127.0.0.1:9/cb", None, extra).await?;
+    let nonce = auth
         .pending
         .nonce
         .clone()
         .expect("OpenID logins send a nonce");
-    let claims = serde_json::json!({
-        "iss": "https://accounts.google.com",
-        "aud": "app.apps.googleusercontent.com",
-        "sub": "110169484474386276334",
-        "exp": SystemClock.now().0 + 3600,
-        "nonce": nonce_of(&nonce),
-    });
-    let body = serde_json::json!({
-        "access_token": "ya29.a0",
-        "token_type": "Bearer",
-        "expires_in": 3599,
-        "id_token": id_token(claims),
-    });
-    http.0
-        .lock()
-        .expect("lock")
-        .push(Response::new(200, body.to_string()));
-    let callback = format!("state={}&code=4%2F0Ab", login.pending.state);
-    app.finish_login(&login.pending, &callback).await
+    op.answer_with(Some(make(&nonce)));
+    let callback = format!("state={}&code=the-code", auth.pending.state);
+    app.finish_login(&auth.pending, &callback).await
+}
+
+/// The claims of a good ID token for this login, with the access token's `at_hash`.
+fn good(op: &FakeOp, nonce: &str, alg: SigningAlg) -> Value {
+    let mut claims = op.claims(CLIENT, Some(nonce));
+    claims["at_hash"] = alg.half_hash(ACCESS_TOKEN).into();
+    claims
+}
+
+fn unsigned(claims: &Value) -> String {
+    use base64::Engine as _;
+    let b64 = |v: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v);
+    format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","kid":"es"}"#),
+        b64(claims.to_string().as_bytes())
+    )
+}
+
+fn hs256(claims: &Value, secret: &[u8]) -> String {
+    jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        claims,
+        &jsonwebtoken::EncodingKey::from_secret(secret),
+    )
+    .expect("signed")
+}
+
+fn id_token_error(result: Result<Token, ClientError>) -> IdTokenError {
+    match result {
+        Err(ClientError::IdToken(e)) => e,
+        other => panic!("expected an ID token error, got {other:?}"),
+    }
 }
 
 #[tokio::test]
-async fn an_id_token_with_this_logins_nonce_is_accepted_and_its_claims_read() {
-    let token = login_with(|nonce| nonce.to_owned())
-        .await
-        .expect("signed in");
-    let claims = token.id_token_claims().expect("claims");
-    assert_eq!(claims["sub"], "110169484474386276334");
+async fn id_tokens_signed_with_es256_rs256_and_eddsa_are_accepted_from_one_jwks_fetch() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256", "RS256", "EdDSA"], &[&k.es, &k.rs, &k.ed]).await;
+    let app = app(&op, None, |_| {});
+    for key in [&k.es, &k.rs, &k.ed] {
+        let token = login_with(&app, &op, &[], |nonce| key.sign(&good(&op, nonce, key.alg)))
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e:?}", key.alg));
+        let claims = token.id_token_claims().expect("claims");
+        assert_eq!(claims["sub"], "user-1", "{}", key.alg);
+    }
+    assert_eq!(
+        op.jwks_fetches(),
+        1,
+        "the key set is cached for its max-age"
+    );
 }
 
 #[tokio::test]
-async fn an_id_token_with_another_nonce_fails_the_login() {
-    let err = login_with(|_| "replayed-from-another-login".to_owned())
+async fn forged_or_foreign_id_tokens_are_refused_each_with_its_own_error() {
+    use IdTokenError as E;
+    let k = keys();
+    // HS256 is advertised, so its refusal below is for the missing secret alone.
+    let op = FakeOp::start(
+        &["ES256", "RS256", "EdDSA", "HS256"],
+        &[&k.es, &k.rs, &k.ed],
+    )
+    .await;
+    let public_client = app(&op, None, |_| {});
+    let impostor = TestKey::generate(SigningAlg::ES256, "es");
+    let ghost = TestKey::generate(SigningAlg::ES256, "ghost");
+    let pss = TestKey {
+        alg: SigningAlg::PS256,
+        ..k.rs.clone()
+    };
+    type Make<'a> = Box<dyn Fn(&str) -> String + 'a>;
+    let op_ref = &op;
+    let with = |name: &'static str, value: Value| -> Make<'_> {
+        Box::new(move |nonce: &str| {
+            let mut claims = good(op_ref, nonce, SigningAlg::ES256);
+            claims[name] = value.clone();
+            k.es.sign(&claims)
+        })
+    };
+    let cases: Vec<(&str, Make<'_>, IdTokenError)> = vec![
+        (
+            "signed by another key under a published kid",
+            Box::new(|n| impostor.sign(&good(&op, n, SigningAlg::ES256))),
+            E::BadSignature,
+        ),
+        (
+            "a kid the provider never published",
+            Box::new(|n| ghost.sign(&good(&op, n, SigningAlg::ES256))),
+            E::UnknownKey,
+        ),
+        (
+            "alg none",
+            Box::new(|n| unsigned(&good(&op, n, SigningAlg::ES256))),
+            E::Unsigned,
+        ),
+        (
+            "HS256 for a client without a secret",
+            Box::new(|n| hs256(&good(&op, n, SigningAlg::HS256), b"guessable")),
+            E::SymmetricWithoutSecret,
+        ),
+        (
+            "an alg the provider does not advertise",
+            Box::new(|n| pss.sign(&good(&op, n, SigningAlg::PS256))),
+            E::AlgNotAccepted("PS256".into()),
+        ),
+        (
+            "another issuer",
+            with("iss", "https://evil.example".into()),
+            E::Issuer,
+        ),
+        (
+            "another audience",
+            with("aud", "other-client".into()),
+            E::Audience,
+        ),
+        (
+            "another login's nonce",
+            with("nonce", "replayed".into()),
+            E::Nonce,
+        ),
+        ("expired", with("exp", Value::from(1_000_000)), E::Expired),
+        (
+            "the at_hash of another access token",
+            with("at_hash", SigningAlg::ES256.half_hash("other").into()),
+            E::AccessTokenHash,
+        ),
+    ];
+    for (what, make, want) in cases {
+        let got = id_token_error(login_with(&public_client, &op, &[], |n| make(n)).await);
+        assert_eq!(got, want, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn an_unknown_kid_refetches_the_keys_once_then_waits_for_the_cooldown() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    let app = app(&op, None, |_| {});
+    let ghost = TestKey::generate(SigningAlg::ES256, "ghost");
+    login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await
+    .expect("signed in");
+    assert_eq!(op.jwks_fetches(), 1);
+    for _ in 0..3 {
+        let err = login_with(&app, &op, &[], |n| {
+            ghost.sign(&good(&op, n, SigningAlg::ES256))
+        })
+        .await;
+        assert_eq!(id_token_error(err), IdTokenError::UnknownKey);
+    }
+    assert_eq!(
+        op.jwks_fetches(),
+        2,
+        "one refetch for the first unknown kid, none for the next ones"
+    );
+}
+
+#[tokio::test]
+async fn a_key_the_provider_rotated_in_is_found_by_one_refetch() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    let app = app(&op, None, |_| {});
+    login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await
+    .expect("signed in");
+    let next = TestKey::generate(SigningAlg::ES256, "es-next");
+    op.publish(&[&k.es, &next]);
+    login_with(&app, &op, &[], |n| {
+        next.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await
+    .expect("the rotated-in key verifies");
+    assert_eq!(op.jwks_fetches(), 2);
+}
+
+#[tokio::test]
+async fn hs256_id_tokens_are_accepted_only_for_a_client_registered_for_them() {
+    let k = keys();
+    let secret = "a-client-secret-of-at-least-32-bytes!";
+    let op = FakeOp::start(&["ES256", "HS256"], &[&k.es]).await;
+    let registered = app(&op, Some(secret), |c| {
+        c.id_token_signed_response_alg = Some(SigningAlg::HS256);
+    });
+    login_with(&registered, &op, &[], |n| {
+        hs256(&good(&op, n, SigningAlg::HS256), secret.as_bytes())
+    })
+    .await
+    .expect("HS256 keyed with the client secret");
+    let err = login_with(&registered, &op, &[], |n| {
+        hs256(&good(&op, n, SigningAlg::HS256), b"another-secret")
+    })
+    .await;
+    assert_eq!(id_token_error(err), IdTokenError::BadSignature);
+    let err = login_with(&registered, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await;
+    assert_eq!(
+        id_token_error(err),
+        IdTokenError::AlgNotAccepted("ES256".into()),
+        "only the registered alg"
+    );
+    let unregistered = app(&op, Some(secret), |_| {});
+    let err = login_with(&unregistered, &op, &[], |n| {
+        hs256(&good(&op, n, SigningAlg::HS256), secret.as_bytes())
+    })
+    .await;
+    assert_eq!(
+        id_token_error(err),
+        IdTokenError::AlgNotAccepted("HS256".into()),
+        "a token cannot choose HS256 for a client that did not register it"
+    );
+}
+
+#[tokio::test]
+async fn max_age_requires_an_auth_time_recent_enough() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    let app = app(&op, None, |_| {});
+    let max_age = [("max_age", "60")];
+    login_with(&app, &op, &max_age, |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await
+    .expect("authenticated 10 s ago");
+    let err = login_with(&app, &op, &max_age, |n| {
+        let mut claims = good(&op, n, SigningAlg::ES256);
+        claims["auth_time"] = (claims["iat"].as_i64().expect("iat") - 1_000).into();
+        k.es.sign(&claims)
+    })
+    .await;
+    assert_eq!(id_token_error(err), IdTokenError::AuthTooOld);
+}
+
+#[tokio::test]
+async fn a_refreshed_id_token_must_name_the_same_user() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    let app = app(&op, None, |_| {});
+    let token = login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await
+    .expect("signed in");
+    let original = token.id_token_claims().expect("claims");
+    let refreshed = |sub: &str| {
+        let mut claims = op.claims(CLIENT, None);
+        claims["sub"] = sub.into();
+        claims["auth_time"] = original["auth_time"].clone();
+        k.es.sign(&claims)
+    };
+    op.answer_with(Some(refreshed("user-1")));
+    let fresh = app.refresh(&token).await.expect("refreshed");
+    assert_eq!(fresh.id_token_claims().expect("claims")["sub"], "user-1");
+    op.answer_with(Some(refreshed("user-2")));
+    let err = app.refresh(&token).await;
+    assert_eq!(id_token_error(err), IdTokenError::RefreshMismatch("sub"));
+    op.answer_with(None);
+    let kept = app
+        .refresh(&token)
         .await
-        .expect_err("refused");
-    assert!(matches!(err, ClientError::IdToken(_)), "{err:?}");
+        .expect("refreshed without an ID token");
+    assert_eq!(
+        kept.id_token, token.id_token,
+        "the login's ID token is kept"
+    );
+}
+
+#[tokio::test]
+async fn a_key_set_that_cannot_be_fetched_is_not_asked_for_again_at_once() {
+    let k = keys();
+    let op = FakeOp::start(&["ES256"], &[&k.es]).await;
+    op.state
+        .jwks_down
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let app = app(&op, None, |_| {});
+    let err = login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await;
+    assert!(
+        matches!(err, Err(ClientError::InvalidResponse(_))),
+        "{err:?}"
+    );
+    let err = login_with(&app, &op, &[], |n| {
+        k.es.sign(&good(&op, n, SigningAlg::ES256))
+    })
+    .await;
+    assert_eq!(id_token_error(err), IdTokenError::UnknownKey);
+    assert_eq!(
+        op.jwks_fetches(),
+        1,
+        "the next attempt waits for the cooldown"
+    );
 }

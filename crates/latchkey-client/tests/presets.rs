@@ -207,6 +207,7 @@ fn token_request(cfg: &AppConfig, pending: &PendingLogin) -> Request {
         cfg,
         cfg.token_url.as_deref().expect("token url"),
         flow::code_grant("the-code", pending),
+        None,
     )
     .expect("token request")
 }
@@ -391,6 +392,7 @@ fn facebook_exchanges_with_get_and_apple_posts_the_callback() {
         code_verifier: None,
         nonce: None,
         redirect_uri: REDIRECT.into(),
+        max_age: None,
     };
     let form = "state=s1&code=c.0.abc&user=%7B%22name%22%3A%7B%7D%7D";
     let code = flow::finish(
@@ -439,5 +441,20 @@ fn a_preset_without_a_secret_is_a_public_client() {
         let cfg = preset.config("id", None).expect("config");
         assert_eq!(cfg.client_auth, ClientAuth::None, "{}", preset.name);
         assert!(cfg.validate().is_ok(), "{}", preset.name);
+    }
+}
+
+/// An OpenID Connect preset must say where its keys are, or its ID tokens cannot be verified
+/// without discovery (and Entra ID's multi-tenant issuer cannot be discovered).
+#[test]
+fn every_openid_preset_publishes_its_signing_keys() {
+    for preset in latchkey_client::presets::PRESETS
+        .iter()
+        .filter(|p| p.openid)
+    {
+        let config = preset.config("the-client", None).expect("config");
+        let jwks = config.jwks_uri.unwrap_or_default();
+        assert!(jwks.starts_with("https://"), "{}: {jwks:?}", preset.name);
+        assert!(!jwks.contains('{'), "{}: placeholders filled", preset.name);
     }
 }
