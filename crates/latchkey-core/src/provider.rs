@@ -1,7 +1,9 @@
 //! The [`Provider`]: configuration, store, user authenticator, clock, randomness, event
-//! sink and the embedder's extensions (token generator, response extras, extension grants)
-//! in one cheap-to-clone handle, with one method per endpoint.
+//! sink and the embedder's extensions (token generator, response extras, extension grants,
+//! claims source) in one cheap-to-clone handle, with one method per endpoint.
 
+use crate::claims::ClaimsSource;
+use crate::claims::source::DynClaimsSource;
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{Config, ConfigError, GrantLifetimes};
@@ -51,6 +53,8 @@ struct Inner<S, U> {
     generator: Option<Arc<dyn TokenGenerator>>,
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
+    /// `None`: claims come from the user records of `store`.
+    claims: Option<Arc<dyn DynClaimsSource>>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -67,6 +71,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             generator: None,
             extras: None,
             extension_grants: ExtensionGrants::default(),
+            claims: None,
             registration_errors: Vec::new(),
         }
     }
@@ -274,6 +279,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         (left > 0).then(|| self.refresh_ttl(client, grant).min(left))
     }
 
+    /// The claims source plugged in with [`ProviderBuilder::claims_source`], if any.
+    pub(crate) fn claims_source(&self) -> Option<&dyn DynClaimsSource> {
+        self.inner.claims.as_deref()
+    }
+
     /// The extension grants registered with [`ProviderBuilder::extension_grant`].
     pub fn extension_grants(&self) -> &ExtensionGrants<S> {
         &self.inner.extension_grants
@@ -371,6 +381,7 @@ pub struct ProviderBuilder<S, U> {
     generator: Option<Arc<dyn TokenGenerator>>,
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
+    claims: Option<Arc<dyn DynClaimsSource>>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -435,6 +446,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Takes the claims about users (OpenID Connect ID tokens and userinfo) from `source`
+    /// instead of the built-in user records (see [`crate::claims::source`]).
+    pub fn claims_source(mut self, source: impl ClaimsSource) -> Self {
+        self.claims = Some(Arc::new(source));
+        self
+    }
+
     /// Scopes clients may request unless they have their own list.
     pub fn available_scopes(mut self, scopes: ScopeSet) -> Self {
         self.config.available_scopes = scopes;
@@ -496,6 +514,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 generator: self.generator,
                 extras: self.extras,
                 extension_grants: self.extension_grants,
+                claims: self.claims,
             }),
             client_ip: None,
         })

@@ -622,6 +622,7 @@ impl Admin {
             username: username.to_owned(),
             password_hash: hash(password).await?,
             created_at: SystemClock.now(),
+            claims: Default::default(),
         };
         match self.store.put_user(&user).await {
             Err(e) if e.kind() == StoreErrorKind::Conflict => {
