@@ -218,13 +218,12 @@ impl UserClaims {
             if !STANDARD_CLAIMS.contains(&name.as_str()) {
                 return Err(ClaimsError::Unknown(name.clone()));
             }
-            if let (true, Value::Object(members)) = (name == "address", value) {
-                if let Some(unknown) = members
+            if let (true, Value::Object(members)) = (name == "address", value)
+                && let Some(unknown) = members
                     .keys()
                     .find(|m| !ADDRESS_MEMBERS.contains(&m.as_str()))
-                {
-                    return Err(ClaimsError::Unknown(format!("address.{unknown}")));
-                }
+            {
+                return Err(ClaimsError::Unknown(format!("address.{unknown}")));
             }
         }
         let mut merged =
