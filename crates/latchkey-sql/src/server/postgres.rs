@@ -63,6 +63,11 @@ impl Dialect for PgDialect {
             name: "record_ext",
             sql: include_str!("../../migrations/postgres/0007_record_ext.sql"),
         },
+        Migration {
+            version: 11,
+            name: "replay",
+            sql: include_str!("../../migrations/postgres/0011_replay.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

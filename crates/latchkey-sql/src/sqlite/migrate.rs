@@ -57,6 +57,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "record_ext",
         sql: include_str!("../../migrations/sqlite/0009_record_ext.sql"),
     },
+    Migration {
+        version: 13,
+        name: "replay",
+        sql: include_str!("../../migrations/sqlite/0013_replay.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
