@@ -3,6 +3,7 @@
 //! Confidential clients hold a generated high-entropy secret, stored only as its SHA-256
 //! digest and checked in constant time. Public clients hold none and authenticate with `none`.
 
+pub use crate::client_metadata::ClientMetadata;
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_hex, random_token};
 use crate::error::OAuthError;
@@ -327,6 +328,9 @@ pub struct Client {
     pub token_endpoint_auth_method: Option<AuthMethod>,
     /// When the client was registered.
     pub created_at: UnixTime,
+    /// Everything else registered for the client (keys, OpenID Connect and logout settings),
+    /// stored as one object.
+    pub metadata: ClientMetadata,
 }
 
 impl Client {
@@ -404,7 +408,7 @@ impl Client {
                 ));
             }
         }
-        Ok(())
+        self.metadata.validate().map_err(InvalidRegistration)
     }
 
     /// Rotation: gives a confidential client a new random secret and returns it (to be shown
@@ -438,6 +442,7 @@ pub struct NewClient {
     token_endpoint_auth_method: Option<AuthMethod>,
     bind_tokens: bool,
     introspect: bool,
+    metadata: ClientMetadata,
 }
 
 impl NewClient {
@@ -466,6 +471,7 @@ impl NewClient {
             token_endpoint_auth_method: None,
             bind_tokens: false,
             introspect: false,
+            metadata: ClientMetadata::default(),
         }
     }
 
@@ -497,6 +503,12 @@ impl NewClient {
     /// Binds the client's tokens to the User-Agent and IP address they were issued to.
     pub fn bind_tokens(mut self, bind: bool) -> Self {
         self.bind_tokens = bind;
+        self
+    }
+
+    /// Registers the client's other metadata (keys, OpenID Connect and logout settings).
+    pub fn metadata(mut self, metadata: ClientMetadata) -> Self {
+        self.metadata = metadata;
         self
     }
 
@@ -560,6 +572,7 @@ impl NewClient {
             introspect: self.introspect,
             token_endpoint_auth_method: self.token_endpoint_auth_method,
             created_at: now,
+            metadata: self.metadata,
         };
         (client, secret)
     }

@@ -22,7 +22,7 @@
 
 use crate::error::corrupt;
 use latchkey_core::attached::Attached;
-use latchkey_core::client::{AuthMethod, Client, ClientId, GrantType};
+use latchkey_core::client::{AuthMethod, Client, ClientId, ClientMetadata, GrantType};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
@@ -262,7 +262,7 @@ macro_rules! client_columns {
     () => {
         "id, name, secret_digest, redirect_uris, grant_types, scopes, default_scopes, \
          access_token_ttl, refresh_token_ttl, created_at, bind_tokens, introspect, \
-         token_endpoint_auth_method"
+         token_endpoint_auth_method, ext"
     };
 }
 
@@ -389,6 +389,7 @@ pub(crate) struct ClientRow {
     pub(crate) bind_tokens: bool,
     pub(crate) introspect: bool,
     pub(crate) token_endpoint_auth_method: Option<&'static str>,
+    pub(crate) ext: Option<String>,
 }
 
 impl ClientRow {
@@ -416,13 +417,14 @@ impl ClientRow {
             bind_tokens: client.bind_tokens,
             introspect: client.introspect,
             token_endpoint_auth_method: client.token_endpoint_auth_method.map(AuthMethod::as_str),
+            ext: codec::encode_client_ext(client)?,
         })
     }
 }
 
 impl ClientRow {
     /// The values of [`client_columns`], in order.
-    pub(crate) fn args(&self) -> [Arg<'_>; 13] {
+    pub(crate) fn args(&self) -> [Arg<'_>; 14] {
         args![
             &self.id,
             &self.name,
@@ -437,6 +439,7 @@ impl ClientRow {
             self.bind_tokens,
             self.introspect,
             self.token_endpoint_auth_method,
+            self.ext.as_deref(),
         ]
     }
 }
@@ -552,7 +555,8 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
     let default_scopes = row.opt_text("default_scopes")?;
     let access_token_ttl = row.opt_int("access_token_ttl")?;
     let refresh_token_ttl = row.opt_int("refresh_token_ttl")?;
-    Ok(Client {
+    let ext = row.opt_text("ext")?;
+    let mut client = Client {
         id: ClientId::parse(&id).map_err(|_| corrupt("stored client id is malformed"))?,
         name: row.text("name")?,
         secret_digest: secret_digest.as_deref().map(digest).transpose()?,
@@ -577,7 +581,10 @@ pub(crate) fn client(row: &impl Columns) -> Result<Client, StoreError> {
                     .ok_or_else(|| corrupt(format_args!("unknown auth method {name:?}")))
             })
             .transpose()?,
-    })
+        metadata: ClientMetadata::default(),
+    };
+    codec::decode_client_ext(&mut client, ext.as_deref())?;
+    Ok(client)
 }
 
 /// Decodes a row of `consents` selected as `client_id, scope, granted_at`.

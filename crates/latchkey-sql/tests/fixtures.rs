@@ -12,7 +12,7 @@
 
 mod common;
 
-use latchkey_core::client::{Client, ClientId, GrantType};
+use latchkey_core::client::{Client, ClientId, ClientMetadata, GrantType};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::pkce::{Challenge, Method};
 use latchkey_core::scope::ScopeSet;
@@ -164,6 +164,8 @@ impl Fixture {
                 bind_tokens: true,
                 introspect: true,
                 created_at: UnixTime(FILLED_AT.0 - 1000),
+                // Written before the `ext` column existed: no metadata.
+                metadata: ClientMetadata::default(),
             },
             user: User {
                 id: "fixture-user-id".into(),

@@ -6,7 +6,7 @@
 
 use crate::ResponseExt;
 use latchkey_core::attached::Attached;
-use latchkey_core::client::{AuthMethod, ClientId, GrantType, NewClient};
+use latchkey_core::client::{AuthMethod, ClientId, ClientMetadata, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
 use latchkey_core::config::Config;
 use latchkey_core::endpoint::authorize::Decision;
@@ -213,13 +213,18 @@ pub async fn clients_round_trip<S: Store>(store: S) {
     );
 }
 
-/// Every setting of a client reads back as written: its lifetimes and its
-/// `token_endpoint_auth_method`, set and unset again.
+/// Every setting of a client reads back as written: its lifetimes, its
+/// `token_endpoint_auth_method` and its metadata, set and unset again.
 pub async fn client_settings_round_trip<S: Store>(store: S) {
+    let mut metadata = ClientMetadata::default();
+    metadata.jwks = Some(serde_json::json!({"keys": [{"kty": "OKP", "crv": "Ed25519", "x": "ü"}]}));
+    metadata.post_logout_redirect_uris = vec!["https://rp.example/bye?x=ü".into()];
+    metadata.backchannel_logout_session_required = true;
     let (client, _) = NewClient::confidential("Settings")
         .access_token_ttl(60)
         .refresh_token_ttl(7200)
         .token_endpoint_auth_method(AuthMethod::ClientSecretPost)
+        .metadata(metadata)
         .build(&OsEntropy, now());
     store.put_client(&client).await.expect("put");
     let read = store.get_client(client.id.as_str()).await.expect("get");
@@ -227,6 +232,7 @@ pub async fn client_settings_round_trip<S: Store>(store: S) {
     let mut changed = client.clone();
     changed.token_endpoint_auth_method = None;
     changed.access_token_ttl = None;
+    changed.metadata = ClientMetadata::default();
     store.put_client(&changed).await.expect("replace");
     assert_eq!(
         store.get_client(client.id.as_str()).await.expect("get"),

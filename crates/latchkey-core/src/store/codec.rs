@@ -37,7 +37,7 @@
 
 use super::{StoreError, StoreErrorKind};
 use crate::attached::Attached;
-use crate::client::{ClientId, GrantType};
+use crate::client::{Client, ClientId, ClientMetadata, GrantType};
 use crate::clock::UnixTime;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
@@ -355,6 +355,23 @@ pub fn encode_token_ext(record: &TokenRecord) -> Result<Option<String>, StoreErr
 pub fn decode_token_ext(record: &mut TokenRecord, column: Option<&str>) -> Result<(), StoreError> {
     if let Some(json) = column {
         from_json::<TokenExt>(json.as_bytes())?.apply(record);
+    }
+    Ok(())
+}
+
+/// The `ext` column of a client: its [`ClientMetadata`] as JSON, `None` when nothing is
+/// registered.
+pub fn encode_client_ext(client: &Client) -> Result<Option<String>, StoreError> {
+    if client.metadata.is_empty() {
+        return Ok(None);
+    }
+    to_json(&client.metadata).map(Some)
+}
+
+/// Sets the metadata of `client` from its `ext` column read back as `column`.
+pub fn decode_client_ext(client: &mut Client, column: Option<&str>) -> Result<(), StoreError> {
+    if let Some(json) = column {
+        client.metadata = from_json::<ClientMetadata>(json.as_bytes())?;
     }
     Ok(())
 }

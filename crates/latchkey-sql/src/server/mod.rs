@@ -235,7 +235,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
         let sql = concat!(
             "INSERT INTO clients (",
             client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         )
         .to_owned()
             + &upsert::<D>(
@@ -253,6 +253,7 @@ impl<D: Dialect> ClientStore for SqlxStore<D> {
                     "bind_tokens",
                     "introspect",
                     "token_endpoint_auth_method",
+                    "ext",
                 ],
             );
         self.execute(sql, &row.args()).await?;

@@ -70,6 +70,11 @@ impl Dialect for MySqlDialect {
             sql: include_str!("../../migrations/mysql/0007_record_ext.sql"),
         },
         Migration {
+            version: 8,
+            name: "client_ext",
+            sql: include_str!("../../migrations/mysql/0008_client_ext.sql"),
+        },
+        Migration {
             version: 11,
             name: "replay",
             sql: include_str!("../../migrations/mysql/0011_replay.sql"),

@@ -64,6 +64,11 @@ impl Dialect for PgDialect {
             sql: include_str!("../../migrations/postgres/0007_record_ext.sql"),
         },
         Migration {
+            version: 8,
+            name: "client_ext",
+            sql: include_str!("../../migrations/postgres/0008_client_ext.sql"),
+        },
+        Migration {
             version: 11,
             name: "replay",
             sql: include_str!("../../migrations/postgres/0011_replay.sql"),

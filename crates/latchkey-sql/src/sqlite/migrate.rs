@@ -58,6 +58,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0009_record_ext.sql"),
     },
     Migration {
+        version: 10,
+        name: "client_ext",
+        sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
+    },
+    Migration {
         version: 13,
         name: "replay",
         sql: include_str!("../../migrations/sqlite/0013_replay.sql"),

@@ -535,9 +535,10 @@ fn put_client(conn: &Connection, row: &ClientRow) -> rusqlite::Result<()> {
         concat!(
             "INSERT INTO clients (",
             rows::client_columns!(),
-            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                  bind_tokens = excluded.bind_tokens,
+                 ext = excluded.ext,
                  token_endpoint_auth_method = excluded.token_endpoint_auth_method,
                  introspect = excluded.introspect,
                  name = excluded.name,

@@ -1,0 +1,191 @@
+//! The client metadata that has no column of its own (RFC 7591 §2, OpenID Connect Dynamic
+//! Client Registration §2, RP-Initiated Logout §3.1, Back-Channel Logout §2.2, RFC 7523).
+//!
+//! A client record keeps its core fields (id, secret digest, redirect URIs, grants, scopes,
+//! lifetimes) as columns; everything the OpenID Connect layer and later features register per
+//! client lives here, in one typed object that every backend stores as one JSON text (the SQL
+//! `ext` column of `clients`, [`crate::store::codec::encode_client_ext`]). A new field is a new
+//! member of this struct with a serde default: no migration, no backend change. The names on
+//! the wire and at rest are the registration metadata names, so an operator reading a row or
+//! an admin API answer sees what the RFCs call them.
+
+use serde::{Deserialize, Serialize};
+
+/// The metadata of one client beyond its columns; every member defaults to "not registered".
+///
+/// What each value means and when it is refused lives with the feature that reads it; the
+/// checks every registration must pass are in [`ClientMetadata::validate`], called by
+/// [`crate::client::Client::validate`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+#[non_exhaustive]
+pub struct ClientMetadata {
+    /// The client's public keys as a JWK Set (RFC 7591 §2 `jwks`), for `private_key_jwt`
+    /// client authentication (RFC 7523) and signed requests. Exclusive with `jwks_uri`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set (RFC 7591 §2 `jwks_uri`). Exclusive with `jwks`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jwks_uri: Option<String>,
+    /// The client secret sealed under the server's key-encryption key, kept only for clients
+    /// that authenticate with `client_secret_jwt`: an HMAC needs the secret itself, which a
+    /// digest cannot give back (OpenID Connect Core §9). Base64url of the sealed bytes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sealed_secret: Option<String>,
+    /// `public` (the default) or `pairwise` subject identifiers (OpenID Connect Core §8).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_type: Option<String>,
+    /// The host whose pairwise subjects this client shares (OpenID Connect Core §8.1); when
+    /// absent, the host of the client's one redirect URI.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
+    /// The JWS `alg` of the client's ID tokens (OpenID Connect Registration §2); the server's
+    /// default when absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id_token_signed_response_alg: Option<String>,
+    /// The JWS `alg` of signed userinfo responses; absent means plain JSON.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub userinfo_signed_response_alg: Option<String>,
+    /// The format of the access tokens issued to this client: `opaque` (the default) or `jwt`
+    /// (RFC 9068).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub access_token_format: Option<String>,
+    /// Where the user may be sent after logging out (RP-Initiated Logout §3.1), matched
+    /// exactly.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where the server POSTs logout tokens (Back-Channel Logout §2.2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub backchannel_logout_session_required: bool,
+}
+
+/// The longest JSON text of a client's metadata: bounds what a registration may store.
+pub const MAX_METADATA_LEN: usize = 64 * 1024;
+
+impl ClientMetadata {
+    /// Whether nothing is registered, so nothing needs storing.
+    pub fn is_empty(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The checks every registration's metadata passes: size bounded, URIs registrable, and
+    /// no contradictions. Returns the reason when it fails.
+    pub fn validate(&self) -> Result<(), String> {
+        let len = serde_json::to_vec(self)
+            .map(|v| v.len())
+            .unwrap_or(usize::MAX);
+        if len > MAX_METADATA_LEN {
+            return Err(format!(
+                "client metadata must be at most {MAX_METADATA_LEN} bytes of JSON"
+            ));
+        }
+        if self.jwks.is_some() && self.jwks_uri.is_some() {
+            // RFC 7591 §2: "The "jwks_uri" and "jwks" parameters MUST NOT both be present".
+            return Err("jwks and jwks_uri must not both be registered".into());
+        }
+        for uri in &self.post_logout_redirect_uris {
+            if !crate::redirect::is_registrable(uri) {
+                return Err(format!(
+                    "post_logout_redirect_uri {uri:?} must be absolute, without a fragment, and not javascript:/data:"
+                ));
+            }
+        }
+        for (name, uri) in [
+            ("jwks_uri", &self.jwks_uri),
+            ("sector_identifier_uri", &self.sector_identifier_uri),
+            ("backchannel_logout_uri", &self.backchannel_logout_uri),
+        ] {
+            if let Some(uri) = uri
+                && !crate::redirect::is_registrable(uri)
+            {
+                return Err(format!(
+                    "{name} {uri:?} must be an absolute URI without a fragment"
+                ));
+            }
+        }
+        if let Some(kind) = &self.subject_type
+            && !matches!(kind.as_str(), "public" | "pairwise")
+        {
+            return Err("subject_type must be public or pairwise".into());
+        }
+        if let Some(format) = &self.access_token_format
+            && !matches!(format.as_str(), "opaque" | "jwt")
+        {
+            return Err("access_token_format must be opaque or jwt".into());
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_metadata_stores_nothing_and_reads_back_from_an_empty_object() {
+        let empty = ClientMetadata::default();
+        assert!(empty.is_empty());
+        assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
+        let back: ClientMetadata = serde_json::from_str("{}").unwrap();
+        assert_eq!(back, empty);
+    }
+
+    #[test]
+    fn registered_values_round_trip_under_their_registration_names() {
+        let meta = ClientMetadata {
+            jwks_uri: Some("https://rp.example/jwks".into()),
+            post_logout_redirect_uris: vec!["https://rp.example/bye".into()],
+            backchannel_logout_session_required: true,
+            ..ClientMetadata::default()
+        };
+        let json = serde_json::to_value(&meta).unwrap();
+        assert_eq!(json["jwks_uri"], "https://rp.example/jwks");
+        assert_eq!(
+            json["post_logout_redirect_uris"][0],
+            "https://rp.example/bye"
+        );
+        assert_eq!(json["backchannel_logout_session_required"], true);
+        assert_eq!(
+            serde_json::from_value::<ClientMetadata>(json).unwrap(),
+            meta
+        );
+    }
+
+    #[test]
+    fn contradictions_and_bad_uris_are_refused() {
+        let cases = [
+            ClientMetadata {
+                jwks: Some(serde_json::json!({"keys": []})),
+                jwks_uri: Some("https://rp.example/jwks".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                post_logout_redirect_uris: vec!["javascript:alert(1)".into()],
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                backchannel_logout_uri: Some("/relative".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                subject_type: Some("secret".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                access_token_format: Some("paseto".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                jwks: Some(serde_json::json!({"keys": ["x".repeat(MAX_METADATA_LEN)]})),
+                ..ClientMetadata::default()
+            },
+        ];
+        for meta in cases {
+            assert!(meta.validate().is_err(), "{meta:?}");
+        }
+        assert!(ClientMetadata::default().validate().is_ok());
+    }
+}
