@@ -110,6 +110,9 @@ pub enum ConfigError {
     /// bytes, or registered twice.
     #[error("extension grant {0:?}: not an absolute URI of at most 64 bytes, or registered twice")]
     ExtensionGrant(String),
+    /// No signer was given and the default in-memory keys could not be generated.
+    #[error("signing keys: {0}")]
+    Signer(String),
 }
 
 impl Config {

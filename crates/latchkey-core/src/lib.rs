@@ -52,6 +52,7 @@ pub mod extras;
 pub mod generator;
 pub mod grant;
 pub mod http;
+pub mod jose;
 pub mod limits;
 pub mod login;
 pub mod net;

@@ -12,12 +12,13 @@ use crate::extras::{ExtraMembers, ResponseContext, ResponseExtras};
 use crate::generator::{TokenContext, TokenGenerator, check_value};
 use crate::grant::extension::{ExtensionGrant, ExtensionGrants};
 use crate::http::{HttpRequest, HttpResponse};
+use crate::jose::{JwsSigner, KeySet, SigningAlg};
 use crate::proto::TokenResponse;
 use crate::scope::ScopeSet;
 use crate::store::ProviderStore;
 use crate::token::{Grant, Minted, TokenKind, mint, minted};
 use crate::user::UserAuthenticator;
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// An OAuth 2.0 authorization server, ready to answer requests.
 ///
@@ -51,6 +52,9 @@ struct Inner<S, U> {
     generator: Option<Arc<dyn TokenGenerator>>,
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
+    /// What signs the provider's JWTs; swapped whole when the keys change (see
+    /// [`Provider::set_signer`]).
+    signer: RwLock<Arc<dyn JwsSigner>>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -67,6 +71,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             generator: None,
             extras: None,
             extension_grants: ExtensionGrants::default(),
+            signer: None,
             registration_errors: Vec::new(),
         }
     }
@@ -190,6 +195,30 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The random source.
     pub fn entropy(&self) -> &dyn Entropy {
         self.inner.entropy.as_ref()
+    }
+
+    /// What signs this provider's JWTs (ID tokens, JWT access tokens, logout tokens) and
+    /// publishes its JWKS, as it is now. Hold the returned handle for one request only: the
+    /// signer may be swapped at any time (see [`Provider::set_signer`]).
+    pub fn signer(&self) -> Arc<dyn JwsSigner> {
+        let guard = self
+            .inner
+            .signer
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        Arc::clone(&guard)
+    }
+
+    /// Replaces the signer for every clone of this provider: the server calls it when the
+    /// stored keys change (a rotation here or on another node). Requests already holding the
+    /// old signer finish with it.
+    pub fn set_signer(&self, signer: Arc<dyn JwsSigner>) {
+        let mut guard = self
+            .inner
+            .signer
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        *guard = signer;
     }
 
     /// This provider, serving `req`: the audit events it emits carry the request's client
@@ -371,6 +400,7 @@ pub struct ProviderBuilder<S, U> {
     generator: Option<Arc<dyn TokenGenerator>>,
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
+    signer: Option<Arc<dyn JwsSigner>>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -478,12 +508,30 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// What signs the provider's JWTs and publishes its JWKS (see [`crate::jose`]): the
+    /// server's [`KeySet`] of stored keys, or an external KMS. Without one, [`build`] makes a
+    /// fresh in-memory ES256 [`KeySet`], so tests and embedders work out of the box; its
+    /// tokens stop verifying when the process ends and other processes cannot verify them.
+    ///
+    /// [`build`]: ProviderBuilder::build
+    pub fn signer(mut self, signer: Arc<dyn JwsSigner>) -> Self {
+        self.signer = Some(signer);
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
             return Err(err);
         }
         self.config.validate()?;
+        let signer = match self.signer {
+            Some(signer) => signer,
+            None => Arc::new(
+                KeySet::generate(&[SigningAlg::Es256], Arc::clone(&self.clock))
+                    .map_err(|e| ConfigError::Signer(e.to_string()))?,
+            ),
+        };
         Ok(Provider {
             inner: Arc::new(Inner {
                 config: self.config,
@@ -496,6 +544,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 generator: self.generator,
                 extras: self.extras,
                 extension_grants: self.extension_grants,
+                signer: RwLock::new(signer),
             }),
             client_ip: None,
         })
