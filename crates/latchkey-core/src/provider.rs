@@ -55,6 +55,8 @@ struct Inner<S, U> {
     /// What signs the provider's JWTs; swapped whole when the keys change (see
     /// [`Provider::set_signer`]).
     signer: RwLock<Arc<dyn JwsSigner>>,
+    /// The key-encryption key and `jwks_uri` fetcher that client assertions need.
+    assertion_keys: crate::client_assertion::AssertionKeys,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -72,6 +74,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             extras: None,
             extension_grants: ExtensionGrants::default(),
             signer: None,
+            assertion_keys: Default::default(),
             registration_errors: Vec::new(),
         }
     }
@@ -174,6 +177,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What client assertions are checked with besides the store (see
+    /// [`ProviderBuilder::assertion_keys`]).
+    pub fn assertion_keys(&self) -> &crate::client_assertion::AssertionKeys {
+        &self.inner.assertion_keys
     }
 
     /// The store.
@@ -401,6 +410,7 @@ pub struct ProviderBuilder<S, U> {
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
     signer: Option<Arc<dyn JwsSigner>>,
+    assertion_keys: crate::client_assertion::AssertionKeys,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -519,6 +529,15 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// What client authentication by JWT needs beyond the store (see
+    /// [`crate::client_assertion`]): the key-encryption key that opens `client_secret_jwt`
+    /// secrets and the fetcher of `jwks_uri` key sets. Without them, clients of those kinds
+    /// cannot authenticate; inline-`jwks` `private_key_jwt` clients need neither.
+    pub fn assertion_keys(mut self, keys: crate::client_assertion::AssertionKeys) -> Self {
+        self.assertion_keys = keys;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -545,6 +564,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 extras: self.extras,
                 extension_grants: self.extension_grants,
                 signer: RwLock::new(signer),
+                assertion_keys: self.assertion_keys,
             }),
             client_ip: None,
         })
