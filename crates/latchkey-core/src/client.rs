@@ -437,8 +437,7 @@ impl Client {
                 }
                 None if self.metadata.jwks_uri.is_none() => {
                     return invalid(
-                        "token_endpoint_auth_method private_key_jwt needs jwks or jwks_uri"
-                            .into(),
+                        "token_endpoint_auth_method private_key_jwt needs jwks or jwks_uri".into(),
                     );
                 }
                 None => {}

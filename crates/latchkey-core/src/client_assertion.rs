@@ -65,8 +65,7 @@ pub const PRIVATE_KEY_ALGS: [&str; 9] = [
 pub const SECRET_ALGS: [&str; 3] = ["HS256", "HS384", "HS512"];
 
 /// A future a [`JwksFetcher`] returns.
-pub type FetchFuture<'a> =
-    Pin<Box<dyn Future<Output = Result<Arc<JwkSet>, String>> + Send + 'a>>;
+pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<Arc<JwkSet>, String>> + Send + 'a>>;
 
 /// Fetches a client's JWK Set from its `jwks_uri`: the one piece of I/O client assertions
 /// need, supplied by the server (HTTP with a bounded cache; see the `latchkey` server).
@@ -315,7 +314,11 @@ fn open_secret(kek: &Kek, client: &Client) -> Result<Vec<u8>, OAuthError> {
         .metadata
         .sealed_secret
         .as_deref()
-        .and_then(|s| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s).ok())
+        .and_then(|s| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .decode(s)
+                .ok()
+        })
         .ok_or_else(|| refused("client has no secret for client_secret_jwt"))?;
     let secret = kek
         .open(&sealed, client.id.as_str().as_bytes())
@@ -327,7 +330,9 @@ fn open_secret(kek: &Kek, client: &Client) -> Result<Vec<u8>, OAuthError> {
         .as_ref()
         .is_some_and(|d| d.matches(&Secret::new(String::from_utf8_lossy(&secret))));
     if !current {
-        return Err(refused("client secret was rotated; its sealed copy is stale"));
+        return Err(refused(
+            "client secret was rotated; its sealed copy is stale",
+        ));
     }
     Ok(secret)
 }
