@@ -118,10 +118,10 @@ impl MemoryReplayCache {
             keys.live.remove(&k);
         }
         let key = *key.as_bytes();
-        if let Some(&at) = keys.live.get(&key) {
-            if !expired(at, now) {
-                return Ok(false);
-            }
+        if let Some(&at) = keys.live.get(&key)
+            && !expired(at, now)
+        {
+            return Ok(false);
         }
         if expired(expires_at, now) {
             // Already dead: nothing to remember, and nothing can replay it later.
