@@ -27,7 +27,9 @@ use crate::secret::Secret;
 use crate::store::ReplayStore;
 use crate::store::replay::replay_key;
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, JwkSet};
+/// A JWK Set (RFC 7517 §5), as a [`JwksFetcher`] returns it.
+pub use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 use std::future::Future;
