@@ -50,6 +50,7 @@ pub mod entropy;
 pub mod error;
 pub mod events;
 pub mod extras;
+pub mod form_post;
 pub mod generator;
 pub mod grant;
 pub mod http;

@@ -3,8 +3,10 @@
 //! from the configuration, so it cannot drift from the code.
 
 use crate::client::GrantType;
+use crate::endpoint::authorize::ResponseType;
 use crate::http::HttpResponse;
 use crate::provider::Provider;
+use crate::redirect::ResponseMode;
 use crate::store::ProviderStore;
 use crate::user::UserAuthenticator;
 use serde_json::json;
@@ -30,10 +32,11 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     }
     let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
     // Only what the server-wide switches leave on (RFC 8414 §2).
-    let mut response_types = vec!["code"];
-    if c.grant_enabled(GrantType::Implicit) {
-        response_types.push("token");
-    }
+    let response_types: Vec<&str> = ResponseType::ALL
+        .into_iter()
+        .filter(|t| t.grants().all(|grant| c.grant_enabled(grant)))
+        .map(ResponseType::as_str)
+        .collect();
     let grant_types: Vec<&str> = GrantType::ALL
         .into_iter()
         .filter(|grant| c.grant_enabled(*grant))
@@ -47,14 +50,14 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "revocation_endpoint": url(REVOKE_PATH),
         "introspection_endpoint": url(INTROSPECT_PATH),
         "response_types_supported": response_types,
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": ResponseMode::ALL.map(ResponseMode::as_str),
         "grant_types_supported": grant_types,
         "token_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
     });
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();
