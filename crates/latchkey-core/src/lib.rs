@@ -58,6 +58,7 @@ pub mod jose;
 pub mod limits;
 pub mod login;
 pub mod net;
+pub mod oidc;
 pub mod params;
 pub mod password;
 pub mod pkce;
