@@ -34,7 +34,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     // Only what the server-wide switches leave on (RFC 8414 §2).
     let response_types: Vec<&str> = ResponseType::ALL
         .into_iter()
-        .filter(|t| t.grants().all(|grant| c.grant_enabled(grant)))
+        .filter(|t| t.enabled_in(c))
         .map(ResponseType::as_str)
         .collect();
     let grant_types: Vec<&str> = GrantType::ALL

@@ -25,12 +25,14 @@ pub use oidc::{
 pub use pending::Pending;
 pub use request::{AuthorizeRequest, ResponseType};
 
+use crate::claims::ClaimsRequest;
 use crate::client::{ClientType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
 use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::oidc::AuthContext;
 use crate::provider::Provider;
 use crate::redirect::{ResponseMode, redirect};
 use crate::scope::ScopeSet;
@@ -236,9 +238,9 @@ where
     // Another user's session counts as none: log in as the hinted user. A login made for this
     // very request that is still someone else is the error.
     let hinted = |a: &Authentication<'_>| {
-        request
-            .hint_subject()
-            .is_none_or(|sub| sub == subject_for_client(p, &request, &a.user.subject))
+        request.hint_subject().is_none_or(|sub| {
+            subject_for_client(p, &request, &a.user.subject).as_deref() == Some(sub)
+        })
     };
     if let Some(a) = auth.filter(|a| a.fresh && !hinted(a)) {
         tracing::info!(client_id = %request.client.id, subject = %a.user.subject, "logged in as another user than id_token_hint");
@@ -479,12 +481,21 @@ where
 
 /// The `sub` the client of `request` knows the user with the local `subject` by: what an
 /// `id_token_hint` is compared with.
+/// A pairwise client without a usable sector matches nobody.
 fn subject_for_client<S: ProviderStore, U: UserAuthenticator>(
-    _p: &Provider<S, U>,
-    _request: &AuthorizeRequest,
+    p: &Provider<S, U>,
+    request: &AuthorizeRequest,
     subject: &str,
-) -> String {
-    subject.to_owned()
+) -> Option<String> {
+    crate::oidc::subject::for_client(p.config(), &request.client, subject).ok()
+}
+
+/// How the user of `auth` authenticated, as the ID tokens of `request` state it (OpenID
+/// Connect Core §2): the login time when known, and the `claims` request parameter.
+pub(crate) fn auth_context(request: &AuthorizeRequest, auth: &Authentication<'_>) -> AuthContext {
+    let mut context = AuthContext::login(auth.auth_time, &[], None, None);
+    context.claims = request.claims().map(ClaimsRequest::to_value);
+    context
 }
 
 /// An error response redirected to the client (RFC 6749 §4.1.2.1), with `state` and `iss`.

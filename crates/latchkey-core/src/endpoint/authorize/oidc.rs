@@ -6,10 +6,11 @@
 //! say so with their own errors (§3.1.2.6). An `id_token_hint` is verified with the provider's
 //! keys when the request arrives; only its `sub` is kept.
 
-use crate::claims::{ClaimsRequest, ClaimsTarget};
+use crate::claims::{ClaimsQuery, ClaimsRequest, ClaimsTarget};
 use crate::client::Client;
 use crate::error::{ErrorCode, OAuthError};
 use crate::jose::{Expect, MAX_JWT_LEN};
+use crate::oidc::id_token::{self, IdTokenClaims};
 use crate::params::Params;
 use crate::provider::Provider;
 use crate::store::ProviderStore;
@@ -174,14 +175,30 @@ fn hint_subject<S: ProviderStore, U: UserAuthenticator>(
 /// The ID token the authorization endpoint returns (OpenID Connect Core §3.2.2.10,
 /// §3.3.2.11), with `at_hash` for the `access_token` and `c_hash` for the `code` issued with
 /// it.
+///
+/// The user claims it carries follow §5.4 and §5.5: with no access token issued
+/// (`response_type=id_token`) the scope values' claims go into the ID token, otherwise only
+/// those the `claims` parameter names for it (the rest is for userinfo).
 pub(super) async fn front_channel_id_token<S: ProviderStore, U: UserAuthenticator>(
-    _p: &Provider<S, U>,
-    _request: &super::AuthorizeRequest,
-    _auth: &super::Authentication<'_>,
-    _access_token: Option<&str>,
-    _code: Option<&str>,
+    p: &Provider<S, U>,
+    request: &super::AuthorizeRequest,
+    auth: &super::Authentication<'_>,
+    access_token: Option<&str>,
+    code: Option<&str>,
 ) -> Result<String, OAuthError> {
-    Err(OAuthError::server_error().with_detail("ID tokens are not minted yet"))
+    let subject = &auth.user.subject;
+    let context = super::auth_context(request, auth);
+    let mut claims =
+        IdTokenClaims::for_grant(p, &request.client, subject, Some(&context), request.nonce())?;
+    let target = if access_token.is_some() {
+        ClaimsTarget::IdToken
+    } else {
+        ClaimsTarget::IdTokenOnly
+    };
+    let query = ClaimsQuery::new(target, &request.scope, request.claims())
+        .with_locales(request.claims_locales().iter().cloned());
+    claims.user = p.user_claims(subject, &query).await?;
+    id_token::mint(p, &request.client, claims, access_token, code)
 }
 
 /// Space-separated values, empty ones skipped.

@@ -10,6 +10,7 @@ use super::oidc::{self, OidcParams};
 use super::{AuthorizeOutcome, error_redirect};
 use crate::claims::ClaimsRequest;
 use crate::client::{Client, ClientType, GrantType};
+use crate::config::Config;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{HttpRequest, Method};
 use crate::params::Params;
@@ -132,6 +133,14 @@ impl ResponseType {
         ]
         .into_iter()
         .flatten()
+    }
+
+    /// Whether the server-wide switches allow this response type: every grant it runs is
+    /// enabled ([`Config::grant_enabled`]), and OpenID Connect is on ([`Config::oidc`]) for
+    /// one that returns an ID token. The metadata lists exactly these.
+    pub fn enabled_in(self, config: &Config) -> bool {
+        self.grants().all(|grant| config.grant_enabled(grant))
+            && (!self.has_id_token() || config.oidc)
     }
 
     /// The response mode used when the request names none: `query` for `code`, `fragment`
@@ -409,6 +418,15 @@ where
             ));
         }
     }
+    if !request.response_type.enabled_in(p.config()) {
+        return Err(fail(
+            &request,
+            OAuthError::new(
+                ErrorCode::UnsupportedResponseType,
+                "OpenID Connect is not enabled on this server",
+            ),
+        ));
+    }
     request.max_age = match params.get("max_age").map(str::parse::<u64>).transpose() {
         Ok(max_age) => max_age,
         Err(_) => {
@@ -488,7 +506,7 @@ where
     if request.response_type.has_id_token() {
         // OpenID Connect Core §3.2.2.1 and §3.3.2.1: the scope "MUST contain the openid
         // scope value"; an ID token is an OpenID Connect response.
-        if !request.scope.contains("openid") {
+        if !crate::oidc::is_openid(&request.scope) {
             return Err(fail(
                 &request,
                 OAuthError::invalid_request(format!(
