@@ -69,6 +69,11 @@ impl Dialect for MySqlDialect {
             name: "record_ext",
             sql: include_str!("../../migrations/mysql/0007_record_ext.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

@@ -63,6 +63,11 @@ impl Dialect for PgDialect {
             name: "record_ext",
             sql: include_str!("../../migrations/postgres/0007_record_ext.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/postgres/0009_signing_keys.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

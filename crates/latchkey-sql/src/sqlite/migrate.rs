@@ -57,6 +57,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "record_ext",
         sql: include_str!("../../migrations/sqlite/0009_record_ext.sql"),
     },
+    Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
