@@ -67,11 +67,38 @@ async fn two_nodes_share_one_store(toml: String) {
         &["--grant-type", "password", "--grant-type", "refresh_token"],
     );
     add_user(a_dir.path(), "nina", "nina-password");
+    // Nodes sharing a store share the key-encryption key of its signing keys.
+    let kek = (
+        "LATCHKEY_KEYS__KEK",
+        "q83vEjRWeJASNFZ4kBI0VniQEjRWeJASNFZ4kBI0Vng=",
+    );
     let (a, b) = (
-        Server::start_with(a_dir.path(), &[PASSWORD_GRANT]),
-        Server::start_with(b_dir.path(), &[PASSWORD_GRANT]),
+        Server::start_with(a_dir.path(), &[PASSWORD_GRANT, kek]),
+        Server::start_with(b_dir.path(), &[PASSWORD_GRANT, kek]),
     );
     let http = reqwest::Client::new();
+    let jwks = |node: &Server| {
+        let url = node.url("/jwks");
+        let http = http.clone();
+        async move {
+            let doc: serde_json::Value = http
+                .get(url)
+                .send()
+                .await
+                .expect("answers")
+                .json()
+                .await
+                .expect("json");
+            doc
+        }
+    };
+    let published = jwks(&a).await;
+    assert_eq!(published["keys"].as_array().map(Vec::len), Some(1));
+    assert_eq!(
+        published,
+        jwks(&b).await,
+        "both nodes publish the same keys"
+    );
     let login = "grant_type=password&username=nina&password=nina-password";
 
     let (status, _, issued) = post_token(&http, &a, Some(&client.basic()), login).await;

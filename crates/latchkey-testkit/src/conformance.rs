@@ -27,6 +27,8 @@ use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, 
 use latchkey_core::user::User;
 use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
+pub use crate::key_conformance::*;
+
 /// Runs the whole conformance suite against the store built by `$make` (an async
 /// expression evaluated once per test, yielding a fresh store).
 ///
@@ -71,6 +73,9 @@ macro_rules! store_conformance {
             replay_keys_are_fresh_once,
             concurrent_replay_keys_have_exactly_one_winner,
             expired_replay_keys_are_fresh_again,
+            signing_keys_round_trip_exactly,
+            stale_key_updates_are_refused,
+            concurrent_key_maintenance_creates_one_key_per_alg,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -16,6 +16,7 @@
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
 pub mod codec;
+pub mod keys;
 pub mod memory;
 pub mod oauth1;
 pub mod replay;
@@ -30,6 +31,8 @@ use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 pub use replay::ReplayStore;
 use std::future::Future;
+
+pub use keys::{KeyStore, KeyUpdate, StoredKeys};
 
 /// What went wrong in a store, as far as the protocol cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -449,20 +452,28 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,
-/// login sessions and the replay cache (users come through the separate
+/// login sessions, the replay cache and signing keys (users come through the separate
 /// [`crate::user::UserAuthenticator`]).
 pub trait ProviderStore:
-    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore
+    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + KeyStore
 {
 }
-impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore>
+impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + KeyStore>
     ProviderStore for T
 {
 }
 
 /// A store that keeps everything: what the `latchkey` server runs on.
 pub trait Store:
-    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + Clone
+    ClientStore
+    + UserStore
+    + TokenStore
+    + CodeStore
+    + ConsentStore
+    + SessionStore
+    + ReplayStore
+    + KeyStore
+    + Clone
 {
 }
 impl<
@@ -473,6 +484,7 @@ impl<
         + ConsentStore
         + SessionStore
         + ReplayStore
+        + KeyStore
         + Clone,
 > Store for T
 {

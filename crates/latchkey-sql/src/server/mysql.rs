@@ -84,6 +84,11 @@ impl Dialect for MySqlDialect {
             name: "replay",
             sql: include_str!("../../migrations/mysql/0011_replay.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

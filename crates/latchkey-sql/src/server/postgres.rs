@@ -78,6 +78,11 @@ impl Dialect for PgDialect {
             name: "replay",
             sql: include_str!("../../migrations/postgres/0011_replay.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/postgres/0009_signing_keys.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

@@ -72,6 +72,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "replay",
         sql: include_str!("../../migrations/sqlite/0013_replay.sql"),
     },
+    Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -162,6 +162,8 @@ pub(crate) enum Op {
     Session(super::sessions::Write),
     /// A key for the replay cache or an OAuth 1.0a nonce (see `super::replay`).
     Remember(super::replay::Remember),
+    /// A guarded write of the signing keys (see `super::keys`).
+    Keys(super::keys::Write),
 }
 
 impl Op {
@@ -200,6 +202,7 @@ impl Op {
             Self::OAuth1(write) => write.answer(),
             Self::Session(write) => write.answer(),
             Self::Remember(write) => &mut write.reply,
+            Self::Keys(write) => write.answer(),
         }
     }
 }
@@ -404,6 +407,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
         Op::OAuth1(write) => super::oauth1::apply(conn, write),
         Op::Session(write) => super::sessions::apply(conn, write),
         Op::Remember(write) => super::replay::apply(conn, write),
+        Op::Keys(write) => super::keys::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))
