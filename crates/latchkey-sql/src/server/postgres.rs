@@ -68,6 +68,11 @@ impl Dialect for PgDialect {
             name: "client_ext",
             sql: include_str!("../../migrations/postgres/0008_client_ext.sql"),
         },
+        Migration {
+            version: 12,
+            name: "session_sid_clients",
+            sql: include_str!("../../migrations/postgres/0012_session_sid_clients.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

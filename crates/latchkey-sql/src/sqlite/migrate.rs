@@ -62,6 +62,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "client_ext",
         sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
     },
+    Migration {
+        version: 14,
+        name: "session_sid_clients",
+        sql: include_str!("../../migrations/sqlite/0014_session_sid_clients.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
