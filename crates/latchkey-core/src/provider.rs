@@ -55,6 +55,8 @@ struct Inner<S, U> {
     /// What signs the provider's JWTs; swapped whole when the keys change (see
     /// [`Provider::set_signer`]).
     signer: RwLock<Arc<dyn JwsSigner>>,
+    /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
+    logout_sink: Arc<dyn crate::logout::LogoutSink>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -72,6 +74,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             extras: None,
             extension_grants: ExtensionGrants::default(),
             signer: None,
+            logout_sink: Arc::new(crate::logout::NoLogoutDelivery),
             registration_errors: Vec::new(),
         }
     }
@@ -207,6 +210,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&guard)
+    }
+
+    /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
+    pub fn logout_sink(&self) -> &dyn crate::logout::LogoutSink {
+        self.inner.logout_sink.as_ref()
     }
 
     /// Replaces the signer for every clone of this provider: the server calls it when the
@@ -401,6 +409,7 @@ pub struct ProviderBuilder<S, U> {
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
     signer: Option<Arc<dyn JwsSigner>>,
+    logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -519,6 +528,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Who delivers the back-channel logout tokens of ended sessions (OpenID Connect
+    /// Back-Channel Logout; see [`crate::logout`]). Default: nobody, they are dropped.
+    pub fn logout_sink(mut self, sink: Arc<dyn crate::logout::LogoutSink>) -> Self {
+        self.logout_sink = sink;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -545,6 +561,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 extras: self.extras,
                 extension_grants: self.extension_grants,
                 signer: RwLock::new(signer),
+                logout_sink: self.logout_sink,
             }),
             client_ip: None,
         })

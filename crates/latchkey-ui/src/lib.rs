@@ -12,6 +12,7 @@
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
 //! | `GET`/`POST /consent` | [`Ui::consent`]: `GET` continues after login, the consent form's `POST` decides |
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
+//! | `GET`/`POST /end_session` | [`Ui::end_session`] (OpenID Connect RP-Initiated Logout) |
 //! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
 //!
 //! The core parses an authorization request once. While it waits on the user, the pages carry
@@ -25,6 +26,7 @@
 //! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
 pub mod apps;
+mod end_session;
 pub mod oauth1;
 pub mod pages;
 pub mod session;
@@ -392,7 +394,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let p = &self.inner.provider;
         let now = p.clock().now();
         if let Some(old) = self.inner.cookies.session_id(req) {
-            p.store().delete_session(&old.digest()).await?;
+            latchkey_core::logout::end_session(p, &old.digest()).await?;
         }
         let (id, record) =
             latchkey_core::session::start(user, self.inner.cookies.session_ttl(), p.entropy(), now);
@@ -405,7 +407,8 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
 
     /// `GET /logout` asks for confirmation (a page with a form, so another site cannot log
     /// the user out with a link or an image); the form's `POST /logout` ends the session in
-    /// the store and drops the cookie.
+    /// the store (telling the clients that got tokens in it, see
+    /// [`latchkey_core::logout`]) and drops the cookie.
     pub async fn logout(&self, req: &HttpRequest) -> HttpResponse {
         let p = &self.inner.provider;
         if req.method != Method::Post {
@@ -424,18 +427,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         if let Err(page) = self.checked_form(req) {
             return page;
         }
-        if let Some(id) = self.inner.cookies.session_id(req)
-            && let Err(err) = p.store().delete_session(&id.digest()).await
-        {
-            return self.error(req, &err.into());
-        }
-        let mut page = self
-            .inner
-            .pages
-            .render("logged_out.html", 200, context! {}, p.entropy());
-        page.headers
-            .push(("set-cookie".into(), self.inner.cookies.logout()));
-        page
+        self.finish_logout(req, None).await
     }
 
     /// Where a pending request continues after login: [`CONSENT_PATH`] with the sealed value.
