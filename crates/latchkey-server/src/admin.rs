@@ -283,6 +283,19 @@ pub struct Admin {
     issuer: String,
     actor: &'static str,
     oauth1_key: Option<latchkey_oauth1::OAuth1Key>,
+    /// The running provider, when there is one (the admin API): ending sessions through it
+    /// sends their back-channel logouts.
+    provider: Option<RunningProvider>,
+}
+
+/// The running provider an [`Admin`] ends sessions through.
+#[derive(Clone)]
+struct RunningProvider(crate::app::AppProvider);
+
+impl std::fmt::Debug for RunningProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunningProvider")
+    }
 }
 
 impl Admin {
@@ -294,7 +307,29 @@ impl Admin {
             issuer: issuer.into(),
             actor,
             oauth1_key: None,
+            provider: None,
         }
+    }
+
+    /// Ends login sessions through `provider`, which tells the clients that got tokens in
+    /// them (OpenID Connect Back-Channel Logout).
+    pub fn with_provider(mut self, provider: crate::app::AppProvider) -> Self {
+        self.provider = Some(RunningProvider(provider));
+        self
+    }
+
+    /// Ends every login session of `subject`: through the provider when there is one (which
+    /// sends the back-channel logouts), else in the store alone. Returns how many ended.
+    async fn end_sessions_of(&self, subject: &str) -> Result<u64, AdminError> {
+        let ended = self.store.delete_sessions_of(subject).await?;
+        match &self.provider {
+            Some(RunningProvider(p)) => latchkey_core::logout::sessions_ended(p, &ended).await,
+            None if ended.iter().any(|s| !s.clients.is_empty()) => {
+                tracing::warn!("sessions ended outside the server: no back-channel logout is sent");
+            }
+            None => {}
+        }
+        Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
     }
 
     /// Allows registering OAuth 1.0a consumers, whose secrets derive from `key`.
@@ -644,7 +679,7 @@ impl Admin {
         user.password_hash = hash(password).await?;
         self.store.put_user(&user).await?;
         // Whoever logged in with the old password is logged out.
-        self.store.delete_sessions_of(&user.id).await?;
+        self.end_sessions_of(&user.id).await?;
         self.audit("user_password_changed", username);
         Ok(())
     }
@@ -655,13 +690,17 @@ impl Admin {
         let Some(user) = self.store.get_user(username).await? else {
             return Err(AdminError::NotFound(format!("no user {username:?}")));
         };
-        let ended = self.store.delete_sessions_of(&user.id).await?;
+        let ended = self.end_sessions_of(&user.id).await?;
         self.audit("user_logged_out", username);
         Ok(ended)
     }
 
     /// Deletes a user, every token issued for them and their login sessions.
     pub async fn delete_user(&self, username: &str) -> Result<(), AdminError> {
+        // The sessions end first, so that their clients are told.
+        if let Some(user) = self.store.get_user(username).await? {
+            self.end_sessions_of(&user.id).await?;
+        }
         if !self.store.delete_user(username).await? {
             return Err(AdminError::NotFound(format!("no user {username:?}")));
         }

@@ -175,6 +175,8 @@ enum Carry<'a> {
 struct Current {
     user: AuthenticatedUser,
     auth_time: Option<UnixTime>,
+    /// The built-in session's public `sid`, when the user is that session's.
+    sid: Option<String>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
@@ -215,10 +217,14 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let session = self.session(req).await;
         let builtin = session.as_ref().map(SessionRecord::user);
         let user = self.inner.login.current_user(req, builtin).await?;
-        let auth_time = session
-            .filter(|s| s.subject == user.subject)
-            .map(|s| s.auth_time);
-        Some(Current { user, auth_time })
+        let session = session.filter(|s| s.subject == user.subject);
+        let auth_time = session.as_ref().map(|s| s.auth_time);
+        let sid = session.map(|s| s.sid);
+        Some(Current {
+            user,
+            auth_time,
+            sid,
+        })
     }
 
     async fn user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
@@ -654,6 +660,7 @@ fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authenticati
         user: &c.user,
         auth_time: c.auth_time,
         fresh,
+        sid: c.sid.clone(),
     })
 }
 

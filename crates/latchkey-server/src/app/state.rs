@@ -73,7 +73,24 @@ pub fn build_provider(
         .config(config)
         .events(Arc::new(LogEvents))
         .limits(limits(&settings.limits, counters))
+        .logout_sink(logout_sink())
         .build()?)
+}
+
+/// Who delivers back-channel logout tokens: the delivery worker on the current Tokio runtime,
+/// or (outside one, or if its HTTP client cannot be built) nobody, with a warning.
+fn logout_sink() -> Arc<dyn latchkey_core::logout::LogoutSink> {
+    use crate::backchannel::{BackchannelDelivery, DeliveryPolicy};
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Arc::new(latchkey_core::logout::NoLogoutDelivery);
+    }
+    match BackchannelDelivery::start(DeliveryPolicy::default()) {
+        Ok(delivery) => Arc::new(delivery),
+        Err(err) => {
+            tracing::warn!(error = %err, "back-channel logout delivery is off");
+            Arc::new(latchkey_core::logout::NoLogoutDelivery)
+        }
+    }
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).

@@ -41,7 +41,7 @@ use crate::user::{AuthenticatedUser, UserAuthenticator};
 /// [`AuthenticatedUser::attached`]: the code (or, for the implicit grant, the token) issued
 /// when this user approves stores it. Set it on the user passed with the consent decision
 /// (or, for a remembered consent, with the request that is approved without asking).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Authentication<'a> {
     /// The logged-in user.
     pub user: &'a AuthenticatedUser,
@@ -51,6 +51,10 @@ pub struct Authentication<'a> {
     /// Whether the user completed a login for this very authorization request: the only
     /// login that satisfies `prompt=login`.
     pub fresh: bool,
+    /// The login session's public identifier (OpenID Connect `sid`), when the login keeps
+    /// server-side sessions: a client that gets a code or a token is recorded in that session,
+    /// to be told when it ends (see [`crate::logout`]).
+    pub sid: Option<String>,
 }
 
 impl<'a> Authentication<'a> {
@@ -61,6 +65,7 @@ impl<'a> Authentication<'a> {
             user,
             auth_time: None,
             fresh: false,
+            sid: None,
         }
     }
 
@@ -217,9 +222,9 @@ where
     U: UserAuthenticator,
 {
     let now = p.clock().now();
-    let user = auth
-        .filter(|a| !a.too_old_for(&request, now))
-        .map(|a| a.user);
+    let auth = auth.filter(|a| !a.too_old_for(&request, now));
+    let sid = auth.as_ref().and_then(|a| a.sid.as_deref());
+    let user = auth.as_ref().map(|a| a.user);
     let Some(user) = user else {
         if request.prompts("none") {
             return error_redirect(
@@ -256,6 +261,7 @@ where
                 subject: user.subject.clone(),
                 scope: request.scope.to_string(),
             });
+            session_got(p, sid, &request).await;
             respond(p, &request, user).await
         }
         None => {
@@ -273,6 +279,7 @@ where
             let approved = request.client.client_type() != ClientType::Public
                 && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
+                session_got(p, sid, &request).await;
                 respond(p, &request, user).await
             } else if request.prompts("none") {
                 error_redirect(
@@ -287,6 +294,19 @@ where
                 AuthorizeOutcome::Consent(Box::new(request))
             }
         }
+    }
+}
+
+/// Records, before the code or token is issued, that the client gets one in the login session
+/// `sid` (Back-Channel Logout §2.5); a client recorded whose issuance then fails is only told
+/// of a logout it did not need.
+async fn session_got<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    sid: Option<&str>,
+    request: &AuthorizeRequest,
+) {
+    if let Some(sid) = sid {
+        crate::logout::record_client(p, sid, request.client.id.as_str()).await;
     }
 }
 
