@@ -82,6 +82,17 @@ pub struct ClientSpec {
     /// `oauth1`).
     #[serde(default)]
     pub rsa_public_key: Option<String>,
+    /// Where users may be sent after logging out (OpenID Connect RP-Initiated Logout §3.1),
+    /// matched exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where the server POSTs logout tokens when a session the client got tokens in ends
+    /// (OpenID Connect Back-Channel Logout §2.2).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must name the session (`sid`); Latchkey's always do.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -208,6 +219,13 @@ pub struct ClientUpdate {
     pub bind_tokens: Option<bool>,
     /// May introspect tokens issued to other clients; confidential only.
     pub introspect: Option<bool>,
+    /// Replaces the post-logout redirect URIs (OpenID Connect RP-Initiated Logout §3.1).
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Sets (a string) or removes (`null`) the back-channel logout URI.
+    #[serde(default, deserialize_with = "present")]
+    pub backchannel_logout_uri: Option<Option<String>>,
+    /// Whether logout tokens must carry `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -408,7 +426,11 @@ impl Admin {
         }
         let now = SystemClock.now();
         // The OAuth 2.0 secret is random and kept only as a hash, as for every client.
-        let (client, secret) = new.build(&OsEntropy, now);
+        let (mut client, secret) = new.build(&OsEntropy, now);
+        let logout = &mut client.metadata;
+        logout.post_logout_redirect_uris = spec.post_logout_redirect_uris.clone();
+        logout.backchannel_logout_uri = spec.backchannel_logout_uri.clone();
+        logout.backchannel_logout_session_required = spec.backchannel_logout_session_required;
         client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
@@ -557,6 +579,15 @@ impl Admin {
         }
         if let Some(introspect) = update.introspect {
             client.introspect = introspect;
+        }
+        if let Some(uris) = update.post_logout_redirect_uris {
+            client.metadata.post_logout_redirect_uris = uris;
+        }
+        if let Some(uri) = update.backchannel_logout_uri {
+            client.metadata.backchannel_logout_uri = uri;
+        }
+        if let Some(required) = update.backchannel_logout_session_required {
+            client.metadata.backchannel_logout_session_required = required;
         }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
@@ -827,6 +858,7 @@ fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
     );
     note("bind_tokens", before.bind_tokens != after.bind_tokens);
     note("introspect", before.introspect != after.introspect);
+    note("metadata", before.metadata != after.metadata);
     changed
 }
 

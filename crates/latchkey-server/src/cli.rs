@@ -184,6 +184,24 @@ pub struct CreateClient {
     /// `--oauth1`).
     #[arg(long, value_name = "FILE")]
     pub rsa_public_key: Option<PathBuf>,
+    /// The OpenID Connect logout registration.
+    #[command(flatten)]
+    pub logout: LogoutFlags,
+}
+
+/// The OpenID Connect logout registration of `client create` and `client update`.
+#[derive(Debug, Default, Args)]
+pub struct LogoutFlags {
+    /// Where users may be sent after logging out, matched exactly (repeatable; on update,
+    /// replaces the list).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session the client got tokens in ends.
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether logout tokens must carry the session id (`sid`).
+    #[arg(long, value_name = "BOOL")]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// Options of `client update`.
@@ -231,6 +249,9 @@ pub struct UpdateClient {
     /// Let the client introspect tokens issued to other clients.
     #[arg(long, value_name = "BOOL")]
     pub introspect: Option<bool>,
+    /// The OpenID Connect logout registration.
+    #[command(flatten)]
+    pub logout: LogoutFlags,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -281,6 +302,10 @@ impl UpdateClient {
             grant_types: (!self.grant_types.is_empty()).then_some(self.grant_types),
             bind_tokens: self.bind_tokens,
             introspect: self.introspect,
+            post_logout_redirect_uris: (!self.logout.post_logout_redirect_uris.is_empty())
+                .then_some(self.logout.post_logout_redirect_uris),
+            backchannel_logout_uri: self.logout.backchannel_logout_uri.map(Some),
+            backchannel_logout_session_required: self.logout.backchannel_logout_session_required,
         })
     }
 }
@@ -495,6 +520,12 @@ impl CreateClient {
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,
+            post_logout_redirect_uris: self.logout.post_logout_redirect_uris,
+            backchannel_logout_uri: self.logout.backchannel_logout_uri,
+            backchannel_logout_session_required: self
+                .logout
+                .backchannel_logout_session_required
+                .unwrap_or(false),
         }
     }
 }
