@@ -170,6 +170,8 @@ struct State {
     sessions_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
     /// Session digests by their public `sid`, for [`SessionStore::add_session_client`].
     sessions_by_sid: std::collections::HashMap<String, [u8; 32]>,
+    /// Signing keys and their generation.
+    keys: super::keys::KeyTable,
 }
 
 impl MemoryStore {
@@ -422,6 +424,20 @@ impl SessionStore for MemoryStore {
             session.clients = clients;
         }
         Ok(())
+    }
+}
+
+impl super::KeyStore for MemoryStore {
+    async fn list_keys(&self) -> Result<super::StoredKeys, StoreError> {
+        Ok(self.lock().keys.list())
+    }
+
+    async fn update_keys_if_current(
+        &self,
+        generation: u64,
+        update: &super::KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().keys.update_if_current(generation, update))
     }
 }
 

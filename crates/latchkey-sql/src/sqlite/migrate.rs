@@ -63,6 +63,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
     },
     Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
+    Migration {
         version: 14,
         name: "session_sid_clients",
         sql: include_str!("../../migrations/sqlite/0014_session_sid_clients.sql"),
