@@ -1304,7 +1304,7 @@ pub async fn sessions_record_their_clients_by_sid<S: Store>(store: S) {
         .delete_sessions_of("subject-c")
         .await
         .expect("delete all");
-    ended.sort_by(|x, y| x.clients.len().cmp(&y.clients.len()));
+    ended.sort_by_key(|s| s.clients.len());
     let lists: Vec<Vec<String>> = ended.into_iter().map(|s| s.clients).collect();
     assert_eq!(
         lists,

@@ -207,9 +207,11 @@ mod tests {
     }
 
     fn client(id: &str, uri: Option<&str>, pairwise: bool) -> Client {
-        let mut metadata = ClientMetadata::default();
-        metadata.backchannel_logout_uri = uri.map(str::to_owned);
-        metadata.subject_type = pairwise.then(|| "pairwise".to_owned());
+        let metadata = ClientMetadata {
+            backchannel_logout_uri: uri.map(str::to_owned),
+            subject_type: pairwise.then(|| "pairwise".to_owned()),
+            ..ClientMetadata::default()
+        };
         NewClient::confidential(id)
             .id(id)
             .redirect_uris(["https://rp.example/cb"])

@@ -156,10 +156,9 @@ impl EndSessionRequest {
         let Some(session) = session else {
             return false;
         };
-        !self
-            .hint
+        self.hint
             .as_ref()
-            .is_some_and(|hint| hint.subject == session.subject)
+            .is_none_or(|hint| hint.subject != session.subject)
     }
 
     /// Where to send the browser once the session has ended: the registered
@@ -296,8 +295,10 @@ mod tests {
             ("rp", "https://rp.example/bye"),
             ("other", "https://other.example/bye"),
         ] {
-            let mut metadata = ClientMetadata::default();
-            metadata.post_logout_redirect_uris = vec![uri.to_owned()];
+            let metadata = ClientMetadata {
+                post_logout_redirect_uris: vec![uri.to_owned()],
+                ..ClientMetadata::default()
+            };
             let (client, _) = NewClient::confidential(id)
                 .id(id)
                 .redirect_uris([format!("https://{id}.example/cb")])
