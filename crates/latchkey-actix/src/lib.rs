@@ -214,7 +214,8 @@ async fn jwks<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U
 
 /// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST, the
 /// authorization request by either method), `/login` (POST), `/consent` (GET after login, the
-/// consent form's POST), `/logout` (GET and POST) and `/apps` (GET and POST: the signed-in
+/// consent form's POST), `/logout` (GET and POST), `/end_session` (OpenID Connect
+/// RP-Initiated Logout, GET and POST) and `/apps` (GET and POST: the signed-in
 /// user's allowed apps). Configure it beside [`configure`]; when both sit in a
 /// `web::scope`, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
 pub fn configure_authorize<S, U, L>(ui: Ui<S, U, L>) -> impl FnOnce(&mut web::ServiceConfig)
@@ -240,6 +241,11 @@ where
                 web::resource("/logout")
                     .route(web::get().to(logout::<S, U, L>))
                     .route(web::post().to(logout::<S, U, L>)),
+            )
+            .service(
+                web::resource(latchkey_core::logout::END_SESSION_PATH)
+                    .route(web::get().to(end_session::<S, U, L>))
+                    .route(web::post().to(end_session::<S, U, L>)),
             )
             .service(
                 web::resource("/apps")
@@ -275,6 +281,13 @@ async fn logout<S: ProviderStore, U: UserAuthenticator, L: Login>(
     Extract(req): Extract,
 ) -> Reply {
     Reply(ui.logout(&req).await)
+}
+
+async fn end_session<S: ProviderStore, U: UserAuthenticator, L: Login>(
+    ui: web::Data<Ui<S, U, L>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(ui.end_session(&req).await)
 }
 
 async fn apps<S: ProviderStore, U: UserAuthenticator, L: Login>(

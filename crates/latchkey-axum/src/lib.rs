@@ -199,7 +199,8 @@ where
 
 /// A router with the authorization endpoint and its pages: `/authorize` (GET and POST, the
 /// authorization request by either method), `/login` (POST), `/consent` (GET after login, the
-/// consent form's POST), `/logout` and `/apps` (the signed-in user's allowed apps). Mount it
+/// consent form's POST), `/logout`, `/end_session` (OpenID Connect RP-Initiated Logout, GET
+/// and POST) and `/apps` (the signed-in user's allowed apps). Mount it
 /// beside [`router`]; when nesting both under a
 /// prefix, give the same prefix as [`latchkey_ui::UiConfig::base_path`].
 pub fn authorize_router<S, U, L>(ui: latchkey_ui::Ui<S, U, L>) -> axum::Router
@@ -243,6 +244,15 @@ where
             })
             .post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
                 Reply(ui.logout(&req).await)
+            }),
+        )
+        .route(
+            latchkey_core::logout::END_SESSION_PATH,
+            get(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.end_session(&req).await)
+            })
+            .post(|State(ui): St<S, U, L>, Extract(req): Extract| async move {
+                Reply(ui.end_session(&req).await)
             }),
         )
         .route(

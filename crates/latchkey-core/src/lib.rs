@@ -58,6 +58,7 @@ pub mod http;
 pub mod jose;
 pub mod limits;
 pub mod login;
+pub mod logout;
 pub mod net;
 pub mod oidc;
 pub mod params;

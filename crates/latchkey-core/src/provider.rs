@@ -61,6 +61,8 @@ struct Inner<S, U> {
     claims: Option<Arc<dyn DynClaimsSource>>,
     /// The key-encryption key and `jwks_uri` fetcher that client assertions need.
     assertion_keys: crate::client_assertion::AssertionKeys,
+    /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
+    logout_sink: Arc<dyn crate::logout::LogoutSink>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -80,6 +82,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             signer: None,
             claims: None,
             assertion_keys: Default::default(),
+            logout_sink: Arc::new(crate::logout::NoLogoutDelivery),
             registration_errors: Vec::new(),
         }
     }
@@ -227,6 +230,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             .read()
             .unwrap_or_else(PoisonError::into_inner);
         Arc::clone(&guard)
+    }
+
+    /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
+    pub fn logout_sink(&self) -> &dyn crate::logout::LogoutSink {
+        self.inner.logout_sink.as_ref()
     }
 
     /// Replaces the signer for every clone of this provider: the server calls it when the
@@ -428,6 +436,7 @@ pub struct ProviderBuilder<S, U> {
     signer: Option<Arc<dyn JwsSigner>>,
     claims: Option<Arc<dyn DynClaimsSource>>,
     assertion_keys: crate::client_assertion::AssertionKeys,
+    logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -562,6 +571,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Who delivers the back-channel logout tokens of ended sessions (OpenID Connect
+    /// Back-Channel Logout; see [`crate::logout`]). Default: nobody, they are dropped.
+    pub fn logout_sink(mut self, sink: Arc<dyn crate::logout::LogoutSink>) -> Self {
+        self.logout_sink = sink;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(mut self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -591,6 +607,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 signer: RwLock::new(signer),
                 claims: self.claims,
                 assertion_keys: self.assertion_keys,
+                logout_sink: self.logout_sink,
             }),
             client_ip: None,
         })

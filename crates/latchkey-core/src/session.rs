@@ -8,6 +8,12 @@
 //!
 //! The record also keeps `auth_time`, the moment the user last typed their password, which the
 //! authorization endpoint checks against `max_age` (OpenID Connect Core §3.1.2.1).
+//!
+//! For OpenID Connect logout it carries a public session identifier, `sid` (OpenID Connect
+//! Front-Channel Logout §3, Back-Channel Logout §2.4): random, minted with the session and
+//! unrelated to the cookie's secret, so putting it in ID tokens and logout tokens reveals
+//! nothing that could resume the session. And it lists the clients that got a code or a token
+//! in the session ([`add_client`]): the recipients of a back-channel logout when it ends.
 
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_token};
@@ -28,6 +34,38 @@ pub struct SessionRecord {
     pub auth_time: UnixTime,
     /// When the session ends by itself.
     pub expires_at: UnixTime,
+    /// The public session identifier of OpenID Connect (`sid`): random, never derived from the
+    /// cookie's secret; what ID tokens and logout tokens name the session by.
+    pub sid: String,
+    /// The clients that got a code or a token in this session, in the order they first did,
+    /// at most [`MAX_SESSION_CLIENTS`] (see [`add_client`]).
+    pub clients: Vec<String>,
+}
+
+/// How many clients one session remembers: bounds the record and the back-channel logout
+/// fan-out. A session that reaches it stops recording new clients (and logs it).
+pub const MAX_SESSION_CLIENTS: usize = 64;
+
+/// The length of a session's `sid` in random bytes (128 bits: unique, not a secret).
+const SID_BYTES: usize = 16;
+
+/// The client list of a session once `client_id` got a code or a token in it: the one rule
+/// every store applies inside its atomic update ([`crate::store::SessionStore::add_session_client`]).
+/// `None` when nothing changes: the client is already listed, or the list is full.
+pub fn add_client(clients: &[String], client_id: &str) -> Option<Vec<String>> {
+    if clients.iter().any(|c| c == client_id) {
+        return None;
+    }
+    if clients.len() >= MAX_SESSION_CLIENTS {
+        tracing::warn!(
+            limit = MAX_SESSION_CLIENTS,
+            "login session reached its client limit; a later client gets no back-channel logout"
+        );
+        return None;
+    }
+    let mut next = clients.to_vec();
+    next.push(client_id.to_owned());
+    Some(next)
 }
 
 impl SessionRecord {
@@ -62,6 +100,8 @@ pub fn start(
         username: user.username.clone(),
         auth_time: now,
         expires_at: now.plus(ttl),
+        sid: random_token(entropy, SID_BYTES),
+        clients: Vec::new(),
     };
     (id, record)
 }
@@ -85,5 +125,21 @@ mod tests {
         assert!(record.is_active(UnixTime(1599)));
         assert!(!record.is_active(UnixTime(1600)));
         assert!(!format!("{record:?}").contains(id.expose()));
+        assert_eq!(record.sid.len(), 22);
+        assert!(
+            !id.expose().contains(&record.sid),
+            "the sid is not the cookie"
+        );
+        assert!(record.clients.is_empty());
+    }
+
+    #[test]
+    fn clients_are_added_once_and_bounded() {
+        let one = add_client(&[], "app").expect("added");
+        assert_eq!(one, ["app"]);
+        assert_eq!(add_client(&one, "app"), None, "already listed");
+        assert_eq!(add_client(&one, "other").expect("added"), ["app", "other"]);
+        let full: Vec<String> = (0..MAX_SESSION_CLIENTS).map(|i| format!("c{i}")).collect();
+        assert_eq!(add_client(&full, "one-more"), None, "bounded");
     }
 }

@@ -531,15 +531,16 @@ async fn issue_14_prompt_login_needs_a_login_made_for_the_request() {
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: false,
+        sid: None,
     };
     assert!(matches!(
-        authorize_as(&kit, &query, Some(session)).await,
+        authorize_as(&kit, &query, Some(session.clone())).await,
         AuthorizeOutcome::Login(_)
     ));
     // Only a login completed for this request counts.
     let fresh = Authentication {
         fresh: true,
-        ..session
+        ..session.clone()
     };
     assert!(matches!(
         authorize_as(&kit, &query, Some(fresh)).await,
@@ -561,6 +562,7 @@ async fn issue_14_max_age_needs_a_login_that_recent() {
         user: &alice,
         auth_time: Some(latchkey_core::clock::UnixTime(kit.now().0 - ago as i64)),
         fresh: false,
+        sid: None,
     };
     let max_300 = code_query(web.id(), "&max_age=300");
     assert!(matches!(
@@ -659,10 +661,11 @@ async fn a_pending_request_resumes_to_the_code_without_parsing_the_query_again()
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: true,
+        sid: None,
     };
     let outcome = kit
         .provider
-        .resume_authorize(&consent_post(), pending.clone(), Some(auth), None)
+        .resume_authorize(&consent_post(), pending.clone(), Some(auth.clone()), None)
         .await;
     let AuthorizeOutcome::Consent(request) = outcome else {
         panic!("expected consent, got {outcome:?}");

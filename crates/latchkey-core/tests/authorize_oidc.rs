@@ -178,6 +178,7 @@ async fn prompt_none_answers_login_consent_or_interaction_required() {
             user: &alice,
             auth_time: Some(kit.now()),
             fresh: false,
+            sid: None,
         });
         let outcome = kit
             .provider
@@ -393,6 +394,7 @@ async fn id_token_hint_of_another_user_asks_for_a_login_and_an_expired_one_still
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: true,
+        sid: None,
     };
     let outcome = kit
         .provider
@@ -411,10 +413,11 @@ async fn max_age_zero_always_asks_for_a_new_login() {
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: false,
+        sid: None,
     };
     let outcome = kit
         .provider
-        .authorize_with(&get(&query), Some(just_now), None)
+        .authorize_with(&get(&query), Some(just_now.clone()), None)
         .await;
     assert!(matches!(outcome, AuthorizeOutcome::Login(_)));
     let fresh = Authentication {

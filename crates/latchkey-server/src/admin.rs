@@ -93,6 +93,17 @@ pub struct ClientSpec {
     /// `private_key_jwt`.
     #[serde(default)]
     pub jwks_uri: Option<String>,
+    /// Where users may be sent after logging out (OpenID Connect RP-Initiated Logout §3.1),
+    /// matched exactly.
+    #[serde(default)]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where the server POSTs logout tokens when a session the client got tokens in ends
+    /// (OpenID Connect Back-Channel Logout §2.2).
+    #[serde(default)]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether its logout tokens must name the session (`sid`); Latchkey's always do.
+    #[serde(default)]
+    pub backchannel_logout_session_required: bool,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -219,6 +230,13 @@ pub struct ClientUpdate {
     pub bind_tokens: Option<bool>,
     /// May introspect tokens issued to other clients; confidential only.
     pub introspect: Option<bool>,
+    /// Replaces the post-logout redirect URIs (OpenID Connect RP-Initiated Logout §3.1).
+    pub post_logout_redirect_uris: Option<Vec<String>>,
+    /// Sets (a string) or removes (`null`) the back-channel logout URI.
+    #[serde(default, deserialize_with = "present")]
+    pub backchannel_logout_uri: Option<Option<String>>,
+    /// Whether logout tokens must carry `sid`.
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -299,6 +317,21 @@ pub struct Admin {
     issuer: String,
     actor: &'static str,
     oauth1_key: Option<latchkey_oauth1::OAuth1Key>,
+    /// The running provider, when there is one (the admin API): ending sessions through it
+    /// sends their back-channel logouts.
+    provider: Option<RunningProvider>,
+    /// The key-encryption key that seals the secrets of `client_secret_jwt` clients.
+    kek: Option<latchkey_core::jose::Kek>,
+}
+
+/// The running provider an [`Admin`] ends sessions through.
+#[derive(Clone)]
+struct RunningProvider(crate::app::AppProvider);
+
+impl std::fmt::Debug for RunningProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RunningProvider")
+    }
 }
 
 impl Admin {
@@ -310,7 +343,59 @@ impl Admin {
             issuer: issuer.into(),
             actor,
             oauth1_key: None,
+            provider: None,
+            kek: None,
         }
+    }
+
+    /// Seals the secrets of `client_secret_jwt` clients with `kek` (the server's
+    /// key-encryption key), which they need: their assertions are checked with the secret
+    /// itself. Without it, such clients cannot be created.
+    pub fn with_kek(mut self, kek: latchkey_core::jose::Kek) -> Self {
+        self.kek = Some(kek);
+        self
+    }
+
+    /// Keeps `secret` sealed on `client` when its assertions are HMACs of it
+    /// (`client_secret_jwt`); nothing for any other client.
+    fn seal_if_needed(
+        &self,
+        client: &mut latchkey_core::client::Client,
+        secret: Option<&latchkey_core::secret::Secret>,
+    ) -> Result<(), AdminError> {
+        if client.token_endpoint_auth_method != Some(AuthMethod::ClientSecretJwt) {
+            return Ok(());
+        }
+        let (Some(kek), Some(secret)) = (&self.kek, secret) else {
+            return Err(AdminError::Invalid(
+                "client_secret_jwt needs the server's key-encryption key to seal the secret".into(),
+            ));
+        };
+        let sealed = latchkey_core::client_assertion::seal_secret(kek, client.id.as_str(), secret)
+            .map_err(|e| AdminError::Invalid(e.to_string()))?;
+        client.metadata.sealed_secret = Some(sealed);
+        Ok(())
+    }
+
+    /// Ends login sessions through `provider`, which tells the clients that got tokens in
+    /// them (OpenID Connect Back-Channel Logout).
+    pub fn with_provider(mut self, provider: crate::app::AppProvider) -> Self {
+        self.provider = Some(RunningProvider(provider));
+        self
+    }
+
+    /// Ends every login session of `subject`: through the provider when there is one (which
+    /// sends the back-channel logouts), else in the store alone. Returns how many ended.
+    async fn end_sessions_of(&self, subject: &str) -> Result<u64, AdminError> {
+        let ended = self.store.delete_sessions_of(subject).await?;
+        match &self.provider {
+            Some(RunningProvider(p)) => latchkey_core::logout::sessions_ended(p, &ended).await,
+            None if ended.iter().any(|s| !s.clients.is_empty()) => {
+                tracing::warn!("sessions ended outside the server: no back-channel logout is sent");
+            }
+            None => {}
+        }
+        Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
     }
 
     /// Allows registering OAuth 1.0a consumers, whose secrets derive from `key`.
@@ -395,7 +480,12 @@ impl Admin {
         }
         let now = SystemClock.now();
         // The OAuth 2.0 secret is random and kept only as a hash, as for every client.
-        let (client, secret) = new.build(&OsEntropy, now);
+        let (mut client, secret) = new.build(&OsEntropy, now);
+        let logout = &mut client.metadata;
+        logout.post_logout_redirect_uris = spec.post_logout_redirect_uris.clone();
+        logout.backchannel_logout_uri = spec.backchannel_logout_uri.clone();
+        logout.backchannel_logout_session_required = spec.backchannel_logout_session_required;
+        self.seal_if_needed(&mut client, secret.as_ref())?;
         client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
@@ -443,6 +533,7 @@ impl Admin {
                 "client {id:?} is public: it has no secret to rotate"
             )));
         };
+        self.seal_if_needed(&mut client, Some(&secret))?;
         let consumer = self.store.get_consumer(id).await?;
         let shared_secret_consumer = consumer.is_some_and(|c| c.rsa_public_key.is_none());
         let oauth1_key = match (shared_secret_consumer, &self.oauth1_key) {
@@ -545,6 +636,15 @@ impl Admin {
         if let Some(introspect) = update.introspect {
             client.introspect = introspect;
         }
+        if let Some(uris) = update.post_logout_redirect_uris {
+            client.metadata.post_logout_redirect_uris = uris;
+        }
+        if let Some(uri) = update.backchannel_logout_uri {
+            client.metadata.backchannel_logout_uri = uri;
+        }
+        if let Some(required) = update.backchannel_logout_session_required {
+            client.metadata.backchannel_logout_session_required = required;
+        }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
         let changed = changed_settings(&before, &client);
@@ -645,7 +745,7 @@ impl Admin {
         user.password_hash = hash(password).await?;
         self.store.put_user(&user).await?;
         // Whoever logged in with the old password is logged out.
-        self.store.delete_sessions_of(&user.id).await?;
+        self.end_sessions_of(&user.id).await?;
         self.audit("user_password_changed", username);
         Ok(())
     }
@@ -656,13 +756,17 @@ impl Admin {
         let Some(user) = self.store.get_user(username).await? else {
             return Err(AdminError::NotFound(format!("no user {username:?}")));
         };
-        let ended = self.store.delete_sessions_of(&user.id).await?;
+        let ended = self.end_sessions_of(&user.id).await?;
         self.audit("user_logged_out", username);
         Ok(ended)
     }
 
     /// Deletes a user, every token issued for them and their login sessions.
     pub async fn delete_user(&self, username: &str) -> Result<(), AdminError> {
+        // The sessions end first, so that their clients are told.
+        if let Some(user) = self.store.get_user(username).await? {
+            self.end_sessions_of(&user.id).await?;
+        }
         if !self.store.delete_user(username).await? {
             return Err(AdminError::NotFound(format!("no user {username:?}")));
         }
@@ -789,6 +893,7 @@ fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
     );
     note("bind_tokens", before.bind_tokens != after.bind_tokens);
     note("introspect", before.introspect != after.introspect);
+    note("metadata", before.metadata != after.metadata);
     changed
 }
 

@@ -194,6 +194,24 @@ pub struct CreateClient {
     /// Where the client publishes its JWK Set, for `private_key_jwt` (RFC 7523).
     #[arg(long, value_name = "URI")]
     pub jwks_uri: Option<String>,
+    /// The OpenID Connect logout registration.
+    #[command(flatten)]
+    pub logout: LogoutFlags,
+}
+
+/// The OpenID Connect logout registration of `client create` and `client update`.
+#[derive(Debug, Default, Args)]
+pub struct LogoutFlags {
+    /// Where users may be sent after logging out, matched exactly (repeatable; on update,
+    /// replaces the list).
+    #[arg(long = "post-logout-redirect-uri", value_name = "URI")]
+    pub post_logout_redirect_uris: Vec<String>,
+    /// Where logout tokens are POSTed when a session the client got tokens in ends.
+    #[arg(long, value_name = "URI")]
+    pub backchannel_logout_uri: Option<String>,
+    /// Whether logout tokens must carry the session id (`sid`).
+    #[arg(long, value_name = "BOOL")]
+    pub backchannel_logout_session_required: Option<bool>,
 }
 
 /// Options of `client update`.
@@ -241,6 +259,9 @@ pub struct UpdateClient {
     /// Let the client introspect tokens issued to other clients.
     #[arg(long, value_name = "BOOL")]
     pub introspect: Option<bool>,
+    /// The OpenID Connect logout registration.
+    #[command(flatten)]
+    pub logout: LogoutFlags,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -291,6 +312,10 @@ impl UpdateClient {
             grant_types: (!self.grant_types.is_empty()).then_some(self.grant_types),
             bind_tokens: self.bind_tokens,
             introspect: self.introspect,
+            post_logout_redirect_uris: (!self.logout.post_logout_redirect_uris.is_empty())
+                .then_some(self.logout.post_logout_redirect_uris),
+            backchannel_logout_uri: self.logout.backchannel_logout_uri.map(Some),
+            backchannel_logout_session_required: self.logout.backchannel_logout_session_required,
         })
     }
 }
@@ -384,7 +409,14 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    Admin::new(store.clone(), issuer, "cli")
+    let admin = Admin::new(store.clone(), issuer, "cli");
+    match crate::signing_keys::load_kek(settings) {
+        Ok(kek) => admin.with_kek(kek),
+        Err(err) => {
+            tracing::warn!(error = %err, "no key-encryption key: client_secret_jwt clients cannot be created");
+            admin
+        }
+    }
 }
 
 async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
@@ -545,6 +577,12 @@ impl CreateClient {
             rsa_public_key: None,
             jwks: None,
             jwks_uri: self.jwks_uri,
+            post_logout_redirect_uris: self.logout.post_logout_redirect_uris,
+            backchannel_logout_uri: self.logout.backchannel_logout_uri,
+            backchannel_logout_session_required: self
+                .logout
+                .backchannel_logout_session_required
+                .unwrap_or(false),
         }
     }
 }

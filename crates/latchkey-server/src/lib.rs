@@ -8,6 +8,7 @@ pub mod admin;
 pub mod admin_api;
 pub mod app;
 pub mod audit;
+pub mod backchannel;
 pub mod cli;
 pub mod jwks_fetch;
 pub mod logging;

@@ -248,11 +248,14 @@ impl SessionStore for Durable {
     async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         durable!(self, s => s.load_session(digest).await)
     }
-    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+    async fn delete_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         durable!(self, s => s.delete_session(digest).await)
     }
-    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+    async fn delete_sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, StoreError> {
         durable!(self, s => s.delete_sessions_of(subject).await)
+    }
+    async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        durable!(self, s => s.add_session_client(sid, client_id).await)
     }
 }
 
@@ -420,13 +423,20 @@ impl SessionStore for AnyStore {
     async fn load_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         crate::metrics::timed("load_session", self.durable().load_session(digest)).await
     }
-    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+    async fn delete_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         crate::metrics::timed("delete_session", self.durable().delete_session(digest)).await
     }
-    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+    async fn delete_sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, StoreError> {
         crate::metrics::timed(
             "delete_sessions_of",
             self.durable().delete_sessions_of(subject),
+        )
+        .await
+    }
+    async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        crate::metrics::timed(
+            "add_session_client",
+            self.durable().add_session_client(sid, client_id),
         )
         .await
     }

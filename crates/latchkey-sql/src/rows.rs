@@ -312,7 +312,7 @@ macro_rules! oauth1_access_columns {
 /// The columns of `sessions`, in the order [`session`] reads them.
 macro_rules! session_columns {
     () => {
-        "digest, subject, username, auth_time, expires_at"
+        "digest, subject, username, auth_time, expires_at, sid, clients"
     };
 }
 
@@ -498,14 +498,35 @@ pub(crate) fn code_args(code: &CodeRecord) -> Result<[Arg<'_>; 14], StoreError> 
 }
 
 /// The values of [`session_columns`], in order.
-pub(crate) fn session_args(s: &SessionRecord) -> [Arg<'_>; 5] {
+pub(crate) fn session_args(s: &SessionRecord) -> [Arg<'_>; 7] {
     args![
         &s.digest,
         &s.subject,
         &s.username,
         s.auth_time.0,
-        s.expires_at.0
+        s.expires_at.0,
+        s.sid.as_str(),
+        session_clients_text(&s.clients)
     ]
+}
+
+/// The `clients` column of a session: its client ids as a JSON array, `NULL` when none.
+pub(crate) fn session_clients_text(clients: &[String]) -> Option<String> {
+    if clients.is_empty() {
+        return None;
+    }
+    serde_json::to_string(clients).ok()
+}
+
+/// Decodes the `clients` column of a session (`NULL`: none yet, as in rows written before
+/// the column existed).
+pub(crate) fn session_clients(text: Option<String>) -> Result<Vec<String>, StoreError> {
+    match text {
+        None => Ok(Vec::new()),
+        Some(text) => {
+            serde_json::from_str(&text).map_err(|_| corrupt("stored session clients are malformed"))
+        }
+    }
 }
 
 /// The values of [`oauth1_consumer_columns`], in order.
@@ -616,6 +637,8 @@ pub(crate) fn session(row: &impl Columns) -> Result<SessionRecord, StoreError> {
         username: row.text("username")?,
         auth_time: UnixTime(row.int("auth_time")?),
         expires_at: UnixTime(row.int("expires_at")?),
+        sid: row.text("sid")?,
+        clients: session_clients(row.opt_text("clients")?)?,
     })
 }
 

@@ -66,6 +66,7 @@ macro_rules! store_conformance {
             tokens_of_a_grant_can_be_revoked_without_touching_others,
             users_are_found_by_id,
             sessions_read_back_and_end_one_by_one_or_all_of_a_subject,
+            sessions_record_their_clients_by_sid,
             expired_sessions_are_not_found_and_are_swept,
             deleting_a_user_ends_their_sessions,
             attached_data_is_stored_with_codes_and_tokens,
@@ -1240,6 +1241,8 @@ fn session(subject: &str, ttl: u64) -> (Secret, SessionRecord) {
         username: format!("name of {subject} ünï"),
         auth_time: UnixTime(now.0 - 5),
         expires_at: now.plus(ttl),
+        sid: random_token(&OsEntropy, 16),
+        clients: Vec::new(),
     };
     (id, record)
 }
@@ -1276,12 +1279,17 @@ pub async fn sessions_read_back_and_end_one_by_one_or_all_of_a_subject<S: Store>
         store.find_session(&unknown, now()).await.expect("find"),
         None
     );
-    assert!(store.delete_session(&a1.digest).await.expect("delete"));
-    assert!(
-        !store
+    assert_eq!(
+        store.delete_session(&a1.digest).await.expect("delete"),
+        Some(a1.clone()),
+        "the ended session is returned"
+    );
+    assert_eq!(
+        store
             .delete_session(&a1.digest)
             .await
-            .expect("delete twice")
+            .expect("delete twice"),
+        None
     );
     assert_eq!(
         store.find_session(&a1.digest, now()).await.expect("find"),
@@ -1292,7 +1300,7 @@ pub async fn sessions_read_back_and_end_one_by_one_or_all_of_a_subject<S: Store>
             .delete_sessions_of("subject-a")
             .await
             .expect("delete all"),
-        1
+        vec![a2.clone()]
     );
     assert_eq!(
         store.find_session(&a2.digest, now()).await.expect("find"),
@@ -1303,10 +1311,71 @@ pub async fn sessions_read_back_and_end_one_by_one_or_all_of_a_subject<S: Store>
         Some(b),
         "another subject's session is untouched"
     );
-    assert_eq!(
-        store.delete_sessions_of("subject-a").await.expect("again"),
-        0
+    assert!(
+        store
+            .delete_sessions_of("subject-a")
+            .await
+            .expect("again")
+            .is_empty()
     );
+}
+
+/// A session records each client that got a code or a token in it once, by its `sid`; the
+/// list comes back when the session ends (the recipients of a back-channel logout), and an
+/// unknown `sid` records nothing.
+pub async fn sessions_record_their_clients_by_sid<S: Store>(store: S) {
+    let (_, a) = session("subject-c", 3600);
+    let (_, b) = session("subject-c", 3600);
+    store.save_session(&a, now()).await.expect("save");
+    store.save_session(&b, now()).await.expect("save");
+    for client in ["app-ü", "other", "app-ü"] {
+        store
+            .add_session_client(&a.sid, client)
+            .await
+            .expect("add client");
+    }
+    store
+        .add_session_client("no-such-sid", "app-ü")
+        .await
+        .expect("an unknown sid is no error");
+    let found = store
+        .find_session(&a.digest, now())
+        .await
+        .expect("find")
+        .expect("session");
+    assert_eq!(found.sid, a.sid);
+    assert_eq!(found.clients, ["app-ü", "other"], "listed once, in order");
+    assert!(
+        store
+            .find_session(&b.digest, now())
+            .await
+            .expect("find")
+            .expect("session")
+            .clients
+            .is_empty(),
+        "only the session named by the sid"
+    );
+    store
+        .add_session_client(&b.sid, "third")
+        .await
+        .expect("add client");
+    let mut ended = store
+        .delete_sessions_of("subject-c")
+        .await
+        .expect("delete all");
+    ended.sort_by_key(|s| s.clients.len());
+    let lists: Vec<Vec<String>> = ended.into_iter().map(|s| s.clients).collect();
+    assert_eq!(
+        lists,
+        vec![
+            vec!["third".to_owned()],
+            vec!["app-ü".to_owned(), "other".to_owned()]
+        ]
+    );
+    store
+        .add_session_client(&a.sid, "late")
+        .await
+        .expect("an ended session is no error");
 }
 
 /// An expired session is never found, and a later write forgets it.

@@ -12,6 +12,7 @@
 //! | `POST /login` | [`Ui::login`] (the built-in login form) |
 //! | `GET`/`POST /consent` | [`Ui::consent`]: `GET` continues after login, the consent form's `POST` decides |
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
+//! | `GET`/`POST /end_session` | [`Ui::end_session`] (OpenID Connect RP-Initiated Logout) |
 //! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
 //!
 //! The core parses an authorization request once. While it waits on the user, the pages carry
@@ -25,6 +26,7 @@
 //! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
 pub mod apps;
+mod end_session;
 pub mod oauth1;
 pub mod pages;
 pub mod session;
@@ -173,6 +175,8 @@ enum Carry<'a> {
 struct Current {
     user: AuthenticatedUser,
     auth_time: Option<UnixTime>,
+    /// The built-in session's public `sid`, when the user is that session's.
+    sid: Option<String>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
@@ -213,10 +217,14 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let session = self.session(req).await;
         let builtin = session.as_ref().map(SessionRecord::user);
         let user = self.inner.login.current_user(req, builtin).await?;
-        let auth_time = session
-            .filter(|s| s.subject == user.subject)
-            .map(|s| s.auth_time);
-        Some(Current { user, auth_time })
+        let session = session.filter(|s| s.subject == user.subject);
+        let auth_time = session.as_ref().map(|s| s.auth_time);
+        let sid = session.map(|s| s.sid);
+        Some(Current {
+            user,
+            auth_time,
+            sid,
+        })
     }
 
     async fn user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
@@ -456,7 +464,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let p = &self.inner.provider;
         let now = p.clock().now();
         if let Some(old) = self.inner.cookies.session_id(req) {
-            p.store().delete_session(&old.digest()).await?;
+            latchkey_core::logout::end_session(p, &old.digest()).await?;
         }
         let (id, record) =
             latchkey_core::session::start(user, self.inner.cookies.session_ttl(), p.entropy(), now);
@@ -469,7 +477,8 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
 
     /// `GET /logout` asks for confirmation (a page with a form, so another site cannot log
     /// the user out with a link or an image); the form's `POST /logout` ends the session in
-    /// the store and drops the cookie.
+    /// the store (telling the clients that got tokens in it, see
+    /// [`latchkey_core::logout`]) and drops the cookie.
     pub async fn logout(&self, req: &HttpRequest) -> HttpResponse {
         let p = &self.inner.provider;
         if req.method != Method::Post {
@@ -488,18 +497,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         if let Err(page) = self.checked_form(req) {
             return page;
         }
-        if let Some(id) = self.inner.cookies.session_id(req)
-            && let Err(err) = p.store().delete_session(&id.digest()).await
-        {
-            return self.error(req, &err.into());
-        }
-        let mut page = self
-            .inner
-            .pages
-            .render("logged_out.html", 200, context! {}, p.entropy());
-        page.headers
-            .push(("set-cookie".into(), self.inner.cookies.logout()));
-        page
+        self.finish_logout(req, None).await
     }
 
     /// Where a pending request continues after login: [`CONSENT_PATH`] with the sealed value.
@@ -753,6 +751,7 @@ fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authenticati
         user: &c.user,
         auth_time: c.auth_time,
         fresh,
+        sid: c.sid.clone(),
     })
 }
 

@@ -182,6 +182,42 @@ impl Cookies {
             .tag("pending", &format!("{expires}|{fresh}|{session}|{pending}"))
     }
 
+    /// Seals an end-session request's parameters (`query`) for the confirmation page of the
+    /// browser whose session cookie is `session`, valid until [`CSRF_TTL`] after `now`: the
+    /// page can carry them back, unchanged, only in that session.
+    pub fn seal_logout(&self, query: &str, session: &str, now: UnixTime) -> String {
+        let expires = now.plus(CSRF_TTL).0;
+        let tag = self.logout_tag(expires, session, query);
+        format!("{expires}.{}.{query}", B64.encode(tag))
+    }
+
+    /// The end-session parameters in `sealed`, if [`Cookies::seal_logout`] made it for `req`'s
+    /// session cookie and it is unexpired at `now`.
+    pub fn open_logout<'a>(
+        &self,
+        req: &HttpRequest,
+        sealed: &'a str,
+        now: UnixTime,
+    ) -> Option<&'a str> {
+        let mut parts = sealed.splitn(3, '.');
+        let (Some(expires), Some(tag), Some(query)) = (parts.next(), parts.next(), parts.next())
+        else {
+            return None;
+        };
+        let expires_at = expires.parse::<i64>().ok()?;
+        let tag = B64.decode(tag).ok()?;
+        if tag.len() != 32 || now.0 >= expires_at {
+            return None;
+        }
+        let expected = self.logout_tag(expires_at, self.raw_session_cookie(req), query);
+        bool::from(expected.ct_eq(&tag)).then_some(query)
+    }
+
+    fn logout_tag(&self, expires: i64, session: &str, query: &str) -> [u8; 32] {
+        self.key
+            .tag("logout", &format!("{expires}|{session}|{query}"))
+    }
+
     /// A `Set-Cookie` value that logs out.
     pub fn logout(&self) -> String {
         format!("{}={}", self.name("lk_session"), self.attributes(0))
@@ -337,6 +373,24 @@ mod tests {
             !c.csrf_ok(&logged_in, Some(&stretched), now),
             "expiry is signed"
         );
+    }
+
+    #[test]
+    fn a_sealed_logout_request_opens_only_unaltered_in_its_session_until_it_expires() {
+        let c = cookies(false);
+        let now = UnixTime(1000);
+        let id = Secret::new("session-one");
+        let req = with_cookies(&[&c.login(&id)]);
+        let query = "client_id=rp&state=x";
+        let sealed = c.seal_logout(query, &c.session_cookie_value(&id), now);
+        assert_eq!(c.open_logout(&req, &sealed, now), Some(query));
+        assert_eq!(c.open_logout(&req, &sealed, now.plus(CSRF_TTL)), None);
+        let altered = sealed.replacen("state=x", "state=y", 1);
+        assert_eq!(c.open_logout(&req, &altered, now), None);
+        let other = with_cookies(&[&c.login(&Secret::new("session-two"))]);
+        assert_eq!(c.open_logout(&other, &sealed, now), None);
+        let pending = c.seal_pending(query, &c.session_cookie_value(&id), false, now);
+        assert_eq!(c.open_logout(&req, &pending, now), None, "another purpose");
     }
 
     #[test]

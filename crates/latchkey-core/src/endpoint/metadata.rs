@@ -79,6 +79,10 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
     });
+    // RP-Initiated Logout §2.1 and Back-Channel Logout §2.1: the logout this server offers.
+    doc["end_session_endpoint"] = url(crate::logout::END_SESSION_PATH).into();
+    doc["backchannel_logout_supported"] = true.into();
+    doc["backchannel_logout_session_supported"] = true.into();
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();
     }

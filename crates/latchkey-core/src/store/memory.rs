@@ -170,6 +170,8 @@ struct State {
     /// Login sessions by digest, and the same keys by expiry for the sweep.
     sessions: DigestMap<SessionRecord>,
     sessions_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
+    /// Session digests by their public `sid`, for [`SessionStore::add_session_client`].
+    sessions_by_sid: std::collections::HashMap<String, [u8; 32]>,
     /// Signing keys and their generation.
     keys: super::keys::KeyTable,
 }
@@ -226,22 +228,31 @@ impl State {
                 break;
             }
             self.sessions_by_expiry.pop_first();
-            self.sessions.remove(&key);
+            self.remove_session(&key);
         }
     }
 
-    fn remove_sessions_of(&mut self, subject: &str) -> u64 {
-        let doomed: Vec<(UnixTime, [u8; 32])> = self
+    /// Removes one session and its index entries; returns it as it was.
+    fn remove_session(&mut self, key: &[u8; 32]) -> Option<SessionRecord> {
+        let session = self.sessions.remove(key)?;
+        self.sessions_by_expiry.remove(&(session.expires_at, *key));
+        if self.sessions_by_sid.get(&session.sid) == Some(key) {
+            self.sessions_by_sid.remove(&session.sid);
+        }
+        Some(session)
+    }
+
+    fn remove_sessions_of(&mut self, subject: &str) -> Vec<SessionRecord> {
+        let doomed: Vec<[u8; 32]> = self
             .sessions
             .iter()
             .filter(|(_, s)| s.subject == subject)
-            .map(|(k, s)| (s.expires_at, *k))
+            .map(|(k, _)| *k)
             .collect();
-        for entry in &doomed {
-            self.sessions.remove(&entry.1);
-            self.sessions_by_expiry.remove(entry);
-        }
-        u64::try_from(doomed.len()).unwrap_or(u64::MAX)
+        doomed
+            .iter()
+            .filter_map(|key| self.remove_session(key))
+            .collect()
     }
 
     fn remove_codes_where(&mut self, pred: impl Fn(&CodeRecord) -> bool) {
@@ -398,6 +409,7 @@ impl SessionStore for MemoryStore {
         state.sweep_sessions(now);
         let key = *session.digest.as_bytes();
         state.sessions_by_expiry.insert((session.expires_at, key));
+        state.sessions_by_sid.insert(session.sid.clone(), key);
         state.sessions.insert(key, session.clone());
         Ok(())
     }
@@ -406,19 +418,25 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().sessions.get(digest.as_bytes()).cloned())
     }
 
-    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
-        let mut state = self.lock();
-        let Some(session) = state.sessions.remove(digest.as_bytes()) else {
-            return Ok(false);
-        };
-        state
-            .sessions_by_expiry
-            .remove(&(session.expires_at, *digest.as_bytes()));
-        Ok(true)
+    async fn delete_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
+        Ok(self.lock().remove_session(digest.as_bytes()))
     }
 
-    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+    async fn delete_sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, StoreError> {
         Ok(self.lock().remove_sessions_of(subject))
+    }
+
+    async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let Some(key) = state.sessions_by_sid.get(sid).copied() else {
+            return Ok(());
+        };
+        if let Some(session) = state.sessions.get_mut(&key)
+            && let Some(clients) = crate::session::add_client(&session.clients, client_id)
+        {
+            session.clients = clients;
+        }
+        Ok(())
     }
 }
 

@@ -437,18 +437,29 @@ pub trait SessionStore: Send + Sync + 'static {
         }
     }
 
-    /// Ends one session (logout); `false` if there was none.
+    /// Ends one session (logout) and returns it as it was, with the clients to notify
+    /// (Back-Channel Logout §2.5); `None` if there was none. Read and deleted in one step, so a
+    /// client recorded at the same moment is either returned or never recorded.
     fn delete_session(
         &self,
         digest: &Digest,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Option<SessionRecord>, StoreError>> + Send;
 
-    /// Ends every session of `subject` (password change, "log out everywhere"); returns how
-    /// many there were.
+    /// Ends every session of `subject` (password change, "log out everywhere", the user's
+    /// deletion) and returns them as they were, expired or not, in no particular order.
     fn delete_sessions_of(
         &self,
         subject: &str,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    ) -> impl Future<Output = Result<Vec<SessionRecord>, StoreError>> + Send;
+
+    /// Records that `client_id` got a code or a token in the session whose `sid` is `sid`,
+    /// atomically, by the one rule [`crate::session::add_client`] (listed once, bounded). An
+    /// unknown or ended session is left alone: nothing is recorded and no error is reported.
+    fn add_session_client(
+        &self,
+        sid: &str,
+        client_id: &str,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
 }
 
 /// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,

@@ -217,12 +217,16 @@ impl<D: SessionStore, F: Send + Sync + 'static> SessionStore for Tiered<D, F> {
         self.durable.load_session(digest).await
     }
 
-    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+    async fn delete_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         self.durable.delete_session(digest).await
     }
 
-    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+    async fn delete_sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, StoreError> {
         self.durable.delete_sessions_of(subject).await
+    }
+
+    async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        self.durable.add_session_client(sid, client_id).await
     }
 }
 

@@ -78,7 +78,9 @@ pub async fn run(
             let admin_local = tcp.local_addr()?;
             let ops =
                 crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api")
-                    .with_oauth1_key(oauth1_key(&settings)?);
+                    .with_oauth1_key(oauth1_key(&settings)?)
+                    .with_kek(crate::signing_keys::load_kek(&settings)?)
+                    .with_provider(provider.clone());
             let mut admin_app = crate::admin_api::router(ops, &token);
             // Metrics are for the operator's scraper, not the internet: on this listener,
             // which operators keep private, and without the admin token (a scraper should not

@@ -77,14 +77,31 @@ pub fn build_provider(
         .events(Arc::new(LogEvents))
         .limits(limits(&settings.limits, counters))
         .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
-            // The key-encryption key comes with the signing keys; until the server loads
-            // one, client_secret_jwt clients are refused (private_key_jwt works).
-            kek: None,
+            // The key-encryption key that seals the signing keys also seals the secrets of
+            // client_secret_jwt clients.
+            kek: Some(crate::signing_keys::load_kek(settings)?),
             fetcher: Some(Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
                 settings.allow_http_jwks_uri,
             )?)),
         })
+        .logout_sink(logout_sink())
         .build()?)
+}
+
+/// Who delivers back-channel logout tokens: the delivery worker on the current Tokio runtime,
+/// or (outside one, or if its HTTP client cannot be built) nobody, with a warning.
+fn logout_sink() -> Arc<dyn latchkey_core::logout::LogoutSink> {
+    use crate::backchannel::{BackchannelDelivery, DeliveryPolicy};
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Arc::new(latchkey_core::logout::NoLogoutDelivery);
+    }
+    match BackchannelDelivery::start(DeliveryPolicy::default()) {
+        Ok(delivery) => Arc::new(delivery),
+        Err(err) => {
+            tracing::warn!(error = %err, "back-channel logout delivery is off");
+            Arc::new(latchkey_core::logout::NoLogoutDelivery)
+        }
+    }
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).

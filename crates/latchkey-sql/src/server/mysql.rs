@@ -89,6 +89,16 @@ impl Dialect for MySqlDialect {
             name: "signing_keys",
             sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
+        },
+        Migration {
+            version: 12,
+            name: "session_sid_clients",
+            sql: include_str!("../../migrations/mysql/0012_session_sid_clients.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

@@ -77,6 +77,16 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "signing_keys",
         sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
     },
+    Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
+    Migration {
+        version: 14,
+        name: "session_sid_clients",
+        sql: include_str!("../../migrations/sqlite/0014_session_sid_clients.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -16,8 +16,9 @@ use rusqlite::{Connection, params_from_iter};
 #[derive(Debug)]
 pub(crate) enum Write {
     Save(SessionRecord, UnixTime, Reply<()>),
-    Delete(Digest, Reply<bool>),
-    DeleteOf(String, Reply<u64>),
+    Delete(Digest, Reply<Option<SessionRecord>>),
+    DeleteOf(String, Reply<Vec<SessionRecord>>),
+    AddClient(String, String, Reply<()>),
 }
 
 impl Write {
@@ -35,6 +36,7 @@ impl Write {
             Self::Save(_, _, reply) => reply,
             Self::Delete(_, reply) => reply,
             Self::DeleteOf(_, reply) => reply,
+            Self::AddClient(_, _, reply) => reply,
         }
     }
 }
@@ -48,25 +50,74 @@ pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()
                 concat!(
                     "INSERT INTO sessions (",
                     rows::session_columns!(),
-                    ") VALUES (?, ?, ?, ?, ?)"
+                    ") VALUES (?, ?, ?, ?, ?, ?, ?)"
                 ),
                 params_from_iter(rows::session_args(s)),
             )?;
             reply.set(Ok(()))
         }
         Write::Delete(digest, reply) => {
-            let deleted = change(
-                conn,
-                "DELETE FROM sessions WHERE digest = ?",
-                [digest.as_bytes().as_slice()],
-            )?;
-            reply.set(Ok(deleted > 0))
+            let sql = concat!(
+                "DELETE FROM sessions WHERE digest = ? RETURNING ",
+                rows::session_columns!()
+            );
+            let ended = all_rows(conn, sql, [digest.as_bytes().as_slice()])?;
+            reply.set(ended.map(|mut all| all.pop()))
         }
         Write::DeleteOf(subject, reply) => {
-            let deleted = change(conn, "DELETE FROM sessions WHERE subject = ?", [&*subject])?;
-            reply.set(Ok(u64::try_from(deleted).unwrap_or(u64::MAX)))
+            let sql = concat!(
+                "DELETE FROM sessions WHERE subject = ? RETURNING ",
+                rows::session_columns!()
+            );
+            let ended = all_rows(conn, sql, [&*subject])?;
+            reply.set(ended)
+        }
+        Write::AddClient(sid, client_id, reply) => {
+            let clients = first(
+                conn,
+                "SELECT clients FROM sessions WHERE sid = ?",
+                [&*sid],
+                |row| row.get::<_, Option<String>>(0),
+            )?
+            .transpose()?;
+            let Some(clients) = clients else {
+                return reply.set(Ok(()));
+            };
+            let next = rows::session_clients(clients)
+                .map(|clients| latchkey_core::session::add_client(&clients, client_id));
+            match next {
+                Ok(Some(next)) => {
+                    change(
+                        conn,
+                        "UPDATE sessions SET clients = ? WHERE sid = ?",
+                        rusqlite::params![rows::session_clients_text(&next), &*sid],
+                    )?;
+                    reply.set(Ok(()))
+                }
+                Ok(None) => reply.set(Ok(())),
+                Err(err) => reply.set(Err(err)),
+            }
         }
     }
+}
+
+/// Runs a statement that returns session rows (`… RETURNING` the session columns) and decodes
+/// them; a row that does not decode is the answer's error, not the transaction's.
+fn all_rows(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> rusqlite::Result<Result<Vec<SessionRecord>, StoreError>> {
+    let mut statement = conn.prepare_cached(sql)?;
+    let mut found = statement.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = found.next()? {
+        match rows::session(row) {
+            Ok(session) => out.push(session),
+            Err(err) => return Ok(Err(err)),
+        }
+    }
+    Ok(Ok(out))
 }
 
 /// Deletes up to [`sweep_limit!`] sessions that expired by `now`.
@@ -105,13 +156,24 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    async fn delete_session(&self, digest: &Digest) -> Result<bool, StoreError> {
+    async fn delete_session(&self, digest: &Digest) -> Result<Option<SessionRecord>, StoreError> {
         self.write(|reply| Op::Session(Write::Delete(*digest, reply)))
             .await
     }
 
-    async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
+    async fn delete_sessions_of(&self, subject: &str) -> Result<Vec<SessionRecord>, StoreError> {
         self.write(|reply| Op::Session(Write::DeleteOf(subject.to_owned(), reply)))
             .await
+    }
+
+    async fn add_session_client(&self, sid: &str, client_id: &str) -> Result<(), StoreError> {
+        self.write(|reply| {
+            Op::Session(Write::AddClient(
+                sid.to_owned(),
+                client_id.to_owned(),
+                reply,
+            ))
+        })
+        .await
     }
 }

@@ -47,7 +47,7 @@ use crate::user::{AuthenticatedUser, UserAuthenticator};
 /// [`AuthenticatedUser::attached`]: the code (or, for the implicit grant, the token) issued
 /// when this user approves stores it. Set it on the user passed with the consent decision
 /// (or, for a remembered consent, with the request that is approved without asking).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct Authentication<'a> {
     /// The logged-in user.
     pub user: &'a AuthenticatedUser,
@@ -57,6 +57,10 @@ pub struct Authentication<'a> {
     /// Whether the user completed a login for this very authorization request: the only
     /// login that satisfies `prompt=login`.
     pub fresh: bool,
+    /// The login session's public identifier (OpenID Connect `sid`), when the login keeps
+    /// server-side sessions: a client that gets a code or a token is recorded in that session,
+    /// to be told when it ends (see [`crate::logout`]).
+    pub sid: Option<String>,
 }
 
 impl<'a> Authentication<'a> {
@@ -67,6 +71,7 @@ impl<'a> Authentication<'a> {
             user,
             auth_time: None,
             fresh: false,
+            sid: None,
         }
     }
 
@@ -232,6 +237,7 @@ where
 {
     let now = p.clock().now();
     let auth = auth.filter(|a| !a.too_old_for(&request, now));
+    let sid = auth.as_ref().and_then(|a| a.sid.clone());
     // OpenID Connect Core §3.1.2.1, id_token_hint: "If the End-User identified by the ID
     // Token is logged in or is logged in by the request, then the Authorization Server returns
     // a positive response; otherwise, it SHOULD return an error, such as login_required."
@@ -242,7 +248,7 @@ where
             subject_for_client(p, &request, &a.user.subject).as_deref() == Some(sub)
         })
     };
-    if let Some(a) = auth.filter(|a| a.fresh && !hinted(a)) {
+    if let Some(a) = auth.as_ref().filter(|a| a.fresh && !hinted(a)) {
         tracing::info!(client_id = %request.client.id, subject = %a.user.subject, "logged in as another user than id_token_hint");
         return error_redirect(
             p,
@@ -312,6 +318,7 @@ where
                 subject: user.subject.clone(),
                 scope: request.scope.to_string(),
             });
+            session_got(p, sid.as_deref(), &request).await;
             respond(p, &request, &auth).await
         }
         None => {
@@ -329,6 +336,7 @@ where
             let approved = request.client.client_type() != ClientType::Public
                 && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
+                session_got(p, sid.as_deref(), &request).await;
                 respond(p, &request, &auth).await
             } else if request.prompts("none") {
                 error_redirect(
@@ -343,6 +351,19 @@ where
                 AuthorizeOutcome::Consent(Box::new(request))
             }
         }
+    }
+}
+
+/// Records, before the code or token is issued, that the client gets one in the login session
+/// `sid` (Back-Channel Logout §2.5); a client recorded whose issuance then fails is only told
+/// of a logout it did not need.
+async fn session_got<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    sid: Option<&str>,
+    request: &AuthorizeRequest,
+) {
+    if let Some(sid) = sid {
+        crate::logout::record_client(p, sid, request.client.id.as_str()).await;
     }
 }
 
