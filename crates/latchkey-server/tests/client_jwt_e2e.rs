@@ -95,3 +95,65 @@ async fn private_key_jwt_client_gets_a_token_and_replays_are_refused() {
     let (status, _, json) = post_token(&http, &server, None, &body(&to_issuer)).await;
     assert_eq!(status, 200, "{json}");
 }
+
+/// `client_secret_jwt` (OpenID Connect Core §9): the secret printed at creation signs an
+/// HS256 assertion that the server checks with the secret it keeps sealed under its
+/// key-encryption key; after `rotate-secret` only the new secret works.
+#[tokio::test]
+async fn client_secret_jwt_client_signs_with_its_secret_and_rotation_reseals_it() {
+    let dir = data_dir();
+    let client = create_client(
+        dir.path(),
+        &[
+            "--grant-type",
+            "client_credentials",
+            "--auth-method",
+            "client_secret_jwt",
+        ],
+    );
+    assert!(!client.secret.is_empty(), "an HMAC client gets its secret once");
+    let rotated: serde_json::Value = serde_json::from_str(
+        common::cli(
+            dir.path(),
+            &["client", "rotate-secret", &client.id, "--json"],
+            None,
+        )
+        .trim(),
+    )
+    .expect("rotate-secret JSON");
+    let new_secret = rotated["client_secret"].as_str().expect("new secret");
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let token_endpoint = server.url("/token");
+    let assertion = |secret: &str, jti: &str| {
+        let now = latchkey_core::clock::Clock::now(&SystemClock).0;
+        let claims = serde_json::json!({
+            "iss": client.id, "sub": client.id, "aud": token_endpoint,
+            "iat": now, "exp": now + 60, "jti": jti,
+        });
+        jsonwebtoken::encode(
+            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+            &claims,
+            &jsonwebtoken::EncodingKey::from_secret(secret.as_bytes()),
+        )
+        .expect("sign")
+    };
+    let body = |assertion: &str| {
+        format!(
+            "grant_type=client_credentials&client_assertion_type={}&client_assertion={}",
+            form(ASSERTION_TYPE),
+            form(assertion)
+        )
+    };
+    let (status, _, json) =
+        post_token(&http, &server, None, &body(&assertion(new_secret, "new"))).await;
+    assert_eq!(status, 200, "{json}");
+    assert!(json["access_token"].is_string());
+    let (status, _, json) =
+        post_token(&http, &server, None, &body(&assertion(&client.secret, "old"))).await;
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (401, Some("invalid_client")),
+        "the secret before rotation no longer signs"
+    );
+}
