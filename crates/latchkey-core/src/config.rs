@@ -52,6 +52,10 @@ pub struct Config {
     /// be used"). Off, no client gets it even when allowed it, and the metadata does not
     /// advertise it.
     pub password_grant: bool,
+    /// The `aud` of JWT access tokens (RFC 9068 §3): the resource they are for. `None` (the
+    /// default): the issuer. One value for every token until RFC 8707's `resource`
+    /// parameter lets a request name its own (see [`crate::access_jwt`]).
+    pub access_token_audience: Option<String>,
 }
 
 impl Default for Config {
@@ -71,6 +75,7 @@ impl Default for Config {
             trusted_proxies: crate::net::TrustedProxies::default(),
             implicit_grant: false,
             password_grant: false,
+            access_token_audience: None,
         }
     }
 }
