@@ -184,6 +184,10 @@ pub struct CreateClient {
     /// `--oauth1`).
     #[arg(long, value_name = "FILE")]
     pub rsa_public_key: Option<PathBuf>,
+    /// The format of the client's access tokens: opaque (default) or jwt (RFC 9068, verified
+    /// by resource servers from the server's JWKS).
+    #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
+    pub access_token_format: Option<String>,
 }
 
 /// Options of `client update`.
@@ -231,6 +235,9 @@ pub struct UpdateClient {
     /// Let the client introspect tokens issued to other clients.
     #[arg(long, value_name = "BOOL")]
     pub introspect: Option<bool>,
+    /// The format of access tokens: opaque or jwt (RFC 9068).
+    #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
+    pub access_token_format: Option<String>,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -281,6 +288,7 @@ impl UpdateClient {
             grant_types: (!self.grant_types.is_empty()).then_some(self.grant_types),
             bind_tokens: self.bind_tokens,
             introspect: self.introspect,
+            access_token_format: self.access_token_format,
         })
     }
 }
@@ -495,6 +503,7 @@ impl CreateClient {
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,
+            access_token_format: self.access_token_format,
         }
     }
 }
