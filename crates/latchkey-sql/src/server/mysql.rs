@@ -74,6 +74,11 @@ impl Dialect for MySqlDialect {
             name: "client_ext",
             sql: include_str!("../../migrations/mysql/0008_client_ext.sql"),
         },
+        Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

@@ -62,6 +62,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "client_ext",
         sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
     },
+    Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.
