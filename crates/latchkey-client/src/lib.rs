@@ -147,7 +147,7 @@ pub use flow::{Authorization, PendingLogin};
 pub use http::ReqwestClient;
 pub use http::{HttpClient, Method, Request, Response, TransportError};
 #[cfg(feature = "reqwest")]
-pub use introspect::HttpIntrospector;
+pub use introspect::{HttpIntrospector, HttpKeySetFetcher};
 pub use registry::OAuth;
 pub use session::{Body, MemoryTokens, Session, TokenHook};
 pub use token::Token;
