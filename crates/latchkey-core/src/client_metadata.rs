@@ -137,8 +137,8 @@ mod tests {
     fn empty_metadata_stores_nothing_and_reads_back_from_an_empty_object() {
         let empty = ClientMetadata::default();
         assert!(empty.is_empty());
-        assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
-        let back: ClientMetadata = serde_json::from_str("{}").unwrap();
+        assert_eq!(serde_json::to_string(&empty).expect("serde_json round trip"), "{}");
+        let back: ClientMetadata = serde_json::from_str("{}").expect("serde_json round trip");
         assert_eq!(back, empty);
     }
 
@@ -150,7 +150,7 @@ mod tests {
             backchannel_logout_session_required: true,
             ..ClientMetadata::default()
         };
-        let json = serde_json::to_value(&meta).unwrap();
+        let json = serde_json::to_value(&meta).expect("serde_json round trip");
         assert_eq!(json["jwks_uri"], "https://rp.example/jwks");
         assert_eq!(
             json["post_logout_redirect_uris"][0],
@@ -158,7 +158,7 @@ mod tests {
         );
         assert_eq!(json["backchannel_logout_session_required"], true);
         assert_eq!(
-            serde_json::from_value::<ClientMetadata>(json).unwrap(),
+            serde_json::from_value::<ClientMetadata>(json).expect("serde_json round trip"),
             meta
         );
     }
