@@ -137,7 +137,10 @@ mod tests {
     fn empty_metadata_stores_nothing_and_reads_back_from_an_empty_object() {
         let empty = ClientMetadata::default();
         assert!(empty.is_empty());
-        assert_eq!(serde_json::to_string(&empty).expect("serde_json round trip"), "{}");
+        assert_eq!(
+            serde_json::to_string(&empty).expect("serde_json round trip"),
+            "{}"
+        );
         let back: ClientMetadata = serde_json::from_str("{}").expect("serde_json round trip");
         assert_eq!(back, empty);
     }
