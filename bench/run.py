@@ -6,7 +6,9 @@ one core, drives it with `wrk` (one thread, 64 connections, Lua scripts in bench
 to another core, and prints requests/s, p50/p99 latency, server CPU per request (utime+stime
 deltas from /proc/<pid>/stat), server RSS, and the ratio to a baseline: a bare axum handler
 (bench-baseline) answering a JSON body of the size of a real token response, measured in the
-same run. Then the growth runs (10^3, 10^5, 10^6 live tokens seeded directly into the store),
+same run. Then JWT access tokens (RFC 9068) per signing algorithm next to the opaque path: issue and
+local verification in the guard over HTTP, and the CPU per ID-token signature, issue and guard
+check in process (bench-jose). Then the growth runs (10^3, 10^5, 10^6 live tokens seeded directly into the store),
 the durability crash test (SIGKILL under load, then every acknowledged token must be on
 disk), the bounded-store check, and start-up time and idle RSS.
 
@@ -320,10 +322,14 @@ def start_baseline(cfg, size):
                   r"listening on", cfg.workdir)
 
 
-def start_guard(cfg, seed, ttl=3600):
+def start_guard(cfg, seed, ttl=3600, alg=None):
+    """bench-guard; with `alg`, its client gets JWT access tokens signed with `alg` and the
+    guard verifies them locally."""
     argv = [os.path.join(RELEASE, "bench-guard"), "--listen", "127.0.0.1:0",
             "--seed", str(seed), "--access-ttl", str(ttl)]
-    s = Server(f"guard-{seed}", argv, {"TOKIO_WORKER_THREADS": "1"}, cfg.server_core,
+    if alg:
+        argv += ["--format", "jwt", "--alg", alg]
+    s = Server(f"guard-{seed}-{alg or 'opaque'}", argv, {"TOKIO_WORKER_THREADS": "1"}, cfg.server_core,
                r"listening on", cfg.workdir)
     cid = s.find(r"client_id=(\S+)")
     secret = s.find(r"client_secret=(\S+)")
@@ -488,6 +494,57 @@ def guard_paths(cfg, results, seed=1000, store_label="memory (in-process)"):
     except Exception:
         s.stop()
         raise
+
+
+JWT_ALGS = ("ES256", "RS256", "EdDSA")
+
+
+def jwt_paths(cfg, results):
+    """Signing on the token path: over HTTP (bench-guard, memory store), client_credentials
+    issuing opaque then JWT access tokens per alg, and the guard checking an opaque token
+    (store lookup) then a JWT (verified locally); in process (bench-jose), the CPU per
+    ID-token signature, per issue and per guard check with the JWT cache off and on."""
+    label = "memory (in-process)"
+    for alg in (None,) + JWT_ALGS:
+        s = start_guard(cfg, 0, alg=alg)
+        try:
+            creds = s.creds
+            body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+            env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+            kind = f"JWT {alg}" if alg else "opaque"
+            results.append(row(f"client_credentials, {kind} access token", label,
+                               run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env),
+                               note=f"token {len(body['access_token'])} chars"))
+            check = f"JWT {alg}, verified locally" if alg else "opaque, store lookup"
+            results.append(row(f"bearer guard, {check}", label,
+                               run_wrk(cfg, s, s.base + "/api/whoami", "guard.lua", env)))
+        finally:
+            s.stop()
+    argv = ["taskset", "-c", str(cfg.server_core), os.path.join(RELEASE, "bench-jose"),
+            "--iterations", "500"]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+    for r in rows:
+        log(f"  {r['alg']:<6} ID token sign {r['id_token_sign_us']:.1f} us, issue JWT "
+            f"{r['jwt_issue_us']:.1f} / opaque {r['opaque_issue_us']:.1f} us, guard JWT "
+            f"{r['jwt_guard_uncached_us']:.1f} (cached {r['jwt_guard_us']:.1f}) / opaque "
+            f"{r['opaque_guard_us']:.1f} us")
+    return rows
+
+
+def jose_table(rows):
+    lines = [
+        "| alg | JWT length | ID token: sign µs | issue: JWT µs | issue: opaque µs "
+        "| guard: JWT µs (verify) | guard: JWT µs (cached) | guard: opaque µs (store) |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['alg']} | {r['jwt_len']} | {r['id_token_sign_us']:.1f} | "
+            f"{r['jwt_issue_us']:.1f} | {r['opaque_issue_us']:.1f} | "
+            f"{r['jwt_guard_uncached_us']:.1f} | {r['jwt_guard_us']:.1f} | "
+            f"{r['opaque_guard_us']:.1f} |")
+    return "\n".join(lines)
 
 
 def crash_test(cfg):
@@ -889,6 +946,13 @@ def report_md(data):
     if data.get("errors"):
         parts.append("Parts that failed in this run: " + "; ".join(data["errors"]))
         parts.append("")
+    if data.get("jose"):
+        parts.append("Signing on the token path, in process (`bench-jose`, memory store, no "
+                     "HTTP): CPU per operation. Issue is a whole client_credentials request; the "
+                     "guard check with the JWT cache off verifies the signature every time.")
+        parts.append("")
+        parts.append(jose_table(data["jose"]))
+        parts.append("")
     if data.get("startup"):
         parts.append("Start-up (spawn until `/healthz` answers) and idle RSS of `latchkey serve`:")
         parts.append("")
@@ -969,7 +1033,7 @@ def main():
                     help="live-token counts for the growth runs ('' to skip)")
     ap.add_argument("--bounded-rounds", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,"
-                    "guard,sqlite,flow,pg,redis,startup,crash,bounded,growth")
+                    "guard,jwt,sqlite,flow,pg,redis,startup,crash,bounded,growth")
     ap.add_argument("--no-pg-growth", dest="pg_growth", action="store_false",
                     help="leave PostgreSQL out of the growth runs")
     ap.add_argument("--profile", action="store_true",
@@ -1061,6 +1125,9 @@ def main():
             section("baseline (bench-baseline)", baseline)
         if "guard" not in skip:
             section("in-process bearer guard (bench-guard, memory store)", guard)
+        if "jwt" not in skip:
+            data["jose"] = section("JWT access tokens and signing (bench-guard --format jwt, "
+                                   "bench-jose)", lambda: jwt_paths(cfg, results))
         if "sqlite" not in skip:
             section("embedded store (latchkey serve, SQLite, durable)",
                     lambda: token_paths(cfg, "embedded (SQLite)", {}, results,

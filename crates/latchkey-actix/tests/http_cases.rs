@@ -2,7 +2,6 @@
 
 use actix_web::{App, HttpServer, web};
 use latchkey_actix::{Authenticated, BearerGuard, configure};
-use latchkey_core::resource::Guard;
 use latchkey_testkit::http_cases::{Fixture, REALM, me_json, run};
 
 async fn me(Authenticated(token): Authenticated) -> web::Json<serde_json::Value> {
@@ -13,7 +12,7 @@ async fn me(Authenticated(token): Authenticated) -> web::Json<serde_json::Value>
 async fn actix_answers_the_shared_table() {
     let fx = Fixture::new().await;
     let provider = fx.provider();
-    let guard = BearerGuard::new(Guard::new(fx.kit.provider.verifier(), REALM));
+    let guard = BearerGuard::new(fx.kit.provider.jwt_guard(REALM));
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(guard.clone()))

@@ -4,7 +4,6 @@ use axum::extract::FromRef;
 use axum::routing::get;
 use axum::{Json, Router};
 use latchkey_axum::{Authenticated, BearerGuard, router};
-use latchkey_core::resource::Guard;
 use latchkey_testkit::http_cases::{Fixture, REALM, me_json, run};
 
 #[derive(Clone)]
@@ -25,7 +24,7 @@ async fn me(Authenticated(token): Authenticated) -> Json<serde_json::Value> {
 #[tokio::test]
 async fn axum_answers_the_shared_table() {
     let fx = Fixture::new().await;
-    let guard = BearerGuard::new(Guard::new(fx.kit.provider.verifier(), REALM));
+    let guard = BearerGuard::new(fx.kit.provider.jwt_guard(REALM));
     let api = Router::new()
         .route("/api/me", get(me))
         .route("/api/read", get(me).layer(guard.require("read")))

@@ -1,5 +1,7 @@
-//! Remote token introspection (RFC 7662) for resource servers: [`HttpIntrospector`], the
-//! call behind `latchkey_core::resource::remote::IntrospectionVerifier`.
+//! What a remote resource server calls: token introspection (RFC 7662) with
+//! [`HttpIntrospector`], the call behind `latchkey_core::resource::remote::IntrospectionVerifier`,
+//! and the provider's JWK Set with [`HttpKeySetFetcher`], the fetch behind
+//! `latchkey_core::resource::jwt::RemoteJwks` (local verification of JWT access tokens).
 
 use crate::flow::basic;
 use latchkey_core::resource::remote::Introspector;
@@ -91,5 +93,67 @@ impl Introspector for HttpIntrospector {
                 format!("introspection answer is not JSON: {e}"),
             )
         })
+    }
+}
+
+/// Fetches a provider's JWK Set (its `jwks_uri`) for
+/// `latchkey_core::resource::jwt::RemoteJwks`, bounded: 5 seconds per fetch, at most
+/// [`HttpKeySetFetcher::MAX_BYTES`] of body, no redirects followed (the URI is configured by
+/// the resource server's operator, and a redirect could lead anywhere).
+#[derive(Clone, Debug)]
+pub struct HttpKeySetFetcher {
+    http: reqwest::Client,
+}
+
+impl HttpKeySetFetcher {
+    /// The largest JWK Set read: far above a few keys, far below a memory risk.
+    pub const MAX_BYTES: usize = 64 * 1024;
+
+    /// A fetcher with a 5-second timeout and no redirects.
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(5))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        Self { http }
+    }
+
+    /// The same with your own `reqwest::Client` (proxies, roots, timeouts).
+    pub fn with_http_client(http: reqwest::Client) -> Self {
+        Self { http }
+    }
+}
+
+impl Default for HttpKeySetFetcher {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl latchkey_core::resource::jwt::KeySetFetcher for HttpKeySetFetcher {
+    async fn fetch(&self, uri: &str) -> Result<serde_json::Value, String> {
+        let mut resp = self
+            .http
+            .get(uri)
+            .header("accept", "application/json")
+            .send()
+            .await
+            .map_err(|e| format!("JWK Set request failed: {e}"))?;
+        if !resp.status().is_success() {
+            return Err(format!("JWK Set endpoint answered {}", resp.status()));
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = resp
+            .chunk()
+            .await
+            .map_err(|e| format!("JWK Set read failed: {e}"))?
+        {
+            if body.len() + chunk.len() > Self::MAX_BYTES {
+                return Err(format!("JWK Set larger than {} bytes", Self::MAX_BYTES));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        serde_json::from_slice(&body).map_err(|e| format!("JWK Set is not JSON: {e}"))
     }
 }

@@ -152,7 +152,7 @@ pub use http::ReqwestClient;
 pub use http::{HttpClient, Method, Request, Response, TransportError};
 pub use id_token::IdTokenError;
 #[cfg(feature = "reqwest")]
-pub use introspect::HttpIntrospector;
+pub use introspect::{HttpIntrospector, HttpKeySetFetcher};
 pub use jose::SigningAlg;
 pub use registry::OAuth;
 pub use session::{Body, MemoryTokens, Session, TokenHook};

@@ -168,3 +168,64 @@ async fn issue_14_a_remote_guard_refuses_a_bound_token_used_from_elsewhere() {
         "a bound token from another address is refused remotely"
     );
 }
+
+#[tokio::test]
+async fn remote_guard_verifies_jwt_access_tokens_from_the_jwks_without_introspection() {
+    use latchkey_client::HttpKeySetFetcher;
+    use latchkey_core::resource::jwt::{JwtVerifier, RemoteJwks};
+    let kit = TestKit::new();
+    let mut metadata = latchkey_core::client::ClientMetadata::default();
+    metadata.access_token_format = Some("jwt".into());
+    let app_client = kit
+        .register(
+            NewClient::confidential("JWT app")
+                .grant_types([GrantType::ClientCredentials])
+                .metadata(metadata),
+        )
+        .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let app = latchkey_axum::router(kit.provider.clone());
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let tokens = kit
+        .token(&app_client, "grant_type=client_credentials&scope=read")
+        .await
+        .expect_ok();
+    let at = tokens["access_token"].as_str().expect("token");
+    // Introspection with credentials the server does not know: any call would fail.
+    let introspector = HttpIntrospector::new(format!("{base}/introspect"), "nobody", "wrong");
+    let issuer = kit.provider.config().issuer.clone();
+    let verifier = JwtVerifier::new(
+        RemoteJwks::new(
+            HttpKeySetFetcher::new(),
+            format!("{base}/jwks"),
+            kit.clock.clone(),
+        ),
+        IntrospectionVerifier::new(introspector),
+        issuer.clone(),
+        issuer,
+        kit.clock.clone(),
+    );
+    let guard = Guard::new(verifier, "api");
+    let request = |token: &str| {
+        HttpRequest::new(Method::Get, "/api")
+            .with_header("authorization", format!("Bearer {token}"))
+    };
+    let access = guard
+        .authenticate(&request(at), &scopes("read"))
+        .await
+        .expect("verified from the JWKS");
+    assert_eq!(access.client_id, app_client.id());
+    // An opaque token goes to introspection, which refuses these credentials: unavailable.
+    assert_eq!(
+        guard
+            .authenticate(&request("opaque-value"), &scopes("read"))
+            .await
+            .err(),
+        Some(GuardError::Unavailable)
+    );
+}

@@ -461,6 +461,16 @@ impl Client {
                 ));
             }
         }
+        // A JWT access token is checked by resource servers without the store, where the
+        // User-Agent and address binding lives: a bound token must stay opaque.
+        if self.bind_tokens
+            && self.metadata.access_token_format() == crate::access_jwt::AccessTokenFormat::Jwt
+        {
+            return invalid(
+                "bound tokens must be opaque: access_token_format jwt and bind_tokens exclude each other"
+                    .into(),
+            );
+        }
         self.metadata.validate().map_err(InvalidRegistration)?;
         crate::oidc::subject::check_registration(self).map_err(InvalidRegistration)
     }

@@ -130,11 +130,20 @@ impl ClientMetadata {
             }
         }
         if let Some(format) = &self.access_token_format
-            && !matches!(format.as_str(), "opaque" | "jwt")
+            && crate::access_jwt::AccessTokenFormat::parse(format).is_none()
         {
             return Err("access_token_format must be opaque or jwt".into());
         }
         Ok(())
+    }
+
+    /// The format of the client's access tokens (RFC 9068 for `jwt`); opaque when none is
+    /// registered. [`ClientMetadata::validate`] refuses any other value.
+    pub fn access_token_format(&self) -> crate::access_jwt::AccessTokenFormat {
+        self.access_token_format
+            .as_deref()
+            .and_then(crate::access_jwt::AccessTokenFormat::parse)
+            .unwrap_or_default()
     }
 }
 

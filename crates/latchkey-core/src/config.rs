@@ -67,6 +67,10 @@ pub struct Config {
     /// new identifiers at every pairwise client) and be the same on every node. `None`: the
     /// builder draws a random one, kept only in memory, like the default signer.
     pub pairwise_salt: Option<crate::secret::Secret>,
+    /// The `aud` of JWT access tokens (RFC 9068 §3): the resource they are for. `None` (the
+    /// default): the issuer. One value for every token until RFC 8707's `resource`
+    /// parameter lets a request name its own (see [`crate::access_jwt`]).
+    pub access_token_audience: Option<String>,
 }
 
 impl Default for Config {
@@ -89,6 +93,7 @@ impl Default for Config {
             oidc: true,
             id_token_ttl: 3600,
             pairwise_salt: None,
+            access_token_audience: None,
         }
     }
 }

@@ -2,9 +2,12 @@
 //! `token_generator`).
 //!
 //! The provider mints 256 random bits per token by default ([`OpaqueTokens`]). An embedder who
-//! wants another format (a prefix that secret scanners recognise, a JWT access token that
-//! resource servers verify without calling back, RFC 9068) implements [`TokenGenerator`] and
-//! sets it with [`crate::provider::ProviderBuilder::token_generator`].
+//! wants another format (a prefix that secret scanners recognise) implements
+//! [`TokenGenerator`] and sets it with [`crate::provider::ProviderBuilder::token_generator`].
+//! JWT access tokens (RFC 9068) are built in and chosen per client
+//! ([`crate::access_jwt`]): a `jwt` client's access tokens come from
+//! [`crate::access_jwt::JwtAccessTokens`], its refresh tokens and every other client's tokens
+//! from the configured generator.
 //!
 //! Whatever a generator returns, the store keeps only the value's SHA-256 digest, as for the
 //! default values; and the provider refuses a value a client could not send back in an

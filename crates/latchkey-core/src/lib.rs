@@ -39,6 +39,7 @@
 //! # }
 //! ```
 
+pub mod access_jwt;
 pub mod attached;
 pub mod claims;
 pub mod client;

@@ -2,6 +2,7 @@
 //! sink and the embedder's extensions (token generator, response extras, extension grants,
 //! claims source) in one cheap-to-clone handle, with one method per endpoint.
 
+use crate::access_jwt::{AccessTokenFormat, JwtAccessTokens};
 use crate::claims::ClaimsSource;
 use crate::claims::source::DynClaimsSource;
 use crate::client::{Client, ExtensionGrantType, GrantType};
@@ -11,7 +12,7 @@ use crate::entropy::{Entropy, OsEntropy};
 use crate::error::OAuthError;
 use crate::events::{Event, EventSink, NoEvents};
 use crate::extras::{ExtraMembers, ResponseContext, ResponseExtras};
-use crate::generator::{TokenContext, TokenGenerator, check_value};
+use crate::generator::{OpaqueTokens, TokenContext, TokenGenerator, check_value};
 use crate::grant::extension::{ExtensionGrant, ExtensionGrants};
 use crate::http::{HttpRequest, HttpResponse};
 use crate::jose::{JwsSigner, KeySet, SigningAlg};
@@ -63,6 +64,8 @@ struct Inner<S, U> {
     assertion_keys: crate::client_assertion::AssertionKeys,
     /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
     logout_sink: Arc<dyn crate::logout::LogoutSink>,
+    /// The `aud` of JWT access tokens: [`Config::access_token_audience`] or the issuer.
+    jwt_audience: Arc<str>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -178,6 +181,40 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             .trusted_proxies(self.inner.config.trusted_proxies.clone())
     }
 
+    /// An in-process bearer guard for `realm` that verifies JWT access tokens locally
+    /// (RFC 9068 §4) with this provider's keys, issuer and audience, without a store lookup,
+    /// and opaque tokens through the store as [`Provider::guard`] does. A revoked JWT keeps
+    /// working until it expires unless the verifier checks the store too (see
+    /// [`crate::resource::jwt::JwtVerifier::check_store`] and [`Provider::jwt_verifier`]).
+    pub fn jwt_guard(
+        &self,
+        realm: impl Into<String>,
+    ) -> crate::resource::Guard<
+        crate::resource::jwt::JwtVerifier<Self, crate::resource::StoreVerifier<S>>,
+    >
+    where
+        S: Clone,
+    {
+        crate::resource::Guard::new(self.jwt_verifier(), realm)
+            .trusted_proxies(self.inner.config.trusted_proxies.clone())
+    }
+
+    /// The verifier of [`Provider::jwt_guard`], to configure before making a guard of it.
+    pub fn jwt_verifier(
+        &self,
+    ) -> crate::resource::jwt::JwtVerifier<Self, crate::resource::StoreVerifier<S>>
+    where
+        S: Clone,
+    {
+        crate::resource::jwt::JwtVerifier::new(
+            self.clone(),
+            self.verifier(),
+            self.inner.config.issuer.clone(),
+            self.access_token_audience(),
+            Arc::clone(&self.inner.clock),
+        )
+    }
+
     /// The rate limits and password backoff in force, if any.
     pub fn limits(&self) -> Option<&crate::limits::Limits> {
         self.inner.limits.as_ref()
@@ -235,6 +272,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// Where the logout tokens of ended sessions go (see [`crate::logout`]).
     pub fn logout_sink(&self) -> &dyn crate::logout::LogoutSink {
         self.inner.logout_sink.as_ref()
+    }
+
+    /// The `aud` of this provider's JWT access tokens ([`Config::access_token_audience`], or
+    /// the issuer): what an in-process guard expects.
+    pub fn access_token_audience(&self) -> &str {
+        &self.inner.jwt_audience
     }
 
     /// Replaces the signer for every clone of this provider: the server calls it when the
@@ -350,11 +393,26 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         request_grant: GrantType,
         now: UnixTime,
     ) -> Result<Minted, OAuthError> {
-        let Some(generator) = &self.inner.generator else {
-            return Ok(mint(grant, self.entropy(), now));
+        // The one rule of the access-token format: a `jwt` client's access tokens are signed
+        // JWTs (RFC 9068); everything else comes from the configured generator.
+        let jwt = match grant.access_token_format {
+            AccessTokenFormat::Jwt => Some(JwtAccessTokens::new(
+                self.signer(),
+                Arc::clone(&self.inner.jwt_audience),
+            )),
+            AccessTokenFormat::Opaque => None,
+        };
+        let generator = match (&self.inner.generator, &jwt) {
+            (None, None) => return Ok(mint(grant, self.entropy(), now)),
+            (Some(generator), _) => generator.as_ref(),
+            (None, Some(_)) => &OpaqueTokens,
+        };
+        let access_generator: &dyn TokenGenerator = match &jwt {
+            Some(jwt) => jwt,
+            None => generator,
         };
         let family_issued_at = grant.family_issued_at.unwrap_or(now);
-        let generate = |kind: TokenKind, ttl: u64| {
+        let generate = |generator: &dyn TokenGenerator, kind: TokenKind, ttl: u64| {
             let ctx = TokenContext {
                 kind,
                 grant,
@@ -368,10 +426,10 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             check_value(&value, kind)?;
             Ok::<_, OAuthError>(value)
         };
-        let access = generate(TokenKind::Access, grant.access_ttl)?;
+        let access = generate(access_generator, TokenKind::Access, grant.access_ttl)?;
         let refresh = grant
             .refresh_ttl
-            .map(|ttl| generate(TokenKind::Refresh, ttl))
+            .map(|ttl| generate(generator, TokenKind::Refresh, ttl))
             .transpose()?;
         Ok(minted(grant, access, refresh, now))
     }
@@ -592,8 +650,15 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                     .map_err(|e| ConfigError::Signer(e.to_string()))?,
             ),
         };
+        let jwt_audience: Arc<str> = self
+            .config
+            .access_token_audience
+            .as_deref()
+            .unwrap_or(&self.config.issuer)
+            .into();
         Ok(Provider {
             inner: Arc::new(Inner {
+                jwt_audience,
                 config: self.config,
                 store: self.store,
                 users: self.users,

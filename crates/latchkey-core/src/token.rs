@@ -222,6 +222,10 @@ pub struct Grant {
     /// every token minted for this grant, and seen by the token generator and the
     /// token-response extras hook.
     pub attached: Attached,
+    /// The format of the access token: the client's registration
+    /// ([`crate::client_metadata::ClientMetadata::access_token_format`]), read when the
+    /// grant is made so a refresh follows a change of registration.
+    pub access_token_format: crate::access_jwt::AccessTokenFormat,
 }
 
 /// Token values to send to the client, with the records to store.

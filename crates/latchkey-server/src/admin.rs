@@ -104,6 +104,10 @@ pub struct ClientSpec {
     /// Whether its logout tokens must name the session (`sid`); Latchkey's always do.
     #[serde(default)]
     pub backchannel_logout_session_required: bool,
+    /// The format of the client's access tokens: `opaque` (the default) or `jwt` (RFC 9068,
+    /// signed with the server's keys, verifiable by resource servers without calling back).
+    #[serde(default)]
+    pub access_token_format: Option<String>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -134,6 +138,8 @@ pub struct ClientView {
     /// The one way it must authenticate; absent: what its type allows
     /// (`client_secret_basic` or `client_secret_post`, or `none` for a public client).
     pub token_endpoint_auth_method: Option<&'static str>,
+    /// The format of its access tokens: `opaque` or `jwt` (RFC 9068).
+    pub access_token_format: &'static str,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -153,6 +159,7 @@ impl From<&Client> for ClientView {
             access_token_ttl: c.access_token_ttl,
             refresh_token_ttl: c.refresh_token_ttl,
             token_endpoint_auth_method: c.token_endpoint_auth_method.map(AuthMethod::as_str),
+            access_token_format: c.metadata.access_token_format().as_str(),
             created_at: c.created_at.0,
         }
     }
@@ -237,6 +244,8 @@ pub struct ClientUpdate {
     pub backchannel_logout_uri: Option<Option<String>>,
     /// Whether logout tokens must carry `sid`.
     pub backchannel_logout_session_required: Option<bool>,
+    /// The format of access tokens: `opaque` or `jwt` (RFC 9068).
+    pub access_token_format: Option<String>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -486,6 +495,9 @@ impl Admin {
         logout.backchannel_logout_uri = spec.backchannel_logout_uri.clone();
         logout.backchannel_logout_session_required = spec.backchannel_logout_session_required;
         self.seal_if_needed(&mut client, secret.as_ref())?;
+        if let Some(format) = &spec.access_token_format {
+            client.metadata.access_token_format = access_token_format(format)?;
+        }
         client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
@@ -644,6 +656,9 @@ impl Admin {
         }
         if let Some(required) = update.backchannel_logout_session_required {
             client.metadata.backchannel_logout_session_required = required;
+        }
+        if let Some(format) = &update.access_token_format {
+            client.metadata.access_token_format = access_token_format(format)?;
         }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
@@ -894,7 +909,24 @@ fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
     note("bind_tokens", before.bind_tokens != after.bind_tokens);
     note("introspect", before.introspect != after.introspect);
     note("metadata", before.metadata != after.metadata);
+    note(
+        "access_token_format",
+        before.metadata.access_token_format() != after.metadata.access_token_format(),
+    );
     changed
+}
+
+/// The registered value of an `access_token_format`: `None` for `opaque` (the default, so
+/// nothing is stored), `jwt` kept.
+fn access_token_format(name: &str) -> Result<Option<String>, AdminError> {
+    use latchkey_core::access_jwt::AccessTokenFormat;
+    match AccessTokenFormat::parse(name) {
+        Some(AccessTokenFormat::Opaque) => Ok(None),
+        Some(format) => Ok(Some(format.as_str().to_owned())),
+        None => Err(AdminError::Invalid(format!(
+            "unknown access_token_format {name:?}: use opaque or jwt"
+        ))),
+    }
 }
 
 async fn hash(password: Secret) -> Result<String, AdminError> {

@@ -188,6 +188,10 @@ pub struct CreateClient {
     /// `--oauth1`).
     #[arg(long, value_name = "FILE")]
     pub rsa_public_key: Option<PathBuf>,
+    /// The format of the client's access tokens: opaque (default) or jwt (RFC 9068, verified
+    /// by resource servers from the server's JWKS).
+    #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
+    pub access_token_format: Option<String>,
     /// The client's public keys as a JWK Set file, for `private_key_jwt` (RFC 7523).
     #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     pub jwks_file: Option<PathBuf>,
@@ -262,6 +266,9 @@ pub struct UpdateClient {
     /// The OpenID Connect logout registration.
     #[command(flatten)]
     pub logout: LogoutFlags,
+    /// The format of access tokens: opaque or jwt (RFC 9068).
+    #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
+    pub access_token_format: Option<String>,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -316,6 +323,7 @@ impl UpdateClient {
                 .then_some(self.logout.post_logout_redirect_uris),
             backchannel_logout_uri: self.logout.backchannel_logout_uri.map(Some),
             backchannel_logout_session_required: self.logout.backchannel_logout_session_required,
+            access_token_format: self.access_token_format,
         })
     }
 }
@@ -583,6 +591,7 @@ impl CreateClient {
                 .logout
                 .backchannel_logout_session_required
                 .unwrap_or(false),
+            access_token_format: self.access_token_format,
         }
     }
 }

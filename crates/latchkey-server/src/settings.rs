@@ -398,6 +398,9 @@ pub struct TokenSettings {
     /// `refresh_ttl`; a client's own lifetimes win over these. An entry holds for every token
     /// of a family its grant started, rotations included, so `refresh_token` takes none.
     pub per_grant: BTreeMap<String, GrantTtlSettings>,
+    /// The `aud` of JWT access tokens (RFC 9068; clients registered with
+    /// `access_token_format = jwt`): the resource servers' identifier. Unset: the issuer.
+    pub jwt_audience: Option<String>,
 }
 
 /// Token lifetimes of one grant type, in seconds; an unset one is the server-wide lifetime.
@@ -443,6 +446,7 @@ impl Default for TokenSettings {
             refresh_max_lifetime: core.refresh_token_max_lifetime,
             code_ttl: core.code_ttl,
             per_grant: BTreeMap::new(),
+            jwt_audience: None,
         }
     }
 }

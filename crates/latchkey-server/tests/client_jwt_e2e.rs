@@ -111,7 +111,10 @@ async fn client_secret_jwt_client_signs_with_its_secret_and_rotation_reseals_it(
             "client_secret_jwt",
         ],
     );
-    assert!(!client.secret.is_empty(), "an HMAC client gets its secret once");
+    assert!(
+        !client.secret.is_empty(),
+        "an HMAC client gets its secret once"
+    );
     let rotated: serde_json::Value = serde_json::from_str(
         common::cli(
             dir.path(),
@@ -149,8 +152,13 @@ async fn client_secret_jwt_client_signs_with_its_secret_and_rotation_reseals_it(
         post_token(&http, &server, None, &body(&assertion(new_secret, "new"))).await;
     assert_eq!(status, 200, "{json}");
     assert!(json["access_token"].is_string());
-    let (status, _, json) =
-        post_token(&http, &server, None, &body(&assertion(&client.secret, "old"))).await;
+    let (status, _, json) = post_token(
+        &http,
+        &server,
+        None,
+        &body(&assertion(&client.secret, "old")),
+    )
+    .await;
     assert_eq!(
         (status, json["error"].as_str()),
         (401, Some("invalid_client")),

@@ -9,7 +9,8 @@
 //! | `GET /api/read` | a layer or middleware requiring `read`; answers [`me_json`] |
 //! | `GET /api/admin` | a layer or middleware requiring `admin`; answers [`me_json`] |
 //!
-//! The guard's realm must be [`REALM`].
+//! The guard's realm must be [`REALM`], and it must verify JWT access tokens (RFC 9068)
+//! locally: `Provider::jwt_guard`.
 
 use crate::{ResponseExt, TestClient, TestKit, form_encode};
 use latchkey_core::resource::AccessToken;
@@ -38,6 +39,10 @@ pub struct Fixture {
     pub rw_token: String,
     /// A refresh token (never a valid bearer token).
     pub refresh_token: String,
+    /// A JWT access token (RFC 9068) with scope `read write`, of a `jwt` client.
+    pub jwt_token: String,
+    /// JWTs the guard must refuse with `invalid_token`, by what is wrong with them.
+    pub bad_jwts: Vec<(&'static str, String)>,
 }
 
 impl Fixture {
@@ -61,7 +66,26 @@ impl Fixture {
             .await
             .expect_ok();
         let text = |v: &serde_json::Value, k: &str| v[k].as_str().unwrap_or_default().to_owned();
+        let mut metadata = latchkey_core::client::ClientMetadata::default();
+        metadata.access_token_format = Some("jwt".into());
+        let jwt_client = kit
+            .register(
+                latchkey_core::client::NewClient::confidential("JWT Service")
+                    .grant_types([latchkey_core::client::GrantType::ClientCredentials])
+                    .metadata(metadata),
+            )
+            .await;
+        let jwt = kit
+            .token(
+                &jwt_client,
+                "grant_type=client_credentials&scope=read+write",
+            )
+            .await
+            .expect_ok();
+        let bad_jwts = bad_jwts(&kit);
         Self {
+            jwt_token: text(&jwt, "access_token"),
+            bad_jwts,
             read_token: text(&read, "access_token"),
             rw_token: text(&rw, "access_token"),
             refresh_token: text(&read, "refresh_token"),
@@ -74,6 +98,52 @@ impl Fixture {
     pub fn provider(&self) -> crate::TestProvider {
         self.kit.provider.clone()
     }
+}
+
+/// JWTs that are wrong in one way each: RFC 9068 §4's checks.
+fn bad_jwts(kit: &TestKit) -> Vec<(&'static str, String)> {
+    use latchkey_core::access_jwt::{AccessTokenClaims, Audience, TYP};
+    use latchkey_core::jose::{KeySet, SigningAlg};
+    let now = kit.now().0;
+    let issuer = kit.provider.config().issuer.clone();
+    let claims = |exp: i64, aud: &str| AccessTokenClaims {
+        iss: issuer.clone(),
+        exp,
+        aud: Audience::One(aud.into()),
+        sub: "user-alice".into(),
+        client_id: "someone".into(),
+        iat: now - 10,
+        jti: "jti".into(),
+        scope: Some("read".into()),
+        auth_time: None,
+        acr: None,
+        amr: None,
+    };
+    let signer = kit.provider.signer();
+    let sign = |typ: &str, c: &AccessTokenClaims| signer.sign(None, typ, c).unwrap_or_default();
+    let foreign = KeySet::generate(&[SigningAlg::Es256], kit.clock.clone())
+        .ok()
+        .and_then(|k| k.sign(None, TYP, &claims(now + 300, &issuer)).ok())
+        .unwrap_or_default();
+    let b64 = |bytes: &[u8]| {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+    };
+    let none = format!(
+        "{}.{}.",
+        b64(br#"{"alg":"none","typ":"at+jwt"}"#),
+        b64(&serde_json::to_vec(&claims(now + 300, &issuer)).unwrap_or_default())
+    );
+    vec![
+        ("JWT typ", sign("JWT", &claims(now + 300, &issuer))),
+        (
+            "wrong aud",
+            sign(TYP, &claims(now + 300, "https://elsewhere.example")),
+        ),
+        ("expired", sign(TYP, &claims(now - 1, &issuer))),
+        ("alg none", none),
+        ("foreign key", foreign),
+    ]
 }
 
 struct Answer {
@@ -295,6 +365,41 @@ pub async fn run(base: &str, fx: &Fixture) {
         a.status == 401 && a.www.contains("invalid_token"),
         format!("{} {:?}", a.status, a.www),
     );
+
+    // RFC 9068 §4: a JWT access token is verified by the guard itself, its claims the
+    // principal; one wrong in any way is `invalid_token`.
+    let a = send(
+        http.get(url("/api/read"))
+            .header("authorization", bearer(&fx.jwt_token)),
+    )
+    .await;
+    expect(
+        "JWT access token through the layer",
+        a.status == 200 && a.body["scope"] == "read write" && a.body["sub"].is_null(),
+        format!("{} {}", a.status, a.body),
+    );
+    let a = send(
+        http.get(url("/api/admin"))
+            .header("authorization", bearer(&fx.jwt_token)),
+    )
+    .await;
+    expect(
+        "JWT access token without the scope",
+        a.status == 403 && a.www.contains("error=\"insufficient_scope\""),
+        format!("{} {:?}", a.status, a.www),
+    );
+    for (what, token) in &fx.bad_jwts {
+        let a = send(
+            http.get(url("/api/me"))
+                .header("authorization", bearer(token)),
+        )
+        .await;
+        expect(
+            &format!("JWT with {what}"),
+            a.status == 401 && a.www.contains("error=\"invalid_token\""),
+            format!("{} {:?}", a.status, a.www),
+        );
+    }
 
     // Issue 14: headers the core cannot read are refused, never skipped. A second
     // Authorization that is not ASCII was dropped, and the duplicate check passed.

@@ -3,6 +3,11 @@
 //! memory store the token endpoint writes). `--seed N` first stores N live access tokens
 //! directly (no HTTP), so lookups can be measured against a large store.
 //!
+//! With `--format jwt --alg ES256|RS256|EdDSA`, the client gets JWT access tokens (RFC 9068)
+//! signed with a key of that algorithm, and the guard verifies them locally
+//! (`Provider::jwt_guard`: signature and claims, no store lookup); the seeded tokens stay
+//! opaque.
+//!
 //! `bench-guard --listen 127.0.0.1:0 --seed 1000000` prints `seeded N tokens in S s`, then
 //! `client_id=ID client_secret=SECRET`, then `listening on http://ADDR`.
 
@@ -11,6 +16,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use latchkey_axum::{Authenticated, BearerGuard, TokioBlocking, router};
 use latchkey_bench::{arg, num_arg};
+use latchkey_core::client::ClientMetadata;
+use latchkey_core::jose::{KeySet, SigningAlg};
 use latchkey_core::prelude::*;
 use latchkey_core::token::{FamilyId, Grant, mint};
 
@@ -40,6 +47,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let listen = arg(&args, "--listen").unwrap_or_else(|| "127.0.0.1:0".into());
     let seed = num_arg(&args, "--seed", 0);
     let ttl = num_arg(&args, "--access-ttl", 3600);
+    let jwt = arg(&args, "--format").as_deref() == Some("jwt");
+    let alg = match arg(&args, "--alg") {
+        Some(name) => SigningAlg::parse(&name).ok_or(format!("unknown --alg {name}"))?,
+        None => SigningAlg::Es256,
+    };
 
     let store = MemoryStore::new();
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
@@ -49,11 +61,19 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         default_scopes: ScopeSet::parse("read")?,
         ..Config::default()
     };
+    let clock: std::sync::Arc<dyn Clock> = std::sync::Arc::new(SystemClock);
     let provider = Provider::builder(store.clone(), users)
         .config(config)
+        .clock(clock.clone())
+        .signer(std::sync::Arc::new(KeySet::generate(&[alg], clock)?))
         .build()?;
+    let mut metadata = ClientMetadata::default();
+    if jwt {
+        metadata.access_token_format = Some("jwt".into());
+    }
     let (client, secret) = NewClient::confidential("bench")
         .grant_types([GrantType::ClientCredentials])
+        .metadata(metadata)
         .build(provider.entropy(), provider.clock().now());
     store.put_client(&client).await?;
     let secret = secret.ok_or("confidential clients get a secret")?;
@@ -63,6 +83,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..seed {
         let grant = Grant {
             attached: latchkey_core::attached::Attached::new(),
+            access_token_format: latchkey_core::access_jwt::AccessTokenFormat::Opaque,
             client_id: client.id.clone(),
             subject: None,
             username: None,
@@ -85,7 +106,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
     println!("client_id={} client_secret={}", client.id, secret.expose());
 
-    let guard = BearerGuard::new(provider.guard("bench"));
+    let guard = if jwt {
+        BearerGuard::new(provider.jwt_guard("bench"))
+    } else {
+        BearerGuard::new(provider.guard("bench"))
+    };
     let api = Router::new()
         .route("/api/whoami", get(whoami))
         .with_state(AppState { guard });

@@ -70,6 +70,7 @@ where
             .then(|| p.refresh_ttl(client, GrantType::AuthorizationCode)),
         binding,
         attached: record.attached,
+        access_token_format: client.metadata.access_token_format(),
     })
     .await
 }

@@ -266,6 +266,7 @@ where
         refresh_ttl,
         binding,
         attached: decision.attached,
+        access_token_format: client.metadata.access_token_format(),
     })
     .await
 }

@@ -66,6 +66,7 @@ where
         binding,
         // What the authenticator attached to this user (see crate::attached).
         attached: user.attached,
+        access_token_format: client.metadata.access_token_format(),
     })
     .await
 }

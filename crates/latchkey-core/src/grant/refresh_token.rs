@@ -96,6 +96,7 @@ where
         binding,
         // The family keeps what was attached when it was authorized.
         attached: record.attached.clone(),
+        access_token_format: client.metadata.access_token_format(),
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     match p

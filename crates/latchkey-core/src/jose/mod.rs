@@ -261,7 +261,7 @@ impl Expect {
         self
     }
 
-    fn check(&self, v: &Verified) -> Result<(), JoseError> {
+    pub(crate) fn check(&self, v: &Verified) -> Result<(), JoseError> {
         // RFC 8725 §3.11: explicit typing keeps one kind of JWT from passing as another.
         if let Some(want) = &self.typ {
             let got = v.typ.as_deref().ok_or(JoseError::Type)?;

@@ -6,13 +6,16 @@
 //!
 //! * [`StoreVerifier`]: in process, on the same store as the authorization server;
 //! * [`remote::IntrospectionVerifier`]: against a remote Latchkey through RFC 7662;
-//! * [`cache::CachedVerifier`]: either of them behind a short, bounded cache.
+//! * [`cache::CachedVerifier`]: either of them behind a short, bounded cache;
+//! * [`jwt::JwtVerifier`]: JWT access tokens (RFC 9068) verified locally from the
+//!   provider's keys, every other token passed to one of the above.
 //!
 //! Failures become the RFC 6750 §3 answers through [`GuardError::to_response`]: 401 with a
 //! bare `WWW-Authenticate: Bearer realm=...` when no token was sent, 401 `invalid_token`,
 //! 403 `insufficient_scope` with the `scope` needed, 400 `invalid_request`.
 
 pub mod cache;
+pub mod jwt;
 pub mod remote;
 
 use crate::clock::{Clock, UnixTime};

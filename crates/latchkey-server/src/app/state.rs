@@ -53,6 +53,7 @@ pub fn build_provider(
         allow_plain_pkce: settings.pkce.allow_plain,
         implicit_grant: settings.grants.implicit,
         password_grant: settings.grants.password,
+        access_token_audience: settings.tokens.jwt_audience.clone(),
         trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|bad| {
                 anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")

@@ -69,6 +69,11 @@ impl Dialect for PgDialect {
             sql: include_str!("../../migrations/postgres/0008_client_ext.sql"),
         },
         Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/postgres/0009_signing_keys.sql"),
+        },
+        Migration {
             version: 10,
             name: "user_claims",
             sql: include_str!("../../migrations/postgres/0010_user_claims.sql"),
@@ -77,16 +82,6 @@ impl Dialect for PgDialect {
             version: 11,
             name: "replay",
             sql: include_str!("../../migrations/postgres/0011_replay.sql"),
-        },
-        Migration {
-            version: 9,
-            name: "signing_keys",
-            sql: include_str!("../../migrations/postgres/0009_signing_keys.sql"),
-        },
-        Migration {
-            version: 9,
-            name: "signing_keys",
-            sql: include_str!("../../migrations/postgres/0009_signing_keys.sql"),
         },
         Migration {
             version: 12,

@@ -421,6 +421,7 @@ where
             refresh_ttl: None,
             binding: request.binding.clone(),
             attached: user.attached.clone(),
+            access_token_format: request.client.metadata.access_token_format(),
         };
         match p.issue(grant).await {
             Ok(token) => Some(token),
