@@ -63,6 +63,7 @@ fn token_minting(c: &mut Criterion) {
     let entropy = OsEntropy;
     let grant = Grant {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         client_id: latchkey_core::client::ClientId::parse("bench-client").expect("valid id"),
         subject: None,
         username: None,

@@ -367,6 +367,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             expires_in: grant.access_ttl,
             refresh_token: minted.refresh_token,
             scope: grant.scope,
+            id_token: None,
             extra,
         }
     }

@@ -138,6 +138,7 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
     let now = now();
     let record = TokenRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: value.digest(),
         kind,
         client_id: ClientId::parse(client).expect("valid test client id"),
@@ -613,6 +614,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
     let now = now();
     let record = CodeRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: value.digest(),
         client_id: ClientId::parse(client).expect("valid test client id"),
         redirect_uri: "https://app.example/cb?x=ü".into(),

@@ -173,6 +173,9 @@ enum Carry<'a> {
 struct Current {
     user: AuthenticatedUser,
     auth_time: Option<UnixTime>,
+    /// The ID tokens' `sid`: the hex SHA-256 digest of the session id (the key of its
+    /// record, never the id itself), when Latchkey's own session is the user's.
+    sid: Option<String>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
@@ -213,10 +216,12 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let session = self.session(req).await;
         let builtin = session.as_ref().map(SessionRecord::user);
         let user = self.inner.login.current_user(req, builtin).await?;
-        let auth_time = session
-            .filter(|s| s.subject == user.subject)
-            .map(|s| s.auth_time);
-        Some(Current { user, auth_time })
+        let session = session.filter(|s| s.subject == user.subject);
+        Some(Current {
+            user,
+            auth_time: session.as_ref().map(|s| s.auth_time),
+            sid: session.map(|s| s.digest.to_hex()),
+        })
     }
 
     async fn user(&self, req: &HttpRequest) -> Option<AuthenticatedUser> {
@@ -662,6 +667,11 @@ fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authenticati
         user: &c.user,
         auth_time: c.auth_time,
         fresh,
+        sid: c.sid.as_deref(),
+        // Latchkey's own login checks a password (RFC 8176 §2 "pwd"); a login the embedder
+        // plugs in says nothing here.
+        amr: if c.sid.is_some() { &["pwd"] } else { &[] },
+        acr: None,
     })
 }
 

@@ -63,6 +63,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     for _ in 0..seed {
         let grant = Grant {
             attached: latchkey_core::attached::Attached::new(),
+            auth: None,
             client_id: client.id.clone(),
             subject: None,
             username: None,

@@ -39,6 +39,7 @@ where
         binding,
         // No resource owner authorized anything: nothing is attached.
         attached: crate::attached::Attached::new(),
+        auth: None,
     })
     .await
 }

@@ -266,6 +266,7 @@ where
         refresh_ttl,
         binding,
         attached: decision.attached,
+        auth: None,
     })
     .await
 }

@@ -66,6 +66,7 @@ where
         binding,
         // What the authenticator attached to this user (see crate::attached).
         attached: user.attached,
+        auth: None,
     })
     .await
 }

@@ -27,6 +27,7 @@ use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
 use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::oidc::AuthContext;
 use crate::provider::Provider;
 use crate::redirect::{ResponseMode, redirect};
 use crate::scope::ScopeSet;
@@ -51,6 +52,15 @@ pub struct Authentication<'a> {
     /// Whether the user completed a login for this very authorization request: the only
     /// login that satisfies `prompt=login`.
     pub fresh: bool,
+    /// The login session's identifier, when the login has one: the ID token's `sid`, which
+    /// logout notifications name (OpenID Connect Front- and Back-Channel Logout). Not the
+    /// session's secret (Latchkey's pages send the hex digest of their session id).
+    pub sid: Option<&'a str>,
+    /// How the user authenticated (RFC 8176 values); Latchkey's own login is a password,
+    /// `["pwd"]`. Empty when unknown.
+    pub amr: &'a [&'a str],
+    /// The authentication context class reference the login satisfied, when known.
+    pub acr: Option<&'a str>,
 }
 
 impl<'a> Authentication<'a> {
@@ -61,7 +71,16 @@ impl<'a> Authentication<'a> {
             user,
             auth_time: None,
             fresh: false,
+            sid: None,
+            amr: &[],
+            acr: None,
         }
+    }
+
+    /// What the ID tokens of a grant approved under this authentication state (see
+    /// [`AuthContext`]).
+    pub fn context(&self) -> AuthContext {
+        AuthContext::login(self.auth_time, self.amr, self.acr, self.sid)
     }
 
     /// Whether `request` wants the user to log in again despite this authentication.
@@ -217,9 +236,9 @@ where
     U: UserAuthenticator,
 {
     let now = p.clock().now();
-    let user = auth
-        .filter(|a| !a.too_old_for(&request, now))
-        .map(|a| a.user);
+    let auth = auth.filter(|a| !a.too_old_for(&request, now));
+    let context = auth.map(|a| a.context()).unwrap_or_default();
+    let user = auth.map(|a| a.user);
     let Some(user) = user else {
         if request.prompts("none") {
             return error_redirect(
@@ -256,7 +275,7 @@ where
                 subject: user.subject.clone(),
                 scope: request.scope.to_string(),
             });
-            respond(p, &request, user).await
+            respond(p, &request, user, context).await
         }
         None => {
             let remembered = match p
@@ -273,7 +292,7 @@ where
             let approved = request.client.client_type() != ClientType::Public
                 && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
-                respond(p, &request, user).await
+                respond(p, &request, user, context).await
             } else if request.prompts("none") {
                 error_redirect(
                     p,
@@ -313,12 +332,16 @@ async fn respond<S, U>(
     p: &Provider<S, U>,
     request: &AuthorizeRequest,
     user: &AuthenticatedUser,
+    context: AuthContext,
 ) -> AuthorizeOutcome
 where
     S: ProviderStore,
     U: UserAuthenticator,
 {
     let issuer = p.config().issuer.clone();
+    // What the ID tokens of this grant will say about the login; kept only when there is
+    // something to say.
+    let auth = (!context.is_empty()).then(|| Box::new(context));
     match request.response_type {
         ResponseType::Code => {
             let now = p.clock().now();
@@ -338,6 +361,7 @@ where
                 issued_at: now,
                 expires_at: now.plus(p.config().code_ttl),
                 attached: user.attached.clone(),
+                auth,
             };
             if let Err(err) = p.store().save_code(&record, now).await {
                 return error_redirect(p, request, &err.into());
@@ -368,6 +392,7 @@ where
                 refresh_ttl: None,
                 binding: request.binding.clone(),
                 attached: user.attached.clone(),
+                auth,
             };
             let token = match p.issue(grant).await {
                 Ok(token) => token,
