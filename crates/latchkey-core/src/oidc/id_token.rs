@@ -14,6 +14,7 @@
 //! default algorithm, with header `typ: JWT` and the key's `kid`.
 
 use super::AuthContext;
+use crate::claims::{ClaimsQuery, ClaimsTarget};
 use crate::client::Client;
 use crate::error::OAuthError;
 use crate::jose::{JwsSigner, SigningAlg};
@@ -147,6 +148,24 @@ impl IdTokenClaims {
             user: Map::new(),
         })
     }
+
+    /// Adds the claims about the user (local subject `subject`) that a grant of `scope` with
+    /// the login's `claims` request releases to `target` (see [`crate::claims`]), from the
+    /// provider's claims source. The hybrid flow passes [`ClaimsTarget::IdTokenOnly`] when no
+    /// access token is issued with the ID token.
+    pub async fn add_user_claims<S: ProviderStore, U: UserAuthenticator>(
+        &mut self,
+        p: &Provider<S, U>,
+        subject: &str,
+        target: ClaimsTarget,
+        scope: &ScopeSet,
+        auth: Option<&AuthContext>,
+    ) -> Result<(), OAuthError> {
+        let request = auth.and_then(|a| a.claims.as_ref());
+        let query = ClaimsQuery::new(target, scope, request);
+        self.user.extend(p.user_claims(subject, &query).await?);
+        Ok(())
+    }
 }
 
 /// The ID token issued with an access token at the token endpoint (OpenID Connect Core
@@ -166,7 +185,12 @@ pub async fn for_tokens<S: ProviderStore, U: UserAuthenticator>(
     if !p.config().oidc || !super::is_openid(scope) {
         return Ok(None);
     }
-    let claims = IdTokenClaims::for_grant(p, client, subject, auth, nonce)?;
+    let mut claims = IdTokenClaims::for_grant(p, client, subject, auth, nonce)?;
+    // §5.4: with an access token, the scope values' claims go to userinfo; the ID token
+    // carries only what the `claims` parameter asked for it.
+    claims
+        .add_user_claims(p, subject, ClaimsTarget::IdToken, scope, auth)
+        .await?;
     mint(p, client, claims, Some(access_token), None).map(Some)
 }
 
