@@ -161,7 +161,8 @@ pub(crate) fn rejection(response: HttpResponse) -> actix_web::Error {
 }
 
 /// Mounts the token endpoint (`/token`), revocation (`/revoke`), introspection
-/// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`), for
+/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`) and the JWK Set
+/// (`/jwks`), for
 /// `App::configure` or `web::scope(..).configure`. The endpoints take any method: the core
 /// answers a wrong one with 405 itself.
 pub fn configure<S, U>(provider: Provider<S, U>) -> impl FnOnce(&mut web::ServiceConfig)
@@ -174,7 +175,11 @@ where
             .route(TOKEN_PATH, web::route().to(token::<S, U>))
             .route(REVOKE_PATH, web::route().to(revoke::<S, U>))
             .route(INTROSPECT_PATH, web::route().to(introspect::<S, U>))
-            .route(METADATA_PATH, web::get().to(metadata::<S, U>));
+            .route(METADATA_PATH, web::get().to(metadata::<S, U>))
+            .route(
+                latchkey_core::endpoint::jwks::JWKS_PATH,
+                web::get().to(jwks::<S, U>),
+            );
     }
 }
 
@@ -201,6 +206,10 @@ async fn introspect<S: ProviderStore, U: UserAuthenticator>(
 
 async fn metadata<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U>>) -> Reply {
     Reply(p.metadata())
+}
+
+async fn jwks<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U>>) -> Reply {
+    Reply(p.jwks())
 }
 
 /// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST, the

@@ -159,8 +159,8 @@ pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
 pub use oauth1::oauth1_router;
 
 /// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
-/// (`/introspect`) and metadata (`/.well-known/oauth-authorization-server`). Mount it with
-/// `nest` or `merge`.
+/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`) and the JWK Set
+/// (`/jwks`). Mount it with `nest` or `merge`.
 pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
 where
     S: ProviderStore,
@@ -189,6 +189,10 @@ where
         .route(
             METADATA_PATH,
             axum::routing::get(|State(p): St<S, U>| async move { Reply(p.metadata()) }),
+        )
+        .route(
+            latchkey_core::endpoint::jwks::JWKS_PATH,
+            axum::routing::get(|State(p): St<S, U>| async move { Reply(p.jwks()) }),
         )
         .with_state(provider)
 }

@@ -145,6 +145,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::metadata::handle(self)
     }
 
+    /// The JWK Set at `jwks_uri` (RFC 7517 §5): the public keys that verify what this
+    /// provider signs. See [`crate::endpoint::jwks`].
+    pub fn jwks(&self) -> HttpResponse {
+        crate::endpoint::jwks::handle(self)
+    }
+
     /// A verifier of this provider's access tokens, for in-process bearer guards.
     pub fn verifier(&self) -> crate::resource::StoreVerifier<S>
     where

@@ -13,6 +13,7 @@ pub mod logging;
 pub mod metrics;
 pub mod serve;
 pub mod settings;
+pub mod signing_keys;
 pub mod store;
 pub mod tls;
 

@@ -59,6 +59,44 @@ pub struct Settings {
     pub oauth1: OAuth1Settings,
     /// Connection caps and time limits of the HTTP listeners.
     pub http: HttpSettings,
+    /// The signing keys of ID tokens and JWT access tokens.
+    pub keys: KeySettings,
+}
+
+/// The signing keys: which algorithms, how they rotate, and the key-encryption key that seals
+/// their private halves in the store. Durations are in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct KeySettings {
+    /// Algorithms to keep a signing key for (`ES256`, `RS256`, `EdDSA`); the first is the
+    /// default.
+    pub algorithms: Vec<latchkey_core::jose::SigningAlg>,
+    /// How long a key signs before its successor takes over.
+    pub rotation_period: u64,
+    /// How long a new key is published in the JWKS before it signs (at least 600: twice the
+    /// JWKS cache lifetime).
+    pub publish_ahead: u64,
+    /// How long a retired key stays published: at least the longest lifetime of anything it
+    /// signed. The access-token lifetimes of `[tokens]` are added automatically; raise this
+    /// for clients with longer lifetimes of their own.
+    pub keep_retired: u64,
+    /// The key-encryption key, 32 bytes in base64. Prefer `LATCHKEY_KEYS__KEK`; unset, the
+    /// server reads `<data_dir>/kek`, creating it (mode 0600) on first start. Every node
+    /// sharing a store needs the same one.
+    pub kek: Option<String>,
+}
+
+impl Default for KeySettings {
+    fn default() -> Self {
+        let policy = latchkey_core::jose::rotation::RotationPolicy::default();
+        Self {
+            algorithms: policy.algs,
+            rotation_period: policy.period,
+            publish_ahead: policy.publish_ahead,
+            keep_retired: policy.max_token_lifetime,
+            kek: None,
+        }
+    }
 }
 
 /// OAuth 1.0a (RFC 5849) token credentials.
@@ -471,6 +509,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             oauth1: OAuth1Settings::default(),
             http: HttpSettings::default(),
+            keys: KeySettings::default(),
         }
     }
 }
@@ -613,6 +652,9 @@ impl Settings {
         shown.limits.store = redact_url(&shown.limits.store);
         if shown.admin.token.is_some() {
             shown.admin.token = Some(REDACTED.into());
+        }
+        if shown.keys.kek.is_some() {
+            shown.keys.kek = Some(REDACTED.into());
         }
         Ok(toml::to_string(&shown)?)
     }

@@ -1,4 +1,5 @@
-//! Store selection: a durable store for clients, users, consent and login sessions (SQLite,
+//! Store selection: a durable store for clients, users, consent, login sessions and signing
+//! keys (SQLite,
 //! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens and codes
 //! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path.
 //!
@@ -13,8 +14,8 @@ use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
-    StoreError, TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, KeyStore, KeyUpdate, Rotation,
+    SessionStore, StoreError, StoredKeys, TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -255,6 +256,19 @@ impl SessionStore for Durable {
     }
 }
 
+impl KeyStore for Durable {
+    async fn list_keys(&self) -> Result<StoredKeys, StoreError> {
+        durable!(self, s => s.list_keys().await)
+    }
+    async fn update_keys_if_current(
+        &self,
+        generation: u64,
+        update: &KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        durable!(self, s => s.update_keys_if_current(generation, update).await)
+    }
+}
+
 impl ConsentStore for Durable {
     async fn get_consent(
         &self,
@@ -403,6 +417,23 @@ impl SessionStore for AnyStore {
             self.durable().delete_sessions_of(subject),
         )
         .await
+    }
+}
+
+/// Signing keys live in the durable store, never in the fast one: an evicted key would leave
+/// every token it signed unverifiable.
+impl KeyStore for AnyStore {
+    async fn list_keys(&self) -> Result<StoredKeys, StoreError> {
+        self.durable().list_keys().await
+    }
+    async fn update_keys_if_current(
+        &self,
+        generation: u64,
+        update: &KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        self.durable()
+            .update_keys_if_current(generation, update)
+            .await
     }
 }
 

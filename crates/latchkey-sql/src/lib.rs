@@ -29,6 +29,8 @@
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod error;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod key_rows;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;

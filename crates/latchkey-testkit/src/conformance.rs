@@ -26,6 +26,8 @@ use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, 
 use latchkey_core::user::User;
 use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
+pub use crate::key_conformance::*;
+
 /// Runs the whole conformance suite against the store built by `$make` (an async
 /// expression evaluated once per test, yielding a fresh store).
 ///
@@ -67,6 +69,9 @@ macro_rules! store_conformance {
             deleting_a_user_ends_their_sessions,
             attached_data_is_stored_with_codes_and_tokens,
             attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh,
+            signing_keys_round_trip_exactly,
+            stale_key_updates_are_refused,
+            concurrent_key_maintenance_creates_one_key_per_alg,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -4,6 +4,7 @@
 
 pub mod conformance;
 pub mod http_cases;
+pub mod key_conformance;
 pub mod oauth1_conformance;
 pub mod oauth1_kit;
 

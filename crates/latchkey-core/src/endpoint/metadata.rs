@@ -46,6 +46,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "token_endpoint": url(TOKEN_PATH),
         "revocation_endpoint": url(REVOKE_PATH),
         "introspection_endpoint": url(INTROSPECT_PATH),
+        "jwks_uri": url(crate::endpoint::jwks::JWKS_PATH),
         "response_types_supported": response_types,
         "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": grant_types,

@@ -13,6 +13,7 @@
 mod kek;
 mod key;
 mod keyset;
+pub mod manage;
 pub mod rotation;
 
 pub use kek::Kek;

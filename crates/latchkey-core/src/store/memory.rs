@@ -168,6 +168,8 @@ struct State {
     /// Login sessions by digest, and the same keys by expiry for the sweep.
     sessions: DigestMap<SessionRecord>,
     sessions_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
+    /// Signing keys and their generation.
+    keys: super::keys::KeyTable,
 }
 
 impl MemoryStore {
@@ -404,6 +406,20 @@ impl SessionStore for MemoryStore {
 
     async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
         Ok(self.lock().remove_sessions_of(subject))
+    }
+}
+
+impl super::KeyStore for MemoryStore {
+    async fn list_keys(&self) -> Result<super::StoredKeys, StoreError> {
+        Ok(self.lock().keys.list())
+    }
+
+    async fn update_keys_if_current(
+        &self,
+        generation: u64,
+        update: &super::KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        Ok(self.lock().keys.update_if_current(generation, update))
     }
 }
 

@@ -16,6 +16,7 @@
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
 pub mod codec;
+pub mod keys;
 pub mod memory;
 pub mod oauth1;
 pub mod tiered;
@@ -28,6 +29,8 @@ use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 use std::future::Future;
+
+pub use keys::{KeyStore, KeyUpdate, StoredKeys};
 
 /// What went wrong in a store, as far as the protocol cares.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -446,20 +449,32 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent
-/// and login sessions (users come through the separate [`crate::user::UserAuthenticator`]).
+/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,
+/// login sessions and signing keys (users come through the separate
+/// [`crate::user::UserAuthenticator`]).
 pub trait ProviderStore:
-    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore
+    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + KeyStore
 {
 }
-impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore> ProviderStore for T {}
+impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + KeyStore> ProviderStore
+    for T
+{
+}
 
 /// A store that keeps everything: what the `latchkey` server runs on.
 pub trait Store:
-    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone
+    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + KeyStore + Clone
 {
 }
-impl<T: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone>
-    Store for T
+impl<
+    T: ClientStore
+        + UserStore
+        + TokenStore
+        + CodeStore
+        + ConsentStore
+        + SessionStore
+        + KeyStore
+        + Clone,
+> Store for T
 {
 }

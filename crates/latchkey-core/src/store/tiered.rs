@@ -1,5 +1,5 @@
 //! A store made of two: a durable one for what lives long (clients, users, consent, login
-//! sessions) and a fast one for what is hot and short-lived (tokens and codes).
+//! sessions, signing keys) and a fast one for what is hot and short-lived (tokens and codes).
 //!
 //! [`Tiered`] sends each trait to the store that keeps it, and holds the one rule that spans
 //! both: deleting a client or a user deletes what was issued to them, wherever it lives. Its
@@ -211,5 +211,23 @@ impl<D: SessionStore, F: Send + Sync + 'static> SessionStore for Tiered<D, F> {
 
     async fn delete_sessions_of(&self, subject: &str) -> Result<u64, StoreError> {
         self.durable.delete_sessions_of(subject).await
+    }
+}
+
+/// Signing keys live in the durable store: a key evicted from a cache would leave every token
+/// it signed unverifiable.
+impl<D: super::KeyStore, F: Send + Sync + 'static> super::KeyStore for Tiered<D, F> {
+    async fn list_keys(&self) -> Result<super::StoredKeys, StoreError> {
+        self.durable.list_keys().await
+    }
+
+    async fn update_keys_if_current(
+        &self,
+        generation: u64,
+        update: &super::KeyUpdate,
+    ) -> Result<bool, StoreError> {
+        self.durable
+            .update_keys_if_current(generation, update)
+            .await
     }
 }

@@ -60,6 +60,9 @@ pub async fn run(
         shutdown.await;
         let _ = stopping.send(true);
     });
+    crate::signing_keys::SigningKeys::install(&settings, store.clone(), provider.clone())
+        .await?
+        .spawn(stopped.clone());
     if let Some(certs) = &certs {
         crate::tls::spawn_reloader(
             Arc::clone(certs),

@@ -13,6 +13,7 @@
 //! `Unavailable` within seconds instead of a hang.
 
 pub(crate) mod dialect;
+mod keys;
 mod migrate;
 #[cfg(feature = "mysql")]
 mod mysql;

@@ -75,6 +75,11 @@ impl Dialect for MySqlDialect {
             sql: include_str!("../../migrations/mysql/0008_client_ext.sql"),
         },
         Migration {
+            version: 9,
+            name: "signing_keys",
+            sql: include_str!("../../migrations/mysql/0009_signing_keys.sql"),
+        },
+        Migration {
             version: 10,
             name: "user_claims",
             sql: include_str!("../../migrations/mysql/0010_user_claims.sql"),

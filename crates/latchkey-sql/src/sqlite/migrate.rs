@@ -63,6 +63,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
     },
     Migration {
+        version: 11,
+        name: "signing_keys",
+        sql: include_str!("../../migrations/sqlite/0011_signing_keys.sql"),
+    },
+    Migration {
         version: 12,
         name: "user_claims",
         sql: include_str!("../../migrations/sqlite/0012_user_claims.sql"),

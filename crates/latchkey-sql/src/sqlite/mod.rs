@@ -14,6 +14,7 @@
 //!
 //! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
+mod keys;
 mod migrate;
 mod oauth1;
 mod readers;

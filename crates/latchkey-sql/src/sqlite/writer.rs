@@ -160,6 +160,8 @@ pub(crate) enum Op {
     OAuth1(super::oauth1::Write),
     /// A write of the login-session store (see `super::sessions`).
     Session(super::sessions::Write),
+    /// A guarded write of the signing keys (see `super::keys`).
+    Keys(super::keys::Write),
 }
 
 impl Op {
@@ -196,6 +198,7 @@ impl Op {
             Self::TakeCode(_, _, _, reply) => reply,
             Self::OAuth1(write) => write.answer(),
             Self::Session(write) => write.answer(),
+            Self::Keys(write) => write.answer(),
         }
     }
 }
@@ -398,6 +401,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
     match op {
         Op::OAuth1(write) => super::oauth1::apply(conn, write),
         Op::Session(write) => super::sessions::apply(conn, write),
+        Op::Keys(write) => super::keys::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))
