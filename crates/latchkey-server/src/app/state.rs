@@ -67,6 +67,9 @@ pub fn build_provider(
                     },
                 )?,
             ),
+        oidc: settings.oidc.enabled,
+        id_token_ttl: settings.oidc.id_token_ttl,
+        pairwise_salt: Some(pairwise_salt(settings)?),
         ..Config::default()
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
@@ -77,6 +80,15 @@ pub fn build_provider(
         .events(Arc::new(LogEvents))
         .limits(limits(&settings.limits, counters))
         .build()?)
+}
+
+/// The pairwise-subject salt: `oidc.pairwise_salt`, or derived from the key-encryption key.
+fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::Secret> {
+    if let Some(salt) = &settings.oidc.pairwise_salt {
+        return Ok(latchkey_core::secret::Secret::new(salt.as_str()));
+    }
+    let kek = crate::signing_keys::load_kek(settings)?;
+    Ok(kek.derive("latchkey pairwise subject salt v1"))
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).
