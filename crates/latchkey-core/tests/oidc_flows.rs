@@ -334,6 +334,18 @@ async fn userinfo_answers_by_header_or_body_with_the_scopes_claims() {
     assert_eq!(by_body, claims);
 }
 
+/// A refused userinfo request: (case, method, query, header token, body, status, error in
+/// the challenge).
+type Case<'a> = (
+    &'a str,
+    Method,
+    String,
+    Option<&'a str>,
+    String,
+    u16,
+    Option<&'a str>,
+);
+
 #[tokio::test]
 async fn userinfo_refusals_follow_rfc6750() {
     let kit = kit_with_alice().await;
@@ -346,16 +358,7 @@ async fn userinfo_refusals_follow_rfc6750() {
     let no_openid = read["access_token"].as_str().expect("at").to_owned();
     let refresh = openid["refresh_token"].as_str().expect("rt").to_owned();
 
-    // (case, method, query, header token, body, status, error in the challenge)
-    let cases: Vec<(
-        &str,
-        Method,
-        String,
-        Option<&str>,
-        String,
-        u16,
-        Option<&str>,
-    )> = vec![
+    let cases: Vec<Case<'_>> = vec![
         (
             "no token",
             Method::Get,

@@ -70,7 +70,6 @@ pub fn build_provider(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
-        ..Config::default()
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
