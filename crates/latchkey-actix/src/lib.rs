@@ -32,7 +32,9 @@ use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{FromRequest, HttpMessage, Responder, web};
-use latchkey_core::endpoint::metadata::{INTROSPECT_PATH, METADATA_PATH, REVOKE_PATH, TOKEN_PATH};
+use latchkey_core::endpoint::metadata::{
+    INTROSPECT_PATH, METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
+};
 use latchkey_core::http::{HeaderError, HttpRequest, HttpResponse, Method, collect_headers};
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
@@ -161,8 +163,9 @@ pub(crate) fn rejection(response: HttpResponse) -> actix_web::Error {
 }
 
 /// Mounts the token endpoint (`/token`), revocation (`/revoke`), introspection
-/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`) and the JWK Set
-/// (`/jwks`), for
+/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`), the JWK Set
+/// (`/jwks`), OpenID Connect's UserInfo (`/userinfo`) and discovery
+/// (`/.well-known/openid-configuration`), for
 /// `App::configure` or `web::scope(..).configure`. The endpoints take any method: the core
 /// answers a wrong one with 405 itself.
 pub fn configure<S, U>(provider: Provider<S, U>) -> impl FnOnce(&mut web::ServiceConfig)
@@ -179,6 +182,20 @@ where
             .route(
                 latchkey_core::endpoint::jwks::JWKS_PATH,
                 web::get().to(jwks::<S, U>),
+            )
+            .route(
+                latchkey_core::endpoint::userinfo::USERINFO_PATH,
+                web::route().to(userinfo::<S, U>),
+            )
+            .route(OPENID_CONFIGURATION_PATH, web::get().to(openid::<S, U>))
+            // RFC 8414 §3.1: both documents at the issuer's path inserted after them.
+            .route(
+                "/.well-known/openid-configuration/{issuer_path:.*}",
+                web::get().to(inserted::<S, U>),
+            )
+            .route(
+                "/.well-known/oauth-authorization-server/{issuer_path:.*}",
+                web::get().to(inserted::<S, U>),
             );
     }
 }
@@ -210,6 +227,31 @@ async fn metadata<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<
 
 async fn jwks<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U>>) -> Reply {
     Reply(p.jwks())
+}
+
+async fn userinfo<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(p.userinfo(&req).await)
+}
+
+async fn openid<S: ProviderStore, U: UserAuthenticator>(p: web::Data<Provider<S, U>>) -> Reply {
+    Reply(p.discovery(OPENID_CONFIGURATION_PATH))
+}
+
+/// A well-known document at an inserted issuer path: the core checks the path.
+async fn inserted<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    req: actix_web::HttpRequest,
+) -> Reply {
+    let tail = req.match_info().get("issuer_path").unwrap_or("");
+    let well_known = if req.path().contains(OPENID_CONFIGURATION_PATH) {
+        OPENID_CONFIGURATION_PATH
+    } else {
+        METADATA_PATH
+    };
+    Reply(p.discovery(&format!("{well_known}/{tail}")))
 }
 
 /// Mounts the authorization endpoint and its pages: `/authorize` (GET and POST, the

@@ -159,8 +159,9 @@ pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
 pub use oauth1::oauth1_router;
 
 /// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
-/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`) and the JWK Set
-/// (`/jwks`). Mount it with `nest` or `merge`.
+/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`), the JWK Set
+/// (`/jwks`), and OpenID Connect's UserInfo (`/userinfo`) and discovery
+/// (`/.well-known/openid-configuration`). Mount it with `nest` or `merge`.
 pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
 where
     S: ProviderStore,
@@ -191,10 +192,42 @@ where
             axum::routing::get(|State(p): St<S, U>| async move { Reply(p.metadata()) }),
         )
         .route(
+            latchkey_core::endpoint::userinfo::USERINFO_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move {
+                Reply(p.userinfo(&req).await)
+            }),
+        )
+        // OpenID Connect Discovery, and both documents at the RFC 8414 §3.1 inserted path
+        // of an issuer with a path (the core checks the rest of the path).
+        .route(
+            latchkey_core::endpoint::metadata::OPENID_CONFIGURATION_PATH,
+            axum::routing::get(discovery::<S, U>),
+        )
+        .route(
+            "/.well-known/openid-configuration/{*issuer_path}",
+            axum::routing::get(discovery::<S, U>),
+        )
+        .route(
+            "/.well-known/oauth-authorization-server/{*issuer_path}",
+            axum::routing::get(discovery::<S, U>),
+        )
+        .route(
             latchkey_core::endpoint::jwks::JWKS_PATH,
             axum::routing::get(|State(p): St<S, U>| async move { Reply(p.jwks()) }),
         )
         .with_state(provider)
+}
+
+/// The metadata document at the request's path (see [`Provider::discovery`]).
+async fn discovery<S, U>(
+    axum::extract::State(p): axum::extract::State<Provider<S, U>>,
+    uri: axum::http::Uri,
+) -> Reply
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    Reply(p.discovery(uri.path()))
 }
 
 /// A router with the authorization endpoint and its pages: `/authorize` (GET and POST, the

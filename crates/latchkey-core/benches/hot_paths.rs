@@ -64,6 +64,7 @@ fn token_minting(c: &mut Criterion) {
     let grant = Grant {
         attached: latchkey_core::attached::Attached::new(),
         access_token_format: latchkey_core::access_jwt::AccessTokenFormat::Opaque,
+        auth: None,
         client_id: latchkey_core::client::ClientId::parse("bench-client").expect("valid id"),
         subject: None,
         username: None,

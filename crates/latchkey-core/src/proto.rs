@@ -115,6 +115,8 @@ pub struct TokenResponse {
     pub refresh_token: Option<Secret>,
     /// The granted scope.
     pub scope: ScopeSet,
+    /// The ID token, when the grant's scope has `openid` (OpenID Connect Core §3.1.3.3).
+    pub id_token: Option<String>,
     /// Members a [`crate::extras::ResponseExtras`] hook added; never a standard one.
     pub extra: crate::extras::ExtraMembers,
 }
@@ -129,6 +131,8 @@ impl TokenResponse {
             access_token: &'a str,
             expires_in: u64,
             #[serde(skip_serializing_if = "Option::is_none")]
+            id_token: Option<&'a str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             refresh_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             scope: Option<String>,
@@ -137,6 +141,7 @@ impl TokenResponse {
         let wire = Wire {
             access_token: self.access_token.expose(),
             expires_in: self.expires_in,
+            id_token: self.id_token.as_deref(),
             refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
             scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
             token_type: "Bearer",
@@ -187,6 +192,7 @@ mod tests {
             expires_in: 3600,
             refresh_token: Some(Secret::new("rt")),
             scope: ScopeSet::parse("write read").expect("valid"),
+            id_token: None,
             extra: Default::default(),
         }
         .to_http();
@@ -203,6 +209,7 @@ mod tests {
             expires_in: 60,
             refresh_token: None,
             scope: ScopeSet::empty(),
+            id_token: None,
             extra: Default::default(),
         }
         .to_http();
@@ -222,12 +229,13 @@ mod tests {
             expires_in: 60,
             refresh_token: None,
             scope: ScopeSet::empty(),
+            id_token: Some("h.p.s".into()),
             extra,
         }
         .to_http();
         assert_eq!(
             String::from_utf8(response.body).expect("utf-8"),
-            r#"{"aardvark":{"nested":true},"access_token":"at","expires_in":60,"token_type":"Bearer","user_id":1234}"#
+            r#"{"aardvark":{"nested":true},"access_token":"at","expires_in":60,"id_token":"h.p.s","token_type":"Bearer","user_id":1234}"#
         );
     }
 }

@@ -154,6 +154,18 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::metadata::handle(self)
     }
 
+    /// The metadata document at the request path `path`: RFC 8414's and OpenID Connect
+    /// Discovery's well-known paths, also with the issuer's path inserted; 404 elsewhere.
+    /// See [`crate::endpoint::metadata::serves`].
+    pub fn discovery(&self, path: &str) -> HttpResponse {
+        crate::endpoint::metadata::handle_path(self, path)
+    }
+
+    /// The UserInfo endpoint (OpenID Connect Core §5.3). See [`crate::endpoint::userinfo`].
+    pub async fn userinfo(&self, req: &HttpRequest) -> HttpResponse {
+        crate::endpoint::userinfo::handle(&self.serving(req), req).await
+    }
+
     /// The JWK Set at `jwks_uri` (RFC 7517 §5): the public keys that verify what this
     /// provider signs. See [`crate::endpoint::jwks`].
     pub fn jwks(&self) -> HttpResponse {
@@ -458,6 +470,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             expires_in: grant.access_ttl,
             refresh_token: minted.refresh_token,
             scope: grant.scope,
+            id_token: None,
             extra,
         }
     }

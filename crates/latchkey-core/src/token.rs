@@ -8,6 +8,7 @@ use crate::attached::Attached;
 use crate::client::{ClientId, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_hex, random_token};
+use crate::oidc::AuthContext;
 use crate::scope::ScopeSet;
 use crate::secret::{Digest, Secret};
 
@@ -136,6 +137,10 @@ pub struct TokenRecord {
     /// What the application attached when the family was authorized (see
     /// [`crate::attached`]); every token of the family carries the same.
     pub attached: Attached,
+    /// How the user authenticated for an OpenID Connect grant (see [`AuthContext`]); every
+    /// token of the family carries the same, so a refresh mints an ID token with the same
+    /// `auth_time`. `None` outside OpenID Connect.
+    pub auth: Option<Box<AuthContext>>,
 }
 
 impl TokenRecord {
@@ -177,6 +182,9 @@ pub struct CodeRecord {
     /// What the application attached when the user authorized (see [`crate::attached`]);
     /// the tokens from this code carry it.
     pub attached: Attached,
+    /// How the user authenticated (see [`AuthContext`]), for the ID token the code's
+    /// exchange returns; the tokens from this code carry it.
+    pub auth: Option<Box<AuthContext>>,
 }
 
 /// The tokens of one issuance, written to a store together.
@@ -226,6 +234,9 @@ pub struct Grant {
     /// ([`crate::client_metadata::ClientMetadata::access_token_format`]), read when the
     /// grant is made so a refresh follows a change of registration.
     pub access_token_format: crate::access_jwt::AccessTokenFormat,
+    /// How the user authenticated, for OpenID Connect grants (see [`AuthContext`]): copied
+    /// into every token minted for this grant.
+    pub auth: Option<Box<AuthContext>>,
 }
 
 /// Token values to send to the client, with the records to store.
@@ -275,6 +286,7 @@ pub fn minted(
         rotated: false,
         binding: grant.binding.clone(),
         attached: grant.attached.clone(),
+        auth: grant.auth.clone(),
     };
     let refresh_token = refresh_token.filter(|_| grant.refresh_ttl.is_some());
     let access = record(TokenKind::Access, &access_token, grant.access_ttl);

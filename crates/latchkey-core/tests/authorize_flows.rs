@@ -531,7 +531,7 @@ async fn issue_14_prompt_login_needs_a_login_made_for_the_request() {
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: false,
-        sid: None,
+        ..Authentication::of(&alice)
     };
     assert!(matches!(
         authorize_as(&kit, &query, Some(session.clone())).await,
@@ -562,7 +562,7 @@ async fn issue_14_max_age_needs_a_login_that_recent() {
         user: &alice,
         auth_time: Some(latchkey_core::clock::UnixTime(kit.now().0 - ago as i64)),
         fresh: false,
-        sid: None,
+        ..Authentication::of(&alice)
     };
     let max_300 = code_query(web.id(), "&max_age=300");
     assert!(matches!(
@@ -661,7 +661,7 @@ async fn a_pending_request_resumes_to_the_code_without_parsing_the_query_again()
         user: &alice,
         auth_time: Some(kit.now()),
         fresh: true,
-        sid: None,
+        ..Authentication::of(&alice)
     };
     let outcome = kit
         .provider

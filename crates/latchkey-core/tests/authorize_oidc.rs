@@ -179,6 +179,8 @@ async fn prompt_none_answers_login_consent_or_interaction_required() {
             auth_time: Some(kit.now()),
             fresh: false,
             sid: None,
+            amr: &[],
+            acr: None,
         });
         let outcome = kit
             .provider
@@ -395,6 +397,8 @@ async fn id_token_hint_of_another_user_asks_for_a_login_and_an_expired_one_still
         auth_time: Some(kit.now()),
         fresh: true,
         sid: None,
+        amr: &[],
+        acr: None,
     };
     let outcome = kit
         .provider
@@ -414,6 +418,8 @@ async fn max_age_zero_always_asks_for_a_new_login() {
         auth_time: Some(kit.now()),
         fresh: false,
         sid: None,
+        amr: &[],
+        acr: None,
     };
     let outcome = kit
         .provider

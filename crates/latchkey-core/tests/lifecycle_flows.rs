@@ -193,7 +193,18 @@ async fn metadata_lists_the_endpoints_and_capabilities() {
     );
     assert_eq!(
         doc["scopes_supported"],
-        serde_json::json!(["admin", "read", "write"])
+        // The configured scopes, and OpenID Connect's (on by default).
+        serde_json::json!([
+            "address",
+            "admin",
+            "email",
+            "offline_access",
+            "openid",
+            "phone",
+            "profile",
+            "read",
+            "write"
+        ])
     );
     assert_eq!(doc["authorization_response_iss_parameter_supported"], true);
 }

@@ -64,6 +64,35 @@ pub struct Settings {
     pub allow_http_jwks_uri: bool,
     /// The signing keys of ID tokens and JWT access tokens.
     pub keys: KeySettings,
+    /// OpenID Connect.
+    pub oidc: OidcSettings,
+}
+
+/// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
+/// `offline_access` become available scopes, ID tokens are issued for `openid`, `/userinfo`
+/// and `/.well-known/openid-configuration` are served).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OidcSettings {
+    /// Off, the server is a plain OAuth 2.0 server and `openid` an ordinary scope.
+    pub enabled: bool,
+    /// ID-token lifetime in seconds (at most a day).
+    pub id_token_ttl: u64,
+    /// The secret salt of pairwise subject identifiers, at least 16 bytes. Prefer
+    /// `LATCHKEY_OIDC__PAIRWISE_SALT`; unset, it is derived from the key-encryption key
+    /// (`[keys] kek` or `<data_dir>/kek`), so it is the same on every node sharing that key.
+    /// Never change it: every pairwise subject would change with it.
+    pub pairwise_salt: Option<String>,
+}
+
+impl Default for OidcSettings {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            id_token_ttl: 3600,
+            pairwise_salt: None,
+        }
+    }
 }
 
 /// The signing keys: which algorithms, how they rotate, and the key-encryption key that seals
@@ -518,6 +547,7 @@ impl Default for Settings {
             http: HttpSettings::default(),
             allow_http_jwks_uri: false,
             keys: KeySettings::default(),
+            oidc: OidcSettings::default(),
         }
     }
 }
@@ -663,6 +693,9 @@ impl Settings {
         }
         if shown.keys.kek.is_some() {
             shown.keys.kek = Some(REDACTED.into());
+        }
+        if shown.oidc.pairwise_salt.is_some() {
+            shown.oidc.pairwise_salt = Some(REDACTED.into());
         }
         Ok(toml::to_string(&shown)?)
     }

@@ -673,6 +673,7 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
             _ => return Err(corrupt("stored token binding is half set")),
         },
         attached: Attached::new(),
+        auth: None,
     };
     codec::decode_token_ext(&mut record, row.opt_text("ext")?.as_deref())?;
     Ok(record)
@@ -700,6 +701,7 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
         issued_at: UnixTime(row.int("issued_at")?),
         expires_at: UnixTime(row.int("expires_at")?),
         attached: Attached::new(),
+        auth: None,
     };
     codec::decode_code_ext(&mut code, row.opt_text("ext")?.as_deref())?;
     Ok(code)

@@ -69,6 +69,7 @@ struct Fixture {
 fn token(name: &str, kind: TokenKind, family: &FamilyId, grant: GrantType) -> TokenRecord {
     TokenRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: digest(name),
         kind,
         client_id: client_id(),
@@ -106,6 +107,7 @@ fn pair(access: &str, refresh: &str, family: &FamilyId) -> NewTokens {
 fn code(name: &str, family: &str) -> CodeRecord {
     CodeRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: digest(name),
         client_id: client_id(),
         redirect_uri: "https://app.example/cb?x=ü".into(),

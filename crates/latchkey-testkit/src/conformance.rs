@@ -153,6 +153,7 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
     let now = now();
     let record = TokenRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: value.digest(),
         kind,
         client_id: ClientId::parse(client).expect("valid test client id"),
@@ -676,6 +677,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
     let now = now();
     let record = CodeRecord {
         attached: latchkey_core::attached::Attached::new(),
+        auth: None,
         digest: value.digest(),
         client_id: ClientId::parse(client).expect("valid test client id"),
         redirect_uri: "https://app.example/cb?x=ü".into(),
@@ -1446,11 +1448,13 @@ pub fn attached() -> Attached {
     .expect("within the bounds")
 }
 
-/// A code and tokens carrying attached data read back with it, through a take and a
-/// rotation; records without any read back with none.
+/// A code and tokens carrying attached data and an OpenID Connect authentication context
+/// (`auth_time`, `amr`, `sid`: what a refresh's ID token repeats) read back with them,
+/// through a take and a rotation; records without any read back with none.
 pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: S) {
     let (_, mut with) = code("client-attached", 60);
     with.attached = attached();
+    with.auth = auth_context();
     let (_, without) = code("client-attached", 60);
     store.save_code(&with, now()).await.expect("save");
     store.save_code(&without, now()).await.expect("save");
@@ -1474,6 +1478,7 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
     first.access.attached = attached();
     if let Some(refresh) = &mut first.refresh {
         refresh.attached = attached();
+        refresh.auth = auth_context();
     }
     store.save_tokens(&first, now()).await.expect("save");
     for record in first.records() {
@@ -1482,8 +1487,10 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
     }
     let mut second = pair("client-attached", &family);
     second.access.attached = attached();
+    second.access.auth = auth_context();
     if let Some(refresh) = &mut second.refresh {
         refresh.attached = attached();
+        refresh.auth = auth_context();
     }
     let old = first.refresh.as_ref().expect("a refresh token").digest;
     assert_eq!(
@@ -1495,8 +1502,26 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
     );
     for record in second.records() {
         let found = store.find_token(&record.digest).await.expect("find");
-        assert_eq!(found.map(|r| r.attached), Some(attached()));
+        assert_eq!(
+            found.map(|r| (r.attached, r.auth)),
+            Some((attached(), auth_context()))
+        );
     }
+}
+
+/// An OpenID Connect login's context, as a code and its tokens keep it.
+fn auth_context() -> Option<Box<latchkey_core::oidc::AuthContext>> {
+    let mut auth = latchkey_core::oidc::AuthContext::login(
+        Some(UnixTime(now().0 - 300)),
+        &["pwd", "otp"],
+        Some("urn:example:loa:2"),
+        Some("0123abcd"),
+    );
+    auth.claims = Some(
+        latchkey_core::claims::ClaimsRequest::parse(r#"{"userinfo":{"email":null}}"#)
+            .expect("valid claims request"),
+    );
+    Some(Box::new(auth))
 }
 
 /// The whole walk on a provider over this store: what the user's login attached is stored

@@ -107,7 +107,9 @@ impl TestKit {
         let builder = Provider::builder(store.clone(), StoreUsers::new(store.clone(), Inline))
             .config(config)
             .clock(clock.clone())
-            .entropy(Arc::new(SeededEntropy::new(42)));
+            .entropy(Arc::new(SeededEntropy::new(42)))
+            // As the server does: OpenID Connect claims come from the user records.
+            .claims_source(StoreUsers::new(store.clone(), Inline));
         let provider = extend(builder)
             .build()
             .expect("test configuration is valid");

@@ -752,6 +752,10 @@ fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authenticati
         auth_time: c.auth_time,
         fresh,
         sid: c.sid.clone(),
+        // Latchkey's own login checks a password (RFC 8176 §2 "pwd"); a login the embedder
+        // plugs in says nothing here.
+        amr: if c.sid.is_some() { &["pwd"] } else { &[] },
+        acr: None,
     })
 }
 

@@ -84,6 +84,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let grant = Grant {
             attached: latchkey_core::attached::Attached::new(),
             access_token_format: latchkey_core::access_jwt::AccessTokenFormat::Opaque,
+            auth: None,
             client_id: client.id.clone(),
             subject: None,
             username: None,

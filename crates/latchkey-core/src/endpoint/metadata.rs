@@ -1,6 +1,13 @@
-//! Authorization server metadata (RFC 8414), served at
-//! `/.well-known/oauth-authorization-server`. It lists exactly what this server does, built
-//! from the configuration, so it cannot drift from the code.
+//! Authorization server metadata (RFC 8414) at `/.well-known/oauth-authorization-server`,
+//! and OpenID Provider metadata (OpenID Connect Discovery 1.0 §3) at
+//! `/.well-known/openid-configuration`: one document, built in one place from the
+//! configuration, so it lists exactly what this server does and cannot drift from the code.
+//! RFC 8414 §2 registers the OpenID members, so the RFC 8414 document carries them too.
+//!
+//! Both are served at the issuer plus the well-known path (Discovery §4.1: "appending
+//! /.well-known/openid-configuration to the Issuer"), and, for an issuer with a path, also
+//! with the well-known segment inserted before it (RFC 8414 §3.1: `https://a.example/tenant`
+//! -> `https://a.example/.well-known/openid-configuration/tenant`): see [`serves`].
 
 use crate::client::GrantType;
 use crate::endpoint::authorize::ResponseType;
@@ -21,6 +28,8 @@ pub const REVOKE_PATH: &str = "/revoke";
 pub const INTROSPECT_PATH: &str = "/introspect";
 /// Where the metadata is served (RFC 8414 §3).
 pub const METADATA_PATH: &str = "/.well-known/oauth-authorization-server";
+/// Where the OpenID Provider metadata is served (OpenID Connect Discovery §4).
+pub const OPENID_CONFIGURATION_PATH: &str = "/.well-known/openid-configuration";
 
 /// The metadata document.
 pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> serde_json::Value {
@@ -89,7 +98,79 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if let Some(uri) = &c.error_uri {
         doc["service_documentation"] = uri.as_str().into();
     }
+    if c.oidc {
+        openid_members(p, &mut doc);
+    }
     doc
+}
+
+/// The OpenID Provider members (OpenID Connect Discovery §3) of the document.
+fn openid_members<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    doc: &mut serde_json::Value,
+) {
+    let c = p.config();
+    // Only algorithms with a key that signs now: a client registering another gets an
+    // error at registration time, not an unverifiable token.
+    let algs: Vec<&str> = p
+        .signer()
+        .active_algs()
+        .into_iter()
+        .map(|a| a.as_str())
+        .collect();
+    let claims: Vec<&str> = ["sub", "iss", "aud", "exp", "iat", "auth_time", "nonce"]
+        .into_iter()
+        .chain(["acr", "amr", "sid", "at_hash", "c_hash"])
+        .chain(crate::claims::STANDARD_CLAIMS)
+        .collect();
+    let members = json!({
+        "userinfo_endpoint": format!("{}{}", c.issuer, crate::endpoint::userinfo::USERINFO_PATH),
+        "subject_types_supported": crate::oidc::subject::SUBJECT_TYPES,
+        "id_token_signing_alg_values_supported": algs,
+        "userinfo_signing_alg_values_supported": algs,
+        "claims_supported": claims,
+        "claim_types_supported": ["normal"],
+        "claims_parameter_supported": true,
+        // Discovery §3: request_uri_parameter_supported defaults to true, so say false.
+        "request_parameter_supported": false,
+        "request_uri_parameter_supported": false,
+    });
+    if let (Some(doc), serde_json::Value::Object(members)) = (doc.as_object_mut(), members) {
+        doc.extend(members);
+    }
+}
+
+/// Whether the request path `path` is one where the document is served: a well-known path
+/// (`/.well-known/openid-configuration` only while OpenID Connect is on), as is or followed
+/// by the issuer's path (RFC 8414 §3.1 insertion).
+pub fn serves<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>, path: &str) -> bool {
+    let c = p.config();
+    let issuer_path = c
+        .issuer
+        .split_once("://")
+        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
+        .unwrap_or("");
+    let oidc = c.oidc.then_some(OPENID_CONFIGURATION_PATH);
+    [Some(METADATA_PATH), oidc]
+        .into_iter()
+        .flatten()
+        .any(|well_known| {
+            path.strip_prefix(well_known).is_some_and(|rest| {
+                rest.is_empty() || (!issuer_path.is_empty() && rest == issuer_path)
+            })
+        })
+}
+
+/// The document at the request path `path` (see [`serves`]), or 404.
+pub fn handle_path<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    path: &str,
+) -> HttpResponse {
+    if serves(p, path) {
+        handle(p)
+    } else {
+        HttpResponse::json(404, &json!({ "error": "not_found" }))
+    }
 }
 
 /// The metadata response: public, cacheable for an hour.

@@ -7,6 +7,7 @@ pub mod jwks;
 pub mod metadata;
 pub mod revoke;
 pub mod token;
+pub mod userinfo;
 
 /// Answers `err` and reports the refusal to the event sink.
 fn refused<S, U>(

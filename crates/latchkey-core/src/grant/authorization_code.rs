@@ -12,6 +12,7 @@
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::events::Event;
+use crate::oidc::{self, id_token};
 use crate::pkce;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
@@ -56,21 +57,44 @@ where
         .confirm(redirect_uri)?;
     // RFC 7636 §4.6: the verifier must answer the code's challenge; none without one.
     pkce::confirm(record.challenge.as_ref(), code_verifier)?;
-    p.issue(Grant {
-        client_id: client.id.clone(),
-        subject: Some(record.subject),
-        username: Some(record.username),
-        scope: record.scope,
-        grant_type: GrantType::AuthorizationCode,
-        family: record.family,
-        family_issued_at: None,
-        access_ttl: p.access_ttl(client, GrantType::AuthorizationCode),
-        refresh_ttl: client
-            .allows(GrantType::RefreshToken)
-            .then(|| p.refresh_ttl(client, GrantType::AuthorizationCode)),
-        binding,
-        attached: record.attached,
-        access_token_format: client.metadata.access_token_format(),
-    })
-    .await
+    // OpenID Connect Core §3.1.3.3: an ID token with the tokens when `openid` was granted.
+    let oidc = oidc::is_openid(&record.scope).then(|| {
+        (
+            record.subject.clone(),
+            record.nonce.clone(),
+            record.auth.clone(),
+        )
+    });
+    let mut response = p
+        .issue(Grant {
+            client_id: client.id.clone(),
+            subject: Some(record.subject),
+            username: Some(record.username),
+            scope: record.scope,
+            grant_type: GrantType::AuthorizationCode,
+            family: record.family,
+            family_issued_at: None,
+            access_ttl: p.access_ttl(client, GrantType::AuthorizationCode),
+            refresh_ttl: client
+                .allows(GrantType::RefreshToken)
+                .then(|| p.refresh_ttl(client, GrantType::AuthorizationCode)),
+            binding,
+            access_token_format: client.metadata.access_token_format(),
+            attached: record.attached,
+            auth: record.auth,
+        })
+        .await?;
+    if let Some((subject, nonce, auth)) = oidc {
+        response.id_token = id_token::for_tokens(
+            p,
+            client,
+            &subject,
+            auth.as_deref(),
+            nonce.as_deref(),
+            &response.scope,
+            response.access_token.expose(),
+        )
+        .await?;
+    }
+    Ok(response)
 }

@@ -40,6 +40,7 @@ where
         // No resource owner authorized anything: nothing is attached.
         attached: crate::attached::Attached::new(),
         access_token_format: client.metadata.access_token_format(),
+        auth: None,
     })
     .await
 }

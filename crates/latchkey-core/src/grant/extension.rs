@@ -267,6 +267,7 @@ where
         binding,
         attached: decision.attached,
         access_token_format: client.metadata.access_token_format(),
+        auth: None,
     })
     .await
 }

@@ -67,6 +67,7 @@ where
         // What the authenticator attached to this user (see crate::attached).
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
+        auth: None,
     })
     .await
 }

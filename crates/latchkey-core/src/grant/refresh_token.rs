@@ -8,6 +8,7 @@
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
 use crate::events::Event;
+use crate::oidc::{self, id_token};
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::ScopeSet;
@@ -97,8 +98,29 @@ where
         // The family keeps what was attached when it was authorized.
         attached: record.attached.clone(),
         access_token_format: client.metadata.access_token_format(),
+        // And how the user authenticated then (OpenID Connect Core §12.2: the same
+        // auth_time).
+        auth: record.auth.clone(),
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
+    // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no
+    // `nonce`, when the (possibly narrowed) scope still has `openid`. Signed before the
+    // rotation, so a signing failure leaves the presented refresh token usable.
+    let id_token = match &grant.subject {
+        Some(subject) if oidc::is_openid(&grant.scope) => {
+            id_token::for_tokens(
+                p,
+                client,
+                subject,
+                grant.auth.as_deref(),
+                None,
+                &grant.scope,
+                minted.access_token.expose(),
+            )
+            .await?
+        }
+        _ => None,
+    };
     match p
         .store()
         .rotate_refresh(&digest, &minted.records, now)
@@ -118,7 +140,9 @@ where
         subject: grant.subject.clone(),
         with_refresh: true,
     });
-    Ok(p.token_response(grant, minted, GrantType::RefreshToken, now))
+    let mut response = p.token_response(grant, minted, GrantType::RefreshToken, now);
+    response.id_token = id_token;
+    Ok(response)
 }
 
 fn report_reuse<S, U>(p: &Provider<S, U>, client: &Client, family: &str, revoked: u64)

@@ -62,6 +62,16 @@ impl Kek {
         base64::engine::general_purpose::STANDARD.encode(self.bytes)
     }
 
+    /// A secret for another purpose derived from this key, HMAC-SHA-256(key, `label`) in
+    /// base64url: one key to keep and share between nodes instead of one per purpose (the
+    /// server derives the pairwise-subject salt with it). Different labels give unrelated
+    /// secrets, and none reveals the key.
+    pub fn derive(&self, label: &str) -> crate::secret::Secret {
+        let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, &self.bytes);
+        let tag = aws_lc_rs::hmac::sign(&key, label.as_bytes());
+        crate::secret::Secret::new(super::b64(tag.as_ref()))
+    }
+
     fn key(&self) -> Result<LessSafeKey, JoseError> {
         let unbound = UnboundKey::new(&AES_256_GCM, &self.bytes)
             .map_err(|_| JoseError::Key("AES-256-GCM refused the key"))?;

@@ -3,11 +3,8 @@
 //!
 //! Two steps, so every flow (the token endpoint's code and refresh grants, the hybrid flow
 //! at the authorization endpoint) assembles the same claims and signs them the same way:
-//!
-//! ```ignore
-//! let claims = IdTokenClaims::for_grant(p, &client, &local_subject, Some(&auth), nonce)?;
-//! let id_token = mint(p, &client, claims, Some(access_token), Some(code))?;
-//! ```
+//! `IdTokenClaims::for_grant(p, &client, &local_subject, Some(&auth), nonce)?`, then
+//! `mint(p, &client, claims, Some(access_token), Some(code))?`.
 //!
 //! [`IdTokenClaims::for_grant`] sets `iss`, `sub` (public or pairwise, see
 //! [`super::subject`]), `aud`, `exp`, `iat`, and from the login's [`AuthContext`]
@@ -17,10 +14,12 @@
 //! default algorithm, with header `typ: JWT` and the key's `kid`.
 
 use super::AuthContext;
+use crate::claims::{ClaimsQuery, ClaimsTarget};
 use crate::client::Client;
 use crate::error::OAuthError;
 use crate::jose::{JwsSigner, SigningAlg};
 use crate::provider::Provider;
+use crate::scope::ScopeSet;
 use crate::store::ProviderStore;
 use crate::user::UserAuthenticator;
 use serde::{Deserialize, Serialize};
@@ -149,6 +148,50 @@ impl IdTokenClaims {
             user: Map::new(),
         })
     }
+
+    /// Adds the claims about the user (local subject `subject`) that a grant of `scope` with
+    /// the login's `claims` request releases to `target` (see [`crate::claims`]), from the
+    /// provider's claims source. The hybrid flow passes [`ClaimsTarget::IdTokenOnly`] when no
+    /// access token is issued with the ID token.
+    pub async fn add_user_claims<S: ProviderStore, U: UserAuthenticator>(
+        &mut self,
+        p: &Provider<S, U>,
+        subject: &str,
+        target: ClaimsTarget,
+        scope: &ScopeSet,
+        auth: Option<&AuthContext>,
+    ) -> Result<(), OAuthError> {
+        let request = auth.and_then(|a| a.claims.as_ref());
+        let query = ClaimsQuery::new(target, scope, request);
+        self.user.extend(p.user_claims(subject, &query).await?);
+        Ok(())
+    }
+}
+
+/// The ID token issued with an access token at the token endpoint (OpenID Connect Core
+/// §3.1.3.3, §12.2): the one rule the authorization-code and refresh grants follow. `None`
+/// unless OpenID Connect is on and the granted `scope` (after any narrowing on refresh) has
+/// `openid`; otherwise an ID token about `subject` for `client`, with `at_hash` of
+/// `access_token`, the login's context `auth` and the request's `nonce` (none on a refresh).
+pub async fn for_tokens<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    client: &Client,
+    subject: &str,
+    auth: Option<&AuthContext>,
+    nonce: Option<&str>,
+    scope: &ScopeSet,
+    access_token: &str,
+) -> Result<Option<String>, OAuthError> {
+    if !p.config().oidc || !super::is_openid(scope) {
+        return Ok(None);
+    }
+    let mut claims = IdTokenClaims::for_grant(p, client, subject, auth, nonce)?;
+    // §5.4: with an access token, the scope values' claims go to userinfo; the ID token
+    // carries only what the `claims` parameter asked for it.
+    claims
+        .add_user_claims(p, subject, ClaimsTarget::IdToken, scope, auth)
+        .await?;
+    mint(p, client, claims, Some(access_token), None).map(Some)
 }
 
 /// The algorithm `client`'s ID tokens are signed with: its registered

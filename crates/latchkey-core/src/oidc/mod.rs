@@ -10,6 +10,7 @@ pub mod subject;
 
 pub use id_token::{IdTokenClaims, mint};
 
+use crate::claims::ClaimsRequest;
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_token};
 use crate::scope::ScopeSet;
@@ -65,9 +66,11 @@ pub struct AuthContext {
     /// The login session's identifier, when the login has one.
     #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
-    /// The `claims` request parameter of the authorization request, when one was sent.
+    /// The `claims` request parameter of the authorization request (§5.5), when one was
+    /// sent: it decides the ID token's and the userinfo response's individual claims for the
+    /// whole grant.
     #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
-    pub claims: Option<serde_json::Value>,
+    pub claims: Option<ClaimsRequest>,
 }
 
 impl AuthContext {

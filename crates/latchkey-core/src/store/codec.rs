@@ -19,8 +19,9 @@
 //!
 //! # Fields without a column of their own
 //! Fields added to the records since the seam (data attached at authorization,
-//! [`TokenRecord::attached`] / [`CodeRecord::attached`], as `"a"`; later OpenID Connect's
-//! `auth_time`/`acr`/`amr` or a DPoP key thumbprint) live in [`TokenExt`] / [`CodeExt`],
+//! [`TokenRecord::attached`] / [`CodeRecord::attached`], as `"a"`; OpenID Connect's
+//! authentication context, [`TokenRecord::auth`] / [`CodeRecord::auth`], as `"o"`; later a
+//! DPoP key thumbprint) live in [`TokenExt`] / [`CodeExt`],
 //! nested in the body under `"x"`. Redis and memcached store them with no change of their
 //! own. The SQL stores, which give every older field a column, keep them in one nullable `ext`
 //! text column holding exactly [`encode_token_ext`] / [`encode_code_ext`] (`NULL` when empty)
@@ -45,6 +46,7 @@ use crate::attached::Attached;
 use crate::claims::UserClaims;
 use crate::client::{Client, ClientId, ClientMetadata, GrantType};
 use crate::clock::UnixTime;
+use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
@@ -96,6 +98,9 @@ pub struct TokenExt {
     /// [`TokenRecord::attached`].
     #[serde(default, skip_serializing_if = "Attached::is_empty")]
     a: Attached,
+    /// [`TokenRecord::auth`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<Box<AuthContext>>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest, as stored.
@@ -134,6 +139,9 @@ pub struct CodeExt {
     /// [`CodeRecord::attached`].
     #[serde(default, skip_serializing_if = "Attached::is_empty")]
     a: Attached,
+    /// [`CodeRecord::auth`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    o: Option<Box<AuthContext>>,
 }
 
 impl TokenExt {
@@ -141,12 +149,14 @@ impl TokenExt {
     pub fn of(record: &TokenRecord) -> Self {
         Self {
             a: record.attached.clone(),
+            o: record.auth.clone(),
         }
     }
 
     /// Sets the extension fields of `record` from these.
     pub fn apply(self, record: &mut TokenRecord) {
         record.attached = self.a;
+        record.auth = self.o;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -160,12 +170,14 @@ impl CodeExt {
     pub fn of(code: &CodeRecord) -> Self {
         Self {
             a: code.attached.clone(),
+            o: code.auth.clone(),
         }
     }
 
     /// Sets the extension fields of `code` from these.
     pub fn apply(self, code: &mut CodeRecord) {
         code.attached = self.a;
+        code.auth = self.o;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -220,6 +232,7 @@ impl TokenBody {
             rotated,
             binding: self.b.map(|(user_agent, ip)| Binding { user_agent, ip }),
             attached: Attached::new(),
+            auth: None,
         };
         self.x.apply(&mut record);
         Ok(record)
@@ -297,6 +310,7 @@ impl CodeBody {
             issued_at: UnixTime(self.i),
             expires_at: UnixTime(self.e),
             attached: Attached::new(),
+            auth: None,
         };
         self.x.apply(&mut code);
         Ok(code)
@@ -479,6 +493,7 @@ mod tests {
                     ip: "203.0.113.9".into(),
                 }),
                 attached: Attached::new(),
+                auth: None,
             }
         );
         // Written back byte for byte: a server still running the old code reads it.
@@ -511,6 +526,7 @@ mod tests {
                 issued_at: UnixTime(1_700_000_000),
                 expires_at: UnixTime(1_700_000_060),
                 attached: Attached::new(),
+                auth: None,
             }
         );
         assert_eq!(encode_code(&code).expect("encode"), CODE_V1);
@@ -569,6 +585,37 @@ mod tests {
             };
             assert_eq!(err.kind(), StoreErrorKind::Corrupt, "{json}");
         }
+    }
+
+    #[test]
+    fn the_authentication_context_lives_in_x_and_in_the_ext_column() {
+        let auth = AuthContext::login(Some(UnixTime(1_699_999_000)), &["pwd"], None, Some("s"));
+        let mut token = decode_token(digest(), REFRESH_V1, false, false).expect("decode");
+        token.auth = Some(Box::new(auth.clone()));
+        let body = encode_token(&token).expect("encode");
+        assert!(
+            body.ends_with(r#","x":{"o":{"t":1699999000,"m":["pwd"],"s":"s"}}}"#),
+            "{body}"
+        );
+        assert_eq!(
+            decode_token(digest(), &body, false, false).expect("decode"),
+            token
+        );
+        let column = encode_token_ext(&token).expect("encode").expect("not null");
+        let mut read = decode_token(digest(), REFRESH_V1, false, false).expect("decode");
+        decode_token_ext(&mut read, Some(&column)).expect("column");
+        assert_eq!(read, token);
+
+        let mut code = decode_code(digest(), CODE_V1).expect("decode");
+        code.auth = Some(Box::new(auth));
+        let column = encode_code_ext(&code).expect("encode").expect("not null");
+        let mut read = decode_code(digest(), CODE_V1).expect("decode");
+        decode_code_ext(&mut read, Some(&column)).expect("column");
+        assert_eq!(read, code);
+        assert_eq!(
+            decode_code(digest(), &encode_code(&code).expect("enc")).expect("dec"),
+            code
+        );
     }
 
     #[test]

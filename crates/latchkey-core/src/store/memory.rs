@@ -687,6 +687,7 @@ mod tests {
         }
         let record = |key: [u8; 32]| TokenRecord {
             attached: crate::attached::Attached::new(),
+            auth: None,
             digest: Digest::from_bytes(key),
             kind: crate::token::TokenKind::Access,
             client_id: crate::client::ClientId::parse("c").expect("valid"),

@@ -73,10 +73,14 @@ pub fn app_with_cors(
     Ok(wrap(oauth_routes(provider, cors)?, ui, around))
 }
 
-/// The OAuth endpoints, with CORS on those a browser app calls (never on introspection,
+/// The OAuth endpoints, with CORS on those a browser app calls (token, revocation, metadata,
+/// discovery, userinfo; never on introspection,
 /// which only resource servers use, nor on the pages, which are navigated to).
 fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Router> {
-    use latchkey_core::endpoint::metadata::{METADATA_PATH, REVOKE_PATH, TOKEN_PATH};
+    use latchkey_core::endpoint::metadata::{
+        METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
+    };
+    use latchkey_core::endpoint::userinfo::USERINFO_PATH;
     let oauth = latchkey_axum::router(provider);
     let Some(layer) = cors_layer(cors)? else {
         return Ok(oauth);
@@ -91,7 +95,9 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
     Ok(Router::new()
         .route_service(TOKEN_PATH, with_cors.clone())
         .route_service(REVOKE_PATH, with_cors.clone())
-        .route_service(METADATA_PATH, with_cors)
+        .route_service(METADATA_PATH, with_cors.clone())
+        .route_service(OPENID_CONFIGURATION_PATH, with_cors.clone())
+        .route_service(USERINFO_PATH, with_cors)
         .fallback_service(oauth))
 }
 

@@ -68,7 +68,9 @@ pub fn build_provider(
                     },
                 )?,
             ),
-        ..Config::default()
+        oidc: settings.oidc.enabled,
+        id_token_ttl: settings.oidc.id_token_ttl,
+        pairwise_salt: Some(pairwise_salt(settings)?),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
@@ -103,6 +105,15 @@ fn logout_sink() -> Arc<dyn latchkey_core::logout::LogoutSink> {
             Arc::new(latchkey_core::logout::NoLogoutDelivery)
         }
     }
+}
+
+/// The pairwise-subject salt: `oidc.pairwise_salt`, or derived from the key-encryption key.
+fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::Secret> {
+    if let Some(salt) = &settings.oidc.pairwise_salt {
+        return Ok(latchkey_core::secret::Secret::new(salt.as_str()));
+    }
+    let kek = crate::signing_keys::load_kek(settings)?;
+    Ok(kek.derive("latchkey pairwise subject salt v1"))
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).

@@ -25,7 +25,6 @@ pub use oidc::{
 pub use pending::Pending;
 pub use request::{AuthorizeRequest, ResponseType};
 
-use crate::claims::ClaimsRequest;
 use crate::client::{ClientType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::random_token;
@@ -61,6 +60,11 @@ pub struct Authentication<'a> {
     /// server-side sessions: a client that gets a code or a token is recorded in that session,
     /// to be told when it ends (see [`crate::logout`]).
     pub sid: Option<String>,
+    /// How the user authenticated (RFC 8176 values); Latchkey's own login is a password,
+    /// `["pwd"]`. Empty when unknown.
+    pub amr: &'a [&'a str],
+    /// The authentication context class reference the login satisfied, when known.
+    pub acr: Option<&'a str>,
 }
 
 impl<'a> Authentication<'a> {
@@ -72,7 +76,15 @@ impl<'a> Authentication<'a> {
             auth_time: None,
             fresh: false,
             sid: None,
+            amr: &[],
+            acr: None,
         }
+    }
+
+    /// What the ID tokens of a grant approved under this authentication state (see
+    /// [`AuthContext`]).
+    pub fn context(&self) -> AuthContext {
+        AuthContext::login(self.auth_time, self.amr, self.acr, self.sid.as_deref())
     }
 
     /// Whether `request` wants the user to log in again despite this authentication.
@@ -399,8 +411,11 @@ where
     let user = auth.user;
     let issuer = p.config().issuer.clone();
     let response_type = request.response_type;
+    // What the ID tokens of this grant will say about the login; kept only when there is
+    // something to say.
+    let context = Some(auth_context(request, auth)).filter(|c| !c.is_empty());
     let code = if response_type.has_code() {
-        match issue_code(p, request, user).await {
+        match issue_code(p, request, user, context.clone().map(Box::new)).await {
             Ok(code) => Some(code),
             Err(err) => return error_redirect(p, request, &err),
         }
@@ -422,6 +437,7 @@ where
             binding: request.binding.clone(),
             attached: user.attached.clone(),
             access_token_format: request.client.metadata.access_token_format(),
+            auth: context.map(Box::new),
         };
         match p.issue(grant).await {
             Ok(token) => Some(token),
@@ -474,6 +490,7 @@ async fn issue_code<S, U>(
     p: &Provider<S, U>,
     request: &AuthorizeRequest,
     user: &AuthenticatedUser,
+    auth: Option<Box<AuthContext>>,
 ) -> Result<Secret, OAuthError>
 where
     S: ProviderStore,
@@ -496,6 +513,7 @@ where
         issued_at: now,
         expires_at: now.plus(p.config().code_ttl),
         attached: user.attached.clone(),
+        auth,
     };
     p.store().save_code(&record, now).await?;
     Ok(code)
@@ -515,8 +533,8 @@ fn subject_for_client<S: ProviderStore, U: UserAuthenticator>(
 /// How the user of `auth` authenticated, as the ID tokens of `request` state it (OpenID
 /// Connect Core §2): the login time when known, and the `claims` request parameter.
 pub(crate) fn auth_context(request: &AuthorizeRequest, auth: &Authentication<'_>) -> AuthContext {
-    let mut context = AuthContext::login(auth.auth_time, &[], None, None);
-    context.claims = request.claims().map(ClaimsRequest::to_value);
+    let mut context = auth.context();
+    context.claims = request.claims().cloned();
     context
 }
 
