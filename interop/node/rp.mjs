@@ -29,14 +29,17 @@ async function keygen() {
     ['sign', 'verify'],
   )
   const kid = oidc.randomState()
-  const priv = { ...(await crypto.subtle.exportKey('jwk', pair.privateKey)), kid, alg: 'ES256' }
-  const pub = { ...(await crypto.subtle.exportKey('jwk', pair.publicKey)), kid, alg: 'ES256', use: 'sig' }
+  // Only the RFC 7517/7518 members: WebCrypto's `ext` and `key_ops` stay out (`key_ops`
+  // beside `use` is what RFC 7517 §4.3 advises against).
+  const { kty, crv, x, y, d } = await crypto.subtle.exportKey('jwk', pair.privateKey)
+  const pub = { kty, crv, x, y, kid, alg: 'ES256', use: 'sig' }
+  const priv = { ...pub, d }
   emit({ private_jwk: priv, jwks: { keys: [pub] } })
 }
 
 async function clientAuthentication(config) {
   if (config.private_jwk) {
-    const { kid, ...jwk } = config.private_jwk
+    const { kid, alg, use, ...jwk } = config.private_jwk
     const key = await crypto.subtle.importKey(
       'jwk',
       jwk,

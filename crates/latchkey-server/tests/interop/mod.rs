@@ -143,20 +143,20 @@ impl Arrival {
 }
 
 /// What a browser does with the authorization URL a relying party built: go there, log in
-/// when asked, allow when asked, and stop at the redirect URI.
+/// when asked, allow when asked, and stop when it leaves the server (at the redirect URI).
 pub async fn sign_in(agent: &mut Agent, op: &Op, authorize_url: &str) -> Arrival {
     assert!(
-        authorize_url.starts_with(op.issuer()),
+        on_server(op, authorize_url),
         "the peer's authorization URL is not on the server: {authorize_url}"
     );
     let mut page = agent.get(authorize_url).await;
     for _ in 0..8 {
         if matches!(page.status, 302 | 303) {
-            let to = page.location().to_owned();
-            if to.starts_with(REDIRECT_URI) {
+            let to = absolute(op, page.location());
+            if !on_server(op, &to) {
                 return Arrival::Get(to);
             }
-            page = agent.get(&absolute(op, &to)).await;
+            page = agent.get(&to).await;
         } else if page.status == 200 && page.body.contains("name=\"password\"") {
             let action = form_action(&page).expect("the login page has a form");
             page = agent
@@ -183,7 +183,7 @@ pub async fn sign_in(agent: &mut Agent, op: &Op, authorize_url: &str) -> Arrival
                 )
                 .await;
         } else if page.status == 200
-            && let Some(action) = form_action(&page).filter(|a| a.starts_with(REDIRECT_URI))
+            && let Some(action) = form_action(&page).filter(|a| !on_server(op, a))
         {
             // OAuth 2.0 Form Post Response Mode §2: the page's form, posted as it stands.
             let body = form_urlencoded::Serializer::new(String::new())
@@ -307,6 +307,42 @@ pub fn check_result(op: &Op, result: &Value) {
     assert_eq!(result["access_token_changed"], true, "{result:#}");
 }
 
+/// The whole story with a peer in another process: it prints the authorization URL it built,
+/// the browser signs in, the peer gets the redirect and does the rest (token, ID-token
+/// validation, userinfo, refresh, logout URL), its result passes [`check_result`], and the
+/// browser follows its logout URL, after which the session is over. Returns how the browser
+/// arrived at the redirect URI.
+pub async fn run_peer(op: &Op, mut peer: Peer) -> Arrival {
+    let authorize = peer.next()["authorize"]
+        .as_str()
+        .expect("the authorization URL")
+        .to_owned();
+    let mut browser = Agent::new();
+    let arrival = sign_in(&mut browser, op, &authorize).await;
+    peer.send(&arrival.to_json());
+    let result = peer.next()["result"].clone();
+    let name = peer.name;
+    assert!(peer.finish(), "{name} exited with an error");
+    check_result(op, &result);
+
+    assert!(
+        has_session(&mut browser, &authorize).await,
+        "the browser is signed in before logout"
+    );
+    sign_out(
+        &mut browser,
+        op,
+        result["logout_url"].as_str().expect("logout URL"),
+        result["logout_state"].as_str().expect("logout state"),
+    )
+    .await;
+    assert!(
+        !has_session(&mut browser, &authorize).await,
+        "the session is over after logout"
+    );
+    arrival
+}
+
 /// A third-party relying party in another process: JSON lines on its stdout, answers on its
 /// stdin, bounded in time. Killed when dropped.
 pub struct Peer {
@@ -347,8 +383,8 @@ impl Peer {
         }
     }
 
-    /// The peer's next message; panics with what it said when it failed or went silent.
-    pub fn next(&mut self) -> Value {
+    /// The peer's next line of output; panics with its stderr when it went silent.
+    pub fn next_line(&mut self) -> String {
         let line = tokio::task::block_in_place(|| self.lines.recv_timeout(STEP_TIMEOUT));
         let Ok(line) = line else {
             let _ = self.child.kill();
@@ -358,6 +394,12 @@ impl Peer {
                 std::fs::read_to_string(&self.stderr).unwrap_or_default()
             )
         };
+        line
+    }
+
+    /// The peer's next message; panics with what it said when it failed or went silent.
+    pub fn next(&mut self) -> Value {
+        let line = self.next_line();
         let value: Value = serde_json::from_str(&line)
             .unwrap_or_else(|_| panic!("{} printed something other than JSON: {line}", self.name));
         if let Some(error) = value.get("error") {
@@ -434,6 +476,12 @@ fn hidden_fields(page: &Page) -> Vec<(String, String)> {
         rest = &rest[value_start + value_len..];
     }
     fields
+}
+
+/// Whether `url` (absolute) is on the server under test.
+fn on_server(op: &Op, url: &str) -> bool {
+    url.strip_prefix(op.issuer())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['/', '?']))
 }
 
 /// `location` made absolute against the server.
