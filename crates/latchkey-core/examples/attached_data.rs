@@ -71,6 +71,7 @@ pub async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
             username: "alice".into(),
             password_hash: "unused: alice signs in with the application's SSO".into(),
             created_at: now,
+            claims: Default::default(),
         })
         .await?;
 

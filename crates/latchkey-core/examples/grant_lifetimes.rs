@@ -52,6 +52,7 @@ pub async fn run() -> Result<Outcome, Box<dyn std::error::Error>> {
             username: "alice".into(),
             password_hash: password::hash(&Secret::new("correct horse"), provider.entropy())?,
             created_at: provider.clock().now(),
+            claims: Default::default(),
         })
         .await?;
     let grants = [

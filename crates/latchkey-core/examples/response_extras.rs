@@ -39,6 +39,7 @@ pub async fn run() -> Result<serde_json::Value, Box<dyn std::error::Error>> {
             username: "alice".into(),
             password_hash: password::hash(&Secret::new("correct horse"), provider.entropy())?,
             created_at: provider.clock().now(),
+            claims: Default::default(),
         })
         .await?;
     let (client, secret) = NewClient::confidential("legacy-app")

@@ -40,6 +40,7 @@
 //! ```
 
 pub mod attached;
+pub mod claims;
 pub mod client;
 pub mod client_metadata;
 pub mod clock;
@@ -72,6 +73,7 @@ pub mod user;
 
 /// The names most embedders need, in one import.
 pub mod prelude {
+    pub use crate::claims::{ClaimsQuery, ClaimsRequest, ClaimsSource, ClaimsTarget, UserClaims};
     pub use crate::client::{Client, ClientId, ClientType, GrantType, NewClient};
     pub use crate::clock::{Clock, ManualClock, SystemClock, UnixTime};
     pub use crate::config::{Config, ConfigError};

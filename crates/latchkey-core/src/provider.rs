@@ -1,7 +1,9 @@
 //! The [`Provider`]: configuration, store, user authenticator, clock, randomness, event
-//! sink and the embedder's extensions (token generator, response extras, extension grants)
-//! in one cheap-to-clone handle, with one method per endpoint.
+//! sink and the embedder's extensions (token generator, response extras, extension grants,
+//! claims source) in one cheap-to-clone handle, with one method per endpoint.
 
+use crate::claims::ClaimsSource;
+use crate::claims::source::DynClaimsSource;
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::config::{Config, ConfigError, GrantLifetimes};
@@ -55,6 +57,8 @@ struct Inner<S, U> {
     /// What signs the provider's JWTs; swapped whole when the keys change (see
     /// [`Provider::set_signer`]).
     signer: RwLock<Arc<dyn JwsSigner>>,
+    /// `None`: claims come from the user records of `store`.
+    claims: Option<Arc<dyn DynClaimsSource>>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -72,6 +76,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             extras: None,
             extension_grants: ExtensionGrants::default(),
             signer: None,
+            claims: None,
             registration_errors: Vec::new(),
         }
     }
@@ -303,6 +308,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         (left > 0).then(|| self.refresh_ttl(client, grant).min(left))
     }
 
+    /// The claims source plugged in with [`ProviderBuilder::claims_source`], if any.
+    pub(crate) fn claims_source(&self) -> Option<&dyn DynClaimsSource> {
+        self.inner.claims.as_deref()
+    }
+
     /// The extension grants registered with [`ProviderBuilder::extension_grant`].
     pub fn extension_grants(&self) -> &ExtensionGrants<S> {
         &self.inner.extension_grants
@@ -401,6 +411,7 @@ pub struct ProviderBuilder<S, U> {
     extras: Option<Arc<dyn ResponseExtras>>,
     extension_grants: ExtensionGrants<S>,
     signer: Option<Arc<dyn JwsSigner>>,
+    claims: Option<Arc<dyn DynClaimsSource>>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -462,6 +473,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
             self.registration_errors
                 .push(ConfigError::ExtensionGrant(uri.to_owned()));
         }
+        self
+    }
+
+    /// Takes the claims about users (OpenID Connect ID tokens and userinfo) from `source`
+    /// instead of the built-in user records (see [`crate::claims::source`]).
+    pub fn claims_source(mut self, source: impl ClaimsSource) -> Self {
+        self.claims = Some(Arc::new(source));
         self
     }
 
@@ -545,6 +563,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 extras: self.extras,
                 extension_grants: self.extension_grants,
                 signer: RwLock::new(signer),
+                claims: self.claims,
             }),
             client_ip: None,
         })

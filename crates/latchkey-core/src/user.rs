@@ -2,6 +2,7 @@
 //! implements to plug in its own user database (the seeds' `usergetter` / `IAuthCheck`).
 
 use crate::attached::Attached;
+use crate::claims::UserClaims;
 use crate::clock::UnixTime;
 use crate::secret::Secret;
 use crate::store::StoreError;
@@ -18,6 +19,9 @@ pub struct User {
     pub password_hash: String,
     /// When the user was created.
     pub created_at: UnixTime,
+    /// What OpenID Connect tells clients about the user (standard claims, released by scope;
+    /// see [`crate::claims`]); empty by default.
+    pub claims: UserClaims,
 }
 
 /// A resource owner whose credentials were checked.
@@ -127,6 +131,11 @@ impl<S, B> StoreUsers<S, B> {
     /// Authenticates against `store`, hashing on `blocking`.
     pub fn new(store: S, blocking: B) -> Self {
         Self { store, blocking }
+    }
+
+    /// The store the users are read from (the built-in claims source reads it too).
+    pub(crate) fn store(&self) -> &S {
+        &self.store
     }
 }
 

@@ -476,6 +476,7 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
         password_hash: latchkey_core::password::hash(&Secret::new("erin-pw"), provider.entropy())
             .expect("hash"),
         created_at: provider.clock().now(),
+        claims: Default::default(),
     };
     users.put_user(&user).await.expect("put user");
     let auth = format!(

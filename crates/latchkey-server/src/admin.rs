@@ -5,19 +5,21 @@
 use crate::store::AnyStore;
 use latchkey_core::client::{AuthMethod, Client, ClientId, ClientType, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock};
-use latchkey_core::entropy::{OsEntropy, random_hex};
+use latchkey_core::entropy::OsEntropy;
 use latchkey_core::password;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
 use latchkey_core::store::{
-    ClientStore, ConsentStore, SessionStore, StoreError, StoreErrorKind, TokenStore, UserStore,
-    withdraw_consent,
+    ClientStore, ConsentStore, SessionStore, StoreError, TokenStore, UserStore, withdraw_consent,
 };
 use latchkey_core::token::TokenKind;
 use latchkey_core::user::User;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use utoipa::ToSchema;
+
+mod users;
+pub use users::UserUpdate;
 
 /// Why an administrative operation failed; each maps to one HTTP status.
 #[derive(Debug, thiserror::Error)]
@@ -256,6 +258,10 @@ pub struct UserView {
     pub username: String,
     /// Creation time, seconds since the epoch.
     pub created_at: i64,
+    /// The OpenID Connect standard claims set for the user (OpenID Connect Core §5.1), by
+    /// name; released to clients by the scopes they were granted.
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 impl From<&User> for UserView {
@@ -264,6 +270,7 @@ impl From<&User> for UserView {
             subject: u.id.clone(),
             username: u.username.clone(),
             created_at: u.created_at.0,
+            claims: u.claims.to_map(),
         }
     }
 }
@@ -606,31 +613,10 @@ impl Admin {
         Ok(())
     }
 
-    /// Adds a user with an Argon2id hash of `password`.
+    /// Adds a user with an Argon2id hash of `password` and no claims.
     pub async fn add_user(&self, username: &str, password: Secret) -> Result<UserView, AdminError> {
-        if username.is_empty() || username.len() > 255 {
-            return Err(AdminError::Invalid("user names are 1 to 255 bytes".into()));
-        }
-        if password.expose().is_empty() {
-            return Err(AdminError::Invalid("the password must not be empty".into()));
-        }
-        if self.store.get_user(username).await?.is_some() {
-            return Err(AdminError::Conflict(format!("user {username:?} exists")));
-        }
-        let user = User {
-            id: random_hex(&OsEntropy, 16),
-            username: username.to_owned(),
-            password_hash: hash(password).await?,
-            created_at: SystemClock.now(),
-        };
-        match self.store.put_user(&user).await {
-            Err(e) if e.kind() == StoreErrorKind::Conflict => {
-                return Err(AdminError::Conflict(format!("user {username:?} exists")));
-            }
-            other => other?,
-        }
-        self.audit("user_added", username);
-        Ok(UserView::from(&user))
+        self.add_user_with_claims(username, password, &serde_json::Map::new())
+            .await
     }
 
     /// Replaces a user's password.

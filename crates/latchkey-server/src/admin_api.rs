@@ -6,7 +6,7 @@
 
 use crate::admin::{
     Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient,
-    RevokedConsent, RotatedSecret, UserView,
+    RevokedConsent, RotatedSecret, UserUpdate, UserView,
 };
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -42,7 +42,7 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
         .route("/admin/users", get(list_users).post(add_user))
         .route(
             "/admin/users/{username}",
-            axum::routing::delete(delete_user),
+            get(get_user).patch(update_user).delete(delete_user),
         )
         .route("/admin/users/{username}/password", put(set_password))
         .route("/admin/users/{username}/logout", post(logout_user))
@@ -130,6 +130,10 @@ pub struct NewUserBody {
     pub username: String,
     /// The password (hashed with Argon2id; never stored or logged as given).
     pub password: String,
+    /// The user's OpenID Connect standard claims (OpenID Connect Core §5.1), by name.
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub claims: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A token to revoke or introspect.
@@ -245,9 +249,42 @@ async fn add_user(
     let Json(new) = body.map_err(bad_json)?;
     let user = api
         .admin
-        .add_user(&new.username, Secret::new(new.password))
+        .add_user_with_claims(&new.username, Secret::new(new.password), &new.claims)
         .await?;
     Ok((StatusCode::CREATED, Json(user)))
+}
+
+/// Shows one user, with their claims.
+#[utoipa::path(get, path = "/admin/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    responses(
+        (status = 200, description = "The user", body = UserView),
+        (status = 404, description = "No such user"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn get_user(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+) -> Result<Json<UserView>, AdminError> {
+    Ok(Json(api.admin.get_user(&username).await?))
+}
+
+/// Changes a user's OpenID Connect claims by a JSON merge patch (RFC 7396): a claim set to a
+/// value replaces it, `null` removes it. Only standard claims are accepted, each checked.
+#[utoipa::path(patch, path = "/admin/users/{username}", tag = "users",
+    params(("username" = String, Path, description = "login name")),
+    request_body = UserUpdate,
+    responses(
+        (status = 200, description = "The user as they now are", body = UserView),
+        (status = 400, description = "An unknown claim, or a value that breaks its rule"),
+        (status = 404, description = "No such user"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn update_user(
+    State(api): State<Api>,
+    Path(username): Path<String>,
+    body: Body<UserUpdate>,
+) -> Result<Json<UserView>, AdminError> {
+    let Json(update) = body.map_err(bad_json)?;
+    Ok(Json(api.admin.update_user(&username, update).await?))
 }
 
 /// Deletes a user and every token issued for them.
@@ -364,7 +401,7 @@ async fn introspect(
     ),
     paths(
         list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
-        list_users, add_user, delete_user, set_password, logout_user, list_consents,
+        list_users, add_user, get_user, update_user, delete_user, set_password, logout_user, list_consents,
         revoke_consent, revoke, introspect
     ),
     modifiers(&BearerAuth, &DescribedResponses)

@@ -10,6 +10,9 @@ use latchkey_core::secret::Secret;
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
+mod claims;
+pub use claims::ClaimArgs;
+
 /// Latchkey: an OAuth 2.0 authorization server.
 #[derive(Debug, Parser)]
 #[command(name = "latchkey", version, about)]
@@ -288,8 +291,23 @@ impl UpdateClient {
 /// User administration.
 #[derive(Debug, Subcommand)]
 pub enum UserCommand {
-    /// Add a user; the password is read from the terminal, or from stdin.
-    Add(UserPassword),
+    /// Add a user; the password is read from the terminal, or from stdin. Claim options set
+    /// what OpenID Connect tells clients about the user.
+    Add(UserAdd),
+    /// Change a user's OpenID Connect claims: the options given replace those claims,
+    /// `--unset` removes one, the others stay.
+    Update {
+        /// The user name.
+        username: String,
+        /// The claims to change.
+        #[command(flatten)]
+        claims: ClaimArgs,
+    },
+    /// Show a user and their claims, as JSON.
+    Show {
+        /// The user name.
+        username: String,
+    },
     /// Change a user's password (ends every login session of the user).
     Passwd(UserPassword),
     /// Delete a user, every token issued for them and their login sessions.
@@ -304,6 +322,17 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+}
+
+/// A new user: name, where the password comes from, claims.
+#[derive(Debug, Args)]
+pub struct UserAdd {
+    /// The user name and the password's source.
+    #[command(flatten)]
+    pub user: UserPassword,
+    /// The user's claims.
+    #[command(flatten)]
+    pub claims: ClaimArgs,
 }
 
 /// A user name and where the password comes from.
@@ -509,9 +538,10 @@ pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
 
 async fn user_inner(cmd: UserCommand, admin: &Admin) -> anyhow::Result<()> {
     match cmd {
-        UserCommand::Add(args) => {
+        UserCommand::Add(UserAdd { user: args, claims }) => {
+            let claims = claims.patch()?;
             let user = admin
-                .add_user(&args.username, read_password(args.password_stdin)?)
+                .add_user_with_claims(&args.username, read_password(args.password_stdin)?, &claims)
                 .await
                 .map_err(|e| match e {
                     AdminError::Conflict(_) => anyhow::anyhow!(
@@ -528,6 +558,20 @@ async fn user_inner(cmd: UserCommand, admin: &Admin) -> anyhow::Result<()> {
                 .set_password(&args.username, read_password(args.password_stdin)?)
                 .await?;
             println!("Changed the password of {:?}.", args.username);
+            Ok(())
+        }
+        UserCommand::Update { username, claims } => {
+            let update = crate::admin::UserUpdate {
+                claims: claims.patch()?,
+            };
+            let user = admin.update_user(&username, update).await?;
+            println!("Updated {username:?}.");
+            println!("{}", serde_json::to_string_pretty(&user.claims)?);
+            Ok(())
+        }
+        UserCommand::Show { username } => {
+            let user = admin.get_user(&username).await?;
+            println!("{}", serde_json::to_string_pretty(&user)?);
             Ok(())
         }
         UserCommand::Delete { username } => {

@@ -266,10 +266,10 @@ macro_rules! client_columns {
     };
 }
 
-/// The columns of `users`.
+/// The columns of `users`, in the order [`user_args`] binds them.
 macro_rules! user_columns {
     () => {
-        "id, username, password_hash, created_at"
+        "id, username, password_hash, created_at, claims"
     };
 }
 
@@ -445,13 +445,14 @@ impl ClientRow {
 }
 
 /// The values of [`user_columns`], in order.
-pub(crate) fn user_args(user: &User) -> [Arg<'_>; 4] {
-    args![
+pub(crate) fn user_args(user: &User) -> Result<[Arg<'_>; 5], StoreError> {
+    Ok(args![
         &user.id,
         &user.username,
         &user.password_hash,
-        user.created_at.0
-    ]
+        user.created_at.0,
+        codec::encode_user_claims(&user.claims)?,
+    ])
 }
 
 /// The values of [`token_columns`], in order.
@@ -603,6 +604,7 @@ pub(crate) fn user(row: &impl Columns) -> Result<User, StoreError> {
         username: row.text("username")?,
         password_hash: row.text("password_hash")?,
         created_at: UnixTime(row.int("created_at")?),
+        claims: codec::decode_user_claims(row.opt_text("claims")?.as_deref())?,
     })
 }
 

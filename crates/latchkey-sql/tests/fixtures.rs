@@ -172,6 +172,7 @@ impl Fixture {
                 username: "fixtüre".into(),
                 password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
                 created_at: UnixTime(FILLED_AT.0 - 900),
+                claims: Default::default(),
             },
             first: pair("first-access", "first-refresh", &family),
             second: pair("second-access", "second-refresh", &family),

@@ -286,6 +286,7 @@ async fn mysql_names_match_exactly_despite_trailing_space_padding() {
         username: "alice".into(),
         password_hash: "x".into(),
         created_at: now,
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("put user");
     assert_eq!(store.get_user("alice ").await.expect("get"), None);

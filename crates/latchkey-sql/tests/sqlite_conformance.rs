@@ -57,6 +57,7 @@ async fn data_survives_closing_and_reopening_the_file() {
         username: "durable".into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: now,
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("put user");
     let family = FamilyId::generate(&OsEntropy);

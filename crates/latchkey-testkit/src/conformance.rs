@@ -6,6 +6,7 @@
 
 use crate::ResponseExt;
 use latchkey_core::attached::Attached;
+use latchkey_core::claims::UserClaims;
 use latchkey_core::client::{AuthMethod, ClientId, ClientMetadata, GrantType, NewClient};
 use latchkey_core::clock::{Clock, SystemClock, UnixTime};
 use latchkey_core::config::Config;
@@ -40,6 +41,7 @@ macro_rules! store_conformance {
             deleting_a_client_deletes_its_tokens,
             users_round_trip,
             user_names_are_unique,
+            user_claims_survive_put_and_get,
             saved_tokens_read_back_exactly,
             unknown_tokens_are_none,
             rotation_consumes_once_and_reuse_revokes_the_family,
@@ -257,6 +259,7 @@ pub async fn users_round_trip<S: Store>(store: S) {
         username: "Zoë".into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: now(),
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("put");
     assert_eq!(
@@ -289,6 +292,7 @@ pub async fn user_names_are_unique<S: Store>(store: S) {
         username: "alice".into(),
         password_hash: "x".into(),
         created_at: now(),
+        claims: Default::default(),
     };
     store.put_user(&first).await.expect("put");
     let second = User {
@@ -301,6 +305,51 @@ pub async fn user_names_are_unique<S: Store>(store: S) {
         .expect_err("duplicate user name");
     assert_eq!(err.kind(), StoreErrorKind::Conflict);
     assert_eq!(store.get_user("alice").await.expect("get"), Some(first));
+}
+
+/// A user's OpenID Connect claims read back as written, by name, by id and in the list; a
+/// change replaces them and clearing them leaves none (OpenID Connect Core §5.1).
+pub async fn user_claims_survive_put_and_get<S: Store>(store: S) {
+    let claims = UserClaims::from_json(
+        r#"{"name":"Zoë Ω Müller","given_name":"Zoë","email":"zoe@example.com",
+            "email_verified":true,"picture":"https://img.example/z.png?s=64&x=ü",
+            "birthdate":"0000-02-29","locale":"de-CH","phone_number":"+41 44 668 18 00",
+            "phone_number_verified":false,"updated_at":1700000000,
+            "address":{"formatted":"Bahnhofstr. 1\n8001 Zürich","country":"CH"}}"#,
+    )
+    .expect("valid claims");
+    let mut user = User {
+        id: "u-claims".into(),
+        username: "zoe".into(),
+        password_hash: "x".into(),
+        created_at: now(),
+        claims,
+    };
+    store.put_user(&user).await.expect("put");
+    assert_eq!(
+        store.get_user("zoe").await.expect("get"),
+        Some(user.clone())
+    );
+    assert_eq!(
+        store.get_user_by_id("u-claims").await.expect("get by id"),
+        Some(user.clone())
+    );
+    assert_eq!(store.list_users().await.expect("list"), vec![user.clone()]);
+
+    let patch = serde_json::json!({"email": "z@example.org", "address": null, "nickname": "Z"});
+    let serde_json::Value::Object(patch) = patch else {
+        unreachable!("a JSON object literal")
+    };
+    user.claims = user.claims.merge(&patch).expect("valid patch");
+    store.put_user(&user).await.expect("update");
+    let read = store.get_user("zoe").await.expect("get").expect("present");
+    assert_eq!(read.claims, user.claims);
+    assert_eq!(read.claims.address, None);
+
+    user.claims = UserClaims::new();
+    store.put_user(&user).await.expect("clear");
+    let read = store.get_user_by_id("u-claims").await.expect("get");
+    assert_eq!(read.map(|u| u.claims), Some(UserClaims::new()));
 }
 
 /// What is saved reads back field for field.
@@ -599,6 +648,7 @@ pub async fn large_and_unicode_values_survive<S: Store>(store: S) {
         username: "用户名".repeat(40),
         password_hash: "h".repeat(500),
         created_at: now(),
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("put");
     assert_eq!(
@@ -817,6 +867,7 @@ pub async fn deleting_users_and_clients_forgets_their_consent<S: Store>(store: S
         username: "consenting".into(),
         password_hash: "x".into(),
         created_at: now(),
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("put");
     let scope = ScopeSet::parse("read").expect("valid");
@@ -1163,6 +1214,7 @@ fn plain_user(id: &str, username: &str) -> User {
         username: username.into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: now(),
+        claims: Default::default(),
     }
 }
 
@@ -1396,6 +1448,7 @@ pub async fn attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh
         username: "attached".into(),
         password_hash: "unused: this user logs in elsewhere".into(),
         created_at: now(),
+        claims: Default::default(),
     };
     store.put_user(&user).await.expect("user");
 

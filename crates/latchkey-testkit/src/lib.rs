@@ -171,6 +171,7 @@ impl TestKit {
             password_hash: password::hash(&Secret::new(password), self.provider.entropy())
                 .expect("hashing works"),
             created_at: self.now(),
+            claims: Default::default(),
         };
         self.store
             .put_user(&user)

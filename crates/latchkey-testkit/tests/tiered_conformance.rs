@@ -27,6 +27,7 @@ fn user(id: &str, username: &str) -> User {
         username: username.into(),
         password_hash: "$argon2id$v=19$m=19456,t=2,p=1$c2FsdA$aGFzaA".into(),
         created_at: SystemClock.now(),
+        claims: Default::default(),
     }
 }
 

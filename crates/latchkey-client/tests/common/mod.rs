@@ -208,6 +208,7 @@ impl TestServer {
             username: username.to_owned(),
             password_hash: hash,
             created_at: SystemClock.now(),
+            claims: Default::default(),
         };
         self.store.put_user(&user).await.expect("user stored");
     }

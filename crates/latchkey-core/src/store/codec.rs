@@ -32,11 +32,17 @@
 //! `Option` or have a default that is skipped when empty, so that rows and values written
 //! before it existed read as "not set".
 //!
+//! # User claims
+//! A user's OpenID Connect claims ([`UserClaims`]) are one JSON object in every backend: the
+//! SQL stores keep [`encode_user_claims`] in a nullable `claims` column (`NULL`: none) and
+//! read it back with [`decode_user_claims`].
+//!
 //! Decoding never panics: malformed JSON, an unknown kind, grant, PKCE method or version,
 //! and a malformed client id or scope are all [`StoreErrorKind::Corrupt`].
 
 use super::{StoreError, StoreErrorKind};
 use crate::attached::Attached;
+use crate::claims::UserClaims;
 use crate::client::{Client, ClientId, ClientMetadata, GrantType};
 use crate::clock::UnixTime;
 use crate::pkce::{Challenge, Method};
@@ -393,6 +399,21 @@ pub fn decode_code_ext(code: &mut CodeRecord, column: Option<&str>) -> Result<()
     Ok(())
 }
 
+/// The `claims` column of a user: its [`UserClaims`] as JSON, `None` when it has none. Every
+/// backend stores this one form.
+pub fn encode_user_claims(claims: &UserClaims) -> Result<Option<String>, StoreError> {
+    if claims.is_empty() {
+        return Ok(None);
+    }
+    to_json(claims).map(Some)
+}
+
+/// The claims of a user whose `claims` column reads back as `column`: none for `NULL`.
+/// Members a later version added are ignored; a wrong type is [`StoreErrorKind::Corrupt`].
+pub fn decode_user_claims(column: Option<&str>) -> Result<UserClaims, StoreError> {
+    column.map_or(Ok(UserClaims::default()), |json| from_json(json.as_bytes()))
+}
+
 /// Serializes a stored value (a body, or a store's own entry around one).
 pub fn to_json<T: Serialize>(value: &T) -> Result<String, StoreError> {
     serde_json::to_string(value).map_err(|e| StoreError::new(StoreErrorKind::Other, e))
@@ -585,6 +606,30 @@ mod tests {
             let err = decode_code_ext(&mut read, Some(bad)).expect_err(bad);
             assert_eq!(err.kind(), StoreErrorKind::Corrupt);
         }
+    }
+
+    #[test]
+    fn user_claims_column_is_null_when_empty_and_reads_back() {
+        assert_eq!(
+            encode_user_claims(&UserClaims::new()).expect("encode"),
+            None
+        );
+        assert_eq!(decode_user_claims(None).expect("null"), UserClaims::new());
+        let claims = UserClaims::from_json(r#"{"email":"a@b.example","address":{"country":"NZ"}}"#)
+            .expect("valid");
+        let column = encode_user_claims(&claims)
+            .expect("encode")
+            .expect("not null");
+        assert_eq!(
+            column,
+            r#"{"email":"a@b.example","address":{"country":"NZ"}}"#
+        );
+        assert_eq!(decode_user_claims(Some(&column)).expect("decode"), claims);
+        // A member a later server added is ignored; a wrong type is corrupt.
+        let later = decode_user_claims(Some(r#"{"email":"a@b.example","x_new":1}"#));
+        assert_eq!(later.expect("decode").email.as_deref(), Some("a@b.example"));
+        let err = decode_user_claims(Some(r#"{"email_verified":"yes"}"#)).expect_err("bad");
+        assert_eq!(err.kind(), StoreErrorKind::Corrupt);
     }
 
     #[test]

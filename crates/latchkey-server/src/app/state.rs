@@ -69,8 +69,10 @@ pub fn build_provider(
             ),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
-    Ok(Provider::builder(store, users)
+    Ok(Provider::builder(store, users.clone())
         .config(config)
+        // OpenID Connect claims come from the same built-in user records.
+        .claims_source(users)
         .events(Arc::new(LogEvents))
         .limits(limits(&settings.limits, counters))
         .build()?)

@@ -37,7 +37,9 @@ use crate::rows::{
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentRecord, ConsentStore, StoreError, UserStore};
+use latchkey_core::store::{
+    ClientStore, ConsentRecord, ConsentStore, StoreError, UserStore, codec,
+};
 use latchkey_core::user::User;
 use sqlx::pool::PoolConnection;
 use sqlx::{Pool, Transaction};
@@ -295,13 +297,14 @@ impl<D: Dialect> UserStore for SqlxStore<D> {
         let insert = concat!(
             "INSERT INTO users (",
             user_columns!(),
-            ") VALUES (?, ?, ?, ?)"
+            ") VALUES (?, ?, ?, ?, ?)"
         );
+        let values = rows::user_args(user)?;
         match D::UPSERT {
             Upsert::OnConflict => {
                 let sql = insert.to_owned()
-                    + &upsert::<D>("id", &["username", "password_hash", "created_at"]);
-                self.execute(sql, &rows::user_args(user)).await?;
+                    + &upsert::<D>("id", &["username", "password_hash", "created_at", "claims"]);
+                self.execute(sql, &values).await?;
             }
             // Not `ON DUPLICATE KEY UPDATE`: it fires on the user-name key too, and would
             // overwrite the user who holds the name. An update by id (a rename, or a new
@@ -309,19 +312,20 @@ impl<D: Dialect> UserStore for SqlxStore<D> {
             Upsert::OnDuplicateKey => {
                 let updated = self
                     .execute(
-                        "UPDATE users SET username = ?, password_hash = ?, created_at = ?
-                         WHERE id = ?",
+                        "UPDATE users SET username = ?, password_hash = ?, created_at = ?,
+                         claims = ? WHERE id = ?",
                         &args![
                             &user.username,
                             &user.password_hash,
                             user.created_at.0,
+                            codec::encode_user_claims(&user.claims)?,
                             &user.id
                         ],
                     )
                     .await?;
                 // sqlx asks MySQL for CLIENT_FOUND_ROWS: an unchanged row still counts.
                 if updated == 0 {
-                    self.execute(insert, &rows::user_args(user)).await?;
+                    self.execute(insert, &values).await?;
                 }
             }
         }

@@ -74,6 +74,11 @@ impl Dialect for MySqlDialect {
             name: "client_ext",
             sql: include_str!("../../migrations/mysql/0008_client_ext.sql"),
         },
+        Migration {
+            version: 10,
+            name: "user_claims",
+            sql: include_str!("../../migrations/mysql/0010_user_claims.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

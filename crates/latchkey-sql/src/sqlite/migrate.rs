@@ -62,6 +62,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "client_ext",
         sql: include_str!("../../migrations/sqlite/0010_client_ext.sql"),
     },
+    Migration {
+        version: 12,
+        name: "user_claims",
+        sql: include_str!("../../migrations/sqlite/0012_user_claims.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

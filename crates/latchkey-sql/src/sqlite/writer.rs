@@ -570,13 +570,14 @@ fn put_user(conn: &Connection, user: &User) -> rusqlite::Result<Result<(), Store
         concat!(
             "INSERT INTO users (",
             rows::user_columns!(),
-            ") VALUES (?, ?, ?, ?)
+            ") VALUES (?, ?, ?, ?, ?)
              ON CONFLICT (id) DO UPDATE SET
                  username = excluded.username,
                  password_hash = excluded.password_hash,
-                 created_at = excluded.created_at"
+                 created_at = excluded.created_at,
+                 claims = excluded.claims"
         ),
-        params_from_iter(rows::user_args(user)),
+        params_from_iter(rows::user_args(user).map_err(unencodable)?),
     )?;
     Ok(Ok(()))
 }
