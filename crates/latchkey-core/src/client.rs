@@ -258,11 +258,23 @@ pub enum AuthMethod {
     ClientSecretPost,
     /// `none`: a public client names itself with `client_id` only.
     None,
+    /// `private_key_jwt`: a JWT signed with one of the client's registered keys (RFC 7523
+    /// §2.2, OpenID Connect Core §9); see [`crate::client_assertion`].
+    PrivateKeyJwt,
+    /// `client_secret_jwt`: a JWT with an HMAC keyed by the client secret (OpenID Connect
+    /// Core §9); see [`crate::client_assertion`].
+    ClientSecretJwt,
 }
 
 impl AuthMethod {
     /// Every method, in a stable order.
-    pub const ALL: [AuthMethod; 3] = [Self::ClientSecretBasic, Self::ClientSecretPost, Self::None];
+    pub const ALL: [AuthMethod; 5] = [
+        Self::ClientSecretBasic,
+        Self::ClientSecretPost,
+        Self::None,
+        Self::PrivateKeyJwt,
+        Self::ClientSecretJwt,
+    ];
 
     /// The name used in RFC 7591 metadata, on the wire and in settings.
     pub fn as_str(self) -> &'static str {
@@ -270,6 +282,8 @@ impl AuthMethod {
             Self::ClientSecretBasic => "client_secret_basic",
             Self::ClientSecretPost => "client_secret_post",
             Self::None => "none",
+            Self::PrivateKeyJwt => "private_key_jwt",
+            Self::ClientSecretJwt => "client_secret_jwt",
         }
     }
 
@@ -334,9 +348,12 @@ pub struct Client {
 }
 
 impl Client {
-    /// Confidential when it has a secret, public otherwise.
+    /// Confidential when it has a secret or authenticates with its own key pair
+    /// (`private_key_jwt`), public otherwise.
     pub fn client_type(&self) -> ClientType {
-        if self.secret_digest.is_some() {
+        if self.secret_digest.is_some()
+            || self.token_endpoint_auth_method == Some(AuthMethod::PrivateKeyJwt)
+        {
             ClientType::Confidential
         } else {
             ClientType::Public
@@ -350,11 +367,15 @@ impl Client {
 
     /// Whether the client may authenticate with `method`: its registered method if it has
     /// one, otherwise what its type allows (a secret in the header or the body for a
-    /// confidential client, `none` for a public one).
+    /// confidential client, `none` for a public one). The JWT methods need keys or a sealed
+    /// secret that only their registration provides, so they are never a default.
     pub fn accepts(&self, method: AuthMethod) -> bool {
         match (self.token_endpoint_auth_method, self.client_type()) {
             (Some(registered), _) => registered == method,
-            (None, ClientType::Confidential) => method != AuthMethod::None,
+            (None, ClientType::Confidential) => matches!(
+                method,
+                AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost
+            ),
             (None, ClientType::Public) => method == AuthMethod::None,
         }
     }
@@ -391,10 +412,42 @@ impl Client {
                     "token_endpoint_auth_method none is for public clients: a confidential client authenticates with its secret".into(),
                 );
             }
-            (Some(m @ (AuthMethod::ClientSecretBasic | AuthMethod::ClientSecretPost)), true) => {
+            (
+                Some(
+                    m @ (AuthMethod::ClientSecretBasic
+                    | AuthMethod::ClientSecretPost
+                    | AuthMethod::ClientSecretJwt),
+                ),
+                true,
+            ) => {
                 return invalid(format!(
                     "token_endpoint_auth_method {m} needs a secret: public clients use none"
                 ));
+            }
+            _ => {}
+        }
+        match self.token_endpoint_auth_method {
+            // RFC 7523 §2.2 / OpenID Connect Core §9: the client proves itself with a key
+            // registered beforehand, inline (`jwks`) or at a `jwks_uri`.
+            Some(AuthMethod::PrivateKeyJwt) => match &self.metadata.jwks {
+                Some(jwks) => {
+                    if let Err(e) = crate::client_assertion::parse_jwks(jwks) {
+                        return invalid(e);
+                    }
+                }
+                None if self.metadata.jwks_uri.is_none() => {
+                    return invalid(
+                        "token_endpoint_auth_method private_key_jwt needs jwks or jwks_uri".into(),
+                    );
+                }
+                None => {}
+            },
+            // The HMAC needs the secret itself: it is kept sealed (see
+            // `client_assertion::seal_secret`).
+            Some(AuthMethod::ClientSecretJwt) if self.metadata.sealed_secret.is_none() => {
+                return invalid(
+                    "token_endpoint_auth_method client_secret_jwt needs the sealed secret".into(),
+                );
             }
             _ => {}
         }
@@ -545,9 +598,14 @@ impl NewClient {
     /// Creates the client. The secret (for confidential clients) is returned once and never
     /// stored: only its digest is in the [`Client`].
     pub fn build(self, entropy: &dyn Entropy, now: UnixTime) -> (Client, Option<Secret>) {
-        let secret = match self.client_type {
-            ClientType::Confidential => Some(new_secret(entropy)),
-            ClientType::Public => None,
+        let secret = match (self.client_type, self.token_endpoint_auth_method) {
+            // A key pair authenticates the client: a secret would be one more thing to leak.
+            (_, Some(AuthMethod::PrivateKeyJwt)) | (ClientType::Public, _) => None,
+            // 512 bits, so HS512 has a key as long as its hash (RFC 7518 §3.2).
+            (ClientType::Confidential, Some(AuthMethod::ClientSecretJwt)) => {
+                Some(Secret::new(random_token(entropy, 64)))
+            }
+            (ClientType::Confidential, _) => Some(new_secret(entropy)),
         };
         let grant_types = self.grant_types.unwrap_or_else(|| match self.client_type {
             ClientType::Confidential => [
@@ -601,6 +659,17 @@ pub enum Credentials {
         /// The client identifier.
         id: String,
     },
+    /// `private_key_jwt` or `client_secret_jwt`: `client_assertion_type` and
+    /// `client_assertion` in the body (RFC 7521 §4.2, RFC 7523 §2.2), checked by
+    /// [`crate::client_assertion::verify`].
+    Assertion {
+        /// The client identifier: the assertion's `sub`.
+        id: String,
+        /// The method its `alg` implies.
+        method: AuthMethod,
+        /// The JWT, as a bearer credential never logged.
+        assertion: Secret,
+    },
 }
 
 impl Credentials {
@@ -610,13 +679,17 @@ impl Credentials {
             Self::Basic { .. } => AuthMethod::ClientSecretBasic,
             Self::Post { .. } => AuthMethod::ClientSecretPost,
             Self::None { .. } => AuthMethod::None,
+            Self::Assertion { method, .. } => *method,
         }
     }
 
     /// The identifier the client claims.
     pub fn client_id(&self) -> &str {
         match self {
-            Self::Basic { id, .. } | Self::Post { id, .. } | Self::None { id } => id,
+            Self::Basic { id, .. }
+            | Self::Post { id, .. }
+            | Self::None { id }
+            | Self::Assertion { id, .. } => id,
         }
     }
 
@@ -638,6 +711,9 @@ impl Credentials {
     fn read(req: &HttpRequest, params: &Params) -> Result<Option<Self>, OAuthError> {
         if req.header_count("authorization") > 1 {
             return Err(OAuthError::invalid_request("repeated Authorization header"));
+        }
+        if params.contains("client_assertion") || params.contains("client_assertion_type") {
+            return Self::read_assertion(req, params).map(Some);
         }
         if let Some(header) = req.header("authorization") {
             let (id, secret) = decode_basic(header)?;
@@ -666,21 +742,70 @@ impl Credentials {
         }
     }
 
-    /// Checks these credentials against the registered `client`: the method must be one the
-    /// client accepts ([`Client::accepts`]: its registered `token_endpoint_auth_method`, or
-    /// what its type allows), then the secret must match. Every endpoint that authenticates
-    /// a client comes through here, so none can skip the method rule. A wrong method is
-    /// refused before the secret is looked at, with the same `invalid_client` (401 and a
-    /// `WWW-Authenticate: Basic` challenge) as a wrong secret.
-    pub fn verify(&self, client: &Client) -> Result<(), OAuthError> {
-        if client
-            .token_endpoint_auth_method
-            .is_some_and(|registered| registered != self.method())
-        {
-            return Err(OAuthError::invalid_client(
-                "client authentication method not allowed for this client",
+    /// RFC 7521 §4.2 / RFC 7523 §2.2: `client_assertion_type` must be the JWT type and
+    /// `client_assertion` one JWT; `client_id` is optional and, when sent, must be the
+    /// assertion's subject. No other method may be used at the same time (RFC 6749 §2.3).
+    fn read_assertion(req: &HttpRequest, params: &Params) -> Result<Self, OAuthError> {
+        use crate::client_assertion::{ASSERTION_TYPE, peek};
+        if req.header("authorization").is_some() || params.contains("client_secret") {
+            return Err(OAuthError::invalid_request(
+                "more than one client authentication method used",
             ));
         }
+        match params.get("client_assertion_type") {
+            Some(ASSERTION_TYPE) => {}
+            Some(_) => {
+                return Err(OAuthError::invalid_client(
+                    "unsupported client_assertion_type",
+                ));
+            }
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "client_assertion without client_assertion_type",
+                ));
+            }
+        }
+        let Some(assertion) = params.get("client_assertion") else {
+            return Err(OAuthError::invalid_request(
+                "client_assertion_type without client_assertion",
+            ));
+        };
+        let peeked = peek(assertion)?;
+        if params
+            .get("client_id")
+            .is_some_and(|id| id != peeked.subject)
+        {
+            return Err(OAuthError::invalid_client(
+                "client_id differs from the client assertion's subject",
+            ));
+        }
+        Ok(Self::Assertion {
+            id: peeked.subject,
+            method: peeked.method,
+            assertion: Secret::new(assertion),
+        })
+    }
+
+    /// The method rule, which every endpoint that authenticates a client applies first: the
+    /// method must be one the client accepts ([`Client::accepts`]: its registered
+    /// `token_endpoint_auth_method`, or what its type allows). Refused with the same
+    /// `invalid_client` (401 and a `WWW-Authenticate: Basic` challenge) as a wrong secret.
+    pub fn verify_method(&self, client: &Client) -> Result<(), OAuthError> {
+        if client.accepts(self.method()) {
+            Ok(())
+        } else {
+            Err(OAuthError::invalid_client(
+                "client authentication method not allowed for this client",
+            ))
+        }
+    }
+
+    /// Checks these credentials against the registered `client`: first the method rule
+    /// ([`Credentials::verify_method`]), then the secret must match. An assertion is refused
+    /// here: its checks need a clock, keys and the replay cache, and run in
+    /// [`crate::endpoint::token::authenticate_client`], the one path every endpoint uses.
+    pub fn verify(&self, client: &Client) -> Result<(), OAuthError> {
+        self.verify_method(client)?;
         // Without a registered method, the client's type decides (what `accepts` states).
         match (self, &client.secret_digest) {
             (Self::Basic { secret, .. } | Self::Post { secret, .. }, Some(digest)) => {
@@ -699,6 +824,9 @@ impl Credentials {
             (Self::None { .. }, Some(_)) => {
                 Err(OAuthError::invalid_client("client authentication required"))
             }
+            (Self::Assertion { .. }, _) => Err(OAuthError::invalid_client(
+                "client assertion must be verified with its keys",
+            )),
         }
     }
 }
@@ -967,6 +1095,6 @@ mod tests {
         for m in AuthMethod::ALL {
             assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
         }
-        assert_eq!(AuthMethod::parse("private_key_jwt"), None);
+        assert_eq!(AuthMethod::parse("tls_client_auth"), None);
     }
 }

@@ -42,6 +42,7 @@
 pub mod attached;
 pub mod claims;
 pub mod client;
+pub mod client_assertion;
 pub mod client_metadata;
 pub mod clock;
 pub mod config;

@@ -59,6 +59,8 @@ struct Inner<S, U> {
     signer: RwLock<Arc<dyn JwsSigner>>,
     /// `None`: claims come from the user records of `store`.
     claims: Option<Arc<dyn DynClaimsSource>>,
+    /// The key-encryption key and `jwks_uri` fetcher that client assertions need.
+    assertion_keys: crate::client_assertion::AssertionKeys,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -77,6 +79,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             extension_grants: ExtensionGrants::default(),
             signer: None,
             claims: None,
+            assertion_keys: Default::default(),
             registration_errors: Vec::new(),
         }
     }
@@ -179,6 +182,12 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The configuration in force.
     pub fn config(&self) -> &Config {
         &self.inner.config
+    }
+
+    /// What client assertions are checked with besides the store (see
+    /// [`ProviderBuilder::assertion_keys`]).
+    pub fn assertion_keys(&self) -> &crate::client_assertion::AssertionKeys {
+        &self.inner.assertion_keys
     }
 
     /// The store.
@@ -412,6 +421,7 @@ pub struct ProviderBuilder<S, U> {
     extension_grants: ExtensionGrants<S>,
     signer: Option<Arc<dyn JwsSigner>>,
     claims: Option<Arc<dyn DynClaimsSource>>,
+    assertion_keys: crate::client_assertion::AssertionKeys,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
 }
@@ -537,6 +547,15 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// What client authentication by JWT needs beyond the store (see
+    /// [`crate::client_assertion`]): the key-encryption key that opens `client_secret_jwt`
+    /// secrets and the fetcher of `jwks_uri` key sets. Without them, clients of those kinds
+    /// cannot authenticate; inline-`jwks` `private_key_jwt` clients need neither.
+    pub fn assertion_keys(mut self, keys: crate::client_assertion::AssertionKeys) -> Self {
+        self.assertion_keys = keys;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -564,6 +583,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 extension_grants: self.extension_grants,
                 signer: RwLock::new(signer),
                 claims: self.claims,
+                assertion_keys: self.assertion_keys,
             }),
             client_ip: None,
         })

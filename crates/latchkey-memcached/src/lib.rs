@@ -1,7 +1,8 @@
 //! A memcached store for Latchkey's hot, short-lived state: issued tokens and authorization
 //! codes.
 //!
-//! [`MemcachedStore`] implements [`TokenStore`] and [`CodeStore`] only; clients, users and
+//! [`MemcachedStore`] implements [`TokenStore`], [`CodeStore`] and the replay cache
+//! ([`ReplayStore`]) only; clients, users and
 //! consent belong in SQL, and the server's composite store sends each trait to its backend.
 //! memcached is a cache, not a database, and this store is built around what that means.
 //!
@@ -44,6 +45,11 @@
 //!   count.
 //!
 //! # Limits
+//! - **Replay keys can be evicted.** [`ReplayStore::remember_once`] is an `add` (meta set
+//!   `ME`) with the key's lifetime, atomic in memcached: of racing callers exactly one adds
+//!   it. But a key evicted under memory pressure, or lost in a restart, is forgotten early,
+//!   and its `jti` or nonce would then be accepted again within its lifetime. Size memcached
+//!   so it does not evict, or keep the replay cache in Redis or SQL where that matters.
 //! - Not durable: a memcached restart forgets every token and code (everyone signs in again).
 //! - [`TokenStore::delete_tokens_of`] revokes everything of the owner but returns 0: memcached
 //!   cannot count what it cannot list. [`TokenStore::revoke_family`]'s count is best effort.
@@ -69,8 +75,8 @@ use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::{
-    CodeStore, CodeTake, CodeVerdict, RefreshVerdict, Rotation, StoreError, StoreErrorKind,
-    TokenOwner, TokenStore, code_verdict, refresh_verdict,
+    CodeStore, CodeTake, CodeVerdict, RefreshVerdict, ReplayStore, Rotation, StoreError,
+    StoreErrorKind, TokenOwner, TokenStore, code_verdict, refresh_verdict,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens};
 use pool::{Conn, Pool, Write};
@@ -507,6 +513,30 @@ impl TokenStore for MemcachedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.pool.get().await?.version().await
+    }
+}
+
+impl ReplayStore for MemcachedStore {
+    async fn remember_once(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        // The lifetime is relative to the core's `now`, as the caller judged expiry with it.
+        let Some(ttl) = exptime(expires_at.0, now.0) else {
+            return Ok(true); // already expired: nothing to remember, nothing can replay it
+        };
+        let mut conn = self.pool.get().await?;
+        let key = self.item_key("rp:", key);
+        match conn
+            .set(&key, b"1", &["ME".to_owned(), format!("T{ttl}")])
+            .await?
+        {
+            Write::Stored => Ok(true),
+            Write::NotStored | Write::Exists => Ok(false),
+            refused => Err(unexpected("replay key add", refused)),
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! A Redis store for Latchkey's hot, short-lived state: issued tokens and authorization codes.
 //!
-//! [`RedisStore`] implements [`TokenStore`] and [`CodeStore`] only. Clients, users and consent
+//! [`RedisStore`] implements [`TokenStore`], [`CodeStore`] and the replay cache
+//! ([`ReplayStore`]) only. Clients, users and consent
 //! are long-lived and belong in SQL; the server's composite store sends each trait to its
 //! backend: clients and users in SQL, tokens and codes here.
 //!
@@ -53,7 +54,7 @@ use latchkey_core::clock::UnixTime;
 use latchkey_core::secret::Digest;
 use latchkey_core::store::codec;
 use latchkey_core::store::{
-    CodeStore, CodeTake, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
+    CodeStore, CodeTake, ReplayStore, Rotation, StoreError, StoreErrorKind, TokenOwner, TokenStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -292,6 +293,35 @@ impl TokenStore for RedisStore {
         )
         .await?;
         Ok(())
+    }
+}
+
+/// The replay cache: one `SET key 1 NX PX ttl`, which Redis applies atomically, so of racing
+/// callers exactly one sets the key. The lifetime is relative (`expires_at - now`), so it
+/// follows the core's clock, not Redis's.
+impl ReplayStore for RedisStore {
+    async fn remember_once(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let ttl_ms = expires_at.0.saturating_sub(now.0).saturating_mul(1000);
+        if ttl_ms == 0 {
+            // Already expired: nothing to remember, nothing can replay it later.
+            return Ok(true);
+        }
+        let mut conn = self.conn.clone();
+        let query = redis::cmd("SET")
+            .arg(self.key("rp:", &key.to_hex()))
+            .arg("1")
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl_ms)
+            .to_owned();
+        let set: Option<String> =
+            bounded("remember_once", self.timeout, query.query_async(&mut conn)).await?;
+        Ok(set.is_some())
     }
 }
 

@@ -70,7 +70,8 @@ pub struct ClientSpec {
     /// Lifetime of this client's refresh tokens in seconds (default: the server's).
     pub refresh_token_ttl: Option<u64>,
     /// The one way the client authenticates (RFC 7591 §2): `client_secret_basic`,
-    /// `client_secret_post` or `none` (public clients). Default: either secret method for a
+    /// `client_secret_post`, `none` (public clients), `private_key_jwt` (with `jwks` or
+    /// `jwks_uri`) or `client_secret_jwt`. Default: either secret method for a
     /// confidential client, `none` for a public one.
     pub token_endpoint_auth_method: Option<String>,
     /// A client id to use instead of a generated one.
@@ -84,6 +85,14 @@ pub struct ClientSpec {
     /// `oauth1`).
     #[serde(default)]
     pub rsa_public_key: Option<String>,
+    /// The client's public keys as a JWK Set (RFC 7591 §2 `jwks`), for `private_key_jwt`.
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub jwks: Option<serde_json::Value>,
+    /// Where the client publishes its JWK Set (RFC 7591 §2 `jwks_uri`), for
+    /// `private_key_jwt`.
+    #[serde(default)]
+    pub jwks_uri: Option<String>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -377,6 +386,12 @@ impl Admin {
                     "rsa_public_key: {e} (expected a PEM RSA public key)"
                 ))
             })?;
+        }
+        if spec.jwks.is_some() || spec.jwks_uri.is_some() {
+            let mut metadata = latchkey_core::client::ClientMetadata::default();
+            metadata.jwks = spec.jwks.clone();
+            metadata.jwks_uri = spec.jwks_uri.clone();
+            new = new.metadata(metadata);
         }
         let now = SystemClock.now();
         // The OAuth 2.0 secret is random and kept only as a hash, as for every client.
@@ -739,7 +754,7 @@ fn scope_set(setting: &str, raw: &str) -> Result<ScopeSet, AdminError> {
 fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         AdminError::Invalid(format!(
-            "unknown token_endpoint_auth_method {name:?}: use client_secret_basic, client_secret_post or none"
+            "unknown token_endpoint_auth_method {name:?}: use client_secret_basic, client_secret_post, none, private_key_jwt or client_secret_jwt"
         ))
     })
 }

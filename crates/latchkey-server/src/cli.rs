@@ -169,9 +169,10 @@ pub struct CreateClient {
     /// Lifetime of the client's refresh tokens in seconds (default: the server's).
     #[arg(long, value_name = "SECONDS")]
     pub refresh_token_ttl: Option<u64>,
-    /// The one way the client must authenticate: client_secret_basic, client_secret_post or
-    /// none (default: either secret method for a confidential client, none for a public one).
-    #[arg(long, value_name = "METHOD")]
+    /// The one way the client must authenticate: client_secret_basic, client_secret_post,
+    /// none, private_key_jwt (with --jwks-file or --jwks-uri) or client_secret_jwt (default:
+    /// either secret method for a confidential client, none for a public one).
+    #[arg(long, alias = "auth-method", value_name = "METHOD")]
     pub token_endpoint_auth_method: Option<String>,
     /// Use this client id instead of a generated one.
     #[arg(long)]
@@ -187,6 +188,12 @@ pub struct CreateClient {
     /// `--oauth1`).
     #[arg(long, value_name = "FILE")]
     pub rsa_public_key: Option<PathBuf>,
+    /// The client's public keys as a JWK Set file, for `private_key_jwt` (RFC 7523).
+    #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
+    pub jwks_file: Option<PathBuf>,
+    /// Where the client publishes its JWK Set, for `private_key_jwt` (RFC 7523).
+    #[arg(long, value_name = "URI")]
+    pub jwks_uri: Option<String>,
 }
 
 /// Options of `client update`.
@@ -391,8 +398,20 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 ),
                 None => None,
             };
+            let jwks = match &args.jwks_file {
+                Some(path) => {
+                    let text = std::fs::read_to_string(path)
+                        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+                    Some(
+                        serde_json::from_str(&text)
+                            .map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))?,
+                    )
+                }
+                None => None,
+            };
             let mut spec = args.into_spec();
             spec.rsa_public_key = rsa_public_key;
+            spec.jwks = jwks;
             let created = admin.create_client(spec).await?;
             if json {
                 let out = serde_json::json!({
@@ -524,6 +543,8 @@ impl CreateClient {
             id: self.id,
             oauth1: self.oauth1,
             rsa_public_key: None,
+            jwks: None,
+            jwks_uri: self.jwks_uri,
         }
     }
 }

@@ -59,6 +59,9 @@ pub struct Settings {
     pub oauth1: OAuth1Settings,
     /// Connection caps and time limits of the HTTP listeners.
     pub http: HttpSettings,
+    /// Lets `private_key_jwt` clients register a plain-`http` `jwks_uri` (tests, loopback);
+    /// off by default: keys fetched without TLS could be swapped on the way.
+    pub allow_http_jwks_uri: bool,
 }
 
 /// OAuth 1.0a (RFC 5849) token credentials.
@@ -471,6 +474,7 @@ impl Default for Settings {
             admin: AdminSettings::default(),
             oauth1: OAuth1Settings::default(),
             http: HttpSettings::default(),
+            allow_http_jwks_uri: false,
         }
     }
 }

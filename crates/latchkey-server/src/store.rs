@@ -13,8 +13,8 @@ use latchkey_core::session::SessionRecord;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
-    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
-    StoreError, TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, ReplayStore, Rotation,
+    SessionStore, StoreError, TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -280,7 +280,8 @@ impl ConsentStore for Durable {
     }
 }
 
-/// Implements [`TokenStore`] and [`CodeStore`] for an enum by delegating with `$by`.
+/// Implements [`TokenStore`], [`CodeStore`] and [`ReplayStore`] for an enum by delegating
+/// with `$by`.
 macro_rules! token_and_code_store {
     ($ty:ty, $by:ident) => {
         impl TokenStore for $ty {
@@ -316,6 +317,17 @@ macro_rules! token_and_code_store {
             }
             async fn ping(&self) -> Result<(), StoreError> {
                 $by!(self, s => s.ping().await)
+            }
+        }
+
+        impl ReplayStore for $ty {
+            async fn remember_once(
+                &self,
+                key: &Digest,
+                expires_at: UnixTime,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                $by!(self, s => s.remember_once(key, expires_at, now).await)
             }
         }
 
@@ -402,6 +414,21 @@ impl SessionStore for AnyStore {
             "delete_sessions_of",
             self.durable().delete_sessions_of(subject),
         )
+        .await
+    }
+}
+
+/// Replay keys live with the tokens: in the fast store when there is one ([`Tiered`]).
+impl ReplayStore for AnyStore {
+    async fn remember_once(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        crate::metrics::timed("remember_once", async {
+            layout!(self, s => s.remember_once(key, expires_at, now).await)
+        })
         .await
     }
 }

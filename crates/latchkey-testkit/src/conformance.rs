@@ -18,9 +18,10 @@ use latchkey_core::provider::Provider;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::{Digest, Secret};
 use latchkey_core::session::SessionRecord;
+use latchkey_core::store::replay::replay_key;
 use latchkey_core::store::{
-    CodeStore, CodeTake, ConsentRecord, Rotation, Store, StoreErrorKind, TokenOwner, TokenStore,
-    Withdrawn, withdraw_consent,
+    CodeStore, CodeTake, ConsentRecord, ReplayStore, Rotation, Store, StoreErrorKind, TokenOwner,
+    TokenStore, Withdrawn, withdraw_consent,
 };
 use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
 use latchkey_core::user::User;
@@ -67,6 +68,9 @@ macro_rules! store_conformance {
             deleting_a_user_ends_their_sessions,
             attached_data_is_stored_with_codes_and_tokens,
             attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh,
+            replay_keys_are_fresh_once,
+            concurrent_replay_keys_have_exactly_one_winner,
+            expired_replay_keys_are_fresh_again,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -110,6 +114,9 @@ macro_rules! fast_store_conformance {
             tokens_of_an_owner_can_be_deleted_without_touching_others,
             tokens_and_codes_expire_by_themselves,
             attached_data_is_stored_with_codes_and_tokens,
+            replay_keys_are_fresh_once,
+            concurrent_replay_keys_have_exactly_one_winner,
+            replay_keys_expire_by_themselves,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {
@@ -125,10 +132,10 @@ macro_rules! fast_store_conformance {
     };
 }
 
-/// What the token and code checks need: the two traits a fast store implements, and `Clone`
-/// to share it between concurrent tasks. Every full [`Store`] is one.
-pub trait FastStore: TokenStore + CodeStore + Clone {}
-impl<T: TokenStore + CodeStore + Clone> FastStore for T {}
+/// What the token, code and replay checks need: the three traits a fast store implements, and
+/// `Clone` to share it between concurrent tasks. Every full [`Store`] is one.
+pub trait FastStore: TokenStore + CodeStore + ReplayStore + Clone {}
+impl<T: TokenStore + CodeStore + ReplayStore + Clone> FastStore for T {}
 
 fn now() -> UnixTime {
     SystemClock.now()
@@ -1529,4 +1536,119 @@ pub async fn attached_data_goes_from_the_code_to_the_tokens_and_survives_refresh
     let body = introspect(tokens["access_token"].as_str().expect("a token")).await;
     assert_eq!(body["active"], true, "{body}");
     assert!(body.get("ext").is_none(), "nothing attached: {body}");
+}
+
+/// A replay key no test has used before.
+fn fresh_replay_key() -> Digest {
+    replay_key("conformance", &[&random_token(&OsEntropy, 16)])
+}
+
+/// A key is fresh the first time, a replay while it is remembered, and keys do not disturb
+/// each other.
+pub async fn replay_keys_are_fresh_once<S: FastStore>(store: S) {
+    let (key, other) = (fresh_replay_key(), fresh_replay_key());
+    let at = now();
+    let remember = |k: Digest| {
+        let store = store.clone();
+        async move {
+            store
+                .remember_once(&k, at.plus(300), at)
+                .await
+                .expect("remember")
+        }
+    };
+    assert!(remember(key).await, "a new key is fresh");
+    assert!(!remember(key).await, "the same key again is a replay");
+    assert!(!remember(key).await, "and stays one");
+    assert!(remember(other).await, "another key is still fresh");
+}
+
+/// Of many simultaneous calls with one key, exactly one is told it is fresh.
+pub async fn concurrent_replay_keys_have_exactly_one_winner<S: FastStore>(store: S) {
+    let key = fresh_replay_key();
+    let at = now();
+    let mut tasks = Vec::new();
+    for _ in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            store.remember_once(&key, at.plus(300), at).await
+        }));
+    }
+    let mut fresh = 0;
+    for task in tasks {
+        if task.await.expect("task ran").expect("remember") {
+            fresh += 1;
+        }
+    }
+    assert_eq!(fresh, 1, "exactly one concurrent call must win");
+}
+
+/// A key is remembered until its expiry, by the `now` the core passes, and is fresh again
+/// from then on (a key already expired when presented is not remembered at all).
+pub async fn expired_replay_keys_are_fresh_again<S: Store>(store: S) {
+    let key = fresh_replay_key();
+    let at = now();
+    let remember = |expires: UnixTime, now: UnixTime| store.remember_once(&key, expires, now);
+    assert!(remember(at.plus(10), at).await.expect("remember"));
+    assert!(
+        !remember(at.plus(20), at.plus(9)).await.expect("remember"),
+        "alive one second before its expiry"
+    );
+    assert!(
+        remember(at.plus(30), at.plus(10)).await.expect("remember"),
+        "fresh again from its expiry on"
+    );
+    assert!(
+        !remember(at.plus(30), at.plus(11)).await.expect("remember"),
+        "and remembered again until its new expiry"
+    );
+    let dead = fresh_replay_key();
+    assert!(store.remember_once(&dead, at, at).await.expect("remember"));
+    assert!(
+        store
+            .remember_once(&dead, at.plus(60), at)
+            .await
+            .expect("remember")
+    );
+}
+
+/// A fast store forgets a replay key by its native TTL; the key is then fresh again.
+pub async fn replay_keys_expire_by_themselves<S: FastStore>(store: S) {
+    let (short, lasting) = (fresh_replay_key(), fresh_replay_key());
+    let at = now();
+    assert!(
+        store
+            .remember_once(&short, at.plus(2), at)
+            .await
+            .expect("remember")
+    );
+    assert!(
+        store
+            .remember_once(&lasting, at.plus(300), at)
+            .await
+            .expect("remember")
+    );
+    assert!(
+        !store
+            .remember_once(&short, at.plus(2), at)
+            .await
+            .expect("remember")
+    );
+    // As for tokens: two whole seconds of lifetime plus slack for a once-a-second clock.
+    tokio::time::sleep(std::time::Duration::from_millis(3_100)).await;
+    let later = now();
+    assert!(
+        store
+            .remember_once(&short, later.plus(300), later)
+            .await
+            .expect("remember"),
+        "an expired key is fresh again"
+    );
+    assert!(
+        !store
+            .remember_once(&lasting, later.plus(300), later)
+            .await
+            .expect("remember"),
+        "a key that has not expired is still a replay"
+    );
 }

@@ -28,7 +28,18 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if c.allow_plain_pkce {
         pkce.push("plain");
     }
-    let auth_methods = ["client_secret_basic", "client_secret_post", "none"];
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "none",
+        "private_key_jwt",
+        "client_secret_jwt",
+    ];
+    // RFC 8414 §2: the JWS algorithms the JWT methods above accept (never `none`).
+    let assertion_algs: Vec<&str> = crate::client_assertion::PRIVATE_KEY_ALGS
+        .into_iter()
+        .chain(crate::client_assertion::SECRET_ALGS)
+        .collect();
     // Only what the server-wide switches leave on (RFC 8414 §2).
     let mut response_types = vec!["code"];
     if c.grant_enabled(GrantType::Implicit) {
@@ -50,8 +61,16 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "response_modes_supported": ["query", "fragment"],
         "grant_types_supported": grant_types,
         "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
-        "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
+        "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
+        "introspection_endpoint_auth_methods_supported": [
+            "client_secret_basic",
+            "client_secret_post",
+            "private_key_jwt",
+            "client_secret_jwt",
+        ],
+        "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent"],

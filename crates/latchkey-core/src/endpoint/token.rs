@@ -195,7 +195,9 @@ where
     }
     let verified = match p.store().get_client(id).await? {
         None => Err(OAuthError::invalid_client("unknown client")),
-        Some(client) => credentials.verify(&client).map(|()| client),
+        Some(client) => verify_credentials(p, &credentials, &client)
+            .await
+            .map(|()| client),
     };
     let client = match verified {
         Ok(client) => client,
@@ -218,6 +220,38 @@ where
         rate_limited(limits.by_client(id, p.clock().now()).await)?;
     }
     Ok(client)
+}
+
+/// Checks `credentials` against `client`: the method rule first, then the secret, or the
+/// client assertion with its keys, audience and replay cache (RFC 7523 §3).
+async fn verify_credentials<S, U>(
+    p: &Provider<S, U>,
+    credentials: &Credentials,
+    client: &crate::client::Client,
+) -> Result<(), OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let Credentials::Assertion { assertion, .. } = credentials else {
+        return credentials.verify(client);
+    };
+    credentials.verify_method(client)?;
+    let issuer = p.config().issuer.as_str();
+    let token_endpoint = format!("{issuer}{}", super::metadata::TOKEN_PATH);
+    let audience = crate::client_assertion::Audience {
+        issuer,
+        token_endpoint: &token_endpoint,
+    };
+    crate::client_assertion::verify(
+        assertion.expose(),
+        client,
+        &audience,
+        p.assertion_keys(),
+        p.store(),
+        p.clock().now(),
+    )
+    .await
 }
 
 /// A request over its rate is refused; a counter store that cannot answer lets requests

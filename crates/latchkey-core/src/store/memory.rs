@@ -151,6 +151,8 @@ type Families = ShardedMap<FamilyId, Vec<[u8; 32]>>;
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
     state: Arc<Mutex<State>>,
+    /// The replay cache, behind its own lock: it is never touched together with the rest.
+    replay: super::replay::MemoryReplayCache,
 }
 
 #[derive(Debug, Default)]
@@ -308,6 +310,17 @@ impl State {
             }
         }
         u64::try_from(before - self.tokens.len()).unwrap_or(u64::MAX)
+    }
+}
+
+impl super::ReplayStore for MemoryStore {
+    async fn remember_once(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.replay.remember(key, expires_at, now)
     }
 }
 

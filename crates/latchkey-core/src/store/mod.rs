@@ -18,6 +18,7 @@
 pub mod codec;
 pub mod memory;
 pub mod oauth1;
+pub mod replay;
 pub mod tiered;
 
 use crate::client::{Client, ClientId};
@@ -27,6 +28,7 @@ use crate::secret::Digest;
 use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
+pub use replay::ReplayStore;
 use std::future::Future;
 
 /// What went wrong in a store, as far as the protocol cares.
@@ -446,20 +448,32 @@ pub trait SessionStore: Send + Sync + 'static {
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
 }
 
-/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent
-/// and login sessions (users come through the separate [`crate::user::UserAuthenticator`]).
+/// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,
+/// login sessions and the replay cache (users come through the separate
+/// [`crate::user::UserAuthenticator`]).
 pub trait ProviderStore:
-    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore
+    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore
 {
 }
-impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore> ProviderStore for T {}
+impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore>
+    ProviderStore for T
+{
+}
 
 /// A store that keeps everything: what the `latchkey` server runs on.
 pub trait Store:
-    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone
+    ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + Clone
 {
 }
-impl<T: ClientStore + UserStore + TokenStore + CodeStore + ConsentStore + SessionStore + Clone>
-    Store for T
+impl<
+    T: ClientStore
+        + UserStore
+        + TokenStore
+        + CodeStore
+        + ConsentStore
+        + SessionStore
+        + ReplayStore
+        + Clone,
+> Store for T
 {
 }

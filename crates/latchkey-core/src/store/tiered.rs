@@ -55,6 +55,18 @@ impl<D, F> Tiered<D, F> {
     }
 }
 
+/// Replayable keys live as long as the tokens they guard: in the fast store.
+impl<D: Send + Sync + 'static, F: super::ReplayStore> super::ReplayStore for Tiered<D, F> {
+    async fn remember_once(
+        &self,
+        key: &Digest,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.fast.remember_once(key, expires_at, now).await
+    }
+}
+
 impl<D: ClientStore, F: TokenStore> ClientStore for Tiered<D, F> {
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.durable.get_client(id).await

@@ -75,6 +75,14 @@ pub fn build_provider(
         .claims_source(users)
         .events(Arc::new(LogEvents))
         .limits(limits(&settings.limits, counters))
+        .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
+            // The key-encryption key comes with the signing keys; until the server loads
+            // one, client_secret_jwt clients are refused (private_key_jwt works).
+            kek: None,
+            fetcher: Some(Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
+                settings.allow_http_jwks_uri,
+            )?)),
+        })
         .build()?)
 }
 

@@ -19,6 +19,7 @@ mod mysql;
 mod oauth1;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod replay;
 mod sessions;
 mod tokens;
 

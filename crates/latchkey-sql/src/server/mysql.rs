@@ -79,6 +79,11 @@ impl Dialect for MySqlDialect {
             name: "user_claims",
             sql: include_str!("../../migrations/mysql/0010_user_claims.sql"),
         },
+        Migration {
+            version: 11,
+            name: "replay",
+            sql: include_str!("../../migrations/mysql/0011_replay.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

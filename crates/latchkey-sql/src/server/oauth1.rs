@@ -2,10 +2,10 @@
 //! nodes sharing one database. Approving a request token is one `UPDATE … WHERE verifier IS
 //! NULL`; taking one is a take of its row (see [`super::take_row`]), so of racing takers
 //! exactly one gets it; a nonce is an insert the primary key refuses while the remembered
-//! nonce is alive (see [`SqlxStore::insert_nonce`]). Writes that carry a `now` sweep expired
+//! nonce is alive (the replay cache's step, on the `oauth1_nonces` table). Writes that carry a `now` sweep expired
 //! rows of their table, as the token writes do.
 
-use super::dialect::{Dialect, Upsert, upsert};
+use super::dialect::{Dialect, upsert};
 use super::{SqlxStore, commit, execute, execute_each, take_row};
 use crate::rows::{
     self, CONSUMER_TOKENS, args, oauth1_access_columns, oauth1_consumer_columns,
@@ -171,29 +171,7 @@ impl<D: Dialect> OAuth1Store for SqlxStore<D> {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        // A remembered nonce that has expired (but was not swept yet) counts as new.
-        let inserted = match D::UPSERT {
-            // One statement: the upsert overwrites only an expired row, and reports a row
-            // only when it inserted or overwrote.
-            Upsert::OnConflict => {
-                let sql = "INSERT INTO oauth1_nonces (digest, expires_at) VALUES (?, ?)
-                           ON CONFLICT (digest) DO UPDATE SET expires_at = EXCLUDED.expires_at
-                           WHERE oauth1_nonces.expires_at <= ?";
-                self.execute(sql, &args![key, expires_at.0, now.0]).await?
-            }
-            // ON DUPLICATE KEY cannot tell an insert from a row left alone, so: forget an
-            // expired row of the same key, then insert unless the primary key refuses.
-            Upsert::OnDuplicateKey => {
-                let mut tx = self.begin().await?;
-                let forget = "DELETE FROM oauth1_nonces WHERE digest = ? AND expires_at <= ?";
-                execute::<D>(&mut tx, forget, &args![key, now.0]).await?;
-                let insert = "INSERT IGNORE INTO oauth1_nonces (digest, expires_at) VALUES (?, ?)";
-                let inserted = execute::<D>(&mut tx, insert, &args![key, expires_at.0]).await?;
-                commit::<D>(tx).await?;
-                inserted
-            }
-        };
-        self.sweep("oauth1_nonces", now).await;
-        Ok(inserted == 1)
+        self.remember_in("oauth1_nonces", key, expires_at, now)
+            .await
     }
 }

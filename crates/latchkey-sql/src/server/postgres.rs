@@ -73,6 +73,11 @@ impl Dialect for PgDialect {
             name: "user_claims",
             sql: include_str!("../../migrations/postgres/0010_user_claims.sql"),
         },
+        Migration {
+            version: 11,
+            name: "replay",
+            sql: include_str!("../../migrations/postgres/0011_replay.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

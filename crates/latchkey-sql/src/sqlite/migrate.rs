@@ -67,6 +67,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "user_claims",
         sql: include_str!("../../migrations/sqlite/0012_user_claims.sql"),
     },
+    Migration {
+        version: 13,
+        name: "replay",
+        sql: include_str!("../../migrations/sqlite/0013_replay.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

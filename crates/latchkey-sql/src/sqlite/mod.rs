@@ -17,6 +17,7 @@
 mod migrate;
 mod oauth1;
 mod readers;
+mod replay;
 mod sessions;
 mod writer;
 

@@ -37,12 +37,6 @@ pub(crate) enum Write {
     TakeRequest(Digest, UnixTime, Reply<Option<RequestToken>>),
     SaveAccess(AccessToken, UnixTime, Reply<()>),
     RevokeAccess(Digest, Reply<bool>),
-    InsertNonce {
-        key: Digest,
-        expires_at: UnixTime,
-        now: UnixTime,
-        reply: Reply<bool>,
-    },
 }
 
 impl Write {
@@ -52,8 +46,7 @@ impl Write {
             Self::SaveRequest(_, now, _)
             | Self::Authorize { now, .. }
             | Self::TakeRequest(_, now, _)
-            | Self::SaveAccess(_, now, _)
-            | Self::InsertNonce { now, .. } => Some(*now),
+            | Self::SaveAccess(_, now, _) => Some(*now),
             _ => None,
         }
     }
@@ -67,8 +60,7 @@ impl Write {
             Self::DeleteConsumer(_, reply)
             | Self::RotateConsumer { reply, .. }
             | Self::Authorize { reply, .. }
-            | Self::RevokeAccess(_, reply)
-            | Self::InsertNonce { reply, .. } => reply,
+            | Self::RevokeAccess(_, reply) => reply,
             Self::TakeRequest(_, _, reply) => reply,
         }
     }
@@ -192,22 +184,6 @@ pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()
                 [digest.as_bytes().as_slice()],
             )?;
             reply.set(Ok(revoked > 0))
-        }
-        Write::InsertNonce {
-            key,
-            expires_at,
-            now,
-            reply,
-        } => {
-            // A remembered nonce that has expired (but was not swept yet) counts as new.
-            let inserted = change(
-                conn,
-                "INSERT INTO oauth1_nonces (digest, expires_at) VALUES (?, ?)
-                 ON CONFLICT (digest) DO UPDATE SET expires_at = excluded.expires_at
-                 WHERE oauth1_nonces.expires_at <= ?",
-                params![key.as_bytes().as_slice(), expires_at.0, now.0],
-            )?;
-            reply.set(Ok(inserted == 1))
         }
     }
 }
@@ -375,14 +351,7 @@ impl OAuth1Store for SqliteStore {
         expires_at: UnixTime,
         now: UnixTime,
     ) -> Result<bool, StoreError> {
-        self.write(|reply| {
-            Op::OAuth1(Write::InsertNonce {
-                key: *key,
-                expires_at,
-                now,
-                reply,
-            })
-        })
-        .await
+        self.remember_in(super::replay::Table::OAuth1Nonces, key, expires_at, now)
+            .await
     }
 }

@@ -160,6 +160,8 @@ pub(crate) enum Op {
     OAuth1(super::oauth1::Write),
     /// A write of the login-session store (see `super::sessions`).
     Session(super::sessions::Write),
+    /// A key for the replay cache or an OAuth 1.0a nonce (see `super::replay`).
+    Remember(super::replay::Remember),
 }
 
 impl Op {
@@ -173,6 +175,7 @@ impl Op {
             | Self::PutConsent { now, .. } => Some(*now),
             Self::OAuth1(write) => write.now(),
             Self::Session(write) => write.now(),
+            Self::Remember(write) => Some(write.now),
             _ => None,
         }
     }
@@ -196,6 +199,7 @@ impl Op {
             Self::TakeCode(_, _, _, reply) => reply,
             Self::OAuth1(write) => write.answer(),
             Self::Session(write) => write.answer(),
+            Self::Remember(write) => &mut write.reply,
         }
     }
 }
@@ -372,6 +376,7 @@ fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     )?;
     super::oauth1::sweep(conn, now)?;
     super::sessions::sweep(conn, now)?;
+    super::replay::sweep(conn, now)?;
     if tokens > 0 || codes > 0 {
         tracing::debug!(tokens, codes, "swept expired tokens and codes from SQLite");
     }
@@ -398,6 +403,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
     match op {
         Op::OAuth1(write) => super::oauth1::apply(conn, write),
         Op::Session(write) => super::sessions::apply(conn, write),
+        Op::Remember(write) => super::replay::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))
