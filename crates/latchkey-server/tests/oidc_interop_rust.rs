@@ -53,11 +53,7 @@ async fn openidconnect_crate_signs_in_refreshes_and_logs_out() {
     let metadata = ProviderMetadataWithLogout::discover_async(issuer, &http)
         .await
         .unwrap_or_else(|e| panic!("discovery: {e:?}\n{}", op.log()));
-    let end_session = metadata
-        .additional_metadata()
-        .end_session_endpoint
-        .clone()
-        .expect("discovery names the end_session_endpoint");
+    let end_session = metadata.additional_metadata().end_session_endpoint.clone();
     let client = CoreClient::from_provider_metadata(
         metadata,
         ClientId::new(op.client.id.clone()),
@@ -143,15 +139,6 @@ async fn openidconnect_crate_signs_in_refreshes_and_logs_out() {
         })
         .unwrap_or_else(|e| panic!("the crate refuses the refreshed ID token: {e:?}"));
 
-    let logout_state = CsrfToken::new_random();
-    let logout_url = LogoutRequest::from(end_session)
-        .set_id_token_hint(new_id_token)
-        .set_post_logout_redirect_uri(
-            PostLogoutRedirectUrl::new(POST_LOGOUT_URI.to_owned()).expect("URL"),
-        )
-        .set_state(logout_state.clone())
-        .http_get_url();
-
     let result = json!({
         "id_token_claims": claims,
         "userinfo": userinfo,
@@ -159,6 +146,17 @@ async fn openidconnect_crate_signs_in_refreshes_and_logs_out() {
         "access_token_changed": refreshed.access_token().secret() != tokens.access_token().secret(),
     });
     interop::check_result(&op, &result);
+
+    let logout_state = CsrfToken::new_random();
+    let end_session =
+        end_session.expect("discovery names the end_session_endpoint (RP-Initiated Logout §2.1)");
+    let logout_url = LogoutRequest::from(end_session)
+        .set_id_token_hint(new_id_token)
+        .set_post_logout_redirect_uri(
+            PostLogoutRedirectUrl::new(POST_LOGOUT_URI.to_owned()).expect("URL"),
+        )
+        .set_state(logout_state.clone())
+        .http_get_url();
 
     assert!(
         interop::has_session(&mut browser, authorize_url.as_str()).await,
