@@ -60,6 +60,13 @@ fuzz_target!(|data: &[u8]| {
         .map(|(_, v)| v.into_owned())
         .unwrap_or_default();
     match outcome {
+        // response_mode=form_post: a page that posts the response, never cached, one script.
+        AuthorizeOutcome::Redirect(resp) if resp.status == 200 => {
+            assert_eq!(resp.header("cache-control"), Some("no-store"));
+            let csp = resp.header("content-security-policy").expect("a policy");
+            assert!(!csp.contains("unsafe-inline"), "{csp}");
+            assert!(!registered_for(&world, &client_id).is_empty());
+        }
         AuthorizeOutcome::Redirect(resp) => {
             assert!(matches!(resp.status, 302 | 303), "{resp:?}");
             let location = resp.header("location").expect("a Location");
@@ -120,7 +127,9 @@ fuzz_target!(|data: &[u8]| {
                 page.status
             );
         }
-        AuthorizeOutcome::Login(request) | AuthorizeOutcome::Consent(request) => {
+        AuthorizeOutcome::Login(request)
+        | AuthorizeOutcome::Consent(request)
+        | AuthorizeOutcome::SelectAccount(request) => {
             // The request's redirect URI, matched once by the endpoint, matches again.
             assert!(
                 RegisteredRedirectUri::resolve(

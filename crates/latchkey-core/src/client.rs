@@ -461,7 +461,8 @@ impl Client {
                 ));
             }
         }
-        self.metadata.validate().map_err(InvalidRegistration)
+        self.metadata.validate().map_err(InvalidRegistration)?;
+        crate::oidc::subject::check_registration(self).map_err(InvalidRegistration)
     }
 
     /// Rotation: gives a confidential client a new random secret and returns it (to be shown

@@ -111,6 +111,24 @@ impl ClientMetadata {
         {
             return Err("subject_type must be public or pairwise".into());
         }
+        // OpenID Connect Registration §2: the algs a client asks for must be ones we sign
+        // with; `none` and HMAC never are (crate::jose::SigningAlg).
+        for (name, alg) in [
+            (
+                "id_token_signed_response_alg",
+                &self.id_token_signed_response_alg,
+            ),
+            (
+                "userinfo_signed_response_alg",
+                &self.userinfo_signed_response_alg,
+            ),
+        ] {
+            if let Some(alg) = alg
+                && crate::jose::SigningAlg::parse(alg).is_none()
+            {
+                return Err(format!("{name} must be one of ES256, RS256, EdDSA"));
+            }
+        }
         if let Some(format) = &self.access_token_format
             && !matches!(format.as_str(), "opaque" | "jwt")
         {
@@ -128,8 +146,8 @@ mod tests {
     fn empty_metadata_stores_nothing_and_reads_back_from_an_empty_object() {
         let empty = ClientMetadata::default();
         assert!(empty.is_empty());
-        assert_eq!(serde_json::to_string(&empty).unwrap(), "{}");
-        let back: ClientMetadata = serde_json::from_str("{}").unwrap();
+        assert_eq!(serde_json::to_string(&empty).expect("json"), "{}");
+        let back: ClientMetadata = serde_json::from_str("{}").expect("json");
         assert_eq!(back, empty);
     }
 
@@ -141,7 +159,7 @@ mod tests {
             backchannel_logout_session_required: true,
             ..ClientMetadata::default()
         };
-        let json = serde_json::to_value(&meta).unwrap();
+        let json = serde_json::to_value(&meta).expect("json");
         assert_eq!(json["jwks_uri"], "https://rp.example/jwks");
         assert_eq!(
             json["post_logout_redirect_uris"][0],
@@ -149,7 +167,7 @@ mod tests {
         );
         assert_eq!(json["backchannel_logout_session_required"], true);
         assert_eq!(
-            serde_json::from_value::<ClientMetadata>(json).unwrap(),
+            serde_json::from_value::<ClientMetadata>(json).expect("json"),
             meta
         );
     }
@@ -172,6 +190,14 @@ mod tests {
             },
             ClientMetadata {
                 subject_type: Some("secret".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                id_token_signed_response_alg: Some("none".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                userinfo_signed_response_alg: Some("HS256".into()),
                 ..ClientMetadata::default()
             },
             ClientMetadata {

@@ -52,6 +52,21 @@ pub struct Config {
     /// be used"). Off, no client gets it even when allowed it, and the metadata does not
     /// advertise it.
     pub password_grant: bool,
+    /// OpenID Connect on (the default): the scope values of [`crate::oidc::OIDC_SCOPES`]
+    /// (`openid`, `profile`, `email`, `address`, `phone`, `offline_access`) join
+    /// [`Config::available_scopes`] when the provider is built, a grant with `openid` gets an
+    /// ID token, and discovery is served. Off, `openid` is an ordinary scope like any other.
+    pub oidc: bool,
+    /// ID-token lifetime in seconds (default one hour, at most a day). An ID token is read
+    /// once, when the client receives it; an hour leaves room for clock skew and slow
+    /// clients, matches the access token's default, and stays well inside the time a retired
+    /// signing key is kept published.
+    pub id_token_ttl: u64,
+    /// The secret salt of pairwise subject identifiers (OpenID Connect Core §8.1, see
+    /// [`crate::oidc::subject`]). It must stay the same for ever (a new salt gives every user
+    /// new identifiers at every pairwise client) and be the same on every node. `None`: the
+    /// builder draws a random one, kept only in memory, like the default signer.
+    pub pairwise_salt: Option<crate::secret::Secret>,
 }
 
 impl Default for Config {
@@ -71,6 +86,9 @@ impl Default for Config {
             trusted_proxies: crate::net::TrustedProxies::default(),
             implicit_grant: false,
             password_grant: false,
+            oidc: true,
+            id_token_ttl: 3600,
+            pairwise_salt: None,
         }
     }
 }
@@ -110,6 +128,9 @@ pub enum ConfigError {
     /// bytes, or registered twice.
     #[error("extension grant {0:?}: not an absolute URI of at most 64 bytes, or registered twice")]
     ExtensionGrant(String),
+    /// The pairwise salt is too short to be a secret.
+    #[error("pairwise_salt must be at least 16 bytes")]
+    PairwiseSalt,
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
@@ -138,6 +159,16 @@ impl Config {
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));
+        }
+        if !(1..=24 * 3600).contains(&self.id_token_ttl) {
+            return Err(ConfigError::Lifetime("id_token_ttl (at most a day)"));
+        }
+        if self
+            .pairwise_salt
+            .as_ref()
+            .is_some_and(|s| s.expose().len() < 16)
+        {
+            return Err(ConfigError::PairwiseSalt);
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));

@@ -38,6 +38,16 @@ pub enum ErrorCode {
     LoginRequired,
     /// `prompt=none` was sent but the user has not consented (OpenID Connect Core §3.1.2.6).
     ConsentRequired,
+    /// `prompt=none` was sent but the request needs a page the user must act on other than
+    /// login or consent, such as confirming the account (OpenID Connect Core §3.1.2.6).
+    InteractionRequired,
+    /// The `request` parameter (a request object) is not supported (OpenID Connect Core
+    /// §3.1.2.6, §6).
+    RequestNotSupported,
+    /// The `request_uri` parameter is not supported (OpenID Connect Core §3.1.2.6, §6).
+    RequestUriNotSupported,
+    /// The `registration` parameter is not supported (OpenID Connect Core §3.1.2.6, §7.2.1).
+    RegistrationNotSupported,
 }
 
 impl ErrorCode {
@@ -59,6 +69,10 @@ impl ErrorCode {
             Self::UnsupportedTokenType => "unsupported_token_type",
             Self::LoginRequired => "login_required",
             Self::ConsentRequired => "consent_required",
+            Self::InteractionRequired => "interaction_required",
+            Self::RequestNotSupported => "request_not_supported",
+            Self::RequestUriNotSupported => "request_uri_not_supported",
+            Self::RegistrationNotSupported => "registration_not_supported",
         }
     }
 

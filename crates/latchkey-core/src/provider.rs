@@ -557,10 +557,11 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
     }
 
     /// Validates the configuration and builds the provider.
-    pub fn build(self) -> Result<Provider<S, U>, ConfigError> {
+    pub fn build(mut self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
             return Err(err);
         }
+        crate::oidc::prepare_config(&mut self.config, self.entropy.as_ref());
         self.config.validate()?;
         let signer = match self.signer {
             Some(signer) => signer,

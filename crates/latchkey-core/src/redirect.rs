@@ -191,8 +191,12 @@ pub fn is_registrable(uri: &str) -> bool {
 pub enum ResponseMode {
     /// In the query string (the default for `code`).
     Query,
-    /// In the fragment (the default, and the only choice, for `token`).
+    /// In the fragment (the default for every response type that returns a token or an ID
+    /// token, where `query` is refused).
     Fragment,
+    /// POSTed to the redirect URI by an auto-submitting HTML form (OAuth 2.0 Form Post
+    /// Response Mode): no code or token in any URL.
+    FormPost,
 }
 
 impl ResponseMode {
@@ -201,12 +205,26 @@ impl ResponseMode {
         match raw {
             "query" => Some(Self::Query),
             "fragment" => Some(Self::Fragment),
+            "form_post" => Some(Self::FormPost),
             _ => None,
         }
     }
+
+    /// The wire name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Query => "query",
+            Self::Fragment => "fragment",
+            Self::FormPost => "form_post",
+        }
+    }
+
+    /// Every mode, as the metadata lists them (`response_modes_supported`).
+    pub const ALL: [ResponseMode; 3] = [Self::Query, Self::Fragment, Self::FormPost];
 }
 
-/// A redirect to `redirect_uri` carrying `params` in the query or fragment.
+/// A redirect to `redirect_uri` carrying `params` in the query or fragment, or, for
+/// [`ResponseMode::FormPost`], the page that POSTs them there ([`crate::form_post::page`]).
 ///
 /// `see_other` answers a POST with 303, so the browser follows with a GET and does not
 /// re-post the form to the client (RFC 9700 §4.12).
@@ -216,13 +234,16 @@ pub fn redirect(
     params: &[(&str, &str)],
     see_other: bool,
 ) -> HttpResponse {
+    if mode == ResponseMode::FormPost {
+        return crate::form_post::page(redirect_uri, params);
+    }
     let location = match Url::parse(redirect_uri) {
         Ok(mut url) => {
             match mode {
                 ResponseMode::Query => {
                     url.query_pairs_mut().extend_pairs(params);
                 }
-                ResponseMode::Fragment => {
+                ResponseMode::Fragment | ResponseMode::FormPost => {
                     let fragment = form_urlencoded::Serializer::new(String::new())
                         .extend_pairs(params)
                         .finish();

@@ -379,7 +379,7 @@ async fn client_errors_after_redirect_validation_go_back_to_the_client() {
     let alice = kit.alice();
     for (extra, error) in [
         ("&scope=superuser", "invalid_scope"),
-        ("&response_mode=form_post", "invalid_request"),
+        ("&response_mode=jwt", "invalid_request"),
     ] {
         let params = redirect_params(
             &kit.authorize(&code_query(spa.id(), extra), Some(&alice), ALLOW)
@@ -388,10 +388,7 @@ async fn client_errors_after_redirect_validation_go_back_to_the_client() {
         assert_eq!(params["error"], error, "{extra}");
         assert_eq!(params["state"], "s1");
     }
-    let bad_type = format!(
-        "response_type=code+id_token&client_id={}&state=s1",
-        spa.id()
-    );
+    let bad_type = format!("response_type=code+device&client_id={}&state=s1", spa.id());
     assert_eq!(
         redirect_params(&kit.authorize(&bad_type, Some(&alice), ALLOW).await)["error"],
         "unsupported_response_type"
@@ -724,8 +721,8 @@ async fn malformed_pending_text_is_refused() {
     let text = pending_of(kit.authorize(&code_query(spa.id(), ""), None, None).await);
     for bad in [
         String::new(),
-        text.replacen("v=1", "v=2", 1),
-        text.replacen("t=code", "t=id_token", 1),
+        text.replacen("v=2", "v=1", 1),
+        text.replacen("t=code", "t=code+code", 1),
         format!("{text}&c=another"),
         text.replacen("cm=S256", "cm=S512", 1),
     ] {

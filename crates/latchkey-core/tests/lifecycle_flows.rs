@@ -240,12 +240,21 @@ async fn issue_14_implicit_and_password_grants_are_off_server_wide_by_default() 
         "unsupported_response_type"
     );
 
-    // Switched on, both are served and advertised.
+    // Switched on, both are served and advertised (with OpenID Connect on, so are the
+    // implicit and hybrid response types that return an ID token).
     let on = TestKit::new();
     let doc = on.provider.metadata().json_body();
     assert_eq!(
         doc["response_types_supported"],
-        serde_json::json!(["code", "token"])
+        serde_json::json!([
+            "code",
+            "token",
+            "id_token",
+            "id_token token",
+            "code id_token",
+            "code token",
+            "code id_token token"
+        ])
     );
     assert_eq!(
         doc["grant_types_supported"],

@@ -282,6 +282,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     Ok(form) => form,
                     Err(page) => return page,
                 };
+                if let Some(answer) = form.get("account") {
+                    return self
+                        .select_account(req, form.get(PENDING_FIELD), answer)
+                        .await;
+                }
                 let decision = match form.get("decision") {
                     Some("allow") => Decision::Allow {
                         remember: form.get("remember").is_some(),
@@ -326,6 +331,65 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let user = current.as_ref().map(|c| &c.user);
         self.render(req, outcome, user, None, Carry::Seal { fresh })
             .await
+    }
+
+    /// The answer of the account page (`POST /consent` with `account`): `continue` as the
+    /// logged-in user, or `switch`: end this browser's session (Latchkey keeps one per
+    /// browser) and log in again, as anyone. Either way the question is not asked again for
+    /// this request (OpenID Connect Core §3.1.2.1, `prompt=select_account`).
+    async fn select_account(
+        &self,
+        req: &HttpRequest,
+        sealed: Option<&str>,
+        answer: &str,
+    ) -> HttpResponse {
+        let opened = match self.open(req, sealed) {
+            Ok(opened) => opened,
+            Err(page) => return page,
+        };
+        let p = &self.inner.provider;
+        match answer {
+            "continue" => {
+                let current = self.current(req).await;
+                let outcome = p
+                    .resume_authorize(
+                        req,
+                        opened.pending.account_selected(),
+                        authentication(current.as_ref(), false),
+                        None,
+                    )
+                    .await;
+                let user = current.as_ref().map(|c| &c.user);
+                self.render(req, outcome, user, None, Carry::Seal { fresh: false })
+                    .await
+            }
+            "switch" => {
+                if let Some(id) = self.inner.cookies.session_id(req)
+                    && let Err(err) = p.store().delete_session(&id.digest()).await
+                {
+                    return self.error(req, &err.into());
+                }
+                // The browser comes back without a session: the pending request is sealed
+                // for that, and the login it leads to answers the question.
+                let resealed =
+                    self.inner
+                        .cookies
+                        .seal_pending(&opened.text, "", false, p.clock().now());
+                HttpResponse {
+                    status: 303,
+                    headers: vec![
+                        ("location".into(), self.continue_path(&resealed)),
+                        ("set-cookie".into(), self.inner.cookies.logout()),
+                        ("cache-control".into(), "no-store".into()),
+                    ],
+                    body: Vec::new(),
+                }
+            }
+            _ => self.error(
+                req,
+                &OAuthError::invalid_request("account must be continue or switch"),
+            ),
+        }
     }
 
     /// `POST /login`: checks the built-in login form and, on success, sets the session and
@@ -522,6 +586,13 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
                 let (status, error, username, retry_after) = LoginFailure::page(failure);
+                // OpenID Connect Core §3.1.2.1, login_hint: a hint "about the login
+                // identifier the End-User might use", so it pre-fills the user name (what
+                // the user typed in a failed attempt takes precedence).
+                let username = match (username.is_empty(), request.login_hint()) {
+                    (true, Some(hint)) => hint.to_owned(),
+                    _ => username,
+                };
                 let ctx = context! {
                     client_name => request.client().name.clone(),
                     csrf_token => csrf,
@@ -529,6 +600,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     login_action => format!("{}/login", self.inner.base_path),
                     error => error,
                     username => username,
+                    ..locale_context(&request)
                 };
                 let mut page = with_cookie(
                     self.inner
@@ -548,6 +620,24 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     self.inner
                         .pages
                         .render("consent.html", 200, ctx, p.entropy()),
+                    set_cookie,
+                )
+            }
+            AuthorizeOutcome::SelectAccount(request) => {
+                let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
+                let ctx = context! {
+                    client_name => request.client().name.clone(),
+                    username => user.map(|u| u.username.as_str()).unwrap_or(""),
+                    login_hint => request.login_hint(),
+                    csrf_token => csrf,
+                    request => sealed(&request),
+                    authorize_action => format!("{}{CONSENT_PATH}", self.inner.base_path),
+                    ..locale_context(&request)
+                };
+                with_cookie(
+                    self.inner
+                        .pages
+                        .render("select_account.html", 200, ctx, p.entropy()),
                     set_cookie,
                 )
             }
@@ -583,6 +673,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             redirect_host => url_host(request.redirect_uri().as_str()),
             // RFC 6749 §10.2: a public client's approval is never remembered.
             may_remember => client.client_type() != latchkey_core::client::ClientType::Public,
+            ..locale_context(request)
         }
     }
 
@@ -663,6 +754,18 @@ fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authenticati
         auth_time: c.auth_time,
         fresh,
     })
+}
+
+/// The built-in pages are in English only, whatever `ui_locales` asks (OpenID Connect Core
+/// §3.1.2.1 makes it a preference: "an error SHOULD NOT result if some or all of the
+/// requested locales are not supported"). The page's `lang` is therefore always `en`; the
+/// preference is passed on as `ui_locales` for operators whose templates (see
+/// [`pages::Pages::load`]) speak other languages.
+fn locale_context(request: &AuthorizeRequest) -> minijinja::Value {
+    context! {
+        lang => "en",
+        ui_locales => request.ui_locales().to_vec(),
+    }
 }
 
 /// The origin (scheme, host and port) of the issuer URL, as browsers send it in `Origin`.

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use std::path::Path;
 
 /// The templates every deployment has; an override directory may replace any of them.
-pub const TEMPLATES: [(&str, &str); 8] = [
+pub const TEMPLATES: [(&str, &str); 9] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
@@ -23,6 +23,10 @@ pub const TEMPLATES: [(&str, &str); 8] = [
         include_str!("../templates/oauth1_verifier.html"),
     ),
     ("apps.html", include_str!("../templates/apps.html")),
+    (
+        "select_account.html",
+        include_str!("../templates/select_account.html"),
+    ),
 ];
 
 /// A template that cannot be loaded or parsed.

@@ -3,8 +3,10 @@
 //! from the configuration, so it cannot drift from the code.
 
 use crate::client::GrantType;
+use crate::endpoint::authorize::ResponseType;
 use crate::http::HttpResponse;
 use crate::provider::Provider;
+use crate::redirect::ResponseMode;
 use crate::store::ProviderStore;
 use crate::user::UserAuthenticator;
 use serde_json::json;
@@ -41,10 +43,11 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         .chain(crate::client_assertion::SECRET_ALGS)
         .collect();
     // Only what the server-wide switches leave on (RFC 8414 §2).
-    let mut response_types = vec!["code"];
-    if c.grant_enabled(GrantType::Implicit) {
-        response_types.push("token");
-    }
+    let response_types: Vec<&str> = ResponseType::ALL
+        .into_iter()
+        .filter(|t| t.enabled_in(c))
+        .map(ResponseType::as_str)
+        .collect();
     let grant_types: Vec<&str> = GrantType::ALL
         .into_iter()
         .filter(|grant| c.grant_enabled(*grant))
@@ -58,7 +61,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "revocation_endpoint": url(REVOKE_PATH),
         "introspection_endpoint": url(INTROSPECT_PATH),
         "response_types_supported": response_types,
-        "response_modes_supported": ["query", "fragment"],
+        "response_modes_supported": ResponseMode::ALL.map(ResponseMode::as_str),
         "grant_types_supported": grant_types,
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
@@ -73,7 +76,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": true,
-        "prompt_values_supported": ["none", "login", "consent"],
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
     });
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();

@@ -67,6 +67,7 @@ pub fn build_provider(
                     },
                 )?,
             ),
+        ..Config::default()
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())

@@ -15,18 +15,24 @@
 //! the user-agent to the invalid redirection URI." Those become [`AuthorizeOutcome::ErrorPage`];
 //! every later error is redirected to the client with `state` and `iss`.
 
+mod oidc;
 mod pending;
 mod request;
 
+pub use oidc::{
+    MAX_ACR_LEN, MAX_ACR_VALUES, MAX_LOCALE_LEN, MAX_LOCALES, MAX_LOGIN_HINT, PASSWORD_ACR,
+};
 pub use pending::Pending;
 pub use request::{AuthorizeRequest, ResponseType};
 
+use crate::claims::ClaimsRequest;
 use crate::client::{ClientType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
 use crate::events::Event;
 use crate::http::{HttpRequest, HttpResponse, Method};
+use crate::oidc::AuthContext;
 use crate::provider::Provider;
 use crate::redirect::{ResponseMode, redirect};
 use crate::scope::ScopeSet;
@@ -75,10 +81,11 @@ impl<'a> Authentication<'a> {
             return true;
         }
         // max_age: "If the elapsed time is greater than this value, the OP MUST attempt to
-        // actively re-authenticate the End-User."
-        request
-            .max_age
-            .is_some_and(|max| self.auth_time.is_none_or(|at| at.seconds_until(now) > max))
+        // actively re-authenticate the End-User." `max_age=0` asks for a login every time
+        // (§3.1.2.1 notes it is "equivalent to … prompt=login").
+        request.max_age.is_some_and(|max| {
+            max == 0 || self.auth_time.is_none_or(|at| at.seconds_until(now) > max)
+        })
     }
 }
 
@@ -108,6 +115,11 @@ pub enum AuthorizeOutcome {
     /// The user must approve the scopes for this client: ask, then [`resume`] the request
     /// with the [`Decision`].
     Consent(Box<AuthorizeRequest>),
+    /// Someone is logged in, and the user must say whether to continue as them or to log in
+    /// as someone else (`prompt=select_account`, or a `login_hint` naming another user).
+    /// Either way, [`resume`] with [`Pending::account_selected`]: with the current user to
+    /// continue, or with nobody (after ending the session) to log in again.
+    SelectAccount(Box<AuthorizeRequest>),
 }
 
 /// Answers one authorization request for `user` (if someone is logged in), with the user's
@@ -170,16 +182,17 @@ where
     };
     // The client may have changed while the user was signing in: what it no longer allows
     // (a redirect URI, the grant, a scope) is refused on a page, never sent anywhere.
-    let grant = pending.response_type.grant();
     if !pending.redirect_uri.still_registered(&client.redirect_uris) {
         return AuthorizeOutcome::ErrorPage(OAuthError::invalid_request(
             "redirect_uri is not registered for this client",
         ));
     }
-    if !p.config().grant_enabled(grant) || !client.allows(grant) {
-        return AuthorizeOutcome::ErrorPage(OAuthError::unauthorized_client(format!(
-            "this client is not allowed the {grant} grant"
-        )));
+    for grant in pending.response_type.grants() {
+        if !p.config().grant_enabled(grant) || !client.allows(grant) {
+            return AuthorizeOutcome::ErrorPage(OAuthError::unauthorized_client(format!(
+                "this client is not allowed the {grant} grant"
+            )));
+        }
     }
     if !pending.scope.is_subset(p.allowed_scopes(&client)) {
         return AuthorizeOutcome::ErrorPage(OAuthError::invalid_scope(format!(
@@ -199,6 +212,7 @@ where
         nonce: pending.nonce,
         prompt: pending.prompt,
         max_age: pending.max_age,
+        oidc: pending.oidc,
         see_other: req.method == Method::Post,
     };
     proceed(p, request, auth, decision).await
@@ -217,10 +231,29 @@ where
     U: UserAuthenticator,
 {
     let now = p.clock().now();
-    let user = auth
-        .filter(|a| !a.too_old_for(&request, now))
-        .map(|a| a.user);
-    let Some(user) = user else {
+    let auth = auth.filter(|a| !a.too_old_for(&request, now));
+    // OpenID Connect Core §3.1.2.1, id_token_hint: "If the End-User identified by the ID
+    // Token is logged in or is logged in by the request, then the Authorization Server returns
+    // a positive response; otherwise, it SHOULD return an error, such as login_required."
+    // Another user's session counts as none: log in as the hinted user. A login made for this
+    // very request that is still someone else is the error.
+    let hinted = |a: &Authentication<'_>| {
+        request.hint_subject().is_none_or(|sub| {
+            subject_for_client(p, &request, &a.user.subject).as_deref() == Some(sub)
+        })
+    };
+    if let Some(a) = auth.filter(|a| a.fresh && !hinted(a)) {
+        tracing::info!(client_id = %request.client.id, subject = %a.user.subject, "logged in as another user than id_token_hint");
+        return error_redirect(
+            p,
+            &request,
+            &OAuthError::new(
+                ErrorCode::LoginRequired,
+                "the user who logged in is not the one of id_token_hint",
+            ),
+        );
+    }
+    let Some(auth) = auth.filter(hinted) else {
         if request.prompts("none") {
             return error_redirect(
                 p,
@@ -230,6 +263,29 @@ where
         }
         return AuthorizeOutcome::Login(Box::new(request));
     };
+    let user = auth.user;
+    // §3.1.2.1, select_account: "The Authorization Server SHOULD prompt the End-User to select
+    // a user account." A login made for this request was that choice. A `login_hint` that
+    // names someone else than the logged-in user asks the same question: continue, or switch.
+    let other_hint = request
+        .login_hint()
+        .is_some_and(|hint| !hint.eq_ignore_ascii_case(&user.username));
+    let chosen = auth.fresh || request.oidc.account_chosen;
+    if decision.is_none() && !chosen && (request.prompts("select_account") || other_hint) {
+        // §3.1.2.6, interaction_required: "the Authentication Request cannot be completed
+        // without displaying a user interface for End-User interaction."
+        if request.prompts("none") {
+            return error_redirect(
+                p,
+                &request,
+                &OAuthError::new(
+                    ErrorCode::InteractionRequired,
+                    "the user must confirm the account (login_hint names another user)",
+                ),
+            );
+        }
+        return AuthorizeOutcome::SelectAccount(Box::new(request));
+    }
     match decision {
         Some(Decision::Deny) => {
             p.emit(Event::ConsentDenied {
@@ -256,7 +312,7 @@ where
                 subject: user.subject.clone(),
                 scope: request.scope.to_string(),
             });
-            respond(p, &request, user).await
+            respond(p, &request, &auth).await
         }
         None => {
             let remembered = match p
@@ -273,7 +329,7 @@ where
             let approved = request.client.client_type() != ClientType::Public
                 && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
-                respond(p, &request, user).await
+                respond(p, &request, &auth).await
             } else if request.prompts("none") {
                 error_redirect(
                     p,
@@ -308,93 +364,138 @@ async fn remember_consent<S: ProviderStore, U: UserAuthenticator>(
     Ok(())
 }
 
-/// Issues the code or the token and redirects to the client.
+/// Issues what the response type asks for (a code, an access token, an ID token, or a
+/// combination) and sends it to the client in the request's response mode.
 async fn respond<S, U>(
     p: &Provider<S, U>,
     request: &AuthorizeRequest,
-    user: &AuthenticatedUser,
+    auth: &Authentication<'_>,
 ) -> AuthorizeOutcome
 where
     S: ProviderStore,
     U: UserAuthenticator,
 {
+    let user = auth.user;
     let issuer = p.config().issuer.clone();
-    match request.response_type {
-        ResponseType::Code => {
-            let now = p.clock().now();
-            let code = Secret::new(random_token(p.entropy(), TOKEN_BYTES));
-            let (redirect_uri, redirect_uri_sent) = request.redirect_uri.clone().into_parts();
-            let record = CodeRecord {
-                digest: code.digest(),
-                client_id: request.client.id.clone(),
-                redirect_uri,
-                redirect_uri_sent,
-                subject: user.subject.clone(),
-                username: user.username.clone(),
-                scope: request.scope.clone(),
-                challenge: request.challenge.clone(),
-                nonce: request.nonce.clone(),
-                family: FamilyId::generate(p.entropy()),
-                issued_at: now,
-                expires_at: now.plus(p.config().code_ttl),
-                attached: user.attached.clone(),
-            };
-            if let Err(err) = p.store().save_code(&record, now).await {
-                return error_redirect(p, request, &err.into());
-            }
-            let mut params = vec![("code", code.expose())];
-            if let Some(state) = &request.state {
-                params.push(("state", state));
-            }
-            params.push(("iss", &issuer));
-            AuthorizeOutcome::Redirect(redirect(
-                request.redirect_uri.as_str(),
-                request.response_mode,
-                &params,
-                request.see_other,
-            ))
+    let response_type = request.response_type;
+    let code = if response_type.has_code() {
+        match issue_code(p, request, user).await {
+            Ok(code) => Some(code),
+            Err(err) => return error_redirect(p, request, &err),
         }
-        ResponseType::Token => {
-            let grant = Grant {
-                client_id: request.client.id.clone(),
-                subject: Some(user.subject.clone()),
-                username: Some(user.username.clone()),
-                scope: request.scope.clone(),
-                grant_type: GrantType::Implicit,
-                family: FamilyId::generate(p.entropy()),
-                family_issued_at: None,
-                access_ttl: p.access_ttl(&request.client, GrantType::Implicit),
-                // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
-                refresh_ttl: None,
-                binding: request.binding.clone(),
-                attached: user.attached.clone(),
-            };
-            let token = match p.issue(grant).await {
-                Ok(token) => token,
-                Err(err) => return error_redirect(p, request, &err),
-            };
-            let expires_in = token.expires_in.to_string();
-            let scope = token.scope.to_string();
-            let mut params = vec![
-                ("access_token", token.access_token.expose()),
-                ("token_type", "Bearer"),
-                ("expires_in", &expires_in),
-            ];
-            if !scope.is_empty() {
-                params.push(("scope", &scope));
-            }
-            if let Some(state) = &request.state {
-                params.push(("state", state));
-            }
-            params.push(("iss", &issuer));
-            AuthorizeOutcome::Redirect(redirect(
-                request.redirect_uri.as_str(),
-                ResponseMode::Fragment,
-                &params,
-                request.see_other,
-            ))
+    } else {
+        None
+    };
+    let token = if response_type.has_token() {
+        let grant = Grant {
+            client_id: request.client.id.clone(),
+            subject: Some(user.subject.clone()),
+            username: Some(user.username.clone()),
+            scope: request.scope.clone(),
+            grant_type: GrantType::Implicit,
+            family: FamilyId::generate(p.entropy()),
+            family_issued_at: None,
+            access_ttl: p.access_ttl(&request.client, GrantType::Implicit),
+            // RFC 6749 §4.2.2: "The authorization server MUST NOT issue a refresh token."
+            refresh_ttl: None,
+            binding: request.binding.clone(),
+            attached: user.attached.clone(),
+        };
+        match p.issue(grant).await {
+            Ok(token) => Some(token),
+            Err(err) => return error_redirect(p, request, &err),
         }
+    } else {
+        None
+    };
+    let id_token = if response_type.has_id_token() {
+        let access_token = token.as_ref().map(|t| t.access_token.expose());
+        let code = code.as_ref().map(Secret::expose);
+        match oidc::front_channel_id_token(p, request, auth, access_token, code).await {
+            Ok(id_token) => Some(id_token),
+            Err(err) => return error_redirect(p, request, &err),
+        }
+    } else {
+        None
+    };
+    let expires_in = token.as_ref().map(|t| t.expires_in.to_string());
+    let scope = token.as_ref().map(|t| t.scope.to_string());
+    let mut params = Vec::new();
+    if let Some(code) = &code {
+        params.push(("code", code.expose()));
     }
+    if let (Some(token), Some(expires_in)) = (&token, &expires_in) {
+        params.push(("access_token", token.access_token.expose()));
+        params.push(("token_type", "Bearer"));
+        params.push(("expires_in", expires_in));
+    }
+    if let Some(scope) = scope.as_deref().filter(|s| !s.is_empty()) {
+        params.push(("scope", scope));
+    }
+    if let Some(id_token) = &id_token {
+        params.push(("id_token", id_token));
+    }
+    if let Some(state) = &request.state {
+        params.push(("state", state));
+    }
+    params.push(("iss", &issuer));
+    AuthorizeOutcome::Redirect(redirect(
+        request.redirect_uri.as_str(),
+        request.response_mode,
+        &params,
+        request.see_other,
+    ))
+}
+
+/// Stores a new authorization code for `request` and `user`, and returns it.
+async fn issue_code<S, U>(
+    p: &Provider<S, U>,
+    request: &AuthorizeRequest,
+    user: &AuthenticatedUser,
+) -> Result<Secret, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let now = p.clock().now();
+    let code = Secret::new(random_token(p.entropy(), TOKEN_BYTES));
+    let (redirect_uri, redirect_uri_sent) = request.redirect_uri.clone().into_parts();
+    let record = CodeRecord {
+        digest: code.digest(),
+        client_id: request.client.id.clone(),
+        redirect_uri,
+        redirect_uri_sent,
+        subject: user.subject.clone(),
+        username: user.username.clone(),
+        scope: request.scope.clone(),
+        challenge: request.challenge.clone(),
+        nonce: request.nonce.clone(),
+        family: FamilyId::generate(p.entropy()),
+        issued_at: now,
+        expires_at: now.plus(p.config().code_ttl),
+        attached: user.attached.clone(),
+    };
+    p.store().save_code(&record, now).await?;
+    Ok(code)
+}
+
+/// The `sub` the client of `request` knows the user with the local `subject` by: what an
+/// `id_token_hint` is compared with.
+/// A pairwise client without a usable sector matches nobody.
+fn subject_for_client<S: ProviderStore, U: UserAuthenticator>(
+    p: &Provider<S, U>,
+    request: &AuthorizeRequest,
+    subject: &str,
+) -> Option<String> {
+    crate::oidc::subject::for_client(p.config(), &request.client, subject).ok()
+}
+
+/// How the user of `auth` authenticated, as the ID tokens of `request` state it (OpenID
+/// Connect Core §2): the login time when known, and the `claims` request parameter.
+pub(crate) fn auth_context(request: &AuthorizeRequest, auth: &Authentication<'_>) -> AuthContext {
+    let mut context = AuthContext::login(auth.auth_time, &[], None, None);
+    context.claims = request.claims().map(ClaimsRequest::to_value);
+    context
 }
 
 /// An error response redirected to the client (RFC 6749 §4.1.2.1), with `state` and `iss`.

@@ -8,6 +8,7 @@
 //! client's registration when the request was parsed; [`super::resume`] trusts it for that
 //! reason and looks the client up again, so a deleted client gets nothing.
 
+use super::oidc::OidcParams;
 use super::request::{AuthorizeRequest, ResponseType, split_prompt};
 use crate::error::OAuthError;
 use crate::params::Params;
@@ -15,8 +16,9 @@ use crate::pkce::{CodeChallenge, Method};
 use crate::redirect::{RegisteredRedirectUri, ResponseMode};
 use crate::scope::ScopeSet;
 
-/// The version of the text form; a value of another version is refused.
-const VERSION: &str = "1";
+/// The version of the text form; a value of another version is refused. Version 2 added the
+/// OpenID Connect parameters, the combined response types and `form_post`.
+const VERSION: &str = "2";
 
 /// A pending authorization request: an [`AuthorizeRequest`] without its client record, which
 /// [`super::resume`] loads again. Made by [`AuthorizeRequest::pending`] and [`Pending::decode`].
@@ -32,6 +34,7 @@ pub struct Pending {
     pub(super) nonce: Option<String>,
     pub(super) prompt: Vec<String>,
     pub(super) max_age: Option<u64>,
+    pub(super) oidc: OidcParams,
 }
 
 impl AuthorizeRequest {
@@ -48,6 +51,7 @@ impl AuthorizeRequest {
                 match self.response_mode {
                     ResponseMode::Query => "q",
                     ResponseMode::Fragment => "f",
+                    ResponseMode::FormPost => "p",
                 },
             )
             .append_pair("s", &self.scope.to_string());
@@ -70,6 +74,7 @@ impl AuthorizeRequest {
         if let Some(max_age) = self.max_age {
             out.append_pair("ma", &max_age.to_string());
         }
+        self.oidc.write(&mut out);
         out.finish()
     }
 }
@@ -84,14 +89,11 @@ impl Pending {
         if field("v")? != VERSION {
             return Err(malformed());
         }
-        let response_type = match field("t")? {
-            "code" => ResponseType::Code,
-            "token" => ResponseType::Token,
-            _ => return Err(malformed()),
-        };
+        let response_type = ResponseType::parse(field("t")?).ok_or_else(malformed)?;
         let response_mode = match field("m")? {
             "q" => ResponseMode::Query,
             "f" => ResponseMode::Fragment,
+            "p" => ResponseMode::FormPost,
             _ => return Err(malformed()),
         };
         let challenge = match (params.get("cm"), params.get("cc")) {
@@ -122,11 +124,25 @@ impl Pending {
                 .map(str::parse::<u64>)
                 .transpose()
                 .map_err(|_| malformed())?,
+            oidc: OidcParams::read(&params).ok_or_else(malformed)?,
         })
     }
 
     /// The client the request is for.
     pub fn client_id(&self) -> &str {
         &self.client_id
+    }
+
+    /// `login_hint`, to pre-fill the login page (see [`AuthorizeRequest::login_hint`]).
+    pub fn login_hint(&self) -> Option<&str> {
+        self.oidc.login_hint.as_deref()
+    }
+
+    /// The user chose the account on the page [`super::AuthorizeOutcome::SelectAccount`]
+    /// showed: the question is answered and is not asked again for this request. Call it
+    /// only on the answer of that page (a form the user posted, CSRF-checked).
+    pub fn account_selected(mut self) -> Self {
+        self.oidc.account_chosen = true;
+        self
     }
 }

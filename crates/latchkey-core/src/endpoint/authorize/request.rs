@@ -6,8 +6,11 @@
 //! first, whose errors are shown to the user and never redirected; every later error goes back
 //! to the client's (now trusted) redirect URI with `state` and `iss`.
 
+use super::oidc::{self, OidcParams};
 use super::{AuthorizeOutcome, error_redirect};
+use crate::claims::ClaimsRequest;
 use crate::client::{Client, ClientType, GrantType};
+use crate::config::Config;
 use crate::error::{ErrorCode, OAuthError};
 use crate::http::{HttpRequest, Method};
 use crate::params::Params;
@@ -19,7 +22,11 @@ use crate::store::ProviderStore;
 use crate::token::Binding;
 use crate::user::UserAuthenticator;
 
-/// What the client asked to receive.
+/// What the client asked to receive: RFC 6749's `code` and `token`, and the combinations of
+/// OAuth 2.0 Multiple Response Type Encoding Practices §3 and §5 that OpenID Connect uses for
+/// its implicit (§3.2) and hybrid (§3.3) flows. The values of a combination are compared as a
+/// set: `token id_token` and `id_token token` are the same response type (§2: "the order of
+/// the values … does not matter").
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ResponseType {
@@ -27,22 +34,122 @@ pub enum ResponseType {
     Code,
     /// `token`: an access token in the fragment, the implicit grant (RFC 6749 §4.2).
     Token,
+    /// `id_token`: an ID token only (OpenID Connect Core §3.2).
+    IdToken,
+    /// `id_token token`: an ID token and an access token (OpenID Connect Core §3.2).
+    IdTokenToken,
+    /// `code id_token`: a code and an ID token (OpenID Connect Core §3.3).
+    CodeIdToken,
+    /// `code token`: a code and an access token (OpenID Connect Core §3.3).
+    CodeToken,
+    /// `code id_token token`: all three (OpenID Connect Core §3.3).
+    CodeIdTokenToken,
 }
 
 impl ResponseType {
-    /// The wire name.
+    /// Every response type, in the order the metadata lists them.
+    pub const ALL: [ResponseType; 7] = [
+        Self::Code,
+        Self::Token,
+        Self::IdToken,
+        Self::IdTokenToken,
+        Self::CodeIdToken,
+        Self::CodeToken,
+        Self::CodeIdTokenToken,
+    ];
+
+    /// Parses `response_type`: space-separated values in any order, each at most once.
+    /// `None` for anything else (`unsupported_response_type`).
+    pub fn parse(raw: &str) -> Option<Self> {
+        let (mut code, mut token, mut id_token) = (false, false, false);
+        for value in raw.split(' ') {
+            let seen = match value {
+                "code" => &mut code,
+                "token" => &mut token,
+                "id_token" => &mut id_token,
+                _ => return None,
+            };
+            if std::mem::replace(seen, true) {
+                return None;
+            }
+        }
+        Self::ALL
+            .into_iter()
+            .find(|t| (t.has_code(), t.has_token(), t.has_id_token()) == (code, token, id_token))
+    }
+
+    /// The wire name, in the order of the specifications.
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Code => "code",
             Self::Token => "token",
+            Self::IdToken => "id_token",
+            Self::IdTokenToken => "id_token token",
+            Self::CodeIdToken => "code id_token",
+            Self::CodeToken => "code token",
+            Self::CodeIdTokenToken => "code id_token token",
         }
     }
 
-    /// The grant this response type runs.
-    pub fn grant(self) -> GrantType {
-        match self {
-            Self::Code => GrantType::AuthorizationCode,
-            Self::Token => GrantType::Implicit,
+    /// Whether the response carries an authorization code.
+    pub fn has_code(self) -> bool {
+        matches!(
+            self,
+            Self::Code | Self::CodeIdToken | Self::CodeToken | Self::CodeIdTokenToken
+        )
+    }
+
+    /// Whether the response carries an access token.
+    pub fn has_token(self) -> bool {
+        matches!(
+            self,
+            Self::Token | Self::IdTokenToken | Self::CodeToken | Self::CodeIdTokenToken
+        )
+    }
+
+    /// Whether the response carries an ID token.
+    pub fn has_id_token(self) -> bool {
+        matches!(
+            self,
+            Self::IdToken | Self::IdTokenToken | Self::CodeIdToken | Self::CodeIdTokenToken
+        )
+    }
+
+    /// Whether a token (access or ID) comes back through the browser: such a response is
+    /// never put in a query (Multiple Response Types §3, §5), and is the implicit grant's.
+    pub fn returns_token_in_front_channel(self) -> bool {
+        self.has_token() || self.has_id_token()
+    }
+
+    /// The grants this response type runs, each of which the server and the client must
+    /// allow: `authorization_code` for a code, `implicit` for a token or an ID token from the
+    /// authorization endpoint (OpenID Connect Dynamic Client Registration §2 pairs
+    /// `response_types` with `grant_types` the same way).
+    pub fn grants(self) -> impl Iterator<Item = GrantType> {
+        [
+            self.has_code().then_some(GrantType::AuthorizationCode),
+            self.returns_token_in_front_channel()
+                .then_some(GrantType::Implicit),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// Whether the server-wide switches allow this response type: every grant it runs is
+    /// enabled ([`Config::grant_enabled`]), and OpenID Connect is on ([`Config::oidc`]) for
+    /// one that returns an ID token. The metadata lists exactly these.
+    pub fn enabled_in(self, config: &Config) -> bool {
+        self.grants().all(|grant| config.grant_enabled(grant))
+            && (!self.has_id_token() || config.oidc)
+    }
+
+    /// The response mode used when the request names none: `query` for `code`, `fragment`
+    /// for everything else (Multiple Response Types §2.1, §3, §5).
+    pub fn default_mode(self) -> ResponseMode {
+        if self.returns_token_in_front_channel() {
+            ResponseMode::Fragment
+        } else {
+            ResponseMode::Query
         }
     }
 }
@@ -64,6 +171,8 @@ pub struct AuthorizeRequest {
     pub(super) nonce: Option<String>,
     pub(super) prompt: Vec<String>,
     pub(super) max_age: Option<u64>,
+    /// The other OpenID Connect parameters.
+    pub(super) oidc: OidcParams,
     /// Where implicit-grant tokens may be used, for clients that bind their tokens; taken from
     /// the HTTP request being answered.
     pub(super) binding: Option<Binding>,
@@ -87,7 +196,7 @@ impl AuthorizeRequest {
         &self.redirect_uri
     }
 
-    /// Query or fragment.
+    /// Query, fragment or form post.
     pub fn response_mode(&self) -> ResponseMode {
         self.response_mode
     }
@@ -130,6 +239,45 @@ impl AuthorizeRequest {
 
     pub(super) fn prompts(&self, value: &str) -> bool {
         self.prompt.iter().any(|p| p == value)
+    }
+
+    /// `login_hint` (OpenID Connect Core §3.1.2.1): the identifier the user may log in
+    /// with, to pre-fill the login page. A hint only: it proves nothing.
+    pub fn login_hint(&self) -> Option<&str> {
+        self.oidc.login_hint.as_deref()
+    }
+
+    /// The `sub` of the request's `id_token_hint`, verified as an ID token we issued to this
+    /// client: the user the client expects to be logged in.
+    pub fn hint_subject(&self) -> Option<&str> {
+        self.oidc.hint_subject.as_deref()
+    }
+
+    /// `ui_locales`: the languages the user prefers for the pages, most preferred first.
+    pub fn ui_locales(&self) -> &[String] {
+        &self.oidc.ui_locales
+    }
+
+    /// `claims_locales`: the languages the user prefers for claims, most preferred first.
+    pub fn claims_locales(&self) -> &[String] {
+        &self.oidc.claims_locales
+    }
+
+    /// `acr_values`: the authentication context classes the client would like, most
+    /// preferred first (a voluntary request; see [`super::PASSWORD_ACR`]).
+    pub fn acr_values(&self) -> &[String] {
+        &self.oidc.acr_values
+    }
+
+    /// `display`: how the client would like the pages shown (`page`, `popup`, `touch`,
+    /// `wap`).
+    pub fn display(&self) -> Option<&str> {
+        self.oidc.display.as_deref()
+    }
+
+    /// The `claims` request parameter (OpenID Connect Core §5.5), when one was sent.
+    pub fn claims(&self) -> Option<&ClaimsRequest> {
+        self.oidc.claims.as_ref()
     }
 }
 
@@ -179,17 +327,16 @@ where
             .map_err(page)?;
 
     // From here on the redirect URI is trusted: errors go back to the client.
-    let response_type = params.get("response_type");
-    let default_mode = if response_type == Some("token") {
-        ResponseMode::Fragment
-    } else {
-        ResponseMode::Query
-    };
+    let response_type = params.get("response_type").map(ResponseType::parse);
     let requested_mode = params.get("response_mode").map(ResponseMode::parse);
+    let default_mode = response_type
+        .flatten()
+        .map_or(ResponseMode::Query, ResponseType::default_mode);
     let mut request = AuthorizeRequest {
         client,
         response_type: ResponseType::Code,
         redirect_uri,
+        // An unusable requested mode answers its error in the response type's default.
         response_mode: requested_mode.flatten().unwrap_or(default_mode),
         scope: ScopeSet::empty(),
         state: params.get("state").map(str::to_owned),
@@ -197,6 +344,7 @@ where
         nonce: params.get("nonce").map(str::to_owned),
         prompt: params.get("prompt").map(split_prompt).unwrap_or_default(),
         max_age: None,
+        oidc: OidcParams::default(),
         binding: None,
         see_other: req.method == Method::Post,
     };
@@ -210,14 +358,14 @@ where
         ));
     }
     request.response_type = match response_type {
-        Some("code") => ResponseType::Code,
-        Some("token") => ResponseType::Token,
-        Some(_) => {
+        Some(Some(response_type)) => response_type,
+        Some(None) => {
             return Err(fail(
                 &request,
                 OAuthError::new(
                     ErrorCode::UnsupportedResponseType,
-                    "response_type must be code (or token where enabled)",
+                    "response_type must be code, or where enabled token, id_token or a \
+                     combination",
                 ),
             ));
         }
@@ -231,38 +379,52 @@ where
     if requested_mode.is_some_and(|m| m.is_none()) {
         return Err(fail(
             &request,
-            OAuthError::invalid_request("response_mode must be query or fragment"),
+            OAuthError::invalid_request("response_mode must be query, fragment or form_post"),
         ));
     }
-    // RFC 6749 §4.2.2 delivers tokens in the fragment; never in a query that servers log.
-    if request.response_type == ResponseType::Token && request.response_mode == ResponseMode::Query
+    // RFC 6749 §4.2.2 and Multiple Response Types §3, §5: tokens are never delivered in a
+    // query, which servers log; "the default Response Mode … is the fragment encoding".
+    if request.response_type.returns_token_in_front_channel()
+        && request.response_mode == ResponseMode::Query
     {
         request.response_mode = ResponseMode::Fragment;
         return Err(fail(
             &request,
-            OAuthError::invalid_request(
-                "response_mode=query is not allowed with response_type=token",
-            ),
+            OAuthError::invalid_request(format!(
+                "response_mode=query is not allowed with response_type={}",
+                request.response_type.as_str()
+            )),
         ));
     }
-    let grant = request.response_type.grant();
-    // RFC 6749 §4.2.2.1 "unsupported_response_type": the implicit grant is switched off
-    // server-wide (the metadata does not list `token` either), whatever the client is allowed.
-    if !p.config().grant_enabled(grant) {
+    for grant in request.response_type.grants() {
+        // RFC 6749 §4.2.2.1 "unsupported_response_type": the implicit grant is switched off
+        // server-wide (the metadata does not list its response types either), whatever the
+        // client is allowed.
+        if !p.config().grant_enabled(grant) {
+            return Err(fail(
+                &request,
+                OAuthError::new(
+                    ErrorCode::UnsupportedResponseType,
+                    format!("the {grant} grant is not enabled on this server"),
+                ),
+            ));
+        }
+        if !request.client.allows(grant) {
+            return Err(fail(
+                &request,
+                OAuthError::unauthorized_client(format!(
+                    "this client is not allowed the {grant} grant"
+                )),
+            ));
+        }
+    }
+    if !request.response_type.enabled_in(p.config()) {
         return Err(fail(
             &request,
             OAuthError::new(
                 ErrorCode::UnsupportedResponseType,
-                format!("the {grant} grant is not enabled on this server"),
+                "OpenID Connect is not enabled on this server",
             ),
-        ));
-    }
-    if !request.client.allows(grant) {
-        return Err(fail(
-            &request,
-            OAuthError::unauthorized_client(format!(
-                "this client is not allowed the {grant} grant"
-            )),
         ));
     }
     request.max_age = match params.get("max_age").map(str::parse::<u64>).transpose() {
@@ -274,6 +436,21 @@ where
             ));
         }
     };
+    // OpenID Connect Core §3.1.2.1 defines `none`, `login`, `consent` and `select_account`;
+    // any other value is an error (the space-delimited list is "case sensitive").
+    if request.prompt.len() > PROMPT_VALUES.len()
+        || request
+            .prompt
+            .iter()
+            .any(|v| !PROMPT_VALUES.contains(&v.as_str()))
+    {
+        request.prompt.clear();
+        return Err(fail(
+            &request,
+            OAuthError::invalid_request("prompt must be none, login, consent or select_account"),
+        ));
+    }
+    // §3.1.2.1: "If this parameter contains none with any other value, an error is returned."
     if request.prompts("none") && request.prompt.len() > 1 {
         return Err(fail(
             &request,
@@ -292,7 +469,7 @@ where
         Ok(scope) => scope,
         Err(err) => return Err(fail(&request, err)),
     };
-    if request.response_type == ResponseType::Code {
+    if request.response_type.has_code() {
         request.challenge = match params.get("code_challenge") {
             Some(value) => match CodeChallenge::parse(
                 value,
@@ -326,9 +503,40 @@ where
             OAuthError::invalid_request("nonce is too long"),
         ));
     }
+    if request.response_type.has_id_token() {
+        // OpenID Connect Core §3.2.2.1 and §3.3.2.1: the scope "MUST contain the openid
+        // scope value"; an ID token is an OpenID Connect response.
+        if !crate::oidc::is_openid(&request.scope) {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request(format!(
+                    "response_type={} requires the openid scope",
+                    request.response_type.as_str()
+                )),
+            ));
+        }
+        // §3.2.2.1: "nonce … REQUIRED" when an ID token comes from the authorization
+        // endpoint, so a replayed ID token is caught by the client.
+        if request.nonce.as_deref().is_none_or(str::is_empty) {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request(format!(
+                    "nonce is required with response_type={}",
+                    request.response_type.as_str()
+                )),
+            ));
+        }
+    }
+    request.oidc = match oidc::parse(p, &request.client, &params) {
+        Ok(oidc) => oidc,
+        Err(err) => return Err(fail(&request, err)),
+    };
     request.binding = binding_of(p, &request.client, req);
     Ok(request)
 }
+
+/// The values of `prompt` (OpenID Connect Core §3.1.2.1).
+pub(super) const PROMPT_VALUES: [&str; 4] = ["none", "login", "consent", "select_account"];
 
 /// The `prompt` parameter's space-separated values.
 pub(super) fn split_prompt(raw: &str) -> Vec<String> {
