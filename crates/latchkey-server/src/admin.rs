@@ -18,7 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
+mod keys;
 mod users;
+
+pub use keys::{KeyView, RotateKeys, signing_alg};
 pub use users::UserUpdate;
 
 /// Why an administrative operation failed; each maps to one HTTP status.
@@ -331,6 +334,8 @@ pub struct Admin {
     provider: Option<RunningProvider>,
     /// The key-encryption key that seals the secrets of `client_secret_jwt` clients.
     kek: Option<latchkey_core::jose::Kek>,
+    /// How signing keys rotate (the `[keys]` settings), for key management.
+    key_policy: Option<latchkey_core::jose::rotation::RotationPolicy>,
 }
 
 /// The running provider an [`Admin`] ends sessions through.
@@ -354,7 +359,18 @@ impl Admin {
             oauth1_key: None,
             provider: None,
             kek: None,
+            key_policy: None,
         }
+    }
+
+    /// Manages signing keys with the `[keys]` settings' rotation policy (and the
+    /// key-encryption key of [`Admin::with_kek`]).
+    pub fn with_key_policy(
+        mut self,
+        policy: latchkey_core::jose::rotation::RotationPolicy,
+    ) -> Self {
+        self.key_policy = Some(policy);
+        self
     }
 
     /// Seals the secrets of `client_secret_jwt` clients with `kek` (the server's

@@ -5,8 +5,8 @@
 //! endpoints, which face the internet, never route to it.
 
 use crate::admin::{
-    Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient,
-    RevokedConsent, RotatedSecret, UserUpdate, UserView,
+    Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient, KeyView,
+    RevokedConsent, RotateKeys, RotatedSecret, UserUpdate, UserView,
 };
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -51,6 +51,9 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
             "/admin/users/{username}/consents/{client_id}",
             axum::routing::delete(revoke_consent),
         )
+        .route("/admin/keys", get(list_keys))
+        .route("/admin/keys/rotate", post(rotate_keys))
+        .route("/admin/keys/{kid}/retire", post(retire_key))
         .route("/admin/tokens/revoke", post(revoke))
         .route("/admin/tokens/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -323,6 +326,49 @@ pub struct LoggedOut {
     pub sessions: u64,
 }
 
+/// Lists the signing keys with their state (`next`, `active`, `retiring`) and times.
+#[utoipa::path(get, path = "/admin/keys", tag = "keys",
+    responses(
+        (status = 200, description = "The keys, oldest first", body = [KeyView]),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn list_keys(State(api): State<Api>) -> Result<Json<Vec<KeyView>>, AdminError> {
+    Ok(Json(api.admin.list_keys().await?))
+}
+
+/// Rotates an algorithm's signing key: the new key is published now and signs after the
+/// publish-ahead time (at once with `immediate`); the old one stays published until what it
+/// signed has expired.
+#[utoipa::path(post, path = "/admin/keys/rotate", tag = "keys",
+    request_body = RotateKeys,
+    responses(
+        (status = 200, description = "The keys after the rotation", body = [KeyView]),
+        (status = 400, description = "An unknown or unconfigured algorithm"),
+        (status = 409, description = "Other nodes kept changing the keys; try again"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn rotate_keys(
+    State(api): State<Api>,
+    body: Body<RotateKeys>,
+) -> Result<Json<Vec<KeyView>>, AdminError> {
+    let Json(rotate) = body.map_err(bad_json)?;
+    let alg = crate::admin::signing_alg(rotate.alg.as_deref())?;
+    Ok(Json(api.admin.rotate_keys(alg, rotate.immediate).await?))
+}
+
+/// Retires a signing key now: it stops signing (a successor takes over) and stays published
+/// until what it signed has expired.
+#[utoipa::path(post, path = "/admin/keys/{kid}/retire", tag = "keys",
+    params(("kid" = String, Path, description = "key id")),
+    responses(
+        (status = 200, description = "The keys after the retirement", body = [KeyView]),
+        (status = 404, description = "No signing or next key with this id"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn retire_key(
+    State(api): State<Api>,
+    Path(kid): Path<String>,
+) -> Result<Json<Vec<KeyView>>, AdminError> {
+    Ok(Json(api.admin.retire_key(&kid).await?))
+}
+
 /// Ends every login session of a user ("log out everywhere"): their browsers must log in
 /// again. Tokens already issued stay valid until they expire or are revoked.
 #[utoipa::path(post, path = "/admin/users/{username}/logout", tag = "users",
@@ -402,7 +448,7 @@ async fn introspect(
     paths(
         list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
         list_users, add_user, get_user, update_user, delete_user, set_password, logout_user, list_consents,
-        revoke_consent, revoke, introspect
+        revoke_consent, revoke, introspect, list_keys, rotate_keys, retire_key
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

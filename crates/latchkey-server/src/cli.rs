@@ -56,6 +56,83 @@ pub enum Command {
     /// Inspect the settings.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// List, rotate or retire the signing keys of ID tokens and JWT access tokens.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+/// Signing-key administration. Running servers pick changes up within a minute.
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// List the keys with their state (next, active, retiring) and times.
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Rotate an algorithm's key: the new key is published now and signs after the
+    /// publish-ahead time; the old one stays published until what it signed has expired.
+    Rotate {
+        /// ES256, RS256 or EdDSA.
+        #[arg(long, default_value = "ES256")]
+        alg: String,
+        /// Sign with the new key at once (a compromised key): relying parties that cached the
+        /// JWKS may reject its first tokens until they fetch it again.
+        #[arg(long)]
+        immediate: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Retire a key now: it stops signing (a successor takes over) and stays published until
+    /// what it signed has expired.
+    Retire {
+        /// The key id (`kid`).
+        kid: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs a `latchkey keys` command.
+pub async fn keys(cmd: KeysCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = AnyStore::from_settings(settings).await?;
+    let admin = admin(settings, &store);
+    let result = async {
+        let (keys, json) = match cmd {
+            KeysCommand::List { json } => (admin.list_keys().await?, json),
+            KeysCommand::Rotate {
+                alg,
+                immediate,
+                json,
+            } => {
+                let alg = crate::admin::signing_alg(Some(&alg))?;
+                (admin.rotate_keys(alg, immediate).await?, json)
+            }
+            KeysCommand::Retire { kid, json } => (admin.retire_key(&kid).await?, json),
+        };
+        if json {
+            println!("{}", serde_json::to_string(&keys)?);
+        } else {
+            for key in keys {
+                println!(
+                    "{}  {:<5}  {:<8}  signs from {}{}",
+                    key.kid,
+                    key.alg,
+                    key.state,
+                    key.activates_at,
+                    key.retires_at
+                        .map(|t| format!(" until {t}"))
+                        .unwrap_or_default(),
+                );
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// Token administration.
@@ -417,7 +494,10 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    let admin = Admin::new(store.clone(), issuer, "cli");
+    let mut admin = Admin::new(store.clone(), issuer, "cli");
+    if let Ok(policy) = crate::signing_keys::policy(settings) {
+        admin = admin.with_key_policy(policy);
+    }
     match crate::signing_keys::load_kek(settings) {
         Ok(kek) => admin.with_kek(kek),
         Err(err) => {

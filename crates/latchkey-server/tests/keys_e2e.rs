@@ -109,3 +109,55 @@ async fn a_kek_from_the_environment_is_used_and_never_written() {
     assert_eq!(kids(&doc).len(), 1);
     assert!(!dir.path().join("kek").exists());
 }
+
+/// `latchkey keys list|rotate|retire`: a rotation publishes a successor that does not sign
+/// yet, a retirement hands signing to it at once, and every key that may still verify a token
+/// stays in the JWKS the server then publishes. An unknown key id is refused.
+#[tokio::test]
+async fn keys_are_listed_rotated_and_retired_from_the_cli() {
+    let dir = data_dir();
+    let run = |args: &[&str]| -> Vec<serde_json::Value> {
+        let out = common::cli(dir.path(), args, None);
+        serde_json::from_str(out.trim()).expect("JSON list of keys")
+    };
+    let state_of = |keys: &[serde_json::Value], kid: &str| {
+        keys.iter()
+            .find(|k| k["kid"] == kid)
+            .and_then(|k| k["state"].as_str())
+            .map(str::to_owned)
+    };
+    let first = run(&["keys", "list", "--json"]);
+    assert_eq!(first.len(), 1, "{first:?}");
+    assert_eq!(first[0]["alg"], "ES256");
+    assert_eq!(first[0]["state"], "active");
+    let old = first[0]["kid"].as_str().expect("kid").to_owned();
+
+    let rotated = run(&["keys", "rotate", "--alg", "ES256", "--json"]);
+    assert_eq!(rotated.len(), 2, "{rotated:?}");
+    let new = rotated
+        .iter()
+        .find(|k| k["kid"] != old.as_str())
+        .and_then(|k| k["kid"].as_str())
+        .expect("a successor")
+        .to_owned();
+    assert_eq!(state_of(&rotated, &old).as_deref(), Some("active"));
+    assert_eq!(
+        state_of(&rotated, &new).as_deref(),
+        Some("next"),
+        "published ahead, not signing yet"
+    );
+
+    let retired = run(&["keys", "retire", &old, "--json"]);
+    assert_eq!(state_of(&retired, &old).as_deref(), Some("retiring"));
+    assert_eq!(state_of(&retired, &new).as_deref(), Some("active"));
+
+    let (ok, _, stderr) = common::cli_outcome(dir.path(), &["keys", "retire", "no-such-kid"]);
+    assert!(!ok, "an unknown kid is refused");
+    assert!(stderr.contains("no-such-kid"), "{stderr}");
+
+    let server = Server::start(dir.path());
+    let (_, doc) = jwks(&server).await;
+    let published = kids(&doc);
+    assert!(published.contains(&old), "the retiring key still verifies");
+    assert!(published.contains(&new));
+}

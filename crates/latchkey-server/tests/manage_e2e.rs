@@ -567,3 +567,73 @@ async fn consents_are_listed_and_revoked_from_the_page_the_api_and_the_cli_with_
     let (ok, _, _) = cli_outcome(dir.path(), &["consent", "revoke", "alice", id]);
     assert!(!ok, "nothing left to revoke");
 }
+
+/// The admin API manages signing keys like the CLI: listed with their state, rotated (the
+/// successor waits as `next`, or signs at once with `immediate`), retired; an unknown
+/// algorithm is 400 and an unknown key id 404. The JWKS follows once the server reloads.
+#[tokio::test]
+async fn signing_keys_are_listed_rotated_and_retired_through_the_admin_api() {
+    let dir = data_dir();
+    let (_server, admin) = start(dir.path());
+    let (status, keys) = admin_call(&admin, reqwest::Method::GET, "/admin/keys", None).await;
+    assert_eq!(status, 200, "{keys}");
+    let keys = keys.as_array().expect("list").clone();
+    assert_eq!(keys.len(), 1, "{keys:?}");
+    assert_eq!(keys[0]["state"], "active");
+    let old = keys[0]["kid"].as_str().expect("kid").to_owned();
+
+    let (status, rotated) = admin_call(
+        &admin,
+        reqwest::Method::POST,
+        "/admin/keys/rotate",
+        Some(serde_json::json!({"alg": "ES256", "immediate": true})),
+    )
+    .await;
+    assert_eq!(status, 200, "{rotated}");
+    let rotated = rotated.as_array().expect("list").clone();
+    let active: Vec<&str> = rotated
+        .iter()
+        .filter(|k| k["state"] == "active")
+        .filter_map(|k| k["kid"].as_str())
+        .collect();
+    assert_eq!(active.len(), 1, "{rotated:?}");
+    assert_ne!(
+        active[0], old,
+        "an immediate rotation signs with the new key at once"
+    );
+    let new = active[0].to_owned();
+
+    let (status, body) = admin_call(
+        &admin,
+        reqwest::Method::POST,
+        "/admin/keys/rotate",
+        Some(serde_json::json!({"alg": "HS256"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    let (status, body) = admin_call(
+        &admin,
+        reqwest::Method::POST,
+        "/admin/keys/no-such-kid/retire",
+        None,
+    )
+    .await;
+    assert_eq!(status, 404, "{body}");
+
+    let (status, retired) = admin_call(
+        &admin,
+        reqwest::Method::POST,
+        &format!("/admin/keys/{new}/retire"),
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{retired}");
+    let state = |kid: &str| {
+        retired
+            .as_array()
+            .and_then(|a| a.iter().find(|k| k["kid"] == kid))
+            .and_then(|k| k["state"].as_str())
+            .map(str::to_owned)
+    };
+    assert_eq!(state(&new).as_deref(), Some("retiring"));
+}

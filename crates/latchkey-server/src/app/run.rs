@@ -80,6 +80,7 @@ pub async fn run(
                 crate::admin::Admin::new(store.clone(), provider.config().issuer.clone(), "api")
                     .with_oauth1_key(oauth1_key(&settings)?)
                     .with_kek(crate::signing_keys::load_kek(&settings)?)
+                    .with_key_policy(crate::signing_keys::policy(&settings)?)
                     .with_provider(provider.clone());
             let mut admin_app = crate::admin_api::router(ops, &token);
             // Metrics are for the operator's scraper, not the internet: on this listener,
