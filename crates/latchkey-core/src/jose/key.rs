@@ -76,6 +76,25 @@ pub enum KeyState {
 }
 
 impl KeyState {
+    /// The state at `now` of a key that signs from `activates_at`, stops signing at
+    /// `retires_at` and leaves the JWKS at `removes_at`: the one rule every view of a key uses.
+    pub fn at(
+        activates_at: UnixTime,
+        retires_at: Option<UnixTime>,
+        removes_at: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Self {
+        if removes_at.is_some_and(|t| now >= t) {
+            Self::Retired
+        } else if retires_at.is_some_and(|t| now >= t) {
+            Self::Retiring
+        } else if now >= activates_at {
+            Self::Active
+        } else {
+            Self::Next
+        }
+    }
+
     /// The state's name, for listings.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -115,15 +134,7 @@ impl SigningKey {
 
     /// The key's state at `now`.
     pub fn state(&self, now: UnixTime) -> KeyState {
-        if self.removes_at.is_some_and(|t| now >= t) {
-            KeyState::Retired
-        } else if self.retires_at.is_some_and(|t| now >= t) {
-            KeyState::Retiring
-        } else if now >= self.activates_at {
-            KeyState::Active
-        } else {
-            KeyState::Next
-        }
+        KeyState::at(self.activates_at, self.retires_at, self.removes_at, now)
     }
 
     /// Whether the key is in the JWKS at `now` (every state but [`KeyState::Retired`]).

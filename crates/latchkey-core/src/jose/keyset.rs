@@ -29,15 +29,7 @@ struct LiveKey {
 
 impl LiveKey {
     fn state(&self, now: UnixTime) -> KeyState {
-        if self.removes_at.is_some_and(|t| now >= t) {
-            KeyState::Retired
-        } else if self.retires_at.is_some_and(|t| now >= t) {
-            KeyState::Retiring
-        } else if now >= self.activates_at {
-            KeyState::Active
-        } else {
-            KeyState::Next
-        }
+        KeyState::at(self.activates_at, self.retires_at, self.removes_at, now)
     }
 }
 
