@@ -65,6 +65,7 @@ fn token_minting(c: &mut Criterion) {
         attached: latchkey_core::attached::Attached::new(),
         access_token_format: latchkey_core::access_jwt::AccessTokenFormat::Opaque,
         auth: None,
+        cnf: None,
         client_id: latchkey_core::client::ClientId::parse("bench-client").expect("valid id"),
         subject: None,
         username: None,

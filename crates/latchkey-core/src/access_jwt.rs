@@ -25,7 +25,7 @@ use crate::error::OAuthError;
 use crate::generator::{TokenContext, TokenGenerator};
 use crate::jose::{JwsSigner, SigningAlg};
 use crate::secret::Secret;
-use crate::token::TokenKind;
+use crate::token::{Confirmation, TokenKind};
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 
@@ -119,6 +119,10 @@ pub struct AccessTokenClaims {
     /// The authentication methods (§2.2.1), when known.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub amr: Option<Vec<String>>,
+    /// The key the token is bound to (RFC 7800 §3.1; RFC 9449 §6.1, RFC 8705 §3.1): a
+    /// resource server must see that key proven before it accepts the token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 impl AccessTokenClaims {
@@ -142,6 +146,7 @@ impl AccessTokenClaims {
             auth_time: None,
             acr: None,
             amr: None,
+            cnf: grant.cnf.clone(),
         }
     }
 

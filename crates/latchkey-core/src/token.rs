@@ -79,6 +79,46 @@ impl FamilyId {
     }
 }
 
+/// The key a token is bound to (RFC 7800 `cnf`): whoever presents the token must also prove
+/// possession of this key. One value for every proof-of-possession mechanism, so the records,
+/// introspection, JWT access tokens and the guards carry and check it in one place.
+///
+/// Serialized as the `cnf` object's one member (`{"jkt": "..."}`, `{"x5t#S256": "..."}`).
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub enum Confirmation {
+    /// A DPoP key (RFC 9449 §6.1): the base64url SHA-256 JWK thumbprint (RFC 7638) of the
+    /// public key the client signs its proofs with.
+    #[serde(rename = "jkt")]
+    Jkt(String),
+    /// A client certificate (RFC 8705 §3.1): the base64url SHA-256 digest of its DER form.
+    #[serde(rename = "x5t#S256")]
+    X5tS256(String),
+}
+
+impl Confirmation {
+    /// The `cnf` member as JSON (`{"jkt": "..."}`), for introspection and JWT access tokens.
+    pub fn to_json(&self) -> serde_json::Value {
+        serde_json::to_value(self).unwrap_or(serde_json::Value::Null)
+    }
+
+    /// The DPoP key thumbprint, when the token is DPoP-bound.
+    pub fn jkt(&self) -> Option<&str> {
+        match self {
+            Self::Jkt(jkt) => Some(jkt),
+            Self::X5tS256(_) => None,
+        }
+    }
+
+    /// The certificate thumbprint, when the token is certificate-bound.
+    pub fn x5t_s256(&self) -> Option<&str> {
+        match self {
+            Self::X5tS256(x5t) => Some(x5t),
+            Self::Jkt(_) => None,
+        }
+    }
+}
+
 /// Where a bound token may be used: the User-Agent (as a SHA-256 hex digest) and client IP
 /// address seen when it was issued.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -141,6 +181,9 @@ pub struct TokenRecord {
     /// token of the family carries the same, so a refresh mints an ID token with the same
     /// `auth_time`. `None` outside OpenID Connect.
     pub auth: Option<Box<AuthContext>>,
+    /// The key the token is bound to (DPoP, mutual TLS); `None` for a bearer token. Every
+    /// token of a rotation keeps its family's confirmation.
+    pub cnf: Option<Confirmation>,
 }
 
 impl TokenRecord {
@@ -185,6 +228,9 @@ pub struct CodeRecord {
     /// How the user authenticated (see [`AuthContext`]), for the ID token the code's
     /// exchange returns; the tokens from this code carry it.
     pub auth: Option<Box<AuthContext>>,
+    /// The key the tokens from this code must be bound to, fixed at the authorization
+    /// endpoint (RFC 9449 §10 `dpop_jkt`); `None` when the request named none.
+    pub cnf: Option<Confirmation>,
 }
 
 /// The tokens of one issuance, written to a store together.
@@ -237,6 +283,8 @@ pub struct Grant {
     /// How the user authenticated, for OpenID Connect grants (see [`AuthContext`]): copied
     /// into every token minted for this grant.
     pub auth: Option<Box<AuthContext>>,
+    /// The key the tokens are bound to (see [`Confirmation`]); `None` for bearer tokens.
+    pub cnf: Option<Confirmation>,
 }
 
 /// Token values to send to the client, with the records to store.
@@ -287,6 +335,7 @@ pub fn minted(
         binding: grant.binding.clone(),
         attached: grant.attached.clone(),
         auth: grant.auth.clone(),
+        cnf: grant.cnf.clone(),
     };
     let refresh_token = refresh_token.filter(|_| grant.refresh_ttl.is_some());
     let access = record(TokenKind::Access, &access_token, grant.access_ttl);

@@ -722,6 +722,7 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             client_id: record.client_id,
             scope: record.realms,
             binding: None,
+            cnf: None,
         })
     }
 

@@ -70,6 +70,7 @@ fn token(name: &str, kind: TokenKind, family: &FamilyId, grant: GrantType) -> To
     TokenRecord {
         attached: latchkey_core::attached::Attached::new(),
         auth: None,
+        cnf: None,
         digest: digest(name),
         kind,
         client_id: client_id(),
@@ -108,6 +109,7 @@ fn code(name: &str, family: &str) -> CodeRecord {
     CodeRecord {
         attached: latchkey_core::attached::Attached::new(),
         auth: None,
+        cnf: None,
         digest: digest(name),
         client_id: client_id(),
         redirect_uri: "https://app.example/cb?x=ü".into(),

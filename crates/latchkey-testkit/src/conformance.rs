@@ -23,7 +23,9 @@ use latchkey_core::store::{
     CodeStore, CodeTake, ConsentRecord, ReplayStore, Rotation, Store, StoreErrorKind, TokenOwner,
     TokenStore, Withdrawn, withdraw_consent,
 };
-use latchkey_core::token::{Binding, CodeRecord, FamilyId, NewTokens, TokenKind, TokenRecord};
+use latchkey_core::token::{
+    Binding, CodeRecord, Confirmation, FamilyId, NewTokens, TokenKind, TokenRecord,
+};
 use latchkey_core::user::User;
 use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
@@ -154,6 +156,9 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
     let record = TokenRecord {
         attached: latchkey_core::attached::Attached::new(),
         auth: None,
+        cnf: Some(Confirmation::Jkt(
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".into(),
+        )),
         digest: value.digest(),
         kind,
         client_id: ClientId::parse(client).expect("valid test client id"),
@@ -386,12 +391,18 @@ pub async fn saved_tokens_read_back_exactly<S: FastStore>(store: S) {
                 user_agent: Digest::of(b"Mozilla/5.0").to_hex(),
                 ip: "2001:db8::7".into(),
             }),
+            cnf: Some(Confirmation::Jkt(
+                "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into(),
+            )),
             ..record(TokenKind::Access, "client-bound", &family(), 60).1
         },
         // Issue 14: a rotated refresh token keeps its family's start, for the absolute
         // lifetime.
         refresh: Some(TokenRecord {
             family_issued_at: UnixTime(now().0 - 86_400),
+            cnf: Some(Confirmation::X5tS256(
+                "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2".into(),
+            )),
             ..record(TokenKind::Refresh, "client-bound", &family(), 60).1
         }),
     };
@@ -678,6 +689,9 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
     let record = CodeRecord {
         attached: latchkey_core::attached::Attached::new(),
         auth: None,
+        cnf: Some(Confirmation::Jkt(
+            "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs".into(),
+        )),
         digest: value.digest(),
         client_id: ClientId::parse(client).expect("valid test client id"),
         redirect_uri: "https://app.example/cb?x=ü".into(),

@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             attached: latchkey_core::attached::Attached::new(),
             access_token_format: latchkey_core::access_jwt::AccessTokenFormat::Opaque,
             auth: None,
+            cnf: None,
             client_id: client.id.clone(),
             subject: None,
             username: None,

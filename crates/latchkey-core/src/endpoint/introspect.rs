@@ -102,10 +102,72 @@ pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
     if !record.attached.is_empty() {
         body[ATTACHED_MEMBER] = record.attached.to_value();
     }
+    if let Some(cnf) = &record.cnf {
+        body["cnf"] = cnf.to_json();
+    }
     match record.kind {
+        // RFC 9449 §6.2: a DPoP-bound access token's type is `DPoP`.
+        TokenKind::Access if record.cnf.as_ref().is_some_and(|c| c.jkt().is_some()) => {
+            body["token_type"] = "DPoP".into()
+        }
         TokenKind::Access => body["token_type"] = "Bearer".into(),
         // Not an RFC 6749 §7.1 access token type, so the hint name says what it is.
         TokenKind::Refresh => body["token_type"] = "refresh_token".into(),
     }
     body
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::{ClientId, GrantType};
+    use crate::clock::UnixTime;
+    use crate::entropy::OsEntropy;
+    use crate::resource::remote::parse;
+    use crate::resource::{AccessToken, Verified};
+    use crate::scope::ScopeSet;
+    use crate::token::{Confirmation, FamilyId, Grant, mint};
+
+    fn access_token(cnf: Option<Confirmation>) -> TokenRecord {
+        let grant = Grant {
+            attached: crate::attached::Attached::new(),
+            access_token_format: crate::access_jwt::AccessTokenFormat::Opaque,
+            auth: None,
+            cnf,
+            client_id: ClientId::parse("c").expect("valid id"),
+            subject: Some("u".into()),
+            username: None,
+            scope: ScopeSet::parse("read").expect("valid scope"),
+            grant_type: GrantType::AuthorizationCode,
+            family: FamilyId::generate(&OsEntropy),
+            family_issued_at: None,
+            access_ttl: 60,
+            refresh_ttl: None,
+            binding: None,
+        };
+        mint(&grant, &OsEntropy, UnixTime(1_700_000_000))
+            .records
+            .access
+    }
+
+    /// RFC 9449 §6.2 and RFC 8705 §3.2: introspection names the key a token is bound to, and
+    /// a DPoP-bound token's type is `DPoP`; a resource server reading the answer keeps both.
+    #[test]
+    fn a_bound_token_is_described_with_its_confirmation() {
+        let jkt = Confirmation::Jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+        let x5t = Confirmation::X5tS256("bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2".into());
+        for (cnf, token_type) in [(None, "Bearer"), (Some(jkt), "DPoP"), (Some(x5t), "Bearer")] {
+            let record = access_token(cnf.clone());
+            let body = describe(&record, "https://as.example");
+            assert_eq!(body["token_type"], token_type);
+            assert_eq!(
+                body.get("cnf").cloned(),
+                cnf.as_ref().map(Confirmation::to_json)
+            );
+            let Verified::Active(read) = parse(&body).expect("parses") else {
+                panic!("active");
+            };
+            assert_eq!(read, AccessToken::from(&record));
+        }
+    }
 }

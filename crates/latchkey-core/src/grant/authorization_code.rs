@@ -82,6 +82,7 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: record.attached,
             auth: record.auth,
+            cnf: record.cnf,
         })
         .await?;
     if let Some((subject, nonce, auth)) = oidc {

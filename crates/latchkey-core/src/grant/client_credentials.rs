@@ -41,6 +41,7 @@ where
         attached: crate::attached::Attached::new(),
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        cnf: None,
     })
     .await
 }

@@ -268,6 +268,7 @@ where
         attached: decision.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        cnf: None,
     })
     .await
 }

@@ -68,6 +68,7 @@ where
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        cnf: None,
     })
     .await
 }

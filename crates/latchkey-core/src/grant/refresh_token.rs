@@ -101,6 +101,7 @@ where
         // And how the user authenticated then (OpenID Connect Core §12.2: the same
         // auth_time).
         auth: record.auth.clone(),
+        cnf: record.cnf.clone(),
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no

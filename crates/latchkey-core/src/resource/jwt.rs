@@ -167,6 +167,7 @@ impl<K: JwtKeys, V: TokenVerifier> JwtVerifier<K, V> {
             scope,
             expires_at: claims.expires_at(),
             binding: None,
+            cnf: claims.cnf.clone(),
         })
     }
 

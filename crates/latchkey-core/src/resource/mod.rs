@@ -24,7 +24,7 @@ use crate::net::TrustedProxies;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{StoreError, TokenStore};
-use crate::token::{Binding, TokenKind, TokenRecord};
+use crate::token::{Binding, Confirmation, TokenKind, TokenRecord};
 use crate::user::AuthenticatedUser;
 use std::future::Future;
 use std::sync::Arc;
@@ -44,6 +44,8 @@ pub struct AccessToken {
     pub expires_at: UnixTime,
     /// Where the token may be used, when its client binds tokens.
     pub binding: Option<Binding>,
+    /// The key the presenter must prove (DPoP, mutual TLS); `None` for a bearer token.
+    pub cnf: Option<Confirmation>,
 }
 
 impl AccessToken {
@@ -62,6 +64,7 @@ impl From<&TokenRecord> for AccessToken {
             scope: r.scope.clone(),
             expires_at: r.expires_at,
             binding: r.binding.clone(),
+            cnf: r.cnf.clone(),
         }
     }
 }

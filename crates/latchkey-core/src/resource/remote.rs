@@ -14,7 +14,7 @@ use crate::endpoint::introspect::BINDING_MEMBER;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{StoreError, StoreErrorKind};
-use crate::token::Binding;
+use crate::token::{Binding, Confirmation};
 use std::future::Future;
 
 /// Makes one introspection call and returns the JSON answer.
@@ -55,11 +55,11 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
         Some(false) => return Ok(Verified::Inactive),
         None => return Err(corrupt("introspection answer has no boolean `active`")),
     }
-    if answer
-        .get("token_type")
-        .and_then(|t| t.as_str())
-        .is_some_and(|t| !t.eq_ignore_ascii_case("bearer"))
-    {
+    // An access token is `Bearer` or `DPoP` (RFC 9449 §6.2); anything else (a refresh
+    // token) is not accepted as one.
+    let token_type = answer.get("token_type").and_then(|t| t.as_str());
+    let dpop = token_type.is_some_and(|t| t.eq_ignore_ascii_case("dpop"));
+    if token_type.is_some_and(|t| !t.eq_ignore_ascii_case("bearer")) && !dpop {
         return Ok(Verified::Inactive);
     }
     let text = |k: &str| answer.get(k).and_then(|v| v.as_str()).map(str::to_owned);
@@ -79,6 +79,19 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
             }
         }
     };
+    // A confirmation that cannot be read fails closed too; a DPoP token must name its key.
+    let cnf = match answer.get("cnf") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(member) => Some(
+            serde_json::from_value::<Confirmation>(member.clone())
+                .map_err(|_| corrupt("introspection answer has a malformed cnf"))?,
+        ),
+    };
+    if dpop && cnf.as_ref().and_then(Confirmation::jkt).is_none() {
+        return Err(corrupt(
+            "introspection answer has a DPoP token without cnf.jkt",
+        ));
+    }
     Ok(Verified::Active(AccessToken {
         subject: text("sub"),
         username: text("username"),
@@ -86,6 +99,7 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
         scope,
         expires_at: UnixTime(exp),
         binding,
+        cnf,
     }))
 }
 
@@ -140,5 +154,42 @@ mod tests {
             }))
             .is_err()
         );
+    }
+
+    #[test]
+    fn reads_the_confirmation_of_dpop_and_certificate_bound_tokens() {
+        let Verified::Active(t) = parse(&json!({
+            "active": true, "client_id": "c", "exp": 99, "token_type": "DPoP",
+            "cnf": {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"}
+        }))
+        .expect("parses") else {
+            panic!("a DPoP token is an access token");
+        };
+        assert_eq!(
+            t.cnf,
+            Some(Confirmation::Jkt(
+                "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into()
+            ))
+        );
+        let Verified::Active(t) = parse(&json!({
+            "active": true, "exp": 99, "token_type": "Bearer",
+            "cnf": {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"}
+        }))
+        .expect("parses") else {
+            panic!("active");
+        };
+        assert_eq!(
+            t.cnf.as_ref().and_then(Confirmation::x5t_s256),
+            Some("bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2")
+        );
+        // Fails closed: a confirmation it cannot read, or a DPoP token naming no key.
+        for answer in [
+            json!({"active": true, "exp": 99, "cnf": {"jwk": {}}}),
+            json!({"active": true, "exp": 99, "cnf": "jkt"}),
+            json!({"active": true, "exp": 99, "token_type": "DPoP"}),
+            json!({"active": true, "exp": 99, "token_type": "DPoP", "cnf": {"x5t#S256": "a"}}),
+        ] {
+            assert!(parse(&answer).is_err(), "{answer}");
+        }
     }
 }

@@ -50,7 +50,7 @@ use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
+use crate::token::{Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -101,6 +101,9 @@ pub struct TokenExt {
     /// [`TokenRecord::auth`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     o: Option<Box<AuthContext>>,
+    /// [`TokenRecord::cnf`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<Confirmation>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest, as stored.
@@ -142,6 +145,9 @@ pub struct CodeExt {
     /// [`CodeRecord::auth`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     o: Option<Box<AuthContext>>,
+    /// [`CodeRecord::cnf`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    c: Option<Confirmation>,
 }
 
 impl TokenExt {
@@ -150,6 +156,7 @@ impl TokenExt {
         Self {
             a: record.attached.clone(),
             o: record.auth.clone(),
+            c: record.cnf.clone(),
         }
     }
 
@@ -157,6 +164,7 @@ impl TokenExt {
     pub fn apply(self, record: &mut TokenRecord) {
         record.attached = self.a;
         record.auth = self.o;
+        record.cnf = self.c;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -171,6 +179,7 @@ impl CodeExt {
         Self {
             a: code.attached.clone(),
             o: code.auth.clone(),
+            c: code.cnf.clone(),
         }
     }
 
@@ -178,6 +187,7 @@ impl CodeExt {
     pub fn apply(self, code: &mut CodeRecord) {
         code.attached = self.a;
         code.auth = self.o;
+        code.cnf = self.c;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -233,6 +243,7 @@ impl TokenBody {
             binding: self.b.map(|(user_agent, ip)| Binding { user_agent, ip }),
             attached: Attached::new(),
             auth: None,
+            cnf: None,
         };
         self.x.apply(&mut record);
         Ok(record)
@@ -311,6 +322,7 @@ impl CodeBody {
             expires_at: UnixTime(self.e),
             attached: Attached::new(),
             auth: None,
+            cnf: None,
         };
         self.x.apply(&mut code);
         Ok(code)
@@ -494,6 +506,7 @@ mod tests {
                 }),
                 attached: Attached::new(),
                 auth: None,
+                cnf: None,
             }
         );
         // Written back byte for byte: a server still running the old code reads it.
@@ -527,6 +540,7 @@ mod tests {
                 expires_at: UnixTime(1_700_000_060),
                 attached: Attached::new(),
                 auth: None,
+                cnf: None,
             }
         );
         assert_eq!(encode_code(&code).expect("encode"), CODE_V1);

@@ -17,6 +17,7 @@ use super::{
     Rotation, SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore,
     code_verdict, expired, refresh_verdict,
 };
+use super::{PendingKind, PendingRecord};
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
 use crate::scope::ScopeSet;
@@ -153,6 +154,8 @@ pub struct MemoryStore {
     state: Arc<Mutex<State>>,
     /// The replay cache, behind its own lock: it is never touched together with the rest.
     replay: super::replay::MemoryReplayCache,
+    /// Pushed authorization requests and device authorizations, behind their own lock too.
+    pending: super::pending::MemoryPendingStore,
 }
 
 #[derive(Debug, Default)]
@@ -334,6 +337,48 @@ impl super::ReplayStore for MemoryStore {
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.replay.remember(key, expires_at, now)
+    }
+}
+
+impl super::PendingStore for MemoryStore {
+    async fn save_pending(&self, record: &PendingRecord, now: UnixTime) -> Result<(), StoreError> {
+        self.pending.save(record, now)
+    }
+
+    async fn find_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        Ok(self.pending.find(kind, digest, now))
+    }
+
+    async fn find_pending_by_lookup(
+        &self,
+        kind: PendingKind,
+        lookup: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        Ok(self.pending.find_by_lookup(kind, lookup, now))
+    }
+
+    async fn replace_pending(
+        &self,
+        record: &PendingRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.pending.replace(record, now))
+    }
+
+    async fn remove_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        version: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        Ok(self.pending.remove(kind, digest, version, now))
     }
 }
 
@@ -688,6 +733,7 @@ mod tests {
         let record = |key: [u8; 32]| TokenRecord {
             attached: crate::attached::Attached::new(),
             auth: None,
+            cnf: None,
             digest: Digest::from_bytes(key),
             kind: crate::token::TokenKind::Access,
             client_id: crate::client::ClientId::parse("c").expect("valid"),

@@ -19,6 +19,7 @@ pub mod codec;
 pub mod keys;
 pub mod memory;
 pub mod oauth1;
+pub mod pending;
 pub mod replay;
 pub mod tiered;
 
@@ -29,6 +30,7 @@ use crate::secret::Digest;
 use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
+pub use pending::{PendingKind, PendingRecord, PendingStore};
 pub use replay::ReplayStore;
 use std::future::Future;
 

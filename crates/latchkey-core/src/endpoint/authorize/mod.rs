@@ -438,6 +438,7 @@ where
             attached: user.attached.clone(),
             access_token_format: request.client.metadata.access_token_format(),
             auth: context.map(Box::new),
+            cnf: None,
         };
         match p.issue(grant).await {
             Ok(token) => Some(token),
@@ -514,6 +515,7 @@ where
         expires_at: now.plus(p.config().code_ttl),
         attached: user.attached.clone(),
         auth,
+        cnf: None,
     };
     p.store().save_code(&record, now).await?;
     Ok(code)
