@@ -97,7 +97,7 @@ pub async fn pending_records_read_back_exactly<S: PendingStore>(store: S) {
         store.find_pending(kind, &d.digest, at).await.expect("find"),
         Some(d.clone())
     );
-    let lookup = d.lookup.clone().expect("device records have a lookup");
+    let lookup = d.lookup.expect("device records have a lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(kind, &lookup, at)
@@ -179,7 +179,7 @@ pub async fn pending_kinds_do_not_see_each_other<S: PendingStore>(store: S) {
         store.find_pending(par, &d.digest, at).await.expect("find"),
         None
     );
-    let lookup = d.lookup.clone().expect("lookup");
+    let lookup = d.lookup.expect("lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(par, &lookup, at)
@@ -233,7 +233,7 @@ pub async fn pending_replacement_is_compare_and_swap<S: PendingStore>(store: S) 
         store.find_pending(kind, &d.digest, at).await.expect("find"),
         Some(next.clone())
     );
-    let lookup = d.lookup.clone().expect("lookup");
+    let lookup = d.lookup.expect("lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(kind, &lookup, at)
@@ -305,7 +305,7 @@ pub async fn pending_removal_is_single_use<S: PendingStore>(store: S) {
         store.find_pending(kind, &d.digest, at).await.expect("find"),
         None
     );
-    let lookup = d.lookup.clone().expect("lookup");
+    let lookup = d.lookup.expect("lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(kind, &lookup, at)
@@ -330,7 +330,7 @@ pub async fn concurrent_pending_removal_has_exactly_one_winner<S: PendingStore +
     store.save_pending(&p, at).await.expect("save");
     let mut tasks = Vec::new();
     for _ in 0..16 {
-        let (store, digest) = (store.clone(), p.digest.clone());
+        let (store, digest) = (store.clone(), p.digest);
         tasks.push(tokio::spawn(async move {
             store
                 .remove_pending(PendingKind::PushedAuthorization, &digest, 0, at)
@@ -415,7 +415,7 @@ pub async fn expired_pending_records_are_absent<S: PendingStore>(store: S) {
             .expect("find"),
         None
     );
-    let lookup = d.lookup.clone().expect("lookup");
+    let lookup = d.lookup.expect("lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(kind, &lookup, after)
@@ -469,7 +469,7 @@ pub async fn pending_records_expire_by_themselves<S: PendingStore>(store: S) {
             .expect("find"),
         None
     );
-    let lookup = short.lookup.clone().expect("lookup");
+    let lookup = short.lookup.expect("lookup");
     assert_eq!(
         store
             .find_pending_by_lookup(kind, &lookup, later)

@@ -251,7 +251,7 @@ impl MemoryPendingStore {
             return false;
         }
         let replacement = PendingRecord {
-            lookup: stored.lookup.clone(),
+            lookup: stored.lookup,
             client_id: stored.client_id.clone(),
             ..record.clone()
         };
