@@ -127,8 +127,8 @@ pub trait PendingStore: Send + Sync + 'static {
 /// The bounded in-memory pending-request store: the reference implementation. Cloning shares
 /// it.
 ///
-/// Every write first forgets the records expired at `now`. When [`Self::capacity`] live
-/// records are held a new one is refused with [`StoreErrorKind::Unavailable`] (these records
+/// Every write first forgets the records expired at `now`. When as many live records as its
+/// capacity are held a new one is refused with [`StoreErrorKind::Unavailable`] (these records
 /// are short-lived; a full store means a flood, and refusing is what bounds it).
 #[derive(Clone, Debug)]
 pub struct MemoryPendingStore {
