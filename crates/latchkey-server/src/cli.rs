@@ -59,6 +59,17 @@ pub enum Command {
     /// List, rotate or retire the signing keys of ID tokens and JWT access tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Ask a running server whether it is alive (its `/healthz`): exit status 0 if it answers
+    /// `ok`, 1 otherwise. For container health checks and scripts.
+    Health {
+        /// The URL to ask (default: `/healthz` on the `listen` address of the settings, with
+        /// a wildcard address asked on loopback).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 5)]
+        timeout: u64,
+    },
 }
 
 /// Signing-key administration. Running servers pick changes up within a minute.
@@ -846,6 +857,67 @@ fn read_password(from_stdin: bool) -> anyhow::Result<Secret> {
         anyhow::bail!("the password must not be empty");
     }
     Ok(Secret::new(password))
+}
+
+/// The `/healthz` URL of the server `settings` describe: its `listen` address, a wildcard
+/// address replaced by loopback, `https` when the settings serve TLS.
+pub fn health_url(settings: &Settings) -> anyhow::Result<String> {
+    let addr: std::net::SocketAddr = settings.listen.parse().map_err(|_| {
+        anyhow::anyhow!(
+            "listen = {:?} is not an address and port; pass --url",
+            settings.listen
+        )
+    })?;
+    let ip = match addr.ip() {
+        std::net::IpAddr::V4(ip) if ip.is_unspecified() => std::net::Ipv4Addr::LOCALHOST.into(),
+        std::net::IpAddr::V6(ip) if ip.is_unspecified() => std::net::Ipv6Addr::LOCALHOST.into(),
+        ip => ip,
+    };
+    let scheme = if settings.tls.cert_file.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    Ok(format!(
+        "{scheme}://{}/healthz",
+        std::net::SocketAddr::new(ip, addr.port())
+    ))
+}
+
+/// Runs `latchkey health`: GET `url` (default [`health_url`]) within `timeout` seconds, and
+/// succeed only on `200 ok`. Over HTTPS to a loopback address the certificate is not checked
+/// (it names the server's public host, not 127.0.0.1); nothing secret is sent.
+pub async fn health(url: Option<String>, timeout: u64, settings: &Settings) -> anyhow::Result<()> {
+    let url = match url {
+        Some(url) => url,
+        None => health_url(settings)?,
+    };
+    let parsed = reqwest::Url::parse(&url).map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let host = parsed.host_str().unwrap_or_default();
+    let loopback = host == "localhost"
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    let client = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(timeout.max(1)))
+        .redirect(reqwest::redirect::Policy::none())
+        .tls_danger_accept_invalid_certs(loopback)
+        .build()?;
+    let response = client
+        .get(parsed)
+        .send()
+        .await
+        .map_err(|e| anyhow::anyhow!("{url}: {e}"))?;
+    let status = response.status();
+    let body = response.text().await.unwrap_or_default();
+    if status == reqwest::StatusCode::OK && body.trim() == "ok" {
+        println!("ok");
+        Ok(())
+    } else {
+        anyhow::bail!("{url} answered {status}")
+    }
 }
 
 /// Opens the store, which runs its pending migrations, and closes it again.
