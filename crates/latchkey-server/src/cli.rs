@@ -59,6 +59,21 @@ pub enum Command {
     /// List, rotate or retire the signing keys of ID tokens and JWT access tokens.
     #[command(subcommand)]
     Keys(KeysCommand),
+    /// Copy the embedded store and its key files into a new directory, consistently, while
+    /// the server runs (SQLite's `VACUUM INTO`; every file's SHA-256 in a manifest).
+    Backup {
+        /// The directory to create (or an empty one). Everything in it is secret.
+        dir: PathBuf,
+    },
+    /// Put a backup into the data directory (which must hold no store yet) and open it,
+    /// bringing its schema up to date. `--check` only verifies the backup.
+    Restore {
+        /// The backup directory.
+        dir: PathBuf,
+        /// Verify the backup (digests, SQLite integrity) without restoring it.
+        #[arg(long)]
+        check: bool,
+    },
     /// Ask a running server whether it is alive (its `/healthz`): exit status 0 if it answers
     /// `ok`, 1 otherwise. For container health checks and scripts.
     Health {
@@ -918,6 +933,71 @@ pub async fn health(url: Option<String>, timeout: u64, settings: &Settings) -> a
     } else {
         anyhow::bail!("{url} answered {status}")
     }
+}
+
+/// Runs `latchkey backup DIR`.
+pub fn backup(dir: &std::path::Path, settings: &Settings) -> anyhow::Result<()> {
+    let manifest = crate::backup::backup(settings, dir)?;
+    println!(
+        "Backed up the store (schema {}) and {} into {}.",
+        manifest.schema_version,
+        key_files_said(&manifest),
+        dir.display()
+    );
+    if !manifest.kek_included {
+        println!(
+            "The key-encryption key comes from the keys.kek setting and is not in the backup: \
+             keep it, the signing keys cannot be read without it."
+        );
+    }
+    if settings.store.tokens_url.is_some() {
+        println!("Tokens kept in store.tokens_url are not in the backup.");
+    }
+    Ok(())
+}
+
+fn key_files_said(manifest: &crate::backup::Manifest) -> String {
+    let keys: Vec<&str> = manifest
+        .files
+        .keys()
+        .map(String::as_str)
+        .filter(|name| *name != "latchkey.db")
+        .collect();
+    if keys.is_empty() {
+        "no key files".to_owned()
+    } else {
+        keys.join(", ")
+    }
+}
+
+/// Runs `latchkey restore DIR [--check]`.
+pub async fn restore(
+    dir: &std::path::Path,
+    check: bool,
+    settings: &Settings,
+) -> anyhow::Result<()> {
+    if check {
+        let manifest = crate::backup::verify(dir)?;
+        println!(
+            "{} is a sound backup of {} (schema {}, taken at {}).",
+            dir.display(),
+            key_files_said(&manifest),
+            manifest.schema_version,
+            manifest.created_at
+        );
+        return Ok(());
+    }
+    let manifest = crate::backup::restore(settings, dir)?;
+    // Opening it migrates it to this version's schema and proves it opens.
+    let store = AnyStore::from_settings(settings).await?;
+    store.close().await;
+    println!(
+        "Restored the store (schema {}) and {} into {}.",
+        manifest.schema_version,
+        key_files_said(&manifest),
+        settings.data_dir.display()
+    );
+    Ok(())
 }
 
 /// Opens the store, which runs its pending migrations, and closes it again.

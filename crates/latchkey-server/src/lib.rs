@@ -9,6 +9,7 @@ pub mod admin_api;
 pub mod app;
 pub mod audit;
 pub mod backchannel;
+pub mod backup;
 pub mod cli;
 pub mod jwks_fetch;
 pub mod logging;

@@ -46,6 +46,8 @@ async fn main() -> std::process::ExitCode {
         Command::Keys(cmd) => cli::keys(cmd, &settings).await,
         Command::Config(cli::ConfigCommand::Show) => cli::config_show(&settings),
         Command::Health { url, timeout } => cli::health(url, timeout, &settings).await,
+        Command::Backup { dir } => cli::backup(&dir, &settings),
+        Command::Restore { dir, check } => cli::restore(&dir, check, &settings).await,
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

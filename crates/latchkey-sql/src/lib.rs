@@ -49,4 +49,4 @@ pub use server::{MySqlDialect, MySqlStore};
 #[cfg(feature = "postgres")]
 pub use server::{PgDialect, PgStore};
 #[cfg(feature = "sqlite")]
-pub use sqlite::{SqliteStore, WriterStats};
+pub use sqlite::{SqliteStore, WriterStats, backup};

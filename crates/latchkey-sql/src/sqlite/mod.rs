@@ -14,6 +14,7 @@
 //!
 //! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
+pub mod backup;
 mod keys;
 mod migrate;
 mod oauth1;
