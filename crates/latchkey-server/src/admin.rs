@@ -411,15 +411,23 @@ impl Admin {
 
     /// Ends every login session of `subject`: through the provider when there is one (which
     /// sends the back-channel logouts), else in the store alone. Returns how many ended.
+    ///
+    /// The CLI and the admin API both pass a provider, so both go through the core's one
+    /// path, [`latchkey_core::logout::end_sessions_of`]; an `Admin` built without one (a
+    /// library caller) ends the sessions and logs that nobody was told.
     async fn end_sessions_of(&self, subject: &str) -> Result<u64, AdminError> {
-        let ended = self.store.delete_sessions_of(subject).await?;
-        match &self.provider {
-            Some(RunningProvider(p)) => latchkey_core::logout::sessions_ended(p, &ended).await,
-            None if ended.iter().any(|s| !s.clients.is_empty()) => {
-                tracing::warn!("sessions ended outside the server: no back-channel logout is sent");
+        let ended = match &self.provider {
+            Some(RunningProvider(p)) => latchkey_core::logout::end_sessions_of(p, subject).await?,
+            None => {
+                let ended = self.store.delete_sessions_of(subject).await?;
+                if ended.iter().any(|s| !s.clients.is_empty()) {
+                    tracing::warn!(
+                        "sessions ended without a provider: no back-channel logout is sent"
+                    );
+                }
+                ended
             }
-            None => {}
-        }
+        };
         Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
     }
 

@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 mod claims;
+mod logout;
 pub use claims::ClaimArgs;
 
 /// Latchkey: an OAuth 2.0 authorization server.
@@ -677,9 +678,30 @@ impl CreateClient {
 }
 
 /// Runs a user command against the store.
+///
+/// `passwd`, `delete` and `logout` end the user's login sessions, whose clients are owed a
+/// back-channel logout token each (OpenID Connect Back-Channel Logout 1.0). This process
+/// delivers them itself, through a provider built from the same settings as the server's
+/// (same issuer, keys and pairwise salt) and the server's delivery code and retry policy; it
+/// waits for them before exiting, at most the policy's worst case (40 s), and says how many
+/// were delivered.
 pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = user_inner(cmd, &admin(settings, &store)).await;
+    let result = async {
+        let ends_sessions = matches!(
+            cmd,
+            UserCommand::Passwd(_) | UserCommand::Delete { .. } | UserCommand::Logout { .. }
+        );
+        if !ends_sessions {
+            return user_inner(cmd, &admin(settings, &store)).await;
+        }
+        let (admin, delivery) =
+            logout::admin_with_logout(admin(settings, &store), settings, &store).await?;
+        let result = user_inner(cmd, &admin).await;
+        logout::report(delivery.finish_within_policy().await);
+        result
+    }
+    .await;
     store.close().await;
     result
 }
