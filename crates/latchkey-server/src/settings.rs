@@ -83,6 +83,11 @@ pub struct OidcSettings {
     /// (`[keys] kek` or `<data_dir>/kek`), so it is the same on every node sharing that key.
     /// Never change it: every pairwise subject would change with it.
     pub pairwise_salt: Option<String>,
+    /// The authentication context classes (`acr`) logins achieve, advertised as
+    /// `acr_values_supported`; the first is the one the built-in password login yields
+    /// (default `urn:latchkey:acr:password`; e.g. `"1"` or an operator's URI). An essential
+    /// `acr` none of them meets is refused with `unmet_authentication_requirements`.
+    pub acr_values: Vec<String>,
 }
 
 impl Default for OidcSettings {
@@ -91,6 +96,7 @@ impl Default for OidcSettings {
             enabled: true,
             id_token_ttl: 3600,
             pairwise_salt: None,
+            acr_values: vec![latchkey_core::endpoint::authorize::PASSWORD_ACR.to_owned()],
         }
     }
 }

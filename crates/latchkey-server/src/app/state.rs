@@ -84,6 +84,7 @@ pub fn build_provider_with_sink(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
+        acr_values: settings.oidc.acr_values.clone(),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
