@@ -88,6 +88,10 @@ pub struct OidcSettings {
     /// (default `urn:latchkey:acr:password`; e.g. `"1"` or an operator's URI). An essential
     /// `acr` none of them meets is refused with `unmet_authentication_requirements`.
     pub acr_values: Vec<String>,
+    /// Development only: lets a client's `sector_identifier_uri` on a loopback host
+    /// (`127.0.0.1`, `[::1]`, `localhost`) be fetched over plain `http`. Off by default:
+    /// anywhere else, and always in production, it must be `https`.
+    pub allow_http_sector_identifier_uri: bool,
 }
 
 impl Default for OidcSettings {
@@ -97,6 +101,7 @@ impl Default for OidcSettings {
             id_token_ttl: 3600,
             pairwise_salt: None,
             acr_values: vec![latchkey_core::endpoint::authorize::PASSWORD_ACR.to_owned()],
+            allow_http_sector_identifier_uri: false,
         }
     }
 }
