@@ -712,7 +712,8 @@ impl CreateClient {
 /// delivers them itself, through a provider built from the same settings as the server's
 /// (same issuer, keys and pairwise salt) and the server's delivery code and retry policy; it
 /// waits for them before exiting, at most the policy's worst case (40 s), and says how many
-/// were delivered.
+/// were delivered. Should that provider not build, the sessions end all the same, and the
+/// command says that no logout token was sent.
 pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
     let result = async {
@@ -723,11 +724,19 @@ pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
         if !ends_sessions {
             return user_inner(cmd, &admin(settings, &store)).await;
         }
-        let (admin, delivery) =
-            logout::admin_with_logout(admin(settings, &store), settings, &store).await?;
-        let result = user_inner(cmd, &admin).await;
-        logout::report(delivery.finish_within_policy().await);
-        result
+        // Ending the sessions matters more than telling the clients: if the provider cannot
+        // be built (say, the stored keys do not open), the sessions still end, loudly.
+        match logout::admin_with_logout(admin(settings, &store), settings, &store).await {
+            Ok((admin, delivery)) => {
+                let result = user_inner(cmd, &admin).await;
+                logout::report(delivery.finish_within_policy().await);
+                result
+            }
+            Err(err) => {
+                eprintln!("latchkey: no back-channel logout will be sent: {err:#}");
+                user_inner(cmd, &admin(settings, &store)).await
+            }
+        }
     }
     .await;
     store.close().await;
