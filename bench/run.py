@@ -8,7 +8,7 @@ deltas from /proc/<pid>/stat), server RSS, and the ratio to a baseline: a bare a
 (bench-baseline) answering a JSON body of the size of a real token response, measured in the
 same run. Then JWT access tokens (RFC 9068) per signing algorithm next to the opaque path: issue and
 local verification in the guard over HTTP, and the CPU per ID-token signature, issue and guard
-check in process (bench-jose). Then the growth runs (10^3, 10^5, 10^6 live tokens seeded directly into the store),
+check, and the authorization-code grant with and without an ID token, in process (bench-jose). Then the growth runs (10^3, 10^5, 10^6 live tokens seeded directly into the store),
 the durability crash test (SIGKILL under load, then every acknowledged token must be on
 disk), the bounded-store check, and start-up time and idle RSS.
 
@@ -503,7 +503,8 @@ def jwt_paths(cfg, results):
     """Signing on the token path: over HTTP (bench-guard, memory store), client_credentials
     issuing opaque then JWT access tokens per alg, and the guard checking an opaque token
     (store lookup) then a JWT (verified locally); in process (bench-jose), the CPU per
-    ID-token signature, per issue and per guard check with the JWT cache off and on."""
+    ID-token signature, per issue, per guard check with the JWT cache off and on, and per
+    authorization-code grant with openid (an ID token) and without."""
     label = "memory (in-process)"
     for alg in (None,) + JWT_ALGS:
         s = start_guard(cfg, 0, alg=alg)
@@ -528,22 +529,25 @@ def jwt_paths(cfg, results):
         log(f"  {r['alg']:<6} ID token sign {r['id_token_sign_us']:.1f} us, issue JWT "
             f"{r['jwt_issue_us']:.1f} / opaque {r['opaque_issue_us']:.1f} us, guard JWT "
             f"{r['jwt_guard_uncached_us']:.1f} (cached {r['jwt_guard_us']:.1f}) / opaque "
-            f"{r['opaque_guard_us']:.1f} us")
+            f"{r['opaque_guard_us']:.1f} us, code grant with openid {r['code_openid_us']:.1f} / "
+            f"without {r['code_plain_us']:.1f} us")
     return rows
 
 
 def jose_table(rows):
     lines = [
         "| alg | JWT length | ID token: sign µs | issue: JWT µs | issue: opaque µs "
-        "| guard: JWT µs (verify) | guard: JWT µs (cached) | guard: opaque µs (store) |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| guard: JWT µs (verify) | guard: JWT µs (cached) | guard: opaque µs (store) "
+        "| code grant + ID token µs | code grant, no openid µs |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['alg']} | {r['jwt_len']} | {r['id_token_sign_us']:.1f} | "
             f"{r['jwt_issue_us']:.1f} | {r['opaque_issue_us']:.1f} | "
             f"{r['jwt_guard_uncached_us']:.1f} | {r['jwt_guard_us']:.1f} | "
-            f"{r['opaque_guard_us']:.1f} |")
+            f"{r['opaque_guard_us']:.1f} | {r['code_openid_us']:.1f} | "
+            f"{r['code_plain_us']:.1f} |")
     return "\n".join(lines)
 
 

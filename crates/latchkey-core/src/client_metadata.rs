@@ -106,6 +106,9 @@ impl ClientMetadata {
                 ));
             }
         }
+        if let Some(uri) = &self.sector_identifier_uri {
+            crate::oidc::subject::check_sector_uri(uri)?;
+        }
         if let Some(kind) = &self.subject_type
             && !matches!(kind.as_str(), "public" | "pairwise")
         {

@@ -71,6 +71,14 @@ pub struct Config {
     /// default): the issuer. One value for every token until RFC 8707's `resource`
     /// parameter lets a request name its own (see [`crate::access_jwt`]).
     pub access_token_audience: Option<String>,
+    /// The authentication context classes (OpenID Connect Core §2 `acr`) this provider's
+    /// logins achieve, advertised as `acr_values_supported`. The first is the class of the
+    /// built-in password login (`latchkey-ui`), default [`crate::endpoint::authorize::PASSWORD_ACR`]; an
+    /// embedder whose login achieves others lists them and states the one achieved on each
+    /// [`crate::endpoint::authorize::Authentication::acr`]. An essential `acr` none of these
+    /// can meet is refused up front (`unmet_authentication_requirements`). Each value at most
+    /// 255 bytes, no spaces; at most 16.
+    pub acr_values: Vec<String>,
 }
 
 impl Default for Config {
@@ -94,6 +102,7 @@ impl Default for Config {
             id_token_ttl: 3600,
             pairwise_salt: None,
             access_token_audience: None,
+            acr_values: vec![crate::endpoint::authorize::PASSWORD_ACR.to_owned()],
         }
     }
 }
@@ -136,6 +145,9 @@ pub enum ConfigError {
     /// The pairwise salt is too short to be a secret.
     #[error("pairwise_salt must be at least 16 bytes")]
     PairwiseSalt,
+    /// An `acr_values` entry is empty, too long or has spaces, or there are too many.
+    #[error("acr_values: at most 16 values of 1 to 255 bytes without spaces: {0:?}")]
+    AcrValues(String),
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
@@ -190,6 +202,14 @@ impl Config {
             && (!(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains(' '))
         {
             return Err(ConfigError::ErrorUri(uri.clone()));
+        }
+        if let Some(bad) = self.acr_values.iter().find(|v| {
+            v.is_empty() || v.len() > 255 || v.chars().any(|c| c == ' ' || c.is_control())
+        }) {
+            return Err(ConfigError::AcrValues(bad.clone()));
+        }
+        if self.acr_values.len() > 16 {
+            return Err(ConfigError::AcrValues(self.acr_values.join(" ")));
         }
         Ok(())
     }

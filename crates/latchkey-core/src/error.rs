@@ -48,6 +48,10 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// The `registration` parameter is not supported (OpenID Connect Core §3.1.2.6, §7.2.1).
     RegistrationNotSupported,
+    /// The authentication the client asked for as essential (an `acr` of OpenID Connect Core
+    /// §5.5.1.1) cannot be met (OpenID Connect Core Error Code
+    /// unmet_authentication_requirements 1.0).
+    UnmetAuthenticationRequirements,
 }
 
 impl ErrorCode {
@@ -73,6 +77,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
         }
     }
 

@@ -117,7 +117,7 @@ async fn refusals_carry_the_openid_connect_error_codes() {
             "code",
             "&claims=%7B%22id_token%22%3A%7B%22acr%22%3A%7B%22essential%22%3Atrue%2C\
              %22values%22%3A%5B%22urn%3Amfa%22%5D%7D%7D%7D",
-            "access_denied",
+            "unmet_authentication_requirements",
         ),
         ("code", "&response_mode=jwt", "invalid_request"),
         ("code code", "", "unsupported_response_type"),

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 mod keys;
+mod sector;
 mod users;
 
 pub use keys::{KeyView, RotateKeys, signing_alg};
@@ -111,6 +112,15 @@ pub struct ClientSpec {
     /// signed with the server's keys, verifiable by resource servers without calling back).
     #[serde(default)]
     pub access_token_format: Option<String>,
+    /// `public` (the default: every client sees a user's stable id) or `pairwise` (OpenID
+    /// Connect Core §8.1: each sector sees its own `sub`).
+    #[serde(default)]
+    pub subject_type: Option<String>,
+    /// An `https` URL of a JSON array listing every redirect URI of the client, fetched and
+    /// checked at registration; its host is the client's pairwise sector (OpenID Connect
+    /// Core §8.1).
+    #[serde(default)]
+    pub sector_identifier_uri: Option<String>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -143,6 +153,12 @@ pub struct ClientView {
     pub token_endpoint_auth_method: Option<&'static str>,
     /// The format of its access tokens: `opaque` or `jwt` (RFC 9068).
     pub access_token_format: &'static str,
+    /// `pairwise` when it sees pairwise subjects (OpenID Connect Core §8); absent: public.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject_type: Option<String>,
+    /// The URL whose host is its pairwise sector, checked at registration.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sector_identifier_uri: Option<String>,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -163,6 +179,8 @@ impl From<&Client> for ClientView {
             refresh_token_ttl: c.refresh_token_ttl,
             token_endpoint_auth_method: c.token_endpoint_auth_method.map(AuthMethod::as_str),
             access_token_format: c.metadata.access_token_format().as_str(),
+            subject_type: c.metadata.subject_type.clone(),
+            sector_identifier_uri: c.metadata.sector_identifier_uri.clone(),
             created_at: c.created_at.0,
         }
     }
@@ -249,6 +267,14 @@ pub struct ClientUpdate {
     pub backchannel_logout_session_required: Option<bool>,
     /// The format of access tokens: `opaque` or `jwt` (RFC 9068).
     pub access_token_format: Option<String>,
+    /// `public` or `pairwise` subject identifiers; `null`: public.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub subject_type: Option<Option<String>>,
+    /// Sets (fetched and checked again) or removes (`null`) the `sector_identifier_uri`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub sector_identifier_uri: Option<Option<String>>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -336,6 +362,8 @@ pub struct Admin {
     kek: Option<latchkey_core::jose::Kek>,
     /// How signing keys rotate (the `[keys]` settings), for key management.
     key_policy: Option<latchkey_core::jose::rotation::RotationPolicy>,
+    /// Whether a loopback `sector_identifier_uri` may be fetched over plain `http`.
+    allow_http_sector: bool,
 }
 
 /// The running provider an [`Admin`] ends sessions through.
@@ -360,6 +388,7 @@ impl Admin {
             provider: None,
             kek: None,
             key_policy: None,
+            allow_http_sector: false,
         }
     }
 
@@ -411,15 +440,23 @@ impl Admin {
 
     /// Ends every login session of `subject`: through the provider when there is one (which
     /// sends the back-channel logouts), else in the store alone. Returns how many ended.
+    ///
+    /// The CLI and the admin API both pass a provider, so both go through the core's one
+    /// path, [`latchkey_core::logout::end_sessions_of`]; an `Admin` built without one (a
+    /// library caller) ends the sessions and logs that nobody was told.
     async fn end_sessions_of(&self, subject: &str) -> Result<u64, AdminError> {
-        let ended = self.store.delete_sessions_of(subject).await?;
-        match &self.provider {
-            Some(RunningProvider(p)) => latchkey_core::logout::sessions_ended(p, &ended).await,
-            None if ended.iter().any(|s| !s.clients.is_empty()) => {
-                tracing::warn!("sessions ended outside the server: no back-channel logout is sent");
+        let ended = match &self.provider {
+            Some(RunningProvider(p)) => latchkey_core::logout::end_sessions_of(p, subject).await?,
+            None => {
+                let ended = self.store.delete_sessions_of(subject).await?;
+                if ended.iter().any(|s| !s.clients.is_empty()) {
+                    tracing::warn!(
+                        "sessions ended without a provider: no back-channel logout is sent"
+                    );
+                }
+                ended
             }
-            None => {}
-        }
+        };
         Ok(u64::try_from(ended.len()).unwrap_or(u64::MAX))
     }
 
@@ -514,7 +551,10 @@ impl Admin {
         if let Some(format) = &spec.access_token_format {
             client.metadata.access_token_format = access_token_format(format)?;
         }
+        client.metadata.subject_type = spec.subject_type.clone();
+        client.metadata.sector_identifier_uri = spec.sector_identifier_uri.clone();
         client.validate().map_err(|e| invalid(e.0))?;
+        self.check_sector_identifier(&client).await?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
         if let Some(key) = oauth1_key {
@@ -676,8 +716,20 @@ impl Admin {
         if let Some(format) = &update.access_token_format {
             client.metadata.access_token_format = access_token_format(format)?;
         }
+        if let Some(kind) = update.subject_type {
+            client.metadata.subject_type = kind;
+        }
+        if let Some(uri) = update.sector_identifier_uri {
+            client.metadata.sector_identifier_uri = uri;
+        }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
+        // The document must still list every redirect URI when either changed.
+        if client.redirect_uris != before.redirect_uris
+            || client.metadata.sector_identifier_uri != before.metadata.sector_identifier_uri
+        {
+            self.check_sector_identifier(&client).await?;
+        }
         let changed = changed_settings(&before, &client);
         if !changed.is_empty() {
             self.store.put_client(&client).await?;

@@ -11,6 +11,7 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 mod claims;
+mod logout;
 pub use claims::ClaimArgs;
 
 /// Latchkey: an OAuth 2.0 authorization server.
@@ -304,6 +305,22 @@ pub struct CreateClient {
     /// The OpenID Connect logout registration.
     #[command(flatten)]
     pub logout: LogoutFlags,
+    /// The OpenID Connect subject registration.
+    #[command(flatten)]
+    pub subject: SubjectFlags,
+}
+
+/// The OpenID Connect subject registration of `client create` and `client update`.
+#[derive(Debug, Default, Args)]
+pub struct SubjectFlags {
+    /// `public` (every client sees a user's stable id) or `pairwise` (each sector sees its
+    /// own, OpenID Connect Core §8.1).
+    #[arg(long, value_name = "TYPE", value_parser = ["public", "pairwise"])]
+    pub subject_type: Option<String>,
+    /// An https URL of a JSON array listing every redirect URI of the client; fetched and
+    /// checked now, its host becomes the pairwise sector.
+    #[arg(long, value_name = "URL")]
+    pub sector_identifier_uri: Option<String>,
 }
 
 /// The OpenID Connect logout registration of `client create` and `client update`.
@@ -357,8 +374,8 @@ pub struct UpdateClient {
     #[arg(long, value_name = "METHOD")]
     pub token_endpoint_auth_method: Option<String>,
     /// Return a setting to the server's default (repeatable): scope, default-scope,
-    /// access-token-ttl, refresh-token-ttl, token-endpoint-auth-method.
-    #[arg(long, value_name = "SETTING", value_parser = ["scope", "default-scope", "access-token-ttl", "refresh-token-ttl", "token-endpoint-auth-method"])]
+    /// access-token-ttl, refresh-token-ttl, token-endpoint-auth-method, sector-identifier-uri.
+    #[arg(long, value_name = "SETTING", value_parser = ["scope", "default-scope", "access-token-ttl", "refresh-token-ttl", "token-endpoint-auth-method", "sector-identifier-uri"])]
     pub reset: Vec<String>,
     /// Bind tokens to the User-Agent and IP address they were issued to.
     #[arg(long, value_name = "BOOL")]
@@ -369,6 +386,9 @@ pub struct UpdateClient {
     /// The OpenID Connect logout registration.
     #[command(flatten)]
     pub logout: LogoutFlags,
+    /// The OpenID Connect subject registration.
+    #[command(flatten)]
+    pub subject: SubjectFlags,
     /// The format of access tokens: opaque or jwt (RFC 9068).
     #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
     pub access_token_format: Option<String>,
@@ -427,6 +447,12 @@ impl UpdateClient {
             backchannel_logout_uri: self.logout.backchannel_logout_uri.map(Some),
             backchannel_logout_session_required: self.logout.backchannel_logout_session_required,
             access_token_format: self.access_token_format,
+            subject_type: self.subject.subject_type.clone().map(Some),
+            sector_identifier_uri: either(
+                "sector-identifier-uri",
+                self.subject.sector_identifier_uri.clone(),
+                reset("sector-identifier-uri"),
+            )?,
         })
     }
 }
@@ -520,7 +546,8 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .issuer
         .clone()
         .unwrap_or_else(|| format!("http://{}", settings.listen));
-    let mut admin = Admin::new(store.clone(), issuer, "cli");
+    let mut admin = Admin::new(store.clone(), issuer, "cli")
+        .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri);
     if let Ok(policy) = crate::signing_keys::policy(settings) {
         admin = admin.with_key_policy(policy);
     }
@@ -698,14 +725,46 @@ impl CreateClient {
                 .backchannel_logout_session_required
                 .unwrap_or(false),
             access_token_format: self.access_token_format,
+            subject_type: self.subject.subject_type,
+            sector_identifier_uri: self.subject.sector_identifier_uri,
         }
     }
 }
 
 /// Runs a user command against the store.
+///
+/// `passwd`, `delete` and `logout` end the user's login sessions, whose clients are owed a
+/// back-channel logout token each (OpenID Connect Back-Channel Logout 1.0). This process
+/// delivers them itself, through a provider built from the same settings as the server's
+/// (same issuer, keys and pairwise salt) and the server's delivery code and retry policy; it
+/// waits for them before exiting, at most the policy's worst case (40 s), and says how many
+/// were delivered. Should that provider not build, the sessions end all the same, and the
+/// command says that no logout token was sent.
 pub async fn user(cmd: UserCommand, settings: &Settings) -> anyhow::Result<()> {
     let store = AnyStore::from_settings(settings).await?;
-    let result = user_inner(cmd, &admin(settings, &store)).await;
+    let result = async {
+        let ends_sessions = matches!(
+            cmd,
+            UserCommand::Passwd(_) | UserCommand::Delete { .. } | UserCommand::Logout { .. }
+        );
+        if !ends_sessions {
+            return user_inner(cmd, &admin(settings, &store)).await;
+        }
+        // Ending the sessions matters more than telling the clients: if the provider cannot
+        // be built (say, the stored keys do not open), the sessions still end, loudly.
+        match logout::admin_with_logout(admin(settings, &store), settings, &store).await {
+            Ok((admin, delivery)) => {
+                let result = user_inner(cmd, &admin).await;
+                logout::report(delivery.finish_within_policy().await);
+                result
+            }
+            Err(err) => {
+                eprintln!("latchkey: no back-channel logout will be sent: {err:#}");
+                user_inner(cmd, &admin(settings, &store)).await
+            }
+        }
+    }
+    .await;
     store.close().await;
     result
 }

@@ -39,13 +39,8 @@ pub struct HttpJwksFetcher {
 impl HttpJwksFetcher {
     /// A fetcher; `allow_http` also lets plain-`http` URIs through (tests, loopback).
     pub fn new(allow_http: bool) -> anyhow::Result<Self> {
-        let http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .connect_timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()?;
         Ok(Self {
-            http,
+            http: outbound_client()?,
             allow_http,
             cache: Mutex::new(HashMap::new()),
         })
@@ -90,39 +85,71 @@ impl HttpJwksFetcher {
     }
 
     async fn download(&self, uri: &str) -> Result<Arc<JwkSet>, String> {
-        let url = reqwest::Url::parse(uri).map_err(|e| format!("jwks_uri: {e}"))?;
-        match url.scheme() {
-            "https" => {}
-            "http" if self.allow_http => {}
-            other => return Err(format!("jwks_uri scheme {other} not allowed")),
-        }
-        let mut resp = self
-            .http
-            .get(url)
-            .header("accept", "application/json, application/jwk-set+json")
-            .send()
-            .await
-            .map_err(|e| format!("jwks_uri fetch: {e}"))?;
-        if !resp.status().is_success() {
-            return Err(format!("jwks_uri answered {}", resp.status()));
-        }
-        let mut body = Vec::new();
-        while let Some(chunk) = resp
-            .chunk()
-            .await
-            .map_err(|e| format!("jwks_uri body: {e}"))?
-        {
-            if body.len() + chunk.len() > MAX_JWKS_BYTES {
-                return Err(format!("jwks_uri body over {MAX_JWKS_BYTES} bytes"));
-            }
-            body.extend_from_slice(&chunk);
-        }
+        let body = fetch_bounded(
+            &self.http,
+            "jwks_uri",
+            uri,
+            self.allow_http,
+            "application/json, application/jwk-set+json",
+            MAX_JWKS_BYTES,
+        )
+        .await?;
         let value: serde_json::Value =
             serde_json::from_slice(&body).map_err(|e| format!("jwks_uri body: {e}"))?;
         let set = latchkey_core::client_assertion::parse_jwks(&value)?;
         debug_assert!(set.keys.len() <= MAX_CLIENT_KEYS);
         Ok(Arc::new(set))
     }
+}
+
+/// An HTTP client for fetching what a client publishes: [`FETCH_TIMEOUT`] per fetch
+/// (connecting included), no redirects followed, no cookies.
+pub fn outbound_client() -> anyhow::Result<reqwest::Client> {
+    Ok(reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .connect_timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?)
+}
+
+/// GETs `uri` (the client's `what`, named in errors) with `http`: `https` only, plain `http`
+/// when `allow_http`; a `2xx` answer's body of at most `max_bytes`, read as it arrives and
+/// abandoned past the bound. The error is safe to show the operator.
+pub async fn fetch_bounded(
+    http: &reqwest::Client,
+    what: &str,
+    uri: &str,
+    allow_http: bool,
+    accept: &str,
+    max_bytes: usize,
+) -> Result<Vec<u8>, String> {
+    let url = reqwest::Url::parse(uri).map_err(|e| format!("{what}: {e}"))?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        other => return Err(format!("{what} scheme {other} not allowed")),
+    }
+    let mut resp = http
+        .get(url)
+        .header("accept", accept)
+        .send()
+        .await
+        .map_err(|e| format!("{what} fetch: {e}"))?;
+    if !resp.status().is_success() {
+        return Err(format!("{what} answered {}", resp.status()));
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| format!("{what} body: {e}"))?
+    {
+        if body.len() + chunk.len() > max_bytes {
+            return Err(format!("{what} body over {max_bytes} bytes"));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 impl JwksFetcher for HttpJwksFetcher {

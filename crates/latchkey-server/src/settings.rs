@@ -83,6 +83,15 @@ pub struct OidcSettings {
     /// (`[keys] kek` or `<data_dir>/kek`), so it is the same on every node sharing that key.
     /// Never change it: every pairwise subject would change with it.
     pub pairwise_salt: Option<String>,
+    /// The authentication context classes (`acr`) logins achieve, advertised as
+    /// `acr_values_supported`; the first is the one the built-in password login yields
+    /// (default `urn:latchkey:acr:password`; e.g. `"1"` or an operator's URI). An essential
+    /// `acr` none of them meets is refused with `unmet_authentication_requirements`.
+    pub acr_values: Vec<String>,
+    /// Development only: lets a client's `sector_identifier_uri` on a loopback host
+    /// (`127.0.0.1`, `[::1]`, `localhost`) be fetched over plain `http`. Off by default:
+    /// anywhere else, and always in production, it must be `https`.
+    pub allow_http_sector_identifier_uri: bool,
 }
 
 impl Default for OidcSettings {
@@ -91,6 +100,8 @@ impl Default for OidcSettings {
             enabled: true,
             id_token_ttl: 3600,
             pairwise_salt: None,
+            acr_values: vec![latchkey_core::endpoint::authorize::PASSWORD_ACR.to_owned()],
+            allow_http_sector_identifier_uri: false,
         }
     }
 }

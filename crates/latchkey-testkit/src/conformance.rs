@@ -334,9 +334,11 @@ pub async fn user_claims_survive_put_and_get<S: Store>(store: S) {
             "email_verified":true,"picture":"https://img.example/z.png?s=64&x=ü",
             "birthdate":"0000-02-29","locale":"de-CH","phone_number":"+41 44 668 18 00",
             "phone_number_verified":false,"updated_at":1700000000,
-            "address":{"formatted":"Bahnhofstr. 1\n8001 Zürich","country":"CH"}}"#,
+            "address":{"formatted":"Bahnhofstr. 1\n8001 Zürich","country":"CH"},
+            "name#fr-CH":"Zoé Müller","family_name#ja-Kana-JP":"ミュラー"}"#,
     )
     .expect("valid claims");
+    assert_eq!(claims.localized.len(), 2);
     let mut user = User {
         id: "u-claims".into(),
         username: "zoe".into(),
@@ -355,7 +357,8 @@ pub async fn user_claims_survive_put_and_get<S: Store>(store: S) {
     );
     assert_eq!(store.list_users().await.expect("list"), vec![user.clone()]);
 
-    let patch = serde_json::json!({"email": "z@example.org", "address": null, "nickname": "Z"});
+    let patch = serde_json::json!({"email": "z@example.org", "address": null, "nickname": "Z",
+                                   "name#fr-CH": null});
     let serde_json::Value::Object(patch) = patch else {
         unreachable!("a JSON object literal")
     };
@@ -364,6 +367,8 @@ pub async fn user_claims_survive_put_and_get<S: Store>(store: S) {
     let read = store.get_user("zoe").await.expect("get").expect("present");
     assert_eq!(read.claims, user.claims);
     assert_eq!(read.claims.address, None);
+    assert_eq!(read.claims.get("name#fr-CH"), None);
+    assert!(read.claims.get("family_name#ja-Kana-JP").is_some());
 
     user.claims = UserClaims::new();
     store.put_user(&user).await.expect("clear");

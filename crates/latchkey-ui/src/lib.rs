@@ -213,6 +213,16 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         }
     }
 
+    /// [`authentication`] with the class the built-in login achieves.
+    fn authentication<'a>(
+        &'a self,
+        current: Option<&'a Current>,
+        fresh: bool,
+    ) -> Option<Authentication<'a>> {
+        let login_acr = self.inner.provider.config().acr_values.first();
+        authentication(current, fresh, login_acr.map(String::as_str))
+    }
+
     async fn current(&self, req: &HttpRequest) -> Option<Current> {
         let session = self.session(req).await;
         let builtin = session.as_ref().map(SessionRecord::user);
@@ -273,7 +283,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let outcome = self
             .inner
             .provider
-            .authorize_with(req, authentication(current.as_ref(), false), None)
+            .authorize_with(req, self.authentication(current.as_ref(), false), None)
             .await;
         let user = current.as_ref().map(|c| &c.user);
         self.render(req, outcome, user, None, Carry::Seal { fresh: false })
@@ -332,7 +342,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             .resume_authorize(
                 req,
                 opened.pending,
-                authentication(current.as_ref(), fresh),
+                self.authentication(current.as_ref(), fresh),
                 decision,
             )
             .await;
@@ -363,7 +373,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     .resume_authorize(
                         req,
                         opened.pending.account_selected(),
-                        authentication(current.as_ref(), false),
+                        self.authentication(current.as_ref(), false),
                         None,
                     )
                     .await;
@@ -744,18 +754,23 @@ struct Opened {
     fresh: bool,
 }
 
-/// What the core is told about the user: their session's login time, and whether a login
-/// was completed for this very request (`fresh`).
-fn authentication(current: Option<&Current>, fresh: bool) -> Option<Authentication<'_>> {
+/// What the core is told about the user: their session's login time, whether a login was
+/// completed for this very request (`fresh`), and how they logged in: Latchkey's own login
+/// checks a password (RFC 8176 §2 `pwd`) and achieves `login_acr`, the first of the
+/// provider's `acr_values` (OpenID Connect Core §2); a login the embedder plugs in says
+/// nothing here.
+fn authentication<'a>(
+    current: Option<&'a Current>,
+    fresh: bool,
+    login_acr: Option<&'a str>,
+) -> Option<Authentication<'a>> {
     current.map(|c| Authentication {
         user: &c.user,
         auth_time: c.auth_time,
         fresh,
         sid: c.sid.clone(),
-        // Latchkey's own login checks a password (RFC 8176 §2 "pwd"); a login the embedder
-        // plugs in says nothing here.
         amr: if c.sid.is_some() { &["pwd"] } else { &[] },
-        acr: None,
+        acr: c.sid.is_some().then_some(login_acr).flatten(),
     })
 }
 

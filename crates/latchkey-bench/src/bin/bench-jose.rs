@@ -9,7 +9,11 @@
 //!   client;
 //! - `jwt_guard_uncached`: the guard checking a JWT access token with its cache off (signature
 //!   and claims each time), `jwt_guard`: with its cache on (what a client reusing its token
-//!   costs), and `opaque_guard`: the guard looking an opaque token up in the store.
+//!   costs), and `opaque_guard`: the guard looking an opaque token up in the store;
+//! - `code_openid`: an authorization-code grant with `openid` (the approved authorization
+//!   request, then the token request that returns an opaque access token, a refresh token and
+//!   the ID token signed with the algorithm), and `code_plain` the same grant without
+//!   `openid` (no ID token): their difference is what OpenID Connect adds to a sign-in.
 //!
 //! `bench-jose --iterations 500` prints one JSON object per algorithm, each step's CPU in
 //! microseconds per operation (user + system time of the process, from `/proc/self/stat`,
@@ -67,6 +71,70 @@ fn token_request(client_id: &str, secret: &str) -> HttpRequest {
         "/token",
         format!("grant_type=client_credentials&client_id={client_id}&client_secret={secret}"),
     )
+}
+
+/// The redirect URI of the code-flow client.
+const REDIRECT_URI: &str = "https://rp.example/cb";
+
+/// Registers a confidential web client allowed the code and refresh grants; its id and
+/// secret.
+async fn register_web(
+    provider: &Provider<MemoryStore, NoUsers>,
+    store: &MemoryStore,
+) -> Result<(String, String), StoreError> {
+    let (client, secret) = NewClient::confidential("bench web")
+        .grant_types([GrantType::AuthorizationCode, GrantType::RefreshToken])
+        .redirect_uris([REDIRECT_URI])
+        .build(provider.entropy(), provider.clock().now());
+    store.put_client(&client).await?;
+    let secret = secret.map(|s| s.expose().to_owned()).unwrap_or_default();
+    Ok((client.id.to_string(), secret))
+}
+
+/// One authorization-code grant for `scope`: the approved authorization request, then the
+/// token request; whether the answer carried an ID token.
+async fn code_grant(
+    provider: &Provider<MemoryStore, NoUsers>,
+    user: &AuthenticatedUser,
+    (client_id, secret): (&str, &str),
+    scope: &str,
+) -> bool {
+    let mut authorize = HttpRequest::new(Method::Get, "/authorize");
+    authorize.query = format!(
+        "response_type=code&client_id={client_id}&redirect_uri=https%3A%2F%2Frp.example%2Fcb\
+         &scope={scope}&state=s&nonce=n-0S6_WzA2Mj"
+    );
+    let outcome = provider
+        .authorize(
+            &authorize,
+            Some(user),
+            Some(Decision::Allow { remember: false }),
+        )
+        .await;
+    let AuthorizeOutcome::Redirect(resp) = outcome else {
+        return false;
+    };
+    let Some(code) = resp
+        .header("location")
+        .and_then(|l| url::Url::parse(l).ok())
+        .and_then(|u| {
+            u.query_pairs()
+                .find(|(k, _)| k == "code")
+                .map(|(_, v)| v.into_owned())
+        })
+    else {
+        return false;
+    };
+    let exchange = HttpRequest::post_form(
+        "/token",
+        format!(
+            "grant_type=authorization_code&code={code}&redirect_uri=https%3A%2F%2Frp.example%2Fcb\
+             &client_id={client_id}&client_secret={secret}"
+        ),
+    );
+    let resp = provider.token(&exchange).await;
+    serde_json::from_slice::<serde_json::Value>(&resp.body)
+        .is_ok_and(|v| v.get("id_token").is_some())
 }
 
 /// Registers a confidential `client_credentials` client, `jwt` or opaque; its id and secret.
@@ -172,6 +240,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             let _ = opaque.authenticate(&opaque_bearer, &required).await;
         })
         .await;
+        let (web_id, web_secret) = register_web(&provider, &store).await?;
+        let web = (web_id.as_str(), web_secret.as_str());
+        let user = AuthenticatedUser::new("u-248289761001", "alice");
+        if !code_grant(&provider, &user, web, "openid").await
+            || code_grant(&provider, &user, web, "read").await
+        {
+            return Err(format!("{alg}: the code grant did not answer as expected").into());
+        }
+        let code_openid = measure(n, || async {
+            let _ = code_grant(&provider, &user, web, "openid").await;
+        })
+        .await;
+        let code_plain = measure(n, || async {
+            let _ = code_grant(&provider, &user, web, "read").await;
+        })
+        .await;
         println!(
             "{}",
             serde_json::json!({
@@ -184,6 +268,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "jwt_guard_uncached_us": jwt_guard_uncached,
                 "jwt_guard_us": jwt_guard,
                 "opaque_guard_us": opaque_guard,
+                "code_openid_us": code_openid,
+                "code_plain_us": code_plain,
             })
         );
     }

@@ -22,6 +22,7 @@ pub use source::{Claims, ClaimsQuery, ClaimsSource};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
 
 /// The most bytes of JSON text [`UserClaims::from_json`] reads (16 KiB): more than every
@@ -93,6 +94,12 @@ pub struct UserClaims {
     /// When the information was last updated, in seconds since the epoch.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<i64>,
+    /// Language-tagged variants of the human-readable claims (§5.2), by `claim#tag`, e.g.
+    /// `"family_name#ja-Kana-JP"`: only the [`LOCALIZABLE_CLAIMS`], at most
+    /// [`MAX_LOCALIZED`]. Kept in the same JSON object as the other claims; members a later
+    /// version adds (no `#`) are ignored when read.
+    #[serde(flatten, deserialize_with = "tagged_members")]
+    pub localized: BTreeMap<String, String>,
 }
 
 /// A postal address (OpenID Connect Core §5.1.1); every member is optional.
@@ -183,6 +190,22 @@ pub const STANDARD_CLAIMS: [&str; 19] = [
     "updated_at",
 ];
 
+/// The claims that may carry language-tagged variants (§5.2): the human-readable texts and
+/// the URLs of pages that exist per language. `address` is not among them.
+pub const LOCALIZABLE_CLAIMS: [&str; 8] = [
+    "name",
+    "given_name",
+    "family_name",
+    "middle_name",
+    "nickname",
+    "profile",
+    "picture",
+    "website",
+];
+
+/// The most language-tagged variants a user record holds.
+pub const MAX_LOCALIZED: usize = 64;
+
 /// The members of an [`Address`].
 const ADDRESS_MEMBERS: [&str; 6] = [
     "formatted",
@@ -215,6 +238,19 @@ impl UserClaims {
     /// member. The result is validated; on an error `self` is unchanged.
     pub fn merge(&self, patch: &Map<String, Value>) -> Result<Self, ClaimsError> {
         for (name, value) in patch {
+            if let Some((base, _)) = name.split_once('#') {
+                // Checked in full by `validate`; here only that it can be one.
+                if !LOCALIZABLE_CLAIMS.contains(&base) {
+                    return Err(ClaimsError::Unknown(name.clone()));
+                }
+                if !(value.is_string() || value.is_null()) {
+                    return Err(ClaimsError::Invalid {
+                        claim: name.clone(),
+                        reason: "a language-tagged claim must be a string",
+                    });
+                }
+                continue;
+            }
             if !STANDARD_CLAIMS.contains(&name.as_str()) {
                 return Err(ClaimsError::Unknown(name.clone()));
             }
@@ -243,8 +279,12 @@ impl UserClaims {
     }
 
     /// The claim `name` as the JSON value released for it, if set. `address` is an object of
-    /// its set members; an address with none is not set.
+    /// its set members; an address with none is not set. A language-tagged name
+    /// (`name#fr`) is its variant, the tag compared without regard to case (BCP 47).
     pub fn get(&self, name: &str) -> Option<Value> {
+        if let Some((base, tag)) = name.split_once('#') {
+            return self.variant(base, tag).map(|v| Value::String(v.to_owned()));
+        }
         let text = |v: &Option<String>| v.as_ref().map(|s| Value::String(s.clone()));
         let flag = |v: Option<bool>| v.map(Value::Bool);
         match name {
@@ -284,9 +324,58 @@ impl UserClaims {
             .collect()
     }
 
-    /// Every claim that is set, as a JSON object (what an administrator sees).
+    /// The claims of `names` that are set, in the languages of `locales` where the record
+    /// has them (§5.2, `claims_locales`): for a [localizable](LOCALIZABLE_CLAIMS) claim, the
+    /// variant of the first locale the record holds (its exact tag, else its language alone:
+    /// `fr` for `fr-CA`) is released under the plain name, as §5.2 recommends when the
+    /// client asked for one set of languages; without one, the untagged value. A tagged name
+    /// asked for explicitly (`name#fr`) is released as it is.
+    pub fn release_localized<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        locales: &[String],
+    ) -> Map<String, Value> {
+        names
+            .into_iter()
+            .filter_map(|name| {
+                let chosen = LOCALIZABLE_CLAIMS
+                    .contains(&name)
+                    .then(|| self.preferred_variant(name, locales))
+                    .flatten()
+                    .map(|v| Value::String(v.to_owned()));
+                Some((name.to_owned(), chosen.or_else(|| self.get(name))?))
+            })
+            .collect()
+    }
+
+    /// The variant of `base` in the first of `locales` the record holds.
+    fn preferred_variant(&self, base: &str, locales: &[String]) -> Option<&str> {
+        locales.iter().find_map(|locale| {
+            self.variant(base, locale).or_else(|| {
+                let language = locale.split(['-', '_']).next()?;
+                (language.len() < locale.len())
+                    .then(|| self.variant(base, language))
+                    .flatten()
+            })
+        })
+    }
+
+    /// The variant of `base` tagged `tag` (case-insensitive).
+    fn variant(&self, base: &str, tag: &str) -> Option<&str> {
+        self.localized.iter().find_map(|(name, value)| {
+            let (b, t) = name.split_once('#')?;
+            (b == base && t.eq_ignore_ascii_case(tag)).then_some(value.as_str())
+        })
+    }
+
+    /// Every claim that is set, as a JSON object (what an administrator sees), the
+    /// language-tagged variants included.
     pub fn to_map(&self) -> Map<String, Value> {
-        self.release(STANDARD_CLAIMS)
+        let mut map = self.release(STANDARD_CLAIMS);
+        for (name, value) in &self.localized {
+            map.insert(name.clone(), Value::String(value.clone()));
+        }
+        map
     }
 }
 
@@ -296,9 +385,25 @@ impl fmt::Debug for UserClaims {
         let set: Vec<&str> = STANDARD_CLAIMS
             .into_iter()
             .filter(|name| self.get(name).is_some())
+            .chain(self.localized.keys().map(String::as_str))
             .collect();
         f.debug_tuple("UserClaims").field(&set).finish()
     }
+}
+
+/// The language-tagged members (`claim#tag` with a text value) of the rest of a claims
+/// object; the others are ignored, as members of a later version are.
+fn tagged_members<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<BTreeMap<String, String>, D::Error> {
+    let rest = BTreeMap::<String, Value>::deserialize(d)?;
+    Ok(rest
+        .into_iter()
+        .filter_map(|(name, value)| match value {
+            Value::String(text) if name.contains('#') => Some((name, text)),
+            _ => None,
+        })
+        .collect())
 }
 
 /// The JSON object in `text`, bounded.

@@ -214,6 +214,17 @@ impl ClaimRequest {
         })
     }
 
+    /// Whether `released` is a value the client accepts (§5.5.1): equal to `value` when it
+    /// asked for one, one of `values` when it asked for those, any value otherwise. §5.5.1
+    /// `value`: "Requests that the Claim be returned with a particular value."
+    pub fn accepts(&self, released: &Value) -> bool {
+        match (&self.value, &self.values) {
+            (Some(value), _) => value == released,
+            (None, Some(values)) => values.contains(released),
+            (None, None) => true,
+        }
+    }
+
     /// `null` for the default request, else the object of its members.
     fn to_value(&self) -> Value {
         if *self == Self::default() {

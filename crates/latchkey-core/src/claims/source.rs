@@ -114,7 +114,7 @@ impl<S: UserStore, B: Blocking> ClaimsSource for StoreUsers<S, B> {
         Ok(match self.store().get_user_by_id(subject).await? {
             Some(user) => user
                 .claims
-                .release(query.names().iter().map(String::as_str)),
+                .release_localized(query.names().iter().map(String::as_str), query.locales()),
             None => Claims::new(),
         })
     }
@@ -144,8 +144,10 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// (none is configured: no claims), without `sub`: what an ID token or a userinfo
     /// response carries besides its protocol claims.
     ///
-    /// Whatever the source returns, only the claims among [`ClaimsQuery::names`] are kept. A
-    /// failed lookup is `temporarily_unavailable` or `server_error`.
+    /// Whatever the source returns, only the claims among [`ClaimsQuery::names`] are kept,
+    /// and of those the `claims` parameter asked for with a `value` or `values` (§5.5.1),
+    /// only the ones that match. A failed lookup is `temporarily_unavailable` or
+    /// `server_error`.
     pub async fn user_claims(
         &self,
         subject: &str,
@@ -158,7 +160,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             return Ok(Claims::new());
         };
         let mut claims = source.boxed_claims(subject, query).await?;
-        claims.retain(|name, _| query.allows(name));
+        // §5.5.1: a claim asked for with a `value` or `values` is returned only with a value
+        // the client accepts; otherwise it is absent, as a claim the user lacks is.
+        claims.retain(|name, value| {
+            query.allows(name) && query.requested(name).is_none_or(|r| r.accepts(value))
+        });
         Ok(claims)
     }
 }
@@ -265,6 +271,88 @@ mod tests {
             .await
             .expect("ok");
         assert!(none.is_empty());
+    }
+
+    #[tokio::test]
+    async fn value_and_values_release_a_claim_only_when_it_matches() {
+        let store = store_with_alice().await;
+        let provider = Provider::builder(store.clone(), NoUsers)
+            .claims_source(StoreUsers::new(store, Inline))
+            .build()
+            .expect("provider");
+        let cases: [(&str, Value); 7] = [
+            (
+                r#"{"email":{"value":"alice@example.com"}}"#,
+                json!({"email": "alice@example.com"}),
+            ),
+            (r#"{"email":{"value":"bob@example.com"}}"#, json!({})),
+            (
+                r#"{"email":{"values":["x@example.com","alice@example.com"]}}"#,
+                json!({"email": "alice@example.com"}),
+            ),
+            (
+                r#"{"email":{"values":["x@example.com"],"essential":true}}"#,
+                json!({}),
+            ),
+            (
+                r#"{"email_verified":{"value":true},"given_name":{"value":"Bob"}}"#,
+                json!({"email_verified": true}),
+            ),
+            // Essential, and the user lacks it: simply absent (§5.5.1).
+            (
+                r#"{"nickname":{"essential":true},"name":null}"#,
+                json!({"name": "Alice Liddell"}),
+            ),
+            // A value of another JSON type never matches.
+            (r#"{"updated_at":{"value":"1700000000"}}"#, json!({})),
+        ];
+        for (userinfo, expected) in cases {
+            let raw = format!(r#"{{"userinfo":{userinfo}}}"#);
+            let q = query(ClaimsTarget::Userinfo, "openid", Some(&raw));
+            let claims = provider.user_claims("u-alice", &q).await.expect("ok");
+            assert_eq!(Value::Object(claims), expected, "{userinfo}");
+        }
+        // The essential mark is kept for the source to read.
+        let q = query(
+            ClaimsTarget::Userinfo,
+            "openid",
+            Some(r#"{"userinfo":{"nickname":{"essential":true}}}"#),
+        );
+        assert!(q.requested("nickname").is_some_and(|r| r.essential));
+    }
+
+    #[tokio::test]
+    async fn the_built_in_source_speaks_the_claims_locales() {
+        let store = MemoryStore::new();
+        let claims = UserClaims::from_json(r#"{"name":"John Smith","name#fr":"Jean Dupont"}"#)
+            .expect("valid");
+        store
+            .put_user(&User {
+                id: "u-john".into(),
+                username: "john".into(),
+                password_hash: String::new(),
+                created_at: UnixTime(1),
+                claims,
+            })
+            .await
+            .expect("stored");
+        let provider = Provider::builder(store.clone(), NoUsers)
+            .claims_source(StoreUsers::new(store, Inline))
+            .build()
+            .expect("provider");
+        let french = query(ClaimsTarget::Userinfo, "openid profile", None).with_locales(["fr"]);
+        let claims = provider.user_claims("u-john", &french).await.expect("ok");
+        assert_eq!(Value::Object(claims), json!({"name": "Jean Dupont"}));
+        let plain = query(ClaimsTarget::Userinfo, "openid profile", None);
+        let claims = provider.user_claims("u-john", &plain).await.expect("ok");
+        assert_eq!(Value::Object(claims), json!({"name": "John Smith"}));
+        let tagged = query(
+            ClaimsTarget::Userinfo,
+            "openid",
+            Some(r#"{"userinfo":{"name#fr":null}}"#),
+        );
+        let claims = provider.user_claims("u-john", &tagged).await.expect("ok");
+        assert_eq!(Value::Object(claims), json!({"name#fr": "Jean Dupont"}));
     }
 
     /// A source that answers more than it is asked, protocol claims included.

@@ -198,3 +198,101 @@ fn debug_names_claims_but_never_shows_their_values() {
         "{shown}"
     );
 }
+
+#[test]
+fn language_tagged_claims_are_kept_validated_and_patched() {
+    let claims = UserClaims::from_json(
+        r#"{"name":"John Smith","name#fr":"Jean Dupont","family_name#ja-Kana-JP":"スミス",
+            "website#de":"https://example.de/"}"#,
+    )
+    .expect("valid");
+    assert_eq!(claims.localized.len(), 3);
+    assert_eq!(claims.get("name#FR"), Some(json!("Jean Dupont")));
+    assert_eq!(claims.get("name#de"), None);
+    assert_eq!(
+        Value::Object(claims.to_map()),
+        json!({"name":"John Smith","name#fr":"Jean Dupont",
+               "family_name#ja-Kana-JP":"スミス","website#de":"https://example.de/"})
+    );
+    // Stored as one JSON object, read back the same.
+    let stored = serde_json::to_string(&claims).expect("serializes");
+    assert_eq!(
+        serde_json::from_str::<UserClaims>(&stored).expect("reads"),
+        claims
+    );
+    let patched = claims
+        .merge(&patch(json!({"name#fr": null, "name#it": "Giovanni"})))
+        .expect("valid");
+    assert_eq!(patched.get("name#fr"), None);
+    assert_eq!(patched.get("name#it"), Some(json!("Giovanni")));
+    assert!(!format!("{patched:?}").contains("Giovanni"));
+    let cases: [(Value, &str); 6] = [
+        (json!({"email#fr": "a@b.example"}), "not localizable"),
+        (json!({"address#fr": "x"}), "not localizable"),
+        (json!({"name#": "x"}), "empty tag"),
+        (json!({"name#f!": "x"}), "bad tag"),
+        (json!({"name#fr": 1}), "not a string"),
+        (json!({"website#de": "not a url"}), "bad url"),
+    ];
+    for (value, what) in cases {
+        assert!(
+            UserClaims::from_json(&value.to_string()).is_err(),
+            "{what}: {value}"
+        );
+    }
+    let many: Map<String, Value> = (0..=MAX_LOCALIZED)
+        .map(|i| (format!("name#x-{i}"), json!("n")))
+        .collect();
+    assert!(UserClaims::new().merge(&many).is_err(), "too many variants");
+}
+
+#[test]
+fn claims_locales_choose_the_variant_released_under_the_plain_name() {
+    let claims = UserClaims::from_json(
+        r#"{"name":"John Smith","name#fr":"Jean Dupont","name#fr-CA":"Jean Tremblay",
+            "given_name#de":"Johann","nickname":"JS"}"#,
+    )
+    .expect("valid");
+    let locales = |list: &[&str]| list.iter().map(|l| (*l).to_owned()).collect::<Vec<_>>();
+    let cases: [(&[&str], &[&str], Value); 8] = [
+        (&[], &["name"], json!({"name": "John Smith"})),
+        (&["fr"], &["name"], json!({"name": "Jean Dupont"})),
+        (
+            &["fr-CA", "fr"],
+            &["name"],
+            json!({"name": "Jean Tremblay"}),
+        ),
+        // No fr-BE variant: its language, fr, is next best.
+        (&["fr-BE"], &["name"], json!({"name": "Jean Dupont"})),
+        // The first locale the record holds wins; an unknown one is skipped.
+        (
+            &["es", "de", "fr"],
+            &["name", "given_name"],
+            json!({"name": "Jean Dupont", "given_name": "Johann"}),
+        ),
+        // A claim with no variant in any locale: its plain value, or nothing.
+        (
+            &["de"],
+            &["name", "nickname", "family_name"],
+            json!({"name": "John Smith", "given_name": null, "nickname": "JS"}),
+        ),
+        // A tagged name asked for is released as it is.
+        (
+            &["de"],
+            &["name#fr", "name#it"],
+            json!({"name#fr": "Jean Dupont"}),
+        ),
+        (&["FR"], &["name"], json!({"name": "Jean Dupont"})),
+    ];
+    for (prefs, names, expected) in cases {
+        let mut expected = expected;
+        if let Value::Object(map) = &mut expected {
+            map.retain(|_, v| !v.is_null());
+        }
+        assert_eq!(
+            Value::Object(claims.release_localized(names.iter().copied(), &locales(prefs))),
+            expected,
+            "{prefs:?} {names:?}"
+        );
+    }
+}

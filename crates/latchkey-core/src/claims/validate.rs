@@ -3,7 +3,7 @@
 //! Shapes are checked, not truth: an e-mail address is `local@domain`, not a deliverable
 //! mailbox. Every text is bounded, so a user record stays small in every backend.
 
-use super::{Address, ClaimsError, UserClaims};
+use super::{Address, ClaimsError, LOCALIZABLE_CLAIMS, MAX_LOCALIZED, UserClaims};
 
 /// The most bytes of a name-like claim (`name`, `nickname`, `gender`, …).
 pub const MAX_TEXT_BYTES: usize = 256;
@@ -45,6 +45,27 @@ pub(super) fn user_claims(c: &UserClaims) -> Result<(), ClaimsError> {
     check("phone_number", &c.phone_number, phone)?;
     if let Some(address) = &c.address {
         self::address(address)?;
+    }
+    // §5.2: "claim_name#language_tag", for the human-readable claims only.
+    if c.localized.len() > MAX_LOCALIZED {
+        return Err(invalid(
+            "localized",
+            "at most 64 language-tagged claims are allowed",
+        ));
+    }
+    for (name, value) in &c.localized {
+        let Some((base, tag)) = name
+            .split_once('#')
+            .filter(|(base, _)| LOCALIZABLE_CLAIMS.contains(base))
+        else {
+            return Err(ClaimsError::Unknown(name.clone()));
+        };
+        locale(tag).map_err(|_| invalid(name, "the language tag is not BCP 47"))?;
+        match base {
+            "profile" | "picture" | "website" => url(value),
+            _ => text(value, MAX_TEXT_BYTES, false),
+        }
+        .map_err(|reason| invalid(name, reason))?;
     }
     // §5.1: "updated_at: … number of seconds from 1970-01-01T00:00:00Z".
     if c.updated_at

@@ -137,6 +137,10 @@ fn openid_members<S: ProviderStore, U: UserAuthenticator>(
     });
     if let (Some(doc), serde_json::Value::Object(members)) = (doc.as_object_mut(), members) {
         doc.extend(members);
+        // Discovery §3: the classes the provider's logins achieve (OpenID Connect Core §2).
+        if !c.acr_values.is_empty() {
+            doc.insert("acr_values_supported".into(), json!(c.acr_values));
+        }
     }
 }
 

@@ -114,7 +114,13 @@ where
         return Err(GuardError::InvalidToken.into());
     };
     let request = record.auth.as_ref().and_then(|a| a.claims.as_ref());
-    let query = ClaimsQuery::new(ClaimsTarget::Userinfo, &record.scope, request);
+    let locales = record
+        .auth
+        .as_ref()
+        .map(|a| a.claims_locales.clone())
+        .unwrap_or_default();
+    let query =
+        ClaimsQuery::new(ClaimsTarget::Userinfo, &record.scope, request).with_locales(locales);
     let mut claims: Map<String, Value> = Map::new();
     // §5.3.2: "The sub (subject) Claim MUST always be returned", the same as in the ID token.
     claims.insert(

@@ -35,8 +35,8 @@ pub const LOGOUT_TOKEN_TTL: u64 = 120;
 pub struct LogoutTokenClaims {
     /// This provider.
     pub iss: String,
-    /// The user, as the client knows them; absent for a client with pairwise subjects, which
-    /// is told the session (`sid`) only.
+    /// The user, as the client knows them: the pairwise value for a client with pairwise
+    /// subjects, the same `sub` its ID tokens carry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub: Option<String>,
     /// The client.
@@ -55,11 +55,13 @@ pub struct LogoutTokenClaims {
 }
 
 impl LogoutTokenClaims {
-    /// The claims telling `client` that `session` ended at `now`.
+    /// The claims telling `client` that `session` ended at `now`; `sub` is the user as
+    /// `client` sees them ([`crate::oidc::subject::for_client`]).
     pub fn new(
         issuer: &str,
         client: &Client,
         session: &SessionRecord,
+        sub: String,
         jti: String,
         now: UnixTime,
     ) -> Self {
@@ -68,13 +70,13 @@ impl LogoutTokenClaims {
             BACKCHANNEL_LOGOUT_EVENT.to_owned(),
             Value::Object(Map::new()),
         );
-        // §2.4: sub and sid are each optional, one of them required; sid is always sent (so a
-        // client that registered backchannel_logout_session_required gets it), sub unless the
-        // client sees pairwise subjects, which the session's subject is not.
-        let pairwise = client.metadata.subject_type.as_deref() == Some("pairwise");
+        // §2.4: sub and sid are each optional, one of them required. Both are always sent: sid
+        // for a client that registered backchannel_logout_session_required (§2.2) and for any
+        // client that logs sessions out one by one, sub (as the client's ID tokens name the
+        // user) for a client that logs the user out everywhere.
         Self {
             iss: issuer.to_owned(),
-            sub: (!pairwise).then(|| session.subject.clone()),
+            sub: Some(sub),
             aud: client.id.as_str().to_owned(),
             iat: now.0,
             exp: now.plus(LOGOUT_TOKEN_TTL).0,
@@ -170,10 +172,12 @@ pub fn logout_for<S: ProviderStore, U: UserAuthenticator>(
     let Some(uri) = &client.metadata.backchannel_logout_uri else {
         return Ok(None);
     };
+    let sub = crate::oidc::subject::for_client(p.config(), client, &session.subject)?;
     let claims = LogoutTokenClaims::new(
         &p.config().issuer,
         client,
         session,
+        sub,
         random_token(p.entropy(), 16),
         p.clock().now(),
     );
@@ -277,7 +281,19 @@ mod tests {
             .signer()
             .verify(&sent[1].logout_token, &expect.audience("rp-pairwise"))
             .expect("verifies");
-        assert_eq!(pw.sub, None, "a pairwise client is told the session only");
+        let pairwise_sub = crate::oidc::subject::for_client(
+            p.config(),
+            &client("rp-pairwise", Some("https://pw.example/bc"), true),
+            "sub-1",
+        )
+        .expect("pairwise sub");
+        assert_ne!(pairwise_sub, "sub-1");
+        assert_eq!(
+            pw.sub.as_deref(),
+            Some(pairwise_sub.as_str()),
+            "a pairwise client is told the user as its ID tokens name them"
+        );
+        assert_eq!(pw.sid.as_deref(), Some(session.sid.as_str()));
         assert!(!format!("{:?}", sent[0]).contains(&sent[0].logout_token));
         assert_ne!(one.jti, pw.jti);
     }

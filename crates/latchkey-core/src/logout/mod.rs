@@ -43,10 +43,13 @@ pub async fn end_session<S: ProviderStore, U: UserAuthenticator>(
 
 /// Ends every login session of `subject` (password change, "log out everywhere", the user's
 /// deletion) and notifies the clients that got tokens in them; the ended sessions.
+///
+/// The store's error is returned as it is, so an administrative caller can tell an outage
+/// from a bad request.
 pub async fn end_sessions_of<S: ProviderStore, U: UserAuthenticator>(
     p: &Provider<S, U>,
     subject: &str,
-) -> Result<Vec<SessionRecord>, OAuthError> {
+) -> Result<Vec<SessionRecord>, crate::store::StoreError> {
     let ended = p.store().delete_sessions_of(subject).await?;
     sessions_ended(p, &ended).await;
     Ok(ended)

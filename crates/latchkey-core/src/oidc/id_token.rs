@@ -162,7 +162,8 @@ impl IdTokenClaims {
         auth: Option<&AuthContext>,
     ) -> Result<(), OAuthError> {
         let request = auth.and_then(|a| a.claims.as_ref());
-        let query = ClaimsQuery::new(target, scope, request);
+        let locales = auth.map(|a| a.claims_locales.clone()).unwrap_or_default();
+        let query = ClaimsQuery::new(target, scope, request).with_locales(locales);
         self.user.extend(p.user_claims(subject, &query).await?);
         Ok(())
     }

@@ -71,6 +71,10 @@ pub struct AuthContext {
     /// whole grant.
     #[serde(rename = "q", default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<ClaimsRequest>,
+    /// The `claims_locales` of the authorization request (§5.2), most preferred first: the
+    /// languages of the claims the whole grant's ID tokens and userinfo responses carry.
+    #[serde(rename = "l", default, skip_serializing_if = "Vec::is_empty")]
+    pub claims_locales: Vec<String>,
 }
 
 impl AuthContext {
@@ -99,6 +103,7 @@ impl AuthContext {
                 .collect(),
             sid: sid.and_then(bounded),
             claims: None,
+            claims_locales: Vec::new(),
         }
     }
 

@@ -15,6 +15,11 @@
 //! there are multiple hostnames in the registered redirect_uris, the Client MUST register a
 //! sector_identifier_uri."). [`check_registration`] refuses a registration that breaks that.
 //!
+//! A `sector_identifier_uri` is the client's proof that its redirect URIs belong together
+//! (Registration §2, §5): an `https` URL of a JSON array that lists every one of them. The
+//! registrar fetches it (the `latchkey` server does, bounded) and holds the client to
+//! [`check_sector_document`] before storing it; [`check_sector_uri`] is the shape of the URL.
+//!
 //! The same pairwise `sub` appears in ID tokens and userinfo responses. Introspection
 //! (RFC 7662) keeps the local subject: its callers are resource servers of this provider,
 //! which need the user's stable id, not the one a client sees.
@@ -61,6 +66,65 @@ pub fn check_registration(client: &Client) -> Result<(), String> {
         sector_of(client)?;
     }
     Ok(())
+}
+
+/// The largest `sector_identifier_uri` document read (64 KiB): thousands of redirect URIs.
+pub const MAX_SECTOR_DOCUMENT_BYTES: usize = 64 * 1024;
+
+/// The shape of a `sector_identifier_uri` (Registration §2: "URL using the https scheme"):
+/// `https` with a host, no fragment; `http` only to a loopback host (`127.0.0.1`, `[::1]`,
+/// `localhost`), for development, and only where the registrar allows it.
+pub fn check_sector_uri(uri: &str) -> Result<(), String> {
+    let url =
+        url::Url::parse(uri).map_err(|_| format!("sector_identifier_uri {uri:?} is not a URL"))?;
+    let loopback = match url.host() {
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        None => false,
+    };
+    let scheme_ok = match url.scheme() {
+        "https" => url.host().is_some(),
+        "http" => loopback,
+        _ => false,
+    };
+    if !scheme_ok || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(format!(
+            "sector_identifier_uri {uri:?} must be an https URL with a host and no fragment"
+        ));
+    }
+    Ok(())
+}
+
+/// Whether `uri` is a plain-`http` loopback URL, which a registrar fetches only when its
+/// development switch allows it.
+pub fn is_http_loopback(uri: &str) -> bool {
+    uri.starts_with("http://") && check_sector_uri(uri).is_ok()
+}
+
+/// Checks the document fetched from `client`'s `sector_identifier_uri` (Registration §5:
+/// "The values registered in redirect_uris MUST be included in the elements of the array"):
+/// a JSON array of strings of at most [`MAX_SECTOR_DOCUMENT_BYTES`] that holds every
+/// registered redirect URI exactly. `Err` says why not, naming a missing URI.
+pub fn check_sector_document(client: &Client, document: &[u8]) -> Result<(), String> {
+    if document.len() > MAX_SECTOR_DOCUMENT_BYTES {
+        return Err(format!(
+            "the sector_identifier_uri document is over {MAX_SECTOR_DOCUMENT_BYTES} bytes"
+        ));
+    }
+    let listed: Vec<String> = serde_json::from_slice(document).map_err(|_| {
+        "the sector_identifier_uri document must be a JSON array of URI strings".to_owned()
+    })?;
+    match client
+        .redirect_uris
+        .iter()
+        .find(|uri| !listed.contains(uri))
+    {
+        Some(missing) => Err(format!(
+            "redirect URI {missing:?} is not listed at the sector_identifier_uri"
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The pairwise subject of `local` in `sector` under `salt` (see the module documentation).
@@ -168,5 +232,62 @@ mod tests {
             assert!(for_client(&config(), &c, "u-1").is_err(), "{name}");
         }
         assert!(check_registration(&client(&["https://a.example/cb"], None)).is_ok());
+    }
+
+    #[test]
+    fn the_sector_document_must_list_every_redirect_uri() {
+        let c = client(
+            &["https://a.example/cb", "https://b.example/cb"],
+            Some("https://rp.example/sector.json"),
+        );
+        let cases: [(&str, bool); 8] = [
+            (r#"["https://a.example/cb","https://b.example/cb"]"#, true),
+            (
+                r#"["https://b.example/cb","https://x.example/","https://a.example/cb"]"#,
+                true,
+            ),
+            (r#"["https://a.example/cb"]"#, false),
+            // Exact strings: no normalisation, as for redirect matching.
+            (r#"["https://a.example/cb/","https://b.example/cb"]"#, false),
+            (r#"["HTTPS://A.EXAMPLE/cb","https://b.example/cb"]"#, false),
+            (r#"{"redirect_uris":["https://a.example/cb"]}"#, false),
+            (r#"["https://a.example/cb",7]"#, false),
+            ("not json", false),
+        ];
+        for (document, ok) in cases {
+            assert_eq!(
+                check_sector_document(&c, document.as_bytes()).is_ok(),
+                ok,
+                "{document}"
+            );
+        }
+        let err = check_sector_document(&c, br#"["https://a.example/cb"]"#).expect_err("missing");
+        assert!(err.contains("https://b.example/cb"), "{err}");
+        let huge = format!("[{}]", vec!["\"x\""; 20_000].join(","));
+        assert!(check_sector_document(&c, huge.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_sector_identifier_uri_is_https_or_http_on_loopback() {
+        for ok in [
+            "https://rp.example/sector.json",
+            "http://127.0.0.1:8000/s.json",
+            "http://[::1]/s",
+            "http://localhost/s",
+        ] {
+            assert!(check_sector_uri(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "http://rp.example/sector.json",
+            "ftp://rp.example/s",
+            "https://rp.example/s#frag",
+            "https://user@rp.example/s",
+            "urn:x",
+            "/relative",
+        ] {
+            assert!(check_sector_uri(bad).is_err(), "{bad}");
+        }
+        assert!(is_http_loopback("http://127.0.0.1:8000/s.json"));
+        assert!(!is_http_loopback("https://127.0.0.1:8000/s.json"));
     }
 }

@@ -19,5 +19,6 @@ pub use keys::oauth1_key;
 pub use routes::{Surroundings, app, app_with_cors, app_with_oauth1};
 pub use run::run;
 pub use state::{
-    AppOAuth1, AppProvider, AppUi, build_oauth1, build_provider, build_ui, open_counters,
+    AppOAuth1, AppProvider, AppUi, build_oauth1, build_provider, build_provider_with_sink,
+    build_ui, open_counters,
 };

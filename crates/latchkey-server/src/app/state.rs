@@ -20,12 +20,25 @@ use std::sync::Arc;
 pub type AppProvider = Provider<AnyStore, StoreUsers<AnyStore, TokioBlocking>>;
 
 /// Builds the provider from settings; `local` is the bound address, used to derive the
-/// issuer on loopback when none is configured.
+/// issuer on loopback when none is configured. Back-channel logout tokens go to a delivery
+/// worker on the current Tokio runtime.
 pub fn build_provider(
     settings: &Settings,
     store: AnyStore,
     local: Option<SocketAddr>,
     counters: Arc<dyn Counters>,
+) -> anyhow::Result<AppProvider> {
+    build_provider_with_sink(settings, store, local, counters, logout_sink())
+}
+
+/// [`build_provider`] with the back-channel logout tokens handed to `sink`: a CLI command
+/// passes a delivery it waits on before exiting.
+pub fn build_provider_with_sink(
+    settings: &Settings,
+    store: AnyStore,
+    local: Option<SocketAddr>,
+    counters: Arc<dyn Counters>,
+    sink: Arc<dyn latchkey_core::logout::LogoutSink>,
 ) -> anyhow::Result<AppProvider> {
     let issuer = match (&settings.issuer, local) {
         (Some(issuer), _) => issuer.clone(),
@@ -71,6 +84,7 @@ pub fn build_provider(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
+        acr_values: settings.oidc.acr_values.clone(),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
@@ -87,7 +101,7 @@ pub fn build_provider(
                 settings.allow_http_jwks_uri,
             )?)),
         })
-        .logout_sink(logout_sink())
+        .logout_sink(sink)
         .build()?)
 }
 

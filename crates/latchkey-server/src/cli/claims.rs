@@ -49,9 +49,14 @@ pub struct ClaimArgs {
     /// `null` removes a claim.
     #[arg(long, value_name = "FILE")]
     pub claims_json: Option<PathBuf>,
-    /// Remove this claim (repeatable).
+    /// Remove this claim (repeatable), a language-tagged one too (`name#fr`).
     #[arg(long, value_name = "CLAIM")]
     pub unset: Vec<String>,
+    /// A language-tagged claim (OpenID Connect Core §5.2), `CLAIM#TAG=TEXT`, e.g.
+    /// `--localized 'name#fr=Jean Dupont'` (repeatable): released instead of the plain claim
+    /// to clients whose `claims_locales` prefer that language.
+    #[arg(long, value_name = "CLAIM#TAG=TEXT")]
+    pub localized: Vec<String>,
 }
 
 impl ClaimArgs {
@@ -79,6 +84,12 @@ impl ClaimArgs {
             if let Some(value) = value {
                 patch.insert(claim.to_owned(), Value::String(value.clone()));
             }
+        }
+        for entry in &self.localized {
+            let Some((claim, text)) = entry.split_once('=').filter(|(c, _)| c.contains('#')) else {
+                anyhow::bail!("--localized {entry:?}: write CLAIM#TAG=TEXT, e.g. name#fr=Jean");
+            };
+            patch.insert(claim.to_owned(), Value::String(text.to_owned()));
         }
         for (claim, value) in [
             ("email_verified", self.email_verified),
@@ -150,14 +161,18 @@ mod tests {
             "nickname",
             "--phone",
             "+33 1 23 45 67 89",
+            "--localized",
+            "name#fr=Jean = Dupont",
         ]);
         let patch = cmd.claims.patch().expect("patch");
         assert_eq!(
             Value::Object(patch),
             serde_json::json!({"email": "new@example.com", "email_verified": true,
                 "address": {"country": "FR"}, "nickname": null,
-                "phone_number": "+33 1 23 45 67 89"})
+                "phone_number": "+33 1 23 45 67 89", "name#fr": "Jean = Dupont"})
         );
+        let bad = Cmd::parse_from(["x", "--localized", "name=Jean"]);
+        assert!(bad.claims.patch().is_err(), "no language tag");
         std::fs::write(&file, "[1]").expect("write");
         assert!(cmd.claims.patch().is_err(), "an array is refused");
         let _ = std::fs::remove_dir_all(&dir);

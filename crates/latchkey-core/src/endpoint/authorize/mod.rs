@@ -248,17 +248,38 @@ where
     U: UserAuthenticator,
 {
     let now = p.clock().now();
-    let auth = auth.filter(|a| !a.too_old_for(&request, now));
+    let mut auth = auth.filter(|a| !a.too_old_for(&request, now));
+    // OpenID Connect Core §5.5.1.1: an essential acr the login did not achieve. A session
+    // asks for a new login (under prompt=none: login_required, as node-oidc-provider does);
+    // a login made for this very request that still misses it is a failed authentication.
+    if let Some(acr) = request.claims().and_then(oidc::essential_acr)
+        && let Some(a) = auth.as_ref()
+        && !a.acr.is_some_and(|achieved| acr.accepts(&achieved.into()))
+    {
+        if a.fresh {
+            return error_redirect(
+                p,
+                &request,
+                &OAuthError::new(
+                    ErrorCode::UnmetAuthenticationRequirements,
+                    "the login did not achieve the essential acr",
+                ),
+            );
+        }
+        auth = None;
+    }
     let sid = auth.as_ref().and_then(|a| a.sid.clone());
     // OpenID Connect Core §3.1.2.1, id_token_hint: "If the End-User identified by the ID
     // Token is logged in or is logged in by the request, then the Authorization Server returns
     // a positive response; otherwise, it SHOULD return an error, such as login_required."
     // Another user's session counts as none: log in as the hinted user. A login made for this
     // very request that is still someone else is the error.
+    // §5.5.1: a `sub` the claims parameter asks for with a value is the same kind of hint.
     let hinted = |a: &Authentication<'_>| {
-        request.hint_subject().is_none_or(|sub| {
-            subject_for_client(p, &request, &a.user.subject).as_deref() == Some(sub)
-        })
+        [request.hint_subject(), request.requested_subject()]
+            .into_iter()
+            .flatten()
+            .all(|sub| subject_for_client(p, &request, &a.user.subject).as_deref() == Some(sub))
     };
     if let Some(a) = auth.as_ref().filter(|a| a.fresh && !hinted(a)) {
         tracing::info!(client_id = %request.client.id, subject = %a.user.subject, "logged in as another user than id_token_hint");
@@ -267,7 +288,7 @@ where
             &request,
             &OAuthError::new(
                 ErrorCode::LoginRequired,
-                "the user who logged in is not the one of id_token_hint",
+                "the user who logged in is not the one of id_token_hint or the requested sub",
             ),
         );
     }
@@ -537,6 +558,7 @@ fn subject_for_client<S: ProviderStore, U: UserAuthenticator>(
 pub(crate) fn auth_context(request: &AuthorizeRequest, auth: &Authentication<'_>) -> AuthContext {
     let mut context = auth.context();
     context.claims = request.claims().cloned();
+    context.claims_locales = request.claims_locales().to_vec();
     context
 }
 

@@ -109,26 +109,22 @@ pub(super) fn parse<S: ProviderStore, U: UserAuthenticator>(
         .transpose()?
         .filter(|c| !c.is_empty());
     // §5.5.1.1: "If this is an Essential Claim and the requirement cannot be met, then the
-    // Authorization Server MUST treat that outcome as a failed authentication attempt."
-    // Latchkey's login meets one class only, so an essential request for others fails now,
-    // before the user is asked for a password that could not satisfy it.
-    if let Some(acr) = claims
-        .as_ref()
-        .and_then(|c| c.for_target(ClaimsTarget::IdToken).get("acr"))
-        .filter(|acr| acr.essential)
+    // Authorization Server MUST treat that outcome as a failed authentication attempt." A
+    // class none of this provider's logins achieves (Config::acr_values) fails now, before
+    // the user is asked for a password that could not satisfy it, with the code of OpenID
+    // Connect Core Error Code unmet_authentication_requirements 1.0 (node-oidc-provider and
+    // other peers answer it too).
+    if let Some(acr) = claims.as_ref().and_then(essential_acr)
+        && !p
+            .config()
+            .acr_values
+            .iter()
+            .any(|a| acr.accepts(&a.as_str().into()))
     {
-        let accepted = |v: &serde_json::Value| v.as_str() == Some(PASSWORD_ACR);
-        let met = match (&acr.value, &acr.values) {
-            (Some(value), _) => accepted(value),
-            (None, Some(values)) => values.iter().any(accepted),
-            (None, None) => true,
-        };
-        if !met {
-            return Err(OAuthError::new(
-                ErrorCode::AccessDenied,
-                "the essential acr cannot be satisfied",
-            ));
-        }
+        return Err(OAuthError::new(
+            ErrorCode::UnmetAuthenticationRequirements,
+            "the essential acr cannot be satisfied",
+        ));
     }
     Ok(OidcParams {
         login_hint,
@@ -199,6 +195,15 @@ pub(super) async fn front_channel_id_token<S: ProviderStore, U: UserAuthenticato
         .with_locales(request.claims_locales().iter().cloned());
     claims.user = p.user_claims(subject, &query).await?;
     id_token::mint(p, &request.client, claims, access_token, code)
+}
+
+/// The `acr` the `claims` parameter asks the ID token for as essential, with the values it
+/// accepts (§5.5.1.1); `None` when it is voluntary or names no value.
+pub(super) fn essential_acr(claims: &ClaimsRequest) -> Option<&crate::claims::ClaimRequest> {
+    claims
+        .for_target(ClaimsTarget::IdToken)
+        .get("acr")
+        .filter(|acr| acr.essential && (acr.value.is_some() || acr.values.is_some()))
 }
 
 /// Space-separated values, empty ones skipped.

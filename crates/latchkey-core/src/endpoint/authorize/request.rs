@@ -253,6 +253,22 @@ impl AuthorizeRequest {
         self.oidc.hint_subject.as_deref()
     }
 
+    /// The `sub` the `claims` parameter asks the ID token to have (OpenID Connect Core
+    /// §5.5.1: "If the sub (subject) Claim is requested with a specific value for the ID
+    /// Token, the Authorization Server MUST only send a positive response if the End-User
+    /// identified by that sub value has an active session with the Authorization Server or
+    /// has been Authenticated as a result of the request"). Like an `id_token_hint`.
+    pub fn requested_subject(&self) -> Option<&str> {
+        self.oidc
+            .claims
+            .as_ref()?
+            .for_target(crate::claims::ClaimsTarget::IdToken)
+            .get("sub")?
+            .value
+            .as_ref()?
+            .as_str()
+    }
+
     /// `ui_locales`: the languages the user prefers for the pages, most preferred first.
     pub fn ui_locales(&self) -> &[String] {
         &self.oidc.ui_locales
