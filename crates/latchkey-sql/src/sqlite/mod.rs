@@ -17,6 +17,7 @@
 mod keys;
 mod migrate;
 mod oauth1;
+mod pending;
 mod readers;
 mod replay;
 mod sessions;
