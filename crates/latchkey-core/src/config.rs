@@ -71,6 +71,13 @@ pub struct Config {
     /// default): the issuer. One value for every token until RFC 8707's `resource`
     /// parameter lets a request name its own (see [`crate::access_jwt`]).
     pub access_token_audience: Option<String>,
+    /// Lifetime in seconds of a pushed authorization request's `request_uri` (RFC 9126 §2.2
+    /// `expires_in`; default 60, at most 600).
+    pub par_ttl: u64,
+    /// Require every client to push its authorization requests (RFC 9126 §5
+    /// `require_pushed_authorization_requests`); a client can also be required alone (its
+    /// metadata of the same name).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for Config {
@@ -94,6 +101,8 @@ impl Default for Config {
             id_token_ttl: 3600,
             pairwise_salt: None,
             access_token_audience: None,
+            par_ttl: 60,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -161,6 +170,9 @@ impl Config {
         }
         if !(1..=600).contains(&self.code_ttl) {
             return Err(ConfigError::Lifetime("code_ttl (at most 600)"));
+        }
+        if !(1..=600).contains(&self.par_ttl) {
+            return Err(ConfigError::Lifetime("par_ttl (at most 600)"));
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));

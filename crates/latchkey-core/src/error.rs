@@ -48,6 +48,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// The `registration` parameter is not supported (OpenID Connect Core §3.1.2.6, §7.2.1).
     RegistrationNotSupported,
+    /// The `request_uri` names no usable pushed request: unknown, expired, already used or
+    /// another client's (RFC 9101 §7, used by RFC 9126 §4).
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -73,6 +76,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::InvalidRequestUri => "invalid_request_uri",
         }
     }
 
