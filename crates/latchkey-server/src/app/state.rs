@@ -71,6 +71,8 @@ pub fn build_provider(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
+        par_ttl: settings.par.ttl,
+        require_pushed_authorization_requests: settings.par.required,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
