@@ -35,7 +35,10 @@ async fn pushed_uri(kit: &TestKit, client: &TestClient) -> String {
     assert_eq!(resp.status, 201, "{:?}", resp.json_body());
     let json = resp.json_body();
     assert_eq!(json["expires_in"], 60);
-    json["request_uri"].as_str().expect("request_uri").to_owned()
+    json["request_uri"]
+        .as_str()
+        .expect("request_uri")
+        .to_owned()
 }
 
 fn by_uri(client: &TestClient, uri: &str) -> String {
@@ -93,7 +96,9 @@ async fn resume(kit: &TestKit, text: &str) -> AuthorizeOutcome {
         .resume_authorize(
             &req,
             pending,
-            Some(latchkey_core::endpoint::authorize::Authentication::of(&user)),
+            Some(latchkey_core::endpoint::authorize::Authentication::of(
+                &user,
+            )),
             ALLOW,
         )
         .await
@@ -112,7 +117,10 @@ async fn the_pending_login_state_carries_the_pushed_request_and_is_single_use() 
     let first = resume(&kit, &text).await;
     assert!(redirect_params(&first).contains_key("code"));
     // A second consent form from the same pending state is refused.
-    assert_eq!(page_error(&resume(&kit, &text).await), "invalid_request_uri");
+    assert_eq!(
+        page_error(&resume(&kit, &text).await),
+        "invalid_request_uri"
+    );
 }
 
 #[tokio::test]
@@ -121,10 +129,15 @@ async fn another_client_cannot_use_a_request_uri() {
     let web = kit.web_client().await;
     let other = kit.web_client().await;
     let uri = pushed_uri(&kit, &web).await;
-    let outcome = kit.authorize(&by_uri(&other, &uri), Some(&kit.alice()), ALLOW).await;
+    let outcome = kit
+        .authorize(&by_uri(&other, &uri), Some(&kit.alice()), ALLOW)
+        .await;
     assert_eq!(page_error(&outcome), "invalid_request_uri");
     // It stays usable by its own client.
-    let params = redirect_params(&kit.authorize(&by_uri(&web, &uri), Some(&kit.alice()), ALLOW).await);
+    let params = redirect_params(
+        &kit.authorize(&by_uri(&web, &uri), Some(&kit.alice()), ALLOW)
+            .await,
+    );
     assert!(params.contains_key("code"));
 }
 
@@ -134,7 +147,9 @@ async fn an_expired_request_uri_is_refused() {
     let web = kit.web_client().await;
     let uri = pushed_uri(&kit, &web).await;
     kit.clock.advance(60);
-    let outcome = kit.authorize(&by_uri(&web, &uri), Some(&kit.alice()), ALLOW).await;
+    let outcome = kit
+        .authorize(&by_uri(&web, &uri), Some(&kit.alice()), ALLOW)
+        .await;
     assert_eq!(page_error(&outcome), "invalid_request_uri");
     let outcome = kit
         .authorize(
@@ -151,7 +166,10 @@ async fn only_the_pushed_parameters_count() {
     let kit = TestKit::new();
     let web = kit.web_client().await;
     let uri = pushed_uri(&kit, &web).await;
-    let query = format!("{}&scope=admin&state=evil&response_type=token", by_uri(&web, &uri));
+    let query = format!(
+        "{}&scope=admin&state=evil&response_type=token",
+        by_uri(&web, &uri)
+    );
     let params = redirect_params(&kit.authorize(&query, Some(&kit.alice()), ALLOW).await);
     assert_eq!(params["state"], "s1");
     assert!(params.contains_key("code"));
@@ -161,8 +179,8 @@ async fn only_the_pushed_parameters_count() {
 async fn pushed_errors_are_json_not_redirects() {
     let kit = TestKit::new();
     let web = kit.web_client().await;
-    let bad_scope = format!("client_id={}&{}", web.id(), auth_params("&scope=nope"))
-        .replace("scope=read&", "");
+    let bad_scope =
+        format!("client_id={}&{}", web.id(), auth_params("&scope=nope")).replace("scope=read&", "");
     push(&kit, &web, &bad_scope)
         .await
         .expect_error("invalid_scope");

@@ -78,7 +78,11 @@ impl MemcachedStore {
         let value = record.digest.to_hex();
         for _ in 0..CAS_ATTEMPTS {
             match conn
-                .set(&key, value.as_bytes(), &["ME".to_owned(), format!("T{ttl}")])
+                .set(
+                    &key,
+                    value.as_bytes(),
+                    &["ME".to_owned(), format!("T{ttl}")],
+                )
                 .await?
             {
                 Write::Stored => return Ok(()),

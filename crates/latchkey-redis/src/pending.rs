@@ -16,7 +16,11 @@ use latchkey_core::store::{PendingKind, PendingRecord, PendingStore, StoreError,
 
 /// A lifetime from `now` to `expires_at`, in milliseconds (0 when already past).
 fn ttl_ms(expires_at: UnixTime, now: UnixTime) -> i64 {
-    expires_at.0.saturating_sub(now.0).max(0).saturating_mul(1000)
+    expires_at
+        .0
+        .saturating_sub(now.0)
+        .max(0)
+        .saturating_mul(1000)
 }
 
 /// The fields of a pending hash, in the order [`RedisStore::read_pending`] asks for them.

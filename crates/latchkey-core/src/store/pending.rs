@@ -407,7 +407,10 @@ mod tests {
     fn the_compact_form_reads_back_exactly() {
         for r in [record(None), record(Some(Digest::of(b"user code")))] {
             let bytes = r.to_compact();
-            assert_eq!(PendingRecord::from_compact(r.digest, &bytes).expect("decode"), r);
+            assert_eq!(
+                PendingRecord::from_compact(r.digest, &bytes).expect("decode"),
+                r
+            );
         }
     }
 

@@ -125,14 +125,17 @@ where
             "client_id is not the authenticated client",
         ));
     }
-    let mut text = form_urlencoded::Serializer::new(String::new());
-    for (name, value) in params.iter() {
-        if name != "client_id" && !CREDENTIALS.contains(&name) {
-            text.append_pair(name, value);
+    // In a block: the serializer is not `Send`, and must be gone before the next await.
+    let text = {
+        let mut text = form_urlencoded::Serializer::new(String::new());
+        for (name, value) in params.iter() {
+            if name != "client_id" && !CREDENTIALS.contains(&name) {
+                text.append_pair(name, value);
+            }
         }
-    }
-    text.append_pair("client_id", client.id.as_str());
-    let text = text.finish();
+        text.append_pair("client_id", client.id.as_str());
+        text.finish()
+    };
     let stored = Params::parse(text.as_bytes())?;
     // §2.1: "The authorization server MUST process the request … as it would for a normal
     // authorization request": one parser; §2.3: its errors come back here as JSON.
