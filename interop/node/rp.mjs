@@ -12,7 +12,8 @@
 //                                    -> {"result": {...}}   or   {"error": "..."} (exit 1)
 //
 // config: issuer, client_id, redirect_uri, post_logout_redirect_uri, and either
-// client_secret or private_jwk (private_key_jwt); optional response_mode.
+// client_secret or private_jwk (private_key_jwt); optional response_mode, and par (true: push
+// the authorization request first).
 import * as oidc from 'openid-client'
 import { createInterface } from 'node:readline'
 
@@ -76,7 +77,15 @@ async function flow(config, lines) {
     state,
   }
   if (config.response_mode) params.response_mode = config.response_mode
-  emit({ authorize: oidc.buildAuthorizationUrl(server, params).href })
+  // par: the parameters go to the pushed authorization request endpoint (RFC 9126) first;
+  // the browser gets only client_id and request_uri.
+  const url = config.par
+    ? await oidc.buildAuthorizationUrlWithPAR(server, params)
+    : oidc.buildAuthorizationUrl(server, params)
+  if (config.par && (!url.searchParams.has('request_uri') || url.searchParams.has('scope'))) {
+    throw new Error(`not a pushed authorization URL: ${url.href}`)
+  }
+  emit({ authorize: url.href })
 
   // The browser's arrival at the redirect URI: a GET with the query, or (form_post) a POST.
   const arrival = JSON.parse(await lines.next())

@@ -162,7 +162,8 @@ pub(crate) fn rejection(response: HttpResponse) -> actix_web::Error {
     .into()
 }
 
-/// Mounts the token endpoint (`/token`), revocation (`/revoke`), introspection
+/// Mounts the token endpoint (`/token`), pushed authorization requests (`/par`), revocation
+/// (`/revoke`), introspection
 /// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`), the JWK Set
 /// (`/jwks`), OpenID Connect's UserInfo (`/userinfo`) and discovery
 /// (`/.well-known/openid-configuration`), for
@@ -176,6 +177,10 @@ where
     move |cfg| {
         cfg.app_data(web::Data::new(provider))
             .route(TOKEN_PATH, web::route().to(token::<S, U>))
+            .route(
+                latchkey_core::endpoint::authorize::pushed::PAR_PATH,
+                web::route().to(pushed_authorization::<S, U>),
+            )
             .route(REVOKE_PATH, web::route().to(revoke::<S, U>))
             .route(INTROSPECT_PATH, web::route().to(introspect::<S, U>))
             .route(METADATA_PATH, web::get().to(metadata::<S, U>))
@@ -205,6 +210,13 @@ async fn token<S: ProviderStore, U: UserAuthenticator>(
     Extract(req): Extract,
 ) -> Reply {
     Reply(p.token(&req).await)
+}
+
+async fn pushed_authorization<S: ProviderStore, U: UserAuthenticator>(
+    p: web::Data<Provider<S, U>>,
+    Extract(req): Extract,
+) -> Reply {
+    Reply(p.pushed_authorization(&req).await)
 }
 
 async fn revoke<S: ProviderStore, U: UserAuthenticator>(

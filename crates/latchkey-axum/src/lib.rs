@@ -158,8 +158,9 @@ pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
 pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
 pub use oauth1::oauth1_router;
 
-/// A router with the token endpoint (`/token`), revocation (`/revoke`), introspection
-/// (`/introspect`), metadata (`/.well-known/oauth-authorization-server`), the JWK Set
+/// A router with the token endpoint (`/token`), pushed authorization requests (`/par`),
+/// revocation (`/revoke`), introspection (`/introspect`), metadata
+/// (`/.well-known/oauth-authorization-server`), the JWK Set
 /// (`/jwks`), and OpenID Connect's UserInfo (`/userinfo`) and discovery
 /// (`/.well-known/openid-configuration`). Mount it with `nest` or `merge`.
 pub fn router<S, U>(provider: Provider<S, U>) -> axum::Router
@@ -185,6 +186,12 @@ where
             INTROSPECT_PATH,
             any(|State(p): St<S, U>, Extract(req): Extract| async move {
                 Reply(p.introspect(&req).await)
+            }),
+        )
+        .route(
+            latchkey_core::endpoint::authorize::pushed::PAR_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move {
+                Reply(p.pushed_authorization(&req).await)
             }),
         )
         .route(

@@ -60,6 +60,11 @@ pub struct ClientMetadata {
     /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// Whether this client may start an authorization only with a pushed request (RFC 9126
+    /// §6 `require_pushed_authorization_requests`): `/authorize` without a `request_uri` is
+    /// refused for it.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_pushed_authorization_requests: bool,
 }
 
 /// The longest JSON text of a client's metadata: bounds what a registration may store.

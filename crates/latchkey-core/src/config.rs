@@ -79,6 +79,13 @@ pub struct Config {
     /// can meet is refused up front (`unmet_authentication_requirements`). Each value at most
     /// 255 bytes, no spaces; at most 16.
     pub acr_values: Vec<String>,
+    /// Lifetime in seconds of a pushed authorization request's `request_uri` (RFC 9126 §2.2
+    /// `expires_in`; default 60, at most 600).
+    pub par_ttl: u64,
+    /// Require every client to push its authorization requests (RFC 9126 §5
+    /// `require_pushed_authorization_requests`); a client can also be required alone (its
+    /// metadata of the same name).
+    pub require_pushed_authorization_requests: bool,
 }
 
 impl Default for Config {
@@ -103,6 +110,8 @@ impl Default for Config {
             pairwise_salt: None,
             access_token_audience: None,
             acr_values: vec![crate::endpoint::authorize::PASSWORD_ACR.to_owned()],
+            par_ttl: 60,
+            require_pushed_authorization_requests: false,
         }
     }
 }
@@ -173,6 +182,9 @@ impl Config {
         }
         if !(1..=600).contains(&self.code_ttl) {
             return Err(ConfigError::Lifetime("code_ttl (at most 600)"));
+        }
+        if !(1..=600).contains(&self.par_ttl) {
+            return Err(ConfigError::Lifetime("par_ttl (at most 600)"));
         }
         if !(1..=TEN_YEARS).contains(&self.refresh_token_ttl) {
             return Err(ConfigError::Lifetime("refresh_token_ttl"));

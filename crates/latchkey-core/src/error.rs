@@ -52,6 +52,9 @@ pub enum ErrorCode {
     /// §5.5.1.1) cannot be met (OpenID Connect Core Error Code
     /// unmet_authentication_requirements 1.0).
     UnmetAuthenticationRequirements,
+    /// The `request_uri` names no usable pushed request: unknown, expired, already used or
+    /// another client's (RFC 9101 §7, used by RFC 9126 §4).
+    InvalidRequestUri,
 }
 
 impl ErrorCode {
@@ -78,6 +81,7 @@ impl ErrorCode {
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
+            Self::InvalidRequestUri => "invalid_request_uri",
         }
     }
 

@@ -133,6 +133,13 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         crate::endpoint::authorize::resume(&self.serving(req), req, pending, auth, decision).await
     }
 
+    /// The pushed authorization request endpoint (RFC 9126): stores a client's authorization
+    /// parameters and answers the `request_uri` that `/authorize` then takes. See
+    /// [`crate::endpoint::authorize::pushed`].
+    pub async fn pushed_authorization(&self, req: &HttpRequest) -> HttpResponse {
+        crate::endpoint::authorize::pushed::handle(&self.serving(req), req).await
+    }
+
     /// A response for an authorization error that must not go back to the client: a
     /// redirect to the configured `error_uri`, or a minimal HTML page.
     pub fn error_page(&self, err: &OAuthError) -> HttpResponse {

@@ -1,8 +1,9 @@
 //! A memcached store for Latchkey's hot, short-lived state: issued tokens and authorization
 //! codes.
 //!
-//! [`MemcachedStore`] implements [`TokenStore`], [`CodeStore`] and the replay cache
-//! ([`ReplayStore`]) only; clients, users and
+//! [`MemcachedStore`] implements [`TokenStore`], [`CodeStore`], the replay cache
+//! ([`ReplayStore`]) and pending requests ([`latchkey_core::store::PendingStore`], see
+//! `pending`) only; clients, users and
 //! consent belong in SQL, and the server's composite store sends each trait to its backend.
 //! memcached is a cache, not a database, and this store is built around what that means.
 //!
@@ -64,6 +65,7 @@
 
 mod codec;
 mod generation;
+mod pending;
 mod pool;
 
 use codec::{CodeEntry, Generations, TokenEntry};

@@ -52,6 +52,12 @@ async fn fresh_store() -> Option<MemcachedStore> {
 
 latchkey_testkit::fast_store_conformance!(fresh_store());
 
+mod pending {
+    //! Pending requests in memcached run the shared pending-request suite, with memcached's own
+    //! expiry.
+    latchkey_testkit::pending_store_conformance!(super::fresh_store(), true);
+}
+
 /// A 40-day refresh token is stored with an absolute expiry and reads back.
 #[tokio::test]
 async fn lifetimes_past_thirty_days_are_kept() {

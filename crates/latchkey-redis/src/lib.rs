@@ -1,9 +1,9 @@
 //! A Redis store for Latchkey's hot, short-lived state: issued tokens and authorization codes.
 //!
-//! [`RedisStore`] implements [`TokenStore`], [`CodeStore`] and the replay cache
-//! ([`ReplayStore`]) only. Clients, users and consent
-//! are long-lived and belong in SQL; the server's composite store sends each trait to its
-//! backend: clients and users in SQL, tokens and codes here.
+//! [`RedisStore`] implements [`TokenStore`], [`CodeStore`], the replay cache
+//! ([`ReplayStore`]) and pending requests ([`latchkey_core::store::PendingStore`]) only.
+//! Clients, users and consent are long-lived and belong in SQL; the server's composite store
+//! sends each trait to its backend: clients and users in SQL, tokens and codes here.
 //!
 //! # Why Redis, and how
 //! - **Native TTL.** Every token and code key expires at its record's `expires_at`
@@ -47,6 +47,7 @@
 
 mod counters;
 mod error;
+mod pending;
 mod scripts;
 
 use latchkey_core::client::ClientId;
@@ -130,11 +131,11 @@ impl RedisStore {
     }
 
     /// Runs `script` with the prefix and `args`, within the timeout.
-    async fn run<T: redis::FromRedisValue>(
+    async fn run<T: redis::FromRedisValue, A: redis::ToRedisArgs>(
         &self,
         what: &str,
         script: &redis::Script,
-        args: Vec<String>,
+        args: Vec<A>,
     ) -> Result<T, StoreError> {
         let mut invocation = script.prepare_invoke();
         invocation.arg(&*self.prefix);

@@ -18,6 +18,10 @@
 //! - `P c:<digest hex>`: hash `r` (code JSON), `f` family, `c` client, `x` expiry, `u` used;
 //!   expires at the
 //!   code's `expires_at`, used or not, so a replay is recognised until then.
+//! - `P pd:<digest hex>`: hash `k` kind, `c` client, `l` lookup hex (empty when none), `b` the
+//!   pending request's opaque body, `x` expiry (unix seconds), `v` version; expires at `x`.
+//! - `P pl:<lookup hex>`: the digest hex of the pending request with that lookup, expiring
+//!   with it; read back only together with the record's own `l` (check-after-read).
 //! - `P fam:<family>`: set of token digests; `P client:<id>` and `P sub:<subject>`: sets of
 //!   `t:<hex>` and `c:<hex>` members. Each set expires with its longest-lived member.
 
@@ -214,6 +218,87 @@ redis.call('HSET', key, 'u', '1')
 return {'taken', f[1]}
 "#;
 
+/// `ARGV[2..=10]`: digest hex, kind, client id, lookup hex (or empty), body, expiry (s),
+/// version, the caller's `now` (s), lifetime (ms). Returns 1 if saved, 0 when a live record
+/// holds the digest or the lookup. A record or pointer that expired by `now` does not count.
+const SAVE_PENDING: &str = r#"
+local key = P .. 'pd:' .. ARGV[2]
+local now = tonumber(ARGV[9])
+local function live(k)
+  local x = redis.call('HGET', k, 'x')
+  return x and tonumber(x) > now
+end
+if live(key) then
+  return 0
+end
+local lk = ARGV[5]
+if lk ~= '' then
+  local owner = redis.call('GET', P .. 'pl:' .. lk)
+  if owner then
+    local okey = P .. 'pd:' .. owner
+    if live(okey) and redis.call('HGET', okey, 'l') == lk then
+      return 0
+    end
+  end
+end
+redis.call('DEL', key)
+redis.call('HSET', key, 'k', ARGV[3], 'c', ARGV[4], 'l', lk, 'b', ARGV[6], 'x', ARGV[7], 'v', ARGV[8])
+redis.call('PEXPIRE', key, ARGV[10])
+if lk ~= '' then
+  redis.call('SET', P .. 'pl:' .. lk, ARGV[2], 'PX', ARGV[10])
+end
+return 1
+"#;
+
+/// Checks that the pending request at `key` is live at `ARGV[4]`, of kind `ARGV[3]`, at
+/// version `ARGV[5]`; returns its lookup hex (maybe empty), or `false`.
+const PENDING_PRELUDE: &str = r#"
+local key = P .. 'pd:' .. ARGV[2]
+local function current()
+  local f = redis.call('HMGET', key, 'k', 'v', 'x', 'l')
+  if not f[1] or f[1] ~= ARGV[3] or tonumber(ARGV[4]) >= tonumber(f[3]) or f[2] ~= ARGV[5] then
+    return false
+  end
+  return f[4]
+end
+"#;
+
+/// `ARGV[2..=9]`: digest hex, kind, the caller's `now` (s), the version expected in store, the
+/// new version, body, expiry (s), lifetime (ms). Returns 1 if replaced, 0 otherwise; the
+/// lookup pointer follows the record's new lifetime.
+const REPLACE_PENDING: &str = r#"
+local lk = current()
+if not lk then
+  return 0
+end
+redis.call('HSET', key, 'b', ARGV[7], 'x', ARGV[8], 'v', ARGV[6])
+redis.call('PEXPIRE', key, ARGV[9])
+if lk ~= '' then
+  local lkey = P .. 'pl:' .. lk
+  if redis.call('GET', lkey) == ARGV[2] then
+    redis.call('PEXPIRE', lkey, ARGV[9])
+  end
+end
+return 1
+"#;
+
+/// `ARGV[2..=5]`: digest hex, kind, the caller's `now` (s), the version expected in store.
+/// Returns 1 if it removed the record (and its lookup pointer), 0 otherwise.
+const REMOVE_PENDING: &str = r#"
+local lk = current()
+if not lk then
+  return 0
+end
+redis.call('DEL', key)
+if lk ~= '' then
+  local lkey = P .. 'pl:' .. lk
+  if redis.call('GET', lkey) == ARGV[2] then
+    redis.call('DEL', lkey)
+  end
+end
+return 1
+"#;
+
 /// Every script, hashed once when the store is built.
 #[derive(Debug)]
 pub(crate) struct Scripts {
@@ -225,6 +310,9 @@ pub(crate) struct Scripts {
     pub(crate) revoke_grant: Script,
     pub(crate) save_code: Script,
     pub(crate) take_code: Script,
+    pub(crate) save_pending: Script,
+    pub(crate) replace_pending: Script,
+    pub(crate) remove_pending: Script,
 }
 
 impl Scripts {
@@ -240,6 +328,9 @@ impl Scripts {
             revoke_grant: script(REVOKE_GRANT),
             save_code: script(SAVE_CODE),
             take_code: script(TAKE_CODE),
+            save_pending: script(SAVE_PENDING),
+            replace_pending: script(&format!("{PENDING_PRELUDE}{REPLACE_PENDING}")),
+            remove_pending: script(&format!("{PENDING_PRELUDE}{REMOVE_PENDING}")),
         }
     }
 }

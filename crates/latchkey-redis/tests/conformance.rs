@@ -45,6 +45,11 @@ async fn fresh_store() -> Option<RedisStore> {
 
 latchkey_testkit::fast_store_conformance!(fresh_store());
 
+mod pending {
+    //! Pending requests in Redis run the shared pending-request suite, with Redis's own expiry.
+    latchkey_testkit::pending_store_conformance!(super::fresh_store(), true);
+}
+
 /// Redis can find a client's tokens for one subject (the intersection of its owner sets), so
 /// it revokes a grant's tokens; memcached, which has no such index, does not.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

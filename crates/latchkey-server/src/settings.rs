@@ -66,6 +66,30 @@ pub struct Settings {
     pub keys: KeySettings,
     /// OpenID Connect.
     pub oidc: OidcSettings,
+    /// Pushed authorization requests (RFC 9126).
+    pub par: ParSettings,
+}
+
+/// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
+/// a `request_uri` lives and whether every client must push.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct ParSettings {
+    /// Seconds a `request_uri` stays usable at `/authorize` (`expires_in`, at most 600).
+    pub ttl: u64,
+    /// Refuse `/authorize` requests that were not pushed, for every client (a client can be
+    /// required alone with its `require_pushed_authorization_requests` metadata).
+    pub required: bool,
+}
+
+impl Default for ParSettings {
+    fn default() -> Self {
+        let core = latchkey_core::config::Config::default();
+        Self {
+            ttl: core.par_ttl,
+            required: core.require_pushed_authorization_requests,
+        }
+    }
 }
 
 /// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
@@ -559,6 +583,7 @@ impl Default for Settings {
             allow_http_jwks_uri: false,
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
+            par: ParSettings::default(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! Store selection: a durable store for clients, users, consent, login sessions and signing
 //! keys (SQLite,
-//! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens and codes
-//! (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path.
+//! PostgreSQL, MySQL/MariaDB or memory), optionally with a fast store for tokens, codes, replay
+//! keys and pending requests (Redis or memcached). Enums delegate by `match`: static dispatch on the hot path.
 //!
 //! With a fast store, the two are combined by the core's [`Tiered`], which holds the rule that
 //! deleting a client or a user also deletes its tokens and codes in the fast store.
@@ -15,7 +15,8 @@ use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
     ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, KeyStore, KeyUpdate,
-    ReplayStore, Rotation, SessionStore, StoreError, StoredKeys, TokenOwner, TokenStore, UserStore,
+    PendingKind, PendingRecord, PendingStore, ReplayStore, Rotation, SessionStore, StoreError,
+    StoredKeys, TokenOwner, TokenStore, UserStore,
 };
 use latchkey_core::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use latchkey_core::user::User;
@@ -297,8 +298,8 @@ impl ConsentStore for Durable {
     }
 }
 
-/// Implements [`TokenStore`], [`CodeStore`] and [`ReplayStore`] for an enum by delegating
-/// with `$by`.
+/// Implements [`TokenStore`], [`CodeStore`], [`ReplayStore`] and [`PendingStore`] for an enum
+/// by delegating with `$by`.
 macro_rules! token_and_code_store {
     ($ty:ty, $by:ident) => {
         impl TokenStore for $ty {
@@ -345,6 +346,48 @@ macro_rules! token_and_code_store {
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
                 $by!(self, s => s.remember_once(key, expires_at, now).await)
+            }
+        }
+
+        impl PendingStore for $ty {
+            async fn save_pending(
+                &self,
+                record: &PendingRecord,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                $by!(self, s => s.save_pending(record, now).await)
+            }
+            async fn find_pending(
+                &self,
+                kind: PendingKind,
+                digest: &Digest,
+                now: UnixTime,
+            ) -> Result<Option<PendingRecord>, StoreError> {
+                $by!(self, s => s.find_pending(kind, digest, now).await)
+            }
+            async fn find_pending_by_lookup(
+                &self,
+                kind: PendingKind,
+                lookup: &Digest,
+                now: UnixTime,
+            ) -> Result<Option<PendingRecord>, StoreError> {
+                $by!(self, s => s.find_pending_by_lookup(kind, lookup, now).await)
+            }
+            async fn replace_pending(
+                &self,
+                record: &PendingRecord,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                $by!(self, s => s.replace_pending(record, now).await)
+            }
+            async fn remove_pending(
+                &self,
+                kind: PendingKind,
+                digest: &Digest,
+                version: u64,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                $by!(self, s => s.remove_pending(kind, digest, version, now).await)
             }
         }
 
@@ -452,6 +495,60 @@ impl ReplayStore for AnyStore {
     ) -> Result<bool, StoreError> {
         crate::metrics::timed("remember_once", async {
             layout!(self, s => s.remember_once(key, expires_at, now).await)
+        })
+        .await
+    }
+}
+
+/// Pending requests live with codes: in the fast store when there is one ([`Tiered`]).
+impl PendingStore for AnyStore {
+    async fn save_pending(&self, record: &PendingRecord, now: UnixTime) -> Result<(), StoreError> {
+        crate::metrics::timed("save_pending", async {
+            layout!(self, s => s.save_pending(record, now).await)
+        })
+        .await
+    }
+    async fn find_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        crate::metrics::timed("find_pending", async {
+            layout!(self, s => s.find_pending(kind, digest, now).await)
+        })
+        .await
+    }
+    async fn find_pending_by_lookup(
+        &self,
+        kind: PendingKind,
+        lookup: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        crate::metrics::timed("find_pending_by_lookup", async {
+            layout!(self, s => s.find_pending_by_lookup(kind, lookup, now).await)
+        })
+        .await
+    }
+    async fn replace_pending(
+        &self,
+        record: &PendingRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        crate::metrics::timed("replace_pending", async {
+            layout!(self, s => s.replace_pending(record, now).await)
+        })
+        .await
+    }
+    async fn remove_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        version: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        crate::metrics::timed("remove_pending", async {
+            layout!(self, s => s.remove_pending(kind, digest, version, now).await)
         })
         .await
     }

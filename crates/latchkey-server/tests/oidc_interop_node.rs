@@ -3,7 +3,8 @@
 //! with PKCE and a nonce, the ID token validated by the library (signature against our JWKS,
 //! iss, aud, exp, nonce, at_hash), userinfo (its `sub` checked against the ID token's),
 //! refresh (a new ID token), and RP-initiated logout with the library's end-session URL; then
-//! the same with `private_key_jwt` client authentication and the `form_post` response mode.
+//! the same with `private_key_jwt` client authentication, the `form_post` response mode, and a
+//! pushed authorization request (RFC 9126, `buildAuthorizationUrlWithPAR`).
 //! The login and consent pages are the scripted user agent's; every URL and every check is the
 //! library's (`interop/node/rp.mjs`).
 //!
@@ -104,6 +105,20 @@ async fn openid_client_authenticates_with_private_key_jwt() {
     let mut config = op.peer_config();
     config["private_jwk"] = keys["private_jwk"].clone();
     run(&op, &config).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_pushes_its_authorization_request() {
+    if !node_ready() {
+        return;
+    }
+    // A server that takes only pushed requests: the flow succeeds only through PAR.
+    let op = Op::start(&[], &[("LATCHKEY_PAR__REQUIRED", "true")]);
+    let mut config = op.peer_config();
+    config["par"] = true.into();
+    let arrival = run(&op, &config).await;
+    let names: Vec<String> = arrival.params().into_iter().map(|(k, _)| k).collect();
+    assert!(names.contains(&"code".to_owned()), "{names:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,6 +32,8 @@ mod error;
 mod key_rows;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod migrate;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod pending_rows;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]

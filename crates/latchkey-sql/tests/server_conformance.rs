@@ -265,6 +265,14 @@ macro_rules! server_suite {
                     }
                 ));
             }
+
+            mod pending {
+                //! Pending requests on this backend run the shared pending-request suite.
+                latchkey_testkit::pending_store_conformance!(
+                    super::fresh_store::<$dialect>(),
+                    false
+                );
+            }
         }
     };
 }

@@ -400,3 +400,8 @@ mod oauth1 {
     //! The OAuth 1.0a store on SQLite runs the shared OAuth 1.0a store suite.
     latchkey_testkit::oauth1_store_conformance!(async { super::fresh_store().await });
 }
+
+mod pending {
+    //! Pending requests on SQLite run the shared pending-request suite.
+    latchkey_testkit::pending_store_conformance!(async { Some(super::fresh_store().await) }, false);
+}

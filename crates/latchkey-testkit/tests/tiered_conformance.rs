@@ -17,6 +17,17 @@ use latchkey_testkit::conformance::{code, pair, record};
 
 latchkey_testkit::store_conformance!(async { Tiered::new(MemoryStore::new(), MemoryStore::new()) });
 
+mod pending {
+    //! Pending requests through the combinator run the shared pending-request suite.
+    use latchkey_core::store::memory::MemoryStore;
+    use latchkey_core::store::tiered::Tiered;
+
+    latchkey_testkit::pending_store_conformance!(
+        async { Some(Tiered::new(MemoryStore::new(), MemoryStore::new())) },
+        false
+    );
+}
+
 fn tiered() -> Tiered<MemoryStore, MemoryStore> {
     Tiered::new(MemoryStore::new(), MemoryStore::new())
 }

@@ -87,6 +87,9 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": true,
         "prompt_values_supported": ["none", "login", "consent", "select_account"],
+        // RFC 9126 §5.
+        "pushed_authorization_request_endpoint": url(crate::endpoint::authorize::pushed::PAR_PATH),
+        "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
     });
     // RP-Initiated Logout §2.1 and Back-Channel Logout §2.1: the logout this server offers.
     doc["end_session_endpoint"] = url(crate::logout::END_SESSION_PATH).into();

@@ -465,14 +465,29 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,
-/// login sessions, the replay cache and signing keys (users come through the separate
-/// [`crate::user::UserAuthenticator`]).
+/// login sessions, the replay cache, signing keys and pending requests (users come through the
+/// separate [`crate::user::UserAuthenticator`]).
 pub trait ProviderStore:
-    ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + KeyStore
+    ClientStore
+    + TokenStore
+    + CodeStore
+    + ConsentStore
+    + SessionStore
+    + ReplayStore
+    + KeyStore
+    + PendingStore
 {
 }
-impl<T: ClientStore + TokenStore + CodeStore + ConsentStore + SessionStore + ReplayStore + KeyStore>
-    ProviderStore for T
+impl<
+    T: ClientStore
+        + TokenStore
+        + CodeStore
+        + ConsentStore
+        + SessionStore
+        + ReplayStore
+        + KeyStore
+        + PendingStore,
+> ProviderStore for T
 {
 }
 
@@ -486,6 +501,7 @@ pub trait Store:
     + SessionStore
     + ReplayStore
     + KeyStore
+    + PendingStore
     + Clone
 {
 }
@@ -498,6 +514,7 @@ impl<
         + SessionStore
         + ReplayStore
         + KeyStore
+        + PendingStore
         + Clone,
 > Store for T
 {

@@ -1,5 +1,6 @@
 //! A store made of two: a durable one for what lives long (clients, users, consent, login
-//! sessions, signing keys) and a fast one for what is hot and short-lived (tokens and codes).
+//! sessions, signing keys) and a fast one for what is hot and short-lived (tokens, codes, the
+//! replay cache and pending requests).
 //!
 //! [`Tiered`] sends each trait to the store that keeps it, and holds the one rule that spans
 //! both: deleting a client or a user deletes what was issued to them, wherever it lives. Its
@@ -20,8 +21,8 @@
 //! ```
 
 use super::{
-    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, Rotation, SessionStore,
-    StoreError, TokenOwner, TokenStore, UserStore,
+    ClientStore, CodeStore, CodeTake, ConsentRecord, ConsentStore, PendingKind, PendingRecord,
+    PendingStore, Rotation, SessionStore, StoreError, TokenOwner, TokenStore, UserStore,
 };
 use crate::client::{Client, ClientId};
 use crate::clock::UnixTime;
@@ -31,7 +32,8 @@ use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 
-/// Clients, users, consent and sessions in `D`; tokens and codes in `F`.
+/// Clients, users, consent, sessions and keys in `D`; tokens, codes, replay keys and pending
+/// requests in `F`.
 #[derive(Clone, Debug)]
 pub struct Tiered<D, F> {
     durable: D,
@@ -64,6 +66,50 @@ impl<D: Send + Sync + 'static, F: super::ReplayStore> super::ReplayStore for Tie
         now: UnixTime,
     ) -> Result<bool, StoreError> {
         self.fast.remember_once(key, expires_at, now).await
+    }
+}
+
+/// Pending requests (pushed authorization requests, device authorizations) live seconds to
+/// minutes and are taken once, like codes: in the fast store.
+impl<D: Send + Sync + 'static, F: PendingStore> PendingStore for Tiered<D, F> {
+    async fn save_pending(&self, record: &PendingRecord, now: UnixTime) -> Result<(), StoreError> {
+        self.fast.save_pending(record, now).await
+    }
+
+    async fn find_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        self.fast.find_pending(kind, digest, now).await
+    }
+
+    async fn find_pending_by_lookup(
+        &self,
+        kind: PendingKind,
+        lookup: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<PendingRecord>, StoreError> {
+        self.fast.find_pending_by_lookup(kind, lookup, now).await
+    }
+
+    async fn replace_pending(
+        &self,
+        record: &PendingRecord,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.fast.replace_pending(record, now).await
+    }
+
+    async fn remove_pending(
+        &self,
+        kind: PendingKind,
+        digest: &Digest,
+        version: u64,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        self.fast.remove_pending(kind, digest, version, now).await
     }
 }
 

@@ -85,6 +85,8 @@ pub fn build_provider_with_sink(
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
         acr_values: settings.oidc.acr_values.clone(),
+        par_ttl: settings.par.ttl,
+        require_pushed_authorization_requests: settings.par.required,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())

@@ -18,6 +18,7 @@ mod migrate;
 #[cfg(feature = "mysql")]
 mod mysql;
 mod oauth1;
+mod pending;
 #[cfg(feature = "postgres")]
 mod postgres;
 mod replay;

@@ -94,6 +94,11 @@ impl Dialect for MySqlDialect {
             name: "session_sid_clients",
             sql: include_str!("../../migrations/mysql/0012_session_sid_clients.sql"),
         },
+        Migration {
+            version: 13,
+            name: "pending_requests",
+            sql: include_str!("../../migrations/mysql/0013_pending_requests.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

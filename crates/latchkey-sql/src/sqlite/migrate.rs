@@ -82,6 +82,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "session_sid_clients",
         sql: include_str!("../../migrations/sqlite/0014_session_sid_clients.sql"),
     },
+    Migration {
+        version: 15,
+        name: "pending_requests",
+        sql: include_str!("../../migrations/sqlite/0015_pending_requests.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -18,6 +18,7 @@ pub mod backup;
 mod keys;
 mod migrate;
 mod oauth1;
+mod pending;
 mod readers;
 mod replay;
 mod sessions;

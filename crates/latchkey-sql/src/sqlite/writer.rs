@@ -164,6 +164,8 @@ pub(crate) enum Op {
     Remember(super::replay::Remember),
     /// A guarded write of the signing keys (see `super::keys`).
     Keys(super::keys::Write),
+    /// A write of the pending-request store (see `super::pending`).
+    Pending(super::pending::Write),
 }
 
 impl Op {
@@ -178,6 +180,7 @@ impl Op {
             Self::OAuth1(write) => write.now(),
             Self::Session(write) => write.now(),
             Self::Remember(write) => Some(write.now),
+            Self::Pending(write) => Some(write.now()),
             _ => None,
         }
     }
@@ -203,6 +206,7 @@ impl Op {
             Self::Session(write) => write.answer(),
             Self::Remember(write) => &mut write.reply,
             Self::Keys(write) => write.answer(),
+            Self::Pending(write) => write.answer(),
         }
     }
 }
@@ -380,6 +384,7 @@ fn sweep(conn: &Connection, now: UnixTime) -> rusqlite::Result<()> {
     super::oauth1::sweep(conn, now)?;
     super::sessions::sweep(conn, now)?;
     super::replay::sweep(conn, now)?;
+    super::pending::sweep(conn, now)?;
     if tokens > 0 || codes > 0 {
         tracing::debug!(tokens, codes, "swept expired tokens and codes from SQLite");
     }
@@ -408,6 +413,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
         Op::Session(write) => super::sessions::apply(conn, write),
         Op::Remember(write) => super::replay::apply(conn, write),
         Op::Keys(write) => super::keys::apply(conn, write),
+        Op::Pending(write) => super::pending::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))

@@ -17,6 +17,7 @@
 
 mod oidc;
 mod pending;
+pub mod pushed;
 mod request;
 
 pub use oidc::{
@@ -231,6 +232,7 @@ where
         max_age: pending.max_age,
         oidc: pending.oidc,
         see_other: req.method == Method::Post,
+        pushed: pending.pushed,
     };
     proceed(p, request, auth, decision).await
 }
@@ -327,6 +329,9 @@ where
     }
     match decision {
         Some(Decision::Deny) => {
+            if let Err(outcome) = pushed::take(p, &request).await {
+                return outcome;
+            }
             p.emit(Event::ConsentDenied {
                 client_id: request.client.id.to_string(),
                 subject: user.subject.clone(),
@@ -351,6 +356,9 @@ where
                 subject: user.subject.clone(),
                 scope: request.scope.to_string(),
             });
+            if let Err(outcome) = pushed::take(p, &request).await {
+                return outcome;
+            }
             session_got(p, sid.as_deref(), &request).await;
             respond(p, &request, &auth).await
         }
@@ -369,6 +377,9 @@ where
             let approved = request.client.client_type() != ClientType::Public
                 && remembered.is_some_and(|s| request.scope.is_subset(&s));
             if approved && !request.prompts("consent") {
+                if let Err(outcome) = pushed::take(p, &request).await {
+                    return outcome;
+                }
                 session_got(p, sid.as_deref(), &request).await;
                 respond(p, &request, &auth).await
             } else if request.prompts("none") {

@@ -35,6 +35,8 @@ pub struct Pending {
     pub(super) prompt: Vec<String>,
     pub(super) max_age: Option<u64>,
     pub(super) oidc: OidcParams,
+    /// The pushed request it came from, to be used up when it is decided.
+    pub(super) pushed: Option<super::pushed::Pushed>,
 }
 
 impl AuthorizeRequest {
@@ -75,6 +77,10 @@ impl AuthorizeRequest {
             out.append_pair("ma", &max_age.to_string());
         }
         self.oidc.write(&mut out);
+        if let Some(pushed) = &self.pushed {
+            out.append_pair("pd", &pushed.digest.to_hex())
+                .append_pair("pv", &pushed.version.to_string());
+        }
         out.finish()
     }
 }
@@ -125,6 +131,14 @@ impl Pending {
                 .transpose()
                 .map_err(|_| malformed())?,
             oidc: OidcParams::read(&params).ok_or_else(malformed)?,
+            pushed: match (params.get("pd"), params.get("pv")) {
+                (Some(digest), Some(version)) => Some(super::pushed::Pushed {
+                    digest: crate::secret::Digest::from_hex(digest).ok_or_else(malformed)?,
+                    version: version.parse().map_err(|_| malformed())?,
+                }),
+                (None, None) => None,
+                _ => return Err(malformed()),
+            },
         })
     }
 

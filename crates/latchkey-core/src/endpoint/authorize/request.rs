@@ -178,6 +178,8 @@ pub struct AuthorizeRequest {
     pub(super) binding: Option<Binding>,
     /// Whether the HTTP request being answered is a POST, answered with 303 (RFC 9700 §4.12).
     pub(super) see_other: bool,
+    /// The pushed request (RFC 9126) this one was loaded from, used up when it is decided.
+    pub(super) pushed: Option<super::pushed::Pushed>,
 }
 
 impl AuthorizeRequest {
@@ -297,7 +299,40 @@ impl AuthorizeRequest {
     }
 }
 
+/// Why a request was refused: before its redirect URI is trusted (an error page), or after
+/// (an error that goes back to the client). The pushed authorization request endpoint answers
+/// both as JSON (RFC 9126 §2.3).
+#[derive(Debug)]
+pub(super) enum Refusal {
+    /// Shown to the user, never redirected (RFC 6749 §4.1.2.1).
+    Page(OAuthError),
+    /// Sent back to the request's redirect URI.
+    Redirect(Box<AuthorizeRequest>, OAuthError),
+}
+
+impl Refusal {
+    /// The error, wherever it would have gone.
+    pub(super) fn error(self) -> OAuthError {
+        match self {
+            Self::Page(err) | Self::Redirect(_, err) => err,
+        }
+    }
+
+    /// The outcome `/authorize` answers.
+    pub(super) fn outcome<S: ProviderStore, U: UserAuthenticator>(
+        self,
+        p: &Provider<S, U>,
+    ) -> AuthorizeOutcome {
+        match self {
+            Self::Page(err) => AuthorizeOutcome::ErrorPage(err),
+            Self::Redirect(request, err) => error_redirect(p, &request, &err),
+        }
+    }
+}
+
 /// Parses and validates everything but the user; errors come back as the outcome to return.
+/// A `request_uri` brings back a pushed request (see [`super::pushed`]); a client that must
+/// push its requests gets nothing else.
 pub(super) async fn parse<S, U>(
     p: &Provider<S, U>,
     req: &HttpRequest,
@@ -326,6 +361,38 @@ where
         }
     };
     let params = Params::parse(raw).map_err(page)?;
+    if params.contains("request_uri") {
+        return super::pushed::load(p, &params, req).await;
+    }
+    let request = validate(p, &params, req)
+        .await
+        .map_err(|refusal| refusal.outcome(p))?;
+    // RFC 9126 §5: "the authorization server … MUST reject authorization requests" that do
+    // not use PAR when it (or the client's registration, §6) requires them.
+    if super::pushed::required(p, &request.client) {
+        return Err(error_redirect(
+            p,
+            &request,
+            &OAuthError::invalid_request(
+                "this client must push its authorization requests (PAR, RFC 9126)",
+            ),
+        ));
+    }
+    Ok(request)
+}
+
+/// Validates the authorization parameters `params` (from the query, the form body, or a
+/// pushed request) as sent with `req`: the one path every authorization request takes.
+pub(super) async fn validate<S, U>(
+    p: &Provider<S, U>,
+    params: &Params,
+    req: &HttpRequest,
+) -> Result<AuthorizeRequest, Refusal>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let page = Refusal::Page;
     let Some(client_id) = params.get("client_id") else {
         return Err(page(OAuthError::invalid_request("client_id is missing")));
     };
@@ -363,8 +430,11 @@ where
         oidc: OidcParams::default(),
         binding: None,
         see_other: req.method == Method::Post,
+        pushed: None,
     };
-    let fail = |request: &AuthorizeRequest, err: OAuthError| error_redirect(p, request, &err);
+    let fail = |request: &AuthorizeRequest, err: OAuthError| {
+        Refusal::Redirect(Box::new(request.clone()), err)
+    };
 
     if request.state.as_ref().is_some_and(|s| s.len() > 2048) {
         request.state = None;
@@ -543,7 +613,7 @@ where
             ));
         }
     }
-    request.oidc = match oidc::parse(p, &request.client, &params) {
+    request.oidc = match oidc::parse(p, &request.client, params) {
         Ok(oidc) => oidc,
         Err(err) => return Err(fail(&request, err)),
     };
