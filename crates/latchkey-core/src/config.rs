@@ -81,7 +81,7 @@ pub struct Config {
 pub struct DeviceConfig {
     /// Serve the grant and its device authorization endpoint, and advertise both.
     pub enabled: bool,
-    /// Seconds a device code and its user code stay valid (default 600, 60 to 3600).
+    /// Seconds a device code and its user code stay valid (default 600, 10 to 3600).
     pub lifetime: u64,
     /// Seconds a device waits between polls at first (default 5, 1 to 60; RFC 8628 §3.2);
     /// a device that polls faster is told `slow_down` and waits 5 seconds more.
@@ -265,8 +265,8 @@ fn validate_grant_lifetimes(
 }
 
 fn validate_device(device: &DeviceConfig) -> Result<(), ConfigError> {
-    if !(60..=3600).contains(&device.lifetime) {
-        return Err(ConfigError::Device("lifetime must be 60 to 3600 seconds"));
+    if !(10..=3600).contains(&device.lifetime) {
+        return Err(ConfigError::Device("lifetime must be 10 to 3600 seconds"));
     }
     if !(1..=60).contains(&device.interval) {
         return Err(ConfigError::Device("interval must be 1 to 60 seconds"));

@@ -78,7 +78,7 @@ pub struct Settings {
 pub struct DeviceSettings {
     /// Off, the endpoint, the page and the grant are refused and not advertised.
     pub enabled: bool,
-    /// Seconds a device code and its user code stay valid (60 to 3600).
+    /// Seconds a device code and its user code stay valid (10 to 3600).
     pub lifetime: u64,
     /// Seconds a device waits between polls (1 to 60); too fast, it must wait 5 s more.
     pub interval: u64,
