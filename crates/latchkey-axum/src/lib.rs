@@ -151,11 +151,13 @@ impl IntoResponse for Reply {
     }
 }
 
+pub mod device;
 pub mod guard;
 pub mod oauth1;
 
 pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
 pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
+pub use device::device_router;
 pub use oauth1::oauth1_router;
 
 /// A router with the token endpoint (`/token`), pushed authorization requests (`/par`),

@@ -50,7 +50,7 @@ pub enum ClientType {
 
 /// The grant types a client may be allowed, named as in RFC 7591 §2.
 ///
-/// The five grants the core implements are variants of their own; any other grant is an
+/// The six grants the core implements are variants of their own; any other grant is an
 /// [`GrantType::Extension`] named by its absolute URI (RFC 6749 §4.5), served by a handler the
 /// embedder registers (see [`crate::grant::extension`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,20 +67,24 @@ pub enum GrantType {
     ClientCredentials,
     /// `refresh_token` (RFC 6749 §6).
     RefreshToken,
+    /// `urn:ietf:params:oauth:grant-type:device_code`, the device authorization grant
+    /// (RFC 8628 §3.4), for devices without a browser or with limited input.
+    DeviceCode,
     /// An extension grant (RFC 6749 §4.5), such as
-    /// `urn:ietf:params:oauth:grant-type:device_code`.
+    /// `urn:ietf:params:oauth:grant-type:jwt-bearer`.
     Extension(ExtensionGrantType),
 }
 
 impl GrantType {
     /// Every grant type the core implements itself, in a stable order (extension grants are
     /// the embedder's and are not listed).
-    pub const ALL: [GrantType; 5] = [
+    pub const ALL: [GrantType; 6] = [
         Self::AuthorizationCode,
         Self::Implicit,
         Self::Password,
         Self::ClientCredentials,
         Self::RefreshToken,
+        Self::DeviceCode,
     ];
 
     /// The name used on the wire and in settings: the RFC 6749 name, or an extension grant's
@@ -92,6 +96,7 @@ impl GrantType {
             Self::Password => "password",
             Self::ClientCredentials => "client_credentials",
             Self::RefreshToken => "refresh_token",
+            Self::DeviceCode => crate::device::GRANT_TYPE,
             Self::Extension(uri) => uri.as_str(),
         }
     }

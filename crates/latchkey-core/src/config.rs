@@ -86,6 +86,40 @@ pub struct Config {
     /// `require_pushed_authorization_requests`); a client can also be required alone (its
     /// metadata of the same name).
     pub require_pushed_authorization_requests: bool,
+    /// The device authorization grant (RFC 8628): on by default (a client still needs the
+    /// grant type to use it), with its lifetimes and user-code shape.
+    pub device: DeviceConfig,
+}
+
+/// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceConfig {
+    /// Serve the grant and its device authorization endpoint, and advertise both.
+    pub enabled: bool,
+    /// Seconds a device code and its user code stay valid (default 600, 10 to 3600).
+    pub lifetime: u64,
+    /// Seconds a device waits between polls at first (default 5, 1 to 60; RFC 8628 §3.2);
+    /// a device that polls faster is told `slow_down` and waits 5 seconds more.
+    pub interval: u64,
+    /// Characters of a user code from [`crate::device::USER_CODE_ALPHABET`] (default 8, as
+    /// RFC 8628 §6.1 suggests: about 34.5 bits; 6 to 16).
+    pub user_code_length: usize,
+    /// Where the user enters the code (`verification_uri`, RFC 8628 §3.2); `None` (the
+    /// default): the built-in page at `<issuer>/device`. An embedder with its own page sets
+    /// it and drives [`crate::device::verify`] from that page.
+    pub verification_uri: Option<String>,
+}
+
+impl Default for DeviceConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            lifetime: 600,
+            interval: 5,
+            user_code_length: 8,
+            verification_uri: None,
+        }
+    }
 }
 
 impl Default for Config {
@@ -112,6 +146,7 @@ impl Default for Config {
             acr_values: vec![crate::endpoint::authorize::PASSWORD_ACR.to_owned()],
             par_ttl: 60,
             require_pushed_authorization_requests: false,
+            device: DeviceConfig::default(),
         }
     }
 }
@@ -151,6 +186,9 @@ pub enum ConfigError {
     /// bytes, or registered twice.
     #[error("extension grant {0:?}: not an absolute URI of at most 64 bytes, or registered twice")]
     ExtensionGrant(String),
+    /// A `[device]` setting out of its range.
+    #[error("device: {0}")]
+    Device(&'static str),
     /// The pairwise salt is too short to be a secret.
     #[error("pairwise_salt must be at least 16 bytes")]
     PairwiseSalt,
@@ -170,6 +208,7 @@ impl Config {
         match grant {
             GrantType::Implicit => self.implicit_grant,
             GrantType::Password => self.password_grant,
+            GrantType::DeviceCode => self.device.enabled,
             _ => true,
         }
     }
@@ -210,6 +249,7 @@ impl Config {
                 self.default_scopes.missing_from(&self.available_scopes),
             ));
         }
+        validate_device(&self.device)?;
         if let Some(uri) = &self.error_uri
             && (!(uri.starts_with("https://") || uri.starts_with("http://")) || uri.contains(' '))
         {
@@ -252,6 +292,27 @@ fn validate_grant_lifetimes(
     let in_range = |ttl: Option<u64>| ttl.is_none_or(|secs| (1..=TEN_YEARS).contains(&secs));
     if !in_range(lifetimes.access_token_ttl) || !in_range(lifetimes.refresh_token_ttl) {
         return bad("lifetimes must be at least 1 second and at most 10 years");
+    }
+    Ok(())
+}
+
+fn validate_device(device: &DeviceConfig) -> Result<(), ConfigError> {
+    if !(10..=3600).contains(&device.lifetime) {
+        return Err(ConfigError::Device("lifetime must be 10 to 3600 seconds"));
+    }
+    if !(1..=60).contains(&device.interval) {
+        return Err(ConfigError::Device("interval must be 1 to 60 seconds"));
+    }
+    if !(6..=16).contains(&device.user_code_length) {
+        return Err(ConfigError::Device("user_code_length must be 6 to 16"));
+    }
+    if let Some(uri) = &device.verification_uri
+        && (!(uri.starts_with("https://") || uri.starts_with("http://"))
+            || uri.contains([' ', '?', '#']))
+    {
+        return Err(ConfigError::Device(
+            "verification_uri must be an absolute http(s) URL without query or fragment",
+        ));
     }
     Ok(())
 }

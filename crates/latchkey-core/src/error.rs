@@ -55,6 +55,12 @@ pub enum ErrorCode {
     /// The `request_uri` names no usable pushed request: unknown, expired, already used or
     /// another client's (RFC 9101 §7, used by RFC 9126 §4).
     InvalidRequestUri,
+    /// The device authorization is still waiting on the user (RFC 8628 §3.5).
+    AuthorizationPending,
+    /// The device polls too fast; it must wait 5 seconds longer from now on (RFC 8628 §3.5).
+    SlowDown,
+    /// The device code expired; the device starts a new authorization (RFC 8628 §3.5).
+    ExpiredToken,
 }
 
 impl ErrorCode {
@@ -82,6 +88,9 @@ impl ErrorCode {
             Self::RegistrationNotSupported => "registration_not_supported",
             Self::UnmetAuthenticationRequirements => "unmet_authentication_requirements",
             Self::InvalidRequestUri => "invalid_request_uri",
+            Self::AuthorizationPending => "authorization_pending",
+            Self::SlowDown => "slow_down",
+            Self::ExpiredToken => "expired_token",
         }
     }
 

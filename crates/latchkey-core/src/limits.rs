@@ -185,6 +185,47 @@ pub struct Limits {
     /// `per_client`, which counts only authenticated requests, so that nobody can spend a
     /// client's budget by presenting its id with a wrong secret.
     pub client_auth_failures: Option<Rate>,
+    /// Wrong user codes entered on the device verification page (RFC 8628 §5.1: "the
+    /// authorization server MUST rate-limit user_code attempts"), per address and in total;
+    /// see [`Limits::reserve_user_code`].
+    pub user_code_guesses: Option<UserCodeGuesses>,
+}
+
+/// How many wrong user codes (RFC 8628 §5.1) are allowed before the verification page
+/// refuses to look codes up until the window ends: per address, and from everywhere together
+/// (so that guesses spread over many addresses still meet a bound).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UserCodeGuesses {
+    /// Wrong codes per address per window.
+    pub per_ip: Rate,
+    /// Wrong codes from all addresses per window.
+    pub global: Rate,
+}
+
+impl Default for UserCodeGuesses {
+    /// 10 wrong codes per address and 1000 in total per 10 minutes: with 8-character codes
+    /// (20^8 values) and a few hundred live codes, an attacker needs on the order of a
+    /// hundred thousand windows for an even chance at one.
+    fn default() -> Self {
+        Self {
+            per_ip: Rate {
+                requests: 10,
+                window: 600,
+            },
+            global: Rate {
+                requests: 1000,
+                window: 600,
+            },
+        }
+    }
+}
+
+/// A user-code lookup reserved by [`Limits::reserve_user_code`]: it counts as a wrong code
+/// until [`Limits::settle_user_code`] says the code was right.
+#[derive(Debug)]
+#[must_use = "a reserved user-code lookup is settled once the code was looked up"]
+pub struct UserCodeAttempt {
+    keys: Vec<String>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -194,6 +235,7 @@ impl std::fmt::Debug for Limits {
             .field("per_ip", &self.per_ip)
             .field("backoff", &self.backoff)
             .field("client_auth_failures", &self.client_auth_failures)
+            .field("user_code_guesses", &self.user_code_guesses)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +278,58 @@ impl Limits {
             per_ip: None,
             backoff: Some(Backoff::default()),
             client_auth_failures: None,
+            user_code_guesses: Some(UserCodeGuesses::default()),
+        }
+    }
+
+    /// Reserves one user-code lookup from `ip`, or refuses it when the address's or
+    /// everyone's wrong codes reached their bound in the window. Check and count are one
+    /// atomic step per key ([`Counters::reserve`]), so concurrent guesses cannot all pass.
+    /// A counter store that cannot answer refuses (the codes are secrets, as passwords are).
+    pub async fn reserve_user_code(
+        &self,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Result<UserCodeAttempt, Throttled>, StoreError> {
+        let Some(policy) = self.user_code_guesses else {
+            return Ok(Ok(UserCodeAttempt { keys: Vec::new() }));
+        };
+        let gate = |rate: Rate| Gate {
+            limit: rate.requests,
+            slow_after: u64::MAX,
+            max_delay: 0,
+        };
+        let gates = [
+            ip.map(|ip| (ip_key("fail:user-code:ip:", ip), policy.per_ip)),
+            Some(("fail:user-code:all".to_owned(), policy.global)),
+        ];
+        let mut reserved: Vec<String> = Vec::with_capacity(2);
+        for (k, rate) in gates.into_iter().flatten() {
+            let verdict = match self.counters.reserve(&k, gate(rate), rate.window, now).await {
+                Ok(verdict) => verdict,
+                Err(err) => {
+                    self.refund_all(&reserved.iter().map(String::as_str).collect::<Vec<_>>())
+                        .await;
+                    return Err(err);
+                }
+            };
+            match verdict {
+                Reserve::Reserved => reserved.push(k),
+                Reserve::Refused(at) => {
+                    self.refund_all(&reserved.iter().map(String::as_str).collect::<Vec<_>>())
+                        .await;
+                    return Ok(Err(until(now, at)));
+                }
+            }
+        }
+        Ok(Ok(UserCodeAttempt { keys: reserved }))
+    }
+
+    /// Settles a reserved lookup: a wrong code stays counted; a right one is taken back.
+    pub async fn settle_user_code(&self, attempt: UserCodeAttempt, right: bool) {
+        if right {
+            self.refund_all(&attempt.keys.iter().map(String::as_str).collect::<Vec<_>>())
+                .await;
         }
     }
 

@@ -40,6 +40,12 @@ pub enum TokenRequest {
         /// A narrower scope, if requested.
         scope: Option<ScopeSet>,
     },
+    /// `grant_type=urn:ietf:params:oauth:grant-type:device_code` (RFC 8628 §3.4): a device
+    /// polling for the user's answer.
+    DeviceCode {
+        /// The device code from the device authorization response.
+        device_code: Secret,
+    },
     /// An extension grant registered on the provider (RFC 6749 §4.5); its handler reads the
     /// rest of the parameters.
     Extension {
@@ -81,6 +87,9 @@ impl TokenRequest {
                 refresh_token: Secret::new(params.require("refresh_token")?),
                 scope,
             }),
+            crate::device::GRANT_TYPE => Ok(Self::DeviceCode {
+                device_code: Secret::new(params.require("device_code")?),
+            }),
             other => match extension(other) {
                 Some(grant_type) => Ok(Self::Extension { grant_type, scope }),
                 None => Err(OAuthError::new(
@@ -99,6 +108,7 @@ impl TokenRequest {
             Self::ClientCredentials { .. } => GrantType::ClientCredentials,
             Self::Password { .. } => GrantType::Password,
             Self::RefreshToken { .. } => GrantType::RefreshToken,
+            Self::DeviceCode { .. } => GrantType::DeviceCode,
             Self::Extension { grant_type, .. } => GrantType::Extension(*grant_type),
         }
     }

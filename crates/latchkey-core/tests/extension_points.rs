@@ -372,7 +372,7 @@ async fn unregistered_grant_uris_stay_unsupported() {
     let (kit, _) = assertion_kit(for_user, |_| {});
     let client = assertion_client(&kit, &[assertion_grant()]).await;
     for grant in [
-        "urn:ietf:params:oauth:grant-type:device_code",
+        "urn:ietf:params:oauth:grant-type:saml2-bearer",
         "urn:ietf:params:oauth:grant-type:jwt-bearer2",
         "URN:IETF:PARAMS:OAUTH:GRANT-TYPE:JWT-BEARER",
     ] {

@@ -221,7 +221,12 @@ async fn issue_14_implicit_and_password_grants_are_off_server_wide_by_default() 
     assert_eq!(doc["response_types_supported"], serde_json::json!(["code"]));
     assert_eq!(
         doc["grant_types_supported"],
-        serde_json::json!(["authorization_code", "client_credentials", "refresh_token"])
+        serde_json::json!([
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
+        ])
     );
     // A client allowed the password grant still cannot use it while the switch is off.
     let client = kit
@@ -274,7 +279,8 @@ async fn issue_14_implicit_and_password_grants_are_off_server_wide_by_default() 
             "implicit",
             "password",
             "client_credentials",
-            "refresh_token"
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code"
         ])
     );
 }

@@ -247,9 +247,10 @@ pub struct CreateClient {
     #[arg(long)]
     pub public: bool,
     /// A grant the client may use (repeatable): authorization_code, client_credentials,
-    /// password, refresh_token, implicit. Default: client_credentials, authorization_code
-    /// and refresh_token (public clients: authorization_code and refresh_token).
-    #[arg(long = "grant-type", value_name = "GRANT")]
+    /// password, refresh_token, implicit, device_code (RFC 8628; a TV or a CLI: usually
+    /// with --public). Default: client_credentials, authorization_code and refresh_token
+    /// (public clients: authorization_code and refresh_token).
+    #[arg(long = "grant-type", alias = "grant", value_name = "GRANT")]
     pub grant_types: Vec<String>,
     /// A redirect URI (repeatable), matched exactly.
     #[arg(long = "redirect-uri", value_name = "URI")]
@@ -356,7 +357,7 @@ pub struct UpdateClient {
     #[arg(long = "remove-redirect-uri", value_name = "URI")]
     pub remove_redirect_uris: Vec<String>,
     /// Replace the grants the client may use with these (repeatable).
-    #[arg(long = "grant-type", value_name = "GRANT")]
+    #[arg(long = "grant-type", alias = "grant", value_name = "GRANT")]
     pub grant_types: Vec<String>,
     /// The scopes the client may be granted, space-separated.
     #[arg(long)]

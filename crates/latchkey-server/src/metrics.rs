@@ -115,6 +115,9 @@ fn route_label(path: &str) -> &'static str {
         "/readyz",
         "/metrics",
         "/js/latchkey.js",
+        "/device_authorization",
+        "/device",
+        "/device/login",
     ];
     KNOWN
         .iter()

@@ -68,6 +68,8 @@ pub struct Settings {
     pub oidc: OidcSettings,
     /// Pushed authorization requests (RFC 9126).
     pub par: ParSettings,
+    /// The device authorization grant (RFC 8628).
+    pub device: DeviceSettings,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -88,6 +90,48 @@ impl Default for ParSettings {
         Self {
             ttl: core.par_ttl,
             required: core.require_pushed_authorization_requests,
+        }
+    }
+}
+
+/// The device authorization grant (RFC 8628): devices get a code at `/device_authorization`,
+/// users enter it at `/device`, devices poll `/token`. On by default; a client still needs
+/// the grant (`latchkey client create --grant device_code`).
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DeviceSettings {
+    /// Off, the endpoint, the page and the grant are refused and not advertised.
+    pub enabled: bool,
+    /// Seconds a device code and its user code stay valid (10 to 3600).
+    pub lifetime: u64,
+    /// Seconds a device waits between polls (1 to 60); too fast, it must wait 5 s more.
+    pub interval: u64,
+    /// Characters of a user code (6 to 16), from `BCDFGHJKLMNPQRSTVWXZ`, shown as `XXXX-XXXX`.
+    pub user_code_length: usize,
+    /// The page users enter codes on, if not the built-in `<issuer>/device`.
+    pub verification_uri: Option<String>,
+    /// Wrong user codes from one address per `wrong_code_window` before its lookups are
+    /// refused (429) until the window ends (0: no limit per address).
+    pub max_wrong_codes_per_ip: u64,
+    /// Wrong user codes from all addresses together per `wrong_code_window` (0: no limit).
+    pub max_wrong_codes: u64,
+    /// How long wrong codes are counted, in seconds.
+    pub wrong_code_window: u64,
+}
+
+impl Default for DeviceSettings {
+    fn default() -> Self {
+        let config = latchkey_core::config::DeviceConfig::default();
+        let guesses = latchkey_core::limits::UserCodeGuesses::default();
+        Self {
+            enabled: config.enabled,
+            lifetime: config.lifetime,
+            interval: config.interval,
+            user_code_length: config.user_code_length,
+            verification_uri: None,
+            max_wrong_codes_per_ip: guesses.per_ip.requests,
+            max_wrong_codes: guesses.global.requests,
+            wrong_code_window: guesses.per_ip.window,
         }
     }
 }
@@ -584,6 +628,7 @@ impl Default for Settings {
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
             par: ParSettings::default(),
+            device: DeviceSettings::default(),
         }
     }
 }

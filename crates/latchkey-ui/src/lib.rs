@@ -14,6 +14,7 @@
 //! | `GET`/`POST /logout` | [`Ui::logout`] (`GET` asks, the form's `POST` logs out) |
 //! | `GET`/`POST /end_session` | [`Ui::end_session`] (OpenID Connect RP-Initiated Logout) |
 //! | `GET`/`POST /apps` | [`Ui::apps`] ("apps you allowed": list, and revoke one by `POST`) |
+//! | `GET`/`POST /device`, `POST /device/login` | [`Ui::device`], [`Ui::device_login`]: the device verification page ([`device`]) |
 //!
 //! The core parses an authorization request once. While it waits on the user, the pages carry
 //! it as the core's pending value, sealed ([`session::Cookies::seal_pending`]: HMAC, expiry,
@@ -26,6 +27,7 @@
 //! embedder with its own login implements [`Login`] and keeps the built-in consent page.
 
 pub mod apps;
+pub mod device;
 mod end_session;
 pub mod oauth1;
 pub mod pages;
@@ -659,16 +661,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         csrf: String,
         sealed: String,
     ) -> minijinja::Value {
-        let scopes: Vec<minijinja::Value> = request
-            .scope()
-            .iter()
-            .map(|s| {
-                context! {
-                    name => s,
-                    description => self.inner.scope_descriptions.get(s),
-                }
-            })
-            .collect();
+        let scopes = self.scope_items(request.scope());
         let client = request.client();
         context! {
             client_name => client.name.clone(),
@@ -683,6 +676,20 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             may_remember => client.client_type() != latchkey_core::client::ClientType::Public,
             ..locale_context(request)
         }
+    }
+
+    /// The scopes of a consent page, each with its description: the authorization and the
+    /// device consent pages list them the same way.
+    fn scope_items(&self, scope: &latchkey_core::scope::ScopeSet) -> Vec<minijinja::Value> {
+        scope
+            .iter()
+            .map(|s| {
+                context! {
+                    name => s,
+                    description => self.inner.scope_descriptions.get(s),
+                }
+            })
+            .collect()
     }
 
     fn error(&self, _req: &HttpRequest, err: &OAuthError) -> HttpResponse {

@@ -8,7 +8,7 @@ use minijinja::Environment;
 use std::path::Path;
 
 /// The templates every deployment has; an override directory may replace any of them.
-pub const TEMPLATES: [(&str, &str); 9] = [
+pub const TEMPLATES: [(&str, &str); 12] = [
     ("base.html", include_str!("../templates/base.html")),
     ("login.html", include_str!("../templates/login.html")),
     ("consent.html", include_str!("../templates/consent.html")),
@@ -27,6 +27,12 @@ pub const TEMPLATES: [(&str, &str); 9] = [
         "select_account.html",
         include_str!("../templates/select_account.html"),
     ),
+    ("device.html", include_str!("../templates/device.html")),
+    (
+        "device_consent.html",
+        include_str!("../templates/device_consent.html"),
+    ),
+    ("device_done.html", include_str!("../templates/device_done.html")),
 ];
 
 /// A template that cannot be loaded or parsed.

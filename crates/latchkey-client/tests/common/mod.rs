@@ -347,6 +347,51 @@ impl Agent {
         self.approve(server, url, allow, "").await
     }
 
+    /// Answers a device's `user_code` as alice on the verification page (RFC 8628 §3.3):
+    /// enters the code, signs in, and allows (or denies); returns the final page.
+    pub async fn approve_device(
+        &mut self,
+        server: &TestServer,
+        user_code: &str,
+        allow: bool,
+    ) -> Page {
+        let form = self.get(&server.url("/device")).await;
+        assert_eq!(form.status, 200, "code form: {}", form.body);
+        let login = self
+            .post(
+                &server.url("/device"),
+                &[
+                    ("csrf_token", &form.field("csrf_token")),
+                    ("user_code", user_code),
+                ],
+            )
+            .await;
+        assert_eq!(login.status, 200, "login page: {}", login.body);
+        let after = self
+            .post(
+                &server.url("/device/login"),
+                &[
+                    ("csrf_token", &login.field("csrf_token")),
+                    ("request", &login.field("request")),
+                    ("username", USER),
+                    ("password", PASSWORD),
+                ],
+            )
+            .await;
+        assert_eq!(after.status, 303, "login: {}", after.body);
+        let consent = self.get(&server.url(&after.location)).await;
+        assert_eq!(consent.status, 200, "consent page: {}", consent.body);
+        self.post(
+            &server.url("/device"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("user_code", &consent.field("user_code")),
+                ("decision", if allow { "allow" } else { "deny" }),
+            ],
+        )
+        .await
+    }
+
     /// The same through the OAuth 1.0a pages, under `/oauth1`.
     pub async fn authorize_oauth1(&mut self, server: &TestServer, url: &str) -> String {
         self.approve(server, url, true, "/oauth1").await

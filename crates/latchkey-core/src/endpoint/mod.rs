@@ -10,7 +10,7 @@ pub mod token;
 pub mod userinfo;
 
 /// Answers `err` and reports the refusal to the event sink.
-fn refused<S, U>(
+pub(crate) fn refused<S, U>(
     p: &crate::provider::Provider<S, U>,
     endpoint: &'static str,
     err: crate::error::OAuthError,

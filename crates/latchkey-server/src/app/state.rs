@@ -3,7 +3,7 @@
 
 use super::keys::{load_or_create_key, oauth1_key};
 use crate::audit::LogEvents;
-use crate::settings::{LimitSettings, Settings};
+use crate::settings::Settings;
 use crate::store::AnyStore;
 use latchkey_axum::TokioBlocking;
 use latchkey_core::config::Config;
@@ -87,6 +87,13 @@ pub fn build_provider_with_sink(
         acr_values: settings.oidc.acr_values.clone(),
         par_ttl: settings.par.ttl,
         require_pushed_authorization_requests: settings.par.required,
+        device: latchkey_core::config::DeviceConfig {
+            enabled: settings.device.enabled,
+            lifetime: settings.device.lifetime,
+            interval: settings.device.interval,
+            user_code_length: settings.device.user_code_length,
+            verification_uri: settings.device.verification_uri.clone(),
+        },
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     Ok(Provider::builder(store, users.clone())
@@ -94,7 +101,7 @@ pub fn build_provider_with_sink(
         // OpenID Connect claims come from the same built-in user records.
         .claims_source(users)
         .events(Arc::new(LogEvents))
-        .limits(limits(&settings.limits, counters))
+        .limits(limits(settings, counters))
         .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
             // The key-encryption key that seals the signing keys also seals the secrets of
             // client_secret_jwt clients.
@@ -133,7 +140,8 @@ fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::S
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).
-fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
+fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
+    let s = &settings.limits;
     let rate = |requests: u64| {
         (requests > 0).then_some(Rate {
             requests,
@@ -154,6 +162,16 @@ fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
             s.login_max_failures_per_ip
         },
         window: s.login_window.max(1),
+    });
+    // RFC 8628 §5.1: wrong user codes, per address and from everywhere.
+    let d = &settings.device;
+    let guesses = |requests: u64| Rate {
+        requests: if requests == 0 { u64::MAX } else { requests },
+        window: d.wrong_code_window.max(1),
+    };
+    limits.user_code_guesses = Some(latchkey_core::limits::UserCodeGuesses {
+        per_ip: guesses(d.max_wrong_codes_per_ip),
+        global: guesses(d.max_wrong_codes),
     });
     limits
 }
