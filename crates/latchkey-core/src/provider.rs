@@ -66,6 +66,8 @@ struct Inner<S, U> {
     logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// The `aud` of JWT access tokens: [`Config::access_token_audience`] or the issuer.
     jwt_audience: Arc<str>,
+    /// Dynamic client registration, when on (see [`crate::registration`]).
+    registration: Option<crate::registration::RegistrationPolicy>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -87,6 +89,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             assertion_keys: Default::default(),
             logout_sink: Arc::new(crate::logout::NoLogoutDelivery),
             registration_errors: Vec::new(),
+            registration: None,
         }
     }
 
@@ -230,6 +233,11 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The rate limits and password backoff in force, if any.
     pub fn limits(&self) -> Option<&crate::limits::Limits> {
         self.inner.limits.as_ref()
+    }
+
+    /// The dynamic registration policy, when registration is on.
+    pub fn registration_policy(&self) -> Option<&crate::registration::RegistrationPolicy> {
+        self.inner.registration.as_ref()
     }
 
     /// The address of the client that sent `req`, believing the configured trusted proxies.
@@ -510,6 +518,7 @@ pub struct ProviderBuilder<S, U> {
     logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
+    registration: Option<crate::registration::RegistrationPolicy>,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
@@ -649,6 +658,13 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Turns on dynamic client registration (RFC 7591, RFC 7592) under `policy`: the
+    /// registration endpoint is advertised, and [`Provider::register`] answers.
+    pub fn registration(mut self, policy: crate::registration::RegistrationPolicy) -> Self {
+        self.registration = Some(policy);
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(mut self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -686,6 +702,7 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 claims: self.claims,
                 assertion_keys: self.assertion_keys,
                 logout_sink: self.logout_sink,
+                registration: self.registration,
             }),
             client_ip: None,
         })
