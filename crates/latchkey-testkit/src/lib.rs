@@ -7,6 +7,7 @@ pub mod http_cases;
 pub mod key_conformance;
 pub mod oauth1_conformance;
 pub mod oauth1_kit;
+pub mod registration_conformance;
 
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};
