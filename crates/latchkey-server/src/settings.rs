@@ -66,6 +66,8 @@ pub struct Settings {
     pub keys: KeySettings,
     /// OpenID Connect.
     pub oidc: OidcSettings,
+    /// Dynamic client registration (RFC 7591, RFC 7592).
+    pub registration: crate::registration::RegistrationSettings,
 }
 
 /// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
@@ -548,6 +550,7 @@ impl Default for Settings {
             allow_http_jwks_uri: false,
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
+            registration: Default::default(),
         }
     }
 }

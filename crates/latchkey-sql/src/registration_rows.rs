@@ -80,7 +80,11 @@ pub(crate) fn initial_token_args(token: &InitialAccessToken) -> [Arg<'_>; 6] {
         Arg::from(token.description.as_str()),
         Arg::from(token.created_at.0),
         Arg::from(token.expires_at.map(|t| t.0)),
-        Arg::from(token.uses_left.map(|n| i64::try_from(n).unwrap_or(i64::MAX))),
+        Arg::from(
+            token
+                .uses_left
+                .map(|n| i64::try_from(n).unwrap_or(i64::MAX)),
+        ),
     ]
 }
 

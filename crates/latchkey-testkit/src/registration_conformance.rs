@@ -45,7 +45,11 @@ pub async fn registrations_round_trip_and_go_with_their_client<S: Store + Regist
         .touch_registration(&id, day_of(at))
         .await
         .expect("touch back");
-    let read = store.get_registration(&id).await.expect("get").expect("some");
+    let read = store
+        .get_registration(&id)
+        .await
+        .expect("get")
+        .expect("some");
     assert_eq!(read.last_used, later, "last use never moves back");
 
     assert!(
@@ -81,11 +85,15 @@ pub async fn registrations_round_trip_and_go_with_their_client<S: Store + Regist
 /// one any number; tokens are listed and deleted by id.
 pub async fn initial_tokens_are_spent_once_per_use<S: Store + RegistrationStore>(store: S) {
     let at = now();
-    let (two, record) = registration::new_initial_token(&OsEntropy, "two uses", at, Some(600), Some(2));
+    let (two, record) =
+        registration::new_initial_token(&OsEntropy, "two uses", at, Some(600), Some(2));
     store.save_initial_token(&record).await.expect("save");
     let two = two.digest();
     let spend = || store.use_initial_token(&two, at);
-    assert_eq!(spend().await.expect("use").map(|t| t.id), Some(record.id.clone()));
+    assert_eq!(
+        spend().await.expect("use").map(|t| t.id),
+        Some(record.id.clone())
+    );
     assert!(spend().await.expect("use").is_some());
     assert!(spend().await.expect("use").is_none(), "no third use");
     let listed = store.list_initial_tokens().await.expect("list");
@@ -122,7 +130,12 @@ pub async fn initial_tokens_are_spent_once_per_use<S: Store + RegistrationStore>
                 .is_some()
         );
     }
-    assert!(store.delete_initial_token(&record.id).await.expect("delete"));
+    assert!(
+        store
+            .delete_initial_token(&record.id)
+            .await
+            .expect("delete")
+    );
     assert!(
         store
             .use_initial_token(&forever.digest(), at)
@@ -130,7 +143,12 @@ pub async fn initial_tokens_are_spent_once_per_use<S: Store + RegistrationStore>
             .expect("use")
             .is_none()
     );
-    assert!(!store.delete_initial_token(&record.id).await.expect("delete"));
+    assert!(
+        !store
+            .delete_initial_token(&record.id)
+            .await
+            .expect("delete")
+    );
     assert!(
         store
             .use_initial_token(&Secret::new("unknown").digest(), at)
@@ -141,9 +159,7 @@ pub async fn initial_tokens_are_spent_once_per_use<S: Store + RegistrationStore>
 }
 
 /// Concurrent uses of a token with three uses left: exactly three succeed.
-pub async fn concurrent_initial_token_uses_never_overspend<S: Store + RegistrationStore>(
-    store: S,
-) {
+pub async fn concurrent_initial_token_uses_never_overspend<S: Store + RegistrationStore>(store: S) {
     let at = now();
     let (value, record) = registration::new_initial_token(&OsEntropy, "", at, None, Some(3));
     store.save_initial_token(&record).await.expect("save");

@@ -56,7 +56,9 @@ impl Surroundings {
 /// The router of the whole server, without CORS; see [`app_with_cors`].
 pub fn app(provider: AppProvider, ui: AppUi) -> Router {
     wrap(
-        Router::new().merge(latchkey_axum::router(provider)),
+        Router::new()
+            .merge(latchkey_axum::router(provider.clone()))
+            .merge(latchkey_axum::registration_router(provider)),
         ui,
         Surroundings::permissive(),
     )
@@ -81,7 +83,9 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
         METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
     };
     use latchkey_core::endpoint::userinfo::USERINFO_PATH;
-    let oauth = latchkey_axum::router(provider);
+    use latchkey_core::registration::REGISTER_PATH;
+    let oauth =
+        latchkey_axum::router(provider.clone()).merge(latchkey_axum::registration_router(provider));
     let Some(layer) = cors_layer(cors)? else {
         return Ok(oauth);
     };
@@ -97,7 +101,10 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
         .route_service(REVOKE_PATH, with_cors.clone())
         .route_service(METADATA_PATH, with_cors.clone())
         .route_service(OPENID_CONFIGURATION_PATH, with_cors.clone())
-        .route_service(USERINFO_PATH, with_cors)
+        .route_service(USERINFO_PATH, with_cors.clone())
+        // Browser-based clients (MCP inspectors, SPAs) register themselves.
+        .route_service(REGISTER_PATH, with_cors.clone())
+        .route_service(&format!("{REGISTER_PATH}/{{client_id}}"), with_cors)
         .fallback_service(oauth))
 }
 

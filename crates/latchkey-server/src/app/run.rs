@@ -60,6 +60,7 @@ pub async fn run(
         shutdown.await;
         let _ = stopping.send(true);
     });
+    crate::registration::spawn_sweeper(provider.clone());
     crate::signing_keys::SigningKeys::install(&settings, store.clone(), provider.clone())
         .await?
         .spawn(stopped.clone());

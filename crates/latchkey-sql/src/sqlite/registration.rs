@@ -45,13 +45,20 @@ impl Write {
 pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()> {
     match write {
         Write::SaveInitial(token, reply) => {
-            change(conn, INSERT_INITIAL, params_from_iter(r::initial_token_args(token)))?;
+            change(
+                conn,
+                INSERT_INITIAL,
+                params_from_iter(r::initial_token_args(token)),
+            )?;
             reply.set(Ok(()))
         }
         Write::UseInitial(digest, now, reply) => {
-            let found = first(conn, SELECT_INITIAL_BY_DIGEST, [digest.as_bytes().as_slice()], |row| {
-                r::initial_token(row)
-            })?;
+            let found = first(
+                conn,
+                SELECT_INITIAL_BY_DIGEST,
+                [digest.as_bytes().as_slice()],
+                |row| r::initial_token(row),
+            )?;
             let token = match found {
                 Some(Ok(token)) if usable(&token, *now) => token,
                 Some(Err(err)) => return reply.set(Err(err)),
@@ -83,7 +90,11 @@ pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()
             reply.set(Ok(n > 0))
         }
         Write::Touch(client_id, day, reply) => {
-            change(conn, TOUCH_REGISTRATION, params![day.0, client_id.as_str(), day.0])?;
+            change(
+                conn,
+                TOUCH_REGISTRATION,
+                params![day.0, client_id.as_str(), day.0],
+            )?;
             reply.set(Ok(()))
         }
     }
@@ -129,9 +140,11 @@ impl RegistrationStore for SqliteStore {
         client_id: &str,
     ) -> Result<Option<ClientRegistration>, StoreError> {
         self.inner.readers.read(|conn| {
-            first(conn, SELECT_REGISTRATION, [client_id], |row| r::registration(row))
-                .map_err(from_rusqlite)?
-                .transpose()
+            first(conn, SELECT_REGISTRATION, [client_id], |row| {
+                r::registration(row)
+            })
+            .map_err(from_rusqlite)?
+            .transpose()
         })
     }
 
