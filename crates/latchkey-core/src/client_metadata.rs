@@ -84,6 +84,11 @@ pub struct ClientMetadata {
     /// `web` or `native` (OpenID Connect Registration §2 `application_type`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,
+    /// The client is the one its client ID metadata document describes (its id is that
+    /// document's URL): the server refreshes it from the document, and never lets a
+    /// document replace a client registered any other way.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_metadata_document: bool,
 }
 
 /// The most `contacts` one client may register.

@@ -99,6 +99,9 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if p.registration_policy().is_some() {
         doc["registration_endpoint"] = url(crate::registration::REGISTER_PATH).into();
     }
+    if p.client_id_metadata_documents() {
+        doc["client_id_metadata_document_supported"] = true.into();
+    }
     if let Some(uri) = &c.error_uri {
         doc["service_documentation"] = uri.as_str().into();
     }

@@ -16,6 +16,7 @@
 //! The HTTP endpoints are [`Provider::register`] and [`Provider::configure_client`]; the
 //! adapter only routes to them.
 
+pub mod document;
 pub mod request;
 pub mod store;
 

@@ -150,16 +150,35 @@ impl RegistrationRequest {
         id: &str,
         created_at: UnixTime,
     ) -> Result<RegisteredClient, OAuthError> {
+        // RFC 7591 §2: the default method is client_secret_basic.
+        self.to_client_defaulting(
+            policy,
+            config,
+            id,
+            created_at,
+            AuthMethod::ClientSecretBasic,
+        )
+    }
+
+    /// [`RegistrationRequest::to_client`], with `default_method` when the request names no
+    /// `token_endpoint_auth_method` (a client metadata document's default is `none`).
+    pub fn to_client_defaulting(
+        &self,
+        policy: &RegistrationPolicy,
+        config: &Config,
+        id: &str,
+        created_at: UnixTime,
+        default_method: AuthMethod,
+    ) -> Result<RegisteredClient, OAuthError> {
         if let Some(name) = NOT_OFFERED
             .into_iter()
             .find(|name| self.members.get(*name).is_some_and(|v| !v.is_null()))
         {
             return Err(invalid_metadata(format!("{name} is not supported")));
         }
-        // RFC 7591 §2: the default method is client_secret_basic.
         let method_name = self
             .string("token_endpoint_auth_method")?
-            .unwrap_or_else(|| AuthMethod::ClientSecretBasic.as_str().to_owned());
+            .unwrap_or_else(|| default_method.as_str().to_owned());
         let method = AuthMethod::parse(&method_name)
             .filter(|m| policy.auth_methods.contains(m))
             .ok_or_else(|| {
