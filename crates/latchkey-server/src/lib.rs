@@ -10,6 +10,7 @@ pub mod app;
 pub mod audit;
 pub mod backchannel;
 pub mod cli;
+pub mod client_documents;
 pub mod jwks_fetch;
 pub mod logging;
 pub mod metrics;

@@ -168,15 +168,16 @@ impl EventSink for TrackUse {
     }
 }
 
-/// Deletes self-registered clients left unused, every hour, until the process ends; does
-/// nothing when registration is off or keeps clients forever.
-pub fn spawn_sweeper(provider: AppProvider) {
-    let Some(policy) = provider.registration_policy().cloned() else {
-        return;
-    };
-    if policy.unused_ttl == 0 {
+/// Deletes self-registered clients (and clients made from metadata documents) left unused
+/// for `registration.unused_ttl`, every hour, until the process ends; does nothing when both
+/// are off or the setting keeps clients forever.
+pub fn spawn_sweeper(provider: AppProvider, settings: &crate::Settings) {
+    let on = settings.registration.enabled || settings.client_id_metadata.enabled;
+    if !on || settings.registration.unused_ttl == 0 {
         return;
     }
+    let mut policy = RegistrationPolicy::default();
+    policy.unused_ttl = settings.registration.unused_ttl;
     tokio::spawn(async move {
         let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
         loop {

@@ -37,6 +37,8 @@ pub struct Surroundings {
     /// The metrics recorder's handle, when requests are counted (`/metrics` is served on the
     /// admin listener, never on this router).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Resolves client ids that are metadata document URLs, when that is on.
+    pub client_documents: Option<Arc<crate::client_documents::ClientDocuments>>,
 }
 
 impl Surroundings {
@@ -49,6 +51,7 @@ impl Surroundings {
                 allow_insecure_http: true,
             }),
             metrics: None,
+            client_documents: None,
         }
     }
 }
@@ -147,6 +150,9 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
         .layer(option_layer(
             tracked.then(|| axum::middleware::from_fn(crate::metrics::track)),
         ))
+        .layer(option_layer(around.client_documents.map(|documents| {
+            axum::middleware::from_fn_with_state(documents, crate::client_documents::resolve)
+        })))
         .service(router);
     Router::new().fallback_service(layered)
 }

@@ -75,15 +75,17 @@ pub fn build_provider(
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;
     // Self-registered clients expire when unused: their use is recorded from the events.
-    let events: Arc<dyn latchkey_core::events::EventSink> = if registration.is_some() {
-        Arc::new(crate::registration::TrackUse::new(
-            Arc::new(LogEvents),
-            store.clone(),
-        ))
-    } else {
-        Arc::new(LogEvents)
-    };
-    let mut builder = Provider::builder(store, users.clone());
+    let events: Arc<dyn latchkey_core::events::EventSink> =
+        if registration.is_some() || settings.client_id_metadata.enabled {
+            Arc::new(crate::registration::TrackUse::new(
+                Arc::new(LogEvents),
+                store.clone(),
+            ))
+        } else {
+            Arc::new(LogEvents)
+        };
+    let mut builder = Provider::builder(store, users.clone())
+        .client_id_metadata_documents(settings.client_id_metadata.enabled);
     if let Some(policy) = registration {
         builder = builder.registration(policy);
     }
