@@ -247,7 +247,7 @@ async fn addresses(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr
         Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
         Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
             .await
-            .map_err(|_| format!("{name} does not resolve"))?
+            .map_err(|_| "the host does not resolve".to_owned())?
             .collect(),
         None => return Err("no host".into()),
     };
@@ -259,10 +259,9 @@ async fn addresses(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr
             .iter()
             .find(|a| !latchkey_core::net::is_public_address(a.ip()))
     {
-        return Err(format!(
-            "the host resolves to {}, which is not a public address",
-            bad.ip()
-        ));
+        // The address stays in the log: the client learns nothing of internal names.
+        tracing::info!(address = %bad.ip(), "client metadata document host is not public");
+        return Err("the host is not a public address".into());
     }
     Ok(addrs)
 }
