@@ -61,6 +61,14 @@ pub enum ErrorCode {
     SlowDown,
     /// The device code expired; the device starts a new authorization (RFC 8628 §3.5).
     ExpiredToken,
+    /// A redirect URI of a registration request is refused (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// A metadata value of a registration request is refused (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
+    /// The software statement of a registration request is invalid (RFC 7591 §3.2.2).
+    InvalidSoftwareStatement,
+    /// The software statement is not approved by this server (RFC 7591 §3.2.2).
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -91,6 +99,10 @@ impl ErrorCode {
             Self::AuthorizationPending => "authorization_pending",
             Self::SlowDown => "slow_down",
             Self::ExpiredToken => "expired_token",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 

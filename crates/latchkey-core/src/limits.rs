@@ -189,6 +189,9 @@ pub struct Limits {
     /// authorization server MUST rate-limit user_code attempts"), per address and in total;
     /// see [`Limits::reserve_user_code`].
     pub user_code_guesses: Option<UserCodeGuesses>,
+    /// Client registrations (RFC 7591) per address, so that nobody fills the store with
+    /// anonymous registrations.
+    pub registrations_per_ip: Option<Rate>,
 }
 
 /// How many wrong user codes (RFC 8628 §5.1) are allowed before the verification page
@@ -236,6 +239,7 @@ impl std::fmt::Debug for Limits {
             .field("backoff", &self.backoff)
             .field("client_auth_failures", &self.client_auth_failures)
             .field("user_code_guesses", &self.user_code_guesses)
+            .field("registrations_per_ip", &self.registrations_per_ip)
             .finish_non_exhaustive()
     }
 }
@@ -279,6 +283,7 @@ impl Limits {
             backoff: Some(Backoff::default()),
             client_auth_failures: None,
             user_code_guesses: Some(UserCodeGuesses::default()),
+            registrations_per_ip: None,
         }
     }
 
@@ -389,6 +394,22 @@ impl Limits {
     ) -> Result<Result<(), Throttled>, StoreError> {
         let Some(ip) = ip else { return Ok(Ok(())) };
         self.rate(&ip_key("rate:ip:", ip), self.per_ip, now).await
+    }
+
+    /// Counts one registration request from `ip`; refuses it past
+    /// [`Limits::registrations_per_ip`].
+    pub async fn registrations_by_ip(
+        &self,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Result<(), Throttled>, StoreError> {
+        let Some(ip) = ip else { return Ok(Ok(())) };
+        self.rate(
+            &ip_key("rate:register:", ip),
+            self.registrations_per_ip,
+            now,
+        )
+        .await
     }
 
     async fn rate(

@@ -70,6 +70,10 @@ pub struct Settings {
     pub par: ParSettings,
     /// The device authorization grant (RFC 8628).
     pub device: DeviceSettings,
+    /// Dynamic client registration (RFC 7591, RFC 7592).
+    pub registration: crate::registration::RegistrationSettings,
+    /// Clients named by the URL of their client ID metadata document.
+    pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -629,6 +633,8 @@ impl Default for Settings {
             oidc: OidcSettings::default(),
             par: ParSettings::default(),
             device: DeviceSettings::default(),
+            registration: Default::default(),
+            client_id_metadata: Default::default(),
         }
     }
 }

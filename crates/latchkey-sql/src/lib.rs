@@ -37,6 +37,8 @@ mod pending_rows;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod registration_rows;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod rows;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

@@ -96,11 +96,28 @@ pub fn build_provider_with_sink(
         },
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
-    Ok(Provider::builder(store, users.clone())
+    let registration = settings.registration.policy()?;
+    // Self-registered clients expire when unused: their use is recorded from the events.
+    let events: Arc<dyn latchkey_core::events::EventSink> =
+        if registration.is_some() || settings.client_id_metadata.enabled {
+            Arc::new(crate::registration::TrackUse::new(
+                Arc::new(LogEvents),
+                store.clone(),
+            ))
+        } else {
+            Arc::new(LogEvents)
+        };
+    let mut builder = Provider::builder(store, users.clone())
+        .client_id_metadata_documents(settings.client_id_metadata.enabled);
+    if let Some(policy) = registration {
+        builder = builder.registration(policy);
+    }
+    Ok(builder
         .config(config)
         // OpenID Connect claims come from the same built-in user records.
         .claims_source(users)
         .events(Arc::new(LogEvents))
+        .events(events)
         .limits(limits(settings, counters))
         .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
             // The key-encryption key that seals the signing keys also seals the secrets of
@@ -142,6 +159,7 @@ fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::S
 /// The rate limits and password backoff of the settings (0 turns a limit off).
 fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
     let s = &settings.limits;
+    let s: &LimitSettings = &settings.limits;
     let rate = |requests: u64| {
         (requests > 0).then_some(Rate {
             requests,
@@ -172,6 +190,10 @@ fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
     limits.user_code_guesses = Some(latchkey_core::limits::UserCodeGuesses {
         per_ip: guesses(d.max_wrong_codes_per_ip),
         global: guesses(d.max_wrong_codes),
+    let registration = &settings.registration;
+    limits.registrations_per_ip = (registration.per_ip > 0).then_some(Rate {
+        requests: registration.per_ip,
+        window: registration.window.max(1),
     });
     limits
 }

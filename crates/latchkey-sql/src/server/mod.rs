@@ -21,6 +21,7 @@ mod oauth1;
 mod pending;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod registration;
 mod replay;
 mod sessions;
 mod tokens;

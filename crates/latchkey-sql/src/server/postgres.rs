@@ -92,6 +92,9 @@ impl Dialect for PgDialect {
             version: 13,
             name: "pending_requests",
             sql: include_str!("../../migrations/postgres/0013_pending_requests.sql"),
+            version: 14,
+            name: "registration",
+            sql: include_str!("../../migrations/postgres/0014_registration.sql"),
         },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (

@@ -20,6 +20,7 @@ mod migrate;
 mod oauth1;
 mod pending;
 mod readers;
+mod registration;
 mod replay;
 mod sessions;
 mod writer;

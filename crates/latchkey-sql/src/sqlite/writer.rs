@@ -166,6 +166,8 @@ pub(crate) enum Op {
     Keys(super::keys::Write),
     /// A write of the pending-request store (see `super::pending`).
     Pending(super::pending::Write),
+    /// A write of dynamic registration's records (see `super::registration`).
+    Registration(super::registration::Write),
 }
 
 impl Op {
@@ -207,6 +209,7 @@ impl Op {
             Self::Remember(write) => &mut write.reply,
             Self::Keys(write) => write.answer(),
             Self::Pending(write) => write.answer(),
+            Self::Registration(write) => write.answer(),
         }
     }
 }
@@ -414,6 +417,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
         Op::Remember(write) => super::replay::apply(conn, write),
         Op::Keys(write) => super::keys::apply(conn, write),
         Op::Pending(write) => super::pending::apply(conn, write),
+        Op::Registration(write) => super::registration::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))
