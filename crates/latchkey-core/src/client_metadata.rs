@@ -148,6 +148,7 @@ impl ClientMetadata {
         }
         if let Some(uri) = &self.sector_identifier_uri {
             crate::oidc::subject::check_sector_uri(uri)?;
+        }
         // RFC 7591 §2: these are URLs of pages and images the user may be shown.
         for (name, uri) in [
             ("client_uri", &self.client_uri),
