@@ -98,6 +98,8 @@ impl Dialect for MySqlDialect {
             version: 13,
             name: "pending_requests",
             sql: include_str!("../../migrations/mysql/0013_pending_requests.sql"),
+        },
+        Migration {
             version: 14,
             name: "registration",
             sql: include_str!("../../migrations/mysql/0014_registration.sql"),

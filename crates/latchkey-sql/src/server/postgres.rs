@@ -92,6 +92,8 @@ impl Dialect for PgDialect {
             version: 13,
             name: "pending_requests",
             sql: include_str!("../../migrations/postgres/0013_pending_requests.sql"),
+        },
+        Migration {
             version: 14,
             name: "registration",
             sql: include_str!("../../migrations/postgres/0014_registration.sql"),

@@ -86,6 +86,8 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         version: 15,
         name: "pending_requests",
         sql: include_str!("../../migrations/sqlite/0015_pending_requests.sql"),
+    },
+    Migration {
         version: 16,
         name: "registration",
         sql: include_str!("../../migrations/sqlite/0016_registration.sql"),
