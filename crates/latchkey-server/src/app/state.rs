@@ -159,7 +159,6 @@ fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::S
 /// The rate limits and password backoff of the settings (0 turns a limit off).
 fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
     let s = &settings.limits;
-    let s: &LimitSettings = &settings.limits;
     let rate = |requests: u64| {
         (requests > 0).then_some(Rate {
             requests,
@@ -190,6 +189,7 @@ fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
     limits.user_code_guesses = Some(latchkey_core::limits::UserCodeGuesses {
         per_ip: guesses(d.max_wrong_codes_per_ip),
         global: guesses(d.max_wrong_codes),
+    });
     let registration = &settings.registration;
     limits.registrations_per_ip = (registration.per_ip > 0).then_some(Rate {
         requests: registration.per_ip,
