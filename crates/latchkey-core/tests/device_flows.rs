@@ -85,7 +85,7 @@ impl Kit {
         let answer = if allow {
             Answer::Allow {
                 user: AuthenticatedUser::new("u-alice", "alice"),
-                auth: AuthContext::login(None, &["pwd"], None, None),
+                auth: Box::new(AuthContext::login(None, &["pwd"], None, None)),
             }
         } else {
             Answer::Deny

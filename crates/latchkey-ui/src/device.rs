@@ -202,12 +202,12 @@ where
         };
         let answer = if allow {
             Answer::Allow {
-                auth: AuthContext::login(
+                auth: Box::new(AuthContext::login(
                     current.auth_time,
                     if current.sid.is_some() { &["pwd"] } else { &[] },
                     None,
                     current.sid.as_deref(),
-                ),
+                )),
                 user: current.user.clone(),
             }
         } else {
