@@ -155,9 +155,9 @@ pub mod device;
 pub mod guard;
 pub mod oauth1;
 
+pub use device::device_router;
 pub use guard::{Authenticated, BearerGuard, RequireScopesLayer};
 pub use latchkey_adapter::{OAuth1Guard, TokioBlocking};
-pub use device::device_router;
 pub use oauth1::oauth1_router;
 
 /// A router with the token endpoint (`/token`), pushed authorization requests (`/par`),

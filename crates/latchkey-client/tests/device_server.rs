@@ -36,7 +36,11 @@ fn ours(server: &TestServer, client: &common::TestClient) -> Arc<RemoteApp<Reqwe
 }
 
 /// The user allows the device while it polls: answered on another task after a moment.
-fn allow_soon(server: Arc<TestServer>, user_code: String, allow: bool) -> tokio::task::JoinHandle<()> {
+fn allow_soon(
+    server: Arc<TestServer>,
+    user_code: String,
+    allow: bool,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let done = Agent::new()
             .approve_device(&server, &user_code, allow)
@@ -81,7 +85,7 @@ async fn our_client_polls_our_server_until_the_user_allows() {
     assert_eq!(me["client_id"], client.id);
     // The device code is spent.
     let again = app.token(device.grant()).await.expect_err("used");
-    assert_eq!(again.code(), Some(ErrorCode::InvalidGrant));
+    assert_eq!(again.code(), Some(&ErrorCode::InvalidGrant));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -89,11 +93,14 @@ async fn our_client_stops_on_access_denied() {
     let server = Arc::new(TestServer::start().await);
     let client = device_client(&server).await;
     let app = ours(&server, &client);
-    let device = app.device_authorization(Some(&["profile"])).await.expect("device");
+    let device = app
+        .device_authorization(Some(&["profile"]))
+        .await
+        .expect("device");
     let user = allow_soon(server.clone(), device.user_code.clone(), false);
     let err: ClientError = app.poll_device(&device).await.expect_err("denied");
     user.await.expect("the user answered");
-    assert_eq!(err.code(), Some(ErrorCode::AccessDenied));
+    assert_eq!(err.code(), Some(&ErrorCode::AccessDenied));
 }
 
 /// The `oauth2` crate's async HTTP hook, over reqwest.
@@ -134,8 +141,11 @@ async fn the_oauth2_crate_does_the_device_flow_against_our_server() {
     let user = allow_soon(server.clone(), details.user_code().secret().clone(), true);
     let token = peer
         .exchange_device_access_token(&details)
-        .expect("token URL set")
-        .request_async(&peer_http, tokio::time::sleep, Some(Duration::from_secs(120)))
+        .request_async(
+            &peer_http,
+            tokio::time::sleep,
+            Some(Duration::from_secs(120)),
+        )
         .await
         .expect("the crate polls until the user allows");
     user.await.expect("the user answered");

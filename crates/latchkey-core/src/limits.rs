@@ -310,7 +310,11 @@ impl Limits {
         ];
         let mut reserved: Vec<String> = Vec::with_capacity(2);
         for (k, rate) in gates.into_iter().flatten() {
-            let verdict = match self.counters.reserve(&k, gate(rate), rate.window, now).await {
+            let verdict = match self
+                .counters
+                .reserve(&k, gate(rate), rate.window, now)
+                .await
+            {
                 Ok(verdict) => verdict,
                 Err(err) => {
                     self.refund_all(&reserved.iter().map(String::as_str).collect::<Vec<_>>())

@@ -85,7 +85,7 @@ impl Kit {
         let answer = if allow {
             Answer::Allow {
                 user: AuthenticatedUser::new("u-alice", "alice"),
-                auth: AuthContext::login(None, &["pwd"], None, None),
+                auth: Box::new(AuthContext::login(None, &["pwd"], None, None)),
             }
         } else {
             Answer::Deny
@@ -282,5 +282,9 @@ async fn metadata_advertises_the_endpoint_and_the_grant() {
         "http://127.0.0.1:8080/device_authorization"
     );
     let grants = doc["grant_types_supported"].as_array().expect("grants");
-    assert!(grants.iter().any(|g| g == "urn:ietf:params:oauth:grant-type:device_code"));
+    assert!(
+        grants
+            .iter()
+            .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code")
+    );
 }

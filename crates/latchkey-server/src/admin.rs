@@ -929,7 +929,11 @@ fn grant_types(names: &[String]) -> Result<BTreeSet<GrantType>, AdminError> {
         .iter()
         .map(|g| {
             // `device_code` is short for the device grant's URN (RFC 8628 §3.4).
-            let g = if g == "device_code" { latchkey_core::device::GRANT_TYPE } else { g };
+            let g = if g == "device_code" {
+                latchkey_core::device::GRANT_TYPE
+            } else {
+                g
+            };
             GrantType::parse(g)
                 .ok_or_else(|| AdminError::Invalid(format!("unknown grant type {g:?}")))
         })

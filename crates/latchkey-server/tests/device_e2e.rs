@@ -96,7 +96,11 @@ async fn answer(agent: &mut Agent, server: &Server, user_code: &str, allow: bool
     assert_eq!(consent.status, 200, "consent page: {}", consent.body);
     assert!(consent.body.contains("E2E Service"), "{}", consent.body);
     assert!(consent.body.contains(user_code), "the code is shown");
-    assert!(consent.body.contains("<code>read</code>"), "{}", consent.body);
+    assert!(
+        consent.body.contains("<code>read</code>"),
+        "{}",
+        consent.body
+    );
     agent
         .post(
             &server.url("/device"),
@@ -120,12 +124,13 @@ fn setup() -> (tempfile::TempDir, CliClient) {
 async fn metadata_advertises_the_device_endpoint_and_grant() {
     let (dir, _) = setup();
     let server = Server::start(dir.path());
-    let doc: serde_json::Value = reqwest::get(server.url("/.well-known/oauth-authorization-server"))
-        .await
-        .expect("answers")
-        .json()
-        .await
-        .expect("json");
+    let doc: serde_json::Value =
+        reqwest::get(server.url("/.well-known/oauth-authorization-server"))
+            .await
+            .expect("answers")
+            .json()
+            .await
+            .expect("json");
     assert_eq!(
         doc["device_authorization_endpoint"],
         server.url("/device_authorization")
@@ -194,7 +199,10 @@ async fn a_device_polls_slows_down_and_gets_tokens_once_after_the_user_allows() 
     let again = agent
         .post(
             &server.url("/device"),
-            &[("csrf_token", &form.field("csrf_token")), ("user_code", user_code)],
+            &[
+                ("csrf_token", &form.field("csrf_token")),
+                ("user_code", user_code),
+            ],
         )
         .await;
     assert_eq!(again.status, 400, "{}", again.body);
@@ -312,7 +320,10 @@ async fn the_complete_uri_fills_the_code_in_but_the_user_still_confirms() {
 #[tokio::test]
 async fn wrong_user_codes_are_rate_limited_per_address() {
     let (dir, client) = setup();
-    let server = Server::start_with(dir.path(), &[("LATCHKEY_DEVICE__MAX_WRONG_CODES_PER_IP", "3")]);
+    let server = Server::start_with(
+        dir.path(),
+        &[("LATCHKEY_DEVICE__MAX_WRONG_CODES_PER_IP", "3")],
+    );
     let http = reqwest::Client::new();
     let started = start(&http, &server, &client).await;
     let user_code = started["user_code"].as_str().expect("user_code");
@@ -322,7 +333,10 @@ async fn wrong_user_codes_are_rate_limited_per_address() {
         let page = agent
             .post(
                 &server.url("/device"),
-                &[("csrf_token", &form.field("csrf_token")), ("user_code", wrong)],
+                &[
+                    ("csrf_token", &form.field("csrf_token")),
+                    ("user_code", wrong),
+                ],
             )
             .await;
         assert_eq!(page.status, 400, "{}", page.body);
@@ -331,7 +345,10 @@ async fn wrong_user_codes_are_rate_limited_per_address() {
     let page = agent
         .post(
             &server.url("/device"),
-            &[("csrf_token", &form.field("csrf_token")), ("user_code", user_code)],
+            &[
+                ("csrf_token", &form.field("csrf_token")),
+                ("user_code", user_code),
+            ],
         )
         .await;
     assert_eq!(page.status, 429, "even the right code waits: {}", page.body);

@@ -87,7 +87,11 @@ where
         };
         let sealed = form.get(SEALED_FIELD).unwrap_or("");
         let p = &self.inner.provider;
-        let Some((code, _)) = self.inner.cookies.open_pending(req, sealed, p.clock().now()) else {
+        let Some((code, _)) = self
+            .inner
+            .cookies
+            .open_pending(req, sealed, p.clock().now())
+        else {
             return self.device_form(req, "", Some(expired_form()), 400);
         };
         let code = code.to_owned();
@@ -198,12 +202,12 @@ where
         };
         let answer = if allow {
             Answer::Allow {
-                auth: AuthContext::login(
+                auth: Box::new(AuthContext::login(
                     current.auth_time,
                     if current.sid.is_some() { &["pwd"] } else { &[] },
                     None,
                     current.sid.as_deref(),
-                ),
+                )),
                 user: current.user.clone(),
             }
         } else {

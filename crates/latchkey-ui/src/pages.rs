@@ -32,7 +32,10 @@ pub const TEMPLATES: [(&str, &str); 12] = [
         "device_consent.html",
         include_str!("../templates/device_consent.html"),
     ),
-    ("device_done.html", include_str!("../templates/device_done.html")),
+    (
+        "device_done.html",
+        include_str!("../templates/device_done.html"),
+    ),
 ];
 
 /// A template that cannot be loaded or parsed.

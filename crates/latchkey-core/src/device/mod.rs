@@ -320,7 +320,10 @@ mod tests {
         for len in [6, 8, 16] {
             let code = new_user_code(&entropy, len);
             assert_eq!(code.len(), len);
-            assert!(code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)), "{code}");
+            assert!(
+                code.bytes().all(|b| USER_CODE_ALPHABET.contains(&b)),
+                "{code}"
+            );
         }
         assert_ne!(new_user_code(&entropy, 8), new_user_code(&entropy, 8));
     }

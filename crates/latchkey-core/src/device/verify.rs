@@ -122,7 +122,7 @@ pub enum Answer {
         /// The signed-in user.
         user: AuthenticatedUser,
         /// How they authenticated, for an ID token.
-        auth: AuthContext,
+        auth: Box<AuthContext>,
     },
     /// Deny it.
     Deny,
@@ -155,7 +155,7 @@ where
             subject: user.subject,
             username: user.username,
             scope: request.scope.clone(),
-            auth: Some(Box::new(auth)),
+            auth: Some(auth),
             attached: user.attached,
         })),
         Answer::Deny => DeviceStatus::Denied,

@@ -97,8 +97,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     doc["backchannel_logout_session_supported"] = true.into();
     // RFC 8628 §4: where devices start, when the grant is on.
     if c.grant_enabled(GrantType::DeviceCode) {
-        doc["device_authorization_endpoint"] =
-            url(crate::device::DEVICE_AUTHORIZATION_PATH).into();
+        doc["device_authorization_endpoint"] = url(crate::device::DEVICE_AUTHORIZATION_PATH).into();
     }
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();

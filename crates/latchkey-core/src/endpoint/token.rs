@@ -139,12 +139,15 @@ where
             ))
             .await
         }
-        // PENDING-MERGE: dispatched to grant::device_code::exchange once every backend
-        // implements PendingStore (ProviderStore then includes it).
-        TokenRequest::DeviceCode { device_code: _ } => Err(OAuthError::new(
-            ErrorCode::UnsupportedGrantType,
-            "the device grant needs a store with pending requests",
-        )),
+        TokenRequest::DeviceCode { device_code } => {
+            Box::pin(grant::device_code::exchange(
+                p,
+                &client,
+                &device_code,
+                binding,
+            ))
+            .await
+        }
         TokenRequest::Extension { grant_type, scope } => {
             Box::pin(grant::extension::exchange(
                 p,

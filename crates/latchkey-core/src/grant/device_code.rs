@@ -68,10 +68,11 @@ where
                     continue;
                 }
                 // RFC 8628 §3.5 "access_denied", answered as a token error (400).
-                return Err(
-                    OAuthError::new(ErrorCode::AccessDenied, "the user denied the request")
-                        .with_status(400),
-                );
+                return Err(OAuthError::new(
+                    ErrorCode::AccessDenied,
+                    "the user denied the request",
+                )
+                .with_status(400));
             }
             PollVerdict::SlowDown(next) | PollVerdict::Pending(next) => {
                 let slow = next.interval != state.interval;

@@ -125,7 +125,8 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
     let x_request_id = HeaderName::from_static("x-request-id");
     let store = ui.provider().store().clone();
     let router = oauth
-        .merge(latchkey_axum::authorize_router(ui))
+        .merge(latchkey_axum::authorize_router(ui.clone()))
+        .merge(latchkey_axum::device_router(ui))
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(move || readyz(store.clone())))
         .route(JS_CLIENT_PATH, axum::routing::get(js_client));
