@@ -115,6 +115,7 @@ fn route_label(path: &str) -> &'static str {
         "/readyz",
         "/metrics",
         "/js/latchkey.js",
+        "/par",
     ];
     KNOWN
         .iter()
