@@ -118,6 +118,7 @@ fn route_label(path: &str) -> &'static str {
         "/device_authorization",
         "/device",
         "/device/login",
+        "/par",
     ];
     KNOWN
         .iter()

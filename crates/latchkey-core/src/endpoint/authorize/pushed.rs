@@ -3,7 +3,7 @@
 //! browser to `/authorize` with, so that nothing the user agent could read or alter carries
 //! them.
 //!
-//! The pushed parameters are validated by the one parser of `/authorize` ([`validate`]): an
+//! The pushed parameters are validated by the one parser of `/authorize` (its `validate`): an
 //! error it would redirect is answered here as JSON instead (RFC 9126 §2.3). They are kept as
 //! a pending record ([`crate::store::PendingStore`]) whose body is their versioned form-encoded
 //! text, for [`crate::config::Config::par_ttl`] seconds.
@@ -12,7 +12,7 @@
 //! pushed parameters count (§4). Single use is decided when the request is: the browser may
 //! load `/authorize` again while the user logs in or is asked for consent, but issuing the
 //! code (or refusing) first removes the record at the version it was loaded at
-//! ([`take`]); of two decisions on one `request_uri`, one finds it gone. The first load gives
+//! (`take`); of two decisions on one `request_uri`, one finds it gone. The first load gives
 //! the record an interaction window ([`INTERACTION_TTL`]), so a slow login does not outlive
 //! the `request_uri`; the record carries on in the login flow's signed state
 //! ([`super::Pending`]).

@@ -361,7 +361,12 @@ where
         }
     };
     let params = Params::parse(raw).map_err(page)?;
-    if params.contains("request_uri") {
+    // Our own `request_uri`s are pushed requests; any other (a request object by reference,
+    // OpenID Connect Core §6.2) is refused as unsupported by the validation below.
+    if params
+        .get("request_uri")
+        .is_some_and(|uri| uri.starts_with(super::pushed::REQUEST_URI_PREFIX))
+    {
         return super::pushed::load(p, &params, req).await;
     }
     let request = validate(p, &params, req)
