@@ -60,6 +60,27 @@ pub struct ClientMetadata {
     /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// For `tls_client_auth` (RFC 8705 §2.1.2): the certificate's expected subject DN, as an
+    /// RFC 4514 string. Exactly one of this and the `tls_client_auth_san_*` values is
+    /// registered (see [`crate::mtls::registered_rule`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// For `tls_client_auth`: a DNS name the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: a URI the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: an IP address (text form) the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// For `tls_client_auth`: an email address the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Bind the client's access tokens (and a public client's refresh tokens) to the TLS
+    /// client certificate presented at the token endpoint (RFC 8705 §3, §4).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// The longest JSON text of a client's metadata: bounds what a registration may store.
@@ -105,6 +126,21 @@ impl ClientMetadata {
                     "{name} {uri:?} must be an absolute URI without a fragment"
                 ));
             }
+        }
+        // RFC 8705 §2.1.2: one subject rule at most; which one a client needs is
+        // `crate::mtls::check_registration`'s rule, by its method.
+        let tls_rules = [
+            &self.tls_client_auth_subject_dn,
+            &self.tls_client_auth_san_dns,
+            &self.tls_client_auth_san_uri,
+            &self.tls_client_auth_san_ip,
+            &self.tls_client_auth_san_email,
+        ];
+        if tls_rules.iter().filter(|r| r.is_some()).count() > 1 {
+            return Err(
+                "only one of tls_client_auth_subject_dn and tls_client_auth_san_* may be registered"
+                    .into(),
+            );
         }
         if let Some(kind) = &self.subject_type
             && !matches!(kind.as_str(), "public" | "pairwise")
@@ -211,6 +247,11 @@ mod tests {
             },
             ClientMetadata {
                 access_token_format: Some("paseto".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                tls_client_auth_subject_dn: Some("CN=a".into()),
+                tls_client_auth_san_dns: Some("a.example".into()),
                 ..ClientMetadata::default()
             },
             ClientMetadata {

@@ -71,6 +71,11 @@ pub struct Config {
     /// default): the issuer. One value for every token until RFC 8707's `resource`
     /// parameter lets a request name its own (see [`crate::access_jwt`]).
     pub access_token_audience: Option<String>,
+    /// Mutual TLS (RFC 8705) on: the embedding server hands TLS client certificates to the
+    /// core (see [`crate::mtls`]). The metadata then lists `tls_client_auth` and
+    /// `self_signed_tls_client_auth` and `tls_client_certificate_bound_access_tokens`. Off (the
+    /// default), no request carries a certificate, so such clients cannot authenticate.
+    pub mtls: bool,
 }
 
 impl Default for Config {
@@ -94,6 +99,7 @@ impl Default for Config {
             id_token_ttl: 3600,
             pairwise_salt: None,
             access_token_audience: None,
+            mtls: false,
         }
     }
 }

@@ -11,7 +11,7 @@ use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Binding, Confirmation, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 use std::net::IpAddr;
 
@@ -25,6 +25,7 @@ pub async fn exchange<S, U>(
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
     client_ip: Option<IpAddr>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -68,7 +69,7 @@ where
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        cnf,
     })
     .await
 }
