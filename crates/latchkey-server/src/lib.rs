@@ -13,6 +13,7 @@ pub mod cli;
 pub mod jwks_fetch;
 pub mod logging;
 pub mod metrics;
+pub mod mtls;
 pub mod serve;
 pub mod settings;
 pub mod signing_keys;
