@@ -18,8 +18,8 @@ use x509_parser::objects::{oid_registry, oid2abbrev};
 /// bound on what a header or a handshake can make the server parse.
 pub const MAX_CERTIFICATE_LEN: usize = 16 * 1024;
 
-/// The one way a `tls_client_auth` client is recognised (RFC 8705 §2.1.2: "only one of [these]
-/// metadata parameters").
+/// The one way a `tls_client_auth` client is recognised (RFC 8705 §2.1.2: only one of these
+/// metadata parameters is registered).
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SubjectRule {
