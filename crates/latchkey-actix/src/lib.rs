@@ -36,6 +36,7 @@ use latchkey_core::endpoint::metadata::{
     INTROSPECT_PATH, METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
 };
 use latchkey_core::http::{HeaderError, HttpRequest, HttpResponse, Method, collect_headers};
+use latchkey_core::mtls::ClientCertificate;
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
@@ -43,6 +44,7 @@ use latchkey_core::user::UserAuthenticator;
 use latchkey_ui::{Login, Ui};
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 
 pub mod guard;
 
@@ -114,6 +116,13 @@ pub(crate) fn head_request(req: &actix_web::HttpRequest) -> Result<HttpRequest, 
         tls,
         // No transport rule of its own here: only TLS counts.
         transport_allowed: tls,
+        // Set by the application's `on_connect` (connection data) or a middleware (request
+        // extension), from its TLS stream's peer certificate.
+        client_cert: req
+            .extensions()
+            .get::<Arc<ClientCertificate>>()
+            .cloned()
+            .or_else(|| req.conn_data::<Arc<ClientCertificate>>().cloned()),
     })
 }
 

@@ -111,6 +111,7 @@ fn head_request(parts: &Parts) -> Result<HttpRequest, HeaderError> {
             .map(|c| c.0),
         tls,
         transport_allowed,
+        client_cert: crate::client_cert(&parts.extensions),
     })
 }
 

@@ -28,11 +28,13 @@ use axum::http::{HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method, collect_headers};
+use latchkey_core::mtls::ClientCertificate;
 use latchkey_core::params::MAX_FORM_BYTES;
 use latchkey_core::prelude::{OAuthError, Provider};
 use latchkey_core::store::ProviderStore;
 use latchkey_core::user::UserAuthenticator;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// Marks a request as received over TLS. A server that terminates TLS (or trusts a proxy
 /// that did) inserts it as a request extension; the core then knows the transport was safe.
@@ -50,6 +52,13 @@ pub struct PlainHttpAllowed;
 pub(crate) fn transport(extensions: &axum::http::Extensions) -> (bool, bool) {
     let tls = extensions.get::<Tls>().is_some();
     (tls, tls || extensions.get::<PlainHttpAllowed>().is_some())
+}
+
+/// The TLS client certificate of the request (RFC 8705): the server that terminates TLS
+/// (or believes a trusted proxy's header) inserts it as an `Arc<ClientCertificate>` request
+/// extension.
+pub(crate) fn client_cert(extensions: &axum::http::Extensions) -> Option<Arc<ClientCertificate>> {
+    extensions.get::<Arc<ClientCertificate>>().cloned()
 }
 
 /// The owned, framework-free request, extracted from axum's.
@@ -91,6 +100,7 @@ impl<S: Send + Sync> FromRequest<S> for Extract {
                 .map(|ConnectInfo(addr)| *addr),
             tls,
             transport_allowed,
+            client_cert: client_cert(&parts.extensions),
         }))
     }
 }

@@ -269,16 +269,24 @@ pub enum AuthMethod {
     /// `client_secret_jwt`: a JWT with an HMAC keyed by the client secret (OpenID Connect
     /// Core §9); see [`crate::client_assertion`].
     ClientSecretJwt,
+    /// `tls_client_auth`: a TLS client certificate from a trusted CA, with the registered
+    /// subject DN or SAN (RFC 8705 §2.1); see [`crate::mtls`].
+    TlsClientAuth,
+    /// `self_signed_tls_client_auth`: a TLS client certificate registered in the client's
+    /// `jwks` (RFC 8705 §2.2); see [`crate::mtls`].
+    SelfSignedTlsClientAuth,
 }
 
 impl AuthMethod {
     /// Every method, in a stable order.
-    pub const ALL: [AuthMethod; 5] = [
+    pub const ALL: [AuthMethod; 7] = [
         Self::ClientSecretBasic,
         Self::ClientSecretPost,
         Self::None,
         Self::PrivateKeyJwt,
         Self::ClientSecretJwt,
+        Self::TlsClientAuth,
+        Self::SelfSignedTlsClientAuth,
     ];
 
     /// The name used in RFC 7591 metadata, on the wire and in settings.
@@ -289,6 +297,8 @@ impl AuthMethod {
             Self::None => "none",
             Self::PrivateKeyJwt => "private_key_jwt",
             Self::ClientSecretJwt => "client_secret_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
+            Self::SelfSignedTlsClientAuth => "self_signed_tls_client_auth",
         }
     }
 
@@ -354,10 +364,17 @@ pub struct Client {
 
 impl Client {
     /// Confidential when it has a secret or authenticates with its own key pair
-    /// (`private_key_jwt`), public otherwise.
+    /// (`private_key_jwt`, or a TLS client certificate), public otherwise.
     pub fn client_type(&self) -> ClientType {
         if self.secret_digest.is_some()
-            || self.token_endpoint_auth_method == Some(AuthMethod::PrivateKeyJwt)
+            || matches!(
+                self.token_endpoint_auth_method,
+                Some(
+                    AuthMethod::PrivateKeyJwt
+                        | AuthMethod::TlsClientAuth
+                        | AuthMethod::SelfSignedTlsClientAuth
+                )
+            )
         {
             ClientType::Confidential
         } else {
@@ -477,6 +494,7 @@ impl Client {
             );
         }
         self.metadata.validate().map_err(InvalidRegistration)?;
+        crate::mtls::check_registration(self).map_err(InvalidRegistration)?;
         crate::oidc::subject::check_registration(self).map_err(InvalidRegistration)
     }
 
@@ -616,7 +634,15 @@ impl NewClient {
     pub fn build(self, entropy: &dyn Entropy, now: UnixTime) -> (Client, Option<Secret>) {
         let secret = match (self.client_type, self.token_endpoint_auth_method) {
             // A key pair authenticates the client: a secret would be one more thing to leak.
-            (_, Some(AuthMethod::PrivateKeyJwt)) | (ClientType::Public, _) => None,
+            (
+                _,
+                Some(
+                    AuthMethod::PrivateKeyJwt
+                    | AuthMethod::TlsClientAuth
+                    | AuthMethod::SelfSignedTlsClientAuth,
+                ),
+            )
+            | (ClientType::Public, _) => None,
             // 512 bits, so HS512 has a key as long as its hash (RFC 7518 §3.2).
             (ClientType::Confidential, Some(AuthMethod::ClientSecretJwt)) => {
                 Some(Secret::new(random_token(entropy, 64)))
@@ -1111,6 +1137,10 @@ mod tests {
         for m in AuthMethod::ALL {
             assert_eq!(AuthMethod::parse(m.as_str()), Some(m));
         }
-        assert_eq!(AuthMethod::parse("tls_client_auth"), None);
+        assert_eq!(
+            AuthMethod::parse("tls_client_auth"),
+            Some(AuthMethod::TlsClientAuth)
+        );
+        assert_eq!(AuthMethod::parse("attest_jwt_client_auth"), None);
     }
 }

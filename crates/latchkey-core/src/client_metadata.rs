@@ -94,6 +94,27 @@ pub struct ClientMetadata {
     /// document replace a client registered any other way.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub from_metadata_document: bool,
+    /// For `tls_client_auth` (RFC 8705 §2.1.2): the certificate's expected subject DN, as an
+    /// RFC 4514 string. Exactly one of this and the `tls_client_auth_san_*` values is
+    /// registered (see [`crate::mtls::registered_rule`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// For `tls_client_auth`: a DNS name the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: a URI the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: an IP address (text form) the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// For `tls_client_auth`: an email address the certificate's SAN must hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Bind the client's access tokens (and a public client's refresh tokens) to the TLS
+    /// client certificate presented at the token endpoint (RFC 8705 §3, §4).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// The most `contacts` one client may register.
@@ -186,6 +207,21 @@ impl ClientMetadata {
             && !matches!(kind.as_str(), "web" | "native")
         {
             return Err("application_type must be web or native".into());
+        }
+        // RFC 8705 §2.1.2: one subject rule at most; which one a client needs is
+        // `crate::mtls::check_registration`'s rule, by its method.
+        let tls_rules = [
+            &self.tls_client_auth_subject_dn,
+            &self.tls_client_auth_san_dns,
+            &self.tls_client_auth_san_uri,
+            &self.tls_client_auth_san_ip,
+            &self.tls_client_auth_san_email,
+        ];
+        if tls_rules.iter().filter(|r| r.is_some()).count() > 1 {
+            return Err(
+                "only one of tls_client_auth_subject_dn and tls_client_auth_san_* may be registered"
+                    .into(),
+            );
         }
         if let Some(kind) = &self.subject_type
             && !matches!(kind.as_str(), "public" | "pairwise")
@@ -304,6 +340,8 @@ mod tests {
             ClientMetadata {
                 logo_uri: Some("javascript:alert(1)".into()),
                 ..ClientMetadata::default()
+                tls_client_auth_subject_dn: Some("CN=a".into()),
+                tls_client_auth_san_dns: Some("a.example".into()),
             },
             ClientMetadata {
                 contacts: vec!["a\nb".into()],

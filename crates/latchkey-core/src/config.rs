@@ -89,6 +89,11 @@ pub struct Config {
     /// The device authorization grant (RFC 8628): on by default (a client still needs the
     /// grant type to use it), with its lifetimes and user-code shape.
     pub device: DeviceConfig,
+    /// Mutual TLS (RFC 8705) on: the embedding server hands TLS client certificates to the
+    /// core (see [`crate::mtls`]). The metadata then lists `tls_client_auth` and
+    /// `self_signed_tls_client_auth` and `tls_client_certificate_bound_access_tokens`. Off (the
+    /// default), no request carries a certificate, so such clients cannot authenticate.
+    pub mtls: bool,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -147,6 +152,7 @@ impl Default for Config {
             par_ttl: 60,
             require_pushed_authorization_requests: false,
             device: DeviceConfig::default(),
+            mtls: false,
         }
     }
 }

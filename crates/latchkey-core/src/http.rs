@@ -58,6 +58,10 @@ pub struct HttpRequest {
     /// `tls.allow_insecure_http`). The adapter sets it from that rule's decision; without
     /// such a rule it is `false` whenever `tls` is.
     pub transport_allowed: bool,
+    /// The TLS client certificate of the request (RFC 8705), when the server asked for one and
+    /// the client sent it, or a trusted TLS-terminating proxy forwarded it; set by the adapter
+    /// from what the server's TLS layer decided. See [`crate::mtls`].
+    pub client_cert: Option<std::sync::Arc<crate::mtls::ClientCertificate>>,
 }
 
 impl HttpRequest {
@@ -72,6 +76,7 @@ impl HttpRequest {
             peer: None,
             tls: false,
             transport_allowed: false,
+            client_cert: None,
         }
     }
 
@@ -85,6 +90,12 @@ impl HttpRequest {
     /// Adds a header (the name is lowercased).
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_ascii_lowercase(), value.into()));
+        self
+    }
+
+    /// Attaches the TLS client certificate the server received.
+    pub fn with_client_cert(mut self, cert: crate::mtls::ClientCertificate) -> Self {
+        self.client_cert = Some(std::sync::Arc::new(cert));
         self
     }
 

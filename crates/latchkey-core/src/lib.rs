@@ -61,6 +61,7 @@ pub mod jose;
 pub mod limits;
 pub mod login;
 pub mod logout;
+pub mod mtls;
 pub mod net;
 pub mod oidc;
 pub mod params;

@@ -152,6 +152,19 @@ impl TrustedProxies {
         proto.is_some_and(|p| p.eq_ignore_ascii_case("https"))
     }
 
+    /// The TLS client certificate (DER) that the nearest trusted proxy forwarded in header
+    /// `name` (RFC 8705 behind a TLS-terminating proxy; see
+    /// [`crate::mtls::decode_forwarded_certificate`] for the formats). `None` unless the peer
+    /// is trusted, the header came exactly once (the proxy must set it, replacing whatever the
+    /// client sent), and it holds one certificate. The caller verifies the chain, as for a
+    /// certificate of its own handshake.
+    pub fn forwarded_client_cert(&self, req: &HttpRequest, name: &str) -> Option<Vec<u8>> {
+        if !req.peer.is_some_and(|p| self.trusts(p.ip())) || req.header_count(name) != 1 {
+            return None;
+        }
+        crate::mtls::decode_forwarded_certificate(req.header(name)?)
+    }
+
     /// The forwarding chain, left (client) to right (nearest proxy), from the configured
     /// header; `None` for an entry that is not an address.
     fn chain(&self, req: &HttpRequest) -> Vec<Option<IpAddr>> {

@@ -123,6 +123,26 @@ pub struct ClientSpec {
     /// Core §8.1).
     #[serde(default)]
     pub sector_identifier_uri: Option<String>,
+    /// For `tls_client_auth` (RFC 8705 §2.1.2): the certificate's subject DN (RFC 4514).
+    /// One of this and the `tls_client_auth_san_*` values.
+    #[serde(default)]
+    pub tls_client_auth_subject_dn: Option<String>,
+    /// For `tls_client_auth`: a DNS name in the certificate's SAN.
+    #[serde(default)]
+    pub tls_client_auth_san_dns: Option<String>,
+    /// For `tls_client_auth`: a URI in the certificate's SAN.
+    #[serde(default)]
+    pub tls_client_auth_san_uri: Option<String>,
+    /// For `tls_client_auth`: an IP address in the certificate's SAN.
+    #[serde(default)]
+    pub tls_client_auth_san_ip: Option<String>,
+    /// For `tls_client_auth`: an email address in the certificate's SAN.
+    #[serde(default)]
+    pub tls_client_auth_san_email: Option<String>,
+    /// Bind the client's access tokens (and a public client's refresh tokens) to its TLS
+    /// client certificate (RFC 8705 §3).
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: bool,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -161,6 +181,11 @@ pub struct ClientView {
     /// The URL whose host is its pairwise sector, checked at registration.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sector_identifier_uri: Option<String>,
+    /// The certificate subject rule of a `tls_client_auth` client (RFC 8705 §2.1.2), as
+    /// `name=value` (`tls_client_auth_san_dns=svc.example`).
+    pub tls_client_auth: Option<String>,
+    /// Whether its tokens are bound to its TLS client certificate (RFC 8705 §3).
+    pub tls_client_certificate_bound_access_tokens: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -183,6 +208,10 @@ impl From<&Client> for ClientView {
             access_token_format: c.metadata.access_token_format().as_str(),
             subject_type: c.metadata.subject_type.clone(),
             sector_identifier_uri: c.metadata.sector_identifier_uri.clone(),
+            tls_client_auth: tls_rule(&c.metadata),
+            tls_client_certificate_bound_access_tokens: c
+                .metadata
+                .tls_client_certificate_bound_access_tokens,
             created_at: c.created_at.0,
         }
     }
@@ -555,6 +584,14 @@ impl Admin {
         }
         client.metadata.subject_type = spec.subject_type.clone();
         client.metadata.sector_identifier_uri = spec.sector_identifier_uri.clone();
+        let tls = &mut client.metadata;
+        tls.tls_client_auth_subject_dn = spec.tls_client_auth_subject_dn.clone();
+        tls.tls_client_auth_san_dns = spec.tls_client_auth_san_dns.clone();
+        tls.tls_client_auth_san_uri = spec.tls_client_auth_san_uri.clone();
+        tls.tls_client_auth_san_ip = spec.tls_client_auth_san_ip.clone();
+        tls.tls_client_auth_san_email = spec.tls_client_auth_san_email.clone();
+        tls.tls_client_certificate_bound_access_tokens =
+            spec.tls_client_certificate_bound_access_tokens;
         client.validate().map_err(|e| invalid(e.0))?;
         self.check_sector_identifier(&client).await?;
         self.store.put_client(&client).await?;
@@ -949,7 +986,7 @@ fn scope_set(setting: &str, raw: &str) -> Result<ScopeSet, AdminError> {
 fn auth_method(name: &str) -> Result<AuthMethod, AdminError> {
     AuthMethod::parse(name).ok_or_else(|| {
         AdminError::Invalid(format!(
-            "unknown token_endpoint_auth_method {name:?}: use client_secret_basic, client_secret_post, none, private_key_jwt or client_secret_jwt"
+            "unknown token_endpoint_auth_method {name:?}: use client_secret_basic, client_secret_post, none, private_key_jwt, client_secret_jwt, tls_client_auth or self_signed_tls_client_auth"
         ))
     })
 }
@@ -1010,4 +1047,20 @@ async fn hash(password: Secret) -> Result<String, AdminError> {
         .await
         .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))?
         .map_err(|e| AdminError::Invalid(format!("hashing failed: {e}")))
+}
+
+/// The registered `tls_client_auth` subject rule as `name=value`, for the admin view.
+fn tls_rule(meta: &latchkey_core::client::ClientMetadata) -> Option<String> {
+    [
+        (
+            "tls_client_auth_subject_dn",
+            &meta.tls_client_auth_subject_dn,
+        ),
+        ("tls_client_auth_san_dns", &meta.tls_client_auth_san_dns),
+        ("tls_client_auth_san_uri", &meta.tls_client_auth_san_uri),
+        ("tls_client_auth_san_ip", &meta.tls_client_auth_san_ip),
+        ("tls_client_auth_san_email", &meta.tls_client_auth_san_email),
+    ]
+    .into_iter()
+    .find_map(|(name, value)| value.as_ref().map(|v| format!("{name}={v}")))
 }

@@ -373,8 +373,10 @@ pub struct CreateClient {
     #[arg(long, value_name = "SECONDS")]
     pub refresh_token_ttl: Option<u64>,
     /// The one way the client must authenticate: client_secret_basic, client_secret_post,
-    /// none, private_key_jwt (with --jwks-file or --jwks-uri) or client_secret_jwt (default:
-    /// either secret method for a confidential client, none for a public one).
+    /// none, private_key_jwt (with --jwks-file or --jwks-uri), client_secret_jwt,
+    /// tls_client_auth (with one --tls-subject-dn/--tls-san-*) or self_signed_tls_client_auth
+    /// (with --jwks-file holding the certificate as x5c) (default: either secret method for a
+    /// confidential client, none for a public one).
     #[arg(long, alias = "auth-method", value_name = "METHOD")]
     pub token_endpoint_auth_method: Option<String>,
     /// Use this client id instead of a generated one.
@@ -407,6 +409,9 @@ pub struct CreateClient {
     /// The OpenID Connect subject registration.
     #[command(flatten)]
     pub subject: SubjectFlags,
+    /// The mutual-TLS registration (RFC 8705).
+    #[command(flatten)]
+    pub tls: TlsClientFlags,
 }
 
 /// The OpenID Connect subject registration of `client create` and `client update`.
@@ -420,6 +425,31 @@ pub struct SubjectFlags {
     /// checked now, its host becomes the pairwise sector.
     #[arg(long, value_name = "URL")]
     pub sector_identifier_uri: Option<String>,
+}
+
+/// The mutual-TLS registration of `client create` (RFC 8705): the certificate rule of a
+/// `tls_client_auth` client (one of them), and certificate-bound tokens. A
+/// `self_signed_tls_client_auth` client registers its certificate in `--jwks-file` (`x5c`).
+#[derive(Debug, Default, Args)]
+pub struct TlsClientFlags {
+    /// tls_client_auth: the certificate's subject DN (RFC 4514, e.g. "CN=svc,O=Example").
+    #[arg(long = "tls-subject-dn", value_name = "DN")]
+    pub subject_dn: Option<String>,
+    /// tls_client_auth: a DNS name in the certificate's subject alternative names.
+    #[arg(long = "tls-san-dns", value_name = "NAME")]
+    pub san_dns: Option<String>,
+    /// tls_client_auth: a URI in the certificate's subject alternative names.
+    #[arg(long = "tls-san-uri", value_name = "URI")]
+    pub san_uri: Option<String>,
+    /// tls_client_auth: an IP address in the certificate's subject alternative names.
+    #[arg(long = "tls-san-ip", value_name = "ADDRESS")]
+    pub san_ip: Option<String>,
+    /// tls_client_auth: an email address in the certificate's subject alternative names.
+    #[arg(long = "tls-san-email", value_name = "EMAIL")]
+    pub san_email: Option<String>,
+    /// Bind the client's access tokens to its TLS client certificate (RFC 8705 §3).
+    #[arg(long = "tls-bound-tokens")]
+    pub bound_tokens: bool,
 }
 
 /// The OpenID Connect logout registration of `client create` and `client update`.
@@ -826,6 +856,12 @@ impl CreateClient {
             access_token_format: self.access_token_format,
             subject_type: self.subject.subject_type,
             sector_identifier_uri: self.subject.sector_identifier_uri,
+            tls_client_auth_subject_dn: self.tls.subject_dn,
+            tls_client_auth_san_dns: self.tls.san_dns,
+            tls_client_auth_san_uri: self.tls.san_uri,
+            tls_client_auth_san_ip: self.tls.san_ip,
+            tls_client_auth_san_email: self.tls.san_email,
+            tls_client_certificate_bound_access_tokens: self.tls.bound_tokens,
         }
     }
 }

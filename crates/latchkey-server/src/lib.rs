@@ -16,6 +16,7 @@ pub mod jwks_fetch;
 pub mod logging;
 pub mod metrics;
 pub mod registration;
+pub mod mtls;
 pub mod serve;
 pub mod settings;
 pub mod signing_keys;

@@ -175,11 +175,17 @@ pub async fn serve(
         let certs = certs.clone();
         tokio::spawn(async move {
             match certs {
-                None => conn.serve(stream).await,
+                None => conn.serve(stream, None).await,
                 Some(certs) => {
                     let acceptor = tokio_rustls::TlsAcceptor::from(certs.current());
                     match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
-                        Ok(Ok(tls)) => conn.serve(tls).await,
+                        Ok(Ok(tls)) => {
+                            // RFC 8705: the client's certificate, judged once per connection.
+                            let client_cert = certs.client_certs().and_then(|rules| {
+                                rules.judge(tls.get_ref().1.peer_certificates()?)
+                            });
+                            conn.serve(tls, client_cert).await
+                        }
                         Ok(Err(err)) => {
                             tracing::debug!(%peer, error = %err, "TLS handshake failed")
                         }
@@ -235,8 +241,11 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve<I>(mut self, io: I)
-    where
+    async fn serve<I>(
+        mut self,
+        io: I,
+        client_cert: Option<Arc<latchkey_core::mtls::ClientCertificate>>,
+    ) where
         I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let peer = self.peer;
@@ -249,6 +258,9 @@ impl Connection {
                 use tower::ServiceExt as _;
                 started.store(true, Ordering::Relaxed);
                 req.extensions_mut().insert(ConnectInfo(peer));
+                if let Some(cert) = &client_cert {
+                    req.extensions_mut().insert(Arc::clone(cert));
+                }
                 let req = req.map(|body| Body::new(BodyDeadline::new(body, body_timeout)));
                 app.clone().oneshot(req)
             })

@@ -325,6 +325,28 @@ pub struct TlsSettings {
     /// Development only: answer OAuth requests over plain HTTP from any address
     /// (pyramid_oauth2_provider's `require_ssl = false`).
     pub allow_insecure_http: bool,
+    /// Whether the server's TLS asks clients for a certificate (RFC 8705 mutual TLS): `off`
+    /// (the default) or `optional` (asked for, never required, so browsers are served as
+    /// before). Needs `cert_file`.
+    pub client_certificates: ClientCertificates,
+    /// PEM CA certificates that issue the certificates of `tls_client_auth` clients; without
+    /// it only `self_signed_tls_client_auth` clients can authenticate by certificate.
+    pub client_ca_file: Option<PathBuf>,
+    /// Behind a TLS-terminating proxy: the header in which it forwards the client certificate
+    /// as URL-encoded PEM (nginx: `proxy_set_header X-Client-Cert $ssl_client_escaped_cert;`).
+    /// Believed only from `trusted_proxies`.
+    pub client_cert_header: Option<String>,
+}
+
+/// Whether TLS handshakes ask for a client certificate.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertificates {
+    /// Never asked for.
+    #[default]
+    Off,
+    /// Asked for in every handshake, never required.
+    Optional,
 }
 
 impl Default for TlsSettings {
@@ -334,7 +356,35 @@ impl Default for TlsSettings {
             key_file: None,
             reload_interval: 10,
             allow_insecure_http: false,
+            client_certificates: ClientCertificates::Off,
+            client_ca_file: None,
+            client_cert_header: None,
         }
+    }
+}
+
+impl TlsSettings {
+    /// The client-certificate rules these settings describe (see [`crate::mtls`]).
+    pub fn client_certs(
+        &self,
+        trusted_proxies: &[String],
+    ) -> anyhow::Result<crate::mtls::ClientCerts> {
+        let asked = self.client_certificates == ClientCertificates::Optional;
+        if asked && self.cert_file.is_none() {
+            anyhow::bail!(
+                "tls.client_certificates = \"optional\" needs tls.cert_file and tls.key_file"
+            );
+        }
+        if self.client_cert_header.is_some() && trusted_proxies.is_empty() {
+            anyhow::bail!(
+                "tls.client_cert_header is believed only from trusted_proxies: list them"
+            );
+        }
+        crate::mtls::ClientCerts::new(
+            asked,
+            self.client_ca_file.as_deref(),
+            self.client_cert_header.as_deref(),
+        )
     }
 }
 

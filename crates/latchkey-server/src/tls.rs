@@ -8,6 +8,7 @@
 //! protocol the nearest trusted proxy reports (`X-Forwarded-Proto`, or `Forwarded: proto=`
 //! with `forwarded_header = "forwarded"`) is believed, and only from `trusted_proxies`.
 
+use crate::mtls::ClientCerts;
 use axum::extract::{ConnectInfo, Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -27,6 +28,7 @@ use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
 pub struct Certificates {
     cert: PathBuf,
     key: PathBuf,
+    client_certs: Option<Arc<ClientCerts>>,
     state: RwLock<Loaded>,
 }
 
@@ -38,16 +40,29 @@ struct Loaded {
 
 impl Certificates {
     /// Loads a PEM certificate chain and its PEM private key (PKCS#8, PKCS#1 or SEC1).
-    pub fn load(cert: &Path, key: &Path) -> anyhow::Result<Self> {
-        let config = server_config(cert, key)?;
+    /// With `client_certs` that ask in the handshake, clients are asked for a certificate
+    /// (RFC 8705; see [`crate::mtls`]).
+    pub fn load(
+        cert: &Path,
+        key: &Path,
+        client_certs: Option<Arc<ClientCerts>>,
+    ) -> anyhow::Result<Self> {
+        let client_certs = client_certs.filter(|c| c.request_in_handshake);
+        let config = server_config(cert, key, client_certs.as_deref())?;
         Ok(Self {
             cert: cert.to_owned(),
             key: key.to_owned(),
+            client_certs,
             state: RwLock::new(Loaded {
                 config,
                 stamp: stamp(cert, key),
             }),
         })
+    }
+
+    /// The client-certificate rules of handshakes, when they ask for certificates.
+    pub fn client_certs(&self) -> Option<&Arc<ClientCerts>> {
+        self.client_certs.as_ref()
     }
 
     /// The configuration new connections use.
@@ -70,7 +85,7 @@ impl Certificates {
         if !force && !changed {
             return false;
         }
-        match server_config(&self.cert, &self.key) {
+        match server_config(&self.cert, &self.key, self.client_certs.as_deref()) {
             Ok(config) => {
                 if let Ok(mut s) = self.state.write() {
                     *s = Loaded { config, stamp: now };
@@ -91,7 +106,11 @@ fn stamp(cert: &Path, key: &Path) -> (Option<SystemTime>, Option<SystemTime>) {
     (modified(cert), modified(key))
 }
 
-fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
+fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_certs: Option<&ClientCerts>,
+) -> anyhow::Result<Arc<ServerConfig>> {
     let chain = CertificateDer::pem_file_iter(cert)
         .map_err(|e| anyhow::anyhow!("tls.cert_file {}: {e}", cert.display()))?
         .collect::<Result<Vec<_>, _>>()
@@ -101,8 +120,12 @@ fn server_config(cert: &Path, key: &Path) -> anyhow::Result<Arc<ServerConfig>> {
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| anyhow::anyhow!("tls.key_file {}: {e}", key.display()))?;
-    let mut config = ServerConfig::builder()
-        .with_no_client_auth()
+    let builder = ServerConfig::builder();
+    let builder = match client_certs {
+        Some(c) => builder.with_client_cert_verifier(c.handshake_verifier()),
+        None => builder.with_no_client_auth(),
+    };
+    let mut config = builder
         .with_single_cert(chain, key)
         .map_err(|e| anyhow::anyhow!("TLS certificate and key: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
@@ -145,6 +168,8 @@ pub struct Transport {
     pub trusted: TrustedProxies,
     /// Serve OAuth endpoints over plain HTTP to anyone (development only).
     pub allow_insecure_http: bool,
+    /// Where client certificates come from (RFC 8705), when mutual TLS is on.
+    pub client_certs: Option<Arc<ClientCerts>>,
 }
 
 /// Paths that stay reachable over plain HTTP: probes and scrapes carry no credentials.
@@ -172,6 +197,25 @@ pub async fn enforce(
         || view
             .as_ref()
             .is_some_and(|v| policy.trusted.forwarded_https(v));
+    // RFC 8705 behind a proxy: a trusted proxy's header replaces the connection's own
+    // certificate (which is the proxy's); nobody else's header is read.
+    if let (Some(certs), Some(view)) = (&policy.client_certs, &view) {
+        let mut view = view.clone();
+        if let Some(name) = certs.header() {
+            for value in req.headers().get_all(name) {
+                if let Ok(v) = value.to_str() {
+                    view.headers.push((name.to_owned(), v.to_owned()));
+                }
+            }
+        }
+        if let Some(forwarded) = certs.from_proxy(&policy.trusted, &view) {
+            req.extensions_mut()
+                .remove::<Arc<latchkey_core::mtls::ClientCertificate>>();
+            if let Some(cert) = forwarded {
+                req.extensions_mut().insert(cert);
+            }
+        }
+    }
     if secure {
         req.extensions_mut().insert(Tls);
     } else if !policy.allow_insecure_http && !PLAIN_HTTP_PATHS.contains(&req.uri().path()) {
@@ -256,6 +300,7 @@ mod tests {
             tls_listener: false,
             trusted: TrustedProxies::parse(trusted).expect("networks"),
             allow_insecure_http: false,
+            client_certs: None,
         }
     }
 

@@ -39,13 +39,25 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if c.allow_plain_pkce {
         pkce.push("plain");
     }
-    let auth_methods = [
+    let mut auth_methods = vec![
         "client_secret_basic",
         "client_secret_post",
         "none",
         "private_key_jwt",
         "client_secret_jwt",
     ];
+    let mut introspection_methods = vec![
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+        "client_secret_jwt",
+    ];
+    // RFC 8705 §2.1.1, §2.2.1: only when the server hands certificates to the core.
+    let tls_methods = ["tls_client_auth", "self_signed_tls_client_auth"];
+    if c.mtls {
+        auth_methods.extend(tls_methods);
+        introspection_methods.extend(tls_methods);
+    }
     // RFC 8414 §2: the JWS algorithms the JWT methods above accept (never `none`).
     let assertion_algs: Vec<&str> = crate::client_assertion::PRIVATE_KEY_ALGS
         .into_iter()
@@ -77,12 +89,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "token_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "revocation_endpoint_auth_signing_alg_values_supported": assertion_algs,
-        "introspection_endpoint_auth_methods_supported": [
-            "client_secret_basic",
-            "client_secret_post",
-            "private_key_jwt",
-            "client_secret_jwt",
-        ],
+        "introspection_endpoint_auth_methods_supported": introspection_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": assertion_algs,
         "code_challenge_methods_supported": pkce,
         "authorization_response_iss_parameter_supported": true,
@@ -91,6 +98,11 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "pushed_authorization_request_endpoint": url(crate::endpoint::authorize::pushed::PAR_PATH),
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
     });
+    // RFC 8705 §3.3: certificate-bound access tokens are issued on this listener; no
+    // `mtls_endpoint_aliases`, as the endpoints themselves ask for certificates.
+    if c.mtls {
+        doc["tls_client_certificate_bound_access_tokens"] = true.into();
+    }
     // RP-Initiated Logout §2.1 and Back-Channel Logout §2.1: the logout this server offers.
     doc["end_session_endpoint"] = url(crate::logout::END_SESSION_PATH).into();
     doc["backchannel_logout_supported"] = true.into();

@@ -88,6 +88,7 @@ where
     let binding = client
         .bind_tokens
         .then(|| Binding::of(req, &p.config().trusted_proxies));
+    let cnf = confirmation(req, &client)?;
     // The grants with larger futures (several store calls, a password check) are boxed so
     // that this future, moved at every level up to the HTTP handler on every request, stays
     // the size of the client_credentials path: one allocation instead of kilobytes copied.
@@ -104,11 +105,12 @@ where
                 redirect_uri.as_deref(),
                 code_verifier.as_deref(),
                 binding,
+                cnf,
             ))
             .await
         }
         TokenRequest::ClientCredentials { scope } => {
-            grant::client_credentials::exchange(p, &client, scope.as_ref(), binding).await
+            grant::client_credentials::exchange(p, &client, scope.as_ref(), binding, cnf).await
         }
         TokenRequest::Password {
             username,
@@ -123,6 +125,7 @@ where
                 scope.as_ref(),
                 binding,
                 p.client_ip(req),
+                cnf,
             ))
             .await
         }
@@ -136,6 +139,7 @@ where
                 &refresh_token,
                 scope.as_ref(),
                 binding,
+                cnf,
             ))
             .await
         }
@@ -156,6 +160,7 @@ where
                 scope.as_ref(),
                 &params,
                 binding,
+                cnf,
             ))
             .await
         }
@@ -204,7 +209,7 @@ where
     }
     let verified = match p.store().get_client(id).await? {
         None => Err(OAuthError::invalid_client("unknown client")),
-        Some(client) => verify_credentials(p, &credentials, &client)
+        Some(client) => verify_credentials(p, req, &credentials, &client)
             .await
             .map(|()| client),
     };
@@ -231,10 +236,12 @@ where
     Ok(client)
 }
 
-/// Checks `credentials` against `client`: the method rule first, then the secret, or the
-/// client assertion with its keys, audience and replay cache (RFC 7523 §3).
+/// Checks `credentials` against `client`: the method rule first, then the secret, the
+/// client assertion with its keys, audience and replay cache (RFC 7523 §3), or the TLS client
+/// certificate (RFC 8705 §2).
 async fn verify_credentials<S, U>(
     p: &Provider<S, U>,
+    req: &HttpRequest,
     credentials: &Credentials,
     client: &crate::client::Client,
 ) -> Result<(), OAuthError>
@@ -242,6 +249,18 @@ where
     S: ProviderStore,
     U: UserAuthenticator,
 {
+    // RFC 8705 §2: a mutual-TLS client names itself with `client_id` only; its certificate
+    // is the credential. Any other credential it sends breaks the one-method rule.
+    if let Some(method) = client.token_endpoint_auth_method
+        && crate::mtls::is_tls_method(method)
+    {
+        return match credentials {
+            Credentials::None { .. } => {
+                crate::mtls::authenticate(client, req.client_cert.as_deref())
+            }
+            _ => credentials.verify_method(client),
+        };
+    }
     let Credentials::Assertion { assertion, .. } = credentials else {
         return credentials.verify(client);
     };
@@ -261,6 +280,16 @@ where
         p.clock().now(),
     )
     .await
+}
+
+/// The key the tokens of this request are bound to (RFC 7800 `cnf`), asked of each
+/// proof-of-possession mechanism: the TLS client certificate (RFC 8705 §3) for a client
+/// registered with `tls_client_certificate_bound_access_tokens`.
+fn confirmation(
+    req: &HttpRequest,
+    client: &crate::client::Client,
+) -> Result<Option<crate::token::Confirmation>, OAuthError> {
+    crate::mtls::token_confirmation(client, req)
 }
 
 /// A request over its rate is refused; a counter store that cannot answer lets requests

@@ -97,6 +97,11 @@ where
     {
         return Err(GuardError::InvalidToken.into());
     }
+    // RFC 8705 §3: a certificate-bound token comes with its certificate, here as at every
+    // resource.
+    if !crate::mtls::confirm_presenter(record.cnf.as_ref(), req) {
+        return Err(GuardError::InvalidToken.into());
+    }
     // §5.3: the access token must have been obtained through an OpenID Connect request.
     if !record.scope.contains(OPENID) {
         return Err(GuardError::InsufficientScope(ScopeSet::from_iter([OPENID])).into());

@@ -19,7 +19,7 @@ use crate::provider::Provider;
 use crate::redirect::RegisteredRedirectUri;
 use crate::secret::Secret;
 use crate::store::{CodeTake, ProviderStore};
-use crate::token::{Binding, Grant};
+use crate::token::{Binding, Confirmation, Grant};
 use crate::user::UserAuthenticator;
 
 /// Exchanges an authorization code for tokens.
@@ -30,6 +30,7 @@ pub async fn exchange<S, U>(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -82,7 +83,8 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: record.attached,
             auth: record.auth,
-            cnf: record.cnf,
+            // The key of this request (RFC 8705 §3), else the one the code was bound to.
+            cnf: cnf.or(record.cnf),
         })
         .await?;
     if let Some((subject, nonce, auth)) = oidc {

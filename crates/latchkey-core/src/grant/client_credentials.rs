@@ -6,7 +6,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Binding, Confirmation, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
 /// Issues an access token to an authenticated confidential client.
@@ -15,6 +15,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -41,7 +42,7 @@ where
         attached: crate::attached::Attached::new(),
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        cnf,
     })
     .await
 }

@@ -29,7 +29,7 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Binding, Confirmation, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 use std::future::Future;
 use std::pin::Pin;
@@ -214,6 +214,7 @@ pub async fn exchange<S, U>(
     scope: Option<&ScopeSet>,
     params: &Params,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -268,7 +269,7 @@ where
         attached: decision.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        cnf,
     })
     .await
 }

@@ -11,12 +11,16 @@ use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Binding, Confirmation, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 use std::net::IpAddr;
 
 /// Checks the resource owner's credentials (through [`Provider::check_password`]) and issues
 /// tokens.
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the request's parts each grant reads; a struct for one caller would only rename them"
+)]
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
@@ -25,6 +29,7 @@ pub async fn exchange<S, U>(
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
     client_ip: Option<IpAddr>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -68,7 +73,7 @@ where
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        cnf,
     })
     .await
 }

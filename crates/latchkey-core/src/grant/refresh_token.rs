@@ -14,7 +14,7 @@ use crate::provider::Provider;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{ProviderStore, Rotation};
-use crate::token::{Binding, Grant, TokenKind};
+use crate::token::{Binding, Confirmation, Grant, TokenKind};
 use crate::user::UserAuthenticator;
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -24,6 +24,7 @@ pub async fn exchange<S, U>(
     refresh_token: &Secret,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -65,6 +66,8 @@ where
         tracing::warn!(client_id = %client.id, revoked, "bound refresh token used from elsewhere; family revoked");
         return Err(invalid());
     }
+    // RFC 8705 §4: a public client's certificate-bound refresh token needs its certificate.
+    let cnf = crate::mtls::refresh_confirmation(client, record.cnf.as_ref(), cnf)?;
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
     // the resource owner, and if omitted is treated as equal to the scope originally granted".
     let scope = match requested {
@@ -101,7 +104,7 @@ where
         // And how the user authenticated then (OpenID Connect Core §12.2: the same
         // auth_time).
         auth: record.auth.clone(),
-        cnf: record.cnf.clone(),
+        cnf,
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no

@@ -344,6 +344,11 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             }
             return Err(GuardError::InvalidToken);
         }
+        // RFC 8705 §3: a certificate-bound token comes with its certificate.
+        if !crate::mtls::confirm_presenter(access.cnf.as_ref(), req) {
+            tracing::info!(client_id = %access.client_id, "certificate-bound token without its certificate");
+            return Err(GuardError::InvalidToken);
+        }
         if !required.is_subset(&access.scope) {
             return Err(GuardError::InsufficientScope(required.clone()));
         }

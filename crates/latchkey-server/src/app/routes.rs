@@ -49,6 +49,7 @@ impl Surroundings {
                 tls_listener: false,
                 trusted: Default::default(),
                 allow_insecure_http: true,
+                client_certs: None,
             }),
             metrics: None,
             client_documents: None,

@@ -22,8 +22,13 @@ pub async fn run(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let local = listener.local_addr()?;
+    let client_certs = Arc::new(settings.tls.client_certs(&settings.trusted_proxies)?);
     let certs = match (&settings.tls.cert_file, &settings.tls.key_file) {
-        (Some(cert), Some(key)) => Some(Arc::new(Certificates::load(cert, key)?)),
+        (Some(cert), Some(key)) => Some(Arc::new(Certificates::load(
+            cert,
+            key,
+            Some(Arc::clone(&client_certs)),
+        )?)),
         (None, None) => None,
         _ => anyhow::bail!("tls.cert_file and tls.key_file go together"),
     };
@@ -35,6 +40,7 @@ pub async fn run(
         tls_listener: certs.is_some(),
         trusted: provider.config().trusted_proxies.clone(),
         allow_insecure_http: settings.tls.allow_insecure_http,
+        client_certs: client_certs.enabled().then_some(client_certs),
     });
     let metrics = settings.metrics.then(crate::metrics::install).flatten();
     let around = Surroundings {

@@ -67,6 +67,9 @@ pub fn build_provider_with_sink(
         implicit_grant: settings.grants.implicit,
         password_grant: settings.grants.password,
         access_token_audience: settings.tokens.jwt_audience.clone(),
+        // RFC 8705: certificates reach the core from the handshake or a trusted proxy.
+        mtls: settings.tls.client_certificates == crate::settings::ClientCertificates::Optional
+            || settings.tls.client_cert_header.is_some(),
         trusted_proxies: latchkey_core::net::TrustedProxies::parse(&settings.trusted_proxies)
             .map_err(|bad| {
                 anyhow::anyhow!("trusted_proxies: {bad:?} is not an address or network")
