@@ -48,6 +48,9 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// The `registration` parameter is not supported (OpenID Connect Core §3.1.2.6, §7.2.1).
     RegistrationNotSupported,
+    /// The requested resource is invalid, unknown, or not one this client may get a token
+    /// for (RFC 8707 §2, RFC 8693 §2.2.2).
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -73,6 +76,7 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 

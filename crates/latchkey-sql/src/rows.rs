@@ -674,6 +674,8 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
         },
         attached: Attached::new(),
         auth: None,
+        audience: Default::default(),
+        actor: None,
     };
     codec::decode_token_ext(&mut record, row.opt_text("ext")?.as_deref())?;
     Ok(record)
@@ -702,6 +704,7 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
         expires_at: UnixTime(row.int("expires_at")?),
         attached: Attached::new(),
         auth: None,
+        audience: Default::default(),
     };
     codec::decode_code_ext(&mut code, row.opt_text("ext")?.as_deref())?;
     Ok(code)

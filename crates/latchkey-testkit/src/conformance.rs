@@ -168,6 +168,8 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
         revoked: false,
         rotated: false,
         binding: None,
+        audience: Default::default(),
+        actor: None,
     };
     (value, record)
 }
@@ -693,6 +695,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
         family: family(),
         issued_at: now,
         expires_at: now.plus(ttl),
+        audience: Default::default(),
     };
     (value, record)
 }

@@ -82,6 +82,9 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: record.attached,
             auth: record.auth,
+            audience: Default::default(),
+            refresh_audience: None,
+            actor: None,
         })
         .await?;
     if let Some((subject, nonce, auth)) = oidc {

@@ -41,6 +41,9 @@ where
         attached: crate::attached::Attached::new(),
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        audience: Default::default(),
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

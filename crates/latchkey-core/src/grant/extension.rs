@@ -268,6 +268,9 @@ where
         attached: decision.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        audience: Default::default(),
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

@@ -68,6 +68,9 @@ where
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
+        audience: Default::default(),
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

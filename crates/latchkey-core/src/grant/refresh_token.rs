@@ -101,6 +101,9 @@ where
         // And how the user authenticated then (OpenID Connect Core §12.2: the same
         // auth_time).
         auth: record.auth.clone(),
+        audience: Default::default(),
+        refresh_audience: None,
+        actor: None,
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no

@@ -50,7 +50,8 @@ use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
+use crate::indicator::AudienceSet;
+use crate::token::{Actor, Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -101,6 +102,12 @@ pub struct TokenExt {
     /// [`TokenRecord::auth`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     o: Option<Box<AuthContext>>,
+    /// [`TokenRecord::audience`].
+    #[serde(default, skip_serializing_if = "AudienceSet::is_empty")]
+    r: AudienceSet,
+    /// [`TokenRecord::actor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ac: Option<Box<Actor>>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest, as stored.
@@ -142,6 +149,9 @@ pub struct CodeExt {
     /// [`CodeRecord::auth`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     o: Option<Box<AuthContext>>,
+    /// [`CodeRecord::audience`].
+    #[serde(default, skip_serializing_if = "AudienceSet::is_empty")]
+    r: AudienceSet,
 }
 
 impl TokenExt {
@@ -150,6 +160,8 @@ impl TokenExt {
         Self {
             a: record.attached.clone(),
             o: record.auth.clone(),
+            r: record.audience.clone(),
+            ac: record.actor.clone(),
         }
     }
 
@@ -157,6 +169,8 @@ impl TokenExt {
     pub fn apply(self, record: &mut TokenRecord) {
         record.attached = self.a;
         record.auth = self.o;
+        record.audience = self.r;
+        record.actor = self.ac;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -171,6 +185,7 @@ impl CodeExt {
         Self {
             a: code.attached.clone(),
             o: code.auth.clone(),
+            r: code.audience.clone(),
         }
     }
 
@@ -178,6 +193,7 @@ impl CodeExt {
     pub fn apply(self, code: &mut CodeRecord) {
         code.attached = self.a;
         code.auth = self.o;
+        code.audience = self.r;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -233,6 +249,8 @@ impl TokenBody {
             binding: self.b.map(|(user_agent, ip)| Binding { user_agent, ip }),
             attached: Attached::new(),
             auth: None,
+            audience: AudienceSet::empty(),
+            actor: None,
         };
         self.x.apply(&mut record);
         Ok(record)
@@ -311,6 +329,7 @@ impl CodeBody {
             expires_at: UnixTime(self.e),
             attached: Attached::new(),
             auth: None,
+            audience: AudienceSet::empty(),
         };
         self.x.apply(&mut code);
         Ok(code)
@@ -494,6 +513,8 @@ mod tests {
                 }),
                 attached: Attached::new(),
                 auth: None,
+                audience: Default::default(),
+                actor: None,
             }
         );
         // Written back byte for byte: a server still running the old code reads it.
@@ -527,6 +548,7 @@ mod tests {
                 expires_at: UnixTime(1_700_000_060),
                 attached: Attached::new(),
                 auth: None,
+                audience: Default::default(),
             }
         );
         assert_eq!(encode_code(&code).expect("encode"), CODE_V1);

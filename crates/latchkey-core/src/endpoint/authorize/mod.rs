@@ -438,6 +438,9 @@ where
             attached: user.attached.clone(),
             access_token_format: request.client.metadata.access_token_format(),
             auth: context.map(Box::new),
+            audience: Default::default(),
+            refresh_audience: None,
+            actor: None,
         };
         match p.issue(grant).await {
             Ok(token) => Some(token),
@@ -514,6 +517,7 @@ where
         expires_at: now.plus(p.config().code_ttl),
         attached: user.attached.clone(),
         auth,
+        audience: Default::default(),
     };
     p.store().save_code(&record, now).await?;
     Ok(code)
