@@ -218,6 +218,20 @@ impl Resources {
         Ok(AudienceSet::of(requested.iter().map(ResourceUri::as_str)))
     }
 
+    /// The audience and scope of a new grant for `client`: [`Resources::authorize`] then
+    /// [`Resources::limit_scope`], the one path every grant that starts a family takes.
+    pub fn target(
+        &self,
+        client: &Client,
+        requested: &[ResourceUri],
+        scope: ScopeSet,
+        explicit: bool,
+    ) -> Result<(AudienceSet, ScopeSet), OAuthError> {
+        let audience = self.authorize(client, requested)?;
+        let scope = self.limit_scope(&audience, scope, explicit)?;
+        Ok((audience, scope))
+    }
+
     /// The scope a token for `audience` may carry, from `scope`: unchanged when the audience
     /// is empty or a resource accepts any scope; else the OpenID Connect scopes and those of
     /// the resources. A scope the client asked for (`explicit`) beyond that is

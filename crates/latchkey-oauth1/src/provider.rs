@@ -722,6 +722,9 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             client_id: record.client_id,
             scope: record.realms,
             binding: None,
+            // OAuth 1.0a has no resource indicators or delegation.
+            audience: Vec::new(),
+            actor: None,
         })
     }
 

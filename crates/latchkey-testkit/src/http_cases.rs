@@ -118,6 +118,7 @@ fn bad_jwts(kit: &TestKit) -> Vec<(&'static str, String)> {
         auth_time: None,
         acr: None,
         amr: None,
+        act: None,
     };
     let signer = kit.provider.signer();
     let sign = |typ: &str, c: &AccessTokenClaims| signer.sign(None, typ, c).unwrap_or_default();

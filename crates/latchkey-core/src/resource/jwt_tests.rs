@@ -38,6 +38,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         auth_time: None,
         acr: None,
         amr: None,
+        act: None,
     }
 }
 
