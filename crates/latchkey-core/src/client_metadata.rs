@@ -60,6 +60,10 @@ pub struct ClientMetadata {
     /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// What this client may do with the token exchange grant (RFC 8693); absent: nothing,
+    /// even when it is allowed the grant type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::grant::token_exchange::ExchangePolicy>,
 }
 
 /// The longest JSON text of a client's metadata: bounds what a registration may store.
@@ -128,6 +132,9 @@ impl ClientMetadata {
             {
                 return Err(format!("{name} must be one of ES256, RS256, EdDSA"));
             }
+        }
+        if let Some(policy) = &self.token_exchange {
+            policy.validate()?;
         }
         if let Some(format) = &self.access_token_format
             && crate::access_jwt::AccessTokenFormat::parse(format).is_none()

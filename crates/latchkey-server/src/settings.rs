@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod resources;
+
 /// Everything the `latchkey` binary can be told.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -66,6 +68,8 @@ pub struct Settings {
     pub keys: KeySettings,
     /// OpenID Connect.
     pub oidc: OidcSettings,
+    /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
+    pub resources: Vec<resources::ResourceSettings>,
 }
 
 /// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
@@ -355,6 +359,9 @@ pub struct GrantSettings {
     pub implicit: bool,
     /// Offer the resource owner password credentials grant to clients allowed it.
     pub password: bool,
+    /// Offer token exchange (RFC 8693) to clients allowed
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` with a `token_exchange` policy.
+    pub token_exchange: bool,
 }
 
 /// Login and consent pages.
@@ -548,6 +555,7 @@ impl Default for Settings {
             allow_http_jwks_uri: false,
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
+            resources: Vec::new(),
         }
     }
 }

@@ -71,9 +71,15 @@ pub fn build_provider(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
+        resources: crate::settings::resources::registry(&settings.resources)?,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
-    Ok(Provider::builder(store, users.clone())
+    let mut builder = Provider::builder(store, users.clone());
+    if settings.grants.token_exchange {
+        use latchkey_core::grant::token_exchange::{GRANT_TYPE, TokenExchange};
+        builder = builder.extension_grant(GRANT_TYPE, TokenExchange);
+    }
+    Ok(builder
         .config(config)
         // OpenID Connect claims come from the same built-in user records.
         .claims_source(users)
