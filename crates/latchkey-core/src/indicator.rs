@@ -328,7 +328,7 @@ mod tests {
         for good in ["https://api.example/", "https://a.example/mcp?x=1", "urn:example:api"] {
             assert!(ResourceUri::parse(good).is_ok(), "{good}");
         }
-        for bad in ["/relative", "api", "https://a.example/#frag", "https:///x", "", "a b:c"] {
+        for bad in ["/relative", "api", "https://a.example/#frag", "", "a b:c", "https://"] {
             let err = ResourceUri::parse(bad).expect_err(bad);
             assert_eq!(err.code(), ErrorCode::InvalidTarget, "{bad}");
         }
