@@ -68,13 +68,19 @@ fn enc(v: &str) -> String {
 
 impl Env {
     async fn get(&self, path: &str) -> (u16, Value) {
-        let r = self.http.get(self.server.url(path)).send().await.expect("answer");
+        let r = self
+            .http
+            .get(self.server.url(path))
+            .send()
+            .await
+            .expect("answer");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(Value::Null))
     }
 
     async fn token(&self, client: &CliClient, body: &str) -> (u16, Value) {
-        let (status, _, json) = post_token(&self.http, &self.server, Some(&client.basic()), body).await;
+        let (status, _, json) =
+            post_token(&self.http, &self.server, Some(&client.basic()), body).await;
         (status, json)
     }
 
@@ -94,7 +100,12 @@ impl Env {
 
     /// Runs `/authorize` with `extra` through login and consent as alice; the redirect's
     /// query parameters.
-    async fn authorize(&self, client_id: &str, scope: &str, extra: &[(&str, &str)]) -> Vec<(String, String)> {
+    async fn authorize(
+        &self,
+        client_id: &str,
+        scope: &str,
+        extra: &[(&str, &str)],
+    ) -> Vec<(String, String)> {
         let query = form_urlencoded::Serializer::new(String::new())
             .append_pair("response_type", "code")
             .append_pair("client_id", client_id)
@@ -107,7 +118,9 @@ impl Env {
             .extend_pairs(extra)
             .finish();
         let mut agent = Agent::new();
-        let mut page = agent.get(&self.server.url(&format!("/authorize?{query}"))).await;
+        let mut page = agent
+            .get(&self.server.url(&format!("/authorize?{query}")))
+            .await;
         if page.status == 200 && page.body.contains("name=\"password\"") {
             let after = agent
                 .post(
@@ -134,9 +147,16 @@ impl Env {
                 .await;
         }
         let location = page.location().to_owned();
-        assert!(location.starts_with(REDIRECT), "{} {}", page.status, page.body);
+        assert!(
+            location.starts_with(REDIRECT),
+            "{} {}",
+            page.status,
+            page.body
+        );
         let query = location.split_once('?').map(|(_, q)| q).unwrap_or("");
-        form_urlencoded::parse(query.as_bytes()).into_owned().collect()
+        form_urlencoded::parse(query.as_bytes())
+            .into_owned()
+            .collect()
     }
 
     /// A client made through the CLI with a token exchange policy.
@@ -159,7 +179,10 @@ impl Env {
 }
 
 fn param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    params.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 fn full_policy() -> Value {
@@ -186,7 +209,9 @@ async fn metadata_lists_the_resources_and_serves_their_rfc9728_documents() {
             .contains(&json!(EXCHANGE)),
         "{meta}"
     );
-    let (status, doc) = env.get("/.well-known/oauth-protected-resource/tools/mcp").await;
+    let (status, doc) = env
+        .get("/.well-known/oauth-protected-resource/tools/mcp")
+        .await;
     assert_eq!(status, 200, "{doc}");
     assert_eq!(doc["resource"], MCP);
     assert_eq!(doc["authorization_servers"], json!([env.server.base]));
@@ -203,26 +228,43 @@ async fn an_mcp_client_names_its_resource_at_authorize_and_token_and_the_token_i
     let out = cli(
         env.dir.path(),
         &[
-            "client", "create", "--name", "MCP client", "--public", "--json",
-            "--redirect-uri", "http://127.0.0.1/callback",
-            "--grant-type", "authorization_code", "--grant-type", "refresh_token",
-            "--scope", "read write",
+            "client",
+            "create",
+            "--name",
+            "MCP client",
+            "--public",
+            "--json",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "read write",
         ],
         None,
     );
     let public: Value = serde_json::from_str(out.trim()).expect("json");
     let client_id = public["client_id"].as_str().expect("id");
-    let rs = create_client(env.dir.path(), &["--grant-type", "client_credentials", "--introspect"]);
+    let rs = create_client(
+        env.dir.path(),
+        &["--grant-type", "client_credentials", "--introspect"],
+    );
 
     let params = env.authorize(client_id, "read", &[("resource", MCP)]).await;
     let code = param(&params, "code").expect("code");
     let body = format!(
         "grant_type=authorization_code&client_id={}&code={code}&code_verifier={VERIFIER}&redirect_uri={}&resource={}",
-        enc(client_id), enc(REDIRECT), enc(MCP)
+        enc(client_id),
+        enc(REDIRECT),
+        enc(MCP)
     );
     let (status, _, tokens) = post_token(&env.http, &env.server, None, &body).await;
     assert_eq!(status, 200, "{tokens}");
-    let info = env.introspect(&rs, tokens["access_token"].as_str().expect("at")).await;
+    let info = env
+        .introspect(&rs, tokens["access_token"].as_str().expect("at"))
+        .await;
     assert_eq!(info["aud"], MCP, "{info}");
     // A refresh cannot reach a resource the user did not authorize.
     let refresh = tokens["refresh_token"].as_str().expect("rt");
@@ -230,14 +272,26 @@ async fn an_mcp_client_names_its_resource_at_authorize_and_token_and_the_token_i
         &env.http,
         &env.server,
         None,
-        &format!("grant_type=refresh_token&client_id={}&refresh_token={}&resource={}", enc(client_id), enc(refresh), enc(API)),
+        &format!(
+            "grant_type=refresh_token&client_id={}&refresh_token={}&resource={}",
+            enc(client_id),
+            enc(refresh),
+            enc(API)
+        ),
     )
     .await;
-    assert_eq!((status, refused["error"].as_str()), (400, Some("invalid_target")));
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_target"))
+    );
 
     // An unknown resource goes back to the client as invalid_target.
     let params = env
-        .authorize(client_id, "read", &[("resource", "https://unknown.example/")])
+        .authorize(
+            client_id,
+            "read",
+            &[("resource", "https://unknown.example/")],
+        )
         .await;
     assert_eq!(param(&params, "error"), Some("invalid_target"));
     assert_eq!(param(&params, "state"), Some("st"));
@@ -248,19 +302,46 @@ async fn the_token_endpoint_refuses_bad_targets_with_rfc_errors() {
     let env = start();
     let client = create_client(env.dir.path(), &["--grant-type", "client_credentials"]);
     let cases = [
-        ("unknown resource", format!("resource={}", enc("https://nowhere.example/")), "invalid_target"),
-        ("relative resource", "resource=%2Fapi".to_owned(), "invalid_target"),
-        ("fragment", format!("resource={}", enc("https://api.example.test/#x")), "invalid_target"),
-        ("scope the resource does not accept", format!("scope=write&resource={}", enc(API)), "invalid_scope"),
+        (
+            "unknown resource",
+            format!("resource={}", enc("https://nowhere.example/")),
+            "invalid_target",
+        ),
+        (
+            "relative resource",
+            "resource=%2Fapi".to_owned(),
+            "invalid_target",
+        ),
+        (
+            "fragment",
+            format!("resource={}", enc("https://api.example.test/#x")),
+            "invalid_target",
+        ),
+        (
+            "scope the resource does not accept",
+            format!("scope=write&resource={}", enc(API)),
+            "invalid_scope",
+        ),
     ];
     for (why, params, error) in cases {
         let (status, body) = env
             .token(&client, &format!("grant_type=client_credentials&{params}"))
             .await;
-        assert_eq!((status, body["error"].as_str()), (400, Some(error)), "{why}: {body}");
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{why}: {body}"
+        );
     }
     let (status, body) = env
-        .token(&client, &format!("grant_type=client_credentials&resource={}&resource={}", enc(API), enc(MCP)))
+        .token(
+            &client,
+            &format!(
+                "grant_type=client_credentials&resource={}&resource={}",
+                enc(API),
+                enc(MCP)
+            ),
+        )
         .await;
     assert_eq!(status, 200, "{body}");
 }
@@ -268,19 +349,37 @@ async fn the_token_endpoint_refuses_bad_targets_with_rfc_errors() {
 #[tokio::test]
 async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per_policy() {
     let env = start();
-    let rs = create_client(env.dir.path(), &["--grant-type", "client_credentials", "--introspect"]);
+    let rs = create_client(
+        env.dir.path(),
+        &["--grant-type", "client_credentials", "--introspect"],
+    );
     // The user's tokens: access and refresh from the password grant, an ID token from the
     // code flow, and a JWT access token of a client.
-    let frontend = create_client(env.dir.path(), &["--grant-type", "password", "--grant-type", "refresh_token"]);
+    let frontend = create_client(
+        env.dir.path(),
+        &["--grant-type", "password", "--grant-type", "refresh_token"],
+    );
     let (status, user) = env
-        .token(&frontend, "grant_type=password&username=alice&password=alice-password&scope=read")
+        .token(
+            &frontend,
+            "grant_type=password&username=alice&password=alice-password&scope=read",
+        )
         .await;
     assert_eq!(status, 200, "{user}");
     let out = cli(
         env.dir.path(),
         &[
-            "client", "create", "--name", "RP", "--json", "--redirect-uri", "http://127.0.0.1/callback",
-            "--grant-type", "authorization_code", "--scope", "openid read",
+            "client",
+            "create",
+            "--name",
+            "RP",
+            "--json",
+            "--redirect-uri",
+            "http://127.0.0.1/callback",
+            "--grant-type",
+            "authorization_code",
+            "--scope",
+            "openid read",
         ],
         None,
     );
@@ -303,9 +402,16 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
     assert_eq!(status, 200, "{oidc}");
     let jwt_client = create_client(
         env.dir.path(),
-        &["--grant-type", "client_credentials", "--access-token-format", "jwt"],
+        &[
+            "--grant-type",
+            "client_credentials",
+            "--access-token-format",
+            "jwt",
+        ],
     );
-    let (_, jwt) = env.token(&jwt_client, "grant_type=client_credentials&scope=read").await;
+    let (_, jwt) = env
+        .token(&jwt_client, "grant_type=client_credentials&scope=read")
+        .await;
 
     // An ID token has no scope: widening to `read` (at most) is what this policy allows.
     let mut policy = full_policy();
@@ -315,29 +421,45 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
     let exchange = |subject: &str, kind: &str, extra: &str| {
         format!(
             "grant_type={}&subject_token={}&subject_token_type={}&resource={}{extra}",
-            enc(EXCHANGE), enc(subject), enc(kind), enc(API)
+            enc(EXCHANGE),
+            enc(subject),
+            enc(kind),
+            enc(API)
         )
     };
     for (subject, kind, sub) in [
         (user["access_token"].as_str().expect("at"), AT, None),
         (user["refresh_token"].as_str().expect("rt"), RT, None),
         (oidc["id_token"].as_str().expect("id token"), IDT, None),
-        (jwt["access_token"].as_str().expect("jwt"), JWT, Some(jwt_client.id.as_str())),
+        (
+            jwt["access_token"].as_str().expect("jwt"),
+            JWT,
+            Some(jwt_client.id.as_str()),
+        ),
     ] {
-        let (status, body) = env.token(&gateway, &exchange(subject, kind, "&scope=read")).await;
+        let (status, body) = env
+            .token(&gateway, &exchange(subject, kind, "&scope=read"))
+            .await;
         assert_eq!(status, 200, "{kind}: {body}");
         assert_eq!(body["issued_token_type"], AT, "{kind}");
-        let info = env.introspect(&rs, body["access_token"].as_str().expect("at")).await;
+        let info = env
+            .introspect(&rs, body["access_token"].as_str().expect("at"))
+            .await;
         assert_eq!(info["aud"], API, "{kind}");
         assert_eq!(info["client_id"], gateway.id.as_str());
         assert_eq!(info["scope"], "read");
         match sub {
             Some(sub) => assert_eq!(info["sub"], sub, "{kind}"),
-            None => assert!(info["sub"].as_str().is_some_and(|s| !s.is_empty()), "{kind}"),
+            None => assert!(
+                info["sub"].as_str().is_some_and(|s| !s.is_empty()),
+                "{kind}"
+            ),
         }
     }
     // The user's subject is the same whichever token stood for them.
-    let via_access = env.introspect(&rs, user["access_token"].as_str().expect("at")).await;
+    let via_access = env
+        .introspect(&rs, user["access_token"].as_str().expect("at"))
+        .await;
 
     // Delegation: the gateway's own token as the actor.
     let (_, own) = env.token(&gateway, "grant_type=client_credentials").await;
@@ -347,14 +469,23 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
             &exchange(
                 user["access_token"].as_str().expect("at"),
                 AT,
-                &format!("&actor_token={}&actor_token_type={}", enc(own["access_token"].as_str().expect("at")), enc(AT)),
+                &format!(
+                    "&actor_token={}&actor_token_type={}",
+                    enc(own["access_token"].as_str().expect("at")),
+                    enc(AT)
+                ),
             ),
         )
         .await;
     assert_eq!(status, 200, "{delegated}");
-    let info = env.introspect(&rs, delegated["access_token"].as_str().expect("at")).await;
+    let info = env
+        .introspect(&rs, delegated["access_token"].as_str().expect("at"))
+        .await;
     assert_eq!(info["sub"], via_access["sub"]);
-    assert_eq!(info["act"], json!({"sub": gateway.id, "client_id": gateway.id}));
+    assert_eq!(
+        info["act"],
+        json!({"sub": gateway.id, "client_id": gateway.id})
+    );
 
     // One refusal per policy rule, each with its RFC error code.
     let at = user["access_token"].as_str().expect("at");
@@ -365,20 +496,68 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
         }
         Some(p)
     };
-    let actor = format!("&actor_token={}&actor_token_type={}", enc(own["access_token"].as_str().expect("at")), enc(AT));
+    let actor = format!(
+        "&actor_token={}&actor_token_type={}",
+        enc(own["access_token"].as_str().expect("at")),
+        enc(AT)
+    );
     let cases: Vec<(&str, Option<Value>, String, &str)> = vec![
-        ("no policy", None, exchange(at, AT, ""), "unauthorized_client"),
-        ("only its own tokens", with(json!({"subject_clients": []})), exchange(at, AT, ""), "invalid_request"),
-        ("type not allowed", with(json!({"subject_token_types": ["id_token"]})), exchange(at, AT, ""), "invalid_request"),
-        ("no delegation", with(json!({"delegation": false, "actor_token_types": []})), exchange(at, AT, &actor), "invalid_request"),
-        ("no impersonation", with(json!({"impersonation": false})), exchange(at, AT, ""), "invalid_request"),
-        ("audience outside the policy", with(json!({"audiences": [MCP]})), exchange(at, AT, ""), "invalid_target"),
-        ("wider scope", with(json!({})), exchange(at, AT, "&scope=read%20write"), "invalid_scope"),
-        ("invalid subject token", with(json!({})), exchange("not-a-token", AT, ""), "invalid_request"),
+        (
+            "no policy",
+            None,
+            exchange(at, AT, ""),
+            "unauthorized_client",
+        ),
+        (
+            "only its own tokens",
+            with(json!({"subject_clients": []})),
+            exchange(at, AT, ""),
+            "invalid_request",
+        ),
+        (
+            "type not allowed",
+            with(json!({"subject_token_types": ["id_token"]})),
+            exchange(at, AT, ""),
+            "invalid_request",
+        ),
+        (
+            "no delegation",
+            with(json!({"delegation": false, "actor_token_types": []})),
+            exchange(at, AT, &actor),
+            "invalid_request",
+        ),
+        (
+            "no impersonation",
+            with(json!({"impersonation": false})),
+            exchange(at, AT, ""),
+            "invalid_request",
+        ),
+        (
+            "audience outside the policy",
+            with(json!({"audiences": [MCP]})),
+            exchange(at, AT, ""),
+            "invalid_target",
+        ),
+        (
+            "wider scope",
+            with(json!({})),
+            exchange(at, AT, "&scope=read%20write"),
+            "invalid_scope",
+        ),
+        (
+            "invalid subject token",
+            with(json!({})),
+            exchange("not-a-token", AT, ""),
+            "invalid_request",
+        ),
     ];
     for (i, (why, policy, body, error)) in cases.into_iter().enumerate() {
         let client = env.exchanger(&format!("refused-{i}"), policy);
         let (status, answer) = env.token(&client, &body).await;
-        assert_eq!((status, answer["error"].as_str()), (400, Some(error)), "{why}: {answer}");
+        assert_eq!(
+            (status, answer["error"].as_str()),
+            (400, Some(error)),
+            "{why}: {answer}"
+        );
     }
 }
