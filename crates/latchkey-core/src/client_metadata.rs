@@ -115,6 +115,10 @@ pub struct ClientMetadata {
     /// client certificate presented at the token endpoint (RFC 8705 §3, §4).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// What this client may do with the token exchange grant (RFC 8693); absent: nothing,
+    /// even when it is allowed the grant type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::grant::token_exchange::ExchangePolicy>,
 }
 
 /// The most `contacts` one client may register.
@@ -245,6 +249,9 @@ impl ClientMetadata {
             {
                 return Err(format!("{name} must be one of ES256, RS256, EdDSA"));
             }
+        }
+        if let Some(policy) = &self.token_exchange {
+            policy.validate()?;
         }
         if let Some(format) = &self.access_token_format
             && crate::access_jwt::AccessTokenFormat::parse(format).is_none()

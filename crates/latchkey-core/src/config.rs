@@ -67,9 +67,9 @@ pub struct Config {
     /// new identifiers at every pairwise client) and be the same on every node. `None`: the
     /// builder draws a random one, kept only in memory, like the default signer.
     pub pairwise_salt: Option<crate::secret::Secret>,
-    /// The `aud` of JWT access tokens (RFC 9068 §3): the resource they are for. `None` (the
-    /// default): the issuer. One value for every token until RFC 8707's `resource`
-    /// parameter lets a request name its own (see [`crate::access_jwt`]).
+    /// The `aud` of JWT access tokens (RFC 9068 §3) whose request named no `resource` (RFC
+    /// 8707; one that did gets those resources, see [`crate::access_jwt`]). `None` (the
+    /// default): the issuer.
     pub access_token_audience: Option<String>,
     /// The authentication context classes (OpenID Connect Core §2 `acr`) this provider's
     /// logins achieve, advertised as `acr_values_supported`. The first is the class of the
@@ -94,6 +94,9 @@ pub struct Config {
     /// `self_signed_tls_client_auth` and `tls_client_certificate_bound_access_tokens`. Off (the
     /// default), no request carries a certificate, so such clients cannot authenticate.
     pub mtls: bool,
+    /// The resources clients may name with `resource` (RFC 8707, see [`crate::indicator`]);
+    /// empty by default, when every `resource` parameter is refused with `invalid_target`.
+    pub resources: crate::indicator::Resources,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -153,6 +156,7 @@ impl Default for Config {
             require_pushed_authorization_requests: false,
             device: DeviceConfig::default(),
             mtls: false,
+            resources: crate::indicator::Resources::default(),
         }
     }
 }

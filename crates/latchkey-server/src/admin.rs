@@ -143,6 +143,11 @@ pub struct ClientSpec {
     /// client certificate (RFC 8705 §3).
     #[serde(default)]
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// What the client may do with token exchange (RFC 8693): the `token_exchange` policy
+    /// object (see the README).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<serde_json::Value>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -186,6 +191,10 @@ pub struct ClientView {
     pub tls_client_auth: Option<String>,
     /// Whether its tokens are bound to its TLS client certificate (RFC 8705 §3).
     pub tls_client_certificate_bound_access_tokens: bool,
+    /// Its token exchange policy (RFC 8693); absent: it may exchange nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<serde_json::Value>,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -212,6 +221,11 @@ impl From<&Client> for ClientView {
             tls_client_certificate_bound_access_tokens: c
                 .metadata
                 .tls_client_certificate_bound_access_tokens,
+            token_exchange: c
+                .metadata
+                .token_exchange
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
             created_at: c.created_at.0,
         }
     }
@@ -306,6 +320,10 @@ pub struct ClientUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<String>)]
     pub sector_identifier_uri: Option<Option<String>>,
+    /// Sets (an object) or removes (`null`) the token exchange policy (RFC 8693).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<Option<serde_json::Value>>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -592,6 +610,9 @@ impl Admin {
         tls.tls_client_auth_san_email = spec.tls_client_auth_san_email.clone();
         tls.tls_client_certificate_bound_access_tokens =
             spec.tls_client_certificate_bound_access_tokens;
+        if let Some(policy) = &spec.token_exchange {
+            client.metadata.token_exchange = Some(exchange_policy(policy)?);
+        }
         client.validate().map_err(|e| invalid(e.0))?;
         self.check_sector_identifier(&client).await?;
         self.store.put_client(&client).await?;
@@ -760,6 +781,8 @@ impl Admin {
         }
         if let Some(uri) = update.sector_identifier_uri {
             client.metadata.sector_identifier_uri = uri;
+        if let Some(policy) = &update.token_exchange {
+            client.metadata.token_exchange = policy.as_ref().map(exchange_policy).transpose()?;
         }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
@@ -1027,6 +1050,14 @@ fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
         before.metadata.access_token_format() != after.metadata.access_token_format(),
     );
     changed
+}
+
+/// A `token_exchange` policy object, read strictly (unknown members are refused).
+fn exchange_policy(
+    value: &serde_json::Value,
+) -> Result<latchkey_core::grant::token_exchange::ExchangePolicy, AdminError> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| AdminError::Invalid(format!("token_exchange: {e}")))
 }
 
 /// The registered value of an `access_token_format`: `None` for `opaque` (the default, so

@@ -412,6 +412,9 @@ pub struct CreateClient {
     /// The mutual-TLS registration (RFC 8705).
     #[command(flatten)]
     pub tls: TlsClientFlags,
+    /// A JSON file with the client's token exchange policy (RFC 8693, see the README).
+    #[arg(long, value_name = "FILE")]
+    pub token_exchange_policy: Option<PathBuf>,
 }
 
 /// The OpenID Connect subject registration of `client create` and `client update`.
@@ -450,6 +453,13 @@ pub struct TlsClientFlags {
     /// Bind the client's access tokens to its TLS client certificate (RFC 8705 §3).
     #[arg(long = "tls-bound-tokens")]
     pub bound_tokens: bool,
+}
+
+/// Reads a token exchange policy file (JSON).
+fn policy_file(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))
 }
 
 /// The OpenID Connect logout registration of `client create` and `client update`.
@@ -521,6 +531,9 @@ pub struct UpdateClient {
     /// The format of access tokens: opaque or jwt (RFC 9068).
     #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
     pub access_token_format: Option<String>,
+    /// A JSON file with the token exchange policy (RFC 8693) replacing the current one.
+    #[arg(long, value_name = "FILE")]
+    pub token_exchange_policy: Option<PathBuf>,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -582,6 +595,12 @@ impl UpdateClient {
                 self.subject.sector_identifier_uri.clone(),
                 reset("sector-identifier-uri"),
             )?,
+            token_exchange: self
+                .token_exchange_policy
+                .as_deref()
+                .map(policy_file)
+                .transpose()?
+                .map(Some),
         })
     }
 }
@@ -711,7 +730,13 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            let token_exchange = args
+                .token_exchange_policy
+                .as_deref()
+                .map(policy_file)
+                .transpose()?;
             let mut spec = args.into_spec();
+            spec.token_exchange = token_exchange;
             spec.rsa_public_key = rsa_public_key;
             spec.jwks = jwks;
             let created = admin.create_client(spec).await?;
@@ -862,6 +887,7 @@ impl CreateClient {
             tls_client_auth_san_ip: self.tls.san_ip,
             tls_client_auth_san_email: self.tls.san_email,
             tls_client_certificate_bound_access_tokens: self.tls.bound_tokens,
+            token_exchange: None,
         }
     }
 }

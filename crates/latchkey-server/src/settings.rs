@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod resources;
+
 /// Everything the `latchkey` binary can be told.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -74,6 +76,8 @@ pub struct Settings {
     pub registration: crate::registration::RegistrationSettings,
     /// Clients named by the URL of their client ID metadata document.
     pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
+    /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
+    pub resources: Vec<resources::ResourceSettings>,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -488,6 +492,9 @@ pub struct GrantSettings {
     pub implicit: bool,
     /// Offer the resource owner password credentials grant to clients allowed it.
     pub password: bool,
+    /// Offer token exchange (RFC 8693) to clients allowed
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` with a `token_exchange` policy.
+    pub token_exchange: bool,
 }
 
 /// Login and consent pages.
@@ -685,6 +692,7 @@ impl Default for Settings {
             device: DeviceSettings::default(),
             registration: Default::default(),
             client_id_metadata: Default::default(),
+            resources: Vec::new(),
         }
     }
 }

@@ -83,6 +83,8 @@ where
             "this client is not allowed the {grant_type} grant"
         )));
     }
+    // RFC 8707 §2: the target resources, for every grant (`invalid_target` when malformed).
+    let resources = crate::indicator::requested(&params)?;
     // basic_oauth: tokens of a binding client work only from the User-Agent and address
     // they were issued to.
     let binding = client
@@ -104,13 +106,22 @@ where
                 &code,
                 redirect_uri.as_deref(),
                 code_verifier.as_deref(),
+                &resources,
                 binding,
                 cnf,
             ))
             .await
         }
         TokenRequest::ClientCredentials { scope } => {
-            grant::client_credentials::exchange(p, &client, scope.as_ref(), binding, cnf).await
+            grant::client_credentials::exchange(
+                p,
+                &client,
+                scope.as_ref(),
+                &resources,
+                binding,
+                cnf,
+            )
+            .await
         }
         TokenRequest::Password {
             username,
@@ -122,7 +133,10 @@ where
                 &client,
                 &username,
                 &password,
-                scope.as_ref(),
+                crate::indicator::Asked {
+                    scope: scope.as_ref(),
+                    resources: &resources,
+                },
                 binding,
                 p.client_ip(req),
                 cnf,
@@ -138,6 +152,7 @@ where
                 &client,
                 &refresh_token,
                 scope.as_ref(),
+                &resources,
                 binding,
                 cnf,
             ))
@@ -159,6 +174,7 @@ where
                 grant_type,
                 scope.as_ref(),
                 &params,
+                &resources,
                 binding,
                 cnf,
             ))

@@ -2,6 +2,7 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::indicator::ResourceUri;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
@@ -14,6 +15,7 @@ pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     requested: Option<&ScopeSet>,
+    resources: &[ResourceUri],
     binding: Option<Binding>,
     cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
@@ -26,6 +28,11 @@ where
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
+    // RFC 8707 §2: the resources, and the scope they accept.
+    let (audience, scope) =
+        p.config()
+            .resources
+            .target(client, resources, scope, requested.is_some())?;
     p.issue(Grant {
         client_id: client.id.clone(),
         subject: None,
@@ -43,6 +50,9 @@ where
         access_token_format: client.metadata.access_token_format(),
         auth: None,
         cnf,
+        audience,
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

@@ -7,3 +7,4 @@ pub mod device_code;
 pub mod extension;
 pub mod password;
 pub mod refresh_token;
+pub mod token_exchange;

@@ -5,10 +5,11 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::indicator::Asked;
 use crate::login::PasswordCheck;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
-use crate::scope::{ScopeSet, resolve};
+use crate::scope::resolve;
 use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{Binding, Confirmation, FamilyId, Grant};
@@ -26,7 +27,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     username: &str,
     password: &Secret,
-    requested: Option<&ScopeSet>,
+    asked: Asked<'_>,
     binding: Option<Binding>,
     client_ip: Option<IpAddr>,
     cnf: Option<Confirmation>,
@@ -37,10 +38,15 @@ where
 {
     // Scope first: a bad scope should not cost an Argon2 verification.
     let scope = resolve(
-        requested,
+        asked.scope,
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
+    // RFC 8707 §2: the resources, and the scope they accept.
+    let (audience, scope) =
+        p.config()
+            .resources
+            .target(client, asked.resources, scope, asked.scope.is_some())?;
     // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against brute
     // force attacks": check_password is the one path with the backoff and the audit.
     let user = match p
@@ -74,6 +80,9 @@ where
         access_token_format: client.metadata.access_token_format(),
         auth: None,
         cnf,
+        audience,
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

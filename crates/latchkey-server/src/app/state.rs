@@ -97,6 +97,7 @@ pub fn build_provider_with_sink(
             user_code_length: settings.device.user_code_length,
             verification_uri: settings.device.verification_uri.clone(),
         },
+        resources: crate::settings::resources::registry(&settings.resources)?,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;
@@ -114,6 +115,12 @@ pub fn build_provider_with_sink(
         .client_id_metadata_documents(settings.client_id_metadata.enabled);
     if let Some(policy) = registration {
         builder = builder.registration(policy);
+    }
+    let users = StoreUsers::new(store.clone(), TokioBlocking::default());
+    let mut builder = Provider::builder(store, users.clone());
+    if settings.grants.token_exchange {
+        use latchkey_core::grant::token_exchange::{GRANT_TYPE, TokenExchange};
+        builder = builder.extension_grant(GRANT_TYPE, TokenExchange);
     }
     Ok(builder
         .config(config)

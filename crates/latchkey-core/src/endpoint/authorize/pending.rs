@@ -37,6 +37,7 @@ pub struct Pending {
     pub(super) oidc: OidcParams,
     /// The pushed request it came from, to be used up when it is decided.
     pub(super) pushed: Option<super::pushed::Pushed>,
+    pub(super) audience: crate::indicator::AudienceSet,
 }
 
 impl AuthorizeRequest {
@@ -80,6 +81,10 @@ impl AuthorizeRequest {
         if let Some(pushed) = &self.pushed {
             out.append_pair("pd", &pushed.digest.to_hex())
                 .append_pair("pv", &pushed.version.to_string());
+        }
+        // RFC 8707: the resources, each as a `resource` pair (the one repeatable name).
+        for resource in self.audience.iter() {
+            out.append_pair("resource", resource);
         }
         out.finish()
     }
@@ -139,6 +144,7 @@ impl Pending {
                 (None, None) => None,
                 _ => return Err(malformed()),
             },
+            audience: crate::indicator::AudienceSet::of(params.get_all("resource").iter().cloned()),
         })
     }
 
