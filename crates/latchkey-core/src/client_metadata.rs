@@ -347,8 +347,11 @@ mod tests {
             ClientMetadata {
                 logo_uri: Some("javascript:alert(1)".into()),
                 ..ClientMetadata::default()
+            },
+            ClientMetadata {
                 tls_client_auth_subject_dn: Some("CN=a".into()),
                 tls_client_auth_san_dns: Some("a.example".into()),
+                ..ClientMetadata::default()
             },
             ClientMetadata {
                 contacts: vec!["a\nb".into()],

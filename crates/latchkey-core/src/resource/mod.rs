@@ -417,6 +417,8 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         // RFC 8705 §3: a certificate-bound token comes with its certificate.
         if !crate::mtls::confirm_presenter(access.cnf.as_ref(), req) {
             tracing::info!(client_id = %access.client_id, "certificate-bound token without its certificate");
+            return Err(GuardError::InvalidToken);
+        }
         // RFC 8707 §2 and RFC 9068 §4: a guard of one resource accepts only tokens issued
         // for it; RFC 6750 §3.1 calls anything else `invalid_token`.
         if let Some(resource) = &self.resource
