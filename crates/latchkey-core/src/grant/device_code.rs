@@ -142,6 +142,11 @@ where
             attached: approval.attached,
             auth: approval.auth,
             cnf: None,
+            // The device authorization request names no resource (RFC 8707 is not wired
+            // into RFC 8628 here): the tokens carry the default audience.
+            audience: Default::default(),
+            refresh_audience: None,
+            actor: None,
         })
         .await?;
     tracing::info!(client_id = %client.id, "device code exchanged");
