@@ -264,6 +264,8 @@ where
             ),
         )
         .with_state(provider)
+}
+
 /// A router serving the OAuth 2.0 Protected Resource Metadata (RFC 9728) of `resources`, each
 /// at its well-known path ([`ProtectedResource::metadata_path`], with the resource's path
 /// inserted, §3.1). Merge it into the application that hosts the resources, beside routes
