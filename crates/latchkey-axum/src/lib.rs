@@ -218,6 +218,35 @@ where
         .with_state(provider)
 }
 
+/// A router with dynamic client registration (RFC 7591, RFC 7592): `/register` and the
+/// client configuration endpoint `/register/{client_id}`. Merge it beside [`router`] when the
+/// provider was built with a registration policy (without one, both answer 404).
+pub fn registration_router<S, U>(provider: Provider<S, U>) -> axum::Router
+where
+    S: ProviderStore + latchkey_core::registration::store::RegistrationStore,
+    U: UserAuthenticator,
+{
+    use axum::extract::{Path, State};
+    use latchkey_core::registration::REGISTER_PATH;
+    type St<S, U> = State<Provider<S, U>>;
+    axum::Router::new()
+        .route(
+            REGISTER_PATH,
+            any(|State(p): St<S, U>, Extract(req): Extract| async move {
+                Reply(p.register(&req).await)
+            }),
+        )
+        .route(
+            &format!("{REGISTER_PATH}/{{client_id}}"),
+            any(
+                |State(p): St<S, U>, Path(id): Path<String>, Extract(req): Extract| async move {
+                    Reply(p.configure_client(&req, &id).await)
+                },
+            ),
+        )
+        .with_state(provider)
+}
+
 /// The metadata document at the request's path (see [`Provider::discovery`]).
 async fn discovery<S, U>(
     axum::extract::State(p): axum::extract::State<Provider<S, U>>,

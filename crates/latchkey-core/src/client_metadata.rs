@@ -60,7 +60,42 @@ pub struct ClientMetadata {
     /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// The client's home page (RFC 7591 §2 `client_uri`), shown to the user.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_uri: Option<String>,
+    /// The client's logo (RFC 7591 §2 `logo_uri`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logo_uri: Option<String>,
+    /// The client's terms of service (RFC 7591 §2 `tos_uri`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tos_uri: Option<String>,
+    /// The client's privacy policy (RFC 7591 §2 `policy_uri`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub policy_uri: Option<String>,
+    /// Who is responsible for the client, usually e-mail addresses (RFC 7591 §2 `contacts`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub contacts: Vec<String>,
+    /// The identifier of the client software, the same for every instance (RFC 7591 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_id: Option<String>,
+    /// The version of the client software (RFC 7591 §2).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_version: Option<String>,
+    /// `web` or `native` (OpenID Connect Registration §2 `application_type`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub application_type: Option<String>,
+    /// The client is the one its client ID metadata document describes (its id is that
+    /// document's URL): the server refreshes it from the document, and never lets a
+    /// document replace a client registered any other way.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub from_metadata_document: bool,
 }
+
+/// The most `contacts` one client may register.
+pub const MAX_CONTACTS: usize = 16;
+
+/// The longest single string value (a URI, a contact, a software id) a registration may hold.
+pub const MAX_VALUE_LEN: usize = 2048;
 
 /// The longest JSON text of a client's metadata: bounds what a registration may store.
 pub const MAX_METADATA_LEN: usize = 64 * 1024;
@@ -106,6 +141,44 @@ impl ClientMetadata {
                 ));
             }
         }
+        // RFC 7591 §2: these are URLs of pages and images the user may be shown.
+        for (name, uri) in [
+            ("client_uri", &self.client_uri),
+            ("logo_uri", &self.logo_uri),
+            ("tos_uri", &self.tos_uri),
+            ("policy_uri", &self.policy_uri),
+        ] {
+            if let Some(uri) = uri
+                && !is_web_url(uri)
+            {
+                return Err(format!(
+                    "{name} {uri:?} must be an http or https URL of at most {MAX_VALUE_LEN} bytes"
+                ));
+            }
+        }
+        if self.contacts.len() > MAX_CONTACTS {
+            return Err(format!("at most {MAX_CONTACTS} contacts"));
+        }
+        for value in self
+            .contacts
+            .iter()
+            .chain(&self.software_id)
+            .chain(&self.software_version)
+        {
+            if value.is_empty()
+                || value.len() > MAX_VALUE_LEN
+                || value.chars().any(char::is_control)
+            {
+                return Err(format!(
+                    "contacts, software_id and software_version must be 1 to {MAX_VALUE_LEN} bytes without control characters"
+                ));
+            }
+        }
+        if let Some(kind) = &self.application_type
+            && !matches!(kind.as_str(), "web" | "native")
+        {
+            return Err("application_type must be web or native".into());
+        }
         if let Some(kind) = &self.subject_type
             && !matches!(kind.as_str(), "public" | "pairwise")
         {
@@ -145,6 +218,13 @@ impl ClientMetadata {
             .and_then(crate::access_jwt::AccessTokenFormat::parse)
             .unwrap_or_default()
     }
+}
+
+/// Whether `uri` is an absolute http(s) URL with a host, of bounded length.
+fn is_web_url(uri: &str) -> bool {
+    uri.len() <= MAX_VALUE_LEN
+        && url::Url::parse(uri)
+            .is_ok_and(|u| matches!(u.scheme(), "http" | "https") && u.has_host())
 }
 
 #[cfg(test)]
@@ -211,6 +291,18 @@ mod tests {
             },
             ClientMetadata {
                 access_token_format: Some("paseto".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                logo_uri: Some("javascript:alert(1)".into()),
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                contacts: vec!["a\nb".into()],
+                ..ClientMetadata::default()
+            },
+            ClientMetadata {
+                application_type: Some("desktop".into()),
                 ..ClientMetadata::default()
             },
             ClientMetadata {

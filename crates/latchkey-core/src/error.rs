@@ -48,6 +48,14 @@ pub enum ErrorCode {
     RequestUriNotSupported,
     /// The `registration` parameter is not supported (OpenID Connect Core §3.1.2.6, §7.2.1).
     RegistrationNotSupported,
+    /// A redirect URI of a registration request is refused (RFC 7591 §3.2.2).
+    InvalidRedirectUri,
+    /// A metadata value of a registration request is refused (RFC 7591 §3.2.2).
+    InvalidClientMetadata,
+    /// The software statement of a registration request is invalid (RFC 7591 §3.2.2).
+    InvalidSoftwareStatement,
+    /// The software statement is not approved by this server (RFC 7591 §3.2.2).
+    UnapprovedSoftwareStatement,
 }
 
 impl ErrorCode {
@@ -73,6 +81,10 @@ impl ErrorCode {
             Self::RequestNotSupported => "request_not_supported",
             Self::RequestUriNotSupported => "request_uri_not_supported",
             Self::RegistrationNotSupported => "registration_not_supported",
+            Self::InvalidRedirectUri => "invalid_redirect_uri",
+            Self::InvalidClientMetadata => "invalid_client_metadata",
+            Self::InvalidSoftwareStatement => "invalid_software_statement",
+            Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
         }
     }
 

@@ -68,6 +68,7 @@ pub mod pkce;
 pub mod proto;
 pub mod provider;
 pub mod redirect;
+pub mod registration;
 pub mod resource;
 pub mod scope;
 pub mod secret;

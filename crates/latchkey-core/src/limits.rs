@@ -185,6 +185,9 @@ pub struct Limits {
     /// `per_client`, which counts only authenticated requests, so that nobody can spend a
     /// client's budget by presenting its id with a wrong secret.
     pub client_auth_failures: Option<Rate>,
+    /// Client registrations (RFC 7591) per address, so that nobody fills the store with
+    /// anonymous registrations.
+    pub registrations_per_ip: Option<Rate>,
 }
 
 impl std::fmt::Debug for Limits {
@@ -194,6 +197,7 @@ impl std::fmt::Debug for Limits {
             .field("per_ip", &self.per_ip)
             .field("backoff", &self.backoff)
             .field("client_auth_failures", &self.client_auth_failures)
+            .field("registrations_per_ip", &self.registrations_per_ip)
             .finish_non_exhaustive()
     }
 }
@@ -236,6 +240,7 @@ impl Limits {
             per_ip: None,
             backoff: Some(Backoff::default()),
             client_auth_failures: None,
+            registrations_per_ip: None,
         }
     }
 
@@ -295,6 +300,22 @@ impl Limits {
     ) -> Result<Result<(), Throttled>, StoreError> {
         let Some(ip) = ip else { return Ok(Ok(())) };
         self.rate(&ip_key("rate:ip:", ip), self.per_ip, now).await
+    }
+
+    /// Counts one registration request from `ip`; refuses it past
+    /// [`Limits::registrations_per_ip`].
+    pub async fn registrations_by_ip(
+        &self,
+        ip: Option<IpAddr>,
+        now: UnixTime,
+    ) -> Result<Result<(), Throttled>, StoreError> {
+        let Some(ip) = ip else { return Ok(Ok(())) };
+        self.rate(
+            &ip_key("rate:register:", ip),
+            self.registrations_per_ip,
+            now,
+        )
+        .await
     }
 
     async fn rate(

@@ -196,6 +196,61 @@ fn node_ip(node: &str) -> Option<IpAddr> {
         .or_else(|| node.rsplit_once(':').and_then(|(h, _)| h.parse().ok()))
 }
 
+/// Whether the server may connect to `ip` when fetching a URL a client chose (a client ID
+/// metadata document): a globally routable unicast address, never loopback, private
+/// (RFC 1918), shared (RFC 6598), link-local, unique-local (RFC 4193), multicast,
+/// documentation, benchmarking, reserved or unspecified; an IPv4 address embedded in IPv6
+/// (mapped, NAT64, 6to4) is judged as that IPv4 address. Server-side request forgery is
+/// refused by this one rule.
+pub fn is_public_address(ip: std::net::IpAddr) -> bool {
+    use std::net::{IpAddr, Ipv4Addr};
+    fn v4(ip: Ipv4Addr) -> bool {
+        let [a, b, c, _] = ip.octets();
+        !(ip.is_private()
+            || ip.is_loopback()
+            || ip.is_link_local()
+            || ip.is_broadcast()
+            || ip.is_documentation()
+            || ip.is_unspecified()
+            || ip.is_multicast()
+            || a == 0
+            || (a == 100 && (64..128).contains(&b))
+            || (a == 192 && b == 0 && c == 0)
+            || (a == 198 && (b == 18 || b == 19))
+            || a >= 240)
+    }
+    match ip {
+        IpAddr::V4(ip) => v4(ip),
+        IpAddr::V6(ip) => {
+            let seg = ip.segments();
+            if let Some(mapped) = ip.to_ipv4_mapped() {
+                return v4(mapped);
+            }
+            let embedded = |hi: u16, lo: u16| {
+                let [a, b] = hi.to_be_bytes();
+                let [c, d] = lo.to_be_bytes();
+                Ipv4Addr::new(a, b, c, d)
+            };
+            // NAT64 (RFC 6052) and 6to4 (RFC 3056) reach the IPv4 address they carry.
+            if seg[0] == 0x64 && seg[1] == 0xff9b {
+                return v4(embedded(seg[6], seg[7]));
+            }
+            if seg[0] == 0x2002 {
+                return v4(embedded(seg[1], seg[2]));
+            }
+            !(ip.is_loopback()
+                || ip.is_unspecified()
+                || ip.is_multicast()
+                || (seg[0] & 0xfe00) == 0xfc00
+                || (seg[0] & 0xffc0) == 0xfe80
+                || (seg[0] & 0xffc0) == 0xfec0
+                || (seg[0] == 0x2001 && seg[1] == 0x0db8)
+                || seg[0] == 0
+                || (seg[0] == 0x0100 && seg[1] == 0 && seg[2] == 0 && seg[3] == 0))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -307,5 +362,47 @@ mod tests {
             TrustedProxies::default().client_ip(&proxied),
             Some("10.0.0.2".parse().expect("ip"))
         );
+    }
+
+    #[test]
+    fn only_public_addresses_may_be_fetched() {
+        for private in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "100.64.0.1",
+            "0.0.0.0",
+            "224.0.0.1",
+            "255.255.255.255",
+            "192.0.2.1",
+            "198.18.0.1",
+            "240.0.0.1",
+            "::1",
+            "::",
+            "fc00::1",
+            "fd12::1",
+            "fe80::1",
+            "ff02::1",
+            "2001:db8::1",
+            "::ffff:127.0.0.1",
+            "::ffff:10.0.0.1",
+            "64:ff9b::a00:1",
+            "2002:c0a8:0101::1",
+            "100::1",
+        ] {
+            let ip: std::net::IpAddr = private.parse().expect("address");
+            assert!(!super::is_public_address(ip), "{private}");
+        }
+        for public in [
+            "93.184.216.34",
+            "1.1.1.1",
+            "2606:4700::1111",
+            "::ffff:8.8.8.8",
+        ] {
+            let ip: std::net::IpAddr = public.parse().expect("address");
+            assert!(super::is_public_address(ip), "{public}");
+        }
     }
 }

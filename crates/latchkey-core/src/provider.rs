@@ -66,6 +66,10 @@ struct Inner<S, U> {
     logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// The `aud` of JWT access tokens: [`Config::access_token_audience`] or the issuer.
     jwt_audience: Arc<str>,
+    /// Dynamic client registration, when on (see [`crate::registration`]).
+    registration: Option<crate::registration::RegistrationPolicy>,
+    /// Whether clients may name themselves by the URL of their metadata document.
+    client_id_documents: bool,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
@@ -87,6 +91,8 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             assertion_keys: Default::default(),
             logout_sink: Arc::new(crate::logout::NoLogoutDelivery),
             registration_errors: Vec::new(),
+            registration: None,
+            client_id_documents: false,
         }
     }
 
@@ -230,6 +236,17 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     /// The rate limits and password backoff in force, if any.
     pub fn limits(&self) -> Option<&crate::limits::Limits> {
         self.inner.limits.as_ref()
+    }
+
+    /// The dynamic registration policy, when registration is on.
+    pub fn registration_policy(&self) -> Option<&crate::registration::RegistrationPolicy> {
+        self.inner.registration.as_ref()
+    }
+
+    /// Whether client ID metadata documents are accepted (see
+    /// [`ProviderBuilder::client_id_metadata_documents`]).
+    pub fn client_id_metadata_documents(&self) -> bool {
+        self.inner.client_id_documents
     }
 
     /// The address of the client that sent `req`, believing the configured trusted proxies.
@@ -510,6 +527,9 @@ pub struct ProviderBuilder<S, U> {
     logout_sink: Arc<dyn crate::logout::LogoutSink>,
     /// Extension grants that could not be registered; `build` reports the first.
     registration_errors: Vec<ConfigError>,
+    registration: Option<crate::registration::RegistrationPolicy>,
+    /// Whether clients may name themselves by the URL of their metadata document.
+    client_id_documents: bool,
 }
 
 impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
@@ -649,6 +669,21 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
         self
     }
 
+    /// Turns on dynamic client registration (RFC 7591, RFC 7592) under `policy`: the
+    /// registration endpoint is advertised, and [`Provider::register`] answers.
+    pub fn registration(mut self, policy: crate::registration::RegistrationPolicy) -> Self {
+        self.registration = Some(policy);
+        self
+    }
+
+    /// Advertises `client_id_metadata_document_supported` (draft-ietf-oauth-client-id-
+    /// metadata-document §6): the embedder resolves such client ids into the store before
+    /// the endpoints look them up (see [`crate::registration::document`]).
+    pub fn client_id_metadata_documents(mut self, on: bool) -> Self {
+        self.client_id_documents = on;
+        self
+    }
+
     /// Validates the configuration and builds the provider.
     pub fn build(mut self) -> Result<Provider<S, U>, ConfigError> {
         if let Some(err) = self.registration_errors.into_iter().next() {
@@ -686,6 +721,8 @@ impl<S: ProviderStore, U: UserAuthenticator> ProviderBuilder<S, U> {
                 claims: self.claims,
                 assertion_keys: self.assertion_keys,
                 logout_sink: self.logout_sink,
+                registration: self.registration,
+                client_id_documents: self.client_id_documents,
             }),
             client_ip: None,
         })

@@ -19,9 +19,11 @@ use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 mod keys;
+mod registration;
 mod users;
 
 pub use keys::{KeyView, RotateKeys, signing_alg};
+pub use registration::{CreatedInitialToken, InitialTokenView, NewInitialToken};
 pub use users::UserUpdate;
 
 /// Why an administrative operation failed; each maps to one HTTP status.

@@ -5,8 +5,9 @@
 //! endpoints, which face the internet, never route to it.
 
 use crate::admin::{
-    Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient, KeyView,
-    RevokedConsent, RotateKeys, RotatedSecret, UserUpdate, UserView,
+    Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient,
+    CreatedInitialToken, InitialTokenView, KeyView, NewInitialToken, RevokedConsent, RotateKeys,
+    RotatedSecret, UserUpdate, UserView,
 };
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -54,6 +55,14 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
         .route("/admin/keys", get(list_keys))
         .route("/admin/keys/rotate", post(rotate_keys))
         .route("/admin/keys/{kid}/retire", post(retire_key))
+        .route(
+            "/admin/registration/tokens",
+            get(list_initial_tokens).post(create_initial_token),
+        )
+        .route(
+            "/admin/registration/tokens/{id}",
+            axum::routing::delete(revoke_initial_token),
+        )
         .route("/admin/tokens/revoke", post(revoke))
         .route("/admin/tokens/introspect", post(introspect))
         .route_layer(axum::middleware::from_fn_with_state(
@@ -369,6 +378,49 @@ async fn retire_key(
     Ok(Json(api.admin.retire_key(&kid).await?))
 }
 
+/// Lists the initial access tokens of dynamic client registration (never their values).
+#[utoipa::path(get, path = "/admin/registration/tokens", tag = "registration",
+    responses(
+        (status = 200, description = "The tokens, by id", body = [InitialTokenView]),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn list_initial_tokens(
+    State(api): State<Api>,
+) -> Result<Json<Vec<InitialTokenView>>, AdminError> {
+    Ok(Json(api.admin.list_initial_tokens().await?))
+}
+
+/// Makes an initial access token for `/register` (RFC 7591 §3); the token is in this
+/// answer only.
+#[utoipa::path(post, path = "/admin/registration/tokens", tag = "registration",
+    request_body = NewInitialToken,
+    responses(
+        (status = 201, description = "The token, shown once", body = CreatedInitialToken),
+        (status = 400, description = "A bad lifetime, use count or description"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn create_initial_token(
+    State(api): State<Api>,
+    body: Body<NewInitialToken>,
+) -> Result<(axum::http::StatusCode, Json<CreatedInitialToken>), AdminError> {
+    let Json(new) = body.map_err(bad_json)?;
+    let created = api.admin.create_initial_token(&new).await?;
+    Ok((StatusCode::CREATED, Json(created)))
+}
+
+/// Revokes an initial access token; clients it registered stay.
+#[utoipa::path(delete, path = "/admin/registration/tokens/{id}", tag = "registration",
+    params(("id" = String, Path, description = "the token's id")),
+    responses(
+        (status = 204, description = "Revoked"),
+        (status = 404, description = "No such token"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn revoke_initial_token(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<axum::http::StatusCode, AdminError> {
+    api.admin.revoke_initial_token(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Ends every login session of a user ("log out everywhere"): their browsers must log in
 /// again. Tokens already issued stay valid until they expire or are revoked.
 #[utoipa::path(post, path = "/admin/users/{username}/logout", tag = "users",
@@ -448,7 +500,8 @@ async fn introspect(
     paths(
         list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
         list_users, add_user, get_user, update_user, delete_user, set_password, logout_user, list_consents,
-        revoke_consent, revoke, introspect, list_keys, rotate_keys, retire_key
+        revoke_consent, revoke, introspect, list_keys, rotate_keys, retire_key,
+        list_initial_tokens, create_initial_token, revoke_initial_token
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

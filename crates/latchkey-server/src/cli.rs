@@ -70,6 +70,104 @@ pub enum Command {
         #[arg(long, value_name = "SECS", default_value_t = 5)]
         timeout: u64,
     },
+    /// Dynamic client registration: initial access tokens.
+    #[command(subcommand)]
+    Registration(RegistrationCommand),
+}
+
+/// Dynamic client registration administration (RFC 7591).
+#[derive(Debug, Subcommand)]
+pub enum RegistrationCommand {
+    /// Initial access tokens: what a developer needs to register a client at `/register`
+    /// when registration is not open.
+    #[command(subcommand)]
+    Token(InitialTokenCommand),
+}
+
+/// Initial access tokens (RFC 7591 §3).
+#[derive(Debug, Subcommand)]
+pub enum InitialTokenCommand {
+    /// Make a token; it is printed once and only its digest is stored.
+    Create {
+        /// Who or what it is for.
+        #[arg(long, default_value = "")]
+        description: String,
+        /// Lifetime in seconds; without it, valid until revoked.
+        #[arg(long)]
+        ttl: Option<u64>,
+        /// How many registrations it allows; without it, any number.
+        #[arg(long)]
+        uses: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the tokens (never their values).
+    List {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token by its id; clients it registered stay.
+    Revoke {
+        /// The token's id, from `list`.
+        id: String,
+    },
+}
+
+/// Runs a `latchkey registration` command.
+pub async fn registration(cmd: RegistrationCommand, settings: &Settings) -> anyhow::Result<()> {
+    let store = AnyStore::from_settings(settings).await?;
+    let admin = admin(settings, &store);
+    let RegistrationCommand::Token(cmd) = cmd;
+    let result = async {
+        match cmd {
+            InitialTokenCommand::Create {
+                description,
+                ttl,
+                uses,
+                json,
+            } => {
+                let new = crate::admin::NewInitialToken {
+                    description,
+                    ttl,
+                    uses,
+                };
+                let created = admin.create_initial_token(&new).await?;
+                if json {
+                    println!("{}", serde_json::to_string(&created)?);
+                } else {
+                    println!("id:    {}", created.view.id);
+                    println!("token: {}", created.token);
+                    eprintln!("The token is shown only now; send it as `Authorization: Bearer` to /register.");
+                }
+            }
+            InitialTokenCommand::List { json } => {
+                let tokens = admin.list_initial_tokens().await?;
+                if json {
+                    println!("{}", serde_json::to_string(&tokens)?);
+                } else {
+                    for t in tokens {
+                        println!(
+                            "{}  uses left: {}  expires: {}  {}",
+                            t.id,
+                            t.uses_left.map_or("any".into(), |n| n.to_string()),
+                            t.expires_at.map_or("never".into(), |at| at.to_string()),
+                            t.description,
+                        );
+                    }
+                }
+            }
+            InitialTokenCommand::Revoke { id } => {
+                admin.revoke_initial_token(&id).await?;
+                println!("revoked {id}");
+            }
+        }
+        anyhow::Ok(())
+    }
+    .await;
+    store.close().await;
+    result
 }
 
 /// Signing-key administration. Running servers pick changes up within a minute.

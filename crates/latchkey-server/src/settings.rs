@@ -66,6 +66,10 @@ pub struct Settings {
     pub keys: KeySettings,
     /// OpenID Connect.
     pub oidc: OidcSettings,
+    /// Dynamic client registration (RFC 7591, RFC 7592).
+    pub registration: crate::registration::RegistrationSettings,
+    /// Clients named by the URL of their client ID metadata document.
+    pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
 }
 
 /// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
@@ -548,6 +552,8 @@ impl Default for Settings {
             allow_http_jwks_uri: false,
             keys: KeySettings::default(),
             oidc: OidcSettings::default(),
+            registration: Default::default(),
+            client_id_metadata: Default::default(),
         }
     }
 }

@@ -8,6 +8,9 @@
 
 use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
+use latchkey_core::registration::store::{
+    ClientRegistration, InitialAccessToken, RegistrationStore,
+};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
@@ -679,3 +682,62 @@ impl OAuth1Store for AnyStore {
         oauth1!(self, s => s.insert_nonce(key, expires_at, now).await)
     }
 }
+
+/// Implements [`RegistrationStore`] for an enum by delegating every call through `$by`.
+macro_rules! registration_store {
+    ($ty:ty, $self:ident, $s:ident => $target:expr) => {
+        impl RegistrationStore for $ty {
+            async fn save_initial_token(&$self, token: &InitialAccessToken) -> Result<(), StoreError> {
+                let $s = $target;
+                durable!($s, s => s.save_initial_token(token).await)
+            }
+            async fn use_initial_token(
+                &$self,
+                digest: &Digest,
+                now: UnixTime,
+            ) -> Result<Option<InitialAccessToken>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.use_initial_token(digest, now).await)
+            }
+            async fn list_initial_tokens(&$self) -> Result<Vec<InitialAccessToken>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.list_initial_tokens().await)
+            }
+            async fn delete_initial_token(&$self, id: &str) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.delete_initial_token(id).await)
+            }
+            async fn put_registration(&$self, registration: &ClientRegistration) -> Result<(), StoreError> {
+                let $s = $target;
+                durable!($s, s => s.put_registration(registration).await)
+            }
+            async fn get_registration(
+                &$self,
+                client_id: &str,
+            ) -> Result<Option<ClientRegistration>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.get_registration(client_id).await)
+            }
+            async fn delete_registration(&$self, client_id: &str) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.delete_registration(client_id).await)
+            }
+            async fn touch_registration(&$self, client_id: &str, day: UnixTime) -> Result<(), StoreError> {
+                let $s = $target;
+                durable!($s, s => s.touch_registration(client_id, day).await)
+            }
+            async fn unused_registrations(
+                &$self,
+                before: UnixTime,
+                limit: usize,
+            ) -> Result<Vec<String>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.unused_registrations(before, limit).await)
+            }
+        }
+    };
+}
+
+// Registrations live with their clients, in the durable store.
+registration_store!(Durable, self, d => self);
+registration_store!(AnyStore, self, d => self.durable());

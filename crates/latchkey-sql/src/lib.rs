@@ -35,6 +35,8 @@ mod migrate;
 #[cfg(any(feature = "postgres", feature = "mysql"))]
 mod pool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod registration_rows;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod rows;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

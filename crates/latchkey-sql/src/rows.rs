@@ -324,13 +324,14 @@ pub(crate) use {
 
 /// What every backend deletes with a client, besides its row, in the transaction that deletes
 /// it: everything issued to it.
-pub(crate) const CLIENT_DEPENDENTS: [&str; 6] = [
+pub(crate) const CLIENT_DEPENDENTS: [&str; 7] = [
     "DELETE FROM tokens WHERE client_id = ?",
     "DELETE FROM codes WHERE client_id = ?",
     "DELETE FROM consents WHERE client_id = ?",
     "DELETE FROM oauth1_request_tokens WHERE client_id = ?",
     "DELETE FROM oauth1_access_tokens WHERE client_id = ?",
     "DELETE FROM oauth1_consumers WHERE client_id = ?",
+    "DELETE FROM client_registrations WHERE client_id = ?",
 ];
 
 /// What every backend deletes with a user, besides its row: everything issued for them, and

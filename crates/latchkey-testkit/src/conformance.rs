@@ -30,6 +30,7 @@ use latchkey_core::user::User;
 use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
 pub use crate::key_conformance::*;
+pub use crate::registration_conformance::*;
 
 /// Runs the whole conformance suite against the store built by `$make` (an async
 /// expression evaluated once per test, yielding a fresh store).
@@ -79,6 +80,9 @@ macro_rules! store_conformance {
             signing_keys_round_trip_exactly,
             stale_key_updates_are_refused,
             concurrent_key_maintenance_creates_one_key_per_alg,
+            registrations_round_trip_and_go_with_their_client,
+            initial_tokens_are_spent_once_per_use,
+            concurrent_initial_token_uses_never_overspend,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

@@ -8,6 +8,7 @@ pub mod key_conformance;
 pub mod oauth1_conformance;
 pub mod oauth1_kit;
 pub mod pending_conformance;
+pub mod registration_conformance;
 
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};

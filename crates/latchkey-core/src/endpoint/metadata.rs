@@ -95,6 +95,13 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();
     }
+    // RFC 8414 §2: where clients register (RFC 7591 §3), when registration is on.
+    if p.registration_policy().is_some() {
+        doc["registration_endpoint"] = url(crate::registration::REGISTER_PATH).into();
+    }
+    if p.client_id_metadata_documents() {
+        doc["client_id_metadata_document_supported"] = true.into();
+    }
     if let Some(uri) = &c.error_uri {
         doc["service_documentation"] = uri.as_str().into();
     }

@@ -156,6 +156,8 @@ pub struct MemoryStore {
     replay: super::replay::MemoryReplayCache,
     /// Pushed authorization requests and device authorizations, behind their own lock too.
     pending: super::pending::MemoryPendingStore,
+    /// Dynamic registration's records, behind their own lock.
+    registrations: crate::registration::store::MemoryRegistrations,
 }
 
 #[derive(Debug, Default)]
@@ -399,11 +401,69 @@ impl ClientStore for MemoryStore {
         let existed = state.clients.remove(id).is_some();
         state.remove_issued_to(&TokenOwner::Client(id.to_owned()));
         state.consents.retain(|(_, client), _| client != id);
+        self.registrations.forget(id);
         Ok(existed)
     }
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(self.lock().clients.values().cloned().collect())
+    }
+}
+
+impl crate::registration::store::RegistrationStore for MemoryStore {
+    async fn save_initial_token(
+        &self,
+        token: &crate::registration::store::InitialAccessToken,
+    ) -> Result<(), StoreError> {
+        self.registrations.save_initial_token(token).await
+    }
+
+    async fn use_initial_token(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<crate::registration::store::InitialAccessToken>, StoreError> {
+        self.registrations.use_initial_token(digest, now).await
+    }
+
+    async fn list_initial_tokens(
+        &self,
+    ) -> Result<Vec<crate::registration::store::InitialAccessToken>, StoreError> {
+        self.registrations.list_initial_tokens().await
+    }
+
+    async fn delete_initial_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.registrations.delete_initial_token(id).await
+    }
+
+    async fn put_registration(
+        &self,
+        registration: &crate::registration::store::ClientRegistration,
+    ) -> Result<(), StoreError> {
+        self.registrations.put_registration(registration).await
+    }
+
+    async fn get_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::registration::store::ClientRegistration>, StoreError> {
+        self.registrations.get_registration(client_id).await
+    }
+
+    async fn delete_registration(&self, client_id: &str) -> Result<bool, StoreError> {
+        self.registrations.delete_registration(client_id).await
+    }
+
+    async fn touch_registration(&self, client_id: &str, day: UnixTime) -> Result<(), StoreError> {
+        self.registrations.touch_registration(client_id, day).await
+    }
+
+    async fn unused_registrations(
+        &self,
+        before: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.registrations.unused_registrations(before, limit).await
     }
 }
 

@@ -247,3 +247,63 @@ impl<D: super::KeyStore, F: Send + Sync + 'static> super::KeyStore for Tiered<D,
             .await
     }
 }
+
+/// Registrations live as long as their clients: in the durable store.
+impl<D: crate::registration::store::RegistrationStore, F: Send + Sync + 'static>
+    crate::registration::store::RegistrationStore for Tiered<D, F>
+{
+    async fn save_initial_token(
+        &self,
+        token: &crate::registration::store::InitialAccessToken,
+    ) -> Result<(), StoreError> {
+        self.durable.save_initial_token(token).await
+    }
+
+    async fn use_initial_token(
+        &self,
+        digest: &Digest,
+        now: UnixTime,
+    ) -> Result<Option<crate::registration::store::InitialAccessToken>, StoreError> {
+        self.durable.use_initial_token(digest, now).await
+    }
+
+    async fn list_initial_tokens(
+        &self,
+    ) -> Result<Vec<crate::registration::store::InitialAccessToken>, StoreError> {
+        self.durable.list_initial_tokens().await
+    }
+
+    async fn delete_initial_token(&self, id: &str) -> Result<bool, StoreError> {
+        self.durable.delete_initial_token(id).await
+    }
+
+    async fn put_registration(
+        &self,
+        registration: &crate::registration::store::ClientRegistration,
+    ) -> Result<(), StoreError> {
+        self.durable.put_registration(registration).await
+    }
+
+    async fn get_registration(
+        &self,
+        client_id: &str,
+    ) -> Result<Option<crate::registration::store::ClientRegistration>, StoreError> {
+        self.durable.get_registration(client_id).await
+    }
+
+    async fn delete_registration(&self, client_id: &str) -> Result<bool, StoreError> {
+        self.durable.delete_registration(client_id).await
+    }
+
+    async fn touch_registration(&self, client_id: &str, day: UnixTime) -> Result<(), StoreError> {
+        self.durable.touch_registration(client_id, day).await
+    }
+
+    async fn unused_registrations(
+        &self,
+        before: UnixTime,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        self.durable.unused_registrations(before, limit).await
+    }
+}

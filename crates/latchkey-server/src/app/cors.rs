@@ -23,7 +23,13 @@ pub(super) fn cors_layer(cors: &CorsSettings) -> anyhow::Result<Option<CorsLayer
     Ok(Some(
         CorsLayer::new()
             .allow_origin(AllowOrigin::list(origins))
-            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            .allow_methods([
+                Method::GET,
+                Method::POST,
+                Method::PUT,
+                Method::DELETE,
+                Method::OPTIONS,
+            ])
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
             .max_age(std::time::Duration::from_secs(600)),
     ))

@@ -37,6 +37,8 @@ pub struct Surroundings {
     /// The metrics recorder's handle, when requests are counted (`/metrics` is served on the
     /// admin listener, never on this router).
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// Resolves client ids that are metadata document URLs, when that is on.
+    pub client_documents: Option<Arc<crate::client_documents::ClientDocuments>>,
 }
 
 impl Surroundings {
@@ -49,6 +51,7 @@ impl Surroundings {
                 allow_insecure_http: true,
             }),
             metrics: None,
+            client_documents: None,
         }
     }
 }
@@ -56,7 +59,9 @@ impl Surroundings {
 /// The router of the whole server, without CORS; see [`app_with_cors`].
 pub fn app(provider: AppProvider, ui: AppUi) -> Router {
     wrap(
-        Router::new().merge(latchkey_axum::router(provider)),
+        Router::new()
+            .merge(latchkey_axum::router(provider.clone()))
+            .merge(latchkey_axum::registration_router(provider)),
         ui,
         Surroundings::permissive(),
     )
@@ -81,7 +86,9 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
         METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
     };
     use latchkey_core::endpoint::userinfo::USERINFO_PATH;
-    let oauth = latchkey_axum::router(provider);
+    use latchkey_core::registration::REGISTER_PATH;
+    let oauth =
+        latchkey_axum::router(provider.clone()).merge(latchkey_axum::registration_router(provider));
     let Some(layer) = cors_layer(cors)? else {
         return Ok(oauth);
     };
@@ -97,7 +104,10 @@ fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Ro
         .route_service(REVOKE_PATH, with_cors.clone())
         .route_service(METADATA_PATH, with_cors.clone())
         .route_service(OPENID_CONFIGURATION_PATH, with_cors.clone())
-        .route_service(USERINFO_PATH, with_cors)
+        .route_service(USERINFO_PATH, with_cors.clone())
+        // Browser-based clients (MCP inspectors, SPAs) register themselves.
+        .route_service(REGISTER_PATH, with_cors.clone())
+        .route_service(&format!("{REGISTER_PATH}/{{client_id}}"), with_cors)
         .fallback_service(oauth))
 }
 
@@ -140,6 +150,9 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
         .layer(option_layer(
             tracked.then(|| axum::middleware::from_fn(crate::metrics::track)),
         ))
+        .layer(option_layer(around.client_documents.map(|documents| {
+            axum::middleware::from_fn_with_state(documents, crate::client_documents::resolve)
+        })))
         .service(router);
     Router::new().fallback_service(layered)
 }

@@ -40,6 +40,10 @@ pub async fn run(
     let around = Surroundings {
         transport: Arc::clone(&around_transport),
         metrics: metrics.clone(),
+        client_documents: crate::client_documents::ClientDocuments::from_settings(
+            &settings.client_id_metadata,
+            provider.clone(),
+        ),
     };
     let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
     let app = app_with_oauth1(provider.clone(), ui, oauth1, &settings.cors, around)?;
@@ -60,6 +64,7 @@ pub async fn run(
         shutdown.await;
         let _ = stopping.send(true);
     });
+    crate::registration::spawn_sweeper(provider.clone(), &settings);
     crate::signing_keys::SigningKeys::install(&settings, store.clone(), provider.clone())
         .await?
         .spawn(stopped.clone());

@@ -73,12 +73,28 @@ pub fn build_provider(
         pairwise_salt: Some(pairwise_salt(settings)?),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
-    Ok(Provider::builder(store, users.clone())
+    let registration = settings.registration.policy()?;
+    // Self-registered clients expire when unused: their use is recorded from the events.
+    let events: Arc<dyn latchkey_core::events::EventSink> =
+        if registration.is_some() || settings.client_id_metadata.enabled {
+            Arc::new(crate::registration::TrackUse::new(
+                Arc::new(LogEvents),
+                store.clone(),
+            ))
+        } else {
+            Arc::new(LogEvents)
+        };
+    let mut builder = Provider::builder(store, users.clone())
+        .client_id_metadata_documents(settings.client_id_metadata.enabled);
+    if let Some(policy) = registration {
+        builder = builder.registration(policy);
+    }
+    Ok(builder
         .config(config)
         // OpenID Connect claims come from the same built-in user records.
         .claims_source(users)
-        .events(Arc::new(LogEvents))
-        .limits(limits(&settings.limits, counters))
+        .events(events)
+        .limits(limits(settings, counters))
         .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
             // The key-encryption key that seals the signing keys also seals the secrets of
             // client_secret_jwt clients.
@@ -117,7 +133,8 @@ fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::S
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).
-fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
+fn limits(settings: &Settings, counters: Arc<dyn Counters>) -> Limits {
+    let s: &LimitSettings = &settings.limits;
     let rate = |requests: u64| {
         (requests > 0).then_some(Rate {
             requests,
@@ -138,6 +155,11 @@ fn limits(s: &LimitSettings, counters: Arc<dyn Counters>) -> Limits {
             s.login_max_failures_per_ip
         },
         window: s.login_window.max(1),
+    });
+    let registration = &settings.registration;
+    limits.registrations_per_ip = (registration.per_ip > 0).then_some(Rate {
+        requests: registration.per_ip,
+        window: registration.window.max(1),
     });
     limits
 }

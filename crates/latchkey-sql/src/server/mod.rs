@@ -20,6 +20,7 @@ mod mysql;
 mod oauth1;
 #[cfg(feature = "postgres")]
 mod postgres;
+mod registration;
 mod replay;
 mod sessions;
 mod tokens;

@@ -94,6 +94,11 @@ impl Dialect for MySqlDialect {
             name: "session_sid_clients",
             sql: include_str!("../../migrations/mysql/0012_session_sid_clients.sql"),
         },
+        Migration {
+            version: 14,
+            name: "registration",
+            sql: include_str!("../../migrations/mysql/0014_registration.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

@@ -88,6 +88,11 @@ impl Dialect for PgDialect {
             name: "session_sid_clients",
             sql: include_str!("../../migrations/postgres/0012_session_sid_clients.sql"),
         },
+        Migration {
+            version: 14,
+            name: "registration",
+            sql: include_str!("../../migrations/postgres/0014_registration.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

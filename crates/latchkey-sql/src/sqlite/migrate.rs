@@ -82,6 +82,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "session_sid_clients",
         sql: include_str!("../../migrations/sqlite/0014_session_sid_clients.sql"),
     },
+    Migration {
+        version: 16,
+        name: "registration",
+        sql: include_str!("../../migrations/sqlite/0016_registration.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

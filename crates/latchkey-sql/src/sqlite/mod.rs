@@ -18,6 +18,7 @@ mod keys;
 mod migrate;
 mod oauth1;
 mod readers;
+mod registration;
 mod replay;
 mod sessions;
 mod writer;

@@ -164,6 +164,8 @@ pub(crate) enum Op {
     Remember(super::replay::Remember),
     /// A guarded write of the signing keys (see `super::keys`).
     Keys(super::keys::Write),
+    /// A write of dynamic registration's records (see `super::registration`).
+    Registration(super::registration::Write),
 }
 
 impl Op {
@@ -203,6 +205,7 @@ impl Op {
             Self::Session(write) => write.answer(),
             Self::Remember(write) => &mut write.reply,
             Self::Keys(write) => write.answer(),
+            Self::Registration(write) => write.answer(),
         }
     }
 }
@@ -408,6 +411,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
         Op::Session(write) => super::sessions::apply(conn, write),
         Op::Remember(write) => super::replay::apply(conn, write),
         Op::Keys(write) => super::keys::apply(conn, write),
+        Op::Registration(write) => super::registration::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))
