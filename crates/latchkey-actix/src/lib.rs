@@ -200,6 +200,30 @@ where
     }
 }
 
+/// Mounts the OAuth 2.0 Protected Resource Metadata (RFC 9728) of `resources`, each at its
+/// well-known path ([`ProtectedResource::metadata_path`], with the resource's path inserted,
+/// §3.1), for `App::configure`. Use it in the application that hosts the resources, beside
+/// routes protected by a guard made with [`latchkey_core::resource::Guard::resource`].
+///
+/// [`ProtectedResource::metadata_path`]: latchkey_core::resource::metadata::ProtectedResource::metadata_path
+pub fn configure_protected_resources(
+    resources: impl IntoIterator<Item = latchkey_core::resource::metadata::ProtectedResource>,
+) -> impl FnOnce(&mut web::ServiceConfig) {
+    let resources: Vec<_> = resources.into_iter().collect();
+    move |cfg| {
+        for resource in resources {
+            let response = resource.to_http();
+            cfg.route(
+                &resource.metadata_path(),
+                web::get().to(move || {
+                    let response = response.clone();
+                    async move { Reply(response) }
+                }),
+            );
+        }
+    }
+}
+
 async fn token<S: ProviderStore, U: UserAuthenticator>(
     p: web::Data<Provider<S, U>>,
     Extract(req): Extract,

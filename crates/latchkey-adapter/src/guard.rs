@@ -2,7 +2,9 @@
 //! signed requests (RFC 5849) accepted beside bearer tokens when asked.
 
 use latchkey_core::http::{HeaderError, HttpRequest, HttpResponse};
-use latchkey_core::resource::{AccessToken, Guard, GuardError, GuardHooks, TokenVerifier};
+use latchkey_core::resource::{
+    AccessToken, Challenge, Guard, GuardError, GuardHooks, TokenVerifier,
+};
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::store::ClientStore;
 use latchkey_oauth1::{OAuth1Error, OAuth1Provider, OAuth1Store};
@@ -19,21 +21,21 @@ type CheckFn<E> = dyn Fn(HttpRequest, ScopeSet) -> CheckFuture<E> + Send + Sync;
 #[derive(Clone)]
 pub struct ResourceGuard {
     check: Arc<CheckFn<GuardError>>,
-    realm: Arc<str>,
+    challenge: Arc<Challenge>,
     oauth1: Option<OAuth1Guard>,
 }
 
 impl ResourceGuard {
     /// Wraps a core guard.
     pub fn new<V: TokenVerifier, H: GuardHooks>(guard: Guard<V, H>) -> Self {
-        let realm: Arc<str> = guard.realm().into();
+        let challenge = Arc::new(guard.challenge().clone());
         let guard = Arc::new(guard);
         Self {
             check: Arc::new(move |req, scopes| {
                 let guard = Arc::clone(&guard);
                 Box::pin(async move { guard.authenticate(&req, &scopes).await })
             }),
-            realm,
+            challenge,
             oauth1: None,
         }
     }
@@ -47,7 +49,7 @@ impl ResourceGuard {
 
     /// The realm of the RFC 6750 challenge.
     pub fn realm(&self) -> &str {
-        &self.realm
+        &self.challenge.realm
     }
 
     /// Checks `req` (its head, with the body when [`Self::needs_body`] said so), requiring
@@ -65,13 +67,13 @@ impl ResourceGuard {
         }
         (self.check)(req, scopes.clone())
             .await
-            .map_err(|err| err.to_response(&self.realm))
+            .map_err(|err| err.challenged(&self.challenge))
     }
 
     /// The answer to a request whose headers the core refuses (see
     /// [`latchkey_core::http::collect_headers`]): RFC 6750 `invalid_request`.
     pub fn malformed(&self, err: HeaderError) -> HttpResponse {
-        GuardError::Malformed(err.description()).to_response(&self.realm)
+        GuardError::Malformed(err.description()).challenged(&self.challenge)
     }
 
     /// The scopes a route requires, from a space-delimited scope string written in the
@@ -101,7 +103,7 @@ impl ResourceGuard {
 impl std::fmt::Debug for ResourceGuard {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ResourceGuard")
-            .field("realm", &self.realm)
+            .field("challenge", &self.challenge)
             .field("oauth1", &self.oauth1.is_some())
             .finish()
     }

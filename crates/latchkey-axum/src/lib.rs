@@ -247,6 +247,30 @@ where
         .with_state(provider)
 }
 
+/// A router serving the OAuth 2.0 Protected Resource Metadata (RFC 9728) of `resources`, each
+/// at its well-known path ([`ProtectedResource::metadata_path`], with the resource's path
+/// inserted, §3.1). Merge it into the application that hosts the resources, beside routes
+/// protected by a guard made with [`latchkey_core::resource::Guard::resource`].
+///
+/// [`ProtectedResource::metadata_path`]: latchkey_core::resource::metadata::ProtectedResource::metadata_path
+pub fn protected_resource_router(
+    resources: impl IntoIterator<Item = latchkey_core::resource::metadata::ProtectedResource>,
+) -> axum::Router {
+    let mut router = axum::Router::new();
+    for resource in resources {
+        let path = resource.metadata_path();
+        let response = resource.to_http();
+        router = router.route(
+            &path,
+            axum::routing::get(move || {
+                let response = response.clone();
+                async move { Reply(response) }
+            }),
+        );
+    }
+    router
+}
+
 /// The metadata document at the request's path (see [`Provider::discovery`]).
 async fn discovery<S, U>(
     axum::extract::State(p): axum::extract::State<Provider<S, U>>,

@@ -76,6 +76,9 @@ fn token_minting(c: &mut Criterion) {
         access_ttl: 3600,
         refresh_ttl: None,
         binding: None,
+        audience: Default::default(),
+        refresh_audience: None,
+        actor: None,
     };
     c.bench_function("token/mint_access", |b| {
         b.iter(|| mint(black_box(&grant), &entropy, UnixTime(1_700_000_000)))

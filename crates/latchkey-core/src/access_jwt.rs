@@ -14,10 +14,11 @@
 //! token locally ([`crate::resource::jwt`]), in which case a revoked JWT keeps working there
 //! until it expires.
 //!
-//! **Audience.** RFC 9068 §3 makes `aud` the resource the token is for; RFC 8707's `resource`
-//! parameter is not supported yet, so every JWT access token carries one audience: the
-//! configured [`crate::config::Config::access_token_audience`], or the issuer when none is
-//! set. A resource server checks that it is named there.
+//! **Audience.** RFC 9068 §3 makes `aud` the resource the token is for: the resources the
+//! request named with RFC 8707's `resource` (see [`crate::indicator`]), or, when it named
+//! none, the configured [`crate::config::Config::access_token_audience`] (the issuer when
+//! none is set). A resource server checks that it is named there. A delegated token (RFC 8693
+//! token exchange) carries its actor as `act`.
 
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_token};
@@ -71,13 +72,21 @@ impl AccessTokenFormat {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(untagged)]
 pub enum Audience {
-    /// One audience (what Latchkey issues).
+    /// One audience.
     One(String),
-    /// Several audiences.
+    /// Several audiences (a token for several RFC 8707 resources).
     Many(Vec<String>),
 }
 
 impl Audience {
+    /// Every audience.
+    pub fn to_vec(&self) -> Vec<String> {
+        match self {
+            Self::One(a) => vec![a.clone()],
+            Self::Many(list) => list.clone(),
+        }
+    }
+
     /// Whether `name` is among the audiences.
     pub fn contains(&self, name: &str) -> bool {
         match self {
@@ -123,17 +132,26 @@ pub struct AccessTokenClaims {
     /// resource server must see that key proven before it accepts the token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cnf: Option<Confirmation>,
+    /// Who acts for the subject (RFC 8693 §4.1), for a delegated token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<crate::token::Actor>,
 }
 
 impl AccessTokenClaims {
-    /// The claims of the access token `ctx` describes, for `audience`.
-    pub fn of(ctx: &TokenContext<'_>, audience: &str, entropy: &dyn Entropy) -> Self {
+    /// The claims of the access token `ctx` describes: for the grant's resources, or
+    /// `default_audience` when it names none.
+    pub fn of(ctx: &TokenContext<'_>, default_audience: &str, entropy: &dyn Entropy) -> Self {
         let grant = ctx.grant;
         let scope = (!grant.scope.is_empty()).then(|| grant.scope.to_string());
+        let aud = match grant.audience.len() {
+            0 => Audience::One(default_audience.to_owned()),
+            1 => Audience::One(grant.audience.iter().collect()),
+            _ => Audience::Many(grant.audience.iter().map(str::to_owned).collect()),
+        };
         Self {
             iss: ctx.issuer.to_owned(),
             exp: ctx.expires_at.0,
-            aud: Audience::One(audience.to_owned()),
+            aud,
             sub: grant
                 .subject
                 .clone()
@@ -147,6 +165,7 @@ impl AccessTokenClaims {
             acr: None,
             amr: None,
             cnf: grant.cnf.clone(),
+            act: grant.actor.as_deref().cloned(),
         }
     }
 

@@ -89,6 +89,10 @@ pub struct ClientMetadata {
     /// document replace a client registered any other way.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub from_metadata_document: bool,
+    /// What this client may do with the token exchange grant (RFC 8693); absent: nothing,
+    /// even when it is allowed the grant type.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_exchange: Option<crate::grant::token_exchange::ExchangePolicy>,
 }
 
 /// The most `contacts` one client may register.
@@ -201,6 +205,9 @@ impl ClientMetadata {
             {
                 return Err(format!("{name} must be one of ES256, RS256, EdDSA"));
             }
+        }
+        if let Some(policy) = &self.token_exchange {
+            policy.validate()?;
         }
         if let Some(format) = &self.access_token_format
             && crate::access_jwt::AccessTokenFormat::parse(format).is_none()

@@ -71,6 +71,9 @@ pub struct Config {
     /// default): the issuer. One value for every token until RFC 8707's `resource`
     /// parameter lets a request name its own (see [`crate::access_jwt`]).
     pub access_token_audience: Option<String>,
+    /// The resources clients may name with `resource` (RFC 8707, see [`crate::indicator`]);
+    /// empty by default, when every `resource` parameter is refused with `invalid_target`.
+    pub resources: crate::indicator::Resources,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             id_token_ttl: 3600,
             pairwise_salt: None,
             access_token_audience: None,
+            resources: crate::indicator::Resources::default(),
         }
     }
 }

@@ -56,6 +56,9 @@ pub enum ErrorCode {
     InvalidSoftwareStatement,
     /// The software statement is not approved by this server (RFC 7591 §3.2.2).
     UnapprovedSoftwareStatement,
+    /// The requested resource is invalid, unknown, or not one this client may get a token
+    /// for (RFC 8707 §2, RFC 8693 §2.2.2).
+    InvalidTarget,
 }
 
 impl ErrorCode {
@@ -85,6 +88,7 @@ impl ErrorCode {
             Self::InvalidClientMetadata => "invalid_client_metadata",
             Self::InvalidSoftwareStatement => "invalid_software_statement",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
+            Self::InvalidTarget => "invalid_target",
         }
     }
 

@@ -56,6 +56,7 @@ pub mod form_post;
 pub mod generator;
 pub mod grant;
 pub mod http;
+pub mod indicator;
 pub mod jose;
 pub mod limits;
 pub mod login;

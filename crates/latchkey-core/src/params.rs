@@ -12,9 +12,14 @@ pub const MAX_FORM_BYTES: usize = 64 * 1024;
 /// The most parameters one request may carry.
 pub const MAX_PARAMS: usize = 64;
 
-/// Decoded request parameters, each present at most once and never empty.
+/// The parameters that may be sent more than once: RFC 8707 §2 `resource` ("may be used
+/// multiple times") and RFC 8693 §2.1 `audience`. Every other name is refused when repeated.
+pub const REPEATABLE: [&str; 2] = ["resource", "audience"];
+
+/// Decoded request parameters, each present at most once and never empty, but for the
+/// [`REPEATABLE`] ones (see [`Params::get_all`]).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Params(BTreeMap<String, String>);
+pub struct Params(BTreeMap<String, String>, BTreeMap<String, Vec<String>>);
 
 impl Params {
     /// Decodes a form body or query string, refusing repeated parameters.
@@ -30,10 +35,26 @@ impl Params {
             ));
         }
         let mut map = BTreeMap::new();
+        let mut repeated: BTreeMap<String, Vec<String>> = BTreeMap::new();
         let mut seen = std::collections::BTreeSet::new();
         for (count, (name, value)) in form_urlencoded::parse(raw).enumerate() {
             if count >= MAX_PARAMS {
                 return Err(OAuthError::invalid_request("too many request parameters"));
+            }
+            if REPEATABLE.contains(&name.as_ref()) {
+                if value.contains('\u{FFFD}') {
+                    return Err(OAuthError::invalid_request(
+                        "request parameters are not valid UTF-8",
+                    ));
+                }
+                if !value.is_empty() {
+                    let values = repeated.entry(name.to_string()).or_default();
+                    if values.is_empty() {
+                        map.insert(name.to_string(), value.to_string());
+                    }
+                    values.push(value.into_owned());
+                }
+                continue;
             }
             // RFC 6749 §3.1: "Request and response parameters MUST NOT be included more than once."
             if !seen.insert(name.to_string()) {
@@ -53,7 +74,7 @@ impl Params {
                 map.insert(name.into_owned(), value.into_owned());
             }
         }
-        Ok(Self(map))
+        Ok(Self(map, repeated))
     }
 
     /// The value of `name`, if present.
@@ -67,7 +88,17 @@ impl Params {
             .ok_or_else(|| OAuthError::invalid_request(format!("missing parameter '{name}'")))
     }
 
-    /// Every parameter, sorted by name.
+    /// Every value of a [`REPEATABLE`] parameter, in the order sent; empty when absent. For
+    /// any other name, its one value.
+    pub fn get_all(&self, name: &str) -> &[String] {
+        match self.1.get(name) {
+            Some(values) => values,
+            None => self.0.get(name).map(std::slice::from_ref).unwrap_or(&[]),
+        }
+    }
+
+    /// Every parameter, sorted by name (a repeated one with its first value only; see
+    /// [`Params::get_all`]).
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
         self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
     }
@@ -104,6 +135,18 @@ mod tests {
         let p = Params::parse(b"a=b+c&d=%2Fe").expect("valid form");
         assert_eq!(p.get("a"), Some("b c"));
         assert_eq!(p.get("d"), Some("/e"));
+    }
+
+    #[test]
+    fn resource_and_audience_may_repeat_and_keep_their_order() {
+        let p = Params::parse(b"resource=https%3A%2F%2Fb.example&resource=https%3A%2F%2Fa.example&audience=x&scope=s")
+            .expect("repeatable");
+        assert_eq!(p.get_all("resource"), ["https://b.example", "https://a.example"]);
+        assert_eq!(p.get("resource"), Some("https://b.example"));
+        assert_eq!(p.get_all("audience"), ["x"]);
+        assert_eq!(p.get_all("scope"), ["s"]);
+        assert!(p.get_all("absent").is_empty());
+        assert!(Params::parse(b"scope=a&scope=b").is_err());
     }
 
     #[test]

@@ -119,6 +119,9 @@ pub struct TokenResponse {
     pub id_token: Option<String>,
     /// Members a [`crate::extras::ResponseExtras`] hook added; never a standard one.
     pub extra: crate::extras::ExtraMembers,
+    /// The type of the issued token, for a token exchange (RFC 8693 §2.2.1:
+    /// `issued_token_type`, REQUIRED there); `None` for every other grant.
+    pub issued_token_type: Option<&'static str>,
 }
 
 impl TokenResponse {
@@ -133,6 +136,8 @@ impl TokenResponse {
             #[serde(skip_serializing_if = "Option::is_none")]
             id_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
+            issued_token_type: Option<&'static str>,
+            #[serde(skip_serializing_if = "Option::is_none")]
             refresh_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
             scope: Option<String>,
@@ -142,6 +147,7 @@ impl TokenResponse {
             access_token: self.access_token.expose(),
             expires_in: self.expires_in,
             id_token: self.id_token.as_deref(),
+            issued_token_type: self.issued_token_type,
             refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
             scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
             token_type: "Bearer",
@@ -194,6 +200,7 @@ mod tests {
             scope: ScopeSet::parse("write read").expect("valid"),
             id_token: None,
             extra: Default::default(),
+            issued_token_type: None,
         }
         .to_http();
         assert_eq!(
@@ -211,6 +218,7 @@ mod tests {
             scope: ScopeSet::empty(),
             id_token: None,
             extra: Default::default(),
+            issued_token_type: None,
         }
         .to_http();
         assert_eq!(
@@ -231,6 +239,7 @@ mod tests {
             scope: ScopeSet::empty(),
             id_token: Some("h.p.s".into()),
             extra,
+            issued_token_type: None,
         }
         .to_http();
         assert_eq!(

@@ -489,6 +489,7 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             scope: grant.scope,
             id_token: None,
             extra,
+            issued_token_type: None,
         }
     }
 

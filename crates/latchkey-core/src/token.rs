@@ -8,6 +8,7 @@ use crate::attached::Attached;
 use crate::client::{ClientId, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::{Entropy, random_hex, random_token};
+use crate::indicator::AudienceSet;
 use crate::oidc::AuthContext;
 use crate::scope::ScopeSet;
 use crate::secret::{Digest, Secret};
@@ -142,6 +143,32 @@ impl Binding {
     }
 }
 
+/// The party acting for the subject of a delegated token (RFC 8693 §4.1, the `act` claim):
+/// who it is, and who acted for it in turn when the token it presented was itself delegated.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Actor {
+    /// The actor's subject: a user, or the client id for a client acting for itself.
+    pub sub: String,
+    /// The client the actor's token was issued to, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<String>,
+    /// The prior actor, for a chain of delegations (§4.1: "the current actor ... the
+    /// nested act claims represent prior actors").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// The most nested actors kept: a longer chain is cut there, so a token cannot grow
+    /// without bound through repeated exchanges.
+    pub const MAX_DEPTH: usize = 8;
+
+    /// How many actors this chain holds.
+    pub fn depth(&self) -> usize {
+        1 + self.act.as_ref().map_or(0, |a| a.depth())
+    }
+}
+
 /// What a store keeps about one token.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenRecord {
@@ -184,6 +211,12 @@ pub struct TokenRecord {
     /// The key the token is bound to (DPoP, mutual TLS); `None` for a bearer token. Every
     /// token of a rotation keeps its family's confirmation.
     pub cnf: Option<Confirmation>,
+    /// The resources the token is for (RFC 8707, see [`crate::indicator`]); empty when the
+    /// request named none.
+    pub audience: AudienceSet,
+    /// Who acts for the subject, for a token issued by a delegating token exchange (RFC 8693
+    /// §4.1); `None` otherwise.
+    pub actor: Option<Box<Actor>>,
 }
 
 impl TokenRecord {
@@ -231,6 +264,9 @@ pub struct CodeRecord {
     /// The key the tokens from this code must be bound to, fixed at the authorization
     /// endpoint (RFC 9449 §10 `dpop_jkt`); `None` when the request named none.
     pub cnf: Option<Confirmation>,
+    /// The resources the authorization request named (RFC 8707 §2.1); the code's exchange
+    /// may narrow them.
+    pub audience: AudienceSet,
 }
 
 /// The tokens of one issuance, written to a store together.
@@ -285,6 +321,14 @@ pub struct Grant {
     pub auth: Option<Box<AuthContext>>,
     /// The key the tokens are bound to (see [`Confirmation`]); `None` for bearer tokens.
     pub cnf: Option<Confirmation>,
+    /// The resources of the access token (RFC 8707); empty for none.
+    pub audience: AudienceSet,
+    /// The resources of the refresh token, when they differ from the access token's: a
+    /// refresh or code exchange that narrows the access token keeps the family's whole set
+    /// for later refreshes (RFC 8707 §2.2). `None`: [`Grant::audience`].
+    pub refresh_audience: Option<AudienceSet>,
+    /// Who acts for the subject (RFC 8693 §4.1), for a delegating token exchange.
+    pub actor: Option<Box<Actor>>,
 }
 
 /// Token values to send to the client, with the records to store.
@@ -318,7 +362,7 @@ pub fn minted(
     refresh_token: Option<Secret>,
     now: UnixTime,
 ) -> Minted {
-    let record = |kind, value: &Secret, ttl: u64| TokenRecord {
+    let record = |kind, value: &Secret, ttl: u64, audience: &AudienceSet| TokenRecord {
         digest: value.digest(),
         kind,
         client_id: grant.client_id.clone(),
@@ -336,13 +380,21 @@ pub fn minted(
         attached: grant.attached.clone(),
         auth: grant.auth.clone(),
         cnf: grant.cnf.clone(),
+        audience: audience.clone(),
+        actor: grant.actor.clone(),
     };
     let refresh_token = refresh_token.filter(|_| grant.refresh_ttl.is_some());
-    let access = record(TokenKind::Access, &access_token, grant.access_ttl);
+    let access = record(
+        TokenKind::Access,
+        &access_token,
+        grant.access_ttl,
+        &grant.audience,
+    );
+    let refresh_audience = grant.refresh_audience.as_ref().unwrap_or(&grant.audience);
     let refresh = refresh_token
         .as_ref()
         .zip(grant.refresh_ttl)
-        .map(|(value, ttl)| record(TokenKind::Refresh, value, ttl));
+        .map(|(value, ttl)| record(TokenKind::Refresh, value, ttl, refresh_audience));
     Minted {
         access_token,
         refresh_token,

@@ -403,6 +403,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         acr: None,
         amr: None,
         cnf: None,
+        act: None,
     }
 }
 

@@ -723,6 +723,9 @@ impl<S: ClientStore + OAuth1Store> OAuth1Provider<S> {
             scope: record.realms,
             binding: None,
             cnf: None,
+            // OAuth 1.0a has no resource indicators or delegation.
+            audience: Vec::new(),
+            actor: None,
         })
     }
 

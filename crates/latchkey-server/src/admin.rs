@@ -113,6 +113,11 @@ pub struct ClientSpec {
     /// signed with the server's keys, verifiable by resource servers without calling back).
     #[serde(default)]
     pub access_token_format: Option<String>,
+    /// What the client may do with token exchange (RFC 8693): the `token_exchange` policy
+    /// object (see the README).
+    #[serde(default)]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<serde_json::Value>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -251,6 +256,10 @@ pub struct ClientUpdate {
     pub backchannel_logout_session_required: Option<bool>,
     /// The format of access tokens: `opaque` or `jwt` (RFC 9068).
     pub access_token_format: Option<String>,
+    /// Sets (an object) or removes (`null`) the token exchange policy (RFC 8693).
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<Option<serde_json::Value>>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -516,6 +525,9 @@ impl Admin {
         if let Some(format) = &spec.access_token_format {
             client.metadata.access_token_format = access_token_format(format)?;
         }
+        if let Some(policy) = &spec.token_exchange {
+            client.metadata.token_exchange = Some(exchange_policy(policy)?);
+        }
         client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;
@@ -677,6 +689,9 @@ impl Admin {
         }
         if let Some(format) = &update.access_token_format {
             client.metadata.access_token_format = access_token_format(format)?;
+        }
+        if let Some(policy) = &update.token_exchange {
+            client.metadata.token_exchange = policy.as_ref().map(exchange_policy).transpose()?;
         }
         debug_assert_eq!(client.secret_digest, before.secret_digest);
         client.validate().map_err(|e| invalid(e.0))?;
@@ -932,6 +947,14 @@ fn changed_settings(before: &Client, after: &Client) -> Vec<&'static str> {
         before.metadata.access_token_format() != after.metadata.access_token_format(),
     );
     changed
+}
+
+/// A `token_exchange` policy object, read strictly (unknown members are refused).
+fn exchange_policy(
+    value: &serde_json::Value,
+) -> Result<latchkey_core::grant::token_exchange::ExchangePolicy, AdminError> {
+    serde_json::from_value(value.clone())
+        .map_err(|e| AdminError::Invalid(format!("token_exchange: {e}")))
 }
 
 /// The registered value of an `access_token_format`: `None` for `opaque` (the default, so

@@ -387,6 +387,16 @@ pub struct CreateClient {
     /// The OpenID Connect logout registration.
     #[command(flatten)]
     pub logout: LogoutFlags,
+    /// A JSON file with the client's token exchange policy (RFC 8693, see the README).
+    #[arg(long, value_name = "FILE")]
+    pub token_exchange_policy: Option<PathBuf>,
+}
+
+/// Reads a token exchange policy file (JSON).
+fn policy_file(path: &std::path::Path) -> anyhow::Result<serde_json::Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{} is not JSON: {e}", path.display()))
 }
 
 /// The OpenID Connect logout registration of `client create` and `client update`.
@@ -455,6 +465,9 @@ pub struct UpdateClient {
     /// The format of access tokens: opaque or jwt (RFC 9068).
     #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
     pub access_token_format: Option<String>,
+    /// A JSON file with the token exchange policy (RFC 8693) replacing the current one.
+    #[arg(long, value_name = "FILE")]
+    pub token_exchange_policy: Option<PathBuf>,
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
@@ -510,6 +523,12 @@ impl UpdateClient {
             backchannel_logout_uri: self.logout.backchannel_logout_uri.map(Some),
             backchannel_logout_session_required: self.logout.backchannel_logout_session_required,
             access_token_format: self.access_token_format,
+            token_exchange: self
+                .token_exchange_policy
+                .as_deref()
+                .map(policy_file)
+                .transpose()?
+                .map(Some),
         })
     }
 }
@@ -638,7 +657,13 @@ async fn client_inner(cmd: ClientCommand, admin: &Admin) -> anyhow::Result<()> {
                 }
                 None => None,
             };
+            let token_exchange = args
+                .token_exchange_policy
+                .as_deref()
+                .map(policy_file)
+                .transpose()?;
             let mut spec = args.into_spec();
+            spec.token_exchange = token_exchange;
             spec.rsa_public_key = rsa_public_key;
             spec.jwks = jwks;
             let created = admin.create_client(spec).await?;
@@ -781,6 +806,7 @@ impl CreateClient {
                 .backchannel_logout_session_required
                 .unwrap_or(false),
             access_token_format: self.access_token_format,
+            token_exchange: None,
         }
     }
 }

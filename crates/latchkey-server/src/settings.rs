@@ -9,6 +9,8 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod resources;
+
 /// Everything the `latchkey` binary can be told.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(default, deny_unknown_fields)]
@@ -70,6 +72,8 @@ pub struct Settings {
     pub registration: crate::registration::RegistrationSettings,
     /// Clients named by the URL of their client ID metadata document.
     pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
+    /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
+    pub resources: Vec<resources::ResourceSettings>,
 }
 
 /// OpenID Connect: on by default (`openid`, `profile`, `email`, `address`, `phone` and
@@ -359,6 +363,9 @@ pub struct GrantSettings {
     pub implicit: bool,
     /// Offer the resource owner password credentials grant to clients allowed it.
     pub password: bool,
+    /// Offer token exchange (RFC 8693) to clients allowed
+    /// `urn:ietf:params:oauth:grant-type:token-exchange` with a `token_exchange` policy.
+    pub token_exchange: bool,
 }
 
 /// Login and consent pages.
@@ -554,6 +561,7 @@ impl Default for Settings {
             oidc: OidcSettings::default(),
             registration: Default::default(),
             client_id_metadata: Default::default(),
+            resources: Vec::new(),
         }
     }
 }

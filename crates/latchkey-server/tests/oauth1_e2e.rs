@@ -111,6 +111,7 @@ async fn requests_oauthlib_runs_the_three_legged_flow_and_is_refused_where_it_mu
         oauth1,
         &settings.cors,
         Surroundings::permissive(),
+        Vec::new(),
     )
     .expect("app")
     .merge(api);

@@ -676,6 +676,8 @@ pub(crate) fn token(row: &impl Columns) -> Result<TokenRecord, StoreError> {
         attached: Attached::new(),
         auth: None,
         cnf: None,
+        audience: Default::default(),
+        actor: None,
     };
     codec::decode_token_ext(&mut record, row.opt_text("ext")?.as_deref())?;
     Ok(record)
@@ -705,6 +707,7 @@ pub(crate) fn code(row: &impl Columns) -> Result<CodeRecord, StoreError> {
         attached: Attached::new(),
         auth: None,
         cnf: None,
+        audience: Default::default(),
     };
     codec::decode_code_ext(&mut code, row.opt_text("ext")?.as_deref())?;
     Ok(code)

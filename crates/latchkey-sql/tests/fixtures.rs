@@ -85,6 +85,8 @@ fn token(name: &str, kind: TokenKind, family: &FamilyId, grant: GrantType) -> To
         revoked: false,
         rotated: false,
         binding: None,
+        audience: Default::default(),
+        actor: None,
     }
 }
 
@@ -125,6 +127,7 @@ fn code(name: &str, family: &str) -> CodeRecord {
         family: FamilyId(family.into()),
         issued_at: FILLED_AT,
         expires_at: FAR,
+        audience: Default::default(),
     }
 }
 

@@ -177,6 +177,8 @@ pub fn record(kind: TokenKind, client: &str, family: &FamilyId, ttl: u64) -> (Se
         revoked: false,
         rotated: false,
         binding: None,
+        audience: Default::default(),
+        actor: None,
     };
     (value, record)
 }
@@ -711,6 +713,7 @@ pub fn code(client: &str, ttl: u64) -> (Secret, CodeRecord) {
         family: family(),
         issued_at: now,
         expires_at: now.plus(ttl),
+        audience: Default::default(),
     };
     (value, record)
 }
@@ -1473,6 +1476,8 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
     let (_, mut with) = code("client-attached", 60);
     with.attached = attached();
     with.auth = auth_context();
+    // RFC 8707: the resources the authorization request named.
+    with.audience = audience();
     let (_, without) = code("client-attached", 60);
     store.save_code(&with, now()).await.expect("save");
     store.save_code(&without, now()).await.expect("save");
@@ -1494,9 +1499,21 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
     let family = family();
     let mut first = pair("client-attached", &family);
     first.access.attached = attached();
+    // A narrowed access token, delegated (RFC 8693 `act`), beside a refresh token for both.
+    first.access.audience = latchkey_core::indicator::AudienceSet::of(["https://api.example/"]);
+    first.access.actor = Some(Box::new(latchkey_core::token::Actor {
+        sub: "gateway".into(),
+        client_id: Some("gateway".into()),
+        act: Some(Box::new(latchkey_core::token::Actor {
+            sub: "edge".into(),
+            client_id: None,
+            act: None,
+        })),
+    }));
     if let Some(refresh) = &mut first.refresh {
         refresh.attached = attached();
         refresh.auth = auth_context();
+        refresh.audience = audience();
     }
     store.save_tokens(&first, now()).await.expect("save");
     for record in first.records() {
@@ -1525,6 +1542,11 @@ pub async fn attached_data_is_stored_with_codes_and_tokens<S: FastStore>(store: 
             Some((attached(), auth_context()))
         );
     }
+}
+
+/// Two RFC 8707 resources, as a code and a refresh token keep them.
+fn audience() -> latchkey_core::indicator::AudienceSet {
+    latchkey_core::indicator::AudienceSet::of(["https://api.example/", "https://mcp.example/mcp"])
 }
 
 /// An OpenID Connect login's context, as a code and its tokens keep it.

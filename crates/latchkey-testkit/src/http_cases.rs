@@ -119,6 +119,7 @@ fn bad_jwts(kit: &TestKit) -> Vec<(&'static str, String)> {
         acr: None,
         amr: None,
         cnf: None,
+        act: None,
     };
     let signer = kit.provider.signer();
     let sign = |typ: &str, c: &AccessTokenClaims| signer.sign(None, typ, c).unwrap_or_default();

@@ -96,6 +96,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             access_ttl: ttl.max(3600),
             refresh_ttl: None,
             binding: None,
+            audience: Default::default(),
+            refresh_audience: None,
+            actor: None,
         };
         let minted = mint(&grant, provider.entropy(), provider.clock().now());
         store

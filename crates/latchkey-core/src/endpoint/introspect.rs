@@ -92,6 +92,16 @@ pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
     if let Some(username) = &record.username {
         body["username"] = username.as_str().into();
     }
+    // RFC 7662 §2.2 `aud`: the resources the token is for (RFC 8707), a string for one.
+    match record.audience.len() {
+        0 => {}
+        1 => body["aud"] = record.audience.iter().collect::<String>().into(),
+        _ => body["aud"] = record.audience.iter().collect::<Vec<_>>().into(),
+    }
+    // RFC 8693 §4.1 `act`, for a delegated token.
+    if let Some(actor) = &record.actor {
+        body["act"] = serde_json::to_value(actor).unwrap_or_default();
+    }
     if let Some(binding) = &record.binding {
         body[BINDING_MEMBER] = json!({
             "user_agent_sha256": binding.user_agent,

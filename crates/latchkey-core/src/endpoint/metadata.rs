@@ -105,6 +105,15 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if let Some(uri) = &c.error_uri {
         doc["service_documentation"] = uri.as_str().into();
     }
+    // RFC 9728 §4: the resources this server issues tokens for (RFC 8707 `resource`).
+    if !c.resources.is_empty() {
+        doc["protected_resources"] = c
+            .resources
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect::<Vec<_>>()
+            .into();
+    }
     if c.oidc {
         openid_members(p, &mut doc);
     }

@@ -83,6 +83,8 @@ where
             "this client is not allowed the {grant_type} grant"
         )));
     }
+    // RFC 8707 §2: the target resources, for every grant (`invalid_target` when malformed).
+    let resources = crate::indicator::requested(&params)?;
     // basic_oauth: tokens of a binding client work only from the User-Agent and address
     // they were issued to.
     let binding = client
@@ -103,12 +105,14 @@ where
                 &code,
                 redirect_uri.as_deref(),
                 code_verifier.as_deref(),
+                &resources,
                 binding,
             ))
             .await
         }
         TokenRequest::ClientCredentials { scope } => {
-            grant::client_credentials::exchange(p, &client, scope.as_ref(), binding).await
+            grant::client_credentials::exchange(p, &client, scope.as_ref(), &resources, binding)
+                .await
         }
         TokenRequest::Password {
             username,
@@ -121,6 +125,7 @@ where
                 &username,
                 &password,
                 scope.as_ref(),
+                &resources,
                 binding,
                 p.client_ip(req),
             ))
@@ -135,6 +140,7 @@ where
                 &client,
                 &refresh_token,
                 scope.as_ref(),
+                &resources,
                 binding,
             ))
             .await
@@ -146,6 +152,7 @@ where
                 grant_type,
                 scope.as_ref(),
                 &params,
+                &resources,
                 binding,
             ))
             .await

@@ -29,6 +29,7 @@ pub async fn exchange<S, U>(
     code: &Secret,
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
+    resources: &[crate::indicator::ResourceUri],
     binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
@@ -57,8 +58,23 @@ where
         .confirm(redirect_uri)?;
     // RFC 7636 §4.6: the verifier must answer the code's challenge; none without one.
     pkce::confirm(record.challenge.as_ref(), code_verifier)?;
+    // RFC 8707 §2.2: the exchange may name a subset of the resources authorized; a code
+    // authorized for none may name resources the client may ask for.
+    let (audience, scope) = if record.audience.is_empty() {
+        p.config()
+            .resources
+            .target(client, resources, record.scope, false)?
+    } else {
+        (
+            crate::indicator::narrow(&record.audience, resources)?,
+            record.scope,
+        )
+    };
+    // The refresh token keeps every resource, for later refreshes to choose from.
+    let refresh_audience = (audience != record.audience && !record.audience.is_empty())
+        .then(|| record.audience.clone());
     // OpenID Connect Core §3.1.3.3: an ID token with the tokens when `openid` was granted.
-    let oidc = oidc::is_openid(&record.scope).then(|| {
+    let oidc = oidc::is_openid(&scope).then(|| {
         (
             record.subject.clone(),
             record.nonce.clone(),
@@ -70,7 +86,7 @@ where
             client_id: client.id.clone(),
             subject: Some(record.subject),
             username: Some(record.username),
-            scope: record.scope,
+            scope,
             grant_type: GrantType::AuthorizationCode,
             family: record.family,
             family_issued_at: None,
@@ -83,6 +99,9 @@ where
             attached: record.attached,
             auth: record.auth,
             cnf: record.cnf,
+            audience,
+            refresh_audience,
+            actor: None,
         })
         .await?;
     if let Some((subject, nonce, auth)) = oidc {

@@ -7,6 +7,7 @@ use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
+use crate::indicator::ResourceUri;
 use crate::user::UserAuthenticator;
 
 /// Issues an access token to an authenticated confidential client.
@@ -14,6 +15,7 @@ pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     requested: Option<&ScopeSet>,
+    resources: &[ResourceUri],
     binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
@@ -25,6 +27,11 @@ where
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
+    // RFC 8707 §2: the resources, and the scope they accept.
+    let (audience, scope) =
+        p.config()
+            .resources
+            .target(client, resources, scope, requested.is_some())?;
     p.issue(Grant {
         client_id: client.id.clone(),
         subject: None,
@@ -42,6 +49,9 @@ where
         access_token_format: client.metadata.access_token_format(),
         auth: None,
         cnf: None,
+        audience,
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

@@ -17,19 +17,24 @@
 //!   then server: [`crate::provider::Provider::access_ttl`]), never lengthen it;
 //! - a refresh token is issued only when the client is also allowed `refresh_token`; its
 //!   rotations follow the grant's configured lifetimes, like any family's, and stop once the
-//!   provider's user authenticator no longer knows the subject.
+//!   provider's user authenticator no longer knows the subject;
+//! - the audience (RFC 8707): the request's `resource` parameters unless the handler chose
+//!   its own ([`GrantDecision::audience`]), each registered and allowed to the client (else
+//!   `invalid_target`), and the scope within what those resources accept.
 
 use crate::attached::Attached;
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::Entropy;
 use crate::error::OAuthError;
+use crate::indicator::{AudienceSet, ResourceUri};
+use crate::jose::JwsSigner;
 use crate::params::Params;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Actor, Binding, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 use std::future::Future;
 use std::pin::Pin;
@@ -86,6 +91,12 @@ pub struct ExtensionRequest<'a, S> {
     pub now: UnixTime,
     /// The provider's random source.
     pub entropy: &'a dyn Entropy,
+    /// The `resource` parameters (RFC 8707), parsed; empty when none was sent.
+    pub resources: &'a [ResourceUri],
+    /// The provider's issuer identifier, for JWTs it issued.
+    pub issuer: &'a str,
+    /// The provider's signer, to verify JWTs it issued (ID tokens, JWT access tokens).
+    pub signer: Arc<dyn JwsSigner>,
 }
 
 impl<S> ExtensionRequest<'_, S> {
@@ -105,6 +116,9 @@ pub struct GrantDecision {
     access_ttl: Option<u64>,
     refresh_ttl: Option<u64>,
     attached: Attached,
+    audience: Option<AudienceSet>,
+    actor: Option<Box<Actor>>,
+    issued_token_type: Option<&'static str>,
 }
 
 impl GrantDecision {
@@ -117,6 +131,9 @@ impl GrantDecision {
             access_ttl: None,
             refresh_ttl: None,
             attached: Attached::new(),
+            audience: None,
+            actor: None,
+            issued_token_type: None,
         }
     }
 
@@ -150,6 +167,25 @@ impl GrantDecision {
     /// cut to it; 0 counts as 1).
     pub fn refresh_ttl(mut self, secs: u64) -> Self {
         self.refresh_ttl = Some(secs);
+        self
+    }
+
+    /// The resources the tokens are for, instead of the request's `resource` parameters (a
+    /// token exchange also reads `audience`). The core checks them like any request's.
+    pub fn audience(mut self, audience: AudienceSet) -> Self {
+        self.audience = Some(audience);
+        self
+    }
+
+    /// Who acts for the subject (RFC 8693 §4.1): the tokens carry it as `act`.
+    pub fn with_actor(mut self, actor: Actor) -> Self {
+        self.actor = Some(Box::new(actor));
+        self
+    }
+
+    /// The `issued_token_type` of the response (RFC 8693 §2.2.1).
+    pub fn issued_token_type(mut self, token_type: &'static str) -> Self {
+        self.issued_token_type = Some(token_type);
         self
     }
 
@@ -213,6 +249,7 @@ pub async fn exchange<S, U>(
     grant_type: ExtensionGrantType,
     scope: Option<&ScopeSet>,
     params: &Params,
+    resources: &[ResourceUri],
     binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
@@ -237,6 +274,9 @@ where
             store: p.store(),
             now: p.clock().now(),
             entropy: p.entropy(),
+            resources,
+            issuer: &p.config().issuer,
+            signer: p.signer(),
         })
         .await?;
     // RFC 6749 §3.3: the server may issue less than requested, never more than the client
@@ -247,6 +287,19 @@ where
             decision.scope.missing_from(allowed_scopes)
         )));
     }
+    // RFC 8707 §2: the same registry check as every grant's, on the handler's audience or
+    // the request's.
+    let targets: Vec<ResourceUri> = match &decision.audience {
+        Some(chosen) => chosen
+            .iter()
+            .map(ResourceUri::parse)
+            .collect::<Result<_, _>>()?,
+        None => resources.to_vec(),
+    };
+    let (audience, granted_scope) =
+        p.config()
+            .resources
+            .target(client, &targets, decision.scope, scope.is_some())?;
     let grant_type = GrantType::Extension(grant_type);
     let shorter = |asked: Option<u64>, configured: u64| {
         asked.map_or(configured, |secs| secs.max(1).min(configured))
@@ -254,11 +307,12 @@ where
     let refresh_ttl = (decision.refresh && client.allows(GrantType::RefreshToken))
         .then(|| shorter(decision.refresh_ttl, p.refresh_ttl(client, grant_type)));
     let (subject, username) = decision.subject.unzip();
-    p.issue(Grant {
+    let issued_token_type = decision.issued_token_type;
+    let mut response = p.issue(Grant {
         client_id: client.id.clone(),
         subject,
         username,
-        scope: decision.scope,
+        scope: granted_scope,
         grant_type,
         family: FamilyId::generate(p.entropy()),
         family_issued_at: None,
@@ -269,6 +323,11 @@ where
         access_token_format: client.metadata.access_token_format(),
         auth: None,
         cnf: None,
+        audience,
+        refresh_audience: None,
+        actor: decision.actor,
     })
-    .await
+    .await?;
+    response.issued_token_type = issued_token_type;
+    Ok(response)
 }

@@ -6,3 +6,4 @@ pub mod client_credentials;
 pub mod extension;
 pub mod password;
 pub mod refresh_token;
+pub mod token_exchange;

@@ -12,6 +12,7 @@ use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
+use crate::indicator::ResourceUri;
 use crate::user::UserAuthenticator;
 use std::net::IpAddr;
 
@@ -23,6 +24,7 @@ pub async fn exchange<S, U>(
     username: &str,
     password: &Secret,
     requested: Option<&ScopeSet>,
+    resources: &[ResourceUri],
     binding: Option<Binding>,
     client_ip: Option<IpAddr>,
 ) -> Result<TokenResponse, OAuthError>
@@ -36,6 +38,11 @@ where
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
+    // RFC 8707 §2: the resources, and the scope they accept.
+    let (audience, scope) =
+        p.config()
+            .resources
+            .target(client, resources, scope, requested.is_some())?;
     // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against brute
     // force attacks": check_password is the one path with the backoff and the audit.
     let user = match p
@@ -69,6 +76,9 @@ where
         access_token_format: client.metadata.access_token_format(),
         auth: None,
         cnf: None,
+        audience,
+        refresh_audience: None,
+        actor: None,
     })
     .await
 }

@@ -23,6 +23,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     refresh_token: &Secret,
     requested: Option<&ScopeSet>,
+    resources: &[crate::indicator::ResourceUri],
     binding: Option<Binding>,
 ) -> Result<TokenResponse, OAuthError>
 where
@@ -77,6 +78,17 @@ where
             )));
         }
     };
+    // RFC 8707 §2.2: the new access token may be for a subset of the family's resources
+    // (`invalid_target` beyond); the new refresh token keeps them all. A family with no
+    // resource may name resources the client may ask for, as its first exchange could.
+    let (audience, scope) = if record.audience.is_empty() {
+        p.config()
+            .resources
+            .target(client, resources, scope, false)?
+    } else {
+        (crate::indicator::narrow(&record.audience, resources)?, scope)
+    };
+    let refresh_audience = (audience != record.audience).then(|| record.audience.clone());
     // The family's absolute lifetime: rotation never carries a refresh token past it. The
     // family keeps the lifetimes of the grant that started it.
     let Some(refresh_ttl) =
@@ -102,6 +114,10 @@ where
         // auth_time).
         auth: record.auth.clone(),
         cnf: record.cnf.clone(),
+        audience,
+        refresh_audience,
+        // A delegated family keeps its actor.
+        actor: record.actor.clone(),
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no

@@ -83,6 +83,13 @@ struct Remembered {
 pub const DEFAULT_CACHE_CAPACITY: usize = 4096;
 
 impl<K: JwtKeys, V: TokenVerifier> JwtVerifier<K, V> {
+    /// Verifies tokens for `audience` instead: a guard of one RFC 8707 resource verifies
+    /// JWTs issued for that resource.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = audience.into();
+        self
+    }
+
     /// Verifies tokens of `issuer` for `audience` with `keys`, at `clock`'s time, with no
     /// leeway on `exp`; other tokens go to `inner`.
     pub fn new(
@@ -168,6 +175,8 @@ impl<K: JwtKeys, V: TokenVerifier> JwtVerifier<K, V> {
             expires_at: claims.expires_at(),
             binding: None,
             cnf: claims.cnf.clone(),
+            audience: claims.aud.to_vec(),
+            actor: claims.act.map(Box::new),
         })
     }
 

@@ -39,6 +39,7 @@ fn claims(now: i64) -> AccessTokenClaims {
         acr: None,
         amr: None,
         cnf: None,
+        act: None,
     }
 }
 

@@ -13,9 +13,16 @@
 //! Failures become the RFC 6750 §3 answers through [`GuardError::to_response`]: 401 with a
 //! bare `WWW-Authenticate: Bearer realm=...` when no token was sent, 401 `invalid_token`,
 //! 403 `insufficient_scope` with the `scope` needed, 400 `invalid_request`.
+//!
+//! A guard made for one resource ([`Guard::resource`], RFC 8707) accepts only tokens whose
+//! audience names it: a token for another resource, or for none, is `invalid_token`. Its
+//! challenges then carry `resource_metadata` (RFC 9728 §5.1), the URL of the resource's
+//! metadata ([`metadata::ProtectedResource`]), so a client that knows nothing else can find
+//! the authorization server.
 
 pub mod cache;
 pub mod jwt;
+pub mod metadata;
 pub mod remote;
 
 use crate::clock::{Clock, UnixTime};
@@ -46,6 +53,10 @@ pub struct AccessToken {
     pub binding: Option<Binding>,
     /// The key the presenter must prove (DPoP, mutual TLS); `None` for a bearer token.
     pub cnf: Option<Confirmation>,
+    /// The resources the token is for (RFC 8707; `aud` of a JWT); empty when none was named.
+    pub audience: Vec<String>,
+    /// Who acts for the subject, for a delegated token (RFC 8693 §4.1 `act`).
+    pub actor: Option<Box<crate::token::Actor>>,
 }
 
 impl AccessToken {
@@ -65,6 +76,8 @@ impl From<&TokenRecord> for AccessToken {
             expires_at: r.expires_at,
             binding: r.binding.clone(),
             cnf: r.cnf.clone(),
+            audience: r.audience.iter().map(str::to_owned).collect(),
+            actor: r.actor.clone(),
         }
     }
 }
@@ -139,11 +152,35 @@ pub enum GuardError {
     Refused(HttpResponse),
 }
 
+/// What a guard's `WWW-Authenticate` challenges name: the realm (RFC 6750 §3) and, for a
+/// guard of one resource, the URL of its metadata (RFC 9728 §5.1 `resource_metadata`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Challenge {
+    /// The realm.
+    pub realm: String,
+    /// The resource's metadata URL, when the guard has one.
+    pub resource_metadata: Option<String>,
+}
+
 impl GuardError {
     /// The RFC 6750 §3 response, with `realm` in the challenge.
     pub fn to_response(&self, realm: &str) -> HttpResponse {
-        let realm = realm.replace(['"', '\\'], "");
-        let challenge = |extra: &str| format!("Bearer realm=\"{realm}\"{extra}");
+        self.challenged(&Challenge {
+            realm: realm.to_owned(),
+            resource_metadata: None,
+        })
+    }
+
+    /// The RFC 6750 §3 response with `challenge`'s realm and, when set, its
+    /// `resource_metadata` (RFC 9728 §5.1) in every challenge.
+    pub fn challenged(&self, challenge: &Challenge) -> HttpResponse {
+        let realm = challenge.realm.replace(['"', '\\'], "");
+        let metadata = challenge
+            .resource_metadata
+            .as_deref()
+            .map(|url| format!(", resource_metadata=\"{}\"", url.replace(['"', '\\'], "")))
+            .unwrap_or_default();
+        let challenge = |extra: &str| format!("Bearer realm=\"{realm}\"{metadata}{extra}");
         let (status, www, body) = match self {
             Self::Refused(response) => return response.clone(),
             Self::Missing => (401, challenge(""), None),
@@ -248,7 +285,8 @@ pub trait SessionAuth: Send + Sync + 'static {
 pub struct Guard<V, H = NoHooks> {
     verifier: Arc<V>,
     hooks: Arc<H>,
-    realm: Arc<str>,
+    challenge: Arc<Challenge>,
+    resource: Option<Arc<str>>,
     proxies: Arc<TrustedProxies>,
 }
 
@@ -258,7 +296,11 @@ impl<V: TokenVerifier> Guard<V, NoHooks> {
         Self {
             verifier: Arc::new(verifier),
             hooks: Arc::new(NoHooks),
-            realm: realm.into().into(),
+            challenge: Arc::new(Challenge {
+                realm: realm.into(),
+                resource_metadata: None,
+            }),
+            resource: None,
             proxies: Arc::new(TrustedProxies::default()),
         }
     }
@@ -270,9 +312,37 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         Guard {
             verifier: self.verifier,
             hooks: Arc::new(hooks),
-            realm: self.realm,
+            challenge: self.challenge,
+            resource: self.resource,
             proxies: self.proxies,
         }
+    }
+
+    /// Accepts only tokens for `resource` (RFC 8707: their audience names it); a token for
+    /// another resource, or for none, is `invalid_token`. Challenges then carry the
+    /// resource's RFC 9728 metadata URL (see [`metadata::ProtectedResource::metadata_url`]),
+    /// unless [`Guard::resource_metadata`] names another.
+    pub fn resource(mut self, resource: &metadata::ProtectedResource) -> Self {
+        self.resource = Some(resource.resource().into());
+        Arc::make_mut(&mut self.challenge).resource_metadata = Some(resource.metadata_url());
+        self
+    }
+
+    /// The `resource_metadata` URL of the challenges (RFC 9728 §5.1), when the metadata is
+    /// served somewhere else than [`Guard::resource`] derives.
+    pub fn resource_metadata(mut self, url: impl Into<String>) -> Self {
+        Arc::make_mut(&mut self.challenge).resource_metadata = Some(url.into());
+        self
+    }
+
+    /// What the challenges name.
+    pub fn challenge(&self) -> &Challenge {
+        &self.challenge
+    }
+
+    /// The RFC 6750 answer to `err`, with this guard's challenge.
+    pub fn respond(&self, err: &GuardError) -> HttpResponse {
+        err.challenged(&self.challenge)
     }
 
     /// Believes forwarding headers from these proxies when checking token bindings.
@@ -283,7 +353,7 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
 
     /// The realm named in challenges.
     pub fn realm(&self) -> &str {
-        &self.realm
+        &self.challenge.realm
     }
 
     /// Authenticates `req` by its bearer token and checks that it carries every scope in
@@ -342,6 +412,14 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             if let Err(err) = self.verifier.revoke(token).await {
                 tracing::error!(error = %err, "revoking a misused bound token failed");
             }
+            return Err(GuardError::InvalidToken);
+        }
+        // RFC 8707 §2 and RFC 9068 §4: a guard of one resource accepts only tokens issued
+        // for it; RFC 6750 §3.1 calls anything else `invalid_token`.
+        if let Some(resource) = &self.resource
+            && !access.audience.iter().any(|a| **a == **resource)
+        {
+            tracing::debug!(client_id = %access.client_id, "token for another resource refused");
             return Err(GuardError::InvalidToken);
         }
         if !required.is_subset(&access.scope) {

@@ -100,6 +100,20 @@ pub fn parse(answer: &serde_json::Value) -> Result<Verified, StoreError> {
         expires_at: UnixTime(exp),
         binding,
         cnf,
+        // RFC 7662 §2.2: `aud` is a string or an array of strings; anything else is no
+        // audience, which a guard of one resource refuses.
+        audience: match answer.get("aud") {
+            Some(serde_json::Value::String(aud)) => vec![aud.clone()],
+            Some(serde_json::Value::Array(list)) => list
+                .iter()
+                .filter_map(|a| a.as_str().map(str::to_owned))
+                .collect(),
+            _ => Vec::new(),
+        },
+        actor: answer
+            .get("act")
+            .and_then(|act| serde_json::from_value(act.clone()).ok())
+            .map(Box::new),
     }))
 }
 

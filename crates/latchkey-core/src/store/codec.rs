@@ -51,6 +51,8 @@ use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
 use crate::token::{Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord};
+use crate::indicator::AudienceSet;
+use crate::token::{Actor, Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
@@ -104,6 +106,12 @@ pub struct TokenExt {
     /// [`TokenRecord::cnf`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<Confirmation>,
+    /// [`TokenRecord::audience`].
+    #[serde(default, skip_serializing_if = "AudienceSet::is_empty")]
+    r: AudienceSet,
+    /// [`TokenRecord::actor`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ac: Option<Box<Actor>>,
 }
 
 /// The whole of a [`CodeRecord`] but its digest, as stored.
@@ -148,6 +156,9 @@ pub struct CodeExt {
     /// [`CodeRecord::cnf`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     c: Option<Confirmation>,
+    /// [`CodeRecord::audience`].
+    #[serde(default, skip_serializing_if = "AudienceSet::is_empty")]
+    r: AudienceSet,
 }
 
 impl TokenExt {
@@ -157,6 +168,8 @@ impl TokenExt {
             a: record.attached.clone(),
             o: record.auth.clone(),
             c: record.cnf.clone(),
+            r: record.audience.clone(),
+            ac: record.actor.clone(),
         }
     }
 
@@ -165,6 +178,8 @@ impl TokenExt {
         record.attached = self.a;
         record.auth = self.o;
         record.cnf = self.c;
+        record.audience = self.r;
+        record.actor = self.ac;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -180,6 +195,7 @@ impl CodeExt {
             a: code.attached.clone(),
             o: code.auth.clone(),
             c: code.cnf.clone(),
+            r: code.audience.clone(),
         }
     }
 
@@ -188,6 +204,7 @@ impl CodeExt {
         code.attached = self.a;
         code.auth = self.o;
         code.cnf = self.c;
+        code.audience = self.r;
     }
 
     /// Whether every field holds its default, so nothing needs storing.
@@ -244,6 +261,8 @@ impl TokenBody {
             attached: Attached::new(),
             auth: None,
             cnf: None,
+            audience: AudienceSet::empty(),
+            actor: None,
         };
         self.x.apply(&mut record);
         Ok(record)
@@ -323,6 +342,7 @@ impl CodeBody {
             attached: Attached::new(),
             auth: None,
             cnf: None,
+            audience: AudienceSet::empty(),
         };
         self.x.apply(&mut code);
         Ok(code)
@@ -507,6 +527,8 @@ mod tests {
                 attached: Attached::new(),
                 auth: None,
                 cnf: None,
+                audience: Default::default(),
+                actor: None,
             }
         );
         // Written back byte for byte: a server still running the old code reads it.
@@ -541,6 +563,7 @@ mod tests {
                 attached: Attached::new(),
                 auth: None,
                 cnf: None,
+                audience: Default::default(),
             }
         );
         assert_eq!(encode_code(&code).expect("encode"), CODE_V1);

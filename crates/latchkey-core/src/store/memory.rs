@@ -808,6 +808,8 @@ mod tests {
             revoked: false,
             rotated: false,
             binding: None,
+            audience: Default::default(),
+            actor: None,
         };
         for key in &keys {
             tokens.insert(*key, Box::new(record(*key)));

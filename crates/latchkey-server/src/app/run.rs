@@ -46,7 +46,16 @@ pub async fn run(
         ),
     };
     let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
-    let app = app_with_oauth1(provider.clone(), ui, oauth1, &settings.cors, around)?;
+    let published =
+        crate::settings::resources::published(&settings.resources, &provider.config().issuer)?;
+    let app = app_with_oauth1(
+        provider.clone(),
+        ui,
+        oauth1,
+        &settings.cors,
+        around,
+        published,
+    )?;
     if latchkey_core::store::ClientStore::list_clients(&store)
         .await?
         .is_empty()

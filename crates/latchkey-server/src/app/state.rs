@@ -71,6 +71,7 @@ pub fn build_provider(
         oidc: settings.oidc.enabled,
         id_token_ttl: settings.oidc.id_token_ttl,
         pairwise_salt: Some(pairwise_salt(settings)?),
+        resources: crate::settings::resources::registry(&settings.resources)?,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;
@@ -88,6 +89,10 @@ pub fn build_provider(
         .client_id_metadata_documents(settings.client_id_metadata.enabled);
     if let Some(policy) = registration {
         builder = builder.registration(policy);
+    }
+    if settings.grants.token_exchange {
+        use latchkey_core::grant::token_exchange::{GRANT_TYPE, TokenExchange};
+        builder = builder.extension_grant(GRANT_TYPE, TokenExchange);
     }
     Ok(builder
         .config(config)

@@ -217,6 +217,19 @@ where
             pending.scope.missing_from(p.allowed_scopes(&client))
         )));
     }
+    // The registry or the client may have changed too: the resources are checked again.
+    let requested: Vec<crate::indicator::ResourceUri> = match pending
+        .audience
+        .iter()
+        .map(crate::indicator::ResourceUri::parse)
+        .collect()
+    {
+        Ok(list) => list,
+        Err(err) => return AuthorizeOutcome::ErrorPage(err),
+    };
+    if let Err(err) = p.config().resources.authorize(&client, &requested) {
+        return AuthorizeOutcome::ErrorPage(err);
+    }
     let request = AuthorizeRequest {
         binding: request::binding_of(p, &client, req),
         client,
@@ -230,6 +243,7 @@ where
         prompt: pending.prompt,
         max_age: pending.max_age,
         oidc: pending.oidc,
+        audience: pending.audience,
         see_other: req.method == Method::Post,
     };
     proceed(p, request, auth, decision).await
@@ -439,6 +453,9 @@ where
             access_token_format: request.client.metadata.access_token_format(),
             auth: context.map(Box::new),
             cnf: None,
+            audience: request.audience.clone(),
+            refresh_audience: None,
+            actor: None,
         };
         match p.issue(grant).await {
             Ok(token) => Some(token),
@@ -516,6 +533,7 @@ where
         attached: user.attached.clone(),
         auth,
         cnf: None,
+        audience: request.audience.clone(),
     };
     p.store().save_code(&record, now).await?;
     Ok(code)

@@ -35,6 +35,7 @@ pub struct Pending {
     pub(super) prompt: Vec<String>,
     pub(super) max_age: Option<u64>,
     pub(super) oidc: OidcParams,
+    pub(super) audience: crate::indicator::AudienceSet,
 }
 
 impl AuthorizeRequest {
@@ -75,6 +76,10 @@ impl AuthorizeRequest {
             out.append_pair("ma", &max_age.to_string());
         }
         self.oidc.write(&mut out);
+        // RFC 8707: the resources, each as a `resource` pair (the one repeatable name).
+        for resource in self.audience.iter() {
+            out.append_pair("resource", resource);
+        }
         out.finish()
     }
 }
@@ -125,6 +130,7 @@ impl Pending {
                 .transpose()
                 .map_err(|_| malformed())?,
             oidc: OidcParams::read(&params).ok_or_else(malformed)?,
+            audience: crate::indicator::AudienceSet::of(params.get_all("resource").iter().cloned()),
         })
     }
 

@@ -173,6 +173,8 @@ pub struct AuthorizeRequest {
     pub(super) max_age: Option<u64>,
     /// The other OpenID Connect parameters.
     pub(super) oidc: OidcParams,
+    /// The resources the tokens are for (RFC 8707 §2.1), checked against the registry.
+    pub(super) audience: crate::indicator::AudienceSet,
     /// Where implicit-grant tokens may be used, for clients that bind their tokens; taken from
     /// the HTTP request being answered.
     pub(super) binding: Option<Binding>,
@@ -199,6 +201,11 @@ impl AuthorizeRequest {
     /// Query, fragment or form post.
     pub fn response_mode(&self) -> ResponseMode {
         self.response_mode
+    }
+
+    /// The resources (RFC 8707) the tokens will be for: a consent page shows them.
+    pub fn audience(&self) -> &crate::indicator::AudienceSet {
+        &self.audience
     }
 
     /// The scope the user is asked to approve.
@@ -345,6 +352,7 @@ where
         prompt: params.get("prompt").map(split_prompt).unwrap_or_default(),
         max_age: None,
         oidc: OidcParams::default(),
+        audience: crate::indicator::AudienceSet::empty(),
         binding: None,
         see_other: req.method == Method::Post,
     };
@@ -469,6 +477,23 @@ where
         Ok(scope) => scope,
         Err(err) => return Err(fail(&request, err)),
     };
+    // RFC 8707 §2: each `resource` must be one this client may get tokens for
+    // (`invalid_target`), and the scope one those resources accept.
+    let scope = std::mem::replace(&mut request.scope, ScopeSet::empty());
+    match crate::indicator::requested(&params).and_then(|asked| {
+        p.config().resources.target(
+            &request.client,
+            &asked,
+            scope,
+            requested_scope.is_some(),
+        )
+    }) {
+        Ok((audience, scope)) => {
+            request.audience = audience;
+            request.scope = scope;
+        }
+        Err(err) => return Err(fail(&request, err)),
+    }
     if request.response_type.has_code() {
         request.challenge = match params.get("code_challenge") {
             Some(value) => match CodeChallenge::parse(
