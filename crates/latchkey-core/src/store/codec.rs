@@ -50,9 +50,10 @@ use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord};
 use crate::indicator::AudienceSet;
-use crate::token::{Actor, Binding, CodeRecord, FamilyId, TokenKind, TokenRecord};
+use crate::token::{
+    Actor, Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord,
+};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
