@@ -325,10 +325,21 @@ mod tests {
 
     #[test]
     fn identifiers_are_absolute_uris_without_fragments() {
-        for good in ["https://api.example/", "https://a.example/mcp?x=1", "urn:example:api"] {
+        for good in [
+            "https://api.example/",
+            "https://a.example/mcp?x=1",
+            "urn:example:api",
+        ] {
             assert!(ResourceUri::parse(good).is_ok(), "{good}");
         }
-        for bad in ["/relative", "api", "https://a.example/#frag", "", "a b:c", "https://"] {
+        for bad in [
+            "/relative",
+            "api",
+            "https://a.example/#frag",
+            "",
+            "a b:c",
+            "https://",
+        ] {
             let err = ResourceUri::parse(bad).expect_err(bad);
             assert_eq!(err.code(), ErrorCode::InvalidTarget, "{bad}");
         }
@@ -340,14 +351,21 @@ mod tests {
         let api = ResourceUri::parse("https://api.example/").expect("uri");
         let internal = ResourceUri::parse("https://internal.example/mcp").expect("uri");
         let other = ResourceUri::parse("https://other.example/").expect("uri");
-        let audience = r.authorize(&client("web"), &[api.clone()]).expect("allowed");
+        let audience = r
+            .authorize(&client("web"), &[api.clone()])
+            .expect("allowed");
         assert!(audience.contains("https://api.example/"));
-        for (who, asked) in [("web", vec![other]), ("web", vec![api.clone(), internal.clone()])] {
+        for (who, asked) in [
+            ("web", vec![other]),
+            ("web", vec![api.clone(), internal.clone()]),
+        ] {
             let err = r.authorize(&client(who), &asked).expect_err("refused");
             assert_eq!(err.code(), ErrorCode::InvalidTarget);
         }
         assert_eq!(
-            r.authorize(&client("gateway"), &[internal, api]).expect("ok").len(),
+            r.authorize(&client("gateway"), &[internal, api])
+                .expect("ok")
+                .len(),
             2
         );
     }
@@ -359,11 +377,20 @@ mod tests {
         let asked = ScopeSet::parse("read openid admin").expect("scope");
         let err = r.limit_scope(&aud, asked.clone(), true).expect_err("admin");
         assert_eq!(err.code(), ErrorCode::InvalidScope);
-        let cut = r.limit_scope(&aud, asked.clone(), false).expect("default cut");
+        let cut = r
+            .limit_scope(&aud, asked.clone(), false)
+            .expect("default cut");
         assert_eq!(cut.to_string(), "openid read");
         let open = AudienceSet::of(["https://internal.example/mcp"]);
-        assert_eq!(r.limit_scope(&open, asked.clone(), true).expect("any"), asked);
-        assert_eq!(r.limit_scope(&AudienceSet::empty(), asked.clone(), true).expect("none"), asked);
+        assert_eq!(
+            r.limit_scope(&open, asked.clone(), true).expect("any"),
+            asked
+        );
+        assert_eq!(
+            r.limit_scope(&AudienceSet::empty(), asked.clone(), true)
+                .expect("none"),
+            asked
+        );
     }
 
     #[test]

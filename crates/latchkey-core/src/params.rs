@@ -139,9 +139,14 @@ mod tests {
 
     #[test]
     fn resource_and_audience_may_repeat_and_keep_their_order() {
-        let p = Params::parse(b"resource=https%3A%2F%2Fb.example&resource=https%3A%2F%2Fa.example&audience=x&scope=s")
-            .expect("repeatable");
-        assert_eq!(p.get_all("resource"), ["https://b.example", "https://a.example"]);
+        let p = Params::parse(
+            b"resource=https%3A%2F%2Fb.example&resource=https%3A%2F%2Fa.example&audience=x&scope=s",
+        )
+        .expect("repeatable");
+        assert_eq!(
+            p.get_all("resource"),
+            ["https://b.example", "https://a.example"]
+        );
         assert_eq!(p.get("resource"), Some("https://b.example"));
         assert_eq!(p.get_all("audience"), ["x"]);
         assert_eq!(p.get_all("scope"), ["s"]);

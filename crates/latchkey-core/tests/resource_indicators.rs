@@ -47,7 +47,12 @@ fn bearer(token: &str) -> HttpRequest {
     HttpRequest::new(Method::Get, "/api").with_header("authorization", &format!("Bearer {token}"))
 }
 
-async fn exchange_code(kit: &TestKit, client: &TestClient, code: &str, extra: &str) -> serde_json::Value {
+async fn exchange_code(
+    kit: &TestKit,
+    client: &TestClient,
+    code: &str,
+    extra: &str,
+) -> serde_json::Value {
     kit.token(
         client,
         &format!(
@@ -79,8 +84,11 @@ async fn client_credentials_token_carries_its_resources_and_only_their_guards_ac
     assert_eq!(info["aud"], serde_json::json!([API, MCP]));
 
     for (resource, accepted) in [(API, true), (MCP, true), (PRIVATE, false)] {
-        let pr = ProtectedResource::new(&ResourceUri::parse(resource).expect("uri"), "https://auth.example.test")
-            .expect("http resource");
+        let pr = ProtectedResource::new(
+            &ResourceUri::parse(resource).expect("uri"),
+            "https://auth.example.test",
+        )
+        .expect("http resource");
         let guard = kit.provider.guard("api").resource(&pr);
         let result = guard.authenticate(&bearer(token), &ScopeSet::empty()).await;
         assert_eq!(result.is_ok(), accepted, "{resource}: {result:?}");
@@ -96,18 +104,36 @@ async fn client_credentials_token_carries_its_resources_and_only_their_guards_ac
         }
     }
     // A guard without a resource of its own accepts any audience, as before.
-    assert!(kit.provider.guard("api").authenticate(&bearer(token), &ScopeSet::empty()).await.is_ok());
+    assert!(
+        kit.provider
+            .guard("api")
+            .authenticate(&bearer(token), &ScopeSet::empty())
+            .await
+            .is_ok()
+    );
 }
 
 #[tokio::test]
 async fn a_token_for_no_resource_is_refused_by_a_guard_of_one() {
     let kit = kit();
     let client = kit.confidential_client().await;
-    let body = kit.token(&client, "grant_type=client_credentials").await.expect_ok();
+    let body = kit
+        .token(&client, "grant_type=client_credentials")
+        .await
+        .expect_ok();
     let token = body["access_token"].as_str().expect("token");
     assert!(introspect(&kit, token).await.get("aud").is_none());
-    let pr = ProtectedResource::new(&ResourceUri::parse(MCP).expect("uri"), "https://auth.example.test").expect("pr");
-    let refused = kit.provider.guard("mcp").resource(&pr).authenticate(&bearer(token), &ScopeSet::empty()).await;
+    let pr = ProtectedResource::new(
+        &ResourceUri::parse(MCP).expect("uri"),
+        "https://auth.example.test",
+    )
+    .expect("pr");
+    let refused = kit
+        .provider
+        .guard("mcp")
+        .resource(&pr)
+        .authenticate(&bearer(token), &ScopeSet::empty())
+        .await;
     assert_eq!(refused, Err(GuardError::InvalidToken));
 }
 
@@ -116,10 +142,19 @@ async fn unknown_malformed_or_forbidden_resources_are_invalid_target() {
     let kit = kit();
     let client = kit.confidential_client().await;
     let cases = [
-        ("unknown", format!("resource={}", form_encode("https://other.example/"))),
+        (
+            "unknown",
+            format!("resource={}", form_encode("https://other.example/")),
+        ),
         ("relative", "resource=%2Fapi".to_owned()),
-        ("fragment", format!("resource={}", form_encode("https://api.example.test/v1#x"))),
-        ("not for this client", format!("resource={}", form_encode(PRIVATE))),
+        (
+            "fragment",
+            format!("resource={}", form_encode("https://api.example.test/v1#x")),
+        ),
+        (
+            "not for this client",
+            format!("resource={}", form_encode(PRIVATE)),
+        ),
     ];
     for (why, param) in cases {
         kit.token(&client, &format!("grant_type=client_credentials&{param}"))
@@ -130,7 +165,10 @@ async fn unknown_malformed_or_forbidden_resources_are_invalid_target() {
     // A scope the resource does not accept, asked for explicitly: invalid_scope.
     kit.token(
         &client,
-        &format!("grant_type=client_credentials&scope=admin&resource={}", form_encode(API)),
+        &format!(
+            "grant_type=client_credentials&scope=admin&resource={}",
+            form_encode(API)
+        ),
     )
     .await
     .expect_error("invalid_scope");
@@ -142,9 +180,15 @@ async fn unknown_malformed_or_forbidden_resources_are_invalid_target() {
                 .grant_types([GrantType::ClientCredentials]),
         )
         .await;
-    kit.token(&insider, &format!("grant_type=client_credentials&resource={}", form_encode(PRIVATE)))
-        .await
-        .expect_ok();
+    kit.token(
+        &insider,
+        &format!(
+            "grant_type=client_credentials&resource={}",
+            form_encode(PRIVATE)
+        ),
+    )
+    .await
+    .expect_ok();
 }
 
 #[tokio::test]
@@ -159,7 +203,10 @@ async fn authorize_errors_go_back_with_invalid_target() {
     );
     let outcome = kit.authorize(&query, Some(&kit.alice()), None).await;
     let params = redirect_params(&outcome);
-    assert_eq!(params.get("error").map(String::as_str), Some("invalid_target"));
+    assert_eq!(
+        params.get("error").map(String::as_str),
+        Some("invalid_target")
+    );
     assert_eq!(params.get("state").map(String::as_str), Some("s"));
 }
 
@@ -171,34 +218,59 @@ async fn code_and_refresh_narrow_the_resources_and_the_refresh_token_keeps_them_
     let code = kit
         .code_for(
             &client,
-            &format!("&scope=read&resource={}&resource={}", form_encode(API), form_encode(MCP)),
+            &format!(
+                "&scope=read&resource={}&resource={}",
+                form_encode(API),
+                form_encode(MCP)
+            ),
         )
         .await;
     // The code exchange asks for one of the two.
-    let first = exchange_code(&kit, &client, &code, &format!("&resource={}", form_encode(API))).await;
+    let first = exchange_code(
+        &kit,
+        &client,
+        &code,
+        &format!("&resource={}", form_encode(API)),
+    )
+    .await;
     let access = first["access_token"].as_str().expect("access");
     assert_eq!(introspect(&kit, access).await["aud"], API);
     let refresh = first["refresh_token"].as_str().expect("refresh");
-    assert_eq!(introspect(&kit, refresh).await["aud"], serde_json::json!([API, MCP]));
+    assert_eq!(
+        introspect(&kit, refresh).await["aud"],
+        serde_json::json!([API, MCP])
+    );
     // A refresh may ask for the other one, or for both by naming none.
     let second = kit
         .token(
             &client,
-            &format!("grant_type=refresh_token&refresh_token={refresh}&resource={}", form_encode(MCP)),
+            &format!(
+                "grant_type=refresh_token&refresh_token={refresh}&resource={}",
+                form_encode(MCP)
+            ),
         )
         .await
         .expect_ok();
-    assert_eq!(introspect(&kit, second["access_token"].as_str().expect("at")).await["aud"], MCP);
+    assert_eq!(
+        introspect(&kit, second["access_token"].as_str().expect("at")).await["aud"],
+        MCP
+    );
     let refresh = second["refresh_token"].as_str().expect("refresh");
     // Never one that was not granted.
     kit.token(
         &client,
-        &format!("grant_type=refresh_token&refresh_token={refresh}&resource={}", form_encode(PRIVATE)),
+        &format!(
+            "grant_type=refresh_token&refresh_token={refresh}&resource={}",
+            form_encode(PRIVATE)
+        ),
     )
     .await
     .expect_error("invalid_target");
     let third = kit
-        .token(&client, &format!("grant_type=refresh_token&refresh_token={refresh}"))
+        .token(
+            &client,
+            &format!("grant_type=refresh_token&refresh_token={refresh}"),
+        )
         .await
         .expect_ok();
     assert_eq!(
@@ -220,21 +292,37 @@ async fn jwt_access_tokens_carry_the_resource_as_aud() {
         )
         .await;
     let body = kit
-        .token(&client, &format!("grant_type=client_credentials&resource={}", form_encode(MCP)))
+        .token(
+            &client,
+            &format!(
+                "grant_type=client_credentials&resource={}",
+                form_encode(MCP)
+            ),
+        )
         .await
         .expect_ok();
     let token = body["access_token"].as_str().expect("jwt");
     // Verified locally for that audience, the guard of MCP accepts it; the default
     // audience (the issuer) does not.
-    let pr = ProtectedResource::new(&ResourceUri::parse(MCP).expect("uri"), "https://auth.example.test").expect("pr");
+    let pr = ProtectedResource::new(
+        &ResourceUri::parse(MCP).expect("uri"),
+        "https://auth.example.test",
+    )
+    .expect("pr");
     let verifier = kit.provider.jwt_verifier().audience(MCP).check_store(false);
     let guard = latchkey_core::resource::Guard::new(verifier, "mcp").resource(&pr);
-    let access = guard.authenticate(&bearer(token), &ScopeSet::empty()).await.expect("accepted");
+    let access = guard
+        .authenticate(&bearer(token), &ScopeSet::empty())
+        .await
+        .expect("accepted");
     assert_eq!(access.audience, vec![MCP.to_owned()]);
     let default = kit.provider.jwt_verifier().check_store(false);
     use latchkey_core::resource::TokenVerifier;
     assert_eq!(
-        default.verify(&latchkey_core::secret::Secret::new(token)).await.expect("answer"),
+        default
+            .verify(&latchkey_core::secret::Secret::new(token))
+            .await
+            .expect("answer"),
         Verified::Inactive
     );
 }

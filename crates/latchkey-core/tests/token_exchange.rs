@@ -71,7 +71,11 @@ async fn user_tokens(kit: &TestKit) -> serde_json::Value {
     .expect_ok()
 }
 
-async fn exchange(kit: &TestKit, client: &TestClient, params: &str) -> latchkey_core::http::HttpResponse {
+async fn exchange(
+    kit: &TestKit,
+    client: &TestClient,
+    params: &str,
+) -> latchkey_core::http::HttpResponse {
     kit.token(
         client,
         &format!("grant_type={}&{params}", form_encode(GRANT_TYPE)),
@@ -102,7 +106,15 @@ async fn introspect(kit: &TestKit, token: &str) -> serde_json::Value {
 async fn each_subject_token_type_is_exchanged_for_an_access_token_for_the_api() {
     let kit = kit();
     let tokens = user_tokens(&kit).await;
-    let gateway = exchanger(&kit, "gateway", Some(ExchangePolicy { widen_scope: true, ..policy() })).await;
+    let gateway = exchanger(
+        &kit,
+        "gateway",
+        Some(ExchangePolicy {
+            widen_scope: true,
+            ..policy()
+        }),
+    )
+    .await;
     for (token, kind, scope) in [
         (&tokens["access_token"], AT, "read"),
         (&tokens["refresh_token"], RT, "read"),
@@ -113,7 +125,11 @@ async fn each_subject_token_type_is_exchanged_for_an_access_token_for_the_api() 
         let body = exchange(
             &kit,
             &gateway,
-            &format!("{}&scope={scope}&resource={}", subject(token, kind), form_encode(API)),
+            &format!(
+                "{}&scope={scope}&resource={}",
+                subject(token, kind),
+                form_encode(API)
+            ),
         )
         .await
         .expect_ok();
@@ -146,18 +162,27 @@ async fn delegation_records_the_actor_in_act_and_nests_prior_actors() {
     let body = exchange(
         &kit,
         &gateway,
-        &format!("{}&{actor}&scope=read", subject(&tokens["access_token"], AT)),
+        &format!(
+            "{}&{actor}&scope=read",
+            subject(&tokens["access_token"], AT)
+        ),
     )
     .await
     .expect_ok();
     let delegated = body["access_token"].as_str().expect("at").to_owned();
     let info = introspect(&kit, &delegated).await;
     assert_eq!(info["sub"], "user-alice");
-    assert_eq!(info["act"], serde_json::json!({"sub": "gateway", "client_id": "gateway"}));
+    assert_eq!(
+        info["act"],
+        serde_json::json!({"sub": "gateway", "client_id": "gateway"})
+    );
 
     // A second hop: another service exchanges the delegated token, acting itself.
     let backend = exchanger(&kit, "backend", Some(policy())).await;
-    let its_own = kit.token(&backend, "grant_type=client_credentials").await.expect_ok();
+    let its_own = kit
+        .token(&backend, "grant_type=client_credentials")
+        .await
+        .expect_ok();
     let body = exchange(
         &kit,
         &backend,
@@ -205,7 +230,10 @@ async fn each_policy_rule_refuses_with_its_error() {
         ..policy()
     };
     let gateway = exchanger(&kit, "gateway", Some(policy())).await;
-    let own = kit.token(&gateway, "grant_type=client_credentials").await.expect_ok();
+    let own = kit
+        .token(&gateway, "grant_type=client_credentials")
+        .await
+        .expect_ok();
     let actor = format!(
         "&actor_token={}&actor_token_type={}",
         form_encode(own["access_token"].as_str().expect("at")),
@@ -213,20 +241,99 @@ async fn each_policy_rule_refuses_with_its_error() {
     );
     let cases: Vec<(&str, Option<ExchangePolicy>, String, &str)> = vec![
         ("no policy", None, at.clone(), "unauthorized_client"),
-        ("token of another client", Some(own_only), at.clone(), "invalid_request"),
-        ("subject type not allowed", Some(access_only), subject(&tokens["refresh_token"], RT), "invalid_request"),
-        ("actor without delegation", Some(no_delegation), format!("{at}{actor}"), "invalid_request"),
-        ("no actor without impersonation", Some(no_impersonation), at.clone(), "invalid_request"),
-        ("audience outside the policy", Some(policy()), format!("{at}&audience={}", form_encode(OTHER)), "invalid_target"),
-        ("unregistered resource", Some(ExchangePolicy { audiences: vec!["https://nowhere.example/".into()], ..policy() }), format!("{at}&resource={}", form_encode("https://nowhere.example/")), "invalid_target"),
-        ("scope wider than the subject token", Some(policy()), format!("{at}&scope=admin"), "invalid_scope"),
-        ("scope beyond the policy", Some(read_only), format!("{at}&scope=read%20write"), "invalid_scope"),
-        ("a forged token", Some(policy()), format!("subject_token=forged&subject_token_type={}", form_encode(AT)), "invalid_request"),
-        ("an ID token as an access token", Some(policy()), subject(&tokens["id_token"], AT), "invalid_request"),
-        ("an access token as an ID token", Some(policy()), subject(&tokens["access_token"], IDT), "invalid_request"),
-        ("unknown token type", Some(policy()), format!("subject_token=x&subject_token_type={}", form_encode("urn:example:saml")), "invalid_request"),
-        ("other requested_token_type", Some(policy()), format!("{at}&requested_token_type={}", form_encode(RT)), "invalid_request"),
-        ("actor_token without its type", Some(policy()), format!("{at}&actor_token=x"), "invalid_request"),
+        (
+            "token of another client",
+            Some(own_only),
+            at.clone(),
+            "invalid_request",
+        ),
+        (
+            "subject type not allowed",
+            Some(access_only),
+            subject(&tokens["refresh_token"], RT),
+            "invalid_request",
+        ),
+        (
+            "actor without delegation",
+            Some(no_delegation),
+            format!("{at}{actor}"),
+            "invalid_request",
+        ),
+        (
+            "no actor without impersonation",
+            Some(no_impersonation),
+            at.clone(),
+            "invalid_request",
+        ),
+        (
+            "audience outside the policy",
+            Some(policy()),
+            format!("{at}&audience={}", form_encode(OTHER)),
+            "invalid_target",
+        ),
+        (
+            "unregistered resource",
+            Some(ExchangePolicy {
+                audiences: vec!["https://nowhere.example/".into()],
+                ..policy()
+            }),
+            format!("{at}&resource={}", form_encode("https://nowhere.example/")),
+            "invalid_target",
+        ),
+        (
+            "scope wider than the subject token",
+            Some(policy()),
+            format!("{at}&scope=admin"),
+            "invalid_scope",
+        ),
+        (
+            "scope beyond the policy",
+            Some(read_only),
+            format!("{at}&scope=read%20write"),
+            "invalid_scope",
+        ),
+        (
+            "a forged token",
+            Some(policy()),
+            format!(
+                "subject_token=forged&subject_token_type={}",
+                form_encode(AT)
+            ),
+            "invalid_request",
+        ),
+        (
+            "an ID token as an access token",
+            Some(policy()),
+            subject(&tokens["id_token"], AT),
+            "invalid_request",
+        ),
+        (
+            "an access token as an ID token",
+            Some(policy()),
+            subject(&tokens["access_token"], IDT),
+            "invalid_request",
+        ),
+        (
+            "unknown token type",
+            Some(policy()),
+            format!(
+                "subject_token=x&subject_token_type={}",
+                form_encode("urn:example:saml")
+            ),
+            "invalid_request",
+        ),
+        (
+            "other requested_token_type",
+            Some(policy()),
+            format!("{at}&requested_token_type={}", form_encode(RT)),
+            "invalid_request",
+        ),
+        (
+            "actor_token without its type",
+            Some(policy()),
+            format!("{at}&actor_token=x"),
+            "invalid_request",
+        ),
     ];
     for (i, (why, policy, params, error)) in cases.into_iter().enumerate() {
         let client = exchanger(&kit, &format!("client-{i}"), policy).await;
@@ -236,9 +343,12 @@ async fn each_policy_rule_refuses_with_its_error() {
     // A revoked subject token is refused too, where the same exchange passed before.
     let client = exchanger(&kit, "after-revoke", Some(policy())).await;
     exchange(&kit, &client, &at).await.expect_ok();
-    let digest = latchkey_core::secret::Secret::new(tokens["access_token"].as_str().expect("at")).digest();
+    let digest =
+        latchkey_core::secret::Secret::new(tokens["access_token"].as_str().expect("at")).digest();
     latchkey_core::store::TokenStore::revoke_token(&kit.store, &digest)
         .await
         .expect("revoked");
-    exchange(&kit, &client, &at).await.expect_error("invalid_request");
+    exchange(&kit, &client, &at)
+        .await
+        .expect_error("invalid_request");
 }

@@ -2,12 +2,12 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::indicator::ResourceUri;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
-use crate::indicator::ResourceUri;
 use crate::user::UserAuthenticator;
 
 /// Issues an access token to an authenticated confidential client.

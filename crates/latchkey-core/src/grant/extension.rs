@@ -308,26 +308,27 @@ where
         .then(|| shorter(decision.refresh_ttl, p.refresh_ttl(client, grant_type)));
     let (subject, username) = decision.subject.unzip();
     let issued_token_type = decision.issued_token_type;
-    let mut response = p.issue(Grant {
-        client_id: client.id.clone(),
-        subject,
-        username,
-        scope: granted_scope,
-        grant_type,
-        family: FamilyId::generate(p.entropy()),
-        family_issued_at: None,
-        access_ttl: shorter(decision.access_ttl, p.access_ttl(client, grant_type)),
-        refresh_ttl,
-        binding,
-        attached: decision.attached,
-        access_token_format: client.metadata.access_token_format(),
-        auth: None,
-        cnf: None,
-        audience,
-        refresh_audience: None,
-        actor: decision.actor,
-    })
-    .await?;
+    let mut response = p
+        .issue(Grant {
+            client_id: client.id.clone(),
+            subject,
+            username,
+            scope: granted_scope,
+            grant_type,
+            family: FamilyId::generate(p.entropy()),
+            family_issued_at: None,
+            access_ttl: shorter(decision.access_ttl, p.access_ttl(client, grant_type)),
+            refresh_ttl,
+            binding,
+            attached: decision.attached,
+            access_token_format: client.metadata.access_token_format(),
+            auth: None,
+            cnf: None,
+            audience,
+            refresh_audience: None,
+            actor: decision.actor,
+        })
+        .await?;
     response.issued_token_type = issued_token_type;
     Ok(response)
 }

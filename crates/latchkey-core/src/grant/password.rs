@@ -5,6 +5,7 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
+use crate::indicator::ResourceUri;
 use crate::login::PasswordCheck;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
@@ -12,7 +13,6 @@ use crate::scope::{ScopeSet, resolve};
 use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
-use crate::indicator::ResourceUri;
 use crate::user::UserAuthenticator;
 use std::net::IpAddr;
 

@@ -86,7 +86,10 @@ where
             .resources
             .target(client, resources, scope, false)?
     } else {
-        (crate::indicator::narrow(&record.audience, resources)?, scope)
+        (
+            crate::indicator::narrow(&record.audience, resources)?,
+            scope,
+        )
     };
     let refresh_audience = (audience != record.audience).then(|| record.audience.clone());
     // The family's absolute lifetime: rotation never carries a refresh token past it. The

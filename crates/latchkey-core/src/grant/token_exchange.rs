@@ -40,8 +40,14 @@ pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
 
 /// The token type identifiers of RFC 8693 §3 this server reads, by their short policy names.
 pub const TOKEN_TYPES: [(&str, &str); 4] = [
-    ("access_token", "urn:ietf:params:oauth:token-type:access_token"),
-    ("refresh_token", "urn:ietf:params:oauth:token-type:refresh_token"),
+    (
+        "access_token",
+        "urn:ietf:params:oauth:token-type:access_token",
+    ),
+    (
+        "refresh_token",
+        "urn:ietf:params:oauth:token-type:refresh_token",
+    ),
     ("id_token", "urn:ietf:params:oauth:token-type:id_token"),
     ("jwt", "urn:ietf:params:oauth:token-type:jwt"),
 ];
@@ -83,7 +89,11 @@ impl ExchangePolicy {
     /// The checks a registration passes: known token types, absolute audiences, and at least
     /// one way to exchange.
     pub fn validate(&self) -> Result<(), String> {
-        for name in self.subject_token_types.iter().chain(&self.actor_token_types) {
+        for name in self
+            .subject_token_types
+            .iter()
+            .chain(&self.actor_token_types)
+        {
             if !TOKEN_TYPES.iter().any(|(short, _)| short == name) {
                 return Err(format!(
                     "token_exchange: unknown token type {name:?} (access_token, refresh_token, id_token, jwt)"
@@ -226,7 +236,10 @@ async fn exchange<S: ProviderStore>(
     }
     // Scope: what was asked, or the subject token's; never wider than it unless the policy
     // says so, and never beyond the policy's list.
-    let scope = request.scope.cloned().unwrap_or_else(|| subject.scope.clone());
+    let scope = request
+        .scope
+        .cloned()
+        .unwrap_or_else(|| subject.scope.clone());
     if !policy.widen_scope && !scope.is_subset(&subject.scope) {
         return Err(OAuthError::invalid_scope(format!(
             "scope beyond the subject token's: {}",
@@ -242,7 +255,10 @@ async fn exchange<S: ProviderStore>(
             )));
         }
     }
-    let username = subject.username.clone().unwrap_or_else(|| subject.sub.clone());
+    let username = subject
+        .username
+        .clone()
+        .unwrap_or_else(|| subject.sub.clone());
     let mut decision = GrantDecision::for_user(subject.sub, username, scope)
         .audience(AudienceSet::of(targets))
         .issued_token_type(ISSUED_TOKEN_TYPE);
@@ -297,8 +313,7 @@ async fn read_token<S: ProviderStore>(
             };
             let secret = Secret::new(token);
             let record = request.store.find_token(&secret.digest()).await?;
-            let Some(record) = record.filter(|r| r.kind == want && r.is_active(request.now))
-            else {
+            let Some(record) = record.filter(|r| r.kind == want && r.is_active(request.now)) else {
                 return Err(invalid());
             };
             Ok(Presented {
@@ -327,16 +342,18 @@ async fn read_token<S: ProviderStore>(
             let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
             let sub = text("sub").ok_or_else(invalid)?;
             // The client it was issued to: `client_id` (RFC 9068), `azp`, or a lone `aud`.
-            let client_id = text("client_id").or_else(|| text("azp")).or_else(|| {
-                match claims.get("aud") {
-                    Some(Value::String(aud)) => Some(aud.clone()),
-                    Some(Value::Array(list)) if list.len() == 1 => {
-                        list[0].as_str().map(str::to_owned)
-                    }
-                    _ => None,
-                }
-            });
-            let scope = ScopeSet::parse(text("scope").as_deref().unwrap_or("")).map_err(|_| invalid())?;
+            let client_id =
+                text("client_id")
+                    .or_else(|| text("azp"))
+                    .or_else(|| match claims.get("aud") {
+                        Some(Value::String(aud)) => Some(aud.clone()),
+                        Some(Value::Array(list)) if list.len() == 1 => {
+                            list[0].as_str().map(str::to_owned)
+                        }
+                        _ => None,
+                    });
+            let scope =
+                ScopeSet::parse(text("scope").as_deref().unwrap_or("")).map_err(|_| invalid())?;
             let actor = claims
                 .get("act")
                 .and_then(|a| serde_json::from_value::<Actor>(a.clone()).ok())
@@ -364,7 +381,12 @@ fn verify_jwt<S>(
     }
     let verified = request.signer.verify_signature(token)?;
     // RFC 8725 §3.11: a logout token is never a subject; an ID token is typed `JWT`.
-    match verified.typ.as_deref().map(str::to_ascii_lowercase).as_deref() {
+    match verified
+        .typ
+        .as_deref()
+        .map(str::to_ascii_lowercase)
+        .as_deref()
+    {
         Some("logout+jwt") => return Err(JoseError::Type),
         Some("jwt") | None => {}
         Some(_) if id_token => return Err(JoseError::Type),

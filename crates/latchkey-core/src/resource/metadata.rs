@@ -147,11 +147,8 @@ mod tests {
     use super::*;
 
     fn resource(uri: &str) -> ProtectedResource {
-        ProtectedResource::new(
-            &ResourceUri::parse(uri).expect("uri"),
-            "https://as.example",
-        )
-        .expect("resource")
+        ProtectedResource::new(&ResourceUri::parse(uri).expect("uri"), "https://as.example")
+            .expect("resource")
     }
 
     #[test]
@@ -190,7 +187,10 @@ mod tests {
     fn non_http_or_query_resources_have_no_metadata_url() {
         for bad in ["urn:example:api", "https://api.example/x?y=1"] {
             let uri = ResourceUri::parse(bad).expect("uri");
-            assert!(ProtectedResource::new(&uri, "https://as.example").is_err(), "{bad}");
+            assert!(
+                ProtectedResource::new(&uri, "https://as.example").is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -46,14 +46,12 @@ use crate::attached::Attached;
 use crate::claims::UserClaims;
 use crate::client::{Client, ClientId, ClientMetadata, GrantType};
 use crate::clock::UnixTime;
+use crate::indicator::AudienceSet;
 use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::indicator::AudienceSet;
-use crate::token::{
-    Actor, Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord,
-};
+use crate::token::{Actor, Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 

@@ -30,8 +30,12 @@ pub struct ResourceSettings {
 pub fn registry(list: &[ResourceSettings]) -> anyhow::Result<Resources> {
     let mut out = Vec::with_capacity(list.len());
     for r in list {
-        let id = ResourceUri::parse(&r.id)
-            .map_err(|_| anyhow::anyhow!("resources: {:?} must be an absolute URI without a fragment", r.id))?;
+        let id = ResourceUri::parse(&r.id).map_err(|_| {
+            anyhow::anyhow!(
+                "resources: {:?} must be an absolute URI without a fragment",
+                r.id
+            )
+        })?;
         let scopes = r
             .scopes
             .as_ref()
@@ -49,13 +53,16 @@ pub fn registry(list: &[ResourceSettings]) -> anyhow::Result<Resources> {
 
 /// The metadata documents this server publishes: those of the resources with
 /// `serve_metadata`, naming `issuer` as their authorization server.
-pub fn published(list: &[ResourceSettings], issuer: &str) -> anyhow::Result<Vec<ProtectedResource>> {
+pub fn published(
+    list: &[ResourceSettings],
+    issuer: &str,
+) -> anyhow::Result<Vec<ProtectedResource>> {
     let mut out = Vec::new();
     for r in list.iter().filter(|r| r.serve_metadata) {
         let id = ResourceUri::parse(&r.id)
             .map_err(|_| anyhow::anyhow!("resources: {:?} is not an absolute URI", r.id))?;
-        let mut doc = ProtectedResource::new(&id, issuer)
-            .map_err(|e| anyhow::anyhow!("resources: {e}"))?;
+        let mut doc =
+            ProtectedResource::new(&id, issuer).map_err(|e| anyhow::anyhow!("resources: {e}"))?;
         if let Some(scopes) = &r.scopes {
             doc = doc.scopes(scopes.iter().cloned());
         }

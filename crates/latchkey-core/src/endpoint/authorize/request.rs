@@ -481,12 +481,9 @@ where
     // (`invalid_target`), and the scope one those resources accept.
     let scope = std::mem::replace(&mut request.scope, ScopeSet::empty());
     match crate::indicator::requested(&params).and_then(|asked| {
-        p.config().resources.target(
-            &request.client,
-            &asked,
-            scope,
-            requested_scope.is_some(),
-        )
+        p.config()
+            .resources
+            .target(&request.client, &asked, scope, requested_scope.is_some())
     }) {
         Ok((audience, scope)) => {
             request.audience = audience;
