@@ -7,7 +7,8 @@ code flow with PKCE and `resource` (RFC 8707), then `initialize` and call tools.
 
 The user's browser is whoever drives this script: the authorization URL the SDK built is
 printed as a JSON line `{"authorize": URL}`, and the redirect the browser reached is read back
-as a JSON line `{"method": "GET", "url": URL}` on stdin. The outcome is printed as
+as a JSON line `{"method": "GET", "url": URL}` on stdin (a person may paste the bare URL from
+the browser's address bar instead). The outcome is printed as
 `{"result": {...}}`; a failure as `{"error": ..., "trace": ...}` with a non-zero exit.
 
 Usage: python3 mcp_client.py http://127.0.0.1:PORT/mcp
@@ -59,12 +60,18 @@ class MemoryStorage:
 
 async def redirect_handler(url: str) -> None:
     emit({"authorize": url})
+    print(
+        "Open the authorize URL in a browser, sign in and allow; then paste here the URL the"
+        f" browser ended at ({REDIRECT_URI}?code=...):",
+        file=sys.stderr,
+        flush=True,
+    )
 
 
 async def callback_handler() -> AuthorizationCodeResult:
-    line = await asyncio.to_thread(sys.stdin.readline)
-    arrival = json.loads(line)
-    query = parse_qs(urlparse(arrival["url"]).query)
+    line = (await asyncio.to_thread(sys.stdin.readline)).strip()
+    url = json.loads(line)["url"] if line.startswith("{") else line
+    query = parse_qs(urlparse(url).query)
     if "error" in query:
         raise RuntimeError(f"authorization refused: {query}")
     return AuthorizationCodeResult(
