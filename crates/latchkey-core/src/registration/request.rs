@@ -322,33 +322,35 @@ impl RegistrationRequest {
     }
 
     fn metadata(&self) -> Result<ClientMetadata, OAuthError> {
-        let mut m = ClientMetadata::default();
-        m.jwks = match self.members.get("jwks") {
+        let jwks = match self.members.get("jwks") {
             None | Some(Value::Null) => None,
             Some(v @ Value::Object(_)) => Some(v.clone()),
             Some(_) => return Err(invalid_metadata("jwks must be a JWK Set object")),
         };
-        m.jwks_uri = self.string("jwks_uri")?;
-        m.subject_type = self.string("subject_type")?;
-        m.id_token_signed_response_alg = self.string("id_token_signed_response_alg")?;
-        m.userinfo_signed_response_alg = self.string("userinfo_signed_response_alg")?;
-        m.post_logout_redirect_uris = self
-            .strings("post_logout_redirect_uris", 16)?
-            .unwrap_or_default();
-        m.backchannel_logout_uri = self.string("backchannel_logout_uri")?;
-        m.backchannel_logout_session_required =
-            self.boolean("backchannel_logout_session_required")?;
-        m.client_uri = self.string("client_uri")?;
-        m.logo_uri = self.string("logo_uri")?;
-        m.tos_uri = self.string("tos_uri")?;
-        m.policy_uri = self.string("policy_uri")?;
-        m.contacts = self
-            .strings("contacts", crate::client_metadata::MAX_CONTACTS)?
-            .unwrap_or_default();
-        m.software_id = self.string("software_id")?;
-        m.software_version = self.string("software_version")?;
-        m.application_type = self.string("application_type")?;
-        Ok(m)
+        Ok(ClientMetadata {
+            jwks,
+            jwks_uri: self.string("jwks_uri")?,
+            subject_type: self.string("subject_type")?,
+            id_token_signed_response_alg: self.string("id_token_signed_response_alg")?,
+            userinfo_signed_response_alg: self.string("userinfo_signed_response_alg")?,
+            post_logout_redirect_uris: self
+                .strings("post_logout_redirect_uris", 16)?
+                .unwrap_or_default(),
+            backchannel_logout_uri: self.string("backchannel_logout_uri")?,
+            backchannel_logout_session_required: self
+                .boolean("backchannel_logout_session_required")?,
+            client_uri: self.string("client_uri")?,
+            logo_uri: self.string("logo_uri")?,
+            tos_uri: self.string("tos_uri")?,
+            policy_uri: self.string("policy_uri")?,
+            contacts: self
+                .strings("contacts", crate::client_metadata::MAX_CONTACTS)?
+                .unwrap_or_default(),
+            software_id: self.string("software_id")?,
+            software_version: self.string("software_version")?,
+            application_type: self.string("application_type")?,
+            ..ClientMetadata::default()
+        })
     }
 }
 
