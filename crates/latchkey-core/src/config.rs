@@ -67,9 +67,9 @@ pub struct Config {
     /// new identifiers at every pairwise client) and be the same on every node. `None`: the
     /// builder draws a random one, kept only in memory, like the default signer.
     pub pairwise_salt: Option<crate::secret::Secret>,
-    /// The `aud` of JWT access tokens (RFC 9068 §3): the resource they are for. `None` (the
-    /// default): the issuer. One value for every token until RFC 8707's `resource`
-    /// parameter lets a request name its own (see [`crate::access_jwt`]).
+    /// The `aud` of JWT access tokens (RFC 9068 §3) whose request named no `resource` (RFC
+    /// 8707; one that did gets those resources, see [`crate::access_jwt`]). `None` (the
+    /// default): the issuer.
     pub access_token_audience: Option<String>,
     /// The resources clients may name with `resource` (RFC 8707, see [`crate::indicator`]);
     /// empty by default, when every `resource` parameter is refused with `invalid_target`.

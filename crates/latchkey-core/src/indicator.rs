@@ -163,6 +163,15 @@ impl RegisteredResource {
     }
 }
 
+/// What a token request that starts a grant asked for: its `scope` and its `resource`s.
+#[derive(Clone, Copy, Debug)]
+pub struct Asked<'a> {
+    /// The `scope` parameter, parsed; `None` when absent.
+    pub scope: Option<&'a ScopeSet>,
+    /// The `resource` parameters, parsed.
+    pub resources: &'a [ResourceUri],
+}
+
 /// The registered resources of a provider.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Resources(Vec<RegisteredResource>);
@@ -352,7 +361,7 @@ mod tests {
         let internal = ResourceUri::parse("https://internal.example/mcp").expect("uri");
         let other = ResourceUri::parse("https://other.example/").expect("uri");
         let audience = r
-            .authorize(&client("web"), &[api.clone()])
+            .authorize(&client("web"), std::slice::from_ref(&api))
             .expect("allowed");
         assert!(audience.contains("https://api.example/"));
         for (who, asked) in [

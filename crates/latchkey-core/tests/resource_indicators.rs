@@ -36,7 +36,7 @@ async fn introspect(kit: &TestKit, token: &str) -> serde_json::Value {
     let rs = kit.resource_server().await;
     kit.provider
         .introspect(
-            &HttpRequest::post_form("/introspect", &format!("token={}", form_encode(token)))
+            &HttpRequest::post_form("/introspect", format!("token={}", form_encode(token)))
                 .with_header("authorization", rs.basic()),
         )
         .await
@@ -44,7 +44,7 @@ async fn introspect(kit: &TestKit, token: &str) -> serde_json::Value {
 }
 
 fn bearer(token: &str) -> HttpRequest {
-    HttpRequest::new(Method::Get, "/api").with_header("authorization", &format!("Bearer {token}"))
+    HttpRequest::new(Method::Get, "/api").with_header("authorization", format!("Bearer {token}"))
 }
 
 async fn exchange_code(

@@ -95,7 +95,7 @@ async fn introspect(kit: &TestKit, token: &str) -> serde_json::Value {
     let rs = kit.resource_server().await;
     kit.provider
         .introspect(
-            &HttpRequest::post_form("/introspect", &format!("token={}", form_encode(token)))
+            &HttpRequest::post_form("/introspect", format!("token={}", form_encode(token)))
                 .with_header("authorization", rs.basic()),
         )
         .await

@@ -124,8 +124,10 @@ where
                 &client,
                 &username,
                 &password,
-                scope.as_ref(),
-                &resources,
+                crate::indicator::Asked {
+                    scope: scope.as_ref(),
+                    resources: &resources,
+                },
                 binding,
                 p.client_ip(req),
             ))

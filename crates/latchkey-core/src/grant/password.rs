@@ -5,11 +5,11 @@
 
 use crate::client::{Client, GrantType};
 use crate::error::OAuthError;
-use crate::indicator::ResourceUri;
+use crate::indicator::Asked;
 use crate::login::PasswordCheck;
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
-use crate::scope::{ScopeSet, resolve};
+use crate::scope::resolve;
 use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{Binding, FamilyId, Grant};
@@ -23,8 +23,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     username: &str,
     password: &Secret,
-    requested: Option<&ScopeSet>,
-    resources: &[ResourceUri],
+    asked: Asked<'_>,
     binding: Option<Binding>,
     client_ip: Option<IpAddr>,
 ) -> Result<TokenResponse, OAuthError>
@@ -34,7 +33,7 @@ where
 {
     // Scope first: a bad scope should not cost an Argon2 verification.
     let scope = resolve(
-        requested,
+        asked.scope,
         p.allowed_scopes(client),
         p.default_scopes(client),
     )?;
@@ -42,7 +41,7 @@ where
     let (audience, scope) =
         p.config()
             .resources
-            .target(client, resources, scope, requested.is_some())?;
+            .target(client, asked.resources, scope, asked.scope.is_some())?;
     // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against brute
     // force attacks": check_password is the one path with the backoff and the audit.
     let user = match p
