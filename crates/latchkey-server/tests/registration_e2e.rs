@@ -347,3 +347,81 @@ async fn registration_is_off_by_default_and_rate_limited_per_address_when_on() {
     assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
     assert_eq!(body["error"], "temporarily_unavailable");
 }
+
+#[tokio::test]
+async fn the_admin_api_makes_lists_and_revokes_initial_access_tokens() {
+    const ADMIN_TOKEN: &str = "admin-token-for-tests-0123456789abcdef";
+    let dir = data_dir();
+    let server = Server::start_with(
+        dir.path(),
+        &[
+            ON,
+            ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0"),
+            ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN),
+        ],
+    );
+    let admin = server
+        .banner
+        .iter()
+        .find_map(|l| l.strip_prefix("latchkey admin API on "))
+        .expect("admin listener announced")
+        .to_owned();
+    let http = reqwest::Client::new();
+    let tokens = format!("{admin}/admin/registration/tokens");
+    let refused = http
+        .post(&tokens)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"uses": 0}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    let created = http
+        .post(&tokens)
+        .bearer_auth(ADMIN_TOKEN)
+        .json(&json!({"description": "ci", "ttl": 3600}))
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), StatusCode::CREATED);
+    let created: Value = created.json().await.expect("JSON");
+    let value = created["token"].as_str().expect("token").to_owned();
+    let id = created["id"].as_str().expect("id").to_owned();
+    assert!(created["expires_at"].is_i64());
+
+    let listed: Value = http
+        .get(&tokens)
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(listed[0]["id"], id.as_str());
+    assert!(!listed.to_string().contains(&value), "never listed again");
+
+    // Any number of registrations until it is revoked.
+    for _ in 0..2 {
+        let (status, body) = register(&server, &mcp_sdk_request(), Some(&value)).await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    let revoked = http
+        .delete(format!("{tokens}/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
+    let again = http
+        .delete(format!("{tokens}/{id}"))
+        .bearer_auth(ADMIN_TOKEN)
+        .send()
+        .await
+        .expect("DELETE");
+    assert_eq!(again.status(), StatusCode::NOT_FOUND);
+    let (status, body) = register(&server, &mcp_sdk_request(), Some(&value)).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    let unauthorized = http.get(&tokens).send().await.expect("GET");
+    assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
+}
