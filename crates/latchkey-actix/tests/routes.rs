@@ -178,3 +178,54 @@ async fn a_guarded_scope_hands_its_checked_token_to_the_extractor() {
         format!("Bearer realm=\"{REALM}\"")
     );
 }
+
+#[actix_web::test]
+async fn a_resource_publishes_its_metadata_and_its_guard_names_it_in_challenges() {
+    use latchkey_core::indicator::ResourceUri;
+    use latchkey_core::resource::metadata::ProtectedResource;
+    let kit = TestKit::new();
+    let resource = ProtectedResource::new(
+        &ResourceUri::parse("https://api.example.test/v1").expect("uri"),
+        "https://auth.example.test",
+    )
+    .expect("http resource");
+    let guard = BearerGuard::new(kit.provider.guard("api").resource(&resource));
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(guard))
+            .configure(latchkey_actix::configure_protected_resources([resource]))
+            .route(
+                "/v1",
+                web::get().to(|Authenticated(_): Authenticated| async { "ok" }),
+            ),
+    )
+    .await;
+    let req = test::TestRequest::get()
+        .uri("/.well-known/oauth-protected-resource/v1")
+        .to_request();
+    let doc: serde_json::Value = test::call_and_read_body_json(&app, req).await;
+    assert_eq!(doc["resource"], "https://api.example.test/v1");
+    assert_eq!(doc["authorization_servers"][0], "https://auth.example.test");
+    // A token for no resource is not one for this resource.
+    let client = kit.confidential_client().await;
+    let body = latchkey_testkit::ResponseExt::expect_ok(
+        &kit.token(&client, "grant_type=client_credentials").await,
+    );
+    let req = test::TestRequest::get()
+        .uri("/v1")
+        .insert_header((
+            "authorization",
+            format!("Bearer {}", body["access_token"].as_str().expect("token")),
+        ))
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
+    let challenge = header(&resp, "www-authenticate");
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(
+        challenge.contains(
+            "resource_metadata=\"https://api.example.test/.well-known/oauth-protected-resource/v1\""
+        ),
+        "{challenge}"
+    );
+}

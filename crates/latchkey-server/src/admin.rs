@@ -150,6 +150,10 @@ pub struct ClientView {
     pub token_endpoint_auth_method: Option<&'static str>,
     /// The format of its access tokens: `opaque` or `jwt` (RFC 9068).
     pub access_token_format: &'static str,
+    /// Its token exchange policy (RFC 8693); absent: it may exchange nothing.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub token_exchange: Option<serde_json::Value>,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -170,6 +174,11 @@ impl From<&Client> for ClientView {
             refresh_token_ttl: c.refresh_token_ttl,
             token_endpoint_auth_method: c.token_endpoint_auth_method.map(AuthMethod::as_str),
             access_token_format: c.metadata.access_token_format().as_str(),
+            token_exchange: c
+                .metadata
+                .token_exchange
+                .as_ref()
+                .and_then(|p| serde_json::to_value(p).ok()),
             created_at: c.created_at.0,
         }
     }

@@ -417,7 +417,27 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
     let mut policy = full_policy();
     policy["widen_scope"] = json!(true);
     policy["scopes"] = json!(["read"]);
-    let gateway = env.exchanger("gateway", Some(policy));
+    let gateway = env.exchanger("gateway", Some(policy.clone()));
+    // `client update` replaces the policy and shows it as it was given.
+    let file = env.dir.path().join("gateway.json");
+    let shown: Value = serde_json::from_str(
+        cli(
+            env.dir.path(),
+            &[
+                "client",
+                "update",
+                &gateway.id,
+                "--token-exchange-policy",
+                &file.display().to_string(),
+                "--json",
+            ],
+            None,
+        )
+        .trim(),
+    )
+    .expect("json");
+    assert_eq!(shown["token_exchange"]["audiences"], policy["audiences"]);
+    assert_eq!(shown["token_exchange"]["widen_scope"], true);
     let exchange = |subject: &str, kind: &str, extra: &str| {
         format!(
             "grant_type={}&subject_token={}&subject_token_type={}&resource={}{extra}",
