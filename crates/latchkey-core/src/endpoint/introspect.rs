@@ -154,6 +154,9 @@ mod tests {
             access_ttl: 60,
             refresh_ttl: None,
             binding: None,
+            audience: Default::default(),
+            refresh_audience: None,
+            actor: None,
         };
         mint(&grant, &OsEntropy, UnixTime(1_700_000_000))
             .records
