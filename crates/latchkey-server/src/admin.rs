@@ -781,6 +781,7 @@ impl Admin {
         }
         if let Some(uri) = update.sector_identifier_uri {
             client.metadata.sector_identifier_uri = uri;
+        }
         if let Some(policy) = &update.token_exchange {
             client.metadata.token_exchange = policy.as_ref().map(exchange_policy).transpose()?;
         }
