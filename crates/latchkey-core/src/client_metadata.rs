@@ -60,6 +60,10 @@ pub struct ClientMetadata {
     /// Whether the logout token must carry `sid` (Back-Channel Logout §2.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub backchannel_logout_session_required: bool,
+    /// Every token request of this client must carry a DPoP proof, so all its access
+    /// tokens are DPoP-bound (RFC 9449 §5.2).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// The longest JSON text of a client's metadata: bounds what a registration may store.

@@ -71,6 +71,9 @@ pub struct Config {
     /// default): the issuer. One value for every token until RFC 8707's `resource`
     /// parameter lets a request name its own (see [`crate::access_jwt`]).
     pub access_token_audience: Option<String>,
+    /// DPoP (RFC 9449): proof algorithms, `iat` window and server nonces. On by default:
+    /// a client that sends a proof gets tokens bound to its key.
+    pub dpop: crate::dpop::DpopConfig,
 }
 
 impl Default for Config {
@@ -94,6 +97,7 @@ impl Default for Config {
             id_token_ttl: 3600,
             pairwise_salt: None,
             access_token_audience: None,
+            dpop: crate::dpop::DpopConfig::default(),
         }
     }
 }
@@ -136,6 +140,9 @@ pub enum ConfigError {
     /// The pairwise salt is too short to be a secret.
     #[error("pairwise_salt must be at least 16 bytes")]
     PairwiseSalt,
+    /// The DPoP settings cannot be served.
+    #[error("{0}")]
+    Dpop(String),
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
@@ -175,6 +182,7 @@ impl Config {
         {
             return Err(ConfigError::PairwiseSalt);
         }
+        self.dpop.validate().map_err(ConfigError::Dpop)?;
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }

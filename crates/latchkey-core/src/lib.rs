@@ -47,6 +47,7 @@ pub mod client_assertion;
 pub mod client_metadata;
 pub mod clock;
 pub mod config;
+pub mod dpop;
 pub mod endpoint;
 pub mod entropy;
 pub mod error;

@@ -92,6 +92,10 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     doc["end_session_endpoint"] = url(crate::logout::END_SESSION_PATH).into();
     doc["backchannel_logout_supported"] = true.into();
     doc["backchannel_logout_session_supported"] = true.into();
+    // RFC 9449 §5.1: the proof algorithms accepted, only while DPoP is on.
+    if c.dpop.enabled {
+        doc["dpop_signing_alg_values_supported"] = c.dpop.algs.clone().into();
+    }
     if !c.available_scopes.is_empty() {
         doc["scopes_supported"] = c.available_scopes.iter().collect::<Vec<_>>().into();
     }

@@ -19,7 +19,7 @@ use crate::provider::Provider;
 use crate::redirect::RegisteredRedirectUri;
 use crate::secret::Secret;
 use crate::store::{CodeTake, ProviderStore};
-use crate::token::{Binding, Grant};
+use crate::token::{Binding, Confirmation, Grant};
 use crate::user::UserAuthenticator;
 
 /// Exchanges an authorization code for tokens.
@@ -30,6 +30,7 @@ pub async fn exchange<S, U>(
     redirect_uri: Option<&str>,
     code_verifier: Option<&str>,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -57,6 +58,19 @@ where
         .confirm(redirect_uri)?;
     // RFC 7636 §4.6: the verifier must answer the code's challenge; none without one.
     pkce::confirm(record.challenge.as_ref(), code_verifier)?;
+    // RFC 9449 §10: a code bound with `dpop_jkt` is exchanged only with a proof of that key.
+    let cnf = match (record.cnf, cnf) {
+        (Some(Confirmation::Jkt(bound)), Some(Confirmation::Jkt(proved))) if bound == proved => {
+            Some(Confirmation::Jkt(proved))
+        }
+        (Some(Confirmation::Jkt(_)), _) => {
+            return Err(OAuthError::new(
+                crate::error::ErrorCode::InvalidDpopProof,
+                "the code is bound to a DPoP key (dpop_jkt); prove that key",
+            ));
+        }
+        (bound, proved) => proved.or(bound),
+    };
     // OpenID Connect Core §3.1.3.3: an ID token with the tokens when `openid` was granted.
     let oidc = oidc::is_openid(&record.scope).then(|| {
         (
@@ -82,7 +96,7 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: record.attached,
             auth: record.auth,
-            cnf: record.cnf,
+            cnf,
         })
         .await?;
     if let Some((subject, nonce, auth)) = oidc {

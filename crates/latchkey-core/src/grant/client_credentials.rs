@@ -15,6 +15,7 @@ pub async fn exchange<S, U>(
     client: &Client,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    cnf: Option<crate::token::Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -41,7 +42,8 @@ where
         attached: crate::attached::Attached::new(),
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        // The key the token request proved (RFC 9449 §5), if any.
+        cnf,
     })
     .await
 }

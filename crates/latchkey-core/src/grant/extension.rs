@@ -214,6 +214,7 @@ pub async fn exchange<S, U>(
     scope: Option<&ScopeSet>,
     params: &Params,
     binding: Option<Binding>,
+    cnf: Option<crate::token::Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -268,7 +269,8 @@ where
         attached: decision.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        // The key the token request proved (RFC 9449 §5), if any.
+        cnf,
     })
     .await
 }

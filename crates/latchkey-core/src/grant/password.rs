@@ -24,6 +24,7 @@ pub async fn exchange<S, U>(
     password: &Secret,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    cnf: Option<crate::token::Confirmation>,
     client_ip: Option<IpAddr>,
 ) -> Result<TokenResponse, OAuthError>
 where
@@ -68,7 +69,8 @@ where
         attached: user.attached,
         access_token_format: client.metadata.access_token_format(),
         auth: None,
-        cnf: None,
+        // The key the token request proved (RFC 9449 §5), if any.
+        cnf,
     })
     .await
 }

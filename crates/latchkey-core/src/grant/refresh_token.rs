@@ -14,7 +14,7 @@ use crate::provider::Provider;
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::{ProviderStore, Rotation};
-use crate::token::{Binding, Grant, TokenKind};
+use crate::token::{Binding, Confirmation, Grant, TokenKind};
 use crate::user::UserAuthenticator;
 
 /// Exchanges a refresh token for a new access token and a new refresh token.
@@ -24,6 +24,7 @@ pub async fn exchange<S, U>(
     refresh_token: &Secret,
     requested: Option<&ScopeSet>,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -65,6 +66,28 @@ where
         tracing::warn!(client_id = %client.id, revoked, "bound refresh token used from elsewhere; family revoked");
         return Err(invalid());
     }
+    // RFC 9449 §5: "refresh tokens issued to public clients are bound to the DPoP key"; the
+    // refresh request of such a family must prove the same key. A confidential client's
+    // refresh token is bound to its client authentication instead, and its new access
+    // token to whatever key this request proves.
+    let family_jkt = record.cnf.as_ref().and_then(Confirmation::jkt);
+    let cnf = match family_jkt {
+        Some(bound) if client.client_type() == crate::client::ClientType::Public => {
+            let same = cnf
+                .as_ref()
+                .and_then(Confirmation::jkt)
+                .is_some_and(|proved| proved == bound);
+            if !same {
+                return Err(OAuthError::new(
+                    crate::error::ErrorCode::InvalidDpopProof,
+                    "this refresh token is bound to a DPoP key; prove that key",
+                ));
+            }
+            cnf
+        }
+        Some(_) => cnf,
+        None => cnf.or_else(|| record.cnf.clone()),
+    };
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
     // the resource owner, and if omitted is treated as equal to the scope originally granted".
     let scope = match requested {
@@ -101,7 +124,7 @@ where
         // And how the user authenticated then (OpenID Connect Core §12.2: the same
         // auth_time).
         auth: record.auth.clone(),
-        cnf: record.cnf.clone(),
+        cnf,
     };
     let minted = p.mint(&grant, GrantType::RefreshToken, now)?;
     // OpenID Connect Core §12.2: a new ID token with the same `sub` and `auth_time`, and no

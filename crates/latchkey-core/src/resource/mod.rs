@@ -15,6 +15,7 @@
 //! 403 `insufficient_scope` with the `scope` needed, 400 `invalid_request`.
 
 pub mod cache;
+pub mod dpop;
 pub mod jwt;
 pub mod remote;
 
@@ -137,6 +138,19 @@ pub enum GuardError {
     Unavailable,
     /// A hook refused the request with its own response.
     Refused(HttpResponse),
+    /// A DPoP refusal (RFC 9449 §7.1): 401 with a `WWW-Authenticate: DPoP` challenge naming
+    /// `error` (`invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`) and the accepted
+    /// `algs`, and `DPoP-Nonce` when a nonce is needed.
+    Dpop {
+        /// The RFC error code.
+        error: &'static str,
+        /// Safe words for the client.
+        description: &'static str,
+        /// The accepted proof algorithms, space separated.
+        algs: String,
+        /// The nonce the next proof must carry.
+        nonce: Option<String>,
+    },
 }
 
 impl GuardError {
@@ -146,6 +160,28 @@ impl GuardError {
         let challenge = |extra: &str| format!("Bearer realm=\"{realm}\"{extra}");
         let (status, www, body) = match self {
             Self::Refused(response) => return response.clone(),
+            Self::Dpop {
+                error,
+                description,
+                algs,
+                nonce,
+            } => {
+                let mut response = HttpResponse::json(
+                    401,
+                    &serde_json::json!({ "error": error, "error_description": description }),
+                )
+                .with_header(
+                    "www-authenticate",
+                    format!(
+                        "DPoP realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\", algs=\"{algs}\""
+                    ),
+                )
+                .with_header("cache-control", "no-store");
+                if let Some(nonce) = nonce {
+                    response = response.with_header("dpop-nonce", nonce.as_str());
+                }
+                return response;
+            }
             Self::Missing => (401, challenge(""), None),
             Self::Malformed(why) => (
                 400,
@@ -250,6 +286,7 @@ pub struct Guard<V, H = NoHooks> {
     hooks: Arc<H>,
     realm: Arc<str>,
     proxies: Arc<TrustedProxies>,
+    dpop: Option<Arc<dpop::DpopGuard>>,
 }
 
 impl<V: TokenVerifier> Guard<V, NoHooks> {
@@ -260,6 +297,7 @@ impl<V: TokenVerifier> Guard<V, NoHooks> {
             hooks: Arc::new(NoHooks),
             realm: realm.into().into(),
             proxies: Arc::new(TrustedProxies::default()),
+            dpop: None,
         }
     }
 }
@@ -272,7 +310,15 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             hooks: Arc::new(hooks),
             realm: self.realm,
             proxies: self.proxies,
+            dpop: self.dpop,
         }
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449 §7) with proofs checked by `dpop`. Without it,
+    /// a DPoP-bound token is refused: its key could not be checked.
+    pub fn with_dpop(mut self, dpop: dpop::DpopGuard) -> Self {
+        self.dpop = Some(Arc::new(dpop));
+        self
     }
 
     /// Believes forwarding headers from these proxies when checking token bindings.
@@ -294,8 +340,8 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         required: &ScopeSet,
     ) -> Result<AccessToken, GuardError> {
         self.hooks.before(req).await.map_err(GuardError::Refused)?;
-        let token = bearer_token(req)?.ok_or(GuardError::Missing)?;
-        self.check(req, &token, required).await
+        let (scheme, token) = presented_token(req)?.ok_or(GuardError::Missing)?;
+        self.check(req, scheme, &token, required).await
     }
 
     /// Accepts the application's session or, when an `Authorization` header is sent, a bearer
@@ -308,9 +354,9 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         required: &ScopeSet,
     ) -> Result<Principal, GuardError> {
         self.hooks.before(req).await.map_err(GuardError::Refused)?;
-        if let Some(token) = bearer_token(req)? {
+        if let Some((scheme, token)) = presented_token(req)? {
             return self
-                .check(req, &token, required)
+                .check(req, scheme, &token, required)
                 .await
                 .map(Principal::Token);
         }
@@ -324,6 +370,7 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
     async fn check(
         &self,
         req: &HttpRequest,
+        scheme: dpop::Scheme,
         token: &Secret,
         required: &ScopeSet,
     ) -> Result<AccessToken, GuardError> {
@@ -344,6 +391,20 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             }
             return Err(GuardError::InvalidToken);
         }
+        // RFC 9449 §7: the proof of possession, in one place (see [`dpop`]).
+        match &self.dpop {
+            Some(guard) => {
+                guard
+                    .confirm(req, scheme, token, access.cnf.as_ref())
+                    .await?
+            }
+            None if scheme == dpop::Scheme::Dpop
+                || access.cnf.as_ref().and_then(Confirmation::jkt).is_some() =>
+            {
+                return Err(GuardError::InvalidToken);
+            }
+            None => {}
+        }
         if !required.is_subset(&access.scope) {
             return Err(GuardError::InsufficientScope(required.clone()));
         }
@@ -357,6 +418,14 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
 
 /// The bearer token of `req` (RFC 6750 §2.1), `None` when there is no `Authorization` header.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
+    Ok(presented_token(req)?
+        .filter(|(scheme, _)| *scheme == dpop::Scheme::Bearer)
+        .map(|(_, token)| token))
+}
+
+/// The access token of `req`'s `Authorization` header with its scheme: `Bearer` (RFC 6750
+/// §2.1) or `DPoP` (RFC 9449 §7.1); `None` without the header or with another scheme.
+pub fn presented_token(req: &HttpRequest) -> Result<Option<(dpop::Scheme, Secret)>, GuardError> {
     if req.header_count("authorization") > 1 {
         return Err(GuardError::Malformed("repeated Authorization header"));
     }
@@ -366,10 +435,14 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
     let Some((scheme, token)) = header.trim().split_once(' ') else {
         return Err(GuardError::Malformed("malformed Authorization header"));
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (e.g. Basic) carries no bearer token: treat as none sent.
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        dpop::Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        dpop::Scheme::Dpop
+    } else {
+        // Another scheme (e.g. Basic) carries no access token: treat as none sent.
         return Ok(None);
-    }
+    };
     let token = token.trim();
     // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
@@ -381,7 +454,7 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
     if !valid {
         return Err(GuardError::Malformed("malformed bearer token"));
     }
-    Ok(Some(Secret::new(token)))
+    Ok(Some((scheme, Secret::new(token))))
 }
 
 #[cfg(test)]
