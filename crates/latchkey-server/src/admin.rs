@@ -111,6 +111,10 @@ pub struct ClientSpec {
     /// signed with the server's keys, verifiable by resource servers without calling back).
     #[serde(default)]
     pub access_token_format: Option<String>,
+    /// Every token request of the client must carry a DPoP proof, so all its access tokens
+    /// are bound to its key (RFC 9449 §5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -143,6 +147,8 @@ pub struct ClientView {
     pub token_endpoint_auth_method: Option<&'static str>,
     /// The format of its access tokens: `opaque` or `jwt` (RFC 9068).
     pub access_token_format: &'static str,
+    /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -163,6 +169,7 @@ impl From<&Client> for ClientView {
             refresh_token_ttl: c.refresh_token_ttl,
             token_endpoint_auth_method: c.token_endpoint_auth_method.map(AuthMethod::as_str),
             access_token_format: c.metadata.access_token_format().as_str(),
+            dpop_bound_access_tokens: c.metadata.dpop_bound_access_tokens,
             created_at: c.created_at.0,
         }
     }
@@ -514,6 +521,7 @@ impl Admin {
         if let Some(format) = &spec.access_token_format {
             client.metadata.access_token_format = access_token_format(format)?;
         }
+        client.metadata.dpop_bound_access_tokens = spec.dpop_bound_access_tokens;
         client.validate().map_err(|e| invalid(e.0))?;
         self.store.put_client(&client).await?;
         let mut consumer_secret = None;

@@ -231,6 +231,7 @@ where
         max_age: pending.max_age,
         oidc: pending.oidc,
         see_other: req.method == Method::Post,
+        dpop_jkt: pending.dpop_jkt,
     };
     proceed(p, request, auth, decision).await
 }
@@ -515,7 +516,11 @@ where
         expires_at: now.plus(p.config().code_ttl),
         attached: user.attached.clone(),
         auth,
-        cnf: None,
+        // RFC 9449 §10: the code is exchanged only with a proof of this key.
+        cnf: request
+            .dpop_jkt
+            .clone()
+            .map(crate::token::Confirmation::Jkt),
     };
     p.store().save_code(&record, now).await?;
     Ok(code)

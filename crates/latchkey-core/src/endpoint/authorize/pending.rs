@@ -35,6 +35,7 @@ pub struct Pending {
     pub(super) prompt: Vec<String>,
     pub(super) max_age: Option<u64>,
     pub(super) oidc: OidcParams,
+    pub(super) dpop_jkt: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -75,6 +76,9 @@ impl AuthorizeRequest {
             out.append_pair("ma", &max_age.to_string());
         }
         self.oidc.write(&mut out);
+        if let Some(jkt) = &self.dpop_jkt {
+            out.append_pair("dj", jkt);
+        }
         out.finish()
     }
 }
@@ -125,6 +129,7 @@ impl Pending {
                 .transpose()
                 .map_err(|_| malformed())?,
             oidc: OidcParams::read(&params).ok_or_else(malformed)?,
+            dpop_jkt: params.get("dj").map(str::to_owned),
         })
     }
 
