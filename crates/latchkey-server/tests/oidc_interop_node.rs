@@ -115,7 +115,11 @@ async fn openid_client_binds_its_tokens_with_dpop_and_calls_userinfo_with_proofs
     let op = Op::start(&[], &[]);
     let mut config = op.peer_config();
     config["dpop"] = true.into();
-    let peer = Peer::spawn("openid-client (DPoP)", node(&config.to_string()), op.dir.path());
+    let peer = Peer::spawn(
+        "openid-client (DPoP)",
+        node(&config.to_string()),
+        op.dir.path(),
+    );
     let (_, result) = interop::run_peer_with_result(&op, peer).await;
     // The library lower-cases token_type; the server sent `DPoP` for the code and the refresh.
     for member in ["token_type", "refreshed_token_type"] {
