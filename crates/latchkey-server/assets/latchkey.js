@@ -50,7 +50,9 @@
  * request, and calls APIs with `Authorization: DPoP …` and a proof whose `ath` is the token's
  * hash. A stolen token is then useless without the key. When a server asks for a nonce
  * (`use_dpop_nonce`), the request is repeated once with the `DPoP-Nonce` it sent; nonces are
- * kept per origin. The key lives as long as this object (a reload logs out anyway).
+ * kept per origin. The key pair is kept in IndexedDB (a `CryptoKey` stays non-extractable
+ * there), so the page that handles the redirect proves the key the login page named in
+ * `dpop_jkt`; `logout()` deletes it, and the next login makes a new one.
  *
  * Tokens live in this object's memory only, never in localStorage or sessionStorage: a page
  * reload logs the app out (a new `login()` goes through quickly while the Latchkey session
@@ -105,16 +107,47 @@ function base64urlJson(value) {
   return base64url(new TextEncoder().encode(JSON.stringify(value)));
 }
 
+const KEY_DB = "latchkey-dpop";
+const KEY_STORE = "keys";
+
+/** Runs `use(store)` in one IndexedDB transaction; resolves to the request's result. */
+function keyStore(mode, use) {
+  return new Promise((resolve, reject) => {
+    const open = globalThis.indexedDB.open(KEY_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(KEY_STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(KEY_STORE, mode);
+      const request = use(tx.objectStore(KEY_STORE));
+      tx.oncomplete = () => {
+        db.close();
+        resolve(request.result);
+      };
+      tx.onerror = () => {
+        db.close();
+        reject(tx.error);
+      };
+    };
+  });
+}
+
 /**
- * A DPoP key (RFC 9449): ECDSA P-256 from WebCrypto, its private key not extractable.
- * Resolves to `{ privateKey, jwk, jkt }`, `jkt` the RFC 7638 thumbprint of `jwk`.
+ * The DPoP key (RFC 9449) stored under `name`, or a new one: ECDSA P-256 from WebCrypto, its
+ * private key not extractable. Resolves to `{ privateKey, jwk, jkt }`, `jkt` the RFC 7638
+ * thumbprint of `jwk`. Without IndexedDB the key lives in memory only.
  */
-async function makeDpopKey() {
-  const pair = await crypto.subtle.generateKey(
-    { name: "ECDSA", namedCurve: "P-256" },
-    false,
-    ["sign", "verify"],
-  );
+async function dpopKey(name) {
+  const canStore = typeof globalThis.indexedDB !== "undefined";
+  let pair = canStore ? await keyStore("readonly", (s) => s.get(name)).catch(() => null) : null;
+  if (!pair) {
+    pair = await crypto.subtle.generateKey(
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["sign", "verify"],
+    );
+    if (canStore) await keyStore("readwrite", (s) => s.put(pair, name)).catch(() => null);
+  }
   const full = await crypto.subtle.exportKey("jwk", pair.publicKey);
   const jwk = { crv: full.crv, kty: full.kty, x: full.x, y: full.y };
   // RFC 7638 §3: the required members in lexicographic order, no whitespace.
@@ -233,7 +266,7 @@ export class LatchkeyClient {
   }
 
   #key() {
-    if (!this.#dpopKey) this.#dpopKey = makeDpopKey();
+    if (!this.#dpopKey) this.#dpopKey = dpopKey(this.#storageKey);
     return this.#dpopKey;
   }
 
@@ -555,6 +588,10 @@ export class LatchkeyClient {
     const tokens = this.#tokens;
     this.#tokens = null;
     this.#storage.removeItem(this.#storageKey);
+    if (this.#dpop && typeof globalThis.indexedDB !== "undefined") {
+      // The next login binds to a new key; this object keeps the old one for the revocation.
+      await keyStore("readwrite", (s) => s.delete(this.#storageKey)).catch(() => null);
+    }
     if (!tokens) return;
     const [token, hint] = tokens.refreshToken
       ? [tokens.refreshToken, "refresh_token"]

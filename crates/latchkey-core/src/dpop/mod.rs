@@ -327,10 +327,12 @@ pub fn verify_proof(
             ));
         }
     }
-    // Item 10 and §8: a server-provided nonce, when one is required.
-    if config.require_nonce
-        && let Some(secret) = &config.nonce_secret
-    {
+    // Item 10 and §8: a server-provided nonce, when one is required. No secret to check it
+    // with fails closed.
+    if config.require_nonce {
+        let Some(secret) = &config.nonce_secret else {
+            return Err(invalid("the server cannot check DPoP nonces"));
+        };
         let nonces = nonce::Nonces::new(secret, config.nonce_lifetime);
         if !text("nonce").is_some_and(|n| nonces.accepts(n, now)) {
             return Err(DpopError::UseNonce(nonces.current(now)));

@@ -52,13 +52,20 @@ impl std::fmt::Debug for DpopGuard {
 
 impl DpopGuard {
     /// Checks proofs under `config`, remembering `jti`s in `replay`, for a resource served
-    /// at `origin` (scheme, host and port; a trailing `/` is dropped).
+    /// at `origin` (scheme, host and port; a trailing `/` is dropped). Without a
+    /// `nonce_secret`, nonces (when required) are minted under a random one of this guard.
     pub fn new(
-        config: DpopConfig,
+        mut config: DpopConfig,
         replay: impl ReplayStore,
         clock: Arc<dyn Clock>,
         origin: &str,
     ) -> Self {
+        if config.nonce_secret.is_none() {
+            config.nonce_secret = Some(Secret::new(crate::entropy::random_token(
+                &crate::entropy::OsEntropy,
+                32,
+            )));
+        }
         Self {
             config,
             replay: SharedReplay(Arc::new(replay)),
