@@ -17,6 +17,8 @@ use std::net::IpAddr;
 
 /// Checks the resource owner's credentials (through [`Provider::check_password`]) and issues
 /// tokens.
+// The request's parts, each its own value: a struct for them would be built once, here.
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
