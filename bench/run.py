@@ -455,6 +455,35 @@ def token_paths(cfg, store_label, extra_env, results, refresh=True, introspect=T
             shutil.rmtree(d, ignore_errors=True)
 
 
+def dpop_paths(cfg, results):
+    """client_credentials with a DPoP proof per request next to plain bearer, on the memory
+    store: the proofs are signed before the run (bench-dpop-proofs), so the server CPU per
+    token is verification, the jti replay check and binding only."""
+    data_dir = os.path.join(cfg.workdir, "data-dpop")
+    # Proofs are made before the run; they must stay inside the iat window until used.
+    s = start_latchkey(cfg, "dpop", data_dir, {
+        "LATCHKEY_STORE__URL": "memory:", "LATCHKEY_DPOP__PROOF_MAX_AGE": "600",
+    })
+    try:
+        creds = setup_clients(s)
+        env = {"BENCH_BASIC": creds["basic"]}
+        plain = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)
+        results.append(row("client_credentials, bearer", "memory", plain))
+        # Enough proofs for the plain rate over the run, with room to spare: each is used once.
+        count = int(max(plain["rps"], 1000) * cfg.duration * 1.5) + 1000
+        path = os.path.join(cfg.workdir, "dpop-proofs.txt")
+        with open(path, "w") as f:
+            subprocess.run([os.path.join(RELEASE, "bench-dpop-proofs"), "--htu",
+                            s.base + "/token", "--count", str(count)], stdout=f, check=True)
+        env["BENCH_PROOF_FILE"] = path
+        results.append(row("client_credentials, DPoP proof (ES256)", "memory",
+                           run_wrk(cfg, s, s.base + "/token", "client_credentials_dpop.lua",
+                                   env)))
+    finally:
+        s.stop()
+        shutil.rmtree(data_dir, ignore_errors=True)
+
+
 def run_flow(cfg, server, creds):
     argv = ["taskset", "-c", str(cfg.load_core), os.path.join(RELEASE, "bench-flow"),
             "--base", server.base, "--client-id", creds["public_id"], "--username", USER,
@@ -1037,7 +1066,7 @@ def main():
                     help="live-token counts for the growth runs ('' to skip)")
     ap.add_argument("--bounded-rounds", type=int, default=3)
     ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,"
-                    "guard,jwt,sqlite,flow,pg,redis,startup,crash,bounded,growth")
+                    "guard,jwt,dpop,sqlite,flow,pg,redis,startup,crash,bounded,growth")
     ap.add_argument("--no-pg-growth", dest="pg_growth", action="store_false",
                     help="leave PostgreSQL out of the growth runs")
     ap.add_argument("--profile", action="store_true",
@@ -1132,6 +1161,9 @@ def main():
         if "jwt" not in skip:
             data["jose"] = section("JWT access tokens and signing (bench-guard --format jwt, "
                                    "bench-jose)", lambda: jwt_paths(cfg, results))
+        if "dpop" not in skip:
+            section("DPoP proofs on client_credentials (memory store, proofs pre-signed)",
+                    lambda: dpop_paths(cfg, results))
         if "sqlite" not in skip:
             section("embedded store (latchkey serve, SQLite, durable)",
                     lambda: token_paths(cfg, "embedded (SQLite)", {}, results,

@@ -14,6 +14,9 @@
 // config: issuer, client_id, redirect_uri, post_logout_redirect_uri, and either
 // client_secret or private_jwk (private_key_jwt); optional response_mode, and par (true: push
 // the authorization request first).
+// client_secret or private_jwk (private_key_jwt); optional response_mode; optional dpop
+// (true: every token request and the userinfo call carry DPoP proofs of a fresh key, RFC
+// 9449, through the library's own DPoP handle, which is oauth4webapi's).
 import * as oidc from 'openid-client'
 import { createInterface } from 'node:readline'
 
@@ -98,17 +101,28 @@ async function flow(config, lines) {
         })
       : new URL(arrival.url)
 
-  const tokens = await oidc.authorizationCodeGrant(server, callback, {
-    pkceCodeVerifier: verifier,
-    expectedNonce: nonce,
-    expectedState: state,
-    idTokenExpected: true,
-  })
+  // DPoP (RFC 9449): the library signs the proofs, retries on use_dpop_nonce, and sends
+  // DPoP-bound tokens with the DPoP scheme.
+  const options = config.dpop
+    ? { DPoP: oidc.getDPoPHandle(server, await oidc.randomDPoPKeyPair('ES256')) }
+    : undefined
+  const tokens = await oidc.authorizationCodeGrant(
+    server,
+    callback,
+    {
+      pkceCodeVerifier: verifier,
+      expectedNonce: nonce,
+      expectedState: state,
+      idTokenExpected: true,
+    },
+    undefined,
+    options,
+  )
   const claims = tokens.claims()
   // fetchUserInfo checks that the userinfo `sub` is the ID token's.
-  const userinfo = await oidc.fetchUserInfo(server, tokens.access_token, claims.sub)
+  const userinfo = await oidc.fetchUserInfo(server, tokens.access_token, claims.sub, options)
 
-  const refreshed = await oidc.refreshTokenGrant(server, tokens.refresh_token)
+  const refreshed = await oidc.refreshTokenGrant(server, tokens.refresh_token, undefined, options)
   const refreshedClaims = refreshed.claims()
 
   const logoutState = oidc.randomState()
@@ -123,6 +137,8 @@ async function flow(config, lines) {
       userinfo,
       refreshed_id_token_claims: refreshedClaims ?? null,
       access_token_changed: refreshed.access_token !== tokens.access_token,
+      token_type: tokens.token_type,
+      refreshed_token_type: refreshed.token_type,
       logout_url: logout.href,
       logout_state: logoutState,
     },

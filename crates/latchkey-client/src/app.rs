@@ -102,6 +102,8 @@ pub struct RemoteApp<H> {
     /// Serializes refreshes, so two requests that find the same expired token do not both
     /// spend its refresh token (a rotating server would see a reuse and revoke the family).
     pub(crate) refresh_lock: tokio::sync::Mutex<()>,
+    /// The DPoP key, when tokens are to be bound to one (RFC 9449).
+    dpop: Option<crate::dpop::Dpop>,
 }
 
 impl<H> std::fmt::Debug for RemoteApp<H> {
@@ -132,7 +134,20 @@ impl<H: HttpClient> RemoteApp<H> {
             endpoints: tokio::sync::OnceCell::new(),
             jwks: tokio::sync::Mutex::new(JwksCache::new()),
             refresh_lock: tokio::sync::Mutex::new(()),
+            dpop: None,
         })
+    }
+
+    /// Binds this app's tokens to `dpop`'s key (RFC 9449): proofs on every token request,
+    /// `dpop_jkt` on logins, and DPoP-bound tokens sent with proofs by sessions.
+    pub fn with_dpop(mut self, dpop: crate::dpop::Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// The DPoP key, if any (see [`RemoteApp::with_dpop`]).
+    pub fn dpop(&self) -> Option<&crate::dpop::Dpop> {
+        self.dpop.as_ref()
     }
 
     /// The name it is registered under.
@@ -191,12 +206,17 @@ impl<H: HttpClient> RemoteApp<H> {
     ) -> Result<Authorization, ClientError> {
         let ep = self.endpoints().await?;
         let url = Endpoints::need(&ep.authorize_url, "authorization endpoint")?;
+        // RFC 9449 §10: the code is bound to the key too.
+        let mut extra = extra.to_vec();
+        if let Some(dpop) = &self.dpop {
+            extra.push(("dpop_jkt", dpop.jkt()));
+        }
         flow::authorization(
             &self.config,
             url,
             redirect_uri,
             scopes,
-            extra,
+            &extra,
             &*self.entropy,
         )
     }
@@ -468,14 +488,35 @@ impl<H: HttpClient> RemoteApp<H> {
         let ep = self.endpoints().await?;
         let url = Endpoints::need(&ep.token_url, "token endpoint")?;
         let assertion = self.assertion(ep)?;
-        let req = flow::token_request(&self.config, url, grant, assertion.as_ref())?;
-        let resp = self.http.send(req).await?;
+        let mut req = flow::token_request(&self.config, url, grant, assertion.as_ref())?;
+        let resp = self.send_with_proof(&mut req, None).await?;
         Token::from_response(&resp, self.clock.now())
     }
 
     /// Authenticated requests with the tokens that `hook` loads and saves.
     pub fn session<'a, T: TokenHook>(&'a self, hook: &'a T) -> Session<'a, H, T> {
         Session::new(self, hook)
+    }
+
+    /// Sends `req`, with a DPoP proof (for `access_token`, if any) when the app has a key,
+    /// retrying once with the server's nonce when it asks for one.
+    pub(crate) async fn send_with_proof(
+        &self,
+        req: &mut Request,
+        access_token: Option<&Secret>,
+    ) -> Result<Response, ClientError> {
+        let Some(dpop) = &self.dpop else {
+            return Ok(self.http.send(req.clone()).await?);
+        };
+        dpop.sign(req, access_token, self.clock.now())?;
+        let resp = self.http.send(req.clone()).await?;
+        if !dpop.learn(req, &resp) {
+            return Ok(resp);
+        }
+        dpop.sign(req, access_token, self.clock.now())?;
+        let resp = self.http.send(req.clone()).await?;
+        dpop.learn(req, &resp);
+        Ok(resp)
     }
 
     /// Sends a request as is (the session adds the token).

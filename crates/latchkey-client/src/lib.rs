@@ -126,6 +126,7 @@ pub mod assertion;
 pub mod config;
 pub mod device;
 pub mod discovery;
+pub mod dpop;
 pub mod error;
 pub mod flow;
 pub mod http;

@@ -170,15 +170,27 @@ impl<'a, H: HttpClient, T: TokenHook> Session<'a, H, T> {
             req.set_header(name, *value);
         }
         let token = self.token().await?;
-        let scheme = &self.app.config().auth_scheme;
-        req.set_header("authorization", token.authorization(Some(scheme)));
-        let resp = self.app.send(req.clone()).await?;
+        let resp = self.send_with(&mut req, &token).await?;
         if !rejects_token(&resp) || token.refresh_token.is_none() {
             return Ok(resp);
         }
         let fresh = self.refresh_after_rejection(&token).await?;
-        req.set_header("authorization", fresh.authorization(Some(scheme)));
-        self.app.send(req).await
+        self.send_with(&mut req, &fresh).await
+    }
+
+    /// Sends `req` with `token`: a DPoP-bound token (RFC 9449 §7.1) as `DPoP` with a proof,
+    /// any other in the app's scheme.
+    async fn send_with(&self, req: &mut Request, token: &Token) -> Result<Response, ClientError> {
+        if token.token_type.eq_ignore_ascii_case("dpop") && self.app.dpop().is_some() {
+            req.set_header("authorization", token.authorization(Some("DPoP")));
+            return self
+                .app
+                .send_with_proof(req, Some(&token.access_token))
+                .await;
+        }
+        let scheme = &self.app.config().auth_scheme;
+        req.set_header("authorization", token.authorization(Some(scheme)));
+        self.app.send(req.clone()).await
     }
 
     /// The user's token, refreshed first if it expires within the app's leeway.

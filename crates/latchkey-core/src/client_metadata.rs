@@ -119,6 +119,10 @@ pub struct ClientMetadata {
     /// even when it is allowed the grant type.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_exchange: Option<crate::grant::token_exchange::ExchangePolicy>,
+    /// Every token request of this client must carry a DPoP proof, so all its access
+    /// tokens are DPoP-bound (RFC 9449 §5.2).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// The most `contacts` one client may register.

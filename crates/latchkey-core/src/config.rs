@@ -97,6 +97,9 @@ pub struct Config {
     /// The resources clients may name with `resource` (RFC 8707, see [`crate::indicator`]);
     /// empty by default, when every `resource` parameter is refused with `invalid_target`.
     pub resources: crate::indicator::Resources,
+    /// DPoP (RFC 9449): proof algorithms, `iat` window and server nonces. On by default:
+    /// a client that sends a proof gets tokens bound to its key.
+    pub dpop: crate::dpop::DpopConfig,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -157,6 +160,7 @@ impl Default for Config {
             device: DeviceConfig::default(),
             mtls: false,
             resources: crate::indicator::Resources::default(),
+            dpop: crate::dpop::DpopConfig::default(),
         }
     }
 }
@@ -205,6 +209,9 @@ pub enum ConfigError {
     /// An `acr_values` entry is empty, too long or has spaces, or there are too many.
     #[error("acr_values: at most 16 values of 1 to 255 bytes without spaces: {0:?}")]
     AcrValues(String),
+    /// The DPoP settings cannot be served.
+    #[error("{0}")]
+    Dpop(String),
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
@@ -248,6 +255,7 @@ impl Config {
         {
             return Err(ConfigError::PairwiseSalt);
         }
+        self.dpop.validate().map_err(ConfigError::Dpop)?;
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }

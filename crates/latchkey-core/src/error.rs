@@ -72,6 +72,10 @@ pub enum ErrorCode {
     /// The requested resource is invalid, unknown, or not one this client may get a token
     /// for (RFC 8707 §2, RFC 8693 §2.2.2).
     InvalidTarget,
+    /// The DPoP proof is missing where required, malformed or invalid (RFC 9449 §5, §7.1).
+    InvalidDpopProof,
+    /// The DPoP proof must carry the server's nonce given in `DPoP-Nonce` (RFC 9449 §8).
+    UseDpopNonce,
 }
 
 impl ErrorCode {
@@ -107,6 +111,8 @@ impl ErrorCode {
             Self::InvalidSoftwareStatement => "invalid_software_statement",
             Self::UnapprovedSoftwareStatement => "unapproved_software_statement",
             Self::InvalidTarget => "invalid_target",
+            Self::InvalidDpopProof => "invalid_dpop_proof",
+            Self::UseDpopNonce => "use_dpop_nonce",
         }
     }
 

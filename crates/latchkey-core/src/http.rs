@@ -33,6 +33,17 @@ impl Method {
             other => Self::Other(other.to_owned()),
         }
     }
+
+    /// The method's name as sent on the wire (a DPoP proof's `htm`).
+    pub fn as_str(&self) -> &str {
+        match self {
+            Self::Get => "GET",
+            Self::Post => "POST",
+            Self::Head => "HEAD",
+            Self::Options => "OPTIONS",
+            Self::Other(name) => name,
+        }
+    }
 }
 
 /// An HTTP request, owned, as the core sees it.

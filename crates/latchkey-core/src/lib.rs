@@ -48,6 +48,7 @@ pub mod client_metadata;
 pub mod clock;
 pub mod config;
 pub mod device;
+pub mod dpop;
 pub mod endpoint;
 pub mod entropy;
 pub mod error;

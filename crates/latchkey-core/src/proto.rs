@@ -114,9 +114,32 @@ impl TokenRequest {
     }
 }
 
+/// The `token_type` of a token response (RFC 6749 §7.1).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TokenType {
+    /// A bearer token (RFC 6750).
+    #[default]
+    Bearer,
+    /// A DPoP-bound token (RFC 9449 §5.1).
+    Dpop,
+}
+
+impl TokenType {
+    /// The name on the wire.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Bearer => "Bearer",
+            Self::Dpop => "DPoP",
+        }
+    }
+}
+
 /// A successful token response (RFC 6749 §5.1).
 #[derive(Debug)]
 pub struct TokenResponse {
+    /// `Bearer`, or `DPoP` for a token bound to a DPoP key.
+    pub token_type: TokenType,
     /// The access token.
     pub access_token: Secret,
     /// Seconds until the access token expires.
@@ -160,7 +183,7 @@ impl TokenResponse {
             issued_token_type: self.issued_token_type,
             refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
             scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
-            token_type: "Bearer",
+            token_type: self.token_type.as_str(),
         };
         let body = if self.extra.is_empty() {
             serde_json::to_vec(&wire)
@@ -204,6 +227,7 @@ mod tests {
     #[test]
     fn token_response_body_is_the_json_object_with_sorted_keys() {
         let full = TokenResponse {
+            token_type: TokenType::Bearer,
             access_token: Secret::new("at"),
             expires_in: 3600,
             refresh_token: Some(Secret::new("rt")),
@@ -222,6 +246,7 @@ mod tests {
         assert_eq!(full.header("content-type"), Some("application/json"));
 
         let bare = TokenResponse {
+            token_type: TokenType::Bearer,
             access_token: Secret::new("a\"t"),
             expires_in: 60,
             refresh_token: None,
@@ -243,6 +268,7 @@ mod tests {
         extra.insert("user_id", 1234);
         extra.insert("aardvark", serde_json::json!({"nested": true}));
         let response = TokenResponse {
+            token_type: TokenType::Bearer,
             access_token: Secret::new("at"),
             expires_in: 60,
             refresh_token: None,

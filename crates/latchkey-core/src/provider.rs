@@ -202,8 +202,48 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     where
         S: Clone,
     {
-        crate::resource::Guard::new(self.verifier(), realm)
-            .trusted_proxies(self.inner.config.trusted_proxies.clone())
+        self.with_dpop(
+            crate::resource::Guard::new(self.verifier(), realm)
+                .trusted_proxies(self.inner.config.trusted_proxies.clone()),
+        )
+    }
+
+    /// `guard` checking DPoP proofs with this provider's settings and replay cache, for
+    /// resources served at the issuer's origin, when DPoP is on.
+    fn with_dpop<V: crate::resource::TokenVerifier>(
+        &self,
+        guard: crate::resource::Guard<V>,
+    ) -> crate::resource::Guard<V>
+    where
+        S: Clone,
+    {
+        match self.dpop_guard() {
+            Some(dpop) => guard.with_dpop(dpop),
+            None => guard,
+        }
+    }
+
+    /// What an in-process guard needs to check DPoP proofs (RFC 9449 §7): this provider's
+    /// DPoP settings and replay cache, for resources at the issuer's origin. `None` while
+    /// DPoP is off. A guard for resources at another origin builds its own
+    /// [`crate::resource::dpop::DpopGuard`].
+    pub fn dpop_guard(&self) -> Option<crate::resource::dpop::DpopGuard>
+    where
+        S: Clone,
+    {
+        let config = &self.inner.config;
+        if !config.dpop.enabled {
+            return None;
+        }
+        let origin = url::Url::parse(&config.issuer)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_else(|_| config.issuer.clone());
+        Some(crate::resource::dpop::DpopGuard::new(
+            config.dpop.clone(),
+            self.inner.store.clone(),
+            Arc::clone(&self.inner.clock),
+            &origin,
+        ))
     }
 
     /// An in-process bearer guard for `realm` that verifies JWT access tokens locally
@@ -220,8 +260,10 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
     where
         S: Clone,
     {
-        crate::resource::Guard::new(self.jwt_verifier(), realm)
-            .trusted_proxies(self.inner.config.trusted_proxies.clone())
+        self.with_dpop(
+            crate::resource::Guard::new(self.jwt_verifier(), realm)
+                .trusted_proxies(self.inner.config.trusted_proxies.clone()),
+        )
     }
 
     /// The verifier of [`Provider::jwt_guard`], to configure before making a guard of it.
@@ -489,7 +531,13 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
             };
             extras.extras(&ctx, &mut extra);
         }
+        // RFC 9449 §5.1: a DPoP-bound access token is of type `DPoP`.
+        let token_type = match grant.cnf.as_ref().and_then(crate::token::Confirmation::jkt) {
+            Some(_) => crate::proto::TokenType::Dpop,
+            None => crate::proto::TokenType::Bearer,
+        };
         TokenResponse {
+            token_type,
             access_token: minted.access_token,
             expires_in: grant.access_ttl,
             refresh_token: minted.refresh_token,

@@ -44,6 +44,16 @@
  *   itself stays; send the browser to `logoutUrl` (a page that asks, then ends it) to end it too.
  * - `isAuthenticated`, `accessToken`, `expiresAt` (ms since the epoch), `scope`: the state.
  *
+ * DPoP (RFC 9449): with `dpop: true`, the client makes a non-extractable ECDSA P-256 key with
+ * WebCrypto (its private half can be used but never read, not even by this script), sends
+ * `dpop_jkt` with every login so the code is bound to it, a `DPoP` proof with every token
+ * request, and calls APIs with `Authorization: DPoP …` and a proof whose `ath` is the token's
+ * hash. A stolen token is then useless without the key. When a server asks for a nonce
+ * (`use_dpop_nonce`), the request is repeated once with the `DPoP-Nonce` it sent; nonces are
+ * kept per origin. The key pair is kept in IndexedDB (a `CryptoKey` stays non-extractable
+ * there), so the page that handles the redirect proves the key the login page named in
+ * `dpop_jkt`; `logout()` deletes it, and the next login makes a new one.
+ *
  * Tokens live in this object's memory only, never in localStorage or sessionStorage: a page
  * reload logs the app out (a new `login()` goes through quickly while the Latchkey session
  * lasts: no password, but the consent page, which Latchkey shows to every request of a public
@@ -93,6 +103,77 @@ async function s256(verifier) {
   return base64url(new Uint8Array(digest));
 }
 
+function base64urlJson(value) {
+  return base64url(new TextEncoder().encode(JSON.stringify(value)));
+}
+
+const KEY_DB = "latchkey-dpop";
+const KEY_STORE = "keys";
+
+/** Runs `use(store)` in one IndexedDB transaction; resolves to the request's result. */
+function keyStore(mode, use) {
+  return new Promise((resolve, reject) => {
+    const open = globalThis.indexedDB.open(KEY_DB, 1);
+    open.onupgradeneeded = () => open.result.createObjectStore(KEY_STORE);
+    open.onerror = () => reject(open.error);
+    open.onsuccess = () => {
+      const db = open.result;
+      const tx = db.transaction(KEY_STORE, mode);
+      const request = use(tx.objectStore(KEY_STORE));
+      tx.oncomplete = () => {
+        db.close();
+        resolve(request.result);
+      };
+      tx.onerror = () => {
+        db.close();
+        reject(tx.error);
+      };
+    };
+  });
+}
+
+/**
+ * The DPoP key (RFC 9449) stored under `name`, or a new one: ECDSA P-256 from WebCrypto, its
+ * private key not extractable. Resolves to `{ privateKey, jwk, jkt }`, `jkt` the RFC 7638
+ * thumbprint of `jwk`. Without IndexedDB the key lives in memory only.
+ */
+async function dpopKey(name) {
+  const canStore = typeof globalThis.indexedDB !== "undefined";
+  let pair = canStore ? await keyStore("readonly", (s) => s.get(name)).catch(() => null) : null;
+  if (!pair) {
+    pair = await crypto.subtle.generateKey(
+      { name: "ECDSA", namedCurve: "P-256" },
+      false,
+      ["sign", "verify"],
+    );
+    if (canStore) await keyStore("readwrite", (s) => s.put(pair, name)).catch(() => null);
+  }
+  const full = await crypto.subtle.exportKey("jwk", pair.publicKey);
+  const jwk = { crv: full.crv, kty: full.kty, x: full.x, y: full.y };
+  // RFC 7638 §3: the required members in lexicographic order, no whitespace.
+  const jkt = await s256(JSON.stringify(jwk));
+  return { privateKey: pair.privateKey, jwk, jkt };
+}
+
+/** The origin and the URI without query and fragment of `url` (a proof's `htu`). */
+function dpopTarget(url) {
+  const u = new URL(url, globalThis.location ? globalThis.location.href : undefined);
+  return { origin: u.origin, htu: `${u.origin}${u.pathname}` };
+}
+
+/** Whether an answer asks for a DPoP nonce (RFC 9449 §8 at /token, §9 at a resource). */
+async function wantsNonce(response) {
+  if (response.status !== 400 && response.status !== 401) return false;
+  const challenge = response.headers.get("WWW-Authenticate");
+  if (challenge !== null && /use_dpop_nonce/.test(challenge)) return true;
+  try {
+    const body = await response.clone().json();
+    return Boolean(body) && body.error === "use_dpop_nonce";
+  } catch {
+    return false;
+  }
+}
+
 /** Reads an error answer of an OAuth endpoint, whatever its body. */
 async function errorFrom(response, fallback) {
   let body = {};
@@ -137,6 +218,9 @@ export class LatchkeyClient {
   #endpoints = null;
   #tokens = null;
   #refreshing = null;
+  #dpop;
+  #dpopKey = null;
+  #dpopNonces = new Map();
 
   /**
    * @param {object} options
@@ -148,6 +232,7 @@ export class LatchkeyClient {
    * @param {number} [options.refreshMargin] refresh this many seconds before expiry (30)
    * @param {typeof fetch} [options.fetch] the fetch used for the OAuth endpoints
    * @param {Storage} [options.storage] where the login round trip is kept (sessionStorage)
+   * @param {boolean} [options.dpop] bind the tokens to a non-extractable key (RFC 9449)
    */
   constructor({
     issuer,
@@ -158,6 +243,7 @@ export class LatchkeyClient {
     refreshMargin = 30,
     fetch: fetchImpl,
     storage,
+    dpop = false,
   } = {}) {
     if (!issuer || !clientId || !redirectUri) {
       throw new TypeError("LatchkeyClient needs issuer, clientId and redirectUri");
@@ -170,6 +256,62 @@ export class LatchkeyClient {
     this.#refreshMargin = Number(refreshMargin);
     this.#fetchImpl = fetchImpl || ((...args) => globalThis.fetch(...args));
     this.#storage = storage || globalThis.sessionStorage;
+    this.#dpop = Boolean(dpop);
+  }
+
+  /** The DPoP key's thumbprint (`dpop_jkt`), or `null` without DPoP. */
+  async dpopThumbprint() {
+    if (!this.#dpop) return null;
+    return (await this.#key()).jkt;
+  }
+
+  #key() {
+    if (!this.#dpopKey) this.#dpopKey = dpopKey(this.#storageKey);
+    return this.#dpopKey;
+  }
+
+  /** A DPoP proof for `method` on `url` (with `accessToken` hashed into `ath`). */
+  async #proof(method, url, accessToken) {
+    const { privateKey, jwk } = await this.#key();
+    const { origin, htu } = dpopTarget(url);
+    const claims = {
+      jti: randomString(16),
+      htm: method.toUpperCase(),
+      htu,
+      iat: Math.floor(Date.now() / 1000),
+    };
+    if (accessToken) claims.ath = await s256(accessToken);
+    const nonce = this.#dpopNonces.get(origin);
+    if (nonce) claims.nonce = nonce;
+    const input = `${base64urlJson({ typ: "dpop+jwt", alg: "ES256", jwk })}.${base64urlJson(claims)}`;
+    // WebCrypto's ECDSA signature is r || s, the JWS form (RFC 7518 §3.4).
+    const signature = await crypto.subtle.sign(
+      { name: "ECDSA", hash: "SHA-256" },
+      privateKey,
+      new TextEncoder().encode(input),
+    );
+    return `${input}.${base64url(new Uint8Array(signature))}`;
+  }
+
+  /** Keeps the `DPoP-Nonce` a server sent, by origin. */
+  #learnNonce(url, response) {
+    const nonce = response.headers.get("DPoP-Nonce");
+    if (nonce) this.#dpopNonces.set(dpopTarget(url).origin, nonce);
+  }
+
+  /**
+   * Sends `send(proof)` with a fresh proof (when DPoP is on), and once more with the server's
+   * nonce when it asks for one.
+   */
+  async #withProof(method, url, accessToken, send) {
+    if (!this.#dpop) return send(null);
+    let response = await send(await this.#proof(method, url, accessToken));
+    this.#learnNonce(url, response);
+    if (await wantsNonce(response)) {
+      response = await send(await this.#proof(method, url, accessToken));
+      this.#learnNonce(url, response);
+    }
+    return response;
   }
 
   /** The issuer this client talks to. */
@@ -251,6 +393,8 @@ export class LatchkeyClient {
     if (this.#scope) query.scope = this.#scope;
     if (prompt) query.prompt = prompt;
     if (loginHint) query.login_hint = loginHint;
+    // RFC 9449 §10: the code is bound to the key too.
+    if (this.#dpop) query.dpop_jkt = (await this.#key()).jkt;
     for (const [key, value] of Object.entries(query)) url.searchParams.set(key, value);
     this.#storage.setItem(
       this.#storageKey,
@@ -356,21 +500,31 @@ export class LatchkeyClient {
   /** One token request; resolves to the tokens of the answer (`previous` for what it lacks). */
   async #tokenRequest(params, previous) {
     const { token_endpoint } = await this.endpoints();
-    const response = await this.#fetchImpl(token_endpoint, {
-      method: "POST",
-      headers: { "Content-Type": FORM, Accept: "application/json" },
-      body: new URLSearchParams({ ...params, client_id: this.#clientId }),
-      credentials: "omit",
-      cache: "no-store",
+    const response = await this.#withProof("POST", token_endpoint, null, (proof) => {
+      const headers = { "Content-Type": FORM, Accept: "application/json" };
+      if (proof) headers.DPoP = proof;
+      return this.#fetchImpl(token_endpoint, {
+        method: "POST",
+        headers,
+        body: new URLSearchParams({ ...params, client_id: this.#clientId }),
+        credentials: "omit",
+        cache: "no-store",
+      });
     });
     if (!response.ok) throw await errorFrom(response, "server_error");
     const body = await response.json();
-    if (typeof body.access_token !== "string" || !/^bearer$/i.test(body.token_type || "")) {
-      throw new LatchkeyError("invalid_response", "the token endpoint sent no bearer token");
+    const tokenType = /^dpop$/i.test(body.token_type || "") ? "DPoP" : "Bearer";
+    const expected = this.#dpop ? /^dpop$/i : /^bearer$/i;
+    if (typeof body.access_token !== "string" || !expected.test(body.token_type || "")) {
+      throw new LatchkeyError(
+        "invalid_response",
+        `the token endpoint sent no ${this.#dpop ? "DPoP" : "bearer"} token`,
+      );
     }
     const lifetime = Number(body.expires_in) > 0 ? Number(body.expires_in) : 3600;
     return {
       accessToken: body.access_token,
+      tokenType,
       // A rotated refresh token replaces the old one, which is now spent.
       refreshToken: body.refresh_token || (previous && previous.refreshToken) || null,
       expiresAt: Date.now() + lifetime * 1000,
@@ -404,13 +558,19 @@ export class LatchkeyClient {
     }
     if (!this.#tokens) throw new LatchkeyError("login_required", "not logged in");
     const original = new Request(input, init);
-    const send = (request, token) => {
-      const headers = new Headers(request.headers);
-      headers.set("Authorization", `Bearer ${token}`);
-      return globalThis.fetch(new Request(request, { headers }));
+    const send = (request, tokens) => {
+      const attempt = (proof) => {
+        const headers = new Headers(request.headers);
+        headers.set("Authorization", `${tokens.tokenType} ${tokens.accessToken}`);
+        if (proof) headers.set("DPoP", proof);
+        return globalThis.fetch(new Request(request.clone(), { headers }));
+      };
+      // RFC 9449 §7.1: a DPoP-bound token goes with a proof for this request.
+      if (tokens.tokenType !== "DPoP") return attempt(null);
+      return this.#withProof(request.method, request.url, tokens.accessToken, attempt);
     };
     const sentWith = this.#tokens.accessToken;
-    const response = await send(original.clone(), sentWith);
+    const response = await send(original.clone(), this.#tokens);
     if (!this.#tokens || !this.#tokens.refreshToken) return response;
     if (!(await isInvalidToken(response))) return response;
     try {
@@ -420,7 +580,7 @@ export class LatchkeyClient {
       return response;
     }
     if (!this.#tokens) return response;
-    return send(original, this.#tokens.accessToken);
+    return send(original, this.#tokens);
   }
 
   /** Revokes the grant at the server (best effort) and forgets the tokens. */
@@ -428,6 +588,10 @@ export class LatchkeyClient {
     const tokens = this.#tokens;
     this.#tokens = null;
     this.#storage.removeItem(this.#storageKey);
+    if (this.#dpop && typeof globalThis.indexedDB !== "undefined") {
+      // The next login binds to a new key; this object keeps the old one for the revocation.
+      await keyStore("readwrite", (s) => s.delete(this.#storageKey)).catch(() => null);
+    }
     if (!tokens) return;
     const [token, hint] = tokens.refreshToken
       ? [tokens.refreshToken, "refresh_token"]

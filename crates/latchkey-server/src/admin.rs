@@ -148,6 +148,10 @@ pub struct ClientSpec {
     #[serde(default)]
     #[schema(value_type = Option<Object>)]
     pub token_exchange: Option<serde_json::Value>,
+    /// Every token request of the client must carry a DPoP proof, so all its access tokens
+    /// are bound to its key (RFC 9449 §5.2).
+    #[serde(default)]
+    pub dpop_bound_access_tokens: bool,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -195,6 +199,8 @@ pub struct ClientView {
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub token_exchange: Option<serde_json::Value>,
+    /// Whether every token request must carry a DPoP proof (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
 }
@@ -226,6 +232,7 @@ impl From<&Client> for ClientView {
                 .token_exchange
                 .as_ref()
                 .and_then(|p| serde_json::to_value(p).ok()),
+            dpop_bound_access_tokens: c.metadata.dpop_bound_access_tokens,
             created_at: c.created_at.0,
         }
     }
@@ -613,6 +620,7 @@ impl Admin {
         if let Some(policy) = &spec.token_exchange {
             client.metadata.token_exchange = Some(exchange_policy(policy)?);
         }
+        client.metadata.dpop_bound_access_tokens = spec.dpop_bound_access_tokens;
         client.validate().map_err(|e| invalid(e.0))?;
         self.check_sector_identifier(&client).await?;
         self.store.put_client(&client).await?;

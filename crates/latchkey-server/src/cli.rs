@@ -397,6 +397,10 @@ pub struct CreateClient {
     /// by resource servers from the server's JWKS).
     #[arg(long, value_name = "FORMAT", value_parser = ["opaque", "jwt"])]
     pub access_token_format: Option<String>,
+    /// Require a DPoP proof on every token request of the client, so all its access tokens
+    /// are bound to its key (RFC 9449 §5.2).
+    #[arg(long)]
+    pub dpop_bound_access_tokens: bool,
     /// The client's public keys as a JWK Set file, for `private_key_jwt` (RFC 7523).
     #[arg(long, value_name = "FILE", conflicts_with = "jwks_uri")]
     pub jwks_file: Option<PathBuf>,
@@ -888,6 +892,7 @@ impl CreateClient {
             tls_client_auth_san_email: self.tls.san_email,
             tls_client_certificate_bound_access_tokens: self.tls.bound_tokens,
             token_exchange: None,
+            dpop_bound_access_tokens: self.dpop_bound_access_tokens,
         }
     }
 }

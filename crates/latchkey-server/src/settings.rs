@@ -78,6 +78,8 @@ pub struct Settings {
     pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
     /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
     pub resources: Vec<resources::ResourceSettings>,
+    /// DPoP (RFC 9449): sender-constrained tokens.
+    pub dpop: DpopSettings,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -140,6 +142,42 @@ impl Default for DeviceSettings {
             max_wrong_codes_per_ip: guesses.per_ip.requests,
             max_wrong_codes: guesses.global.requests,
             wrong_code_window: guesses.per_ip.window,
+        }
+    }
+}
+
+/// DPoP (RFC 9449): on by default. A client that sends a `DPoP` proof to `/token` gets
+/// tokens bound to its key (`token_type: DPoP`), usable only with proofs of that key.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct DpopSettings {
+    /// Off, `DPoP` headers are ignored and the metadata does not advertise DPoP.
+    pub enabled: bool,
+    /// The proof algorithms accepted (`ES256`, `ES384`, `EdDSA`, `RS256`, `RS384`, `RS512`,
+    /// `PS256`, `PS384`, `PS512`), advertised as `dpop_signing_alg_values_supported`.
+    pub algs: Vec<String>,
+    /// How far a proof's `iat` may be from now, in seconds (1 to 600).
+    pub proof_max_age: u64,
+    /// Require a server nonce (`DPoP-Nonce`) in every proof.
+    pub require_nonce: bool,
+    /// How long one nonce window lasts, in seconds; a nonce works in its window and the next.
+    pub nonce_lifetime: u64,
+    /// The secret nonces are minted under, at least 16 bytes. Prefer
+    /// `LATCHKEY_DPOP__NONCE_SECRET`; unset, it is derived from the key-encryption key, so it
+    /// is the same on every node sharing that key.
+    pub nonce_secret: Option<String>,
+}
+
+impl Default for DpopSettings {
+    fn default() -> Self {
+        let core = latchkey_core::dpop::DpopConfig::default();
+        Self {
+            enabled: core.enabled,
+            algs: core.algs,
+            proof_max_age: core.proof_max_age,
+            require_nonce: core.require_nonce,
+            nonce_lifetime: core.nonce_lifetime,
+            nonce_secret: None,
         }
     }
 }
@@ -693,6 +731,7 @@ impl Default for Settings {
             registration: Default::default(),
             client_id_metadata: Default::default(),
             resources: Vec::new(),
+            dpop: DpopSettings::default(),
         }
     }
 }
@@ -841,6 +880,9 @@ impl Settings {
         }
         if shown.oidc.pairwise_salt.is_some() {
             shown.oidc.pairwise_salt = Some(REDACTED.into());
+        }
+        if shown.dpop.nonce_secret.is_some() {
+            shown.dpop.nonce_secret = Some(REDACTED.into());
         }
         Ok(toml::to_string(&shown)?)
     }

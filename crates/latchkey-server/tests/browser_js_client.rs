@@ -250,6 +250,7 @@ async fn me(Authenticated(token): Authenticated, headers: HeaderMap) -> Response
         "client_id": token.client_id,
         "scope": token.scope.to_string(),
         "token_tail": token_tail(&headers),
+        "dpop_bound": token.cnf.as_ref().and_then(|c| c.jkt()).is_some(),
     }))
     .into_response()
 }
@@ -283,13 +284,14 @@ async fn once(
 
 /// The app's pages: `/` with a login button, `/callback` that completes the login and
 /// exercises the client, writing each step's outcome as JSON into the page.
-fn pages(server: &str, client_id: &str, spa: &str) -> (String, String) {
+fn pages(server: &str, client_id: &str, spa: &str, dpop: bool) -> (String, String) {
     let config = json!({
         "issuer": server,
         "clientId": client_id,
         "redirectUri": format!("{spa}/callback"),
         "scope": "profile",
         "discover": true,
+        "dpop": dpop,
     });
     let head = r#"<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Photo app</title>
@@ -378,6 +380,17 @@ try {{
 
 #[tokio::test]
 async fn a_single_page_app_on_another_origin_logs_in_calls_its_api_refreshes_and_logs_out() {
+    spa_flow(false).await;
+}
+
+/// The same with `dpop: true`: a non-extractable WebCrypto key binds the code (`dpop_jkt`)
+/// and the tokens, and every API call and refresh carries a proof the API checks.
+#[tokio::test]
+async fn a_single_page_app_with_dpop_binds_its_tokens_to_a_browser_key() {
+    spa_flow(true).await;
+}
+
+async fn spa_flow(dpop: bool) {
     if !browser_tests_enabled() {
         eprintln!("skipped: set LATCHKEY_TEST_BROWSER=1 to run browser tests");
         return;
@@ -433,8 +446,20 @@ async fn a_single_page_app_on_another_origin_logs_in_calls_its_api_refreshes_and
         1,
         100,
     );
-    let guard = BearerGuard::new(Guard::new(verifier, "spa"));
-    let (index, callback_page) = pages(&server.base, &client_id, &spa_origin);
+    let core_guard = Guard::new(verifier, "spa");
+    // RFC 9449 §7: the API checks proofs for its own origin, with its own replay cache.
+    let core_guard = if dpop {
+        core_guard.with_dpop(latchkey_core::resource::dpop::DpopGuard::new(
+            latchkey_core::dpop::DpopConfig::default(),
+            latchkey_core::store::replay::MemoryReplayCache::default(),
+            Arc::new(SystemClock),
+            &spa_origin,
+        ))
+    } else {
+        core_guard
+    };
+    let guard = BearerGuard::new(core_guard);
+    let (index, callback_page) = pages(&server.base, &client_id, &spa_origin, dpop);
     let spa = Spa {
         guard: guard.clone(),
         seen: Arc::default(),
@@ -466,7 +491,11 @@ async fn a_single_page_app_on_another_origin_logs_in_calls_its_api_refreshes_and
     let browser = Browser::start()
         .await
         .expect("Chromium starts (LATCHKEY_TEST_BROWSER is set)");
-    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser_js_client");
+    let shots = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(if dpop {
+        "browser_js_client_dpop"
+    } else {
+        "browser_js_client"
+    });
     std::fs::create_dir_all(&shots).expect("screenshot dir");
 
     browser
@@ -557,12 +586,14 @@ async fn a_single_page_app_on_another_origin_logs_in_calls_its_api_refreshes_and
     assert_eq!(result["body"]["client_id"], client_id.as_str());
     assert_eq!(result["body"]["scope"], "profile");
     assert_eq!(result["body"]["token_tail"], result["tail"]);
+    assert_eq!(result["body"]["dpop_bound"], dpop, "{result}");
 
     let refreshed = json(read("refreshed").await);
     assert_eq!(refreshed["status"], 200, "{refreshed}");
     assert_eq!(refreshed["changed"], true, "a new access token");
     assert_eq!(refreshed["body"]["username"], "ada");
     assert_eq!(refreshed["body"]["token_tail"], refreshed["tail"]);
+    assert_eq!(refreshed["body"]["dpop_bound"], dpop, "{refreshed}");
     assert_ne!(refreshed["tail"], result["tail"]);
 
     let retried = json(read("retried").await);

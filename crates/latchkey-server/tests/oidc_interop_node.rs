@@ -5,6 +5,8 @@
 //! refresh (a new ID token), and RP-initiated logout with the library's end-session URL; then
 //! the same with `private_key_jwt` client authentication, the `form_post` response mode, and a
 //! pushed authorization request (RFC 9126, `buildAuthorizationUrlWithPAR`).
+//! the same with `private_key_jwt` client authentication and the `form_post` response mode,
+//! and with DPoP (RFC 9449): the library's own proofs on every token request and at userinfo.
 //! The login and consent pages are the scripted user agent's; every URL and every check is the
 //! library's (`interop/node/rp.mjs`).
 //!
@@ -119,6 +121,28 @@ async fn openid_client_pushes_its_authorization_request() {
     let arrival = run(&op, &config).await;
     let names: Vec<String> = arrival.params().into_iter().map(|(k, _)| k).collect();
     assert!(names.contains(&"code".to_owned()), "{names:?}");
+async fn openid_client_binds_its_tokens_with_dpop_and_calls_userinfo_with_proofs() {
+    if !node_ready() {
+        return;
+    }
+    let op = Op::start(&[], &[]);
+    let mut config = op.peer_config();
+    config["dpop"] = true.into();
+    let peer = Peer::spawn(
+        "openid-client (DPoP)",
+        node(&config.to_string()),
+        op.dir.path(),
+    );
+    let (_, result) = interop::run_peer_with_result(&op, peer).await;
+    // The library lower-cases token_type; the server sent `DPoP` for the code and the refresh.
+    for member in ["token_type", "refreshed_token_type"] {
+        assert!(
+            result[member]
+                .as_str()
+                .is_some_and(|t| t.eq_ignore_ascii_case("dpop")),
+            "{member}: {result:#}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

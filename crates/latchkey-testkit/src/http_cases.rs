@@ -43,6 +43,10 @@ pub struct Fixture {
     pub jwt_token: String,
     /// JWTs the guard must refuse with `invalid_token`, by what is wrong with them.
     pub bad_jwts: Vec<(&'static str, String)>,
+    /// The DPoP key [`Fixture::dpop_token`] is bound to (RFC 9449).
+    pub dpop_key: latchkey_core::dpop::proof::ProofKey,
+    /// An access token with scope `read`, bound to [`Fixture::dpop_key`].
+    pub dpop_token: String,
 }
 
 impl Fixture {
@@ -83,7 +87,27 @@ impl Fixture {
             .await
             .expect_ok();
         let bad_jwts = bad_jwts(&kit);
+        let dpop_key = latchkey_core::dpop::proof::ProofKey::generate().expect("a P-256 key");
+        let token_uri = format!("{}/token", kit.provider.config().issuer);
+        let proof = dpop_key
+            .proof("POST", &token_uri, None, None, kit.now().0)
+            .expect("a proof");
+        let bound = kit
+            .provider
+            .token(
+                &latchkey_core::http::HttpRequest::post_form(
+                    "/token",
+                    "grant_type=password&username=alice&password=alice-pw&scope=read",
+                )
+                .with_header("authorization", client.basic())
+                .with_header("dpop", proof),
+            )
+            .await
+            .expect_ok();
+        assert_eq!(bound["token_type"], "DPoP", "{bound}");
         Self {
+            dpop_token: text(&bound, "access_token"),
+            dpop_key,
             jwt_token: text(&jwt, "access_token"),
             bad_jwts,
             read_token: text(&read, "access_token"),
@@ -402,6 +426,71 @@ pub async fn run(base: &str, fx: &Fixture) {
             format!("{} {:?}", a.status, a.www),
         );
     }
+
+    // RFC 9449 §7: a DPoP-bound token works with a proof of its key (`ath` its hash, `htu`
+    // the resource at the issuer's origin) through the extractor and the layer; without
+    // one, with another key, or as a bearer token it is refused with a DPoP challenge.
+    let origin = url::Url::parse(&fx.kit.provider.config().issuer)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
+    let token = latchkey_core::secret::Secret::new(fx.dpop_token.as_str());
+    let now = fx.kit.now().0;
+    let proof_for = |key: &latchkey_core::dpop::proof::ProofKey, path: &str| {
+        key.proof("GET", &format!("{origin}{path}"), Some(&token), None, now)
+            .expect("a proof")
+    };
+    let dpop = format!("DPoP {}", fx.dpop_token);
+    for path in ["/api/me", "/api/read"] {
+        let a = send(
+            http.get(url(path))
+                .header("authorization", &dpop)
+                .header("dpop", proof_for(&fx.dpop_key, path)),
+        )
+        .await;
+        expect(
+            &format!("DPoP-bound token with its proof at {path}"),
+            a.status == 200 && a.body["scope"] == "read",
+            format!("{} {:?} {}", a.status, a.www, a.body),
+        );
+    }
+    let other = latchkey_core::dpop::proof::ProofKey::generate().expect("a P-256 key");
+    let refusals = [
+        (
+            "DPoP-bound token without a proof",
+            None,
+            "invalid_dpop_proof",
+        ),
+        (
+            "DPoP-bound token with another key's proof",
+            Some(proof_for(&other, "/api/me")),
+            "invalid_token",
+        ),
+    ];
+    for (what, proof, error) in refusals {
+        let mut req = http.get(url("/api/me")).header("authorization", &dpop);
+        if let Some(proof) = proof {
+            req = req.header("dpop", proof);
+        }
+        let a = send(req).await;
+        expect(
+            what,
+            a.status == 401
+                && a.www.starts_with("DPoP ")
+                && a.www.contains(&format!("error=\"{error}\""))
+                && a.body["error"] == error,
+            format!("{} {:?} {}", a.status, a.www, a.body),
+        );
+    }
+    let a = send(
+        http.get(url("/api/me"))
+            .header("authorization", bearer(&fx.dpop_token)),
+    )
+    .await;
+    expect(
+        "DPoP-bound token as a bearer token",
+        a.status == 401 && a.www.starts_with("DPoP ") && a.www.contains("invalid_token"),
+        format!("{} {:?}", a.status, a.www),
+    );
 
     // Issue 14: headers the core cannot read are refused, never skipped. A second
     // Authorization that is not ASCII was dropped, and the duplicate check passed.

@@ -81,8 +81,12 @@ impl TestServer {
         let oauth1 = latchkey_server::app::build_oauth1(&settings, store.clone(), &provider)
             .expect("oauth1");
         let verifier = StoreVerifier::new(store.clone(), Arc::new(SystemClock));
-        let guard = BearerGuard::new(Guard::new(verifier, "api"))
-            .with_oauth1(OAuth1Guard::new(oauth1.clone()));
+        // DPoP-bound tokens (RFC 9449) are checked with the provider's settings and store.
+        let core_guard = match provider.dpop_guard() {
+            Some(dpop) => Guard::new(verifier, "api").with_dpop(dpop),
+            None => Guard::new(verifier, "api"),
+        };
+        let guard = BearerGuard::new(core_guard).with_oauth1(OAuth1Guard::new(oauth1.clone()));
         let api = axum::Router::new()
             .route(
                 "/api/me",

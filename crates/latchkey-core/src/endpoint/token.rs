@@ -11,7 +11,7 @@ use crate::params::Params;
 use crate::proto::{TokenRequest, TokenResponse};
 use crate::provider::Provider;
 use crate::store::ProviderStore;
-use crate::token::Binding;
+use crate::token::{Binding, Confirmation};
 use crate::user::UserAuthenticator;
 
 /// Answers one token request.
@@ -20,12 +20,20 @@ where
     S: ProviderStore,
     U: UserAuthenticator,
 {
-    match exchange(p, req).await {
+    let response = match exchange(p, req).await {
         Ok(response) => response.to_http(),
         Err(err) => {
             log_refusal(&err);
             refused(p, "token", err)
         }
+    };
+    // RFC 9449 §8: while nonces are required, every answer carries the current one, so a
+    // client learns the next nonce before the one it holds expires.
+    match p.config().dpop.current_nonce(p.clock().now()) {
+        Some(nonce) if response.header("dpop-nonce").is_none() => {
+            response.with_header("dpop-nonce", nonce)
+        }
+        _ => response,
     }
 }
 
@@ -90,7 +98,7 @@ where
     let binding = client
         .bind_tokens
         .then(|| Binding::of(req, &p.config().trusted_proxies));
-    let cnf = confirmation(req, &client)?;
+    let cnf = confirmation(p, req, &client).await?;
     // The grants with larger futures (several store calls, a password check) are boxed so
     // that this future, moved at every level up to the HTTP handler on every request, stays
     // the size of the client_credentials path: one allocation instead of kilobytes copied.
@@ -138,6 +146,7 @@ where
                     resources: &resources,
                 },
                 binding,
+                cnf,
                 p.client_ip(req),
                 cnf,
             ))
@@ -164,6 +173,7 @@ where
                 &client,
                 &device_code,
                 binding,
+                cnf,
             ))
             .await
         }
@@ -180,6 +190,43 @@ where
             ))
             .await
         }
+    }
+}
+
+/// The key the token request proves (RFC 9449 §5), the one place every grant gets its
+/// confirmation from: the `DPoP` header checked against this endpoint's URL, its `jti`
+/// remembered in the store. A client registered with `dpop_bound_access_tokens` must send a
+/// proof (RFC 9449 §5.2).
+async fn confirmation<S, U>(
+    p: &Provider<S, U>,
+    req: &HttpRequest,
+    client: &crate::client::Client,
+) -> Result<Option<Confirmation>, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let config = &p.config().dpop;
+    let uri = format!("{}{}", p.config().issuer, super::metadata::TOKEN_PATH);
+    let expected = crate::dpop::Expected {
+        method: "POST",
+        uri: &uri,
+        access_token: None,
+    };
+    let proof = crate::dpop::check(config, p.store(), req, expected, p.clock().now())
+        .await
+        .map_err(crate::dpop::DpopError::to_oauth)?;
+    match proof {
+        Some(proof) => Ok(Some(Confirmation::Jkt(proof.jkt))),
+        // RFC 9449 §5.2: "the authorization server MUST reject token requests from this
+        // client that do not contain the DPoP header".
+        None if client.metadata.dpop_bound_access_tokens => Err(OAuthError::new(
+            ErrorCode::InvalidDpopProof,
+            "this client must send a DPoP proof",
+        )),
+        // Without a proof, the TLS client certificate (RFC 8705 §3) for a client registered
+        // with `tls_client_certificate_bound_access_tokens`.
+        None => crate::mtls::token_confirmation(client, req),
     }
 }
 
@@ -296,16 +343,6 @@ where
         p.clock().now(),
     )
     .await
-}
-
-/// The key the tokens of this request are bound to (RFC 7800 `cnf`), asked of each
-/// proof-of-possession mechanism: the TLS client certificate (RFC 8705 §3) for a client
-/// registered with `tls_client_certificate_bound_access_tokens`.
-fn confirmation(
-    req: &HttpRequest,
-    client: &crate::client::Client,
-) -> Result<Option<crate::token::Confirmation>, OAuthError> {
-    crate::mtls::token_confirmation(client, req)
 }
 
 /// A request over its rate is refused; a counter store that cannot answer lets requests

@@ -16,7 +16,8 @@ use crate::jose::SigningAlg;
 use crate::oidc::{OPENID, subject};
 use crate::params::Params;
 use crate::provider::Provider;
-use crate::resource::{GuardError, bearer_token};
+use crate::resource::dpop::Scheme;
+use crate::resource::{GuardError, presented_token as authorization};
 use crate::scope::ScopeSet;
 use crate::secret::Secret;
 use crate::store::ProviderStore;
@@ -79,7 +80,7 @@ where
                 .into(),
         );
     }
-    let token = presented_token(req)?;
+    let (scheme, token) = presented_token(req)?;
     let now = p.clock().now();
     let record = p
         .store()
@@ -102,6 +103,19 @@ where
     if !crate::mtls::confirm_presenter(record.cnf.as_ref(), req) {
         return Err(GuardError::InvalidToken.into());
     }
+    // RFC 9449 §7: a DPoP-bound token comes with a proof of its key, as at every resource.
+    let uri = format!("{}{USERINFO_PATH}", p.config().issuer);
+    crate::resource::dpop::confirm(
+        &p.config().dpop,
+        p.store(),
+        req,
+        &uri,
+        scheme,
+        &token,
+        record.cnf.as_ref(),
+        now,
+    )
+    .await?;
     // §5.3: the access token must have been obtained through an OpenID Connect request.
     if !record.scope.contains(OPENID) {
         return Err(GuardError::InsufficientScope(ScopeSet::from_iter([OPENID])).into());
@@ -162,7 +176,7 @@ where
 
 /// The access token of `req`: in the `Authorization` header, or in the form body of a POST;
 /// refused in the query and when sent by more than one method.
-fn presented_token(req: &HttpRequest) -> Result<Secret, GuardError> {
+fn presented_token(req: &HttpRequest) -> Result<(Scheme, Secret), GuardError> {
     // RFC 6750 §2.3: the URI query "SHOULD NOT be used"; a token there may already sit in
     // logs and browser history, so it is refused rather than looked up.
     if form_urlencoded::parse(req.query.as_bytes()).any(|(name, _)| name == "access_token") {
@@ -170,11 +184,13 @@ fn presented_token(req: &HttpRequest) -> Result<Secret, GuardError> {
             "access tokens are not accepted in the query string",
         ));
     }
-    let header = bearer_token(req)?;
+    let header = authorization(req)?;
     let body = if req.method == Method::Post && req.has_form_body() {
         let params =
             Params::parse(&req.body).map_err(|_| GuardError::Malformed("malformed form body"))?;
-        params.get("access_token").map(Secret::new)
+        params
+            .get("access_token")
+            .map(|t| (Scheme::Bearer, Secret::new(t)))
     } else {
         None
     };

@@ -74,6 +74,19 @@ where
     // The refresh token keeps every resource, for later refreshes to choose from.
     let refresh_audience = (audience != record.audience && !record.audience.is_empty())
         .then(|| record.audience.clone());
+    // RFC 9449 §10: a code bound with `dpop_jkt` is exchanged only with a proof of that key.
+    let cnf = match (record.cnf, cnf) {
+        (Some(Confirmation::Jkt(bound)), Some(Confirmation::Jkt(proved))) if bound == proved => {
+            Some(Confirmation::Jkt(proved))
+        }
+        (Some(Confirmation::Jkt(_)), _) => {
+            return Err(OAuthError::new(
+                crate::error::ErrorCode::InvalidDpopProof,
+                "the code is bound to a DPoP key (dpop_jkt); prove that key",
+            ));
+        }
+        (bound, proved) => proved.or(bound),
+    };
     // OpenID Connect Core §3.1.3.3: an ID token with the tokens when `openid` was granted.
     let oidc = oidc::is_openid(&scope).then(|| {
         (
@@ -99,8 +112,9 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: record.attached,
             auth: record.auth,
-            // The key of this request (RFC 8705 §3), else the one the code was bound to.
-            cnf: cnf.or(record.cnf),
+            // The key this request proved (DPoP, or its certificate: RFC 8705 §3), else the
+            // one the code was bound to.
+            cnf,
             audience,
             refresh_audience,
             actor: None,

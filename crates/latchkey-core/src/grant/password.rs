@@ -22,6 +22,8 @@ use std::net::IpAddr;
     clippy::too_many_arguments,
     reason = "the request's parts each grant reads; a struct for one caller would only rename them"
 )]
+// The request's parts, each its own value: a struct for them would be built once, here.
+#[allow(clippy::too_many_arguments)]
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
@@ -83,6 +85,8 @@ where
         audience,
         refresh_audience: None,
         actor: None,
+        // The key the token request proved (RFC 9449 §5), if any.
+        cnf,
     })
     .await
 }

@@ -67,8 +67,33 @@ where
         tracing::warn!(client_id = %client.id, revoked, "bound refresh token used from elsewhere; family revoked");
         return Err(invalid());
     }
+    let presented = cnf;
     // RFC 8705 §4: a public client's certificate-bound refresh token needs its certificate.
-    let cnf = crate::mtls::refresh_confirmation(client, record.cnf.as_ref(), cnf)?;
+    let cnf = crate::mtls::refresh_confirmation(client, record.cnf.as_ref(), presented.clone())?;
+    // RFC 9449 §5: "refresh tokens issued to public clients are bound to the DPoP key"; the
+    // refresh request of such a family must prove the same key. A confidential client's
+    // refresh token is bound to its client authentication instead, and its new access
+    // token to whatever key this request proves.
+    let family_jkt = record.cnf.as_ref().and_then(Confirmation::jkt);
+    let cnf = match family_jkt {
+        Some(bound) if client.client_type() == crate::client::ClientType::Public => {
+            let same = presented
+                .as_ref()
+                .and_then(Confirmation::jkt)
+                .is_some_and(|proved| proved == bound);
+            if !same {
+                return Err(OAuthError::new(
+                    crate::error::ErrorCode::InvalidDpopProof,
+                    "this refresh token is bound to a DPoP key; prove that key",
+                ));
+            }
+            presented
+        }
+        Some(_) => presented,
+        // Not DPoP-bound: the certificate rule's answer (this request's key, else the
+        // family's).
+        None => cnf,
+    };
     // RFC 6749 §6: "The requested scope MUST NOT include any scope not originally granted by
     // the resource owner, and if omitted is treated as equal to the scope originally granted".
     let scope = match requested {

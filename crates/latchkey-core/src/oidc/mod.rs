@@ -125,6 +125,10 @@ pub(crate) fn prepare_config(config: &mut crate::config::Config, entropy: &dyn E
     if config.pairwise_salt.is_none() {
         config.pairwise_salt = Some(crate::secret::Secret::new(random_token(entropy, 32)));
     }
+    if config.dpop.nonce_secret.is_none() {
+        // Valid in this process only; the server passes one every node shares.
+        config.dpop.nonce_secret = Some(crate::secret::Secret::new(random_token(entropy, 32)));
+    }
 }
 
 /// `Option<UnixTime>` as an optional number of seconds.

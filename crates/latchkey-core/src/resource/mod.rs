@@ -21,6 +21,7 @@
 //! the authorization server.
 
 pub mod cache;
+pub mod dpop;
 pub mod jwt;
 pub mod metadata;
 pub mod remote;
@@ -151,6 +152,19 @@ pub enum GuardError {
     Unavailable,
     /// A hook refused the request with its own response.
     Refused(HttpResponse),
+    /// A DPoP refusal (RFC 9449 §7.1): 401 with a `WWW-Authenticate: DPoP` challenge naming
+    /// `error` (`invalid_token`, `invalid_dpop_proof`, `use_dpop_nonce`) and the accepted
+    /// `algs`, and `DPoP-Nonce` when a nonce is needed.
+    Dpop {
+        /// The RFC error code.
+        error: &'static str,
+        /// Safe words for the client.
+        description: &'static str,
+        /// The accepted proof algorithms, space separated.
+        algs: String,
+        /// The nonce the next proof must carry.
+        nonce: Option<String>,
+    },
 }
 
 /// What a guard's `WWW-Authenticate` challenges name: the realm (RFC 6750 §3) and, for a
@@ -184,6 +198,28 @@ impl GuardError {
         let challenge = |extra: &str| format!("Bearer realm=\"{realm}\"{metadata}{extra}");
         let (status, www, body) = match self {
             Self::Refused(response) => return response.clone(),
+            Self::Dpop {
+                error,
+                description,
+                algs,
+                nonce,
+            } => {
+                let mut response = HttpResponse::json(
+                    401,
+                    &serde_json::json!({ "error": error, "error_description": description }),
+                )
+                .with_header(
+                    "www-authenticate",
+                    format!(
+                        "DPoP realm=\"{realm}\", error=\"{error}\", error_description=\"{description}\", algs=\"{algs}\""
+                    ),
+                )
+                .with_header("cache-control", "no-store");
+                if let Some(nonce) = nonce {
+                    response = response.with_header("dpop-nonce", nonce.as_str());
+                }
+                return response;
+            }
             Self::Missing => (401, challenge(""), None),
             Self::Malformed(why) => (
                 400,
@@ -289,6 +325,7 @@ pub struct Guard<V, H = NoHooks> {
     challenge: Arc<Challenge>,
     resource: Option<Arc<str>>,
     proxies: Arc<TrustedProxies>,
+    dpop: Option<Arc<dpop::DpopGuard>>,
 }
 
 impl<V: TokenVerifier> Guard<V, NoHooks> {
@@ -303,6 +340,7 @@ impl<V: TokenVerifier> Guard<V, NoHooks> {
             }),
             resource: None,
             proxies: Arc::new(TrustedProxies::default()),
+            dpop: None,
         }
     }
 }
@@ -316,6 +354,7 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             challenge: self.challenge,
             resource: self.resource,
             proxies: self.proxies,
+            dpop: self.dpop,
         }
     }
 
@@ -346,6 +385,13 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         err.challenged(&self.challenge)
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449 §7) with proofs checked by `dpop`. Without it,
+    /// a DPoP-bound token is refused: its key could not be checked.
+    pub fn with_dpop(mut self, dpop: dpop::DpopGuard) -> Self {
+        self.dpop = Some(Arc::new(dpop));
+        self
+    }
+
     /// Believes forwarding headers from these proxies when checking token bindings.
     pub fn trusted_proxies(mut self, proxies: TrustedProxies) -> Self {
         self.proxies = Arc::new(proxies);
@@ -365,8 +411,8 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         required: &ScopeSet,
     ) -> Result<AccessToken, GuardError> {
         self.hooks.before(req).await.map_err(GuardError::Refused)?;
-        let token = bearer_token(req)?.ok_or(GuardError::Missing)?;
-        self.check(req, &token, required).await
+        let (scheme, token) = presented_token(req)?.ok_or(GuardError::Missing)?;
+        self.check(req, scheme, &token, required).await
     }
 
     /// Accepts the application's session or, when an `Authorization` header is sent, a bearer
@@ -379,9 +425,9 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
         required: &ScopeSet,
     ) -> Result<Principal, GuardError> {
         self.hooks.before(req).await.map_err(GuardError::Refused)?;
-        if let Some(token) = bearer_token(req)? {
+        if let Some((scheme, token)) = presented_token(req)? {
             return self
-                .check(req, &token, required)
+                .check(req, scheme, &token, required)
                 .await
                 .map(Principal::Token);
         }
@@ -395,6 +441,7 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
     async fn check(
         &self,
         req: &HttpRequest,
+        scheme: dpop::Scheme,
         token: &Secret,
         required: &ScopeSet,
     ) -> Result<AccessToken, GuardError> {
@@ -428,6 +475,20 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
             tracing::debug!(client_id = %access.client_id, "token for another resource refused");
             return Err(GuardError::InvalidToken);
         }
+        // RFC 9449 §7: the proof of possession, in one place (see [`dpop`]).
+        match &self.dpop {
+            Some(guard) => {
+                guard
+                    .confirm(req, scheme, token, access.cnf.as_ref())
+                    .await?
+            }
+            None if scheme == dpop::Scheme::Dpop
+                || access.cnf.as_ref().and_then(Confirmation::jkt).is_some() =>
+            {
+                return Err(GuardError::InvalidToken);
+            }
+            None => {}
+        }
         if !required.is_subset(&access.scope) {
             return Err(GuardError::InsufficientScope(required.clone()));
         }
@@ -441,6 +502,14 @@ impl<V: TokenVerifier, H: GuardHooks> Guard<V, H> {
 
 /// The bearer token of `req` (RFC 6750 §2.1), `None` when there is no `Authorization` header.
 pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
+    Ok(presented_token(req)?
+        .filter(|(scheme, _)| *scheme == dpop::Scheme::Bearer)
+        .map(|(_, token)| token))
+}
+
+/// The access token of `req`'s `Authorization` header with its scheme: `Bearer` (RFC 6750
+/// §2.1) or `DPoP` (RFC 9449 §7.1); `None` without the header or with another scheme.
+pub fn presented_token(req: &HttpRequest) -> Result<Option<(dpop::Scheme, Secret)>, GuardError> {
     if req.header_count("authorization") > 1 {
         return Err(GuardError::Malformed("repeated Authorization header"));
     }
@@ -450,10 +519,14 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
     let Some((scheme, token)) = header.trim().split_once(' ') else {
         return Err(GuardError::Malformed("malformed Authorization header"));
     };
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        // Another scheme (e.g. Basic) carries no bearer token: treat as none sent.
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        dpop::Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        dpop::Scheme::Dpop
+    } else {
+        // Another scheme (e.g. Basic) carries no access token: treat as none sent.
         return Ok(None);
-    }
+    };
     let token = token.trim();
     // RFC 6750 §2.1: b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="
     let body = token.trim_end_matches('=');
@@ -465,7 +538,7 @@ pub fn bearer_token(req: &HttpRequest) -> Result<Option<Secret>, GuardError> {
     if !valid {
         return Err(GuardError::Malformed("malformed bearer token"));
     }
-    Ok(Some(Secret::new(token)))
+    Ok(Some((scheme, Secret::new(token))))
 }
 
 #[cfg(test)]

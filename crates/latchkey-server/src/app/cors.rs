@@ -31,6 +31,17 @@ pub(super) fn cors_layer(cors: &CorsSettings) -> anyhow::Result<Option<CorsLayer
                 Method::OPTIONS,
             ])
             .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+            .allow_methods([Method::GET, Method::POST, Method::OPTIONS])
+            // RFC 9449: browser clients send `DPoP` proofs and read the server's nonce.
+            .allow_headers([
+                header::CONTENT_TYPE,
+                header::AUTHORIZATION,
+                header::HeaderName::from_static("dpop"),
+            ])
+            .expose_headers([
+                header::HeaderName::from_static("dpop-nonce"),
+                header::WWW_AUTHENTICATE,
+            ])
             .max_age(std::time::Duration::from_secs(600)),
     ))
 }

@@ -98,6 +98,7 @@ pub fn build_provider_with_sink(
             verification_uri: settings.device.verification_uri.clone(),
         },
         resources: crate::settings::resources::registry(&settings.resources)?,
+        dpop: dpop_config(settings)?,
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;
@@ -164,6 +165,24 @@ fn pairwise_salt(settings: &Settings) -> anyhow::Result<latchkey_core::secret::S
     }
     let kek = crate::signing_keys::load_kek(settings)?;
     Ok(kek.derive("latchkey pairwise subject salt v1"))
+}
+
+/// The DPoP settings; the nonce secret is `dpop.nonce_secret` or derived from the
+/// key-encryption key, so every node sharing that key accepts every node's nonces.
+fn dpop_config(settings: &Settings) -> anyhow::Result<latchkey_core::dpop::DpopConfig> {
+    let s = &settings.dpop;
+    let nonce_secret = match &s.nonce_secret {
+        Some(secret) => latchkey_core::secret::Secret::new(secret.as_str()),
+        None => crate::signing_keys::load_kek(settings)?.derive("latchkey dpop nonce secret v1"),
+    };
+    Ok(latchkey_core::dpop::DpopConfig {
+        enabled: s.enabled,
+        algs: s.algs.clone(),
+        proof_max_age: s.proof_max_age,
+        require_nonce: s.require_nonce,
+        nonce_secret: Some(nonce_secret),
+        nonce_lifetime: s.nonce_lifetime,
+    })
 }
 
 /// The rate limits and password backoff of the settings (0 turns a limit off).

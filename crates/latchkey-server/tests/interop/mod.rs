@@ -312,7 +312,12 @@ pub fn check_result(op: &Op, result: &Value) {
 /// validation, userinfo, refresh, logout URL), its result passes [`check_result`], and the
 /// browser follows its logout URL, after which the session is over. Returns how the browser
 /// arrived at the redirect URI.
-pub async fn run_peer(op: &Op, mut peer: Peer) -> Arrival {
+pub async fn run_peer(op: &Op, peer: Peer) -> Arrival {
+    run_peer_with_result(op, peer).await.0
+}
+
+/// [`run_peer`], also handing back the peer's result line.
+pub async fn run_peer_with_result(op: &Op, mut peer: Peer) -> (Arrival, Value) {
     let authorize = peer.next()["authorize"]
         .as_str()
         .expect("the authorization URL")
@@ -348,6 +353,11 @@ pub async fn run_peer(op: &Op, mut peer: Peer) -> Arrival {
         );
     }
     arrival
+    assert!(
+        !has_session(&mut browser, &authorize).await,
+        "the session is over after logout"
+    );
+    (arrival, result)
 }
 
 /// A third-party relying party in another process: JSON lines on its stdout, answers on its

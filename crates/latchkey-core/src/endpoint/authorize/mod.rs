@@ -247,6 +247,7 @@ where
         audience: pending.audience,
         see_other: req.method == Method::Post,
         pushed: pending.pushed,
+        dpop_jkt: pending.dpop_jkt,
     };
     proceed(p, request, auth, decision).await
 }
@@ -566,6 +567,11 @@ where
         auth,
         cnf: None,
         audience: request.audience.clone(),
+        // RFC 9449 §10: the code is exchanged only with a proof of this key.
+        cnf: request
+            .dpop_jkt
+            .clone()
+            .map(crate::token::Confirmation::Jkt),
     };
     p.store().save_code(&record, now).await?;
     Ok(code)

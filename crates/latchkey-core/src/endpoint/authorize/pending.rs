@@ -38,6 +38,7 @@ pub struct Pending {
     /// The pushed request it came from, to be used up when it is decided.
     pub(super) pushed: Option<super::pushed::Pushed>,
     pub(super) audience: crate::indicator::AudienceSet,
+    pub(super) dpop_jkt: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -85,6 +86,8 @@ impl AuthorizeRequest {
         // RFC 8707: the resources, each as a `resource` pair (the one repeatable name).
         for resource in self.audience.iter() {
             out.append_pair("resource", resource);
+        if let Some(jkt) = &self.dpop_jkt {
+            out.append_pair("dj", jkt);
         }
         out.finish()
     }
@@ -145,6 +148,7 @@ impl Pending {
                 _ => return Err(malformed()),
             },
             audience: crate::indicator::AudienceSet::of(params.get_all("resource").iter().cloned()),
+            dpop_jkt: params.get("dj").map(str::to_owned),
         })
     }
 

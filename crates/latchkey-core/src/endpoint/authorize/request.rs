@@ -182,6 +182,8 @@ pub struct AuthorizeRequest {
     pub(super) see_other: bool,
     /// The pushed request (RFC 9126) this one was loaded from, used up when it is decided.
     pub(super) pushed: Option<super::pushed::Pushed>,
+    /// The thumbprint of the DPoP key the code is bound to (RFC 9449 §10 `dpop_jkt`).
+    pub(super) dpop_jkt: Option<String>,
 }
 
 impl AuthorizeRequest {
@@ -223,6 +225,12 @@ impl AuthorizeRequest {
     /// The PKCE challenge.
     pub fn challenge(&self) -> Option<&CodeChallenge> {
         self.challenge.as_ref()
+    }
+
+    /// The DPoP key thumbprint the code will be bound to (RFC 9449 §10), if the client sent
+    /// `dpop_jkt`.
+    pub fn dpop_jkt(&self) -> Option<&str> {
+        self.dpop_jkt.as_deref()
     }
 
     /// The OpenID Connect `nonce`.
@@ -444,6 +452,7 @@ where
         binding: None,
         see_other: req.method == Method::Post,
         pushed: None,
+        dpop_jkt: None,
     };
     let fail = |request: &AuthorizeRequest, err: OAuthError| {
         Refusal::Redirect(Box::new(request.clone()), err)
@@ -609,6 +618,24 @@ where
                 OAuthError::invalid_request("code_challenge is required (PKCE, S256)"),
             ));
         }
+    }
+    // RFC 9449 §10: `dpop_jkt` binds the code to a key: the base64url SHA-256 thumbprint
+    // (43 characters). Read while DPoP is on and the response has a code.
+    if let Some(jkt) = params.get("dpop_jkt")
+        && p.config().dpop.enabled
+        && request.response_type.has_code()
+    {
+        let well_formed = jkt.len() == 43
+            && jkt
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if !well_formed {
+            return Err(fail(
+                &request,
+                OAuthError::invalid_request("dpop_jkt must be a base64url SHA-256 thumbprint"),
+            ));
+        }
+        request.dpop_jkt = Some(jkt.to_owned());
     }
     if request.nonce.as_ref().is_some_and(|n| n.len() > 512) {
         return Err(fail(
