@@ -565,7 +565,6 @@ where
         expires_at: now.plus(p.config().code_ttl),
         attached: user.attached.clone(),
         auth,
-        cnf: None,
         audience: request.audience.clone(),
         // RFC 9449 §10: the code is exchanged only with a proof of this key.
         cnf: request
