@@ -117,8 +117,6 @@ pub fn build_provider_with_sink(
     if let Some(policy) = registration {
         builder = builder.registration(policy);
     }
-    let users = StoreUsers::new(store.clone(), TokioBlocking::default());
-    let mut builder = Provider::builder(store, users.clone());
     if settings.grants.token_exchange {
         use latchkey_core::grant::token_exchange::{GRANT_TYPE, TokenExchange};
         builder = builder.extension_grant(GRANT_TYPE, TokenExchange);
@@ -127,7 +125,6 @@ pub fn build_provider_with_sink(
         .config(config)
         // OpenID Connect claims come from the same built-in user records.
         .claims_source(users)
-        .events(Arc::new(LogEvents))
         .events(events)
         .limits(limits(settings, counters))
         .assertion_keys(latchkey_core::client_assertion::AssertionKeys {
