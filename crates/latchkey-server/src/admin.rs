@@ -19,8 +19,8 @@ use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 mod keys;
-mod sector;
 mod registration;
+mod sector;
 mod users;
 
 pub use keys::{KeyView, RotateKeys, signing_alg};

@@ -102,6 +102,7 @@ impl TestServer {
             oauth1,
             &settings.cors,
             latchkey_server::app::Surroundings::permissive(),
+            Vec::new(),
         )
         .expect("app")
         .merge(api);

@@ -51,9 +51,7 @@ use crate::oidc::AuthContext;
 use crate::pkce::{Challenge, Method};
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
-use crate::token::{
-    Actor, Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord,
-};
+use crate::token::{Actor, Binding, CodeRecord, Confirmation, FamilyId, TokenKind, TokenRecord};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
