@@ -121,6 +121,9 @@ async fn openid_client_pushes_its_authorization_request() {
     let arrival = run(&op, &config).await;
     let names: Vec<String> = arrival.params().into_iter().map(|(k, _)| k).collect();
     assert!(names.contains(&"code".to_owned()), "{names:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openid_client_binds_its_tokens_with_dpop_and_calls_userinfo_with_proofs() {
     if !node_ready() {
         return;

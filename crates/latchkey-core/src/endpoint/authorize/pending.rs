@@ -86,6 +86,7 @@ impl AuthorizeRequest {
         // RFC 8707: the resources, each as a `resource` pair (the one repeatable name).
         for resource in self.audience.iter() {
             out.append_pair("resource", resource);
+        }
         if let Some(jkt) = &self.dpop_jkt {
             out.append_pair("dj", jkt);
         }
