@@ -110,6 +110,7 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     // RFC 8628 §4: where devices start, when the grant is on.
     if c.grant_enabled(GrantType::DeviceCode) {
         doc["device_authorization_endpoint"] = url(crate::device::DEVICE_AUTHORIZATION_PATH).into();
+    }
     // RFC 9449 §5.1: the proof algorithms accepted, only while DPoP is on.
     if c.dpop.enabled {
         doc["dpop_signing_alg_values_supported"] = c.dpop.algs.clone().into();
