@@ -146,7 +146,6 @@ where
                     resources: &resources,
                 },
                 binding,
-                cnf,
                 p.client_ip(req),
                 cnf,
             ))
@@ -173,7 +172,6 @@ where
                 &client,
                 &device_code,
                 binding,
-                cnf,
             ))
             .await
         }

@@ -53,8 +53,6 @@ where
         audience,
         refresh_audience: None,
         actor: None,
-        // The key the token request proved (RFC 9449 §5), if any.
-        cnf,
     })
     .await
 }

@@ -332,22 +332,4 @@ where
         .await?;
     response.issued_token_type = issued_token_type;
     Ok(response)
-    p.issue(Grant {
-        client_id: client.id.clone(),
-        subject,
-        username,
-        scope: decision.scope,
-        grant_type,
-        family: FamilyId::generate(p.entropy()),
-        family_issued_at: None,
-        access_ttl: shorter(decision.access_ttl, p.access_ttl(client, grant_type)),
-        refresh_ttl,
-        binding,
-        attached: decision.attached,
-        access_token_format: client.metadata.access_token_format(),
-        auth: None,
-        // The key the token request proved (RFC 9449 §5), if any.
-        cnf,
-    })
-    .await
 }
