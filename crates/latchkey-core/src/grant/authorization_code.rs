@@ -23,6 +23,7 @@ use crate::token::{Binding, Confirmation, Grant};
 use crate::user::UserAuthenticator;
 
 /// Exchanges an authorization code for tokens.
+#[allow(clippy::too_many_arguments)] // the token request's parts, as every grant takes them
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,

@@ -243,6 +243,7 @@ impl<S> ExtensionGrants<S> {
 
 /// Runs the handler of `grant_type` for an authenticated `client` allowed it, checks its
 /// decision and issues the tokens.
+#[allow(clippy::too_many_arguments)] // the token request's parts, as every grant takes them
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
