@@ -18,12 +18,7 @@ use std::net::IpAddr;
 
 /// Checks the resource owner's credentials (through [`Provider::check_password`]) and issues
 /// tokens.
-#[expect(
-    clippy::too_many_arguments,
-    reason = "the request's parts each grant reads; a struct for one caller would only rename them"
-)]
-// The request's parts, each its own value: a struct for them would be built once, here.
-#[allow(clippy::too_many_arguments)]
+#[allow(clippy::too_many_arguments)] // the token request's parts, as every grant takes them
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
