@@ -239,8 +239,9 @@ fn check_claims(
 
 /// The algorithm a key may verify: the `alg` of the header must suit the key's type (and
 /// curve), and equal the key's own `alg` when it names one. An asymmetric key never
-/// verifies an HMAC: the HMAC algorithms are not in [`PRIVATE_KEY_ALGS`] at all.
-fn key_suits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> bool {
+/// verifies an HMAC: the HMAC algorithms are not in [`PRIVATE_KEY_ALGS`] at all. The one rule
+/// for client assertions and DPoP proofs alike.
+pub(crate) fn key_suits(jwk: &Jwk, alg: Algorithm, alg_name: &str) -> bool {
     if jwk
         .common
         .key_algorithm

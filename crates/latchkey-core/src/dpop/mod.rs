@@ -23,7 +23,7 @@ use crate::secret::Secret;
 use crate::store::replay::replay_key;
 use crate::store::{ReplayStore, StoreError};
 use base64::Engine as _;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::{Map, Value};
 use sha2::{Digest as _, Sha256};
@@ -279,7 +279,7 @@ pub fn verify_proof(
     }
     let jwk: Jwk = serde_json::from_value(jwk_value.clone())
         .map_err(|_| invalid("DPoP proof jwk is not a JWK"))?;
-    if !key_suits(&jwk, alg) {
+    if !crate::client_assertion::key_suits(&jwk, alg, alg_name) {
         return Err(invalid("DPoP proof jwk does not suit its alg"));
     }
     let Some(jkt) = crate::jose::thumbprint(jwk_value) else {
@@ -343,45 +343,6 @@ pub fn verify_proof(
         jti: jti.to_owned(),
         iat: UnixTime(iat),
     })
-}
-
-/// Whether the key type (and curve) suits `alg`, and the key's own `alg` and `use`, when
-/// named, agree.
-fn key_suits(jwk: &Jwk, alg: Algorithm) -> bool {
-    if jwk
-        .common
-        .key_algorithm
-        .is_some_and(|k| k.to_string() != format!("{alg:?}"))
-    {
-        return false;
-    }
-    if jwk
-        .common
-        .public_key_use
-        .as_ref()
-        .is_some_and(|u| *u != jsonwebtoken::jwk::PublicKeyUse::Signature)
-    {
-        return false;
-    }
-    match &jwk.algorithm {
-        AlgorithmParameters::RSA(_) => matches!(
-            alg,
-            Algorithm::RS256
-                | Algorithm::RS384
-                | Algorithm::RS512
-                | Algorithm::PS256
-                | Algorithm::PS384
-                | Algorithm::PS512
-        ),
-        AlgorithmParameters::EllipticCurve(ec) => matches!(
-            (&ec.curve, alg),
-            (EllipticCurve::P256, Algorithm::ES256) | (EllipticCurve::P384, Algorithm::ES384)
-        ),
-        AlgorithmParameters::OctetKeyPair(okp) => {
-            okp.curve == EllipticCurve::Ed25519 && alg == Algorithm::EdDSA
-        }
-        _ => false,
-    }
 }
 
 /// Whether `htu` names `expected`, ignoring query and fragment, after RFC 3986 syntax-based
