@@ -11,12 +11,14 @@ use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 
 mod claims;
+pub mod first_contact;
 mod logout;
+pub mod transfer;
 pub use claims::ClaimArgs;
 
 /// Latchkey: an OAuth 2.0 authorization server.
 #[derive(Debug, Parser)]
-#[command(name = "latchkey", version, about)]
+#[command(name = "latchkey", version, about, after_help = first_contact::ENVIRONMENT_HELP)]
 pub struct Cli {
     /// A TOML settings file (default: ./latchkey.toml if present).
     #[arg(long, global = true, value_name = "FILE")]
@@ -24,6 +26,11 @@ pub struct Cli {
     /// Directory of the embedded store (default: ./latchkey-data).
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// Create the store if it does not exist yet. Without it, only the default data
+    /// directory (on first start) or an existing directory gets a new store, so a mistyped
+    /// `--data-dir` or `store.url` is refused instead of starting empty.
+    #[arg(long, global = true)]
+    pub create: bool,
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
@@ -89,6 +96,54 @@ pub enum Command {
     /// Dynamic client registration: initial access tokens.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// Write clients, users, consents, signing keys, OAuth 1.0a consumers and registration
+    /// records to a versioned JSON file, to move them to another store (tokens and sessions
+    /// are left out). The file holds password hashes and secret digests: keep it secret.
+    Export {
+        /// The file to create (never overwritten), or `-` for stdout (the default).
+        file: Option<PathBuf>,
+    },
+    /// Read a `latchkey export` file into this store. Everything is checked first; records
+    /// already there unchanged are skipped, and any conflicting record refuses the import.
+    /// The target must use the source's key-encryption key (and `oauth1.key`).
+    Import {
+        /// The export file, or `-` for stdin.
+        file: PathBuf,
+        /// Check the file against the store and print what would be imported; write nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print the counts as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print a shell completion script (e.g. `latchkey completions bash >
+    /// /etc/bash_completion.d/latchkey`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man {
+        /// Write `latchkey.1`, `latchkey-serve.1`, … into this directory.
+        #[arg(long, value_name = "DIR")]
+        out_dir: Option<PathBuf>,
+    },
+}
+
+impl Command {
+    /// Whether the command opens the store (and so is subject to
+    /// [`first_contact::check_store`]). `restore` makes a store on purpose and checks its own
+    /// target; the others read no store.
+    pub fn opens_store(&self) -> bool {
+        !matches!(
+            self,
+            Command::Config(_)
+                | Command::Health { .. }
+                | Command::Restore { .. }
+                | Command::Completions { .. }
+                | Command::Man { .. }
+        )
+    }
 }
 
 /// Dynamic client registration administration (RFC 7591).

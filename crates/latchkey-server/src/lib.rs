@@ -12,6 +12,7 @@ pub mod backchannel;
 pub mod backup;
 pub mod cli;
 pub mod client_documents;
+pub mod export;
 pub mod jwks_fetch;
 pub mod logging;
 pub mod metrics;

@@ -36,6 +36,21 @@ async fn main() -> std::process::ExitCode {
             "ignoring LATCHKEY_* environment variables that name no setting"
         );
     }
+    if cli.command.opens_store() {
+        match cli::first_contact::check_store(&settings, cli.create) {
+            Ok(check) => {
+                let location = cli::first_contact::Location::of(&settings);
+                if let cli::first_contact::StoreCheck::Creating(message) = &check {
+                    eprintln!("latchkey: {message}");
+                }
+                tracing::info!(store = %location, "store");
+            }
+            Err(e) => {
+                eprintln!("latchkey: {e:#}");
+                return std::process::ExitCode::from(2);
+            }
+        }
+    }
     let result = match cli.command {
         Command::Serve { .. } => serve(settings).await,
         Command::Migrate => cli::migrate(&settings).await,
@@ -49,6 +64,17 @@ async fn main() -> std::process::ExitCode {
         Command::Health { url, timeout } => cli::health(url, timeout, &settings).await,
         Command::Backup { dir } => cli::backup(&dir, &settings),
         Command::Restore { dir, check } => cli::restore(&dir, check, &settings).await,
+        Command::Export { file } => cli::transfer::export_to(file.as_deref(), &settings).await,
+        Command::Import {
+            file,
+            dry_run,
+            json,
+        } => cli::transfer::import_from(&file, dry_run, json, &settings).await,
+        Command::Completions { shell } => {
+            cli::first_contact::completions(shell);
+            Ok(())
+        }
+        Command::Man { out_dir } => cli::first_contact::man(out_dir.as_deref()),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
