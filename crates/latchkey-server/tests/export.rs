@@ -453,6 +453,43 @@ async fn moving_from_sqlite_to_postgres_and_redis_as_the_readme_says() {
     assert_eq!(moved, old, "every record moved");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_moves_into_mysql_and_works_there() {
+    let Ok(url) = std::env::var("LATCHKEY_TEST_MYSQL") else {
+        eprintln!(
+            "SKIPPED an_export_moves_into_mysql_and_works_there: set LATCHKEY_TEST_MYSQL to run it"
+        );
+        return;
+    };
+    let admin = sqlx::MySqlPool::connect(&url)
+        .await
+        .unwrap_or_else(|e| panic!("LATCHKEY_TEST_MYSQL={url} is set but unreachable: {e}"));
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    let name = format!("lk_export_{}_{nanos}", std::process::id());
+    // The name is ours: digits and a fixed prefix.
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&admin)
+        .await
+        .expect("create database");
+    admin.close().await;
+    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
+    let database = format!("{base}/{name}");
+
+    let dir = data_dir();
+    let source = make_source(dir.path()).await;
+    cli(dir.path(), &["export", "moved.json"], None);
+    let env = [("LATCHKEY_STORE__URL", database.as_str())];
+    let (ok, out, err) = run(dir.path(), &["import", "moved.json"], &env);
+    assert!(ok && out.contains("users: 1 new"), "{out}{err}");
+    assert_eq!(records_of(dir.path(), &env), records_of(dir.path(), &[]));
+    let server = Server::start_with(dir.path(), &[env[0], PASSWORD_GRANT]);
+    credentials_work(&server, &source).await;
+    server.terminate();
+}
+
 #[test]
 fn a_mistyped_data_dir_is_refused_unless_create_is_given() {
     let root = data_dir();

@@ -40,7 +40,12 @@ async fn issue_14_the_data_directory_and_the_database_files_are_private() {
     let tmp = data_dir();
     let data = tmp.path().join("data");
     let data_arg = data.display().to_string();
-    let out = run(tmp.path(), &["--data-dir", &data_arg, "migrate"], &[]);
+    // A data directory that does not exist yet is made only when asked (`--create`).
+    let out = run(
+        tmp.path(),
+        &["--data-dir", &data_arg, "--create", "migrate"],
+        &[],
+    );
     assert!(
         out.status.success(),
         "{}",
