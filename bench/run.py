@@ -344,7 +344,7 @@ def seed_sqlite(cfg, data_dir, n):
     """Runs `latchkey migrate`, then inserts `n` live access tokens in one transaction."""
     env = dict(os.environ)
     env.update(latchkey_env(data_dir))
-    subprocess.run([os.path.join(RELEASE, "latchkey"), "migrate", "--data-dir", data_dir],
+    subprocess.run([os.path.join(RELEASE, "latchkey"), "migrate", "--create", "--data-dir", data_dir],
                    env=env, check=True, capture_output=True)
     db = os.path.join(data_dir, "latchkey.db")
     t0 = time.monotonic()
