@@ -218,6 +218,28 @@ mod tests {
     }
 
     #[test]
+    fn every_variable_the_help_names_is_a_setting() {
+        let defaults = serde_json::to_value(Settings::default()).expect("settings serialize");
+        let mut named = 0;
+        for word in ENVIRONMENT_HELP.split_whitespace() {
+            let Some(key) = word.strip_prefix("LATCHKEY_") else {
+                continue;
+            };
+            if key.starts_with('<') {
+                continue;
+            }
+            let mut at = &defaults;
+            for part in key.to_ascii_lowercase().split("__") {
+                at = at
+                    .get(part)
+                    .unwrap_or_else(|| panic!("LATCHKEY_{key} names no setting"));
+            }
+            named += 1;
+        }
+        assert!(named >= 8, "the help names the common variables");
+    }
+
+    #[test]
     fn help_lists_the_environment_and_the_settings_file() {
         let help = super::super::Cli::command().render_long_help().to_string();
         assert!(help.contains("LATCHKEY_STORE__URL"), "{help}");

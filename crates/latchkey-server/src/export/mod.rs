@@ -578,3 +578,87 @@ async fn write(store: &AnyStore, plan: Plan) -> anyhow::Result<()> {
         )
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file() -> serde_json::Value {
+        serde_json::json!({
+            "format": FORMAT,
+            "version": VERSION,
+            "exported_at": 1,
+            "generator": "test",
+            "clients": [{
+                "id": "c1", "name": "App", "secret_digest": "ab".repeat(32),
+                "redirect_uris": ["https://app.example/cb"],
+                "grant_types": ["authorization_code"], "scopes": null, "default_scopes": null,
+                "access_token_ttl": null, "refresh_token_ttl": null, "bind_tokens": false,
+                "introspect": false, "token_endpoint_auth_method": null, "created_at": 1,
+                "metadata": {}
+            }],
+            "oauth1_consumers": [],
+            "client_registrations": [],
+            "initial_access_tokens": [],
+            "users": [{
+                "id": "u1", "username": "alice", "password_hash": "$argon2id$v=19$x",
+                "created_at": 1, "claims": {}
+            }],
+            "consents": [{"subject": "u1", "client_id": "c1", "scope": "openid", "granted_at": 1}],
+            "signing_keys": []
+        })
+    }
+
+    fn records(value: &serde_json::Value) -> anyhow::Result<Records> {
+        Records::of(&parse(&value.to_string())?)
+    }
+
+    #[test]
+    fn a_sound_file_parses_into_records() {
+        let r = records(&file()).expect("sound");
+        assert_eq!(r.clients.len(), 1);
+        assert_eq!(r.users[0].username, "alice");
+        assert_eq!(r.consents[0].2.to_string(), "openid");
+    }
+
+    #[test]
+    fn other_formats_and_versions_are_refused_before_the_records_are_read() {
+        let mut f = file();
+        f["format"] = "something-else".into();
+        assert!(records(&f).is_err());
+        let mut f = file();
+        f["version"] = 7.into();
+        f["unknown_member"] = true.into();
+        let err = records(&f).expect_err("refused").to_string();
+        assert!(err.contains("version 7"), "{err}");
+        let mut f = file();
+        f["surprise"] = true.into();
+        assert!(records(&f).is_err(), "unknown members are refused");
+    }
+
+    #[test]
+    fn malformed_or_inconsistent_records_are_refused() {
+        let cases: [(&str, fn(&mut serde_json::Value)); 6] = [
+            ("digest", |f| {
+                f["clients"][0]["secret_digest"] = "xyz".into()
+            }),
+            ("grant", |f| {
+                f["clients"][0]["grant_types"][0] = "magic".into()
+            }),
+            ("redirect", |f| {
+                f["clients"][0]["redirect_uris"][0] = "javascript:x".into()
+            }),
+            ("hash", |f| f["users"][0]["password_hash"] = "plain".into()),
+            ("consent", |f| f["consents"][0]["client_id"] = "c2".into()),
+            ("twice", |f| {
+                let c = f["clients"][0].clone();
+                f["clients"].as_array_mut().expect("array").push(c);
+            }),
+        ];
+        for (name, change) in cases {
+            let mut f = file();
+            change(&mut f);
+            assert!(records(&f).is_err(), "{name} is refused");
+        }
+    }
+}
