@@ -638,7 +638,8 @@ mod tests {
 
     #[test]
     fn malformed_or_inconsistent_records_are_refused() {
-        let cases: [(&str, fn(&mut serde_json::Value)); 6] = [
+        type Change = fn(&mut serde_json::Value);
+        let cases: [(&str, Change); 6] = [
             ("digest", |f| {
                 f["clients"][0]["secret_digest"] = "xyz".into()
             }),
