@@ -408,6 +408,18 @@ impl Browser {
         as_string(v, "element text")
     }
 
+    /// The element's rendered box: `(x, y, width, height)` in CSS pixels.
+    pub async fn rect(&self, element: &ElementId) -> Result<(f64, f64, f64, f64), String> {
+        let v = self
+            .session_get(&format!("/element/{}/rect", element.0))
+            .await?;
+        let n = |k: &str| {
+            v[k].as_f64()
+                .ok_or_else(|| format!("element rect has no {k}: {v}"))
+        };
+        Ok((n("x")?, n("y")?, n("width")?, n("height")?))
+    }
+
     /// The serialized DOM of the current page.
     pub async fn page_source(&self) -> Result<String, String> {
         let v = self.session_get("/source").await?;
