@@ -42,7 +42,7 @@ pub fn accept_language(header: &str) -> impl Iterator<Item = &str> {
             (q > 0 && is_tag(tag)).then_some((q, tag))
         })
         .collect();
-    ranges.sort_by(|a, b| b.0.cmp(&a.0));
+    ranges.sort_by_key(|r| std::cmp::Reverse(r.0));
     ranges.into_iter().map(|(_, tag)| tag)
 }
 
