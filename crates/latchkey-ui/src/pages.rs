@@ -252,6 +252,40 @@ mod tests {
     }
 
     #[test]
+    fn catalog_text_and_arguments_are_escaped_and_filters_add_markup() {
+        let dir = std::env::temp_dir().join(format!("latchkey-ui-t-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("locales")).expect("temp dir");
+        std::fs::write(
+            dir.join("locales/en.toml"),
+            "[consent]\ntitle = \"<script>x</script> {client}\"\n",
+        )
+        .expect("write");
+        std::fs::write(
+            dir.join("t.html"),
+            "{{ t(\"consent.title\", client=name) }}|{{ t(\"consent.title\", client=name|strong) }}",
+        )
+        .expect("write");
+        let catalogs = Catalogs::load(Some(&dir.join("locales")), "en").expect("loads");
+        let mut pages = Pages::load(None).expect("loads").with_catalogs(catalogs);
+        pages
+            .env
+            .add_template_owned(
+                "t.html",
+                std::fs::read_to_string(dir.join("t.html")).expect("r"),
+            )
+            .expect("parses");
+        let en = pages.locale(&[], None);
+        let ctx = minijinja::context! { name => "<b>A&B</b>" };
+        let page = pages.render("t.html", 200, ctx, &en, &SeededEntropy::new(1));
+        assert_eq!(
+            String::from_utf8(page.body).expect("utf-8"),
+            "&lt;script&gt;x&lt;&#x2f;script&gt; &lt;b&gt;A&amp;B&lt;&#x2f;b&gt;|\
+             &lt;script&gt;x&lt;&#x2f;script&gt; <strong>&lt;b&gt;A&amp;B&lt;&#x2f;b&gt;</strong>"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn override_directory_replaces_a_template() {
         let dir = std::env::temp_dir().join(format!("latchkey-ui-test-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
