@@ -100,6 +100,10 @@ pub struct Config {
     /// DPoP (RFC 9449): proof algorithms, `iat` window and server nonces. On by default:
     /// a client that sends a proof gets tokens bound to its key.
     pub dpop: crate::dpop::DpopConfig,
+    /// The languages the user-facing pages speak (BCP 47 tags), published as
+    /// `ui_locales_supported` (RFC 8414 §2, OpenID Connect Discovery §3); empty: not
+    /// published. The pages choose among them; the core only advertises them.
+    pub ui_locales: Vec<String>,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -161,6 +165,7 @@ impl Default for Config {
             mtls: false,
             resources: crate::indicator::Resources::default(),
             dpop: crate::dpop::DpopConfig::default(),
+            ui_locales: Vec::new(),
         }
     }
 }

@@ -549,6 +549,12 @@ pub struct UiSettings {
     pub session_key_file: Option<PathBuf>,
     /// Descriptions shown next to scopes on the consent page.
     pub scope_descriptions: std::collections::BTreeMap<String, String>,
+    /// A directory of message catalogs, `<tag>.toml` (e.g. `de.toml`, `pt-BR.toml`), whose
+    /// strings override the built-in ones or add a language; see the README's "Languages".
+    pub locales_dir: Option<PathBuf>,
+    /// The language of pages whose request matches none the server speaks (a shipped tag
+    /// such as `en`, `de`, `fr`, `es`, `ja`, `zh-Hans`, or one added in `locales_dir`).
+    pub default_locale: String,
 }
 
 impl Default for UiSettings {
@@ -558,6 +564,8 @@ impl Default for UiSettings {
             session_ttl: 12 * 3600,
             session_key_file: None,
             scope_descriptions: std::collections::BTreeMap::new(),
+            locales_dir: None,
+            default_locale: latchkey_ui::i18n::REFERENCE.to_owned(),
         }
     }
 }

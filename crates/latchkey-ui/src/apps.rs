@@ -28,7 +28,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 return redirect;
             }
             let ctx = context! { username => "" };
-            return self.inner.pages.render("apps.html", 200, ctx, p.entropy());
+            let locale = self.locale(req, &[]);
+            return self
+                .inner
+                .pages
+                .render("apps.html", 200, ctx, &locale, p.entropy());
         };
         let consents = match p.store().list_consents(&user.subject).await {
             Ok(consents) => consents,
@@ -66,8 +70,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             csrf_token => csrf,
             apps_action => self.apps_path(),
         };
+        let locale = self.locale(req, &[]);
         with_cookie(
-            self.inner.pages.render("apps.html", 200, ctx, p.entropy()),
+            self.inner
+                .pages
+                .render("apps.html", 200, ctx, &locale, p.entropy()),
             set_cookie,
         )
     }

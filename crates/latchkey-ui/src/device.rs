@@ -33,9 +33,12 @@ pub const DEVICE_LOGIN_PATH: &str = "/device/login";
 /// The form field (and query parameter after a login) carrying the sealed user code.
 const SEALED_FIELD: &str = "request";
 
-/// What the code form says when a code names nothing (wrong, expired or already used: the
-/// page does not tell which).
-const NOT_FOUND: &str = "That code is not valid. Check it on your device; it may have expired.";
+/// The catalog key of what the code form says when a code names nothing (wrong, expired or
+/// already used: the page does not tell which).
+const NOT_FOUND: &str = "device.not_found";
+
+/// The catalog key of what the code form says when its sealed code expired.
+const EXPIRED_FORM: &str = "device.expired";
 
 impl<S, U, L> Ui<S, U, L>
 where
@@ -92,7 +95,7 @@ where
             .cookies
             .open_pending(req, sealed, p.clock().now())
         else {
-            return self.device_form(req, "", Some(expired_form()), 400);
+            return self.device_form(req, "", Some(EXPIRED_FORM), 400);
         };
         let code = code.to_owned();
         let request = match self.device_lookup(req, &code).await {
@@ -170,7 +173,7 @@ where
     async fn device_after_login(&self, req: &HttpRequest, sealed: &str) -> HttpResponse {
         let now = self.inner.provider.clock().now();
         let Some((code, _)) = self.inner.cookies.open_pending(req, sealed, now) else {
-            return self.device_form(req, "", Some(expired_form()), 400);
+            return self.device_form(req, "", Some(EXPIRED_FORM), 400);
         };
         let code = code.to_owned();
         let request = match self.device_lookup(req, &code).await {
@@ -194,7 +197,7 @@ where
         };
         let Some(current) = self.current(req).await else {
             // The session ended between the pages: start again from the code.
-            return self.device_form(req, typed, Some("Sign in again to continue.".into()), 401);
+            return self.device_form(req, typed, Some("device.sign_in_again"), 401);
         };
         let request = match self.device_lookup(req, typed).await {
             Ok(request) => request,
@@ -220,11 +223,12 @@ where
                     client_name => request.client.name.clone(),
                     allowed => allow,
                 };
+                let locale = self.locale(req, &[]);
                 self.inner
                     .pages
-                    .render("device_done.html", 200, ctx, p.entropy())
+                    .render("device_done.html", 200, ctx, &locale, p.entropy())
             }
-            Ok(_) => self.device_form(req, "", Some(NOT_FOUND.into()), 400),
+            Ok(_) => self.device_form(req, "", Some(NOT_FOUND), 400),
             Err(err) => self.error(req, &err),
         }
     }
@@ -238,7 +242,7 @@ where
         let p = &self.inner.provider;
         match verify::find(p, p.client_ip(req), typed).await {
             Ok(Lookup::Found(request)) => Ok(*request),
-            Ok(_) => Err(self.device_form(req, typed, Some(NOT_FOUND.into()), 400)),
+            Ok(_) => Err(self.device_form(req, typed, Some(NOT_FOUND), 400)),
             Err(err) if err.status() == 429 => {
                 let secs = err
                     .headers()
@@ -246,8 +250,12 @@ where
                     .find(|(n, _)| n == "retry-after")
                     .map(|(_, v)| v.clone())
                     .unwrap_or_default();
-                let message = format!("Too many wrong codes. Try again in {secs} seconds.");
-                let mut page = self.device_form(req, "", Some(message), 429);
+                let mut page = self.device_form_with(
+                    req,
+                    "",
+                    Some(("device.throttled", &[("seconds", &secs)])),
+                    429,
+                );
                 page.headers.push(("retry-after".into(), secs));
                 Err(page)
             }
@@ -255,15 +263,29 @@ where
         }
     }
 
+    /// The code form, with the message `error` (a catalog key) if any.
     fn device_form(
         &self,
         req: &HttpRequest,
         typed: &str,
-        error: Option<String>,
+        error: Option<&str>,
+        status: u16,
+    ) -> HttpResponse {
+        self.device_form_with(req, typed, error.map(|key| (key, &[][..])), status)
+    }
+
+    /// The code form, with the message `error` (a catalog key and its arguments) if any.
+    fn device_form_with(
+        &self,
+        req: &HttpRequest,
+        typed: &str,
+        error: Option<(&str, &[(&str, &str)])>,
         status: u16,
     ) -> HttpResponse {
         let p = &self.inner.provider;
         let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
+        let locale = self.locale(req, &[]);
+        let error = error.map(|(key, args)| self.inner.pages.text(&locale, key, args));
         let ctx = context! {
             csrf_token => csrf,
             device_action => format!("{}{DEVICE_PATH}", self.inner.base_path),
@@ -274,7 +296,7 @@ where
         with_cookie(
             self.inner
                 .pages
-                .render("device.html", status, ctx, p.entropy()),
+                .render("device.html", status, ctx, &locale, p.entropy()),
             set_cookie,
         )
     }
@@ -288,7 +310,9 @@ where
     ) -> HttpResponse {
         let p = &self.inner.provider;
         let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
-        let (status, error, username, retry_after) = LoginFailure::page(failure);
+        let locale = self.locale(req, &[]);
+        let (status, error, username, retry_after) =
+            LoginFailure::page(failure, &self.inner.pages, &locale);
         let ctx = context! {
             client_name => request.client.name.clone(),
             csrf_token => csrf,
@@ -296,12 +320,11 @@ where
             login_action => format!("{}{DEVICE_LOGIN_PATH}", self.inner.base_path),
             error => error,
             username => username,
-            lang => "en",
         };
         let mut page = with_cookie(
             self.inner
                 .pages
-                .render("login.html", status, ctx, p.entropy()),
+                .render("login.html", status, ctx, &locale, p.entropy()),
             set_cookie,
         );
         if let Some(secs) = retry_after {
@@ -326,12 +349,12 @@ where
             scopes => self.scope_items(&request.scope),
             csrf_token => csrf,
             device_action => format!("{}{DEVICE_PATH}", self.inner.base_path),
-            lang => "en",
         };
+        let locale = self.locale(req, &[]);
         with_cookie(
             self.inner
                 .pages
-                .render("device_consent.html", 200, ctx, p.entropy()),
+                .render("device_consent.html", 200, ctx, &locale, p.entropy()),
             set_cookie,
         )
     }
@@ -343,8 +366,4 @@ where
             .finish();
         format!("{}{DEVICE_PATH}?{query}", self.inner.base_path)
     }
-}
-
-fn expired_form() -> String {
-    "The form expired. Enter the code again.".to_owned()
 }

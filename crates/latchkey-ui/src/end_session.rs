@@ -83,10 +83,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             request => sealed,
             client_name => request.client.as_ref().map(|c| c.name.clone()),
         };
+        let locale = self.locale(req, &ui_locales(request));
         with_cookie(
             self.inner
                 .pages
-                .render("logout.html", 200, ctx, p.entropy()),
+                .render("logout.html", 200, ctx, &locale, p.entropy()),
             set_cookie,
         )
     }
@@ -108,9 +109,10 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let mut page = request
             .and_then(EndSessionRequest::redirect)
             .unwrap_or_else(|| {
+                let locale = self.locale(req, &request.map(ui_locales).unwrap_or_default());
                 self.inner
                     .pages
-                    .render("logged_out.html", 200, context! {}, p.entropy())
+                    .render("logged_out.html", 200, context! {}, &locale, p.entropy())
             });
         page.headers
             .push(("set-cookie".into(), self.inner.cookies.logout()));
@@ -123,4 +125,15 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
 fn is_confirmation(req: &HttpRequest) -> bool {
     req.has_form_body()
         && Params::parse(&req.body).is_ok_and(|form| form.get("csrf_token").is_some())
+}
+
+/// The `ui_locales` of a logout request (OpenID Connect RP-Initiated Logout §2), as tags.
+fn ui_locales(request: &EndSessionRequest) -> Vec<String> {
+    request
+        .ui_locales
+        .as_deref()
+        .unwrap_or("")
+        .split_ascii_whitespace()
+        .map(str::to_owned)
+        .collect()
 }

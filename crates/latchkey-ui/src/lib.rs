@@ -29,10 +29,12 @@
 pub mod apps;
 pub mod device;
 mod end_session;
+pub mod i18n;
 pub mod oauth1;
 pub mod pages;
 pub mod session;
 
+use i18n::Locale;
 use latchkey_core::clock::UnixTime;
 use latchkey_core::endpoint::authorize::{
     Authentication, AuthorizeOutcome, AuthorizeRequest, Decision, Pending,
@@ -199,6 +201,14 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
     /// The provider behind the pages.
     pub fn provider(&self) -> &Provider<S, U> {
         &self.inner.provider
+    }
+
+    /// The locale of the page answering `req`: from `ui_locales` (those of the pending
+    /// request, so the choice holds from login to consent), then `Accept-Language`.
+    fn locale(&self, req: &HttpRequest, ui_locales: &[String]) -> Locale {
+        self.inner
+            .pages
+            .locale(ui_locales, req.header("accept-language"))
     }
 
     /// The live server-side session of `req`'s session cookie. A store failure counts as no
@@ -499,10 +509,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 csrf_token => csrf,
                 logout_action => format!("{}/logout", self.inner.base_path),
             };
+            let locale = self.locale(req, &[]);
             return with_cookie(
                 self.inner
                     .pages
-                    .render("logout.html", 200, ctx, p.entropy()),
+                    .render("logout.html", 200, ctx, &locale, p.entropy()),
                 set_cookie,
             );
         }
@@ -595,7 +606,9 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
-                let (status, error, username, retry_after) = LoginFailure::page(failure);
+                let locale = self.locale(req, request.ui_locales());
+                let (status, error, username, retry_after) =
+                    LoginFailure::page(failure, &self.inner.pages, &locale);
                 // OpenID Connect Core §3.1.2.1, login_hint: a hint "about the login
                 // identifier the End-User might use", so it pre-fills the user name (what
                 // the user typed in a failed attempt takes precedence).
@@ -610,12 +623,12 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     login_action => format!("{}/login", self.inner.base_path),
                     error => error,
                     username => username,
-                    ..locale_context(&request)
+                    ui_locales => request.ui_locales().to_vec(),
                 };
                 let mut page = with_cookie(
                     self.inner
                         .pages
-                        .render("login.html", status, ctx, p.entropy()),
+                        .render("login.html", status, ctx, &locale, p.entropy()),
                     set_cookie,
                 );
                 if let Some(secs) = retry_after {
@@ -626,10 +639,11 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             AuthorizeOutcome::Consent(request) => {
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), now);
                 let ctx = self.consent_context(&request, user, csrf, sealed(&request));
+                let locale = self.locale(req, request.ui_locales());
                 with_cookie(
                     self.inner
                         .pages
-                        .render("consent.html", 200, ctx, p.entropy()),
+                        .render("consent.html", 200, ctx, &locale, p.entropy()),
                     set_cookie,
                 )
             }
@@ -642,12 +656,13 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     csrf_token => csrf,
                     request => sealed(&request),
                     authorize_action => format!("{}{CONSENT_PATH}", self.inner.base_path),
-                    ..locale_context(&request)
+                    ui_locales => request.ui_locales().to_vec(),
                 };
+                let locale = self.locale(req, request.ui_locales());
                 with_cookie(
                     self.inner
                         .pages
-                        .render("select_account.html", 200, ctx, p.entropy()),
+                        .render("select_account.html", 200, ctx, &locale, p.entropy()),
                     set_cookie,
                 )
             }
@@ -663,18 +678,31 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
     ) -> minijinja::Value {
         let scopes = self.scope_items(request.scope());
         let client = request.client();
+        // RFC 8707: the resources the tokens would be for, by their configured name.
+        let registry = &self.inner.provider.config().resources;
+        let resources: Vec<minijinja::Value> = request
+            .audience()
+            .iter()
+            .map(|id| {
+                context! {
+                    id => id,
+                    name => registry.get(id).and_then(|r| r.name.clone()),
+                }
+            })
+            .collect();
         context! {
             client_name => client.name.clone(),
             client_id => client.id.as_str(),
             username => user.map(|u| u.username.as_str()).unwrap_or(""),
             scopes => scopes,
+            resources => resources,
             csrf_token => csrf,
             request => sealed,
             authorize_action => format!("{}{CONSENT_PATH}", self.inner.base_path),
             redirect_host => url_host(request.redirect_uri().as_str()),
             // RFC 6749 §10.2: a public client's approval is never remembered.
             may_remember => client.client_type() != latchkey_core::client::ClientType::Public,
-            ..locale_context(request)
+            ui_locales => request.ui_locales().to_vec(),
         }
     }
 
@@ -692,19 +720,22 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
             .collect()
     }
 
-    fn error(&self, _req: &HttpRequest, err: &OAuthError) -> HttpResponse {
+    fn error(&self, req: &HttpRequest, err: &OAuthError) -> HttpResponse {
         let p = &self.inner.provider;
         if p.config().error_uri.is_some() && err.status() < 500 {
             return p.error_page(err);
         }
+        // The error code and its description are protocol text for the application's
+        // developers (RFC 6749 §4.1.2.1), in English; the page around them is localized.
         let ctx = context! {
             error => err.code().as_str(),
             description => err.description(),
         };
-        let mut page = self
-            .inner
-            .pages
-            .render("error.html", err.status(), ctx, p.entropy());
+        let locale = self.locale(req, &[]);
+        let mut page =
+            self.inner
+                .pages
+                .render("error.html", err.status(), ctx, &locale, p.entropy());
         page.headers.extend(err.headers().iter().cloned());
         page
     }
@@ -717,23 +748,26 @@ struct LoginFailure {
 }
 
 impl LoginFailure {
-    /// The login page's status, message, user name and `Retry-After` for `failure`.
-    fn page(failure: Option<Self>) -> (u16, Option<String>, String, Option<u64>) {
+    /// The login page's status, message (in `locale`), user name and `Retry-After` for
+    /// `failure`.
+    fn page(
+        failure: Option<Self>,
+        pages: &Pages,
+        locale: &Locale,
+    ) -> (u16, Option<String>, String, Option<u64>) {
         match failure {
             Some(Self {
                 username,
                 throttled: Some(secs),
             }) => (
                 429,
-                Some(format!(
-                    "Too many failed attempts. Try again in {secs} seconds."
-                )),
+                Some(pages.text(locale, "login.throttled", &[("seconds", &secs.to_string())])),
                 username,
                 Some(secs),
             ),
             Some(f) => (
                 401,
-                Some("Incorrect user name or password.".to_owned()),
+                Some(pages.text(locale, "login.failed", &[])),
                 f.username,
                 None,
             ),
@@ -779,18 +813,6 @@ fn authentication<'a>(
         amr: if c.sid.is_some() { &["pwd"] } else { &[] },
         acr: c.sid.is_some().then_some(login_acr).flatten(),
     })
-}
-
-/// The built-in pages are in English only, whatever `ui_locales` asks (OpenID Connect Core
-/// §3.1.2.1 makes it a preference: "an error SHOULD NOT result if some or all of the
-/// requested locales are not supported"). The page's `lang` is therefore always `en`; the
-/// preference is passed on as `ui_locales` for operators whose templates (see
-/// [`pages::Pages::load`]) speak other languages.
-fn locale_context(request: &AuthorizeRequest) -> minijinja::Value {
-    context! {
-        lang => "en",
-        ui_locales => request.ui_locales().to_vec(),
-    }
 }
 
 /// The origin (scheme, host and port) of the issuer URL, as browsers send it in `Origin`.

@@ -116,7 +116,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
         let base = &self.inner.base_path;
         match outcome {
             AuthorizeOutcome::Redirect(response) => response,
-            AuthorizeOutcome::Error(err) => self.oauth1_error(&err),
+            AuthorizeOutcome::Error(err) => self.oauth1_error(req, &err),
             AuthorizeOutcome::ShowVerifier {
                 client_name,
                 verifier,
@@ -124,6 +124,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 "oauth1_verifier.html",
                 200,
                 context! { client_name => client_name, verifier => verifier },
+                &self.locale(req, &[]),
                 p.entropy(),
             ),
             AuthorizeOutcome::Login {
@@ -139,7 +140,9 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     return redirect;
                 }
                 let (csrf, set_cookie) = self.inner.cookies.csrf(req, p.entropy(), p.clock().now());
-                let (status, error, username, retry_after) = LoginFailure::page(failure);
+                let locale = self.locale(req, &[]);
+                let (status, error, username, retry_after) =
+                    LoginFailure::page(failure, &self.inner.pages, &locale);
                 let ctx = context! {
                     client_name => client.name,
                     csrf_token => csrf,
@@ -151,7 +154,7 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 let mut page = with_cookie(
                     self.inner
                         .pages
-                        .render("login.html", status, ctx, p.entropy()),
+                        .render("login.html", status, ctx, &locale, p.entropy()),
                     set_cookie,
                 );
                 if let Some(secs) = retry_after {
@@ -186,28 +189,39 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                     redirect_host => callback_host,
                 };
                 with_cookie(
-                    self.inner
-                        .pages
-                        .render("consent.html", 200, ctx, p.entropy()),
+                    self.inner.pages.render(
+                        "consent.html",
+                        200,
+                        ctx,
+                        &self.locale(req, &[]),
+                        p.entropy(),
+                    ),
                     set_cookie,
                 )
             }
         }
     }
 
-    fn oauth1_error(&self, err: &OAuth1Error) -> HttpResponse {
-        let description = match err.problem() {
-            latchkey_oauth1::Problem::UserRefused => "You refused the request.",
-            latchkey_oauth1::Problem::TokenRejected => {
-                "This authorization request is unknown, expired or already used."
-            }
-            _ => "The request cannot be completed.",
+    fn oauth1_error(&self, req: &HttpRequest, err: &OAuth1Error) -> HttpResponse {
+        let key = match err.problem() {
+            latchkey_oauth1::Problem::UserRefused => "oauth1.refused",
+            latchkey_oauth1::Problem::TokenRejected => "oauth1.token_rejected",
+            _ => "oauth1.failed",
         };
+        let locale = self.locale(req, &[]);
         let status = err.problem().status();
-        let ctx = context! { error => err.problem().as_str(), description => description };
-        self.inner
-            .pages
-            .render("error.html", status, ctx, self.inner.provider.entropy())
+        let ctx = context! {
+            error => err.problem().as_str(),
+            description => self.inner.pages.text(&locale, key, &[]),
+            description_lang => locale.tag(),
+        };
+        self.inner.pages.render(
+            "error.html",
+            status,
+            ctx,
+            &locale,
+            self.inner.provider.entropy(),
+        )
     }
 }
 

@@ -128,6 +128,11 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
     if let Some(uri) = &c.error_uri {
         doc["service_documentation"] = uri.as_str().into();
     }
+    // RFC 8414 §2 (and OpenID Connect Discovery §3): "Languages and scripts supported for
+    // the user interface".
+    if !c.ui_locales.is_empty() {
+        doc["ui_locales_supported"] = c.ui_locales.clone().into();
+    }
     // RFC 9728 §4: the resources this server issues tokens for (RFC 8707 `resource`).
     if !c.resources.is_empty() {
         doc["protected_resources"] = c

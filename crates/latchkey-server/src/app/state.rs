@@ -99,6 +99,7 @@ pub fn build_provider_with_sink(
         },
         resources: crate::settings::resources::registry(&settings.resources)?,
         dpop: dpop_config(settings)?,
+        ui_locales: catalogs(settings)?.tags(),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;
@@ -246,7 +247,8 @@ pub type AppUi = Ui<AnyStore, StoreUsers<AnyStore, TokioBlocking>, BuiltinLogin>
 /// Builds the login and consent pages: templates (with the operator's overrides), the
 /// persistent session key, and cookies that are `Secure` unless the issuer is plain HTTP.
 pub fn build_ui(settings: &Settings, provider: AppProvider) -> anyhow::Result<AppUi> {
-    let pages = Pages::load(settings.ui.templates_dir.as_deref())?;
+    let pages =
+        Pages::load(settings.ui.templates_dir.as_deref())?.with_catalogs(catalogs(settings)?);
     let key_file = settings
         .ui
         .session_key_file
@@ -258,6 +260,15 @@ pub fn build_ui(settings: &Settings, provider: AppProvider) -> anyhow::Result<Ap
     config.session_ttl = settings.ui.session_ttl;
     config.scope_descriptions = settings.ui.scope_descriptions.clone();
     Ok(Ui::new(provider, pages, BuiltinLogin, config))
+}
+
+/// The pages' message catalogs: the shipped ones with the operator's `ui.locales_dir`.
+fn catalogs(settings: &Settings) -> anyhow::Result<latchkey_ui::i18n::Catalogs> {
+    latchkey_ui::i18n::Catalogs::load(
+        settings.ui.locales_dir.as_deref(),
+        &settings.ui.default_locale,
+    )
+    .map_err(|e| anyhow::anyhow!("ui.locales_dir: {e}"))
 }
 
 /// The OAuth 1.0a provider the server runs.

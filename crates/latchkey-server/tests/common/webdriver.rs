@@ -121,6 +121,12 @@ impl Browser {
     ///
     /// The error says what failed and includes the tail of chromedriver's log.
     pub async fn start() -> Result<Self, String> {
+        Self::start_with_languages(None).await
+    }
+
+    /// [`Browser::start`] with the browser's language preference (its `Accept-Language`),
+    /// e.g. `de-AT,de`; `None` keeps Chromium's default.
+    pub async fn start_with_languages(languages: Option<&str>) -> Result<Self, String> {
         let dir = tempfile::Builder::new()
             .prefix("latchkey-browser-")
             .tempdir()
@@ -168,7 +174,7 @@ impl Browser {
             _dir: dir,
         };
         browser.wait_until_ready().await?;
-        browser.create_session(&profile).await?;
+        browser.create_session(&profile, languages).await?;
         Ok(browser)
     }
 
@@ -209,8 +215,12 @@ impl Browser {
         }
     }
 
-    async fn create_session(&mut self, profile: &Path) -> Result<(), String> {
-        let args = [
+    async fn create_session(
+        &mut self,
+        profile: &Path,
+        languages: Option<&str>,
+    ) -> Result<(), String> {
+        let mut args = vec![
             "--headless".to_owned(),
             "--no-sandbox".to_owned(),
             "--disable-gpu".to_owned(),
@@ -223,13 +233,19 @@ impl Browser {
             "--window-size=1280,900".to_owned(),
             format!("--user-data-dir={}", profile.display()),
         ];
+        let mut prefs = json!({});
+        if let Some(languages) = languages {
+            args.push(format!("--accept-lang={languages}"));
+            args.push(format!("--lang={languages}"));
+            prefs = json!({ "intl.accept_languages": languages });
+        }
         let caps = json!({
             "capabilities": {
                 "alwaysMatch": {
                     "browserName": "chrome",
                     "pageLoadStrategy": "normal",
                     "timeouts": { "implicit": 0, "pageLoad": 30_000, "script": 10_000 },
-                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
+                    "goog:chromeOptions": { "binary": CHROMIUM, "args": args, "prefs": prefs },
                 }
             }
         });
@@ -390,6 +406,18 @@ impl Browser {
             .session_get(&format!("/element/{}/text", element.0))
             .await?;
         as_string(v, "element text")
+    }
+
+    /// The element's rendered box: `(x, y, width, height)` in CSS pixels.
+    pub async fn rect(&self, element: &ElementId) -> Result<(f64, f64, f64, f64), String> {
+        let v = self
+            .session_get(&format!("/element/{}/rect", element.0))
+            .await?;
+        let n = |k: &str| {
+            v[k].as_f64()
+                .ok_or_else(|| format!("element rect has no {k}: {v}"))
+        };
+        Ok((n("x")?, n("y")?, n("width")?, n("height")?))
     }
 
     /// The serialized DOM of the current page.
