@@ -12,7 +12,10 @@ use std::path::PathBuf;
 
 mod claims;
 mod logout;
+mod resource;
+
 pub use claims::ClaimArgs;
+pub use resource::{ResourceCommand, resource};
 
 /// Latchkey: an OAuth 2.0 authorization server.
 #[derive(Debug, Parser)]
@@ -89,6 +92,10 @@ pub enum Command {
     /// Dynamic client registration: initial access tokens.
     #[command(subcommand)]
     Registration(RegistrationCommand),
+    /// The resources clients may name with `resource` (RFC 8707): add, list, show, update,
+    /// remove. Those of the settings' `[[resources]]` are read-only.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
 }
 
 /// Dynamic client registration administration (RFC 7591).
@@ -700,6 +707,9 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let mut admin = Admin::new(store.clone(), issuer, "cli")
         .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri);
+    if let Ok(resources) = crate::settings::resources::registry(&settings.resources) {
+        admin = admin.with_configured_resources(resources);
+    }
     if let Ok(policy) = crate::signing_keys::policy(settings) {
         admin = admin.with_key_policy(policy);
     }
