@@ -4,7 +4,8 @@
 //! stored as a public client, so every endpoint finds it in the store as it finds any other.
 //!
 //! The fetch is the dangerous part, since the URL is anyone's choice: the host must be on the
-//! allow-list when there is one; the name is resolved here and every address must be public
+//! allow-list when there is one; then the one outbound path of [`crate::outbound`] (shared with
+//! `jwks_uri` and `sector_identifier_uri`) resolves the name, every address must be public
 //! ([`latchkey_core::net::is_public_address`]), and the connection goes to exactly those
 //! addresses (no second lookup an attacker's DNS could answer differently); `https` only, no
 //! proxy, no redirect followed (the draft asks for a `200`), one deadline for the whole
