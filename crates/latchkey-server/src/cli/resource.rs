@@ -12,7 +12,7 @@ use clap::Subcommand;
 pub enum ResourceCommand {
     /// Add a resource clients may name with `resource`; every node accepts it at once.
     Add {
-        /// The identifier: an absolute URI without a fragment, e.g. https://api.example.com/mcp.
+        /// The identifier: an absolute URI without a fragment, e.g. `https://api.example.com/mcp`.
         id: String,
         /// A human-readable name.
         #[arg(long)]
