@@ -1,8 +1,9 @@
 //! Resource indicators (RFC 8707): the registered resources, the `resource` parameter, and the
 //! audience a token is issued for.
 //!
-//! A resource is registered ([`RegisteredResource`], in [`crate::config::Config::resources`])
-//! by its identifier, an absolute URI without a fragment (RFC 8707 §2), with the scopes a
+//! A resource is registered ([`RegisteredResource`], in [`crate::config::Config::resources`],
+//! or at run time in the store, [`crate::store::ResourceStore`]; the configuration wins, see
+//! [`crate::provider::Provider::resources_for`]) by its identifier, an absolute URI without a fragment (RFC 8707 §2), with the scopes a
 //! token for it may carry and, optionally, the clients that may ask for it. A request names
 //! the resources it wants with `resource` (repeatable, at `/authorize` and at the token
 //! endpoint); the rules every grant applies live here, once:

@@ -308,6 +308,32 @@ impl<S: ProviderStore, U: UserAuthenticator> Provider<S, U> {
         &self.inner.config
     }
 
+    /// The registry for a request naming `requested` resources (RFC 8707): each one the
+    /// configuration defines, else the one stored at run time
+    /// ([`crate::store::ResourceStore`]); one that is neither is left out, so
+    /// [`crate::indicator::Resources::authorize`] refuses it with `invalid_target`. A resource
+    /// of the configuration wins over a stored one with the same identifier. Reads the store
+    /// only for identifiers the configuration does not know: a request without `resource`
+    /// costs nothing.
+    pub async fn resources_for(
+        &self,
+        requested: &[crate::indicator::ResourceUri],
+    ) -> Result<crate::indicator::Resources, OAuthError> {
+        let configured = &self.inner.config.resources;
+        let mut found = Vec::with_capacity(requested.len());
+        for uri in requested {
+            if let Some(resource) = configured.get(uri.as_str()) {
+                found.push(resource.clone());
+            } else if let Some(resource) = self.inner.store.get_resource(uri.as_str()).await? {
+                // Byte-for-byte, whatever the database's collation compared.
+                if resource.id == *uri {
+                    found.push(resource);
+                }
+            }
+        }
+        Ok(crate::indicator::Resources::new(found))
+    }
+
     /// What client assertions are checked with besides the store (see
     /// [`ProviderBuilder::assertion_keys`]).
     pub fn assertion_keys(&self) -> &crate::client_assertion::AssertionKeys {

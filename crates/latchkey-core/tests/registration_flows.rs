@@ -481,10 +481,29 @@ async fn update_replaces_metadata_and_checks_what_the_client_sends() {
         .configure_client(&config_request("PUT", &access, Some(&update)), &id)
         .await;
     assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let updated = resp.json_body();
+    assert_eq!(updated["redirect_uris"], json!(["https://app.example/new"]));
+    // RFC 7592 §3: the update rotates the registration access token; the old one is spent.
+    let old_access = access;
+    let access = updated["registration_access_token"]
+        .as_str()
+        .expect("a new registration access token")
+        .to_owned();
+    assert_ne!(access, old_access);
+    let spent = kit
+        .provider
+        .configure_client(&config_request("GET", &old_access, None), &id)
+        .await;
     assert_eq!(
-        resp.json_body()["redirect_uris"],
-        json!(["https://app.example/new"])
+        (spent.status, error_of(&spent).as_str()),
+        (401, "invalid_token")
     );
+    let read = kit
+        .provider
+        .configure_client(&config_request("GET", &access, None), &id)
+        .await;
+    assert_eq!(read.status, 200);
+    assert!(read.json_body().get("registration_access_token").is_none());
     let client = kit
         .store
         .get_client(&id)

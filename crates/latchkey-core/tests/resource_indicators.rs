@@ -326,3 +326,47 @@ async fn jwt_access_tokens_carry_the_resource_as_aud() {
         Verified::Inactive
     );
 }
+
+#[tokio::test]
+async fn stored_resources_count_from_the_moment_they_are_added_and_the_settings_win() {
+    use latchkey_core::store::ResourceStore;
+    let kit = kit();
+    let client = kit.confidential_client().await;
+    const LATE: &str = "https://late.example.test/mcp";
+    let ask = |resource: &str, scope: &str| {
+        format!(
+            "grant_type=client_credentials&scope={scope}&resource={}",
+            form_encode(resource)
+        )
+    };
+    kit.token(&client, &ask(LATE, "read"))
+        .await
+        .expect_error("invalid_target");
+    kit.store
+        .create_resource(&RegisteredResource {
+            scopes: Some(scopes("read")),
+            ..RegisteredResource::new(ResourceUri::parse(LATE).expect("uri"))
+        })
+        .await
+        .expect("stored");
+    let body = kit.token(&client, &ask(LATE, "read")).await.expect_ok();
+    let info = introspect(&kit, body["access_token"].as_str().expect("token")).await;
+    assert_eq!(info["aud"], LATE, "{info}");
+    kit.token(&client, &ask(LATE, "write"))
+        .await
+        .expect_error("invalid_scope");
+    // A stored resource with a settings resource's identifier changes nothing: the settings
+    // accept `write` for API, the stored copy would not.
+    kit.store
+        .create_resource(&RegisteredResource {
+            scopes: Some(scopes("read")),
+            ..RegisteredResource::new(ResourceUri::parse(API).expect("uri"))
+        })
+        .await
+        .expect("stored");
+    kit.token(&client, &ask(API, "write")).await.expect_ok();
+    assert!(kit.store.delete_resource(LATE).await.expect("deleted"));
+    kit.token(&client, &ask(LATE, "read"))
+        .await
+        .expect_error("invalid_target");
+}

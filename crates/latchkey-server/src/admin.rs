@@ -20,11 +20,13 @@ use utoipa::ToSchema;
 
 mod keys;
 mod registration;
+mod resources;
 mod sector;
 mod users;
 
 pub use keys::{KeyView, RotateKeys, signing_alg};
 pub use registration::{CreatedInitialToken, InitialTokenView, NewInitialToken};
+pub use resources::{ResourceSource, ResourceSpec, ResourceUpdate, ResourceView};
 pub use users::UserUpdate;
 
 /// Why an administrative operation failed; each maps to one HTTP status.
@@ -420,6 +422,8 @@ pub struct Admin {
     key_policy: Option<latchkey_core::jose::rotation::RotationPolicy>,
     /// Whether a loopback `sector_identifier_uri` may be fetched over plain `http`.
     allow_http_sector: bool,
+    /// The resources of the settings: the read-only part of the registry.
+    configured_resources: latchkey_core::indicator::Resources,
 }
 
 /// The running provider an [`Admin`] ends sessions through.
@@ -445,6 +449,7 @@ impl Admin {
             kek: None,
             key_policy: None,
             allow_http_sector: false,
+            configured_resources: latchkey_core::indicator::Resources::default(),
         }
     }
 

@@ -6,8 +6,8 @@
 
 use crate::admin::{
     Admin, AdminError, ClientSpec, ClientUpdate, ClientView, ConsentView, CreatedClient,
-    CreatedInitialToken, InitialTokenView, KeyView, NewInitialToken, RevokedConsent, RotateKeys,
-    RotatedSecret, UserUpdate, UserView,
+    CreatedInitialToken, InitialTokenView, KeyView, NewInitialToken, ResourceSpec, ResourceUpdate,
+    ResourceView, RevokedConsent, RotateKeys, RotatedSecret, UserUpdate, UserView,
 };
 use axum::extract::{Path, State};
 use axum::http::{StatusCode, header};
@@ -62,6 +62,13 @@ pub fn router(admin: Admin, token: &Secret) -> Router {
         .route(
             "/admin/registration/tokens/{id}",
             axum::routing::delete(revoke_initial_token),
+        )
+        .route("/admin/resources", get(list_resources).post(add_resource))
+        .route(
+            "/admin/resources/{id}",
+            get(show_resource)
+                .patch(update_resource)
+                .delete(remove_resource),
         )
         .route("/admin/tokens/revoke", post(revoke))
         .route("/admin/tokens/introspect", post(introspect))
@@ -421,6 +428,87 @@ async fn revoke_initial_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Lists the resources clients may name with `resource` (RFC 8707): those of the settings
+/// (read-only) and those added here.
+#[utoipa::path(get, path = "/admin/resources", tag = "resources",
+    responses(
+        (status = 200, description = "The registry", body = [ResourceView]),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn list_resources(State(api): State<Api>) -> Result<Json<Vec<ResourceView>>, AdminError> {
+    Ok(Json(api.admin.list_resources().await?))
+}
+
+/// Adds a resource; requests may name it at once, on every node.
+#[utoipa::path(post, path = "/admin/resources", tag = "resources",
+    request_body = ResourceSpec,
+    responses(
+        (status = 201, description = "The resource", body = ResourceView),
+        (status = 400, description = "A malformed identifier, name, scope or client"),
+        (status = 409, description = "It exists already, or the settings define it"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn add_resource(
+    State(api): State<Api>,
+    body: Body<ResourceSpec>,
+) -> Result<(StatusCode, Json<ResourceView>), AdminError> {
+    let Json(spec) = body.map_err(bad_json)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(api.admin.add_resource(&spec).await?),
+    ))
+}
+
+/// One resource. Its identifier is percent-encoded in the path
+/// (`/admin/resources/https%3A%2F%2Fapi.example%2Fmcp`).
+#[utoipa::path(get, path = "/admin/resources/{id}", tag = "resources",
+    params(("id" = String, Path, description = "the resource identifier, percent-encoded")),
+    responses(
+        (status = 200, description = "The resource", body = ResourceView),
+        (status = 404, description = "No such resource"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn show_resource(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<Json<ResourceView>, AdminError> {
+    Ok(Json(api.admin.show_resource(&id).await?))
+}
+
+/// Changes a stored resource; what the body does not name stays, and `null` lifts a
+/// restriction. Tokens already issued keep their scope and audience.
+#[utoipa::path(patch, path = "/admin/resources/{id}", tag = "resources",
+    params(("id" = String, Path, description = "the resource identifier, percent-encoded")),
+    request_body = ResourceUpdate,
+    responses(
+        (status = 200, description = "The resource as it now is", body = ResourceView),
+        (status = 400, description = "A malformed name, scope or client"),
+        (status = 404, description = "No such resource"),
+        (status = 409, description = "The settings define it: read-only"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn update_resource(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    body: Body<ResourceUpdate>,
+) -> Result<Json<ResourceView>, AdminError> {
+    let Json(update) = body.map_err(bad_json)?;
+    Ok(Json(api.admin.update_resource(&id, &update).await?))
+}
+
+/// Removes a stored resource: requests naming it get `invalid_target` from now on; tokens
+/// already issued for it stay valid until they expire or are revoked.
+#[utoipa::path(delete, path = "/admin/resources/{id}", tag = "resources",
+    params(("id" = String, Path, description = "the resource identifier, percent-encoded")),
+    responses(
+        (status = 204, description = "Removed"),
+        (status = 404, description = "No such resource"),
+        (status = 409, description = "The settings define it: read-only"),
+        (status = 401, description = "Missing or wrong admin token")))]
+async fn remove_resource(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+) -> Result<StatusCode, AdminError> {
+    api.admin.remove_resource(&id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
 /// Ends every login session of a user ("log out everywhere"): their browsers must log in
 /// again. Tokens already issued stay valid until they expire or are revoked.
 #[utoipa::path(post, path = "/admin/users/{username}/logout", tag = "users",
@@ -501,7 +589,8 @@ async fn introspect(
         list_clients, create_client, get_client, update_client, delete_client, rotate_secret,
         list_users, add_user, get_user, update_user, delete_user, set_password, logout_user, list_consents,
         revoke_consent, revoke, introspect, list_keys, rotate_keys, retire_key,
-        list_initial_tokens, create_initial_token, revoke_initial_token
+        list_initial_tokens, create_initial_token, revoke_initial_token,
+        list_resources, add_resource, show_resource, update_resource, remove_resource
     ),
     modifiers(&BearerAuth, &DescribedResponses)
 )]

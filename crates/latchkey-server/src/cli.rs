@@ -14,7 +14,10 @@ mod claims;
 pub mod first_contact;
 mod logout;
 pub mod transfer;
+mod resource;
+
 pub use claims::ClaimArgs;
+pub use resource::{ResourceCommand, resource};
 
 /// Latchkey: an OAuth 2.0 authorization server.
 #[derive(Debug, Parser)]
@@ -128,6 +131,10 @@ pub enum Command {
         #[arg(long, value_name = "DIR")]
         out_dir: Option<PathBuf>,
     },
+    /// The resources clients may name with `resource` (RFC 8707): add, list, show, update,
+    /// remove. Those of the settings' `[[resources]]` are read-only.
+    #[command(subcommand)]
+    Resource(ResourceCommand),
 }
 
 impl Command {
@@ -755,6 +762,9 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let mut admin = Admin::new(store.clone(), issuer, "cli")
         .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri);
+    if let Ok(resources) = crate::settings::resources::registry(&settings.resources) {
+        admin = admin.with_configured_resources(resources);
+    }
     if let Ok(policy) = crate::signing_keys::policy(settings) {
         admin = admin.with_key_policy(policy);
     }

@@ -4,7 +4,8 @@
 //! stored as a public client, so every endpoint finds it in the store as it finds any other.
 //!
 //! The fetch is the dangerous part, since the URL is anyone's choice: the host must be on the
-//! allow-list when there is one; the name is resolved here and every address must be public
+//! allow-list when there is one; then the one outbound path of [`crate::outbound`] (shared with
+//! `jwks_uri` and `sector_identifier_uri`) resolves the name, every address must be public
 //! ([`latchkey_core::net::is_public_address`]), and the connection goes to exactly those
 //! addresses (no second lookup an attacker's DNS could answer differently); `https` only, no
 //! proxy, no redirect followed (the draft asks for a `200`), one deadline for the whole
@@ -28,7 +29,6 @@ use latchkey_core::registration::{RegistrationPolicy, day_of};
 use latchkey_core::store::ClientStore;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -238,102 +238,27 @@ fn refused(why: &str) -> OAuthError {
     OAuthError::invalid_client(format!("client metadata document: {why}"))
 }
 
-/// Resolves the URL's host and returns its addresses, refusing any that is not public
-/// (unless private addresses are allowed for development).
-async fn addresses(url: &url::Url, allow_private: bool) -> Result<Vec<SocketAddr>, String> {
-    let port = url.port_or_known_default().unwrap_or(443);
-    let addrs: Vec<SocketAddr> = match url.host() {
-        Some(url::Host::Ipv4(ip)) => vec![SocketAddr::new(IpAddr::V4(ip), port)],
-        Some(url::Host::Ipv6(ip)) => vec![SocketAddr::new(IpAddr::V6(ip), port)],
-        Some(url::Host::Domain(name)) => tokio::net::lookup_host((name, port))
-            .await
-            .map_err(|_| "the host does not resolve".to_owned())?
-            .collect(),
-        None => return Err("no host".into()),
-    };
-    if addrs.is_empty() {
-        return Err("the host has no address".into());
-    }
-    if !allow_private
-        && let Some(bad) = addrs
-            .iter()
-            .find(|a| !latchkey_core::net::is_public_address(a.ip()))
-    {
-        // The address stays in the log: the client learns nothing of internal names.
-        tracing::info!(address = %bad.ip(), "client metadata document host is not public");
-        return Err("the host is not a public address".into());
-    }
-    Ok(addrs)
-}
-
-/// One GET of the document, connected to the checked addresses only; the body and its
-/// `Cache-Control`.
+/// One GET of the document through the shared outbound path ([`crate::outbound`]): the
+/// body and its `Cache-Control`.
 async fn fetch(
     id: &ClientIdUrl,
     settings: &ClientDocumentSettings,
     deadline: Duration,
 ) -> Result<(Vec<u8>, Option<String>), String> {
-    let url = id.url();
-    let addrs = addresses(url, settings.allow_private_addresses).await?;
-    let mut builder = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .no_proxy()
-        .timeout(deadline)
-        .connect_timeout(deadline)
-        .https_only(!settings.allow_http);
-    if let Some(url::Host::Domain(name)) = url.host() {
-        builder = builder.resolve_to_addrs(name, &addrs);
-    }
-    let http = builder.build().map_err(|e| format!("client: {e}"))?;
-    let mut response = http
-        .get(url.clone())
-        .header("accept", "application/json")
-        .send()
-        .await
-        .map_err(|e| format!("fetch failed: {}", without_url(&e)))?;
-    let status = response.status();
-    if status.is_redirection() {
-        return Err("the document URL redirects; redirects are not followed".into());
-    }
-    if status != reqwest::StatusCode::OK {
-        return Err(format!("the document URL answered {}", status.as_u16()));
-    }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT_LEN as u64)
-    {
-        return Err(format!(
-            "the document is larger than {MAX_DOCUMENT_LEN} bytes"
-        ));
-    }
-    let cache_control = response
-        .headers()
-        .get("cache-control")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned);
-    let mut body = Vec::new();
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| format!("reading failed: {}", without_url(&e)))?
-    {
-        if body.len() + chunk.len() > MAX_DOCUMENT_LEN {
-            return Err(format!(
-                "the document is larger than {MAX_DOCUMENT_LEN} bytes"
-            ));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok((body, cache_control))
-}
-
-/// A reqwest error's text without the URL (it is the client id, logged apart).
-fn without_url(err: &reqwest::Error) -> String {
-    let mut text = err.to_string();
-    if let Some(url) = err.url() {
-        text = text.replace(url.as_str(), "the document URL");
-    }
-    text
+    let rule = crate::outbound::Outbound {
+        allow_http: settings.allow_http,
+        allow_private: settings.allow_private_addresses,
+        timeout: deadline,
+    };
+    let fetched = crate::outbound::fetch(
+        "document",
+        id.url(),
+        rule,
+        "application/json",
+        MAX_DOCUMENT_LEN,
+    )
+    .await?;
+    Ok((fetched.body, fetched.cache_control))
 }
 
 /// Middleware: before `/authorize` and `/token` run, resolves the `client_id` they name

@@ -4,9 +4,11 @@
 //! Every dimension is bounded, since the URI is the client's and the fetch happens while a
 //! token request waits: a [`FETCH_TIMEOUT`] per fetch, a [`MAX_JWKS_BYTES`] body, at most
 //! [`MAX_CACHED`] sets cached for [`CACHE_TTL`], and a refetch for an unknown `kid` at most
-//! once per [`REFRESH_INTERVAL`] per URI. Against server-side request forgery: `https` only
-//! (plain `http` only when a setting allows it, for tests and loopback), no redirects
-//! followed, and no credentials or cookies sent.
+//! once per [`REFRESH_INTERVAL`] per URI. Against server-side request forgery, the fetch
+//! takes the one outbound path ([`crate::outbound`]) client metadata documents take: `https`
+//! only, public addresses only with the connection pinned to them, no redirects followed,
+//! and no credentials or cookies sent; development switches allow plain `http`
+//! (`allow_http_jwks_uri`) and private addresses (`allow_private_jwks_uri`).
 
 use latchkey_core::client_assertion::{FetchFuture, JwkSet, JwksFetcher, MAX_CLIENT_KEYS};
 use std::collections::HashMap;
@@ -31,17 +33,20 @@ struct Cached {
 
 /// The server's [`JwksFetcher`]: reqwest with the bounds of this module and a cache.
 pub struct HttpJwksFetcher {
-    http: reqwest::Client,
-    allow_http: bool,
+    rule: crate::outbound::Outbound,
     cache: Mutex<HashMap<String, Cached>>,
 }
 
 impl HttpJwksFetcher {
-    /// A fetcher; `allow_http` also lets plain-`http` URIs through (tests, loopback).
-    pub fn new(allow_http: bool) -> anyhow::Result<Self> {
+    /// A fetcher; `allow_http` also lets plain-`http` URIs through, `allow_private` hosts at
+    /// loopback, private and link-local addresses (both for development and tests only).
+    pub fn new(allow_http: bool, allow_private: bool) -> anyhow::Result<Self> {
         Ok(Self {
-            http: outbound_client()?,
-            allow_http,
+            rule: crate::outbound::Outbound {
+                allow_http,
+                allow_private,
+                timeout: FETCH_TIMEOUT,
+            },
             cache: Mutex::new(HashMap::new()),
         })
     }
@@ -85,71 +90,21 @@ impl HttpJwksFetcher {
     }
 
     async fn download(&self, uri: &str) -> Result<Arc<JwkSet>, String> {
-        let body = fetch_bounded(
-            &self.http,
+        let url = url::Url::parse(uri).map_err(|e| format!("jwks_uri: {e}"))?;
+        let fetched = crate::outbound::fetch(
             "jwks_uri",
-            uri,
-            self.allow_http,
+            &url,
+            self.rule,
             "application/json, application/jwk-set+json",
             MAX_JWKS_BYTES,
         )
         .await?;
         let value: serde_json::Value =
-            serde_json::from_slice(&body).map_err(|e| format!("jwks_uri body: {e}"))?;
+            serde_json::from_slice(&fetched.body).map_err(|e| format!("jwks_uri body: {e}"))?;
         let set = latchkey_core::client_assertion::parse_jwks(&value)?;
         debug_assert!(set.keys.len() <= MAX_CLIENT_KEYS);
         Ok(Arc::new(set))
     }
-}
-
-/// An HTTP client for fetching what a client publishes: [`FETCH_TIMEOUT`] per fetch
-/// (connecting included), no redirects followed, no cookies.
-pub fn outbound_client() -> anyhow::Result<reqwest::Client> {
-    Ok(reqwest::Client::builder()
-        .timeout(FETCH_TIMEOUT)
-        .connect_timeout(FETCH_TIMEOUT)
-        .redirect(reqwest::redirect::Policy::none())
-        .build()?)
-}
-
-/// GETs `uri` (the client's `what`, named in errors) with `http`: `https` only, plain `http`
-/// when `allow_http`; a `2xx` answer's body of at most `max_bytes`, read as it arrives and
-/// abandoned past the bound. The error is safe to show the operator.
-pub async fn fetch_bounded(
-    http: &reqwest::Client,
-    what: &str,
-    uri: &str,
-    allow_http: bool,
-    accept: &str,
-    max_bytes: usize,
-) -> Result<Vec<u8>, String> {
-    let url = reqwest::Url::parse(uri).map_err(|e| format!("{what}: {e}"))?;
-    match url.scheme() {
-        "https" => {}
-        "http" if allow_http => {}
-        other => return Err(format!("{what} scheme {other} not allowed")),
-    }
-    let mut resp = http
-        .get(url)
-        .header("accept", accept)
-        .send()
-        .await
-        .map_err(|e| format!("{what} fetch: {e}"))?;
-    if !resp.status().is_success() {
-        return Err(format!("{what} answered {}", resp.status()));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = resp
-        .chunk()
-        .await
-        .map_err(|e| format!("{what} body: {e}"))?
-    {
-        if body.len() + chunk.len() > max_bytes {
-            return Err(format!("{what} body over {max_bytes} bytes"));
-        }
-        body.extend_from_slice(&chunk);
-    }
-    Ok(body)
 }
 
 impl JwksFetcher for HttpJwksFetcher {

@@ -17,6 +17,7 @@ pub mod jwks_fetch;
 pub mod logging;
 pub mod metrics;
 pub mod mtls;
+pub mod outbound;
 pub mod registration;
 pub mod serve;
 pub mod settings;

@@ -60,6 +60,7 @@ async fn main() -> std::process::ExitCode {
         Command::Consent(cmd) => cli::consent(cmd, &settings).await,
         Command::Keys(cmd) => cli::keys(cmd, &settings).await,
         Command::Registration(cmd) => cli::registration(cmd, &settings).await,
+        Command::Resource(cmd) => cli::resource(cmd, &settings).await,
         Command::Config(cli::ConfigCommand::Show) => cli::config_show(&settings),
         Command::Health { url, timeout } => cli::health(url, timeout, &settings).await,
         Command::Backup { dir } => cli::backup(&dir, &settings),

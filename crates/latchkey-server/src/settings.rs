@@ -80,6 +80,10 @@ pub struct Settings {
     pub resources: Vec<resources::ResourceSettings>,
     /// DPoP (RFC 9449): sender-constrained tokens.
     pub dpop: DpopSettings,
+    /// Development only: lets the `jwks_uri` of `private_key_jwt` clients be fetched from
+    /// loopback, private and link-local addresses; off by default (server-side request
+    /// forgery: the URI is the client's).
+    pub allow_private_jwks_uri: bool,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -740,6 +744,7 @@ impl Default for Settings {
             client_id_metadata: Default::default(),
             resources: Vec::new(),
             dpop: DpopSettings::default(),
+            allow_private_jwks_uri: false,
         }
     }
 }

@@ -8,12 +8,14 @@
 
 use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
+use latchkey_core::indicator::RegisteredResource;
 use latchkey_core::registration::store::{
     ClientRegistration, InitialAccessToken, RegistrationStore,
 };
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Digest;
 use latchkey_core::session::SessionRecord;
+use latchkey_core::store::ResourceStore;
 use latchkey_core::store::memory::MemoryStore;
 use latchkey_core::store::tiered::Tiered;
 use latchkey_core::store::{
@@ -838,3 +840,35 @@ macro_rules! registration_store {
 // Registrations live with their clients, in the durable store.
 registration_store!(Durable, self, d => self);
 registration_store!(AnyStore, self, d => self.durable());
+
+/// Implements [`ResourceStore`] for an enum by delegating every call to its durable store.
+macro_rules! resource_store {
+    ($ty:ty, $self:ident, $s:ident => $target:expr) => {
+        impl ResourceStore for $ty {
+            async fn create_resource(&$self, resource: &RegisteredResource) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.create_resource(resource).await)
+            }
+            async fn update_resource(&$self, resource: &RegisteredResource) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.update_resource(resource).await)
+            }
+            async fn get_resource(&$self, id: &str) -> Result<Option<RegisteredResource>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.get_resource(id).await)
+            }
+            async fn list_resources(&$self) -> Result<Vec<RegisteredResource>, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.list_resources().await)
+            }
+            async fn delete_resource(&$self, id: &str) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.delete_resource(id).await)
+            }
+        }
+    };
+}
+
+// Run-time resources are configuration: in the durable store.
+resource_store!(Durable, self, d => self);
+resource_store!(AnyStore, self, d => self.durable());

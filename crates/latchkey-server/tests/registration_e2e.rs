@@ -192,6 +192,20 @@ async fn a_self_registered_client_signs_a_user_in_then_manages_and_deletes_its_r
     assert_eq!(put.status(), StatusCode::OK);
     let put: Value = put.json().await.expect("JSON");
     assert_eq!(put["client_name"], "Renamed");
+    // RFC 7592 §3: a new registration access token; the one just used is spent.
+    let rotated = put["registration_access_token"]
+        .as_str()
+        .expect("a rotated registration access token")
+        .to_owned();
+    assert_ne!(rotated, access);
+    let spent = http
+        .get(&config_uri)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(spent.status(), StatusCode::UNAUTHORIZED);
+    let access = rotated;
     update["redirect_uris"] = json!(["http://app.example/cb"]);
     let bad = http
         .put(&config_uri)

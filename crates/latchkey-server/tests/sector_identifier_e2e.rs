@@ -212,8 +212,8 @@ async fn a_sector_identifier_uri_is_fetched_checked_and_names_the_pairwise_secto
     for (path, why) in [
         ("only-a.json", "https://b.rp.example/cb"),
         ("not-an-array.json", "JSON array"),
-        ("big.json", "over"),
-        ("moved.json", "302"),
+        ("big.json", "larger than"),
+        ("moved.json", "redirects are not followed"),
         ("missing.json", "404"),
     ] {
         let err = create(

@@ -39,6 +39,8 @@ mod pool;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod registration_rows;
 #[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
+mod resource_rows;
+#[cfg(any(feature = "sqlite", feature = "postgres", feature = "mysql"))]
 mod rows;
 
 #[cfg(any(feature = "postgres", feature = "mysql"))]

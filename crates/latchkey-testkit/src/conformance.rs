@@ -31,6 +31,7 @@ use latchkey_core::user::{AuthenticatedUser, Inline, StoreUsers};
 
 pub use crate::key_conformance::*;
 pub use crate::registration_conformance::*;
+pub use crate::resource_conformance::*;
 
 /// Runs the whole conformance suite against the store built by `$make` (an async
 /// expression evaluated once per test, yielding a fresh store).
@@ -83,6 +84,8 @@ macro_rules! store_conformance {
             registrations_round_trip_and_go_with_their_client,
             initial_tokens_are_spent_once_per_use,
             concurrent_initial_token_uses_never_overspend,
+            resources_round_trip_exactly,
+            concurrent_resource_creates_have_exactly_one_winner,
         );
     };
     (@tests $make:expr; $($name:ident),* $(,)?) => {

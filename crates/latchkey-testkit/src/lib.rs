@@ -9,6 +9,7 @@ pub mod oauth1_conformance;
 pub mod oauth1_kit;
 pub mod pending_conformance;
 pub mod registration_conformance;
+pub mod resource_conformance;
 
 use base64::Engine as _;
 use latchkey_core::client::{Client, GrantType, NewClient};

@@ -63,8 +63,8 @@ where
     // RFC 8707 §2.2: the exchange may name a subset of the resources authorized; a code
     // authorized for none may name resources the client may ask for.
     let (audience, scope) = if record.audience.is_empty() {
-        p.config()
-            .resources
+        p.resources_for(resources)
+            .await?
             .target(client, resources, record.scope, false)?
     } else {
         (

@@ -30,8 +30,8 @@ where
     )?;
     // RFC 8707 §2: the resources, and the scope they accept.
     let (audience, scope) =
-        p.config()
-            .resources
+        p.resources_for(resources)
+            .await?
             .target(client, resources, scope, requested.is_some())?;
     p.issue(Grant {
         client_id: client.id.clone(),

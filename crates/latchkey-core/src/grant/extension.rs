@@ -298,10 +298,12 @@ where
             .collect::<Result<_, _>>()?,
         None => resources.to_vec(),
     };
-    let (audience, granted_scope) =
-        p.config()
-            .resources
-            .target(client, &targets, decision.scope, scope.is_some())?;
+    let (audience, granted_scope) = p.resources_for(&targets).await?.target(
+        client,
+        &targets,
+        decision.scope,
+        scope.is_some(),
+    )?;
     let grant_type = GrantType::Extension(grant_type);
     let shorter = |asked: Option<u64>, configured: u64| {
         asked.map_or(configured, |secs| secs.max(1).min(configured))

@@ -40,10 +40,12 @@ where
         p.default_scopes(client),
     )?;
     // RFC 8707 §2: the resources, and the scope they accept.
-    let (audience, scope) =
-        p.config()
-            .resources
-            .target(client, asked.resources, scope, asked.scope.is_some())?;
+    let (audience, scope) = p.resources_for(asked.resources).await?.target(
+        client,
+        asked.resources,
+        scope,
+        asked.scope.is_some(),
+    )?;
     // RFC 6749 §4.3.2: "the authorization server MUST protect the endpoint against brute
     // force attacks": check_password is the one path with the backoff and the audit.
     let user = match p

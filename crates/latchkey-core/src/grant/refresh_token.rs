@@ -110,8 +110,8 @@ where
     // (`invalid_target` beyond); the new refresh token keeps them all. A family with no
     // resource may name resources the client may ask for, as its first exchange could.
     let (audience, scope) = if record.audience.is_empty() {
-        p.config()
-            .resources
+        p.resources_for(resources)
+            .await?
             .target(client, resources, scope, false)?
     } else {
         (

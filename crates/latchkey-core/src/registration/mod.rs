@@ -386,7 +386,9 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
                 let body = self.client_information(&client, &types, None, None);
                 Ok(HttpResponse::json_no_store(200, &body))
             }
-            Method::Other(ref m) if m == "PUT" => self.update(policy, req, client).await,
+            Method::Other(ref m) if m == "PUT" => {
+                self.update(policy, req, client, registration).await
+            }
             Method::Other(ref m) if m == "DELETE" => {
                 self.store().delete_client(client_id).await?;
                 self.store().delete_registration(client_id).await?;
@@ -410,6 +412,7 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
         policy: &RegistrationPolicy,
         req: &HttpRequest,
         current: Client,
+        registration: ClientRegistration,
     ) -> Result<HttpResponse, OAuthError> {
         let parsed = RegistrationRequest::parse(&req.body)?;
         if parsed.client_id() != Some(current.id.as_str()) {
@@ -443,8 +446,23 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
             self.with_secret(built.client.clone(), built.needs_secret(), Some(&current))?;
         client.validate().map_err(|e| invalid_metadata(e.0))?;
         self.store().put_client(&client).await?;
-        tracing::info!(client_id = %client.id, "client registration updated");
-        let body = self.client_information(&client, &built.response_types, secret.as_ref(), None);
+        // RFC 7592 §3: "the authorization server MAY issue a new registration access token";
+        // this one always does, so a token seen once in an update's request is spent. The
+        // client first: should this write fail, the update stands and the old token works.
+        let access = Secret::new(random_token(self.entropy(), 32));
+        let rotated = ClientRegistration {
+            token_digest: access.digest(),
+            last_used: day_of(self.clock().now()).max(registration.last_used),
+            ..registration
+        };
+        self.store().put_registration(&rotated).await?;
+        tracing::info!(client_id = %client.id, "client registration updated, access token rotated");
+        let body = self.client_information(
+            &client,
+            &built.response_types,
+            secret.as_ref(),
+            Some(&access),
+        );
         Ok(HttpResponse::json_no_store(200, &body))
     }
 

@@ -158,6 +158,8 @@ pub struct MemoryStore {
     pending: super::pending::MemoryPendingStore,
     /// Dynamic registration's records, behind their own lock.
     registrations: crate::registration::store::MemoryRegistrations,
+    /// Resources registered at run time, behind their own lock.
+    resources: super::resources::MemoryResources,
 }
 
 #[derive(Debug, Default)]
@@ -407,6 +409,39 @@ impl ClientStore for MemoryStore {
 
     async fn list_clients(&self) -> Result<Vec<Client>, StoreError> {
         Ok(self.lock().clients.values().cloned().collect())
+    }
+}
+
+impl super::ResourceStore for MemoryStore {
+    async fn create_resource(
+        &self,
+        resource: &crate::indicator::RegisteredResource,
+    ) -> Result<bool, StoreError> {
+        self.resources.create_resource(resource).await
+    }
+
+    async fn update_resource(
+        &self,
+        resource: &crate::indicator::RegisteredResource,
+    ) -> Result<bool, StoreError> {
+        self.resources.update_resource(resource).await
+    }
+
+    async fn get_resource(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::indicator::RegisteredResource>, StoreError> {
+        self.resources.get_resource(id).await
+    }
+
+    async fn list_resources(
+        &self,
+    ) -> Result<Vec<crate::indicator::RegisteredResource>, StoreError> {
+        self.resources.list_resources().await
+    }
+
+    async fn delete_resource(&self, id: &str) -> Result<bool, StoreError> {
+        self.resources.delete_resource(id).await
     }
 }
 

@@ -21,6 +21,7 @@ pub mod memory;
 pub mod oauth1;
 pub mod pending;
 pub mod replay;
+pub mod resources;
 pub mod tiered;
 
 use crate::client::{Client, ClientId};
@@ -32,6 +33,7 @@ use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
 pub use pending::{PendingKind, PendingRecord, PendingStore};
 pub use replay::ReplayStore;
+pub use resources::ResourceStore;
 use std::future::Future;
 
 pub use keys::{KeyStore, KeyUpdate, StoredKeys};
@@ -465,7 +467,7 @@ pub trait SessionStore: Send + Sync + 'static {
 }
 
 /// What a [`crate::provider::Provider`] needs from its store: clients, tokens, codes, consent,
-/// login sessions, the replay cache, signing keys and pending requests (users come through the
+/// login sessions, the replay cache, signing keys, pending requests and run-time resources (users come through the
 /// separate [`crate::user::UserAuthenticator`]).
 pub trait ProviderStore:
     ClientStore
@@ -476,6 +478,7 @@ pub trait ProviderStore:
     + ReplayStore
     + KeyStore
     + PendingStore
+    + ResourceStore
 {
 }
 impl<
@@ -486,7 +489,8 @@ impl<
         + SessionStore
         + ReplayStore
         + KeyStore
-        + PendingStore,
+        + PendingStore
+        + ResourceStore,
 > ProviderStore for T
 {
 }
@@ -502,6 +506,7 @@ pub trait Store:
     + ReplayStore
     + KeyStore
     + PendingStore
+    + ResourceStore
     + Clone
 {
 }
@@ -515,6 +520,7 @@ impl<
         + ReplayStore
         + KeyStore
         + PendingStore
+        + ResourceStore
         + Clone,
 > Store for T
 {

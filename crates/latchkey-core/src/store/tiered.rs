@@ -353,3 +353,37 @@ impl<D: crate::registration::store::RegistrationStore, F: Send + Sync + 'static>
         self.durable.unused_registrations(before, limit).await
     }
 }
+
+/// Run-time resources are configuration: in the durable store.
+impl<D: super::ResourceStore, F: Send + Sync + 'static> super::ResourceStore for Tiered<D, F> {
+    async fn create_resource(
+        &self,
+        resource: &crate::indicator::RegisteredResource,
+    ) -> Result<bool, StoreError> {
+        self.durable.create_resource(resource).await
+    }
+
+    async fn update_resource(
+        &self,
+        resource: &crate::indicator::RegisteredResource,
+    ) -> Result<bool, StoreError> {
+        self.durable.update_resource(resource).await
+    }
+
+    async fn get_resource(
+        &self,
+        id: &str,
+    ) -> Result<Option<crate::indicator::RegisteredResource>, StoreError> {
+        self.durable.get_resource(id).await
+    }
+
+    async fn list_resources(
+        &self,
+    ) -> Result<Vec<crate::indicator::RegisteredResource>, StoreError> {
+        self.durable.list_resources().await
+    }
+
+    async fn delete_resource(&self, id: &str) -> Result<bool, StoreError> {
+        self.durable.delete_resource(id).await
+    }
+}

@@ -4,13 +4,13 @@
 //! Its host is then the client's sector: the clients that share it see the same pairwise
 //! subjects.
 //!
-//! The fetch is bounded like the `jwks_uri` fetch it shares ([`fetch_bounded`]): `https` only,
-//! five seconds, 64 KiB, no redirects followed (the array is the one at the registered URL, on
-//! its host). Plain `http` to a loopback host is allowed only with the development switch
+//! The fetch takes the outbound path it shares with `jwks_uri` and client metadata documents
+//! ([`crate::outbound`]): `https` only, public addresses only (connection pinned), five
+//! seconds, 64 KiB, no redirects followed (the array is the one at the registered URL, on its
+//! host). Plain `http` to a loopback host is allowed only with the development switch
 //! `oidc.allow_http_sector_identifier_uri`.
 
 use super::{Admin, AdminError};
-use crate::jwks_fetch::{fetch_bounded, outbound_client};
 use latchkey_core::client::Client;
 use latchkey_core::oidc::subject::{
     MAX_SECTOR_DOCUMENT_BYTES, check_sector_document, check_sector_uri, is_http_loopback,
@@ -39,17 +39,24 @@ impl Admin {
         };
         check_sector_uri(uri).map_err(invalid_metadata)?;
         let allow_http = self.allow_http_sector && is_http_loopback(uri);
-        let http = outbound_client().map_err(invalid_metadata)?;
-        let document = fetch_bounded(
-            &http,
-            "sector_identifier_uri",
-            uri,
+        let url = url::Url::parse(uri)
+            .map_err(|e| invalid_metadata(format!("sector_identifier_uri: {e}")))?;
+        // The development switch that allows plain `http` on loopback allows its loopback
+        // address too; otherwise the host must be public.
+        let rule = crate::outbound::Outbound {
             allow_http,
+            allow_private: allow_http,
+            timeout: crate::jwks_fetch::FETCH_TIMEOUT,
+        };
+        let fetched = crate::outbound::fetch(
+            "sector_identifier_uri",
+            &url,
+            rule,
             "application/json",
             MAX_SECTOR_DOCUMENT_BYTES,
         )
         .await
         .map_err(invalid_metadata)?;
-        check_sector_document(client, &document).map_err(invalid_metadata)
+        check_sector_document(client, &fetched.body).map_err(invalid_metadata)
     }
 }

@@ -102,7 +102,8 @@ pub async fn run(
                     .with_kek(crate::signing_keys::load_kek(&settings)?)
                     .with_key_policy(crate::signing_keys::policy(&settings)?)
                     .with_provider(provider.clone())
-                    .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri);
+                    .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri)
+                    .with_configured_resources(provider.config().resources.clone());
             let mut admin_app = crate::admin_api::router(ops, &token);
             // Metrics are for the operator's scraper, not the internet: on this listener,
             // which operators keep private, and without the admin token (a scraper should not

@@ -134,6 +134,7 @@ pub fn build_provider_with_sink(
             kek: Some(crate::signing_keys::load_kek(settings)?),
             fetcher: Some(Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
                 settings.allow_http_jwks_uri,
+                settings.allow_private_jwks_uri,
             )?)),
         })
         .logout_sink(sink)

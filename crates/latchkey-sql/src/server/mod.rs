@@ -23,6 +23,7 @@ mod pending;
 mod postgres;
 mod registration;
 mod replay;
+mod resources;
 mod sessions;
 mod tokens;
 

@@ -104,6 +104,11 @@ impl Dialect for MySqlDialect {
             name: "registration",
             sql: include_str!("../../migrations/mysql/0014_registration.sql"),
         },
+        Migration {
+            version: 15,
+            name: "resources",
+            sql: include_str!("../../migrations/mysql/0015_resources.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT NOT NULL PRIMARY KEY,

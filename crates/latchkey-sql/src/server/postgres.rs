@@ -98,6 +98,11 @@ impl Dialect for PgDialect {
             name: "registration",
             sql: include_str!("../../migrations/postgres/0014_registration.sql"),
         },
+        Migration {
+            version: 15,
+            name: "resources",
+            sql: include_str!("../../migrations/postgres/0015_resources.sql"),
+        },
     ];
     const SCHEMA_TABLE: &'static str = "CREATE TABLE IF NOT EXISTS latchkey_schema_migrations (
                                             version    BIGINT PRIMARY KEY,

@@ -92,6 +92,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "registration",
         sql: include_str!("../../migrations/sqlite/0016_registration.sql"),
     },
+    Migration {
+        version: 17,
+        name: "resources",
+        sql: include_str!("../../migrations/sqlite/0017_resources.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

@@ -22,6 +22,7 @@ mod pending;
 mod readers;
 mod registration;
 mod replay;
+mod resources;
 mod sessions;
 mod writer;
 

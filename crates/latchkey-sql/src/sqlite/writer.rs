@@ -168,6 +168,8 @@ pub(crate) enum Op {
     Pending(super::pending::Write),
     /// A write of dynamic registration's records (see `super::registration`).
     Registration(super::registration::Write),
+    /// A write of the run-time resource registry (see `super::resources`).
+    Resource(super::resources::Write),
 }
 
 impl Op {
@@ -210,6 +212,7 @@ impl Op {
             Self::Keys(write) => write.answer(),
             Self::Pending(write) => write.answer(),
             Self::Registration(write) => write.answer(),
+            Self::Resource(write) => write.answer(),
         }
     }
 }
@@ -418,6 +421,7 @@ fn apply(conn: &Connection, op: &mut Op) -> rusqlite::Result<()> {
         Op::Keys(write) => super::keys::apply(conn, write),
         Op::Pending(write) => super::pending::apply(conn, write),
         Op::Registration(write) => super::registration::apply(conn, write),
+        Op::Resource(write) => super::resources::apply(conn, write),
         Op::PutClient(row, reply) => {
             put_client(conn, row)?;
             reply.set(Ok(()))

@@ -228,7 +228,11 @@ where
         Ok(list) => list,
         Err(err) => return AuthorizeOutcome::ErrorPage(err),
     };
-    if let Err(err) = p.config().resources.authorize(&client, &requested) {
+    let registry = match p.resources_for(&requested).await {
+        Ok(registry) => registry,
+        Err(err) => return AuthorizeOutcome::ErrorPage(err),
+    };
+    if let Err(err) = registry.authorize(&client, &requested) {
         return AuthorizeOutcome::ErrorPage(err);
     }
     let request = AuthorizeRequest {

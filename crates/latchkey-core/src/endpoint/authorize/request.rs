@@ -580,11 +580,16 @@ where
     // RFC 8707 §2: each `resource` must be one this client may get tokens for
     // (`invalid_target`), and the scope one those resources accept.
     let scope = std::mem::replace(&mut request.scope, ScopeSet::empty());
-    match crate::indicator::requested(params).and_then(|asked| {
-        p.config()
-            .resources
-            .target(&request.client, &asked, scope, requested_scope.is_some())
-    }) {
+    let targeted = match crate::indicator::requested(params) {
+        Ok(asked) => match p.resources_for(&asked).await {
+            Ok(registry) => {
+                registry.target(&request.client, &asked, scope, requested_scope.is_some())
+            }
+            Err(err) => Err(err),
+        },
+        Err(err) => Err(err),
+    };
+    match targeted {
         Ok((audience, scope)) => {
             request.audience = audience;
             request.scope = scope;
