@@ -80,6 +80,8 @@ pub struct Settings {
     pub resources: Vec<resources::ResourceSettings>,
     /// DPoP (RFC 9449): sender-constrained tokens.
     pub dpop: DpopSettings,
+    /// Traces: export of the request spans over OTLP (`[tracing.otlp]`), off by default.
+    pub tracing: crate::telemetry::TracingSettings,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -676,6 +678,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `RUST_LOG`-style filter; `RUST_LOG` itself wins when set.
     pub filter: String,
+    /// One access line per request (target `latchkey::access`, level `info`): method, route
+    /// pattern, status, duration, request id and client address; never the query string,
+    /// a header or a credential. On by default; `LATCHKEY_LOG__ACCESS=false` turns it off.
+    pub access: bool,
 }
 
 impl Default for LogSettings {
@@ -683,6 +689,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Auto,
             filter: "info".into(),
+            access: true,
         }
     }
 }
@@ -732,6 +739,7 @@ impl Default for Settings {
             client_id_metadata: Default::default(),
             resources: Vec::new(),
             dpop: DpopSettings::default(),
+            tracing: Default::default(),
         }
     }
 }
