@@ -68,9 +68,19 @@ async fn every_request_gets_one_access_line_without_query_or_credentials() {
     let admin = admin_base(&server);
     let http = reqwest::Client::new();
 
-    // A token request whose query string carries a would-be credential.
+    // A token request whose query string carries a credential: refused (RFC 6749 §2.3.1
+    // allows credentials in the body only), and the query is never logged.
     let resp = http
         .post(server.url("/token?client_secret=query-secret-value"))
+        .header("authorization", client.basic())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials")
+        .send()
+        .await
+        .expect("answer");
+    assert_eq!(resp.status().as_u16(), 400);
+    let resp = http
+        .post(server.url("/token"))
         .header("authorization", client.basic())
         .header("content-type", "application/x-www-form-urlencoded")
         .header("x-request-id", "trace-me-42")
@@ -109,10 +119,11 @@ async fn every_request_gets_one_access_line_without_query_or_credentials() {
     assert_eq!(resp.status().as_u16(), 200, "rotate the secret");
     let rotated: serde_json::Value = resp.json().await.expect("json");
 
-    let lines = log_lines(dir.path(), 4, is_access).await;
+    let lines = log_lines(dir.path(), 5, is_access).await;
     let by_route = |route: &str| {
         lines
             .iter()
+            .rev()
             .find(|l| l["fields"]["route"] == route)
             .unwrap_or_else(|| panic!("no access line for {route}: {lines:#?}"))
     };
@@ -132,9 +143,14 @@ async fn every_request_gets_one_access_line_without_query_or_credentials() {
     let rotate = &by_route("/admin/clients/{id}/secret")["fields"];
     assert_eq!(rotate["status"], 200);
     assert_eq!(rotate["client_ip"], "127.0.0.1");
+    let refused = lines
+        .iter()
+        .find(|l| l["fields"]["route"] == "/token")
+        .expect("the refused request");
+    assert_eq!(refused["fields"]["status"], 400);
     assert_eq!(
         lines.len(),
-        4,
+        5,
         "one line per request, nothing else: {lines:#?}"
     );
 
