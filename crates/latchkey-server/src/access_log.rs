@@ -135,12 +135,25 @@ pub(crate) fn client_ip<B>(proxies: &TrustedProxies, req: &Request<B>) -> Option
     Some(proxies.client_ip_from(peer, forwarded))
 }
 
+/// The status logged for a request whose client went away before the answer (the
+/// connection closed, so the server dropped the request): nginx's 499.
+const CLIENT_CLOSED: u16 = 499;
+
 pin_project_lite::pin_project! {
-    /// The response future of [`AccessLog`]: the inner future, then the line.
+    /// The response future of [`AccessLog`]: the inner future, then the line. Dropped
+    /// unfinished (the client closed the connection), it logs status 499.
     pub struct AccessLogFuture<F> {
         #[pin]
         inner: F,
         entry: Option<Entry>,
+    }
+
+    impl<F> PinnedDrop for AccessLogFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(entry) = this.project().entry.take() {
+                entry.write(CLIENT_CLOSED);
+            }
+        }
     }
 }
 
@@ -248,17 +261,35 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn one_json_line_per_request_without_query_or_headers() {
+    async fn a_request_abandoned_by_its_client_is_logged_as_499() {
         let lines = Lines::default();
-        let subscriber = tracing_subscriber::fmt()
+        let _default = tracing::subscriber::set_default(json_subscriber(&lines));
+        let mut service = AccessLogLayer::new(TrustedProxies::default()).layer(tower::service_fn(
+            |_req: Request<Body>| async {
+                std::future::pending::<Result<Response<Body>, Infallible>>().await
+            },
+        ));
+        let pending = service.call(request("/token", "192.0.2.9:5000", None));
+        drop(pending);
+        let text = String::from_utf8(lines.0.lock().expect("test").clone()).expect("utf-8");
+        let logged: serde_json::Value = serde_json::from_str(text.trim()).expect("one line");
+        assert_eq!(logged["fields"]["status"], 499);
+        assert_eq!(logged["fields"]["route"], "/token");
+    }
+
+    fn json_subscriber(lines: &Lines) -> impl tracing::Subscriber + Send + Sync {
+        let lines = lines.clone();
+        tracing_subscriber::fmt()
             .fmt_fields(crate::logging::JsonSpanFields)
             .event_format(crate::logging::JsonLines)
-            .with_writer({
-                let lines = lines.clone();
-                move || lines.clone()
-            })
-            .finish();
-        let _default = tracing::subscriber::set_default(subscriber);
+            .with_writer(move || lines.clone())
+            .finish()
+    }
+
+    #[tokio::test]
+    async fn one_json_line_per_request_without_query_or_headers() {
+        let lines = Lines::default();
+        let _default = tracing::subscriber::set_default(json_subscriber(&lines));
         let service = AccessLogLayer::new(TrustedProxies::default()).layer(tower::service_fn(
             |_req: Request<Body>| async {
                 Ok::<_, Infallible>(
