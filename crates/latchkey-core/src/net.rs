@@ -117,11 +117,42 @@ impl TrustedProxies {
     /// hop, which is then the best known client.
     pub fn client_ip(&self, req: &HttpRequest) -> Option<IpAddr> {
         let peer = req.peer.map(|p| p.ip())?;
+        let name = self.header_name();
+        Some(
+            self.client_ip_from(
+                peer,
+                req.headers
+                    .iter()
+                    .filter(|(n, _)| n.eq_ignore_ascii_case(name))
+                    .map(|(_, v)| v.as_str()),
+            ),
+        )
+    }
+
+    /// The header the trusted proxies set to name the client, in lowercase: an adapter that
+    /// keeps headers in its own type passes that header's values to
+    /// [`TrustedProxies::client_ip_from`].
+    pub fn header_name(&self) -> &'static str {
+        match self.header {
+            ForwardedHeader::XForwardedFor => "x-forwarded-for",
+            ForwardedHeader::Forwarded => "forwarded",
+        }
+    }
+
+    /// The rule of [`TrustedProxies::client_ip`], for a caller that holds the peer and the
+    /// values of the [`TrustedProxies::header_name`] header (in the order received) rather
+    /// than an [`HttpRequest`]: the server's access log resolves every request's address this
+    /// way without copying its headers. The values are read only when `peer` is trusted.
+    pub fn client_ip_from<'a>(
+        &self,
+        peer: IpAddr,
+        forwarded: impl Iterator<Item = &'a str>,
+    ) -> IpAddr {
         if !self.trusts(peer) {
-            return Some(peer);
+            return peer;
         }
         let mut client = peer;
-        let mut entries = self.chain(req);
+        let mut entries = self.chain(forwarded);
         entries.reverse();
         for entry in entries {
             let Some(ip) = entry else { break };
@@ -130,7 +161,7 @@ impl TrustedProxies {
                 break;
             }
         }
-        Some(client)
+        client
     }
 
     /// Whether the nearest trusted proxy received `req` over HTTPS: the right-most value of
@@ -165,14 +196,13 @@ impl TrustedProxies {
         crate::mtls::decode_forwarded_certificate(req.header(name)?)
     }
 
-    /// The forwarding chain, left (client) to right (nearest proxy), from the configured
-    /// header; `None` for an entry that is not an address.
-    fn chain(&self, req: &HttpRequest) -> Vec<Option<IpAddr>> {
+    /// The forwarding chain, left (client) to right (nearest proxy), from the values of the
+    /// configured header; `None` for an entry that is not an address.
+    fn chain<'a>(&self, values: impl Iterator<Item = &'a str>) -> Vec<Option<IpAddr>> {
+        let entries = values.flat_map(|v| v.split(',')).map(str::trim);
         match self.header {
-            ForwardedHeader::XForwardedFor => values(req, "x-forwarded-for")
-                .map(|v| v.parse::<IpAddr>().ok())
-                .collect(),
-            ForwardedHeader::Forwarded => values(req, "forwarded")
+            ForwardedHeader::XForwardedFor => entries.map(|v| v.parse::<IpAddr>().ok()).collect(),
+            ForwardedHeader::Forwarded => entries
                 .map(|element| parameter(element, "for").and_then(|v| node_ip(&v)))
                 .collect(),
         }

@@ -98,7 +98,11 @@ async fn require_admin(
     match presented {
         Some(token) if api.token.matches(&Secret::new(token)) => next.run(req).await,
         _ => {
-            tracing::warn!(target: "latchkey::audit", event = "admin_auth_failed");
+            tracing::warn!(
+                target: "latchkey::audit",
+                event = "admin_auth_failed",
+                client_ip = crate::audit::request_client_ip(),
+            );
             (
                 StatusCode::UNAUTHORIZED,
                 [(header::WWW_AUTHENTICATE, "Bearer realm=\"latchkey-admin\"")],

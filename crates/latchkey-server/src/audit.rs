@@ -2,9 +2,43 @@
 //! Events carry identifiers only, never a secret, a token or a password; each line names the
 //! client address (`client_ip`) when the event came from a request, and identifiers a client
 //! chose are cut to a bounded length ([`loggable`]).
+//!
+//! Admin changes are audited where they are made (`admin.rs`), for the CLI and the admin API
+//! alike; a change made through the API names the caller's address too, which
+//! [`admin_request_scope`] makes known to them for the length of the request.
 
 use latchkey_core::events::{Event, EventSink, loggable};
 use std::net::IpAddr;
+
+tokio::task_local! {
+    /// The client address of the admin API request being served on this task.
+    static REQUEST_CLIENT: IpAddr;
+}
+
+/// Middleware of the admin listener: the request's client address (resolved through the
+/// trusted proxies, as everywhere) is what [`request_client_ip`] returns while the request
+/// is served, so admin audit lines name it without every operation taking it as an argument.
+pub async fn admin_request_scope(
+    axum::extract::State(proxies): axum::extract::State<
+        std::sync::Arc<latchkey_core::net::TrustedProxies>,
+    >,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    match crate::access_log::client_ip(&proxies, &req) {
+        Some(ip) => REQUEST_CLIENT.scope(ip, next.run(req)).await,
+        None => next.run(req).await,
+    }
+}
+
+/// The client address of the admin API request in progress, as an audit field; `None`
+/// (the field is left out) for the CLI, which has no client address.
+pub fn request_client_ip() -> Option<tracing::field::DisplayValue<IpAddr>> {
+    REQUEST_CLIENT
+        .try_with(|ip| *ip)
+        .ok()
+        .map(tracing::field::display)
+}
 
 /// Writes every core event to the log and counts it in the metrics.
 #[derive(Clone, Copy, Debug, Default)]

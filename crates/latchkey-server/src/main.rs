@@ -27,8 +27,14 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
-    // Held until main returns: dropping it flushes the log lines still queued.
-    let _log = init_logging(&settings, matches!(cli.command, Command::Serve { .. }));
+    // Held until main returns: dropping it flushes the log lines and the spans still queued.
+    let _log = match init_logging(&settings, matches!(cli.command, Command::Serve { .. })) {
+        Ok(guards) => guards,
+        Err(e) => {
+            eprintln!("latchkey: invalid settings: {e}");
+            return std::process::ExitCode::from(2);
+        }
+    };
     let ignored = Settings::ignored_env();
     if !ignored.is_empty() {
         tracing::warn!(
@@ -128,13 +134,27 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
 /// `warn` (or `RUST_LOG`).
 const AUDIT_DIRECTIVE: &str = "latchkey::audit=info";
 
+/// What must live until the process exits: the log writer thread and the span exporter.
+/// The exporter goes first, so that its own last words still reach the log.
+struct Guards {
+    _traces: Option<latchkey_server::telemetry::TracesGuard>,
+    _log: Option<BatchedGuard>,
+}
+
 /// Installs the subscriber. While serving, lines go through [`Batched`]: formatted on the
 /// request path (JSON by [`JsonLines`]), written by a background thread once per burst, so no
 /// request waits on stderr and no line costs a thread wake-up. When stderr cannot keep up,
 /// ordinary lines are dropped and counted, audit lines first use room of their own (see
-/// [`Batched`]). The other commands write straight to stderr.
-fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
+/// [`Batched`]). The other commands write straight to stderr. When `[tracing.otlp]` names
+/// an endpoint, the server's spans are also exported there
+/// ([`latchkey_server::telemetry`]); the filter applies to them as to the lines.
+fn init_logging(
+    settings: &Settings,
+    serving: bool,
+) -> Result<Guards, latchkey_server::telemetry::TelemetryError> {
     use tracing_subscriber::EnvFilter;
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
     let default = if serving {
         settings.log.filter.as_str()
     } else {
@@ -148,6 +168,14 @@ fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     if !serving && let Ok(audit) = AUDIT_DIRECTIVE.parse() {
         filter = filter.add_directive(audit);
     }
+    // Only the server exports spans; the tool commands make none worth a trace.
+    let otlp = if serving {
+        &settings.tracing.otlp
+    } else {
+        &Default::default()
+    };
+    // Checked before anything is installed, so a bad setting is reported plainly.
+    otlp.traces_url()?;
     let json = match settings.log.format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -171,13 +199,22 @@ fn init_logging(settings: &Settings, serving: bool) -> Option<BatchedGuard> {
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(writer);
-    if json {
-        builder
+    let traces = if json {
+        let subscriber = builder
             .fmt_fields(JsonSpanFields)
             .event_format(JsonLines)
-            .init();
+            .finish();
+        let (layer, traces) = latchkey_server::telemetry::layer(otlp)?.unzip();
+        subscriber.with(layer).init();
+        traces
     } else {
-        builder.with_ansi(std::io::stderr().is_terminal()).init();
-    }
-    guard
+        let subscriber = builder.with_ansi(std::io::stderr().is_terminal()).finish();
+        let (layer, traces) = latchkey_server::telemetry::layer(otlp)?.unzip();
+        subscriber.with(layer).init();
+        traces
+    };
+    Ok(Guards {
+        _traces: traces,
+        _log: guard,
+    })
 }

@@ -8,6 +8,11 @@
 //! - `latchkey_refusals_total{endpoint,error,status}`
 //! - `latchkey_auth_failures_total{kind}` (`client` or `user`), `latchkey_reuse_detected_total{kind}`
 //! - `latchkey_store_duration_seconds{op}`
+//! - `latchkey_connections_refused_total`, `latchkey_log_lines_dropped_total{kind}`,
+//!   `latchkey_revocations_total`
+//! - `latchkey_build_info{version}` and the process's own `process_*` series
+//!
+//! Every series has its `# HELP` and `# TYPE` lines.
 
 use axum::extract::{MatchedPath, Request};
 use axum::middleware::Next;
@@ -37,6 +42,7 @@ pub fn install() -> Option<PrometheusHandle> {
                 .build_recorder();
             let handle = recorder.handle();
             metrics::set_global_recorder(recorder).ok()?;
+            describe();
             let upkeep = handle.clone();
             // Histograms are drained into their buckets by upkeep; without it they grow.
             std::thread::Builder::new()
@@ -53,7 +59,56 @@ pub fn install() -> Option<PrometheusHandle> {
         .clone()
 }
 
-/// `GET /metrics`: the Prometheus text exposition.
+/// The `# HELP` text of every series the server records; the exporter writes it (and the
+/// `# TYPE` line) above the series once it has a value.
+fn describe() {
+    use metrics::{describe_counter, describe_histogram};
+    describe_counter!(
+        "http_requests_total",
+        "HTTP requests answered, by method, route pattern and status."
+    );
+    describe_histogram!(
+        "http_request_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time from a request's arrival to its response headers, by method and route pattern."
+    );
+    describe_counter!(
+        "latchkey_tokens_issued_total",
+        "Access tokens issued, by grant type."
+    );
+    describe_counter!(
+        "latchkey_refusals_total",
+        "Requests refused with an OAuth error, by endpoint, error code and status."
+    );
+    describe_counter!(
+        "latchkey_auth_failures_total",
+        "Failed authentications, by kind: client (client credentials) or user (password)."
+    );
+    describe_counter!(
+        "latchkey_reuse_detected_total",
+        "Replays detected: a refresh token or an authorization code used twice (the family is revoked)."
+    );
+    describe_counter!(
+        "latchkey_revocations_total",
+        "Successful token revocation requests."
+    );
+    describe_histogram!(
+        "latchkey_store_duration_seconds",
+        metrics::Unit::Seconds,
+        "Time of one store operation, by operation."
+    );
+    describe_counter!(
+        "latchkey_connections_refused_total",
+        "Connections closed at accept because a connection cap was reached."
+    );
+    describe_counter!(
+        "latchkey_log_lines_dropped_total",
+        "Log lines dropped because the log output could not keep up, by kind (ordinary or audit)."
+    );
+}
+
+/// `GET /metrics`: the Prometheus text exposition: the recorded series, then the process's
+/// own (CPU, memory, descriptors, start time; see [`crate::process_metrics`]).
 pub async fn render(handle: Option<PrometheusHandle>) -> Response {
     match handle {
         Some(h) => (
@@ -61,7 +116,11 @@ pub async fn render(handle: Option<PrometheusHandle>) -> Response {
                 axum::http::header::CONTENT_TYPE,
                 "text/plain; version=0.0.4; charset=utf-8",
             )],
-            h.render(),
+            {
+                let mut text = h.render();
+                crate::process_metrics::append(&mut text);
+                text
+            },
         )
             .into_response(),
         None => (
@@ -99,8 +158,9 @@ pub async fn track(req: Request, next: Next) -> Response {
 }
 
 /// The route as a `'static` label: the router's own patterns are few and fixed, so they are
-/// interned once; anything else is `other`.
-fn route_label(path: &str) -> &'static str {
+/// interned once; a path that carries an identifier becomes its pattern
+/// (`/register/{client_id}`); anything else is `other`. The access log uses the same labels.
+pub(crate) fn route_label(path: &str) -> &'static str {
     const KNOWN: &[&str] = &[
         "/token",
         "/revoke",
@@ -111,29 +171,46 @@ fn route_label(path: &str) -> &'static str {
         "/logout",
         "/apps",
         "/.well-known/oauth-authorization-server",
+        "/.well-known/openid-configuration",
+        "/jwks",
+        "/userinfo",
+        "/end_session",
+        "/register",
         "/healthz",
         "/readyz",
         "/metrics",
+        "/openapi.json",
         "/js/latchkey.js",
         "/device_authorization",
         "/device",
         "/device/login",
         "/par",
+        "/oauth1/request_token",
+        "/oauth1/authorize",
+        "/oauth1/access_token",
+        "/oauth1/revoke",
+        "/oauth1/login",
     ];
-    KNOWN
-        .iter()
-        .find(|k| **k == path)
-        .copied()
-        .unwrap_or(if path.starts_with("/admin") {
-            "/admin"
-        } else if path.starts_with("/oauth1") {
-            "/oauth1"
-        } else {
-            "other"
-        })
+    if let Some(known) = KNOWN.iter().find(|k| **k == path) {
+        return known;
+    }
+    if path.starts_with("/register/") {
+        "/register/{client_id}"
+    } else if path.starts_with("/.well-known/oauth-protected-resource") {
+        "/.well-known/oauth-protected-resource"
+    } else if path.starts_with("/admin") {
+        "/admin"
+    } else if path.starts_with("/oauth1") {
+        "/oauth1"
+    } else if path.starts_with("/apps/") {
+        "/apps"
+    } else {
+        "other"
+    }
 }
 
-fn method_label(m: &axum::http::Method) -> &'static str {
+/// The method as a `'static` label; methods outside the standard set are `other`.
+pub(crate) fn method_label(m: &axum::http::Method) -> &'static str {
     use axum::http::Method;
     match *m {
         Method::GET => "GET",

@@ -84,6 +84,8 @@ pub struct Settings {
     /// loopback, private and link-local addresses; off by default (server-side request
     /// forgery: the URI is the client's).
     pub allow_private_jwks_uri: bool,
+    /// Traces: export of the request spans over OTLP (`[tracing.otlp]`), off by default.
+    pub tracing: crate::telemetry::TracingSettings,
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -688,6 +690,10 @@ pub struct LogSettings {
     pub format: LogFormat,
     /// A `RUST_LOG`-style filter; `RUST_LOG` itself wins when set.
     pub filter: String,
+    /// One access line per request (target `latchkey::access`, level `info`): method, route
+    /// pattern, status, duration, request id and client address; never the query string,
+    /// a header or a credential. On by default; `LATCHKEY_LOG__ACCESS=false` turns it off.
+    pub access: bool,
 }
 
 impl Default for LogSettings {
@@ -695,6 +701,7 @@ impl Default for LogSettings {
         Self {
             format: LogFormat::Auto,
             filter: "info".into(),
+            access: true,
         }
     }
 }
@@ -745,6 +752,7 @@ impl Default for Settings {
             resources: Vec::new(),
             dpop: DpopSettings::default(),
             allow_private_jwks_uri: false,
+            tracing: Default::default(),
         }
     }
 }

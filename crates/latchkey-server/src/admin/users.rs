@@ -104,6 +104,7 @@ impl Admin {
             target: "latchkey::audit",
             event = "admin_change",
             actor = self.actor,
+            client_ip = crate::audit::request_client_ip(),
             action = "user_updated",
             target = username,
             changed = changed.join(","),

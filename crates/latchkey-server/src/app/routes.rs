@@ -42,6 +42,8 @@ pub struct Surroundings {
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// Resolves client ids that are metadata document URLs, when that is on.
     pub client_documents: Option<Arc<crate::client_documents::ClientDocuments>>,
+    /// Writes an access line per request (`log.access`), when on.
+    pub access_log: Option<crate::access_log::AccessLogLayer>,
 }
 
 impl Surroundings {
@@ -56,6 +58,7 @@ impl Surroundings {
             }),
             metrics: None,
             client_documents: None,
+            access_log: None,
         }
     }
 }
@@ -136,12 +139,15 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
         .route(JS_CLIENT_PATH, axum::routing::get(js_client));
     // Requests are counted here; `/metrics` itself is served on the admin listener only.
     let tracked = around.metrics.is_some();
+    // The request id comes first, so that the access line of every request has it, that of
+    // a request whose handler panicked included (the access log sits outside the catch).
     let layered = ServiceBuilder::new()
-        .layer(CatchPanicLayer::new())
         .layer(SetRequestIdLayer::new(
             x_request_id.clone(),
             RandomRequestId,
         ))
+        .layer(option_layer(around.access_log))
+        .layer(CatchPanicLayer::new())
         .layer(SetSensitiveRequestHeadersLayer::new([
             header::AUTHORIZATION,
             header::COOKIE,

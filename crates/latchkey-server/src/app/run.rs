@@ -2,16 +2,18 @@
 //! shutdown.
 
 use super::keys::oauth1_key;
-use super::middleware::request_span;
+use super::middleware::{RandomRequestId, request_span};
 use super::routes::{Surroundings, app_with_oauth1};
 use super::state::{build_oauth1, build_provider, build_ui, open_counters};
 use crate::serve::ServeLimits;
 use crate::settings::Settings;
 use crate::store::AnyStore;
 use crate::tls::{Certificates, Transport};
+use axum::http::HeaderName;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
+use tower_http::request_id::SetRequestIdLayer;
 use tower_http::trace::TraceLayer;
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains in-flight
@@ -50,6 +52,9 @@ pub async fn run(
             &settings.client_id_metadata,
             provider.clone(),
         ),
+        access_log: settings.log.access.then(|| {
+            crate::access_log::AccessLogLayer::new(provider.config().trusted_proxies.clone())
+        }),
     };
     let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
     let published =
@@ -119,7 +124,20 @@ pub async fn run(
                     Arc::clone(&around_transport),
                     crate::tls::enforce,
                 ))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span));
+                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(axum::middleware::from_fn_with_state(
+                    Arc::new(provider.config().trusted_proxies.clone()),
+                    crate::audit::admin_request_scope,
+                ))
+                .layer(tower::util::option_layer(settings.log.access.then(|| {
+                    crate::access_log::AccessLogLayer::new(
+                        provider.config().trusted_proxies.clone(),
+                    )
+                })))
+                .layer(SetRequestIdLayer::new(
+                    HeaderName::from_static("x-request-id"),
+                    RandomRequestId,
+                ));
             println!("latchkey admin API on {scheme}://{admin_local}");
             tracing::info!(%admin_local, "admin API listening");
             Some(tokio::spawn(crate::serve::serve(
