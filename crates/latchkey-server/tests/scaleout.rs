@@ -16,6 +16,7 @@ mod common;
 
 use common::agent::{Agent, Page};
 use common::{CliClient, Server, cli_env, data_dir};
+use latchkey_core::dpop::proof::ProofKey;
 use latchkey_core::pkce::s256_challenge;
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
@@ -44,7 +45,15 @@ struct Haproxy(Child);
 impl Haproxy {
     fn start(dir: &Path, bind: &str, cert: &Path, nodes: &[String]) -> Self {
         let log = std::fs::File::create(dir.join("haproxy.log")).expect("log file");
-        let mut cmd = Command::new("haproxy");
+        // Debian puts it in /usr/sbin, which is not on every user's PATH.
+        let on_path = std::env::var_os("PATH").is_some_and(|paths| {
+            std::env::split_paths(&paths).any(|dir| dir.join("haproxy").is_file())
+        });
+        let mut cmd = Command::new(if on_path {
+            "haproxy"
+        } else {
+            "/usr/sbin/haproxy"
+        });
         cmd.arg("-db")
             .arg("-f")
             .arg(repo_file("packaging/scaleout/haproxy.cfg"))
@@ -246,6 +255,11 @@ impl Shared {
             }
             Err(_) => (None, String::new(), Value::Null),
         };
+        let failed = status.is_none_or(|s| s >= 500);
+        assert!(
+            !(failed && self.stop.load(Ordering::SeqCst)),
+            "{op} through the LB failed with every node up: status {status:?}, node {node:?}, {body}"
+        );
         self.record(op, start, status, node);
         match status {
             Some(s) if s < 500 => Some((s, body)),
@@ -852,6 +866,7 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
         }
         assert_eq!(s.active_via_lb(&s.service, token).await, Some(false));
     }
+    dpop_replay_is_refused_by_another_node(s).await;
     for (n, family) in holdings.into_iter().filter_map(|h| h.family).enumerate() {
         for token in &family.access {
             assert_eq!(
@@ -863,6 +878,49 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
         // The newest refresh token of every family works on the killed node too.
         s.reuse_across_nodes(family, VICTIM + 3 * n).await;
     }
+}
+
+/// A DPoP proof (RFC 9449 §11.1) accepted by one node is a replay on every other: the `jti`
+/// cache is the shared store's.
+async fn dpop_replay_is_refused_by_another_node(s: &Shared) {
+    let key = ProofKey::generate().expect("key");
+    let iat = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let proof = key
+        .proof("POST", &format!("{}/token", s.lb), None, None, iat as i64)
+        .expect("proof");
+    let send = || {
+        s.tls
+            .post(format!("{}/token", s.lb))
+            .header("authorization", s.service.basic())
+            .header("dpop", &proof)
+            .form(&[("grant_type", "client_credentials")])
+            .send()
+    };
+    let node = |resp: &reqwest::Response| {
+        resp.headers()
+            .get("x-latchkey-node")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    let first = send().await.expect("answers");
+    let accepted_by = node(&first);
+    let body: Value = first.json().await.expect("json");
+    assert_eq!(body["token_type"], "DPoP", "{body}");
+    // Round robin: the next request goes to another node, unless a health check intervened.
+    for _ in 0..3 {
+        let again = send().await.expect("answers");
+        let by = node(&again);
+        let body: Value = again.json().await.expect("json");
+        assert_eq!(body["error"], "invalid_dpop_proof", "replay on {by}: {body}");
+        if by != accepted_by {
+            return;
+        }
+    }
+    panic!("the load balancer kept sending the replay to {accepted_by}");
 }
 
 fn client(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> CliClient {
