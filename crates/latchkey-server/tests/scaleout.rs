@@ -36,7 +36,9 @@ const VICTIM: usize = 1;
 const TEST_ONLY_SETTINGS: [&str; 1] = ["LATCHKEY_LIMITS__PER_IP"];
 
 fn repo_file(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").join(path)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .join(path)
 }
 
 /// HAProxy with the shipped configuration, stopped when dropped.
@@ -418,7 +420,11 @@ impl Shared {
             .query_pairs()
             .into_owned()
             .collect();
-        assert_eq!(params.get("iss"), Some(&self.lb), "one issuer behind the LB");
+        assert_eq!(
+            params.get("iss"),
+            Some(&self.lb),
+            "one issuer behind the LB"
+        );
         let code = params.get("code").expect("a code");
         let (status, body) = self
             .lb_post(
@@ -456,7 +462,10 @@ impl Shared {
                 ],
             )
             .await?;
-        assert_eq!(status, 200, "an acknowledged refresh token was refused: {body}");
+        assert_eq!(
+            status, 200,
+            "an acknowledged refresh token was refused: {body}"
+        );
         self.ledger().rotations += 1;
         let mut access = family.access;
         access.push(body["access_token"].as_str().expect("access").to_owned());
@@ -512,7 +521,11 @@ impl Shared {
         );
         for token in &family.access {
             if let Some(active) = self.active_on(c, &self.web, token).await {
-                assert!(!active, "an access token of a reused family, on node {}", c + 1);
+                assert!(
+                    !active,
+                    "an access token of a reused family, on node {}",
+                    c + 1
+                );
             }
         }
         self.ledger().reuse_checks += 1;
@@ -522,7 +535,12 @@ impl Shared {
     /// that is up and the load balancer: none may call it active.
     async fn revoke_and_check(&self, token: &str) -> bool {
         let Some((status, body)) = self
-            .lb_post("revoke", "/revoke", &self.service.basic(), &[("token", token)])
+            .lb_post(
+                "revoke",
+                "/revoke",
+                &self.service.basic(),
+                &[("token", token)],
+            )
             .await
         else {
             return false;
@@ -614,8 +632,8 @@ fn readme_settings() -> BTreeSet<String> {
         .split("\n## ")
         .next()
         .unwrap_or("");
-    let config = std::fs::read_to_string(repo_file("packaging/scaleout/haproxy.cfg"))
-        .expect("haproxy.cfg");
+    let config =
+        std::fs::read_to_string(repo_file("packaging/scaleout/haproxy.cfg")).expect("haproxy.cfg");
     assert!(
         section.contains(&config),
         "the README shows packaging/scaleout/haproxy.cfg as it is"
@@ -632,7 +650,9 @@ fn readme_settings() -> BTreeSet<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
     if std::env::var("LATCHKEY_TEST_SCALEOUT").is_err() {
-        eprintln!("skipped: set LATCHKEY_TEST_SCALEOUT=1 (with LATCHKEY_TEST_POSTGRES and LATCHKEY_TEST_REDIS) to run");
+        eprintln!(
+            "skipped: set LATCHKEY_TEST_SCALEOUT=1 (with LATCHKEY_TEST_POSTGRES and LATCHKEY_TEST_REDIS) to run"
+        );
         return;
     }
     let (Ok(pg), Ok(redis)) = (
@@ -709,12 +729,7 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
     let mut logs = vec![work.path().join("haproxy.log")];
     logs.extend(dirs.iter().map(|d| d.path().join("server.log")));
     let _logs = LogsOnFailure(logs);
-    let _haproxy = Haproxy::start(
-        work.path(),
-        &format!("127.0.0.1:{lb_port}"),
-        &cert,
-        &nodes,
-    );
+    let _haproxy = Haproxy::start(work.path(), &format!("127.0.0.1:{lb_port}"), &cert, &nodes);
     let tls = reqwest::Client::builder()
         .tls_certs_only([reqwest::Certificate::from_pem(ca_pem.as_bytes()).expect("PEM")])
         .build()
@@ -752,7 +767,10 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
     servers[VICTIM].take().expect("running").kill();
     let after_kill = Instant::now();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let listen = nodes[VICTIM].strip_prefix("http://").expect("http").to_owned();
+    let listen = nodes[VICTIM]
+        .strip_prefix("http://")
+        .expect("http")
+        .to_owned();
     let dir = dirs[VICTIM].path().to_owned();
     let env_owned: Vec<(String, String)> = env
         .iter()
@@ -915,7 +933,10 @@ async fn dpop_replay_is_refused_by_another_node(s: &Shared) {
         let again = send().await.expect("answers");
         let by = node(&again);
         let body: Value = again.json().await.expect("json");
-        assert_eq!(body["error"], "invalid_dpop_proof", "replay on {by}: {body}");
+        assert_eq!(
+            body["error"], "invalid_dpop_proof",
+            "replay on {by}: {body}"
+        );
         if by != accepted_by {
             return;
         }
