@@ -599,10 +599,10 @@ async fn worker(s: Arc<Shared>, w: usize) -> Holdings {
             }
             1 | 5 | 9 => {
                 family = Some(current);
-                if let Some(token) = service_tokens.get(turn % service_tokens.len().max(1)) {
-                    if let Some(active) = s.active_via_lb(&s.service, token).await {
-                        assert!(active, "an acknowledged token is not active");
-                    }
+                if let Some(token) = service_tokens.get(turn % service_tokens.len().max(1))
+                    && let Some(active) = s.active_via_lb(&s.service, token).await
+                {
+                    assert!(active, "an acknowledged token is not active");
                 }
             }
             2 | 6 | 10 => family = s.rotate(current).await,
@@ -814,53 +814,11 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
         holdings.push(w.await.expect("a worker failed"));
     }
 
-    // Only requests in flight on the killed node failed: each began before the kill and ended
-    // after it, and HAProxy names the killed node (or, when the node died while answering, the
-    // client's connection was cut and no node is named); a worker has one request in flight
-    // at a time.
-    let ledger = shared.ledger();
-    let failed: Vec<&Call> = ledger.calls.iter().filter(|c| c.failed()).collect();
-    for call in &failed {
-        let on_victim = call.node == victim_name || (call.status.is_none() && call.node.is_empty());
-        assert!(
-            call.start <= after_kill && call.end >= before_kill && on_victim,
-            "{} failed (status {:?}, node {:?}) {:?} after the kill began, \
-             though it was not in flight on the killed node",
-            call.op,
-            call.status,
-            call.node,
-            call.start.saturating_duration_since(before_kill),
-        );
-    }
-    assert!(failed.len() <= WORKERS, "{} failed requests", failed.len());
-    for name in ["node1", "node2", "node3"] {
-        assert!(
-            ledger.calls.iter().any(|c| c.node == name && !c.failed()),
-            "the LB sent nothing to {name}"
-        );
-    }
-    assert!(ledger.logins > 0 && ledger.rotations > 0 && ledger.reuse_checks > 0);
-    assert!(ledger.revocation_checks > 0);
-    eprintln!(
-        "scale-out: {} requests through the LB ({} failed, in flight on the killed node), \
-         {} logins, {} rotations, {} revocations checked on every node, {} cross-node reuse \
-         checks, {} direct requests lost with the killed node",
-        ledger.calls.len(),
-        failed.len(),
-        ledger.logins,
-        ledger.rotations,
-        ledger.revocation_checks,
-        ledger.reuse_checks,
-        ledger.direct_lost
-    );
-    for call in &failed {
-        eprintln!(
-            "  failed in flight: {} (status {:?}, node {:?})",
-            call.op, call.status, call.node
-        );
-    }
-    let revoked = ledger.revoked.clone();
-    drop(ledger);
+    let revoked = {
+        let ledger = shared.ledger();
+        check_failures_and_report(&ledger, before_kill, after_kill, &victim_name);
+        ledger.revoked.clone()
+    };
 
     // Nothing acknowledged was lost, on any node (the restarted one included).
     let s = &shared;
@@ -944,6 +902,58 @@ async fn dpop_replay_is_refused_by_another_node(s: &Shared) {
     panic!("the load balancer kept sending the replay to {accepted_by}");
 }
 
+/// Only requests in flight on the killed node failed: each began before the kill and ended
+/// after it, and HAProxy names the killed node (or, when the node died while answering, the
+/// client's connection was cut and no node is named); a worker has one request in flight at a
+/// time. Every node served, and every kind of check ran.
+fn check_failures_and_report(
+    ledger: &Ledger,
+    before_kill: Instant,
+    after_kill: Instant,
+    victim_name: &str,
+) {
+    let failed: Vec<&Call> = ledger.calls.iter().filter(|c| c.failed()).collect();
+    for call in &failed {
+        let on_victim = call.node == victim_name || (call.status.is_none() && call.node.is_empty());
+        assert!(
+            call.start <= after_kill && call.end >= before_kill && on_victim,
+            "{} failed (status {:?}, node {:?}) {:?} after the kill began, \
+             though it was not in flight on the killed node",
+            call.op,
+            call.status,
+            call.node,
+            call.start.saturating_duration_since(before_kill),
+        );
+    }
+    assert!(failed.len() <= WORKERS, "{} failed requests", failed.len());
+    for name in ["node1", "node2", "node3"] {
+        assert!(
+            ledger.calls.iter().any(|c| c.node == name && !c.failed()),
+            "the LB sent nothing to {name}"
+        );
+    }
+    assert!(ledger.logins > 0 && ledger.rotations > 0 && ledger.reuse_checks > 0);
+    assert!(ledger.revocation_checks > 0);
+    eprintln!(
+        "scale-out: {} requests through the LB ({} failed, in flight on the killed node), \
+         {} logins, {} rotations, {} revocations checked on every node, {} cross-node reuse \
+         checks, {} direct requests lost with the killed node",
+        ledger.calls.len(),
+        failed.len(),
+        ledger.logins,
+        ledger.rotations,
+        ledger.revocation_checks,
+        ledger.reuse_checks,
+        ledger.direct_lost
+    );
+    for call in &failed {
+        eprintln!(
+            "  failed in flight: {} (status {:?}, node {:?})",
+            call.op, call.status, call.node
+        );
+    }
+}
+
 fn client(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> CliClient {
     let mut args = vec!["client", "create", "--name", "Scale-out", "--json"];
     args.extend_from_slice(extra);
@@ -957,10 +967,10 @@ fn client(dir: &Path, env: &[(&str, &str)], extra: &[&str]) -> CliClient {
 
 async fn wait_for_lb(http: &reqwest::Client, lb: &str, dir: &Path) {
     for _ in 0..100 {
-        if let Ok(resp) = http.get(format!("{lb}/healthz")).send().await {
-            if resp.status() == 200 {
-                return;
-            }
+        if let Ok(resp) = http.get(format!("{lb}/healthz")).send().await
+            && resp.status() == 200
+        {
+            return;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
