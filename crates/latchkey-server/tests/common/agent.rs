@@ -52,7 +52,12 @@ pub fn html_unescape(s: &str) -> String {
 
 impl Agent {
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
+        Self::with_builder(reqwest::Client::builder())
+    }
+
+    /// A user agent on a client built from `builder` (e.g. one that trusts a test CA).
+    pub fn with_builder(builder: reqwest::ClientBuilder) -> Self {
+        let http = builder
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .expect("client");
@@ -71,11 +76,12 @@ impl Agent {
     }
 
     pub async fn send(&mut self, req: reqwest::RequestBuilder) -> Page {
-        let resp = req
-            .header("cookie", self.cookie_header())
-            .send()
-            .await
-            .expect("server answers");
+        self.try_send(req).await.expect("server answers")
+    }
+
+    /// Sends `req`; the transport error when no answer came (a test that kills servers).
+    pub async fn try_send(&mut self, req: reqwest::RequestBuilder) -> Result<Page, reqwest::Error> {
+        let resp = req.header("cookie", self.cookie_header()).send().await?;
         for value in resp.headers().get_all(SET_COOKIE) {
             let pair = value
                 .to_str()
@@ -90,11 +96,27 @@ impl Agent {
                 self.cookies.insert(name.to_owned(), value.to_owned());
             }
         }
-        Page {
+        Ok(Page {
             status: resp.status().as_u16(),
             headers: resp.headers().clone(),
-            body: resp.text().await.expect("body"),
-        }
+            body: resp.text().await?,
+        })
+    }
+
+    /// A GET; the transport error when no answer came.
+    pub async fn try_get(&mut self, url: &str) -> Result<Page, reqwest::Error> {
+        let req = self.http.get(url);
+        self.try_send(req).await
+    }
+
+    /// A form post; the transport error when no answer came.
+    pub async fn try_post(
+        &mut self,
+        url: &str,
+        form: &[(&str, &str)],
+    ) -> Result<Page, reqwest::Error> {
+        let req = self.http.post(url).form(form);
+        self.try_send(req).await
     }
 
     pub async fn get(&mut self, url: &str) -> Page {

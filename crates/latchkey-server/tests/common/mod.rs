@@ -64,13 +64,28 @@ impl Server {
 
     /// Starts a server with extra environment variables, allowed `nofile` open descriptors.
     pub fn start_limited(data_dir: &Path, env: &[(&str, &str)], nofile: Option<u64>) -> Self {
+        Self::start_full(data_dir, "127.0.0.1:0", env, nofile)
+    }
+
+    /// Starts a server listening on `listen` (a node restarted on the port a load balancer
+    /// knows), with extra environment variables.
+    pub fn start_on(data_dir: &Path, listen: &str, env: &[(&str, &str)]) -> Self {
+        Self::start_full(data_dir, listen, env, None)
+    }
+
+    fn start_full(
+        data_dir: &Path,
+        listen: &str,
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Self {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(data_dir.join("server.log"))
             .expect("log file");
         let mut cmd = command_limited(data_dir, nofile);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"])
+        cmd.args(["serve", "--listen", listen])
             .stdout(Stdio::piped())
             .stderr(log);
         for (k, v) in env {
@@ -144,11 +159,25 @@ impl Drop for Server {
 
 /// Runs `latchkey ARGS` on `data_dir`, feeding `stdin`; panics unless it succeeds.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: Option<&str>) -> String {
+    cli_env(data_dir, args, stdin, &[])
+}
+
+/// Runs `latchkey ARGS` on `data_dir` with extra environment variables, feeding `stdin`;
+/// panics unless it succeeds.
+pub fn cli_env(
+    data_dir: &Path,
+    args: &[&str],
+    stdin: Option<&str>,
+    env: &[(&str, &str)],
+) -> String {
     let mut cmd = command(data_dir);
     cmd.args(args)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
     let mut child = cmd.spawn().expect("latchkey runs");
     if let Some(input) = stdin {
         child
