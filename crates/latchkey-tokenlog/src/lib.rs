@@ -81,10 +81,15 @@ impl TokenLog {
         self.log.shared.stats()
     }
 
-    /// Forgets expired tokens and compacts the oldest segment now, as the background thread
+    /// Forgets expired tokens, applies changes posted by followers and compacts the oldest
+    /// segment now, as the background thread
     /// does every [`Options::sweep_every`]: for tests and maintenance commands.
     pub fn maintain(&self) -> Result<(), StoreError> {
+        if self.log.follower {
+            return Ok(());
+        }
         log::sweep(&self.log.shared);
+        log::ingest_inbox(&self.log.shared)?;
         log::compact(&self.log.shared)
     }
 
@@ -96,6 +101,9 @@ impl TokenLog {
             op.encode(&mut payload)?;
         }
         let shared = &self.log.shared;
+        if self.log.follower {
+            return self.post(&payload);
+        }
         let segment_bytes = shared.options().segment_bytes;
         let (count, end) = {
             let mut inner = shared.lock();
@@ -106,6 +114,21 @@ impl TokenLog {
         };
         shared.queued();
         shared.durable(end).await?;
+        Ok(count)
+    }
+
+    /// A follower's write: applied to its own view, posted to the holder's inbox. Counts are
+    /// those of the follower's view.
+    fn post(&self, payload: &[u8]) -> Result<u64, StoreError> {
+        if !log::postable(payload)? {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "the token log is held by a running server: issue tokens through it",
+            ));
+        }
+        let shared = &self.log.shared;
+        let count = shared.lock().apply(payload, 0, 0)?;
+        log::post_to_inbox(shared.dir(), payload)?;
         Ok(count)
     }
 
@@ -191,6 +214,12 @@ impl TokenStore for TokenLog {
         let mut payload = Vec::with_capacity(512);
         let shared = &self.log.shared;
         let segment_bytes = shared.options().segment_bytes;
+        if self.log.follower {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "the token log is held by a running server: refresh tokens through it",
+            ));
+        }
         let (outcome, end) = {
             let mut inner = shared.lock();
             inner.check()?;
@@ -277,34 +306,104 @@ impl TokenStore for TokenLog {
     }
 }
 
+/// A [`TokenLog`] opened on first use: a command that never touches tokens (adding a client
+/// while the server runs) does not read the log. Only one process can hold a log; a command
+/// run while the server holds it opens it as a follower: it reads what is on disk and posts
+/// its revocations and deletions (a client or user deleted, consent withdrawn, a token
+/// revoked) to the server, which applies them within a second ([`Options::sweep_every`]), or
+/// at its next start.
+#[derive(Clone, Debug)]
+pub struct LazyTokenLog {
+    cell: Arc<(std::sync::OnceLock<TokenLog>, std::sync::Mutex<()>)>,
+    dir: std::path::PathBuf,
+    options: Options,
+}
+
+impl LazyTokenLog {
+    /// The log in `dir`, to be opened with `options` when first needed.
+    pub fn new(dir: &Path, options: Options) -> Self {
+        Self {
+            cell: Arc::default(),
+            dir: dir.to_owned(),
+            options,
+        }
+    }
+
+    /// A log already open.
+    pub fn opened(log: TokenLog) -> Self {
+        let cell: Arc<(std::sync::OnceLock<TokenLog>, std::sync::Mutex<()>)> = Arc::default();
+        let dir = log.log.shared.dir().to_owned();
+        let options = log.log.shared.options().clone();
+        let _ = cell.0.set(log);
+        Self { cell, dir, options }
+    }
+
+    /// The log, opened (and replayed) now if it was not yet.
+    pub fn get(&self) -> Result<&TokenLog, StoreError> {
+        if let Some(log) = self.cell.0.get() {
+            return Ok(log);
+        }
+        let _opening = self.cell.1.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(log) = self.cell.0.get() {
+            return Ok(log);
+        }
+        let log = match log::try_lock(&self.dir)? {
+            Some(lock) => {
+                drop(lock);
+                TokenLog::open(&self.dir, self.options.clone())?
+            }
+            None => {
+                tracing::info!(
+                    dir = %self.dir.display(),
+                    "token log held by the running server: reading it, and posting revocations to it"
+                );
+                TokenLog {
+                    log: Arc::new(Log::open_follower(&self.dir, self.options.clone())?),
+                }
+            }
+        };
+        Ok(self.cell.0.get_or_init(|| log))
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+}
+
 /// Tokens in a [`TokenLog`]; authorization codes, replay keys and pending requests in `R`:
 /// the fast half of the server's embedded store, with `R` its SQLite store. Deleting or
 /// revoking the tokens of an owner or grant does it in both (`R` keeps their codes).
 #[derive(Clone, Debug)]
 pub struct LogTokens<R> {
-    log: TokenLog,
+    log: LazyTokenLog,
     rest: R,
 }
 
 impl<R> LogTokens<R> {
     /// Tokens in `log`, the rest in `rest`.
     pub fn new(log: TokenLog, rest: R) -> Self {
+        Self::lazy(LazyTokenLog::opened(log), rest)
+    }
+
+    /// Tokens in `log`, opened when first needed; the rest in `rest`.
+    pub fn lazy(log: LazyTokenLog, rest: R) -> Self {
         Self { log, rest }
     }
 
-    /// The token log.
-    pub fn log(&self) -> &TokenLog {
-        &self.log
+    /// The token log, opened now if it was not yet.
+    pub fn log(&self) -> Result<&TokenLog, StoreError> {
+        self.log.get()
     }
 }
 
 impl<R: TokenStore> TokenStore for LogTokens<R> {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
-        self.log.save_tokens(tokens, now).await
+        self.log.get()?.save_tokens(tokens, now).await
     }
 
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        self.log.find_token(digest).await
+        self.log.get()?.find_token(digest).await
     }
 
     async fn rotate_refresh(
@@ -313,19 +412,19 @@ impl<R: TokenStore> TokenStore for LogTokens<R> {
         new: &NewTokens,
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
-        self.log.rotate_refresh(old, new, now).await
+        self.log.get()?.rotate_refresh(old, new, now).await
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
-        self.log.revoke_family(family).await
+        self.log.get()?.revoke_family(family).await
     }
 
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        self.log.revoke_token(digest).await
+        self.log.get()?.revoke_token(digest).await
     }
 
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
-        let n = self.log.delete_tokens_of(owner).await?;
+        let n = self.log.get()?.delete_tokens_of(owner).await?;
         Ok(n + self.rest.delete_tokens_of(owner).await?)
     }
 
@@ -335,12 +434,16 @@ impl<R: TokenStore> TokenStore for LogTokens<R> {
         client_id: &str,
         subject: &str,
     ) -> Result<u64, StoreError> {
-        let n = self.log.revoke_tokens_of_grant(client_id, subject).await?;
+        let n = self
+            .log
+            .get()?
+            .revoke_tokens_of_grant(client_id, subject)
+            .await?;
         Ok(n + self.rest.revoke_tokens_of_grant(client_id, subject).await?)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
-        self.log.ping().await?;
+        self.log.get()?.ping().await?;
         self.rest.ping().await
     }
 }

@@ -413,6 +413,10 @@ impl Located {
 pub(crate) struct Log {
     pub shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
+    /// Holds the directory's lock: one process writes a log.
+    _lock: Option<File>,
+    /// Whether another process holds the log (see [`Log::open_follower`]).
+    pub follower: bool,
 }
 
 impl Drop for Log {
@@ -430,7 +434,37 @@ impl Drop for Log {
 impl Log {
     /// Opens (creating if needed) the log in `dir`, replays it and starts its threads.
     pub fn open(dir: &Path, options: Options) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", e))?;
+        match try_lock(dir)? {
+            Some(lock) => Self::open_locked(dir, options, Some(lock)),
+            None => Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "token log {} is in use by another process; only one server at a time can \
+                     write it",
+                    dir.display()
+                ),
+            )),
+        }
+    }
+
+    /// Opens the log as a follower, while another process (the server) holds it: a read-only
+    /// replay of what is on disk now, without threads; its revocations and deletions are
+    /// posted to the holder's inbox ([`post_to_inbox`]). What a command run beside the server
+    /// uses.
+    pub fn open_follower(dir: &Path, options: Options) -> Result<Self, StoreError> {
+        // The holder may delete a compacted segment between the listing and the read.
+        let mut tries = 0;
+        loop {
+            match Self::open_locked(dir, options.clone(), None) {
+                Err(err) if tries < 3 && err.kind() == StoreErrorKind::Unavailable => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Opens the log; `lock` is the directory's lock, `None` for a follower.
+    fn open_locked(dir: &Path, options: Options, lock: Option<File>) -> Result<Self, StoreError> {
+        let follower = lock.is_none();
         let mut inner = Inner::fresh();
         inner.horizon = wall_clock();
         let mut numbers: Vec<u32> = std::fs::read_dir(dir)
@@ -447,13 +481,18 @@ impl Log {
             let path = seg_path(dir, seg);
             let file = OpenOptions::new()
                 .read(true)
-                .write(true)
+                .write(!follower)
                 .open(&path)
                 .map_err(|e| io_err("open segment", e))?;
             let bytes = std::fs::read(&path).map_err(|e| io_err("read segment", e))?;
             inner.segs.insert(seg, SegInfo::default());
             let valid = if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-                if Some(seg) == last && MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())]) {
+                if follower && Some(seg) == last {
+                    // The holder is creating it.
+                    bytes.len()
+                } else if Some(seg) == last
+                    && MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
+                {
                     // Created, but the crash cut its header short: nothing was in it yet.
                     file.write_all_at(MAGIC, 0)
                         .map_err(|e| io_err("write", e))?;
@@ -468,7 +507,7 @@ impl Log {
             } else {
                 replay(&mut inner, &bytes, seg, Some(seg) == last)?
             };
-            if valid < bytes.len() {
+            if valid < bytes.len() && !follower {
                 tracing::warn!(
                     segment = seg,
                     cut = bytes.len() - valid,
@@ -509,6 +548,14 @@ impl Log {
             fsyncs: AtomicU64::new(0),
             compacted: AtomicU64::new(0),
         });
+        if follower {
+            return Ok(Self {
+                shared,
+                threads: Vec::new(),
+                _lock: None,
+                follower: true,
+            });
+        }
         if last.is_none() {
             // The first segment exists (with its header) before anything is acknowledged.
             let file = create_segment(&shared, 1).map_err(|e| io_err("create segment", e))?;
@@ -528,10 +575,15 @@ impl Log {
                 .spawn(move || sweeper(&shared))
                 .map_err(|e| io_err("start sweeper", e))?
         };
-        Ok(Self {
+        let log = Self {
             shared,
             threads: vec![writer, sweeper],
-        })
+            _lock: lock,
+            follower: false,
+        };
+        // What commands posted while no server ran is applied before anything is served.
+        ingest_inbox(&log.shared)?;
+        Ok(log)
     }
 }
 
@@ -743,6 +795,9 @@ fn sweeper(shared: &Shared) {
             }
         }
         sweep(shared);
+        if let Err(err) = ingest_inbox(shared) {
+            tracing::warn!(error = %err, "token log: could not apply a posted change; retrying later");
+        }
         if let Err(err) = compact(shared) {
             tracing::warn!(error = %err, "token log: compaction failed; retrying later");
         }
@@ -849,5 +904,103 @@ pub(crate) fn compact(shared: &Shared) -> Result<(), StoreError> {
     sync_dir(&shared.dir).map_err(|e| io_err("sync directory", e))?;
     shared.compacted.fetch_add(1, Ordering::Relaxed);
     tracing::debug!(segment = seg, "token log: compacted a segment");
+    Ok(())
+}
+
+/// Takes the directory's lock; `None` when another process holds it.
+pub(crate) fn try_lock(dir: &Path) -> Result<Option<File>, StoreError> {
+    std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", e))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join("LOCK"))
+        .map_err(|e| io_err("open lock file", e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", e)),
+    }
+}
+
+const INBOX_PREFIX: &str = "inbox-";
+const INBOX_SUFFIX: &str = ".ops";
+
+/// Whether the operations in `payload` may come from a follower: revocations and deletions
+/// only, never a token.
+pub(crate) fn postable(payload: &[u8]) -> Result<bool, StoreError> {
+    let mut reader = Reader::new(payload);
+    while let Some((_, op)) = reader.next_op()? {
+        if matches!(op, Op::Put { .. } | Op::Rotate(_)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Posts a follower's frame to the holder: a file in the log's directory, durable (synced and
+/// renamed into place) before this returns. The holder applies it within a sweep interval, or
+/// at its next start.
+pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<(), StoreError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "{INBOX_PREFIX}{nanos:024}-{}{INBOX_SUFFIX}",
+        std::process::id()
+    );
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
+    frame.extend_from_slice(payload);
+    let write = || -> std::io::Result<()> {
+        let file = File::create(&tmp)?;
+        file.write_all_at(&frame, 0)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(&name))?;
+        sync_dir(dir)
+    };
+    write().map_err(|e| io_err("post to the server's inbox", e))
+}
+
+/// Applies the frames followers posted, oldest first, each durable before its file goes. A
+/// file that fails its checksum or holds anything but revocations and deletions is renamed
+/// `.bad` and left for the operator.
+pub(crate) fn ingest_inbox(shared: &Shared) -> Result<(), StoreError> {
+    let mut names: Vec<String> = std::fs::read_dir(&shared.dir)
+        .map_err(|e| io_err("list directory", e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(INBOX_PREFIX) && n.ends_with(INBOX_SUFFIX))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = shared.dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|e| io_err("read inbox", e))?;
+        let payload = bytes.get(FRAME_HEADER..).unwrap_or_default();
+        let sound = bytes.len() >= FRAME_HEADER
+            && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize
+                == payload.len()
+            && u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]])
+                == CRC.checksum(payload)
+            && postable(payload).unwrap_or(false);
+        if !sound {
+            tracing::error!(file = %name, "token log: ignoring a malformed posted change");
+            std::fs::rename(&path, shared.dir.join(format!("{name}.bad")))
+                .map_err(|e| io_err("rename", e))?;
+            continue;
+        }
+        let end = {
+            let mut inner = shared.lock();
+            let now = wall_clock();
+            inner.horizon = inner.horizon.max(now);
+            inner.commit(payload, shared.options.segment_bytes)?.1
+        };
+        shared.queued();
+        shared.durable_blocking(end)?;
+        std::fs::remove_file(&path).map_err(|e| io_err("remove inbox file", e))?;
+        tracing::info!(file = %name, "token log: applied a change posted by a command");
+    }
     Ok(())
 }

@@ -286,3 +286,104 @@ async fn concurrent_writers_share_fsyncs() {
     assert_eq!(stats.frames, 64 * 20);
     assert!(stats.fsyncs < stats.frames, "no group commit: {stats:?}");
 }
+
+#[tokio::test]
+async fn one_process_holds_a_log_at_a_time() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, small()).expect("open");
+    let err = TokenLog::open(&dir, small()).expect_err("a second writer must be refused");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+    drop(log);
+    let log = TokenLog::open(&dir, small()).expect("free once the first is closed");
+    let tokens = pair("client-l", &FamilyId("fam-l".into()));
+    log.save_tokens(&tokens, now()).await.expect("save");
+}
+
+#[tokio::test]
+async fn a_command_beside_the_server_reads_the_log_and_posts_its_deletions() {
+    let dir = fresh_dir();
+    let server = TokenLog::open(&dir, small()).expect("open");
+    let doomed = pair("client-doomed", &FamilyId("fam-d".into()));
+    let kept = pair("client-kept", &FamilyId("fam-k".into()));
+    server.save_tokens(&doomed, now()).await.expect("save");
+    server.save_tokens(&kept, now()).await.expect("save");
+
+    let command = latchkey_tokenlog::LazyTokenLog::new(&dir, small());
+    let follower = command
+        .get()
+        .expect("a follower opens while the server holds the log");
+    assert_eq!(
+        follower
+            .find_token(&kept.access.digest)
+            .await
+            .expect("find"),
+        Some(kept.access.clone())
+    );
+    assert_eq!(
+        follower
+            .delete_tokens_of(&TokenOwner::Client("client-doomed".into()))
+            .await
+            .expect("posted"),
+        2
+    );
+    // A follower never issues tokens.
+    let err = follower
+        .save_tokens(&pair("client-kept", &FamilyId("fam-x".into())), now())
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), StoreErrorKind::Unavailable);
+
+    // The server applies the posted deletion at its next sweep.
+    assert!(
+        server
+            .find_token(&doomed.access.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+    server.maintain().expect("maintain");
+    assert_eq!(
+        server
+            .find_token(&doomed.access.digest)
+            .await
+            .expect("find"),
+        None
+    );
+    assert!(
+        server
+            .find_token(&kept.access.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+    drop(server);
+    let server = TokenLog::open(&dir, small()).expect("reopen");
+    assert_eq!(
+        server
+            .find_token(&doomed.access.digest)
+            .await
+            .expect("find"),
+        None
+    );
+
+    // Posted while no server runs: applied at the next start, before anything is served.
+    drop(server);
+    let holder = TokenLog::open(&dir, small()).expect("open");
+    let command = latchkey_tokenlog::LazyTokenLog::new(&dir, small());
+    command
+        .get()
+        .expect("follower")
+        .revoke_token(&kept.access.digest)
+        .await
+        .expect("posted");
+    drop(holder);
+    let server = TokenLog::open(&dir, small()).expect("reopen");
+    assert!(
+        server
+            .find_token(&kept.access.digest)
+            .await
+            .expect("find")
+            .expect("kept")
+            .revoked
+    );
+}
