@@ -137,6 +137,13 @@ impl AnyStore {
                 create_private_dir(data_dir).map_err(|e| {
                     anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
                 })?;
+                if tokens_url.is_none() && !data_dir.join("latchkey.db").exists() {
+                    // A new embedded store: its tokens go to the log from the start, whichever
+                    // command creates it (see `token_layout`).
+                    create_private_dir(&data_dir.join("tokens")).map_err(|e| {
+                        anyhow::anyhow!("cannot create the token log directory: {e}")
+                    })?;
+                }
                 Durable::Sqlite(SqliteStore::open(data_dir.join("latchkey.db")).await?)
             }
             Some("memory:") => Durable::Memory(MemoryStore::new()),

@@ -29,7 +29,7 @@ use latchkey_core::store::{StoreError, StoreErrorKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::hash::BuildHasher;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -697,6 +697,7 @@ fn create_segment(shared: &Shared, seg: u32) -> std::io::Result<Arc<File>> {
         .read(true)
         .write(true)
         .create_new(true)
+        .mode(0o600)
         .open(seg_path(&shared.dir, seg))?;
     file.write_all_at(MAGIC, 0)?;
     file.sync_all()?;
@@ -909,11 +910,16 @@ pub(crate) fn compact(shared: &Shared) -> Result<(), StoreError> {
 
 /// Takes the directory's lock; `None` when another process holds it.
 pub(crate) fn try_lock(dir: &Path) -> Result<Option<File>, StoreError> {
-    std::fs::create_dir_all(dir).map_err(|e| io_err("create directory", e))?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_err("create directory", e))?;
     let lock = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
+        .mode(0o600)
         .open(dir.join("LOCK"))
         .map_err(|e| io_err("open lock file", e))?;
     match lock.try_lock() {
@@ -956,7 +962,11 @@ pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<(), StoreError
     frame.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
     frame.extend_from_slice(payload);
     let write = || -> std::io::Result<()> {
-        let file = File::create(&tmp)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
         file.write_all_at(&frame, 0)?;
         file.sync_all()?;
         std::fs::rename(&tmp, dir.join(&name))?;
