@@ -1177,11 +1177,6 @@ pub fn backup(dir: &std::path::Path, settings: &Settings) -> anyhow::Result<()> 
     }
     if settings.store.tokens_url.is_some() {
         println!("Tokens kept in store.tokens_url are not in the backup.");
-    } else if settings.store.url.is_none() && settings.data_dir.join("tokens").is_dir() {
-        println!(
-            "Tokens (in the token log, {}/tokens) are not in the backup.",
-            settings.data_dir.display()
-        );
     }
     Ok(())
 }

@@ -37,7 +37,7 @@ mod index;
 mod log;
 mod ops;
 
-pub use log::{Options, Stats};
+pub use log::{Options, Stats, segment_name, snapshot};
 
 use latchkey_core::client::ClientId;
 use latchkey_core::clock::UnixTime;

@@ -155,7 +155,7 @@ pub(crate) fn wall_clock() -> u32 {
 }
 
 fn seg_path(dir: &Path, seg: u32) -> PathBuf {
-    dir.join(format!("{seg:010}.log"))
+    dir.join(segment_name(seg))
 }
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
@@ -1013,4 +1013,68 @@ pub(crate) fn ingest_inbox(shared: &Shared) -> Result<(), StoreError> {
         tracing::info!(file = %name, "token log: applied a change posted by a command");
     }
     Ok(())
+}
+
+/// The segments of the log in `dir` as they are now, each cut to its whole frames, oldest
+/// first: a copy the server may go on writing beside (a backup). Every frame durable before
+/// the call is in it. Safe while another process holds the log: a segment its compaction
+/// deletes meanwhile makes the copy start again.
+pub fn snapshot(dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+    let mut tries = 0;
+    'again: loop {
+        let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+            .map_err(|e| io_err("list directory", e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut out = Vec::with_capacity(numbers.len());
+        for seg in numbers {
+            let mut bytes = match std::fs::read(seg_path(dir, seg)) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => {
+                    tries += 1;
+                    continue 'again;
+                }
+                Err(e) => return Err(io_err("read segment", e)),
+            };
+            if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+                continue;
+            }
+            let mut pos = MAGIC.len();
+            while bytes.len() - pos >= FRAME_HEADER {
+                let len = u32::from_le_bytes([
+                    bytes[pos],
+                    bytes[pos + 1],
+                    bytes[pos + 2],
+                    bytes[pos + 3],
+                ]) as usize;
+                let sum = u32::from_le_bytes([
+                    bytes[pos + 4],
+                    bytes[pos + 5],
+                    bytes[pos + 6],
+                    bytes[pos + 7],
+                ]);
+                let start = pos + FRAME_HEADER;
+                if len > MAX_FRAME
+                    || bytes.len() - start < len
+                    || CRC.checksum(&bytes[start..start + len]) != sum
+                {
+                    break;
+                }
+                pos = start + len;
+            }
+            bytes.truncate(pos);
+            out.push((seg, bytes));
+        }
+        return Ok(out);
+    }
+}
+
+/// The file name of segment `seg`.
+pub fn segment_name(seg: u32) -> String {
+    format!("{seg:010}.log")
 }
