@@ -2,7 +2,10 @@
 """Instructions per request of `latchkey serve`, under callgrind: a repeatable measure of the
 server's own (user-space) work on one path, whatever else the machine is doing.
 
-    python3 bench/callgrind.py [--store memory|sqlite] [--path cc|introspect] [--seconds 8]
+    python3 bench/callgrind.py [--store memory|tokenlog|sqlite] [--path cc|introspect] [--seconds 8]
+
+(`tokenlog`: the embedded default, tokens in the token log; `sqlite`: the embedded store with
+`store.tokens_url = durable:`, tokens in SQLite.)
 
 It starts the release binary (build it first: `cargo build --release -p latchkey-server`) under
 `valgrind --tool=callgrind`, creates a client through the admin API, warms the path up with
@@ -35,7 +38,7 @@ def total_ir(path):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--store", choices=("memory", "sqlite"), default="memory")
+    ap.add_argument("--store", choices=("memory", "tokenlog", "sqlite"), default="memory")
     ap.add_argument("--path", choices=("cc", "introspect"), default="cc")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--out", default=None, help="callgrind output file (default: a temp dir)")
@@ -44,7 +47,8 @@ def main():
     out = args.out or os.path.join(workdir, "callgrind.out")
     cfg = types.SimpleNamespace(server_core=1, load_core=0, connections=4,
                                 duration=args.seconds, workdir=workdir)
-    extra = {"LATCHKEY_STORE__URL": "memory:"} if args.store == "memory" else {}
+    extra = {"memory": {"LATCHKEY_STORE__URL": "memory:"},
+             "sqlite": {"LATCHKEY_STORE__TOKENS_URL": "durable:"}}.get(args.store, {})
     data = os.path.join(workdir, "data")
     os.makedirs(data)
     argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",

@@ -229,10 +229,12 @@ def run_wrk(cfg, server, url, script, env, connections=None):
         "-s", os.path.join(LUA, script), url,
     ]
     before = cpu_ticks(server.pid)
+    written = write_bytes(server.pid)
     t0 = time.monotonic()
     out = subprocess.run(argv, env=full_env, capture_output=True, text=True, check=False)
     wall = time.monotonic() - t0
     after = cpu_ticks(server.pid)
+    written = write_bytes(server.pid) - written
     text = out.stdout
     res = {"connections": connections, "wall_s": round(wall, 2)}
     m = re.search(r"(\d+) requests in ([0-9.]+)(ms|s|m)", text)
@@ -250,6 +252,8 @@ def run_wrk(cfg, server, url, script, env, connections=None):
     res["cpu_s"] = cpu_s
     res["cpu_us_per_req"] = cpu_s * 1e6 / res["requests"] if res["requests"] else None
     res["rss_mib"] = round(server.rss_mib(), 1)
+    # Bytes the server sent to storage (all files: database, WAL, token log, logs) per request.
+    res["write_bytes_per_req"] = written / res["requests"] if res["requests"] else None
     if out.returncode != 0 or res["requests"] == 0:
         res["error"] = (out.stderr or text)[-500:]
     return res
@@ -340,10 +344,14 @@ def start_guard(cfg, seed, ttl=3600, alg=None):
 # ---------------------------------------------------------------- seeding
 
 
+SQLITE_TOKENS = {"LATCHKEY_STORE__TOKENS_URL": "durable:"}
+
+
 def seed_sqlite(cfg, data_dir, n):
-    """Runs `latchkey migrate`, then inserts `n` live access tokens in one transaction."""
+    """Runs `latchkey migrate`, then inserts `n` live access tokens in one transaction (tokens
+    in SQLite: `store.tokens_url = durable:`)."""
     env = dict(os.environ)
-    env.update(latchkey_env(data_dir))
+    env.update(latchkey_env(data_dir, SQLITE_TOKENS))
     subprocess.run([os.path.join(RELEASE, "latchkey"), "migrate", "--create", "--data-dir", data_dir],
                    env=env, check=True, capture_output=True)
     db = os.path.join(data_dir, "latchkey.db")
@@ -400,12 +408,66 @@ def clean_redis():
 # ---------------------------------------------------------------- the runs
 
 
+def write_bytes(pid):
+    """The bytes `pid` caused to be written to storage so far (/proc/PID/io `write_bytes`)."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            for line in f:
+                if line.startswith("write_bytes:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def log_digests(tokens_dir):
+    """The digests of every token in a token log (`<data_dir>/tokens`), read from the `PUT`
+    operations of its whole frames (see crates/latchkey-tokenlog/src/ops.rs)."""
+    out = set()
+    for name in sorted(os.listdir(tokens_dir)):
+        if not name.endswith(".log"):
+            continue
+        with open(os.path.join(tokens_dir, name), "rb") as f:
+            data = f.read()
+        pos = 8
+        while pos + 8 <= len(data):
+            n = int.from_bytes(data[pos:pos + 4], "little")
+            start = pos + 8
+            if start + n > len(data):
+                break  # an unfinished write, cut off at the next start
+            payload, i = data[start:start + n], 0
+
+            def s16(i):
+                return i + 2 + int.from_bytes(payload[i:i + 2], "little")
+            while i < len(payload):
+                tag = payload[i]
+                if tag == 1:
+                    out.add(bytes(payload[i + 1:i + 33]))
+                    i = s16(s16(i + 38))
+                    if payload[i] == 1:
+                        i = s16(i + 1)
+                    else:
+                        i += 1
+                    i += 4 + int.from_bytes(payload[i:i + 4], "little")
+                elif tag in (2, 3):
+                    i += 33
+                elif tag in (4, 5, 6):
+                    i = s16(i + 1)
+                elif tag == 7:
+                    i = s16(s16(i + 1))
+                else:
+                    raise RuntimeError(f"token log {name}: unknown operation {tag}")
+            pos = start + n
+    return out
+
+
 def row(path, store, res, note=""):
     r = dict(res)
     r.update({"path": path, "store": store, "note": note})
     log(f"  {path:<34} {store:<14} {r['rps']:>9.0f} req/s  p50 {fmt(r['p50_ms'])} ms"
         f"  p99 {fmt(r['p99_ms'])} ms  cpu {fmt(r['cpu_us_per_req'])} us/req"
-        f"  rss {r['rss_mib']} MiB  non2xx {r['non2xx']} {r.get('error', '')}")
+        f"  rss {r['rss_mib']} MiB  written {fmt(r.get('write_bytes_per_req'), 0)} B/req"
+        f"  non2xx {r['non2xx']} {r.get('error', '')}")
     return r
 
 
@@ -580,11 +642,12 @@ def jose_table(rows):
     return "\n".join(lines)
 
 
-def crash_test(cfg):
+def crash_test(cfg, extra_env=None, label="crash"):
     """SIGKILLs the embedded-store server under client_credentials load; every token wrk
-    received must be in the database afterwards."""
-    data_dir = os.path.join(cfg.workdir, "data-crash")
-    s = start_latchkey(cfg, "crash", data_dir)
+    received must be stored afterwards (in the token log, or in SQLite with
+    `store.tokens_url = durable:`)."""
+    data_dir = os.path.join(cfg.workdir, f"data-{label}")
+    s = start_latchkey(cfg, label, data_dir, extra_env)
     creds = setup_clients(s)
     ack = os.path.join(cfg.workdir, "acked.txt")
     open(ack, "w").close()
@@ -601,13 +664,17 @@ def crash_test(cfg):
     load.communicate()
     with open(ack) as f:
         acked = [line.strip() for line in f if line.strip()]
-    # Open the database as the next start would (recovering the WAL), read-only otherwise.
-    db = sqlite3.connect(os.path.join(data_dir, "latchkey.db"))
-    stored = {bytes(r[0]) for r in db.execute("SELECT digest FROM tokens")}
-    db.close()
+    tokens_dir = os.path.join(data_dir, "tokens")
+    if os.path.isdir(tokens_dir):
+        stored = log_digests(tokens_dir)
+    else:
+        # Open the database as the next start would (recovering the WAL), read-only otherwise.
+        db = sqlite3.connect(os.path.join(data_dir, "latchkey.db"))
+        stored = {bytes(r[0]) for r in db.execute("SELECT digest FROM tokens")}
+        db.close()
     missing = [t for t in acked if hashlib.sha256(t.encode()).digest() not in stored]
     # And the server starts again on the same directory, with an acknowledged token working.
-    s2 = start_latchkey(cfg, "crash-restart", data_dir)
+    s2 = start_latchkey(cfg, label + "-restart", data_dir, extra_env)
     try:
         status, body = http("POST", s2.base + "/introspect", {"token": acked[-1]} if acked else {},
                             {"Authorization": "Basic " + creds["basic"]})
@@ -625,7 +692,9 @@ def bounded_test(cfg):
     growing once tokens expire as fast as they are issued."""
     out = {}
     short = {"LATCHKEY_TOKENS__ACCESS_TTL": "2"}
-    for label, extra in (("embedded (SQLite)", {}), ("memory", {"LATCHKEY_STORE__URL": "memory:"})):
+    for label, extra in (("embedded (token log)", {}),
+                         ("embedded (SQLite)", {"LATCHKEY_STORE__TOKENS_URL": "durable:"}),
+                         ("memory", {"LATCHKEY_STORE__URL": "memory:"})):
         env_extra = dict(short)
         env_extra.update(extra)
         data_dir = os.path.join(cfg.workdir, f"data-bounded-{len(out)}")
@@ -658,7 +727,7 @@ def growth(cfg, sizes, results):
         data_dir = os.path.join(cfg.workdir, f"data-growth-{n}")
         seed_s = seed_sqlite(cfg, data_dir, n)
         disk = dir_bytes(data_dir)
-        s = start_latchkey(cfg, f"growth-sqlite-{n}", data_dir)
+        s = start_latchkey(cfg, f"growth-sqlite-{n}", data_dir, SQLITE_TOKENS)
         try:
             creds = setup_clients(s)
             body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
@@ -1065,7 +1134,7 @@ def main():
     ap.add_argument("--growth", default="1000,100000,1000000",
                     help="live-token counts for the growth runs ('' to skip)")
     ap.add_argument("--bounded-rounds", type=int, default=3)
-    ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,"
+    ap.add_argument("--skip", default="", help="comma list of parts to leave out: build,memory,baseline,tokenlog,"
                     "guard,jwt,dpop,sqlite,flow,pg,redis,startup,crash,bounded,growth")
     ap.add_argument("--no-pg-growth", dest="pg_growth", action="store_false",
                     help="leave PostgreSQL out of the growth runs")
@@ -1164,9 +1233,13 @@ def main():
         if "dpop" not in skip:
             section("DPoP proofs on client_credentials (memory store, proofs pre-signed)",
                     lambda: dpop_paths(cfg, results))
+        if "tokenlog" not in skip:
+            section("embedded store (latchkey serve, tokens in the token log, durable)",
+                    lambda: token_paths(cfg, "embedded (token log)", {}, results,
+                                        flow="flow" not in skip, audit_off=True))
         if "sqlite" not in skip:
-            section("embedded store (latchkey serve, SQLite, durable)",
-                    lambda: token_paths(cfg, "embedded (SQLite)", {}, results,
+            section("embedded store, tokens in SQLite (store.tokens_url = durable:)",
+                    lambda: token_paths(cfg, "embedded (SQLite)", SQLITE_TOKENS, results,
                                         flow="flow" not in skip, audit_off=True))
         if "pg" not in skip:
             section("PostgreSQL", postgres)
@@ -1177,7 +1250,10 @@ def main():
         if "startup" not in skip:
             data["startup"] = section("start-up and idle RSS", lambda: startup(cfg))
         if "crash" not in skip:
-            data["crash"] = section("crash test", lambda: crash_test(cfg))
+            data["crash"] = section("crash test (token log)", lambda: crash_test(cfg))
+            data["crash_sqlite"] = section(
+                "crash test (tokens in SQLite)",
+                lambda: crash_test(cfg, SQLITE_TOKENS, "crash-sqlite"))
         if "bounded" not in skip and cfg.bounded_rounds > 0:
             data["bounded"] = section("bounded by expiry", lambda: bounded_test(cfg))
         if cfg.profile:

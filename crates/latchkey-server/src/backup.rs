@@ -9,6 +9,10 @@
 //! altered copy is refused at restore instead of half-working. Everything in it is secret:
 //! the directory is created readable by its owner only.
 //!
+//! With the token log (the embedded default), its segments are copied too, as
+//! `tokens-NNNNNNNNNN.log` ([`latchkey_tokenlog::snapshot`]: each cut to its whole frames, so
+//! every token answered before the backup began is in it), and put back in `<data_dir>/tokens`.
+//!
 //! Only the embedded store is covered: PostgreSQL and MySQL have their own tools, and tokens
 //! kept in Redis or memcached are not in the copy.
 
@@ -26,6 +30,9 @@ pub const MANIFEST: &str = "latchkey-backup.json";
 
 /// The database's file name in a backup directory.
 const DATABASE: &str = "latchkey.db";
+
+/// The prefix of the token log's segments in a backup directory.
+const TOKENS_PREFIX: &str = "tokens-";
 
 /// The manifest format this build writes and reads.
 const FORMAT: u32 = 1;
@@ -136,6 +143,18 @@ pub fn backup(settings: &Settings, dir: &Path) -> anyhow::Result<Manifest> {
             Err(e) => anyhow::bail!("cannot read {}: {e}", source.display()),
         }
     }
+    if let crate::store::TokenLayout::Log(tokens) = crate::store::token_layout(
+        settings.store.url.as_deref(),
+        settings.store.tokens_url.as_deref(),
+        &settings.data_dir,
+    ) && tokens.is_dir()
+    {
+        for (seg, bytes) in latchkey_tokenlog::snapshot(&tokens)? {
+            let name = format!("{TOKENS_PREFIX}{}", latchkey_tokenlog::segment_name(seg));
+            write_private(&dir.join(&name), &bytes)?;
+            files.insert(name, Digest::of(&bytes).to_hex());
+        }
+    }
     let manifest = Manifest {
         format: FORMAT,
         created_at: SystemClock.now().0,
@@ -237,6 +256,17 @@ pub fn restore(settings: &Settings, dir: &Path) -> anyhow::Result<Manifest> {
             create_private_dir(parent)?;
         }
         write_private(target, bytes)?;
+    }
+    // The token log before the database: a store that opens finds its tokens in place.
+    let tokens = settings.data_dir.join("tokens");
+    for name in manifest.files.keys() {
+        if let Some(segment) = name.strip_prefix(TOKENS_PREFIX) {
+            create_private_dir(&tokens)?;
+            write_private(&tokens.join(segment), &std::fs::read(dir.join(name))?)?;
+        }
+    }
+    if tokens.is_dir() {
+        sync_dir(&tokens);
     }
     // The database last, through a temporary name: a store exists only once it is whole.
     let partial = database.with_extension("db.restoring");

@@ -584,8 +584,11 @@ pub struct StoreSettings {
     /// says otherwise): `sqlite:///path/to/file.db`, `postgres://…`, `mysql://…` (MariaDB too),
     /// or `memory:` (lost on exit). Unset: the embedded SQLite store at `<data_dir>/latchkey.db`.
     pub url: Option<String>,
-    /// A fast store for tokens and authorization codes: `redis://host:6379` or
-    /// `memcache://host:11211`. Unset: tokens live in the durable store.
+    /// Where tokens live: a fast store for tokens and authorization codes
+    /// (`redis://host:6379`, `memcache://host:11211`), the token log (`log:` for
+    /// `<data_dir>/tokens`, `log:///path`), or `durable:` (in the durable store, with the
+    /// rest). Unset: the token log with the embedded store (unless its database predates the
+    /// log), the durable store otherwise.
     pub tokens_url: Option<String>,
     /// The key prefix in the fast store, so several deployments can share one server.
     pub key_prefix: String,

@@ -5,6 +5,9 @@
 //!
 //! With a fast store, the two are combined by the core's [`Tiered`], which holds the rule that
 //! deleting a client or a user also deletes its tokens and codes in the fast store.
+//!
+//! The embedded default keeps tokens in the token log (`latchkey_tokenlog`, in
+//! `<data_dir>/tokens`) and the rest, codes included, in SQLite: see [`token_layout`].
 
 use latchkey_core::client::{Client, ClientId};
 use latchkey_core::clock::UnixTime;
@@ -30,6 +33,7 @@ use latchkey_oauth1::memory::MemoryOAuth1Store;
 use latchkey_oauth1::store::{AccessToken, Consumer, OAuth1Store, RequestToken};
 use latchkey_redis::RedisStore;
 use latchkey_sql::{MySqlStore, PgStore, SqliteStore};
+use latchkey_tokenlog::{LazyTokenLog, LogTokens};
 use std::path::Path;
 
 /// Where clients, users and consent live.
@@ -52,6 +56,43 @@ pub enum Fast {
     Redis(RedisStore),
     /// memcached: evictions can end sessions early (see the crate's documentation).
     Memcached(MemcachedStore),
+    /// The token log for tokens; codes, replay keys and pending requests in the durable store.
+    Log(LogTokens<Durable>),
+}
+
+/// Where tokens go, as `store.tokens_url` and the data directory decide.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TokenLayout {
+    /// In the durable store, with everything else (`tokens_url = "durable:"`, and an embedded
+    /// database created before the token log existed).
+    Durable,
+    /// In the token log in this directory (`tokens_url = "log:"` or `"log:///path"`, and the
+    /// embedded default).
+    Log(std::path::PathBuf),
+    /// In the fast store at this URL (Redis, memcached).
+    Fast(String),
+}
+
+/// Where tokens go. With `tokens_url` unset, the embedded store (no `url`) keeps them in the
+/// token log at `<data_dir>/tokens`, unless `latchkey.db` already exists without that
+/// directory: a database from before the log keeps its tokens in SQLite (its issued tokens
+/// stay valid) until the operator sets `tokens_url = "log:"`. A networked durable store keeps
+/// them itself (several nodes share it; a log is one process's).
+pub fn token_layout(url: Option<&str>, tokens_url: Option<&str>, data_dir: &Path) -> TokenLayout {
+    match tokens_url {
+        Some("durable:") => TokenLayout::Durable,
+        Some("log:") => TokenLayout::Log(data_dir.join("tokens")),
+        Some(other) => match other.strip_prefix("log://") {
+            Some(path) => TokenLayout::Log(path.into()),
+            None => TokenLayout::Fast(other.to_owned()),
+        },
+        None if url.is_none()
+            && (data_dir.join("tokens").is_dir() || !data_dir.join("latchkey.db").exists()) =>
+        {
+            TokenLayout::Log(data_dir.join("tokens"))
+        }
+        None => TokenLayout::Durable,
+    }
 }
 
 /// How the stores are combined.
@@ -98,6 +139,13 @@ impl AnyStore {
                 create_private_dir(data_dir).map_err(|e| {
                     anyhow::anyhow!("cannot create data directory {}: {e}", data_dir.display())
                 })?;
+                if tokens_url.is_none() && !data_dir.join("latchkey.db").exists() {
+                    // A new embedded store: its tokens go to the log from the start, whichever
+                    // command creates it (see `token_layout`).
+                    create_private_dir(&data_dir.join("tokens")).map_err(|e| {
+                        anyhow::anyhow!("cannot create the token log directory: {e}")
+                    })?;
+                }
                 Durable::Sqlite(SqliteStore::open(data_dir.join("latchkey.db")).await?)
             }
             Some("memory:") => Durable::Memory(MemoryStore::new()),
@@ -120,12 +168,23 @@ impl AnyStore {
             },
         };
         let prefix = format!("{}:", key_prefix.trim_end_matches(':'));
-        let fast = match tokens_url {
-            None => None,
-            Some(url) if url.starts_with("redis://") || url.starts_with("rediss://") => {
-                Some(Fast::Redis(RedisStore::connect(url, &prefix).await?))
+        let fast = match token_layout(url, tokens_url, data_dir) {
+            TokenLayout::Durable => None,
+            TokenLayout::Log(dir) => {
+                create_private_dir(&dir).map_err(|e| {
+                    anyhow::anyhow!("cannot create token log directory {}: {e}", dir.display())
+                })?;
+                Some(Fast::Log(LogTokens::lazy(
+                    LazyTokenLog::new(&dir, latchkey_tokenlog::Options::default()),
+                    durable.clone(),
+                )))
             }
-            Some(url) => match url
+            TokenLayout::Fast(url)
+                if url.starts_with("redis://") || url.starts_with("rediss://") =>
+            {
+                Some(Fast::Redis(RedisStore::connect(&url, &prefix).await?))
+            }
+            TokenLayout::Fast(url) => match url
                 .strip_prefix("memcache://")
                 .or_else(|| url.strip_prefix("memcached://"))
             {
@@ -133,7 +192,7 @@ impl AnyStore {
                     MemcachedStore::connect(addr, &prefix, 8).await?,
                 )),
                 _ => anyhow::bail!(
-                    "unsupported store.tokens_url {url:?}: use redis://host:port or memcache://host:port"
+                    "unsupported store.tokens_url {url:?}: use redis://host:port, memcache://host:port, log:, log:///path or durable:"
                 ),
             },
         };
@@ -156,6 +215,24 @@ impl AnyStore {
             &settings.data_dir,
         )
         .await
+    }
+
+    /// Opens the token log now, if tokens live in one: the server replays it before serving
+    /// (and fails at start if another process holds it); commands open it on first use.
+    pub fn open_token_log(&self) -> anyhow::Result<()> {
+        if let Layout::Tiered(tiered) = &self.layout
+            && let Fast::Log(log) = tiered.fast()
+        {
+            let started = std::time::Instant::now();
+            let stats = log.log()?.stats();
+            tracing::info!(
+                live_tokens = stats.live_tokens,
+                segments = stats.segments,
+                replay_ms = started.elapsed().as_millis() as u64,
+                "token log open"
+            );
+        }
+        Ok(())
     }
 
     /// The store of clients, users, consent and sessions.
@@ -199,6 +276,7 @@ macro_rules! fast {
         match $self {
             Fast::Redis($s) => Box::pin(async { $call }).await,
             Fast::Memcached($s) => Box::pin(async { $call }).await,
+            Fast::Log($s) => $call,
         }
     };
 }

@@ -164,9 +164,12 @@ async fn password_grant_then_rotation_then_reuse_revokes_the_family() {
         (status, after["error"].as_str()),
         (400, Some("invalid_grant"))
     );
-    let store = latchkey_sql::SqliteStore::open(dir.path().join("latchkey.db"))
-        .await
-        .expect("open store");
+    // Tokens live in the token log; beside the running server it opens as a follower.
+    let store = latchkey_tokenlog::LazyTokenLog::new(
+        &dir.path().join("tokens"),
+        latchkey_tokenlog::Options::default(),
+    );
+    let store = store.get().expect("open the token log");
     let access = Secret::new(second["access_token"].as_str().expect("token")).digest();
     let record = store
         .find_token(&access)
@@ -323,9 +326,11 @@ async fn sigkill_right_after_an_answer_loses_nothing() {
     server.kill();
 
     let server = Server::start_with(dir.path(), &[PASSWORD_GRANT]);
-    let store = latchkey_sql::SqliteStore::open(dir.path().join("latchkey.db"))
-        .await
-        .expect("open store");
+    let store = latchkey_tokenlog::LazyTokenLog::new(
+        &dir.path().join("tokens"),
+        latchkey_tokenlog::Options::default(),
+    );
+    let store = store.get().expect("open the token log");
     let now = latchkey_core::clock::Clock::now(&latchkey_core::clock::SystemClock);
     for token in [
         &cc["access_token"],

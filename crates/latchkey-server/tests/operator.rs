@@ -53,6 +53,7 @@ async fn issue_14_the_data_directory_and_the_database_files_are_private() {
     );
     assert_eq!(mode(&data), 0o700, "data directory");
     assert_eq!(mode(&data.join("latchkey.db")), 0o600, "database");
+    assert_eq!(mode(&data.join("tokens")), 0o700, "token log directory");
 
     // A running server writes the journal and its keys: private too.
     let client = create_client(&data, &[]);
@@ -71,6 +72,8 @@ async fn issue_14_the_data_directory_and_the_database_files_are_private() {
         "latchkey.db-shm",
         "session.key",
         "oauth1.key",
+        "tokens/LOCK",
+        "tokens/0000000001.log",
     ] {
         let path = data.join(file);
         if path.exists() {

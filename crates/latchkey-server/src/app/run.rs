@@ -35,6 +35,7 @@ pub async fn run(
         _ => anyhow::bail!("tls.cert_file and tls.key_file go together"),
     };
     let store = AnyStore::from_settings(&settings).await?;
+    store.open_token_log()?;
     let counters = open_counters(&settings).await?;
     let provider = build_provider(&settings, store.clone(), Some(local), counters)?;
     let ui = build_ui(&settings, provider.clone())?;

@@ -1,0 +1,1080 @@
+//! The log itself: segment files, the group-committing writer thread, replay at start, and the
+//! background sweeper that forgets expired tokens and compacts old segments.
+//!
+//! # Files
+//! `dir/NNNNNNNNNN.log`, numbered from 1. Each starts with [`MAGIC`], then frames:
+//! `len u32 | crc32c u32 | payload` (little-endian; the checksum covers the payload). A frame
+//! is one store call and is applied all or nothing: at start a frame cut short or failing its
+//! checksum at the end of the newest segment is a write the crash interrupted, never
+//! acknowledged, and is cut off; anywhere else it is corruption and the store refuses to open.
+//!
+//! # Durability
+//! A store call applies its frame to the index and queues it under one lock, so the log's order
+//! is the order of the index's changes; then it waits until the writer reports the frame's end
+//! durable. The writer takes everything queued, writes it, `fdatasync`s once, and wakes every
+//! waiter whose frame is now on disk: one fsync for all the records waiting (group commit).
+//! Because the log is written in order, an acknowledged frame implies every earlier frame is
+//! durable too, which is what makes applying before the fsync safe: nothing that depends on a
+//! frame is acknowledged before it.
+//!
+//! # Compaction
+//! Only the oldest sealed segment is compacted: its tokens still live are appended again with
+//! their current state (a batch per step, under the lock for microseconds), and once those
+//! copies are durable the segment file is deleted. Operations in a newer segment never refer to
+//! a token whose only copy is older than them, so deleting the oldest segment loses nothing.
+
+use crate::index::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS};
+use crate::ops::{Op, PUT_FLAGS_AT, Reader, decode_put};
+use latchkey_core::store::{StoreError, StoreErrorKind};
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{File, OpenOptions};
+use std::hash::BuildHasher;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The first bytes of every segment.
+pub(crate) const MAGIC: &[u8; 8] = b"LKTLOG1\n";
+const HEADER: u32 = MAGIC.len() as u32;
+const FRAME_HEADER: usize = 8;
+/// The largest frame accepted (a single issuance; far above any real token).
+const MAX_FRAME: usize = 64 << 20;
+const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
+
+/// How the log is laid out and maintained.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// A segment is sealed once it holds this many bytes (then the next one starts).
+    pub segment_bytes: u32,
+    /// How often the sweeper forgets expired tokens and looks for a segment to compact.
+    pub sweep_every: Duration,
+    /// The oldest sealed segment is compacted once less than this share of its bytes is live.
+    pub compact_below: f64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            segment_bytes: 64 << 20,
+            sweep_every: Duration::from_secs(1),
+            compact_below: 0.5,
+        }
+    }
+}
+
+/// Counters of what the log did since it was opened, for benchmarks and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Frames appended (one per store call that changed something).
+    pub frames: u64,
+    /// Bytes written to segment files (frames, headers, compaction copies).
+    pub bytes_written: u64,
+    /// `fdatasync` calls on segment files (directory syncs not included).
+    pub fsyncs: u64,
+    /// Tokens currently indexed.
+    pub live_tokens: u64,
+    /// Segment files on disk.
+    pub segments: u64,
+    /// Segments deleted by compaction.
+    pub segments_compacted: u64,
+}
+
+/// A queued piece of a segment, not yet written.
+struct Chunk {
+    seg: u32,
+    start: u32,
+    bytes: Vec<u8>,
+}
+
+#[derive(Default, Clone, Copy)]
+struct SegInfo {
+    /// Bytes appended (header included).
+    size: u64,
+    /// Bytes of `PUT`s of tokens still indexed.
+    live: u64,
+}
+
+pub(crate) struct Inner {
+    pub index: Index,
+    segs: BTreeMap<u32, SegInfo>,
+    files: HashMap<u32, Arc<File>>,
+    active: u32,
+    active_len: u32,
+    pending: Vec<Chunk>,
+    inflight: Option<Arc<Vec<Chunk>>>,
+    /// The latest `now` seen, in Unix seconds: a token expired by then is forgotten.
+    pub horizon: u32,
+    failed: Option<String>,
+    shutdown: bool,
+    /// The position (`seg << 32 | offset`) up to which the log is durable.
+    durable: u64,
+    clients: HashMap<Box<str>, u32>,
+    frames: u64,
+    hasher: std::collections::hash_map::RandomState,
+}
+
+pub(crate) struct Shared {
+    pub inner: Mutex<Inner>,
+    /// Wakes the writer when something is queued, and the sweeper at shutdown.
+    wake: Condvar,
+    /// Wakes threads waiting for durability (the compactor).
+    durable_cv: Condvar,
+    durable_tx: watch::Sender<u64>,
+    dir: PathBuf,
+    options: Options,
+    bytes_written: AtomicU64,
+    fsyncs: AtomicU64,
+    compacted: AtomicU64,
+}
+
+fn io_err(what: &str, err: impl std::fmt::Display) -> StoreError {
+    StoreError::new(
+        StoreErrorKind::Unavailable,
+        format!("token log: {what}: {err}"),
+    )
+}
+
+fn corrupt(what: impl std::fmt::Display) -> StoreError {
+    StoreError::new(StoreErrorKind::Corrupt, format!("token log: {what}"))
+}
+
+/// `t` as Unix seconds in a `u32` (clamped: 0 before 1970, the maximum after 2106).
+pub(crate) fn secs(t: i64) -> u32 {
+    t.clamp(0, i64::from(u32::MAX)) as u32
+}
+
+/// The current time in Unix seconds.
+pub(crate) fn wall_clock() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| secs(d.as_secs() as i64))
+        .unwrap_or(0)
+}
+
+fn seg_path(dir: &Path, seg: u32) -> PathBuf {
+    dir.join(segment_name(seg))
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+impl Inner {
+    fn fresh() -> Self {
+        Self {
+            index: Index::new(),
+            segs: BTreeMap::new(),
+            files: HashMap::new(),
+            active: 0,
+            active_len: 0,
+            pending: Vec::new(),
+            inflight: None,
+            horizon: 0,
+            failed: None,
+            shutdown: false,
+            durable: 0,
+            clients: HashMap::new(),
+            frames: 0,
+            hasher: Default::default(),
+        }
+    }
+
+    /// The keyed hash of a family id or subject (never 0, which stands for "none").
+    pub fn key(&self, s: &str) -> u64 {
+        self.hasher.hash_one(s).max(1)
+    }
+
+    fn intern(&mut self, client: &str) -> u32 {
+        if let Some(&id) = self.clients.get(client) {
+            return id;
+        }
+        let id = self.clients.len() as u32;
+        self.clients.insert(client.into(), id);
+        id
+    }
+
+    /// Fails if a write has failed: the index may then be ahead of the disk, and only a
+    /// restart (which replays what is on disk) makes them agree again.
+    pub fn check(&self) -> Result<(), StoreError> {
+        match &self.failed {
+            Some(why) => Err(StoreError::new(StoreErrorKind::Unavailable, why)),
+            None => Ok(()),
+        }
+    }
+
+    fn dropped(&mut self, old: &Entry) {
+        if let Some(info) = self.segs.get_mut(&old.seg) {
+            info.live = info.live.saturating_sub(u64::from(old.len));
+        }
+    }
+
+    /// Applies the operations of one frame whose payload starts at `(seg, base)`: the one
+    /// code path for live calls and replay. Returns how many tokens were active before the
+    /// frame revoked or deleted them.
+    pub fn apply(&mut self, payload: &[u8], seg: u32, base: u32) -> Result<u64, StoreError> {
+        let now = self.horizon;
+        let mut count = 0;
+        let mut reader = Reader::new(payload);
+        while let Some((at, op)) = reader.next_op()? {
+            match op {
+                Op::Put {
+                    digest,
+                    expires,
+                    flags,
+                    client,
+                    family,
+                    subject,
+                    ..
+                } => {
+                    let end = reader.position();
+                    let len = (end - at) as u32;
+                    if expires <= now {
+                        if let Some(slot) = self.index.find(&digest) {
+                            let old = self.index.remove(slot);
+                            self.dropped(&old);
+                        }
+                        continue;
+                    }
+                    let entry = Entry {
+                        digest,
+                        family: self.key(family),
+                        subject: subject.map_or(0, |s| self.key(s)),
+                        seg,
+                        off: base + at as u32,
+                        len,
+                        expires,
+                        client: self.intern(client),
+                        flags: flags & (REVOKED | ROTATED | REFRESH),
+                    };
+                    if let Some(old) = self.index.insert(entry) {
+                        self.dropped(&old);
+                    }
+                    if let Some(info) = self.segs.get_mut(&seg) {
+                        info.live += u64::from(len);
+                    }
+                }
+                Op::Revoke(digest) => {
+                    if let Some(slot) = self.index.find(&digest) {
+                        if self.index.entry(slot).active(now) {
+                            count += 1;
+                        }
+                        self.index.set_flags(slot, REVOKED);
+                    }
+                }
+                Op::Rotate(digest) => {
+                    if let Some(slot) = self.index.find(&digest) {
+                        self.index.set_flags(slot, ROTATED);
+                    }
+                }
+                Op::RevokeFamily(family) => {
+                    for slot in self.index.family(self.key(family)) {
+                        if self.index.entry(slot).active(now) {
+                            count += 1;
+                        }
+                        self.index.set_flags(slot, REVOKED);
+                    }
+                }
+                Op::DeleteClient(client) => {
+                    if let Some(&id) = self.clients.get(client) {
+                        for slot in self.index.select(|e| e.client == id) {
+                            let old = self.index.remove(slot);
+                            count += u64::from(old.active(now));
+                            self.dropped(&old);
+                        }
+                    }
+                }
+                Op::DeleteSubject(subject) => {
+                    let key = self.key(subject);
+                    for slot in self.index.select(|e| e.subject == key) {
+                        let old = self.index.remove(slot);
+                        count += u64::from(old.active(now));
+                        self.dropped(&old);
+                    }
+                }
+                Op::RevokeGrant(client, subject) => {
+                    if let Some(&id) = self.clients.get(client) {
+                        let key = self.key(subject);
+                        for slot in self.index.select(|e| e.client == id && e.subject == key) {
+                            if self.index.entry(slot).active(now) {
+                                count += 1;
+                            }
+                            self.index.set_flags(slot, REVOKED);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(count)
+    }
+
+    /// Applies `payload` as one frame and queues it; returns the count from [`Inner::apply`]
+    /// and the position the caller must see durable before acknowledging.
+    pub fn commit(&mut self, payload: &[u8], segment_bytes: u32) -> Result<(u64, u64), StoreError> {
+        self.check()?;
+        let frame_len = FRAME_HEADER + payload.len();
+        if frame_len > MAX_FRAME {
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "token log: frame too large",
+            ));
+        }
+        if u64::from(self.active_len) + frame_len as u64 > u64::from(segment_bytes)
+            && self.active_len > HEADER
+        {
+            self.active += 1;
+            self.active_len = HEADER;
+            self.segs.insert(
+                self.active,
+                SegInfo {
+                    size: u64::from(HEADER),
+                    live: 0,
+                },
+            );
+        }
+        let (seg, start) = (self.active, self.active_len);
+        let count = self.apply(payload, seg, start + FRAME_HEADER as u32)?;
+        let mut frame = Vec::with_capacity(frame_len);
+        frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        frame.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
+        frame.extend_from_slice(payload);
+        match self.pending.last_mut() {
+            Some(chunk) if chunk.seg == seg => chunk.bytes.extend_from_slice(&frame),
+            _ => self.pending.push(Chunk {
+                seg,
+                start,
+                bytes: frame,
+            }),
+        }
+        self.active_len += frame_len as u32;
+        self.frames += 1;
+        if let Some(info) = self.segs.get_mut(&seg) {
+            info.size += frame_len as u64;
+        }
+        Ok((count, (u64::from(seg) << 32) | u64::from(self.active_len)))
+    }
+
+    /// Where the bytes of the token in `slot` are: queued (copied out now) or in a file.
+    pub fn locate(&self, slot: u32) -> Result<Located, StoreError> {
+        let e = self.index.entry(slot);
+        let within = |c: &Chunk| {
+            c.seg == e.seg
+                && e.off >= c.start
+                && (e.off - c.start) as usize + e.len as usize <= c.bytes.len()
+        };
+        let copy = |c: &Chunk| {
+            let from = (e.off - c.start) as usize;
+            c.bytes[from..from + e.len as usize].to_vec()
+        };
+        if let Some(c) = self.pending.iter().find(|c| within(c)) {
+            return Ok(Located::Bytes(copy(c)));
+        }
+        if let Some(c) = self
+            .inflight
+            .as_ref()
+            .and_then(|i| i.iter().find(|c| within(c)))
+        {
+            return Ok(Located::Bytes(copy(c)));
+        }
+        let file = self
+            .files
+            .get(&e.seg)
+            .ok_or_else(|| corrupt(format!("segment {} is missing", e.seg)))?;
+        Ok(Located::File(Arc::clone(file), e.off, e.len))
+    }
+}
+
+/// Where a token's stored operation is.
+pub(crate) enum Located {
+    /// Not written yet: a copy.
+    Bytes(Vec<u8>),
+    /// In a segment file, at an offset, of a length.
+    File(Arc<File>, u32, u32),
+}
+
+impl Located {
+    /// The operation's bytes.
+    pub fn read(self) -> Result<Vec<u8>, StoreError> {
+        match self {
+            Located::Bytes(b) => Ok(b),
+            Located::File(file, off, len) => {
+                let mut buf = vec![0u8; len as usize];
+                file.read_exact_at(&mut buf, u64::from(off))
+                    .map_err(|e| io_err("read", e))?;
+                Ok(buf)
+            }
+        }
+    }
+}
+
+/// The open log: what the store handle holds.
+pub(crate) struct Log {
+    pub shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+    /// Holds the directory's lock: one process writes a log.
+    _lock: Option<File>,
+    /// Whether another process holds the log (see [`Log::open_follower`]).
+    pub follower: bool,
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        if let Ok(mut inner) = self.shared.inner.lock() {
+            inner.shutdown = true;
+        }
+        self.shared.wake.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`, replays it and starts its threads.
+    pub fn open(dir: &Path, options: Options) -> Result<Self, StoreError> {
+        match try_lock(dir)? {
+            Some(lock) => Self::open_locked(dir, options, Some(lock)),
+            None => Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                format!(
+                    "token log {} is in use by another process; only one server at a time can \
+                     write it",
+                    dir.display()
+                ),
+            )),
+        }
+    }
+
+    /// Opens the log as a follower, while another process (the server) holds it: a read-only
+    /// replay of what is on disk now, without threads; its revocations and deletions are
+    /// posted to the holder's inbox ([`post_to_inbox`]). What a command run beside the server
+    /// uses.
+    pub fn open_follower(dir: &Path, options: Options) -> Result<Self, StoreError> {
+        // The holder may delete a compacted segment between the listing and the read.
+        let mut tries = 0;
+        loop {
+            match Self::open_locked(dir, options.clone(), None) {
+                Err(err) if tries < 3 && err.kind() == StoreErrorKind::Unavailable => tries += 1,
+                other => return other,
+            }
+        }
+    }
+
+    /// Opens the log; `lock` is the directory's lock, `None` for a follower.
+    fn open_locked(dir: &Path, options: Options, lock: Option<File>) -> Result<Self, StoreError> {
+        let follower = lock.is_none();
+        let mut inner = Inner::fresh();
+        inner.horizon = wall_clock();
+        let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+            .map_err(|e| io_err("list directory", e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let last = numbers.last().copied();
+        for &seg in &numbers {
+            let path = seg_path(dir, seg);
+            let file = OpenOptions::new()
+                .read(true)
+                .write(!follower)
+                .open(&path)
+                .map_err(|e| io_err("open segment", e))?;
+            let bytes = std::fs::read(&path).map_err(|e| io_err("read segment", e))?;
+            inner.segs.insert(seg, SegInfo::default());
+            let valid = if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+                if follower && Some(seg) == last {
+                    // The holder is creating it.
+                    bytes.len()
+                } else if Some(seg) == last
+                    && MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
+                {
+                    // Created, but the crash cut its header short: nothing was in it yet.
+                    file.write_all_at(MAGIC, 0)
+                        .map_err(|e| io_err("write", e))?;
+                    file.sync_all().map_err(|e| io_err("sync", e))?;
+                    HEADER as usize
+                } else {
+                    return Err(corrupt(format!(
+                        "{} is not a token log segment",
+                        path.display()
+                    )));
+                }
+            } else {
+                replay(&mut inner, &bytes, seg, Some(seg) == last)?
+            };
+            if valid < bytes.len() && !follower {
+                tracing::warn!(
+                    segment = seg,
+                    cut = bytes.len() - valid,
+                    "token log: cutting off an unfinished write at the end of the log"
+                );
+                file.set_len(valid as u64)
+                    .map_err(|e| io_err("truncate", e))?;
+                file.sync_all().map_err(|e| io_err("sync", e))?;
+            }
+            if let Some(info) = inner.segs.get_mut(&seg) {
+                info.size = valid as u64;
+            }
+            inner.files.insert(seg, Arc::new(file));
+            inner.active = seg;
+            inner.active_len = valid as u32;
+        }
+        if last.is_none() {
+            inner.active = 1;
+            inner.active_len = HEADER;
+            inner.segs.insert(
+                1,
+                SegInfo {
+                    size: u64::from(HEADER),
+                    live: 0,
+                },
+            );
+        }
+        inner.durable = (u64::from(inner.active) << 32) | u64::from(inner.active_len);
+        let (durable_tx, _) = watch::channel(inner.durable);
+        let shared = Arc::new(Shared {
+            inner: Mutex::new(inner),
+            wake: Condvar::new(),
+            durable_cv: Condvar::new(),
+            durable_tx,
+            dir: dir.to_owned(),
+            options,
+            bytes_written: AtomicU64::new(0),
+            fsyncs: AtomicU64::new(0),
+            compacted: AtomicU64::new(0),
+        });
+        if follower {
+            return Ok(Self {
+                shared,
+                threads: Vec::new(),
+                _lock: None,
+                follower: true,
+            });
+        }
+        if last.is_none() {
+            // The first segment exists (with its header) before anything is acknowledged.
+            let file = create_segment(&shared, 1).map_err(|e| io_err("create segment", e))?;
+            shared.lock().files.insert(1, file);
+        }
+        let writer = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("token-log-writer".into())
+                .spawn(move || writer(&shared))
+                .map_err(|e| io_err("start writer", e))?
+        };
+        let sweeper = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("token-log-sweeper".into())
+                .spawn(move || sweeper(&shared))
+                .map_err(|e| io_err("start sweeper", e))?
+        };
+        let log = Self {
+            shared,
+            threads: vec![writer, sweeper],
+            _lock: lock,
+            follower: false,
+        };
+        // What commands posted while no server ran is applied before anything is served.
+        ingest_inbox(&log.shared)?;
+        Ok(log)
+    }
+}
+
+/// Replays the frames of one segment; returns the length of its valid prefix. A bad frame at
+/// the end of the newest segment is an unfinished write; anywhere else it is corruption.
+fn replay(inner: &mut Inner, bytes: &[u8], seg: u32, newest: bool) -> Result<usize, StoreError> {
+    let mut pos = MAGIC.len();
+    while pos < bytes.len() {
+        let bad = |what: &str| -> Result<usize, StoreError> {
+            if newest {
+                Ok(pos)
+            } else {
+                Err(corrupt(format!("segment {seg} at {pos}: {what}")))
+            }
+        };
+        if bytes.len() - pos < FRAME_HEADER {
+            return bad("frame header cut short");
+        }
+        let len = u32::from_le_bytes([bytes[pos], bytes[pos + 1], bytes[pos + 2], bytes[pos + 3]])
+            as usize;
+        let sum = u32::from_le_bytes([
+            bytes[pos + 4],
+            bytes[pos + 5],
+            bytes[pos + 6],
+            bytes[pos + 7],
+        ]);
+        let start = pos + FRAME_HEADER;
+        if len > MAX_FRAME || bytes.len() - start < len {
+            return bad("frame cut short");
+        }
+        let payload = &bytes[start..start + len];
+        if CRC.checksum(payload) != sum {
+            return bad("checksum mismatch");
+        }
+        inner.apply(payload, seg, start as u32)?;
+        pos = start + len;
+    }
+    Ok(pos)
+}
+
+impl Shared {
+    /// Locks the state; a thread that panicked while holding the lock leaves it usable (the
+    /// state is checked by `failed`, and every change is made in one step).
+    pub fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Wakes the writer: something was queued.
+    pub fn queued(&self) {
+        self.wake.notify_all();
+    }
+
+    /// The log's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The options the log was opened with.
+    pub fn options(&self) -> &Options {
+        &self.options
+    }
+
+    /// Waits until the log is durable up to `pos`.
+    pub async fn durable(&self, pos: u64) -> Result<(), StoreError> {
+        let mut rx = self.durable_tx.subscribe();
+        let seen = *rx
+            .wait_for(|&p| p >= pos)
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "token log closed"))?;
+        if seen == u64::MAX {
+            self.lock().check()?;
+        }
+        Ok(())
+    }
+
+    /// Blocks the calling (non-async) thread until the log is durable up to `pos`.
+    fn durable_blocking(&self, pos: u64) -> Result<(), StoreError> {
+        let mut inner = self.lock();
+        while inner.durable < pos && inner.failed.is_none() && !inner.shutdown {
+            inner = self
+                .durable_cv
+                .wait(inner)
+                .unwrap_or_else(|p| p.into_inner());
+        }
+        inner.check()?;
+        if inner.durable < pos {
+            return Err(StoreError::new(
+                StoreErrorKind::Unavailable,
+                "token log closed",
+            ));
+        }
+        Ok(())
+    }
+
+    /// What the log did so far.
+    pub fn stats(&self) -> Stats {
+        let inner = self.lock();
+        Stats {
+            frames: inner.frames,
+            bytes_written: self.bytes_written.load(Ordering::Relaxed),
+            fsyncs: self.fsyncs.load(Ordering::Relaxed),
+            live_tokens: inner.index.len() as u64,
+            segments: inner.files.len() as u64,
+            segments_compacted: self.compacted.load(Ordering::Relaxed),
+        }
+    }
+}
+
+fn create_segment(shared: &Shared, seg: u32) -> std::io::Result<Arc<File>> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(seg_path(&shared.dir, seg))?;
+    file.write_all_at(MAGIC, 0)?;
+    file.sync_all()?;
+    sync_dir(&shared.dir)?;
+    shared
+        .bytes_written
+        .fetch_add(MAGIC.len() as u64, Ordering::Relaxed);
+    shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+    Ok(Arc::new(file))
+}
+
+/// The writer thread: writes whatever is queued, syncs once, reports the new durable end.
+fn writer(shared: &Shared) {
+    loop {
+        let batch = {
+            let mut inner = shared.lock();
+            while inner.pending.is_empty() && !inner.shutdown {
+                inner = shared.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
+            }
+            if inner.pending.is_empty() {
+                return;
+            }
+            let batch = Arc::new(std::mem::take(&mut inner.pending));
+            inner.inflight = Some(Arc::clone(&batch));
+            batch
+        };
+        match write_batch(shared, &batch) {
+            Ok(end) => {
+                let mut inner = shared.lock();
+                inner.inflight = None;
+                inner.durable = end;
+                drop(inner);
+                shared.durable_cv.notify_all();
+                shared.durable_tx.send_replace(end);
+            }
+            Err(err) => {
+                tracing::error!(error = %err, "token log: write failed; the token store is unavailable until restarted");
+                let mut inner = shared.lock();
+                inner.failed = Some(format!("token log write failed: {err}"));
+                drop(inner);
+                shared.durable_cv.notify_all();
+                shared.durable_tx.send_replace(u64::MAX);
+                return;
+            }
+        }
+    }
+}
+
+fn write_batch(shared: &Shared, batch: &[Chunk]) -> std::io::Result<u64> {
+    let mut touched: Vec<Arc<File>> = Vec::new();
+    let mut end = 0;
+    for chunk in batch {
+        let existing = shared.lock().files.get(&chunk.seg).cloned();
+        let file = match existing {
+            Some(file) => file,
+            None => {
+                // A new segment: the previous one is complete; make it durable first so the
+                // log stays a prefix on disk.
+                for f in touched.drain(..) {
+                    f.sync_data()?;
+                    shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+                let file = create_segment(shared, chunk.seg)?;
+                shared.lock().files.insert(chunk.seg, Arc::clone(&file));
+                file
+            }
+        };
+        file.write_all_at(&chunk.bytes, u64::from(chunk.start))?;
+        shared
+            .bytes_written
+            .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
+        if !touched.iter().any(|f| Arc::ptr_eq(f, &file)) {
+            touched.push(file);
+        }
+        end = (u64::from(chunk.seg) << 32) | u64::from(chunk.start + chunk.bytes.len() as u32);
+    }
+    for f in touched {
+        f.sync_data()?;
+        shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+    }
+    Ok(end)
+}
+
+/// The sweeper thread: forgets expired tokens one shard at a time, then compacts the oldest
+/// sealed segment when little of it is live.
+fn sweeper(shared: &Shared) {
+    loop {
+        {
+            let inner = shared.lock();
+            let (inner, _) = shared
+                .wake
+                .wait_timeout_while(inner, shared.options.sweep_every, |i| !i.shutdown)
+                .unwrap_or_else(|p| p.into_inner());
+            if inner.shutdown {
+                return;
+            }
+        }
+        sweep(shared);
+        if let Err(err) = ingest_inbox(shared) {
+            tracing::warn!(error = %err, "token log: could not apply a posted change; retrying later");
+        }
+        if let Err(err) = compact(shared) {
+            tracing::warn!(error = %err, "token log: compaction failed; retrying later");
+        }
+    }
+}
+
+/// Forgets every token expired by now, one shard per lock.
+pub(crate) fn sweep(shared: &Shared) {
+    for shard in 0..SHARDS {
+        let mut inner = shared.lock();
+        let now = inner.horizon.max(wall_clock());
+        inner.horizon = now;
+        for slot in inner.index.select_shard(shard, |e| e.expires <= now) {
+            let old = inner.index.remove(slot);
+            inner.dropped(&old);
+        }
+    }
+}
+
+/// Compacts the oldest sealed segment, if it is worth it: deletes it when nothing in it is
+/// live, or copies its live tokens forward when less than `compact_below` of it is.
+pub(crate) fn compact(shared: &Shared) -> Result<(), StoreError> {
+    let (seg, info) = {
+        let inner = shared.lock();
+        inner.check()?;
+        let Some((&seg, &info)) = inner.segs.iter().next() else {
+            return Ok(());
+        };
+        // Sealed and fully written: the active segment, and one still being written, stay.
+        if seg == inner.active || (inner.durable >> 32) as u32 <= seg {
+            return Ok(());
+        }
+        (seg, info)
+    };
+    if info.live > 0 && (info.live as f64) >= shared.options.compact_below * info.size as f64 {
+        return Ok(());
+    }
+    let segment_bytes = shared.options.segment_bytes;
+    let mut chunk = 0;
+    let mut last_end = 0;
+    loop {
+        let picked = {
+            let inner = shared.lock();
+            let Some(slots) = inner.index.select_chunk(chunk, |e| e.seg == seg) else {
+                break;
+            };
+            slots
+                .into_iter()
+                .map(|s| {
+                    let e = *inner.index.entry(s);
+                    inner.locate(s).map(|l| (e, l))
+                })
+                .collect::<Result<Vec<_>, _>>()?
+        };
+        chunk += 1;
+        if picked.is_empty() {
+            continue;
+        }
+        // Read outside the lock, then copy forward what is unchanged since.
+        let mut read = Vec::with_capacity(picked.len());
+        for (e, located) in picked {
+            read.push((e, located.read()?));
+        }
+        let mut inner = shared.lock();
+        let mut payload = Vec::new();
+        for (e, mut bytes) in read {
+            let Some(slot) = inner.index.find(&e.digest) else {
+                continue;
+            };
+            let now = *inner.index.entry(slot);
+            if now.seg != e.seg || now.off != e.off || bytes.len() <= PUT_FLAGS_AT {
+                continue;
+            }
+            decode_put(&bytes)?;
+            bytes[PUT_FLAGS_AT] = now.flags & (REVOKED | ROTATED | REFRESH);
+            payload.extend_from_slice(&bytes);
+            if payload.len() > 1 << 20 {
+                let (_, end) = inner.commit(&payload, segment_bytes)?;
+                last_end = end;
+                payload.clear();
+            }
+        }
+        if !payload.is_empty() {
+            let (_, end) = inner.commit(&payload, segment_bytes)?;
+            last_end = end;
+        }
+        drop(inner);
+        shared.queued();
+    }
+    if last_end > 0 {
+        shared.durable_blocking(last_end)?;
+    }
+    {
+        let mut inner = shared.lock();
+        let live = inner.segs.get(&seg).map_or(0, |i| i.live);
+        if live > 0 {
+            // A token of this segment was written meanwhile by replay order; try next time.
+            return Ok(());
+        }
+        inner.segs.remove(&seg);
+        inner.files.remove(&seg);
+    }
+    std::fs::remove_file(seg_path(&shared.dir, seg)).map_err(|e| io_err("delete segment", e))?;
+    sync_dir(&shared.dir).map_err(|e| io_err("sync directory", e))?;
+    shared.compacted.fetch_add(1, Ordering::Relaxed);
+    tracing::debug!(segment = seg, "token log: compacted a segment");
+    Ok(())
+}
+
+/// Takes the directory's lock; `None` when another process holds it.
+pub(crate) fn try_lock(dir: &Path) -> Result<Option<File>, StoreError> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| io_err("create directory", e))?;
+    let lock = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(dir.join("LOCK"))
+        .map_err(|e| io_err("open lock file", e))?;
+    match lock.try_lock() {
+        Ok(()) => Ok(Some(lock)),
+        Err(std::fs::TryLockError::WouldBlock) => Ok(None),
+        Err(std::fs::TryLockError::Error(e)) => Err(io_err("lock", e)),
+    }
+}
+
+const INBOX_PREFIX: &str = "inbox-";
+const INBOX_SUFFIX: &str = ".ops";
+
+/// Whether the operations in `payload` may come from a follower: revocations and deletions
+/// only, never a token.
+pub(crate) fn postable(payload: &[u8]) -> Result<bool, StoreError> {
+    let mut reader = Reader::new(payload);
+    while let Some((_, op)) = reader.next_op()? {
+        if matches!(op, Op::Put { .. } | Op::Rotate(_)) {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
+/// Posts a follower's frame to the holder: a file in the log's directory, durable (synced and
+/// renamed into place) before this returns. The holder applies it within a sweep interval, or
+/// at its next start.
+pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<(), StoreError> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let name = format!(
+        "{INBOX_PREFIX}{nanos:024}-{}{INBOX_SUFFIX}",
+        std::process::id()
+    );
+    let tmp = dir.join(format!("{name}.tmp"));
+    let mut frame = Vec::with_capacity(FRAME_HEADER + payload.len());
+    frame.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+    frame.extend_from_slice(&CRC.checksum(payload).to_le_bytes());
+    frame.extend_from_slice(payload);
+    let write = || -> std::io::Result<()> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(&tmp)?;
+        file.write_all_at(&frame, 0)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, dir.join(&name))?;
+        sync_dir(dir)
+    };
+    write().map_err(|e| io_err("post to the server's inbox", e))
+}
+
+/// Applies the frames followers posted, oldest first, each durable before its file goes. A
+/// file that fails its checksum or holds anything but revocations and deletions is renamed
+/// `.bad` and left for the operator.
+pub(crate) fn ingest_inbox(shared: &Shared) -> Result<(), StoreError> {
+    let mut names: Vec<String> = std::fs::read_dir(&shared.dir)
+        .map_err(|e| io_err("list directory", e))?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(INBOX_PREFIX) && n.ends_with(INBOX_SUFFIX))
+        .collect();
+    names.sort();
+    for name in names {
+        let path = shared.dir.join(&name);
+        let bytes = std::fs::read(&path).map_err(|e| io_err("read inbox", e))?;
+        let payload = bytes.get(FRAME_HEADER..).unwrap_or_default();
+        let sound = bytes.len() >= FRAME_HEADER
+            && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize
+                == payload.len()
+            && u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]])
+                == CRC.checksum(payload)
+            && postable(payload).unwrap_or(false);
+        if !sound {
+            tracing::error!(file = %name, "token log: ignoring a malformed posted change");
+            std::fs::rename(&path, shared.dir.join(format!("{name}.bad")))
+                .map_err(|e| io_err("rename", e))?;
+            continue;
+        }
+        let end = {
+            let mut inner = shared.lock();
+            let now = wall_clock();
+            inner.horizon = inner.horizon.max(now);
+            inner.commit(payload, shared.options.segment_bytes)?.1
+        };
+        shared.queued();
+        shared.durable_blocking(end)?;
+        std::fs::remove_file(&path).map_err(|e| io_err("remove inbox file", e))?;
+        tracing::info!(file = %name, "token log: applied a change posted by a command");
+    }
+    Ok(())
+}
+
+/// The segments of the log in `dir` as they are now, each cut to its whole frames, oldest
+/// first: a copy the server may go on writing beside (a backup). Every frame durable before
+/// the call is in it. Safe while another process holds the log: a segment its compaction
+/// deletes meanwhile makes the copy start again.
+pub fn snapshot(dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
+    let mut tries = 0;
+    'again: loop {
+        let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+            .map_err(|e| io_err("list directory", e))?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                name.strip_suffix(".log")?.parse().ok()
+            })
+            .collect();
+        numbers.sort_unstable();
+        let mut out = Vec::with_capacity(numbers.len());
+        for seg in numbers {
+            let mut bytes = match std::fs::read(seg_path(dir, seg)) {
+                Ok(bytes) => bytes,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && tries < 5 => {
+                    tries += 1;
+                    continue 'again;
+                }
+                Err(e) => return Err(io_err("read segment", e)),
+            };
+            if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+                continue;
+            }
+            let mut pos = MAGIC.len();
+            while bytes.len() - pos >= FRAME_HEADER {
+                let len = u32::from_le_bytes([
+                    bytes[pos],
+                    bytes[pos + 1],
+                    bytes[pos + 2],
+                    bytes[pos + 3],
+                ]) as usize;
+                let sum = u32::from_le_bytes([
+                    bytes[pos + 4],
+                    bytes[pos + 5],
+                    bytes[pos + 6],
+                    bytes[pos + 7],
+                ]);
+                let start = pos + FRAME_HEADER;
+                if len > MAX_FRAME
+                    || bytes.len() - start < len
+                    || CRC.checksum(&bytes[start..start + len]) != sum
+                {
+                    break;
+                }
+                pos = start + len;
+            }
+            bytes.truncate(pos);
+            out.push((seg, bytes));
+        }
+        return Ok(out);
+    }
+}
+
+/// The file name of segment `seg`.
+pub fn segment_name(seg: u32) -> String {
+    format!("{seg:010}.log")
+}
