@@ -100,6 +100,9 @@ pub struct Config {
     /// DPoP (RFC 9449): proof algorithms, `iat` window and server nonces. On by default:
     /// a client that sends a proof gets tokens bound to its key.
     pub dpop: crate::dpop::DpopConfig,
+    /// Signed request objects (JAR, RFC 9101): on by default, with the algorithms accepted,
+    /// the longest `exp` horizon, and whether every client must send one.
+    pub request_objects: crate::jar::RequestObjectConfig,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -161,6 +164,7 @@ impl Default for Config {
             mtls: false,
             resources: crate::indicator::Resources::default(),
             dpop: crate::dpop::DpopConfig::default(),
+            request_objects: crate::jar::RequestObjectConfig::default(),
         }
     }
 }
@@ -215,6 +219,9 @@ pub enum ConfigError {
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
+    /// The request object settings cannot be served.
+    #[error("{0}")]
+    RequestObjects(String),
 }
 
 impl Config {
@@ -256,6 +263,9 @@ impl Config {
             return Err(ConfigError::PairwiseSalt);
         }
         self.dpop.validate().map_err(ConfigError::Dpop)?;
+        self.request_objects
+            .validate()
+            .map_err(ConfigError::RequestObjects)?;
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }

@@ -18,6 +18,7 @@
 mod oidc;
 mod pending;
 pub mod pushed;
+mod object;
 mod request;
 
 pub use oidc::{
