@@ -150,8 +150,7 @@ pub async fn verify(
         return Err(refused("request object too large"));
     }
     let mut it = jwt.split('.');
-    let (header_b64, payload_b64, signature) = match (it.next(), it.next(), it.next(), it.next())
-    {
+    let (header_b64, payload_b64, signature) = match (it.next(), it.next(), it.next(), it.next()) {
         (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => (h, p, s),
         // Five parts is a JWE (RFC 7516 §9).
         (Some(_), Some(_), Some(_), Some(_)) => {
@@ -201,8 +200,7 @@ pub async fn verify(
         .filter(|jwk| key_suits(jwk, alg, alg_name))
         .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
         .any(|key| {
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
-                .unwrap_or(false)
+            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).unwrap_or(false)
         });
     if !signed {
         return Err(refused("request object signature invalid"));
@@ -315,8 +313,10 @@ pub fn to_params(
     }
     let text = text.finish();
     Params::parse(text.as_bytes()).map_err(|e| {
-        let description = e.description().unwrap_or("unreadable parameters").to_owned();
+        let description = e
+            .description()
+            .unwrap_or("unreadable parameters")
+            .to_owned();
         refused("request object parameters are invalid").with_detail(description)
     })
 }
-

@@ -213,7 +213,11 @@ async fn each_broken_object_is_refused_with_invalid_request_object() {
 
 #[tokio::test]
 async fn the_registered_request_object_signing_alg_is_the_only_one_accepted() {
-    let w = world_with(|_| {}, |m| m.request_object_signing_alg = Some("RS256".into())).await;
+    let w = world_with(
+        |_| {},
+        |m| m.request_object_signing_alg = Some("RS256".into()),
+    )
+    .await;
     assert_eq!(
         w.refusal(&w.sign(&w.claims())).await,
         "invalid_request_object"
@@ -242,7 +246,10 @@ async fn request_with_request_uri_or_a_wrong_outside_client_id_is_refused() {
     let both = w.query(&object, "&request_uri=urn%3Aexample");
     assert_eq!(page_error(&w.authorize(&both).await), "invalid_request");
     let no_client = format!("request={}", form_encode(&object));
-    assert_eq!(page_error(&w.authorize(&no_client).await), "invalid_request");
+    assert_eq!(
+        page_error(&w.authorize(&no_client).await),
+        "invalid_request"
+    );
     // Another registered client may not pass this client's object as its own.
     let other = w.kit.web_client().await;
     let query = format!(
@@ -295,22 +302,18 @@ async fn the_server_switch_requires_or_refuses_objects() {
 
 #[tokio::test]
 async fn openid_requests_merge_outside_parameters_under_the_object() {
-    let w = world_with(
-        |_| {},
-        |_| {},
-    )
-    .await;
+    let w = world_with(|_| {}, |_| {}).await;
     let mut claims = w.claims();
     claims["scope"] = json!("openid read");
     claims.as_object_mut().expect("object").remove("state");
     let object = w.sign(&claims);
     // OpenID Connect Core §6.1: outside state counts where the object has none; the
     // object's scope supersedes the outside one.
-    let query = w.query(&object, "&response_type=code&scope=openid&state=outside&nonce=n1");
-    let outcome = w
-        .kit
-        .authorize(&query, Some(&w.kit.alice()), None)
-        .await;
+    let query = w.query(
+        &object,
+        "&response_type=code&scope=openid&state=outside&nonce=n1",
+    );
+    let outcome = w.kit.authorize(&query, Some(&w.kit.alice()), None).await;
     let AuthorizeOutcome::Consent(request) = outcome else {
         panic!("expected consent, got {outcome:?}");
     };
@@ -334,7 +337,11 @@ async fn push(w: &World, body: String) -> latchkey_core::http::HttpResponse {
 async fn a_pushed_request_object_is_verified_and_stands_for_the_request() {
     let w = world().await;
     let object = w.sign(&w.claims());
-    let resp = push(&w, format!("request={}&state=ignored", form_encode(&object))).await;
+    let resp = push(
+        &w,
+        format!("request={}&state=ignored", form_encode(&object)),
+    )
+    .await;
     assert_eq!(resp.status, 201, "{:?}", resp.json_body());
     let uri = resp.json_body()["request_uri"]
         .as_str()
