@@ -77,3 +77,43 @@ pub(super) fn apply(update: &ClientUpdate, metadata: &mut ClientMetadata) {
         metadata.request_object_signing_alg = alg.clone();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_admin_api_json_sets_replaces_and_removes_protocol_fields() {
+        let update: ClientUpdate = serde_json::from_value(serde_json::json!({
+            "tls_client_auth_san_dns": "svc.example",
+            "tls_client_certificate_bound_access_tokens": true,
+            "dpop_bound_access_tokens": true,
+            "require_pushed_authorization_requests": true,
+            "require_signed_request_object": false,
+            "request_object_signing_alg": null,
+        }))
+        .expect("the admin API's JSON");
+        let mut metadata = ClientMetadata::default();
+        metadata.tls_client_auth_subject_dn = Some("CN=old".into());
+        metadata.require_signed_request_object = true;
+        metadata.request_object_signing_alg = Some("ES256".into());
+        metadata.jwks = Some(serde_json::json!({"keys": []}));
+        apply(&update, &mut metadata);
+        assert_eq!(metadata.tls_client_auth_subject_dn, None, "replaced");
+        assert_eq!(
+            metadata.tls_client_auth_san_dns.as_deref(),
+            Some("svc.example")
+        );
+        assert!(metadata.tls_client_certificate_bound_access_tokens);
+        assert!(metadata.dpop_bound_access_tokens);
+        assert!(metadata.require_pushed_authorization_requests);
+        assert!(!metadata.require_signed_request_object);
+        assert_eq!(metadata.request_object_signing_alg, None, "null removes it");
+        assert!(metadata.jwks.is_some(), "untouched");
+
+        // Absent fields change nothing.
+        let before = metadata.clone();
+        apply(&ClientUpdate::default(), &mut metadata);
+        assert_eq!(metadata, before);
+    }
+}
