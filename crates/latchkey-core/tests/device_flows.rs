@@ -13,8 +13,8 @@ use latchkey_core::oidc::AuthContext;
 use latchkey_core::provider::Provider;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
-use latchkey_core::store::ClientStore;
 use latchkey_core::store::memory::MemoryStore;
+use latchkey_core::store::{ClientStore, TokenStore as _};
 use latchkey_core::user::{AuthenticatedUser, NoUsers};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -71,7 +71,7 @@ impl Kit {
     }
 
     async fn poll(&self, code: &str) -> Result<String, ErrorCode> {
-        device_code::exchange(&self.p, &self.device, &Secret::new(code), None)
+        device_code::exchange(&self.p, &self.device, &Secret::new(code), None, None)
             .await
             .map(|r| r.access_token.expose().to_owned())
             .map_err(|e| e.code())
@@ -173,7 +173,7 @@ async fn a_denied_request_answers_access_denied_once() {
             .await,
         Decided::Recorded
     );
-    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), None)
+    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), None, None)
         .await
         .expect_err("denied");
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -203,7 +203,7 @@ async fn another_client_cannot_poll_or_burn_a_device_code() {
     let (other, _) = NewClient::public("other")
         .grant_types([GrantType::DeviceCode])
         .build(kit.p.entropy(), UnixTime(0));
-    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), None)
+    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), None, None)
         .await
         .expect_err("foreign");
     assert_eq!(err.code(), ErrorCode::InvalidGrant);
@@ -287,4 +287,34 @@ async fn metadata_advertises_the_endpoint_and_the_grant() {
             .iter()
             .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code")
     );
+}
+
+#[tokio::test]
+async fn the_poll_that_gets_the_tokens_binds_them_to_its_dpop_key() {
+    use latchkey_core::proto::TokenType;
+    use latchkey_core::token::Confirmation;
+    let kit = kit().await;
+    let body = kit.start(Some("read")).await;
+    let code = body["device_code"].as_str().expect("code");
+    kit.answer(body["user_code"].as_str().expect("uc"), true)
+        .await;
+    let jkt = Confirmation::Jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+    let response = device_code::exchange(
+        &kit.p,
+        &kit.device,
+        &Secret::new(code),
+        None,
+        Some(jkt.clone()),
+    )
+    .await
+    .expect("tokens");
+    assert_eq!(response.token_type, TokenType::Dpop);
+    let record = kit
+        .p
+        .store()
+        .find_token(&response.access_token.digest())
+        .await
+        .expect("store")
+        .expect("the token is stored");
+    assert_eq!(record.cnf, Some(jkt));
 }
