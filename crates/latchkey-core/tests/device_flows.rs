@@ -23,6 +23,17 @@ struct Kit {
     p: Provider<MemoryStore, NoUsers>,
     clock: Arc<ManualClock>,
     device: Client,
+    events: Arc<Recorder>,
+}
+
+/// Keeps every audit event.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<latchkey_core::events::Event>>);
+
+impl latchkey_core::events::EventSink for Recorder {
+    fn emit(&self, event: &latchkey_core::events::Event) {
+        self.0.lock().expect("lock").push(event.clone());
+    }
 }
 
 async fn kit() -> Kit {
@@ -38,7 +49,9 @@ async fn kit() -> Kit {
             window: 600,
         },
     });
+    let events = Arc::new(Recorder::default());
     let p = Provider::builder(MemoryStore::new(), NoUsers)
+        .events(events.clone())
         .clock(clock.clone())
         .limits(limits)
         .available_scopes(ScopeSet::parse("read write").expect("scopes"))
@@ -48,7 +61,12 @@ async fn kit() -> Kit {
         .grant_types([GrantType::DeviceCode, GrantType::RefreshToken])
         .build(p.entropy(), UnixTime(1_000_000));
     p.store().put_client(&device).await.expect("client");
-    Kit { p, clock, device }
+    Kit {
+        p,
+        clock,
+        device,
+        events,
+    }
 }
 
 fn ip() -> Option<IpAddr> {
@@ -88,7 +106,9 @@ impl Kit {
                 auth: Box::new(AuthContext::login(None, &["pwd"], None, None)),
             }
         } else {
-            Answer::Deny
+            Answer::DenyAs {
+                user: AuthenticatedUser::new("u-alice", "alice"),
+            }
         };
         verify::decide(&self.p, &request, answer)
             .await
@@ -317,4 +337,27 @@ async fn the_poll_that_gets_the_tokens_binds_them_to_its_dpop_key() {
         .expect("store")
         .expect("the token is stored");
     assert_eq!(record.cnf, Some(jkt));
+}
+
+#[tokio::test]
+async fn approvals_and_denials_are_audited_as_consent_events() {
+    use latchkey_core::events::Event;
+    let kit = kit().await;
+    let first = kit.start(Some("read")).await;
+    let second = kit.start(Some("write")).await;
+    kit.answer(first["user_code"].as_str().expect("uc"), true)
+        .await;
+    kit.answer(second["user_code"].as_str().expect("uc"), false)
+        .await;
+    let events = kit.events.0.lock().expect("lock").clone();
+    let id = kit.device.id.to_string();
+    assert!(events.contains(&Event::ConsentGranted {
+        client_id: id.clone(),
+        subject: "u-alice".into(),
+        scope: "read".into(),
+    }));
+    assert!(events.contains(&Event::ConsentDenied {
+        client_id: id,
+        subject: "u-alice".into(),
+    }));
 }
