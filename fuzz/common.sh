@@ -12,7 +12,7 @@ TARGET_DIR="${FUZZ_TARGET_DIR:-$FUZZ_DIR/target}"
 BIN_DIR="$TARGET_DIR/$TRIPLE/release"
 # Every target, in the order they run.
 TARGETS=(params client_auth bearer redirect scope token_request oauth1_header oauth1_request
-  cookie jwt token_endpoint authorize)
+  cookie jwt token_endpoint authorize client_cert_header)
 
 build_targets() {
   local start=$SECONDS

@@ -17,6 +17,9 @@
 // client_secret or private_jwk (private_key_jwt); optional response_mode; optional dpop
 // (true: every token request and the userinfo call carry DPoP proofs of a fresh key, RFC
 // 9449, through the library's own DPoP handle, which is oauth4webapi's).
+// jar (true, with private_jwk): the authorization parameters go as a request object signed
+// with that key (RFC 9101, `buildAuthorizationUrlWithJAR`); with par too, the object is
+// pushed (RFC 9126 §3).
 import * as oidc from 'openid-client'
 import { createInterface } from 'node:readline'
 
@@ -41,17 +44,21 @@ async function keygen() {
   emit({ private_jwk: priv, jwks: { keys: [pub] } })
 }
 
+async function privateKey(config) {
+  const { kid, alg, use, ...jwk } = config.private_jwk
+  const key = await crypto.subtle.importKey(
+    'jwk',
+    jwk,
+    { name: 'ECDSA', namedCurve: 'P-256' },
+    false,
+    ['sign'],
+  )
+  return { key, kid }
+}
+
 async function clientAuthentication(config) {
   if (config.private_jwk) {
-    const { kid, alg, use, ...jwk } = config.private_jwk
-    const key = await crypto.subtle.importKey(
-      'jwk',
-      jwk,
-      { name: 'ECDSA', namedCurve: 'P-256' },
-      false,
-      ['sign'],
-    )
-    return oidc.PrivateKeyJwt({ key, kid })
+    return oidc.PrivateKeyJwt(await privateKey(config))
   }
   return oidc.ClientSecretBasic(config.client_secret)
 }
@@ -82,9 +89,18 @@ async function flow(config, lines) {
   if (config.response_mode) params.response_mode = config.response_mode
   // par: the parameters go to the pushed authorization request endpoint (RFC 9126) first;
   // the browser gets only client_id and request_uri.
+  // jar: the library signs the parameters into a request object; the URL carries only
+  // client_id and request.
+  const sent = config.jar
+    ? (await oidc.buildAuthorizationUrlWithJAR(server, params, await privateKey(config)))
+        .searchParams
+    : params
+  if (config.jar && (!sent.has('request') || sent.has('scope'))) {
+    throw new Error(`not a request object: ${sent}`)
+  }
   const url = config.par
-    ? await oidc.buildAuthorizationUrlWithPAR(server, params)
-    : oidc.buildAuthorizationUrl(server, params)
+    ? await oidc.buildAuthorizationUrlWithPAR(server, sent)
+    : oidc.buildAuthorizationUrl(server, sent)
   if (config.par && (!url.searchParams.has('request_uri') || url.searchParams.has('scope'))) {
     throw new Error(`not a pushed authorization URL: ${url.href}`)
   }

@@ -46,8 +46,10 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 
+pub mod device;
 pub mod guard;
 
+pub use device::configure_device;
 pub use guard::{Authenticated, BearerGuard, RequireScopes, RequireScopesMiddleware};
 pub use latchkey_adapter::TokioBlocking;
 

@@ -4,7 +4,9 @@
 use actix_web::dev::ServiceResponse;
 use actix_web::http::StatusCode;
 use actix_web::{App, test, web};
-use latchkey_actix::{Authenticated, BearerGuard, configure, configure_authorize};
+use latchkey_actix::{
+    Authenticated, BearerGuard, configure, configure_authorize, configure_device,
+};
 use latchkey_core::pkce::s256_challenge;
 use latchkey_core::resource::Guard;
 use latchkey_testkit::http_cases::{Fixture, REALM, me_json};
@@ -228,4 +230,48 @@ async fn a_resource_publishes_its_metadata_and_its_guard_names_it_in_challenges(
         ),
         "{challenge}"
     );
+}
+
+/// RFC 8628 through actix as through axum: the device authorization endpoint answers a
+/// device client with its codes, and the verification page is mounted beside it.
+#[actix_web::test]
+async fn the_device_routes_issue_codes_and_show_the_verification_page() {
+    use latchkey_core::client::{GrantType, NewClient};
+    let kit = TestKit::new();
+    let tv = kit
+        .register(NewClient::public("TV").grant_types([GrantType::DeviceCode]))
+        .await;
+    let mut config = UiConfig::new(SessionKey::new([3; 32]));
+    config.secure_cookies = false;
+    config.base_path = "/oauth2".into();
+    let ui = Ui::new(
+        kit.provider.clone(),
+        Pages::load(None).expect("templates"),
+        BuiltinLogin,
+        config,
+    );
+    let app = test::init_service(
+        App::new().service(web::scope("/oauth2").configure(configure_device(ui))),
+    )
+    .await;
+    let req = test::TestRequest::post()
+        .uri("/oauth2/device_authorization")
+        .insert_header(("content-type", "application/x-www-form-urlencoded"))
+        .set_payload(format!("client_id={}&scope=read", tv.id()))
+        .to_request();
+    let resp = test::call_service(&app, req).await;
+    assert_eq!(resp.status(), StatusCode::OK);
+    let body: serde_json::Value = test::read_body_json(resp).await;
+    let user_code = body["user_code"].as_str().expect("user_code").to_owned();
+    assert!(body["device_code"].is_string(), "{body}");
+    let page = test::call_service(
+        &app,
+        test::TestRequest::get()
+            .uri(&format!("/oauth2/device?user_code={user_code}"))
+            .to_request(),
+    )
+    .await;
+    assert_eq!(page.status(), StatusCode::OK);
+    let html = String::from_utf8(test::read_body(page).await.to_vec()).expect("utf-8");
+    assert!(html.contains("<form"), "{html}");
 }

@@ -342,7 +342,7 @@ fn open_secret(kek: &Kek, client: &Client) -> Result<Vec<u8>, OAuthError> {
 
 /// The candidate keys of a `private_key_jwt` client for `kid`: from its inline `jwks`, or
 /// fetched from its `jwks_uri` (again, once, when the `kid` is unknown).
-async fn client_keys(
+pub(crate) async fn client_keys(
     client: &Client,
     kid: Option<&str>,
     keys: &AssertionKeys,

@@ -123,6 +123,14 @@ pub struct ClientMetadata {
     /// tokens are DPoP-bound (RFC 9449 §5.2).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub dpop_bound_access_tokens: bool,
+    /// Every authorization request of this client must come as a signed request object
+    /// (RFC 9101 §10.5 `require_signed_request_object`), at `/authorize` or pushed.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub require_signed_request_object: bool,
+    /// The one JWS `alg` this client signs request objects with (OpenID Connect Registration
+    /// §2 `request_object_signing_alg`); any the server accepts when absent. Never `none`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// The most `contacts` one client may register.
@@ -261,6 +269,18 @@ impl ClientMetadata {
             && crate::access_jwt::AccessTokenFormat::parse(format).is_none()
         {
             return Err("access_token_format must be opaque or jwt".into());
+        }
+        // RFC 9101 §10.5: a client that must sign its requests needs keys to verify them.
+        if self.require_signed_request_object && self.jwks.is_none() && self.jwks_uri.is_none() {
+            return Err("require_signed_request_object needs jwks or jwks_uri".into());
+        }
+        if let Some(alg) = &self.request_object_signing_alg
+            && !crate::jar::registrable_alg(alg)
+        {
+            return Err(format!(
+                "request_object_signing_alg must be one of {}",
+                crate::client_assertion::PRIVATE_KEY_ALGS.join(", ")
+            ));
         }
         Ok(())
     }

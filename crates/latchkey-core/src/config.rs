@@ -104,6 +104,9 @@ pub struct Config {
     /// `ui_locales_supported` (RFC 8414 §2, OpenID Connect Discovery §3); empty: not
     /// published. The pages choose among them; the core only advertises them.
     pub ui_locales: Vec<String>,
+    /// Signed request objects (JAR, RFC 9101): on by default, with the algorithms accepted,
+    /// the longest `exp` horizon, and whether every client must send one.
+    pub request_objects: crate::jar::RequestObjectConfig,
 }
 
 /// Settings of the device authorization grant (RFC 8628), in [`Config::device`].
@@ -166,6 +169,7 @@ impl Default for Config {
             resources: crate::indicator::Resources::default(),
             dpop: crate::dpop::DpopConfig::default(),
             ui_locales: Vec::new(),
+            request_objects: crate::jar::RequestObjectConfig::default(),
         }
     }
 }
@@ -220,6 +224,9 @@ pub enum ConfigError {
     /// No signer was given and the default in-memory keys could not be generated.
     #[error("signing keys: {0}")]
     Signer(String),
+    /// The request object settings cannot be served.
+    #[error("{0}")]
+    RequestObjects(String),
 }
 
 impl Config {
@@ -261,6 +268,9 @@ impl Config {
             return Err(ConfigError::PairwiseSalt);
         }
         self.dpop.validate().map_err(ConfigError::Dpop)?;
+        self.request_objects
+            .validate()
+            .map_err(ConfigError::RequestObjects)?;
         if !(1..=TEN_YEARS).contains(&self.refresh_token_max_lifetime) {
             return Err(ConfigError::Lifetime("refresh_token_max_lifetime"));
         }

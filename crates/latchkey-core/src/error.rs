@@ -76,6 +76,10 @@ pub enum ErrorCode {
     InvalidDpopProof,
     /// The DPoP proof must carry the server's nonce given in `DPoP-Nonce` (RFC 9449 §8).
     UseDpopNonce,
+    /// The request object (`request`, RFC 9101) is invalid: unsigned, signed with an
+    /// algorithm or key not allowed, expired, or naming another client or server
+    /// (RFC 9101 §6.3, §7; OpenID Connect Core §3.1.2.6).
+    InvalidRequestObject,
 }
 
 impl ErrorCode {
@@ -113,6 +117,7 @@ impl ErrorCode {
             Self::InvalidTarget => "invalid_target",
             Self::InvalidDpopProof => "invalid_dpop_proof",
             Self::UseDpopNonce => "use_dpop_nonce",
+            Self::InvalidRequestObject => "invalid_request_object",
         }
     }
 

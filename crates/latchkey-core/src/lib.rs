@@ -59,6 +59,7 @@ pub mod generator;
 pub mod grant;
 pub mod http;
 pub mod indicator;
+pub mod jar;
 pub mod jose;
 pub mod limits;
 pub mod login;

@@ -88,11 +88,6 @@ async fn refusals_carry_the_openid_connect_error_codes() {
         ("code", "&prompt=Login", "invalid_request"),
         (
             "code",
-            "&request=eyJhbGciOiJub25lIn0.e30.",
-            "request_not_supported",
-        ),
-        (
-            "code",
             "&request_uri=https%3A%2F%2Fapp.example.test%2Fr",
             "request_uri_not_supported",
         ),

@@ -13,8 +13,8 @@ use latchkey_core::oidc::AuthContext;
 use latchkey_core::provider::Provider;
 use latchkey_core::scope::ScopeSet;
 use latchkey_core::secret::Secret;
-use latchkey_core::store::ClientStore;
 use latchkey_core::store::memory::MemoryStore;
+use latchkey_core::store::{ClientStore, TokenStore as _};
 use latchkey_core::user::{AuthenticatedUser, NoUsers};
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +23,17 @@ struct Kit {
     p: Provider<MemoryStore, NoUsers>,
     clock: Arc<ManualClock>,
     device: Client,
+    events: Arc<Recorder>,
+}
+
+/// Keeps every audit event.
+#[derive(Default)]
+struct Recorder(std::sync::Mutex<Vec<latchkey_core::events::Event>>);
+
+impl latchkey_core::events::EventSink for Recorder {
+    fn emit(&self, event: &latchkey_core::events::Event) {
+        self.0.lock().expect("lock").push(event.clone());
+    }
 }
 
 async fn kit() -> Kit {
@@ -38,7 +49,9 @@ async fn kit() -> Kit {
             window: 600,
         },
     });
+    let events = Arc::new(Recorder::default());
     let p = Provider::builder(MemoryStore::new(), NoUsers)
+        .events(events.clone())
         .clock(clock.clone())
         .limits(limits)
         .available_scopes(ScopeSet::parse("read write").expect("scopes"))
@@ -48,7 +61,12 @@ async fn kit() -> Kit {
         .grant_types([GrantType::DeviceCode, GrantType::RefreshToken])
         .build(p.entropy(), UnixTime(1_000_000));
     p.store().put_client(&device).await.expect("client");
-    Kit { p, clock, device }
+    Kit {
+        p,
+        clock,
+        device,
+        events,
+    }
 }
 
 fn ip() -> Option<IpAddr> {
@@ -71,7 +89,7 @@ impl Kit {
     }
 
     async fn poll(&self, code: &str) -> Result<String, ErrorCode> {
-        device_code::exchange(&self.p, &self.device, &Secret::new(code), None)
+        device_code::exchange(&self.p, &self.device, &Secret::new(code), None, None)
             .await
             .map(|r| r.access_token.expose().to_owned())
             .map_err(|e| e.code())
@@ -88,7 +106,9 @@ impl Kit {
                 auth: Box::new(AuthContext::login(None, &["pwd"], None, None)),
             }
         } else {
-            Answer::Deny
+            Answer::DenyAs {
+                user: AuthenticatedUser::new("u-alice", "alice"),
+            }
         };
         verify::decide(&self.p, &request, answer)
             .await
@@ -173,7 +193,7 @@ async fn a_denied_request_answers_access_denied_once() {
             .await,
         Decided::Recorded
     );
-    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), None)
+    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), None, None)
         .await
         .expect_err("denied");
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -203,7 +223,7 @@ async fn another_client_cannot_poll_or_burn_a_device_code() {
     let (other, _) = NewClient::public("other")
         .grant_types([GrantType::DeviceCode])
         .build(kit.p.entropy(), UnixTime(0));
-    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), None)
+    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), None, None)
         .await
         .expect_err("foreign");
     assert_eq!(err.code(), ErrorCode::InvalidGrant);
@@ -287,4 +307,57 @@ async fn metadata_advertises_the_endpoint_and_the_grant() {
             .iter()
             .any(|g| g == "urn:ietf:params:oauth:grant-type:device_code")
     );
+}
+
+#[tokio::test]
+async fn the_poll_that_gets_the_tokens_binds_them_to_its_dpop_key() {
+    use latchkey_core::proto::TokenType;
+    use latchkey_core::token::Confirmation;
+    let kit = kit().await;
+    let body = kit.start(Some("read")).await;
+    let code = body["device_code"].as_str().expect("code");
+    kit.answer(body["user_code"].as_str().expect("uc"), true)
+        .await;
+    let jkt = Confirmation::Jkt("0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I".into());
+    let response = device_code::exchange(
+        &kit.p,
+        &kit.device,
+        &Secret::new(code),
+        None,
+        Some(jkt.clone()),
+    )
+    .await
+    .expect("tokens");
+    assert_eq!(response.token_type, TokenType::Dpop);
+    let record = kit
+        .p
+        .store()
+        .find_token(&response.access_token.digest())
+        .await
+        .expect("store")
+        .expect("the token is stored");
+    assert_eq!(record.cnf, Some(jkt));
+}
+
+#[tokio::test]
+async fn approvals_and_denials_are_audited_as_consent_events() {
+    use latchkey_core::events::Event;
+    let kit = kit().await;
+    let first = kit.start(Some("read")).await;
+    let second = kit.start(Some("write")).await;
+    kit.answer(first["user_code"].as_str().expect("uc"), true)
+        .await;
+    kit.answer(second["user_code"].as_str().expect("uc"), false)
+        .await;
+    let events = kit.events.0.lock().expect("lock").clone();
+    let id = kit.device.id.to_string();
+    assert!(events.contains(&Event::ConsentGranted {
+        client_id: id.clone(),
+        subject: "u-alice".into(),
+        scope: "read".into(),
+    }));
+    assert!(events.contains(&Event::ConsentDenied {
+        client_id: id,
+        subject: "u-alice".into(),
+    }));
 }

@@ -19,6 +19,7 @@ use std::collections::BTreeSet;
 use utoipa::ToSchema;
 
 mod keys;
+mod protocol;
 mod registration;
 mod resources;
 mod sector;
@@ -154,6 +155,16 @@ pub struct ClientSpec {
     /// are bound to its key (RFC 9449 §5.2).
     #[serde(default)]
     pub dpop_bound_access_tokens: bool,
+    /// The client may start an authorization only with a pushed request (RFC 9126 §6).
+    #[serde(default)]
+    pub require_pushed_authorization_requests: bool,
+    /// Every authorization request of the client must be a signed request object (RFC 9101
+    /// §10.5); needs `jwks` or `jwks_uri`.
+    #[serde(default)]
+    pub require_signed_request_object: bool,
+    /// The one JWS `alg` the client signs request objects with (asymmetric, never `none`).
+    #[serde(default)]
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// A registered client as administrators see it: never its secret.
@@ -205,6 +216,13 @@ pub struct ClientView {
     pub dpop_bound_access_tokens: bool,
     /// Registration time, seconds since the epoch.
     pub created_at: i64,
+    /// Whether it may start an authorization only with a pushed request (RFC 9126 §6).
+    pub require_pushed_authorization_requests: bool,
+    /// Whether its authorization requests must be signed request objects (RFC 9101 §10.5).
+    pub require_signed_request_object: bool,
+    /// The one `alg` its request objects may be signed with; absent: any the server accepts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request_object_signing_alg: Option<String>,
 }
 
 impl From<&Client> for ClientView {
@@ -236,6 +254,9 @@ impl From<&Client> for ClientView {
                 .and_then(|p| serde_json::to_value(p).ok()),
             dpop_bound_access_tokens: c.metadata.dpop_bound_access_tokens,
             created_at: c.created_at.0,
+            require_pushed_authorization_requests: c.metadata.require_pushed_authorization_requests,
+            require_signed_request_object: c.metadata.require_signed_request_object,
+            request_object_signing_alg: c.metadata.request_object_signing_alg.clone(),
         }
     }
 }
@@ -333,6 +354,40 @@ pub struct ClientUpdate {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub token_exchange: Option<Option<serde_json::Value>>,
+    /// Sets (a string) or removes (`null`) the `tls_client_auth` subject DN rule (RFC 8705
+    /// §2.1.2). Setting any `tls_client_auth_*` rule replaces the one registered.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub tls_client_auth_subject_dn: Option<Option<String>>,
+    /// Sets or removes the SAN DNS name rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub tls_client_auth_san_dns: Option<Option<String>>,
+    /// Sets or removes the SAN URI rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub tls_client_auth_san_uri: Option<Option<String>>,
+    /// Sets or removes the SAN IP address rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub tls_client_auth_san_ip: Option<Option<String>>,
+    /// Sets or removes the SAN email rule.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub tls_client_auth_san_email: Option<Option<String>>,
+    /// Bind access tokens to the TLS client certificate (RFC 8705 §3).
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// Require a DPoP proof on every token request (RFC 9449 §5.2).
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Accept only pushed authorization requests from the client (RFC 9126 §6).
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// Accept only signed request objects from the client (RFC 9101 §10.5).
+    pub require_signed_request_object: Option<bool>,
+    /// Sets (an `alg`) or removes (`null`: any the server accepts) the client's
+    /// `request_object_signing_alg`.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub request_object_signing_alg: Option<Option<String>>,
 }
 
 /// Reads a field that is present (`Some`), possibly as `null` (`Some(None)`); an absent field
@@ -627,6 +682,10 @@ impl Admin {
             client.metadata.token_exchange = Some(exchange_policy(policy)?);
         }
         client.metadata.dpop_bound_access_tokens = spec.dpop_bound_access_tokens;
+        client.metadata.require_pushed_authorization_requests =
+            spec.require_pushed_authorization_requests;
+        client.metadata.require_signed_request_object = spec.require_signed_request_object;
+        client.metadata.request_object_signing_alg = spec.request_object_signing_alg.clone();
         client.validate().map_err(|e| invalid(e.0))?;
         self.check_sector_identifier(&client).await?;
         self.store.put_client(&client).await?;
@@ -736,6 +795,7 @@ impl Admin {
             return Err(AdminError::NotFound(format!("no client with id {id:?}")));
         };
         let before = client.clone();
+        protocol::apply(&update, &mut client.metadata);
         if let Some(name) = update.name {
             client.name = name;
         }

@@ -481,6 +481,16 @@ pub struct CreateClient {
     /// A JSON file with the client's token exchange policy (RFC 8693, see the README).
     #[arg(long, value_name = "FILE")]
     pub token_exchange_policy: Option<PathBuf>,
+    /// Accept only pushed authorization requests from the client (RFC 9126 §6).
+    #[arg(long = "require-par", alias = "require-pushed-authorization-requests")]
+    pub require_pushed_authorization_requests: bool,
+    /// Accept only signed request objects from the client (JAR, RFC 9101 §10.5; needs
+    /// --jwks-file or --jwks-uri).
+    #[arg(long)]
+    pub require_signed_request_object: bool,
+    /// The one JWS alg the client signs request objects with (e.g. ES256, RS256, EdDSA).
+    #[arg(long, value_name = "ALG")]
+    pub request_object_signing_alg: Option<String>,
 }
 
 /// The OpenID Connect subject registration of `client create` and `client update`.
@@ -579,8 +589,9 @@ pub struct UpdateClient {
     #[arg(long, value_name = "METHOD")]
     pub token_endpoint_auth_method: Option<String>,
     /// Return a setting to the server's default (repeatable): scope, default-scope,
-    /// access-token-ttl, refresh-token-ttl, token-endpoint-auth-method, sector-identifier-uri.
-    #[arg(long, value_name = "SETTING", value_parser = ["scope", "default-scope", "access-token-ttl", "refresh-token-ttl", "token-endpoint-auth-method", "sector-identifier-uri"])]
+    /// access-token-ttl, refresh-token-ttl, token-endpoint-auth-method, sector-identifier-uri,
+    /// tls-client-auth (removes the certificate rule), request-object-signing-alg.
+    #[arg(long, value_name = "SETTING", value_parser = ["scope", "default-scope", "access-token-ttl", "refresh-token-ttl", "token-endpoint-auth-method", "sector-identifier-uri", "tls-client-auth", "request-object-signing-alg"])]
     pub reset: Vec<String>,
     /// Bind tokens to the User-Agent and IP address they were issued to.
     #[arg(long, value_name = "BOOL")]
@@ -603,6 +614,50 @@ pub struct UpdateClient {
     /// Print the client as JSON.
     #[arg(long)]
     pub json: bool,
+    /// The protocol switches (mutual TLS, DPoP, PAR, JAR).
+    #[command(flatten)]
+    pub protocol: ProtocolUpdateFlags,
+}
+
+/// The protocol switches of `client update`: the `tls_client_auth` certificate rule (setting
+/// one replaces the registered one), certificate- and DPoP-bound tokens, pushed requests and
+/// signed request objects.
+#[derive(Debug, Default, Args)]
+pub struct ProtocolUpdateFlags {
+    /// tls_client_auth: the certificate's subject DN (RFC 4514).
+    #[arg(long = "tls-subject-dn", value_name = "DN")]
+    pub subject_dn: Option<String>,
+    /// tls_client_auth: a DNS name in the certificate's subject alternative names.
+    #[arg(long = "tls-san-dns", value_name = "NAME")]
+    pub san_dns: Option<String>,
+    /// tls_client_auth: a URI in the certificate's subject alternative names.
+    #[arg(long = "tls-san-uri", value_name = "URI")]
+    pub san_uri: Option<String>,
+    /// tls_client_auth: an IP address in the certificate's subject alternative names.
+    #[arg(long = "tls-san-ip", value_name = "ADDRESS")]
+    pub san_ip: Option<String>,
+    /// tls_client_auth: an email address in the certificate's subject alternative names.
+    #[arg(long = "tls-san-email", value_name = "EMAIL")]
+    pub san_email: Option<String>,
+    /// Bind access tokens to the TLS client certificate (RFC 8705 §3).
+    #[arg(long = "tls-bound-tokens", value_name = "BOOL")]
+    pub bound_tokens: Option<bool>,
+    /// Require a DPoP proof on every token request (RFC 9449 §5.2).
+    #[arg(long, value_name = "BOOL")]
+    pub dpop_bound_access_tokens: Option<bool>,
+    /// Accept only pushed authorization requests (RFC 9126 §6).
+    #[arg(
+        long = "require-par",
+        alias = "require-pushed-authorization-requests",
+        value_name = "BOOL"
+    )]
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// Accept only signed request objects (RFC 9101 §10.5).
+    #[arg(long, value_name = "BOOL")]
+    pub require_signed_request_object: Option<bool>,
+    /// The one JWS alg request objects may be signed with.
+    #[arg(long, value_name = "ALG")]
+    pub request_object_signing_alg: Option<String>,
 }
 
 impl UpdateClient {
@@ -667,6 +722,42 @@ impl UpdateClient {
                 .map(policy_file)
                 .transpose()?
                 .map(Some),
+            tls_client_auth_subject_dn: either(
+                "tls-client-auth",
+                self.protocol.subject_dn.clone(),
+                reset("tls-client-auth"),
+            )?,
+            tls_client_auth_san_dns: either(
+                "tls-client-auth",
+                self.protocol.san_dns.clone(),
+                reset("tls-client-auth"),
+            )?,
+            tls_client_auth_san_uri: either(
+                "tls-client-auth",
+                self.protocol.san_uri.clone(),
+                reset("tls-client-auth"),
+            )?,
+            tls_client_auth_san_ip: either(
+                "tls-client-auth",
+                self.protocol.san_ip.clone(),
+                reset("tls-client-auth"),
+            )?,
+            tls_client_auth_san_email: either(
+                "tls-client-auth",
+                self.protocol.san_email.clone(),
+                reset("tls-client-auth"),
+            )?,
+            tls_client_certificate_bound_access_tokens: self.protocol.bound_tokens,
+            dpop_bound_access_tokens: self.protocol.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: self
+                .protocol
+                .require_pushed_authorization_requests,
+            require_signed_request_object: self.protocol.require_signed_request_object,
+            request_object_signing_alg: either(
+                "request-object-signing-alg",
+                self.protocol.request_object_signing_alg.clone(),
+                reset("request-object-signing-alg"),
+            )?,
         })
     }
 }
@@ -958,6 +1049,9 @@ impl CreateClient {
             tls_client_certificate_bound_access_tokens: self.tls.bound_tokens,
             token_exchange: None,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
+            require_pushed_authorization_requests: self.require_pushed_authorization_requests,
+            require_signed_request_object: self.require_signed_request_object,
+            request_object_signing_alg: self.request_object_signing_alg,
         }
     }
 }

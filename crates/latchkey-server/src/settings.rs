@@ -86,6 +86,49 @@ pub struct Settings {
     pub allow_private_jwks_uri: bool,
     /// Traces: export of the request spans over OTLP (`[tracing.otlp]`), off by default.
     pub tracing: crate::telemetry::TracingSettings,
+    /// Signed request objects (JAR, RFC 9101).
+    pub request_objects: RequestObjectSettings,
+}
+
+/// Signed request objects (JAR, RFC 9101): the `request` parameter at `/authorize` and
+/// `/par`, a JWT signed with a key of the client's registered `jwks`/`jwks_uri`.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct RequestObjectSettings {
+    /// Off, `request` is refused with `request_not_supported` and not advertised.
+    pub enabled: bool,
+    /// Refuse authorization requests that are not signed request objects, for every client
+    /// (a client can be required alone with its `require_signed_request_object` metadata).
+    pub required: bool,
+    /// The signing algorithms accepted (`ES256`, `ES384`, `EdDSA`, `RS256`, `RS384`,
+    /// `RS512`, `PS256`, `PS384`, `PS512`; never `none` or an HMAC).
+    pub algs: Vec<String>,
+    /// How far ahead a request object's `exp` may be, in seconds (60 to 86400).
+    pub max_lifetime: u64,
+}
+
+impl Default for RequestObjectSettings {
+    fn default() -> Self {
+        let core = latchkey_core::jar::RequestObjectConfig::default();
+        Self {
+            enabled: core.enabled,
+            required: core.required,
+            algs: core.algs,
+            max_lifetime: core.max_lifetime,
+        }
+    }
+}
+
+impl RequestObjectSettings {
+    /// The core configuration these settings stand for.
+    pub fn config(&self) -> latchkey_core::jar::RequestObjectConfig {
+        latchkey_core::jar::RequestObjectConfig {
+            enabled: self.enabled,
+            required: self.required,
+            algs: self.algs.clone(),
+            max_lifetime: self.max_lifetime,
+        }
+    }
 }
 
 /// Pushed authorization requests (RFC 9126): `POST /par` is always served; these set how long
@@ -756,6 +799,7 @@ impl Default for Settings {
             dpop: DpopSettings::default(),
             allow_private_jwks_uri: false,
             tracing: Default::default(),
+            request_objects: RequestObjectSettings::default(),
         }
     }
 }

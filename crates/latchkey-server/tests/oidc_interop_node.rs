@@ -4,7 +4,8 @@
 //! iss, aud, exp, nonce, at_hash), userinfo (its `sub` checked against the ID token's),
 //! refresh (a new ID token), and RP-initiated logout with the library's end-session URL; then
 //! the same with `private_key_jwt` client authentication, the `form_post` response mode, and a
-//! pushed authorization request (RFC 9126, `buildAuthorizationUrlWithPAR`).
+//! pushed authorization request (RFC 9126, `buildAuthorizationUrlWithPAR`), and a signed
+//! request object (RFC 9101, `buildAuthorizationUrlWithJAR`), sent alone and pushed.
 //! the same with `private_key_jwt` client authentication and the `form_post` response mode,
 //! and with DPoP (RFC 9449): the library's own proofs on every token request and at userinfo.
 //! The login and consent pages are the scripted user agent's; every URL and every check is the
@@ -117,6 +118,57 @@ async fn openid_client_pushes_its_authorization_request() {
     // A server that takes only pushed requests: the flow succeeds only through PAR.
     let op = Op::start(&[], &[("LATCHKEY_PAR__REQUIRED", "true")]);
     let mut config = op.peer_config();
+    config["par"] = true.into();
+    let arrival = run(&op, &config).await;
+    let names: Vec<String> = arrival.params().into_iter().map(|(k, _)| k).collect();
+    assert!(names.contains(&"code".to_owned()), "{names:?}");
+}
+
+/// The peer's key pair, registered as a `private_key_jwt` client that must also sign its
+/// authorization requests (RFC 9101 §10.5), on a server started with `env`; the peer's
+/// configuration with the private key.
+fn signing_client(env: &[(&str, &str)]) -> (tempfile::TempDir, Op, Value) {
+    let jwks_dir = common::data_dir();
+    let mut keygen = Peer::spawn("openid-client keygen", node("keygen"), jwks_dir.path());
+    let keys = keygen.next();
+    assert!(keygen.finish());
+    let jwks_file = jwks_dir.path().join("client-jwks.json");
+    std::fs::write(&jwks_file, keys["jwks"].to_string()).expect("JWKS file");
+    let op = Op::start(
+        &[
+            "--token-endpoint-auth-method",
+            "private_key_jwt",
+            "--jwks-file",
+            jwks_file.to_str().expect("UTF-8 path"),
+            "--require-signed-request-object",
+            "--request-object-signing-alg",
+            "ES256",
+        ],
+        env,
+    );
+    let mut config = op.peer_config();
+    config["private_jwk"] = keys["private_jwk"].clone();
+    config["jar"] = true.into();
+    (jwks_dir, op, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_signs_its_authorization_request_as_a_request_object() {
+    if !node_ready() {
+        return;
+    }
+    // The client must sign: the flow succeeds only through the library's request object.
+    let (_keys, op, config) = signing_client(&[]);
+    let arrival = run(&op, &config).await;
+    assert!(matches!(arrival, Arrival::Get(_)), "{arrival:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openid_client_pushes_a_signed_request_object() {
+    if !node_ready() {
+        return;
+    }
+    let (_keys, op, mut config) = signing_client(&[("LATCHKEY_PAR__REQUIRED", "true")]);
     config["par"] = true.into();
     let arrival = run(&op, &config).await;
     let names: Vec<String> = arrival.params().into_iter().map(|(k, _)| k).collect();

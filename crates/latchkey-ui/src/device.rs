@@ -214,7 +214,9 @@ where
                 user: current.user.clone(),
             }
         } else {
-            Answer::Deny
+            Answer::DenyAs {
+                user: current.user.clone(),
+            }
         };
         let p = &self.inner.provider;
         match verify::decide(p, &request, answer).await {

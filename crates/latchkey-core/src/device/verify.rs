@@ -8,6 +8,7 @@ use super::{Approval, DeviceState, DeviceStatus};
 use crate::client::Client;
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
+use crate::events::Event;
 use crate::oidc::AuthContext;
 use crate::provider::Provider;
 use crate::scope::ScopeSet;
@@ -126,6 +127,11 @@ pub enum Answer {
     },
     /// Deny it.
     Deny,
+    /// Deny it, signed in as this user: the denial is audited under their subject.
+    DenyAs {
+        /// The signed-in user.
+        user: AuthenticatedUser,
+    },
 }
 
 /// What became of an answer.
@@ -150,6 +156,20 @@ where
     U: UserAuthenticator,
 {
     let allowed = matches!(answer, Answer::Allow { .. });
+    // The audit event of the decision, emitted once it is recorded: the consent events of
+    // the authorization endpoint, as approving a device is consenting to its client.
+    let event = match &answer {
+        Answer::Allow { user, .. } => Some(Event::ConsentGranted {
+            client_id: request.client.id.to_string(),
+            subject: user.subject.clone(),
+            scope: request.scope.to_string(),
+        }),
+        Answer::DenyAs { user } => Some(Event::ConsentDenied {
+            client_id: request.client.id.to_string(),
+            subject: user.subject.clone(),
+        }),
+        Answer::Deny => None,
+    };
     let status = match answer {
         Answer::Allow { user, auth } => DeviceStatus::Approved(Box::new(Approval {
             subject: user.subject,
@@ -158,7 +178,7 @@ where
             auth: Some(auth),
             attached: user.attached,
         })),
-        Answer::Deny => DeviceStatus::Denied,
+        Answer::Deny | Answer::DenyAs { .. } => DeviceStatus::Denied,
     };
     for _ in 0..ATTEMPTS {
         let now = p.clock().now();
@@ -178,6 +198,9 @@ where
         record.version += 1;
         if p.store().replace_pending(&record, now).await? {
             tracing::info!(client_id = %request.client.id, allowed, "device authorization answered");
+            if let Some(event) = event {
+                p.emit(event);
+            }
             return Ok(Decided::Recorded);
         }
     }

@@ -98,6 +98,12 @@ pub fn document<S: ProviderStore, U: UserAuthenticator>(p: &Provider<S, U>) -> s
         "pushed_authorization_request_endpoint": url(crate::endpoint::authorize::pushed::PAR_PATH),
         "require_pushed_authorization_requests": c.require_pushed_authorization_requests,
     });
+    // RFC 9101 §10.5 and RFC 8414 §2: signed request objects, while they are accepted.
+    doc["request_parameter_supported"] = c.request_objects.enabled.into();
+    if c.request_objects.enabled {
+        doc["request_object_signing_alg_values_supported"] = c.request_objects.algs.clone().into();
+        doc["require_signed_request_object"] = c.request_objects.required.into();
+    }
     // RFC 8705 §3.3: certificate-bound access tokens are issued on this listener; no
     // `mtls_endpoint_aliases`, as the endpoints themselves ask for certificates.
     if c.mtls {
@@ -175,8 +181,9 @@ fn openid_members<S: ProviderStore, U: UserAuthenticator>(
         "claims_supported": claims,
         "claim_types_supported": ["normal"],
         "claims_parameter_supported": true,
-        // Discovery §3: request_uri_parameter_supported defaults to true, so say false.
-        "request_parameter_supported": false,
+        // Discovery §3: request_uri_parameter_supported defaults to true, so say false
+        // (request objects by reference are not fetched; `request_parameter_supported` is
+        // set above).
         "request_uri_parameter_supported": false,
     });
     if let (Some(doc), serde_json::Value::Object(members)) = (doc.as_object_mut(), members) {

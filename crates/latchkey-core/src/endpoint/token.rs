@@ -172,6 +172,7 @@ where
                 &client,
                 &device_code,
                 binding,
+                cnf,
             ))
             .await
         }

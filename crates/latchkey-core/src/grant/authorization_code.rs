@@ -76,6 +76,15 @@ where
     let refresh_audience = (audience != record.audience && !record.audience.is_empty())
         .then(|| record.audience.clone());
     // RFC 9449 §10: a code bound with `dpop_jkt` is exchanged only with a proof of that key.
+    //
+    // Order: the code is taken (used up) before this check, as before the PKCE check above,
+    // on purpose. RFC 9449 §10 asks only that the keys match, not that a refused exchange
+    // leave the code usable; RFC 7636 §4.6 is silent on it too. Whoever presents a code with
+    // the wrong verifier or key has the code itself, so it was intercepted: used up, it gives
+    // the thief exactly one try, and the rightful client, refused with `invalid_grant`,
+    // starts a new authorization. Keeping it would let the thief retry (guess verifiers,
+    // replay with other keys) for the code's whole life. A thief who only wants to spoil the
+    // exchange can do so either way, by racing the client with the code.
     let cnf = match (record.cnf, cnf) {
         (Some(Confirmation::Jkt(bound)), Some(Confirmation::Jkt(proved))) if bound == proved => {
             Some(Confirmation::Jkt(proved))

@@ -15,18 +15,21 @@ use crate::proto::TokenResponse;
 use crate::provider::Provider;
 use crate::secret::Secret;
 use crate::store::{PendingKind, PendingStore, ProviderStore};
-use crate::token::{Binding, FamilyId, Grant};
+use crate::token::{Binding, Confirmation, FamilyId, Grant};
 use crate::user::UserAuthenticator;
 
 /// How often a poll reads the record again when another request changed it in between.
 const ATTEMPTS: usize = 4;
 
-/// Answers one poll with `device_code` by `client`.
+/// Answers one poll with `device_code` by `client`. `cnf` is what the poll proved (a DPoP
+/// proof's key, RFC 9449 §5, or a TLS client certificate, RFC 8705): the tokens of the poll
+/// that gets them are bound to it.
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     device_code: &Secret,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore + PendingStore,
@@ -101,7 +104,7 @@ where
                 {
                     continue;
                 }
-                return issue(p, client, *approval, binding).await;
+                return issue(p, client, *approval, binding, cnf).await;
             }
         }
     }
@@ -117,6 +120,7 @@ async fn issue<S, U>(
     client: &Client,
     approval: crate::device::Approval,
     binding: Option<Binding>,
+    cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
 where
     S: ProviderStore,
@@ -141,7 +145,7 @@ where
             access_token_format: client.metadata.access_token_format(),
             attached: approval.attached,
             auth: approval.auth,
-            cnf: None,
+            cnf,
             // The device authorization request names no resource (RFC 8707 is not wired
             // into RFC 8628 here): the tokens carry the default audience.
             audience: Default::default(),

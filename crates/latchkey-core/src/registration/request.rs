@@ -349,6 +349,8 @@ impl RegistrationRequest {
             software_id: self.string("software_id")?,
             software_version: self.string("software_version")?,
             application_type: self.string("application_type")?,
+            require_signed_request_object: self.boolean("require_signed_request_object")?,
+            request_object_signing_alg: self.string("request_object_signing_alg")?,
             ..ClientMetadata::default()
         })
     }

@@ -100,6 +100,7 @@ pub fn build_provider_with_sink(
         resources: crate::settings::resources::registry(&settings.resources)?,
         dpop: dpop_config(settings)?,
         ui_locales: catalogs(settings)?.tags(),
+        request_objects: settings.request_objects.config(),
     };
     let users = StoreUsers::new(store.clone(), TokioBlocking::default());
     let registration = settings.registration.policy()?;

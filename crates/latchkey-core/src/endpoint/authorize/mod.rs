@@ -15,6 +15,7 @@
 //! the user-agent to the invalid redirection URI." Those become [`AuthorizeOutcome::ErrorPage`];
 //! every later error is redirected to the client with `state` and `iss`.
 
+mod object;
 mod oidc;
 mod pending;
 pub mod pushed;

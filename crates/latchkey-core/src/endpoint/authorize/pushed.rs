@@ -17,7 +17,7 @@
 //! the `request_uri`; the record carries on in the login flow's signed state
 //! ([`super::Pending`]).
 
-use super::request::{Refusal, validate};
+use super::request::{Refusal, validate_any};
 use super::{AuthorizeOutcome, AuthorizeRequest};
 use crate::entropy::random_token;
 use crate::error::{ErrorCode, OAuthError};
@@ -108,12 +108,6 @@ where
             "request_uri must not be pushed",
         ));
     }
-    if params.contains("request") {
-        return Err(OAuthError::new(
-            ErrorCode::RequestNotSupported,
-            "request objects are not supported",
-        ));
-    }
     // §2: "the authorization server … MUST authenticate the client in the same way as at
     // the token endpoint"; a public client names itself with client_id (§2.1).
     let client = crate::endpoint::token::authenticate_client(p, req, &params).await?;
@@ -128,9 +122,18 @@ where
     // In a block: the serializer is not `Send`, and must be gone before the next await.
     let text = {
         let mut text = form_urlencoded::Serializer::new(String::new());
-        for (name, value) in params.iter() {
-            if name != "client_id" && !CREDENTIALS.contains(&name) {
-                text.append_pair(name, value);
+        if let Some(object) = params.get("request") {
+            // RFC 9126 §3: with a request object, the object is the request; it is kept as
+            // sent and verified again when loaded (RFC 9101 §6.3: the other parameters
+            // do not count).
+            text.append_pair("request", object);
+        } else {
+            for (name, _) in params.iter() {
+                if name != "client_id" && !CREDENTIALS.contains(&name) {
+                    for value in params.get_all(name) {
+                        text.append_pair(name, value);
+                    }
+                }
             }
         }
         text.append_pair("client_id", client.id.as_str());
@@ -139,7 +142,9 @@ where
     let stored = Params::parse(text.as_bytes())?;
     // §2.1: "The authorization server MUST process the request … as it would for a normal
     // authorization request": one parser; §2.3: its errors come back here as JSON.
-    validate(p, &stored, req).await.map_err(Refusal::error)?;
+    validate_any(p, &stored, req)
+        .await
+        .map_err(Refusal::error)?;
     let now = p.clock().now();
     let handle = random_token(p.entropy(), TOKEN_BYTES);
     let ttl = p.config().par_ttl;
@@ -225,7 +230,7 @@ where
     };
     // §4: "the authorization server MUST only use the parameters provided in the pushed
     // authorization request"; everything else in the query is ignored.
-    let mut request = validate(p, &stored, req)
+    let mut request = validate_any(p, &stored, req)
         .await
         .map_err(|refusal| refusal.outcome(p))?;
     let version = if record.version == 0 {

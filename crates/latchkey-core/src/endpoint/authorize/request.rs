@@ -384,7 +384,7 @@ where
     {
         return super::pushed::load(p, &params, req).await;
     }
-    let request = validate(p, &params, req)
+    let request = validate_any(p, &params, req)
         .await
         .map_err(|refusal| refusal.outcome(p))?;
     // RFC 9126 §5: "the authorization server … MUST reject authorization requests" that do
@@ -401,8 +401,40 @@ where
     Ok(request)
 }
 
-/// Validates the authorization parameters `params` (from the query, the form body, or a
-/// pushed request) as sent with `req`: the one path every authorization request takes.
+/// Validates the authorization parameters `params` as sent with `req`, the ones of the
+/// signed request object in `request` when there is one (see [`super::object`]), and refuses
+/// a request without one from a client that must sign its requests. What `/authorize`, the
+/// PAR endpoint and a pushed request's load all call.
+pub(super) async fn validate_any<S, U>(
+    p: &Provider<S, U>,
+    params: &Params,
+    req: &HttpRequest,
+) -> Result<AuthorizeRequest, Refusal>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let resolved = super::object::resolve(p, params)
+        .await
+        .map_err(Refusal::Page)?;
+    let signed = resolved.is_some();
+    let request = validate(p, resolved.as_ref().unwrap_or(params), req).await?;
+    // RFC 9101 §10.5: "the authorization server MUST reject authorization requests … that
+    // do not use a Request Object" when the client registered require_signed_request_object.
+    if !signed && super::object::required(p, &request.client) {
+        return Err(Refusal::Redirect(
+            Box::new(request),
+            OAuthError::invalid_request(
+                "this client must send its authorization requests as signed request objects (JAR, RFC 9101)",
+            ),
+        ));
+    }
+    Ok(request)
+}
+
+/// Validates the authorization parameters `params` (from the query, the form body, a
+/// request object or a pushed request) as sent with `req`: the one path every authorization
+/// request takes, through [`validate_any`].
 pub(super) async fn validate<S, U>(
     p: &Provider<S, U>,
     params: &Params,
