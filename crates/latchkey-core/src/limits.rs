@@ -666,11 +666,12 @@ impl Counters for MemoryCounters {
     fn hit<'a>(&'a self, key: &'a str, window: u64, now: UnixTime) -> CounterFuture<'a, Window> {
         let result = self.with(key, |t| {
             t.room_for(key, now, self.max_keys)?;
-            let w = open(t, key, window, now);
-            w.count += 1;
-            let seen = *w;
-            w.last = now;
-            Ok(seen)
+            Ok(open(t, key, window, now, |w| {
+                w.count += 1;
+                let seen = *w;
+                w.last = now;
+                seen
+            }))
         });
         Box::pin(std::future::ready(result))
     }
@@ -704,9 +705,10 @@ impl Counters for MemoryCounters {
                 return Ok(Reserve::Refused(at));
             }
             t.room_for(key, now, self.max_keys)?;
-            let w = open(t, key, window, now);
-            w.count += 1;
-            w.last = now;
+            open(t, key, window, now, |w| {
+                w.count += 1;
+                w.last = now;
+            });
             Ok(Reserve::Reserved)
         });
         Box::pin(std::future::ready(result))
@@ -723,16 +725,26 @@ impl Counters for MemoryCounters {
     }
 }
 
-/// The key's open window, a fresh one if it had none or its window ended.
-fn open<'t>(t: &'t mut Table, key: &str, window: u64, now: UnixTime) -> &'t mut Window {
-    t.windows
-        .entry(key.to_owned())
-        .and_modify(|w| {
-            if w.resets_at <= now {
-                *w = fresh(now, window);
-            }
-        })
-        .or_insert_with(|| fresh(now, window))
+/// Applies `f` to the key's open window, a fresh one if it had none or its window ended. The
+/// key is copied only when it is new: a key that keeps hitting costs one lookup and no
+/// allocation.
+fn open<T>(
+    t: &mut Table,
+    key: &str,
+    window: u64,
+    now: UnixTime,
+    f: impl FnOnce(&mut Window) -> T,
+) -> T {
+    if let Some(w) = t.windows.get_mut(key) {
+        if w.resets_at <= now {
+            *w = fresh(now, window);
+        }
+        return f(w);
+    }
+    let mut w = fresh(now, window);
+    let out = f(&mut w);
+    t.windows.insert(key.to_owned(), w);
+    out
 }
 
 fn fresh(now: UnixTime, window: u64) -> Window {
