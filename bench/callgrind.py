@@ -2,12 +2,14 @@
 """Instructions per request of `latchkey serve`, under callgrind: a repeatable measure of the
 server's own (user-space) work on one path, whatever else the machine is doing.
 
-    python3 bench/callgrind.py [--store memory|tokenlog|sqlite] [--path cc|introspect] [--seconds 8]
+    python3 bench/callgrind.py [--store memory|tokenlog|sqlite] [--path cc|introspect|guard] [--seconds 8]
 
 (`tokenlog`: the embedded default, tokens in the token log; `sqlite`: the embedded store with
 `store.tokens_url = durable:`, tokens in SQLite.)
 
-It starts the release binary (build it first: `cargo build --release -p latchkey-server`) under
+It starts the release binary (build it first: `cargo build --release -p latchkey-server`; for
+`--path guard`, `bench-guard` of `-p latchkey-bench`: the in-process bearer guard on a memory
+store, `GET /api/whoami`) under
 `valgrind --tool=callgrind`, creates a client through the admin API, warms the path up with
 `wrk`, zeroes the counters (`callgrind_control -d`), drives the path again with 4 connections,
 dumps, and prints instructions per request. Kernel work (TCP, wake-ups, page faults) is not
@@ -39,7 +41,7 @@ def total_ir(path):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--store", choices=("memory", "tokenlog", "sqlite"), default="memory")
-    ap.add_argument("--path", choices=("cc", "introspect"), default="cc")
+    ap.add_argument("--path", choices=("cc", "introspect", "guard"), default="cc")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--out", default=None, help="callgrind output file (default: a temp dir)")
     args = ap.parse_args()
@@ -51,16 +53,29 @@ def main():
              "sqlite": {"LATCHKEY_STORE__TOKENS_URL": "durable:"}}.get(args.store, {})
     data = os.path.join(workdir, "data")
     os.makedirs(data)
-    argv = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-            os.path.join(R.RELEASE, "latchkey"), "serve", "--listen", "127.0.0.1:0",
-            "--data-dir", data]
-    server = R.Server("callgrind", argv, R.latchkey_env(data, extra), cfg.server_core,
-                      r"latchkey listening on", workdir)
+    valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]
+    if args.path == "guard":
+        argv = valgrind + [os.path.join(R.RELEASE, "bench-guard"), "--listen", "127.0.0.1:0"]
+        server = R.Server("callgrind", argv, {"TOKIO_WORKER_THREADS": "1"}, cfg.server_core,
+                          r"listening on", workdir)
+    else:
+        argv = valgrind + [os.path.join(R.RELEASE, "latchkey"), "serve", "--listen",
+                           "127.0.0.1:0", "--data-dir", data]
+        server = R.Server("callgrind", argv, R.latchkey_env(data, extra), cfg.server_core,
+                          r"latchkey listening on", workdir)
     try:
-        creds = R.setup_clients(server)
+        if args.path == "guard":
+            cid, secret = server.find(r"client_id=(\S+)"), server.find(r"client_secret=(\S+)")
+            creds = {"basic": R.basic(cid, secret)}
+        else:
+            creds = R.setup_clients(server)
         env = {"BENCH_BASIC": creds["basic"]}
         url, script = server.base + "/token", "client_credentials.lua"
-        if args.path == "introspect":
+        if args.path == "guard":
+            env["BENCH_TOKEN"] = R.token(server.base, creds["basic"],
+                                         {"grant_type": "client_credentials"})[0]["access_token"]
+            url, script = server.base + "/api/whoami", "guard.lua"
+        elif args.path == "introspect":
             env["BENCH_TOKEN"] = R.token(server.base, creds["basic"],
                                          {"grant_type": "client_credentials"})[0]["access_token"]
             url, script = server.base + "/introspect", "introspect.lua"
@@ -77,7 +92,8 @@ def main():
     measured = out + ".2"
     ir = total_ir(measured)
     requests = max(res["requests"], 1)
-    print(f"{args.path} on {args.store}: {res['requests']} requests, {ir:,} instructions, "
+    store = "memory (bench-guard)" if args.path == "guard" else args.store
+    print(f"{args.path} on {store}: {res['requests']} requests, {ir:,} instructions, "
           f"{ir / requests:,.0f} per request; profile: {measured}")
 
 

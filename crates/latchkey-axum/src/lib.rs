@@ -149,10 +149,12 @@ impl IntoResponse for Reply {
         *response.status_mut() =
             StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
         let map = response.headers_mut();
+        map.reserve(headers.len());
         for (name, value) in headers {
+            // The value's `String` becomes the header's bytes as it is, without a copy.
             if let (Ok(name), Ok(value)) = (
                 HeaderName::try_from(name.as_str()),
-                HeaderValue::try_from(value.as_str()),
+                HeaderValue::try_from(value),
             ) {
                 map.append(name, value);
             }

@@ -15,8 +15,11 @@ use base64::Engine as _;
 use std::collections::BTreeSet;
 
 /// A client identifier as registered.
+///
+/// Shared, not copied: every token record, grant and audit event of a client holds the
+/// same allocation, so cloning one on the token path costs a reference count.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ClientId(String);
+pub struct ClientId(std::sync::Arc<str>);
 
 impl ClientId {
     /// Accepts an identifier of 1 to 255 printable ASCII characters (RFC 6749 App. A.1: VSCHAR).
@@ -24,7 +27,7 @@ impl ClientId {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
             return Err(OAuthError::invalid_client("malformed client_id"));
         }
-        Ok(Self(raw.to_owned()))
+        Ok(Self(raw.into()))
     }
 
     /// The identifier.
@@ -659,7 +662,7 @@ impl NewClient {
             ClientType::Public => [GrantType::AuthorizationCode, GrantType::RefreshToken].into(),
         });
         let client = Client {
-            id: ClientId(self.id.unwrap_or_else(|| random_hex(entropy, 16))),
+            id: ClientId(self.id.unwrap_or_else(|| random_hex(entropy, 16)).into()),
             name: self.name,
             secret_digest: secret.as_ref().map(Secret::digest),
             redirect_uris: self.redirect_uris,
@@ -891,25 +894,40 @@ fn decode_basic(header: &str) -> Result<(String, Secret), OAuthError> {
             "unsupported authorization scheme at this endpoint",
         ));
     }
-    let raw = base64::engine::general_purpose::STANDARD
+    // Decoded into one buffer that becomes the secret's own storage: the id is copied out
+    // and the buffer cut down to the secret, so a request pays one allocation for both
+    // unless a part is form-encoded.
+    let mut raw = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .map_err(|_| bad())?;
-    let text = String::from_utf8(raw).map_err(|_| bad())?;
-    let (id, secret) = text.split_once(':').ok_or_else(bad)?;
-    let id = form_decode(id).ok_or_else(bad)?;
-    let secret = form_decode(secret).ok_or_else(bad)?;
+    let colon = raw.iter().position(|&b| b == b':').ok_or_else(bad)?;
+    let id = form_decode(raw.get(..colon).ok_or_else(bad)?).ok_or_else(bad)?;
     if id.is_empty() {
         return Err(bad());
     }
+    raw.drain(..=colon);
+    let secret = if raw.iter().any(|&b| b == b'%' || b == b'+') {
+        form_decode(&raw).ok_or_else(bad)?
+    } else {
+        String::from_utf8(raw).map_err(|_| bad())?
+    };
     Ok((id, Secret::new(secret)))
 }
 
-fn form_decode(raw: &str) -> Option<String> {
-    let spaced = raw.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
+/// Form-decodes one part of a Basic credential (RFC 6749 §2.3.1): `+` is a space and `%XX`
+/// a byte; the result must be UTF-8.
+fn form_decode(raw: &[u8]) -> Option<String> {
+    if !raw.iter().any(|&b| b == b'%' || b == b'+') {
+        return std::str::from_utf8(raw).ok().map(str::to_owned);
+    }
+    let spaced: Vec<u8> = raw
+        .iter()
+        .map(|&b| if b == b'+' { b' ' } else { b })
+        .collect();
+    percent_encoding::percent_decode(&spaced)
         .decode_utf8()
         .ok()
-        .map(|s| s.into_owned())
+        .map(std::borrow::Cow::into_owned)
 }
 
 #[cfg(test)]
@@ -940,6 +958,18 @@ mod tests {
         };
         assert_eq!(id, "my app");
         assert_eq!(secret.expose(), "p:ss word");
+        // `%2B` is a plus sign, a `+` a space; a plain pair is taken as it is.
+        for (raw_id, raw_secret, want_id, want_secret) in [
+            ("a%2Bb", "s+%2B", "a+b", "s +"),
+            ("plain", "s3cr3t:with:colons", "plain", "s3cr3t:with:colons"),
+        ] {
+            let req = HttpRequest::post_form("/token", "grant_type=x")
+                .with_header("authorization", basic(raw_id, raw_secret));
+            let Ok(Some(Credentials::Basic { id, secret })) = creds(req) else {
+                panic!("expected Basic credentials");
+            };
+            assert_eq!((id.as_str(), secret.expose()), (want_id, want_secret));
+        }
     }
 
     #[test]
@@ -954,7 +984,22 @@ mod tests {
 
     #[test]
     fn malformed_basic_header_is_invalid_client() {
-        for header in ["Basic !!!", "Basic", "Bearer abc", &basic("", "x")] {
+        let encoded = |raw: &[u8]| {
+            format!(
+                "Basic {}",
+                base64::engine::general_purpose::STANDARD.encode(raw)
+            )
+        };
+        let (no_colon, not_utf8) = (encoded(b"no-colon"), encoded(b"id:\xff"));
+        for header in [
+            "Basic !!!",
+            "Basic",
+            "Bearer abc",
+            &basic("", "x"),
+            &no_colon,
+            &basic("id", "%FF"),
+            &not_utf8,
+        ] {
             let req = HttpRequest::post_form("/token", "").with_header("authorization", header);
             assert_eq!(
                 creds(req).expect_err(header).code(),

@@ -173,7 +173,8 @@ impl HeaderError {
 pub fn collect_headers<'a>(
     raw: impl IntoIterator<Item = (&'a str, &'a [u8])>,
 ) -> Result<Vec<(String, String)>, HeaderError> {
-    let mut headers: Vec<(String, String)> = Vec::new();
+    let raw = raw.into_iter();
+    let mut headers: Vec<(String, String)> = Vec::with_capacity(raw.size_hint().0);
     for (name, value) in raw {
         // RFC 9110 §5.5: field-vchar or SP/HTAB; obs-text is not accepted.
         let visible = value

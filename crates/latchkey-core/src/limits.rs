@@ -382,9 +382,13 @@ impl Limits {
         client_id: &str,
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
+        // The key (a SHA-256) is made only when the rate is on.
+        let Some(rate) = self.per_client else {
+            return Ok(Ok(()));
+        };
         self.rate(
             &key("rate:client:", &[client_id.as_bytes()]),
-            self.per_client,
+            Some(rate),
             now,
         )
         .await
@@ -396,8 +400,10 @@ impl Limits {
         ip: Option<IpAddr>,
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
-        let Some(ip) = ip else { return Ok(Ok(())) };
-        self.rate(&ip_key("rate:ip:", ip), self.per_ip, now).await
+        let (Some(ip), Some(rate)) = (ip, self.per_ip) else {
+            return Ok(Ok(()));
+        };
+        self.rate(&ip_key("rate:ip:", ip), Some(rate), now).await
     }
 
     /// Counts one registration request from `ip`; refuses it past
@@ -542,8 +548,21 @@ fn key(prefix: &str, parts: &[&[u8]]) -> String {
 /// rates (not in the failure table password checks need): client secrets are high-entropy, so
 /// this counter protects capacity and the log, and fails open.
 fn client_failure_key(client_id: &str, ip: Option<IpAddr>) -> String {
-    let ip = ip.map(|ip| ip.to_string()).unwrap_or_default();
-    key("rate:client-fail:", &[client_id.as_bytes(), ip.as_bytes()])
+    // The address's octets (4 or 16, none without an address): hashed, they name it as well
+    // as its text and cost no formatting on every token request.
+    let (v4, v6);
+    let octets: &[u8] = match ip {
+        Some(IpAddr::V4(ip)) => {
+            v4 = ip.octets();
+            &v4
+        }
+        Some(IpAddr::V6(ip)) => {
+            v6 = ip.octets();
+            &v6
+        }
+        None => &[],
+    };
+    key("rate:client-fail:", &[client_id.as_bytes(), octets])
 }
 
 /// An address's key: addresses are short and well-formed, so they are kept readable.
@@ -666,11 +685,12 @@ impl Counters for MemoryCounters {
     fn hit<'a>(&'a self, key: &'a str, window: u64, now: UnixTime) -> CounterFuture<'a, Window> {
         let result = self.with(key, |t| {
             t.room_for(key, now, self.max_keys)?;
-            let w = open(t, key, window, now);
-            w.count += 1;
-            let seen = *w;
-            w.last = now;
-            Ok(seen)
+            Ok(open(t, key, window, now, |w| {
+                w.count += 1;
+                let seen = *w;
+                w.last = now;
+                seen
+            }))
         });
         Box::pin(std::future::ready(result))
     }
@@ -704,9 +724,10 @@ impl Counters for MemoryCounters {
                 return Ok(Reserve::Refused(at));
             }
             t.room_for(key, now, self.max_keys)?;
-            let w = open(t, key, window, now);
-            w.count += 1;
-            w.last = now;
+            open(t, key, window, now, |w| {
+                w.count += 1;
+                w.last = now;
+            });
             Ok(Reserve::Reserved)
         });
         Box::pin(std::future::ready(result))
@@ -723,16 +744,26 @@ impl Counters for MemoryCounters {
     }
 }
 
-/// The key's open window, a fresh one if it had none or its window ended.
-fn open<'t>(t: &'t mut Table, key: &str, window: u64, now: UnixTime) -> &'t mut Window {
-    t.windows
-        .entry(key.to_owned())
-        .and_modify(|w| {
-            if w.resets_at <= now {
-                *w = fresh(now, window);
-            }
-        })
-        .or_insert_with(|| fresh(now, window))
+/// Applies `f` to the key's open window, a fresh one if it had none or its window ended. The
+/// key is copied only when it is new: a key that keeps hitting costs one lookup and no
+/// allocation.
+fn open<T>(
+    t: &mut Table,
+    key: &str,
+    window: u64,
+    now: UnixTime,
+    f: impl FnOnce(&mut Window) -> T,
+) -> T {
+    if let Some(w) = t.windows.get_mut(key) {
+        if w.resets_at <= now {
+            *w = fresh(now, window);
+        }
+        return f(w);
+    }
+    let mut w = fresh(now, window);
+    let out = f(&mut w);
+    t.windows.insert(key.to_owned(), w);
+    out
 }
 
 fn fresh(now: UnixTime, window: u64) -> Window {

@@ -6,10 +6,14 @@
 
 use crate::error::OAuthError;
 use std::collections::BTreeSet;
+use std::sync::Arc;
 
 /// A set of scope tokens, kept sorted so its string form is canonical.
+///
+/// Immutable and shared: the defaults, a client's list and every token record granted them
+/// hold one allocation, so a clone on the token path costs a reference count.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct ScopeSet(BTreeSet<String>);
+pub struct ScopeSet(Arc<BTreeSet<String>>);
 
 impl ScopeSet {
     /// The empty scope.
@@ -37,7 +41,7 @@ impl ScopeSet {
         if set.len() > 64 {
             return Err(OAuthError::invalid_scope("too many scopes requested"));
         }
-        Ok(Self(set))
+        Ok(Self(Arc::new(set)))
     }
 
     /// Whether the set holds no scope.
@@ -75,7 +79,7 @@ impl ScopeSet {
 impl std::fmt::Display for ScopeSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let mut first = true;
-        for s in &self.0 {
+        for s in self.0.iter() {
             if !first {
                 f.write_str(" ")?;
             }
@@ -88,7 +92,7 @@ impl std::fmt::Display for ScopeSet {
 
 impl<S: Into<String>> FromIterator<S> for ScopeSet {
     fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
-        Self(iter.into_iter().map(Into::into).collect())
+        Self(Arc::new(iter.into_iter().map(Into::into).collect()))
     }
 }
 

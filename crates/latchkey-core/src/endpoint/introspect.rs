@@ -24,7 +24,6 @@ use crate::secret::Secret;
 use crate::store::ProviderStore;
 use crate::token::{TokenKind, TokenRecord};
 use crate::user::UserAuthenticator;
-use serde_json::json;
 
 /// Answers one introspection request.
 pub async fn handle<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> HttpResponse
@@ -33,15 +32,20 @@ where
     U: UserAuthenticator,
 {
     match introspect(p, req).await {
-        Ok(body) => HttpResponse::json_no_store(200, &body),
+        Ok(body) => HttpResponse {
+            status: 200,
+            headers: Vec::new(),
+            body,
+        }
+        .with_header("content-type", "application/json")
+        .with_header("cache-control", "no-store")
+        .with_header("pragma", "no-cache"),
         Err(err) => super::refused(p, "introspect", err),
     }
 }
 
-async fn introspect<S, U>(
-    p: &Provider<S, U>,
-    req: &HttpRequest,
-) -> Result<serde_json::Value, OAuthError>
+/// The answer's body, serialized straight from the record (no JSON tree in between).
+async fn introspect<S, U>(p: &Provider<S, U>, req: &HttpRequest) -> Result<Vec<u8>, OAuthError>
 where
     S: ProviderStore,
     U: UserAuthenticator,
@@ -55,14 +59,15 @@ where
     }
     let token = Secret::new(params.require("token")?);
     let now = p.clock().now();
-    Ok(match p.store().find_token(&token.digest()).await? {
+    let body = match p.store().find_token(&token.digest()).await? {
         Some(record)
             if record.is_active(now) && (client.introspect || record.client_id == client.id) =>
         {
-            describe(&record, &p.config().issuer)
+            serde_json::to_vec(&Description::of(&record, &p.config().issuer))
         }
-        _ => json!({ "active": false }),
-    })
+        _ => Ok(br#"{"active":false}"#.to_vec()),
+    };
+    body.map_err(|err| OAuthError::server_error().with_detail(err))
 }
 
 /// The extension member (RFC 7662 §2.2) that carries a bound token's binding: an object with
@@ -76,55 +81,90 @@ pub const ATTACHED_MEMBER: &str = "ext";
 /// The RFC 7662 §2.2 description of an active token, with its binding and what was attached
 /// at authorization when it has them.
 pub fn describe(record: &TokenRecord, issuer: &str) -> serde_json::Value {
-    let mut body = json!({
-        "active": true,
-        "client_id": record.client_id.as_str(),
-        "exp": record.expires_at.0,
-        "iat": record.issued_at.0,
-        "iss": issuer,
-    });
-    if !record.scope.is_empty() {
-        body["scope"] = record.scope.to_string().into();
-    }
-    if let Some(sub) = &record.subject {
-        body["sub"] = sub.as_str().into();
-    }
-    if let Some(username) = &record.username {
-        body["username"] = username.as_str().into();
-    }
-    // RFC 7662 §2.2 `aud`: the resources the token is for (RFC 8707), a string for one.
-    match record.audience.len() {
-        0 => {}
-        1 => body["aud"] = record.audience.iter().collect::<String>().into(),
-        _ => body["aud"] = record.audience.iter().collect::<Vec<_>>().into(),
-    }
-    // RFC 8693 §4.1 `act`, for a delegated token.
-    if let Some(actor) = &record.actor {
-        body["act"] = serde_json::to_value(actor).unwrap_or_default();
-    }
-    if let Some(binding) = &record.binding {
-        body[BINDING_MEMBER] = json!({
-            "user_agent_sha256": binding.user_agent,
-            "ip": binding.ip,
-        });
-    }
-    // What the application attached at authorization, under the name Ory Hydra uses.
-    if !record.attached.is_empty() {
-        body[ATTACHED_MEMBER] = record.attached.to_value();
-    }
-    if let Some(cnf) = &record.cnf {
-        body["cnf"] = cnf.to_json();
-    }
-    match record.kind {
-        // RFC 9449 §6.2: a DPoP-bound access token's type is `DPoP`.
-        TokenKind::Access if record.cnf.as_ref().is_some_and(|c| c.jkt().is_some()) => {
-            body["token_type"] = "DPoP".into()
+    serde_json::to_value(Description::of(record, issuer)).unwrap_or_default()
+}
+
+/// The members of an active token's description, in the order a sorted JSON object has them
+/// (the order [`describe`]'s object and the endpoint's body share).
+#[derive(serde::Serialize)]
+struct Description<'a> {
+    /// RFC 8693 §4.1 `act`, for a delegated token.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    act: Option<&'a crate::token::Actor>,
+    active: bool,
+    /// RFC 7662 §2.2 `aud`: the resources the token is for (RFC 8707), a string for one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aud: Option<Audience<'a>>,
+    client_id: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    cnf: Option<&'a crate::token::Confirmation>,
+    exp: i64,
+    /// What the application attached at authorization, under the name Ory Hydra uses.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ext: Option<serde_json::Value>,
+    iat: i64,
+    iss: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    latchkey_binding: Option<BindingMember<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    scope: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sub: Option<&'a str>,
+    token_type: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    username: Option<&'a str>,
+}
+
+/// `aud`: one resource as a string, several as an array.
+#[derive(serde::Serialize)]
+#[serde(untagged)]
+enum Audience<'a> {
+    One(&'a str),
+    Many(Vec<&'a str>),
+}
+
+/// [`BINDING_MEMBER`]'s value.
+#[derive(serde::Serialize)]
+struct BindingMember<'a> {
+    ip: &'a str,
+    user_agent_sha256: &'a str,
+}
+
+impl<'a> Description<'a> {
+    fn of(record: &'a TokenRecord, issuer: &'a str) -> Self {
+        let mut audience = record.audience.iter();
+        let aud = match (audience.next(), record.audience.len()) {
+            (None, _) => None,
+            (Some(one), 1) => Some(Audience::One(one)),
+            (Some(_), _) => Some(Audience::Many(record.audience.iter().collect())),
+        };
+        let token_type = match record.kind {
+            // RFC 9449 §6.2: a DPoP-bound access token's type is `DPoP`.
+            TokenKind::Access if record.cnf.as_ref().is_some_and(|c| c.jkt().is_some()) => "DPoP",
+            TokenKind::Access => "Bearer",
+            // Not an RFC 6749 §7.1 access token type, so the hint name says what it is.
+            TokenKind::Refresh => "refresh_token",
+        };
+        Self {
+            act: record.actor.as_deref(),
+            active: true,
+            aud,
+            client_id: record.client_id.as_str(),
+            cnf: record.cnf.as_ref(),
+            exp: record.expires_at.0,
+            ext: (!record.attached.is_empty()).then(|| record.attached.to_value()),
+            iat: record.issued_at.0,
+            iss: issuer,
+            latchkey_binding: record.binding.as_ref().map(|binding| BindingMember {
+                ip: &binding.ip,
+                user_agent_sha256: &binding.user_agent,
+            }),
+            scope: (!record.scope.is_empty()).then(|| record.scope.to_string()),
+            sub: record.subject.as_deref(),
+            token_type,
+            username: record.username.as_deref(),
         }
-        TokenKind::Access => body["token_type"] = "Bearer".into(),
-        // Not an RFC 6749 §7.1 access token type, so the hint name says what it is.
-        TokenKind::Refresh => body["token_type"] = "refresh_token".into(),
     }
-    body
 }
 
 #[cfg(test)]
@@ -137,6 +177,7 @@ mod tests {
     use crate::resource::{AccessToken, Verified};
     use crate::scope::ScopeSet;
     use crate::token::{Confirmation, FamilyId, Grant, mint};
+    use serde_json::json;
 
     fn access_token(cnf: Option<Confirmation>) -> TokenRecord {
         let grant = Grant {
@@ -161,6 +202,60 @@ mod tests {
         mint(&grant, &OsEntropy, UnixTime(1_700_000_000))
             .records
             .access
+    }
+
+    /// Every member of a fully loaded record, under the names RFC 7662 §2.2 and our
+    /// extension constants give them; `aud` a string for one resource, an array for more.
+    #[test]
+    fn a_full_description_has_every_member_under_its_name() {
+        let mut record = access_token(None);
+        record.username = Some("alice".into());
+        record.binding = Some(crate::token::Binding {
+            user_agent: "ab".repeat(32),
+            ip: "192.0.2.7".into(),
+        });
+        record.attached =
+            crate::attached::Attached::from_value(json!({ "tenant": "t1" })).expect("an object");
+        record.actor = Some(Box::new(crate::token::Actor {
+            sub: "svc".into(),
+            client_id: Some("c2".into()),
+            act: None,
+        }));
+        record.audience = crate::indicator::AudienceSet::of(["https://a.example"]);
+        let body = describe(&record, "https://as.example");
+        assert_eq!(
+            body,
+            json!({
+                "act": { "sub": "svc", "client_id": "c2" },
+                "active": true,
+                "aud": "https://a.example",
+                "client_id": "c",
+                "exp": 1_700_000_060,
+                (ATTACHED_MEMBER): { "tenant": "t1" },
+                "iat": 1_700_000_000,
+                "iss": "https://as.example",
+                (BINDING_MEMBER): { "user_agent_sha256": "ab".repeat(32), "ip": "192.0.2.7" },
+                "scope": "read",
+                "sub": "u",
+                "token_type": "Bearer",
+                "username": "alice",
+            })
+        );
+        record.audience =
+            crate::indicator::AudienceSet::of(["https://b.example", "https://a.example"]);
+        assert_eq!(
+            describe(&record, "https://as.example")["aud"],
+            json!(["https://a.example", "https://b.example"])
+        );
+        let refresh = TokenRecord {
+            kind: TokenKind::Refresh,
+            ..access_token(None)
+        };
+        let body = describe(&refresh, "https://as.example");
+        assert_eq!(body["token_type"], "refresh_token");
+        for absent in ["act", "aud", "cnf", "ext", "username", BINDING_MEMBER] {
+            assert!(body.get(absent).is_none(), "{absent}");
+        }
     }
 
     /// RFC 9449 §6.2 and RFC 8705 §3.2: introspection names the key a token is bound to, and

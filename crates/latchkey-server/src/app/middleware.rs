@@ -18,16 +18,24 @@ impl MakeRequestId for RandomRequestId {
         OsEntropy.fill(&mut bytes);
         bytes[6] = (bytes[6] & 0x0f) | 0x40; // version 4
         bytes[8] = (bytes[8] & 0x3f) | 0x80; // RFC 9562 variant
-        let hex = latchkey_core::entropy::hex(&bytes);
-        let id = format!(
-            "{}-{}-{}-{}-{}",
-            &hex[..8],
-            &hex[8..12],
-            &hex[12..16],
-            &hex[16..20],
-            &hex[20..]
-        );
-        HeaderValue::from_str(&id).ok().map(RequestId::new)
+        // Written straight into the header's 36 bytes: 8-4-4-4-12 lowercase hex digits.
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        let mut id = [b'-'; 36];
+        let mut at = 0;
+        for (i, byte) in bytes.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                at += 1;
+            }
+            for (offset, nibble) in [(0, byte >> 4), (1, byte & 0x0f)] {
+                if let (Some(slot), Some(&digit)) =
+                    (id.get_mut(at + offset), DIGITS.get(usize::from(nibble)))
+                {
+                    *slot = digit;
+                }
+            }
+            at += 2;
+        }
+        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
     }
 }
 
