@@ -13,8 +13,8 @@ use std::path::PathBuf;
 mod claims;
 pub mod first_contact;
 mod logout;
-pub mod transfer;
 mod resource;
+pub mod transfer;
 
 pub use claims::ClaimArgs;
 pub use resource::{ResourceCommand, resource};
