@@ -52,6 +52,11 @@ use log::{Located, Log, secs};
 use ops::{Op, decode_put};
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a command run beside the server waits for the server to apply the revocation or
+/// deletion it posted (the server looks every [`Options::sweep_every`], a second by default).
+const POSTED_WAIT: Duration = Duration::from_secs(5);
 
 /// The token log, open: cheap to clone, shared by every request.
 #[derive(Clone)]
@@ -128,7 +133,23 @@ impl TokenLog {
         }
         let shared = &self.log.shared;
         let count = shared.lock().apply(payload, 0, 0)?;
-        log::post_to_inbox(shared.dir(), payload)?;
+        let posted = log::post_to_inbox(shared.dir(), payload)?;
+        // A revocation is in force when the command that made it returns: wait for the
+        // holder to apply the change (it removes the file then), a few sweep intervals at
+        // most. Past that the change stays posted, durable, and is applied at the holder's
+        // next sweep or start; the caller is told so.
+        let deadline = std::time::Instant::now() + POSTED_WAIT;
+        while posted.exists() {
+            if std::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    file = %posted.display(),
+                    "token log: the running server has not applied this change yet; \
+                     it will at its next sweep or start"
+                );
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         Ok(count)
     }
 
@@ -311,7 +332,8 @@ impl TokenStore for TokenLog {
 /// run while the server holds it opens it as a follower: it reads what is on disk and posts
 /// its revocations and deletions (a client or user deleted, consent withdrawn, a token
 /// revoked) to the server, which applies them within a second ([`Options::sweep_every`]), or
-/// at its next start.
+/// at its next start. The command waits (a few seconds at most) until the server has applied
+/// them, so a revocation is in force when the command returns.
 #[derive(Clone, Debug)]
 pub struct LazyTokenLog {
     cell: Arc<(std::sync::OnceLock<TokenLog>, std::sync::Mutex<()>)>,

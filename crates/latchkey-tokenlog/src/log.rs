@@ -945,9 +945,9 @@ pub(crate) fn postable(payload: &[u8]) -> Result<bool, StoreError> {
 }
 
 /// Posts a follower's frame to the holder: a file in the log's directory, durable (synced and
-/// renamed into place) before this returns. The holder applies it within a sweep interval, or
-/// at its next start.
-pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<(), StoreError> {
+/// renamed into place) before this returns, whose path is returned. The holder applies it
+/// within a sweep interval (and then removes the file), or at its next start.
+pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<std::path::PathBuf, StoreError> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_nanos())
@@ -972,7 +972,8 @@ pub(crate) fn post_to_inbox(dir: &Path, payload: &[u8]) -> Result<(), StoreError
         std::fs::rename(&tmp, dir.join(&name))?;
         sync_dir(dir)
     };
-    write().map_err(|e| io_err("post to the server's inbox", e))
+    write().map_err(|e| io_err("post to the server's inbox", e))?;
+    Ok(dir.join(name))
 }
 
 /// Applies the frames followers posted, oldest first, each durable before its file goes. A
