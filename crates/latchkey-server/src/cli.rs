@@ -506,11 +506,11 @@ pub struct SubjectFlags {
     pub sector_identifier_uri: Option<String>,
 }
 
-/// The mutual-TLS registration of `client create` (RFC 8705): the certificate rule of a
-/// `tls_client_auth` client (one of them), and certificate-bound tokens. A
-/// `self_signed_tls_client_auth` client registers its certificate in `--jwks-file` (`x5c`).
+/// The certificate rule of a `tls_client_auth` client (RFC 8705 §2.1.2): which one of the
+/// certificate's names identifies the client. Shared by `client create` and `client update`
+/// (where setting one replaces the registered rule).
 #[derive(Debug, Default, Args)]
-pub struct TlsClientFlags {
+pub struct TlsRuleFlags {
     /// tls_client_auth: the certificate's subject DN (RFC 4514, e.g. "CN=svc,O=Example").
     #[arg(long = "tls-subject-dn", value_name = "DN")]
     pub subject_dn: Option<String>,
@@ -526,6 +526,16 @@ pub struct TlsClientFlags {
     /// tls_client_auth: an email address in the certificate's subject alternative names.
     #[arg(long = "tls-san-email", value_name = "EMAIL")]
     pub san_email: Option<String>,
+}
+
+/// The mutual-TLS registration of `client create` (RFC 8705): the certificate rule of a
+/// `tls_client_auth` client (one of them), and certificate-bound tokens. A
+/// `self_signed_tls_client_auth` client registers its certificate in `--jwks-file` (`x5c`).
+#[derive(Debug, Default, Args)]
+pub struct TlsClientFlags {
+    /// The certificate rule of a `tls_client_auth` client.
+    #[command(flatten)]
+    pub rule: TlsRuleFlags,
     /// Bind the client's access tokens to its TLS client certificate (RFC 8705 §3).
     #[arg(long = "tls-bound-tokens")]
     pub bound_tokens: bool,
@@ -624,21 +634,9 @@ pub struct UpdateClient {
 /// signed request objects.
 #[derive(Debug, Default, Args)]
 pub struct ProtocolUpdateFlags {
-    /// tls_client_auth: the certificate's subject DN (RFC 4514).
-    #[arg(long = "tls-subject-dn", value_name = "DN")]
-    pub subject_dn: Option<String>,
-    /// tls_client_auth: a DNS name in the certificate's subject alternative names.
-    #[arg(long = "tls-san-dns", value_name = "NAME")]
-    pub san_dns: Option<String>,
-    /// tls_client_auth: a URI in the certificate's subject alternative names.
-    #[arg(long = "tls-san-uri", value_name = "URI")]
-    pub san_uri: Option<String>,
-    /// tls_client_auth: an IP address in the certificate's subject alternative names.
-    #[arg(long = "tls-san-ip", value_name = "ADDRESS")]
-    pub san_ip: Option<String>,
-    /// tls_client_auth: an email address in the certificate's subject alternative names.
-    #[arg(long = "tls-san-email", value_name = "EMAIL")]
-    pub san_email: Option<String>,
+    /// The `tls_client_auth` certificate rule.
+    #[command(flatten)]
+    pub rule: TlsRuleFlags,
     /// Bind access tokens to the TLS client certificate (RFC 8705 §3).
     #[arg(long = "tls-bound-tokens", value_name = "BOOL")]
     pub bound_tokens: Option<bool>,
@@ -724,27 +722,27 @@ impl UpdateClient {
                 .map(Some),
             tls_client_auth_subject_dn: either(
                 "tls-client-auth",
-                self.protocol.subject_dn.clone(),
+                self.protocol.rule.subject_dn.clone(),
                 reset("tls-client-auth"),
             )?,
             tls_client_auth_san_dns: either(
                 "tls-client-auth",
-                self.protocol.san_dns.clone(),
+                self.protocol.rule.san_dns.clone(),
                 reset("tls-client-auth"),
             )?,
             tls_client_auth_san_uri: either(
                 "tls-client-auth",
-                self.protocol.san_uri.clone(),
+                self.protocol.rule.san_uri.clone(),
                 reset("tls-client-auth"),
             )?,
             tls_client_auth_san_ip: either(
                 "tls-client-auth",
-                self.protocol.san_ip.clone(),
+                self.protocol.rule.san_ip.clone(),
                 reset("tls-client-auth"),
             )?,
             tls_client_auth_san_email: either(
                 "tls-client-auth",
-                self.protocol.san_email.clone(),
+                self.protocol.rule.san_email.clone(),
                 reset("tls-client-auth"),
             )?,
             tls_client_certificate_bound_access_tokens: self.protocol.bound_tokens,
@@ -1041,11 +1039,11 @@ impl CreateClient {
             access_token_format: self.access_token_format,
             subject_type: self.subject.subject_type,
             sector_identifier_uri: self.subject.sector_identifier_uri,
-            tls_client_auth_subject_dn: self.tls.subject_dn,
-            tls_client_auth_san_dns: self.tls.san_dns,
-            tls_client_auth_san_uri: self.tls.san_uri,
-            tls_client_auth_san_ip: self.tls.san_ip,
-            tls_client_auth_san_email: self.tls.san_email,
+            tls_client_auth_subject_dn: self.tls.rule.subject_dn,
+            tls_client_auth_san_dns: self.tls.rule.san_dns,
+            tls_client_auth_san_uri: self.tls.rule.san_uri,
+            tls_client_auth_san_ip: self.tls.rule.san_ip,
+            tls_client_auth_san_email: self.tls.rule.san_email,
             tls_client_certificate_bound_access_tokens: self.tls.bound_tokens,
             token_exchange: None,
             dpop_bound_access_tokens: self.dpop_bound_access_tokens,
