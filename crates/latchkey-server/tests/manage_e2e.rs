@@ -341,15 +341,7 @@ async fn authorize(
     let mut page = agent.get(&server.url(&format!("/authorize?{query}"))).await;
     if page.body.contains("Sign in") {
         let after = agent
-            .post(
-                &server.url("/login"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&server.base, &page, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         page = agent.get(&server.url(after.location())).await;
@@ -485,6 +477,23 @@ async fn consents_are_listed_and_revoked_from_the_page_the_api_and_the_cli_with_
         .await;
     assert_eq!(revoked.status, 303, "{}", revoked.body);
     assert_eq!(revoked.location(), "/apps");
+    // The audit line says who withdrew it and from where.
+    let mut log = String::new();
+    for _ in 0..50 {
+        log = std::fs::read_to_string(dir.path().join("server.log")).expect("server log");
+        if log.contains("consent_revoked") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let line = log
+        .lines()
+        .find(|l| l.contains("consent_revoked") && l.contains("latchkey::audit"))
+        .unwrap_or_else(|| panic!("no consent_revoked audit line in:\n{log}"));
+    assert!(
+        line.contains("\"client_ip\":\"127.0.0.1\""),
+        "client address in {line}"
+    );
     let after = agent.get(&server.url("/apps")).await;
     assert!(
         after.body.contains("You have not allowed"),

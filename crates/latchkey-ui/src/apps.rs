@@ -103,10 +103,12 @@ impl<S: ProviderStore, U: UserAuthenticator, L: Login> Ui<S, U, L> {
                 Ok(withdrawn) => withdrawn,
                 Err(err) => return self.error(req, &err.into()),
             };
+        let client_ip = self.inner.provider.client_ip(req);
         tracing::info!(
             target: "latchkey::audit",
             event = "consent_revoked",
             actor = "user",
+            client_ip = client_ip.map(tracing::field::display),
             subject = user.subject.as_str(),
             client_id,
             consent = withdrawn.consent,
