@@ -72,15 +72,7 @@ impl Setup {
         assert_eq!(login.status, 200, "{}", login.body);
         assert!(login.body.contains("Sign in"));
         let after = agent
-            .post(
-                &self.server.url("/login"),
-                &[
-                    ("csrf_token", &login.field("csrf_token")),
-                    ("request", &login.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&self.server.base, &login, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         let session = after
@@ -142,14 +134,7 @@ async fn public_client_runs_the_code_flow_with_pkce_end_to_end() {
     assert_eq!(consent.headers["x-frame-options"], "DENY");
 
     let done = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
+        .submit_consent(&s.server.base, &consent, "allow")
         .await;
     assert_eq!(done.status, 303);
     assert!(
@@ -283,16 +268,7 @@ async fn denied_consent_returns_access_denied_with_state() {
     let s = setup();
     let mut agent = Agent::new();
     let consent = s.login(&mut agent, "").await;
-    let denied = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "deny"),
-            ],
-        )
-        .await;
+    let denied = agent.submit_consent(&s.server.base, &consent, "deny").await;
     assert_eq!(denied.status, 303);
     let params = query_of(denied.location());
     assert_eq!(params["error"], "access_denied");
@@ -328,15 +304,7 @@ async fn wrong_password_keeps_the_user_on_the_login_page() {
     let mut agent = Agent::new();
     let login = agent.get(&s.authorize_url("")).await;
     let page = agent
-        .post(
-            &s.server.url("/login"),
-            &[
-                ("csrf_token", &login.field("csrf_token")),
-                ("request", &login.field("request")),
-                ("username", "alice"),
-                ("password", "wrong"),
-            ],
-        )
+        .submit_login(&s.server.base, &login, "alice", "wrong")
         .await;
     assert_eq!(page.status, 401);
     assert!(page.body.contains("Incorrect user name or password"));
@@ -373,15 +341,7 @@ async fn repeated_wrong_passwords_on_the_login_page_are_refused_with_429() {
     // The default policy: 3 failures are checked, the 4th attempt must wait.
     for guess in ["wrong1", "wrong2", "wrong3", "alice-password"] {
         let page = agent
-            .post(
-                &s.server.url("/login"),
-                &[
-                    ("csrf_token", &login.field("csrf_token")),
-                    ("request", &login.field("request")),
-                    ("username", "alice"),
-                    ("password", guess),
-                ],
-            )
+            .submit_login(&s.server.base, &login, "alice", guess)
             .await;
         statuses.push(page.status);
         last = Some(page);
@@ -435,14 +395,7 @@ async fn issue_14_a_deleted_user_s_cookie_gets_the_login_page() {
     assert!(is_login_page(&page), "{}", page.body);
     // The consent form shown before the deletion gets no code either.
     let post = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
+        .submit_consent(&s.server.base, &consent, "allow")
         .await;
     assert!(!post.location().contains("code="), "{}", post.location());
 }
@@ -485,14 +438,7 @@ async fn issue_14_prompt_login_asks_for_the_password_even_with_a_session() {
     let consent = s.login(&mut agent, "&prompt=login").await;
     assert!(consent.body.contains("Signed in as"), "{}", consent.body);
     let done = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
+        .submit_consent(&s.server.base, &consent, "allow")
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     assert!(query_of(done.location()).contains_key("code"));
@@ -589,14 +535,7 @@ async fn issue_14_refresh_token_of_a_deleted_user_is_invalid_grant() {
     let mut agent = Agent::new();
     let consent = s.login(&mut agent, "").await;
     let done = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
+        .submit_consent(&s.server.base, &consent, "allow")
         .await;
     let code = query_of(done.location())["code"].clone();
     let http = reqwest::Client::new();
@@ -658,14 +597,7 @@ async fn the_authorization_request_may_be_posted_as_a_form() {
     assert_eq!(consent.status, 200, "{}", consent.body);
     assert!(consent.body.contains("Signed in as"), "{}", consent.body);
     let done = agent
-        .post(
-            &s.server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
+        .submit_consent(&s.server.base, &consent, "allow")
         .await;
     assert_eq!(done.status, 303, "{}", done.body);
     let params = query_of(done.location());

@@ -65,15 +65,7 @@ impl Setup {
     /// Submits the login page `login` as alice; returns the page the login leads to.
     async fn log_in(&self, agent: &mut Agent, login: &Page) -> Page {
         let after = agent
-            .post(
-                &self.server.url("/login"),
-                &[
-                    ("csrf_token", &login.field("csrf_token")),
-                    ("request", &login.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&self.server.base, login, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         agent.get(&self.server.url(after.location())).await

@@ -98,30 +98,13 @@ async fn sign_in(agent: &mut Agent, server: &Server, client_id: &str, password: 
     let mut page = agent.get(&authorize_url(server, client_id)).await;
     if page.body.contains("name=\"password\"") {
         let after = agent
-            .post(
-                &server.url("/login"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("username", "alice"),
-                    ("password", password),
-                ],
-            )
+            .submit_login(&server.base, &page, "alice", password)
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         page = agent.get(&server.url(after.location())).await;
     }
     if page.status == 200 && page.body.contains("decision") {
-        page = agent
-            .post(
-                &server.url("/consent"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("decision", "allow"),
-                ],
-            )
-            .await;
+        page = agent.submit_consent(&server.base, &page, "allow").await;
     }
     assert_eq!(page.status, 303, "{}", page.body);
     assert!(page.location().contains("code="), "{}", page.location());

@@ -27,25 +27,6 @@ async fn introspect(
         .expect("JSON")
 }
 
-async fn jwks_kids(http: &reqwest::Client, server: &Server) -> Vec<String> {
-    let jwks: serde_json::Value = http
-        .get(server.url("/jwks"))
-        .send()
-        .await
-        .expect("server answers")
-        .json()
-        .await
-        .expect("JSON");
-    let mut kids: Vec<String> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| k["kid"].as_str().expect("kid").to_owned())
-        .collect();
-    kids.sort();
-    kids
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_taken_under_load_restores_into_a_working_store() {
     let original = data_dir();
@@ -64,7 +45,7 @@ async fn a_backup_taken_under_load_restores_into_a_working_store() {
     let body = "grant_type=client_credentials";
     let (status, _, first) = post_token(&http, &server, Some(&client.basic()), body).await;
     assert_eq!(status, 200, "{first}");
-    let kids = jwks_kids(&http, &server).await;
+    let kids = server.jwks_kids().await;
     assert!(!kids.is_empty());
 
     // Tokens keep being issued while the backup runs.
@@ -160,7 +141,7 @@ async fn a_backup_taken_under_load_restores_into_a_working_store() {
     .await;
     assert_eq!(status, 200, "{json}");
     // The same signing keys: relying parties' cached JWKS stay right.
-    assert_eq!(jwks_kids(&http, &copy).await, kids);
+    assert_eq!(copy.jwks_kids().await, kids);
     copy.kill();
     if let Ok(server) = Arc::try_unwrap(server) {
         server.kill();

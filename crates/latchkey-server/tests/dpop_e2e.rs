@@ -354,28 +354,11 @@ async fn code_for(server: &Server, client_id: &str, dpop_jkt: &str) -> String {
     let login = agent.get(&server.url(&format!("/authorize?{query}"))).await;
     assert_eq!(login.status, 200, "{}", login.body);
     let after = agent
-        .post(
-            &server.url("/login"),
-            &[
-                ("csrf_token", &login.field("csrf_token")),
-                ("request", &login.field("request")),
-                ("username", "alice"),
-                ("password", "alice-password"),
-            ],
-        )
+        .submit_login(&server.base, &login, "alice", "alice-password")
         .await;
     assert_eq!(after.status, 303, "{}", after.body);
     let consent = agent.get(&server.url(after.location())).await;
-    let done = agent
-        .post(
-            &server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
+    let done = agent.submit_consent(&server.base, &consent, "allow").await;
     assert_eq!(done.status, 303, "{}", done.body);
     let url = url::Url::parse(done.location()).expect("absolute");
     url.query_pairs()

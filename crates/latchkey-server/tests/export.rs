@@ -55,23 +55,6 @@ fn run_in(cwd: &Path, args: &[&str], env: &[(&str, &str)]) -> (bool, String, Str
     )
 }
 
-async fn jwks_kids(server: &Server) -> Vec<String> {
-    let jwks: serde_json::Value = reqwest::get(server.url("/jwks"))
-        .await
-        .expect("server answers")
-        .json()
-        .await
-        .expect("JSON");
-    let mut kids: Vec<String> = jwks["keys"]
-        .as_array()
-        .expect("keys")
-        .iter()
-        .map(|k| k["kid"].as_str().expect("kid").to_owned())
-        .collect();
-    kids.sort();
-    kids
-}
-
 async fn token(server: &Server, basic: &str, form: &[(&str, &str)]) -> (u16, serde_json::Value) {
     let resp = reqwest::Client::new()
         .post(server.url("/token"))
@@ -124,7 +107,7 @@ async fn credentials_work(server: &Server, source: &Source) {
         .expect("JSON");
     assert_eq!(active["active"], true, "{active}");
     assert_eq!(
-        jwks_kids(server).await,
+        server.jwks_kids().await,
         source.kids,
         "the same signing keys"
     );
@@ -208,7 +191,7 @@ async fn make_source(dir: &Path) -> Source {
         None,
     );
     let server = Server::start_with(dir, &[PASSWORD_GRANT]);
-    let kids = jwks_kids(&server).await;
+    let kids = server.jwks_kids().await;
     assert!(!kids.is_empty());
     let mut source = Source {
         client,
@@ -357,25 +340,6 @@ fn readme_block(heading: &str) -> Vec<String> {
     block.lines().map(str::to_owned).collect()
 }
 
-async fn fresh_postgres_database(url: &str) -> String {
-    let admin = sqlx::PgPool::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("LATCHKEY_TEST_POSTGRES={url} is set but unreachable: {e}"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!("lk_export_{}_{nanos}", std::process::id());
-    // The name is ours: digits and a fixed prefix.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moving_from_sqlite_to_postgres_and_redis_as_the_readme_says() {
     let (Ok(pg), Ok(redis)) = (
@@ -390,7 +354,7 @@ async fn moving_from_sqlite_to_postgres_and_redis_as_the_readme_says() {
     };
     let dir = data_dir();
     let source = make_source(dir.path()).await;
-    let database = fresh_postgres_database(&pg).await;
+    let database = common::databases::fresh_database(&pg, "lk_export").await;
     let prefix = format!("lk-export-{}", std::process::id());
 
     // The README's commands, in order, with this test's database and Redis.
@@ -461,22 +425,7 @@ async fn an_export_moves_into_mysql_and_works_there() {
         );
         return;
     };
-    let admin = sqlx::MySqlPool::connect(&url)
-        .await
-        .unwrap_or_else(|e| panic!("LATCHKEY_TEST_MYSQL={url} is set but unreachable: {e}"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!("lk_export_{}_{nanos}", std::process::id());
-    // The name is ours: digits and a fixed prefix.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    let database = format!("{base}/{name}");
+    let database = common::databases::fresh_database(&url, "lk_export").await;
 
     let dir = data_dir();
     let source = make_source(dir.path()).await;

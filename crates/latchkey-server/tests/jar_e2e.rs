@@ -129,28 +129,13 @@ impl Setup {
     async fn login_and_allow(&self, agent: &mut Agent, login: &Page) -> BTreeMap<String, String> {
         assert_eq!(login.status, 200, "{}", login.body);
         let after = agent
-            .post(
-                &self.server.url("/login"),
-                &[
-                    ("csrf_token", &login.field("csrf_token")),
-                    ("request", &login.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&self.server.base, login, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         let consent = agent.get(&self.server.url(after.location())).await;
         assert_eq!(consent.status, 200, "{}", consent.body);
         let done = agent
-            .post(
-                &self.server.url("/consent"),
-                &[
-                    ("csrf_token", &consent.field("csrf_token")),
-                    ("request", &consent.field("request")),
-                    ("decision", "allow"),
-                ],
-            )
+            .submit_consent(&self.server.base, &consent, "allow")
             .await;
         assert_eq!(done.status, 303, "{}", done.body);
         query_of(done.location())

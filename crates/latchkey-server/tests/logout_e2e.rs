@@ -134,28 +134,11 @@ async fn end_session_confirms_redirects_with_state_and_tells_the_client_over_the
     let login = agent.get(&authorize_url(&server, &client_id)).await;
     assert!(is_login_page(&login.body), "{}", login.body);
     let after = agent
-        .post(
-            &server.url("/login"),
-            &[
-                ("csrf_token", &login.field("csrf_token")),
-                ("request", &login.field("request")),
-                ("username", "alice"),
-                ("password", "alice-password"),
-            ],
-        )
+        .submit_login(&server.base, &login, "alice", "alice-password")
         .await;
     assert_eq!(after.status, 303, "{}", after.body);
     let consent = agent.get(&server.url(after.location())).await;
-    let done = agent
-        .post(
-            &server.url("/consent"),
-            &[
-                ("csrf_token", &consent.field("csrf_token")),
-                ("request", &consent.field("request")),
-                ("decision", "allow"),
-            ],
-        )
-        .await;
+    let done = agent.submit_consent(&server.base, &consent, "allow").await;
     assert_eq!(done.status, 303);
     assert!(done.location().contains("code="), "{}", done.location());
 

@@ -8,35 +8,6 @@ mod common;
 use common::{CliClient, PASSWORD_GRANT, Server, add_user, create_client, data_dir, post_token};
 use std::path::Path;
 
-async fn fresh_postgres_database(url: &str) -> String {
-    let admin = sqlx::PgPool::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("LATCHKEY_TEST_POSTGRES={url} is set but unreachable: {e}"));
-    let name = format!(
-        "lk_nodes_{}",
-        std::process::id() as u64 * 1000 + rand_suffix()
-    );
-    // The name is ours: digits and a fixed prefix.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
-fn rand_suffix() -> u64 {
-    use std::time::{SystemTime, UNIX_EPOCH};
-    u64::from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0)
-            % 1000,
-    )
-}
-
 fn configure(dir: &Path, toml: &str) {
     std::fs::write(dir.join("latchkey.toml"), toml).expect("write settings");
 }
@@ -143,7 +114,7 @@ async fn two_nodes_on_one_postgres() {
         eprintln!("skipped: set LATCHKEY_TEST_POSTGRES to run");
         return;
     };
-    let db = fresh_postgres_database(&url).await;
+    let db = common::databases::fresh_database(&url, "lk_nodes").await;
     two_nodes_share_one_store(format!("[store]\nurl = \"{db}\"\n")).await;
 }
 
@@ -156,7 +127,7 @@ async fn two_nodes_on_postgres_with_tokens_in_redis() {
         eprintln!("skipped: set LATCHKEY_TEST_POSTGRES and LATCHKEY_TEST_REDIS to run");
         return;
     };
-    let db = fresh_postgres_database(&pg).await;
+    let db = common::databases::fresh_database(&pg, "lk_nodes").await;
     let prefix = db.rsplit('/').next().unwrap_or("lk").to_owned();
     two_nodes_share_one_store(format!(
         "[store]\nurl = \"{db}\"\ntokens_url = \"{redis}\"\nkey_prefix = \"{prefix}\"\n"

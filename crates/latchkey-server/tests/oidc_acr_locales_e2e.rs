@@ -45,30 +45,13 @@ async fn authorize(
     let mut page = agent.get(&authorize_url(server, client_id, extra)).await;
     if page.body.contains("name=\"password\"") {
         let after = agent
-            .post(
-                &server.url("/login"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&server.base, &page, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         page = agent.get(&server.url(after.location())).await;
     }
     if page.status == 200 && page.body.contains("decision") {
-        page = agent
-            .post(
-                &server.url("/consent"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("decision", "allow"),
-                ],
-            )
-            .await;
+        page = agent.submit_consent(&server.base, &page, "allow").await;
     }
     assert!(
         page.location().starts_with(REDIRECT),

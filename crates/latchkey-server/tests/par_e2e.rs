@@ -99,15 +99,7 @@ impl Setup {
     async fn login(&self, agent: &mut Agent, login: &Page) -> Page {
         assert_eq!(login.status, 200, "{}", login.body);
         let after = agent
-            .post(
-                &self.server.url("/login"),
-                &[
-                    ("csrf_token", &login.field("csrf_token")),
-                    ("request", &login.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&self.server.base, login, "alice", "alice-password")
             .await;
         assert_eq!(after.status, 303, "{}", after.body);
         agent.get(&self.server.url(after.location())).await
@@ -116,14 +108,7 @@ impl Setup {
     async fn consent(&self, agent: &mut Agent, consent: &Page) -> Page {
         assert_eq!(consent.status, 200, "{}", consent.body);
         agent
-            .post(
-                &self.server.url("/consent"),
-                &[
-                    ("csrf_token", &consent.field("csrf_token")),
-                    ("request", &consent.field("request")),
-                    ("decision", "allow"),
-                ],
-            )
+            .submit_consent(&self.server.base, consent, "allow")
             .await
     }
 }

@@ -132,25 +132,6 @@ fn free_port() -> u16 {
         .port()
 }
 
-async fn fresh_postgres_database(url: &str) -> String {
-    let admin = sqlx::PgPool::connect(url)
-        .await
-        .unwrap_or_else(|e| panic!("LATCHKEY_TEST_POSTGRES={url} is set but unreachable: {e}"));
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    let name = format!("lk_scaleout_{}_{nanos}", std::process::id());
-    // The name is ours: digits and a fixed prefix.
-    sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&admin)
-        .await
-        .expect("create database");
-    admin.close().await;
-    let (base, _) = url.rsplit_once('/').expect("a database in the URL");
-    format!("{base}/{name}")
-}
-
 /// One request through the load balancer.
 struct Call {
     op: &'static str,
@@ -661,7 +642,7 @@ async fn three_nodes_behind_haproxy_survive_a_sigkill_under_mixed_load() {
     ) else {
         panic!("LATCHKEY_TEST_SCALEOUT needs LATCHKEY_TEST_POSTGRES and LATCHKEY_TEST_REDIS");
     };
-    let db = fresh_postgres_database(&pg).await;
+    let db = common::databases::fresh_database(&pg, "lk_scaleout").await;
     let prefix = db.rsplit('/').next().unwrap_or("lk").to_owned();
     let work = data_dir();
     let (cert, ca_pem) = lb_certificate(work.path());

@@ -122,29 +122,12 @@ async fn sub_at(agent: &mut Agent, server: &Server, client: &Value, redirect_uri
     let mut page = agent.get(&server.url(&format!("/authorize?{query}"))).await;
     if page.body.contains("name=\"password\"") {
         let after = agent
-            .post(
-                &server.url("/login"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("username", "alice"),
-                    ("password", "alice-password"),
-                ],
-            )
+            .submit_login(&server.base, &page, "alice", "alice-password")
             .await;
         page = agent.get(&server.url(after.location())).await;
     }
     if page.status == 200 && page.body.contains("decision") {
-        page = agent
-            .post(
-                &server.url("/consent"),
-                &[
-                    ("csrf_token", &page.field("csrf_token")),
-                    ("request", &page.field("request")),
-                    ("decision", "allow"),
-                ],
-            )
-            .await;
+        page = agent.submit_consent(&server.base, &page, "allow").await;
     }
     let url = url::Url::parse(page.location()).expect("redirect");
     let code = url

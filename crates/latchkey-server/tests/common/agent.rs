@@ -143,6 +143,41 @@ impl Agent {
         self.send(req).await
     }
 
+    /// Submits the login page `login` of the server at `base` (`http://host:port`) as
+    /// `username` with `password`: the answer, a 303 to what comes next when they are right.
+    pub async fn submit_login(
+        &mut self,
+        base: &str,
+        login: &Page,
+        username: &str,
+        password: &str,
+    ) -> Page {
+        self.post(
+            &format!("{base}/login"),
+            &[
+                ("csrf_token", &login.field("csrf_token")),
+                ("request", &login.field("request")),
+                ("username", username),
+                ("password", password),
+            ],
+        )
+        .await
+    }
+
+    /// Answers the consent page `consent` of the server at `base` with `decision` (`allow` or
+    /// `deny`): the answer, a 303 back to the client.
+    pub async fn submit_consent(&mut self, base: &str, consent: &Page, decision: &str) -> Page {
+        self.post(
+            &format!("{base}/consent"),
+            &[
+                ("csrf_token", &consent.field("csrf_token")),
+                ("request", &consent.field("request")),
+                ("decision", decision),
+            ],
+        )
+        .await
+    }
+
     /// Another user agent holding copies of this one's cookies (a stolen or copied cookie jar).
     pub fn copy(&self) -> Self {
         let mut other = Self::new();

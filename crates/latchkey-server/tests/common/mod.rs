@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod databases;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -52,6 +53,25 @@ fn command_limited(data_dir: &Path, nofile: Option<u64>) -> Command {
 pub const PASSWORD_GRANT: (&str, &str) = ("LATCHKEY_GRANTS__PASSWORD", "true");
 
 impl Server {
+    /// The `kid`s of the server's published keys (`/jwks`), sorted: what must survive a
+    /// move of its store.
+    pub async fn jwks_kids(&self) -> Vec<String> {
+        let jwks: serde_json::Value = reqwest::get(self.url("/jwks"))
+            .await
+            .expect("server answers")
+            .json()
+            .await
+            .expect("JSON");
+        let mut kids: Vec<String> = jwks["keys"]
+            .as_array()
+            .expect("keys")
+            .iter()
+            .map(|k| k["kid"].as_str().expect("kid").to_owned())
+            .collect();
+        kids.sort();
+        kids
+    }
+
     /// Starts a server on the embedded store in `data_dir`.
     pub fn start(data_dir: &Path) -> Self {
         Self::start_with(data_dir, &[])
