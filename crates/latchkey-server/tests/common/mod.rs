@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod agent;
+pub mod https;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
