@@ -5,15 +5,21 @@ client does: take the 401, discover the protected-resource metadata (RFC 9728) a
 authorization-server metadata (RFC 8414), register itself (RFC 7591), run the authorization
 code flow with PKCE and `resource` (RFC 8707), then `initialize` and call tools.
 
+With `--client-metadata-url URL` the client does not register: the SDK uses the `https` URL of
+its client ID metadata document (served by `client_document_host.py`, for example) as its
+`client_id` when the authorization server's metadata says
+`client_id_metadata_document_supported: true`, and Latchkey fetches the document.
+
 The user's browser is whoever drives this script: the authorization URL the SDK built is
 printed as a JSON line `{"authorize": URL}`, and the redirect the browser reached is read back
 as a JSON line `{"method": "GET", "url": URL}` on stdin (a person may paste the bare URL from
 the browser's address bar instead). The outcome is printed as
 `{"result": {...}}`; a failure as `{"error": ..., "trace": ...}` with a non-zero exit.
 
-Usage: python3 mcp_client.py http://127.0.0.1:PORT/mcp
+Usage: python3 mcp_client.py http://127.0.0.1:PORT/mcp [--client-metadata-url URL]
 """
 
+import argparse
 import asyncio
 import json
 import sys
@@ -85,7 +91,7 @@ def text_of(result) -> str:
     return "".join(getattr(part, "text", "") for part in result.content)
 
 
-async def main(server_url: str) -> None:
+async def main(server_url: str, client_metadata_url: str | None) -> None:
     storage = MemoryStorage()
     oauth = OAuthClientProvider(
         server_url=server_url,
@@ -98,6 +104,7 @@ async def main(server_url: str) -> None:
         storage=storage,
         redirect_handler=redirect_handler,
         callback_handler=callback_handler,
+        client_metadata_url=client_metadata_url,
     )
     async with httpx.AsyncClient(auth=oauth, timeout=30) as http:
         async with streamable_http_client(server_url, http_client=http) as (read, write):
@@ -126,8 +133,14 @@ async def main(server_url: str) -> None:
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("server_url", help="the MCP server, e.g. http://127.0.0.1:8000/mcp")
+    parser.add_argument(
+        "--client-metadata-url", help="https URL of this client's metadata document (no registration)"
+    )
+    args = parser.parse_args()
     try:
-        asyncio.run(main(sys.argv[1]))
+        asyncio.run(main(args.server_url, args.client_metadata_url))
     except BaseException as exc:  # noqa: BLE001 - the driver reads every failure
         emit({"error": repr(exc), "trace": traceback.format_exc()})
         sys.exit(1)

@@ -477,6 +477,8 @@ pub struct Admin {
     key_policy: Option<latchkey_core::jose::rotation::RotationPolicy>,
     /// Whether a loopback `sector_identifier_uri` may be fetched over plain `http`.
     allow_http_sector: bool,
+    /// The CA certificates of `outbound.ca_file`, for fetching `sector_identifier_uri`.
+    outbound_roots: crate::outbound::TrustedRoots,
     /// The resources of the settings: the read-only part of the registry.
     configured_resources: latchkey_core::indicator::Resources,
 }
@@ -504,6 +506,7 @@ impl Admin {
             kek: None,
             key_policy: None,
             allow_http_sector: false,
+            outbound_roots: crate::outbound::TrustedRoots::default(),
             configured_resources: latchkey_core::indicator::Resources::default(),
         }
     }

@@ -851,6 +851,12 @@ fn admin(settings: &Settings, store: &AnyStore) -> Admin {
         .unwrap_or_else(|| format!("http://{}", settings.listen));
     let mut admin = Admin::new(store.clone(), issuer, "cli")
         .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri);
+    match crate::outbound::TrustedRoots::load(&settings.outbound) {
+        Ok(roots) => admin = admin.with_outbound_roots(roots),
+        Err(err) => {
+            tracing::warn!(error = %err, "only the system's CA certificates are trusted for sector_identifier_uri");
+        }
+    }
     if let Ok(resources) = crate::settings::resources::registry(&settings.resources) {
         admin = admin.with_configured_resources(resources);
     }

@@ -85,6 +85,8 @@ struct Entry {
 /// Resolves URL client ids into stored clients; shared by every request.
 pub struct ClientDocuments {
     settings: ClientDocumentSettings,
+    /// The CA certificates of `outbound.ca_file`.
+    roots: crate::outbound::TrustedRoots,
     policy: RegistrationPolicy,
     provider: AppProvider,
     cache: Mutex<HashMap<String, Entry>>,
@@ -99,9 +101,11 @@ impl std::fmt::Debug for ClientDocuments {
 }
 
 impl ClientDocuments {
-    /// The resolver of the settings, or `None` when documents are off.
+    /// The resolver of the settings, or `None` when documents are off; documents on hosts
+    /// of a private PKI are fetched when `roots` hold its CA.
     pub fn from_settings(
         settings: &ClientDocumentSettings,
+        roots: crate::outbound::TrustedRoots,
         provider: AppProvider,
     ) -> Option<Arc<Self>> {
         if !settings.enabled {
@@ -111,6 +115,7 @@ impl ClientDocuments {
         policy.allow_http = settings.allow_http;
         Some(Arc::new(Self {
             settings: settings.clone(),
+            roots,
             policy,
             provider,
             cache: Mutex::new(HashMap::new()),
@@ -190,10 +195,9 @@ impl ClientDocuments {
             return Err(format!("host {host} is not allowed"));
         }
         let deadline = Duration::from_secs(self.settings.timeout.max(1));
-        let (body, cache_control) =
-            tokio::time::timeout(deadline, fetch(url, &self.settings, deadline))
-                .await
-                .map_err(|_| "fetching the client metadata document timed out".to_owned())??;
+        let (body, cache_control) = tokio::time::timeout(deadline, self.fetch(url, deadline))
+            .await
+            .map_err(|_| "fetching the client metadata document timed out".to_owned())??;
         let client = client_from_document(url, &body, &self.policy, self.provider.config(), now)
             .map_err(|e| {
                 e.description()
@@ -232,33 +236,34 @@ impl ClientDocuments {
             self.settings.max_cache_age,
         ))
     }
+
+    /// One GET of the document through the shared outbound path ([`crate::outbound`]):
+    /// the body and its `Cache-Control`.
+    async fn fetch(
+        &self,
+        id: &ClientIdUrl,
+        deadline: Duration,
+    ) -> Result<(Vec<u8>, Option<String>), String> {
+        let rule = crate::outbound::Outbound {
+            allow_http: self.settings.allow_http,
+            allow_private: self.settings.allow_private_addresses,
+            timeout: deadline,
+            roots: self.roots.clone(),
+        };
+        let fetched = crate::outbound::fetch(
+            "document",
+            id.url(),
+            &rule,
+            "application/json",
+            MAX_DOCUMENT_LEN,
+        )
+        .await?;
+        Ok((fetched.body, fetched.cache_control))
+    }
 }
 
 fn refused(why: &str) -> OAuthError {
     OAuthError::invalid_client(format!("client metadata document: {why}"))
-}
-
-/// One GET of the document through the shared outbound path ([`crate::outbound`]): the
-/// body and its `Cache-Control`.
-async fn fetch(
-    id: &ClientIdUrl,
-    settings: &ClientDocumentSettings,
-    deadline: Duration,
-) -> Result<(Vec<u8>, Option<String>), String> {
-    let rule = crate::outbound::Outbound {
-        allow_http: settings.allow_http,
-        allow_private: settings.allow_private_addresses,
-        timeout: deadline,
-    };
-    let fetched = crate::outbound::fetch(
-        "document",
-        id.url(),
-        rule,
-        "application/json",
-        MAX_DOCUMENT_LEN,
-    )
-    .await?;
-    Ok((fetched.body, fetched.cache_control))
 }
 
 /// Middleware: before `/authorize` and `/token` run, resolves the `client_id` they name

@@ -39,13 +39,19 @@ pub struct HttpJwksFetcher {
 
 impl HttpJwksFetcher {
     /// A fetcher; `allow_http` also lets plain-`http` URIs through, `allow_private` hosts at
-    /// loopback, private and link-local addresses (both for development and tests only).
-    pub fn new(allow_http: bool, allow_private: bool) -> anyhow::Result<Self> {
+    /// loopback, private and link-local addresses (both for development and tests only);
+    /// `roots` are trusted besides the system's (`outbound.ca_file`).
+    pub fn new(
+        allow_http: bool,
+        allow_private: bool,
+        roots: crate::outbound::TrustedRoots,
+    ) -> anyhow::Result<Self> {
         Ok(Self {
             rule: crate::outbound::Outbound {
                 allow_http,
                 allow_private,
                 timeout: FETCH_TIMEOUT,
+                roots,
             },
             cache: Mutex::new(HashMap::new()),
         })
@@ -94,7 +100,7 @@ impl HttpJwksFetcher {
         let fetched = crate::outbound::fetch(
             "jwks_uri",
             &url,
-            self.rule,
+            &self.rule,
             "application/json, application/jwk-set+json",
             MAX_JWKS_BYTES,
         )

@@ -8,12 +8,88 @@
 //! ones; the connection goes to exactly the checked addresses (pinned, so a second lookup
 //! cannot swap in another); no redirect is followed, no proxy used, no cookie or credential
 //! sent; the whole fetch has a deadline and the body a size bound, checked as it arrives.
+//!
+//! Certificates are checked against the system's roots and, for hosts of a private PKI, the
+//! CA certificates of `outbound.ca_file` ([`TrustedRoots`]), which add to the system's roots
+//! and never replace them.
 
+use serde::{Deserialize, Serialize};
 use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-/// What a fetch may reach, and how long it may take.
-#[derive(Clone, Copy, Debug)]
+/// The largest `outbound.ca_file` read: a bundle of a few hundred certificates.
+pub const MAX_CA_FILE_BYTES: u64 = 1024 * 1024;
+
+/// `[outbound]`: how the server reaches what clients publish (metadata documents,
+/// `jwks_uri`, `sector_identifier_uri`).
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct OutboundSettings {
+    /// A PEM bundle of CA certificates trusted besides the system's roots, for clients
+    /// whose hosts have certificates of a private PKI; at most [`MAX_CA_FILE_BYTES`].
+    pub ca_file: Option<PathBuf>,
+}
+
+/// The CA certificates every outbound fetch trusts besides the system's roots: those of
+/// `outbound.ca_file`, read and checked once at start, so a bad file stops the server then
+/// rather than failing every fetch later.
+#[derive(Clone, Default)]
+pub struct TrustedRoots(Arc<[reqwest::Certificate]>);
+
+impl std::fmt::Debug for TrustedRoots {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TrustedRoots({} extra)", self.0.len())
+    }
+}
+
+impl TrustedRoots {
+    /// The roots of `settings`: none without `ca_file`; an error naming the file when it
+    /// cannot be read, is too large, holds no certificate or one the TLS stack refuses.
+    pub fn load(settings: &OutboundSettings) -> anyhow::Result<Self> {
+        let Some(path) = &settings.ca_file else {
+            return Ok(Self::default());
+        };
+        let name = path.display();
+        let size = std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("outbound.ca_file {name}: {e}"))?
+            .len();
+        if size > MAX_CA_FILE_BYTES {
+            anyhow::bail!("outbound.ca_file {name}: larger than {MAX_CA_FILE_BYTES} bytes");
+        }
+        let pem =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("outbound.ca_file {name}: {e}"))?;
+        Self::from_pem(&pem).map_err(|e| anyhow::anyhow!("outbound.ca_file {name}: {e}"))
+    }
+
+    /// The roots of a PEM bundle, checked by building a client with them.
+    pub fn from_pem(pem: &[u8]) -> Result<Self, String> {
+        let certs = reqwest::Certificate::from_pem_bundle(pem)
+            .map_err(|e| format!("not a PEM bundle of certificates: {e}"))?;
+        if certs.is_empty() {
+            return Err("holds no PEM certificate".into());
+        }
+        reqwest::Client::builder()
+            .tls_certs_merge(certs.iter().cloned())
+            .build()
+            .map_err(|e| format!("a certificate is refused: {e}"))?;
+        Ok(Self(certs.into()))
+    }
+
+    /// How many certificates are added to the system's roots.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether only the system's roots are trusted.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// What a fetch may reach, whom it trusts, and how long it may take.
+#[derive(Clone, Debug)]
 pub struct Outbound {
     /// Development only: plain-`http` URLs too.
     pub allow_http: bool,
@@ -21,6 +97,8 @@ pub struct Outbound {
     pub allow_private: bool,
     /// The deadline of the whole fetch: lookup, connection, TLS, body.
     pub timeout: Duration,
+    /// CA certificates trusted besides the system's roots.
+    pub roots: TrustedRoots,
 }
 
 /// A fetched body, with the response's `Cache-Control`.
@@ -65,7 +143,7 @@ pub async fn addresses(url: &url::Url, allow_private: bool) -> Result<Vec<Socket
 pub async fn fetch(
     what: &str,
     url: &url::Url,
-    rule: Outbound,
+    rule: &Outbound,
     accept: &str,
     max_bytes: usize,
 ) -> Result<Fetched, String> {
@@ -83,7 +161,7 @@ pub async fn fetch(
 async fn fetch_within(
     what: &str,
     url: &url::Url,
-    rule: Outbound,
+    rule: &Outbound,
     accept: &str,
     max_bytes: usize,
 ) -> Result<Fetched, String> {
@@ -98,7 +176,8 @@ async fn fetch_within(
         .no_proxy()
         .timeout(rule.timeout)
         .connect_timeout(rule.timeout)
-        .https_only(!rule.allow_http);
+        .https_only(!rule.allow_http)
+        .tls_certs_merge(rule.roots.0.iter().cloned());
     if let Some(url::Host::Domain(name)) = url.host() {
         builder = builder.resolve_to_addrs(name, &addrs);
     }
@@ -147,11 +226,23 @@ async fn fetch_within(
     })
 }
 
-/// A reqwest error's text without the URL (the caller logs it apart).
+/// A reqwest error's text without the URL (the caller logs it apart), with its innermost
+/// cause, which says what went wrong (a certificate nobody trusted, a refused connection).
 fn without_url(err: &reqwest::Error) -> String {
     let mut text = err.to_string();
     if let Some(url) = err.url() {
         text = text.replace(url.as_str(), "the URL");
+    }
+    let mut cause = std::error::Error::source(err);
+    let mut innermost = None;
+    // Bounded: an error chain is a few levels deep.
+    for _ in 0..16 {
+        let Some(next) = cause else { break };
+        innermost = Some(next);
+        cause = next.source();
+    }
+    if let Some(innermost) = innermost {
+        text = format!("{text}: {innermost}");
     }
     text
 }
@@ -165,6 +256,7 @@ mod tests {
             allow_http: false,
             allow_private: false,
             timeout: Duration::from_secs(2),
+            roots: TrustedRoots::default(),
         }
     }
 
@@ -178,17 +270,59 @@ mod tests {
             "https://localhost/jwks",
         ] {
             let url = url::Url::parse(url).expect("url");
-            let err = fetch("jwks_uri", &url, rule(), "application/json", 1024)
+            let err = fetch("jwks_uri", &url, &rule(), "application/json", 1024)
                 .await
                 .expect_err("refused");
             assert!(err.contains("not a public address"), "{url}: {err}");
         }
     }
 
+    #[test]
+    fn a_ca_file_must_hold_certificates_the_tls_stack_accepts() {
+        let ca_key = rcgen::KeyPair::generate().expect("key");
+        let mut ca = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+        ca.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let pem = ca.self_signed(&ca_key).expect("certificate").pem();
+        let two = format!("{pem}{pem}");
+        assert_eq!(
+            TrustedRoots::from_pem(two.as_bytes())
+                .expect("a bundle")
+                .len(),
+            2
+        );
+        let err = TrustedRoots::from_pem(b"").expect_err("empty");
+        assert!(err.contains("no PEM certificate"), "{err}");
+        // A key alone is not a certificate.
+        let err = TrustedRoots::from_pem(ca_key.serialize_pem().as_bytes()).expect_err("a key");
+        assert!(err.contains("no PEM certificate"), "{err}");
+        let broken = "-----BEGIN CERTIFICATE-----\nnot base64!\n-----END CERTIFICATE-----\n";
+        assert!(TrustedRoots::from_pem(broken.as_bytes()).is_err());
+    }
+
+    #[test]
+    fn a_missing_or_oversize_ca_file_is_an_error_naming_it() {
+        let dir = tempfile::tempdir().expect("dir");
+        let missing = dir.path().join("missing.pem");
+        let settings = |path: &std::path::Path| OutboundSettings {
+            ca_file: Some(path.to_owned()),
+        };
+        let err = TrustedRoots::load(&settings(&missing)).expect_err("missing");
+        assert!(err.to_string().contains("missing.pem"), "{err}");
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'a'; MAX_CA_FILE_BYTES as usize + 1]).expect("write");
+        let err = TrustedRoots::load(&settings(&big)).expect_err("oversize");
+        assert!(err.to_string().contains("larger than"), "{err}");
+        assert!(
+            TrustedRoots::load(&OutboundSettings::default())
+                .expect("no file: no extra roots")
+                .is_empty()
+        );
+    }
+
     #[tokio::test]
     async fn plain_http_needs_the_development_switch() {
         let url = url::Url::parse("http://127.0.0.1:9/jwks").expect("url");
-        let err = fetch("jwks_uri", &url, rule(), "application/json", 1024)
+        let err = fetch("jwks_uri", &url, &rule(), "application/json", 1024)
             .await
             .expect_err("refused");
         assert!(err.contains("scheme http is not allowed"), "{err}");

@@ -76,6 +76,8 @@ pub struct Settings {
     pub registration: crate::registration::RegistrationSettings,
     /// Clients named by the URL of their client ID metadata document.
     pub client_id_metadata: crate::client_documents::ClientDocumentSettings,
+    /// Fetches of what clients publish (documents, `jwks_uri`, `sector_identifier_uri`).
+    pub outbound: crate::outbound::OutboundSettings,
     /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
     pub resources: Vec<resources::ResourceSettings>,
     /// DPoP (RFC 9449): sender-constrained tokens.
@@ -795,6 +797,7 @@ impl Default for Settings {
             device: DeviceSettings::default(),
             registration: Default::default(),
             client_id_metadata: Default::default(),
+            outbound: Default::default(),
             resources: Vec::new(),
             dpop: DpopSettings::default(),
             allow_private_jwks_uri: false,

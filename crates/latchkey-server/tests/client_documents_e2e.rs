@@ -1,7 +1,9 @@
 //! Client ID metadata documents on the real binary: a client named by a document URL signs
 //! a user in; the document's `Cache-Control` is honoured; and every server-side request
-//! forgery attempt (private, loopback and link-local addresses, redirects, oversize
-//! documents, slow servers, lying documents) is refused.
+//! forgery attempt (private, loopback and link-local addresses, redirects, to such addresses
+//! too, oversize documents, slow servers, lying documents) is refused. Redirect URIs are the
+//! document's only, the host allow-list lets its hosts through and no other, and a host of a
+//! private PKI is reached once `outbound.ca_file` holds its CA.
 
 mod common;
 
@@ -51,6 +53,11 @@ impl Documents {
                     .into_response()
             }
         };
+        let fragment = serde_json::json!({
+            "client_id": format!("http://{addr}/fragment.json"),
+            "redirect_uris": ["https://app.example/cb#here"],
+        })
+        .to_string();
         let lying = serde_json::json!({
             "client_id": "https://someone-else.example/client.json",
             "redirect_uris": [REDIRECT],
@@ -73,6 +80,22 @@ impl Documents {
                         axum::http::StatusCode::FOUND,
                         [(header::LOCATION, "/cached.json")],
                     )
+                }),
+            )
+            .route(
+                "/to-metadata.json",
+                axum::routing::get(|| async {
+                    (
+                        axum::http::StatusCode::TEMPORARY_REDIRECT,
+                        [(header::LOCATION, "http://169.254.169.254/latest/meta-data")],
+                    )
+                }),
+            )
+            .route(
+                "/fragment.json",
+                axum::routing::get(move || {
+                    let fragment = fragment.clone();
+                    async move { fragment }
                 }),
             )
             .route(
@@ -118,10 +141,14 @@ impl Documents {
 }
 
 fn authorize_url(server: &Server, client_id: &str) -> String {
+    authorize_url_to(server, client_id, REDIRECT)
+}
+
+fn authorize_url_to(server: &Server, client_id: &str, redirect_uri: &str) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("response_type", "code")
         .append_pair("client_id", client_id)
-        .append_pair("redirect_uri", REDIRECT)
+        .append_pair("redirect_uri", redirect_uri)
         .append_pair("state", "st")
         .append_pair("code_challenge", &s256_challenge(VERIFIER))
         .append_pair("code_challenge_method", "S256")
@@ -130,11 +157,16 @@ fn authorize_url(server: &Server, client_id: &str) -> String {
 }
 
 async fn get_authorize(server: &Server, client_id: &str) -> (u16, String) {
+    get_url(&authorize_url(server, client_id)).await
+}
+
+/// GETs `url` without following a redirect: the status and the body.
+async fn get_url(url: &str) -> (u16, String) {
     let resp = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .expect("client")
-        .get(authorize_url(server, client_id))
+        .get(url)
         .send()
         .await
         .expect("GET /authorize");
@@ -240,6 +272,8 @@ async fn redirects_oversize_slow_and_lying_documents_are_refused() {
     let server = Server::start_with(dir.path(), &DEV);
     for (path, why) in [
         ("/redirect.json", "redirect"),
+        // A redirect to the cloud metadata address is not followed either.
+        ("/to-metadata.json", "redirect"),
         ("/big.json", "larger than"),
         ("/slow.json", "timed out"),
         ("/lying.json", "client_id"),
@@ -310,4 +344,114 @@ async fn private_loopback_and_link_local_addresses_are_never_fetched() {
     let (status, body) = get_authorize(&listed, "https://other.example/client.json").await;
     assert_eq!(status, 400);
     assert!(body.contains("not allowed"), "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn only_the_redirect_uris_of_the_document_are_used() {
+    let docs = Documents::start().await;
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &DEV);
+    let client_id = docs.url("/cached.json");
+    // A redirect URI the document does not list: an error page, never a redirect to it.
+    for elsewhere in [
+        "http://127.0.0.1:41234/elsewhere",
+        "http://127.0.0.1:41234/callback/",
+        "https://attacker.example/callback",
+    ] {
+        let (status, body) = get_url(&authorize_url_to(&server, &client_id, elsewhere)).await;
+        assert_eq!(status, 400, "{elsewhere}: {body}");
+        assert!(
+            body.contains("redirect_uri is not registered"),
+            "{elsewhere}: {body}"
+        );
+    }
+    // The one it lists is accepted: the login page.
+    let (status, body) = get_authorize(&server, &client_id).await;
+    assert_eq!(status, 200, "{body}");
+    // A document whose redirect URI could not be registered makes no client.
+    let (status, body) = get_url(&authorize_url_to(
+        &server,
+        &docs.url("/fragment.json"),
+        "https://app.example/cb#here",
+    ))
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("without a fragment"), "{body}");
+    let listed = common::cli(dir.path(), &["client", "list"], None);
+    assert!(listed.contains("/cached.json"), "{listed}");
+    assert!(!listed.contains("/fragment.json"), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_host_allow_list_lets_its_hosts_through_and_no_other() {
+    let docs = Documents::start().await;
+    let dir = data_dir();
+    let mut env = DEV.to_vec();
+    env.push((
+        "LATCHKEY_CLIENT_ID_METADATA__ALLOWED_HOSTS",
+        "[\"127.0.0.1\"]",
+    ));
+    let server = Server::start_with(dir.path(), &env);
+    let (status, body) = get_authorize(&server, &docs.url("/cached.json")).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(docs.hits(), 1);
+    // The same server under another name is not on the list, and is not asked.
+    let other = format!("http://localhost:{}/cached.json", docs.addr.port());
+    let (status, body) = get_authorize(&server, &other).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("host localhost is not allowed"), "{body}");
+    assert_eq!(docs.hits(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_of_a_private_pki_is_reached_once_its_ca_is_trusted() {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let host = common::https::HttpsHost::start(move |base| {
+        let body = serde_json::json!({
+            "client_id": format!("{base}/clients/app.json"),
+            "client_name": "Private PKI Client",
+            "redirect_uris": [REDIRECT],
+        })
+        .to_string();
+        axum::Router::new().route(
+            "/clients/app.json",
+            axum::routing::get(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                let body = body.clone();
+                async move {
+                    (
+                        [(axum::http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                }
+            }),
+        )
+    })
+    .await;
+    let client_id = host.url("/clients/app.json");
+    // https on loopback: the private-address switch, not the http one.
+    let https_dev = [
+        ("LATCHKEY_CLIENT_ID_METADATA__ENABLED", "true"),
+        (
+            "LATCHKEY_CLIENT_ID_METADATA__ALLOW_PRIVATE_ADDRESSES",
+            "true",
+        ),
+    ];
+    let dir = data_dir();
+    let untrusting = Server::start_with(dir.path(), &https_dev);
+    let (status, body) = get_authorize(&untrusting, &client_id).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("certificate"), "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 0, "no request got through TLS");
+
+    let dir = data_dir();
+    let ca_file = host.write_ca(dir.path());
+    let ca_file = ca_file.to_str().expect("UTF-8 path");
+    let mut env = https_dev.to_vec();
+    env.push(("LATCHKEY_OUTBOUND__CA_FILE", ca_file));
+    let trusting = Server::start_with(dir.path(), &env);
+    let (status, body) = get_authorize(&trusting, &client_id).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(hits.load(Ordering::SeqCst), 1);
 }

@@ -30,6 +30,13 @@ impl Admin {
         self
     }
 
+    /// Trusts the CA certificates of `outbound.ca_file` besides the system's roots when
+    /// fetching a `sector_identifier_uri`.
+    pub fn with_outbound_roots(mut self, roots: crate::outbound::TrustedRoots) -> Self {
+        self.outbound_roots = roots;
+        self
+    }
+
     /// Checks `client`'s `sector_identifier_uri`, if it has one: fetched now, it must list
     /// every registered redirect URI. Called on every registration and every change that
     /// keeps or sets one, so a client stored with one always passed.
@@ -47,11 +54,12 @@ impl Admin {
             allow_http,
             allow_private: allow_http,
             timeout: crate::jwks_fetch::FETCH_TIMEOUT,
+            roots: self.outbound_roots.clone(),
         };
         let fetched = crate::outbound::fetch(
             "sector_identifier_uri",
             &url,
-            rule,
+            &rule,
             "application/json",
             MAX_SECTOR_DOCUMENT_BYTES,
         )

@@ -38,6 +38,13 @@ pub async fn run(
     store.open_token_log()?;
     let counters = open_counters(&settings).await?;
     let provider = build_provider(&settings, store.clone(), Some(local), counters)?;
+    let outbound_roots = crate::outbound::TrustedRoots::load(&settings.outbound)?;
+    if !outbound_roots.is_empty() {
+        tracing::info!(
+            certificates = outbound_roots.len(),
+            "outbound fetches trust the CA certificates of outbound.ca_file besides the system's"
+        );
+    }
     let ui = build_ui(&settings, provider.clone())?;
     let around_transport = Arc::new(Transport {
         tls_listener: certs.is_some(),
@@ -51,6 +58,7 @@ pub async fn run(
         metrics: metrics.clone(),
         client_documents: crate::client_documents::ClientDocuments::from_settings(
             &settings.client_id_metadata,
+            outbound_roots.clone(),
             provider.clone(),
         ),
         access_log: settings.log.access.then(|| {
@@ -109,6 +117,7 @@ pub async fn run(
                     .with_key_policy(crate::signing_keys::policy(&settings)?)
                     .with_provider(provider.clone())
                     .with_http_sector_fetch(settings.oidc.allow_http_sector_identifier_uri)
+                    .with_outbound_roots(outbound_roots.clone())
                     .with_configured_resources(provider.config().resources.clone());
             let mut admin_app = crate::admin_api::router(ops, &token);
             // Metrics are for the operator's scraper, not the internet: on this listener,

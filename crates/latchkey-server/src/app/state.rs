@@ -136,6 +136,7 @@ pub fn build_provider_with_sink(
             fetcher: Some(Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
                 settings.allow_http_jwks_uri,
                 settings.allow_private_jwks_uri,
+                crate::outbound::TrustedRoots::load(&settings.outbound)?,
             )?)),
         })
         .logout_sink(sink)

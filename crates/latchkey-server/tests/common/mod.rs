@@ -3,6 +3,7 @@
 
 pub mod agent;
 pub mod databases;
+pub mod https;
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
