@@ -16,6 +16,7 @@
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
 pub mod codec;
+pub mod compact;
 pub mod keys;
 pub mod memory;
 pub mod oauth1;

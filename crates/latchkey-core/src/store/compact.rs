@@ -11,22 +11,22 @@
 use hashbrown::HashTable;
 
 /// How many hash tables the digest and family lookups are split into.
-pub(crate) const SHARDS: usize = 256;
+pub const SHARDS: usize = 256;
 /// Entries per slab chunk.
 const CHUNK: usize = 8192;
 
 /// Flag: the token is revoked.
-pub(crate) const REVOKED: u8 = 1;
+pub const REVOKED: u8 = 1;
 /// Flag: the refresh token was exchanged.
-pub(crate) const ROTATED: u8 = 2;
+pub const ROTATED: u8 = 2;
 /// Flag: the token is a refresh token (else an access token).
-pub(crate) const REFRESH: u8 = 4;
+pub const REFRESH: u8 = 4;
 /// Flag: the slot holds a token (free slots have it clear).
 const OCCUPIED: u8 = 0x80;
 
 /// One live token, in 72 bytes.
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Entry {
+pub struct Entry {
     /// SHA-256 of the token value.
     pub digest: [u8; 32],
     /// Keyed hash of the family id.
@@ -64,7 +64,7 @@ fn digest_hash(digest: &[u8; 32]) -> u64 {
 
 /// Every live token, by digest and by family.
 #[derive(Default)]
-pub(crate) struct Index {
+pub struct Index {
     chunks: Vec<Box<[Entry]>>,
     /// Slots handed out so far (free ones included).
     used: u32,
@@ -87,6 +87,11 @@ impl Index {
     /// How many tokens are indexed.
     pub fn len(&self) -> usize {
         self.live
+    }
+
+    /// Whether no token is indexed.
+    pub fn is_empty(&self) -> bool {
+        self.live == 0
     }
 
     /// The entry in `slot`.
