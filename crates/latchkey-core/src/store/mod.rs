@@ -19,6 +19,7 @@ pub mod codec;
 pub mod compact;
 pub mod keys;
 pub mod memory;
+mod memory_tokens;
 pub mod oauth1;
 pub mod pending;
 pub mod replay;
