@@ -8,11 +8,11 @@
 //! Tokens are kept compactly (about 100 bytes each, index included) in the slab of the
 //! compact index, which grows by chunks and by one shard of its tables at a time, so no write
 //! rehashes or moves every token under the lock (see `memory_tokens.rs`); a write forgets at
-//! most [`SWEEP_BUDGET`] expired tokens. Code and session maps hash by the digest's own bytes
-//! (a SHA-256 output is already uniformly random, so SipHash would only add work).
+//! most 256 expired tokens. Code and session maps hash by the digest's own bytes (a SHA-256
+//! output is already uniformly random, so SipHash would only add work).
 //!
-//! The rules are the core's: [`super::refresh_verdict`] and [`code_verdict`] decide rotations and
-//! code redemptions, [`expired`] decides what a sweep forgets.
+//! The rules are the core's: [`super::refresh_verdict`] and [`code_verdict`] decide rotations
+//! and code redemptions, [`expired`] decides what a sweep forgets.
 
 use super::memory_tokens::Tokens;
 use super::{
