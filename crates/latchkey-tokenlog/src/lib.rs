@@ -5,9 +5,10 @@
 //! die unused at expiry. A B-tree keyed by digest (SQLite) pays for that with a page write per
 //! token at a random leaf; this store appends a ~200-byte record to a file instead, syncs once
 //! for every record waiting (group commit), and keeps a 72-byte entry per live token in memory
-//! ([`index`](crate)), with the record's body read back from the file by offset when a token is
-//! looked up. A restart replays the log (no JSON parsed); a background thread forgets expired
-//! tokens and compacts old segments a batch at a time, so no request waits on either.
+//! (in core's compact index, [`latchkey_core::store::compact`]), with the record's body read
+//! back from the file by offset when a token is looked up. A restart replays the log (no JSON
+//! parsed); a background thread forgets expired tokens and compacts old segments a batch at a
+//! time, so no request waits on either.
 //!
 //! The promise is the durable stores' own: a call returns only once its record is on disk
 //! (`fdatasync`), so an acknowledged token, revocation or rotation survives a crash (see
@@ -33,7 +34,7 @@
 //! two that collide would have their tokens revoked together (never one's tokens granted to
 //! the other), at odds of about one in 10^7 for a million live families.
 
-mod index;
+mod entry;
 mod log;
 mod ops;
 
@@ -173,7 +174,7 @@ impl TokenLog {
     }
 }
 
-use crate::index as index_flags;
+use crate::entry as index_flags;
 
 fn put<'a>(record: &'a TokenRecord, body: &'a str) -> Op<'a> {
     let mut flags = 0;

@@ -23,7 +23,7 @@
 //! copies are durable the segment file is deleted. Operations in a newer segment never refer to
 //! a token whose only copy is older than them, so deleting the oldest segment loses nothing.
 
-use crate::index::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS};
+use crate::entry::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS, SetFlags};
 use crate::ops::{Op, PUT_FLAGS_AT, Reader, decode_put};
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use std::collections::{BTreeMap, HashMap};

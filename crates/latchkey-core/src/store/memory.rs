@@ -1,21 +1,24 @@
 //! The in-memory store: the reference implementation of every store trait.
 //!
-//! It is bounded: each write first forgets the tokens that have expired, found through an
+//! It is bounded: each write first forgets records that have expired, found through an
 //! index ordered by expiry, so memory stays flat under a constant load. All state sits behind
 //! one mutex, held only for map operations (never across an `await`), which makes every
 //! method trivially atomic.
 //!
-//! Tokens and grant families live in a `ShardedMap` of 64 hash maps each, so growing a map
-//! never rehashes everything under the lock. Token maps hash by the digest's own bytes (a
-//! SHA-256 output is already uniformly random, so SipHash would only add work).
+//! Tokens are kept compactly (about 100 bytes each, index included) in the slab of the
+//! compact index, which grows by chunks and by one shard of its tables at a time, so no write
+//! rehashes or moves every token under the lock (see `memory_tokens.rs`); a write forgets at
+//! most 256 expired tokens. Code and session maps hash by the digest's own bytes (a SHA-256
+//! output is already uniformly random, so SipHash would only add work).
 //!
-//! The rules are the core's: [`refresh_verdict`] and [`code_verdict`] decide rotations and
-//! code redemptions, [`expired`] decides what a sweep forgets.
+//! The rules are the core's: [`super::refresh_verdict`] and [`code_verdict`] decide rotations
+//! and code redemptions, [`expired`] decides what a sweep forgets.
 
+use super::memory_tokens::Tokens;
 use super::{
-    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentRecord, ConsentStore, RefreshVerdict,
-    Rotation, SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore,
-    code_verdict, expired, refresh_verdict,
+    ClientStore, CodeStore, CodeTake, CodeVerdict, ConsentRecord, ConsentStore, Rotation,
+    SessionStore, StoreError, StoreErrorKind, TokenOwner, TokenStore, UserStore, code_verdict,
+    expired,
 };
 use super::{PendingKind, PendingRecord};
 use crate::client::{Client, ClientId};
@@ -25,13 +28,14 @@ use crate::secret::Digest;
 use crate::session::SessionRecord;
 use crate::token::{CodeRecord, FamilyId, NewTokens, TokenRecord};
 use crate::user::User;
-use std::collections::hash_map::RandomState;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::hash::{BuildHasher, BuildHasherDefault, Hash, Hasher};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-/// How many maps a [`ShardedMap`] is split into (a power of two, so picking one is a mask).
-const SHARDS: usize = 64;
+/// How many expired tokens one write forgets at most: bounds the work a write does under the
+/// lock (a million tokens expiring in the same second go a batch per write), and is far above
+/// the one or two tokens a write adds, so the store shrinks back under a constant load.
+const SWEEP_BUDGET: usize = 256;
 
 /// Hashes a digest key by eight of its own bytes; only for keys that are SHA-256 outputs of
 /// random values, which nobody can choose.
@@ -54,100 +58,6 @@ impl Hasher for DigestHasher {
 /// A map keyed by digests.
 type DigestMap<V> = HashMap<[u8; 32], V, BuildHasherDefault<DigestHasher>>;
 
-/// A key that spreads evenly over [`SHARDS`] maps: its shard is `shard_hint() % SHARDS`.
-trait ShardKey: Eq + Hash {
-    /// A number whose remainder by [`SHARDS`] picks the key's map.
-    fn shard_hint(&self) -> usize;
-}
-
-/// A token digest picks its shard by its first byte (uniformly random).
-impl ShardKey for [u8; 32] {
-    fn shard_hint(&self) -> usize {
-        usize::from(self[0])
-    }
-}
-
-/// A family id picks its shard by its last two characters (random hex for the ids this
-/// crate makes).
-impl ShardKey for FamilyId {
-    fn shard_hint(&self) -> usize {
-        let bytes = self.0.as_bytes();
-        let tail = bytes.len().saturating_sub(2);
-        bytes[tail..]
-            .iter()
-            .fold(0usize, |acc, b| acc * 31 + usize::from(*b))
-    }
-}
-
-/// One logical hash map split into [`SHARDS`] maps by the key's [`ShardKey`]. Sharding bounds
-/// the pause when a map grows: one resize rehashes a 64th of the entries, not all of them,
-/// under the store's lock. The live tokens and the grant families grow as fast as each other
-/// (every `client_credentials` token is a family of its own), so both are sharded.
-#[derive(Debug)]
-struct ShardedMap<K, V, S = RandomState> {
-    shards: Box<[HashMap<K, V, S>; SHARDS]>,
-}
-
-impl<K, V, S: Default> Default for ShardedMap<K, V, S> {
-    fn default() -> Self {
-        Self {
-            shards: Box::new(std::array::from_fn(|_| HashMap::default())),
-        }
-    }
-}
-
-impl<K: ShardKey, V, S: BuildHasher> ShardedMap<K, V, S> {
-    fn shard(&self, key: &K) -> &HashMap<K, V, S> {
-        &self.shards[key.shard_hint() % SHARDS]
-    }
-
-    fn shard_mut(&mut self, key: &K) -> &mut HashMap<K, V, S> {
-        &mut self.shards[key.shard_hint() % SHARDS]
-    }
-
-    fn get(&self, key: &K) -> Option<&V> {
-        self.shard(key).get(key)
-    }
-
-    fn get_mut(&mut self, key: &K) -> Option<&mut V> {
-        self.shard_mut(key).get_mut(key)
-    }
-
-    fn insert(&mut self, key: K, value: V) {
-        self.shard_mut(&key).insert(key, value);
-    }
-
-    fn remove(&mut self, key: &K) -> Option<V> {
-        self.shard_mut(key).remove(key)
-    }
-
-    /// The value of `key`, inserting `make()` first if there is none.
-    fn get_or_insert_with(&mut self, key: K, make: impl FnOnce() -> V) -> &mut V {
-        self.shard_mut(&key).entry(key).or_insert_with(make)
-    }
-
-    fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        for shard in self.shards.iter_mut() {
-            shard.retain(&mut keep);
-        }
-    }
-
-    fn len(&self) -> usize {
-        self.shards.iter().map(HashMap::len).sum()
-    }
-
-    fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.shards.iter().flat_map(HashMap::iter)
-    }
-}
-
-/// The live tokens by digest. Records are boxed: a map slot is then 40 bytes instead of 260,
-/// so the empty slots a hash map keeps cost little and growing a shard moves little.
-type Tokens = ShardedMap<[u8; 32], Box<TokenRecord>, BuildHasherDefault<DigestHasher>>;
-
-/// The members (token digests) of each grant family.
-type Families = ShardedMap<FamilyId, Vec<[u8; 32]>>;
-
 /// A store that lives in process memory; cloning shares it. Lost on restart.
 #[derive(Clone, Debug, Default)]
 pub struct MemoryStore {
@@ -166,9 +76,8 @@ pub struct MemoryStore {
 struct State {
     clients: BTreeMap<String, Client>,
     users: BTreeMap<String, User>,
+    /// The tokens, in the compact form of [`super::memory_tokens`].
     tokens: Tokens,
-    by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
-    families: Families,
     /// Codes with a "used" flag; used codes stay until expiry so replays are recognised.
     codes: DigestMap<(CodeRecord, bool)>,
     codes_by_expiry: BTreeSet<(UnixTime, [u8; 32])>,
@@ -202,23 +111,6 @@ impl MemoryStore {
 }
 
 impl State {
-    fn sweep(&mut self, now: UnixTime) {
-        while let Some(&(expiry, key)) = self.by_expiry.first() {
-            if !expired(expiry, now) {
-                break;
-            }
-            self.by_expiry.pop_first();
-            if let Some(record) = self.tokens.remove(&key)
-                && let Some(members) = self.families.get_mut(&record.family)
-            {
-                members.retain(|k| *k != key);
-                if members.is_empty() {
-                    self.families.remove(&record.family);
-                }
-            }
-        }
-    }
-
     fn sweep_codes(&mut self, now: UnixTime) {
         while let Some(&(expiry, key)) = self.codes_by_expiry.first() {
             if !expired(expiry, now) {
@@ -275,61 +167,13 @@ impl State {
         }
     }
 
-    fn insert(&mut self, record: &TokenRecord) {
-        let key = *record.digest.as_bytes();
-        self.by_expiry.insert((record.expires_at, key));
-        // Most families have just one member.
-        self.families
-            .get_or_insert_with(record.family.clone(), || Vec::with_capacity(1))
-            .push(key);
-        self.tokens.insert(key, Box::new(record.clone()));
-    }
-
-    fn revoke_family(&mut self, family: &FamilyId) -> u64 {
-        let mut revoked = 0;
-        for key in self.families.get(family).into_iter().flatten() {
-            if let Some(record) = self.tokens.get_mut(key)
-                && !record.revoked
-            {
-                record.revoked = true;
-                revoked += 1;
-            }
-        }
-        revoked
-    }
-
-    fn remove_tokens_where(&mut self, pred: impl Fn(&TokenRecord) -> bool) {
-        let doomed: Vec<[u8; 32]> = self
-            .tokens
-            .iter()
-            .filter(|(_, r)| pred(r))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in doomed {
-            if let Some(record) = self.tokens.remove(&key) {
-                self.by_expiry.remove(&(record.expires_at, key));
-                if let Some(members) = self.families.get_mut(&record.family) {
-                    members.retain(|k| *k != key);
-                }
-            }
-        }
-        self.families.retain(|_, members| !members.is_empty());
-    }
-
     /// Forgets every token and code issued to `owner`; returns how many tokens went.
     fn remove_issued_to(&mut self, owner: &TokenOwner) -> u64 {
-        let before = self.tokens.len();
         match owner {
-            TokenOwner::Client(id) => {
-                self.remove_tokens_where(|r| r.client_id.as_str() == id);
-                self.remove_codes_where(|c| c.client_id.as_str() == id);
-            }
-            TokenOwner::Subject(id) => {
-                self.remove_tokens_where(|r| r.subject.as_deref() == Some(id.as_str()));
-                self.remove_codes_where(|c| c.subject == *id);
-            }
+            TokenOwner::Client(id) => self.remove_codes_where(|c| c.client_id.as_str() == id),
+            TokenOwner::Subject(id) => self.remove_codes_where(|c| c.subject == *id),
         }
-        u64::try_from(before - self.tokens.len()).unwrap_or(u64::MAX)
+        self.tokens.remove_issued_to(owner)
     }
 }
 
@@ -597,19 +441,15 @@ impl super::KeyStore for MemoryStore {
 impl TokenStore for MemoryStore {
     async fn save_tokens(&self, tokens: &NewTokens, now: UnixTime) -> Result<(), StoreError> {
         let mut state = self.lock();
-        state.sweep(now);
+        state.tokens.sweep(now, SWEEP_BUDGET);
         for record in tokens.records() {
-            state.insert(record);
+            state.tokens.insert(record);
         }
         Ok(())
     }
 
     async fn find_token(&self, digest: &Digest) -> Result<Option<TokenRecord>, StoreError> {
-        Ok(self
-            .lock()
-            .tokens
-            .get(digest.as_bytes())
-            .map(|record| TokenRecord::clone(record)))
+        Ok(self.lock().tokens.find(digest.as_bytes()))
     }
 
     async fn rotate_refresh(
@@ -619,35 +459,12 @@ impl TokenStore for MemoryStore {
         now: UnixTime,
     ) -> Result<Rotation, StoreError> {
         let mut state = self.lock();
-        state.sweep(now);
-        let Some(record) = state.tokens.get_mut(old.as_bytes()) else {
-            return Ok(Rotation::Invalid);
-        };
-        match refresh_verdict(
-            record.kind,
-            record.revoked,
-            record.rotated,
-            record.expires_at,
-            now,
-        ) {
-            RefreshVerdict::Refuse => Ok(Rotation::Invalid),
-            RefreshVerdict::Reuse => {
-                let family = record.family.clone();
-                state.revoke_family(&family);
-                Ok(Rotation::Reused { family })
-            }
-            RefreshVerdict::Rotate => {
-                record.rotated = true;
-                for record in new.records() {
-                    state.insert(record);
-                }
-                Ok(Rotation::Rotated)
-            }
-        }
+        state.tokens.sweep(now, SWEEP_BUDGET);
+        Ok(state.tokens.rotate(old.as_bytes(), new, now))
     }
 
     async fn revoke_family(&self, family: &FamilyId) -> Result<u64, StoreError> {
-        Ok(self.lock().revoke_family(family))
+        Ok(self.lock().tokens.revoke_family(family))
     }
 
     async fn delete_tokens_of(&self, owner: &TokenOwner) -> Result<u64, StoreError> {
@@ -660,30 +477,13 @@ impl TokenStore for MemoryStore {
         subject: &str,
     ) -> Result<u64, StoreError> {
         let mut state = self.lock();
-        let of_grant =
-            |client: &str, sub: Option<&str>| client == client_id && sub == Some(subject);
-        let keys: Vec<[u8; 32]> = state
-            .tokens
-            .iter()
-            .filter(|(_, r)| !r.revoked && of_grant(r.client_id.as_str(), r.subject.as_deref()))
-            .map(|(k, _)| *k)
-            .collect();
-        for key in &keys {
-            if let Some(record) = state.tokens.get_mut(key) {
-                record.revoked = true;
-            }
-        }
-        state.remove_codes_where(|c| of_grant(c.client_id.as_str(), Some(&c.subject)));
-        Ok(u64::try_from(keys.len()).unwrap_or(u64::MAX))
+        let revoked = state.tokens.revoke_of_grant(client_id, subject);
+        state.remove_codes_where(|c| c.client_id.as_str() == client_id && c.subject == subject);
+        Ok(revoked)
     }
 
     async fn revoke_token(&self, digest: &Digest) -> Result<bool, StoreError> {
-        let mut state = self.lock();
-        let Some(record) = state.tokens.get_mut(digest.as_bytes()) else {
-            return Ok(false);
-        };
-        record.revoked = true;
-        Ok(true)
+        Ok(self.lock().tokens.revoke(digest.as_bytes()))
     }
 }
 
@@ -783,7 +583,6 @@ impl ConsentStore for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::entropy::{Entropy, OsEntropy};
     use std::hash::BuildHasher;
 
     #[test]
@@ -794,73 +593,5 @@ mod tests {
         assert_eq!(build.hash_one(key), 7);
         key[9] = 1;
         assert_eq!(build.hash_one(key), 7 + 256);
-    }
-
-    #[test]
-    fn families_spread_over_every_shard() {
-        let mut families = Families::default();
-        for i in 0..4000u32 {
-            let family = FamilyId::generate(&OsEntropy);
-            families
-                .get_or_insert_with(family.clone(), Vec::new)
-                .push([u8::try_from(i % 256).expect("byte"); 32]);
-            assert_eq!(families.get(&family).map(Vec::len), Some(1));
-        }
-        assert!(families.shards.iter().all(|shard| !shard.is_empty()));
-        let short = FamilyId("x".into());
-        families
-            .get_or_insert_with(short.clone(), Vec::new)
-            .push([1; 32]);
-        families.get_mut(&short).expect("added").clear();
-        families.retain(|_, members| !members.is_empty());
-        assert!(families.get(&short).is_none());
-    }
-
-    #[test]
-    fn sharded_tokens_behave_as_one_map() {
-        let mut tokens = Tokens::default();
-        let mut keys = Vec::new();
-        for _ in 0..2000 {
-            let mut key = [0u8; 32];
-            OsEntropy.fill(&mut key);
-            keys.push(key);
-        }
-        let record = |key: [u8; 32]| TokenRecord {
-            attached: crate::attached::Attached::new(),
-            auth: None,
-            cnf: None,
-            digest: Digest::from_bytes(key),
-            kind: crate::token::TokenKind::Access,
-            client_id: crate::client::ClientId::parse("c").expect("valid"),
-            subject: None,
-            username: None,
-            scope: ScopeSet::default(),
-            grant_type: crate::client::GrantType::ClientCredentials,
-            family: FamilyId("f".into()),
-            family_issued_at: UnixTime(1),
-            issued_at: UnixTime(1),
-            expires_at: UnixTime(2),
-            revoked: false,
-            rotated: false,
-            binding: None,
-            audience: Default::default(),
-            actor: None,
-        };
-        for key in &keys {
-            tokens.insert(*key, Box::new(record(*key)));
-        }
-        assert_eq!(tokens.len(), 2000);
-        assert_eq!(tokens.iter().count(), 2000);
-        assert!(tokens.shards.iter().all(|shard| !shard.is_empty()));
-        for key in &keys[..1000] {
-            assert_eq!(
-                tokens.remove(key).map(|r| r.digest),
-                Some(Digest::from_bytes(*key))
-            );
-        }
-        assert_eq!(tokens.len(), 1000);
-        assert!(tokens.get(&keys[0]).is_none());
-        tokens.get_mut(&keys[1500]).expect("kept").revoked = true;
-        assert!(tokens.get(&keys[1500]).is_some_and(|r| r.revoked));
     }
 }

@@ -16,8 +16,10 @@
 //! an RFC error (`temporarily_unavailable` for an outage, `server_error` otherwise).
 
 pub mod codec;
+pub mod compact;
 pub mod keys;
 pub mod memory;
+mod memory_tokens;
 pub mod oauth1;
 pub mod pending;
 pub mod replay;
