@@ -5,18 +5,20 @@
 //!
 //! What goes in: clients (secret digests, never secrets; a `client_secret_jwt` secret stays
 //! sealed), OAuth 1.0a consumers, dynamic-registration records and initial access tokens
-//! (digests), users (password hashes and claims), consents, and signing keys as stored
-//! (sealed under the key-encryption key, so the target needs the same KEK; consumer secrets
-//! likewise derive from `oauth1.key`). What stays out: tokens, codes and login sessions
-//! (users sign in again, clients get new tokens).
+//! (digests), users (password hashes and claims), consents, the resources stored at run time
+//! (not the settings' `[[resources]]`), and signing keys as stored (sealed under the
+//! key-encryption key, so the target needs the same KEK; consumer secrets likewise derive
+//! from `oauth1.key`). What stays out: tokens, codes and login sessions (users sign in again,
+//! clients get new tokens).
 //!
 //! Import checks the whole file against the target before it writes anything: the format
-//! and version, every record, references between records, and each record's counterpart in
-//! the target. A record the target already holds unchanged is skipped, so importing twice is
-//! harmless; a record the target holds differently is a conflict, and any conflict refuses
-//! the whole import. The store traits have no transaction across records, so a failure while
-//! writing (a lost connection) stops with a report of exactly what was written; running the
-//! import again completes it.
+//! and version, every record, references between records, that the target's key-encryption
+//! key opens the sealed values ([`Checked::of`], before the target store is even opened), and
+//! each record's counterpart in the target. A record the target already holds unchanged is
+//! skipped, so importing twice is harmless; a record the target holds differently is a
+//! conflict, and any conflict refuses the whole import. The store traits have no transaction
+//! across records, so a failure while writing (a lost connection) stops with a report of
+//! exactly what was written; running the import again completes it.
 
 pub mod records;
 
@@ -25,17 +27,20 @@ use anyhow::Context;
 use base64::Engine;
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
+use latchkey_core::indicator::{RegisteredResource, Resources};
 use latchkey_core::jose::{Kek, SigningKey};
 use latchkey_core::registration::store::{
     ClientRegistration, InitialAccessToken, RegistrationStore,
 };
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentStore, KeyStore, KeyUpdate, UserStore};
+use latchkey_core::store::{
+    ClientStore, ConsentStore, KeyStore, KeyUpdate, ResourceStore, UserStore,
+};
 use latchkey_core::user::User;
 use latchkey_oauth1::store::{Consumer, OAuth1Store};
 use records::{
     ClientRecord, ConsentEntry, ConsumerRecord, InitialTokenRecord, KeyRecord, RegistrationRecord,
-    UserRecord,
+    ResourceRecord, UserRecord,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, BTreeSet};
@@ -43,8 +48,11 @@ use std::fmt::Write as _;
 
 /// The value of the file's `format` member.
 pub const FORMAT: &str = "latchkey-export";
-/// The version of the format this code writes and the only one it reads.
-pub const VERSION: u64 = 1;
+/// The version of the format this code writes.
+pub const VERSION: u64 = 2;
+/// The versions this code reads: 1 (before stored resources were exported: a version 1 file
+/// has no `resources`) and 2.
+pub const READABLE: [u64; 2] = [1, 2];
 
 /// The export file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,7 +60,7 @@ pub const VERSION: u64 = 1;
 pub struct ExportFile {
     /// Always [`FORMAT`].
     pub format: String,
-    /// Always [`VERSION`] for files this code writes.
+    /// [`VERSION`] for files this code writes.
     pub version: u64,
     /// When the export was taken, seconds since the epoch.
     pub exported_at: i64,
@@ -72,6 +80,9 @@ pub struct ExportFile {
     pub consents: Vec<ConsentEntry>,
     /// Signing keys, sealed under the key-encryption key.
     pub signing_keys: Vec<KeyRecord>,
+    /// Resources stored at run time (RFC 8707); absent from version 1 files.
+    #[serde(default)]
+    pub resources: Vec<ResourceRecord>,
 }
 
 /// Reads every exported record from `store`.
@@ -113,6 +124,7 @@ pub async fn export(store: &AnyStore, now: UnixTime) -> anyhow::Result<ExportFil
         .await
         .context("listing initial access tokens")?;
     let keys = store.list_keys().await.context("listing signing keys")?;
+    let resources = store.list_resources().await.context("listing resources")?;
     Ok(ExportFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -125,6 +137,7 @@ pub async fn export(store: &AnyStore, now: UnixTime) -> anyhow::Result<ExportFil
         users: users.iter().map(UserRecord::from).collect(),
         consents,
         signing_keys: keys.keys.iter().map(KeyRecord::from).collect(),
+        resources: resources.iter().map(ResourceRecord::from).collect(),
     })
 }
 
@@ -136,9 +149,13 @@ pub fn parse(text: &str) -> anyhow::Result<ExportFile> {
         anyhow::bail!("not a Latchkey export: \"format\" must be {FORMAT:?}");
     }
     match value.get("version").and_then(|v| v.as_u64()) {
-        Some(VERSION) => {}
+        Some(version) if READABLE.contains(&version) => {
+            if version == 1 && value.get("resources").is_some() {
+                anyhow::bail!("malformed export: a version 1 file has no \"resources\"");
+            }
+        }
         Some(other) => anyhow::bail!(
-            "export format version {other} is not supported: this latchkey reads version {VERSION}"
+            "export format version {other} is not supported: this latchkey reads versions 1 to {VERSION}"
         ),
         None => anyhow::bail!("the export has no numeric \"version\""),
     }
@@ -155,6 +172,7 @@ struct Records {
     initial_tokens: Vec<InitialAccessToken>,
     users: Vec<User>,
     consents: Vec<(String, String, ScopeSet, UnixTime)>,
+    resources: Vec<RegisteredResource>,
 }
 
 /// Refuses a second record with the same key.
@@ -167,6 +185,10 @@ fn unique<'a>(kind: &str, keys: impl IntoIterator<Item = &'a str>) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Where to copy `<data_dir>/kek` from, or what to set instead.
+const KEK_HINT: &str = "the target must use the source's key-encryption key: copy \
+     <data_dir>/kek from the source's data directory, or set LATCHKEY_KEYS__KEK";
 
 impl Records {
     /// Converts and checks every record, and the references between them.
@@ -192,6 +214,7 @@ impl Records {
             "initial access token",
             file.initial_access_tokens.iter().map(|t| t.id.as_str()),
         )?;
+        unique("resource", file.resources.iter().map(|r| r.id.as_str()))?;
         let pairs: Vec<String> = file
             .consents
             .iter()
@@ -259,18 +282,31 @@ impl Records {
                 .map(UserRecord::to_user)
                 .collect::<Result<_, _>>()?,
             consents,
+            resources: file
+                .resources
+                .iter()
+                .map(ResourceRecord::to_resource)
+                .collect::<Result<_, _>>()?,
         })
     }
 
-    /// Checks that `kek` opens every sealed value of the file: signing keys and the sealed
-    /// secrets of `client_secret_jwt` clients. Without it they would be imported unusable.
+    /// Whether the file holds values sealed under a key-encryption key: signing keys, or the
+    /// sealed secrets of `client_secret_jwt` clients.
+    fn has_sealed(&self) -> bool {
+        !self.keys.is_empty()
+            || self
+                .clients
+                .iter()
+                .any(|c| c.metadata.sealed_secret.is_some())
+    }
+
+    /// Checks that `kek` opens every sealed value of the file. Without it they would be
+    /// imported unusable.
     fn check_kek(&self, kek: &Kek) -> anyhow::Result<()> {
-        const HINT: &str = "the target must use the source's key-encryption key: copy \
-             <data_dir>/kek from the source's data directory, or set LATCHKEY_KEYS__KEK";
         for key in &self.keys {
             if kek.open(&key.sealed_private, key.kid.as_bytes()).is_err() {
                 anyhow::bail!(
-                    "signing key {:?} does not open with this server's key-encryption key; {HINT}",
+                    "signing key {:?} does not open with this server's key-encryption key; {KEK_HINT}",
                     key.kid
                 );
             }
@@ -283,13 +319,36 @@ impl Records {
                     .is_some_and(|b| kek.open(&b, client.id.as_str().as_bytes()).is_ok());
                 if !opens {
                     anyhow::bail!(
-                        "the sealed secret of client {:?} does not open with this server's key-encryption key; {HINT}",
+                        "the sealed secret of client {:?} does not open with this server's key-encryption key; {KEK_HINT}",
                         client.id.as_str()
                     );
                 }
             }
         }
         Ok(())
+    }
+}
+
+/// A file whose records are checked on their own and against the target's key-encryption
+/// key: what [`import`] compares with the target and writes.
+#[derive(Debug)]
+pub struct Checked(Records);
+
+impl Checked {
+    /// Checks `file` (see the module documentation). `kek` is the target's key-encryption key,
+    /// `None` when the target has none yet: then a file with sealed values is refused, since a
+    /// key made for the target could not open them. Reads and writes nothing, so a refusal
+    /// leaves the target as it was.
+    pub fn of(file: &ExportFile, kek: Option<&Kek>) -> anyhow::Result<Self> {
+        let records = Records::of(file)?;
+        match kek {
+            Some(kek) => records.check_kek(kek)?,
+            None if records.has_sealed() => anyhow::bail!(
+                "the export holds values sealed under a key-encryption key and the target has none; {KEK_HINT}"
+            ),
+            None => {}
+        }
+        Ok(Self(records))
     }
 }
 
@@ -326,7 +385,7 @@ impl Counts {
 }
 
 /// The kinds of record, in the order they are written.
-const KINDS: [&str; 7] = [
+const KINDS: [&str; 8] = [
     "signing keys",
     "clients",
     "oauth1 consumers",
@@ -334,9 +393,11 @@ const KINDS: [&str; 7] = [
     "initial access tokens",
     "users",
     "consents",
+    "resources",
 ];
 
 /// Which records of the file the target lacks.
+#[derive(Default)]
 struct Plan {
     keys: Vec<SigningKey>,
     clients: Vec<Client>,
@@ -345,23 +406,46 @@ struct Plan {
     initial_tokens: Vec<InitialAccessToken>,
     users: Vec<User>,
     consents: Vec<(String, String, ScopeSet, UnixTime)>,
+    resources: Vec<RegisteredResource>,
     counts: Counts,
 }
 
+/// The verdicts of [`plan`] as they are reached: the counts and the conflicts.
+#[derive(Default)]
+struct Verdicts {
+    counts: Counts,
+    conflicts: Vec<String>,
+}
+
+impl Verdicts {
+    /// The one rule for every record of the file: written (into `to_write`) when the target
+    /// holds nothing under its key, skipped when it holds it unchanged, a conflict (`differs`
+    /// says which) when it holds it otherwise.
+    fn sort<T: PartialEq>(
+        &mut self,
+        kind: &'static str,
+        to_write: &mut Vec<T>,
+        record: T,
+        held: Option<&T>,
+        differs: impl FnOnce(&T) -> String,
+    ) {
+        match held {
+            None => {
+                self.counts.add(kind, true);
+                to_write.push(record);
+            }
+            Some(held) if *held == record => self.counts.add(kind, false),
+            Some(_) => self.conflicts.push(differs(&record)),
+        }
+    }
+}
+
 /// Compares each record with its counterpart in the target; a different counterpart is a
-/// conflict, and all conflicts are reported together.
-async fn plan(store: &AnyStore, records: Records) -> anyhow::Result<Plan> {
-    let mut conflicts = Vec::new();
-    let mut plan = Plan {
-        keys: Vec::new(),
-        clients: Vec::new(),
-        consumers: Vec::new(),
-        registrations: Vec::new(),
-        initial_tokens: Vec::new(),
-        users: Vec::new(),
-        consents: Vec::new(),
-        counts: Counts::default(),
-    };
+/// conflict, and all conflicts are reported together. A resource the target's settings
+/// (`configured`) define is a conflict too: the settings would hide it.
+async fn plan(store: &AnyStore, records: Records, configured: &Resources) -> anyhow::Result<Plan> {
+    let mut v = Verdicts::default();
+    let mut plan = Plan::default();
     let held = store.list_keys().await?;
     let held_keys: BTreeMap<&str, &SigningKey> =
         held.keys.iter().map(|k| (k.kid.as_str(), k)).collect();
@@ -372,112 +456,129 @@ async fn plan(store: &AnyStore, records: Records) -> anyhow::Result<Plan> {
         .filter(|kid| !file_kids.contains(kid))
         .collect();
     if !records.keys.is_empty() && !own.is_empty() {
-        conflicts.push(format!(
+        v.conflicts.push(format!(
             "the target already has signing keys of its own ({}): import into a store no server has started on",
             own.join(", ")
         ));
     }
     for key in records.keys {
-        match held_keys.get(key.kid.as_str()) {
-            None => {
-                plan.counts.add("signing keys", true);
-                plan.keys.push(key);
-            }
-            Some(held) if **held == key => plan.counts.add("signing keys", false),
-            Some(_) => conflicts.push(format!("signing key {:?} differs in the target", key.kid)),
-        }
+        let held = held_keys.get(key.kid.as_str()).copied();
+        v.sort("signing keys", &mut plan.keys, key, held, |k| {
+            format!("signing key {:?} differs in the target", k.kid)
+        });
     }
     for client in records.clients {
-        match store.get_client(client.id.as_str()).await? {
-            None => {
-                plan.counts.add("clients", true);
-                plan.clients.push(client);
-            }
-            Some(held) if held == client => plan.counts.add("clients", false),
-            Some(_) => conflicts.push(format!(
+        let held = store.get_client(client.id.as_str()).await?;
+        v.sort("clients", &mut plan.clients, client, held.as_ref(), |c| {
+            format!(
                 "client {:?} exists in the target with other settings",
-                client.id.as_str()
-            )),
-        }
+                c.id.as_str()
+            )
+        });
     }
     for consumer in records.consumers {
-        match store.get_consumer(&consumer.client_id).await? {
-            None => {
-                plan.counts.add("oauth1 consumers", true);
-                plan.consumers.push(consumer);
-            }
-            Some(held) if held == consumer => plan.counts.add("oauth1 consumers", false),
-            Some(_) => conflicts.push(format!(
-                "OAuth 1.0a consumer {:?} differs in the target",
-                consumer.client_id
-            )),
-        }
+        let held = store.get_consumer(&consumer.client_id).await?;
+        v.sort(
+            "oauth1 consumers",
+            &mut plan.consumers,
+            consumer,
+            held.as_ref(),
+            |c| {
+                format!(
+                    "OAuth 1.0a consumer {:?} differs in the target",
+                    c.client_id
+                )
+            },
+        );
     }
     for reg in records.registrations {
-        match store.get_registration(&reg.client_id).await? {
-            None => {
-                plan.counts.add("client registrations", true);
-                plan.registrations.push(reg);
-            }
-            Some(held) if held == reg => plan.counts.add("client registrations", false),
-            Some(_) => conflicts.push(format!(
-                "the registration of client {:?} differs in the target",
-                reg.client_id
-            )),
-        }
+        let held = store.get_registration(&reg.client_id).await?;
+        v.sort(
+            "client registrations",
+            &mut plan.registrations,
+            reg,
+            held.as_ref(),
+            |r| {
+                format!(
+                    "the registration of client {:?} differs in the target",
+                    r.client_id
+                )
+            },
+        );
     }
     let held_tokens = store.list_initial_tokens().await?;
     for token in records.initial_tokens {
-        match held_tokens.iter().find(|t| t.id == token.id) {
-            None => {
-                plan.counts.add("initial access tokens", true);
-                plan.initial_tokens.push(token);
-            }
-            Some(held) if *held == token => plan.counts.add("initial access tokens", false),
-            Some(_) => conflicts.push(format!(
-                "initial access token {:?} differs in the target",
-                token.id
-            )),
-        }
+        let held = held_tokens.iter().find(|t| t.id == token.id);
+        v.sort(
+            "initial access tokens",
+            &mut plan.initial_tokens,
+            token,
+            held,
+            |t| format!("initial access token {:?} differs in the target", t.id),
+        );
     }
     for user in records.users {
         let by_name = store.get_user(&user.username).await?;
-        let by_id = store.get_user_by_id(&user.id).await?;
-        match (by_name, by_id) {
-            (None, None) => {
-                plan.counts.add("users", true);
-                plan.users.push(user);
-            }
-            (Some(held), _) if held == user => plan.counts.add("users", false),
-            (Some(_), _) => conflicts.push(format!(
-                "user {:?} exists in the target with another id, password or claims",
-                user.username
-            )),
-            (None, Some(held)) => conflicts.push(format!(
+        if by_name.is_none()
+            && let Some(held) = store.get_user_by_id(&user.id).await?
+        {
+            v.conflicts.push(format!(
                 "user id {:?} belongs to {:?} in the target, not {:?}",
                 user.id, held.username, user.username
-            )),
+            ));
+            continue;
         }
+        v.sort("users", &mut plan.users, user, by_name.as_ref(), |u| {
+            format!(
+                "user {:?} exists in the target with another id, password or claims",
+                u.username
+            )
+        });
     }
-    for (subject, client_id, scope, at) in records.consents {
-        match store.get_consent(&subject, &client_id).await? {
-            None => {
-                plan.counts.add("consents", true);
-                plan.consents.push((subject, client_id, scope, at));
-            }
-            Some(held) if held == scope => plan.counts.add("consents", false),
-            Some(_) => conflicts.push(format!(
-                "the consent of user id {subject:?} to client {client_id:?} differs in the target"
-            )),
-        }
-    }
-    if !conflicts.is_empty() {
-        anyhow::bail!(
-            "nothing was imported: {} conflict(s) with the target:\n  {}",
-            conflicts.len(),
-            conflicts.join("\n  ")
+    for consent in records.consents {
+        let (subject, client_id, _, at) = &consent;
+        // Consents compare by scope: when the target's was granted does not matter.
+        let held = store
+            .get_consent(subject, client_id)
+            .await?
+            .map(|scope| (subject.clone(), client_id.clone(), scope, *at));
+        v.sort(
+            "consents",
+            &mut plan.consents,
+            consent,
+            held.as_ref(),
+            |(subject, client_id, ..)| {
+                format!(
+                    "the consent of user id {subject:?} to client {client_id:?} differs in the target"
+                )
+            },
         );
     }
+    for resource in records.resources {
+        if configured.get(resource.id.as_str()).is_some() {
+            v.conflicts.push(format!(
+                "resource {:?} is defined in the target's settings ([[resources]]), which would hide it",
+                resource.id.as_str()
+            ));
+            continue;
+        }
+        let held = store.get_resource(resource.id.as_str()).await?;
+        v.sort(
+            "resources",
+            &mut plan.resources,
+            resource,
+            held.as_ref(),
+            |r| format!("resource {:?} differs in the target", r.id.as_str()),
+        );
+    }
+    if !v.conflicts.is_empty() {
+        anyhow::bail!(
+            "nothing was imported: {} conflict(s) with the target:\n  {}",
+            v.conflicts.len(),
+            v.conflicts.join("\n  ")
+        );
+    }
+    plan.counts = v.counts;
     Ok(plan)
 }
 
@@ -490,23 +591,43 @@ pub struct ImportReport {
     pub counts: Counts,
 }
 
-/// Imports `file` into `store`: checks everything (see the module documentation), then, unless
-/// `dry_run`, writes the records the target lacks. `kek` is the target's key-encryption key,
-/// which must open the file's sealed values.
+/// Imports the checked file into `store`: compares it with the target (see the module
+/// documentation), then, unless `dry_run`, writes the records the target lacks.
+/// `configured` is the target's `[[resources]]` registry.
 pub async fn import(
     store: &AnyStore,
-    file: &ExportFile,
-    kek: &Kek,
+    checked: Checked,
+    configured: &Resources,
     dry_run: bool,
 ) -> anyhow::Result<ImportReport> {
-    let records = Records::of(file)?;
-    records.check_kek(kek)?;
-    let plan = plan(store, records).await?;
+    let plan = plan(store, checked.0, configured).await?;
     let counts = plan.counts.clone();
     if !dry_run {
         write(store, plan).await?;
     }
     Ok(ImportReport { dry_run, counts })
+}
+
+/// Writes `records` of `kind` one by one with `put`, counting each in `done`; an error names
+/// the record (`what`).
+async fn write_each<'a, T, R, E, Fut>(
+    done: &mut Counts,
+    kind: &'static str,
+    records: &'a [T],
+    what: impl Fn(&T) -> String,
+    put: impl Fn(&'a T) -> Fut,
+) -> anyhow::Result<()>
+where
+    Fut: Future<Output = Result<R, E>>,
+    E: std::error::Error + Send + Sync + 'static,
+{
+    for record in records {
+        put(record)
+            .await
+            .with_context(|| format!("writing {}", what(record)))?;
+        done.add(kind, true);
+    }
+    Ok(())
 }
 
 /// Writes the plan in the order of [`KINDS`]; on an error, says what was written before it.
@@ -526,48 +647,14 @@ async fn write(store: &AnyStore, plan: Plan) -> anyhow::Result<()> {
                 done.add("signing keys", true);
             }
         }
-        for client in &plan.clients {
-            store
-                .put_client(client)
-                .await
-                .with_context(|| format!("writing client {:?}", client.id.as_str()))?;
-            done.add("clients", true);
-        }
-        for consumer in &plan.consumers {
-            store
-                .put_consumer(consumer)
-                .await
-                .with_context(|| format!("writing consumer {:?}", consumer.client_id))?;
-            done.add("oauth1 consumers", true);
-        }
-        for reg in &plan.registrations {
-            store
-                .put_registration(reg)
-                .await
-                .with_context(|| format!("writing the registration of {:?}", reg.client_id))?;
-            done.add("client registrations", true);
-        }
-        for token in &plan.initial_tokens {
-            store
-                .save_initial_token(token)
-                .await
-                .with_context(|| format!("writing initial access token {:?}", token.id))?;
-            done.add("initial access tokens", true);
-        }
-        for user in &plan.users {
-            store
-                .put_user(user)
-                .await
-                .with_context(|| format!("writing user {:?}", user.username))?;
-            done.add("users", true);
-        }
-        for (subject, client_id, scope, at) in &plan.consents {
-            store
-                .put_consent(subject, client_id, scope, *at)
-                .await
-                .with_context(|| format!("writing the consent of {subject:?} to {client_id:?}"))?;
-            done.add("consents", true);
-        }
+        let d = &mut done;
+        write_each(d, "clients", &plan.clients, |c| format!("client {:?}", c.id.as_str()), |c| store.put_client(c)).await?;
+        write_each(d, "oauth1 consumers", &plan.consumers, |c| format!("consumer {:?}", c.client_id), |c| store.put_consumer(c)).await?;
+        write_each(d, "client registrations", &plan.registrations, |r| format!("the registration of {:?}", r.client_id), |r| store.put_registration(r)).await?;
+        write_each(d, "initial access tokens", &plan.initial_tokens, |t| format!("initial access token {:?}", t.id), |t| store.save_initial_token(t)).await?;
+        write_each(d, "users", &plan.users, |u| format!("user {:?}", u.username), |u| store.put_user(u)).await?;
+        write_each(d, "consents", &plan.consents, |(s, c, ..)| format!("the consent of {s:?} to {c:?}"), |(s, c, scope, at)| store.put_consent(s, c, scope, *at)).await?;
+        write_each(d, "resources", &plan.resources, |r| format!("resource {:?}", r.id.as_str()), |r| store.create_resource(r)).await?;
         anyhow::Ok(())
     }
     .await;
@@ -605,7 +692,11 @@ mod tests {
                 "created_at": 1, "claims": {}
             }],
             "consents": [{"subject": "u1", "client_id": "c1", "scope": "openid", "granted_at": 1}],
-            "signing_keys": []
+            "signing_keys": [],
+            "resources": [{
+                "id": "https://api.example/mcp", "name": "Tools", "scopes": ["read"],
+                "clients": ["c1"]
+            }]
         })
     }
 
@@ -637,9 +728,37 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_without_resources_still_read() {
+        let mut f = file();
+        f["version"] = 1.into();
+        assert!(records(&f).is_err(), "version 1 had no resources");
+        f.as_object_mut().expect("object").remove("resources");
+        let r = records(&f).expect("version 1 reads");
+        assert!(r.resources.is_empty());
+        assert_eq!(r.clients.len(), 1);
+        let r = records(&file()).expect("version 2 reads");
+        assert_eq!(r.resources[0].id.as_str(), "https://api.example/mcp");
+        assert_eq!(r.resources[0].clients, Some(vec!["c1".to_owned()]));
+    }
+
+    #[test]
+    fn sealed_values_need_the_targets_key_encryption_key() {
+        let plain = parse(&file().to_string()).expect("file");
+        assert!(
+            Checked::of(&plain, None).is_ok(),
+            "nothing sealed: no key needed"
+        );
+        let mut sealed = file();
+        sealed["clients"][0]["metadata"]["sealed_secret"] = "AAAA".into();
+        let sealed = parse(&sealed.to_string()).expect("file");
+        let err = Checked::of(&sealed, None).expect_err("refused").to_string();
+        assert!(err.contains("LATCHKEY_KEYS__KEK"), "{err}");
+    }
+
+    #[test]
     fn malformed_or_inconsistent_records_are_refused() {
         type Change = fn(&mut serde_json::Value);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 9] = [
             ("digest", |f| {
                 f["clients"][0]["secret_digest"] = "xyz".into()
             }),
@@ -654,6 +773,16 @@ mod tests {
             ("twice", |f| {
                 let c = f["clients"][0].clone();
                 f["clients"].as_array_mut().expect("array").push(c);
+            }),
+            ("resource twice", |f| {
+                let r = f["resources"][0].clone();
+                f["resources"].as_array_mut().expect("array").push(r);
+            }),
+            ("resource id", |f| {
+                f["resources"][0]["id"] = "https://api.example/#frag".into()
+            }),
+            ("resource scope", |f| {
+                f["resources"][0]["scopes"][0] = "two words".into()
             }),
         ];
         for (name, change) in cases {
