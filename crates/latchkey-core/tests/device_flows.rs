@@ -1,6 +1,7 @@
 //! The device authorization grant (RFC 8628) on the memory store with a manual clock: the
 //! endpoint's response, every poll answer, the user's side with its rate limit, and single
-//! issuance under concurrent polling.
+//! issuance under concurrent polling; `resource` (RFC 8707) at the device request and at the
+//! poll.
 
 use latchkey_core::client::{Client, GrantType, NewClient};
 use latchkey_core::clock::{ManualClock, UnixTime};
@@ -8,6 +9,7 @@ use latchkey_core::device::verify::{self, Answer, Decided, Lookup};
 use latchkey_core::error::ErrorCode;
 use latchkey_core::grant::device_code;
 use latchkey_core::http::HttpRequest;
+use latchkey_core::indicator::{AudienceSet, RegisteredResource, ResourceUri, Resources};
 use latchkey_core::limits::{Limits, MemoryCounters, Rate, UserCodeGuesses};
 use latchkey_core::oidc::AuthContext;
 use latchkey_core::provider::Provider;
@@ -50,7 +52,22 @@ async fn kit() -> Kit {
         },
     });
     let events = Arc::new(Recorder::default());
+    let config = latchkey_core::config::Config {
+        resources: Resources::new(vec![
+            RegisteredResource {
+                scopes: Some(ScopeSet::parse("read").expect("scope")),
+                ..RegisteredResource::new(ResourceUri::parse(API).expect("uri"))
+            },
+            RegisteredResource::new(ResourceUri::parse(MCP).expect("uri")),
+            RegisteredResource {
+                clients: Some(vec!["another-client".into()]),
+                ..RegisteredResource::new(ResourceUri::parse(PRIVATE).expect("uri"))
+            },
+        ]),
+        ..Default::default()
+    };
     let p = Provider::builder(MemoryStore::new(), NoUsers)
+        .config(config)
         .events(events.clone())
         .clock(clock.clone())
         .limits(limits)
@@ -68,6 +85,11 @@ async fn kit() -> Kit {
         events,
     }
 }
+
+/// Registered resources: one accepting only `read`, one any scope, one for another client.
+const API: &str = "https://api.example.test/v1";
+const MCP: &str = "https://mcp.example.test/mcp";
+const PRIVATE: &str = "https://private.example.test/";
 
 fn ip() -> Option<IpAddr> {
     Some("203.0.113.7".parse().expect("ip"))
@@ -88,8 +110,46 @@ impl Kit {
         res.json_body()
     }
 
+    /// The device authorization endpoint's answer to `extra` after the client's id.
+    async fn request(&self, extra: &str) -> (u16, serde_json::Value) {
+        let res = self
+            .p
+            .device_authorization(&HttpRequest::post_form(
+                "/device_authorization",
+                format!("client_id={}{extra}", self.device.id),
+            ))
+            .await;
+        (res.status, res.json_body())
+    }
+
+    /// A poll naming `resources`: the audience of the access token it gets.
+    async fn poll_for(&self, code: &str, resources: &[&str]) -> Result<AudienceSet, ErrorCode> {
+        let resources: Vec<ResourceUri> = resources
+            .iter()
+            .map(|r| ResourceUri::parse(r).expect("uri"))
+            .collect();
+        let response = device_code::exchange(
+            &self.p,
+            &self.device,
+            &Secret::new(code),
+            &resources,
+            None,
+            None,
+        )
+        .await
+        .map_err(|e| e.code())?;
+        let record = self
+            .p
+            .store()
+            .find_token(&response.access_token.digest())
+            .await
+            .expect("store")
+            .expect("the token is stored");
+        Ok(record.audience)
+    }
+
     async fn poll(&self, code: &str) -> Result<String, ErrorCode> {
-        device_code::exchange(&self.p, &self.device, &Secret::new(code), None, None)
+        device_code::exchange(&self.p, &self.device, &Secret::new(code), &[], None, None)
             .await
             .map(|r| r.access_token.expose().to_owned())
             .map_err(|e| e.code())
@@ -193,7 +253,7 @@ async fn a_denied_request_answers_access_denied_once() {
             .await,
         Decided::Recorded
     );
-    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), None, None)
+    let err = device_code::exchange(&kit.p, &kit.device, &Secret::new(code), &[], None, None)
         .await
         .expect_err("denied");
     assert_eq!(err.code(), ErrorCode::AccessDenied);
@@ -223,7 +283,7 @@ async fn another_client_cannot_poll_or_burn_a_device_code() {
     let (other, _) = NewClient::public("other")
         .grant_types([GrantType::DeviceCode])
         .build(kit.p.entropy(), UnixTime(0));
-    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), None, None)
+    let err = device_code::exchange(&kit.p, &other, &Secret::new(code), &[], None, None)
         .await
         .expect_err("foreign");
     assert_eq!(err.code(), ErrorCode::InvalidGrant);
@@ -323,6 +383,7 @@ async fn the_poll_that_gets_the_tokens_binds_them_to_its_dpop_key() {
         &kit.p,
         &kit.device,
         &Secret::new(code),
+        &[],
         None,
         Some(jkt.clone()),
     )
@@ -360,4 +421,114 @@ async fn approvals_and_denials_are_audited_as_consent_events() {
         client_id: id,
         subject: "u-alice".into(),
     }));
+}
+
+#[tokio::test]
+async fn resources_named_at_the_device_request_are_the_audience_of_its_tokens() {
+    let kit = kit().await;
+    let (status, body) = kit
+        .request(&format!(
+            "&scope=read&resource={}&resource={}",
+            form_urlencoded::byte_serialize(API.as_bytes()).collect::<String>(),
+            form_urlencoded::byte_serialize(MCP.as_bytes()).collect::<String>()
+        ))
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let code = body["device_code"].as_str().expect("code").to_owned();
+    assert_eq!(
+        kit.poll_for(&code, &[]).await,
+        Err(ErrorCode::AuthorizationPending)
+    );
+    kit.answer(body["user_code"].as_str().expect("uc"), true)
+        .await;
+    // RFC 8707 §2.2: the poll may name a subset; a resource not asked for is refused and the
+    // approval stays for a correct poll.
+    assert_eq!(
+        kit.poll_for(&code, &[PRIVATE]).await,
+        Err(ErrorCode::InvalidTarget)
+    );
+    assert_eq!(
+        kit.poll_for(&code, &[API]).await,
+        Ok(AudienceSet::of([API]))
+    );
+    assert_eq!(
+        kit.poll_for(&code, &[API]).await,
+        Err(ErrorCode::InvalidGrant),
+        "tokens once"
+    );
+
+    // Without `resource` at the poll, the tokens are for every resource asked for.
+    let (_, body) = kit
+        .request(&format!(
+            "&resource={}&resource={}",
+            form_urlencoded::byte_serialize(API.as_bytes()).collect::<String>(),
+            form_urlencoded::byte_serialize(MCP.as_bytes()).collect::<String>()
+        ))
+        .await;
+    let code = body["device_code"].as_str().expect("code").to_owned();
+    kit.answer(body["user_code"].as_str().expect("uc"), true)
+        .await;
+    assert_eq!(
+        kit.poll_for(&code, &[]).await,
+        Ok(AudienceSet::of([API, MCP]))
+    );
+
+    // A request that named none may name resources at the poll, as a code's exchange may.
+    let (_, body) = kit.request("").await;
+    let code = body["device_code"].as_str().expect("code").to_owned();
+    kit.answer(body["user_code"].as_str().expect("uc"), true)
+        .await;
+    assert_eq!(
+        kit.poll_for(&code, &[PRIVATE]).await,
+        Err(ErrorCode::InvalidTarget),
+        "not allowed to this client"
+    );
+    assert_eq!(
+        kit.poll_for(&code, &[MCP]).await,
+        Ok(AudienceSet::of([MCP]))
+    );
+}
+
+#[tokio::test]
+async fn bad_resources_at_the_device_request_are_refused_with_rfc_errors() {
+    let kit = kit().await;
+    let enc = |v: &str| form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+    for (why, extra, error) in [
+        (
+            "unknown",
+            format!("&resource={}", enc("https://unknown.example/")),
+            "invalid_target",
+        ),
+        (
+            "another client's",
+            format!("&resource={}", enc(PRIVATE)),
+            "invalid_target",
+        ),
+        (
+            "a fragment",
+            format!("&resource={}", enc("https://api.example.test/v1#x")),
+            "invalid_target",
+        ),
+        ("relative", "&resource=%2Fv1".to_owned(), "invalid_target"),
+        (
+            "too many",
+            format!("&resource={}", enc(API)).repeat(17),
+            "invalid_target",
+        ),
+        (
+            "a scope the resource does not accept",
+            format!("&scope=write&resource={}", enc(API)),
+            "invalid_scope",
+        ),
+    ] {
+        let (status, body) = kit.request(&extra).await;
+        assert_eq!(
+            (status, body["error"].as_str()),
+            (400, Some(error)),
+            "{why}: {body}"
+        );
+    }
+    // Without an explicit scope, the default one is cut down to what the resource accepts.
+    let (status, body) = kit.request(&format!("&resource={}", enc(API))).await;
+    assert_eq!(status, 200, "{body}");
 }

@@ -80,6 +80,10 @@ pub struct Settings {
     pub outbound: crate::outbound::OutboundSettings,
     /// The resources clients may name with `resource` (RFC 8707), `[[resources]]` tables.
     pub resources: Vec<resources::ResourceSettings>,
+    /// Seconds the protected-resource metadata (RFC 9728) of the stored resources is served
+    /// from memory before the store is read again (0: read on every request; at most 3600):
+    /// a resource added or removed by another process is seen within this time.
+    pub resource_metadata_ttl: u64,
     /// DPoP (RFC 9449): sender-constrained tokens.
     pub dpop: DpopSettings,
     /// Development only: lets the `jwks_uri` of `private_key_jwt` clients be fetched from
@@ -799,6 +803,7 @@ impl Default for Settings {
             client_id_metadata: Default::default(),
             outbound: Default::default(),
             resources: Vec::new(),
+            resource_metadata_ttl: 10,
             dpop: DpopSettings::default(),
             allow_private_jwks_uri: false,
             tracing: Default::default(),

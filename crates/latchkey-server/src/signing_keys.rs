@@ -29,6 +29,23 @@ pub fn load_kek(settings: &Settings) -> anyhow::Result<Kek> {
     load_or_create_kek(&settings.data_dir.join("kek"))
 }
 
+/// The key-encryption key of the settings (`keys.kek`) or of `<data_dir>/kek`, if there is
+/// one; unlike [`load_kek`], creates nothing: `latchkey import` checks a file against it
+/// before anything is written.
+pub fn existing_kek(settings: &Settings) -> anyhow::Result<Option<Kek>> {
+    if settings.keys.kek.is_some() {
+        return load_kek(settings).map(Some);
+    }
+    let path = settings.data_dir.join("kek");
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Kek::from_base64(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(anyhow::anyhow!("cannot read {}: {e}", path.display())),
+    }
+}
+
 fn load_or_create_kek(path: &Path) -> anyhow::Result<Kek> {
     match std::fs::read_to_string(path) {
         Ok(text) => Kek::from_base64(&text).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())),

@@ -390,3 +390,95 @@ async fn concurrent_polls_of_an_allowed_code_get_tokens_exactly_once() {
     }
     assert_eq!(issued, 1);
 }
+
+#[tokio::test]
+async fn a_device_names_its_resources_and_the_poll_narrows_them() {
+    const API: &str = "https://api.example.test/v1";
+    const MCP: &str = "https://mcp.example.test/mcp";
+    let (dir, client) = setup();
+    std::fs::write(
+        dir.path().join("latchkey.toml"),
+        format!(
+            "[[resources]]\nid = \"{API}\"\nscopes = [\"read\"]\n\n[[resources]]\nid = \"{MCP}\"\n"
+        ),
+    )
+    .expect("settings");
+    let rs = create_client(
+        dir.path(),
+        &["--grant-type", "client_credentials", "--introspect"],
+    );
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let device = |extra: Vec<(&'static str, &'static str)>| {
+        let mut form = vec![
+            ("client_id", client.id.clone()),
+            ("scope", "read".to_owned()),
+        ];
+        form.extend(extra.into_iter().map(|(k, v)| (k, v.to_owned())));
+        http.post(server.url("/device_authorization"))
+            .form(&form)
+            .send()
+    };
+
+    // RFC 8707 §2 at the device authorization endpoint: an unknown resource is refused.
+    let resp = device(vec![("resource", "https://unknown.example.test/")])
+        .await
+        .expect("answers");
+    assert_eq!(resp.status(), 400);
+    let body: serde_json::Value = resp.json().await.expect("json");
+    assert_eq!(body["error"], "invalid_target", "{body}");
+
+    let started: serde_json::Value = device(vec![("resource", API), ("resource", MCP)])
+        .await
+        .expect("answers")
+        .json()
+        .await
+        .expect("json");
+    let device_code = started["device_code"].as_str().expect("device_code");
+    let mut agent = Agent::new();
+    let done = answer(
+        &mut agent,
+        &server,
+        started["user_code"].as_str().expect("user_code"),
+        true,
+    )
+    .await;
+    assert_eq!(done.status, 200, "{}", done.body);
+
+    let poll_for = |resource: &'static str| {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .append_pair("grant_type", GRANT)
+            .append_pair("device_code", device_code)
+            .append_pair("client_id", &client.id)
+            .append_pair("resource", resource)
+            .finish();
+        let http = http.clone();
+        let server = &server;
+        async move { post_token(&http, server, None, &body).await }
+    };
+    // A resource the device did not ask for: refused, and the approval stays.
+    let (status, _, refused) = poll_for("https://unknown.example.test/").await;
+    assert_eq!(
+        (status, refused["error"].as_str()),
+        (400, Some("invalid_target")),
+        "{refused}"
+    );
+    let (status, _, tokens) = poll_for(MCP).await;
+    assert_eq!(status, 200, "{tokens}");
+    let info: serde_json::Value = http
+        .post(server.url("/introspect"))
+        .header("authorization", rs.basic())
+        .form(&[("token", tokens["access_token"].as_str().expect("access"))])
+        .send()
+        .await
+        .expect("introspect")
+        .json()
+        .await
+        .expect("json");
+    assert_eq!(info["active"], true, "{info}");
+    let aud = info["aud"].clone();
+    assert!(
+        aud == serde_json::json!(MCP) || aud == serde_json::json!([MCP]),
+        "{info}"
+    );
+}

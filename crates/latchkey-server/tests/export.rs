@@ -156,6 +156,9 @@ async fn consent(server: &Server, client_id: &str) {
     assert!(done.location().starts_with(REDIRECT), "{}", done.location());
 }
 
+/// A resource the source stores (`latchkey resource add`).
+const STORED_RESOURCE: &str = "https://api.example.test/mcp";
+
 /// Makes the source store through the CLI, uses it through the server, and stops the server.
 async fn make_source(dir: &Path) -> Source {
     let client = create_client(
@@ -190,6 +193,19 @@ async fn make_source(dir: &Path) -> Source {
         ],
         None,
     );
+    cli(
+        dir,
+        &[
+            "resource",
+            "add",
+            STORED_RESOURCE,
+            "--name",
+            "Tools",
+            "--scope",
+            "read",
+        ],
+        None,
+    );
     let server = Server::start_with(dir, &[PASSWORD_GRANT]);
     let kids = server.jwks_kids().await;
     assert!(!kids.is_empty());
@@ -203,6 +219,16 @@ async fn make_source(dir: &Path) -> Source {
     server.terminate();
     source.kids.sort();
     source
+}
+
+/// The names in `dir`, sorted.
+fn dir_entries(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    names
 }
 
 /// The export of `dir` with its timestamp removed, to compare two stores.
@@ -232,7 +258,11 @@ async fn an_export_imported_into_a_new_store_keeps_every_credential_working() {
     assert!(!text.contains(PASSWORD), "no password");
     let json: serde_json::Value = serde_json::from_str(&text).expect("JSON");
     assert_eq!(json["format"], "latchkey-export");
-    assert_eq!(json["version"], 1);
+    assert_eq!(json["version"], 2);
+    assert_eq!(
+        json["resources"],
+        serde_json::json!([{"id": STORED_RESOURCE, "name": "Tools", "scopes": ["read"], "clients": null}])
+    );
     assert_eq!(json["clients"].as_array().expect("clients").len(), 2);
     assert_eq!(json["users"][0]["claims"]["email"], "alice@example.com");
     assert_eq!(json["consents"][0]["client_id"], source.client.id.as_str());
@@ -270,6 +300,7 @@ async fn an_export_imported_into_a_new_store_keeps_every_credential_working() {
     let report: serde_json::Value = serde_json::from_str(done.trim()).expect("JSON");
     assert_eq!(report["counts"]["new"]["users"], 1, "{report}");
     assert_eq!(report["counts"]["new"]["consents"], 1, "{report}");
+    assert_eq!(report["counts"]["new"]["resources"], 1, "{report}");
     assert_eq!(
         records_of(dst.path(), &[]),
         records_of(src.path(), &[]),
@@ -297,20 +328,59 @@ async fn an_export_imported_into_a_new_store_keeps_every_credential_working() {
     assert!(err.contains("belongs to \"alice\""), "{err}");
     assert_eq!(records_of(dst.path(), &[]), records_of(src.path(), &[]));
 
+    // A stored resource that differs is a conflict too.
+    let mut altered = json.clone();
+    altered["resources"][0]["scopes"] = serde_json::json!(["read", "write"]);
+    std::fs::write(&altered_path, altered.to_string()).expect("write");
+    let (ok, _, err) = cli_outcome(
+        dst.path(),
+        &["import", altered_path.to_str().expect("utf-8")],
+    );
+    assert!(!ok && err.contains("differs in the target"), "{err}");
+
+    // A version 1 file (before resources were exported) still imports.
+    let mut old = json.clone();
+    old["version"] = 1.into();
+    old.as_object_mut().expect("object").remove("resources");
+    std::fs::write(&altered_path, old.to_string()).expect("write");
+    let again = cli(
+        dst.path(),
+        &["import", "--json", altered_path.to_str().expect("utf-8")],
+        None,
+    );
+    let report: serde_json::Value = serde_json::from_str(again.trim()).expect("JSON");
+    assert_eq!(report["counts"]["unchanged"]["clients"], 2, "{report}");
+
     // Another version of the format is refused as such.
     let mut future = json.clone();
-    future["version"] = 2.into();
+    future["version"] = 3.into();
     std::fs::write(&altered_path, future.to_string()).expect("write");
     let (ok, _, err) = cli_outcome(
         dst.path(),
         &["import", altered_path.to_str().expect("utf-8")],
     );
-    assert!(!ok && err.contains("version 2 is not supported"), "{err}");
+    assert!(!ok && err.contains("version 3 is not supported"), "{err}");
 
-    // A target with another key-encryption key cannot open the signing keys: refused.
+    // A fresh target has no key-encryption key to open the signing keys: refused before
+    // anything is written (no key made, no store created).
     let stranger = data_dir();
+    let before = dir_entries(stranger.path());
     let (ok, _, err) = cli_outcome(stranger.path(), &["import", path]);
     assert!(!ok && err.contains("key-encryption key"), "{err}");
+    assert!(err.contains("LATCHKEY_KEYS__KEK"), "{err}");
+    assert_eq!(
+        dir_entries(stranger.path()),
+        before,
+        "the refusal wrote nothing"
+    );
+    // A target with another key-encryption key cannot open them either.
+    std::fs::write(
+        stranger.path().join("kek"),
+        latchkey_core::jose::Kek::generate(&latchkey_core::entropy::OsEntropy).to_base64(),
+    )
+    .expect("another kek");
+    let (ok, _, err) = cli_outcome(stranger.path(), &["import", path]);
+    assert!(!ok && err.contains("does not open"), "{err}");
     assert_eq!(
         records_of(stranger.path(), &[])["clients"],
         serde_json::json!([])

@@ -2,7 +2,8 @@
 //! `latchkey resource …` add, change and remove resources while the server runs, the token
 //! and authorization endpoints accept a resource from the moment it is added and refuse it
 //! (`invalid_target`) once removed, resources of the settings are read-only, and every
-//! refusal of the admin API has its status.
+//! refusal of the admin API has its status; the stored resources' protected-resource metadata
+//! (RFC 9728) is served from the moment they are added until they are removed.
 
 mod common;
 
@@ -49,6 +50,9 @@ scopes = ["read"]
         &[
             ("LATCHKEY_ADMIN__LISTEN", "127.0.0.1:0"),
             ("LATCHKEY_ADMIN__TOKEN", ADMIN_TOKEN),
+            // The stored resources' metadata is read on every request: what the admin API
+            // or the CLI changes is served at once, with no waiting in the tests.
+            ("LATCHKEY_RESOURCE_METADATA_TTL", "0"),
         ],
     );
     let admin = server
@@ -131,6 +135,18 @@ impl Env {
             .unwrap_or("")
             .to_owned();
         (resp.status().as_u16(), location)
+    }
+
+    /// The protected-resource metadata at `path`: status and document.
+    async fn metadata(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .http
+            .get(self.server.url(path))
+            .send()
+            .await
+            .expect("metadata answers");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
     }
 }
 
@@ -524,4 +540,81 @@ async fn the_cli_manages_resources_the_running_server_and_authorize_see() {
         location.contains("error=invalid_target"),
         "{status} {location}"
     );
+}
+
+#[tokio::test]
+async fn stored_resources_publish_their_metadata_from_added_until_removed() {
+    let env = start();
+    let dir = env.dir.path();
+    const MCP: &str = "/.well-known/oauth-protected-resource/mcp";
+    let (status, _) = env.metadata(MCP).await;
+    assert_eq!(
+        status, 404,
+        "nothing published before the resource is added"
+    );
+
+    // Added through the admin API: served at once, path inserted (RFC 9728 §3.1).
+    let (status, added) = env
+        .admin(
+            "POST",
+            "/admin/resources",
+            Some(json!({"id": RT, "name": "Run-time tools", "scopes": ["read"]})),
+        )
+        .await;
+    assert_eq!(status, 201, "{added}");
+    let (status, doc) = env.metadata(MCP).await;
+    assert_eq!(status, 200, "{doc}");
+    assert_eq!(doc["resource"], RT);
+    assert_eq!(doc["authorization_servers"], json!([env.server.base]));
+    assert_eq!(doc["scopes_supported"], json!(["read"]));
+    assert_eq!(doc["resource_name"], "Run-time tools");
+
+    // Added through the CLI, on this server's own host and a deeper path; a change is seen
+    // without a restart.
+    let own = format!("{}/tools/v1", env.server.base);
+    cli(dir, &["resource", "add", &own, "--name", "Own"], None);
+    const OWN: &str = "/.well-known/oauth-protected-resource/tools/v1";
+    let (status, doc) = env.metadata(OWN).await;
+    assert_eq!(
+        (status, doc["resource"].as_str()),
+        (200, Some(own.as_str())),
+        "{doc}"
+    );
+    assert_eq!(doc["resource_name"], "Own");
+    cli(
+        dir,
+        &["resource", "update", &own, "--name", "Renamed"],
+        None,
+    );
+    let (_, doc) = env.metadata(OWN).await;
+    assert_eq!(doc["resource_name"], "Renamed", "{doc}");
+
+    // A second stored resource at /mcp on this server's host: the request's host picks it;
+    // the other one is no longer the sole one at that path.
+    let mine = format!("{}/mcp", env.server.base);
+    cli(dir, &["resource", "add", &mine], None);
+    let (status, doc) = env.metadata(MCP).await;
+    assert_eq!(
+        (status, doc["resource"].as_str()),
+        (200, Some(mine.as_str())),
+        "{doc}"
+    );
+    assert!(cli(dir, &["resource", "remove", &mine], None).contains("removed"));
+    let (_, doc) = env.metadata(MCP).await;
+    assert_eq!(doc["resource"], RT, "{doc}");
+
+    // An identifier with no metadata URL publishes nothing; nor does the settings' resource
+    // without serve_metadata (a stored one cannot take its identifier).
+    cli(dir, &["resource", "add", "urn:example:tools"], None);
+    let (status, _) = env.metadata("/.well-known/oauth-protected-resource").await;
+    assert_eq!(status, 404);
+
+    // Removed (admin API, CLI): 404 from then on.
+    let (status, _) = env.admin("DELETE", &path_of(RT), None).await;
+    assert_eq!(status, 204);
+    let (status, _) = env.metadata(MCP).await;
+    assert_eq!(status, 404);
+    assert!(cli(dir, &["resource", "remove", &own], None).contains("removed"));
+    let (status, _) = env.metadata(OWN).await;
+    assert_eq!(status, 404);
 }

@@ -126,15 +126,26 @@ where
         p.allowed_scopes(&client),
         p.default_scopes(&client),
     )?;
-    start(p, &client, scope).await
+    // RFC 8707 §2 on the device authorization request (RFC 8628 §3.1 takes the
+    // authorization request's parameters): each `resource` must be registered and allowed to
+    // the client, else `invalid_target`; the scope stays within what they accept.
+    let resources = crate::indicator::requested(&params)?;
+    let (audience, scope) = p.resources_for(&resources).await?.target(
+        &client,
+        &resources,
+        scope,
+        requested.is_some(),
+    )?;
+    start(p, &client, scope, audience).await
 }
 
 /// Makes a device authorization for `client` (already authenticated and allowed the grant)
-/// with the checked `scope`, and stores it.
+/// with the checked `scope` and `audience` (the resources asked for, checked), and stores it.
 pub async fn start<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     scope: ScopeSet,
+    audience: crate::indicator::AudienceSet,
 ) -> Result<DeviceAuthorization, OAuthError>
 where
     S: ProviderStore + PendingStore,
@@ -143,7 +154,7 @@ where
     let settings = &p.config().device;
     let now = p.clock().now();
     let expires_at = now.plus(settings.lifetime);
-    let state = DeviceState::new(scope, expires_at, settings.interval);
+    let state = DeviceState::new(scope, expires_at, settings.interval).for_audience(audience);
     for _ in 0..DRAWS {
         let device_code = Secret::new(random_token(p.entropy(), 32));
         let user_code = super::new_user_code(p.entropy(), settings.user_code_length);

@@ -11,6 +11,10 @@
 //! store's compare-and-swap on the record's version, so two concurrent polls of an approved
 //! code get tokens once between them.
 //!
+//! A device may name the resources it wants tokens for (`resource`, RFC 8707, validated as at
+//! `/authorize`); the state keeps them as its [`AudienceSet`], and the poll that gets the
+//! tokens may narrow them.
+//!
 //! The record outlives the code by [`EXPIRED_GRACE`]: a device polling just after the code
 //! expired is told `expired_token` (RFC 8628 §3.5), not that its code is unknown.
 //!
@@ -23,6 +27,7 @@ pub mod verify;
 use crate::attached::Attached;
 use crate::clock::UnixTime;
 use crate::entropy::Entropy;
+use crate::indicator::AudienceSet;
 use crate::oidc::AuthContext;
 use crate::scope::ScopeSet;
 use crate::secret::Digest;
@@ -149,6 +154,9 @@ pub struct Approval {
 pub struct DeviceState {
     /// The scope the device asked for (already checked against the client's).
     pub scope: ScopeSet,
+    /// The resources the device asked for (RFC 8707, already checked against the registry
+    /// and the client); empty when it named none.
+    pub audience: AudienceSet,
     /// When the device code expires (the record itself lives [`EXPIRED_GRACE`] longer).
     pub expires_at: UnixTime,
     /// Seconds the device must wait between polls now.
@@ -159,14 +167,22 @@ pub struct DeviceState {
     pub status: DeviceStatus,
 }
 
-/// The newest version of [`DeviceState`]'s stored form.
-const BODY_VERSION: u8 = 1;
+/// The version of [`DeviceState`]'s stored form when it names no resource: version 1 had no
+/// audience, so such a state reads the same with code that predates resources.
+const BODY_VERSION_PLAIN: u8 = 1;
+/// The version of the stored form of a state with an audience (`au`). Code that reads only
+/// version 1 refuses it as corrupt rather than issue tokens without the audience asked for:
+/// during a rolling upgrade, a device that named a resource and polls an older node is told
+/// `server_error`, never given a token for another audience.
+const BODY_VERSION_AUDIENCE: u8 = 2;
 
 /// The stored form: one-letter names, as in [`crate::store::codec`].
 #[derive(Serialize, Deserialize)]
 struct Body {
     v: u8,
     sc: String,
+    #[serde(default, skip_serializing_if = "AudienceSet::is_empty")]
+    au: AudienceSet,
     e: i64,
     i: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -194,15 +210,23 @@ enum StatusBody {
 }
 
 impl DeviceState {
-    /// A new authorization waiting on the user.
+    /// A new authorization waiting on the user, for no particular resource (see
+    /// [`DeviceState::for_audience`]).
     pub fn new(scope: ScopeSet, expires_at: UnixTime, interval: u64) -> Self {
         Self {
             scope,
+            audience: AudienceSet::empty(),
             expires_at,
             interval,
             last_poll: None,
             status: DeviceStatus::Pending,
         }
+    }
+
+    /// The same authorization, for the resources of `audience`.
+    pub fn for_audience(mut self, audience: AudienceSet) -> Self {
+        self.audience = audience;
+        self
     }
 
     /// The stored form.
@@ -219,8 +243,13 @@ impl DeviceState {
             },
         };
         let body = Body {
-            v: BODY_VERSION,
+            v: if self.audience.is_empty() {
+                BODY_VERSION_PLAIN
+            } else {
+                BODY_VERSION_AUDIENCE
+            },
             sc: self.scope.to_string(),
+            au: self.audience.clone(),
             e: self.expires_at.0,
             i: self.interval,
             lp: self.last_poll.map(|t| t.0),
@@ -237,8 +266,17 @@ impl DeviceState {
             StoreError::new(StoreErrorKind::Corrupt, format!("device record: {why}"))
         };
         let body: Body = serde_json::from_slice(bytes).map_err(|e| corrupt(&e))?;
-        if body.v != BODY_VERSION {
-            return Err(corrupt(&format_args!("form version {}", body.v)));
+        let audience_allowed = match body.v {
+            BODY_VERSION_PLAIN => false,
+            BODY_VERSION_AUDIENCE => true,
+            other => return Err(corrupt(&format_args!("form version {other}"))),
+        };
+        if body.au.is_empty() == audience_allowed {
+            return Err(corrupt(&format_args!(
+                "form version {} with{} an audience",
+                body.v,
+                if audience_allowed { "out" } else { "" }
+            )));
         }
         let scope = |s: &str| ScopeSet::parse(s).map_err(|_| corrupt(&"scope"));
         let status = match body.st {
@@ -254,6 +292,7 @@ impl DeviceState {
         };
         Ok(Self {
             scope: scope(&body.sc)?,
+            audience: body.au,
             expires_at: UnixTime(body.e),
             interval: body.i,
             last_poll: body.lp.map(UnixTime),
@@ -372,10 +411,34 @@ mod tests {
     }
 
     #[test]
+    fn a_state_with_an_audience_round_trips_as_version_2_and_one_without_stays_version_1() {
+        let plain = String::from_utf8(state().encode()).expect("utf-8");
+        assert!(
+            plain.contains("\"v\":1") && !plain.contains("\"au\""),
+            "{plain}"
+        );
+        // A state stored before resources were kept (version 1, no `au`) still reads.
+        let stored_before = br#"{"v":1,"sc":"read","e":1000,"i":5,"st":{"k":"p"}}"#;
+        assert_eq!(
+            DeviceState::decode(stored_before).expect("version 1"),
+            state()
+        );
+        let s = state().for_audience(AudienceSet::of(["https://api.example/", "urn:b"]));
+        let text = String::from_utf8(s.encode()).expect("utf-8");
+        assert!(text.contains("\"v\":2"), "{text}");
+        assert_eq!(DeviceState::decode(text.as_bytes()).expect("version 2"), s);
+        // An audience under version 1 (or none under 2) is not a form this code writes.
+        let forged = text.replace("\"v\":2", "\"v\":1");
+        assert!(DeviceState::decode(forged.as_bytes()).is_err());
+        let forged = plain.replace("\"v\":1", "\"v\":2");
+        assert!(DeviceState::decode(forged.as_bytes()).is_err());
+    }
+
+    #[test]
     fn newer_or_malformed_forms_are_corrupt() {
         let newer = String::from_utf8(state().encode())
             .expect("utf-8")
-            .replace("\"v\":1", "\"v\":2");
+            .replace("\"v\":1", "\"v\":3");
         let err = DeviceState::decode(newer.as_bytes()).expect_err("newer");
         assert_eq!(err.kind(), StoreErrorKind::Corrupt);
         assert!(DeviceState::decode(b"{").is_err());

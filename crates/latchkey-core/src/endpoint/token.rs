@@ -171,6 +171,7 @@ where
                 p,
                 &client,
                 &device_code,
+                &resources,
                 binding,
                 cnf,
             ))

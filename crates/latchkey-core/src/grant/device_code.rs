@@ -10,6 +10,7 @@
 use crate::client::{Client, GrantType};
 use crate::device::{DeviceState, PollVerdict};
 use crate::error::{ErrorCode, OAuthError};
+use crate::indicator::{AudienceSet, ResourceUri};
 use crate::oidc::{self, id_token};
 use crate::proto::TokenResponse;
 use crate::provider::Provider;
@@ -21,13 +22,15 @@ use crate::user::UserAuthenticator;
 /// How often a poll reads the record again when another request changed it in between.
 const ATTEMPTS: usize = 4;
 
-/// Answers one poll with `device_code` by `client`. `cnf` is what the poll proved (a DPoP
-/// proof's key, RFC 9449 §5, or a TLS client certificate, RFC 8705): the tokens of the poll
-/// that gets them are bound to it.
+/// Answers one poll with `device_code` by `client`. `resources` are the poll's `resource`
+/// parameters (RFC 8707 §2.2: a subset of those the device authorization named). `cnf` is
+/// what the poll proved (a DPoP proof's key, RFC 9449 §5, or a TLS client certificate, RFC
+/// 8705): the tokens of the poll that gets them are bound to it.
 pub async fn exchange<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     device_code: &Secret,
+    resources: &[ResourceUri],
     binding: Option<Binding>,
     cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
@@ -95,6 +98,9 @@ where
                 });
             }
             PollVerdict::Approved(approval) => {
+                // Checked before the record is taken: a poll naming a resource it may not
+                // have is refused and leaves the approval for a correct poll.
+                let target = target(p, client, &state.audience, &approval.scope, resources).await?;
                 // Single issuance: only the poll that removes the record at the version
                 // it read goes on to mint.
                 if !p
@@ -104,7 +110,7 @@ where
                 {
                     continue;
                 }
-                return issue(p, client, *approval, binding, cnf).await;
+                return issue(p, client, *approval, target, binding, cnf).await;
             }
         }
     }
@@ -115,10 +121,48 @@ where
     ))
 }
 
+/// The audience and scope of the tokens, and the audience the refresh token keeps.
+struct Target {
+    audience: AudienceSet,
+    scope: crate::scope::ScopeSet,
+    refresh_audience: Option<AudienceSet>,
+}
+
+/// What the poll's `resources` make of the approved `scope` and the `granted` audience: as
+/// at a code's exchange (RFC 8707 §2.2), a subset of what the device authorization named,
+/// or, when it named none, resources the client may ask for.
+async fn target<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    granted: &AudienceSet,
+    scope: &crate::scope::ScopeSet,
+    resources: &[ResourceUri],
+) -> Result<Target, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    let (audience, scope) = if granted.is_empty() {
+        p.resources_for(resources)
+            .await?
+            .target(client, resources, scope.clone(), false)?
+    } else {
+        (crate::indicator::narrow(granted, resources)?, scope.clone())
+    };
+    // The refresh token keeps every resource, for later refreshes to choose from.
+    let refresh_audience = (audience != *granted && !granted.is_empty()).then(|| granted.clone());
+    Ok(Target {
+        audience,
+        scope,
+        refresh_audience,
+    })
+}
+
 async fn issue<S, U>(
     p: &Provider<S, U>,
     client: &Client,
     approval: crate::device::Approval,
+    target: Target,
     binding: Option<Binding>,
     cnf: Option<Confirmation>,
 ) -> Result<TokenResponse, OAuthError>
@@ -133,7 +177,7 @@ where
             client_id: client.id.clone(),
             subject: Some(approval.subject),
             username: Some(approval.username),
-            scope: approval.scope,
+            scope: target.scope,
             grant_type: GrantType::DeviceCode,
             family: FamilyId::generate(p.entropy()),
             family_issued_at: None,
@@ -146,10 +190,8 @@ where
             attached: approval.attached,
             auth: approval.auth,
             cnf,
-            // The device authorization request names no resource (RFC 8707 is not wired
-            // into RFC 8628 here): the tokens carry the default audience.
-            audience: Default::default(),
-            refresh_audience: None,
+            audience: target.audience,
+            refresh_audience: target.refresh_audience,
             actor: None,
         })
         .await?;

@@ -10,7 +10,7 @@
 //! (`resource_metadata`, §5.1).
 
 use crate::http::HttpResponse;
-use crate::indicator::ResourceUri;
+use crate::indicator::{RegisteredResource, ResourceUri};
 use serde_json::json;
 
 /// The well-known path suffix (RFC 9728 §3).
@@ -59,6 +59,20 @@ impl ProtectedResource {
         })
     }
 
+    /// The metadata of a registered resource (RFC 8707, [`RegisteredResource`]): its
+    /// identifier, scopes and name; an error when its identifier has no metadata URL (not
+    /// http(s), or with a query).
+    pub fn registered(resource: &RegisteredResource, issuer: &str) -> Result<Self, String> {
+        let mut doc = Self::new(&resource.id, issuer)?;
+        if let Some(scopes) = &resource.scopes {
+            doc = doc.scopes(scopes.iter());
+        }
+        if let Some(name) = &resource.name {
+            doc = doc.name(name.clone());
+        }
+        Ok(doc)
+    }
+
     /// The scopes clients may ask for this resource (`scopes_supported`).
     pub fn scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
         self.scopes_supported = scopes.into_iter().map(Into::into).collect();
@@ -102,7 +116,45 @@ impl ProtectedResource {
 
     /// Whether a request for `path` is one for this metadata.
     pub fn serves(&self, path: &str) -> bool {
-        path == self.metadata_path()
+        path.strip_prefix(WELL_KNOWN_PATH) == Some(self.path.as_str())
+    }
+
+    /// The resource's `host[:port]` as a `Host` header names it (the port only when it is
+    /// not the scheme's default).
+    pub fn authority(&self) -> &str {
+        self.origin
+            .split_once("://")
+            .map_or(self.origin.as_str(), |(_, authority)| authority)
+    }
+
+    /// The document a server that publishes `configured` and `stored` answers a request
+    /// for `path` on `host` with. Several resources on different hosts may share a path:
+    /// the one on the request's host wins, a configured one before a stored one; on no
+    /// host's match, the one configured resource at that path, else the one stored
+    /// resource at it; more than one at a path and none on the host is no answer (the
+    /// document a client would get is not knowable).
+    pub fn pick<'a>(
+        configured: &'a [ProtectedResource],
+        stored: &'a [ProtectedResource],
+        path: &str,
+        host: Option<&str>,
+    ) -> Option<&'a ProtectedResource> {
+        let at_path = |list: &'a [ProtectedResource]| list.iter().filter(move |r| r.serves(path));
+        if let Some(host) = host
+            && let Some(found) = at_path(configured)
+                .chain(at_path(stored))
+                .find(|r| r.authority().eq_ignore_ascii_case(host))
+        {
+            return Some(found);
+        }
+        let sole = |list: &'a [ProtectedResource]| {
+            let mut it = at_path(list);
+            match (it.next(), it.next()) {
+                (Some(one), None) => Some(one),
+                _ => None,
+            }
+        };
+        sole(configured).or_else(|| sole(stored))
     }
 
     /// The metadata document (§2).
@@ -181,6 +233,63 @@ mod tests {
         assert_eq!(doc["resource_name"], "Tools");
         assert_eq!(doc["bearer_methods_supported"][0], "header");
         assert!(doc.get("jwks_uri").is_none());
+    }
+
+    #[test]
+    fn pick_prefers_the_requests_host_then_a_sole_configured_then_a_sole_stored_resource() {
+        let configured = vec![resource("https://api.example/mcp")];
+        let stored = vec![
+            resource("http://127.0.0.1:8080/mcp"),
+            resource("https://other.example/mcp"),
+            resource("https://tools.example/only/stored"),
+        ];
+        let mcp = "/.well-known/oauth-protected-resource/mcp";
+        let pick = |host| ProtectedResource::pick(&configured, &stored, mcp, host);
+        assert_eq!(
+            pick(Some("127.0.0.1:8080")).map(ProtectedResource::resource),
+            Some("http://127.0.0.1:8080/mcp")
+        );
+        assert_eq!(
+            pick(Some("API.example")).map(ProtectedResource::resource),
+            Some("https://api.example/mcp")
+        );
+        // No host matches: the configured one is the sole one of its tier.
+        assert_eq!(
+            pick(Some("elsewhere.example")).map(ProtectedResource::resource),
+            Some("https://api.example/mcp")
+        );
+        // Two stored ones at one path, none on the host: no answer.
+        assert_eq!(ProtectedResource::pick(&[], &stored, mcp, None), None);
+        let only = "/.well-known/oauth-protected-resource/only/stored";
+        assert_eq!(
+            ProtectedResource::pick(&configured, &stored, only, None)
+                .map(ProtectedResource::resource),
+            Some("https://tools.example/only/stored")
+        );
+        assert_eq!(
+            ProtectedResource::pick(
+                &configured,
+                &stored,
+                "/.well-known/oauth-protected-resource/nope",
+                None
+            ),
+            None
+        );
+    }
+
+    #[test]
+    fn a_registered_resource_publishes_its_scopes_and_name() {
+        let mut registered =
+            RegisteredResource::new(ResourceUri::parse("https://api.example/mcp").expect("uri"));
+        registered.name = Some("Tools".into());
+        registered.scopes = Some(crate::scope::ScopeSet::parse("read write").expect("scope"));
+        let doc = ProtectedResource::registered(&registered, "https://as.example")
+            .expect("doc")
+            .document();
+        assert_eq!(doc["resource_name"], "Tools");
+        assert_eq!(doc["scopes_supported"], json!(["read", "write"]));
+        let urn = RegisteredResource::new(ResourceUri::parse("urn:example:api").expect("uri"));
+        assert!(ProtectedResource::registered(&urn, "https://as.example").is_err());
     }
 
     #[test]

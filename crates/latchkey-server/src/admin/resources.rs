@@ -77,6 +77,19 @@ pub struct ResourceSpec {
     pub clients: Option<Vec<String>>,
 }
 
+impl ResourceSpec {
+    /// The record this spec stands for, checked as every new stored resource is (the admin
+    /// API, the CLI, and `latchkey import`); its clients sorted, without duplicates.
+    pub fn to_record(&self) -> Result<RegisteredResource, AdminError> {
+        record(
+            identifier(&self.id)?,
+            self.name.clone(),
+            self.scopes.clone(),
+            self.clients.clone(),
+        )
+    }
+}
+
 /// Changes to a stored resource; an absent field stays as it is.
 #[derive(Clone, Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -183,14 +196,8 @@ impl Admin {
 
     /// Adds a resource to the store.
     pub async fn add_resource(&self, spec: &ResourceSpec) -> Result<ResourceView, AdminError> {
-        let id = identifier(&spec.id)?;
-        self.refuse_configured(id.as_str())?;
-        let resource = record(
-            id,
-            spec.name.clone(),
-            spec.scopes.clone(),
-            spec.clients.clone(),
-        )?;
+        let resource = spec.to_record()?;
+        self.refuse_configured(resource.id.as_str())?;
         if !self.store.create_resource(&resource).await? {
             return Err(AdminError::Conflict(format!(
                 "resource {:?} exists already",

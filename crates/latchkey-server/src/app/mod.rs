@@ -4,18 +4,20 @@
 //!
 //! One module per concern: `state` builds what the server runs from the settings, `keys`
 //! keeps its persistent keys, `routes` assembles the router and its outer layers (`cors`,
-//! `middleware`), `handlers` holds the server's own endpoints, and `run` serves it all.
+//! `middleware`), `resource_metadata` publishes the RFC 9728 documents, `handlers` holds the server's own endpoints, and `run` serves it all.
 
 mod cors;
 mod handlers;
 mod keys;
 mod middleware;
+mod resource_metadata;
 mod routes;
 mod run;
 mod state;
 
 pub use handlers::{JS_CLIENT, JS_CLIENT_PATH};
 pub use keys::oauth1_key;
+pub use resource_metadata::{MAX_TTL as MAX_RESOURCE_METADATA_TTL, PublishedResources};
 pub use routes::{Surroundings, app, app_with_cors, app_with_oauth1};
 pub use run::run;
 pub use state::{

@@ -16,19 +16,19 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::trace::TraceLayer;
 
 /// The router of the whole server with OAuth 1.0a beside OAuth 2.0 (what `latchkey serve`
-/// runs), and the protected-resource metadata (RFC 9728) of `published`; see
-/// [`app_with_cors`].
+/// runs), and the protected-resource metadata (RFC 9728) of `published` (fixed documents, or
+/// those of the settings and the store); see [`app_with_cors`].
 pub fn app_with_oauth1(
     provider: AppProvider,
     ui: AppUi,
     oauth1: AppOAuth1,
     cors: &CorsSettings,
     around: Surroundings,
-    published: Vec<latchkey_core::resource::metadata::ProtectedResource>,
+    published: impl Into<super::resource_metadata::PublishedResources>,
 ) -> anyhow::Result<Router> {
     let routes = oauth_routes(provider, cors)?
         .merge(latchkey_axum::oauth1_router(oauth1, ui.clone()))
-        .merge(latchkey_axum::protected_resource_router(published));
+        .merge(super::resource_metadata::router(Arc::new(published.into())));
     Ok(wrap(routes, ui, around))
 }
 

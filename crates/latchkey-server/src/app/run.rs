@@ -66,8 +66,13 @@ pub async fn run(
         }),
     };
     let oauth1 = build_oauth1(&settings, store.clone(), &provider)?;
-    let published =
-        crate::settings::resources::published(&settings.resources, &provider.config().issuer)?;
+    let published = super::resource_metadata::PublishedResources::with_store(
+        crate::settings::resources::published(&settings.resources, &provider.config().issuer)?,
+        provider.config().resources.clone(),
+        store.clone(),
+        provider.config().issuer.clone(),
+        settings.resource_metadata_ttl,
+    )?;
     let app = app_with_oauth1(
         provider.clone(),
         ui,

@@ -37,7 +37,7 @@ pub async fn export_to(file: Option<&Path>, settings: &Settings) -> anyhow::Resu
     }
     eprintln!(
         "exported {} client(s), {} user(s), {} consent(s), {} signing key(s), {} OAuth 1.0a consumer(s), \
-         {} registration(s), {} initial access token(s); tokens and sessions are not exported",
+         {} registration(s), {} initial access token(s), {} stored resource(s); tokens and sessions are not exported",
         exported.clients.len(),
         exported.users.len(),
         exported.consents.len(),
@@ -45,6 +45,7 @@ pub async fn export_to(file: Option<&Path>, settings: &Settings) -> anyhow::Resu
         exported.oauth1_consumers.len(),
         exported.client_registrations.len(),
         exported.initial_access_tokens.len(),
+        exported.resources.len(),
     );
     Ok(())
 }
@@ -63,9 +64,13 @@ pub async fn import_from(
             .map_err(|e| anyhow::anyhow!("cannot read {}: {e}", file.display()))?
     };
     let parsed = export::parse(&text)?;
-    let kek = crate::signing_keys::load_kek(settings)?;
+    // Every check that needs no store comes first: a refusal writes nothing, not even a
+    // key-encryption key or the store's files in a fresh data directory.
+    let kek = crate::signing_keys::existing_kek(settings)?;
+    let checked = export::Checked::of(&parsed, kek.as_ref())?;
+    let configured = crate::settings::resources::registry(&settings.resources)?;
     let store = AnyStore::from_settings(settings).await?;
-    let report = export::import(&store, &parsed, &kek, dry_run).await;
+    let report = export::import(&store, checked, &configured, dry_run).await;
     store.close().await;
     let report = report?;
     if json {

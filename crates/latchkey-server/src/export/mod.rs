@@ -5,46 +5,54 @@
 //!
 //! What goes in: clients (secret digests, never secrets; a `client_secret_jwt` secret stays
 //! sealed), OAuth 1.0a consumers, dynamic-registration records and initial access tokens
-//! (digests), users (password hashes and claims), consents, and signing keys as stored
-//! (sealed under the key-encryption key, so the target needs the same KEK; consumer secrets
-//! likewise derive from `oauth1.key`). What stays out: tokens, codes and login sessions
-//! (users sign in again, clients get new tokens).
+//! (digests), users (password hashes and claims), consents, the resources stored at run time
+//! (not the settings' `[[resources]]`), and signing keys as stored (sealed under the
+//! key-encryption key, so the target needs the same KEK; consumer secrets likewise derive
+//! from `oauth1.key`). What stays out: tokens, codes and login sessions (users sign in again,
+//! clients get new tokens).
 //!
 //! Import checks the whole file against the target before it writes anything: the format
-//! and version, every record, references between records, and each record's counterpart in
-//! the target. A record the target already holds unchanged is skipped, so importing twice is
-//! harmless; a record the target holds differently is a conflict, and any conflict refuses
-//! the whole import. The store traits have no transaction across records, so a failure while
-//! writing (a lost connection) stops with a report of exactly what was written; running the
-//! import again completes it.
+//! and version, every record, references between records, that the target's key-encryption
+//! key opens the sealed values ([`Checked::of`], before the target store is even opened), and
+//! each record's counterpart in the target. A record the target already holds unchanged is
+//! skipped, so importing twice is harmless; a record the target holds differently is a
+//! conflict, and any conflict refuses the whole import. The store traits have no transaction
+//! across records, so a failure while writing (a lost connection) stops with a report of
+//! exactly what was written; running the import again completes it.
 
+mod import;
 pub mod records;
+
+pub use import::{Counts, ImportReport, import};
 
 use crate::store::AnyStore;
 use anyhow::Context;
 use base64::Engine;
 use latchkey_core::client::Client;
 use latchkey_core::clock::UnixTime;
+use latchkey_core::indicator::RegisteredResource;
 use latchkey_core::jose::{Kek, SigningKey};
 use latchkey_core::registration::store::{
     ClientRegistration, InitialAccessToken, RegistrationStore,
 };
 use latchkey_core::scope::ScopeSet;
-use latchkey_core::store::{ClientStore, ConsentStore, KeyStore, KeyUpdate, UserStore};
+use latchkey_core::store::{ClientStore, ConsentStore, KeyStore, ResourceStore, UserStore};
 use latchkey_core::user::User;
 use latchkey_oauth1::store::{Consumer, OAuth1Store};
 use records::{
     ClientRecord, ConsentEntry, ConsumerRecord, InitialTokenRecord, KeyRecord, RegistrationRecord,
-    UserRecord,
+    ResourceRecord, UserRecord,
 };
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, BTreeSet};
-use std::fmt::Write as _;
+use std::collections::BTreeSet;
 
 /// The value of the file's `format` member.
 pub const FORMAT: &str = "latchkey-export";
-/// The version of the format this code writes and the only one it reads.
-pub const VERSION: u64 = 1;
+/// The version of the format this code writes.
+pub const VERSION: u64 = 2;
+/// The versions this code reads: 1 (before stored resources were exported: a version 1 file
+/// has no `resources`) and 2.
+pub const READABLE: [u64; 2] = [1, 2];
 
 /// The export file.
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -52,7 +60,7 @@ pub const VERSION: u64 = 1;
 pub struct ExportFile {
     /// Always [`FORMAT`].
     pub format: String,
-    /// Always [`VERSION`] for files this code writes.
+    /// [`VERSION`] for files this code writes.
     pub version: u64,
     /// When the export was taken, seconds since the epoch.
     pub exported_at: i64,
@@ -72,6 +80,9 @@ pub struct ExportFile {
     pub consents: Vec<ConsentEntry>,
     /// Signing keys, sealed under the key-encryption key.
     pub signing_keys: Vec<KeyRecord>,
+    /// Resources stored at run time (RFC 8707); absent from version 1 files.
+    #[serde(default)]
+    pub resources: Vec<ResourceRecord>,
 }
 
 /// Reads every exported record from `store`.
@@ -113,6 +124,7 @@ pub async fn export(store: &AnyStore, now: UnixTime) -> anyhow::Result<ExportFil
         .await
         .context("listing initial access tokens")?;
     let keys = store.list_keys().await.context("listing signing keys")?;
+    let resources = store.list_resources().await.context("listing resources")?;
     Ok(ExportFile {
         format: FORMAT.into(),
         version: VERSION,
@@ -125,6 +137,7 @@ pub async fn export(store: &AnyStore, now: UnixTime) -> anyhow::Result<ExportFil
         users: users.iter().map(UserRecord::from).collect(),
         consents,
         signing_keys: keys.keys.iter().map(KeyRecord::from).collect(),
+        resources: resources.iter().map(ResourceRecord::from).collect(),
     })
 }
 
@@ -136,9 +149,13 @@ pub fn parse(text: &str) -> anyhow::Result<ExportFile> {
         anyhow::bail!("not a Latchkey export: \"format\" must be {FORMAT:?}");
     }
     match value.get("version").and_then(|v| v.as_u64()) {
-        Some(VERSION) => {}
+        Some(version) if READABLE.contains(&version) => {
+            if version == 1 && value.get("resources").is_some() {
+                anyhow::bail!("malformed export: a version 1 file has no \"resources\"");
+            }
+        }
         Some(other) => anyhow::bail!(
-            "export format version {other} is not supported: this latchkey reads version {VERSION}"
+            "export format version {other} is not supported: this latchkey reads versions 1 to {VERSION}"
         ),
         None => anyhow::bail!("the export has no numeric \"version\""),
     }
@@ -155,6 +172,7 @@ struct Records {
     initial_tokens: Vec<InitialAccessToken>,
     users: Vec<User>,
     consents: Vec<(String, String, ScopeSet, UnixTime)>,
+    resources: Vec<RegisteredResource>,
 }
 
 /// Refuses a second record with the same key.
@@ -167,6 +185,10 @@ fn unique<'a>(kind: &str, keys: impl IntoIterator<Item = &'a str>) -> anyhow::Re
     }
     Ok(())
 }
+
+/// Where to copy `<data_dir>/kek` from, or what to set instead.
+const KEK_HINT: &str = "the target must use the source's key-encryption key: copy \
+     <data_dir>/kek from the source's data directory, or set LATCHKEY_KEYS__KEK";
 
 impl Records {
     /// Converts and checks every record, and the references between them.
@@ -192,6 +214,7 @@ impl Records {
             "initial access token",
             file.initial_access_tokens.iter().map(|t| t.id.as_str()),
         )?;
+        unique("resource", file.resources.iter().map(|r| r.id.as_str()))?;
         let pairs: Vec<String> = file
             .consents
             .iter()
@@ -259,18 +282,31 @@ impl Records {
                 .map(UserRecord::to_user)
                 .collect::<Result<_, _>>()?,
             consents,
+            resources: file
+                .resources
+                .iter()
+                .map(ResourceRecord::to_resource)
+                .collect::<Result<_, _>>()?,
         })
     }
 
-    /// Checks that `kek` opens every sealed value of the file: signing keys and the sealed
-    /// secrets of `client_secret_jwt` clients. Without it they would be imported unusable.
+    /// Whether the file holds values sealed under a key-encryption key: signing keys, or the
+    /// sealed secrets of `client_secret_jwt` clients.
+    fn has_sealed(&self) -> bool {
+        !self.keys.is_empty()
+            || self
+                .clients
+                .iter()
+                .any(|c| c.metadata.sealed_secret.is_some())
+    }
+
+    /// Checks that `kek` opens every sealed value of the file. Without it they would be
+    /// imported unusable.
     fn check_kek(&self, kek: &Kek) -> anyhow::Result<()> {
-        const HINT: &str = "the target must use the source's key-encryption key: copy \
-             <data_dir>/kek from the source's data directory, or set LATCHKEY_KEYS__KEK";
         for key in &self.keys {
             if kek.open(&key.sealed_private, key.kid.as_bytes()).is_err() {
                 anyhow::bail!(
-                    "signing key {:?} does not open with this server's key-encryption key; {HINT}",
+                    "signing key {:?} does not open with this server's key-encryption key; {KEK_HINT}",
                     key.kid
                 );
             }
@@ -283,7 +319,7 @@ impl Records {
                     .is_some_and(|b| kek.open(&b, client.id.as_str().as_bytes()).is_ok());
                 if !opens {
                     anyhow::bail!(
-                        "the sealed secret of client {:?} does not open with this server's key-encryption key; {HINT}",
+                        "the sealed secret of client {:?} does not open with this server's key-encryption key; {KEK_HINT}",
                         client.id.as_str()
                     );
                 }
@@ -293,290 +329,27 @@ impl Records {
     }
 }
 
-/// What an import does with each kind of record: how many are new, and how many the target
-/// already holds unchanged.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    /// Records to write (or written).
-    pub new: BTreeMap<&'static str, usize>,
-    /// Records the target already holds exactly so.
-    pub unchanged: BTreeMap<&'static str, usize>,
-}
+/// A file whose records are checked on their own and against the target's key-encryption
+/// key: what [`import`] compares with the target and writes.
+#[derive(Debug)]
+pub struct Checked(Records);
 
-impl Counts {
-    fn add(&mut self, kind: &'static str, new: bool) {
-        let map = if new {
-            &mut self.new
-        } else {
-            &mut self.unchanged
-        };
-        *map.entry(kind).or_default() += 1;
+impl Checked {
+    /// Checks `file` (see the module documentation). `kek` is the target's key-encryption key,
+    /// `None` when the target has none yet: then a file with sealed values is refused, since a
+    /// key made for the target could not open them. Reads and writes nothing, so a refusal
+    /// leaves the target as it was.
+    pub fn of(file: &ExportFile, kek: Option<&Kek>) -> anyhow::Result<Self> {
+        let records = Records::of(file)?;
+        match kek {
+            Some(kek) => records.check_kek(kek)?,
+            None if records.has_sealed() => anyhow::bail!(
+                "the export holds values sealed under a key-encryption key and the target has none; {KEK_HINT}"
+            ),
+            None => {}
+        }
+        Ok(Self(records))
     }
-
-    /// One line per kind: `clients: 3 new, 1 unchanged`.
-    pub fn summary(&self) -> String {
-        let mut out = String::new();
-        for kind in KINDS {
-            let new = self.new.get(kind).copied().unwrap_or(0);
-            let same = self.unchanged.get(kind).copied().unwrap_or(0);
-            let _ = writeln!(out, "{kind}: {new} new, {same} unchanged");
-        }
-        out
-    }
-}
-
-/// The kinds of record, in the order they are written.
-const KINDS: [&str; 7] = [
-    "signing keys",
-    "clients",
-    "oauth1 consumers",
-    "client registrations",
-    "initial access tokens",
-    "users",
-    "consents",
-];
-
-/// Which records of the file the target lacks.
-struct Plan {
-    keys: Vec<SigningKey>,
-    clients: Vec<Client>,
-    consumers: Vec<Consumer>,
-    registrations: Vec<ClientRegistration>,
-    initial_tokens: Vec<InitialAccessToken>,
-    users: Vec<User>,
-    consents: Vec<(String, String, ScopeSet, UnixTime)>,
-    counts: Counts,
-}
-
-/// Compares each record with its counterpart in the target; a different counterpart is a
-/// conflict, and all conflicts are reported together.
-async fn plan(store: &AnyStore, records: Records) -> anyhow::Result<Plan> {
-    let mut conflicts = Vec::new();
-    let mut plan = Plan {
-        keys: Vec::new(),
-        clients: Vec::new(),
-        consumers: Vec::new(),
-        registrations: Vec::new(),
-        initial_tokens: Vec::new(),
-        users: Vec::new(),
-        consents: Vec::new(),
-        counts: Counts::default(),
-    };
-    let held = store.list_keys().await?;
-    let held_keys: BTreeMap<&str, &SigningKey> =
-        held.keys.iter().map(|k| (k.kid.as_str(), k)).collect();
-    let file_kids: BTreeSet<&str> = records.keys.iter().map(|k| k.kid.as_str()).collect();
-    let own: Vec<&str> = held_keys
-        .keys()
-        .copied()
-        .filter(|kid| !file_kids.contains(kid))
-        .collect();
-    if !records.keys.is_empty() && !own.is_empty() {
-        conflicts.push(format!(
-            "the target already has signing keys of its own ({}): import into a store no server has started on",
-            own.join(", ")
-        ));
-    }
-    for key in records.keys {
-        match held_keys.get(key.kid.as_str()) {
-            None => {
-                plan.counts.add("signing keys", true);
-                plan.keys.push(key);
-            }
-            Some(held) if **held == key => plan.counts.add("signing keys", false),
-            Some(_) => conflicts.push(format!("signing key {:?} differs in the target", key.kid)),
-        }
-    }
-    for client in records.clients {
-        match store.get_client(client.id.as_str()).await? {
-            None => {
-                plan.counts.add("clients", true);
-                plan.clients.push(client);
-            }
-            Some(held) if held == client => plan.counts.add("clients", false),
-            Some(_) => conflicts.push(format!(
-                "client {:?} exists in the target with other settings",
-                client.id.as_str()
-            )),
-        }
-    }
-    for consumer in records.consumers {
-        match store.get_consumer(&consumer.client_id).await? {
-            None => {
-                plan.counts.add("oauth1 consumers", true);
-                plan.consumers.push(consumer);
-            }
-            Some(held) if held == consumer => plan.counts.add("oauth1 consumers", false),
-            Some(_) => conflicts.push(format!(
-                "OAuth 1.0a consumer {:?} differs in the target",
-                consumer.client_id
-            )),
-        }
-    }
-    for reg in records.registrations {
-        match store.get_registration(&reg.client_id).await? {
-            None => {
-                plan.counts.add("client registrations", true);
-                plan.registrations.push(reg);
-            }
-            Some(held) if held == reg => plan.counts.add("client registrations", false),
-            Some(_) => conflicts.push(format!(
-                "the registration of client {:?} differs in the target",
-                reg.client_id
-            )),
-        }
-    }
-    let held_tokens = store.list_initial_tokens().await?;
-    for token in records.initial_tokens {
-        match held_tokens.iter().find(|t| t.id == token.id) {
-            None => {
-                plan.counts.add("initial access tokens", true);
-                plan.initial_tokens.push(token);
-            }
-            Some(held) if *held == token => plan.counts.add("initial access tokens", false),
-            Some(_) => conflicts.push(format!(
-                "initial access token {:?} differs in the target",
-                token.id
-            )),
-        }
-    }
-    for user in records.users {
-        let by_name = store.get_user(&user.username).await?;
-        let by_id = store.get_user_by_id(&user.id).await?;
-        match (by_name, by_id) {
-            (None, None) => {
-                plan.counts.add("users", true);
-                plan.users.push(user);
-            }
-            (Some(held), _) if held == user => plan.counts.add("users", false),
-            (Some(_), _) => conflicts.push(format!(
-                "user {:?} exists in the target with another id, password or claims",
-                user.username
-            )),
-            (None, Some(held)) => conflicts.push(format!(
-                "user id {:?} belongs to {:?} in the target, not {:?}",
-                user.id, held.username, user.username
-            )),
-        }
-    }
-    for (subject, client_id, scope, at) in records.consents {
-        match store.get_consent(&subject, &client_id).await? {
-            None => {
-                plan.counts.add("consents", true);
-                plan.consents.push((subject, client_id, scope, at));
-            }
-            Some(held) if held == scope => plan.counts.add("consents", false),
-            Some(_) => conflicts.push(format!(
-                "the consent of user id {subject:?} to client {client_id:?} differs in the target"
-            )),
-        }
-    }
-    if !conflicts.is_empty() {
-        anyhow::bail!(
-            "nothing was imported: {} conflict(s) with the target:\n  {}",
-            conflicts.len(),
-            conflicts.join("\n  ")
-        );
-    }
-    Ok(plan)
-}
-
-/// The outcome of [`import`].
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct ImportReport {
-    /// Whether this was a dry run (nothing written).
-    pub dry_run: bool,
-    /// What was (or would be) written, and what was already there.
-    pub counts: Counts,
-}
-
-/// Imports `file` into `store`: checks everything (see the module documentation), then, unless
-/// `dry_run`, writes the records the target lacks. `kek` is the target's key-encryption key,
-/// which must open the file's sealed values.
-pub async fn import(
-    store: &AnyStore,
-    file: &ExportFile,
-    kek: &Kek,
-    dry_run: bool,
-) -> anyhow::Result<ImportReport> {
-    let records = Records::of(file)?;
-    records.check_kek(kek)?;
-    let plan = plan(store, records).await?;
-    let counts = plan.counts.clone();
-    if !dry_run {
-        write(store, plan).await?;
-    }
-    Ok(ImportReport { dry_run, counts })
-}
-
-/// Writes the plan in the order of [`KINDS`]; on an error, says what was written before it.
-async fn write(store: &AnyStore, plan: Plan) -> anyhow::Result<()> {
-    let mut done = Counts::default();
-    let result = async {
-        if !plan.keys.is_empty() {
-            let generation = store.list_keys().await?.generation;
-            let update = KeyUpdate {
-                put: plan.keys.clone(),
-                delete: Vec::new(),
-            };
-            if !store.update_keys_if_current(generation, &update).await? {
-                anyhow::bail!("the target's signing keys changed during the import (is a server running on it?)");
-            }
-            for _ in &plan.keys {
-                done.add("signing keys", true);
-            }
-        }
-        for client in &plan.clients {
-            store
-                .put_client(client)
-                .await
-                .with_context(|| format!("writing client {:?}", client.id.as_str()))?;
-            done.add("clients", true);
-        }
-        for consumer in &plan.consumers {
-            store
-                .put_consumer(consumer)
-                .await
-                .with_context(|| format!("writing consumer {:?}", consumer.client_id))?;
-            done.add("oauth1 consumers", true);
-        }
-        for reg in &plan.registrations {
-            store
-                .put_registration(reg)
-                .await
-                .with_context(|| format!("writing the registration of {:?}", reg.client_id))?;
-            done.add("client registrations", true);
-        }
-        for token in &plan.initial_tokens {
-            store
-                .save_initial_token(token)
-                .await
-                .with_context(|| format!("writing initial access token {:?}", token.id))?;
-            done.add("initial access tokens", true);
-        }
-        for user in &plan.users {
-            store
-                .put_user(user)
-                .await
-                .with_context(|| format!("writing user {:?}", user.username))?;
-            done.add("users", true);
-        }
-        for (subject, client_id, scope, at) in &plan.consents {
-            store
-                .put_consent(subject, client_id, scope, *at)
-                .await
-                .with_context(|| format!("writing the consent of {subject:?} to {client_id:?}"))?;
-            done.add("consents", true);
-        }
-        anyhow::Ok(())
-    }
-    .await;
-    result.map_err(|e| {
-        anyhow::anyhow!(
-            "import stopped: {e:#}\nwritten before the error:\n{}run the same import again to complete it (records already written are recognized as unchanged)",
-            done.summary()
-        )
-    })
 }
 
 #[cfg(test)]
@@ -605,7 +378,11 @@ mod tests {
                 "created_at": 1, "claims": {}
             }],
             "consents": [{"subject": "u1", "client_id": "c1", "scope": "openid", "granted_at": 1}],
-            "signing_keys": []
+            "signing_keys": [],
+            "resources": [{
+                "id": "https://api.example/mcp", "name": "Tools", "scopes": ["read"],
+                "clients": ["c1"]
+            }]
         })
     }
 
@@ -637,9 +414,37 @@ mod tests {
     }
 
     #[test]
+    fn version_1_files_without_resources_still_read() {
+        let mut f = file();
+        f["version"] = 1.into();
+        assert!(records(&f).is_err(), "version 1 had no resources");
+        f.as_object_mut().expect("object").remove("resources");
+        let r = records(&f).expect("version 1 reads");
+        assert!(r.resources.is_empty());
+        assert_eq!(r.clients.len(), 1);
+        let r = records(&file()).expect("version 2 reads");
+        assert_eq!(r.resources[0].id.as_str(), "https://api.example/mcp");
+        assert_eq!(r.resources[0].clients, Some(vec!["c1".to_owned()]));
+    }
+
+    #[test]
+    fn sealed_values_need_the_targets_key_encryption_key() {
+        let plain = parse(&file().to_string()).expect("file");
+        assert!(
+            Checked::of(&plain, None).is_ok(),
+            "nothing sealed: no key needed"
+        );
+        let mut sealed = file();
+        sealed["clients"][0]["metadata"]["sealed_secret"] = "AAAA".into();
+        let sealed = parse(&sealed.to_string()).expect("file");
+        let err = Checked::of(&sealed, None).expect_err("refused").to_string();
+        assert!(err.contains("LATCHKEY_KEYS__KEK"), "{err}");
+    }
+
+    #[test]
     fn malformed_or_inconsistent_records_are_refused() {
         type Change = fn(&mut serde_json::Value);
-        let cases: [(&str, Change); 6] = [
+        let cases: [(&str, Change); 9] = [
             ("digest", |f| {
                 f["clients"][0]["secret_digest"] = "xyz".into()
             }),
@@ -654,6 +459,16 @@ mod tests {
             ("twice", |f| {
                 let c = f["clients"][0].clone();
                 f["clients"].as_array_mut().expect("array").push(c);
+            }),
+            ("resource twice", |f| {
+                let r = f["resources"][0].clone();
+                f["resources"].as_array_mut().expect("array").push(r);
+            }),
+            ("resource id", |f| {
+                f["resources"][0]["id"] = "https://api.example/#frag".into()
+            }),
+            ("resource scope", |f| {
+                f["resources"][0]["scopes"][0] = "two words".into()
             }),
         ];
         for (name, change) in cases {

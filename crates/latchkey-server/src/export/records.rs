@@ -8,6 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use latchkey_core::claims::UserClaims;
 use latchkey_core::client::{AuthMethod, Client, ClientId, ClientMetadata, GrantType};
 use latchkey_core::clock::UnixTime;
+use latchkey_core::indicator::RegisteredResource;
 use latchkey_core::jose::{SigningAlg, SigningKey};
 use latchkey_core::registration::store::{ClientRegistration, InitialAccessToken};
 use latchkey_core::scope::ScopeSet;
@@ -411,5 +412,48 @@ impl RegistrationRecord {
             last_used: UnixTime(self.last_used),
             initial_token: self.initial_token.clone(),
         })
+    }
+}
+
+/// A resource stored at run time (RFC 8707; `latchkey resource add`, `/admin/resources`).
+/// The settings' `[[resources]]` are not records of the store and are not exported.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceRecord {
+    /// The identifier clients send as `resource` and tokens carry as `aud`.
+    pub id: String,
+    /// A human-readable name.
+    pub name: Option<String>,
+    /// The scopes a token for it may carry; `null`: any.
+    pub scopes: Option<Vec<String>>,
+    /// The clients that may ask for it; `null`: every client.
+    pub clients: Option<Vec<String>>,
+}
+
+impl From<&RegisteredResource> for ResourceRecord {
+    fn from(r: &RegisteredResource) -> Self {
+        Self {
+            id: r.id.to_string(),
+            name: r.name.clone(),
+            scopes: r
+                .scopes
+                .as_ref()
+                .map(|s| s.iter().map(str::to_owned).collect()),
+            clients: r.clients.clone(),
+        }
+    }
+}
+
+impl ResourceRecord {
+    /// The stored resource, checked as the admin API checks a new one.
+    pub fn to_resource(&self) -> Result<RegisteredResource, BadRecord> {
+        crate::admin::ResourceSpec {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            scopes: self.scopes.clone(),
+            clients: self.clients.clone(),
+        }
+        .to_record()
+        .map_err(|e| bad(format!("resource {:?}", self.id), e))
     }
 }
