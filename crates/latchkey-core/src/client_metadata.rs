@@ -86,6 +86,11 @@ pub struct ClientMetadata {
     /// The version of the client software (RFC 7591 §2).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub software_version: Option<String>,
+    /// The software statement this client registered with (RFC 7591 §2.3), as sent: a JWT
+    /// that was verified against a trusted issuer when it was registered, kept so the
+    /// client's configuration returns it (RFC 7591 §3.2.1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software_statement: Option<String>,
     /// `web` or `native` (OpenID Connect Registration §2 `application_type`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub application_type: Option<String>,

@@ -1,13 +1,17 @@
 //! Dynamic client registration (RFC 7591) and management (RFC 7592) on the memory store:
 //! what a client gets back, every policy refusal with its RFC 7591 §3.2.2 code, initial
-//! access tokens, concurrent registrations, and the expiry of unused clients.
+//! access tokens, concurrent registrations, the expiry of unused clients, software
+//! statements (RFC 7591 §2.3).
 
+use base64::Engine as _;
 use latchkey_core::client::{AuthMethod, GrantType};
 use latchkey_core::clock::{ManualClock, UnixTime};
 use latchkey_core::entropy::SeededEntropy;
 use latchkey_core::http::{HttpRequest, HttpResponse, Method};
+use latchkey_core::jose::{JwsSigner as _, KeySet, SigningAlg};
 use latchkey_core::limits::{Limits, MemoryCounters, Rate};
 use latchkey_core::provider::Provider;
+use latchkey_core::registration::statement::{StatementPolicy, TrustedIssuer};
 use latchkey_core::registration::store::RegistrationStore;
 use latchkey_core::registration::{self, RegistrationPolicy};
 use latchkey_core::secret::Secret;
@@ -812,4 +816,328 @@ async fn metadata_advertises_the_registration_endpoint_only_when_on() {
     );
     let resp = off.register(&post(&mcp_sdk_request(), None)).await;
     assert_eq!(resp.status, 404);
+}
+
+// Software statements (RFC 7591 §2.3).
+
+const PUBLISHER: &str = "https://publisher.example";
+
+/// The publisher's keys (ES256 and RS256), and a policy that trusts it for ES256 only.
+struct Publisher {
+    keys: KeySet,
+    policy: RegistrationPolicy,
+}
+
+fn publisher(required: bool) -> Publisher {
+    let clock: Arc<dyn latchkey_core::clock::Clock> = Arc::new(ManualClock::new(START));
+    let keys = KeySet::generate(&[SigningAlg::Es256, SigningAlg::Rs256], clock).expect("keys");
+    let trusted = TrustedIssuer::new(PUBLISHER, keys.jwks(), ["ES256"]).expect("issuer");
+    let mut policy = open_policy();
+    policy.software_statements = StatementPolicy::new(vec![trusted], required).expect("policy");
+    Publisher { keys, policy }
+}
+
+impl Publisher {
+    fn sign(&self, claims: &Value) -> String {
+        self.sign_with(SigningAlg::Es256, claims)
+    }
+
+    fn sign_with(&self, alg: SigningAlg, claims: &Value) -> String {
+        self.keys.sign(Some(alg), "JWT", claims).expect("sign")
+    }
+}
+
+/// What the publisher vouches for.
+fn statement_claims() -> Value {
+    json!({
+        "iss": PUBLISHER,
+        "iat": START.0,
+        "software_id": "4NRB1-0XZABZI9E6-5SM3R",
+        "software_version": "2.1",
+        "client_name": "Signed App",
+        "redirect_uris": ["https://signed.example/cb"],
+        "token_endpoint_auth_method": "client_secret_basic",
+    })
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+fn with_statement(statement: Value) -> Value {
+    json!({
+        "redirect_uris": ["https://clear.example/cb"],
+        "client_name": "Name sent in the clear",
+        "software_id": "clear-id",
+        "software_statement": statement,
+    })
+}
+
+#[tokio::test]
+async fn a_software_statement_takes_precedence_and_is_returned_and_kept() {
+    let publisher = publisher(false);
+    let kit = kit(publisher.policy.clone());
+    let statement = publisher.sign(&statement_claims());
+    let resp = kit
+        .provider
+        .register(&post(&with_statement(statement.clone().into()), None))
+        .await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let info = resp.json_body();
+    // RFC 7591 §2.3: the statement's values win over those sent in the clear.
+    assert_eq!(info["client_name"], "Signed App");
+    assert_eq!(info["redirect_uris"], json!(["https://signed.example/cb"]));
+    assert_eq!(info["software_id"], "4NRB1-0XZABZI9E6-5SM3R");
+    assert_eq!(info["software_version"], "2.1");
+    // RFC 7591 §3.2.1: returned unmodified.
+    assert_eq!(info["software_statement"], statement.as_str());
+    assert!(info.get("iss").is_none(), "JWT claims are not metadata");
+    let id = info["client_id"].as_str().expect("id").to_owned();
+    let client = kit
+        .store
+        .get_client(&id)
+        .await
+        .expect("store")
+        .expect("client");
+    assert_eq!(client.name, "Signed App");
+    assert_eq!(
+        client.metadata.software_statement.as_deref(),
+        Some(statement.as_str())
+    );
+    assert_eq!(
+        client.metadata.software_id.as_deref(),
+        Some("4NRB1-0XZABZI9E6-5SM3R")
+    );
+
+    // Read back, and updated with a newer statement (RFC 7592 §2.2).
+    let access = info["registration_access_token"].as_str().expect("token");
+    let read = kit
+        .provider
+        .configure_client(&config_request("GET", access, None), &id)
+        .await
+        .json_body();
+    assert_eq!(read["software_statement"], statement.as_str());
+    let mut newer = statement_claims();
+    newer["software_version"] = "2.2".into();
+    newer["redirect_uris"] = json!(["https://signed.example/v2"]);
+    let newer = publisher.sign(&newer);
+    let mut update = with_statement(newer.clone().into());
+    update["client_id"] = id.clone().into();
+    let resp = kit
+        .provider
+        .configure_client(&config_request("PUT", access, Some(&update)), &id)
+        .await;
+    assert_eq!(resp.status, 200, "{}", String::from_utf8_lossy(&resp.body));
+    let updated = resp.json_body();
+    assert_eq!(updated["software_version"], "2.2");
+    assert_eq!(
+        updated["redirect_uris"],
+        json!(["https://signed.example/v2"])
+    );
+    assert_eq!(updated["software_statement"], newer.as_str());
+
+    // An update with a bad statement changes nothing.
+    let access = updated["registration_access_token"]
+        .as_str()
+        .expect("token");
+    let mut bad = update.clone();
+    bad["software_statement"] = format!("{newer}x").into();
+    let resp = kit
+        .provider
+        .configure_client(&config_request("PUT", access, Some(&bad)), &id)
+        .await;
+    assert_eq!(error_of(&resp), "invalid_software_statement");
+    let client = kit
+        .store
+        .get_client(&id)
+        .await
+        .expect("store")
+        .expect("client");
+    assert_eq!(
+        client.metadata.software_statement.as_deref(),
+        Some(newer.as_str())
+    );
+}
+
+#[tokio::test]
+async fn every_software_statement_refusal_has_its_rfc_7591_error() {
+    let publisher = publisher(false);
+    let other = self::publisher(false);
+    let claims_with = |name: &str, value: Value| {
+        let mut claims = statement_claims();
+        claims[name] = value;
+        claims
+    };
+    let good = publisher.sign(&statement_claims());
+    let mut parts = good.split('.');
+    let (header, _, signature) = (
+        parts.next().expect("header"),
+        parts.next().expect("payload"),
+        parts.next().expect("signature"),
+    );
+    let forged_payload = b64(&serde_json::to_vec(&claims_with(
+        "redirect_uris",
+        json!(["https://evil.example/cb"]),
+    ))
+    .expect("json"));
+    let payload = b64(&serde_json::to_vec(&statement_claims()).expect("json"));
+    let hmac = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &statement_claims(),
+        &jsonwebtoken::EncodingKey::from_secret(&[7; 32]),
+    )
+    .expect("hs256");
+    let cases: Vec<(&str, Value, &str)> = vec![
+        ("not a JWT", "x.y.z".into(), "invalid_software_statement"),
+        ("not a string", json!(5), "invalid_software_statement"),
+        (
+            "too large",
+            "a".repeat(20_000).into(),
+            "invalid_software_statement",
+        ),
+        (
+            "unsigned (alg none)",
+            format!("{}.{payload}.", b64(br#"{"alg":"none"}"#)).into(),
+            "invalid_software_statement",
+        ),
+        ("HMAC", hmac.into(), "invalid_software_statement"),
+        (
+            "alg the issuer may not use",
+            publisher
+                .sign_with(SigningAlg::Rs256, &statement_claims())
+                .into(),
+            "invalid_software_statement",
+        ),
+        (
+            "signed by another key",
+            other.sign(&statement_claims()).into(),
+            "invalid_software_statement",
+        ),
+        (
+            "payload changed after signing",
+            format!("{header}.{forged_payload}.{signature}").into(),
+            "invalid_software_statement",
+        ),
+        (
+            "expired",
+            publisher
+                .sign(&claims_with("exp", json!(START.0 - 1)))
+                .into(),
+            "invalid_software_statement",
+        ),
+        (
+            "issued in the future",
+            publisher
+                .sign(&claims_with("iat", json!(START.0 + 3600)))
+                .into(),
+            "invalid_software_statement",
+        ),
+        (
+            "malformed exp",
+            publisher
+                .sign(&claims_with("exp", json!("tomorrow")))
+                .into(),
+            "invalid_software_statement",
+        ),
+        (
+            "no iss",
+            publisher.sign(&claims_with("iss", Value::Null)).into(),
+            "invalid_software_statement",
+        ),
+        (
+            "untrusted issuer",
+            publisher
+                .sign(&claims_with("iss", json!("https://stranger.example")))
+                .into(),
+            "unapproved_software_statement",
+        ),
+        // The registration policy judges the merged metadata: these requests are fine in the
+        // clear, and the statement asks for what the policy refuses.
+        (
+            "statement asks for a grant the policy refuses",
+            publisher
+                .sign(&claims_with("grant_types", json!(["client_credentials"])))
+                .into(),
+            "invalid_client_metadata",
+        ),
+        (
+            "statement registers an http redirect",
+            publisher
+                .sign(&claims_with(
+                    "redirect_uris",
+                    json!(["http://evil.example/cb"]),
+                ))
+                .into(),
+            "invalid_redirect_uri",
+        ),
+    ];
+    let kit = kit(publisher.policy.clone());
+    for (what, statement, code) in cases {
+        let resp = kit
+            .provider
+            .register(&post(&with_statement(statement), None))
+            .await;
+        assert_eq!(
+            resp.status,
+            400,
+            "{what}: {}",
+            String::from_utf8_lossy(&resp.body)
+        );
+        assert_eq!(error_of(&resp), code, "{what}");
+    }
+    assert!(kit.store.list_clients().await.expect("store").is_empty());
+    // The good statement itself passes.
+    let resp = kit
+        .provider
+        .register(&post(&with_statement(good.into()), None))
+        .await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+
+    // Required: a registration without a statement is refused, one with it passes.
+    let required = self::publisher(true);
+    let kit = self::kit(required.policy.clone());
+    let resp = kit.provider.register(&post(&mcp_sdk_request(), None)).await;
+    assert_eq!(
+        (resp.status, error_of(&resp).as_str()),
+        (400, "invalid_software_statement")
+    );
+    let resp = kit
+        .provider
+        .register(&post(
+            &with_statement(required.sign(&statement_claims()).into()),
+            None,
+        ))
+        .await;
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+}
+
+#[test]
+fn statement_policies_refuse_unusable_settings() {
+    let clock: Arc<dyn latchkey_core::clock::Clock> = Arc::new(ManualClock::new(START));
+    let keys = KeySet::generate(&[SigningAlg::Es256], clock).expect("keys");
+    for alg in ["none", "HS256", "XYZ"] {
+        assert!(
+            TrustedIssuer::new(PUBLISHER, keys.jwks(), [alg]).is_err(),
+            "{alg}"
+        );
+    }
+    assert!(TrustedIssuer::new(PUBLISHER, keys.jwks(), Vec::<String>::new()).is_err());
+    assert!(TrustedIssuer::new("", keys.jwks(), ["ES256"]).is_err());
+    assert!(TrustedIssuer::new(PUBLISHER, json!({"keys": []}), ["ES256"]).is_err());
+    assert!(
+        TrustedIssuer::new(
+            PUBLISHER,
+            json!({"keys": [{"kty": "oct", "k": "AAAA"}]}),
+            ["ES256"]
+        )
+        .is_err(),
+        "a secret key"
+    );
+    let trusted = TrustedIssuer::new(PUBLISHER, keys.jwks(), ["ES256"]).expect("issuer");
+    assert!(
+        StatementPolicy::new(Vec::new(), true).is_err(),
+        "required, none trusted"
+    );
+    assert!(StatementPolicy::new(vec![trusted.clone(), trusted.clone()], false).is_err());
+    assert!(StatementPolicy::new(vec![trusted], true).is_ok());
 }

@@ -8,6 +8,7 @@ use crate::app::AppProvider;
 use crate::store::AnyStore;
 use latchkey_core::client::{AuthMethod, GrantType};
 use latchkey_core::events::{Event, EventSink};
+use latchkey_core::registration::statement::{StatementPolicy, TrustedIssuer};
 use latchkey_core::registration::{RegistrationPolicy, UseTracker};
 use latchkey_core::scope::ScopeSet;
 use serde::{Deserialize, Serialize};
@@ -43,6 +44,66 @@ pub struct RegistrationSettings {
     pub per_ip: u64,
     /// The window of `per_ip`, in seconds.
     pub window: u64,
+    /// `[registration.software_statements]`: signed client metadata from trusted publishers
+    /// (RFC 7591 §2.3).
+    pub software_statements: SoftwareStatementSettings,
+}
+
+/// `[registration.software_statements]`: which publishers' software statements (RFC 7591
+/// §2.3) are accepted, and whether every registration must carry one. Without a trusted
+/// issuer, every statement is refused.
+#[derive(Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(default, deny_unknown_fields)]
+pub struct SoftwareStatementSettings {
+    /// Registrations and updates without a statement are refused.
+    pub required: bool,
+    /// `[[registration.software_statements.trusted]]`: one table per publisher.
+    pub trusted: Vec<TrustedIssuerSettings>,
+}
+
+/// One trusted software publisher.
+#[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct TrustedIssuerSettings {
+    /// The `iss` of its statements.
+    pub issuer: String,
+    /// Its public keys: a JWK Set, as a table or as JSON text.
+    pub jwks: serde_json::Value,
+    /// The JWS algorithms its statements may use (asymmetric only).
+    #[serde(default = "default_statement_algs")]
+    pub algs: Vec<String>,
+}
+
+/// The algorithms a trusted issuer may sign with when its table names none.
+fn default_statement_algs() -> Vec<String> {
+    ["ES256", "RS256", "PS256", "EdDSA"]
+        .map(str::to_owned)
+        .to_vec()
+}
+
+impl SoftwareStatementSettings {
+    /// The core policy these settings describe; fails on unusable keys or algorithms.
+    fn policy(&self) -> anyhow::Result<StatementPolicy> {
+        let trusted = self
+            .trusted
+            .iter()
+            .map(|t| {
+                let jwks = match &t.jwks {
+                    serde_json::Value::String(text) => serde_json::from_str(text).map_err(|e| {
+                        anyhow::anyhow!(
+                            "registration.software_statements: jwks of {:?} is not JSON: {e}",
+                            t.issuer
+                        )
+                    })?,
+                    other => other.clone(),
+                };
+                TrustedIssuer::new(t.issuer.clone(), jwks, t.algs.iter().cloned())
+                    .map_err(|e| anyhow::anyhow!("registration.software_statements: {e}"))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        StatementPolicy::new(trusted, self.required)
+            .map_err(|e| anyhow::anyhow!("registration.software_statements: {e}"))
+    }
 }
 
 impl Default for RegistrationSettings {
@@ -69,6 +130,7 @@ impl Default for RegistrationSettings {
             unused_ttl: policy.unused_ttl,
             per_ip: 20,
             window: 3600,
+            software_statements: SoftwareStatementSettings::default(),
         }
     }
 }
@@ -112,6 +174,7 @@ impl RegistrationSettings {
         policy.allow_http = self.allow_http;
         policy.max_redirect_uris = self.max_redirect_uris.clamp(1, 64);
         policy.unused_ttl = self.unused_ttl;
+        policy.software_statements = self.software_statements.policy()?;
         Ok(Some(policy))
     }
 }

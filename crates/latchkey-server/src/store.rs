@@ -888,6 +888,14 @@ macro_rules! registration_store {
                 let $s = $target;
                 durable!($s, s => s.put_registration(registration).await)
             }
+            async fn swap_registration(
+                &$self,
+                expected: &Digest,
+                next: &ClientRegistration,
+            ) -> Result<bool, StoreError> {
+                let $s = $target;
+                durable!($s, s => s.swap_registration(expected, next).await)
+            }
             async fn get_registration(
                 &$self,
                 client_id: &str,

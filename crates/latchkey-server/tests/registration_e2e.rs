@@ -439,3 +439,144 @@ async fn the_admin_api_makes_lists_and_revokes_initial_access_tokens() {
     let unauthorized = http.get(&tokens).send().await.expect("GET");
     assert_eq!(unauthorized.status(), StatusCode::UNAUTHORIZED);
 }
+
+/// A publisher's keys, trusted for ES256 by a `latchkey.toml` written into `dir`.
+fn trusting_publisher(dir: &std::path::Path) -> latchkey_core::jose::KeySet {
+    use latchkey_core::jose::{JwsSigner as _, KeySet, SigningAlg};
+    let clock: std::sync::Arc<dyn latchkey_core::clock::Clock> =
+        std::sync::Arc::new(latchkey_core::clock::SystemClock);
+    let keys = KeySet::generate(&[SigningAlg::Es256], clock).expect("keys");
+    let toml = format!(
+        "[[registration.software_statements.trusted]]\nissuer = \"https://publisher.example\"\njwks = '{}'\nalgs = [\"ES256\"]\n",
+        keys.jwks()
+    );
+    std::fs::write(dir.join("latchkey.toml"), toml).expect("settings");
+    keys
+}
+
+fn sign_statement(keys: &latchkey_core::jose::KeySet, claims: &Value) -> String {
+    keys.sign(Some(latchkey_core::jose::SigningAlg::Es256), "JWT", claims)
+        .expect("sign")
+}
+
+#[tokio::test]
+async fn software_statements_from_a_trusted_publisher_register_and_update_clients() {
+    let dir = data_dir();
+    let keys = trusting_publisher(dir.path());
+    let server = Server::start_with(dir.path(), &[ON, OPEN]);
+    let claims = json!({
+        "iss": "https://publisher.example",
+        "software_id": "signed-software",
+        "software_version": "1.0",
+        "client_name": "Signed App",
+        "redirect_uris": [REDIRECT],
+    });
+    let statement = sign_statement(&keys, &claims);
+    let mut body = mcp_sdk_request();
+    body["client_name"] = "Sent in the clear".into();
+    body["software_id"] = "clear".into();
+    body["software_statement"] = statement.clone().into();
+    let (status, info) = register(&server, &body, None).await;
+    assert_eq!(status, StatusCode::CREATED, "{info}");
+    // RFC 7591 §2.3: the statement wins; §3.2.1: it is returned as sent.
+    assert_eq!(info["client_name"], "Signed App");
+    assert_eq!(info["software_id"], "signed-software");
+    assert_eq!(info["software_version"], "1.0");
+    assert_eq!(info["software_statement"], statement.as_str());
+    let id = info["client_id"].as_str().expect("id").to_owned();
+    let access = info["registration_access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let config_uri = server.url(&format!("/register/{id}"));
+
+    // Kept with the registration: read back, and replaced by an update's statement.
+    let http = reqwest::Client::new();
+    let read: Value = http
+        .get(&config_uri)
+        .bearer_auth(&access)
+        .send()
+        .await
+        .expect("GET")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(read["software_statement"], statement.as_str());
+    let mut newer = claims.clone();
+    newer["software_version"] = "1.1".into();
+    let newer = sign_statement(&keys, &newer);
+    let mut update = body.clone();
+    update["client_id"] = id.clone().into();
+    update["software_statement"] = newer.clone().into();
+    let put = http
+        .put(&config_uri)
+        .bearer_auth(&access)
+        .json(&update)
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(put.status(), StatusCode::OK);
+    let put: Value = put.json().await.expect("JSON");
+    assert_eq!(put["software_version"], "1.1");
+    assert_eq!(put["software_statement"], newer.as_str());
+
+    // Refusals: a statement from an issuer not trusted here, and one changed after signing.
+    let mut stranger = claims.clone();
+    stranger["iss"] = "https://stranger.example".into();
+    let mut refused = body.clone();
+    refused["software_statement"] = sign_statement(&keys, &stranger).into();
+    let (status, answer) = register(&server, &refused, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"], "unapproved_software_statement");
+    let mut parts: Vec<&str> = statement.split('.').collect();
+    let forged = base64::Engine::encode(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+        serde_json::to_vec(&json!({"iss": "https://publisher.example", "client_name": "Forged"}))
+            .expect("json"),
+    );
+    parts[1] = &forged;
+    refused["software_statement"] = parts.join(".").into();
+    let (status, answer) = register(&server, &refused, None).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(answer["error"], "invalid_software_statement");
+}
+
+#[tokio::test]
+async fn concurrent_puts_with_one_registration_token_have_exactly_one_winner() {
+    let dir = data_dir();
+    let server = Server::start_with(dir.path(), &[ON, OPEN]);
+    let (status, info) = register(&server, &mcp_sdk_request(), None).await;
+    assert_eq!(status, StatusCode::CREATED, "{info}");
+    let id = info["client_id"].as_str().expect("id").to_owned();
+    let access = info["registration_access_token"]
+        .as_str()
+        .expect("token")
+        .to_owned();
+    let config_uri = server.url(&format!("/register/{id}"));
+    let http = reqwest::Client::new();
+    let mut update = mcp_sdk_request();
+    update["client_id"] = id.clone().into();
+    // Six updates and a delete, all presenting the one token at once.
+    let mut requests = tokio::task::JoinSet::new();
+    for n in 0..7 {
+        let req = if n < 6 {
+            http.put(&config_uri).json(&update)
+        } else {
+            http.delete(&config_uri)
+        };
+        requests.spawn(req.bearer_auth(&access).send());
+    }
+    let mut served = 0;
+    while let Some(resp) = requests.join_next().await {
+        let status = resp.expect("task").expect("answered").status();
+        match status {
+            StatusCode::OK | StatusCode::NO_CONTENT => served += 1,
+            StatusCode::UNAUTHORIZED => {}
+            other => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(
+        served, 1,
+        "one registration access token serves one request"
+    );
+}

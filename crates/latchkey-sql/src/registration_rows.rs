@@ -6,6 +6,7 @@
 use crate::rows::{Arg, Columns, digest};
 use latchkey_core::clock::UnixTime;
 use latchkey_core::registration::store::{ClientRegistration, InitialAccessToken};
+use latchkey_core::secret::Digest;
 use latchkey_core::store::StoreError;
 
 /// The columns of `registration_initial_tokens`, in the order [`initial_token_args`] binds.
@@ -56,6 +57,10 @@ pub(crate) const SELECT_REGISTRATION: &str = concat!(
     registration_columns!(),
     " FROM client_registrations WHERE client_id = ?"
 );
+
+/// Replaces a registration only while its token digest is the expected one: token digest,
+/// created at, last used, initial token, then the client id and the expected digest.
+pub(crate) const SWAP_REGISTRATION: &str = "UPDATE client_registrations SET token_digest = ?, created_at = ?, last_used = ?, initial_token = ? WHERE client_id = ? AND token_digest = ?";
 
 /// Deletes one client's registration.
 pub(crate) const DELETE_REGISTRATION: &str = "DELETE FROM client_registrations WHERE client_id = ?";
@@ -110,6 +115,18 @@ pub(crate) fn registration_args(r: &ClientRegistration) -> [Arg<'_>; 5] {
         Arg::from(r.created_at.0),
         Arg::from(r.last_used.0),
         Arg::from(r.initial_token.as_deref()),
+    ]
+}
+
+/// The values of [`SWAP_REGISTRATION`], in order.
+pub(crate) fn swap_args<'a>(expected: &'a Digest, r: &'a ClientRegistration) -> [Arg<'a>; 6] {
+    [
+        Arg::from(&r.token_digest),
+        Arg::from(r.created_at.0),
+        Arg::from(r.last_used.0),
+        Arg::from(r.initial_token.as_deref()),
+        Arg::from(r.client_id.as_str()),
+        Arg::from(expected),
     ]
 }
 

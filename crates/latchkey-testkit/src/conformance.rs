@@ -84,6 +84,7 @@ macro_rules! store_conformance {
             registrations_round_trip_and_go_with_their_client,
             initial_tokens_are_spent_once_per_use,
             concurrent_initial_token_uses_never_overspend,
+            concurrent_registration_swaps_have_exactly_one_winner,
             resources_round_trip_exactly,
             concurrent_resource_creates_have_exactly_one_winner,
         );

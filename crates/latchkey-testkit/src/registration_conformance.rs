@@ -179,3 +179,84 @@ pub async fn concurrent_initial_token_uses_never_overspend<S: Store + Registrati
     }
     assert_eq!(spent, 3, "exactly the uses the token had");
 }
+
+/// A registration is swapped only from the token digest it holds: of concurrent swaps from
+/// one digest (two updates, or an update and a delete, presenting one registration access
+/// token) exactly one wins and its record is the one stored; a swap from a spent digest, or
+/// for a client without a registration, changes nothing.
+pub async fn concurrent_registration_swaps_have_exactly_one_winner<S: Store + RegistrationStore>(
+    store: S,
+) {
+    let at = now();
+    let id = format!("swap-{}", latchkey_core::entropy::random_hex(&OsEntropy, 8));
+    let presented = Secret::new("registration-token").digest();
+    let registration = ClientRegistration {
+        client_id: id.clone(),
+        token_digest: presented,
+        created_at: at,
+        last_used: day_of(at),
+        initial_token: None,
+    };
+    store.put_registration(&registration).await.expect("put");
+    let mut tasks = Vec::new();
+    for n in 0..8u8 {
+        let store = store.clone();
+        let next = ClientRegistration {
+            token_digest: Secret::new(format!("rotated-{n}")).digest(),
+            last_used: UnixTime(day_of(at).0 + i64::from(n) * registration::DAY),
+            ..registration.clone()
+        };
+        tasks.push(tokio::spawn(async move {
+            let won = store
+                .swap_registration(&presented, &next)
+                .await
+                .expect("swap");
+            (won, next)
+        }));
+    }
+    let mut winners = Vec::new();
+    for task in tasks {
+        let (won, next) = task.await.expect("task ran");
+        if won {
+            winners.push(next);
+        }
+    }
+    assert_eq!(winners.len(), 1, "exactly one swap from one digest wins");
+    let stored = store.get_registration(&id).await.expect("get");
+    assert_eq!(
+        stored.as_ref(),
+        winners.first(),
+        "the winner's record is stored"
+    );
+
+    // The presented digest is spent.
+    assert!(
+        !store
+            .swap_registration(&presented, &registration)
+            .await
+            .expect("swap")
+    );
+    assert_eq!(
+        store.get_registration(&id).await.expect("get").as_ref(),
+        winners.first()
+    );
+    // No registration, nothing to swap (and nothing created).
+    let absent = ClientRegistration {
+        client_id: format!("{id}-absent"),
+        ..registration.clone()
+    };
+    assert!(
+        !store
+            .swap_registration(&presented, &absent)
+            .await
+            .expect("swap")
+    );
+    assert_eq!(
+        store
+            .get_registration(&absent.client_id)
+            .await
+            .expect("get"),
+        None
+    );
+    assert!(store.delete_registration(&id).await.expect("delete"));
+}

@@ -18,6 +18,7 @@
 
 pub mod document;
 pub mod request;
+pub mod statement;
 pub mod store;
 
 use crate::client::{AuthMethod, Client, GrantType};
@@ -68,6 +69,8 @@ pub struct RegistrationPolicy {
     /// Seconds after its last use (registration or token) when a self-registered client is
     /// deleted; 0 keeps them forever.
     pub unused_ttl: u64,
+    /// The software statements accepted (RFC 7591 §2.3); by default none.
+    pub software_statements: statement::StatementPolicy,
 }
 
 impl Default for RegistrationPolicy {
@@ -92,6 +95,7 @@ impl Default for RegistrationPolicy {
             allow_http: false,
             max_redirect_uris: 16,
             unused_ttl: 30 * DAY as u64,
+            software_statements: statement::StatementPolicy::default(),
         }
     }
 }
@@ -316,18 +320,14 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
                 "an initial access token is required to register",
             ));
         }
-        let parsed = RegistrationRequest::parse(&req.body)?;
-        if parsed.has_software_statement() {
-            return Err(OAuthError::new(
-                ErrorCode::UnapprovedSoftwareStatement,
-                "software statements are not accepted by this server",
-            ));
-        }
+        let mut parsed = RegistrationRequest::parse(&req.body)?;
         if let Some(name) = parsed.server_issued_member() {
             return Err(invalid_metadata(format!("{name} is issued by the server")));
         }
+        let statement = apply_statement(policy, &mut parsed, now)?;
         let id = random_hex(self.entropy(), 16);
-        let built = parsed.to_client(policy, self.config(), &id, now)?;
+        let mut built = parsed.to_client(policy, self.config(), &id, now)?;
+        built.client.metadata.software_statement = statement;
         let (client, secret) =
             self.with_secret(built.client.clone(), built.needs_secret(), None)?;
         client.validate().map_err(|e| invalid_metadata(e.0))?;
@@ -390,6 +390,19 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
                 self.update(policy, req, client, registration).await
             }
             Method::Other(ref m) if m == "DELETE" => {
+                // The token is burnt first, in one atomic step: of a DELETE and a PUT (or two
+                // DELETEs) that present the same token, only one is served.
+                let burnt = ClientRegistration {
+                    token_digest: Secret::new(random_token(self.entropy(), 32)).digest(),
+                    ..registration.clone()
+                };
+                if !self
+                    .store()
+                    .swap_registration(&registration.token_digest, &burnt)
+                    .await?
+                {
+                    return Err(invalid_token("the registration access token is invalid"));
+                }
                 self.store().delete_client(client_id).await?;
                 self.store().delete_registration(client_id).await?;
                 tracing::info!(client_id, "client deregistered");
@@ -414,7 +427,7 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
         current: Client,
         registration: ClientRegistration,
     ) -> Result<HttpResponse, OAuthError> {
-        let parsed = RegistrationRequest::parse(&req.body)?;
+        let mut parsed = RegistrationRequest::parse(&req.body)?;
         if parsed.client_id() != Some(current.id.as_str()) {
             return Err(invalid_metadata(
                 "client_id must be the client's identifier",
@@ -425,37 +438,51 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
                 "{name} must not be sent in an update"
             )));
         }
-        if parsed.has_software_statement() {
-            return Err(OAuthError::new(
-                ErrorCode::UnapprovedSoftwareStatement,
-                "software statements are not accepted by this server",
-            ));
-        }
         if let Some(secret) = parsed.client_secret()
             && !current.secret_digest.is_some_and(|d| d.matches(&secret))
         {
             return Err(invalid_metadata("client_secret does not match"));
         }
-        let built = parsed.to_client(
+        let statement = apply_statement(policy, &mut parsed, self.clock().now())?;
+        let mut built = parsed.to_client(
             policy,
             self.config(),
             current.id.as_str(),
             current.created_at,
         )?;
+        built.client.metadata.software_statement = statement;
         let (client, secret) =
             self.with_secret(built.client.clone(), built.needs_secret(), Some(&current))?;
         client.validate().map_err(|e| invalid_metadata(e.0))?;
-        self.store().put_client(&client).await?;
         // RFC 7592 §3: "the authorization server MAY issue a new registration access token";
         // this one always does, so a token seen once in an update's request is spent. The
-        // client first: should this write fail, the update stands and the old token works.
+        // swap spends it in one atomic step before anything changes: of two requests that
+        // present the same token, only one gets past it.
         let access = Secret::new(random_token(self.entropy(), 32));
         let rotated = ClientRegistration {
             token_digest: access.digest(),
             last_used: day_of(self.clock().now()).max(registration.last_used),
-            ..registration
+            ..registration.clone()
         };
-        self.store().put_registration(&rotated).await?;
+        if !self
+            .store()
+            .swap_registration(&registration.token_digest, &rotated)
+            .await?
+        {
+            return Err(invalid_token("the registration access token is invalid"));
+        }
+        if let Err(err) = self.store().put_client(&client).await {
+            // The update did not happen: give the presented token back, so the client can
+            // try again with the token it holds.
+            if let Err(undo) = self
+                .store()
+                .swap_registration(&rotated.token_digest, &registration)
+                .await
+            {
+                tracing::warn!(client_id = %client.id, error = %undo, "restoring a registration access token failed");
+            }
+            return Err(err.into());
+        }
         tracing::info!(client_id = %client.id, "client registration updated, access token rotated");
         let body = self.client_information(
             &client,
@@ -563,6 +590,36 @@ impl<S: ProviderStore + RegistrationStore, U: UserAuthenticator> Provider<S, U> 
         .into();
         body
     }
+}
+
+/// RFC 7591 §2.3: checks the request's software statement against `policy` and lays the
+/// metadata it carries over the members sent in the clear, so the registration policy judges
+/// the merged metadata; returns the statement as sent, to keep with the client and return
+/// (RFC 7591 §3.2.1). Refuses a request without one when the policy requires it.
+fn apply_statement(
+    policy: &RegistrationPolicy,
+    parsed: &mut RegistrationRequest,
+    now: UnixTime,
+) -> Result<Option<String>, OAuthError> {
+    let statements = &policy.software_statements;
+    let Some(statement) = parsed.software_statement()? else {
+        if statements.required {
+            return Err(OAuthError::new(
+                ErrorCode::InvalidSoftwareStatement,
+                "this server requires a software statement",
+            ));
+        }
+        return Ok(None);
+    };
+    if statements.trusted.is_empty() {
+        return Err(OAuthError::new(
+            ErrorCode::UnapprovedSoftwareStatement,
+            "software statements are not accepted by this server",
+        ));
+    }
+    let claims = statements.verify(&statement, now)?;
+    parsed.overlay(claims);
+    Ok(Some(statement))
 }
 
 /// The response types a stored client's grants allow, for reading a registration back.

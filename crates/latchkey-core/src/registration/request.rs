@@ -103,6 +103,26 @@ impl RegistrationRequest {
         self.members.contains_key("software_statement")
     }
 
+    /// The software statement sent (RFC 7591 §2.3), not yet verified; refused when it is not
+    /// a string.
+    pub fn software_statement(&self) -> Result<Option<String>, OAuthError> {
+        match self.members.get("software_statement") {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(OAuthError::new(
+                ErrorCode::InvalidSoftwareStatement,
+                "software_statement must be a string (a JWT)",
+            )),
+        }
+    }
+
+    /// Lays the metadata of a verified software statement over the members sent: RFC 7591
+    /// §2.3, "the values in the software statement MUST take precedence over the same values
+    /// sent in the clear".
+    pub fn overlay(&mut self, statement_metadata: Map<String, Value>) {
+        self.members.extend(statement_metadata);
+    }
+
     fn string(&self, name: &'static str) -> Result<Option<String>, OAuthError> {
         match self.members.get(name) {
             None | Some(Value::Null) => Ok(None),

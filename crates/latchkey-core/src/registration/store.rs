@@ -83,6 +83,19 @@ pub trait RegistrationStore: Send + Sync + 'static {
         registration: &ClientRegistration,
     ) -> impl Future<Output = Result<(), StoreError>> + Send;
 
+    /// In one atomic step: replaces the registration of `next.client_id` with `next` only
+    /// when the token digest stored for it is still `expected`; whether it did (`false` when
+    /// the client has no registration or its token changed).
+    ///
+    /// The client configuration endpoint spends a registration access token with it (RFC 7592
+    /// §3: the token rotates on every update, and is burnt by a delete), so of two requests
+    /// that present the same token, exactly one is served.
+    fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &ClientRegistration,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// A client's registration.
     fn get_registration(
         &self,
@@ -173,6 +186,21 @@ impl RegistrationStore for MemoryRegistrations {
             .clients
             .insert(registration.client_id.clone(), registration.clone());
         Ok(())
+    }
+
+    async fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &ClientRegistration,
+    ) -> Result<bool, StoreError> {
+        let mut state = self.lock();
+        match state.clients.get_mut(&next.client_id) {
+            Some(current) if current.token_digest == *expected => {
+                *current = next.clone();
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     async fn get_registration(

@@ -322,6 +322,14 @@ impl crate::registration::store::RegistrationStore for MemoryStore {
         self.registrations.put_registration(registration).await
     }
 
+    async fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &crate::registration::store::ClientRegistration,
+    ) -> Result<bool, StoreError> {
+        self.registrations.swap_registration(expected, next).await
+    }
+
     async fn get_registration(
         &self,
         client_id: &str,

@@ -330,6 +330,14 @@ impl<D: crate::registration::store::RegistrationStore, F: Send + Sync + 'static>
         self.durable.put_registration(registration).await
     }
 
+    async fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &crate::registration::store::ClientRegistration,
+    ) -> Result<bool, StoreError> {
+        self.durable.swap_registration(expected, next).await
+    }
+
     async fn get_registration(
         &self,
         client_id: &str,

@@ -6,8 +6,8 @@ use super::dialect::{Dialect, upsert};
 use super::{SqlxStore, commit, execute, fetch_optional, rollback};
 use crate::registration_rows::{
     self as r, DELETE_INITIAL, DELETE_REGISTRATION, INSERT_INITIAL, SELECT_INITIAL_BY_DIGEST,
-    SELECT_INITIALS, SELECT_REGISTRATION, SELECT_UNUSED, SPEND_INITIAL, TOUCH_REGISTRATION,
-    UPDATED_REGISTRATION_COLUMNS, registration_columns,
+    SELECT_INITIALS, SELECT_REGISTRATION, SELECT_UNUSED, SPEND_INITIAL, SWAP_REGISTRATION,
+    TOUCH_REGISTRATION, UPDATED_REGISTRATION_COLUMNS, registration_columns,
 };
 use crate::rows::{Columns, args};
 use latchkey_core::clock::UnixTime;
@@ -64,6 +64,20 @@ impl<D: Dialect> RegistrationStore for SqlxStore<D> {
         self.execute(sql, &r::registration_args(registration))
             .await?;
         Ok(())
+    }
+
+    async fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &ClientRegistration,
+    ) -> Result<bool, StoreError> {
+        // One conditional UPDATE: the row lock makes a second swap from the same digest
+        // find the new one and change nothing. The new digest always differs from the
+        // expected one, so MySQL's "rows changed" count is the rows matched.
+        let changed = self
+            .execute(SWAP_REGISTRATION, &r::swap_args(expected, next))
+            .await?;
+        Ok(changed > 0)
     }
 
     async fn get_registration(

@@ -7,8 +7,8 @@ use super::{SqliteStore, all, all_with, first};
 use crate::error::from_rusqlite;
 use crate::registration_rows::{
     self as r, DELETE_INITIAL, DELETE_REGISTRATION, INSERT_INITIAL, SELECT_INITIAL_BY_DIGEST,
-    SELECT_INITIALS, SELECT_REGISTRATION, SELECT_UNUSED, SPEND_INITIAL, TOUCH_REGISTRATION,
-    registration_columns,
+    SELECT_INITIALS, SELECT_REGISTRATION, SELECT_UNUSED, SPEND_INITIAL, SWAP_REGISTRATION,
+    TOUCH_REGISTRATION, registration_columns,
 };
 use crate::rows::Columns;
 use latchkey_core::clock::UnixTime;
@@ -26,6 +26,7 @@ pub(crate) enum Write {
     UseInitial(Digest, UnixTime, Reply<Option<InitialAccessToken>>),
     DeleteInitial(String, Reply<bool>),
     Put(ClientRegistration, Reply<()>),
+    Swap(Digest, ClientRegistration, Reply<bool>),
     Delete(String, Reply<bool>),
     Touch(String, UnixTime, Reply<()>),
 }
@@ -36,7 +37,9 @@ impl Write {
         match self {
             Self::SaveInitial(_, reply) | Self::Put(_, reply) | Self::Touch(_, _, reply) => reply,
             Self::UseInitial(_, _, reply) => reply,
-            Self::DeleteInitial(_, reply) | Self::Delete(_, reply) => reply,
+            Self::DeleteInitial(_, reply) | Self::Delete(_, reply) | Self::Swap(_, _, reply) => {
+                reply
+            }
         }
     }
 }
@@ -85,6 +88,14 @@ pub(crate) fn apply(conn: &Connection, write: &mut Write) -> rusqlite::Result<()
             )?;
             reply.set(Ok(()))
         }
+        Write::Swap(expected, next, reply) => {
+            let n = change(
+                conn,
+                SWAP_REGISTRATION,
+                params_from_iter(r::swap_args(expected, next)),
+            )?;
+            reply.set(Ok(n > 0))
+        }
         Write::Delete(client_id, reply) => {
             let n = change(conn, DELETE_REGISTRATION, [client_id.as_str()])?;
             reply.set(Ok(n > 0))
@@ -132,6 +143,16 @@ impl RegistrationStore for SqliteStore {
     async fn put_registration(&self, registration: &ClientRegistration) -> Result<(), StoreError> {
         let registration = registration.clone();
         self.write(|reply| Op::Registration(Write::Put(registration, reply)))
+            .await
+    }
+
+    async fn swap_registration(
+        &self,
+        expected: &Digest,
+        next: &ClientRegistration,
+    ) -> Result<bool, StoreError> {
+        let (expected, next) = (*expected, next.clone());
+        self.write(|reply| Op::Registration(Write::Swap(expected, next, reply)))
             .await
     }
 
