@@ -33,6 +33,7 @@
 //! two that collide would have their tokens revoked together (never one's tokens granted to
 //! the other), at odds of about one in 10^7 for a million live families.
 
+mod checkpoint;
 mod index;
 mod log;
 mod ops;
