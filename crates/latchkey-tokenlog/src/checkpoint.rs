@@ -87,7 +87,11 @@ pub(crate) struct Header {
 
 /// Encodes `header` and every token of `index` into a checkpoint's bytes.
 pub(crate) fn encode(header: &Header, index: &Index) -> Vec<u8> {
-    let slots = index.select(|_| true);
+    // Shard by shard of the digest tables: loading then fills one small table at a time,
+    // which stays in cache, instead of touching every table for every token.
+    let slots: Vec<u32> = (0..crate::index::SHARDS)
+        .flat_map(|shard| index.select_shard(shard, |_| true))
+        .collect();
     let mut out = Vec::with_capacity(64 + slots.len() * ENTRY_BYTES);
     out.extend_from_slice(MAGIC);
     out.extend_from_slice(&header.key.0.to_le_bytes());
@@ -199,6 +203,7 @@ pub(crate) fn decode(bytes: &[u8], horizon: u32) -> Result<(Header, Index), Stri
         return Err("entry count does not match the file's length".into());
     }
     let mut index = Index::new();
+    index.reserve(count);
     for _ in 0..count {
         let mut digest = [0u8; 32];
         digest.copy_from_slice(c.take(32)?);

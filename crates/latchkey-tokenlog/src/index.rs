@@ -108,6 +108,20 @@ impl Index {
             .copied()
     }
 
+    /// Makes room for `additional` more tokens at once, so that loading a known number of
+    /// them (a checkpoint) does not grow every table step by step, rehashing as it goes.
+    pub fn reserve(&mut self, additional: usize) {
+        let per_shard = additional / SHARDS + additional / SHARDS / 4 + 1;
+        let chunks = &self.chunks;
+        let at = |s: u32| &chunks[s as usize / CHUNK][s as usize % CHUNK];
+        for table in &mut self.by_digest {
+            table.reserve(per_shard, |&s| digest_hash(&at(s).digest));
+        }
+        for table in &mut self.by_family {
+            table.reserve(per_shard, |&s| at(s).family);
+        }
+    }
+
     /// Sets the flags in `flags` on the token in `slot`.
     pub fn set_flags(&mut self, slot: u32, flags: u8) {
         self.entry_mut(slot).flags |= flags;
