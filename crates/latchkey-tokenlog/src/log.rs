@@ -730,7 +730,11 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
             .write(!follower)
             .open(&path)
             .map_err(|e| io_err("open segment", e))?;
-        let bytes = std::fs::read(&path).map_err(|e| io_err("read segment", e))?;
+        let bytes = match resume {
+            Some((at, off)) if seg == at => read_after(&file, off),
+            _ => std::fs::read(&path),
+        }
+        .map_err(|e| io_err("read segment", e))?;
         inner.segs.entry(seg).or_default();
         let valid = if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             if follower && Some(seg) == last {
@@ -886,6 +890,20 @@ fn write_checkpoint(shared: &Shared) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&tmp, shared.dir.join(checkpoint::FILE))?;
     sync_dir(&shared.dir)
+}
+
+/// The segment in `file` as a buffer of its length with only the bytes from `off` read (and
+/// its header, which the checkpoint's mark of it matched): the checkpoint covers the rest, and
+/// the zeros the buffer holds there are never touched, so never even paged in.
+fn read_after(file: &File, off: u32) -> std::io::Result<Vec<u8>> {
+    // Offsets in a segment are `u32`: a longer file is cut to that in the buffer.
+    let len = file.metadata()?.len().min(u64::from(u32::MAX)) as usize;
+    let mut bytes = vec![0u8; len];
+    let off = (off as usize).clamp(MAGIC.len().min(len), len);
+    file.read_exact_at(&mut bytes[off..], off as u64)?;
+    let head = MAGIC.len().min(len);
+    bytes[..head].copy_from_slice(&MAGIC[..head]);
+    Ok(bytes)
 }
 
 /// Whether `bytes` are all zeros.
