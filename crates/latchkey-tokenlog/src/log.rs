@@ -502,12 +502,13 @@ impl Drop for Log {
             // The threads are gone and everything queued is written: cut the unused zeros off
             // the newest segment, so a closed log holds its frames only.
             let prep = self.shared.prep.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(file) = &prep.file {
-                if prep.zeroed > prep.written && prep.written > 0 {
-                    let cut = file.set_len(prep.written).and_then(|()| file.sync_all());
-                    if let Err(err) = cut {
-                        tracing::warn!(error = %err, "token log: could not cut the unused preallocated space");
-                    }
+            if let Some(file) = &prep.file
+                && prep.zeroed > prep.written
+                && prep.written > 0
+            {
+                let cut = file.set_len(prep.written).and_then(|()| file.sync_all());
+                if let Err(err) = cut {
+                    tracing::warn!(error = %err, "token log: could not cut the unused preallocated space");
                 }
             }
             drop(prep);
