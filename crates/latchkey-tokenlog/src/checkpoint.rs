@@ -31,6 +31,8 @@ const MAGIC: &[u8; 8] = b"LKTCKP1\n";
 pub(crate) const FILE: &str = "checkpoint";
 /// How many bytes at each end of a segment its identity check covers.
 pub(crate) const PROBE: u64 = 4096;
+/// The bytes before the first frame of a segment (its magic).
+const HEADER: u32 = 8;
 /// Bytes of one entry in the file.
 const ENTRY_BYTES: usize = 32 + 8 + 8 + 4 * 5 + 1;
 const CRC: crc::Crc<u32, crc::Table<16>> = crc::Crc::<u32, crc::Table<16>>::new(&crc::CRC_32_ISCSI);
@@ -221,6 +223,16 @@ pub(crate) fn decode(bytes: &[u8], horizon: u32) -> Result<(Header, Index), Stri
         if entry.client as usize >= clients.len() {
             return Err("a token's client is not in the client table".into());
         }
+        // A token's record must lie inside a segment the checkpoint saw, past its header: the
+        // record is read back by this offset and length.
+        let inside = segments.iter().any(|m| {
+            m.seg == entry.seg
+                && entry.off >= HEADER
+                && u64::from(entry.off) + u64::from(entry.len) <= u64::from(m.size)
+        });
+        if !inside || entry.len == 0 {
+            return Err("a token's record is outside its segment".into());
+        }
         if entry.expires > horizon && index.insert(entry).is_some() {
             return Err("a token is listed twice".into());
         }
@@ -265,7 +277,7 @@ mod tests {
             segments: vec![
                 SegmentMark {
                     seg: 1,
-                    size: 4096,
+                    size: 4900,
                     head: 1,
                     tail: 2,
                 },
@@ -318,6 +330,10 @@ mod tests {
             assert!(decode(&bad, 100).is_err(), "flipped byte {at} accepted");
         }
         assert!(decode(&bytes[..bytes.len() - 10], 100).is_err());
+        // A segment shorter than a token's record: the record would be read past its end.
+        let (mut short, index) = sample();
+        short.segments[1].size = 4000;
+        assert!(decode(&encode(&short, &index), 100).is_err());
         assert!(decode(b"", 100).is_err());
     }
 }
