@@ -274,6 +274,12 @@ def latchkey_env(data_dir, extra=None):
         "LATCHKEY_SCOPES__DEFAULT": "[read]",
         # The refresh paths get their tokens from the password grant, off by default.
         "LATCHKEY_GRANTS__PASSWORD": "true",
+        # Every flow of bench-flow signs the one bench user in, many at once, and each password
+        # check is reserved as a failure until it succeeds: the login backoff would throttle
+        # correct logins (429). Off for the bench, as the request rates are.
+        "LATCHKEY_LIMITS__LOGIN_SLOW_AFTER": "0",
+        "LATCHKEY_LIMITS__LOGIN_MAX_FAILURES": "0",
+        "LATCHKEY_LIMITS__LOGIN_MAX_FAILURES_PER_IP": "0",
         "TOKIO_WORKER_THREADS": "1",
     }
     env.update(extra or {})

@@ -364,6 +364,40 @@ async fn sigterm_stops_the_server_cleanly() {
 }
 
 #[tokio::test]
+async fn a_clean_stop_leaves_a_checkpoint_the_next_start_loads() {
+    let dir = data_dir();
+    let client = create_client(dir.path(), &["--grant-type", "client_credentials"]);
+    let server = Server::start(dir.path());
+    let http = reqwest::Client::new();
+    let (status, _, cc) = post_token(
+        &http,
+        &server,
+        Some(&client.basic()),
+        "grant_type=client_credentials",
+    )
+    .await;
+    assert_eq!(status, 200, "{cc}");
+    assert!(server.terminate().success());
+
+    // The token log's index, as the stopped server left it: loaded, not replayed.
+    assert!(dir.path().join("tokens/checkpoint").is_file());
+    let log = latchkey_tokenlog::TokenLog::open(
+        &dir.path().join("tokens"),
+        latchkey_tokenlog::Options::default(),
+    )
+    .expect("open the token log");
+    assert_eq!(log.stats().tokens_from_checkpoint, 1);
+    let digest = Secret::new(cc["access_token"].as_str().expect("token")).digest();
+    let now = latchkey_core::clock::Clock::now(&latchkey_core::clock::SystemClock);
+    assert!(
+        log.find_token(&digest)
+            .await
+            .expect("find")
+            .is_some_and(|r| r.is_active(now))
+    );
+}
+
+#[tokio::test]
 async fn deleting_a_client_with_the_cli_invalidates_it() {
     let dir = data_dir();
     let client = create_client(dir.path(), &[]);

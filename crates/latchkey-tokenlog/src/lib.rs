@@ -6,9 +6,11 @@
 //! token at a random leaf; this store appends a ~200-byte record to a file instead, syncs once
 //! for every record waiting (group commit), and keeps a 72-byte entry per live token in memory
 //! (in core's compact index, [`latchkey_core::store::compact`]), with the record's body read
-//! back from the file by offset when a token is looked up. A restart replays the log (no JSON
-//! parsed); a background thread forgets expired tokens and compacts old segments a batch at a
-//! time, so no request waits on either.
+//! back from the file by offset when a token is looked up. A restart after a clean shutdown
+//! loads the index from the checkpoint written then (`checkpoint.rs`) and replays only the log
+//! after it; after a crash it replays the whole log (no JSON parsed). A background thread
+//! forgets expired tokens and compacts old segments a batch at a time, and another zero-fills
+//! the active segment ahead of the writer, so no request waits on any of them.
 //!
 //! The promise is the durable stores' own: a call returns only once its record is on disk
 //! (`fdatasync`), so an acknowledged token, revocation or rotation survives a crash (see
@@ -34,6 +36,7 @@
 //! two that collide would have their tokens revoked together (never one's tokens granted to
 //! the other), at odds of about one in 10^7 for a million live families.
 
+mod checkpoint;
 mod entry;
 mod log;
 mod ops;

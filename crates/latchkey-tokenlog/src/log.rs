@@ -3,10 +3,19 @@
 //!
 //! # Files
 //! `dir/NNNNNNNNNN.log`, numbered from 1. Each starts with [`MAGIC`], then frames:
-//! `len u32 | crc32c u32 | payload` (little-endian; the checksum covers the payload). A frame
-//! is one store call and is applied all or nothing: at start a frame cut short or failing its
-//! checksum at the end of the newest segment is a write the crash interrupted, never
-//! acknowledged, and is cut off; anywhere else it is corruption and the store refuses to open.
+//! `len u32 | crc32c u32 | payload` (little-endian; the checksum covers the payload; a payload
+//! is never empty), then zeros: eight zero bytes where a frame header would be mark the end
+//! of the written log. A frame is one store call and is applied all or nothing: at start a
+//! frame cut short or failing its checksum at the end of the newest segment, or bytes other
+//! than zeros after its end, are a write the crash interrupted, never acknowledged, and are
+//! cut off; anywhere else they are corruption and the store refuses to open.
+//!
+//! # Preallocation
+//! A background thread keeps the active segment zero-filled (written and synced, not just
+//! `fallocate`d, whose unwritten extents would be converted at the first write) a few MiB
+//! ahead of the writer, up to the segment's size, so a group commit writes into blocks the
+//! file already has and its `fdatasync` flushes data only: no new size or extent to journal.
+//! A clean shutdown cuts the unused zeros off the newest segment.
 //!
 //! # Durability
 //! A store call applies its frame to the index and queues it under one lock, so the log's order
@@ -23,12 +32,12 @@
 //! copies are durable the segment file is deleted. Operations in a newer segment never refer to
 //! a token whose only copy is older than them, so deleting the oldest segment loses nothing.
 
+use crate::checkpoint;
 use crate::entry::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS, SetFlags};
 use crate::ops::{Op, PUT_FLAGS_AT, Reader, decode_put};
 use latchkey_core::store::{StoreError, StoreErrorKind};
 use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
-use std::hash::BuildHasher;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -53,6 +62,9 @@ pub struct Options {
     pub sweep_every: Duration,
     /// The oldest sealed segment is compacted once less than this share of its bytes is live.
     pub compact_below: f64,
+    /// How far ahead of the writer the active segment is kept zero-filled, in bytes (0: not
+    /// at all; the file then grows with every group commit).
+    pub preallocate: u32,
 }
 
 impl Default for Options {
@@ -61,6 +73,7 @@ impl Default for Options {
             segment_bytes: 64 << 20,
             sweep_every: Duration::from_secs(1),
             compact_below: 0.5,
+            preallocate: 4 << 20,
         }
     }
 }
@@ -80,6 +93,10 @@ pub struct Stats {
     pub segments: u64,
     /// Segments deleted by compaction.
     pub segments_compacted: u64,
+    /// Zero bytes written ahead of the writer ([`Options::preallocate`]).
+    pub bytes_preallocated: u64,
+    /// Tokens loaded from a checkpoint at open (0: the whole log was replayed).
+    pub tokens_from_checkpoint: u64,
 }
 
 /// A queued piece of a segment, not yet written.
@@ -113,11 +130,34 @@ pub(crate) struct Inner {
     durable: u64,
     clients: HashMap<Box<str>, u32>,
     frames: u64,
-    hasher: std::collections::hash_map::RandomState,
+    /// The key of the hash of family ids and subjects: random for a new log, the checkpoint's
+    /// when the index is loaded from one (its entries hold hashes made with it).
+    hash_key: (u64, u64),
+    /// Tokens loaded from a checkpoint at open.
+    from_checkpoint: u64,
+}
+
+/// The preallocator's view of the active segment, under its own lock: the writer holds it
+/// while it writes a batch, the preallocator while it writes zeros, so the two never write
+/// the same bytes at once and zeros never land on frames.
+struct Prep {
+    seg: u32,
+    file: Option<Arc<File>>,
+    /// The end of what the writer has written into `seg`.
+    written: u64,
+    /// The file holds written zeros (or frames) up to here.
+    zeroed: u64,
+    /// The writer asked for more zeros (it came within half the margin of `zeroed`). Nothing
+    /// is written before the first ask: opening a log changes none of its files.
+    asked: bool,
+    shutdown: bool,
 }
 
 pub(crate) struct Shared {
     pub inner: Mutex<Inner>,
+    prep: Mutex<Prep>,
+    /// Wakes the preallocator when the writer comes near the end of the zeros.
+    prep_cv: Condvar,
     /// Wakes the writer when something is queued, and the sweeper at shutdown.
     wake: Condvar,
     /// Wakes threads waiting for durability (the compactor).
@@ -128,6 +168,7 @@ pub(crate) struct Shared {
     bytes_written: AtomicU64,
     fsyncs: AtomicU64,
     compacted: AtomicU64,
+    preallocated: AtomicU64,
 }
 
 fn io_err(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -178,13 +219,31 @@ impl Inner {
             durable: 0,
             clients: HashMap::new(),
             frames: 0,
-            hasher: Default::default(),
+            from_checkpoint: 0,
+            hash_key: {
+                use latchkey_core::entropy::Entropy as _;
+                let mut bytes = [0u8; 16];
+                latchkey_core::entropy::OsEntropy.fill(&mut bytes);
+                let (k0, k1) = bytes.split_at(8);
+                let word = |b: &[u8]| {
+                    let mut w = [0u8; 8];
+                    w.copy_from_slice(b);
+                    u64::from_le_bytes(w)
+                };
+                (word(k0), word(k1))
+            },
         }
     }
 
     /// The keyed hash of a family id or subject (never 0, which stands for "none").
     pub fn key(&self, s: &str) -> u64 {
-        self.hasher.hash_one(s).max(1)
+        // SipHash-2-4 with the log's key: std's keyed SipHash is deprecated only in favour of
+        // `DefaultHasher`, which cannot be given a key, and the key must outlive the process
+        // for a checkpoint to be reusable.
+        #[allow(deprecated)]
+        let mut hasher = std::hash::SipHasher::new_with_keys(self.hash_key.0, self.hash_key.1);
+        std::hash::Hasher::write(&mut hasher, s.as_bytes());
+        std::hash::Hasher::finish(&hasher).max(1)
     }
 
     fn intern(&mut self, client: &str) -> u32 {
@@ -314,6 +373,13 @@ impl Inner {
     /// and the position the caller must see durable before acknowledging.
     pub fn commit(&mut self, payload: &[u8], segment_bytes: u32) -> Result<(u64, u64), StoreError> {
         self.check()?;
+        if payload.is_empty() {
+            // Eight zero bytes are the end of the log: an empty frame would be read as that.
+            return Err(StoreError::new(
+                StoreErrorKind::Other,
+                "token log: empty frame",
+            ));
+        }
         let frame_len = FRAME_HEADER + payload.len();
         if frame_len > MAX_FRAME {
             return Err(StoreError::new(
@@ -424,9 +490,31 @@ impl Drop for Log {
         if let Ok(mut inner) = self.shared.inner.lock() {
             inner.shutdown = true;
         }
+        if let Ok(mut prep) = self.shared.prep.lock() {
+            prep.shutdown = true;
+        }
         self.shared.wake.notify_all();
+        self.shared.prep_cv.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
+        }
+        if !self.follower {
+            // The threads are gone and everything queued is written: cut the unused zeros off
+            // the newest segment, so a closed log holds its frames only.
+            let prep = self.shared.prep.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(file) = &prep.file
+                && prep.zeroed > prep.written
+                && prep.written > 0
+            {
+                let cut = file.set_len(prep.written).and_then(|()| file.sync_all());
+                if let Err(err) = cut {
+                    tracing::warn!(error = %err, "token log: could not cut the unused preallocated space");
+                }
+            }
+            drop(prep);
+            if let Err(err) = write_checkpoint(&self.shared) {
+                tracing::warn!(error = %err, "token log: could not write a checkpoint; the next start replays the whole log");
+            }
         }
     }
 }
@@ -465,80 +553,29 @@ impl Log {
     /// Opens the log; `lock` is the directory's lock, `None` for a follower.
     fn open_locked(dir: &Path, options: Options, lock: Option<File>) -> Result<Self, StoreError> {
         let follower = lock.is_none();
-        let mut inner = Inner::fresh();
-        inner.horizon = wall_clock();
-        let mut numbers: Vec<u32> = std::fs::read_dir(dir)
-            .map_err(|e| io_err("list directory", e))?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                name.strip_suffix(".log")?.parse().ok()
-            })
-            .collect();
-        numbers.sort_unstable();
-        let last = numbers.last().copied();
-        for &seg in &numbers {
-            let path = seg_path(dir, seg);
-            let file = OpenOptions::new()
-                .read(true)
-                .write(!follower)
-                .open(&path)
-                .map_err(|e| io_err("open segment", e))?;
-            let bytes = std::fs::read(&path).map_err(|e| io_err("read segment", e))?;
-            inner.segs.insert(seg, SegInfo::default());
-            let valid = if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
-                if follower && Some(seg) == last {
-                    // The holder is creating it.
-                    bytes.len()
-                } else if Some(seg) == last
-                    && MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
-                {
-                    // Created, but the crash cut its header short: nothing was in it yet.
-                    file.write_all_at(MAGIC, 0)
-                        .map_err(|e| io_err("write", e))?;
-                    file.sync_all().map_err(|e| io_err("sync", e))?;
-                    HEADER as usize
-                } else {
-                    return Err(corrupt(format!(
-                        "{} is not a token log segment",
-                        path.display()
-                    )));
-                }
-            } else {
-                replay(&mut inner, &bytes, seg, Some(seg) == last)?
-            };
-            if valid < bytes.len() && !follower {
-                tracing::warn!(
-                    segment = seg,
-                    cut = bytes.len() - valid,
-                    "token log: cutting off an unfinished write at the end of the log"
-                );
-                file.set_len(valid as u64)
-                    .map_err(|e| io_err("truncate", e))?;
-                file.sync_all().map_err(|e| io_err("sync", e))?;
-            }
-            if let Some(info) = inner.segs.get_mut(&seg) {
-                info.size = valid as u64;
-            }
-            inner.files.insert(seg, Arc::new(file));
-            inner.active = seg;
-            inner.active_len = valid as u32;
-        }
-        if last.is_none() {
-            inner.active = 1;
-            inner.active_len = HEADER;
-            inner.segs.insert(
-                1,
-                SegInfo {
-                    size: u64::from(HEADER),
-                    live: 0,
-                },
-            );
-        }
+        let Loaded {
+            mut inner,
+            prep_zeroed,
+            last,
+        } = match load(dir, follower, true)? {
+            Some(loaded) => loaded,
+            None => load(dir, follower, false)?
+                .ok_or_else(|| corrupt("replay without a checkpoint asked for one"))?,
+        };
         inner.durable = (u64::from(inner.active) << 32) | u64::from(inner.active_len);
         let (durable_tx, _) = watch::channel(inner.durable);
+        let prep = Prep {
+            seg: inner.active,
+            file: inner.files.get(&inner.active).cloned(),
+            written: u64::from(inner.active_len),
+            zeroed: prep_zeroed,
+            asked: false,
+            shutdown: false,
+        };
         let shared = Arc::new(Shared {
             inner: Mutex::new(inner),
+            prep: Mutex::new(prep),
+            prep_cv: Condvar::new(),
             wake: Condvar::new(),
             durable_cv: Condvar::new(),
             durable_tx,
@@ -547,6 +584,7 @@ impl Log {
             bytes_written: AtomicU64::new(0),
             fsyncs: AtomicU64::new(0),
             compacted: AtomicU64::new(0),
+            preallocated: AtomicU64::new(0),
         });
         if follower {
             return Ok(Self {
@@ -559,7 +597,8 @@ impl Log {
         if last.is_none() {
             // The first segment exists (with its header) before anything is acknowledged.
             let file = create_segment(&shared, 1).map_err(|e| io_err("create segment", e))?;
-            shared.lock().files.insert(1, file);
+            shared.lock().files.insert(1, Arc::clone(&file));
+            shared.prep.lock().unwrap_or_else(|p| p.into_inner()).file = Some(file);
         }
         let writer = {
             let shared = Arc::clone(&shared);
@@ -575,9 +614,16 @@ impl Log {
                 .spawn(move || sweeper(&shared))
                 .map_err(|e| io_err("start sweeper", e))?
         };
+        let preallocator = {
+            let shared = Arc::clone(&shared);
+            std::thread::Builder::new()
+                .name("token-log-prealloc".into())
+                .spawn(move || preallocator(&shared))
+                .map_err(|e| io_err("start preallocator", e))?
+        };
         let log = Self {
             shared,
-            threads: vec![writer, sweeper],
+            threads: vec![writer, sweeper, preallocator],
             _lock: lock,
             follower: false,
         };
@@ -587,10 +633,299 @@ impl Log {
     }
 }
 
-/// Replays the frames of one segment; returns the length of its valid prefix. A bad frame at
+/// The state read from disk at open.
+struct Loaded {
+    inner: Inner,
+    /// How far the newest segment holds written bytes (frames, then zeros).
+    prep_zeroed: u64,
+    /// The newest segment's number, if there is one.
+    last: Option<u32>,
+}
+
+/// Reads the log in `dir` into memory: from the checkpoint and the log after it when
+/// `use_checkpoint` and the checkpoint matches, else every segment. `None`: the checkpoint
+/// matched its segments but not the replay after it; load again without it.
+fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loaded>, StoreError> {
+    let mut inner = Inner::fresh();
+    let mut prep_zeroed = u64::from(HEADER);
+    inner.horizon = wall_clock();
+    let mut numbers: Vec<u32> = std::fs::read_dir(dir)
+        .map_err(|e| io_err("list directory", e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            let name = e.file_name().into_string().ok()?;
+            name.strip_suffix(".log")?.parse().ok()
+        })
+        .collect();
+    numbers.sort_unstable();
+    let last = numbers.last().copied();
+    let checkpoint_path = dir.join(checkpoint::FILE);
+    if last.is_none() && !follower {
+        // A new log: a checkpoint left from an old one must not meet its segments.
+        match std::fs::remove_file(&checkpoint_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(io_err("remove checkpoint", e));
+            }
+            _ => {}
+        }
+    }
+    // With a checkpoint that matches, segments before its position are not read.
+    let mut resume: Option<(u32, u32)> = None;
+    if use_checkpoint && last.is_some() {
+        match load_checkpoint(&checkpoint_path, &numbers, inner.horizon) {
+            Ok(None) => {}
+            Ok(Some((header, index))) => {
+                inner.hash_key = header.key;
+                inner.from_checkpoint = index.len() as u64;
+                inner.index = index;
+                inner.clients = header
+                    .clients
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, c)| (c, i as u32))
+                    .collect();
+                for mark in &header.segments {
+                    if !numbers.contains(&mark.seg) {
+                        continue;
+                    }
+                    if mark.seg < header.seg {
+                        let file = OpenOptions::new()
+                            .read(true)
+                            .write(!follower)
+                            .open(seg_path(dir, mark.seg))
+                            .map_err(|e| io_err("open segment", e))?;
+                        inner.files.insert(mark.seg, Arc::new(file));
+                    }
+                    if mark.seg <= header.seg {
+                        inner.segs.insert(
+                            mark.seg,
+                            SegInfo {
+                                size: u64::from(mark.size),
+                                live: 0,
+                            },
+                        );
+                    }
+                }
+                for slot in inner.index.select(|_| true) {
+                    let e = *inner.index.entry(slot);
+                    if let Some(info) = inner.segs.get_mut(&e.seg) {
+                        info.live += u64::from(e.len);
+                    }
+                }
+                resume = Some((header.seg, header.off));
+            }
+            Err(why) => {
+                tracing::warn!(reason = %why, "token log: not using the checkpoint; replaying the whole log");
+            }
+        }
+    }
+    for &seg in &numbers {
+        let from = match resume {
+            Some((at, _)) if seg < at => continue,
+            Some((at, off)) if seg == at => off as usize,
+            _ => MAGIC.len(),
+        };
+        let path = seg_path(dir, seg);
+        let file = OpenOptions::new()
+            .read(true)
+            .write(!follower)
+            .open(&path)
+            .map_err(|e| io_err("open segment", e))?;
+        let bytes = match resume {
+            Some((at, off)) if seg == at => read_after(&file, off),
+            _ => std::fs::read(&path),
+        }
+        .map_err(|e| io_err("read segment", e))?;
+        inner.segs.entry(seg).or_default();
+        let valid = if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
+            if follower && Some(seg) == last {
+                // The holder is creating it.
+                bytes.len()
+            } else if Some(seg) == last && MAGIC.starts_with(&bytes[..bytes.len().min(MAGIC.len())])
+            {
+                // Created, but the crash cut its header short: nothing was in it yet.
+                file.write_all_at(MAGIC, 0)
+                    .map_err(|e| io_err("write", e))?;
+                file.sync_all().map_err(|e| io_err("sync", e))?;
+                HEADER as usize
+            } else {
+                return Err(corrupt(format!(
+                    "{} is not a token log segment",
+                    path.display()
+                )));
+            }
+        } else {
+            replay(&mut inner, &bytes, from, seg, Some(seg) == last)?
+        };
+        let mut zeroed = bytes.len() as u64;
+        if !zeros(&bytes[valid..]) && !follower {
+            tracing::warn!(
+                segment = seg,
+                cut = bytes.len() - valid,
+                "token log: cutting off an unfinished write at the end of the log"
+            );
+            file.set_len(valid as u64)
+                .map_err(|e| io_err("truncate", e))?;
+            file.sync_all().map_err(|e| io_err("sync", e))?;
+            zeroed = valid as u64;
+        }
+        prep_zeroed = zeroed;
+        if let Some(info) = inner.segs.get_mut(&seg) {
+            info.size = valid as u64;
+        }
+        inner.files.insert(seg, Arc::new(file));
+        inner.active = seg;
+        inner.active_len = valid as u32;
+    }
+    if last.is_none() {
+        inner.active = 1;
+        inner.active_len = HEADER;
+        inner.segs.insert(
+            1,
+            SegInfo {
+                size: u64::from(HEADER),
+                live: 0,
+            },
+        );
+    }
+    if resume.is_some() {
+        let files = &inner.files;
+        let dangling = inner.index.select(|e| !files.contains_key(&e.seg));
+        if !dangling.is_empty() {
+            tracing::warn!(
+                tokens = dangling.len(),
+                "token log: the checkpoint names segments no longer on disk; replaying the whole log"
+            );
+            return Ok(None);
+        }
+    }
+    Ok(Some(Loaded {
+        inner,
+        prep_zeroed,
+        last,
+    }))
+}
+
+/// Reads the checkpoint at `path` and checks it against the segments `numbers` on disk (see
+/// [`checkpoint`] for what must match). `Ok(None)`: there is none.
+fn load_checkpoint(
+    path: &Path,
+    numbers: &[u32],
+    horizon: u32,
+) -> Result<Option<(checkpoint::Header, crate::entry::Index)>, String> {
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(format!("read: {e}")),
+    };
+    let (header, index) = checkpoint::decode(&bytes, horizon)?;
+    for &seg in numbers.iter().filter(|&&n| n <= header.seg) {
+        if !header.segments.iter().any(|m| m.seg == seg) {
+            return Err(format!("segment {seg} is not in it"));
+        }
+    }
+    for mark in &header.segments {
+        if !numbers.contains(&mark.seg) {
+            continue;
+        }
+        let file = File::open(seg_path(path.parent().unwrap_or(path), mark.seg))
+            .map_err(|e| format!("open segment {}: {e}", mark.seg))?;
+        let len = file.metadata().map_err(|e| e.to_string())?.len();
+        if len < u64::from(mark.size) || u64::from(mark.size) < u64::from(HEADER) {
+            return Err(format!("segment {} is shorter than it was", mark.seg));
+        }
+        let now = checkpoint::SegmentMark::of(mark.seg, mark.size, |buf, off| {
+            file.read_exact_at(buf, off)
+        })
+        .map_err(|e| format!("read segment {}: {e}", mark.seg))?;
+        if now != *mark {
+            return Err(format!("segment {} is not the one it saw", mark.seg));
+        }
+    }
+    Ok(Some((header, index)))
+}
+
+/// Writes a checkpoint of the index at the log's current end (see [`checkpoint`]). Only at a
+/// clean shutdown, once everything queued is written: the index is then exactly the log.
+fn write_checkpoint(shared: &Shared) -> std::io::Result<()> {
+    let bytes = {
+        let inner = shared.lock();
+        if inner.failed.is_some() || !inner.pending.is_empty() {
+            return Ok(());
+        }
+        let mut segments = Vec::with_capacity(inner.segs.len());
+        for (&seg, info) in &inner.segs {
+            let size = if seg == inner.active {
+                inner.active_len
+            } else {
+                info.size as u32
+            };
+            let Some(file) = inner.files.get(&seg) else {
+                return Ok(());
+            };
+            segments.push(checkpoint::SegmentMark::of(seg, size, |buf, off| {
+                file.read_exact_at(buf, off)
+            })?);
+        }
+        let mut clients = vec![Box::<str>::from(""); inner.clients.len()];
+        for (name, &id) in &inner.clients {
+            clients[id as usize] = name.clone();
+        }
+        let header = checkpoint::Header {
+            key: inner.hash_key,
+            seg: inner.active,
+            off: inner.active_len,
+            segments,
+            clients,
+        };
+        checkpoint::encode(&header, &inner.index)
+    };
+    let tmp = shared.dir.join(format!("{}.tmp", checkpoint::FILE));
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    file.write_all_at(&bytes, 0)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, shared.dir.join(checkpoint::FILE))?;
+    sync_dir(&shared.dir)
+}
+
+/// The segment in `file` as a buffer of its length with only the bytes from `off` read (and
+/// its header, which the checkpoint's mark of it matched): the checkpoint covers the rest, and
+/// the zeros the buffer holds there are never touched, so never even paged in.
+fn read_after(file: &File, off: u32) -> std::io::Result<Vec<u8>> {
+    // Offsets in a segment are `u32`: a longer file is cut to that in the buffer.
+    let len = file.metadata()?.len().min(u64::from(u32::MAX)) as usize;
+    let mut bytes = vec![0u8; len];
+    let off = (off as usize).clamp(MAGIC.len().min(len), len);
+    file.read_exact_at(&mut bytes[off..], off as u64)?;
+    let head = MAGIC.len().min(len);
+    bytes[..head].copy_from_slice(&MAGIC[..head]);
+    Ok(bytes)
+}
+
+/// Whether `bytes` are all zeros.
+fn zeros(bytes: &[u8]) -> bool {
+    // A branch-free OR over each block (which the compiler vectorizes), so a 64 MiB
+    // preallocated tail is checked at memory speed.
+    bytes
+        .chunks(4096)
+        .all(|block| block.iter().fold(0u8, |acc, &b| acc | b) == 0)
+}
+
+/// Replays the frames of one segment from `from`; returns the length of its valid prefix. A bad frame at
 /// the end of the newest segment is an unfinished write; anywhere else it is corruption.
-fn replay(inner: &mut Inner, bytes: &[u8], seg: u32, newest: bool) -> Result<usize, StoreError> {
-    let mut pos = MAGIC.len();
+fn replay(
+    inner: &mut Inner,
+    bytes: &[u8],
+    from: usize,
+    seg: u32,
+    newest: bool,
+) -> Result<usize, StoreError> {
+    let mut pos = from.max(MAGIC.len());
     while pos < bytes.len() {
         let bad = |what: &str| -> Result<usize, StoreError> {
             if newest {
@@ -599,6 +934,13 @@ fn replay(inner: &mut Inner, bytes: &[u8], seg: u32, newest: bool) -> Result<usi
                 Err(corrupt(format!("segment {seg} at {pos}: {what}")))
             }
         };
+        if zeros(&bytes[pos..(pos + FRAME_HEADER).min(bytes.len())]) {
+            // The end of what was written; only zeros (preallocated space) may follow.
+            if zeros(&bytes[pos..]) {
+                return Ok(pos);
+            }
+            return bad("data after the end of the log");
+        }
         if bytes.len() - pos < FRAME_HEADER {
             return bad("frame header cut short");
         }
@@ -688,6 +1030,8 @@ impl Shared {
             live_tokens: inner.index.len() as u64,
             segments: inner.files.len() as u64,
             segments_compacted: self.compacted.load(Ordering::Relaxed),
+            bytes_preallocated: self.preallocated.load(Ordering::Relaxed),
+            tokens_from_checkpoint: inner.from_checkpoint,
         }
     }
 }
@@ -749,6 +1093,8 @@ fn writer(shared: &Shared) {
 fn write_batch(shared: &Shared, batch: &[Chunk]) -> std::io::Result<u64> {
     let mut touched: Vec<Arc<File>> = Vec::new();
     let mut end = 0;
+    // Held while writing (not while syncing): the preallocator writes no zeros meanwhile.
+    let mut prep = shared.prep.lock().unwrap_or_else(|p| p.into_inner());
     for chunk in batch {
         let existing = shared.lock().files.get(&chunk.seg).cloned();
         let file = match existing {
@@ -762,10 +1108,23 @@ fn write_batch(shared: &Shared, batch: &[Chunk]) -> std::io::Result<u64> {
                 }
                 let file = create_segment(shared, chunk.seg)?;
                 shared.lock().files.insert(chunk.seg, Arc::clone(&file));
+                *prep = Prep {
+                    seg: chunk.seg,
+                    file: Some(Arc::clone(&file)),
+                    written: u64::from(HEADER),
+                    zeroed: u64::from(HEADER),
+                    asked: false,
+                    shutdown: prep.shutdown,
+                };
                 file
             }
         };
         file.write_all_at(&chunk.bytes, u64::from(chunk.start))?;
+        if chunk.seg == prep.seg {
+            prep.written = prep
+                .written
+                .max(u64::from(chunk.start) + chunk.bytes.len() as u64);
+        }
         shared
             .bytes_written
             .fetch_add(chunk.bytes.len() as u64, Ordering::Relaxed);
@@ -774,11 +1133,89 @@ fn write_batch(shared: &Shared, batch: &[Chunk]) -> std::io::Result<u64> {
         }
         end = (u64::from(chunk.seg) << 32) | u64::from(chunk.start + chunk.bytes.len() as u32);
     }
+    let ahead = u64::from(shared.options.preallocate);
+    let wanted = (prep.written + ahead).min(u64::from(shared.options.segment_bytes));
+    let wake = ahead > 0 && prep.zeroed < wanted && prep.zeroed < prep.written + ahead / 2;
+    prep.asked |= wake;
+    drop(prep);
+    if wake {
+        shared.prep_cv.notify_one();
+    }
     for f in touched {
         f.sync_data()?;
         shared.fsyncs.fetch_add(1, Ordering::Relaxed);
     }
     Ok(end)
+}
+
+/// Zeros are written in pieces of this size, each under the preallocation lock.
+const ZERO_PIECE: usize = 256 << 10;
+/// A page of the page cache: the size of each write of zeros.
+const PAGE: usize = 4096;
+
+/// The preallocator thread: when woken by the writer, zero-fills the active segment up to
+/// [`Options::preallocate`] bytes past the writer (at most to the segment's size) and syncs it,
+/// so the writer's own syncs find the blocks and the file size already on disk.
+fn preallocator(shared: &Shared) {
+    let ahead = u64::from(shared.options.preallocate);
+    let limit = u64::from(shared.options.segment_bytes);
+    let zeros = vec![0u8; ZERO_PIECE];
+    loop {
+        let mut prep = shared.prep.lock().unwrap_or_else(|p| p.into_inner());
+        // Woken below half the distance, it fills up to the whole: a few large writes and
+        // syncs per segment, not one per group commit.
+        while !prep.shutdown
+            && (!prep.asked || prep.zeroed >= (prep.written + ahead / 2).min(limit))
+        {
+            prep = shared.prep_cv.wait(prep).unwrap_or_else(|p| p.into_inner());
+        }
+        if prep.shutdown {
+            return;
+        }
+        prep.asked = false;
+        let (seg, target) = (prep.seg, (prep.written + ahead).min(limit));
+        let Some(file) = prep.file.clone() else {
+            return;
+        };
+        // A piece at a time, releasing the lock between pieces so the writer is never held
+        // up for long; each starts past whatever the writer wrote meanwhile.
+        let mut wrote = 0u64;
+        loop {
+            let from = prep.zeroed.max(prep.written);
+            if prep.seg != seg || prep.shutdown || from >= target {
+                break;
+            }
+            let len = (target - from).min(ZERO_PIECE as u64);
+            // Page by page: one large write makes the page cache use large folios, and then
+            // every group commit that touches one writes the whole folio back (tens of KiB
+            // per fsync instead of the pages the frames are in).
+            let written = zeros[..len as usize]
+                .chunks(PAGE)
+                .enumerate()
+                .try_for_each(|(i, page)| file.write_all_at(page, from + (i * PAGE) as u64));
+            if let Err(err) = written {
+                // Only speed is lost: the writer's own syncs then commit the growth.
+                tracing::warn!(error = %err, "token log: could not preallocate; going on without");
+                return;
+            }
+            prep.zeroed = from + len;
+            wrote += len;
+            drop(prep);
+            prep = shared.prep.lock().unwrap_or_else(|p| p.into_inner());
+        }
+        drop(prep);
+        if wrote > 0 {
+            shared.preallocated.fetch_add(wrote, Ordering::Relaxed);
+            match file.sync_data() {
+                Ok(()) => {
+                    shared.fsyncs.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(err) => {
+                    tracing::warn!(error = %err, "token log: could not sync preallocated space")
+                }
+            }
+        }
+    }
 }
 
 /// The sweeper thread: forgets expired tokens one shard at a time, then compacts the oldest
@@ -995,6 +1432,7 @@ pub(crate) fn ingest_inbox(shared: &Shared) -> Result<(), StoreError> {
                 == payload.len()
             && u32::from_le_bytes([bytes[4], bytes[5], bytes[6], bytes[7]])
                 == CRC.checksum(payload)
+            && !payload.is_empty()
             && postable(payload).unwrap_or(false);
         if !sound {
             tracing::error!(file = %name, "token log: ignoring a malformed posted change");
@@ -1060,7 +1498,8 @@ pub fn snapshot(dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
                     bytes[pos + 7],
                 ]);
                 let start = pos + FRAME_HEADER;
-                if len > MAX_FRAME
+                if len == 0
+                    || len > MAX_FRAME
                     || bytes.len() - start < len
                     || CRC.checksum(&bytes[start..start + len]) != sum
                 {

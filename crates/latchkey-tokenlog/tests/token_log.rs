@@ -51,6 +51,7 @@ fn small() -> Options {
         segment_bytes: 4096,
         sweep_every: Duration::from_secs(3600),
         compact_below: 0.5,
+        ..Options::default()
     }
 }
 
@@ -386,4 +387,279 @@ async fn a_command_beside_the_server_reads_the_log_and_posts_its_deletions() {
             .expect("kept")
             .revoked
     );
+}
+
+/// A copy of the log's files as they are now, while it is open: what a crash (SIGKILL) leaves
+/// on disk, since every acknowledged write is in the files (and synced) by then.
+fn crash_copy(dir: &std::path::Path) -> PathBuf {
+    let copy = fresh_dir();
+    for entry in std::fs::read_dir(dir).expect("list") {
+        let path = entry.expect("entry").path();
+        let name = path.file_name().expect("name").to_owned();
+        if name != "LOCK" && path.is_file() {
+            std::fs::copy(&path, copy.join(name)).expect("copy");
+        }
+    }
+    copy
+}
+
+/// Preallocation on, a small segment and a small margin, no background sweeps.
+fn preallocated() -> Options {
+    Options {
+        segment_bytes: 256 << 10,
+        sweep_every: Duration::from_secs(3600),
+        compact_below: 0.5,
+        preallocate: 32 << 10,
+    }
+}
+
+#[tokio::test]
+async fn replay_stops_at_the_preallocated_zeros_after_a_crash() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, preallocated()).expect("open");
+    let mut saved = Vec::new();
+    // Writes until the preallocator has zero-filled ahead of the writer (it runs beside the
+    // writer; each save gives it another chance), bounded by a count, not a time.
+    for i in 0..2_000 {
+        let tokens = pair("client-p", &FamilyId(format!("p{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        saved.push(tokens);
+        if log.stats().bytes_preallocated > 0 && i >= 20 {
+            break;
+        }
+    }
+    assert!(log.stats().bytes_preallocated > 0, "{:?}", log.stats());
+    let copy = crash_copy(&dir);
+    let segment = newest_segment(&copy);
+    let bytes = std::fs::read(&segment).expect("read");
+    assert_eq!(
+        bytes.last(),
+        Some(&0),
+        "the crash image ends in preallocated zeros"
+    );
+    drop(log);
+
+    // The copy has no checkpoint newer than its log: the whole log is replayed.
+    let _ = std::fs::remove_file(copy.join("checkpoint"));
+    let len = bytes.len() as u64;
+    let reopened = TokenLog::open(&copy, preallocated()).expect("reopen over zeros");
+    assert_eq!(reopened.stats().tokens_from_checkpoint, 0);
+    assert_eq!(
+        std::fs::metadata(&segment).expect("stat").len(),
+        len,
+        "zeros after the end are kept, not cut"
+    );
+    for tokens in &saved {
+        assert_eq!(
+            reopened
+                .find_token(&tokens.access.digest)
+                .await
+                .expect("find"),
+            Some(tokens.access.clone())
+        );
+    }
+    // Writing goes on into the preallocated space, and survives another reopen.
+    let more = pair("client-p", &FamilyId("p-after".into()));
+    reopened.save_tokens(&more, now()).await.expect("save");
+    drop(reopened);
+    let reopened = TokenLog::open(&copy, preallocated()).expect("reopen");
+    assert!(
+        reopened
+            .find_token(&more.access.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_torn_write_inside_preallocated_space_is_cut_and_elsewhere_refused() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, small()).expect("open");
+    let mut saved = Vec::new();
+    for i in 0..40 {
+        let tokens = pair("client-z", &FamilyId(format!("z{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        saved.push(tokens);
+    }
+    drop(log);
+    std::fs::remove_file(dir.join("checkpoint")).expect("a clean close writes a checkpoint");
+    let newest = newest_segment(&dir);
+    let good = std::fs::metadata(&newest).expect("stat").len();
+
+    // Zeros, then bytes a torn write left further on (its first pages never reached the disk).
+    let mut bytes = std::fs::read(&newest).expect("read");
+    bytes.extend_from_slice(&[0; 600]);
+    bytes.extend_from_slice(&[7; 40]);
+    bytes.extend_from_slice(&[0; 100]);
+    std::fs::write(&newest, &bytes).expect("write");
+    let log = TokenLog::open(&dir, small()).expect("a torn tail is cut");
+    assert_eq!(std::fs::metadata(&newest).expect("stat").len(), good);
+    for tokens in &saved {
+        assert!(
+            log.find_token(&tokens.access.digest)
+                .await
+                .expect("find")
+                .is_some()
+        );
+    }
+    drop(log);
+    std::fs::remove_file(dir.join("checkpoint")).expect("checkpoint");
+
+    // A sealed segment ends in zeros (its unused preallocated space): that is fine...
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("list")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "log"))
+        .collect();
+    paths.sort();
+    assert!(paths.len() > 2);
+    let first = &paths[0];
+    let mut bytes = std::fs::read(first).expect("read");
+    bytes.extend_from_slice(&[0; 300]);
+    std::fs::write(first, &bytes).expect("write");
+    drop(TokenLog::open(&dir, small()).expect("zeros after a sealed segment's end"));
+    std::fs::remove_file(dir.join("checkpoint")).expect("checkpoint");
+    // ...but anything else after its end is corruption, not a torn write.
+    bytes.extend_from_slice(&[9; 8]);
+    std::fs::write(first, &bytes).expect("write");
+    let err = TokenLog::open(&dir, small()).expect_err("data after a sealed segment's end");
+    assert_eq!(err.kind(), StoreErrorKind::Corrupt);
+}
+
+#[tokio::test]
+async fn a_clean_restart_loads_the_checkpoint_and_replays_only_what_follows() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, small()).expect("open");
+    let family = FamilyId("fam-cp".into());
+    let first = pair("client-cp", &family);
+    log.save_tokens(&first, now()).await.expect("save");
+    let mut many = Vec::new();
+    for i in 0..30 {
+        let tokens = pair(&format!("client-{}", i % 3), &FamilyId(format!("cp-{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        many.push(tokens);
+    }
+    assert!(
+        log.revoke_token(&many[0].access.digest)
+            .await
+            .expect("revoke")
+    );
+    drop(log);
+    assert!(dir.join("checkpoint").exists());
+
+    let log = TokenLog::open(&dir, small()).expect("reopen");
+    // Each pair is two tokens.
+    assert_eq!(log.stats().tokens_from_checkpoint, 62);
+    assert!(
+        log.find_token(&many[0].access.digest)
+            .await
+            .expect("find")
+            .expect("kept")
+            .revoked
+    );
+    for tokens in &many[1..] {
+        assert_eq!(
+            log.find_token(&tokens.access.digest).await.expect("find"),
+            Some(tokens.access.clone())
+        );
+    }
+    // Changes after the checkpoint, with the hashes of families and subjects it was made
+    // with: a family revoked by reuse, a client's tokens deleted.
+    let old_refresh = first.refresh.as_ref().expect("refresh").digest;
+    assert_eq!(
+        log.rotate_refresh(&old_refresh, &pair("client-cp", &family), now())
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    assert_eq!(
+        log.rotate_refresh(&old_refresh, &pair("client-cp", &family), now())
+            .await
+            .expect("rotate"),
+        Rotation::Reused {
+            family: family.clone()
+        }
+    );
+    assert_eq!(
+        log.delete_tokens_of(&TokenOwner::Client("client-2".into()))
+            .await
+            .expect("delete"),
+        20
+    );
+    let late = pair("client-late", &FamilyId("late".into()));
+    log.save_tokens(&late, now()).await.expect("save");
+
+    // A crash now: the checkpoint on disk is the old one; the log after it is replayed.
+    let copy = crash_copy(&dir);
+    drop(log);
+    let log = TokenLog::open(&copy, small()).expect("open the crash image");
+    assert_eq!(log.stats().tokens_from_checkpoint, 62);
+    assert!(
+        log.find_token(&first.access.digest)
+            .await
+            .expect("find")
+            .expect("kept")
+            .revoked,
+        "the family revoked after the checkpoint"
+    );
+    for (i, tokens) in many.iter().enumerate() {
+        let found = log.find_token(&tokens.access.digest).await.expect("find");
+        assert_eq!(found.is_none(), i % 3 == 2, "token {i}");
+    }
+    assert!(
+        log.find_token(&late.access.digest)
+            .await
+            .expect("find")
+            .is_some()
+    );
+}
+
+#[tokio::test]
+async fn a_checkpoint_that_does_not_match_is_not_used() {
+    // Two logs with the same segment numbers.
+    let (a, b) = (fresh_dir(), fresh_dir());
+    let mut kept = Vec::new();
+    for (dir, client) in [(&a, "client-a"), (&b, "client-b")] {
+        let log = TokenLog::open(dir, small()).expect("open");
+        for i in 0..20 {
+            let tokens = pair(client, &FamilyId(format!("m{i}")));
+            log.save_tokens(&tokens, now()).await.expect("save");
+            kept.push(tokens);
+        }
+    }
+    let (of_a, of_b) = kept.split_at(20);
+
+    // A's checkpoint beside B's segments: B is replayed whole, none of A's tokens appear.
+    std::fs::copy(a.join("checkpoint"), b.join("checkpoint")).expect("copy");
+    let log = TokenLog::open(&b, small()).expect("open");
+    assert_eq!(log.stats().tokens_from_checkpoint, 0);
+    assert_eq!(log.stats().live_tokens, 40);
+    assert_eq!(
+        log.find_token(&of_a[0].access.digest).await.expect("find"),
+        None
+    );
+    for tokens in of_b {
+        assert!(
+            log.find_token(&tokens.access.digest)
+                .await
+                .expect("find")
+                .is_some()
+        );
+    }
+    drop(log);
+
+    // A damaged checkpoint: not used either.
+    let path = a.join("checkpoint");
+    let mut bytes = std::fs::read(&path).expect("read");
+    let at = bytes.len() / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&path, &bytes).expect("write");
+    let log = TokenLog::open(&a, small()).expect("open");
+    assert_eq!(log.stats().tokens_from_checkpoint, 0);
+    assert_eq!(log.stats().live_tokens, 40);
+    drop(log);
+    // The clean close wrote a good one again.
+    let log = TokenLog::open(&a, small()).expect("open");
+    assert_eq!(log.stats().tokens_from_checkpoint, 40);
 }

@@ -33,21 +33,31 @@ struct Page {
 impl Page {
     /// The value of the hidden input `name`, HTML-unescaped.
     fn field(&self, name: &str) -> Result<String, String> {
-        let marker = format!("name=\"{name}\" value=\"");
-        let start = self
-            .body
-            .find(&marker)
-            .ok_or_else(|| format!("no field {name} (status {})", self.status))?
-            + marker.len();
-        let end = self.body[start..].find('"').ok_or("unterminated value")? + start;
-        Ok(self.body[start..end]
-            .replace("&quot;", "\"")
-            .replace("&#x27;", "'")
-            .replace("&#39;", "'")
-            .replace("&lt;", "<")
-            .replace("&gt;", ">")
-            .replace("&#x2f;", "/")
-            .replace("&amp;", "&"))
+        self.attribute(&format!("name=\"{name}\" value=\""))
+            .ok_or_else(|| format!("no field {name} (status {})", self.status))
+    }
+
+    /// Where the page's form posts (its `action`, a path on the server): the bench follows
+    /// the pages as a browser does instead of knowing the server's routes.
+    fn action(&self) -> Result<String, String> {
+        self.attribute("<form method=\"post\" action=\"")
+            .ok_or_else(|| format!("no form (status {})", self.status))
+    }
+
+    /// The HTML-unescaped value that follows `marker` up to the next `"`.
+    fn attribute(&self, marker: &str) -> Option<String> {
+        let start = self.body.find(marker)? + marker.len();
+        let end = self.body[start..].find('"')? + start;
+        Some(
+            self.body[start..end]
+                .replace("&quot;", "\"")
+                .replace("&#x27;", "'")
+                .replace("&#39;", "'")
+                .replace("&lt;", "<")
+                .replace("&gt;", ">")
+                .replace("&#x2f;", "/")
+                .replace("&amp;", "&"),
+        )
     }
 }
 
@@ -124,7 +134,12 @@ async fn flow(http: &reqwest::Client, t: &Target) -> Result<(), String> {
         ("password", t.password.clone()),
     ];
     let after = agent
-        .send(agent.http.post(format!("{}/login", t.base)).form(&form))
+        .send(
+            agent
+                .http
+                .post(format!("{}{}", t.base, login.action()?))
+                .form(&form),
+        )
         .await?;
     if after.status != 303 {
         return Err(format!("login answered {}", after.status));
@@ -137,9 +152,18 @@ async fn flow(http: &reqwest::Client, t: &Target) -> Result<(), String> {
         ("request", consent.field("request")?),
         ("decision", "allow".to_owned()),
     ];
+    // The consent form posts to its own route (`/consent`), not to `/authorize`.
     let done = agent
-        .send(agent.http.post(format!("{}/authorize", t.base)).form(&form))
+        .send(
+            agent
+                .http
+                .post(format!("{}{}", t.base, consent.action()?))
+                .form(&form),
+        )
         .await?;
+    if done.status != 303 {
+        return Err(format!("consent answered {}", done.status));
+    }
     let url = url::Url::parse(&done.location).map_err(|e| format!("redirect: {e}"))?;
     let code = url
         .query_pairs()

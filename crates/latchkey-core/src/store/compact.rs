@@ -122,6 +122,20 @@ impl<E: CompactEntry> Index<E> {
         self.live == 0
     }
 
+    /// Makes room for `additional` more tokens at once, so that loading a known number of
+    /// them (a checkpoint) does not grow every table step by step, rehashing as it goes.
+    pub fn reserve(&mut self, additional: usize) {
+        let per_shard = additional / SHARDS + additional / SHARDS / 4 + 1;
+        let chunks = &self.chunks;
+        let at = |s: u32| &chunks[s as usize / CHUNK].entries[s as usize % CHUNK];
+        for table in &mut self.by_digest {
+            table.reserve(per_shard, |&s| digest_hash(at(s).digest()));
+        }
+        for table in &mut self.by_family {
+            table.reserve(per_shard, |&s| at(s).family_key());
+        }
+    }
+
     /// The entry in `slot` (a default entry if the slot is free).
     ///
     /// # Panics
