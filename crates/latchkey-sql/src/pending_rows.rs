@@ -41,7 +41,8 @@ pub(crate) const FORGET_EXPIRED: &str =
     "DELETE FROM pending_requests WHERE (digest = ? OR lookup = ?) AND expires_at <= ?";
 
 /// Inserts a record ([`pending_args`]); a live one with the same digest or lookup makes it a
-/// unique violation.
+/// unique violation. (The SQLite store inserts with its own conflict clause.)
+#[cfg(any(feature = "postgres", feature = "mysql"))]
 pub(crate) const INSERT: &str = concat!(
     "INSERT INTO pending_requests (",
     pending_columns!(),
@@ -67,7 +68,7 @@ pub(crate) fn version(version: u64) -> Result<i64, StoreError> {
     })
 }
 
-/// The arguments of [`INSERT`].
+/// The arguments of `INSERT`.
 pub(crate) fn pending_args(record: &PendingRecord) -> Result<[Arg<'_>; 7], StoreError> {
     Ok([
         Arg::from(&record.digest),
