@@ -36,13 +36,13 @@ fn start() -> Env {
     start_with("")
 }
 
-/// [`start`] with `extra` appended to the settings file.
+/// [`start`] with `extra` at the head of the settings file (top-level keys, then tables).
 fn start_with(extra: &str) -> Env {
     let dir = data_dir();
     std::fs::write(
         dir.path().join("latchkey.toml"),
         format!(
-            r#"
+            r#"{extra}
 [scopes]
 available = ["read", "write"]
 default = ["read"]
@@ -60,7 +60,7 @@ serve_metadata = true
 [[resources]]
 id = "{API}"
 scopes = ["read"]
-{extra}"#
+"#
         ),
     )
     .expect("settings");
