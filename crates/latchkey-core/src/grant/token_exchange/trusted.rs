@@ -411,3 +411,137 @@ pub(crate) fn actor(issuer: &TrustedIssuer, claims: &Map<String, Value>) -> Opti
     }
     Some(Box::new(actor))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::ManualClock;
+    use crate::jose::{JwsSigner as _, KeySet, SigningAlg};
+    use serde_json::json;
+
+    const ISS: &str = "https://idp.example";
+    const OURS: &str = "https://auth.example";
+    const NOW: i64 = 1_767_225_600;
+
+    fn fresh_keys() -> KeySet {
+        KeySet::generate(
+            &[SigningAlg::Es256],
+            Arc::new(ManualClock::new(UnixTime(NOW))),
+        )
+        .expect("keys")
+    }
+
+    fn issuer(keys: &KeySet) -> TrustedIssuer {
+        let mut issuer = TrustedIssuer::new("idp", ISS, inline_keys(&keys.jwks()).expect("jwks"));
+        issuer.algs = vec!["ES256".into()];
+        issuer
+    }
+
+    fn claims() -> Value {
+        json!({"iss": ISS, "sub": "u1", "aud": OURS, "iat": NOW, "exp": NOW + 300})
+    }
+
+    async fn reason(issuer: &TrustedIssuer, token: &str, id_token: bool) -> String {
+        verify(issuer, token, id_token, OURS, None, UnixTime(NOW))
+            .await
+            .expect_err("refused")
+    }
+
+    #[tokio::test]
+    async fn each_rule_refuses_for_its_own_reason() {
+        let keys = fresh_keys();
+        let issuer = issuer(&keys);
+        let sign = |typ: &str, c: &Value| keys.sign(Some(SigningAlg::Es256), typ, c).expect("jws");
+        let changed = |name: &str, value: Value| {
+            let mut c = claims();
+            if let Some(map) = c.as_object_mut() {
+                if value.is_null() {
+                    map.remove(name);
+                } else {
+                    map.insert(name.into(), value);
+                }
+            }
+            sign("JWT", &c)
+        };
+        let good = sign("JWT", &claims());
+        assert_eq!(
+            verify(&issuer, &good, true, OURS, None, UnixTime(NOW))
+                .await
+                .expect("valid")["sub"],
+            "u1"
+        );
+        let mut rsa_only = issuer.clone();
+        rsa_only.algs = vec!["RS256".into()];
+        assert!(reason(&rsa_only, &good, true).await.contains("alg"));
+        let mut aud = issuer.clone();
+        aud.audience = Some("custom".into());
+        assert!(reason(&aud, &good, true).await.contains("aud"));
+        let cases = [
+            (changed("iss", json!("https://other.example")), "iss"),
+            (changed("exp", Value::Null), "exp missing"),
+            (changed("exp", json!(NOW - 61)), "expired"),
+            (changed("nbf", json!(NOW + 61)), "nbf"),
+            (changed("iat", Value::Null), "iat missing"),
+            (changed("iat", json!(NOW + 61)), "future"),
+            (changed("iat", json!(NOW - 3600 - 61)), "max_age"),
+            (changed("aud", json!(["a", "b"])), "aud"),
+            (changed("sub", json!("")), "sub"),
+            (
+                changed("sub", json!("x".repeat(MAX_SUBJECT_LEN + 1))),
+                "sub",
+            ),
+            (sign("logout+jwt", &claims()), "logout"),
+            (sign("at+jwt", &claims()), "typed JWT"),
+            ("a.b".into(), "compact"),
+            ("x".repeat(MAX_JWT_LEN + 1), "too long"),
+        ];
+        for (token, why) in cases {
+            let got = reason(&issuer, &token, true).await;
+            assert!(got.contains(why), "{why}: {got}");
+        }
+        // A JWT that is not an ID token may have another type.
+        assert!(
+            verify(
+                &issuer,
+                &sign("at+jwt", &claims()),
+                false,
+                OURS,
+                None,
+                UnixTime(NOW)
+            )
+            .await
+            .is_ok()
+        );
+        // Another key with the same kid: the signature does not verify.
+        let other = fresh_keys();
+        let forged = other
+            .sign(Some(SigningAlg::Es256), "JWT", &claims())
+            .expect("jws");
+        let (head, _) = good.rsplit_once('.').expect("jws");
+        let (_, sig) = forged.rsplit_once('.').expect("jws");
+        assert!(
+            reason(&issuer, &format!("{head}.{sig}"), true)
+                .await
+                .contains("signature")
+        );
+        // A jwks_uri with no fetcher is refused, not trusted.
+        let mut remote = issuer.clone();
+        remote.keys = IssuerKeys::Uri("https://idp.example/jwks".into());
+        assert!(reason(&remote, &good, true).await.contains("fetcher"));
+    }
+
+    #[test]
+    fn subjects_map_by_alias_unless_as_is_and_external_actors_lose_their_client() {
+        let keys = fresh_keys();
+        let mut issuer = issuer(&keys);
+        assert_eq!(issuer.map_subject("u1"), "idp:u1");
+        let claims = json!({"act": {"sub": "s1", "client_id": "c", "act": {"sub": "s2"}}});
+        let actor = actor(&issuer, claims.as_object().expect("map")).expect("act");
+        assert_eq!(
+            serde_json::to_value(&actor).expect("json"),
+            json!({"sub": "idp:s1", "act": {"sub": "idp:s2"}})
+        );
+        issuer.subject = SubjectMapping::AsIs;
+        assert_eq!(issuer.map_subject("u1"), "u1");
+    }
+}
