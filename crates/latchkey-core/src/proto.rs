@@ -123,6 +123,9 @@ pub enum TokenType {
     Bearer,
     /// A DPoP-bound token (RFC 9449 §5.1).
     Dpop,
+    /// A token that is not an access token (RFC 8693 §2.2.1: "If the issued token is not an
+    /// access token or usable as an access token, then the token_type value N_A is used").
+    NotApplicable,
 }
 
 impl TokenType {
@@ -131,6 +134,7 @@ impl TokenType {
         match self {
             Self::Bearer => "Bearer",
             Self::Dpop => "DPoP",
+            Self::NotApplicable => "N_A",
         }
     }
 }

@@ -22,7 +22,7 @@ fn kit() -> TestKit {
                 RegisteredResource::new(ResourceUri::parse(OTHER).expect("uri")),
             ]);
         },
-        |b| b.extension_grant(GRANT_TYPE, TokenExchange),
+        |b| b.extension_grant(GRANT_TYPE, TokenExchange::new()),
     )
 }
 

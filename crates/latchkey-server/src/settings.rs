@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 pub mod resources;
+pub mod token_exchange;
 
 /// Everything the `latchkey` binary can be told.
 #[derive(Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
@@ -94,6 +95,8 @@ pub struct Settings {
     pub tracing: crate::telemetry::TracingSettings,
     /// Signed request objects (JAR, RFC 9101).
     pub request_objects: RequestObjectSettings,
+    /// Token exchange (RFC 8693): the external issuers whose tokens may be exchanged.
+    pub token_exchange: token_exchange::TokenExchangeSettings,
 }
 
 /// Signed request objects (JAR, RFC 9101): the `request` parameter at `/authorize` and
@@ -808,6 +811,7 @@ impl Default for Settings {
             allow_private_jwks_uri: false,
             tracing: Default::default(),
             request_objects: RequestObjectSettings::default(),
+            token_exchange: Default::default(),
         }
     }
 }

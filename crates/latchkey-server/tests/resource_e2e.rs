@@ -1,14 +1,20 @@
 //! Resource indicators (RFC 8707), protected-resource metadata (RFC 9728) and token exchange
 //! (RFC 8693) through the real binary: `[[resources]]` settings, the metadata documents, an
 //! MCP-style client naming its resource at `/authorize` and `/token`, each subject token type
-//! exchanged, delegation with `act`, and one refusal per rule with its RFC error code.
+//! exchanged, delegation with `act`, and one refusal per rule with its RFC error code; a
+//! trusted external issuer's JWT verified with keys from its `jwks_uri` served here, and each
+//! `requested_token_type`.
 
 mod common;
 
 use common::agent::Agent;
 use common::{CliClient, Server, add_user, cli, create_client, data_dir, post_token};
+use latchkey_core::clock::{Clock as _, SystemClock};
+use latchkey_core::jose::{JwsSigner as _, KeySet, SigningAlg};
 use latchkey_core::pkce::s256_challenge;
 use serde_json::{Value, json};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 const MCP: &str = "https://mcp.example.test/tools/mcp";
 const API: &str = "https://api.example.test/";
@@ -27,11 +33,16 @@ struct Env {
 }
 
 fn start() -> Env {
+    start_with("")
+}
+
+/// [`start`] with `extra` at the head of the settings file (top-level keys, then tables).
+fn start_with(extra: &str) -> Env {
     let dir = data_dir();
     std::fs::write(
         dir.path().join("latchkey.toml"),
         format!(
-            r#"
+            r#"{extra}
 [scopes]
 available = ["read", "write"]
 default = ["read"]
@@ -580,4 +591,221 @@ async fn token_exchange_takes_each_token_type_delegates_with_act_and_refuses_per
             "{why}: {answer}"
         );
     }
+}
+
+/// Serves `jwks` at `/jwks` on loopback, counting requests: the external issuer's keys.
+async fn serve_jwks(jwks: Value) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&hits);
+    let app = axum::Router::new().route(
+        "/jwks",
+        axum::routing::get(move || {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let body = jwks.to_string();
+            async move { ([("content-type", "application/json")], body) }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (format!("http://{addr}/jwks"), hits)
+}
+
+#[tokio::test]
+async fn token_exchange_trusts_an_external_issuer_at_its_jwks_uri_and_issues_each_type() {
+    const CORP: &str = "https://idp.corp.example";
+    let corp = KeySet::generate(&[SigningAlg::Es256], Arc::new(SystemClock)).expect("keys");
+    let (jwks_uri, hits) = serve_jwks(corp.jwks()).await;
+    // Loopback keys need both development switches, as a client's jwks_uri would.
+    let env = start_with(&format!(
+        r#"
+allow_http_jwks_uri = true
+allow_private_jwks_uri = true
+
+[[token_exchange.trusted_issuers]]
+alias = "corp"
+issuer = "{CORP}"
+jwks_uri = "{jwks_uri}"
+algs = ["ES256"]
+audience = "latchkey"
+max_age = 600
+"#
+    ));
+    let rs = create_client(
+        env.dir.path(),
+        &["--grant-type", "client_credentials", "--introspect"],
+    );
+    let mut policy = full_policy();
+    policy["trusted_issuers"] = json!(["corp"]);
+    policy["requested_token_types"] = json!(["refresh_token", "id_token", "jwt"]);
+    policy["widen_scope"] = json!(true);
+    let file = env.dir.path().join("gateway.json");
+    std::fs::write(&file, policy.to_string()).expect("policy file");
+    let gateway = create_client(
+        env.dir.path(),
+        &[
+            "--grant-type",
+            EXCHANGE,
+            "--grant-type",
+            "refresh_token",
+            "--scope",
+            "openid read",
+            "--token-exchange-policy",
+            &file.display().to_string(),
+        ],
+    );
+    let now = SystemClock.now().0;
+    let external = |sub: &str, keys: &KeySet| {
+        keys.sign(
+            Some(SigningAlg::Es256),
+            "JWT",
+            &json!({"iss": CORP, "sub": sub, "aud": "latchkey", "iat": now, "exp": now + 300}),
+        )
+        .expect("signed")
+    };
+    let exchange = |subject: &str, kind: &str, extra: &str| {
+        format!(
+            "grant_type={}&subject_token={}&subject_token_type={}{extra}",
+            enc(EXCHANGE),
+            enc(subject),
+            enc(kind)
+        )
+    };
+
+    // The external JWT, verified with the keys fetched from the jwks_uri.
+    let (status, body) = env
+        .token(
+            &gateway,
+            &exchange(
+                &external("emp-7", &corp),
+                JWT,
+                &format!("&scope=read&resource={}", enc(API)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["issued_token_type"], AT);
+    let info = env
+        .introspect(&rs, body["access_token"].as_str().expect("at"))
+        .await;
+    assert_eq!(info["sub"], "corp:emp-7");
+    assert_eq!(info["aud"], API);
+    assert_eq!(hits.load(Ordering::SeqCst), 1, "fetched once, then cached");
+    // Signed by a key the issuer does not publish: refused without a word about keys.
+    let stranger = KeySet::generate(&[SigningAlg::Es256], Arc::new(SystemClock)).expect("keys");
+    let (status, body) = env
+        .token(&gateway, &exchange(&external("emp-7", &stranger), JWT, ""))
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
+    assert!(
+        !body["error_description"]
+            .as_str()
+            .unwrap_or("")
+            .contains("key")
+    );
+
+    // Each requested_token_type, from the user's own access token.
+    let frontend = create_client(
+        env.dir.path(),
+        &["--grant-type", "password", "--scope", "openid read"],
+    );
+    let (status, user) = env
+        .token(
+            &frontend,
+            "grant_type=password&username=alice&password=alice-password&scope=openid%20read",
+        )
+        .await;
+    assert_eq!(status, 200, "{user}");
+    let at = user["access_token"].as_str().expect("at");
+    let (status, jwt) = env
+        .token(
+            &gateway,
+            &exchange(
+                at,
+                AT,
+                &format!("&scope=read&requested_token_type={}", enc(JWT)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{jwt}");
+    assert_eq!(
+        (
+            jwt["issued_token_type"].as_str(),
+            jwt["token_type"].as_str()
+        ),
+        (Some(JWT), Some("Bearer"))
+    );
+    assert_eq!(
+        jwt["access_token"]
+            .as_str()
+            .expect("jwt")
+            .split('.')
+            .count(),
+        3
+    );
+    let (status, id) = env
+        .token(
+            &gateway,
+            &exchange(
+                at,
+                AT,
+                &format!("&scope=openid&requested_token_type={}", enc(IDT)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{id}");
+    assert_eq!(
+        (id["issued_token_type"].as_str(), id["token_type"].as_str()),
+        (Some(IDT), Some("N_A"))
+    );
+    let (status, rt) = env
+        .token(
+            &gateway,
+            &exchange(
+                at,
+                AT,
+                &format!("&scope=read&requested_token_type={}", enc(RT)),
+            ),
+        )
+        .await;
+    assert_eq!(status, 200, "{rt}");
+    assert_eq!(
+        (rt["issued_token_type"].as_str(), rt["token_type"].as_str()),
+        (Some(RT), Some("N_A"))
+    );
+    let (status, refreshed) = env
+        .token(
+            &gateway,
+            &format!(
+                "grant_type=refresh_token&refresh_token={}",
+                enc(rt["access_token"].as_str().expect("rt"))
+            ),
+        )
+        .await;
+    assert_eq!(
+        status, 200,
+        "the exchanged refresh token works: {refreshed}"
+    );
+    // Not for the external subject.
+    let (status, body) = env
+        .token(
+            &gateway,
+            &exchange(
+                &external("emp-7", &corp),
+                JWT,
+                &format!("&requested_token_type={}", enc(RT)),
+            ),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (400, Some("invalid_request")),
+        "{body}"
+    );
 }

@@ -20,17 +20,22 @@
 //!   provider's user authenticator no longer knows the subject;
 //! - the audience (RFC 8707): the request's `resource` parameters unless the handler chose
 //!   its own ([`GrantDecision::audience`]), each registered and allowed to the client (else
-//!   `invalid_target`), and the scope within what those resources accept.
+//!   `invalid_target`), and the scope within what those resources accept;
+//! - a refresh token or ID token issued on its own ([`IssuedToken`]) is only for a resource
+//!   owner the provider's user authenticator knows (else `invalid_request`), and a refresh
+//!   token only to a client allowed `refresh_token`.
 
 use crate::attached::Attached;
+use crate::claims::ClaimsTarget;
 use crate::client::{Client, ExtensionGrantType, GrantType};
 use crate::clock::UnixTime;
 use crate::entropy::Entropy;
 use crate::error::OAuthError;
 use crate::indicator::{AudienceSet, ResourceUri};
 use crate::jose::JwsSigner;
+use crate::oidc::IdTokenClaims;
 use crate::params::Params;
-use crate::proto::TokenResponse;
+use crate::proto::{TokenResponse, TokenType};
 use crate::provider::Provider;
 use crate::scope::{ScopeSet, resolve};
 use crate::store::ProviderStore;
@@ -107,6 +112,26 @@ impl<S> ExtensionRequest<'_, S> {
     }
 }
 
+/// Which token a grant issues as its `access_token` member (RFC 8693 §2.2.1: the member
+/// "carries the requested token", whatever its type).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum IssuedToken {
+    /// An access token in the client's registered format (with a refresh token when
+    /// [`GrantDecision::with_refresh`] asked for one and the client is allowed it).
+    #[default]
+    AccessToken,
+    /// An access token that is an RFC 9068 JWT, whatever the client's registered format.
+    JwtAccessToken,
+    /// A refresh token alone, starting a new family bound to the client (`token_type`
+    /// `N_A`); the subject must be a user the provider knows.
+    RefreshToken,
+    /// An ID token alone (OpenID Connect Core §2) for the client, signed by the provider
+    /// (`token_type` `N_A`); the subject must be a user the provider knows, and nothing is
+    /// stored.
+    IdToken,
+}
+
 /// What an extension grant decided: for whom, which scope, and what to issue.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GrantDecision {
@@ -119,6 +144,7 @@ pub struct GrantDecision {
     audience: Option<AudienceSet>,
     actor: Option<Box<Actor>>,
     issued_token_type: Option<&'static str>,
+    issue: IssuedToken,
 }
 
 impl GrantDecision {
@@ -134,6 +160,7 @@ impl GrantDecision {
             audience: None,
             actor: None,
             issued_token_type: None,
+            issue: IssuedToken::AccessToken,
         }
     }
 
@@ -186,6 +213,12 @@ impl GrantDecision {
     /// The `issued_token_type` of the response (RFC 8693 §2.2.1).
     pub fn issued_token_type(mut self, token_type: &'static str) -> Self {
         self.issued_token_type = Some(token_type);
+        self
+    }
+
+    /// Which token to issue (an access token unless told otherwise).
+    pub fn issue(mut self, token: IssuedToken) -> Self {
+        self.issue = token;
         self
     }
 
@@ -289,6 +322,28 @@ where
             decision.scope.missing_from(allowed_scopes)
         )));
     }
+    if matches!(
+        decision.issue,
+        IssuedToken::RefreshToken | IssuedToken::IdToken
+    ) {
+        let known = match &decision.subject {
+            Some((subject, _)) => p.users().subject_exists(subject).await?,
+            None => false,
+        };
+        if !known {
+            return Err(OAuthError::invalid_request(
+                "a refresh token or ID token is issued only for a user of this server",
+            ));
+        }
+    }
+    if decision.issue == IssuedToken::IdToken {
+        return id_token_response(p, client, grant_type, decision).await;
+    }
+    if decision.issue == IssuedToken::RefreshToken && !client.allows(GrantType::RefreshToken) {
+        return Err(OAuthError::invalid_request(
+            "this client is not allowed the refresh_token grant, so no refresh token is issued to it",
+        ));
+    }
     // RFC 8707 §2: the same registry check as every grant's, on the handler's audience or
     // the request's.
     let targets: Vec<ResourceUri> = match &decision.audience {
@@ -308,8 +363,14 @@ where
     let shorter = |asked: Option<u64>, configured: u64| {
         asked.map_or(configured, |secs| secs.max(1).min(configured))
     };
-    let refresh_ttl = (decision.refresh && client.allows(GrantType::RefreshToken))
+    let issue = decision.issue;
+    let wants_refresh = decision.refresh || issue == IssuedToken::RefreshToken;
+    let refresh_ttl = (wants_refresh && client.allows(GrantType::RefreshToken))
         .then(|| shorter(decision.refresh_ttl, p.refresh_ttl(client, grant_type)));
+    let access_token_format = match issue {
+        IssuedToken::JwtAccessToken => crate::access_jwt::AccessTokenFormat::Jwt,
+        _ => client.metadata.access_token_format(),
+    };
     let (subject, username) = decision.subject.unzip();
     let issued_token_type = decision.issued_token_type;
     let mut response = p
@@ -325,7 +386,7 @@ where
             refresh_ttl,
             binding,
             attached: decision.attached,
-            access_token_format: client.metadata.access_token_format(),
+            access_token_format,
             auth: None,
             cnf,
             audience,
@@ -334,5 +395,64 @@ where
         })
         .await?;
     response.issued_token_type = issued_token_type;
+    if issue == IssuedToken::RefreshToken {
+        // The family's access token was minted with it; nobody receives it, so it is
+        // revoked at once and the refresh token goes out in its place.
+        let Some(refresh) = response.refresh_token.take() else {
+            return Err(OAuthError::server_error().with_detail("no refresh token was minted"));
+        };
+        p.store()
+            .revoke_token(&response.access_token.digest())
+            .await?;
+        response.access_token = refresh;
+        response.expires_in = refresh_ttl.unwrap_or_default();
+        response.token_type = TokenType::NotApplicable;
+    }
     Ok(response)
+}
+
+/// The response carrying an ID token alone (OpenID Connect Core §2) for `client` about the
+/// decision's subject: the claims its scope releases into an ID token issued without an
+/// access token, signed like every ID token of the provider. Nothing is stored.
+async fn id_token_response<S, U>(
+    p: &Provider<S, U>,
+    client: &Client,
+    grant_type: ExtensionGrantType,
+    decision: GrantDecision,
+) -> Result<TokenResponse, OAuthError>
+where
+    S: ProviderStore,
+    U: UserAuthenticator,
+{
+    if !p.config().oidc {
+        return Err(OAuthError::invalid_request(
+            "this server does not issue ID tokens (OpenID Connect is off)",
+        ));
+    }
+    let Some((subject, _)) = &decision.subject else {
+        return Err(OAuthError::invalid_request(
+            "an ID token is issued only for a user",
+        ));
+    };
+    let mut claims = IdTokenClaims::for_grant(p, client, subject, None, None)?;
+    claims
+        .add_user_claims(p, subject, ClaimsTarget::IdTokenOnly, &decision.scope, None)
+        .await?;
+    let id_token = crate::oidc::id_token::mint(p, client, claims, None, None)?;
+    p.emit(crate::events::Event::TokenIssued {
+        client_id: client.id.to_string(),
+        grant_type: GrantType::Extension(grant_type),
+        subject: Some(subject.clone()),
+        with_refresh: false,
+    });
+    Ok(TokenResponse {
+        token_type: TokenType::NotApplicable,
+        access_token: crate::secret::Secret::new(id_token),
+        expires_in: p.config().id_token_ttl,
+        refresh_token: None,
+        scope: decision.scope,
+        id_token: None,
+        extra: crate::extras::ExtraMembers::new(),
+        issued_token_type: decision.issued_token_type,
+    })
 }

@@ -119,9 +119,23 @@ pub fn build_provider_with_sink(
     if let Some(policy) = registration {
         builder = builder.registration(policy);
     }
+    // One fetcher, so client and trusted-issuer key sets share its cache and bounds.
+    let fetcher = Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
+        settings.allow_http_jwks_uri,
+        settings.allow_private_jwks_uri,
+        crate::outbound::TrustedRoots::load(&settings.outbound)?,
+    )?);
     if settings.grants.token_exchange {
         use latchkey_core::grant::token_exchange::{GRANT_TYPE, TokenExchange};
-        builder = builder.extension_grant(GRANT_TYPE, TokenExchange);
+        let trusted = settings.token_exchange.trusted_issuers(&config.issuer)?;
+        builder = builder.extension_grant(
+            GRANT_TYPE,
+            TokenExchange::new()
+                .trusted_issuers(trusted)
+                .jwks_fetcher(fetcher.clone()),
+        );
+    } else if !settings.token_exchange.trusted_issuers.is_empty() {
+        tracing::warn!("token_exchange.trusted_issuers is set but grants.token_exchange is off");
     }
     Ok(builder
         .config(config)
@@ -133,11 +147,7 @@ pub fn build_provider_with_sink(
             // The key-encryption key that seals the signing keys also seals the secrets of
             // client_secret_jwt clients.
             kek: Some(crate::signing_keys::load_kek(settings)?),
-            fetcher: Some(Arc::new(crate::jwks_fetch::HttpJwksFetcher::new(
-                settings.allow_http_jwks_uri,
-                settings.allow_private_jwks_uri,
-                crate::outbound::TrustedRoots::load(&settings.outbound)?,
-            )?)),
+            fetcher: Some(fetcher),
         })
         .logout_sink(sink)
         .build()?)
