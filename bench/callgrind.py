@@ -3,6 +3,7 @@
 server's own (user-space) work on one path, whatever else the machine is doing.
 
     python3 bench/callgrind.py [--store memory|tokenlog|sqlite] [--path cc|introspect|guard] [--seconds 8]
+                               [--rates] [--env NAME=VALUE ...]
 
 (`tokenlog`: the embedded default, tokens in the token log; `sqlite`: the embedded store with
 `store.tokens_url = durable:`, tokens in SQLite.)
@@ -44,6 +45,10 @@ def main():
     ap.add_argument("--path", choices=("cc", "introspect", "guard"), default="cc")
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--out", default=None, help="callgrind output file (default: a temp dir)")
+    ap.add_argument("--rates", action="store_true",
+                    help="request rates on (limits.per_client and per_ip counted, never reached)")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="an extra environment variable of the server (repeatable)")
     args = ap.parse_args()
     workdir = tempfile.mkdtemp(prefix="latchkey-callgrind-")
     out = args.out or os.path.join(workdir, "callgrind.out")
@@ -51,6 +56,10 @@ def main():
                                 duration=args.seconds, workdir=workdir)
     extra = {"memory": {"LATCHKEY_STORE__URL": "memory:"},
              "sqlite": {"LATCHKEY_STORE__TOKENS_URL": "durable:"}}.get(args.store, {})
+    if args.rates:
+        extra.update({"LATCHKEY_LIMITS__PER_CLIENT": "1000000000",
+                      "LATCHKEY_LIMITS__PER_IP": "1000000000"})
+    extra.update(kv.split("=", 1) for kv in args.env)
     data = os.path.join(workdir, "data")
     os.makedirs(data)
     valgrind = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}"]

@@ -579,15 +579,38 @@ fn until(now: UnixTime, at: UnixTime) -> Throttled {
 /// The default most keys a [`MemoryCounters`] table holds (about 15 MB).
 pub const DEFAULT_MAX_KEYS: usize = 100_000;
 
+/// Request-rate keys per shard below which a table is not split further: a small table gains
+/// nothing from shards, and its bound stays exact.
+const KEYS_PER_SHARD: usize = 4096;
+
+/// The most shards of the request-rate table.
+const MAX_SHARDS: usize = 16;
+
+/// The table size at which a table of one shard starts sweeping ended windows; a table of
+/// `n` shards sweeps each at `1/n` of it.
+const SWEEP_FLOOR: usize = 1024;
+
 /// Counters in process memory, for one node. Bounded: a window is forgotten when it ends,
 /// the table sweeps itself when it grows, and it never holds more than its maximum number of
 /// keys. The keys of failed password checks (`fail:`) live in a table of their own, so that
 /// a flood of request-rate keys cannot fill the table password checks need. A full table
 /// refuses new keys with an error: request rates then let traffic through, password checks
 /// are refused (the policy of the module documentation).
+///
+/// The request-rate table, which every token, revocation and introspection request hits when
+/// rates are on, is split into up to 16 shards, each behind its own lock and bounded to its
+/// share of the maximum, so that concurrent requests rarely wait for one another. A key's
+/// shard is chosen by a hash keyed with a random seed of the process, so nobody can aim keys
+/// at one shard.
 #[derive(Debug)]
 pub struct MemoryCounters {
-    rates: Mutex<Table>,
+    rates: Box<[Mutex<Table>]>,
+    /// Chooses a key's shard of `rates`.
+    shard_of: std::collections::hash_map::RandomState,
+    /// The most keys of one shard of `rates`.
+    shard_max: usize,
+    /// The least size at which a shard of `rates` sweeps.
+    shard_sweep_floor: usize,
     failures: Mutex<Table>,
     max_keys: usize,
 }
@@ -608,9 +631,15 @@ struct Table {
 }
 
 impl Table {
-    /// Makes room for `key` if it is new: sweeps ended windows as the table grows, and
-    /// refuses a new key when the table is full of live ones.
-    fn room_for(&mut self, key: &str, now: UnixTime, max_keys: usize) -> Result<(), StoreError> {
+    /// Makes room for `key` if it is new: sweeps ended windows as the table grows (from
+    /// `sweep_floor` keys on), and refuses a new key when the table is full of live ones.
+    fn room_for(
+        &mut self,
+        key: &str,
+        now: UnixTime,
+        max_keys: usize,
+        sweep_floor: usize,
+    ) -> Result<(), StoreError> {
         if self.windows.contains_key(key) {
             return Ok(());
         }
@@ -618,7 +647,7 @@ impl Table {
         if full && self.swept_full == Some(now) {
             return Err(table_full());
         }
-        if full || self.windows.len() >= self.sweep_at.max(1024) {
+        if full || self.windows.len() >= self.sweep_at.max(sweep_floor) {
             self.windows.retain(|_, w| w.resets_at > now);
             self.sweep_at = self.windows.len().saturating_mul(2);
             if full {
@@ -642,19 +671,26 @@ impl MemoryCounters {
         Self::default()
     }
 
-    /// An empty table of at most `max_keys` request-rate keys and as many failure keys.
+    /// An empty table of at most `max_keys` request-rate keys (rounded up to whole shards)
+    /// and as many failure keys.
     pub fn with_max_keys(max_keys: usize) -> Self {
+        let max_keys = max_keys.max(1);
+        let shards = (max_keys / KEYS_PER_SHARD).clamp(1, MAX_SHARDS);
         Self {
-            rates: Mutex::default(),
+            rates: (0..shards).map(|_| Mutex::default()).collect(),
+            shard_of: std::collections::hash_map::RandomState::new(),
+            shard_max: max_keys.div_ceil(shards),
+            shard_sweep_floor: (SWEEP_FLOOR / shards).max(1),
             failures: Mutex::default(),
-            max_keys: max_keys.max(1),
+            max_keys,
         }
     }
 
     /// How many keys have an open window; for tests and metrics.
     pub fn len(&self) -> usize {
-        [&self.rates, &self.failures]
+        self.rates
             .iter()
+            .chain(std::iter::once(&self.failures))
             .map(|t| t.lock().map(|t| t.windows.len()).unwrap_or(0))
             .sum()
     }
@@ -664,27 +700,40 @@ impl MemoryCounters {
         self.len() == 0
     }
 
+    /// Runs `f` on the table of `key` (with that table's most keys and sweep floor).
     fn with<T>(
         &self,
         key: &str,
-        f: impl FnOnce(&mut Table) -> Result<T, StoreError>,
+        f: impl FnOnce(&mut Table, usize, usize) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let table = if key.starts_with("fail:") {
-            &self.failures
+        let (table, max_keys, sweep_floor) = if key.starts_with("fail:") {
+            (&self.failures, self.max_keys, SWEEP_FLOOR)
         } else {
-            &self.rates
+            let shard = match self.rates.len() {
+                1 => 0,
+                n => {
+                    use std::hash::BuildHasher as _;
+                    // The remainder is below `n`, a `usize`.
+                    (self.shard_of.hash_one(key) % n as u64) as usize
+                }
+            };
+            let table = self
+                .rates
+                .get(shard)
+                .ok_or_else(|| StoreError::new(StoreErrorKind::Unavailable, "no counter shard"))?;
+            (table, self.shard_max, self.shard_sweep_floor)
         };
         let mut table = table
             .lock()
             .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, "counter table poisoned"))?;
-        f(&mut table)
+        f(&mut table, max_keys, sweep_floor)
     }
 }
 
 impl Counters for MemoryCounters {
     fn hit<'a>(&'a self, key: &'a str, window: u64, now: UnixTime) -> CounterFuture<'a, Window> {
-        let result = self.with(key, |t| {
-            t.room_for(key, now, self.max_keys)?;
+        let result = self.with(key, |t, max, floor| {
+            t.room_for(key, now, max, floor)?;
             Ok(open(t, key, window, now, |w| {
                 w.count += 1;
                 let seen = *w;
@@ -696,14 +745,14 @@ impl Counters for MemoryCounters {
     }
 
     fn peek<'a>(&'a self, key: &'a str, now: UnixTime) -> CounterFuture<'a, Option<Window>> {
-        let result = self.with(key, |t| {
+        let result = self.with(key, |t, _, _| {
             Ok(t.windows.get(key).copied().filter(|w| w.resets_at > now))
         });
         Box::pin(std::future::ready(result))
     }
 
     fn clear<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()> {
-        let result = self.with(key, |t| {
+        let result = self.with(key, |t, _, _| {
             t.windows.remove(key);
             Ok(())
         });
@@ -717,13 +766,13 @@ impl Counters for MemoryCounters {
         window: u64,
         now: UnixTime,
     ) -> CounterFuture<'a, Reserve> {
-        let result = self.with(key, |t| {
+        let result = self.with(key, |t, max, floor| {
             if let Some(w) = t.windows.get(key).filter(|w| w.resets_at > now)
                 && let Some(at) = gate.refusal(w.count, w.last, w.resets_at, now)
             {
                 return Ok(Reserve::Refused(at));
             }
-            t.room_for(key, now, self.max_keys)?;
+            t.room_for(key, now, max, floor)?;
             open(t, key, window, now, |w| {
                 w.count += 1;
                 w.last = now;
@@ -734,7 +783,7 @@ impl Counters for MemoryCounters {
     }
 
     fn refund<'a>(&'a self, key: &'a str) -> CounterFuture<'a, ()> {
-        let result = self.with(key, |t| {
+        let result = self.with(key, |t, _, _| {
             if let Some(w) = t.windows.get_mut(key) {
                 w.count = w.count.saturating_sub(1);
             }
@@ -948,6 +997,41 @@ mod tests {
         assert!(block(limits.reserve_password("zed", ip, UnixTime(0))).is_err());
         // Ended windows make room again.
         assert!(block(limits.by_client("later", UnixTime(10))).is_ok());
+    }
+
+    #[test]
+    fn the_rate_table_is_sharded_and_counts_exactly_under_concurrency() {
+        let counters = Arc::new(MemoryCounters::new());
+        assert_eq!(counters.rates.len(), MAX_SHARDS);
+        // Keys spread over every shard, and each is counted once.
+        for n in 0..20_000 {
+            block(counters.hit(&format!("rate:ip:k{n}"), 10, UnixTime(0))).expect("hit");
+        }
+        assert_eq!(counters.len(), 20_000);
+        assert!(
+            counters
+                .rates
+                .iter()
+                .all(|shard| !shard.lock().expect("lock").windows.is_empty())
+        );
+        // Hits on one key from several threads are all counted.
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                let counters = Arc::clone(&counters);
+                std::thread::spawn(move || {
+                    for _ in 0..1000 {
+                        block(counters.hit("rate:client:shared", 10, UnixTime(0))).expect("hit");
+                    }
+                })
+            })
+            .collect();
+        for thread in threads {
+            thread.join().expect("thread");
+        }
+        let seen = block(counters.peek("rate:client:shared", UnixTime(0))).expect("peek");
+        assert_eq!(seen.map(|w| w.count), Some(4000));
+        // A small table stays one shard, with an exact bound.
+        assert_eq!(MemoryCounters::with_max_keys(10).rates.len(), 1);
     }
 
     #[test]

@@ -101,21 +101,23 @@ struct Entry {
 
 /// A route's pattern: the router's own when it has matched (the admin listener's routes), else
 /// one of the fixed labels of [`crate::metrics::route_label`] (the OAuth listener logs before
-/// routing; unknown paths become `other`).
-enum Route {
+/// routing; unknown paths become `other`). The request span records the same pattern.
+pub(crate) enum Route {
     Matched(MatchedPath),
     Label(&'static str),
 }
 
 impl Route {
-    fn of<B>(req: &Request<B>) -> Self {
+    /// The pattern of the route `req` is for.
+    pub(crate) fn of<B>(req: &Request<B>) -> Self {
         match req.extensions().get::<MatchedPath>() {
             Some(matched) => Self::Matched(matched.clone()),
             None => Self::Label(crate::metrics::route_label(req.uri().path())),
         }
     }
 
-    fn as_str(&self) -> &str {
+    /// The pattern as text.
+    pub(crate) fn as_str(&self) -> &str {
         match self {
             Self::Matched(matched) => matched.as_str(),
             Self::Label(label) => label,

@@ -160,6 +160,22 @@ async fn every_request_gets_one_access_line_without_query_or_credentials() {
     .await;
     assert_eq!(audit[0]["fields"]["actor"], "api");
     assert_eq!(audit[0]["fields"]["client_ip"], "127.0.0.1");
+    // The request span around it names the route by its pattern, not by the raw path that
+    // holds the client id.
+    assert_eq!(audit[0]["span"]["name"], "request");
+    assert_eq!(audit[0]["span"]["route"], "/admin/clients/{id}/secret");
+    assert!(audit[0]["span"].get("path").is_none(), "{}", audit[0]);
+    assert!(
+        !audit[0]["span"].to_string().contains(client.id.as_str()),
+        "{}",
+        audit[0]
+    );
+    let issued = log_lines(dir.path(), 1, |l| {
+        l["target"] == "latchkey::audit" && l["span"]["request_id"] == "trace-me-42"
+    })
+    .await;
+    assert_eq!(issued[0]["span"]["route"], "/token");
+    assert_eq!(issued[0]["span"]["method"], "POST");
 
     let log = std::fs::read_to_string(dir.path().join("server.log")).expect("log");
     for secret in [
@@ -561,7 +577,8 @@ async fn request_spans_of_a_token_request_reach_an_otlp_receiver() {
     });
     assert_eq!(span.name, "request");
     assert_eq!(span.attribute("method"), Some("POST"));
-    assert_eq!(span.attribute("path"), Some("/token"));
+    assert_eq!(span.attribute("route"), Some("/token"));
+    assert_eq!(span.attribute("path"), None, "the raw path is not recorded");
     assert_eq!(span.service, "latchkey-under-test");
     assert!(
         received

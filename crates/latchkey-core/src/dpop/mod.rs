@@ -194,12 +194,35 @@ pub async fn check<R: ReplayStore>(
     expected: Expected<'_>,
     now: UnixTime,
 ) -> Result<Option<VerifiedProof>, DpopError> {
+    let Some(proof) = presented(config, req)? else {
+        return Ok(None);
+    };
+    check_presented(config, replay, proof, expected, now)
+        .await
+        .map(Some)
+}
+
+/// The proof `req` presents for [`check_presented`]: `None` when DPoP is off or the request
+/// has no `DPoP` header. Lets a caller skip building what a proof is checked against (the
+/// token endpoint's URL) on the requests that carry none.
+pub fn presented<'r>(
+    config: &DpopConfig,
+    req: &'r HttpRequest,
+) -> Result<Option<&'r str>, DpopError> {
     if !config.enabled {
         return Ok(None);
     }
-    let Some(proof) = proof_header(req)? else {
-        return Ok(None);
-    };
+    proof_header(req)
+}
+
+/// [`check`] for a proof already taken from its request by [`presented`].
+pub async fn check_presented<R: ReplayStore>(
+    config: &DpopConfig,
+    replay: &R,
+    proof: &str,
+    expected: Expected<'_>,
+    now: UnixTime,
+) -> Result<VerifiedProof, DpopError> {
     let verified = verify_proof(config, proof, expected, now)?;
     // RFC 9449 §11.1: the server "MUST ... only accept a given jti once" while its iat is
     // inside the window; scoped to the key, so one client cannot spend another's jti.
@@ -212,7 +235,7 @@ pub async fn check<R: ReplayStore>(
     {
         return Err(DpopError::Invalid("DPoP proof replayed (jti already used)"));
     }
-    Ok(Some(verified))
+    Ok(verified)
 }
 
 /// The `ath` of an access token (RFC 9449 §4.2): base64url SHA-256 of its ASCII value.

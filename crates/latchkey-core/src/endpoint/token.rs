@@ -207,17 +207,23 @@ where
     U: UserAuthenticator,
 {
     let config = &p.config().dpop;
-    let uri = format!("{}{}", p.config().issuer, super::metadata::TOKEN_PATH);
-    let expected = crate::dpop::Expected {
-        method: "POST",
-        uri: &uri,
-        access_token: None,
-    };
-    let proof = crate::dpop::check(config, p.store(), req, expected, p.clock().now())
-        .await
-        .map_err(crate::dpop::DpopError::to_oauth)?;
-    match proof {
-        Some(proof) => Ok(Some(Confirmation::Jkt(proof.jkt))),
+    let presented =
+        crate::dpop::presented(config, req).map_err(crate::dpop::DpopError::to_oauth)?;
+    match presented {
+        Some(proof) => {
+            // The URL is built only for a request that carries a proof.
+            let uri = format!("{}{}", p.config().issuer, super::metadata::TOKEN_PATH);
+            let expected = crate::dpop::Expected {
+                method: "POST",
+                uri: &uri,
+                access_token: None,
+            };
+            let proof =
+                crate::dpop::check_presented(config, p.store(), proof, expected, p.clock().now())
+                    .await
+                    .map_err(crate::dpop::DpopError::to_oauth)?;
+            Ok(Some(Confirmation::Jkt(proof.jkt)))
+        }
         // RFC 9449 §5.2: "the authorization server MUST reject token requests from this
         // client that do not contain the DPoP header".
         None if client.metadata.dpop_bound_access_tokens => Err(OAuthError::new(

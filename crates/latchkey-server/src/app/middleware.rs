@@ -39,20 +39,103 @@ impl MakeRequestId for RandomRequestId {
     }
 }
 
-/// The log span of a request: method, path (never the query, which may carry a credential a
-/// client put there by mistake) and the request id that is also sent back in `x-request-id`.
-pub(super) fn request_span(req: &axum::http::Request<axum::body::Body>) -> tracing::Span {
-    let request_id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
+/// The log span of a request: method, route pattern (`/register/{client_id}`, never the raw
+/// path, which may carry a client id, nor the query, which may carry a credential a client put
+/// there by mistake) and the request id that is also sent back in `x-request-id`. The same
+/// pattern as the access line's ([`crate::access_log`]).
+///
+/// `info_span!` looks its fields up only when a subscriber wants the span (the filter lets
+/// `info` through for this target, or a span exporter is on); otherwise the request gets a
+/// disabled span and none of this work.
+fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
-        method = %req.method(),
-        path = %req.uri().path(),
-        request_id,
+        method = req.method().as_str(),
+        route = crate::access_log::Route::of(req).as_str(),
+        request_id = req
+            .headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or(""),
     )
+}
+
+/// Runs each request inside its log span ([`request_span`]), and logs a response with a
+/// server error (5xx) at `error`, as `response failed` with its status. It replaces
+/// `tower-http`'s `TraceLayer`, which on top of this times the request three times, classifies
+/// every response, wraps the response body to enter the span again for each chunk, and
+/// emits `debug` events around every request: work the access line
+/// ([`crate::access_log`]) does once.
+#[derive(Clone, Copy, Debug, Default)]
+pub(super) struct RequestSpanLayer;
+
+impl<S> tower::Layer<S> for RequestSpanLayer {
+    type Service = RequestSpan<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestSpan { inner }
+    }
+}
+
+/// The service of [`RequestSpanLayer`].
+#[derive(Clone, Debug)]
+pub(super) struct RequestSpan<S> {
+    inner: S,
+}
+
+impl<S, B, R> tower::Service<axum::http::Request<B>> for RequestSpan<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = axum::http::Response<R>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = InSpan<S::Future>;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        let span = request_span(&req);
+        // The inner service's synchronous part runs in the span too.
+        let inner = span.in_scope(|| self.inner.call(req));
+        InSpan { inner, span }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`RequestSpan`]: the inner future, entered into the span at
+    /// every poll.
+    pub(super) struct InSpan<F> {
+        #[pin]
+        inner: F,
+        span: tracing::Span,
+    }
+}
+
+impl<F, R, E> std::future::Future for InSpan<F>
+where
+    F: std::future::Future<Output = Result<axum::http::Response<R>, E>>,
+{
+    type Output = F::Output;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let this = self.project();
+        let _entered = this.span.enter();
+        let out = std::task::ready!(this.inner.poll(cx));
+        if let Ok(response) = &out
+            && response.status().is_server_error()
+        {
+            tracing::error!(status = response.status().as_u16(), "response failed");
+        }
+        std::task::Poll::Ready(out)
+    }
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::cors::cors_layer;
 use super::handlers::{JS_CLIENT_PATH, js_client, readyz};
-use super::middleware::{RandomRequestId, request_span};
+use super::middleware::{RandomRequestId, RequestSpanLayer};
 use super::state::{AppOAuth1, AppProvider, AppUi};
 use crate::settings::CorsSettings;
 use crate::tls::Transport;
@@ -13,7 +13,6 @@ use std::sync::Arc;
 use tower_http::catch_panic::CatchPanicLayer;
 use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::trace::TraceLayer;
 
 /// The router of the whole server with OAuth 1.0a beside OAuth 2.0 (what `latchkey serve`
 /// runs), and the protected-resource metadata (RFC 9728) of `published` (fixed documents, or
@@ -152,7 +151,7 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
             header::AUTHORIZATION,
             header::COOKIE,
         ]))
-        .layer(TraceLayer::new_for_http().make_span_with(request_span))
+        .layer(RequestSpanLayer)
         .layer(PropagateRequestIdLayer::new(x_request_id))
         .layer(axum::middleware::from_fn_with_state(
             around.transport,

@@ -2,7 +2,7 @@
 //! shutdown.
 
 use super::keys::oauth1_key;
-use super::middleware::{RandomRequestId, request_span};
+use super::middleware::{RandomRequestId, RequestSpanLayer};
 use super::routes::{Surroundings, app_with_oauth1};
 use super::state::{build_oauth1, build_provider, build_ui, open_counters};
 use crate::serve::ServeLimits;
@@ -14,7 +14,6 @@ use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tower_http::request_id::SetRequestIdLayer;
-use tower_http::trace::TraceLayer;
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains in-flight
 /// requests and closes the store.
@@ -139,7 +138,7 @@ pub async fn run(
                     Arc::clone(&around_transport),
                     crate::tls::enforce,
                 ))
-                .layer(TraceLayer::new_for_http().make_span_with(request_span))
+                .layer(RequestSpanLayer)
                 .layer(axum::middleware::from_fn_with_state(
                     Arc::new(provider.config().trusted_proxies.clone()),
                     crate::audit::admin_request_scope,

@@ -97,6 +97,11 @@ pub(super) const MIGRATIONS: &[Migration] = &[
         name: "resources",
         sql: include_str!("../../migrations/sqlite/0017_resources.sql"),
     },
+    Migration {
+        version: 18,
+        name: "client_changes",
+        sql: include_str!("../../migrations/sqlite/0018_client_changes.sql"),
+    },
 ];
 
 /// Brings the schema of the database behind `conn` up to date.

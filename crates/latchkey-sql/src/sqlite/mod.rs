@@ -15,6 +15,7 @@
 //! A `busy_timeout` lets a second process (the CLI) use the same file while the server runs.
 
 pub mod backup;
+mod client_cache;
 mod keys;
 mod migrate;
 mod oauth1;
@@ -67,6 +68,8 @@ struct Inner {
     path: PathBuf,
     writes: mpsc::Sender<Msg>,
     readers: Readers,
+    /// Decoded clients, checked against the `client_changes` counter on every read.
+    clients: client_cache::ClientCache,
     counters: Arc<Counters>,
     /// Fires once the writer thread has closed its connection; taken by [`SqliteStore::close`].
     writer_done: Mutex<Option<oneshot::Receiver<()>>>,
@@ -107,6 +110,7 @@ impl SqliteStore {
         Ok(Self {
             inner: Arc::new(Inner {
                 readers: Readers::new(path.clone(), reader),
+                clients: client_cache::ClientCache::default(),
                 path,
                 writes,
                 counters,
@@ -283,12 +287,27 @@ fn all_with<T>(
 }
 
 impl ClientStore for SqliteStore {
+    /// From the in-process cache when no client changed since it was filled (see
+    /// [`client_cache`]): the change counter is read first, then, on a miss, the row.
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.inner.readers.read(|conn| {
-            let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = ?");
-            first(conn, sql, [id], |row| rows::client(row))
+            // `None` (the counter row deleted by hand): the cache is not used.
+            let count: Option<i64> = first(conn, client_cache::COUNTER_SQL, [], |row| row.get(0))
                 .map_err(from_rusqlite)?
                 .transpose()
+                .map_err(from_rusqlite)?;
+            let cache = &self.inner.clients;
+            if let Some(client) = cache.get(count, id) {
+                return Ok(Some(client));
+            }
+            let sql = concat!("SELECT ", client_columns!(), " FROM clients WHERE id = ?");
+            let client = first(conn, sql, [id], |row| rows::client(row))
+                .map_err(from_rusqlite)?
+                .transpose()?;
+            if let Some(client) = &client {
+                cache.put(count, client);
+            }
+            Ok(client)
         })
     }
 
@@ -487,6 +506,114 @@ impl ConsentStore for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn temp_db(name: &str) -> PathBuf {
+        let path = std::env::temp_dir().join(format!(
+            "latchkey-sql-unit-{name}-{}-{:?}.db",
+            std::process::id(),
+            std::thread::current().id()
+        ));
+        remove_db(&path);
+        path
+    }
+
+    fn remove_db(path: &Path) {
+        for suffix in ["", "-wal", "-shm"] {
+            let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+        }
+    }
+
+    fn new_client(id: &str) -> Client {
+        latchkey_core::client::NewClient::confidential("cached")
+            .id(id)
+            .build(&latchkey_core::entropy::OsEntropy, UnixTime(1_000))
+            .0
+    }
+
+    /// Two stores on one file stand for the server and the CLI run beside it: each has its
+    /// own connections and its own cache, as two processes do.
+    #[tokio::test]
+    async fn a_cached_client_changed_or_deleted_elsewhere_is_read_anew_at_once() {
+        let path = temp_db("client-cache");
+        let server = SqliteStore::open(&path).await.expect("open");
+        let cli = SqliteStore::open(&path).await.expect("open");
+        let client = new_client("svc-1");
+        cli.put_client(&client).await.expect("put");
+
+        let read = server.get_client("svc-1").await.expect("read");
+        assert_eq!(read.as_ref(), Some(&client));
+        assert_eq!(server.inner.clients.len(), 1, "the client is cached");
+        assert_eq!(
+            server.get_client("svc-1").await.expect("read").as_ref(),
+            Some(&client)
+        );
+
+        // The other store rotates the secret: the next read has the new digest.
+        let rotated = Client {
+            secret_digest: new_client("svc-1").secret_digest,
+            ..client.clone()
+        };
+        assert_ne!(rotated.secret_digest, client.secret_digest);
+        cli.put_client(&rotated).await.expect("rotate");
+        let read = server.get_client("svc-1").await.expect("read");
+        assert_eq!(read.map(|c| c.secret_digest), Some(rotated.secret_digest));
+
+        // A change to another client empties the cache too (one counter for the table).
+        server.get_client("svc-1").await.expect("read");
+        cli.put_client(&new_client("svc-2")).await.expect("put");
+        server.get_client("svc-2").await.expect("read");
+        assert_eq!(server.inner.clients.len(), 1, "emptied, then svc-2 only");
+
+        // Deleted elsewhere: gone at the next read.
+        server.get_client("svc-1").await.expect("read");
+        assert!(cli.delete_client("svc-1").await.expect("delete"));
+        assert_eq!(server.get_client("svc-1").await.expect("read"), None);
+
+        // The store's own writes move the counter as well.
+        server.put_client(&client).await.expect("put");
+        server.get_client("svc-1").await.expect("read");
+        server.put_client(&rotated).await.expect("rotate");
+        let read = server.get_client("svc-1").await.expect("read");
+        assert_eq!(read.map(|c| c.secret_digest), Some(rotated.secret_digest));
+
+        // Unknown ids are not cached.
+        let before = server.inner.clients.len();
+        assert_eq!(server.get_client("no-such").await.expect("read"), None);
+        assert_eq!(server.inner.clients.len(), before);
+
+        server.close().await;
+        cli.close().await;
+        remove_db(&path);
+    }
+
+    /// A change made outside the store, as with the `sqlite3` shell, reaches the cache
+    /// through the triggers.
+    #[tokio::test]
+    async fn a_client_changed_by_hand_in_sql_is_read_anew() {
+        let path = temp_db("client-cache-sql");
+        let store = SqliteStore::open(&path).await.expect("open");
+        store.put_client(&new_client("svc-1")).await.expect("put");
+        let read = store
+            .get_client("svc-1")
+            .await
+            .expect("read")
+            .expect("client");
+        assert_eq!(read.name, "cached");
+        let shell = Connection::open(&path).expect("open");
+        shell.busy_timeout(BUSY_TIMEOUT).expect("busy timeout");
+        shell
+            .execute("UPDATE clients SET name = 'renamed' WHERE id = 'svc-1'", [])
+            .expect("update");
+        drop(shell);
+        let read = store
+            .get_client("svc-1")
+            .await
+            .expect("read")
+            .expect("client");
+        assert_eq!(read.name, "renamed");
+        store.close().await;
+        remove_db(&path);
+    }
 
     #[tokio::test]
     async fn open_makes_a_durable_wal_file_that_waits_for_locks() {
