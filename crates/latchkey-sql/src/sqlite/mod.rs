@@ -288,7 +288,7 @@ fn all_with<T>(
 
 impl ClientStore for SqliteStore {
     /// From the in-process cache when no client changed since it was filled (see
-    /// [`client_cache`]): the change counter is read first, then, on a miss, the row.
+    /// the `client_cache` module): the change counter is read first, then, on a miss, the row.
     async fn get_client(&self, id: &str) -> Result<Option<Client>, StoreError> {
         self.inner.readers.read(|conn| {
             // `None` (the counter row deleted by hand): the cache is not used.
