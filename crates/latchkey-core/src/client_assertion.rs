@@ -23,6 +23,7 @@ use crate::client::{AuthMethod, Client};
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::jose::Kek;
+use crate::jose::foreign::{self, Jws, Malformed};
 use crate::secret::Secret;
 use crate::store::ReplayStore;
 use crate::store::replay::replay_key;
@@ -121,34 +122,36 @@ fn refused(description: &'static str) -> OAuthError {
     OAuthError::invalid_client(description)
 }
 
-/// Splits a compact JWS into its three parts, bounded in size.
-fn parts(assertion: &str) -> Result<(&str, &str, &str), OAuthError> {
+/// Reads `assertion` as a compact JWS, bounded in size.
+fn parse(assertion: &str) -> Result<Jws<'_>, OAuthError> {
     if assertion.len() > MAX_ASSERTION_LEN {
         return Err(refused("client assertion too large"));
     }
-    let mut it = assertion.split('.');
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => Ok((h, p, s)),
-        _ => Err(refused("client assertion is not a compact JWS")),
-    }
+    Jws::parse(assertion).map_err(|why| {
+        refused(match why {
+            Malformed::NotCompact | Malformed::Encrypted => "client assertion is not a compact JWS",
+            Malformed::NotBase64url => "client assertion is not base64url",
+            Malformed::NotObject => "client assertion part is not a JSON object",
+        })
+    })
 }
 
-fn json_part(part: &str) -> Result<serde_json::Map<String, Value>, OAuthError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| refused("client assertion is not base64url"))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(refused("client assertion part is not a JSON object")),
-    }
+/// The claims of a parsed assertion.
+fn claims_of(jws: &Jws<'_>) -> Result<serde_json::Map<String, Value>, OAuthError> {
+    jws.claims().map_err(|why| {
+        refused(if why == Malformed::NotBase64url {
+            "client assertion is not base64url"
+        } else {
+            "client assertion part is not a JSON object"
+        })
+    })
 }
 
 /// Reads the client id and method of an assertion without trusting it, so the client can
 /// be looked up and its method rule applied before any key work.
 pub fn peek(assertion: &str) -> Result<Peeked, OAuthError> {
-    let (header, payload, _) = parts(assertion)?;
-    let header = json_part(header)?;
-    let alg = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let jws = parse(assertion)?;
+    let alg = jws.alg();
     let method = if SECRET_ALGS.contains(&alg) {
         AuthMethod::ClientSecretJwt
     } else if PRIVATE_KEY_ALGS.contains(&alg) {
@@ -157,7 +160,7 @@ pub fn peek(assertion: &str) -> Result<Peeked, OAuthError> {
         // RFC 7515 §4.1.1 and RFC 8725 §3.1: `none` and unknown algorithms are refused.
         return Err(refused("client assertion alg not allowed"));
     };
-    let claims = json_part(payload)?;
+    let claims = claims_of(&jws)?;
     let Some(subject) = claims.get("sub").and_then(Value::as_str) else {
         return Err(refused("client assertion has no sub"));
     };
@@ -167,16 +170,9 @@ pub fn peek(assertion: &str) -> Result<Peeked, OAuthError> {
     })
 }
 
-/// A claim that is a NumericDate (RFC 7519 §2): seconds, possibly with a fraction.
+/// A claim that is a NumericDate (RFC 7519 §2): `None` when present but not a number.
 fn numeric_date(claims: &serde_json::Map<String, Value>, name: &str) -> Option<Option<i64>> {
-    match claims.get(name) {
-        None => Some(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some),
-        Some(_) => None,
-    }
+    foreign::numeric_date(claims, name).ok()
 }
 
 /// Checks the claims of RFC 7523 §3 and OpenID Connect Core §9; returns `jti` and `exp`.
@@ -385,9 +381,8 @@ pub async fn verify<S: ReplayStore>(
     store: &S,
     now: UnixTime,
 ) -> Result<(), OAuthError> {
-    let (header_b64, payload_b64, signature) = parts(assertion)?;
-    let header = json_part(header_b64)?;
-    let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let jws = parse(assertion)?;
+    let alg_name = jws.alg();
     let method = client.token_endpoint_auth_method;
     let allowed = match method {
         Some(AuthMethod::PrivateKeyJwt) => PRIVATE_KEY_ALGS.contains(&alg_name),
@@ -398,16 +393,12 @@ pub async fn verify<S: ReplayStore>(
         Ok(alg) if allowed => alg,
         _ => return Err(refused("client assertion alg not allowed for this client")),
     };
-    if header.contains_key("crit") {
+    if jws.has_crit() {
         // RFC 7515 §4.1.11: we understand no extension, so a critical one is refused.
         return Err(refused("client assertion has critical header parameters"));
     }
-    let claims = json_part(payload_b64)?;
+    let claims = claims_of(&jws)?;
     let (jti, exp) = check_claims(&claims, client.id.as_str(), audience, now)?;
-    let message = &assertion[..header_b64.len() + 1 + payload_b64.len()];
-    let verifies = |key: &DecodingKey| {
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false)
-    };
     let signed = if method == Some(AuthMethod::ClientSecretJwt) {
         let Some(kek) = &keys.kek else {
             return Err(OAuthError::server_error()
@@ -424,18 +415,13 @@ pub async fn verify<S: ReplayStore>(
         if secret.len() < min {
             return Err(refused("client secret too short for this alg"));
         }
-        verifies(&DecodingKey::from_secret(&secret))
+        jws.verifies(&DecodingKey::from_secret(&secret), alg)
     } else {
-        let kid = header.get("kid").and_then(Value::as_str);
-        let candidates = client_keys(client, kid, keys).await?;
+        let candidates = client_keys(client, jws.kid(), keys).await?;
         if candidates.is_empty() {
             return Err(refused("no registered key matches the client assertion"));
         }
-        candidates
-            .iter()
-            .filter(|jwk| key_suits(jwk, alg, alg_name))
-            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
-            .any(|key| verifies(&key))
+        jws.signed_by(&candidates, alg)
     };
     if !signed {
         return Err(refused("client assertion signature invalid"));

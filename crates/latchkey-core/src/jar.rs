@@ -24,12 +24,12 @@
 //! replaying one only starts another authorization, which the user still has to pass.
 
 use crate::client::Client;
-use crate::client_assertion::{AssertionKeys, PRIVATE_KEY_ALGS, key_suits};
+use crate::client_assertion::{AssertionKeys, PRIVATE_KEY_ALGS};
 use crate::clock::UnixTime;
 use crate::error::{ErrorCode, OAuthError};
+use crate::jose::foreign::{self, Jws, Malformed};
 use crate::params::{Params, REPEATABLE};
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 
 /// The longest request object read: a few KiB of parameters and a signature fit easily.
@@ -104,27 +104,20 @@ fn refused(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidRequestObject, description)
 }
 
-fn json_part(part: &str) -> Result<Map<String, Value>, OAuthError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| refused("request object is not base64url"))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(refused("request object part is not a JSON object")),
-    }
+/// The refusal for a request object that is not a readable compact JWS.
+fn malformed(why: Malformed) -> OAuthError {
+    refused(match why {
+        Malformed::NotCompact => "request object is not a compact JWS",
+        Malformed::Encrypted => "encrypted request objects are not supported",
+        Malformed::NotBase64url => "request object is not base64url",
+        Malformed::NotObject => "request object part is not a JSON object",
+    })
 }
 
-/// A claim that is a NumericDate (RFC 7519 §2); `Err` when present but not a number.
+/// A NumericDate claim; a malformed one is refused.
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, OAuthError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| refused("request object has a malformed time claim")),
-        Some(_) => Err(refused("request object has a malformed time claim")),
-    }
+    foreign::numeric_date(claims, name)
+        .map_err(|()| refused("request object has a malformed time claim"))
 }
 
 /// Where and when a request object is being checked.
@@ -149,20 +142,11 @@ pub async fn verify(
     if jwt.len() > MAX_REQUEST_OBJECT_LEN {
         return Err(refused("request object too large"));
     }
-    let mut it = jwt.split('.');
-    let (header_b64, payload_b64, signature) = match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => (h, p, s),
-        // Five parts is a JWE (RFC 7516 §9).
-        (Some(_), Some(_), Some(_), Some(_)) => {
-            return Err(refused("encrypted request objects are not supported"));
-        }
-        _ => return Err(refused("request object is not a compact JWS")),
-    };
-    let header = json_part(header_b64)?;
-    let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let jws = Jws::parse(jwt).map_err(malformed)?;
+    let alg_name = jws.alg();
     // RFC 9101 §6.1 lets an unsigned object (`alg` `none`) through; this server does not:
     // the object is what proves the parameters come from the client (RFC 9101 §10.2).
-    if alg_name == "none" || signature.is_empty() {
+    if alg_name == "none" || jws.unsigned() {
         return Err(refused("request object must be signed"));
     }
     let allowed = cx.config.algs.iter().any(|a| a == alg_name)
@@ -176,12 +160,10 @@ pub async fn verify(
         Ok(alg) if allowed => alg,
         _ => return Err(refused("request object alg not allowed for this client")),
     };
-    if header.contains_key("crit") {
-        // RFC 7515 §4.1.11: we understand no extension, so a critical one is refused.
+    if jws.has_crit() {
         return Err(refused("request object has critical header parameters"));
     }
-    let kid = header.get("kid").and_then(Value::as_str);
-    let candidates = crate::client_assertion::client_keys(client, kid, keys)
+    let candidates = crate::client_assertion::client_keys(client, jws.kid(), keys)
         .await
         .map_err(|e| {
             let detail = e
@@ -194,18 +176,10 @@ pub async fn verify(
     if candidates.is_empty() {
         return Err(refused("no registered key matches the request object"));
     }
-    let message = &jwt[..header_b64.len() + 1 + payload_b64.len()];
-    let signed = candidates
-        .iter()
-        .filter(|jwk| key_suits(jwk, alg, alg_name))
-        .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
-        .any(|key| {
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).unwrap_or(false)
-        });
-    if !signed {
+    if !jws.signed_by(&candidates, alg) {
         return Err(refused("request object signature invalid"));
     }
-    let mut claims = json_part(payload_b64)?;
+    let mut claims = jws.claims().map_err(malformed)?;
     check_claims(&claims, client.id.as_str(), cx)?;
     claims.retain(|name, _| !JWT_CLAIMS.contains(&name.as_str()));
     Ok(claims)

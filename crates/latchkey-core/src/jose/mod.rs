@@ -10,6 +10,7 @@
 //! Only asymmetric algorithms are offered ([`SigningAlg`]): never `none` and never HMAC, so
 //! anyone holding the JWKS can verify and nobody but the provider can sign.
 
+pub(crate) mod foreign;
 mod kek;
 mod key;
 mod keyset;

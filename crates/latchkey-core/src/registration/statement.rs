@@ -15,11 +15,11 @@
 //!
 //! The core does no I/O: trusted issuers carry their keys inline.
 
-use crate::client_assertion::{PRIVATE_KEY_ALGS, key_suits, parse_jwks};
+use crate::client_assertion::{PRIVATE_KEY_ALGS, parse_jwks};
 use crate::clock::UnixTime;
 use crate::error::{ErrorCode, OAuthError};
-use base64::Engine as _;
-use jsonwebtoken::{Algorithm, DecodingKey};
+use crate::jose::foreign::{self, Jws, Malformed};
+use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value};
 use std::collections::BTreeSet;
 
@@ -131,14 +131,8 @@ impl StatementPolicy {
         if statement.len() > MAX_STATEMENT_LEN {
             return Err(invalid("software statement too large"));
         }
-        let mut it = statement.split('.');
-        let (header_b64, payload_b64, signature) =
-            match (it.next(), it.next(), it.next(), it.next()) {
-                (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() => (h, p, s),
-                _ => return Err(invalid("software statement is not a compact JWS")),
-            };
-        let header = json_part(header_b64)?;
-        let mut claims = json_part(payload_b64)?;
+        let jws = Jws::parse(statement).map_err(malformed)?;
+        let mut claims = jws.claims().map_err(malformed)?;
         // RFC 7591 §2.3: "The software statement MUST contain an "iss" (issuer) claim".
         let Some(iss) = claims.get("iss").and_then(Value::as_str) else {
             return Err(invalid("software statement has no iss"));
@@ -152,31 +146,23 @@ impl StatementPolicy {
         // RFC 7591 §2.3: "The software statement MUST be digitally signed or MACed"; a MAC
         // would need a secret shared with the publisher, so only signatures are accepted,
         // and never `none` (RFC 8725 §3.1).
-        let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+        let alg_name = jws.alg();
         let alg: Algorithm = match alg_name.parse() {
-            Ok(alg) if issuer.algs.contains(alg_name) && !signature.is_empty() => alg,
+            Ok(alg) if issuer.algs.contains(alg_name) && !jws.unsigned() => alg,
             _ => return Err(invalid("software statement alg not allowed for its issuer")),
         };
-        if header.contains_key("crit") {
-            // RFC 7515 §4.1.11: we understand no extension, so a critical one is refused.
+        if jws.has_crit() {
             return Err(invalid("software statement has critical header parameters"));
         }
         let keys = parse_jwks(&issuer.jwks).map_err(|e| {
             OAuthError::server_error().with_detail(format!("trusted issuer keys: {e}"))
         })?;
-        let kid = header.get("kid").and_then(Value::as_str);
-        let message = &statement[..header_b64.len() + 1 + payload_b64.len()];
-        let signed = keys
+        let kid = jws.kid();
+        let candidates = keys
             .keys
             .iter()
-            .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid)
-            .filter(|jwk| key_suits(jwk, alg, alg_name))
-            .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
-            .any(|key| {
-                jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg)
-                    .unwrap_or(false)
-            });
-        if !signed {
+            .filter(|k| kid.is_none() || k.common.key_id.as_deref() == kid);
+        if !jws.signed_by(candidates, alg) {
             return Err(invalid("software statement signature invalid"));
         }
         // RFC 7519 §4.1.4: "the JWT MUST NOT be accepted for processing" on or after `exp`.
@@ -200,25 +186,17 @@ fn invalid(description: &'static str) -> OAuthError {
     OAuthError::new(ErrorCode::InvalidSoftwareStatement, description)
 }
 
-fn json_part(part: &str) -> Result<Map<String, Value>, OAuthError> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| invalid("software statement is not base64url"))?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(invalid("software statement part is not a JSON object")),
-    }
+/// The refusal for a statement that is not a readable compact JWS.
+fn malformed(why: Malformed) -> OAuthError {
+    invalid(match why {
+        Malformed::NotCompact | Malformed::Encrypted => "software statement is not a compact JWS",
+        Malformed::NotBase64url => "software statement is not base64url",
+        Malformed::NotObject => "software statement part is not a JSON object",
+    })
 }
 
-/// A claim that is a NumericDate (RFC 7519 §2); `Err` when present but not a number.
+/// A NumericDate claim; a malformed one is refused.
 fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, OAuthError> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| invalid("software statement has a malformed time claim")),
-        Some(_) => Err(invalid("software statement has a malformed time claim")),
-    }
+    foreign::numeric_date(claims, name)
+        .map_err(|()| invalid("software statement has a malformed time claim"))
 }

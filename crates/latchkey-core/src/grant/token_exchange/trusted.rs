@@ -18,13 +18,13 @@
 //! of leeway. Every refusal has a reason for the log only: the client is told that the token
 //! is invalid, nothing about keys.
 
-use crate::client_assertion::{JwkSet, JwksFetcher, PRIVATE_KEY_ALGS, key_suits, parse_jwks};
+use crate::client_assertion::{JwkSet, JwksFetcher, PRIVATE_KEY_ALGS, parse_jwks};
 use crate::clock::UnixTime;
 use crate::jose::MAX_JWT_LEN;
+use crate::jose::foreign::{self, Jws, Malformed};
 use crate::token::Actor;
-use base64::Engine as _;
+use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use std::sync::Arc;
@@ -214,48 +214,31 @@ impl TrustedIssuers {
 /// The `iss` of a compact JWS, read without verifying anything: only to pick the issuer
 /// whose rules then verify it.
 pub(crate) fn peek_issuer(token: &str) -> Option<String> {
-    let (_, payload, _) = split(token).ok()?;
-    json_part(payload)
+    if token.len() > MAX_JWT_LEN {
+        return None;
+    }
+    Jws::parse(token)
+        .ok()?
+        .claims()
         .ok()?
         .get("iss")?
         .as_str()
         .map(str::to_owned)
 }
 
-fn split(token: &str) -> Result<(&str, &str, &str), String> {
-    if token.len() > MAX_JWT_LEN {
-        return Err("token too long".into());
+/// The reason (for the log) a token is not a readable compact JWS.
+fn malformed(why: Malformed) -> String {
+    match why {
+        Malformed::NotCompact | Malformed::Encrypted => "not a compact JWS",
+        Malformed::NotBase64url => "not base64url",
+        Malformed::NotObject => "a part is not a JSON object",
     }
-    let mut it = token.split('.');
-    match (it.next(), it.next(), it.next(), it.next()) {
-        (Some(h), Some(p), Some(s), None) if !h.is_empty() && !p.is_empty() && !s.is_empty() => {
-            Ok((h, p, s))
-        }
-        _ => Err("not a compact JWS".into()),
-    }
-}
-
-fn json_part(part: &str) -> Result<Map<String, Value>, String> {
-    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(part)
-        .map_err(|_| "not base64url".to_owned())?;
-    match serde_json::from_slice(&bytes) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err("a part is not a JSON object".into()),
-    }
+    .to_owned()
 }
 
 /// A NumericDate claim (RFC 7519 §2): `Ok(None)` when absent, `Err` when not a number.
 fn time(claims: &Map<String, Value>, name: &str) -> Result<Option<i64>, String> {
-    match claims.get(name) {
-        None => Ok(None),
-        Some(Value::Number(n)) => n
-            .as_i64()
-            .or_else(|| n.as_f64().filter(|f| f.is_finite()).map(|f| f as i64))
-            .map(Some)
-            .ok_or_else(|| format!("{name} is not a number")),
-        Some(_) => Err(format!("{name} is not a number")),
-    }
+    foreign::numeric_date(claims, name).map_err(|()| format!("{name} is not a number"))
 }
 
 /// Verifies `token` as one of `issuer`'s (an ID token when `id_token`) for the server whose
@@ -268,18 +251,24 @@ pub(crate) async fn verify(
     fetcher: Option<&dyn JwksFetcher>,
     now: UnixTime,
 ) -> Result<Map<String, Value>, String> {
-    let (header_b64, payload_b64, signature) = split(token)?;
-    let header = json_part(header_b64)?;
+    if token.len() > MAX_JWT_LEN {
+        return Err("token too long".into());
+    }
+    let jws = Jws::parse(token).map_err(malformed)?;
+    if jws.unsigned() {
+        return Err("not a compact JWS".into());
+    }
+    let header = &jws.header;
     // RFC 8725 §3.1 and §3.2: only the algorithms configured for this issuer, all
     // asymmetric; never `none`, never an HMAC keyed with a public key.
-    let alg_name = header.get("alg").and_then(Value::as_str).unwrap_or("");
+    let alg_name = jws.alg();
     if !issuer.algs.iter().any(|a| a == alg_name) {
         return Err(format!("alg {alg_name:?} not allowed for this issuer"));
     }
     let alg: Algorithm = alg_name
         .parse()
         .map_err(|_| format!("alg {alg_name:?} unknown"))?;
-    if header.contains_key("crit") {
+    if jws.has_crit() {
         // RFC 7515 §4.1.11: we understand no extension, so a critical one is refused.
         return Err("critical header parameters".into());
     }
@@ -295,18 +284,11 @@ pub(crate) async fn verify(
         Some(_) if id_token => return Err("an ID token must be typed JWT".into()),
         Some(_) => {}
     }
-    let claims = json_part(payload_b64)?;
+    let claims = jws.claims().map_err(malformed)?;
     check_claims(issuer, &claims, our_issuer, now)?;
-    let kid = header.get("kid").and_then(Value::as_str);
+    let kid = jws.kid();
     let candidates = keys(issuer, kid, fetcher).await?;
-    let message = &token[..header_b64.len() + 1 + payload_b64.len()];
-    let signed = candidates
-        .iter()
-        .filter(|jwk| key_suits(jwk, alg, alg_name))
-        .filter_map(|jwk| DecodingKey::from_jwk(jwk).ok())
-        .any(|key| {
-            jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key, alg).unwrap_or(false)
-        });
+    let signed = jws.signed_by(&candidates, alg);
     if !signed {
         return Err("signature does not verify with the issuer's keys".into());
     }
