@@ -262,12 +262,18 @@ pub(crate) async fn verify(
     // RFC 8725 §3.1 and §3.2: only the algorithms configured for this issuer, all
     // asymmetric; never `none`, never an HMAC keyed with a public key.
     let alg_name = jws.alg();
+    // The reason reaches the log: an attacker's `alg` is named only when it is short.
+    let shown = if alg_name.len() <= 16 {
+        alg_name
+    } else {
+        "(too long)"
+    };
     if !issuer.algs.iter().any(|a| a == alg_name) {
-        return Err(format!("alg {alg_name:?} not allowed for this issuer"));
+        return Err(format!("alg {shown:?} not allowed for this issuer"));
     }
     let alg: Algorithm = alg_name
         .parse()
-        .map_err(|_| format!("alg {alg_name:?} unknown"))?;
+        .map_err(|_| format!("alg {shown:?} unknown"))?;
     if jws.has_crit() {
         // RFC 7515 §4.1.11: we understand no extension, so a critical one is refused.
         return Err("critical header parameters".into());
@@ -506,6 +512,16 @@ mod tests {
                 .await
                 .contains("signature")
         );
+        // An attacker's long `alg` is not copied into the reason (which is logged).
+        use base64::Engine as _;
+        let long_alg = format!(
+            "{}.{}.c2ln",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD
+                .encode(format!(r#"{{"alg":"{}"}}"#, "A".repeat(4000))),
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode("{}"),
+        );
+        let got = reason(&issuer, &long_alg, true).await;
+        assert!(got.contains("(too long)") && got.len() < 100, "{got}");
         // A jwks_uri with no fetcher is refused, not trusted.
         let mut remote = issuer.clone();
         remote.keys = IssuerKeys::Uri("https://idp.example/jwks".into());
