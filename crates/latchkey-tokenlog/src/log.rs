@@ -26,6 +26,12 @@
 //! durable too, which is what makes applying before the fsync safe: nothing that depends on a
 //! frame is acknowledged before it.
 //!
+//! Hand-offs are kept few, since the writer often shares a core with the request threads: a
+//! store call wakes the writer only if it sleeps (one wake-up call per group, none while it is
+//! busy), the writer woken by a group's first frame yields once so that the request threads can
+//! queue the rest of the group first, and all of a group's waiters are woken by one `watch`
+//! update.
+//!
 //! # Compaction
 //! Only the oldest sealed segment is compacted: its tokens still live are appended again with
 //! their current state (a batch per step, under the lock for microseconds), and once those
@@ -1080,10 +1086,21 @@ fn writer(shared: &Shared) {
     loop {
         let batch = {
             let mut inner = shared.lock();
+            let mut slept = false;
             while inner.pending.is_empty() && !inner.shutdown {
                 shared.writer_idle.store(true, Ordering::SeqCst);
                 inner = shared.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
                 shared.writer_idle.store(false, Ordering::SeqCst);
+                slept = true;
+            }
+            if slept && !inner.shutdown {
+                // Woken by the first frame of a group: let the thread that queued it (and the
+                // others runnable on this core) queue more before the group is taken, rather
+                // than syncing one frame while the rest wait for the next sync. Where the
+                // writer has a core of its own this returns at once.
+                drop(inner);
+                std::thread::yield_now();
+                inner = shared.lock();
             }
             if inner.pending.is_empty() {
                 return;
