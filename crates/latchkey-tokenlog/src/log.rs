@@ -26,6 +26,12 @@
 //! durable too, which is what makes applying before the fsync safe: nothing that depends on a
 //! frame is acknowledged before it.
 //!
+//! Hand-offs are kept few, since the writer often shares a core with the request threads: a
+//! store call wakes the writer only if it sleeps (one wake-up call per group, none while it is
+//! busy), the writer woken by a group's first frame yields once so that the request threads can
+//! queue the rest of the group first, and all of a group's waiters are woken by one `watch`
+//! update.
+//!
 //! # Compaction
 //! Only the oldest sealed segment is compacted: its tokens still live are appended again with
 //! their current state (a batch per step, under the lock for microseconds), and once those
@@ -40,7 +46,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::watch;
@@ -135,6 +141,8 @@ pub(crate) struct Inner {
     hash_key: (u64, u64),
     /// Tokens loaded from a checkpoint at open.
     from_checkpoint: u64,
+    /// Threads in [`Shared::durable_blocking`]: the writer wakes them only when there are any.
+    blocking_waiters: u32,
 }
 
 /// The preallocator's view of the active segment, under its own lock: the writer holds it
@@ -158,9 +166,17 @@ pub(crate) struct Shared {
     prep: Mutex<Prep>,
     /// Wakes the preallocator when the writer comes near the end of the zeros.
     prep_cv: Condvar,
-    /// Wakes the writer when something is queued, and the sweeper at shutdown.
+    /// Wakes the writer when something is queued while it sleeps ([`Shared::queued`]), and at
+    /// shutdown. The sweeper waits on its own condvar: a store call wakes one thread, at most.
     wake: Condvar,
-    /// Wakes threads waiting for durability (the compactor).
+    /// Whether the writer is waiting on `wake` (set under the state's lock before it waits,
+    /// cleared by the first [`Shared::queued`] after): store calls that queue while the writer
+    /// is busy make no wake-up call, which is a futex syscall each even with no one waiting.
+    writer_idle: AtomicBool,
+    /// Wakes the sweeper at shutdown.
+    sweeper_cv: Condvar,
+    /// Wakes threads waiting for durability (the compactor), when there are any
+    /// ([`Inner::blocking_waiters`]).
     durable_cv: Condvar,
     durable_tx: watch::Sender<u64>,
     dir: PathBuf,
@@ -220,6 +236,7 @@ impl Inner {
             clients: HashMap::new(),
             frames: 0,
             from_checkpoint: 0,
+            blocking_waiters: 0,
             hash_key: {
                 use latchkey_core::entropy::Entropy as _;
                 let mut bytes = [0u8; 16];
@@ -494,6 +511,7 @@ impl Drop for Log {
             prep.shutdown = true;
         }
         self.shared.wake.notify_all();
+        self.shared.sweeper_cv.notify_all();
         self.shared.prep_cv.notify_all();
         for t in self.threads.drain(..) {
             let _ = t.join();
@@ -577,6 +595,8 @@ impl Log {
             prep: Mutex::new(prep),
             prep_cv: Condvar::new(),
             wake: Condvar::new(),
+            writer_idle: AtomicBool::new(false),
+            sweeper_cv: Condvar::new(),
             durable_cv: Condvar::new(),
             durable_tx,
             dir: dir.to_owned(),
@@ -973,9 +993,15 @@ impl Shared {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Wakes the writer: something was queued.
+    /// Wakes the writer if it sleeps: something was queued. Called after the queueing lock is
+    /// released. The writer sets its idle flag under that lock only when it finds nothing
+    /// queued, and then waits without releasing it in between, so a caller that queued under
+    /// the lock either is seen by the writer's check or sees the flag set here; only the first
+    /// caller to see it makes the wake-up call.
     pub fn queued(&self) {
-        self.wake.notify_all();
+        if self.writer_idle.swap(false, Ordering::SeqCst) {
+            self.wake.notify_one();
+        }
     }
 
     /// The log's directory.
@@ -1005,10 +1031,12 @@ impl Shared {
     fn durable_blocking(&self, pos: u64) -> Result<(), StoreError> {
         let mut inner = self.lock();
         while inner.durable < pos && inner.failed.is_none() && !inner.shutdown {
+            inner.blocking_waiters += 1;
             inner = self
                 .durable_cv
                 .wait(inner)
                 .unwrap_or_else(|p| p.into_inner());
+            inner.blocking_waiters -= 1;
         }
         inner.check()?;
         if inner.durable < pos {
@@ -1058,8 +1086,21 @@ fn writer(shared: &Shared) {
     loop {
         let batch = {
             let mut inner = shared.lock();
+            let mut slept = false;
             while inner.pending.is_empty() && !inner.shutdown {
+                shared.writer_idle.store(true, Ordering::SeqCst);
                 inner = shared.wake.wait(inner).unwrap_or_else(|p| p.into_inner());
+                shared.writer_idle.store(false, Ordering::SeqCst);
+                slept = true;
+            }
+            if slept && !inner.shutdown {
+                // Woken by the first frame of a group: let the thread that queued it (and the
+                // others runnable on this core) queue more before the group is taken, rather
+                // than syncing one frame while the rest wait for the next sync. Where the
+                // writer has a core of its own this returns at once.
+                drop(inner);
+                std::thread::yield_now();
+                inner = shared.lock();
             }
             if inner.pending.is_empty() {
                 return;
@@ -1073,8 +1114,11 @@ fn writer(shared: &Shared) {
                 let mut inner = shared.lock();
                 inner.inflight = None;
                 inner.durable = end;
+                let blocked = inner.blocking_waiters > 0;
                 drop(inner);
-                shared.durable_cv.notify_all();
+                if blocked {
+                    shared.durable_cv.notify_all();
+                }
                 shared.durable_tx.send_replace(end);
             }
             Err(err) => {
@@ -1225,7 +1269,7 @@ fn sweeper(shared: &Shared) {
         {
             let inner = shared.lock();
             let (inner, _) = shared
-                .wake
+                .sweeper_cv
                 .wait_timeout_while(inner, shared.options.sweep_every, |i| !i.shutdown)
                 .unwrap_or_else(|p| p.into_inner());
             if inner.shutdown {
