@@ -97,6 +97,10 @@ pub struct Stats {
     pub bytes_preallocated: u64,
     /// Tokens loaded from a checkpoint at open (0: the whole log was replayed).
     pub tokens_from_checkpoint: u64,
+    /// Bytes of log replayed at open (the log after the checkpoint, or all of it).
+    pub bytes_replayed: u64,
+    /// Checkpoints written since the log was opened.
+    pub checkpoints: u64,
 }
 
 /// A queued piece of a segment, not yet written.
@@ -135,6 +139,12 @@ pub(crate) struct Inner {
     hash_key: (u64, u64),
     /// Tokens loaded from a checkpoint at open.
     from_checkpoint: u64,
+    /// The position (`seg << 32 | offset`) of the newest checkpoint on disk; 0 for none.
+    checkpointed: u64,
+    /// Checkpoints written since the log was opened.
+    checkpoints: u64,
+    /// Bytes of log replayed at open.
+    replayed: u64,
 }
 
 /// The preallocator's view of the active segment, under its own lock: the writer holds it
@@ -169,6 +179,8 @@ pub(crate) struct Shared {
     fsyncs: AtomicU64,
     compacted: AtomicU64,
     preallocated: AtomicU64,
+    /// Held while a checkpoint is written.
+    checkpointing: Mutex<()>,
 }
 
 fn io_err(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -220,6 +232,9 @@ impl Inner {
             clients: HashMap::new(),
             frames: 0,
             from_checkpoint: 0,
+            checkpointed: 0,
+            checkpoints: 0,
+            replayed: 0,
             hash_key: {
                 use latchkey_core::entropy::Entropy as _;
                 let mut bytes = [0u8; 16];
@@ -512,8 +527,8 @@ impl Drop for Log {
                 }
             }
             drop(prep);
-            if let Err(err) = write_checkpoint(&self.shared) {
-                tracing::warn!(error = %err, "token log: could not write a checkpoint; the next start replays the whole log");
+            if let Err(err) = write_checkpoint(&self.shared, true) {
+                tracing::warn!(error = %err, "token log: could not write a checkpoint; the next start replays the log since the last one");
             }
         }
     }
@@ -585,6 +600,7 @@ impl Log {
             fsyncs: AtomicU64::new(0),
             compacted: AtomicU64::new(0),
             preallocated: AtomicU64::new(0),
+            checkpointing: Mutex::new(()),
         });
         if follower {
             return Ok(Self {
@@ -669,12 +685,24 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
             _ => {}
         }
     }
+    // Each segment's length on disk, to size the index before it is filled.
+    let sizes: Vec<(u32, u64)> = numbers
+        .iter()
+        .map(|&seg| Ok((seg, std::fs::metadata(seg_path(dir, seg))?.len())))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| io_err("stat segment", e))?;
     // With a checkpoint that matches, segments before its position are not read.
     let mut resume: Option<(u32, u32)> = None;
+    // Segments the checkpoint lists that compaction has deleted since.
+    let mut gone = Vec::new();
     if use_checkpoint && last.is_some() {
-        match load_checkpoint(&checkpoint_path, &numbers, inner.horizon) {
+        match load_checkpoint(&checkpoint_path, &numbers, &sizes, inner.horizon) {
             Ok(None) => {}
-            Ok(Some((header, index))) => {
+            Ok(Some(checkpoint::Loaded {
+                header,
+                index,
+                live,
+            })) => {
                 inner.hash_key = header.key;
                 inner.from_checkpoint = index.len() as u64;
                 inner.index = index;
@@ -684,8 +712,9 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
                     .enumerate()
                     .map(|(i, c)| (c, i as u32))
                     .collect();
-                for mark in &header.segments {
-                    if !numbers.contains(&mark.seg) {
+                for (mark, live) in header.segments.iter().zip(live) {
+                    if numbers.binary_search(&mark.seg).is_err() {
+                        gone.push(mark.seg);
                         continue;
                     }
                     if mark.seg < header.seg {
@@ -701,23 +730,21 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
                             mark.seg,
                             SegInfo {
                                 size: u64::from(mark.size),
-                                live: 0,
+                                live,
                             },
                         );
                     }
                 }
-                for slot in inner.index.select(|_| true) {
-                    let e = *inner.index.entry(slot);
-                    if let Some(info) = inner.segs.get_mut(&e.seg) {
-                        info.live += u64::from(e.len);
-                    }
-                }
+                inner.checkpointed = position(header.seg, header.off);
                 resume = Some((header.seg, header.off));
             }
             Err(why) => {
                 tracing::warn!(reason = %why, "token log: not using the checkpoint; replaying the whole log");
             }
         }
+    }
+    if resume.is_none() {
+        inner.index.reserve(tokens_in(log_after(&sizes, 0, 0)));
     }
     for &seg in &numbers {
         let from = match resume {
@@ -773,6 +800,7 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
         if let Some(info) = inner.segs.get_mut(&seg) {
             info.size = valid as u64;
         }
+        inner.replayed += valid.saturating_sub(from) as u64;
         inner.files.insert(seg, Arc::new(file));
         inner.active = seg;
         inner.active_len = valid as u32;
@@ -788,9 +816,9 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
             },
         );
     }
-    if resume.is_some() {
-        let files = &inner.files;
-        let dangling = inner.index.select(|e| !files.contains_key(&e.seg));
+    if resume.is_some() && !gone.is_empty() {
+        // Every other segment a checkpointed token can be in was opened above.
+        let dangling = inner.index.select(|e| gone.contains(&e.seg));
         if !dangling.is_empty() {
             tracing::warn!(
                 tokens = dangling.len(),
@@ -811,14 +839,16 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
 fn load_checkpoint(
     path: &Path,
     numbers: &[u32],
+    sizes: &[(u32, u64)],
     horizon: u32,
-) -> Result<Option<(checkpoint::Header, crate::entry::Index)>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("read: {e}")),
+) -> Result<Option<checkpoint::Loaded>, String> {
+    let Some(loaded) = checkpoint::read(path, horizon, |header| {
+        tokens_in(log_after(sizes, header.seg, header.off))
+    })?
+    else {
+        return Ok(None);
     };
-    let (header, index) = checkpoint::decode(&bytes, horizon)?;
+    let header = &loaded.header;
     for &seg in numbers.iter().filter(|&&n| n <= header.seg) {
         if !header.segments.iter().any(|m| m.seg == seg) {
             return Err(format!("segment {seg} is not in it"));
@@ -842,55 +872,148 @@ fn load_checkpoint(
             return Err(format!("segment {} is not the one it saw", mark.seg));
         }
     }
-    Ok(Some((header, index)))
+    Ok(Some(loaded))
 }
 
-/// Writes a checkpoint of the index at the log's current end (see [`checkpoint`]). Only at a
-/// clean shutdown, once everything queued is written: the index is then exactly the log.
-fn write_checkpoint(shared: &Shared) -> std::io::Result<()> {
-    let bytes = {
+/// The bytes of the segments in `sizes` (number, length) after offset `off` of segment `seg`.
+fn log_after(sizes: &[(u32, u64)], seg: u32, off: u32) -> u64 {
+    sizes
+        .iter()
+        .map(|&(s, len)| match s.cmp(&seg) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Equal => len.saturating_sub(u64::from(off)),
+            std::cmp::Ordering::Greater => len,
+        })
+        .sum()
+}
+
+/// How many tokens `bytes` of log hold at most, about: a token's frame is ~240 bytes, so
+/// the index reserved for this many is not grown (rehashed) during the replay.
+fn tokens_in(bytes: u64) -> usize {
+    usize::try_from(bytes / 200).unwrap_or(usize::MAX)
+}
+
+/// The log position of `off` in segment `seg`, ordered as the log is.
+fn position(seg: u32, off: u32) -> u64 {
+    (u64::from(seg) << 32) | u64::from(off)
+}
+
+/// Takes a checkpoint if one is due ([`checkpoint::due`]); what the sweeper runs after each
+/// compaction step.
+pub(crate) fn checkpoint_if_due(shared: &Shared) -> Result<(), StoreError> {
+    let due = {
         let inner = shared.lock();
-        if inner.failed.is_some() || !inner.pending.is_empty() {
+        let (seg, off) = ((inner.checkpointed >> 32) as u32, inner.checkpointed as u32);
+        let after: u64 = inner
+            .segs
+            .range(seg..)
+            .map(|(&s, info)| {
+                if s == seg {
+                    info.size.saturating_sub(u64::from(off))
+                } else {
+                    info.size
+                }
+            })
+            .sum();
+        checkpoint::due(after, inner.index.len() as u64)
+    };
+    if due {
+        write_checkpoint(shared, false)?;
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint of the index as of the log's current end (see [`checkpoint`]), while
+/// the log goes on serving: the entries are copied a slab chunk per lock, streamed to the
+/// file, and the file is put in place once the log is durable up to where the copy ended.
+/// Unless `closing` (the log's threads are gone), a shutdown abandons it.
+pub(crate) fn write_checkpoint(shared: &Shared, closing: bool) -> Result<(), StoreError> {
+    // One at a time: they share the file they are written to.
+    let _one = shared
+        .checkpointing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let start = {
+        let inner = shared.lock();
+        if inner.failed.is_some() {
             return Ok(());
         }
-        let mut segments = Vec::with_capacity(inner.segs.len());
-        for (&seg, info) in &inner.segs {
-            let size = if seg == inner.active {
-                inner.active_len
-            } else {
-                info.size as u32
-            };
-            let Some(file) = inner.files.get(&seg) else {
-                return Ok(());
-            };
-            segments.push(checkpoint::SegmentMark::of(seg, size, |buf, off| {
-                file.read_exact_at(buf, off)
-            })?);
+        let start = position(inner.active, inner.active_len);
+        if inner.checkpointed == start {
+            // The one on disk is as of this position already.
+            return Ok(());
         }
+        start
+    };
+    let io = |e: std::io::Error| io_err("write checkpoint", e);
+    let mut writer = checkpoint::Writer::create(&shared.dir).map_err(io)?;
+    let mut encoded = Vec::new();
+    for chunk in 0.. {
+        encoded.clear();
+        {
+            let inner = shared.lock();
+            if (inner.shutdown && !closing) || inner.failed.is_some() {
+                // Left for the close (or the next start) to do.
+                return Ok(());
+            }
+            // A token whose record is past `start` is written again by the replay from it.
+            let Some(slots) = inner
+                .index
+                .select_chunk(chunk, |e| position(e.seg, e.off) < start)
+            else {
+                break;
+            };
+            encoded.reserve(slots.len() * checkpoint::ENTRY_BYTES);
+            for slot in slots {
+                checkpoint::encode_entry(&mut encoded, inner.index.entry(slot));
+            }
+        }
+        writer.entries(&encoded).map_err(io)?;
+    }
+    // The copy may hold changes made after `start` (a revocation, say): the checkpoint goes in
+    // place only once they are durable, so it never holds what a crash would undo.
+    let end = {
+        let inner = shared.lock();
+        position(inner.active, inner.active_len)
+    };
+    shared.durable_blocking(end)?;
+    let (seg, off) = ((start >> 32) as u32, start as u32);
+    let (marks, clients, key) = {
+        let inner = shared.lock();
+        let marks: Vec<(u32, u32, Arc<File>)> = inner
+            .segs
+            .range(..=seg)
+            .filter_map(|(&s, info)| {
+                let size = if s == seg { off } else { info.size as u32 };
+                Some((s, size, Arc::clone(inner.files.get(&s)?)))
+            })
+            .collect();
         let mut clients = vec![Box::<str>::from(""); inner.clients.len()];
         for (name, &id) in &inner.clients {
             clients[id as usize] = name.clone();
         }
-        let header = checkpoint::Header {
-            key: inner.hash_key,
-            seg: inner.active,
-            off: inner.active_len,
-            segments,
-            clients,
-        };
-        checkpoint::encode(&header, &inner.index)
+        (marks, clients, inner.hash_key)
     };
-    let tmp = shared.dir.join(format!("{}.tmp", checkpoint::FILE));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all_at(&bytes, 0)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, shared.dir.join(checkpoint::FILE))?;
-    sync_dir(&shared.dir)
+    let mut segments = Vec::with_capacity(marks.len());
+    for (s, size, file) in marks {
+        segments.push(
+            checkpoint::SegmentMark::of(s, size, |buf, at| file.read_exact_at(buf, at))
+                .map_err(io)?,
+        );
+    }
+    let header = checkpoint::Header {
+        key,
+        seg,
+        off,
+        segments,
+        clients,
+    };
+    writer.finish(&header).map_err(io)?;
+    let mut inner = shared.lock();
+    inner.checkpointed = inner.checkpointed.max(start);
+    inner.checkpoints += 1;
+    tracing::debug!(segment = seg, offset = off, "token log: wrote a checkpoint");
+    Ok(())
 }
 
 /// The segment in `file` as a buffer of its length with only the bytes from `off` read (and
@@ -1032,6 +1155,8 @@ impl Shared {
             segments_compacted: self.compacted.load(Ordering::Relaxed),
             bytes_preallocated: self.preallocated.load(Ordering::Relaxed),
             tokens_from_checkpoint: inner.from_checkpoint,
+            bytes_replayed: inner.replayed,
+            checkpoints: inner.checkpoints,
         }
     }
 }
@@ -1238,6 +1363,9 @@ fn sweeper(shared: &Shared) {
         }
         if let Err(err) = compact(shared) {
             tracing::warn!(error = %err, "token log: compaction failed; retrying later");
+        }
+        if let Err(err) = checkpoint_if_due(shared) {
+            tracing::warn!(error = %err, "token log: could not write a checkpoint; retrying later");
         }
     }
 }
