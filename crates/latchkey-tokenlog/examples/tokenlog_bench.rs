@@ -265,6 +265,21 @@ async fn main() {
             child.kill().expect("SIGKILL the child");
             child.wait().expect("reap the child");
             let log = restart(&dir, "after SIGKILL");
+            // A checkpoint of the whole index, as the log takes while serving.
+            let (user0, sys0) = cpu();
+            let started = Instant::now();
+            log.checkpoint().expect("checkpoint");
+            let (user1, sys1) = cpu();
+            println!(
+                "checkpoint of {} tokens: {:.1} MB in {:.0} ms wall, {:.0} ms CPU ({:.0} user + \
+                 {:.0} kernel)",
+                log.stats().live_tokens,
+                std::fs::metadata(dir.join("checkpoint")).map_or(0, |m| m.len()) as f64 / 1e6,
+                started.elapsed().as_secs_f64() * 1000.0,
+                (user1 - user0 + sys1 - sys0) * 1000.0,
+                (user1 - user0) * 1000.0,
+                (sys1 - sys0) * 1000.0,
+            );
             // The clean close writes a checkpoint at the log's end.
             drop(log);
             drop(restart(&dir, "after a clean shutdown"));

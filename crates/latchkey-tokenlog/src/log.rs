@@ -928,6 +928,16 @@ pub(crate) fn checkpoint_if_due(shared: &Shared) -> Result<(), StoreError> {
 /// file, and the file is put in place once the log is durable up to where the copy ended.
 /// Unless `closing` (the log's threads are gone), a shutdown abandons it.
 pub(crate) fn write_checkpoint(shared: &Shared, closing: bool) -> Result<(), StoreError> {
+    write_checkpoint_between(shared, closing, &mut |_| {})
+}
+
+/// [`write_checkpoint`], calling `between(chunk)` (without the lock) before copying each slab
+/// chunk after the first: where tests make changes while the copy goes on.
+fn write_checkpoint_between(
+    shared: &Shared,
+    closing: bool,
+    between: &mut dyn FnMut(usize),
+) -> Result<(), StoreError> {
     // One at a time: they share the file they are written to.
     let _one = shared
         .checkpointing
@@ -950,6 +960,9 @@ pub(crate) fn write_checkpoint(shared: &Shared, closing: bool) -> Result<(), Sto
     let mut encoded = Vec::new();
     for chunk in 0.. {
         encoded.clear();
+        if chunk > 0 {
+            between(chunk);
+        }
         {
             let inner = shared.lock();
             if (inner.shutdown && !closing) || inner.failed.is_some() {
@@ -1645,4 +1658,135 @@ pub fn snapshot(dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
 /// The file name of segment `seg`.
 pub fn segment_name(seg: u32) -> String {
     format!("{seg:010}.log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame of `PUT`s of the tokens numbered `from..to` (for client `client-{n % 3}`,
+    /// family `family-{n % 100}`), an hour from now.
+    fn puts(from: u32, to: u32) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for n in from..to {
+            let (client, family) = (format!("client-{}", n % 3), format!("family-{}", n % 100));
+            Op::Put {
+                digest: digest(n),
+                expires: wall_clock() + 3600,
+                flags: 0,
+                client: &client,
+                family: &family,
+                subject: None,
+                body: b"{}",
+            }
+            .encode(&mut payload)
+            .expect("encode");
+        }
+        payload
+    }
+
+    /// The digest of token `n`: spread over the digest tables.
+    fn digest(n: u32) -> [u8; 32] {
+        let mut d = [0u8; 32];
+        d[..4].copy_from_slice(&n.to_le_bytes());
+        d[..8].copy_from_slice(
+            &u64::from(n)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .to_le_bytes(),
+        );
+        d[8..16].copy_from_slice(
+            &u64::from(n)
+                .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                .to_le_bytes(),
+        );
+        d
+    }
+
+    /// Applies `payload` and waits until it is durable, as a store call does.
+    fn write(shared: &Shared, payload: &[u8]) {
+        let end = shared
+            .lock()
+            .commit(payload, shared.options.segment_bytes)
+            .expect("commit")
+            .1;
+        shared.queued();
+        shared.durable_blocking(end).expect("durable");
+    }
+
+    /// Every indexed token of `inner` with what a restart must give back (family hashes
+    /// aside: a log replayed without its checkpoint hashes them with a new key).
+    fn tokens(inner: &Inner) -> Vec<([u8; 32], u32, u32, u8, u32)> {
+        let mut out: Vec<_> = inner
+            .index
+            .select(|_| true)
+            .into_iter()
+            .map(|slot| {
+                let e = inner.index.entry(slot);
+                (e.digest, e.seg, e.off, e.flags, e.expires)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Asserts that two lists of [`tokens`] are the same, naming the first difference.
+    fn same(got: &[([u8; 32], u32, u32, u8, u32)], expected: &[([u8; 32], u32, u32, u8, u32)]) {
+        assert_eq!(got.len(), expected.len(), "token counts");
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
+            panic!("token {i}: {:?} instead of {:?}", got[i], expected[i]);
+        }
+    }
+
+    #[test]
+    fn changes_made_while_a_checkpoint_is_copied_come_back_from_the_log_after_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "latchkey-tokenlog-unit-{}-{}",
+            std::process::id(),
+            wall_clock()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = Options {
+            segment_bytes: 1 << 20,
+            sweep_every: Duration::from_secs(3600),
+            ..Options::default()
+        };
+        let log = Log::open(&dir, options).expect("open");
+        let shared = &log.shared;
+        // Three slab chunks' worth (8,192 tokens each).
+        for from in (0..20_000).step_by(1000) {
+            write(shared, &puts(from, from + 1000));
+        }
+        // While the copy is between chunks: a token of a chunk copied already and one of a
+        // chunk not yet copied revoked, a family revoked, a client's tokens deleted, new tokens
+        // (in the slots the deletion freed, some of them in copied chunks).
+        write_checkpoint_between(shared, false, &mut |chunk| {
+            if chunk == 1 {
+                let mut payload = Vec::new();
+                for op in [
+                    Op::Revoke(digest(5)),
+                    Op::Revoke(digest(19_000)),
+                    Op::RevokeFamily("family-7"),
+                    Op::DeleteClient("client-2"),
+                ] {
+                    op.encode(&mut payload).expect("encode");
+                }
+                write(shared, &payload);
+                write(shared, &puts(30_000, 31_000));
+            }
+        })
+        .expect("checkpoint");
+        write(shared, &puts(40_000, 40_010));
+        let expected = tokens(&shared.lock());
+        assert_eq!(shared.lock().checkpoints, 1);
+
+        // What a crash leaves: read as a follower does, with the checkpoint and without.
+        let from_checkpoint = load(&dir, true, true).expect("load").expect("loaded");
+        assert!(from_checkpoint.inner.from_checkpoint > 10_000);
+        same(&tokens(&from_checkpoint.inner), &expected);
+        let whole = load(&dir, true, false).expect("load").expect("loaded");
+        assert_eq!(whole.inner.from_checkpoint, 0);
+        same(&tokens(&whole.inner), &expected);
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
