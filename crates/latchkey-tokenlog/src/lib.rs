@@ -7,11 +7,11 @@
 //! for every record waiting (group commit), and keeps a 72-byte entry per live token in memory
 //! (in core's compact index, [`latchkey_core::store::compact`]), with the record's body read
 //! back from the file by offset when a token is looked up. A restart loads the index from the
-//! newest checkpoint (`checkpoint.rs`: taken while serving, once the log has grown past a
-//! multiple of its size, and at a clean shutdown) and replays only the log after it (no JSON
-//! parsed), after a crash too. A background thread
-//! forgets expired tokens and compacts old segments a batch at a time, and another zero-fills
-//! the active segment ahead of the writer, so no request waits on any of them.
+//! newest checkpoint (`checkpoint.rs`: taken while serving, once the log after the last one
+//! is as long as a new one, and at a clean shutdown) and replays only the log after it (no JSON
+//! parsed), after a crash too. A background thread forgets expired tokens, compacts old
+//! segments a batch at a time and writes the checkpoints, and another zero-fills the active
+//! segment ahead of the writer, so no request waits on any of them.
 //!
 //! The promise is the durable stores' own: a call returns only once its record is on disk
 //! (`fdatasync`), so an acknowledged token, revocation or rotation survives a crash (see

@@ -31,6 +31,12 @@
 //! their current state (a batch per step, under the lock for microseconds), and once those
 //! copies are durable the segment file is deleted. Operations in a newer segment never refer to
 //! a token whose only copy is older than them, so deleting the oldest segment loses nothing.
+//!
+//! # Checkpoints
+//! The sweeper writes a checkpoint of the index (`checkpoint.rs`) once the log after the last
+//! one is as long as a new one would be, copying the index a slab chunk per lock; the close
+//! writes one too. An open loads the newest that matches the segments on disk and replays only
+//! the log after its position; without one, the whole log.
 
 use crate::checkpoint;
 use crate::entry::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS, SetFlags};
