@@ -137,6 +137,13 @@ class Server:
         except OSError:
             return ""
 
+    def tail_all(self):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
     def rss_mib(self):
         return rss_kib(self.pid) / 1024.0
 
@@ -374,6 +381,26 @@ PRAGMA wal_checkpoint(TRUNCATE);
 """
     subprocess.run(["sqlite3", db], input=sql, text=True, check=True, capture_output=True)
     return time.monotonic() - t0
+
+
+def seed_tokenlog(data_dir, n):
+    """Leaves a token log of `n` live access tokens in `data_dir/tokens` (the embedded
+    default's layout), written through the log's own API by its bench example and closed
+    cleanly (so it ends with a checkpoint, as after a clean shutdown); returns the seconds it
+    took. The server makes its SQLite database at start."""
+    tokens = os.path.join(data_dir, "tokens")
+    shutil.rmtree(data_dir, ignore_errors=True)
+    os.makedirs(data_dir)
+    t0 = time.monotonic()
+    subprocess.run([os.path.join(RELEASE, "examples", "tokenlog_bench"), "seed", tokens,
+                    str(n), "64"], check=True, capture_output=True)
+    return time.monotonic() - t0
+
+
+def replay_ms(server):
+    """The token log's open time the server logged at start (`token log open ... replay_ms`)."""
+    m = re.search(r"replay_ms\W+(\d+)", server.tail_all())
+    return int(m.group(1)) if m else None
 
 
 def seed_pg(n):
@@ -729,7 +756,32 @@ def growth(cfg, sizes, results):
     """The token paths with 10^3..10^6 live tokens seeded directly into the store."""
     out = []
     for n in sizes:
-        # Embedded store: seeded with SQL before the server starts.
+        # Embedded store, tokens in the token log (the default): seeded through the log's API
+        # before the server starts, which loads it (checkpoint, then the log after it).
+        data_dir = os.path.join(cfg.workdir, f"data-growth-log-{n}")
+        seed_s = seed_tokenlog(data_dir, n)
+        disk = dir_bytes(data_dir)
+        s = start_latchkey(cfg, f"growth-log-{n}", data_dir)
+        try:
+            start_ms, open_ms = s.startup_ms, replay_ms(s)
+            creds = setup_clients(s)
+            body, _ = token(s.base, creds["basic"], {"grant_type": "client_credentials"})
+            env = {"BENCH_BASIC": creds["basic"], "BENCH_TOKEN": body["access_token"]}
+            idle = s.rss_mib()
+            cc = run_wrk(cfg, s, s.base + "/token", "client_credentials.lua", env)
+            intro = run_wrk(cfg, s, s.base + "/introspect", "introspect.lua", env)
+        finally:
+            s.stop()
+            shutil.rmtree(data_dir, ignore_errors=True)
+        out.append({"store": "embedded (token log)", "tokens": n, "seed_s": round(seed_s, 2),
+                    "disk_mib": disk / 2**20, "idle_rss_mib": idle,
+                    "start_ms": round(start_ms, 1), "log_open_ms": open_ms,
+                    "client_credentials": cc, "introspection": intro})
+        log(f"  growth token log {n}: cc {cc['rps']:.0f}/s {fmt(cc['cpu_us_per_req'])} us, "
+            f"introspect {intro['rps']:.0f}/s {fmt(intro['cpu_us_per_req'])} us, "
+            f"disk {disk / 2**20:.1f} MiB, rss {idle:.1f} MiB, start {start_ms:.0f} ms "
+            f"(log open {open_ms} ms), seeded in {seed_s:.1f} s")
+        # Embedded store, tokens in SQLite: seeded with SQL before the server starts.
         data_dir = os.path.join(cfg.workdir, f"data-growth-{n}")
         seed_s = seed_sqlite(cfg, data_dir, n)
         disk = dir_bytes(data_dir)
@@ -978,6 +1030,9 @@ def per_million(rows):
     """RSS and disk per million live tokens, from the smallest and largest growth runs."""
     lines, seen = [], set()
     for store, key, what in (("memory (in-process)", "idle_rss_mib", "RSS"),
+                             ("embedded (token log)", "disk_mib",
+                              "disk (segments, checkpoint, database)"),
+                             ("embedded (token log)", "idle_rss_mib", "RSS"),
                              ("embedded (SQLite)", "disk_mib", "disk (database + WAL)"),
                              ("PostgreSQL", "disk_mib", "disk (tokens table with indexes)"),
                              ("embedded (SQLite)", "idle_rss_mib", "RSS")):
@@ -999,6 +1054,10 @@ def per_million(rows):
                              f"requests/s at {lo['tokens']:,}; CPU/req "
                              f"{fmt(lo[path]['cpu_us_per_req'], 1)} -> "
                              f"{fmt(hi[path]['cpu_us_per_req'], 1)} µs")
+        if "start_ms" in lo and "start_ms" in hi:
+            lines.append(f"  - start (spawn to listening): {lo['start_ms']:.0f} ms at "
+                         f"{lo['tokens']:,}, {hi['start_ms']:.0f} ms at {hi['tokens']:,} "
+                         f"(token log open: {lo.get('log_open_ms')} -> {hi.get('log_open_ms')} ms)")
     return lines + [""] if lines else []
 
 
@@ -1163,6 +1222,9 @@ def main():
         log("== cargo build --release")
         subprocess.run(["cargo", "build", "--release", "-p", "latchkey-server",
                         "-p", "latchkey-bench", "--bins"], cwd=ROOT, check=True)
+        # The token log's bench example seeds the growth runs.
+        subprocess.run(["cargo", "build", "--release", "-p", "latchkey-tokenlog",
+                        "--example", "tokenlog_bench"], cwd=ROOT, check=True)
     cfg.workdir = tempfile.mkdtemp(prefix="latchkey-bench-")
     data = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

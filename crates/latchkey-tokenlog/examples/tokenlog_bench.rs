@@ -3,15 +3,21 @@
 //!
 //! ```text
 //! cargo run --release -p latchkey-tokenlog --example tokenlog_bench -- [log|sqlite] [N] [WRITERS]
+//! cargo run --release -p latchkey-tokenlog --example tokenlog_bench -- seed DIR N [WRITERS]
+//! cargo run --release -p latchkey-tokenlog --example tokenlog_bench -- open DIR
 //! ```
 //!
 //! `TOKENLOG_PREALLOCATE=0` turns preallocation off (the segment then grows with each
 //! group commit), for a before/after of it with one build.
 //!
-//! `log` (default) issues N tokens (default 10^6) from WRITERS concurrent tasks (default 64),
-//! then reopens the log twice and times each open: from the checkpoint the close wrote, then
-//! without it (the whole log replayed, as after a crash); `sqlite` issues them into the SQLite store
-//! instead. Under `valgrind --tool=callgrind` with a small N, the instruction counts per token
+//! `log` (default) issues N tokens (default 10^6) from WRITERS concurrent tasks (default 64)
+//! in a child process, kills it (SIGKILL) once every token is acknowledged, then opens the log
+//! three times and times each open: after the crash (from the checkpoint the log took while
+//! it was written, and the log after it), after a clean shutdown (from the checkpoint the
+//! close wrote), and with no checkpoint (the whole log replayed); `sqlite` issues them into the
+//! SQLite store instead. `seed DIR N [WRITERS]` leaves a log of N live tokens in DIR, closed
+//! cleanly, for a server to start on (`bench/run.py`'s growth runs); `open DIR` times one
+//! open of it (under `perf record`, say). Under `valgrind --tool=callgrind` with a small N, the instruction counts per token
 //! of the two modes compare the stores' CPU cost (the setup's share is the same in both).
 
 use latchkey_core::client::{ClientId, GrantType};
@@ -125,10 +131,96 @@ async fn issue<S: TokenStore + Clone>(store: S, n: usize, writers: usize) -> f64
     started.elapsed().as_secs_f64()
 }
 
+/// Opens the log in `dir`, issues `n` tokens from `writers` tasks and prints what it cost.
+async fn fill(dir: &std::path::Path, n: usize, writers: usize) -> TokenLog {
+    let base = rss();
+    let (user0, sys0) = cpu();
+    let written0 = write_bytes();
+    let log = TokenLog::open(dir, options()).expect("open");
+    let secs = issue(log.clone(), n, writers).await;
+    let stats = log.stats();
+    // What the kernel wrote for the writes so far (the page cache is flushed by the fsyncs,
+    // so nothing acknowledged is still pending).
+    let written = write_bytes() - written0;
+    let (user1, sys1) = cpu();
+    println!(
+        "cpu: {:.1} us user + {:.1} us kernel per token; {:.1} bytes written per token \
+         (/proc/self/io write_bytes, checkpoints included)",
+        (user1 - user0) * 1e6 / n as f64,
+        (sys1 - sys0) * 1e6 / n as f64,
+        written as f64 / n as f64,
+    );
+    println!(
+        "log: {n} tokens in {secs:.2} s ({:.0}/s); {:.4} fsyncs and {:.1} bytes written \
+         (+ {:.1} preallocated) per token; {} frames, {} fsyncs, {} checkpoints; RSS {:.1} B \
+         per live token while writing",
+        n as f64 / secs,
+        stats.fsyncs as f64 / n as f64,
+        stats.bytes_written as f64 / n as f64,
+        stats.bytes_preallocated as f64 / n as f64,
+        stats.frames,
+        stats.fsyncs,
+        stats.checkpoints,
+        (rss().saturating_sub(base)) as f64 / n as f64,
+    );
+    log
+}
+
+/// Opens the log in `dir` and prints what the open cost; returns the log.
+fn restart(dir: &std::path::Path, label: &str) -> TokenLog {
+    let before = rss();
+    let (user0, sys0) = cpu();
+    let started = Instant::now();
+    let log = TokenLog::open(dir, options()).expect("reopen");
+    let replay = started.elapsed();
+    let (user1, sys1) = cpu();
+    let after = rss();
+    let stats = log.stats();
+    println!(
+        "restart, {label}: {} live tokens ({} from the checkpoint, {:.1} MB of log replayed) \
+         in {:.0} ms wall, {:.0} ms CPU ({:.0} user + {:.0} kernel); RSS after {:.1} B per \
+         live token",
+        stats.live_tokens,
+        stats.tokens_from_checkpoint,
+        stats.bytes_replayed as f64 / 1e6,
+        replay.as_secs_f64() * 1000.0,
+        (user1 - user0 + sys1 - sys0) * 1000.0,
+        (user1 - user0) * 1000.0,
+        (sys1 - sys0) * 1000.0,
+        after.saturating_sub(before) as f64 / stats.live_tokens.max(1) as f64,
+    );
+    log
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
     let mode = args.get(1).map_or("log", String::as_str);
+    if mode == "fill" || mode == "seed" {
+        // `fill DIR N WRITERS`: the child `log` kills; `seed DIR N [WRITERS]`: a log of N live
+        // tokens, closed cleanly, for a server to start on (`bench/run.py`'s growth runs).
+        let dir = std::path::PathBuf::from(args.get(2).expect("a directory"));
+        let n: usize = args.get(3).and_then(|a| a.parse().ok()).expect("a count");
+        let writers: usize = args.get(4).and_then(|a| a.parse().ok()).unwrap_or(64);
+        let log = fill(&dir, n, writers).await;
+        if mode == "seed" {
+            drop(log);
+            return;
+        }
+        println!("filled");
+        // Killed here by the parent (SIGKILL), log open.
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+    if mode == "open" {
+        // `open DIR`: times one open of the log in DIR (for a profiler), and leaves it as it
+        // was (no close, so no new checkpoint).
+        let dir = std::path::PathBuf::from(args.get(2).expect("a directory"));
+        let log = restart(&dir, "open");
+        std::mem::forget(log);
+        std::process::exit(0);
+    }
     let n: usize = args
         .get(2)
         .and_then(|a| a.parse().ok())
@@ -149,63 +241,51 @@ async fn main() {
             store.close().await;
         }
         _ => {
-            let base = rss();
+            // The tokens are issued by a child process, killed (SIGKILL) once they are all
+            // acknowledged: the first restart is a restart after a crash, from whatever
+            // checkpoint the child's log took while it was written.
+            let mut child = std::process::Command::new(std::env::current_exe().expect("self"))
+                .args([
+                    "fill",
+                    &dir.to_string_lossy(),
+                    &n.to_string(),
+                    &writers.to_string(),
+                ])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .expect("start the child");
+            let out = child.stdout.take().expect("child's output");
+            for line in std::io::BufRead::lines(std::io::BufReader::new(out)) {
+                let line = line.expect("child's output");
+                if line == "filled" {
+                    break;
+                }
+                println!("{line}");
+            }
+            child.kill().expect("SIGKILL the child");
+            child.wait().expect("reap the child");
+            let log = restart(&dir, "after SIGKILL");
+            // A checkpoint of the whole index, as the log takes while serving.
             let (user0, sys0) = cpu();
-            let written0 = write_bytes();
-            let log = TokenLog::open(&dir, options()).expect("open");
-            let secs = issue(log.clone(), n, writers).await;
-            let stats = log.stats();
-            // What the kernel wrote for the writes so far (the page cache is flushed by the
-            // fsyncs, so nothing acknowledged is still pending).
-            let written = write_bytes() - written0;
+            let started = Instant::now();
+            log.checkpoint().expect("checkpoint");
             let (user1, sys1) = cpu();
             println!(
-                "cpu: {:.1} us user + {:.1} us kernel per token; {:.1} bytes written per token \
-                 (/proc/self/io write_bytes)",
-                (user1 - user0) * 1e6 / n as f64,
-                (sys1 - sys0) * 1e6 / n as f64,
-                written as f64 / n as f64,
+                "checkpoint of {} tokens: {:.1} MB in {:.0} ms wall, {:.0} ms CPU ({:.0} user + \
+                 {:.0} kernel)",
+                log.stats().live_tokens,
+                std::fs::metadata(dir.join("checkpoint")).map_or(0, |m| m.len()) as f64 / 1e6,
+                started.elapsed().as_secs_f64() * 1000.0,
+                (user1 - user0 + sys1 - sys0) * 1000.0,
+                (user1 - user0) * 1000.0,
+                (sys1 - sys0) * 1000.0,
             );
-            println!(
-                "log: {n} tokens in {secs:.2} s ({:.0}/s); {:.4} fsyncs and {:.1} bytes written \
-                 (+ {:.1} preallocated) per token; {} frames, {} fsyncs; RSS {:.1} B per live \
-                 token while writing",
-                n as f64 / secs,
-                stats.fsyncs as f64 / n as f64,
-                stats.bytes_written as f64 / n as f64,
-                stats.bytes_preallocated as f64 / n as f64,
-                stats.frames,
-                stats.fsyncs,
-                (rss().saturating_sub(base)) as f64 / n as f64,
-            );
+            // The clean close writes a checkpoint at the log's end.
             drop(log);
-            // The clean close wrote a checkpoint: the first restart loads it; the second runs
-            // without it (as after a crash), replaying the whole log.
-            for label in ["from the checkpoint", "whole log (no checkpoint)"] {
-                let before = rss();
-                let (user0, sys0) = cpu();
-                let started = Instant::now();
-                let log = TokenLog::open(&dir, options()).expect("reopen");
-                let replay = started.elapsed();
-                let (user1, sys1) = cpu();
-                let after = rss();
-                let stats = log.stats();
-                println!(
-                    "restart, {label}: {} live tokens ({} from the checkpoint) in {:.0} ms \
-                     wall, {:.0} ms CPU ({:.0} user + {:.0} kernel); RSS after {:.1} B per live \
-                     token",
-                    stats.live_tokens,
-                    stats.tokens_from_checkpoint,
-                    replay.as_secs_f64() * 1000.0,
-                    (user1 - user0 + sys1 - sys0) * 1000.0,
-                    (user1 - user0) * 1000.0,
-                    (sys1 - sys0) * 1000.0,
-                    after.saturating_sub(before) as f64 / stats.live_tokens.max(1) as f64,
-                );
-                // A crash leaves no new checkpoint: kill the close's one before the next open.
-                drop(log);
-                let _ = std::fs::remove_file(dir.join("checkpoint"));
-            }
+            drop(restart(&dir, "after a clean shutdown"));
+            // Without any checkpoint: the whole log replayed.
+            let _ = std::fs::remove_file(dir.join("checkpoint"));
+            drop(restart(&dir, "whole log (no checkpoint)"));
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

@@ -6,11 +6,12 @@
 //! token at a random leaf; this store appends a ~200-byte record to a file instead, syncs once
 //! for every record waiting (group commit), and keeps a 72-byte entry per live token in memory
 //! (in core's compact index, [`latchkey_core::store::compact`]), with the record's body read
-//! back from the file by offset when a token is looked up. A restart after a clean shutdown
-//! loads the index from the checkpoint written then (`checkpoint.rs`) and replays only the log
-//! after it; after a crash it replays the whole log (no JSON parsed). A background thread
-//! forgets expired tokens and compacts old segments a batch at a time, and another zero-fills
-//! the active segment ahead of the writer, so no request waits on any of them.
+//! back from the file by offset when a token is looked up. A restart loads the index from the
+//! newest checkpoint (`checkpoint.rs`: taken while serving, once the log after the last one
+//! is as long as a new one, and at a clean shutdown) and replays only the log after it (no JSON
+//! parsed), after a crash too. A background thread forgets expired tokens, compacts old
+//! segments a batch at a time and writes the checkpoints, and another zero-fills the active
+//! segment ahead of the writer, so no request waits on any of them.
 //!
 //! The promise is the durable stores' own: a call returns only once its record is on disk
 //! (`fdatasync`), so an acknowledged token, revocation or rotation survives a crash (see
@@ -90,8 +91,8 @@ impl TokenLog {
         self.log.shared.stats()
     }
 
-    /// Forgets expired tokens, applies changes posted by followers and compacts the oldest
-    /// segment now, as the background thread
+    /// Forgets expired tokens, applies changes posted by followers, compacts the oldest
+    /// segment and writes a checkpoint if one is due now, as the background thread
     /// does every [`Options::sweep_every`]: for tests and maintenance commands.
     pub fn maintain(&self) -> Result<(), StoreError> {
         if self.log.follower {
@@ -99,7 +100,18 @@ impl TokenLog {
         }
         log::sweep(&self.log.shared);
         log::ingest_inbox(&self.log.shared)?;
-        log::compact(&self.log.shared)
+        log::compact(&self.log.shared)?;
+        log::checkpoint_if_due(&self.log.shared)
+    }
+
+    /// Writes a checkpoint of the index now (as the background thread does once the log has
+    /// grown enough since the last one), so that a restart, after a crash too, replays only
+    /// the log written after it: for tests and maintenance commands. Blocks while it writes.
+    pub fn checkpoint(&self) -> Result<(), StoreError> {
+        if self.log.follower {
+            return Ok(());
+        }
+        log::write_checkpoint(&self.log.shared, false)
     }
 
     /// Applies `ops` as one frame and waits until it is durable; returns how many tokens were

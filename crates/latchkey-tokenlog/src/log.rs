@@ -37,6 +37,12 @@
 //! their current state (a batch per step, under the lock for microseconds), and once those
 //! copies are durable the segment file is deleted. Operations in a newer segment never refer to
 //! a token whose only copy is older than them, so deleting the oldest segment loses nothing.
+//!
+//! # Checkpoints
+//! The sweeper writes a checkpoint of the index (`checkpoint.rs`) once the log after the last
+//! one is as long as a new one would be, copying the index a slab chunk per lock; the close
+//! writes one too. An open loads the newest that matches the segments on disk and replays only
+//! the log after its position; without one, the whole log.
 
 use crate::checkpoint;
 use crate::entry::{Entry, Index, REFRESH, REVOKED, ROTATED, SHARDS, SetFlags};
@@ -103,6 +109,10 @@ pub struct Stats {
     pub bytes_preallocated: u64,
     /// Tokens loaded from a checkpoint at open (0: the whole log was replayed).
     pub tokens_from_checkpoint: u64,
+    /// Bytes of log replayed at open (the log after the checkpoint, or all of it).
+    pub bytes_replayed: u64,
+    /// Checkpoints written since the log was opened.
+    pub checkpoints: u64,
 }
 
 /// A queued piece of a segment, not yet written.
@@ -143,6 +153,12 @@ pub(crate) struct Inner {
     from_checkpoint: u64,
     /// Threads in [`Shared::durable_blocking`]: the writer wakes them only when there are any.
     blocking_waiters: u32,
+    /// The position (`seg << 32 | offset`) of the newest checkpoint on disk; 0 for none.
+    checkpointed: u64,
+    /// Checkpoints written since the log was opened.
+    checkpoints: u64,
+    /// Bytes of log replayed at open.
+    replayed: u64,
 }
 
 /// The preallocator's view of the active segment, under its own lock: the writer holds it
@@ -185,6 +201,8 @@ pub(crate) struct Shared {
     fsyncs: AtomicU64,
     compacted: AtomicU64,
     preallocated: AtomicU64,
+    /// Held while a checkpoint is written.
+    checkpointing: Mutex<()>,
 }
 
 fn io_err(what: &str, err: impl std::fmt::Display) -> StoreError {
@@ -237,6 +255,9 @@ impl Inner {
             frames: 0,
             from_checkpoint: 0,
             blocking_waiters: 0,
+            checkpointed: 0,
+            checkpoints: 0,
+            replayed: 0,
             hash_key: {
                 use latchkey_core::entropy::Entropy as _;
                 let mut bytes = [0u8; 16];
@@ -530,8 +551,8 @@ impl Drop for Log {
                 }
             }
             drop(prep);
-            if let Err(err) = write_checkpoint(&self.shared) {
-                tracing::warn!(error = %err, "token log: could not write a checkpoint; the next start replays the whole log");
+            if let Err(err) = write_checkpoint(&self.shared, true) {
+                tracing::warn!(error = %err, "token log: could not write a checkpoint; the next start replays the log since the last one");
             }
         }
     }
@@ -605,6 +626,7 @@ impl Log {
             fsyncs: AtomicU64::new(0),
             compacted: AtomicU64::new(0),
             preallocated: AtomicU64::new(0),
+            checkpointing: Mutex::new(()),
         });
         if follower {
             return Ok(Self {
@@ -689,12 +711,24 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
             _ => {}
         }
     }
+    // Each segment's length on disk, to size the index before it is filled.
+    let sizes: Vec<(u32, u64)> = numbers
+        .iter()
+        .map(|&seg| Ok((seg, std::fs::metadata(seg_path(dir, seg))?.len())))
+        .collect::<std::io::Result<_>>()
+        .map_err(|e| io_err("stat segment", e))?;
     // With a checkpoint that matches, segments before its position are not read.
     let mut resume: Option<(u32, u32)> = None;
+    // Segments the checkpoint lists that compaction has deleted since.
+    let mut gone = Vec::new();
     if use_checkpoint && last.is_some() {
-        match load_checkpoint(&checkpoint_path, &numbers, inner.horizon) {
+        match load_checkpoint(&checkpoint_path, &numbers, &sizes, inner.horizon) {
             Ok(None) => {}
-            Ok(Some((header, index))) => {
+            Ok(Some(checkpoint::Loaded {
+                header,
+                index,
+                live,
+            })) => {
                 inner.hash_key = header.key;
                 inner.from_checkpoint = index.len() as u64;
                 inner.index = index;
@@ -704,8 +738,9 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
                     .enumerate()
                     .map(|(i, c)| (c, i as u32))
                     .collect();
-                for mark in &header.segments {
-                    if !numbers.contains(&mark.seg) {
+                for (mark, live) in header.segments.iter().zip(live) {
+                    if numbers.binary_search(&mark.seg).is_err() {
+                        gone.push(mark.seg);
                         continue;
                     }
                     if mark.seg < header.seg {
@@ -721,23 +756,21 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
                             mark.seg,
                             SegInfo {
                                 size: u64::from(mark.size),
-                                live: 0,
+                                live,
                             },
                         );
                     }
                 }
-                for slot in inner.index.select(|_| true) {
-                    let e = *inner.index.entry(slot);
-                    if let Some(info) = inner.segs.get_mut(&e.seg) {
-                        info.live += u64::from(e.len);
-                    }
-                }
+                inner.checkpointed = position(header.seg, header.off);
                 resume = Some((header.seg, header.off));
             }
             Err(why) => {
                 tracing::warn!(reason = %why, "token log: not using the checkpoint; replaying the whole log");
             }
         }
+    }
+    if resume.is_none() {
+        inner.index.reserve(tokens_in(log_after(&sizes, 0, 0)));
     }
     for &seg in &numbers {
         let from = match resume {
@@ -793,6 +826,7 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
         if let Some(info) = inner.segs.get_mut(&seg) {
             info.size = valid as u64;
         }
+        inner.replayed += valid.saturating_sub(from) as u64;
         inner.files.insert(seg, Arc::new(file));
         inner.active = seg;
         inner.active_len = valid as u32;
@@ -808,9 +842,9 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
             },
         );
     }
-    if resume.is_some() {
-        let files = &inner.files;
-        let dangling = inner.index.select(|e| !files.contains_key(&e.seg));
+    if resume.is_some() && !gone.is_empty() {
+        // Every other segment a checkpointed token can be in was opened above.
+        let dangling = inner.index.select(|e| gone.contains(&e.seg));
         if !dangling.is_empty() {
             tracing::warn!(
                 tokens = dangling.len(),
@@ -831,14 +865,16 @@ fn load(dir: &Path, follower: bool, use_checkpoint: bool) -> Result<Option<Loade
 fn load_checkpoint(
     path: &Path,
     numbers: &[u32],
+    sizes: &[(u32, u64)],
     horizon: u32,
-) -> Result<Option<(checkpoint::Header, crate::entry::Index)>, String> {
-    let bytes = match std::fs::read(path) {
-        Ok(bytes) => bytes,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(format!("read: {e}")),
+) -> Result<Option<checkpoint::Loaded>, String> {
+    let Some(loaded) = checkpoint::read(path, horizon, |header| {
+        tokens_in(log_after(sizes, header.seg, header.off))
+    })?
+    else {
+        return Ok(None);
     };
-    let (header, index) = checkpoint::decode(&bytes, horizon)?;
+    let header = &loaded.header;
     for &seg in numbers.iter().filter(|&&n| n <= header.seg) {
         if !header.segments.iter().any(|m| m.seg == seg) {
             return Err(format!("segment {seg} is not in it"));
@@ -862,55 +898,161 @@ fn load_checkpoint(
             return Err(format!("segment {} is not the one it saw", mark.seg));
         }
     }
-    Ok(Some((header, index)))
+    Ok(Some(loaded))
 }
 
-/// Writes a checkpoint of the index at the log's current end (see [`checkpoint`]). Only at a
-/// clean shutdown, once everything queued is written: the index is then exactly the log.
-fn write_checkpoint(shared: &Shared) -> std::io::Result<()> {
-    let bytes = {
+/// The bytes of the segments in `sizes` (number, length) after offset `off` of segment `seg`.
+fn log_after(sizes: &[(u32, u64)], seg: u32, off: u32) -> u64 {
+    sizes
+        .iter()
+        .map(|&(s, len)| match s.cmp(&seg) {
+            std::cmp::Ordering::Less => 0,
+            std::cmp::Ordering::Equal => len.saturating_sub(u64::from(off)),
+            std::cmp::Ordering::Greater => len,
+        })
+        .sum()
+}
+
+/// How many tokens `bytes` of log hold at most, about: a token's frame is ~240 bytes, so
+/// the index reserved for this many is not grown (rehashed) during the replay.
+fn tokens_in(bytes: u64) -> usize {
+    usize::try_from(bytes / 200).unwrap_or(usize::MAX)
+}
+
+/// The log position of `off` in segment `seg`, ordered as the log is.
+fn position(seg: u32, off: u32) -> u64 {
+    (u64::from(seg) << 32) | u64::from(off)
+}
+
+/// Takes a checkpoint if one is due ([`checkpoint::due`]); what the sweeper runs after each
+/// compaction step.
+pub(crate) fn checkpoint_if_due(shared: &Shared) -> Result<(), StoreError> {
+    let due = {
         let inner = shared.lock();
-        if inner.failed.is_some() || !inner.pending.is_empty() {
+        let (seg, off) = ((inner.checkpointed >> 32) as u32, inner.checkpointed as u32);
+        let after: u64 = inner
+            .segs
+            .range(seg..)
+            .map(|(&s, info)| {
+                if s == seg {
+                    info.size.saturating_sub(u64::from(off))
+                } else {
+                    info.size
+                }
+            })
+            .sum();
+        checkpoint::due(after, inner.index.len() as u64)
+    };
+    if due {
+        write_checkpoint(shared, false)?;
+    }
+    Ok(())
+}
+
+/// Writes a checkpoint of the index as of the log's current end (see [`checkpoint`]), while
+/// the log goes on serving: the entries are copied a slab chunk per lock, streamed to the
+/// file, and the file is put in place once the log is durable up to where the copy ended.
+/// Unless `closing` (the log's threads are gone), a shutdown abandons it.
+pub(crate) fn write_checkpoint(shared: &Shared, closing: bool) -> Result<(), StoreError> {
+    write_checkpoint_between(shared, closing, &mut |_| {})
+}
+
+/// [`write_checkpoint`], calling `between(chunk)` (without the lock) before copying each slab
+/// chunk after the first: where tests make changes while the copy goes on.
+fn write_checkpoint_between(
+    shared: &Shared,
+    closing: bool,
+    between: &mut dyn FnMut(usize),
+) -> Result<(), StoreError> {
+    // One at a time: they share the file they are written to.
+    let _one = shared
+        .checkpointing
+        .lock()
+        .unwrap_or_else(|p| p.into_inner());
+    let start = {
+        let inner = shared.lock();
+        if inner.failed.is_some() {
             return Ok(());
         }
-        let mut segments = Vec::with_capacity(inner.segs.len());
-        for (&seg, info) in &inner.segs {
-            let size = if seg == inner.active {
-                inner.active_len
-            } else {
-                info.size as u32
-            };
-            let Some(file) = inner.files.get(&seg) else {
-                return Ok(());
-            };
-            segments.push(checkpoint::SegmentMark::of(seg, size, |buf, off| {
-                file.read_exact_at(buf, off)
-            })?);
+        let start = position(inner.active, inner.active_len);
+        if inner.checkpointed == start {
+            // The one on disk is as of this position already.
+            return Ok(());
         }
+        start
+    };
+    let io = |e: std::io::Error| io_err("write checkpoint", e);
+    let mut writer = checkpoint::Writer::create(&shared.dir).map_err(io)?;
+    let mut encoded = Vec::new();
+    for chunk in 0.. {
+        encoded.clear();
+        if chunk > 0 {
+            between(chunk);
+        }
+        {
+            let inner = shared.lock();
+            if (inner.shutdown && !closing) || inner.failed.is_some() {
+                // Left for the close (or the next start) to do.
+                return Ok(());
+            }
+            // A token whose record is past `start` is written again by the replay from it.
+            let Some(slots) = inner
+                .index
+                .select_chunk(chunk, |e| position(e.seg, e.off) < start)
+            else {
+                break;
+            };
+            encoded.reserve(slots.len() * checkpoint::ENTRY_BYTES);
+            for slot in slots {
+                checkpoint::encode_entry(&mut encoded, inner.index.entry(slot));
+            }
+        }
+        writer.entries(&encoded).map_err(io)?;
+    }
+    // The copy may hold changes made after `start` (a revocation, say): the checkpoint goes in
+    // place only once they are durable, so it never holds what a crash would undo.
+    let end = {
+        let inner = shared.lock();
+        position(inner.active, inner.active_len)
+    };
+    shared.durable_blocking(end)?;
+    let (seg, off) = ((start >> 32) as u32, start as u32);
+    let (marks, clients, key) = {
+        let inner = shared.lock();
+        let marks: Vec<(u32, u32, Arc<File>)> = inner
+            .segs
+            .range(..=seg)
+            .filter_map(|(&s, info)| {
+                let size = if s == seg { off } else { info.size as u32 };
+                Some((s, size, Arc::clone(inner.files.get(&s)?)))
+            })
+            .collect();
         let mut clients = vec![Box::<str>::from(""); inner.clients.len()];
         for (name, &id) in &inner.clients {
             clients[id as usize] = name.clone();
         }
-        let header = checkpoint::Header {
-            key: inner.hash_key,
-            seg: inner.active,
-            off: inner.active_len,
-            segments,
-            clients,
-        };
-        checkpoint::encode(&header, &inner.index)
+        (marks, clients, inner.hash_key)
     };
-    let tmp = shared.dir.join(format!("{}.tmp", checkpoint::FILE));
-    let file = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    file.write_all_at(&bytes, 0)?;
-    file.sync_all()?;
-    std::fs::rename(&tmp, shared.dir.join(checkpoint::FILE))?;
-    sync_dir(&shared.dir)
+    let mut segments = Vec::with_capacity(marks.len());
+    for (s, size, file) in marks {
+        segments.push(
+            checkpoint::SegmentMark::of(s, size, |buf, at| file.read_exact_at(buf, at))
+                .map_err(io)?,
+        );
+    }
+    let header = checkpoint::Header {
+        key,
+        seg,
+        off,
+        segments,
+        clients,
+    };
+    writer.finish(&header).map_err(io)?;
+    let mut inner = shared.lock();
+    inner.checkpointed = inner.checkpointed.max(start);
+    inner.checkpoints += 1;
+    tracing::debug!(segment = seg, offset = off, "token log: wrote a checkpoint");
+    Ok(())
 }
 
 /// The segment in `file` as a buffer of its length with only the bytes from `off` read (and
@@ -1060,6 +1202,8 @@ impl Shared {
             segments_compacted: self.compacted.load(Ordering::Relaxed),
             bytes_preallocated: self.preallocated.load(Ordering::Relaxed),
             tokens_from_checkpoint: inner.from_checkpoint,
+            bytes_replayed: inner.replayed,
+            checkpoints: inner.checkpoints,
         }
     }
 }
@@ -1282,6 +1426,9 @@ fn sweeper(shared: &Shared) {
         }
         if let Err(err) = compact(shared) {
             tracing::warn!(error = %err, "token log: compaction failed; retrying later");
+        }
+        if let Err(err) = checkpoint_if_due(shared) {
+            tracing::warn!(error = %err, "token log: could not write a checkpoint; retrying later");
         }
     }
 }
@@ -1561,4 +1708,135 @@ pub fn snapshot(dir: &Path) -> Result<Vec<(u32, Vec<u8>)>, StoreError> {
 /// The file name of segment `seg`.
 pub fn segment_name(seg: u32) -> String {
     format!("{seg:010}.log")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A frame of `PUT`s of the tokens numbered `from..to` (for client `client-{n % 3}`,
+    /// family `family-{n % 100}`), an hour from now.
+    fn puts(from: u32, to: u32) -> Vec<u8> {
+        let mut payload = Vec::new();
+        for n in from..to {
+            let (client, family) = (format!("client-{}", n % 3), format!("family-{}", n % 100));
+            Op::Put {
+                digest: digest(n),
+                expires: wall_clock() + 3600,
+                flags: 0,
+                client: &client,
+                family: &family,
+                subject: None,
+                body: b"{}",
+            }
+            .encode(&mut payload)
+            .expect("encode");
+        }
+        payload
+    }
+
+    /// The digest of token `n`: spread over the digest tables.
+    fn digest(n: u32) -> [u8; 32] {
+        let mut d = [0u8; 32];
+        d[..4].copy_from_slice(&n.to_le_bytes());
+        d[..8].copy_from_slice(
+            &u64::from(n)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .to_le_bytes(),
+        );
+        d[8..16].copy_from_slice(
+            &u64::from(n)
+                .wrapping_mul(0xC2B2_AE3D_27D4_EB4F)
+                .to_le_bytes(),
+        );
+        d
+    }
+
+    /// Applies `payload` and waits until it is durable, as a store call does.
+    fn write(shared: &Shared, payload: &[u8]) {
+        let end = shared
+            .lock()
+            .commit(payload, shared.options.segment_bytes)
+            .expect("commit")
+            .1;
+        shared.queued();
+        shared.durable_blocking(end).expect("durable");
+    }
+
+    /// Every indexed token of `inner` with what a restart must give back (family hashes
+    /// aside: a log replayed without its checkpoint hashes them with a new key).
+    fn tokens(inner: &Inner) -> Vec<([u8; 32], u32, u32, u8, u32)> {
+        let mut out: Vec<_> = inner
+            .index
+            .select(|_| true)
+            .into_iter()
+            .map(|slot| {
+                let e = inner.index.entry(slot);
+                (e.digest, e.seg, e.off, e.flags, e.expires)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Asserts that two lists of [`tokens`] are the same, naming the first difference.
+    fn same(got: &[([u8; 32], u32, u32, u8, u32)], expected: &[([u8; 32], u32, u32, u8, u32)]) {
+        assert_eq!(got.len(), expected.len(), "token counts");
+        if let Some(i) = (0..got.len()).find(|&i| got[i] != expected[i]) {
+            panic!("token {i}: {:?} instead of {:?}", got[i], expected[i]);
+        }
+    }
+
+    #[test]
+    fn changes_made_while_a_checkpoint_is_copied_come_back_from_the_log_after_it() {
+        let dir = std::env::temp_dir().join(format!(
+            "latchkey-tokenlog-unit-{}-{}",
+            std::process::id(),
+            wall_clock()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        let options = Options {
+            segment_bytes: 1 << 20,
+            sweep_every: Duration::from_secs(3600),
+            ..Options::default()
+        };
+        let log = Log::open(&dir, options).expect("open");
+        let shared = &log.shared;
+        // Three slab chunks' worth (8,192 tokens each).
+        for from in (0..20_000).step_by(1000) {
+            write(shared, &puts(from, from + 1000));
+        }
+        // While the copy is between chunks: a token of a chunk copied already and one of a
+        // chunk not yet copied revoked, a family revoked, a client's tokens deleted, new tokens
+        // (in the slots the deletion freed, some of them in copied chunks).
+        write_checkpoint_between(shared, false, &mut |chunk| {
+            if chunk == 1 {
+                let mut payload = Vec::new();
+                for op in [
+                    Op::Revoke(digest(5)),
+                    Op::Revoke(digest(19_000)),
+                    Op::RevokeFamily("family-7"),
+                    Op::DeleteClient("client-2"),
+                ] {
+                    op.encode(&mut payload).expect("encode");
+                }
+                write(shared, &payload);
+                write(shared, &puts(30_000, 31_000));
+            }
+        })
+        .expect("checkpoint");
+        write(shared, &puts(40_000, 40_010));
+        let expected = tokens(&shared.lock());
+        assert_eq!(shared.lock().checkpoints, 1);
+
+        // What a crash leaves: read as a follower does, with the checkpoint and without.
+        let from_checkpoint = load(&dir, true, true).expect("load").expect("loaded");
+        assert!(from_checkpoint.inner.from_checkpoint > 10_000);
+        same(&tokens(&from_checkpoint.inner), &expected);
+        let whole = load(&dir, true, false).expect("load").expect("loaded");
+        assert_eq!(whole.inner.from_checkpoint, 0);
+        same(&tokens(&whole.inner), &expected);
+        drop(log);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

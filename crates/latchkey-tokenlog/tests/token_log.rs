@@ -663,3 +663,239 @@ async fn a_checkpoint_that_does_not_match_is_not_used() {
     let log = TokenLog::open(&a, small()).expect("open");
     assert_eq!(log.stats().tokens_from_checkpoint, 40);
 }
+
+/// Every token of `all` as `log` finds it.
+async fn found(
+    log: &TokenLog,
+    all: &[NewTokens],
+) -> Vec<Option<latchkey_core::token::TokenRecord>> {
+    let mut out = Vec::new();
+    for tokens in all {
+        out.push(log.find_token(&tokens.access.digest).await.expect("find"));
+        if let Some(refresh) = &tokens.refresh {
+            out.push(log.find_token(&refresh.digest).await.expect("find"));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn a_checkpoint_taken_while_serving_is_used_after_a_crash() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, small()).expect("open");
+    let family = FamilyId("fam-live".into());
+    let first = pair("client-l", &family);
+    log.save_tokens(&first, now()).await.expect("save");
+    let mut all = vec![first.clone()];
+    for i in 0..30 {
+        let tokens = pair(&format!("client-{}", i % 3), &FamilyId(format!("l-{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        all.push(tokens);
+    }
+    log.checkpoint().expect("checkpoint");
+    assert_eq!(log.stats().checkpoints, 1);
+    // After it: a reused refresh token revokes its family, a client's tokens are deleted,
+    // more tokens come.
+    let old_refresh = first.refresh.as_ref().expect("refresh").digest;
+    let second = pair("client-l", &family);
+    assert_eq!(
+        log.rotate_refresh(&old_refresh, &second, now())
+            .await
+            .expect("rotate"),
+        Rotation::Rotated
+    );
+    all.push(second.clone());
+    assert_eq!(
+        log.rotate_refresh(&old_refresh, &pair("client-l", &family), now())
+            .await
+            .expect("rotate"),
+        Rotation::Reused {
+            family: family.clone()
+        }
+    );
+    assert_eq!(
+        log.delete_tokens_of(&TokenOwner::Client("client-2".into()))
+            .await
+            .expect("delete"),
+        20
+    );
+    for i in 0..5 {
+        let tokens = pair("client-after", &FamilyId(format!("after-{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        all.push(tokens);
+    }
+    let expected = found(&log, &all).await;
+    // A crash now (the copy), and the same crash image without its checkpoint.
+    let copy = crash_copy(&dir);
+    let whole = crash_copy(&dir);
+    std::fs::remove_file(whole.join("checkpoint")).expect("the checkpoint taken while serving");
+    drop(log);
+
+    let from_checkpoint = TokenLog::open(&copy, small()).expect("open the crash image");
+    let replayed = TokenLog::open(&whole, small()).expect("open the crash image");
+    let (with, without) = (from_checkpoint.stats(), replayed.stats());
+    assert_eq!(with.tokens_from_checkpoint, 62, "{with:?}");
+    assert_eq!(without.tokens_from_checkpoint, 0);
+    assert!(
+        with.bytes_replayed * 2 < without.bytes_replayed,
+        "only the log after the checkpoint is replayed: {with:?} {without:?}"
+    );
+    assert_eq!(with.live_tokens, without.live_tokens);
+    assert_eq!(found(&from_checkpoint, &all).await, expected);
+    assert_eq!(found(&replayed, &all).await, expected);
+    assert!(
+        expected[0].as_ref().expect("kept").revoked,
+        "the family revoked after it"
+    );
+    assert_eq!(expected.iter().filter(|t| t.is_none()).count(), 20);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_checkpoint_taken_during_writes_gives_what_a_whole_replay_gives() {
+    let dir = fresh_dir();
+    // More tokens than one slab chunk holds (8,192), so the checkpoint copies several chunks
+    // while writes go on between them.
+    let options = Options {
+        segment_bytes: 1 << 20,
+        ..small()
+    };
+    let log = TokenLog::open(&dir, options.clone()).expect("open");
+    let writers: Vec<_> = (0..16)
+        .map(|w| {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut mine = Vec::new();
+                for i in 0..600 {
+                    let tokens = pair(&format!("client-{}", i % 4), &FamilyId(format!("w{w}-{i}")));
+                    log.save_tokens(&tokens, now()).await.expect("save");
+                    mine.push(tokens);
+                }
+                mine
+            })
+        })
+        .collect();
+    let mut all = Vec::new();
+    for w in writers {
+        all.extend(w.await.expect("writer"));
+    }
+    let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let checkpoints = {
+        let (log, done) = (log.clone(), std::sync::Arc::clone(&done));
+        tokio::task::spawn_blocking(move || {
+            let mut taken = 0;
+            while !done.load(Ordering::Relaxed) && taken < 200 {
+                log.checkpoint().expect("checkpoint");
+                taken += 1;
+            }
+            taken
+        })
+    };
+    // Meanwhile: new tokens, revocations, rotations (some reused, revoking a family), and a
+    // client's tokens deleted.
+    let changers: Vec<_> = all
+        .chunks(all.len() / 8)
+        .enumerate()
+        .map(|(c, part)| {
+            let (log, part) = (log.clone(), part.to_vec());
+            tokio::spawn(async move {
+                let mut made = Vec::new();
+                for (i, tokens) in part.iter().enumerate() {
+                    match i % 5 {
+                        0 => {
+                            log.revoke_token(&tokens.access.digest)
+                                .await
+                                .expect("revoke");
+                        }
+                        1 => {
+                            let old = tokens.refresh.as_ref().expect("refresh").digest;
+                            let next =
+                                pair(tokens.access.client_id.as_str(), &tokens.access.family);
+                            log.rotate_refresh(&old, &next, now())
+                                .await
+                                .expect("rotate");
+                            if i % 10 == 1 {
+                                // Reused: the family is revoked.
+                                let again = pair("client-0", &tokens.access.family);
+                                log.rotate_refresh(&old, &again, now())
+                                    .await
+                                    .expect("rotate");
+                            }
+                            made.push(next);
+                        }
+                        2 => {
+                            let tokens = pair("client-new", &FamilyId(format!("new-{c}-{i}")));
+                            log.save_tokens(&tokens, now()).await.expect("save");
+                            made.push(tokens);
+                        }
+                        _ => {}
+                    }
+                    if c == 3 && i == part.len() / 2 {
+                        log.delete_tokens_of(&TokenOwner::Client("client-3".into()))
+                            .await
+                            .expect("delete");
+                    }
+                }
+                made
+            })
+        })
+        .collect();
+    for c in changers {
+        all.extend(c.await.expect("changer"));
+    }
+    done.store(true, Ordering::Relaxed);
+    assert!(checkpoints.await.expect("checkpoints") > 0);
+    let expected = found(&log, &all).await;
+    let copy = crash_copy(&dir);
+    let whole = crash_copy(&dir);
+    std::fs::remove_file(whole.join("checkpoint")).expect("a checkpoint was taken");
+    drop(log);
+
+    let from_checkpoint = TokenLog::open(&copy, options.clone()).expect("open");
+    let replayed = TokenLog::open(&whole, options).expect("open");
+    assert!(from_checkpoint.stats().tokens_from_checkpoint > 0);
+    assert_eq!(replayed.stats().tokens_from_checkpoint, 0);
+    assert_eq!(
+        from_checkpoint.stats().live_tokens,
+        replayed.stats().live_tokens
+    );
+    assert_eq!(found(&from_checkpoint, &all).await, expected);
+    assert_eq!(found(&replayed, &all).await, expected);
+}
+
+#[tokio::test]
+async fn a_torn_checkpoint_is_not_used_and_a_half_written_one_is_ignored() {
+    let dir = fresh_dir();
+    let log = TokenLog::open(&dir, small()).expect("open");
+    let mut all = Vec::new();
+    for i in 0..40 {
+        let tokens = pair("client-t", &FamilyId(format!("t{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        all.push(tokens);
+    }
+    log.checkpoint().expect("checkpoint");
+    for i in 0..10 {
+        let tokens = pair("client-t", &FamilyId(format!("t-after-{i}")));
+        log.save_tokens(&tokens, now()).await.expect("save");
+        all.push(tokens);
+    }
+    let expected = found(&log, &all).await;
+    assert!(expected.iter().all(Option::is_some));
+    let good = std::fs::read(dir.join("checkpoint")).expect("read");
+
+    // Torn (a crash in the middle of a rename the filesystem did not order, or a damaged
+    // disk): the whole log is replayed.
+    for cut in [1, 4, 100, good.len() / 2, good.len() - 8] {
+        let copy = crash_copy(&dir);
+        std::fs::write(copy.join("checkpoint"), &good[..good.len() - cut]).expect("write");
+        let log = TokenLog::open(&copy, small()).expect("open");
+        assert_eq!(log.stats().tokens_from_checkpoint, 0, "cut {cut}");
+        assert_eq!(found(&log, &all).await, expected, "cut {cut}");
+    }
+    // Killed while writing the next checkpoint: its half-written file is never read, and the
+    // one in place is used.
+    let copy = crash_copy(&dir);
+    std::fs::write(copy.join("checkpoint.tmp"), &good[..good.len() / 2]).expect("write");
+    let log = TokenLog::open(&copy, small()).expect("open");
+    assert_eq!(log.stats().tokens_from_checkpoint, 80);
+    assert_eq!(found(&log, &all).await, expected);
+}
