@@ -131,30 +131,60 @@ pub async fn render(handle: Option<PrometheusHandle>) -> Response {
     }
 }
 
-/// Middleware: counts and times every request by method, matched route and status.
+/// Middleware: counts and times every request by method, matched route and status
+/// ([`Tracked`] as an axum `from_fn` layer).
 pub async fn track(req: Request, next: Next) -> Response {
-    let start = Instant::now();
-    let method = method_label(req.method());
-    // The matched pattern when the router knows it; else the raw path, which `route_label`
-    // maps onto its fixed list (routes reached through a fallback, and unknown paths).
-    let route = route_label(
-        req.extensions()
-            .get::<MatchedPath>()
-            .map_or(req.uri().path(), |p| p.as_str()),
-    );
+    let tracked = Tracked::start(&req);
     let response = next.run(req).await;
-    let status = response.status().as_u16();
-    static REQUESTS: Handles<(&str, &str, u16), metrics::Counter> = OnceLock::new();
-    static DURATIONS: Handles<(&str, &str), metrics::Histogram> = OnceLock::new();
-    handle(&REQUESTS, (method, route, status), || {
-        metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.to_string())
-    })
-    .increment(1);
-    handle(&DURATIONS, (method, route), || {
-        metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
-    })
-    .record(start.elapsed().as_secs_f64());
+    tracked.finish(response.status());
     response
+}
+
+/// One request being counted and timed: what [`track`] and the layers around the endpoints
+/// (`app::edge`) keep between the request and its response.
+#[derive(Debug)]
+pub(crate) struct Tracked {
+    start: Instant,
+    method: &'static str,
+    route: &'static str,
+}
+
+impl Tracked {
+    /// Starts the clock for `req`.
+    pub(crate) fn start<B>(req: &axum::http::Request<B>) -> Self {
+        Self {
+            start: Instant::now(),
+            method: method_label(req.method()),
+            // The matched pattern when the router knows it; else the raw path, which
+            // `route_label` maps onto its fixed list (routes reached through a fallback, and
+            // unknown paths).
+            route: route_label(
+                req.extensions()
+                    .get::<MatchedPath>()
+                    .map_or(req.uri().path(), |p| p.as_str()),
+            ),
+        }
+    }
+
+    /// Counts the request with its response's status, and records its duration.
+    pub(crate) fn finish(self, status: axum::http::StatusCode) {
+        let Self {
+            start,
+            method,
+            route,
+        } = self;
+        let status = status.as_u16();
+        static REQUESTS: Handles<(&str, &str, u16), metrics::Counter> = OnceLock::new();
+        static DURATIONS: Handles<(&str, &str), metrics::Histogram> = OnceLock::new();
+        handle(&REQUESTS, (method, route, status), || {
+            metrics::counter!("http_requests_total", "method" => method, "route" => route, "status" => status.to_string())
+        })
+        .increment(1);
+        handle(&DURATIONS, (method, route), || {
+            metrics::histogram!("http_request_duration_seconds", "method" => method, "route" => route)
+        })
+        .record(start.elapsed().as_secs_f64());
+    }
 }
 
 /// The route as a `'static` label: the router's own patterns are few and fixed, so they are

@@ -47,7 +47,7 @@ impl MakeRequestId for RandomRequestId {
 /// `info_span!` looks its fields up only when a subscriber wants the span (the filter lets
 /// `info` through for this target, or a span exporter is on); otherwise the request gets a
 /// disabled span and none of this work.
-fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+pub(super) fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = req.method().as_str(),
@@ -129,12 +129,18 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let out = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &out
-            && response.status().is_server_error()
-        {
-            tracing::error!(status = response.status().as_u16(), "response failed");
+        if let Ok(response) = &out {
+            log_server_error(response.status());
         }
         std::task::Poll::Ready(out)
+    }
+}
+
+/// Logs a response with a server error (5xx) at `error`, as `response failed` with its
+/// status, in the request's span (entered by the caller).
+pub(super) fn log_server_error(status: axum::http::StatusCode) {
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), "response failed");
     }
 }
 
