@@ -266,18 +266,6 @@ fn refused(why: &str) -> OAuthError {
     OAuthError::invalid_client(format!("client metadata document: {why}"))
 }
 
-/// Middleware: [`check`] as an axum `from_fn` layer.
-pub async fn resolve(
-    axum::extract::State(documents): axum::extract::State<Arc<ClientDocuments>>,
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    match check(&documents, request).await {
-        Ok(request) => next.run(request).await,
-        Err(refused) => refused,
-    }
-}
-
 /// Whether `path` is one where [`check`] has work: `/authorize` or `/token`.
 pub(crate) fn applies_to(path: &str) -> bool {
     path == latchkey_core::endpoint::metadata::AUTHORIZE_PATH

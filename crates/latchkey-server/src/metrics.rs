@@ -1,5 +1,5 @@
-//! Prometheus metrics: the recorder, the `/metrics` route, and the HTTP layer that counts
-//! requests and times them by route and status.
+//! Prometheus metrics: the recorder, the `/metrics` route, and what counts requests and
+//! times them by route and status ([`Tracked`], used by the layers around the endpoints).
 //!
 //! Series (labels never carry a token, a user name or raw client input: routes are the
 //! router's patterns, error codes come from the RFC's fixed list):
@@ -14,8 +14,7 @@
 //!
 //! Every series has its `# HELP` and `# TYPE` lines.
 
-use axum::extract::{MatchedPath, Request};
-use axum::middleware::Next;
+use axum::extract::MatchedPath;
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
@@ -131,17 +130,8 @@ pub async fn render(handle: Option<PrometheusHandle>) -> Response {
     }
 }
 
-/// Middleware: counts and times every request by method, matched route and status
-/// ([`Tracked`] as an axum `from_fn` layer).
-pub async fn track(req: Request, next: Next) -> Response {
-    let tracked = Tracked::start(&req);
-    let response = next.run(req).await;
-    tracked.finish(response.status());
-    response
-}
-
-/// One request being counted and timed: what [`track`] and the layers around the endpoints
-/// (`app::edge`) keep between the request and its response.
+/// One request being counted and timed by method, matched route and status: what the layers
+/// around the endpoints (`app::edge`) keep between the request and its response.
 #[derive(Debug)]
 pub(crate) struct Tracked {
     start: Instant,
@@ -255,7 +245,32 @@ pub(crate) fn method_label(m: &axum::http::Method) -> &'static str {
 }
 
 /// Metric handles by their labels, for the series recorded on every request.
-pub(crate) type Handles<K, H> = OnceLock<Mutex<HashMap<K, H>>>;
+pub(crate) type Handles<K, H> =
+    OnceLock<Mutex<HashMap<K, H, std::hash::BuildHasherDefault<LabelHasher>>>>;
+
+/// FNV-1a, for [`Handles`]: their keys are the program's own labels (fixed route patterns,
+/// methods, error codes, status codes), never free client input, so a keyed hash buys no
+/// protection there, and SipHash cost more than the rest of a lookup on every request.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct LabelHasher(u64);
+
+impl Default for LabelHasher {
+    fn default() -> Self {
+        Self(0xcbf2_9ce4_8422_2325)
+    }
+}
+
+impl std::hash::Hasher for LabelHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.0 = (self.0 ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+}
 
 /// The handle for `key` from `cache`, registered with `make` the first time. The recorder's
 /// own lookup hashes and allocates the name and every label on each call; this is one

@@ -24,14 +24,14 @@
 //! 10. CORS on the paths browsers call ([`cors_path`]), when origins are configured;
 //! 11. the router.
 
-use super::middleware::{RandomRequestId, log_server_error, request_span};
+use super::middleware::{RandomRequestId, X_REQUEST_ID, log_server_error, request_span};
 use crate::access_log::{AccessLog, AccessLogFuture, AccessLogLayer};
 use crate::client_documents::ClientDocuments;
 use crate::metrics::Tracked;
 use crate::tls::Transport;
 use axum::Router;
 use axum::body::Body;
-use axum::http::{HeaderMap, HeaderName, HeaderValue, Request, Response, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, Request, Response, StatusCode, header};
 use axum::routing::future::RouteFuture;
 use std::any::Any;
 use std::convert::Infallible;
@@ -42,10 +42,6 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use tower::{Layer as _, Service};
 use tower_http::cors::{Cors, CorsLayer};
-use tower_http::request_id::MakeRequestId as _;
-
-/// The request id header, read and written by [`App`] and [`Guarded`].
-static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// What the layers need from the settings, and the router they surround.
 #[derive(Debug)]
@@ -109,12 +105,10 @@ impl App {
 
 /// Sets a random request id on a request that comes without one.
 fn set_request_id(req: &mut Request<Body>) {
-    if req.headers().contains_key(&X_REQUEST_ID) {
-        return;
-    }
-    if let Some(id) = RandomRequestId.make_request_id(req) {
-        req.headers_mut()
-            .insert(X_REQUEST_ID.clone(), id.into_header_value());
+    if let header::Entry::Vacant(slot) = req.headers_mut().entry(&X_REQUEST_ID)
+        && let Some(id) = RandomRequestId::header_value()
+    {
+        slot.insert(id);
     }
 }
 
@@ -367,9 +361,9 @@ impl Future for GuardedFuture {
             tracked.finish(response.status());
         }
         if let Some(id) = this.request_id.take()
-            && !response.headers().contains_key(&X_REQUEST_ID)
+            && let header::Entry::Vacant(slot) = response.headers_mut().entry(&X_REQUEST_ID)
         {
-            response.headers_mut().insert(X_REQUEST_ID.clone(), id);
+            slot.insert(id);
         }
         log_server_error(response.status());
         Poll::Ready(Ok(response))
@@ -384,7 +378,7 @@ fn response_for_panic(panic: Box<dyn Any + Send>) -> Response<Body> {
     } else if let Some(message) = panic.downcast_ref::<&str>() {
         tracing::error!("Service panicked: {message}");
     } else {
-        tracing::error!("Service panicked but `CatchPanic` was unable to downcast the panic info");
+        tracing::error!("Service panicked with a message that is not a string");
     }
     let mut response = Response::new(Body::from("Service panicked"));
     *response.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;

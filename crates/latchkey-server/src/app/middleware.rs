@@ -1,9 +1,12 @@
 //! Middleware pieces the router and the admin listener share: request ids and the request's
 //! log span.
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use latchkey_core::entropy::OsEntropy;
 use tower_http::request_id::{MakeRequestId, RequestId};
+
+/// The request id header: kept from the request, else set, and echoed in the response.
+pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request ids for requests that come without an `x-request-id`: random UUIDs (version 4)
 /// from the pooled OS generator. `tower-http`'s `MakeRequestUuid` asks the OS for 16 bytes
@@ -13,6 +16,13 @@ pub(super) struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        Self::header_value().map(RequestId::new)
+    }
+}
+
+impl RandomRequestId {
+    /// A new id, as the header's value.
+    pub(super) fn header_value() -> Option<HeaderValue> {
         use latchkey_core::entropy::Entropy as _;
         let mut bytes = [0u8; 16];
         OsEntropy.fill(&mut bytes);
@@ -35,7 +45,7 @@ impl MakeRequestId for RandomRequestId {
             }
             at += 2;
         }
-        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
+        HeaderValue::from_bytes(&id).ok()
     }
 }
 
@@ -54,7 +64,7 @@ pub(super) fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
         route = crate::access_log::Route::of(req).as_str(),
         request_id = req
             .headers()
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )
