@@ -183,19 +183,30 @@ pub async fn enforce(
 ) -> Response {
     match admit(&policy, &mut req) {
         Ok(()) => next.run(req).await,
-        Err(refused) => refused,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// [`admit`]'s refusal: plain HTTP where HTTPS is required. Its response is 403 with an
+/// RFC 6749 `invalid_request` body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HttpsRequired;
+
+impl IntoResponse for HttpsRequired {
+    fn into_response(self) -> Response {
+        https_required()
     }
 }
 
 /// The transport rule: marks requests that came over TLS (the listener's own, or a trusted
 /// proxy's) with [`Tls`], and refuses plain HTTP on every other path from non-loopback
-/// clients (the refusal is the `Err`). The plain-HTTP requests it lets through to OAuth paths
+/// clients ([`HttpsRequired`]). The plain-HTTP requests it lets through to OAuth paths
 /// are marked [`PlainHttpAllowed`], so the OAuth 1.0a PLAINTEXT check follows this one rule.
 /// It does no I/O, so the layers around the endpoints call it without a future of its own.
 pub(crate) fn admit<B>(
     policy: &Transport,
     req: &mut axum::http::Request<B>,
-) -> Result<(), Response> {
+) -> Result<(), HttpsRequired> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -237,7 +248,7 @@ pub(crate) fn admit<B>(
         };
         let from_loopback = client.is_some_and(|ip| ip.is_loopback());
         if !from_loopback {
-            return Err(https_required());
+            return Err(HttpsRequired);
         }
         // This rule's decision, for rules that need a safe transport (OAuth 1.0a PLAINTEXT).
         req.extensions_mut().insert(PlainHttpAllowed);

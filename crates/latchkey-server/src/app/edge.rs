@@ -219,7 +219,8 @@ impl Shared {
     /// future with the request's clock when requests are counted.
     fn start(self: &Arc<Self>, mut req: Request<Body>) -> (Endpoint, Option<Tracked>) {
         if let Err(refused) = crate::tls::admit(&self.transport, &mut req) {
-            return (Endpoint::answered(refused), None);
+            use axum::response::IntoResponse as _;
+            return (Endpoint::answered(refused.into_response()), None);
         }
         let tracked = self.metrics.then(|| Tracked::start(&req));
         let endpoint = match &self.client_documents {
