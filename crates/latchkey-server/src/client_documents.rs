@@ -266,21 +266,26 @@ fn refused(why: &str) -> OAuthError {
     OAuthError::invalid_client(format!("client metadata document: {why}"))
 }
 
-/// Middleware: before `/authorize` and `/token` run, resolves the `client_id` they name
-/// (query string, or a form body) when it is a document URL. A refused document is
-/// answered here: as an error page at `/authorize`, as `invalid_client` at `/token`.
-pub async fn resolve(
-    axum::extract::State(documents): axum::extract::State<Arc<ClientDocuments>>,
+/// Whether `path` is one where [`check`] has work: `/authorize` or `/token`.
+pub(crate) fn applies_to(path: &str) -> bool {
+    path == latchkey_core::endpoint::metadata::AUTHORIZE_PATH
+        || path == latchkey_core::endpoint::metadata::TOKEN_PATH
+}
+
+/// Before `/authorize` and `/token` run, resolves the `client_id` they name (query string,
+/// or a form body) when it is a document URL: `Ok` with the request to pass on (its body
+/// read and put back when it was read), or `Err` with the answer to a refused document (an
+/// error page at `/authorize`, `invalid_client` at `/token`).
+pub(crate) async fn check(
+    documents: &ClientDocuments,
     request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
+) -> Result<axum::extract::Request, axum::response::Response> {
     use axum::response::IntoResponse;
     let path = request.uri().path();
-    let authorize = path == latchkey_core::endpoint::metadata::AUTHORIZE_PATH;
-    let token = path == latchkey_core::endpoint::metadata::TOKEN_PATH;
-    if !authorize && !token {
-        return next.run(request).await;
+    if !applies_to(path) {
+        return Ok(request);
     }
+    let authorize = path == latchkey_core::endpoint::metadata::AUTHORIZE_PATH;
     let (parts, body) = request.into_parts();
     let from_query = parts.uri.query().and_then(|q| client_id_in(q.as_bytes()));
     let is_form = parts
@@ -296,10 +301,10 @@ pub async fn resolve(
                 (axum::body::Body::from(bytes), id)
             }
             Err(_) => {
-                return latchkey_axum::Reply(
+                return Err(latchkey_axum::Reply(
                     OAuthError::invalid_request("request body too large").to_response(None),
                 )
-                .into_response();
+                .into_response());
             }
         }
     } else {
@@ -317,10 +322,9 @@ pub async fn resolve(
         } else {
             err.to_response(None)
         };
-        return latchkey_axum::Reply(response).into_response();
+        return Err(latchkey_axum::Reply(response).into_response());
     }
-    next.run(axum::extract::Request::from_parts(parts, body))
-        .await
+    Ok(axum::extract::Request::from_parts(parts, body))
 }
 
 /// The one `client_id` of a urlencoded string, if it has exactly one.

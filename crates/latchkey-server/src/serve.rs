@@ -17,7 +17,6 @@
 //! - accept errors (descriptors exhausted) back off instead of spinning.
 
 use crate::tls::Certificates;
-use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::ConnectInfo;
 use hyper::body::Incoming;
@@ -120,13 +119,18 @@ fn derived_max_connections() -> usize {
 
 /// Serves `app` on `tcp` (over TLS with `certs`) under `limits` until `stop` turns true,
 /// then stops accepting, asks every connection to finish its requests and waits for them.
-pub async fn serve(
+/// `app` is a `Router` (the admin listener's) or the main listener's
+/// [`crate::app::App`], which needs no router around it.
+pub async fn serve<A>(
     tcp: TcpListener,
-    app: Router,
+    app: A,
     certs: Option<Arc<Certificates>>,
     limits: ServeLimits,
     mut stop: watch::Receiver<bool>,
-) -> io::Result<()> {
+) -> io::Result<()>
+where
+    A: Application,
+{
     let builder = Arc::new(http_builder(&limits));
     let gate = Arc::new(Gate::new(&limits));
     let limits = Arc::new(limits);
@@ -229,10 +233,37 @@ fn is_connection_error(e: &io::Error) -> bool {
     )
 }
 
+/// What [`serve`] can serve: a cloneable service of axum requests that never fails.
+pub trait Application:
+    tower::Service<
+        axum::http::Request<Body>,
+        Response = axum::response::Response,
+        Error = std::convert::Infallible,
+        Future: Send + 'static,
+    > + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<A> Application for A where
+    A: tower::Service<
+            axum::http::Request<Body>,
+            Response = axum::response::Response,
+            Error = std::convert::Infallible,
+            Future: Send + 'static,
+        > + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
 /// One admitted connection: what its task needs, and the places it holds until it ends.
-struct Connection {
+struct Connection<A> {
     peer: SocketAddr,
-    app: Router,
+    app: A,
     builder: Arc<auto::Builder<TokioExecutor>>,
     limits: Arc<ServeLimits>,
     stop: watch::Receiver<bool>,
@@ -240,7 +271,7 @@ struct Connection {
     _open: watch::Receiver<()>,
 }
 
-impl Connection {
+impl<A: Application> Connection<A> {
     async fn serve<I>(
         mut self,
         io: I,

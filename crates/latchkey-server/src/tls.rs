@@ -175,15 +175,38 @@ pub struct Transport {
 /// Paths that stay reachable over plain HTTP: probes and scrapes carry no credentials.
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
-/// Middleware: marks requests that came over TLS (the listener's own, or a trusted proxy's)
-/// with [`Tls`], and refuses plain HTTP on every other path from non-loopback clients. The
-/// plain-HTTP requests it lets through to OAuth paths are marked [`PlainHttpAllowed`], so
-/// the OAuth 1.0a PLAINTEXT check follows this one rule.
+/// Middleware: [`admit`] as an axum `from_fn` layer (the admin listener's).
 pub async fn enforce(
     State(policy): State<Arc<Transport>>,
     mut req: Request,
     next: Next,
 ) -> Response {
+    match admit(&policy, &mut req) {
+        Ok(()) => next.run(req).await,
+        Err(refused) => refused.into_response(),
+    }
+}
+
+/// [`admit`]'s refusal: plain HTTP where HTTPS is required. Its response is 403 with an
+/// RFC 6749 `invalid_request` body.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HttpsRequired;
+
+impl IntoResponse for HttpsRequired {
+    fn into_response(self) -> Response {
+        https_required()
+    }
+}
+
+/// The transport rule: marks requests that came over TLS (the listener's own, or a trusted
+/// proxy's) with [`Tls`], and refuses plain HTTP on every other path from non-loopback
+/// clients ([`HttpsRequired`]). The plain-HTTP requests it lets through to OAuth paths
+/// are marked [`PlainHttpAllowed`], so the OAuth 1.0a PLAINTEXT check follows this one rule.
+/// It does no I/O, so the layers around the endpoints call it without a future of its own.
+pub(crate) fn admit<B>(
+    policy: &Transport,
+    req: &mut axum::http::Request<B>,
+) -> Result<(), HttpsRequired> {
     let peer = req
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
@@ -192,7 +215,7 @@ pub async fn enforce(
     // client, so the common case reads no header and allocates nothing.
     let view = peer
         .filter(|p| policy.trusted.trusts(p.ip()))
-        .map(|_| headers_view(&req, peer));
+        .map(|_| headers_view(req, peer));
     let secure = policy.tls_listener
         || view
             .as_ref()
@@ -225,18 +248,18 @@ pub async fn enforce(
         };
         let from_loopback = client.is_some_and(|ip| ip.is_loopback());
         if !from_loopback {
-            return https_required();
+            return Err(HttpsRequired);
         }
         // This rule's decision, for rules that need a safe transport (OAuth 1.0a PLAINTEXT).
         req.extensions_mut().insert(PlainHttpAllowed);
     } else if policy.allow_insecure_http {
         req.extensions_mut().insert(PlainHttpAllowed);
     }
-    next.run(req).await
+    Ok(())
 }
 
 /// The forwarding headers of `req` as the core's request type, for [`TrustedProxies`].
-fn headers_view(req: &Request, peer: Option<SocketAddr>) -> HttpRequest {
+fn headers_view<B>(req: &axum::http::Request<B>, peer: Option<SocketAddr>) -> HttpRequest {
     let mut view = HttpRequest::new(Method::Get, req.uri().path());
     view.peer = peer;
     for name in ["forwarded", "x-forwarded-for", "x-forwarded-proto"] {

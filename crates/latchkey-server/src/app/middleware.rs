@@ -1,9 +1,12 @@
 //! Middleware pieces the router and the admin listener share: request ids and the request's
 //! log span.
 
-use axum::http::HeaderValue;
+use axum::http::{HeaderName, HeaderValue};
 use latchkey_core::entropy::OsEntropy;
 use tower_http::request_id::{MakeRequestId, RequestId};
+
+/// The request id header: kept from the request, else set, and echoed in the response.
+pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// Request ids for requests that come without an `x-request-id`: random UUIDs (version 4)
 /// from the pooled OS generator. `tower-http`'s `MakeRequestUuid` asks the OS for 16 bytes
@@ -13,6 +16,13 @@ pub(super) struct RandomRequestId;
 
 impl MakeRequestId for RandomRequestId {
     fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
+        Self::header_value().map(RequestId::new)
+    }
+}
+
+impl RandomRequestId {
+    /// A new id, as the header's value.
+    pub(super) fn header_value() -> Option<HeaderValue> {
         use latchkey_core::entropy::Entropy as _;
         let mut bytes = [0u8; 16];
         OsEntropy.fill(&mut bytes);
@@ -35,7 +45,7 @@ impl MakeRequestId for RandomRequestId {
             }
             at += 2;
         }
-        HeaderValue::from_bytes(&id).ok().map(RequestId::new)
+        HeaderValue::from_bytes(&id).ok()
     }
 }
 
@@ -47,14 +57,14 @@ impl MakeRequestId for RandomRequestId {
 /// `info_span!` looks its fields up only when a subscriber wants the span (the filter lets
 /// `info` through for this target, or a span exporter is on); otherwise the request gets a
 /// disabled span and none of this work.
-fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
+pub(super) fn request_span<B>(req: &axum::http::Request<B>) -> tracing::Span {
     tracing::info_span!(
         "request",
         method = req.method().as_str(),
         route = crate::access_log::Route::of(req).as_str(),
         request_id = req
             .headers()
-            .get("x-request-id")
+            .get(&X_REQUEST_ID)
             .and_then(|v| v.to_str().ok())
             .unwrap_or(""),
     )
@@ -129,12 +139,18 @@ where
         let this = self.project();
         let _entered = this.span.enter();
         let out = std::task::ready!(this.inner.poll(cx));
-        if let Ok(response) = &out
-            && response.status().is_server_error()
-        {
-            tracing::error!(status = response.status().as_u16(), "response failed");
+        if let Ok(response) = &out {
+            log_server_error(response.status());
         }
         std::task::Poll::Ready(out)
+    }
+}
+
+/// Logs a response with a server error (5xx) at `error`, as `response failed` with its
+/// status, in the request's span (entered by the caller).
+pub(super) fn log_server_error(status: axum::http::StatusCode) {
+    if status.is_server_error() {
+        tracing::error!(status = status.as_u16(), "response failed");
     }
 }
 

@@ -1,22 +1,21 @@
-//! Router assembly: the OAuth endpoints from the axum adapter (with CORS where browsers call
-//! them), the pages, the server's own endpoints, and the outer layers around all of them.
+//! Router assembly: the OAuth endpoints from the axum adapter, the pages and the server's own
+//! endpoints in one router, and the layers around it ([`super::edge`], with CORS where
+//! browsers call).
 
 use super::cors::cors_layer;
+use super::edge::{App, Parts};
 use super::handlers::{JS_CLIENT_PATH, js_client, readyz};
-use super::middleware::{RandomRequestId, RequestSpanLayer};
 use super::state::{AppOAuth1, AppProvider, AppUi};
 use crate::settings::CorsSettings;
 use crate::tls::Transport;
 use axum::Router;
-use axum::http::{HeaderName, header};
 use std::sync::Arc;
-use tower_http::catch_panic::CatchPanicLayer;
-use tower_http::request_id::{PropagateRequestIdLayer, SetRequestIdLayer};
-use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::cors::CorsLayer;
 
-/// The router of the whole server with OAuth 1.0a beside OAuth 2.0 (what `latchkey serve`
-/// runs), and the protected-resource metadata (RFC 9728) of `published` (fixed documents, or
-/// those of the settings and the store); see [`app_with_cors`].
+/// The router of the whole server with OAuth 1.0a beside OAuth 2.0, and the
+/// protected-resource metadata (RFC 9728) of `published` (fixed documents, or those of the
+/// settings and the store); see [`app_with_cors`]. `latchkey serve` runs the same
+/// application without the outer `Router` ([`service_with_oauth1`]).
 pub fn app_with_oauth1(
     provider: AppProvider,
     ui: AppUi,
@@ -25,10 +24,23 @@ pub fn app_with_oauth1(
     around: Surroundings,
     published: impl Into<super::resource_metadata::PublishedResources>,
 ) -> anyhow::Result<Router> {
-    let routes = oauth_routes(provider, cors)?
+    let app = service_with_oauth1(provider, ui, oauth1, cors, around, published)?;
+    Ok(Router::new().fallback_service(app))
+}
+
+/// What [`app_with_oauth1`] serves, as the service itself: what `latchkey serve` runs.
+pub fn service_with_oauth1(
+    provider: AppProvider,
+    ui: AppUi,
+    oauth1: AppOAuth1,
+    cors: &CorsSettings,
+    around: Surroundings,
+    published: impl Into<super::resource_metadata::PublishedResources>,
+) -> anyhow::Result<App> {
+    let routes = oauth_routes(provider)
         .merge(latchkey_axum::oauth1_router(oauth1, ui.clone()))
         .merge(super::resource_metadata::router(Arc::new(published.into())));
-    Ok(wrap(routes, ui, around))
+    Ok(wrap(routes, ui, around, cors_layer(cors)?))
 }
 
 /// Everything around the endpoints that the settings decide.
@@ -64,13 +76,12 @@ impl Surroundings {
 
 /// The router of the whole server, without CORS; see [`app_with_cors`].
 pub fn app(provider: AppProvider, ui: AppUi) -> Router {
-    wrap(
-        Router::new()
-            .merge(latchkey_axum::router(provider.clone()))
-            .merge(latchkey_axum::registration_router(provider)),
+    Router::new().fallback_service(wrap(
+        oauth_routes(provider),
         ui,
         Surroundings::permissive(),
-    )
+        None,
+    ))
 }
 
 /// The router of the whole server; pages on `cors.allowed_origins` may call the token,
@@ -81,54 +92,18 @@ pub fn app_with_cors(
     cors: &CorsSettings,
     around: Surroundings,
 ) -> anyhow::Result<Router> {
-    Ok(wrap(oauth_routes(provider, cors)?, ui, around))
+    let app = wrap(oauth_routes(provider), ui, around, cors_layer(cors)?);
+    Ok(Router::new().fallback_service(app))
 }
 
-/// The OAuth endpoints, with CORS on those a browser app calls (token, revocation, metadata,
-/// discovery, userinfo; never on introspection,
-/// which only resource servers use, nor on the pages, which are navigated to).
-fn oauth_routes(provider: AppProvider, cors: &CorsSettings) -> anyhow::Result<Router> {
-    use latchkey_core::endpoint::metadata::{
-        METADATA_PATH, OPENID_CONFIGURATION_PATH, REVOKE_PATH, TOKEN_PATH,
-    };
-    use latchkey_core::endpoint::userinfo::USERINFO_PATH;
-    use latchkey_core::registration::REGISTER_PATH;
-    let oauth =
-        latchkey_axum::router(provider.clone()).merge(latchkey_axum::registration_router(provider));
-    let Some(layer) = cors_layer(cors)? else {
-        return Ok(oauth);
-    };
-    // A router is served as a service here (axum refuses a bare `Router` in
-    // `route_service`): each path below is matched again inside it.
-    let with_cors = oauth
-        .clone()
-        .layer(layer)
-        .into_service::<axum::body::Body>();
-    // The other routes (introspection, and any the adapter adds) go to the plain router.
-    Ok(Router::new()
-        .route_service(TOKEN_PATH, with_cors.clone())
-        .route_service(REVOKE_PATH, with_cors.clone())
-        .route_service(METADATA_PATH, with_cors.clone())
-        .route_service(OPENID_CONFIGURATION_PATH, with_cors.clone())
-        .route_service(USERINFO_PATH, with_cors.clone())
-        // Browser-based clients (MCP inspectors, SPAs) register themselves.
-        .route_service(REGISTER_PATH, with_cors.clone())
-        .route_service(&format!("{REGISTER_PATH}/{{client_id}}"), with_cors)
-        .fallback_service(oauth))
+/// The OAuth endpoints of the axum adapter, with dynamic client registration.
+fn oauth_routes(provider: AppProvider) -> Router {
+    latchkey_axum::router(provider.clone()).merge(latchkey_axum::registration_router(provider))
 }
 
-/// The routes every configuration has, around `oauth`, and the outer layers.
-///
-/// The outer layers wrap the finished router once, as one service, rather than through
-/// `Router::layer`, which wraps every route separately and boxes each layer's future, so that
-/// a request pays for one boxed copy of a growing future per layer (BENCHMARKS.md has what
-/// that cost on the token path). The one price is that the
-/// metrics middleware sees the request before routing, so it labels routes by path
-/// ([`crate::metrics::track`] maps them onto a fixed list either way).
-fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
-    use tower::ServiceBuilder;
-    use tower::util::option_layer;
-    let x_request_id = HeaderName::from_static("x-request-id");
+/// The routes every configuration has, beside `oauth`, in one router, and the layers around
+/// it ([`App`]; CORS, when `cors` is set, on the paths browsers call).
+fn wrap(oauth: Router, ui: AppUi, around: Surroundings, cors: Option<CorsLayer>) -> App {
     let store = ui.provider().store().clone();
     let router = oauth
         .merge(latchkey_axum::authorize_router(ui.clone()))
@@ -136,33 +111,13 @@ fn wrap(oauth: Router, ui: AppUi, around: Surroundings) -> Router {
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route("/readyz", axum::routing::get(move || readyz(store.clone())))
         .route(JS_CLIENT_PATH, axum::routing::get(js_client));
-    // Requests are counted here; `/metrics` itself is served on the admin listener only.
-    let tracked = around.metrics.is_some();
-    // The request id comes first, so that the access line of every request has it, that of
-    // a request whose handler panicked included (the access log sits outside the catch).
-    let layered = ServiceBuilder::new()
-        .layer(SetRequestIdLayer::new(
-            x_request_id.clone(),
-            RandomRequestId,
-        ))
-        .layer(option_layer(around.access_log))
-        .layer(CatchPanicLayer::new())
-        .layer(SetSensitiveRequestHeadersLayer::new([
-            header::AUTHORIZATION,
-            header::COOKIE,
-        ]))
-        .layer(RequestSpanLayer)
-        .layer(PropagateRequestIdLayer::new(x_request_id))
-        .layer(axum::middleware::from_fn_with_state(
-            around.transport,
-            crate::tls::enforce,
-        ))
-        .layer(option_layer(
-            tracked.then(|| axum::middleware::from_fn(crate::metrics::track)),
-        ))
-        .layer(option_layer(around.client_documents.map(|documents| {
-            axum::middleware::from_fn_with_state(documents, crate::client_documents::resolve)
-        })))
-        .service(router);
-    Router::new().fallback_service(layered)
+    App::new(Parts {
+        transport: around.transport,
+        // Requests are counted here; `/metrics` itself is served on the admin listener only.
+        metrics: around.metrics.is_some(),
+        client_documents: around.client_documents,
+        access_log: around.access_log,
+        cors,
+        router,
+    })
 }

@@ -3,7 +3,7 @@
 
 use super::keys::oauth1_key;
 use super::middleware::{RandomRequestId, RequestSpanLayer};
-use super::routes::{Surroundings, app_with_oauth1};
+use super::routes::{Surroundings, service_with_oauth1};
 use super::state::{build_oauth1, build_provider, build_ui, open_counters};
 use crate::serve::ServeLimits;
 use crate::settings::Settings;
@@ -72,7 +72,7 @@ pub async fn run(
         provider.config().issuer.clone(),
         settings.resource_metadata_ttl,
     )?;
-    let app = app_with_oauth1(
+    let app = service_with_oauth1(
         provider.clone(),
         ui,
         oauth1,
