@@ -24,10 +24,17 @@ pub struct ClientId(std::sync::Arc<str>);
 impl ClientId {
     /// Accepts an identifier of 1 to 255 printable ASCII characters (RFC 6749 App. A.1: VSCHAR).
     pub fn parse(raw: &str) -> Result<Self, OAuthError> {
+        Self::check(raw)?;
+        Ok(Self(raw.into()))
+    }
+
+    /// The rule of [`ClientId::parse`], without making an identifier: for a request that
+    /// only needs to know whether the id it names is well-formed.
+    pub fn check(raw: &str) -> Result<(), OAuthError> {
         if raw.is_empty() || raw.len() > 255 || !raw.bytes().all(|b| (0x20..=0x7E).contains(&b)) {
             return Err(OAuthError::invalid_client("malformed client_id"));
         }
-        Ok(Self(raw.into()))
+        Ok(())
     }
 
     /// The identifier.
@@ -748,7 +755,7 @@ impl Credentials {
     pub fn from_request(req: &HttpRequest, params: &Params) -> Result<Option<Self>, OAuthError> {
         let credentials = Self::read(req, params)?;
         if let Some(c) = &credentials {
-            ClientId::parse(c.client_id())?;
+            ClientId::check(c.client_id())?;
         }
         Ok(credentials)
     }

@@ -108,8 +108,18 @@ impl Entropy for SeededEntropy {
 /// `len` random bytes as unpadded base64url: the shape of every token and secret we mint.
 pub fn random_token(entropy: &dyn Entropy, len: usize) -> String {
     use base64::Engine as _;
-    let mut bytes = vec![0u8; len];
-    entropy.fill(&mut bytes);
+    // Token values (32 bytes) take their randomness from the stack: the value's text is the
+    // only allocation.
+    let mut stack = [0u8; 64];
+    let mut heap;
+    let bytes: &mut [u8] = match stack.get_mut(..len) {
+        Some(bytes) => bytes,
+        None => {
+            heap = vec![0u8; len];
+            &mut heap
+        }
+    };
+    entropy.fill(bytes);
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
 
@@ -122,13 +132,19 @@ pub fn random_hex(entropy: &dyn Entropy, len: usize) -> String {
 
 /// `bytes` as lowercase hex, two digits each: for identifiers made from random bytes.
 pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut hex = String::with_capacity(2 * bytes.len());
-    for b in bytes {
-        hex.push(char::from(DIGITS[usize::from(b >> 4)]));
-        hex.push(char::from(DIGITS[usize::from(b & 0xf)]));
-    }
+    push_hex(&mut hex, bytes);
     hex
+}
+
+/// Appends `bytes` to `out` as lowercase hex, two digits each: for identifiers built from
+/// several parts into one buffer.
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
 }
 
 #[cfg(test)]

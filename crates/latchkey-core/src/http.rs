@@ -222,6 +222,21 @@ impl HttpResponse {
             .with_header("pragma", "no-cache")
     }
 
+    /// A 200 answer whose JSON body was already serialized, that must never be cached (token
+    /// responses and introspection answers): the body is taken as it is and the headers are
+    /// made at once, for the endpoints that write their body straight into bytes.
+    pub fn json_bytes_no_store(body: Vec<u8>) -> Self {
+        Self {
+            status: 200,
+            headers: vec![
+                ("content-type".into(), "application/json".into()),
+                ("cache-control".into(), "no-store".into()),
+                ("pragma".into(), "no-cache".into()),
+            ],
+            body,
+        }
+    }
+
     /// Adds a header.
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));

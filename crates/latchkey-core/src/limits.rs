@@ -21,8 +21,9 @@
 //!   - per **address** (any user names): after `max_failures_per_ip` failures it is refused until
 //!     the window ends.
 //!
-//! Counter keys are SHA-256 hashes of what they count (user names, client ids, addresses), so a
-//! key's size does not depend on what a client sent. When the counter store cannot answer (or
+//! A counter key's size never depends on what a client sent: user names are hashed (SHA-256),
+//! addresses are their octets in hex, and a client id is itself when short (client ids are
+//! printable ASCII, at most 255 characters) or hashed when long. When the counter store cannot answer (or
 //! the memory table is full), request rates let traffic through and password checks are refused:
 //! rates protect capacity, the backoff protects secrets.
 
@@ -305,7 +306,12 @@ impl Limits {
             max_delay: 0,
         };
         let gates = [
-            ip.map(|ip| (ip_key("fail:user-code:ip:", ip), policy.per_ip)),
+            ip.map(|ip| {
+                (
+                    ip_key("fail:user-code:ip:", ip).as_str().to_owned(),
+                    policy.per_ip,
+                )
+            }),
             Some(("fail:user-code:all".to_owned(), policy.global)),
         ];
         let mut reserved: Vec<String> = Vec::with_capacity(2);
@@ -354,7 +360,7 @@ impl Limits {
             return Ok(Ok(()));
         };
         let key = client_failure_key(client_id, ip);
-        match self.counters.peek(&key, now).await? {
+        match self.counters.peek(key.as_str(), now).await? {
             Some(w) if w.count >= rate.requests => Ok(Err(until(now, w.resets_at))),
             _ => Ok(Ok(())),
         }
@@ -371,7 +377,7 @@ impl Limits {
             return Ok(());
         };
         self.counters
-            .hit(&client_failure_key(client_id, ip), rate.window, now)
+            .hit(client_failure_key(client_id, ip).as_str(), rate.window, now)
             .await
             .map(|_| ())
     }
@@ -382,16 +388,12 @@ impl Limits {
         client_id: &str,
         now: UnixTime,
     ) -> Result<Result<(), Throttled>, StoreError> {
-        // The key (a SHA-256) is made only when the rate is on.
+        // The key is made only when the rate is on.
         let Some(rate) = self.per_client else {
             return Ok(Ok(()));
         };
-        self.rate(
-            &key("rate:client:", &[client_id.as_bytes()]),
-            Some(rate),
-            now,
-        )
-        .await
+        let key = client_key("rate:client:", None, client_id);
+        self.rate(key.as_str(), Some(rate), now).await
     }
 
     /// Counts one request from `ip`; refuses it past the address's rate.
@@ -403,7 +405,8 @@ impl Limits {
         let (Some(ip), Some(rate)) = (ip, self.per_ip) else {
             return Ok(Ok(()));
         };
-        self.rate(&ip_key("rate:ip:", ip), Some(rate), now).await
+        self.rate(ip_key("rate:ip:", ip).as_str(), Some(rate), now)
+            .await
     }
 
     /// Counts one registration request from `ip`; refuses it past
@@ -415,7 +418,7 @@ impl Limits {
     ) -> Result<Result<(), Throttled>, StoreError> {
         let Some(ip) = ip else { return Ok(Ok(())) };
         self.rate(
-            &ip_key("rate:register:", ip),
+            ip_key("rate:register:", ip).as_str(),
             self.registrations_per_ip,
             now,
         )
@@ -452,7 +455,7 @@ impl Limits {
         let attempt = PasswordAttempt {
             user: key("fail:user:", &[username.as_bytes()]),
             pair: key("fail:pair:", &[username.as_bytes(), ip_text.as_bytes()]),
-            ip: ip.map(|ip| ip_key("fail:ip:", ip)),
+            ip: ip.map(|ip| ip_key("fail:ip:", ip).as_str().to_owned()),
         };
         let never = u64::MAX;
         let gates = [
@@ -544,30 +547,112 @@ fn key(prefix: &str, parts: &[&[u8]]) -> String {
     key
 }
 
+/// The most bytes of a [`CounterKey`]: the longest prefix, an IPv6 address's 32 hex digits,
+/// two separators and a client id's 64 characters or SHA-256 hex digits.
+const KEY_CAP: usize = 128;
+
+/// The longest client id a counter key holds as it is; a longer one is hashed, so a key's
+/// size never depends on what a client sent.
+const LITERAL_ID_MAX: usize = 64;
+
+/// A counter key of at most [`KEY_CAP`] ASCII bytes, made on the stack: the keys every token,
+/// introspection and revocation request makes cost neither a hash nor an allocation.
+struct CounterKey {
+    len: usize,
+    bytes: [u8; KEY_CAP],
+}
+
+impl CounterKey {
+    fn new(prefix: &str) -> Self {
+        let mut key = Self {
+            len: 0,
+            bytes: [0; KEY_CAP],
+        };
+        key.push(prefix);
+        key
+    }
+
+    /// Appends `part` when it is ASCII and fits; says whether it did.
+    fn push(&mut self, part: &str) -> bool {
+        let end = self.len + part.len();
+        match self.bytes.get_mut(self.len..end) {
+            Some(room) if part.is_ascii() => {
+                room.copy_from_slice(part.as_bytes());
+                self.len = end;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Appends `bytes` as lowercase hex digits, two a byte, as far as they fit.
+    fn push_hex(&mut self, bytes: &[u8]) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        for b in bytes {
+            if let Some([high, low]) = self.bytes.get_mut(self.len..self.len + 2) {
+                *high = DIGITS[usize::from(b >> 4)];
+                *low = DIGITS[usize::from(b & 0xf)];
+                self.len += 2;
+            }
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        // Only ASCII is ever pushed, so the bytes are always UTF-8.
+        self.bytes
+            .get(..self.len)
+            .and_then(|bytes| std::str::from_utf8(bytes).ok())
+            .unwrap_or_default()
+    }
+}
+
+/// An address's octets (4 or 16; none without an address): they name it as well as its text
+/// and cost no formatting.
+fn with_octets<T>(ip: Option<IpAddr>, f: impl FnOnce(&[u8]) -> T) -> T {
+    match ip {
+        Some(IpAddr::V4(ip)) => f(&ip.octets()),
+        Some(IpAddr::V6(ip)) => f(&ip.octets()),
+        None => f(&[]),
+    }
+}
+
+/// The key of a count per client (and per address, when `octets` is given): `prefix`, the
+/// address's octets in hex and `:`, then `=` and the client id itself when it is at most
+/// [`LITERAL_ID_MAX`] printable ASCII characters, else `#` and its SHA-256 in hex. Hex digits
+/// hold no `:` and the two forms start differently, so no two (address, id) pairs share a
+/// key, and a key's size is bounded whatever the id.
+fn client_key(prefix: &str, octets: Option<&[u8]>, client_id: &str) -> CounterKey {
+    let mut key = CounterKey::new(prefix);
+    if let Some(octets) = octets {
+        key.push_hex(octets);
+        key.push(":");
+    }
+    let literal =
+        client_id.len() <= LITERAL_ID_MAX && client_id.bytes().all(|b| (0x20..=0x7E).contains(&b));
+    if !(literal && key.push("=") && key.push(client_id)) {
+        key.len = prefix.len() + octets.map_or(0, |o| 2 * o.len() + 1);
+        key.push("#");
+        key.push_hex(&Sha256::digest(client_id.as_bytes()));
+    }
+    key
+}
+
 /// The key of failed authentications of a client from an address. It counts with the request
 /// rates (not in the failure table password checks need): client secrets are high-entropy, so
 /// this counter protects capacity and the log, and fails open.
-fn client_failure_key(client_id: &str, ip: Option<IpAddr>) -> String {
-    // The address's octets (4 or 16, none without an address): hashed, they name it as well
-    // as its text and cost no formatting on every token request.
-    let (v4, v6);
-    let octets: &[u8] = match ip {
-        Some(IpAddr::V4(ip)) => {
-            v4 = ip.octets();
-            &v4
-        }
-        Some(IpAddr::V6(ip)) => {
-            v6 = ip.octets();
-            &v6
-        }
-        None => &[],
-    };
-    key("rate:client-fail:", &[client_id.as_bytes(), octets])
+fn client_failure_key(client_id: &str, ip: Option<IpAddr>) -> CounterKey {
+    with_octets(ip, |octets| {
+        client_key("rate:client-fail:", Some(octets), client_id)
+    })
 }
 
-/// An address's key: addresses are short and well-formed, so they are kept readable.
-fn ip_key(prefix: &str, ip: IpAddr) -> String {
-    format!("{prefix}{ip}")
+/// An address's key: `prefix` and the address's octets in hex (8 digits for IPv4, 32 for
+/// IPv6, so an IPv4-mapped IPv6 address counts apart from its IPv4 form, as the address the
+/// connection came from).
+fn ip_key(prefix: &str, ip: IpAddr) -> CounterKey {
+    let mut key = CounterKey::new(prefix);
+    with_octets(Some(ip), |octets| key.push_hex(octets));
+    key
 }
 
 fn until(now: UnixTime, at: UnixTime) -> Throttled {
@@ -853,6 +938,87 @@ mod tests {
                 return v;
             }
         }
+    }
+
+    #[test]
+    fn client_failures_refuse_one_client_from_one_address_until_the_window_ends() {
+        let (mut limits, _) = limits();
+        limits.client_auth_failures = Some(Rate {
+            requests: 2,
+            window: 10,
+        });
+        let here: Option<IpAddr> = Some("192.0.2.1".parse().expect("ip"));
+        let there: Option<IpAddr> = Some("2001:db8::1".parse().expect("ip"));
+        let may = |id: &str, ip, t| block(limits.may_authenticate_client(id, ip, UnixTime(t)));
+        for _ in 0..2 {
+            assert_eq!(may("app", here, 0).expect("counted"), Ok(()));
+            block(limits.client_auth_failed("app", here, UnixTime(0))).expect("counted");
+        }
+        assert_eq!(
+            may("app", here, 3).expect("counted"),
+            Err(Throttled { retry_after: 7 })
+        );
+        // Another address, another client, no address: each counts apart.
+        assert_eq!(may("app", there, 3).expect("counted"), Ok(()));
+        assert_eq!(may("other", here, 3).expect("counted"), Ok(()));
+        assert_eq!(may("app", None, 3).expect("counted"), Ok(()));
+        assert_eq!(may("app", here, 10).expect("counted"), Ok(()));
+    }
+
+    #[test]
+    fn client_keys_are_short_for_any_id_and_never_shared() {
+        let v4: Option<IpAddr> = Some("192.0.2.1".parse().expect("ip"));
+        let v6: Option<IpAddr> = Some("2001:db8::1".parse().expect("ip"));
+        assert_eq!(
+            client_failure_key("app", v4).as_str(),
+            "rate:client-fail:c0000201:=app"
+        );
+        assert_eq!(
+            client_failure_key("app", None).as_str(),
+            "rate:client-fail::=app"
+        );
+        assert_eq!(
+            client_key("rate:client:", None, "app").as_str(),
+            "rate:client:=app"
+        );
+        assert_eq!(
+            ip_key("rate:ip:", "192.0.2.1".parse().expect("ip")).as_str(),
+            "rate:ip:c0000201"
+        );
+        // A long or non-ASCII id is hashed: the key's size stays bounded.
+        for id in [
+            "c".repeat(255),
+            "c".repeat(64 * 1024),
+            "\u{e9}t\u{e9}".to_owned(),
+        ] {
+            let key = client_failure_key(&id, v6);
+            let hashed = format!(
+                "rate:client-fail:20010db8000000000000000000000001:#{}",
+                crate::entropy::hex(&Sha256::digest(id.as_bytes()))
+            );
+            assert_eq!(key.as_str(), hashed);
+            assert!(key.as_str().len() <= KEY_CAP);
+        }
+        // The longest literal id with the longest address fits.
+        let longest = "x".repeat(LITERAL_ID_MAX);
+        assert!(
+            client_failure_key(&longest, v6)
+                .as_str()
+                .ends_with(&longest)
+        );
+        // Distinct pairs, distinct keys.
+        let keys: std::collections::HashSet<String> = [
+            client_failure_key("a", v4),
+            client_failure_key("a", v6),
+            client_failure_key("a", None),
+            client_failure_key("b", v4),
+            client_failure_key(&"a".repeat(65), v4),
+            client_failure_key(&"a".repeat(64), v4),
+        ]
+        .iter()
+        .map(|k| k.as_str().to_owned())
+        .collect();
+        assert_eq!(keys.len(), 6);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! bounded so a hostile body costs little.
 
 use crate::error::OAuthError;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// The largest form body or query string the endpoints accept, in bytes.
@@ -29,17 +30,17 @@ impl Params {
                 "request parameters are too large",
             ));
         }
-        if std::str::from_utf8(raw).is_err() {
+        let Ok(text) = std::str::from_utf8(raw) else {
             return Err(OAuthError::invalid_request(
                 "request parameters are not valid UTF-8",
             ));
-        }
+        };
         let mut map = BTreeMap::new();
         let mut repeated: BTreeMap<String, Vec<String>> = BTreeMap::new();
         // Names seen so far, borrowed from `raw` unless they were encoded: at most
         // MAX_PARAMS, so a scan costs less than a set of owned copies.
         let mut seen: Vec<std::borrow::Cow<'_, str>> = Vec::new();
-        for (count, (name, value)) in form_urlencoded::parse(raw).enumerate() {
+        for (count, (name, value)) in pairs(text).enumerate() {
             if count >= MAX_PARAMS {
                 return Err(OAuthError::invalid_request("too many request parameters"));
             }
@@ -112,6 +113,32 @@ impl Params {
     }
 }
 
+/// The name-value pairs of a form body already known to be UTF-8, decoded exactly as
+/// `form_urlencoded::parse` decodes them (empty sequences skipped, the name up to the first
+/// `=`, `+` a space, `%XX` a byte, invalid UTF-8 replaced), but borrowed from `text` when a
+/// part holds neither `+` nor `%`, as the parameters of most requests do.
+fn pairs(text: &str) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    text.split('&')
+        .filter(|sequence| !sequence.is_empty())
+        .map(|sequence| {
+            let (name, value) = sequence.split_once('=').unwrap_or((sequence, ""));
+            (decode(name), decode(value))
+        })
+}
+
+/// One part of a form body: itself unless it holds `+` or `%`.
+fn decode(part: &str) -> Cow<'_, str> {
+    if !part.bytes().any(|b| b == b'+' || b == b'%') {
+        return Cow::Borrowed(part);
+    }
+    let spaced = part.replace('+', " ");
+    let decoded: Vec<u8> = percent_encoding::percent_decode(spaced.as_bytes()).collect();
+    match String::from_utf8(decoded) {
+        Ok(text) => Cow::Owned(text),
+        Err(err) => Cow::Owned(String::from_utf8_lossy(err.as_bytes()).into_owned()),
+    }
+}
+
 /// A parameter name made safe to echo in an `error_description` (RFC 6749 §5.2 limits its
 /// characters to printable ASCII without `"` and `\`).
 pub(crate) fn printable(raw: &str) -> String {
@@ -132,6 +159,29 @@ pub(crate) fn printable_long(raw: &str) -> String {
 mod tests {
     use super::*;
     use crate::error::ErrorCode;
+
+    #[test]
+    fn pairs_decode_as_form_urlencoded_does() {
+        let bodies = [
+            "a=b+c&d=%2Fe",
+            "grant_type=client_credentials&scope=read%20write",
+            "&&a=&=b&c&d==e&f=g=h&",
+            "x=%zz&y=%2&z=%&w=%C3%A9&v=%FF%FE&u=caf\u{e9}",
+            "n%61me=v%61lue&+=+&%2B=%2b",
+            "",
+            "=",
+            "&",
+        ];
+        for body in bodies {
+            let ours: Vec<(String, String)> = pairs(body)
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            let theirs: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
+                .map(|(n, v)| (n.into_owned(), v.into_owned()))
+                .collect();
+            assert_eq!(ours, theirs, "{body}");
+        }
+    }
 
     #[test]
     fn decodes_plus_and_percent() {

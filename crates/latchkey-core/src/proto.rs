@@ -161,6 +161,10 @@ pub struct TokenResponse {
     pub issued_token_type: Option<&'static str>,
 }
 
+/// The bytes a token response's body is given at first: room for an access and a refresh
+/// token, their lifetime, type and a scope of a few words.
+const RESPONSE_CAPACITY: usize = 256;
+
 impl TokenResponse {
     /// The JSON response, with `Cache-Control: no-store` and `Pragma: no-cache`.
     pub fn to_http(&self) -> crate::http::HttpResponse {
@@ -177,20 +181,24 @@ impl TokenResponse {
             #[serde(skip_serializing_if = "Option::is_none")]
             refresh_token: Option<&'a str>,
             #[serde(skip_serializing_if = "Option::is_none")]
-            scope: Option<String>,
+            scope: Option<ScopeText<'a>>,
             token_type: &'static str,
         }
+        use crate::scope::ScopeText;
         let wire = Wire {
             access_token: self.access_token.expose(),
             expires_in: self.expires_in,
             id_token: self.id_token.as_deref(),
             issued_token_type: self.issued_token_type,
             refresh_token: self.refresh_token.as_ref().map(|r| r.expose()),
-            scope: (!self.scope.is_empty()).then(|| self.scope.to_string()),
+            scope: (!self.scope.is_empty()).then_some(ScopeText(&self.scope)),
             token_type: self.token_type.as_str(),
         };
         let body = if self.extra.is_empty() {
-            serde_json::to_vec(&wire)
+            // One buffer the size of a usual answer (two 43-character tokens, a scope), so
+            // the body is written without growing it.
+            let mut body = Vec::with_capacity(RESPONSE_CAPACITY);
+            serde_json::to_writer(&mut body, &wire).map(|()| body)
         } else {
             serde_json::to_value(&wire).and_then(|value| {
                 let serde_json::Value::Object(standard) = value else {
@@ -209,15 +217,7 @@ impl TokenResponse {
             })
         };
         match body {
-            Ok(body) => crate::http::HttpResponse {
-                status: 200,
-                headers: vec![
-                    ("content-type".into(), "application/json".into()),
-                    ("cache-control".into(), "no-store".into()),
-                    ("pragma".into(), "no-cache".into()),
-                ],
-                body,
-            },
+            Ok(body) => crate::http::HttpResponse::json_bytes_no_store(body),
             // Strings and integers always serialize; this arm exists so no path can panic.
             Err(_) => crate::error::OAuthError::server_error().to_response(None),
         }

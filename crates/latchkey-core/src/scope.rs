@@ -121,6 +121,16 @@ pub fn resolve(
     }
 }
 
+/// A scope serialized as its space-separated text (RFC 6749 §3.3), written straight into the
+/// JSON being built instead of through a `String` of its own.
+pub(crate) struct ScopeText<'a>(pub(crate) &'a ScopeSet);
+
+impl serde::Serialize for ScopeText<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

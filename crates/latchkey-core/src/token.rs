@@ -7,7 +7,7 @@
 use crate::attached::Attached;
 use crate::client::{ClientId, GrantType};
 use crate::clock::UnixTime;
-use crate::entropy::{Entropy, random_hex, random_token};
+use crate::entropy::{Entropy, push_hex, random_token};
 use crate::indicator::AudienceSet;
 use crate::oidc::AuthContext;
 use crate::scope::ScopeSet;
@@ -74,8 +74,11 @@ impl FamilyId {
                     Err(_) => NEXT.fetch_add(1, Ordering::Relaxed),
                 };
         }
-        let mut id = format!("{counter:016x}");
-        id.push_str(&random_hex(entropy, 8));
+        let mut random = [0u8; 8];
+        entropy.fill(&mut random);
+        let mut id = String::with_capacity(32);
+        push_hex(&mut id, &counter.to_be_bytes());
+        push_hex(&mut id, &random);
         Self(id)
     }
 }

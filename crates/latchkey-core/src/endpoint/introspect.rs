@@ -32,14 +32,7 @@ where
     U: UserAuthenticator,
 {
     match introspect(p, req).await {
-        Ok(body) => HttpResponse {
-            status: 200,
-            headers: Vec::new(),
-            body,
-        }
-        .with_header("content-type", "application/json")
-        .with_header("cache-control", "no-store")
-        .with_header("pragma", "no-cache"),
+        Ok(body) => HttpResponse::json_bytes_no_store(body),
         Err(err) => super::refused(p, "introspect", err),
     }
 }
@@ -63,7 +56,10 @@ where
         Some(record)
             if record.is_active(now) && (client.introspect || record.client_id == client.id) =>
         {
-            serde_json::to_vec(&Description::of(&record, &p.config().issuer))
+            // Room for the usual description (issuer, client, scope, user, times) at once.
+            let mut body = Vec::with_capacity(384);
+            serde_json::to_writer(&mut body, &Description::of(&record, &p.config().issuer))
+                .map(|()| body)
         }
         _ => Ok(br#"{"active":false}"#.to_vec()),
     };
@@ -107,7 +103,7 @@ struct Description<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     latchkey_binding: Option<BindingMember<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    scope: Option<String>,
+    scope: Option<crate::scope::ScopeText<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     sub: Option<&'a str>,
     token_type: &'static str,
@@ -159,7 +155,7 @@ impl<'a> Description<'a> {
                 ip: &binding.ip,
                 user_agent_sha256: &binding.user_agent,
             }),
-            scope: (!record.scope.is_empty()).then(|| record.scope.to_string()),
+            scope: (!record.scope.is_empty()).then_some(crate::scope::ScopeText(&record.scope)),
             sub: record.subject.as_deref(),
             token_type,
             username: record.username.as_deref(),

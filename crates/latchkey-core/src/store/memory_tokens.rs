@@ -25,7 +25,11 @@ use crate::scope::ScopeSet;
 use crate::token::{Actor, Binding, Confirmation, FamilyId, NewTokens, TokenKind, TokenRecord};
 use hashbrown::HashTable;
 use std::collections::BTreeMap;
-use std::collections::hash_map::RandomState;
+// Shapes and odd family ids are hashed with foldhash, seeded at random per table: a shape's
+// parts come from the store's own records (a client, an authenticated user, a granted scope),
+// so SipHash's stronger resistance to chosen keys would buy nothing for its several times
+// the cost on every token written.
+use hashbrown::DefaultHashBuilder as RandomState;
 use std::hash::BuildHasher;
 use std::sync::Arc;
 
@@ -97,7 +101,7 @@ impl Default for Shapes {
     fn default() -> Self {
         Self {
             tables: (0..SHAPE_SHARDS).map(|_| HashTable::new()).collect(),
-            hasher: RandomState::new(),
+            hasher: RandomState::default(),
         }
     }
 }
