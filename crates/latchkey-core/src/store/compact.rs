@@ -3,6 +3,11 @@
 //! numbers. The memory store and the token log both keep their tokens in it, each with its own
 //! entry type ([`CompactEntry`]).
 //!
+//! A family's tokens are a doubly linked list through the slots (two `u32` beside each
+//! entry), and its table holds one slot per family, the list's head: a refresh family that
+//! keeps thousands of rotated tokens until they expire costs one probe to add, remove or
+//! find a token, not a walk past every token of the family under the same hash.
+//!
 //! Nothing here is boxed per token. A table grows by rehashing itself, which on one table of a
 //! million slots would stall every request for tens of milliseconds; split into [`SHARDS`]
 //! tables, each growth moves 1/256 of the slots. The slab never moves an entry: it adds a
@@ -46,10 +51,15 @@ fn family_shard(key: u64) -> usize {
     (key >> 56) as usize
 }
 
-/// A slab chunk: [`CHUNK`] entries and the bitmap of those that hold a token.
+/// No slot: the end of a family's list.
+const NONE: u32 = u32::MAX;
+
+/// A slab chunk: [`CHUNK`] entries, the bitmap of those that hold a token, and each slot's
+/// neighbours in its family's list (`(previous, next)`, [`NONE`] at the ends).
 struct Chunk<E> {
     entries: Box<[E]>,
     occupied: Box<[u64; WORDS]>,
+    links: Box<[(u32, u32)]>,
 }
 
 impl<E: CompactEntry> Chunk<E> {
@@ -57,6 +67,7 @@ impl<E: CompactEntry> Chunk<E> {
         Self {
             entries: std::iter::repeat_with(E::default).take(CHUNK).collect(),
             occupied: Box::new([0; WORDS]),
+            links: vec![(NONE, NONE); CHUNK].into_boxed_slice(),
         }
     }
 
@@ -80,6 +91,7 @@ pub struct Index<E> {
     used: u32,
     free: Vec<u32>,
     by_digest: Vec<HashTable<u32>>,
+    /// The head slot of each family's list, by family key.
     by_family: Vec<HashTable<u32>>,
     live: usize,
 }
@@ -188,9 +200,11 @@ impl<E: CompactEntry> Index<E> {
             let (old_family, new_family) = (self.entry(slot).family_key(), entry.family_key());
             if old_family != new_family {
                 self.unlink_family(slot, old_family);
-                self.link_family(slot, new_family);
             }
             let old = std::mem::replace(self.entry_mut(slot), entry);
+            if old_family != new_family {
+                self.link_family(slot, new_family);
+            }
             return (slot, Some(old));
         }
         let slot = match self.free.pop() {
@@ -215,17 +229,55 @@ impl<E: CompactEntry> Index<E> {
         (slot, None)
     }
 
-    fn link_family(&mut self, slot: u32, family: u64) {
-        let chunks = &self.chunks;
-        self.by_family[family_shard(family)].insert_unique(family, slot, |&s| {
-            chunks[s as usize / CHUNK].entries[s as usize % CHUNK].family_key()
-        });
+    fn links(&self, slot: u32) -> (u32, u32) {
+        self.chunks[slot as usize / CHUNK].links[slot as usize % CHUNK]
     }
 
-    fn unlink_family(&mut self, slot: u32, family: u64) {
-        if let Ok(found) = self.by_family[family_shard(family)].find_entry(family, |&s| s == slot) {
-            found.remove();
+    fn links_mut(&mut self, slot: u32) -> &mut (u32, u32) {
+        &mut self.chunks[slot as usize / CHUNK].links[slot as usize % CHUNK]
+    }
+
+    /// Puts `slot` at the head of its family's list (the entry in it must already have the
+    /// family key `family`).
+    fn link_family(&mut self, slot: u32, family: u64) {
+        let chunks = &self.chunks;
+        let key_of = |s: u32| chunks[s as usize / CHUNK].entries[s as usize % CHUNK].family_key();
+        let head = match self.by_family[family_shard(family)]
+            .find_mut(family, |&s| key_of(s) == family)
+        {
+            Some(head) => std::mem::replace(head, slot),
+            None => {
+                self.by_family[family_shard(family)].insert_unique(family, slot, |&s| key_of(s));
+                NONE
+            }
+        };
+        *self.links_mut(slot) = (NONE, head);
+        if head != NONE {
+            self.links_mut(head).0 = slot;
         }
+    }
+
+    /// Takes `slot` out of the list of family `family` (the key its entry has now).
+    fn unlink_family(&mut self, slot: u32, family: u64) {
+        let (previous, next) = self.links(slot);
+        if previous == NONE {
+            // The head: the table points at the next one, or forgets the family.
+            if let Ok(found) =
+                self.by_family[family_shard(family)].find_entry(family, |&s| s == slot)
+            {
+                if next == NONE {
+                    found.remove();
+                } else {
+                    *found.into_mut() = next;
+                }
+            }
+        } else {
+            self.links_mut(previous).1 = next;
+        }
+        if next != NONE {
+            self.links_mut(next).0 = previous;
+        }
+        *self.links_mut(slot) = (NONE, NONE);
     }
 
     /// Forgets the token in `slot` and returns it.
@@ -253,16 +305,21 @@ impl<E: CompactEntry> Index<E> {
         entry
     }
 
-    /// The slots of the tokens whose family key is `family`.
+    /// The slots of the tokens whose family key is `family`, newest first.
     pub fn family(&self, family: u64) -> Vec<u32> {
         let chunks = &self.chunks;
-        self.by_family[family_shard(family)]
-            .iter_hash(family)
-            .copied()
-            .filter(|&s| {
+        let mut out = Vec::new();
+        let mut at = self.by_family[family_shard(family)]
+            .find(family, |&s| {
                 chunks[s as usize / CHUNK].entries[s as usize % CHUNK].family_key() == family
             })
-            .collect()
+            .copied()
+            .unwrap_or(NONE);
+        while at != NONE {
+            out.push(at);
+            at = self.links(at).1;
+        }
+        out
     }
 
     /// The slots of the tokens `pick` selects, among every indexed token. Scans the slab:
@@ -389,5 +446,55 @@ mod tests {
             .map(|s| index.select_shard(s, |_| true).len())
             .sum();
         assert_eq!(in_shard, CHUNK + 10);
+    }
+
+    /// Random inserts, replacements (moving a token to another family) and removals against
+    /// a plain model: every family's list holds exactly the model's tokens, whichever of its
+    /// head, middle or tail went.
+    #[test]
+    fn family_lists_match_a_model_through_random_changes() {
+        use std::collections::{BTreeMap, BTreeSet};
+        let mut index = Index::new();
+        // digest byte -> family
+        let mut model: BTreeMap<u8, u64> = BTreeMap::new();
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let n = (next() % 251) as u8;
+            // Few families (and two with the same shard), so lists grow long.
+            let family = [1u64, 2, 3, 1 << 56 | 1][(next() % 4) as usize];
+            match next() % 3 {
+                0 | 1 => {
+                    index.insert(entry(n, family));
+                    model.insert(n, family);
+                }
+                _ => {
+                    if let Some(slot) = index.find(&entry(n, 0).digest) {
+                        index.remove(slot);
+                    }
+                    model.remove(&n);
+                }
+            }
+        }
+        assert_eq!(index.len(), model.len());
+        for family in [1u64, 2, 3, 1 << 56 | 1, 99] {
+            let listed: BTreeSet<[u8; 32]> = index
+                .family(family)
+                .into_iter()
+                .map(|slot| index.entry(slot).digest)
+                .collect();
+            let expected: BTreeSet<[u8; 32]> = model
+                .iter()
+                .filter(|&(_, &f)| f == family)
+                .map(|(&n, _)| entry(n, 0).digest)
+                .collect();
+            assert_eq!(listed, expected, "family {family}");
+            assert_eq!(index.family(family).len(), expected.len(), "no slot twice");
+        }
     }
 }
