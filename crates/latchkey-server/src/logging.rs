@@ -171,11 +171,13 @@ pub(crate) struct Members<'a, W: ?Sized> {
 
 impl<W: std::fmt::Write + ?Sized> Members<'_, W> {
     fn key(&mut self, name: &str) -> std::fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.out.write_char(',')?;
+        if std::mem::take(&mut self.first) {
+            self.out.write_char('"')?;
+        } else {
+            self.out.write_str(",\"")?;
         }
-        write_json_str(self.out, name)?;
-        self.out.write_char(':')
+        Escaped(&mut *self.out).write_str(name)?;
+        self.out.write_str("\":")
     }
 
     /// A string: `"name":"value"`, escaped.
@@ -196,23 +198,15 @@ impl<W: std::fmt::Write + ?Sized> Members<'_, W> {
     pub(crate) fn ip(&mut self, name: &str, ip: std::net::IpAddr) -> std::fmt::Result {
         match ip {
             std::net::IpAddr::V4(v4) => {
-                self.key(name)?;
                 // Four decimal octets and dots need no escaping.
-                let mut text = [0u8; 15];
-                let mut len = 0;
+                self.key(name)?;
+                self.out.write_char('"')?;
                 for (i, octet) in v4.octets().into_iter().enumerate() {
                     if i > 0 {
-                        text[len] = b'.';
-                        len += 1;
+                        self.out.write_char('.')?;
                     }
-                    let mut digits = itoa::Buffer::new();
-                    let digits = digits.format(octet).as_bytes();
-                    text[len..len + digits.len()].copy_from_slice(digits);
-                    len += digits.len();
+                    self.out.write_str(itoa::Buffer::new().format(octet))?;
                 }
-                self.out.write_char('"')?;
-                self.out
-                    .write_str(std::str::from_utf8(&text[..len]).map_err(|_| std::fmt::Error)?)?;
                 self.out.write_char('"')
             }
             std::net::IpAddr::V6(_) => self.debug(name, &tracing::field::display(ip)),
@@ -300,27 +294,63 @@ struct Escaped<'a, W: std::fmt::Write + ?Sized>(&'a mut W);
 
 impl<W: std::fmt::Write + ?Sized> std::fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let mut plain = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        loop {
+            let end = start + plain_prefix(bytes.get(start..).unwrap_or_default());
+            // `end` is at a byte that needs escaping, all ASCII, or at the end: a boundary.
+            let run = s.get(start..end).ok_or(std::fmt::Error)?;
+            if !run.is_empty() {
+                self.0.write_str(run)?;
             }
-            plain = i + 1;
+            let Some(&b) = bytes.get(end) else {
+                return Ok(());
+            };
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{b:04x}")?,
+            }
+            start = end + 1;
         }
-        self.0.write_str(&s[plain..])
     }
+}
+
+/// Whether `b` must be escaped inside a JSON string: a quote, a backslash or a control.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// How many bytes at the start of `bytes` need no escaping, checked eight at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` that is zero (exact for the lowest such byte; a
+    // borrow may mark bytes above it, which the lowest set bit ignores).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20 (bytes from 0x80 up keep their high bit in `x` and are not
+        // marked), quotes and backslashes.
+        let found = (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&b| needs_escape(b))
+        .unwrap_or(rest.len())
 }
 
 /// Writes `at` as RFC 3339 UTC with microseconds, `2026-12-03T13:55:01.123456Z`. The date and
@@ -664,6 +694,51 @@ mod tests {
         assert_eq!(out, r#""a\"b\\c\nd\u0001é""#);
         let back: String = serde_json::from_str(&out).expect("test");
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
+    }
+
+    /// Escapes byte by byte, as JSON strings are escaped here.
+    fn escaped_slowly(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escaping_eight_bytes_at_a_time_finds_every_byte_to_escape() {
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}', 'é', '€', ' ', '!', '#', '[',
+        ];
+        // Every special character at every position of strings up to 20 characters, alone
+        // and after another special one.
+        for len in 0..20 {
+            for at in 0..len {
+                for &c in &specials {
+                    for &d in &specials {
+                        let letters = "abcdefghijklmnopqrstuvwxyz";
+                        let s = format!("{}{c}{}{d}", &letters[..at], &letters[at..len]);
+                        let mut out = String::new();
+                        Escaped(&mut out).write_str(&s).expect("test");
+                        assert_eq!(out, escaped_slowly(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+        for b in 0u8..0x80 {
+            let s = format!("0123456789{}abcdef", b as char);
+            let mut out = String::new();
+            Escaped(&mut out).write_str(&s).expect("test");
+            assert_eq!(out, escaped_slowly(&s), "{b:#x}");
+        }
     }
 
     /// A `Write` into a shared buffer, to read what the writer thread wrote.
