@@ -8,7 +8,9 @@
 //! `level`, `fields`, `target`, `span`) by copying the span's already-formatted fields and
 //! reusing the date part of the timestamp within a second; [`Batched`] gathers the lines of a
 //! burst and writes them with one `write` from one wake-up of its thread, and never makes a
-//! request wait for a slow or stalled output.
+//! request wait for a slow or stalled output. The two lines of every token request (the
+//! `token_issued` audit line and the access line) skip the `tracing` event altogether when the
+//! subscriber allows it (`logging::direct`).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -31,7 +33,8 @@ pub(crate) mod direct;
 ///
 /// Made with [`JsonLines::direct`], it also carries the queue that the server's two lines per
 /// token request (the `token_issued` audit line and the access line) are written to without a
-/// `tracing` event ([`direct`]); `JsonLines::default()` formats every line from its event.
+/// `tracing` event (module `logging::direct`); `JsonLines::default()` formats every line from
+/// its event.
 #[derive(Clone, Debug, Default)]
 pub struct JsonLines {
     direct: Option<Batched>,
@@ -39,7 +42,7 @@ pub struct JsonLines {
 
 impl JsonLines {
     /// The format whose hot lines go straight into `queue`, the writer of the same subscriber,
-    /// in the same shape, after the same filter (see [`direct`]). Use it only when this
+    /// in the same shape, after the same filter (see `logging::direct`). Use it only when this
     /// subscriber's output is the only consumer of events: a layer that records events (the
     /// OTLP export, which adds them to spans) would not see those lines.
     pub fn direct(queue: Batched) -> Self {
