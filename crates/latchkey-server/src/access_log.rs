@@ -186,11 +186,57 @@ impl Entry {
             .as_ref()
             .and_then(|v| v.to_str().ok())
             .unwrap_or("");
-        let client_ip = self.client_ip.map(tracing::field::display);
+        write_line(
+            self.method,
+            self.route.as_str(),
+            status,
+            duration_us,
+            request_id,
+            self.client_ip,
+        );
+    }
+}
+
+/// Logs one access line: straight into the log queue when the subscriber takes lines that way
+/// (`crate::logging::direct`), else as the `info!` event below, with the same fields in the
+/// same order.
+pub(crate) fn write_line(
+    method: &str,
+    route: &str,
+    status: u16,
+    duration_us: u64,
+    request_id: &str,
+    client_ip: Option<IpAddr>,
+) {
+    let line = crate::logging::direct::callsite!(
+        TARGET,
+        tracing::Level::INFO,
+        [
+            "method",
+            "route",
+            "status",
+            "duration_us",
+            "request_id",
+            "client_ip"
+        ]
+    );
+    let written = crate::logging::direct::write(line, |m| {
+        m.str("method", method)?;
+        m.str("route", route)?;
+        m.u64("status", u64::from(status))?;
+        m.u64("duration_us", duration_us)?;
+        m.str("request_id", request_id)?;
+        match client_ip {
+            Some(ip) => m.ip("client_ip", ip),
+            None => Ok(()),
+        }
+    });
+    if !written {
+        let client_ip = client_ip.map(tracing::field::display);
         tracing::info!(
             target: TARGET,
-            method = self.method,
-            route = self.route.as_str(),
+            method,
+            route,
             status,
             duration_us,
             request_id,
@@ -283,7 +329,7 @@ mod tests {
         let lines = lines.clone();
         tracing_subscriber::fmt()
             .fmt_fields(crate::logging::JsonSpanFields)
-            .event_format(crate::logging::JsonLines)
+            .event_format(crate::logging::JsonLines::default())
             .with_writer(move || lines.clone())
             .finish()
     }

@@ -8,7 +8,9 @@
 //! `level`, `fields`, `target`, `span`) by copying the span's already-formatted fields and
 //! reusing the date part of the timestamp within a second; [`Batched`] gathers the lines of a
 //! burst and writes them with one `write` from one wake-up of its thread, and never makes a
-//! request wait for a slow or stalled output.
+//! request wait for a slow or stalled output. The two lines of every token request (the
+//! `token_issued` audit line and the access line) skip the `tracing` event altogether when the
+//! subscriber allows it (`logging::direct`).
 
 use std::fmt::Write as _;
 use std::io::Write;
@@ -22,12 +24,33 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormattedFields, MakeWriter};
 use tracing_subscriber::registry::LookupSpan;
 
+pub(crate) mod direct;
+
 /// One JSON object per line, in the shape of `tracing-subscriber`'s JSON format with the
 /// current span only: `{"timestamp":…,"level":…,"fields":{…},"target":…,"span":{…,"name":…}}`.
 /// Use it with [`JsonSpanFields`] as the field formatter, which stores each span's fields as
 /// JSON text that this format copies as it is.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct JsonLines;
+///
+/// Made with [`JsonLines::direct`], it also carries the queue that the server's two lines per
+/// token request (the `token_issued` audit line and the access line) are written to without a
+/// `tracing` event (module `logging::direct`); `JsonLines::default()` formats every line from
+/// its event.
+#[derive(Clone, Debug, Default)]
+pub struct JsonLines {
+    direct: Option<Batched>,
+}
+
+impl JsonLines {
+    /// The format whose hot lines go straight into `queue`, the writer of the same subscriber,
+    /// in the same shape, after the same filter (see `logging::direct`). Use it only when this
+    /// subscriber's output is the only consumer of events: a layer that records events (the
+    /// OTLP export, which adds them to spans) would not see those lines.
+    pub fn direct(queue: Batched) -> Self {
+        Self {
+            direct: Some(queue),
+        }
+    }
+}
 
 impl<S> FormatEvent<S, JsonSpanFields> for JsonLines
 where
@@ -40,30 +63,52 @@ where
         event: &Event<'_>,
     ) -> std::fmt::Result {
         let meta = event.metadata();
-        writer.write_str("{\"timestamp\":\"")?;
-        write_timestamp(&mut writer, SystemTime::now())?;
-        write!(writer, "\",\"level\":\"{}\",\"fields\":{{", meta.level())?;
+        write_head(&mut writer, meta.level(), SystemTime::now())?;
         write_members(&mut writer, event, true)?;
-        writer.write_str("},\"target\":")?;
-        write_json_str(&mut writer, meta.target())?;
-        if let Some(span) = ctx.lookup_current() {
-            writer.write_str(",\"span\":{")?;
-            let extensions = span.extensions();
-            let recorded = extensions
-                .get::<FormattedFields<JsonSpanFields>>()
-                .map(|f| f.fields.as_str())
-                .and_then(|f| f.strip_prefix('{')?.strip_suffix('}'))
-                .unwrap_or("");
-            if !recorded.is_empty() {
-                writer.write_str(recorded)?;
-                writer.write_char(',')?;
-            }
-            writer.write_str("\"name\":")?;
-            write_json_str(&mut writer, span.name())?;
-            writer.write_char('}')?;
-        }
-        writer.write_str("}\n")
+        write_tail(&mut writer, meta.target(), ctx.lookup_current().as_ref())
     }
+}
+
+/// Writes the start of a line up to the fields' first member:
+/// `{"timestamp":"…","level":"INFO","fields":{`.
+fn write_head(
+    out: &mut impl std::fmt::Write,
+    level: &tracing::Level,
+    at: SystemTime,
+) -> std::fmt::Result {
+    out.write_str("{\"timestamp\":\"")?;
+    write_timestamp(out, at)?;
+    out.write_str("\",\"level\":\"")?;
+    out.write_str(level.as_str())?;
+    out.write_str("\",\"fields\":{")
+}
+
+/// Writes the end of a line after the fields' last member: the target, the span `span` (the
+/// current one) with its recorded fields and name, and the newline.
+fn write_tail<'a, R: LookupSpan<'a>>(
+    out: &mut impl std::fmt::Write,
+    target: &str,
+    span: Option<&tracing_subscriber::registry::SpanRef<'a, R>>,
+) -> std::fmt::Result {
+    out.write_str("},\"target\":")?;
+    write_json_str(out, target)?;
+    if let Some(span) = span {
+        out.write_str(",\"span\":{")?;
+        let extensions = span.extensions();
+        let recorded = extensions
+            .get::<FormattedFields<JsonSpanFields>>()
+            .map(|f| f.fields.as_str())
+            .and_then(|f| f.strip_prefix('{')?.strip_suffix('}'))
+            .unwrap_or("");
+        if !recorded.is_empty() {
+            out.write_str(recorded)?;
+            out.write_char(',')?;
+        }
+        out.write_str("\"name\":")?;
+        write_json_str(out, span.name())?;
+        out.write_char('}')?;
+    }
+    out.write_str("}\n")
 }
 
 /// Formats a span's fields once, when the span is made, as a JSON object (`{"method":"POST",…}`)
@@ -111,74 +156,137 @@ fn write_members(
     first: bool,
 ) -> std::fmt::Result {
     let mut visitor = JsonVisitor {
-        out: writer,
-        first,
+        members: Members { out: writer, first },
         result: Ok(()),
     };
     fields.record(&mut visitor);
     visitor.result
 }
 
-/// Writes an event's fields as JSON members, `message` included.
-struct JsonVisitor<'a, 'w> {
-    out: &'a mut Writer<'w>,
+/// Writes JSON object members, `"name":value`, separated by commas: the one place that says
+/// how each kind of field value looks in a line, for the fields of events and spans
+/// ([`JsonVisitor`]) and for the lines written without an event ([`direct`]).
+pub(crate) struct Members<'a, W: ?Sized> {
+    out: &'a mut W,
+    /// No member has been written yet.
     first: bool,
+}
+
+impl<W: std::fmt::Write + ?Sized> Members<'_, W> {
+    fn key(&mut self, name: &str) -> std::fmt::Result {
+        if std::mem::take(&mut self.first) {
+            self.out.write_char('"')?;
+        } else {
+            self.out.write_str(",\"")?;
+        }
+        Escaped(&mut *self.out).write_str(name)?;
+        self.out.write_str("\":")
+    }
+
+    /// A string: `"name":"value"`, escaped.
+    pub(crate) fn str(&mut self, name: &str, value: &str) -> std::fmt::Result {
+        self.key(name)?;
+        write_json_str(self.out, value)
+    }
+
+    /// A `Display` or `Debug` value (`%value`, `?value`): its text as a JSON string.
+    pub(crate) fn debug(&mut self, name: &str, value: &dyn std::fmt::Debug) -> std::fmt::Result {
+        self.key(name)?;
+        self.out.write_char('"')?;
+        write!(Escaped(self.out), "{value:?}")?;
+        self.out.write_char('"')
+    }
+
+    /// An address, as `%ip` would be written: `"name":"192.0.2.1"`.
+    pub(crate) fn ip(&mut self, name: &str, ip: std::net::IpAddr) -> std::fmt::Result {
+        match ip {
+            std::net::IpAddr::V4(v4) => {
+                // Four decimal octets and dots need no escaping.
+                self.key(name)?;
+                self.out.write_char('"')?;
+                for (i, octet) in v4.octets().into_iter().enumerate() {
+                    if i > 0 {
+                        self.out.write_char('.')?;
+                    }
+                    self.out.write_str(itoa::Buffer::new().format(octet))?;
+                }
+                self.out.write_char('"')
+            }
+            std::net::IpAddr::V6(_) => self.debug(name, &tracing::field::display(ip)),
+        }
+    }
+
+    /// An unsigned integer.
+    pub(crate) fn u64(&mut self, name: &str, value: u64) -> std::fmt::Result {
+        self.key(name)?;
+        self.out.write_str(itoa::Buffer::new().format(value))
+    }
+
+    /// A signed integer.
+    fn i64(&mut self, name: &str, value: i64) -> std::fmt::Result {
+        self.key(name)?;
+        self.out.write_str(itoa::Buffer::new().format(value))
+    }
+
+    /// `true` or `false`.
+    pub(crate) fn bool(&mut self, name: &str, value: bool) -> std::fmt::Result {
+        self.key(name)?;
+        self.out.write_str(if value { "true" } else { "false" })
+    }
+
+    /// A float; JSON has no NaN or infinity, so those become strings.
+    fn f64(&mut self, name: &str, value: f64) -> std::fmt::Result {
+        self.key(name)?;
+        if value.is_finite() {
+            write!(self.out, "{value}")
+        } else {
+            write!(self.out, "\"{value}\"")
+        }
+    }
+}
+
+/// Writes an event's or a span's fields as JSON members, `message` included.
+struct JsonVisitor<'a, 'w> {
+    members: Members<'a, Writer<'w>>,
     result: std::fmt::Result,
 }
 
 impl JsonVisitor<'_, '_> {
-    fn key(&mut self, field: &Field) -> std::fmt::Result {
-        if !std::mem::take(&mut self.first) {
-            self.out.write_char(',')?;
-        }
-        write_json_str(self.out, field.name())?;
-        self.out.write_char(':')
-    }
-
-    fn member(&mut self, field: &Field, value: impl FnOnce(&mut Writer<'_>) -> std::fmt::Result) {
+    fn member(&mut self, write: impl FnOnce(&mut Members<'_, Writer<'_>>) -> std::fmt::Result) {
         if self.result.is_ok() {
-            self.result = self.key(field).and_then(|()| value(self.out));
+            self.result = write(&mut self.members);
         }
     }
 }
 
 impl Visit for JsonVisitor<'_, '_> {
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.member(field, |out| write_json_str(out, value));
+        self.member(|m| m.str(field.name(), value));
     }
 
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(|m| m.bool(field.name(), value));
     }
 
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(|m| m.u64(field.name(), value));
     }
 
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.member(field, |out| write!(out, "{value}"));
+        self.member(|m| m.i64(field.name(), value));
     }
 
     fn record_f64(&mut self, field: &Field, value: f64) {
-        // JSON has no NaN or infinity; those become strings.
-        if value.is_finite() {
-            self.member(field, |out| write!(out, "{value}"));
-        } else {
-            self.member(field, |out| write!(out, "\"{value}\""));
-        }
+        self.member(|m| m.f64(field.name(), value));
     }
 
     fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-        self.member(field, |out| {
-            out.write_char('"')?;
-            write!(Escaped(out), "{value:?}")?;
-            out.write_char('"')
-        });
+        self.member(|m| m.debug(field.name(), value));
     }
 }
 
 /// Writes `value` as a JSON string.
-fn write_json_str(out: &mut impl std::fmt::Write, value: &str) -> std::fmt::Result {
+fn write_json_str(out: &mut (impl std::fmt::Write + ?Sized), value: &str) -> std::fmt::Result {
     out.write_char('"')?;
     Escaped(out).write_str(value)?;
     out.write_char('"')
@@ -189,45 +297,94 @@ struct Escaped<'a, W: std::fmt::Write + ?Sized>(&'a mut W);
 
 impl<W: std::fmt::Write + ?Sized> std::fmt::Write for Escaped<'_, W> {
     fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let mut plain = 0;
-        for (i, b) in s.bytes().enumerate() {
-            let escape = match b {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            self.0.write_str(&s[plain..i])?;
-            if escape.is_empty() {
-                write!(self.0, "\\u{b:04x}")?;
-            } else {
-                self.0.write_str(escape)?;
+        let bytes = s.as_bytes();
+        let mut start = 0;
+        loop {
+            let end = start + plain_prefix(bytes.get(start..).unwrap_or_default());
+            // `end` is at a byte that needs escaping, all ASCII, or at the end: a boundary.
+            let run = s.get(start..end).ok_or(std::fmt::Error)?;
+            if !run.is_empty() {
+                self.0.write_str(run)?;
             }
-            plain = i + 1;
+            let Some(&b) = bytes.get(end) else {
+                return Ok(());
+            };
+            match b {
+                b'"' => self.0.write_str("\\\"")?,
+                b'\\' => self.0.write_str("\\\\")?,
+                b'\n' => self.0.write_str("\\n")?,
+                b'\r' => self.0.write_str("\\r")?,
+                b'\t' => self.0.write_str("\\t")?,
+                _ => write!(self.0, "\\u{b:04x}")?,
+            }
+            start = end + 1;
         }
-        self.0.write_str(&s[plain..])
     }
+}
+
+/// Whether `b` must be escaped inside a JSON string: a quote, a backslash or a control.
+fn needs_escape(b: u8) -> bool {
+    b < 0x20 || b == b'"' || b == b'\\'
+}
+
+/// How many bytes at the start of `bytes` need no escaping, checked eight at a time.
+fn plain_prefix(bytes: &[u8]) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    // The high bit of each byte of `x` that is zero (exact for the lowest such byte; a
+    // borrow may mark bytes above it, which the lowest set bit ignores).
+    let zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let mut word = [0; 8];
+        word.copy_from_slice(chunk);
+        let x = u64::from_le_bytes(word);
+        // Bytes below 0x20 (bytes from 0x80 up keep their high bit in `x` and are not
+        // marked), quotes and backslashes.
+        let found = (x.wrapping_sub(ONES * 0x20) & !x & HIGH)
+            | zero(x ^ (ONES * u64::from(b'"')))
+            | zero(x ^ (ONES * u64::from(b'\\')));
+        if found != 0 {
+            return at + (found.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let rest = bytes.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&b| needs_escape(b))
+        .unwrap_or(rest.len())
 }
 
 /// Writes `at` as RFC 3339 UTC with microseconds, `2026-12-03T13:55:01.123456Z`. The date and
 /// time of day are formatted once per second per thread.
-fn write_timestamp(out: &mut impl std::fmt::Write, at: SystemTime) -> std::fmt::Result {
+fn write_timestamp(out: &mut (impl std::fmt::Write + ?Sized), at: SystemTime) -> std::fmt::Result {
     thread_local! {
         static SECOND: std::cell::Cell<(u64, [u8; 19])> = const { std::cell::Cell::new((u64::MAX, [0; 19])) };
     }
     let since = at.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
-    let (cached, mut text) = SECOND.get();
-    if cached != secs {
-        text = civil(secs);
-        SECOND.set((secs, text));
+    let (cached, second) = SECOND.get();
+    let mut text = *b"0000-00-00T00:00:00.000000Z";
+    if cached == secs {
+        text[..19].copy_from_slice(&second);
+    } else {
+        let second = civil(secs);
+        SECOND.set((secs, second));
+        text[..19].copy_from_slice(&second);
     }
-    // `civil` writes ASCII digits and separators only.
-    out.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)?;
-    write!(out, ".{:06}Z", since.subsec_micros())
+    put_digits(&mut text[20..26], u64::from(since.subsec_micros()));
+    // `civil` and `put_digits` write ASCII digits and separators only.
+    out.write_str(std::str::from_utf8(&text).map_err(|_| std::fmt::Error)?)
+}
+
+/// Writes `value` into `text` as decimal digits, zero-padded to its length.
+fn put_digits(text: &mut [u8], mut value: u64) {
+    for digit in text.iter_mut().rev() {
+        // A digit: `value % 10` is below 10.
+        *digit = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
 }
 
 /// `YYYY-MM-DDTHH:MM:SS` of a Unix time in seconds (Howard Hinnant's `civil_from_days`).
@@ -244,19 +401,12 @@ fn civil(secs: u64) -> [u8; 19] {
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + u64::from(month <= 2);
     let mut text = *b"0000-00-00T00:00:00";
-    let mut put = |at: usize, width: usize, mut value: u64| {
-        for i in (at..at + width).rev() {
-            // A digit: `value % 10` is below 10.
-            text[i] = b'0' + (value % 10) as u8;
-            value /= 10;
-        }
-    };
-    put(0, 4, year);
-    put(5, 2, month);
-    put(8, 2, day);
-    put(11, 2, rem / 3600);
-    put(14, 2, rem / 60 % 60);
-    put(17, 2, rem % 60);
+    put_digits(&mut text[0..4], year);
+    put_digits(&mut text[5..7], month);
+    put_digits(&mut text[8..10], day);
+    put_digits(&mut text[11..13], rem / 3600);
+    put_digits(&mut text[14..16], rem / 60 % 60);
+    put_digits(&mut text[17..19], rem % 60);
     text
 }
 
@@ -277,6 +427,11 @@ const AUDIT_WAIT: Duration = Duration::from_millis(250);
 
 /// The target of audit lines (see `audit.rs`).
 const AUDIT_TARGET: &str = "latchkey::audit";
+
+/// Whether a line of `target` is an audit line, which has room of its own in the queue.
+fn is_audit(target: &str) -> bool {
+    target == AUDIT_TARGET
+}
 
 /// A log writer for the fmt subscriber that appends each line to a queue and lets one
 /// background thread write the queue out: one wake-up and one `write` per burst of lines
@@ -505,7 +660,7 @@ impl<'a> MakeWriter<'a> for Batched {
     fn make_writer_for(&'a self, meta: &tracing::Metadata<'_>) -> Self::Writer {
         BatchedLine {
             writer: self,
-            audit: meta.target() == AUDIT_TARGET,
+            audit: is_audit(meta.target()),
         }
     }
 }
@@ -544,6 +699,51 @@ mod tests {
         assert_eq!(back, "a\"b\\c\nd\u{1}é");
     }
 
+    /// Escapes byte by byte, as JSON strings are escaped here.
+    fn escaped_slowly(s: &str) -> String {
+        let mut out = String::new();
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+                c => out.push(c),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn escaping_eight_bytes_at_a_time_finds_every_byte_to_escape() {
+        let specials = [
+            '"', '\\', '\n', '\r', '\t', '\u{0}', '\u{1f}', '\u{7f}', 'é', '€', ' ', '!', '#', '[',
+        ];
+        // Every special character at every position of strings up to 20 characters, alone
+        // and after another special one.
+        for len in 0..20 {
+            for at in 0..len {
+                for &c in &specials {
+                    for &d in &specials {
+                        let letters = "abcdefghijklmnopqrstuvwxyz";
+                        let s = format!("{}{c}{}{d}", &letters[..at], &letters[at..len]);
+                        let mut out = String::new();
+                        Escaped(&mut out).write_str(&s).expect("test");
+                        assert_eq!(out, escaped_slowly(&s), "{s:?}");
+                    }
+                }
+            }
+        }
+        for b in 0u8..0x80 {
+            let s = format!("0123456789{}abcdef", b as char);
+            let mut out = String::new();
+            Escaped(&mut out).write_str(&s).expect("test");
+            assert_eq!(out, escaped_slowly(&s), "{b:#x}");
+        }
+    }
+
     /// A `Write` into a shared buffer, to read what the writer thread wrote.
     #[derive(Clone, Default)]
     struct Sink(Arc<Mutex<Vec<u8>>>);
@@ -564,7 +764,7 @@ mod tests {
         let (writer, guard) = Batched::new(sink.clone(), true).expect("test");
         let subscriber = fmt()
             .fmt_fields(JsonSpanFields)
-            .event_format(JsonLines)
+            .event_format(JsonLines::default())
             .with_writer(writer)
             .finish();
         tracing::subscriber::with_default(subscriber, || {
@@ -685,7 +885,7 @@ mod tests {
         let (writer, guard) = Batched::new(stalled, true).expect("test");
         let subscriber = fmt()
             .fmt_fields(JsonSpanFields)
-            .event_format(JsonLines)
+            .event_format(JsonLines::default())
             .with_writer(writer)
             .finish();
         let (done, finished) = std::sync::mpsc::channel();

@@ -175,7 +175,7 @@ fn init_logging(
         &Default::default()
     };
     // Checked before anything is installed, so a bad setting is reported plainly.
-    otlp.traces_url()?;
+    let exporting = otlp.traces_url()?.is_some();
     let json = match settings.log.format {
         LogFormat::Json => true,
         LogFormat::Text => false,
@@ -192,8 +192,16 @@ fn init_logging(
     } else {
         None
     };
+    // The hot lines skip `tracing`'s event path when nothing but this output needs their
+    // events: the span exporter records events on spans.
+    let mut format = JsonLines::default();
     let (writer, guard) = match batched {
-        Some((writer, guard)) => (BoxMakeWriter::new(writer), Some(guard)),
+        Some((writer, guard)) => {
+            if !exporting {
+                format = JsonLines::direct(writer.clone());
+            }
+            (BoxMakeWriter::new(writer), Some(guard))
+        }
         None => (BoxMakeWriter::new(std::io::stderr), None),
     };
     let builder = tracing_subscriber::fmt()
@@ -202,7 +210,7 @@ fn init_logging(
     let traces = if json {
         let subscriber = builder
             .fmt_fields(JsonSpanFields)
-            .event_format(JsonLines)
+            .event_format(format)
             .finish();
         let (layer, traces) = latchkey_server::telemetry::layer(otlp)?.unzip();
         subscriber.with(layer).init();
