@@ -1,5 +1,5 @@
 //! Prometheus metrics: the recorder, the `/metrics` route, and what counts requests and
-//! times them by route and status ([`Tracked`], used by the layers around the endpoints).
+//! times them by route and status (`Tracked`, used by the layers around the endpoints).
 //!
 //! Series (labels never carry a token, a user name or raw client input: routes are the
 //! router's patterns, error codes come from the RFC's fixed list):

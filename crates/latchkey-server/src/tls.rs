@@ -175,7 +175,7 @@ pub struct Transport {
 /// Paths that stay reachable over plain HTTP: probes and scrapes carry no credentials.
 const PLAIN_HTTP_PATHS: &[&str] = &["/healthz", "/readyz", "/metrics"];
 
-/// Middleware: [`admit`] as an axum `from_fn` layer (the admin listener's).
+/// Middleware: `admit` as an axum `from_fn` layer (the admin listener's).
 pub async fn enforce(
     State(policy): State<Arc<Transport>>,
     mut req: Request,
