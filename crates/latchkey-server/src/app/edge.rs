@@ -9,8 +9,8 @@
 //! second router inside the first; BENCHMARKS.md has the instruction counts.
 //!
 //! From the outside in, a request meets:
-//! 1. its request id: an incoming `x-request-id` is kept, else a random one is set, so
-//!    that every access line has one ([`App`]);
+//! 1. its request id: a short, printable incoming `x-request-id` is kept, else a random one
+//!    is set, so that every access line has one ([`super::middleware::set_request_id`]);
 //! 2. the access line (`log.access`), outside the panic capture so that the line of a
 //!    request whose handler panicked is written too ([`crate::access_log`]);
 //! 3. the panic capture: a panic while handling is answered 500, never a dropped connection;
@@ -24,7 +24,7 @@
 //! 10. CORS on the paths browsers call ([`cors_path`]), when origins are configured;
 //! 11. the router.
 
-use super::middleware::{RandomRequestId, X_REQUEST_ID, log_server_error, request_span};
+use super::middleware::{X_REQUEST_ID, log_server_error, request_span, set_request_id};
 use crate::access_log::{AccessLog, AccessLogFuture, AccessLogLayer};
 use crate::client_documents::ClientDocuments;
 use crate::metrics::Tracked;
@@ -103,15 +103,6 @@ impl App {
     }
 }
 
-/// Sets a random request id on a request that comes without one.
-fn set_request_id(req: &mut Request<Body>) {
-    if let header::Entry::Vacant(slot) = req.headers_mut().entry(&X_REQUEST_ID)
-        && let Some(id) = RandomRequestId::header_value()
-    {
-        slot.insert(id);
-    }
-}
-
 impl Service<Request<Body>> for App {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -125,7 +116,7 @@ impl Service<Request<Body>> for App {
     }
 
     fn call(&mut self, mut req: Request<Body>) -> Self::Future {
-        set_request_id(&mut req);
+        set_request_id(req.headers_mut());
         match &mut self.inner {
             Outer::Logged(inner) => AppFuture::Logged {
                 inner: inner.call(req),

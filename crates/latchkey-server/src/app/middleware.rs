@@ -3,22 +3,40 @@
 
 use axum::http::{HeaderName, HeaderValue};
 use latchkey_core::entropy::OsEntropy;
-use tower_http::request_id::{MakeRequestId, RequestId};
 
 /// The request id header: kept from the request, else set, and echoed in the response.
 pub(super) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming `x-request-id` kept as the request's id.
+const MAX_REQUEST_ID: usize = 128;
+
+/// Gives a request the id it is traced by, on every listener: an incoming `x-request-id` (a
+/// proxy's or the client's) is kept when it is at most [`MAX_REQUEST_ID`] visible ASCII
+/// characters; any other value, or none, is replaced by a random one. The id goes into
+/// every log line of the request and back in the response, so one a client chose must be
+/// short and printable.
+pub(super) fn set_request_id(headers: &mut axum::http::HeaderMap) {
+    let acceptable = headers.get(&X_REQUEST_ID).is_some_and(|id| {
+        id.len() <= MAX_REQUEST_ID && id.as_bytes().iter().all(|b| (0x21..=0x7e).contains(b))
+    });
+    if acceptable {
+        return;
+    }
+    match RandomRequestId::header_value() {
+        Some(id) => {
+            headers.insert(&X_REQUEST_ID, id);
+        }
+        None => {
+            headers.remove(&X_REQUEST_ID);
+        }
+    }
+}
 
 /// Request ids for requests that come without an `x-request-id`: random UUIDs (version 4)
 /// from the pooled OS generator. `tower-http`'s `MakeRequestUuid` asks the OS for 16 bytes
 /// on every request, one system call each.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct RandomRequestId;
-
-impl MakeRequestId for RandomRequestId {
-    fn make_request_id<B>(&mut self, _request: &axum::http::Request<B>) -> Option<RequestId> {
-        Self::header_value().map(RequestId::new)
-    }
-}
 
 impl RandomRequestId {
     /// A new id, as the header's value.
@@ -156,17 +174,48 @@ pub(super) fn log_server_error(status: axum::http::StatusCode) {
 
 #[cfg(test)]
 mod tests {
-    use super::RandomRequestId;
-    use tower_http::request_id::MakeRequestId as _;
+    use super::{MAX_REQUEST_ID, RandomRequestId, X_REQUEST_ID, set_request_id};
+    use axum::http::{HeaderMap, HeaderValue};
+
+    fn id_after(incoming: Option<&[u8]>) -> String {
+        let mut headers = HeaderMap::new();
+        if let Some(incoming) = incoming {
+            headers.insert(
+                &X_REQUEST_ID,
+                HeaderValue::from_bytes(incoming).expect("a header value"),
+            );
+        }
+        set_request_id(&mut headers);
+        let ids: Vec<_> = headers.get_all(&X_REQUEST_ID).iter().collect();
+        assert_eq!(ids.len(), 1);
+        ids[0].to_str().expect("ASCII").to_owned()
+    }
+
+    #[test]
+    fn an_incoming_id_is_kept_only_when_short_and_printable() {
+        assert_eq!(id_after(Some(b"req-7")), "req-7");
+        let longest = "a".repeat(MAX_REQUEST_ID);
+        assert_eq!(id_after(Some(longest.as_bytes())), longest);
+        // Too long, with a space, with a tab, with a byte past ASCII, or missing: a random id.
+        for bad in [
+            "a".repeat(MAX_REQUEST_ID + 1).into_bytes(),
+            b"two words".to_vec(),
+            b"tab\there".to_vec(),
+            b"caf\xc3\xa9".to_vec(),
+        ] {
+            let id = id_after(Some(&bad));
+            assert_ne!(id.as_bytes(), &bad[..]);
+            assert_eq!(id.len(), 36, "{id}");
+        }
+        assert_eq!(id_after(None).len(), 36);
+    }
 
     #[test]
     fn request_ids_are_distinct_version_4_uuids() {
-        let request = axum::http::Request::new(());
-        let mut make = RandomRequestId;
         let ids: std::collections::BTreeSet<String> = (0..1000)
             .map(|_| {
-                let id = make.make_request_id(&request).expect("an id");
-                id.header_value().to_str().expect("ASCII").to_owned()
+                let id = RandomRequestId::header_value().expect("an id");
+                id.to_str().expect("ASCII").to_owned()
             })
             .collect();
         assert_eq!(ids.len(), 1000);

@@ -2,18 +2,16 @@
 //! shutdown.
 
 use super::keys::oauth1_key;
-use super::middleware::{RandomRequestId, RequestSpanLayer};
+use super::middleware::{RequestSpanLayer, set_request_id};
 use super::routes::{Surroundings, service_with_oauth1};
 use super::state::{build_oauth1, build_provider, build_ui, open_counters};
 use crate::serve::ServeLimits;
 use crate::settings::Settings;
 use crate::store::AnyStore;
 use crate::tls::{Certificates, Transport};
-use axum::http::HeaderName;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-use tower_http::request_id::SetRequestIdLayer;
 
 /// Serves the application on `listener` until `shutdown` resolves, then drains in-flight
 /// requests and closes the store.
@@ -148,9 +146,11 @@ pub async fn run(
                         provider.config().trusted_proxies.clone(),
                     )
                 })))
-                .layer(SetRequestIdLayer::new(
-                    HeaderName::from_static("x-request-id"),
-                    RandomRequestId,
+                .layer(tower::util::MapRequestLayer::new(
+                    |mut req: axum::extract::Request| {
+                        set_request_id(req.headers_mut());
+                        req
+                    },
                 ));
             println!("latchkey admin API on {scheme}://{admin_local}");
             tracing::info!(%admin_local, "admin API listening");
